@@ -1,0 +1,394 @@
+/**
+ * Runtime schemas (zod) for every message body, and the static types derived from them.
+ * Objects are strict: an unknown field is MALFORMED, because signed bytes must be exactly what
+ * the signer meant. Every string, array and number has a bound (TIGER_STYLE: limits on everything).
+ */
+import { z } from 'zod';
+import { ERROR_CODE_LIST } from './errors.ts';
+
+export const Hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 32 bytes as 64 lowercase hex chars');
+export const PublicKeyHex = Hex32;
+export const SignatureHex = z.string().regex(/^[0-9a-f]{128}$/, 'expected 64 bytes as 128 lowercase hex chars');
+/** Request ids and challenges: at least 128 random bits. */
+export const Nonce128 = z.string().regex(/^[0-9a-f]{32,64}$/, 'expected 16..32 bytes as lowercase hex');
+export const RequestId = Nonce128;
+export const Challenge = Nonce128;
+export const Name = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1..64 chars of [A-Za-z0-9._-]');
+export const TimeMs = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
+export const AmountMinor = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
+export const SignedAmountMinor = z.int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER);
+export const Currency = z.string().regex(/^[A-Z]{3}$/, 'expected an ISO 4217 code');
+export const Counter = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
+export const ErrorCodeSchema = z.enum(ERROR_CODE_LIST as [string, ...string[]]);
+export const TerminalKind = z.enum(['vending', 'gate', 'pos']);
+export const Text = z.string().max(200);
+
+/** The wire envelope around every signed body. */
+export function signedEnvelope<T extends string, B extends z.ZodType>(type: T, body: B) {
+  return z.strictObject({ v: z.literal(1), type: z.literal(type), body, sig: SignatureHex });
+}
+
+// ---------- identities (seed 001 certificate authority, seed 002 licenses) ----------
+
+export const TerminalCertificateBody = z.strictObject({
+  serial: Nonce128,
+  terminalId: Name,
+  kind: TerminalKind,
+  merchantId: Name,
+  publicKey: PublicKeyHex,
+  notBefore: TimeMs,
+  notAfter: TimeMs,
+  issuerKey: PublicKeyHex,
+});
+
+export const WalletLicenseBody = z.strictObject({
+  serial: Nonce128,
+  wallet: PublicKeyHex,
+  issuerKey: PublicKeyHex,
+  notBefore: TimeMs,
+  notAfter: TimeMs,
+  /** The holder is at least this old (0 = not attested). */
+  ageOver: z.int().min(0).max(150),
+  groups: z.array(Name).max(16),
+  offlineLimitMinor: AmountMinor,
+  currency: Currency,
+});
+
+export const TerminalCertificate = signedEnvelope('terminal.certificate', TerminalCertificateBody);
+export const WalletLicense = signedEnvelope('wallet.license', WalletLicenseBody);
+
+// ---------- purchase: offer → wallet authorization → settlement request → result ----------
+
+export const LineItem = z.strictObject({
+  sku: Name,
+  qty: z.int().min(1).max(1000),
+  unitMinor: AmountMinor,
+});
+export const LineItems = z.array(LineItem).max(64);
+
+export const OfferPurpose = z.enum(['purchase', 'fare', 'ticket', 'topup', 'transfer', 'entry']);
+
+/** Terminal → wallet over NFC, with a fresh challenge (seed 004 claim 8). */
+export const PurchaseOfferBody = z.strictObject({
+  terminalId: Name,
+  merchantId: Name,
+  purpose: OfferPurpose,
+  challenge: Challenge,
+  amountMinor: AmountMinor,
+  currency: Currency,
+  lines: LineItems,
+  linesDigest: Hex32,
+  time: TimeMs,
+  terminalCert: TerminalCertificate,
+});
+export const PurchaseOffer = signedEnvelope('purchase.offer', PurchaseOfferBody);
+
+/** Wallet → terminal: seed 002's SKU(y, IdS, Rs, Ts) plus a per-wallet counter. */
+export const WalletAuthorizationBody = z.strictObject({
+  wallet: PublicKeyHex,
+  terminalId: Name,
+  merchantId: Name,
+  purpose: OfferPurpose,
+  challenge: Challenge,
+  amountMinor: AmountMinor,
+  currency: Currency,
+  linesDigest: Hex32,
+  time: TimeMs,
+  counter: Counter,
+});
+export const WalletAuthorization = signedEnvelope('wallet.authorization', WalletAuthorizationBody);
+
+/** Gate-signed entry record written to the wallet (seed 004 claim 11). */
+export const GateAdmissionBody = z.strictObject({
+  recordId: Nonce128,
+  wallet: PublicKeyHex,
+  terminalId: Name,
+  station: Name,
+  time: TimeMs,
+  /** Set when the entry was made with a ticket instead of pay-as-you-go. */
+  ticketId: Nonce128.optional(),
+});
+export const GateAdmission = signedEnvelope('gate.admission', GateAdmissionBody);
+
+/** Hub-signed ticket stored in the wallet (seed 004 claims 15–18). */
+export const TicketBody = z.strictObject({
+  ticketId: Nonce128,
+  wallet: PublicKeyHex,
+  product: Name,
+  stations: z.array(Name).max(64),
+  validFrom: TimeMs,
+  validUntil: TimeMs,
+  issuedAt: TimeMs,
+  hubKey: PublicKeyHex,
+});
+export const Ticket = signedEnvelope('ticket', TicketBody);
+
+/** Wallet-signed cancellation inside a cancellation window (seed 004 claim 13). */
+export const CancellationBody = z.strictObject({
+  originalRequestId: RequestId,
+  wallet: PublicKeyHex,
+  time: TimeMs,
+  challenge: Challenge,
+});
+export const Cancellation = signedEnvelope('cancellation', CancellationBody);
+
+/** Wallet-signed transfer to another wallet (seed 001 figs. 8–9). */
+export const TransferBody = z.strictObject({
+  from: PublicKeyHex,
+  to: PublicKeyHex,
+  amountMinor: AmountMinor,
+  currency: Currency,
+  time: TimeMs,
+  counter: Counter,
+  challenge: Challenge,
+});
+export const Transfer = signedEnvelope('transfer', TransferBody);
+
+/** Wallet-signed history/balance query (seed 004 claims 3, 5). */
+export const HistoryQueryBody = z.strictObject({
+  wallet: PublicKeyHex,
+  time: TimeMs,
+  challenge: Challenge,
+  limit: z.int().min(0).max(100),
+});
+export const HistoryQuery = signedEnvelope('history.query', HistoryQueryBody);
+
+/** Card number sealed to the card authorizer's X25519 key; hub and terminals never see it. */
+export const SealedCard = z.strictObject({
+  ephemeralPublicKey: Hex32,
+  nonce: z.string().regex(/^[0-9a-f]{24}$/),
+  ciphertext: z.string().regex(/^(?:[0-9a-f]{2}){17,256}$/),
+});
+
+const WalletOpFields = {
+  authorization: WalletAuthorization,
+  license: WalletLicense,
+};
+
+export const SettlementOp = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('purchase'), ...WalletOpFields, lines: LineItems }),
+  z.strictObject({
+    type: z.literal('fare'),
+    ...WalletOpFields,
+    /** Null when the wallet carries no entry record: the maximum fare applies. */
+    entry: GateAdmission.nullable(),
+    exitStation: Name,
+    exitTime: TimeMs,
+  }),
+  z.strictObject({ type: z.literal('ticket.sale'), ...WalletOpFields, product: Name }),
+  z.strictObject({ type: z.literal('ticket.use'), ticket: Ticket, station: Name, usedAt: TimeMs }),
+  z.strictObject({ type: z.literal('cancel'), cancellation: Cancellation }),
+  z.strictObject({
+    type: z.literal('topup'),
+    wallet: PublicKeyHex,
+    amountMinor: AmountMinor,
+    currency: Currency,
+    method: z.enum(['cash', 'card']),
+    operatorId: Name.optional(),
+    sealedCard: SealedCard.optional(),
+  }),
+  z.strictObject({ type: z.literal('transfer'), transfer: Transfer }),
+  z.strictObject({ type: z.literal('history'), query: HistoryQuery }),
+]);
+
+/** Terminal-signed request to the hub (seed 003 first signature). */
+export const SettlementRequestBody = z.strictObject({
+  requestId: RequestId,
+  terminalId: Name,
+  time: TimeMs,
+  /** Decided by the terminal without the hub (offline or a gate's local decision). */
+  offline: z.boolean(),
+  op: SettlementOp,
+});
+export const SettlementRequest = signedEnvelope('settlement.request', SettlementRequestBody);
+
+/** Hub-signed balance statement; a gate trusts it for its local risk decision. */
+export const StatementEntry = z.strictObject({
+  requestId: RequestId,
+  kind: Name,
+  amountMinor: SignedAmountMinor,
+  time: TimeMs,
+  counterparty: Name.optional(),
+});
+export const BalanceStatementBody = z.strictObject({
+  wallet: PublicKeyHex,
+  balanceMinor: SignedAmountMinor,
+  currency: Currency,
+  asOf: TimeMs,
+  entries: z.array(StatementEntry).max(100),
+  hubKey: PublicKeyHex,
+});
+export const BalanceStatement = signedEnvelope('balance.statement', BalanceStatementBody);
+
+/** Hub-signed answer to a settlement request (seed 003 second/third signatures). */
+export const SettlementResultBody = z.strictObject({
+  requestId: RequestId,
+  terminalId: Name,
+  status: z.enum(['approved', 'declined']),
+  /** Present iff declined. */
+  code: ErrorCodeSchema.optional(),
+  /** seed 004 claim 24: approval is sent only once the payer's withdrawal is durable. */
+  withdrawal: z.enum(['complete', 'none']),
+  amountMinor: AmountMinor,
+  currency: Currency,
+  time: TimeMs,
+  /** End of the cancellation window when the money is held (seed 004 claim 13). */
+  holdUntil: TimeMs.optional(),
+  statement: BalanceStatement.optional(),
+  ticket: Ticket.optional(),
+  hubKey: PublicKeyHex,
+});
+export const SettlementResult = signedEnvelope('settlement.result', SettlementResultBody);
+
+/** Terminal-signed completion receipt (seed 003 fourth signature). */
+export const CompletionReceiptBody = z.strictObject({
+  requestId: RequestId,
+  terminalId: Name,
+  outcome: z.enum(['dispensed', 'passed', 'delivered', 'failed']),
+  time: TimeMs,
+  reason: Text.optional(),
+});
+export const CompletionReceipt = signedEnvelope('completion.receipt', CompletionReceiptBody);
+
+/** Hub-signed error for a request that could not be read far enough to answer with a result. */
+export const ErrorMessageBody = z.strictObject({
+  requestId: RequestId.optional(),
+  code: ErrorCodeSchema,
+  message: Text,
+  time: TimeMs,
+  hubKey: PublicKeyHex,
+});
+export const ErrorMessage = signedEnvelope('error', ErrorMessageBody);
+
+// ---------- retained hub announcements ----------
+
+export const BlocklistBody = z.strictObject({
+  version: Counter,
+  wallets: z.array(PublicKeyHex).max(100_000),
+  time: TimeMs,
+  hubKey: PublicKeyHex,
+});
+export const Blocklist = signedEnvelope('announce.blocklist', BlocklistBody);
+
+export const Restriction = z.strictObject({
+  minAge: z.int().min(0).max(150).optional(),
+  groupsAny: z.array(Name).max(16).optional(),
+  groupsNone: z.array(Name).max(16).optional(),
+});
+export const Article = z.strictObject({
+  sku: Name,
+  name: Text,
+  priceMinor: AmountMinor,
+  currency: Currency,
+  cancelWindowMs: z.int().min(0).max(30 * 24 * 3600_000).optional(),
+  restriction: Restriction.optional(),
+  slot: z.int().min(0).max(255).optional(),
+});
+export const CatalogBody = z.strictObject({
+  merchantId: Name,
+  version: Counter,
+  articles: z.array(Article).max(1000),
+  time: TimeMs,
+  hubKey: PublicKeyHex,
+});
+export const Catalog = signedEnvelope('announce.catalog', CatalogBody);
+
+export const FareTableSchema = z.strictObject({
+  currency: Currency,
+  /** station id → zone number */
+  stations: z.record(Name, z.int().min(0).max(99)),
+  baseFareMinor: AmountMinor,
+  perZoneMinor: AmountMinor,
+  maxFareMinor: AmountMinor,
+  /** An entry older than this is stale: the maximum fare applies. */
+  maxTripMs: z.int().min(60_000).max(48 * 3600_000),
+  /** Local time = UTC + offset, for time-of-day bands. */
+  utcOffsetMinutes: z.int().min(-14 * 60).max(14 * 60),
+  timeBands: z
+    .array(z.strictObject({ fromMinute: z.int().min(0).max(1439), toMinute: z.int().min(1).max(1440), percent: z.int().min(0).max(1000) }))
+    .max(24),
+});
+export const FaresBody = z.strictObject({
+  version: Counter,
+  table: FareTableSchema,
+  time: TimeMs,
+  hubKey: PublicKeyHex,
+});
+export const Fares = signedEnvelope('announce.fares', FaresBody);
+
+export const KeysBody = z.strictObject({
+  version: Counter,
+  hubKeys: z.array(z.strictObject({ publicKey: PublicKeyHex, notBefore: TimeMs, notAfter: TimeMs })).min(1).max(8),
+  issuerKeys: z.array(PublicKeyHex).max(8),
+  revokedTerminals: z.array(Name).max(10_000),
+  time: TimeMs,
+  hubKey: PublicKeyHex,
+});
+export const Keys = signedEnvelope('announce.keys', KeysBody);
+
+/** Terminal presence (Sparkplug-style): `seq` grows per connection so a late will can't mark a live terminal dead. */
+export const Presence = z.strictObject({
+  v: z.literal(1),
+  terminalId: Name,
+  state: z.enum(['online', 'offline']),
+  seq: Counter,
+  time: TimeMs,
+});
+
+// ---------- registry ----------
+
+export const MESSAGE_SCHEMAS = {
+  'terminal.certificate': TerminalCertificate,
+  'wallet.license': WalletLicense,
+  'purchase.offer': PurchaseOffer,
+  'wallet.authorization': WalletAuthorization,
+  'gate.admission': GateAdmission,
+  ticket: Ticket,
+  cancellation: Cancellation,
+  transfer: Transfer,
+  'history.query': HistoryQuery,
+  'settlement.request': SettlementRequest,
+  'settlement.result': SettlementResult,
+  'balance.statement': BalanceStatement,
+  'completion.receipt': CompletionReceipt,
+  error: ErrorMessage,
+  'announce.blocklist': Blocklist,
+  'announce.catalog': Catalog,
+  'announce.fares': Fares,
+  'announce.keys': Keys,
+} as const;
+
+export type MessageType = keyof typeof MESSAGE_SCHEMAS;
+export const MESSAGE_TYPES = Object.keys(MESSAGE_SCHEMAS) as MessageType[];
+export type Envelope<T extends MessageType> = z.infer<(typeof MESSAGE_SCHEMAS)[T]>;
+export type Body<T extends MessageType> = Envelope<T>['body'];
+
+/** Upper bound on the encoded size of each message type, checked before parsing. */
+export const MAX_BYTES: Record<MessageType, number> = {
+  'terminal.certificate': 1024,
+  'wallet.license': 2048,
+  'purchase.offer': 8 * 1024,
+  'wallet.authorization': 1024,
+  'gate.admission': 1024,
+  ticket: 8 * 1024,
+  cancellation: 1024,
+  transfer: 1024,
+  'history.query': 1024,
+  'settlement.request': 16 * 1024,
+  'settlement.result': 32 * 1024,
+  'balance.statement': 24 * 1024,
+  'completion.receipt': 1024,
+  error: 1024,
+  'announce.blocklist': 8 * 1024 * 1024,
+  'announce.catalog': 512 * 1024,
+  'announce.fares': 64 * 1024,
+  'announce.keys': 512 * 1024,
+};
+export const MAX_MESSAGE_BYTES = Math.max(...Object.values(MAX_BYTES));
+
+export type LineItemT = z.infer<typeof LineItem>;
+export type ArticleT = z.infer<typeof Article>;
+export type FareTable = z.infer<typeof FareTableSchema>;
+export type SettlementOpT = z.infer<typeof SettlementOp>;
+export type PresenceT = z.infer<typeof Presence>;
+export type RestrictionT = z.infer<typeof Restriction>;
