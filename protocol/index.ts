@@ -11,3 +11,4 @@ export * from './wallet-auth.ts';
 export * from './topics.ts';
 export * from './fares.ts';
 export * from './sealed-card.ts';
+export * from './connect-token.ts';
