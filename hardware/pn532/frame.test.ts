@@ -51,7 +51,7 @@ describe('PN532 frame codec (UM0701-02 §6.2.1)', () => {
   it('reports a bad DCS as corrupt and still finds the next good frame', () => {
     const p = new FrameParser();
     const bad = encodeInformationFrame(TFI_PN532_TO_HOST, Uint8Array.of(0x41, 0x00, 0x90, 0x00));
-    bad[bad.length - 2] ^= 0xff;
+    bad[bad.length - 2] = bad[bad.length - 2]! ^ 0xff;
     const events = p.push(Uint8Array.from([...bad, ...ACK_FRAME]));
     expect(events[0]).toEqual({ kind: 'corrupt', reason: 'dcs' });
     expect(events.at(-1)).toEqual({ kind: 'ack' });

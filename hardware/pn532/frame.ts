@@ -137,7 +137,7 @@ export class FrameParser {
       return { kind: 'corrupt', reason: 'lcs' };
     }
     if (lenByte === 0) {
-      this.consume(4);
+      this.consume(2);
       return { kind: 'corrupt', reason: 'length' };
     }
     // 00 FF LEN LCS TFI data... DCS
@@ -159,7 +159,7 @@ export class FrameParser {
     }
     const len = (lenM << 8) | lenL;
     if (len === 0 || len > MAX_EXTENDED_FRAME_LENGTH) {
-      this.consume(7);
+      this.consume(2);
       return { kind: 'corrupt', reason: 'length' };
     }
     const total = 7 + len + 1;

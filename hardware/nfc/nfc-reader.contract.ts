@@ -1,0 +1,130 @@
+// One contract for every NfcReader: the PN532 driver on the emulator and the simulated reader.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { decodeMessage, checkAuthorization } from '../../protocol/index.ts';
+import { isHardwareError } from '../errors.ts';
+import { WalletCard } from '../wallet-apdu/wallet-card.ts';
+import type { NfcReader } from './nfc-reader.ts';
+import type { ContactlessCard } from '../../simulators/wallet/contactless-card.ts';
+import { createWalletWorld, type WalletWorld } from '../../simulators/wallet/wallet-world.ts';
+
+export type NfcReaderHarness = {
+  reader: NfcReader;
+  tap(card: ContactlessCard): void;
+  remove(): void;
+  /** The card leaves the field as the next APDU is sent. */
+  pullOnNextTransmit(): void;
+  close(): Promise<void>;
+};
+
+export function describeNfcReaderContract(name: string, makeHarness: () => Promise<NfcReaderHarness>, options: { skip?: boolean } = {}): void {
+  describe.skipIf(options.skip === true)(`NfcReader contract: ${name}`, () => {
+    let h: NfcReaderHarness;
+    let world: WalletWorld;
+
+    beforeEach(async () => {
+      h = await makeHarness();
+      world = createWalletWorld();
+    });
+    afterEach(async () => {
+      await h.close();
+    });
+
+    it('starts a session on tap and runs a full purchase authorization', async () => {
+      const wallet = world.newWallet();
+      const waiting = h.reader.waitForCard();
+      h.tap(wallet);
+      const session = await waiting;
+      expect(session.uid).toEqual(wallet.uid);
+      const card = new WalletCard(session);
+      expect(await card.select()).toEqual({ appletVersion: 1 });
+      const license = decodeMessage(await card.getLicense(), 'wallet.license');
+      expect(license.ok && license.value.body.wallet).toBe(wallet.publicKeyHex);
+      const offer = world.offerBytes(350, [{ sku: 'coffee', qty: 1, unitMinor: 350 }]);
+      expect(offer.length).toBeGreaterThan(600); // needs command chaining
+      const result = await card.authorize(offer);
+      expect(result.kind).toBe('authorized');
+      if (result.kind !== 'authorized') return;
+      const auth = decodeMessage(result.authorizationBytes, 'wallet.authorization');
+      const parsedOffer = decodeMessage(offer, 'purchase.offer');
+      expect(auth.ok && parsedOffer.ok && checkAuthorization(auth.value, parsedOffer.value.body)).toEqual({ ok: true });
+      await session.release();
+      expect(session.active).toBe(false);
+    });
+
+    it('stores, reads and deletes records, including ones longer than a response APDU', async () => {
+      h.tap(world.newWallet());
+      const card = new WalletCard(await h.reader.waitForCard());
+      await card.select();
+      const ticket = new Uint8Array(700).map((_, i) => i & 0xff);
+      const ticketId = await card.storeRecord('Ticket', ticket);
+      const admissionId = await card.storeRecord('Admission', Uint8Array.of(1, 2, 3), { replace: true });
+      expect(await card.storeRecord('Admission', Uint8Array.of(4), { replace: true })).not.toBe(admissionId);
+      expect((await card.readRecords('Admission')).map((r) => r.bytes)).toEqual([Uint8Array.of(4)]);
+      const all = await card.readRecords();
+      expect(all.find((r) => r.id === ticketId)).toEqual({ kind: 'Ticket', id: ticketId, bytes: ticket });
+      expect(await card.deleteRecord(ticketId as number)).toBe(true);
+      expect(await card.deleteRecord(ticketId as number)).toBe(false);
+    });
+
+    it('returns the declined outcome for a bad offer instead of throwing', async () => {
+      h.tap(world.newWallet());
+      const card = new WalletCard(await h.reader.waitForCard());
+      await card.select();
+      const other = createWalletWorld(); // a terminal certified by an untrusted hub
+      expect(await card.authorize(other.offerBytes(100))).toEqual({ kind: 'declined', code: 'UNKNOWN_ISSUER' });
+    });
+
+    it('gives one session per tap: a card left on the reader is not tapped twice', async () => {
+      const wallet = world.newWallet();
+      h.tap(wallet);
+      const first = await h.reader.waitForCard();
+      await first.release();
+      const ac = new AbortController();
+      const second = h.reader.waitForCard(ac.signal);
+      const outcome = await Promise.race([second.then(() => 'session'), new Promise((r) => setTimeout(() => r('none'), 300))]);
+      expect(outcome).toBe('none');
+      h.remove();
+      await new Promise((r) => setTimeout(r, 150));
+      h.tap(wallet);
+      const again = await second;
+      expect(again.active).toBe(true);
+      await again.release();
+    });
+
+    it('rejects waitForCard when aborted', async () => {
+      const ac = new AbortController();
+      const waiting = h.reader.waitForCard(ac.signal);
+      ac.abort(new Error('stop'));
+      await expect(waiting).rejects.toThrow('stop');
+    });
+
+    it('fails with NFC_CARD_REMOVED when the card is pulled mid-exchange, and the next tap works', async () => {
+      const wallet = world.newWallet();
+      h.tap(wallet);
+      const session = await h.reader.waitForCard();
+      const card = new WalletCard(session);
+      await card.select();
+      h.pullOnNextTransmit();
+      const err = await card.authorize(world.offerBytes(100)).catch((e: unknown) => e);
+      expect(isHardwareError(err, 'NFC_CARD_REMOVED')).toBe(true);
+      expect(session.active).toBe(false);
+      expect(wallet.signed).toHaveLength(0); // the chain never completed: nothing was signed
+      await session.release();
+      h.tap(wallet);
+      const next = new WalletCard(await h.reader.waitForCard());
+      await next.select();
+      expect((await next.authorize(world.offerBytes(100))).kind).toBe('authorized');
+    });
+
+    it('answers 6A82 to a SELECT of a card without the applet', async () => {
+      const foreign: ContactlessCard = {
+        uid: Uint8Array.of(1, 2, 3, 4),
+        powerOn: () => undefined,
+        processApdu: async () => Uint8Array.of(0x6a, 0x82),
+      };
+      h.tap(foreign);
+      const err = await new WalletCard(await h.reader.waitForCard()).select().catch((e: unknown) => e);
+      expect(isHardwareError(err, 'WALLET_STATUS') && err.status).toBe(0x6a82);
+    });
+  });
+}

@@ -1,0 +1,291 @@
+// PN532 driver over `serialport` in HSU mode (UART, 115200 8N1), NXP UM0701-02.
+// Adapter: the only file of the NFC stack that imports serialport.
+import { EventEmitter } from 'node:events';
+import { SerialPort } from 'serialport';
+import { HardwareError, isHardwareError } from '../errors.ts';
+import { ACK_FRAME, FrameParser, HSU_WAKEUP_PREAMBLE, NACK_FRAME, TFI_HOST_TO_PN532, TFI_PN532_TO_HOST, encodeInformationFrame, type ParseEvent } from './frame.ts';
+import { BRTY_106_TYPE_A, Command, RfConfigItem, parseFirmwareVersion, parseInListPassiveTarget, type FirmwareVersion, type TargetA } from './commands.ts';
+
+export type Pn532DriverOptions = {
+  path: string;
+  baudRate?: number;
+  /** §6.2.1.3: the PN532 acknowledges within a few ms; beyond this we retry the command. */
+  ackTimeoutMs?: number;
+  /** Bounded command retries when no ACK comes (a lost frame on the line). */
+  commandRetries?: number;
+  /** Default wait for a response after the ACK. */
+  responseTimeoutMs?: number;
+  /** Bounded NACKs per response when a frame arrives corrupted. */
+  nackRetries?: number;
+  /** Pause between reconnection attempts after the adapter disappears. */
+  reconnectIntervalMs?: number;
+  /** §7.3.1 MxRtyPassiveActivation: 0x00..0xFE tries per InListPassiveTarget (0xFF = forever). */
+  passiveActivationRetries?: number;
+  /** §7.3.1 item 0x02 fRetryTimeout code n: the PN532 gives up on a silent card after 100 µs × 2^(n−1). */
+  cardTimeoutCode?: number;
+};
+
+type Waiter = { resolve: (ev: ParseEvent | undefined) => void; timer: ReturnType<typeof setTimeout> };
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Serialized command/response over one serial port. Reconnects on its own when the adapter is
+ * unplugged and plugged back; while disconnected, commands fail fast with NFC_DISCONNECTED.
+ * Events: 'connected', 'disconnected' (with the cause).
+ */
+export class Pn532Driver extends EventEmitter {
+  readonly path: string;
+  private readonly opts: Required<Omit<Pn532DriverOptions, 'path'>>;
+  private port: SerialPort | undefined;
+  private readonly parser = new FrameParser();
+  private inbox: ParseEvent[] = [];
+  private waiter: Waiter | undefined;
+  private lock: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private connectedFlag = false;
+  private needsWakeup = true;
+  private reconnecting: Promise<void> | undefined;
+  private configuring = false;
+
+  constructor(options: Pn532DriverOptions) {
+    super();
+    if (!options.path) throw new TypeError('options.path is required');
+    this.path = options.path;
+    this.opts = {
+      baudRate: options.baudRate ?? 115_200,
+      ackTimeoutMs: options.ackTimeoutMs ?? 50,
+      commandRetries: options.commandRetries ?? 3,
+      responseTimeoutMs: options.responseTimeoutMs ?? 1000,
+      nackRetries: options.nackRetries ?? 3,
+      reconnectIntervalMs: options.reconnectIntervalMs ?? 250,
+      passiveActivationRetries: options.passiveActivationRetries ?? 0x01,
+      cardTimeoutCode: options.cardTimeoutCode ?? 0x0a,
+    };
+  }
+
+  get connected(): boolean {
+    return this.connectedFlag;
+  }
+
+  /** Open the port and configure the PN532. Rejects if the first connection fails. */
+  async open(): Promise<void> {
+    await this.connectOnce();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.failWaiter();
+    const port = this.port;
+    this.port = undefined;
+    this.connectedFlag = false;
+    if (port?.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
+  }
+
+  async getFirmwareVersion(): Promise<FirmwareVersion> {
+    return parseFirmwareVersion(await this.command(Command.GetFirmwareVersion, new Uint8Array(0)));
+  }
+
+  /** §7.2.10 SAMConfiguration: normal mode (no SAM), timeout 1 s, IRQ used. */
+  async samConfiguration(): Promise<void> {
+    await this.command(Command.SAMConfiguration, Uint8Array.of(0x01, 0x14, 0x01));
+  }
+
+  /** §7.3.1 item 0x05 MaxRetries: MxRtyATR, MxRtyPSL, MxRtyPassiveActivation. */
+  async setMaxRetries(atr: number, psl: number, passiveActivation: number): Promise<void> {
+    await this.command(Command.RFConfiguration, Uint8Array.of(RfConfigItem.MaxRetries, atr, psl, passiveActivation));
+  }
+
+  /** §7.3.1 item 0x02 various timings: RFU, fATR_RES_Timeout, fRetryTimeout (codes, 100 µs × 2^(n−1)). */
+  async setTimeouts(atrResTimeoutCode: number, retryTimeoutCode: number): Promise<void> {
+    await this.command(Command.RFConfiguration, Uint8Array.of(RfConfigItem.VariousTimings, 0x00, atrResTimeoutCode, retryTimeoutCode));
+  }
+
+  /** §7.3.5 one ISO 14443-A target at 106 kbps; [] when none answered within the retries. */
+  async inListPassiveTarget(): Promise<TargetA[]> {
+    return parseInListPassiveTarget(await this.command(Command.InListPassiveTarget, Uint8Array.of(0x01, BRTY_106_TYPE_A)));
+  }
+
+  /** §7.3.8 returns [status, ...dataIn]; the caller interprets the status byte. */
+  async inDataExchange(tg: number, dataOut: Uint8Array, timeoutMs?: number): Promise<Uint8Array> {
+    if (dataOut.length > 262) throw new RangeError(`InDataExchange carries at most 262 bytes, got ${dataOut.length}`);
+    return this.command(Command.InDataExchange, Uint8Array.from([tg, ...dataOut]), timeoutMs);
+  }
+
+  /** §7.3.11 InRelease; tg 0 releases all targets. Returns the status byte. */
+  async inRelease(tg: number): Promise<number> {
+    const r = await this.command(Command.InRelease, Uint8Array.of(tg));
+    return r[0] ?? 0;
+  }
+
+  /**
+   * Send one command and return the response data after the response code (§6.2.2 dialog:
+   * command → ACK → response). Serialized: one command on the line at a time.
+   */
+  command(code: number, params: Uint8Array, timeoutMs?: number): Promise<Uint8Array> {
+    const run = this.lock.then(() => this.exchange(code, params, timeoutMs ?? this.opts.responseTimeoutMs));
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  private async exchange(code: number, params: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (this.closed) throw new HardwareError('NFC_CLOSED');
+    const port = this.port;
+    if (port === undefined || (!this.connectedFlag && !this.configuring)) throw new HardwareError('NFC_DISCONNECTED');
+    const frame = encodeInformationFrame(TFI_HOST_TO_PN532, Uint8Array.from([code, ...params]));
+    this.inbox = [];
+    let acked = false;
+    for (let attempt = 0; attempt <= this.opts.commandRetries && !acked; attempt++) {
+      if (this.needsWakeup) {
+        // §6.3.2.3 HSU wake-up: the long 0x55 preamble, then the command.
+        await this.write(port, HSU_WAKEUP_PREAMBLE);
+      }
+      await this.write(port, frame);
+      const deadline = performance.now() + this.opts.ackTimeoutMs;
+      for (;;) {
+        const ev = await this.nextEvent(deadline - performance.now());
+        if (this.port !== port) throw new HardwareError('NFC_DISCONNECTED', 'serial adapter gone during a command');
+        if (ev === undefined) break;
+        if (ev.kind === 'ack') {
+          acked = true;
+          break;
+        }
+      }
+      if (!acked) await this.write(port, ACK_FRAME); // §6.2.1.3 abort whatever half-arrived, then retry
+    }
+    if (!acked) {
+      const err = new HardwareError('NFC_ACK_TIMEOUT', `no ACK for command 0x${code.toString(16)} after ${this.opts.commandRetries + 1} attempts`);
+      // A silent adapter is treated like an unplugged one: reopen it in the background.
+      if (!this.configuring) this.dropConnection(err);
+      throw err;
+    }
+    this.needsWakeup = false;
+    let nacks = 0;
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const ev = await this.nextEvent(deadline - performance.now());
+      if (this.port !== port) throw new HardwareError('NFC_DISCONNECTED', 'serial adapter gone during a command');
+      if (ev === undefined) {
+        await this.write(port, ACK_FRAME);
+        throw new HardwareError('NFC_RESPONSE_TIMEOUT', `no response to command 0x${code.toString(16)} within ${timeoutMs} ms`);
+      }
+      if (ev.kind === 'error') throw new HardwareError('NFC_ERROR_FRAME', `PN532 error frame for command 0x${code.toString(16)}`);
+      if (ev.kind === 'corrupt') {
+        if (ev.reason !== 'dcs') continue; // garbage that looked like a start code
+        if (nacks++ >= this.opts.nackRetries) throw new HardwareError('NFC_FRAME_INVALID', `corrupted response to 0x${code.toString(16)}`);
+        await this.write(port, NACK_FRAME); // §6.2.1.4: ask for the response again
+        continue;
+      }
+      if (ev.kind !== 'info' || ev.tfi !== TFI_PN532_TO_HOST) continue;
+      if (ev.data[0] !== code + 1) {
+        throw new HardwareError('NFC_UNEXPECTED_RESPONSE', `response code 0x${(ev.data[0] ?? 0).toString(16)} to command 0x${code.toString(16)}`);
+      }
+      return ev.data.slice(1);
+    }
+  }
+
+  private async connectOnce(): Promise<void> {
+    const port = new SerialPort({ path: this.path, baudRate: this.opts.baudRate, autoOpen: false });
+    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(new HardwareError('NFC_DISCONNECTED', `cannot open ${this.path}`, { cause: err })) : resolve())));
+    if (this.closed) {
+      port.close();
+      throw new HardwareError('NFC_CLOSED');
+    }
+    this.parser.reset();
+    this.inbox = [];
+    this.needsWakeup = true;
+    this.port = port;
+    port.on('data', (chunk: Buffer) => this.onData(new Uint8Array(chunk)));
+    port.on('error', (err: Error) => this.dropConnection(new HardwareError('NFC_DISCONNECTED', 'serial port error', { cause: err })));
+    port.on('close', (err: Error | null) => this.dropConnection(new HardwareError('NFC_DISCONNECTED', 'serial port closed', { cause: err ?? undefined })));
+    this.configuring = true;
+    try {
+      await this.command(Command.SAMConfiguration, Uint8Array.of(0x01, 0x14, 0x01));
+      await this.setMaxRetries(0xff, 0x01, this.opts.passiveActivationRetries);
+      await this.setTimeouts(0x0b, this.opts.cardTimeoutCode);
+    } catch (err) {
+      this.configuring = false;
+      this.port = undefined;
+      port.removeAllListeners();
+      port.on('error', () => undefined);
+      if (port.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
+      throw err;
+    }
+    this.configuring = false;
+    this.connectedFlag = true;
+    this.emit('connected');
+  }
+
+  private dropConnection(cause: HardwareError): void {
+    const port = this.port;
+    if (port === undefined) return;
+    this.port = undefined;
+    const wasConnected = this.connectedFlag;
+    this.connectedFlag = false;
+    port.removeAllListeners();
+    port.on('error', () => undefined);
+    if (port.isOpen) port.close();
+    this.failWaiter();
+    if (wasConnected) this.emit('disconnected', cause);
+    if (!this.closed && !this.configuring) this.reconnectLoop();
+  }
+
+  private reconnectLoop(): void {
+    if (this.reconnecting !== undefined) return;
+    this.reconnecting = (async () => {
+      while (!this.closed && !this.connectedFlag) {
+        await sleep(this.opts.reconnectIntervalMs);
+        if (this.closed) break;
+        try {
+          await this.connectOnce();
+        } catch (err) {
+          if (!isHardwareError(err)) throw err;
+        }
+      }
+    })().finally(() => {
+      this.reconnecting = undefined;
+    });
+  }
+
+  private onData(chunk: Uint8Array): void {
+    for (const ev of this.parser.push(chunk)) {
+      const w = this.waiter;
+      if (w !== undefined) {
+        this.waiter = undefined;
+        clearTimeout(w.timer);
+        w.resolve(ev);
+      } else if (this.inbox.length < 64) {
+        this.inbox.push(ev);
+      }
+    }
+  }
+
+  private nextEvent(timeoutMs: number): Promise<ParseEvent | undefined> {
+    const queued = this.inbox.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    if (timeoutMs <= 0 || this.port === undefined) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        resolve(undefined);
+      }, timeoutMs);
+      this.waiter = { resolve, timer };
+    });
+  }
+
+  private failWaiter(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    if (w !== undefined) {
+      clearTimeout(w.timer);
+      w.resolve(undefined);
+    }
+  }
+
+  private write(port: SerialPort, bytes: Uint8Array): Promise<void> {
+    if (!port.isOpen) return Promise.reject(new HardwareError('NFC_DISCONNECTED', 'serial port not open'));
+    return new Promise((resolve, reject) => {
+      port.write(Buffer.from(bytes), (err) => (err ? reject(new HardwareError('NFC_DISCONNECTED', 'serial write failed', { cause: err })) : resolve()));
+    });
+  }
+}

@@ -1,0 +1,116 @@
+// Host side of the wallet applet protocol, over any NfcSession (PN532 or simulated).
+import { HardwareError } from '../errors.ts';
+import type { NfcSession } from '../nfc/nfc-reader.ts';
+import {
+  AuthorizeOutcome, CLA_CHAINING_BIT, CLA_ISO, CLA_PROPRIETARY, Ins, MAX_COMMAND_CHUNK_BYTES, MAX_COMMAND_DATA_BYTES, MAX_RESPONSE_DATA_BYTES,
+  RecordKind, STORE_P2_REPLACE, Sw, WALLET_AID, decodeRecordList, encodeCommandApdu, parseResponseApdu, type RecordKindName, type StoredRecord,
+} from './apdu.ts';
+
+export type AuthorizeResult =
+  /** The wallet's signed authorization (protocol `wallet.authorization` envelope bytes). */
+  | { kind: 'authorized'; authorizationBytes: Uint8Array }
+  /** The wallet refused to sign; `code` is a protocol ErrorCode such as BAD_SIGNATURE or STALE_TIMESTAMP. */
+  | { kind: 'declined'; code: string };
+
+export type WalletRecord = { kind: RecordKindName; id: number; bytes: Uint8Array };
+
+const KIND_NAMES = Object.fromEntries(Object.entries(RecordKind).map(([k, v]) => [v, k])) as Record<number, RecordKindName>;
+
+export class WalletCard {
+  constructor(private readonly session: NfcSession) {}
+
+  /** SELECT the tapsettle applet by AID. Throws WALLET_STATUS (status 0x6A82) if the card has none. */
+  async select(): Promise<{ appletVersion: number }> {
+    const r = await this.command(CLA_ISO, Ins.Select, 0x04, 0x00, WALLET_AID);
+    this.expectOk(r.sw, 'SELECT');
+    return { appletVersion: r.data[0] ?? 0 };
+  }
+
+  /** GET LICENSE: the issuer-signed license (protocol `wallet.license` envelope bytes). */
+  async getLicense(): Promise<Uint8Array> {
+    const r = await this.command(CLA_PROPRIETARY, Ins.GetLicense, 0x00, 0x00, new Uint8Array(0));
+    this.expectOk(r.sw, 'GET LICENSE');
+    return r.data;
+  }
+
+  /** AUTHORIZE: purchase offer bytes in; the wallet's signed authorization or its refusal out. */
+  async authorize(offerBytes: Uint8Array): Promise<AuthorizeResult> {
+    const r = await this.command(CLA_PROPRIETARY, Ins.Authorize, 0x00, 0x00, offerBytes);
+    this.expectOk(r.sw, 'AUTHORIZE');
+    const outcome = r.data[0];
+    if (outcome === AuthorizeOutcome.Authorized && r.data.length > 1) return { kind: 'authorized', authorizationBytes: r.data.slice(1) };
+    if (outcome === AuthorizeOutcome.Declined) return { kind: 'declined', code: Buffer.from(r.data.subarray(1)).toString('latin1') };
+    throw new HardwareError('WALLET_RESPONSE_INVALID', 'AUTHORIZE answer has no outcome byte');
+  }
+
+  /**
+   * STORE RECORD. `replace` drops every stored record of the same kind first (an admission
+   * record or the balance statement keeps one slot). Returns the record id, or 'full'.
+   */
+  async storeRecord(kind: RecordKindName, bytes: Uint8Array, options: { replace?: boolean } = {}): Promise<number | 'full'> {
+    const r = await this.command(CLA_PROPRIETARY, Ins.StoreRecord, RecordKind[kind], options.replace ? STORE_P2_REPLACE : 0x00, bytes);
+    if (r.sw === Sw.NotEnoughMemory) return 'full';
+    this.expectOk(r.sw, 'STORE RECORD');
+    if (r.data.length !== 2) throw new HardwareError('WALLET_RESPONSE_INVALID', 'STORE RECORD answer must be a 2-byte id');
+    return (r.data[0]! << 8) | r.data[1]!;
+  }
+
+  /** READ RECORDS of one kind, or all kinds when omitted. */
+  async readRecords(kind?: RecordKindName): Promise<WalletRecord[]> {
+    const r = await this.command(CLA_PROPRIETARY, Ins.ReadRecords, kind === undefined ? 0x00 : RecordKind[kind], 0x00, new Uint8Array(0));
+    this.expectOk(r.sw, 'READ RECORDS');
+    const list: StoredRecord[] | undefined = decodeRecordList(r.data);
+    if (list === undefined) throw new HardwareError('WALLET_RESPONSE_INVALID', 'READ RECORDS answer is not a record list');
+    return list.map((rec) => ({ kind: KIND_NAMES[rec.kind]!, id: rec.id, bytes: rec.bytes }));
+  }
+
+  /** DELETE RECORD by id. False when no such record exists. */
+  async deleteRecord(id: number): Promise<boolean> {
+    if (!Number.isInteger(id) || id < 0 || id > 0xffff) throw new RangeError(`id must be 0..65535, got ${id}`);
+    const r = await this.command(CLA_PROPRIETARY, Ins.DeleteRecord, 0x00, 0x00, Uint8Array.of(id >> 8, id & 0xff));
+    if (r.sw === Sw.RecordNotFound) return false;
+    this.expectOk(r.sw, 'DELETE RECORD');
+    return true;
+  }
+
+  /**
+   * One logical command: chained command APDUs (ISO 7816-4 §5.1.1.1) for long data, then GET
+   * RESPONSE while the card answers 61xx (§5.1.3). Either the whole answer or a throw.
+   */
+  async command(cla: number, ins: number, p1: number, p2: number, data: Uint8Array): Promise<{ data: Uint8Array; sw: number }> {
+    if (data.length > MAX_COMMAND_DATA_BYTES) throw new RangeError(`command data must be ≤ ${MAX_COMMAND_DATA_BYTES} bytes, got ${data.length}`);
+    let offset = 0;
+    let last: { data: Uint8Array; sw: number };
+    for (;;) {
+      const chunk = data.subarray(offset, offset + MAX_COMMAND_CHUNK_BYTES);
+      offset += chunk.length;
+      const more = offset < data.length;
+      last = await this.transmit({ cla: more ? cla | CLA_CHAINING_BIT : cla, ins, p1, p2, data: chunk, le: more ? undefined : 256 });
+      if (!more) break;
+      if (last.sw !== Sw.Ok) return last; // the card refused the chain; report its status
+    }
+    const parts: Uint8Array[] = [last.data];
+    let total = last.data.length;
+    let sw = last.sw;
+    while ((sw & 0xff00) === Sw.BytesRemaining) {
+      const le = sw & 0xff || 256;
+      const r = await this.transmit({ cla: CLA_ISO, ins: Ins.GetResponse, p1: 0, p2: 0, data: new Uint8Array(0), le });
+      total += r.data.length;
+      if (total > MAX_RESPONSE_DATA_BYTES) throw new HardwareError('WALLET_RESPONSE_TOO_LONG', `answer exceeds ${MAX_RESPONSE_DATA_BYTES} bytes`);
+      parts.push(r.data);
+      sw = r.sw;
+    }
+    return { data: new Uint8Array(Buffer.concat(parts)), sw };
+  }
+
+  private async transmit(apdu: Parameters<typeof encodeCommandApdu>[0]): Promise<{ data: Uint8Array; sw: number }> {
+    const raw = await this.session.transmit(encodeCommandApdu(apdu));
+    const r = parseResponseApdu(raw);
+    if (r === undefined) throw new HardwareError('WALLET_RESPONSE_INVALID', 'response APDU shorter than a status word');
+    return r;
+  }
+
+  private expectOk(sw: number, what: string): void {
+    if (sw !== Sw.Ok) throw new HardwareError('WALLET_STATUS', `${what} answered SW ${sw.toString(16).padStart(4, '0')}`, { status: sw });
+  }
+}

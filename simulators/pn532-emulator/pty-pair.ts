@@ -1,0 +1,56 @@
+// A linked pseudo-terminal pair made by socat, so both ends can be opened with `serialport`.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+export function isSocatAvailable(): boolean {
+  const r = spawnSync('socat', ['-V'], { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+export type PtyPair = {
+  /** Path the emulator opens (the PN532 side). */
+  readonly devicePath: string;
+  /** Path the driver opens (the host side). */
+  readonly hostPath: string;
+  close(): Promise<void>;
+};
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Spawn `socat pty,raw,echo=0,link=A pty,raw,echo=0,link=B` and wait until both links exist. */
+export async function openPtyPair(devicePath: string, hostPath: string, timeoutMs = 5000): Promise<PtyPair> {
+  const child: ChildProcess = spawn(
+    'socat',
+    ['-d', '-d', `pty,raw,echo=0,link=${devicePath}`, `pty,raw,echo=0,link=${hostPath}`],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    if (stderr.length < 4096) stderr += d.toString();
+  });
+  let exited = false;
+  const exitedPromise = new Promise<void>((resolve) => child.once('exit', () => {
+    exited = true;
+    resolve();
+  }));
+  const deadline = Date.now() + timeoutMs;
+  // socat logs "starting data transfer loop" once both ptys exist and links are made.
+  while (!(existsSync(devicePath) && existsSync(hostPath) && stderr.includes('starting data transfer loop'))) {
+    if (exited) throw new Error(`socat exited early: ${stderr.trim()}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGTERM');
+      throw new Error(`socat did not create ${devicePath} and ${hostPath} within ${timeoutMs} ms`);
+    }
+    await sleep(10);
+  }
+  return {
+    devicePath,
+    hostPath,
+    async close() {
+      if (!exited) {
+        child.kill('SIGTERM');
+        await exitedPromise;
+      }
+    },
+  };
+}

@@ -1,0 +1,99 @@
+// A simulated wallet (card or phone): real Ed25519 keys, an issuer-signed license, the applet
+// protocol of hardware/README.md, and the shared purchase handshake from protocol/.
+import { authorizeOffer, checkOffer, decodeMessage, encodeMessage, generateKeyPair, issueWalletLicense, sha256, toHex, type Body, type Envelope, type ErrorCode, type KeyPair } from '../../protocol/index.ts';
+import type { ContactlessCard } from './contactless-card.ts';
+import { RecordStore, type RecordStoreLimits } from './record-store.ts';
+import { WalletApplet, type AppletAuthorizeResult } from './wallet-applet.ts';
+
+export type SimulatedWalletOptions = {
+  keys: KeyPair;
+  license: Envelope<'wallet.license'>;
+  /** Hub keys (hex) whose terminal certificates this wallet accepts in offers. */
+  trustedHubKeys: readonly string[];
+  now?: () => number;
+  /** The holder's consent (a phone may ask): return an ErrorCode to decline. */
+  consent?: (offer: Body<'purchase.offer'>) => ErrorCode | undefined;
+  recordLimits?: RecordStoreLimits;
+  /** ISO 14443-A UID; default: 7 bytes derived from the public key (NXP-style 0x04 prefix). */
+  uid?: Uint8Array;
+};
+
+export class SimulatedWallet implements ContactlessCard {
+  readonly keys: KeyPair;
+  readonly license: Envelope<'wallet.license'>;
+  readonly uid: Uint8Array;
+  readonly applet: WalletApplet;
+  /** Monotonic authorization counter (replay protection at the hub, like BoltCard's tap counter). */
+  counter = 0;
+  /** Every authorization this wallet signed, newest last (test visibility). */
+  readonly signed: Envelope<'wallet.authorization'>[] = [];
+  private readonly now: () => number;
+
+  constructor(private readonly options: SimulatedWalletOptions) {
+    this.keys = options.keys;
+    this.license = options.license;
+    this.now = options.now ?? Date.now;
+    this.uid = options.uid ?? Uint8Array.from([0x04, ...sha256(this.keys.publicKey).subarray(0, 6)]);
+    const licenseBytes = encodeMessage(this.license);
+    this.applet = new WalletApplet({
+      licenseBytes: () => licenseBytes,
+      authorize: (offerBytes) => this.authorize(offerBytes),
+      records: new RecordStore(options.recordLimits),
+    });
+  }
+
+  /** A fresh wallet with a new key pair and a license issued by `issuer`. */
+  static create(input: {
+    issuer: KeyPair;
+    trustedHubKeys: readonly string[];
+    nowMs?: number;
+    validForMs?: number;
+    ageOver?: number;
+    groups?: string[];
+    offlineLimitMinor?: number;
+    currency?: string;
+    keys?: KeyPair;
+    now?: () => number;
+    consent?: SimulatedWalletOptions['consent'];
+    recordLimits?: RecordStoreLimits;
+  }): SimulatedWallet {
+    const keys = input.keys ?? generateKeyPair();
+    const nowMs = input.nowMs ?? Date.now();
+    const license = issueWalletLicense(input.issuer, {
+      wallet: toHex(keys.publicKey),
+      notBefore: nowMs - 60_000,
+      notAfter: nowMs + (input.validForMs ?? 365 * 24 * 3600_000),
+      ageOver: input.ageOver ?? 0,
+      groups: input.groups ?? [],
+      offlineLimitMinor: input.offlineLimitMinor ?? 5_000,
+      currency: input.currency ?? 'EUR',
+    });
+    return new SimulatedWallet({ keys, license, trustedHubKeys: input.trustedHubKeys, now: input.now, consent: input.consent, recordLimits: input.recordLimits });
+  }
+
+  get publicKeyHex(): string {
+    return toHex(this.keys.publicKey);
+  }
+
+  powerOn(): void {
+    this.applet.reset();
+  }
+
+  processApdu(apdu: Uint8Array): Promise<Uint8Array> {
+    return this.applet.process(apdu);
+  }
+
+  private authorize(offerBytes: Uint8Array): AppletAuthorizeResult {
+    const decoded = decodeMessage(offerBytes, 'purchase.offer');
+    if (!decoded.ok) return { kind: 'declined', code: decoded.code };
+    const nowMs = this.now();
+    const check = checkOffer(decoded.value, this.options.trustedHubKeys, nowMs);
+    if (!check.ok) return { kind: 'declined', code: check.code };
+    const refusal = this.options.consent?.(decoded.value.body);
+    if (refusal !== undefined) return { kind: 'declined', code: refusal };
+    this.counter += 1;
+    const auth = authorizeOffer(this.keys, decoded.value, this.counter, nowMs);
+    this.signed.push(auth);
+    return { kind: 'authorized', authorizationBytes: encodeMessage(auth) };
+  }
+}
