@@ -142,7 +142,7 @@ export class Pn532Emulator {
       case 'nack':
         // §6.2.1.4: the host asks for the last response again.
         this.stats.nacksReceived++;
-        if (this.lastResponse !== undefined) void this.write(this.lastResponse);
+        if (this.lastResponse !== undefined) void this.sendResponse(this.lastResponse);
         return;
       case 'corrupt':
       case 'error':

@@ -1,0 +1,182 @@
+// Every failure of the real world, through the real driver and the real serialport binding on a pty.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isHardwareError } from '../errors.ts';
+import { Pn532Driver } from '../pn532/pn532-driver.ts';
+import { WalletCard } from '../wallet-apdu/wallet-card.ts';
+import { Pn532NfcReader } from './pn532-nfc-reader.ts';
+import { isSocatAvailable } from '../../simulators/pn532-emulator/pty-pair.ts';
+import { startEmulatedReader, type EmulatedReader } from '../../simulators/pn532-emulator/start-emulated-reader.ts';
+import { createWalletWorld, type WalletWorld } from '../../simulators/wallet/wallet-world.ts';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(!isSocatAvailable())('PN532 driver faults (socat pty + emulator)', () => {
+  let emulated: EmulatedReader;
+  let world: WalletWorld;
+  const toClose: Array<{ close(): Promise<void> }> = [];
+
+  beforeEach(async () => {
+    emulated = await startEmulatedReader();
+    world = createWalletWorld();
+  });
+  afterEach(async () => {
+    for (const c of toClose.splice(0)) await c.close();
+    await emulated.close();
+  });
+
+  async function openReader(opts: Partial<Parameters<typeof Pn532NfcReader.open>[0]> = {}): Promise<Pn532NfcReader> {
+    const reader = await Pn532NfcReader.open({ path: emulated.path, pollIntervalMs: 20, reconnectIntervalMs: 50, ...opts });
+    toClose.push(reader);
+    return reader;
+  }
+
+  async function purchase(reader: Pn532NfcReader): Promise<string> {
+    const session = await reader.waitForCard();
+    try {
+      const card = new WalletCard(session);
+      await card.select();
+      return (await card.authorize(world.offerBytes(250))).kind;
+    } finally {
+      await session.release();
+    }
+  }
+
+  it('wakes the PN532 over HSU and reads its firmware version', async () => {
+    const driver = new Pn532Driver({ path: emulated.path });
+    toClose.push(driver);
+    await driver.open();
+    expect(await driver.getFirmwareVersion()).toEqual({ ic: 0x32, version: 1, revision: 6, support: 7 });
+  });
+
+  it('resynchronizes on garbage before every response', async () => {
+    const reader = await openReader();
+    emulated.emulator.faults.garbageBeforeResponses = 23;
+    emulated.emulator.present(world.newWallet());
+    expect(await purchase(reader)).toBe('authorized');
+  });
+
+  it('reassembles responses that arrive in small partial chunks', async () => {
+    const reader = await openReader();
+    emulated.emulator.faults.splitResponses = true;
+    emulated.emulator.present(world.newWallet());
+    expect(await purchase(reader)).toBe('authorized');
+  });
+
+  it('NACKs a corrupted response and gets it again', async () => {
+    const reader = await openReader();
+    emulated.emulator.present(world.newWallet());
+    const session = await reader.waitForCard();
+    emulated.emulator.faults.corruptResponses = 2;
+    const card = new WalletCard(session);
+    expect(await card.select()).toEqual({ appletVersion: 1 });
+    expect(emulated.emulator.stats.nacksReceived).toBe(2);
+    await session.release();
+  });
+
+  it('fails with NFC_FRAME_INVALID when every retransmission is corrupted too', async () => {
+    const reader = await openReader({ nackRetries: 2 });
+    emulated.emulator.present(world.newWallet());
+    const session = await reader.waitForCard();
+    emulated.emulator.faults.corruptResponses = 10;
+    const err = await new WalletCard(session).select().catch((e: unknown) => e);
+    expect(isHardwareError(err, 'NFC_FRAME_INVALID')).toBe(true);
+    expect(session.active).toBe(false);
+  });
+
+  it('retries a command whose ACK never came, within the bound', async () => {
+    const reader = await openReader({ commandRetries: 3, ackTimeoutMs: 40 });
+    emulated.emulator.present(world.newWallet());
+    const session = await reader.waitForCard();
+    emulated.emulator.faults.dropCommands = 2;
+    expect(await new WalletCard(session).select()).toEqual({ appletVersion: 1 });
+    await session.release();
+  });
+
+  it('gives up with NFC_ACK_TIMEOUT after the bounded retries, then recovers on its own', async () => {
+    const reader = await openReader({ commandRetries: 2, ackTimeoutMs: 30 });
+    const wallet = world.newWallet();
+    emulated.emulator.present(wallet);
+    const session = await reader.waitForCard();
+    emulated.emulator.faults.dropCommands = 3;
+    const err = await session.transmit(Uint8Array.of(0x00, 0xa4, 0x04, 0x00)).catch((e: unknown) => e);
+    expect(isHardwareError(err, 'NFC_ACK_TIMEOUT')).toBe(true);
+    expect(session.active).toBe(false);
+    // The driver reopened the port; the card is tapped again and the purchase works.
+    emulated.emulator.remove();
+    await sleep(200);
+    emulated.emulator.present(wallet);
+    expect(await purchase(reader)).toBe('authorized');
+  });
+
+  it('reports NFC_CARD_REMOVED when the card leaves after signing but before the answer returns', async () => {
+    const reader = await openReader();
+    const wallet = world.newWallet();
+    emulated.emulator.present(wallet);
+    const session = await reader.waitForCard();
+    const card = new WalletCard(session);
+    await card.select();
+    emulated.emulator.faults.pullAfterNextExchange = true;
+    const err = await card.getLicense().catch((e: unknown) => e);
+    expect(isHardwareError(err, 'NFC_CARD_REMOVED')).toBe(true);
+    await session.release();
+  });
+
+  it('never returns part of a chained answer when the card leaves during GET RESPONSE', async () => {
+    const reader = await openReader();
+    const wallet = world.newWallet();
+    emulated.emulator.present(wallet);
+    const session = await reader.waitForCard();
+    const card = new WalletCard(session);
+    await card.select();
+    await card.storeRecord('Ticket', new Uint8Array(900).fill(7));
+    let transmits = 0;
+    const original = session.transmit.bind(session);
+    session.transmit = async (apdu) => {
+      if (++transmits === 3) emulated.emulator.faults.pullOnNextExchange = true;
+      return original(apdu);
+    };
+    const err = await card.readRecords().catch((e: unknown) => e);
+    expect(isHardwareError(err, 'NFC_CARD_REMOVED')).toBe(true);
+    expect(transmits).toBe(3);
+  });
+
+  it('reconnects by itself after the USB adapter is unplugged and plugged back', async () => {
+    const reader = await openReader();
+    const wallet = world.newWallet();
+    let disconnects = 0;
+    reader.driver.on('disconnected', () => disconnects++);
+    await emulated.unplug();
+    await sleep(300);
+    expect(reader.driver.connected).toBe(false);
+    await emulated.plug();
+    emulated.emulator.present(wallet);
+    expect(await purchase(reader)).toBe('authorized');
+    expect(disconnects).toBe(1);
+    expect(reader.driver.connected).toBe(true);
+  });
+
+  it('fails an exchange in flight with a typed error when the adapter is unplugged mid-session', async () => {
+    const reader = await openReader();
+    emulated.emulator.present(world.newWallet());
+    const session = await reader.waitForCard();
+    const card = new WalletCard(session);
+    await card.select();
+    await emulated.unplug();
+    const err = await card.getLicense().catch((e: unknown) => e);
+    expect(isHardwareError(err)).toBe(true);
+    expect(session.active).toBe(false);
+  });
+
+  it('keeps waiting for a card across an unplug and resolves after the replug', async () => {
+    const reader = await openReader();
+    const waiting = reader.waitForCard();
+    await sleep(60);
+    await emulated.unplug();
+    await sleep(150);
+    await emulated.plug();
+    emulated.emulator.present(world.newWallet());
+    const session = await waiting;
+    expect(session.active).toBe(true);
+    await session.release();
+  });
+});
