@@ -1,0 +1,3 @@
+export * from './registry.ts';
+export * from './keys.ts';
+export * from './migrations.ts';

@@ -1,0 +1,45 @@
+/**
+ * The hub's long-lived secret keys (hub signing key, issuer key, card authorizer's sealing key in
+ * the simulator), generated on first start and kept in files of mode 0600 in the data dir.
+ * Secret bytes never reach a log line or an error message.
+ */
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fromHex, generateKeyPair, publicKeyOf, toHex, type KeyPair } from '../../protocol/index.ts';
+
+export class KeyFileError extends Error {
+  readonly code = 'KEY_FILE_INVALID';
+  constructor(file: string, why: string) {
+    super(`key file ${file}: ${why}`);
+    this.name = 'KeyFileError';
+  }
+}
+
+function readSecret(file: string): Uint8Array {
+  const text = readFileSync(file, 'utf8').trim();
+  if (!/^[0-9a-f]{64}$/.test(text)) throw new KeyFileError(file, 'expected 64 lowercase hex chars');
+  // Someone loosened the mode: tighten it again rather than keep a readable secret around.
+  if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+  return fromHex(text);
+}
+
+/** Loads `<dataDir>/<name>.key` or creates it (mode 0600, exclusive create: no race overwrites it). */
+export function loadOrCreateEd25519Key(dataDir: string, name: string): KeyPair {
+  const file = join(dataDir, `${name}.key`);
+  if (existsSync(file)) {
+    const secretKey = readSecret(file);
+    return { secretKey, publicKey: publicKeyOf(secretKey) };
+  }
+  const pair = generateKeyPair();
+  writeFileSync(file, `${toHex(pair.secretKey)}\n`, { mode: 0o600, flag: 'wx' });
+  return pair;
+}
+
+/** Same for a raw 32-byte secret of another curve (X25519): caller derives the public key. */
+export function loadOrCreateSecret(dataDir: string, name: string, generate: () => Uint8Array): Uint8Array {
+  const file = join(dataDir, `${name}.key`);
+  if (existsSync(file)) return readSecret(file);
+  const secret = generate();
+  writeFileSync(file, `${toHex(secret)}\n`, { mode: 0o600, flag: 'wx' });
+  return secret;
+}

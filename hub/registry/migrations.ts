@@ -1,0 +1,118 @@
+// Versioned schema of the registry file (keys, identities, replay state, rules). Append only.
+
+export interface RegistryMigration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
+  {
+    version: 1,
+    name: 'registry-core',
+    sql: `
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      INSERT INTO meta (key, value) VALUES ('blocklist_version', 0), ('keys_version', 1), ('products_version', 0);
+
+      -- seed 001 certificate authority: enrolled terminals and their certificates.
+      CREATE TABLE terminals (
+        terminal_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        merchant_id TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        certificate TEXT NOT NULL,
+        enrolled_ms INTEGER NOT NULL,
+        revoked_ms INTEGER
+      );
+
+      -- seed 002: licenses over pseudonyms. The ledger knows only the pseudonym (wallet key).
+      CREATE TABLE wallets (
+        wallet TEXT PRIMARY KEY,
+        serial TEXT NOT NULL UNIQUE,
+        license TEXT NOT NULL,
+        registered_ms INTEGER NOT NULL,
+        revoked_ms INTEGER
+      );
+      -- The issuer's (trustee's) table: real identities, read only through revealIdentity.
+      CREATE TABLE identities (wallet TEXT PRIMARY KEY, identity TEXT NOT NULL);
+      -- seed 001: every disclosure of an identity is logged.
+      CREATE TABLE disclosure_log (
+        id INTEGER PRIMARY KEY,
+        wallet TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        time_ms INTEGER NOT NULL
+      );
+
+      CREATE TABLE blocklist (wallet TEXT PRIMARY KEY, reason TEXT NOT NULL, added_ms INTEGER NOT NULL);
+
+      -- Replay protection: per-wallet counter windows and every challenge already used.
+      CREATE TABLE counters (wallet TEXT PRIMARY KEY, state TEXT NOT NULL);
+      CREATE TABLE challenges (
+        challenge TEXT PRIMARY KEY,
+        wallet TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        time_ms INTEGER NOT NULL
+      );
+      CREATE INDEX challenges_by_time ON challenges(time_ms);
+
+      CREATE TABLE catalogs (
+        merchant_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        articles TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        PRIMARY KEY (merchant_id, version)
+      );
+      CREATE TABLE fares (version INTEGER PRIMARY KEY, fare_table TEXT NOT NULL, time_ms INTEGER NOT NULL);
+      CREATE TABLE products (name TEXT PRIMARY KEY, product TEXT NOT NULL);
+
+      -- The signed answer to every request read far enough: a retry gets the same bytes back.
+      CREATE TABLE results (
+        request_id TEXT PRIMARY KEY,
+        terminal_id TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        op TEXT NOT NULL,
+        wallet TEXT,
+        engine_id TEXT,
+        status TEXT NOT NULL,
+        code TEXT,
+        amount_minor INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        hold_until_ms INTEGER,
+        result BLOB NOT NULL,
+        time_ms INTEGER NOT NULL
+      );
+      CREATE INDEX results_by_time ON results(time_ms);
+
+      CREATE TABLE tickets (ticket_id TEXT PRIMARY KEY, wallet TEXT NOT NULL, product TEXT NOT NULL, request_id TEXT NOT NULL, issued_ms INTEGER NOT NULL);
+      -- First reported use wins (pretixSCAN-style reconciliation of offline scans).
+      CREATE TABLE ticket_uses (
+        ticket_id TEXT PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        terminal_id TEXT NOT NULL,
+        station TEXT NOT NULL,
+        used_ms INTEGER NOT NULL
+      );
+      CREATE TABLE entry_records (record_id TEXT PRIMARY KEY, request_id TEXT NOT NULL);
+
+      CREATE TABLE receipts (
+        request_id TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        terminal_id TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        PRIMARY KEY (request_id, outcome)
+      );
+
+      CREATE TABLE payouts (
+        payout_id TEXT PRIMARY KEY,
+        merchant_id TEXT NOT NULL,
+        amount_minor INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reference TEXT,
+        time_ms INTEGER NOT NULL
+      );
+    `,
+  },
+];

@@ -1,0 +1,567 @@
+/**
+ * The hub's key registry and rule store: one SQLite file of its own (separate from the ledger),
+ * versioned migrations. Holds enrolled terminals, wallet licenses, the issuer's identity table and
+ * disclosure log (seed 001/002), the blocklist, replay state (per-wallet counter windows, used
+ * challenges), catalogs, fare tables, ticket products, ticket uses, and the signed results.
+ *
+ * Durability: WAL with synchronous=NORMAL — every commit survives a process crash; on power loss
+ * the last few may be lost, which the ledger (synchronous=FULL) and request-id idempotency cover.
+ */
+import Database from 'better-sqlite3';
+import { CounterWindow, type ArticleT, type Envelope, type FareTable } from '../../protocol/index.ts';
+import type { TicketProductT } from '../rules/tickets.ts';
+import type { CatalogVersion } from '../rules/catalog.ts';
+import type { FareTableVersion } from '../rules/fare-tables.ts';
+import { REGISTRY_MIGRATIONS, type RegistryMigration } from './migrations.ts';
+
+export type TerminalKindT = 'vending' | 'gate' | 'pos';
+
+export interface TerminalInfo {
+  readonly publicKey: string;
+  readonly kind: TerminalKindT;
+  readonly merchantId: string;
+  readonly revoked: boolean;
+}
+
+/** What the MQTT layer needs to authenticate a terminal at CONNECT and route its messages. */
+export interface TerminalDirectory {
+  lookupTerminal(terminalId: string): TerminalInfo | undefined;
+}
+
+export interface TerminalRecord extends TerminalInfo {
+  readonly terminalId: string;
+  readonly serial: string;
+  readonly certificate: Envelope<'terminal.certificate'>;
+  readonly enrolledMs: number;
+  readonly revokedMs: number | null;
+}
+
+export interface WalletRecord {
+  readonly wallet: string;
+  readonly serial: string;
+  readonly license: Envelope<'wallet.license'>;
+  readonly registeredMs: number;
+  readonly revokedMs: number | null;
+}
+
+export interface ResultRecord {
+  readonly requestId: string;
+  readonly terminalId: string;
+  readonly hash: string;
+  readonly op: string;
+  readonly wallet: string | null;
+  readonly engineId: string | null;
+  readonly status: 'approved' | 'declined';
+  readonly code: string | null;
+  readonly amountMinor: number;
+  readonly currency: string;
+  readonly holdUntilMs: number | null;
+  readonly result: Uint8Array;
+  readonly timeMs: number;
+}
+
+export interface PayoutRecord {
+  readonly payoutId: string;
+  readonly merchantId: string;
+  readonly amountMinor: number;
+  readonly currency: string;
+  readonly state: 'recorded' | 'sent' | 'failed';
+  readonly reference: string | null;
+  readonly timeMs: number;
+}
+
+export interface DisclosureRecord {
+  readonly id: number;
+  readonly wallet: string;
+  readonly operator: string;
+  readonly reason: string;
+  readonly timeMs: number;
+}
+
+export type Freshness = 'fresh' | 'retry' | 'replay';
+
+export function migrateRegistry(db: Database.Database, migrations: readonly RegistryMigration[] = REGISTRY_MIGRATIONS): number {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)');
+  const current = (db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as { v: number }).v;
+  const latest = migrations.reduce((m, x) => Math.max(m, x.version), 0);
+  if (current > latest) throw new Error(`registry schema version ${current} is newer than this hub (${latest})`);
+  for (const m of migrations) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+    }).immediate();
+  }
+  return Math.max(current, latest);
+}
+
+interface TerminalRow {
+  terminal_id: string;
+  kind: TerminalKindT;
+  merchant_id: string;
+  public_key: string;
+  serial: string;
+  certificate: string;
+  enrolled_ms: number;
+  revoked_ms: number | null;
+}
+
+function toTerminal(r: TerminalRow): TerminalRecord {
+  return {
+    terminalId: r.terminal_id,
+    kind: r.kind,
+    merchantId: r.merchant_id,
+    publicKey: r.public_key,
+    serial: r.serial,
+    certificate: JSON.parse(r.certificate) as Envelope<'terminal.certificate'>,
+    enrolledMs: r.enrolled_ms,
+    revokedMs: r.revoked_ms,
+    revoked: r.revoked_ms !== null,
+  };
+}
+
+/** Counter windows kept in memory (bounded) and written through on every accepted counter. */
+const MAX_CACHED_WINDOWS = 100_000;
+
+export class Registry implements TerminalDirectory {
+  readonly db: Database.Database;
+  readonly #terminals = new Map<string, TerminalRecord>();
+  readonly #blocklist = new Map<string, string>();
+  readonly #windows = new Map<string, CounterWindow>();
+  readonly #s: Record<string, Database.Statement>;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    const p = (sql: string): Database.Statement => db.prepare(sql);
+    this.#s = {
+      metaGet: p('SELECT value FROM meta WHERE key = ?'),
+      metaSet: p('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      termInsert: p(
+        'INSERT INTO terminals (terminal_id, kind, merchant_id, public_key, serial, certificate, enrolled_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)',
+      ),
+      termRevoke: p('UPDATE terminals SET revoked_ms = ? WHERE terminal_id = ? AND revoked_ms IS NULL'),
+      walletInsert: p('INSERT INTO wallets (wallet, serial, license, registered_ms, revoked_ms) VALUES (?, ?, ?, ?, NULL)'),
+      walletGet: p('SELECT * FROM wallets WHERE wallet = ?'),
+      walletRevoke: p('UPDATE wallets SET revoked_ms = ? WHERE wallet = ? AND revoked_ms IS NULL'),
+      identityInsert: p('INSERT INTO identities (wallet, identity) VALUES (?, ?)'),
+      identityGet: p('SELECT identity FROM identities WHERE wallet = ?'),
+      disclosureInsert: p('INSERT INTO disclosure_log (wallet, operator, reason, time_ms) VALUES (?, ?, ?, ?)'),
+      disclosureList: p('SELECT id, wallet, operator, reason, time_ms FROM disclosure_log ORDER BY id'),
+      blockInsert: p('INSERT OR IGNORE INTO blocklist (wallet, reason, added_ms) VALUES (?, ?, ?)'),
+      blockDelete: p('DELETE FROM blocklist WHERE wallet = ?'),
+      counterGet: p('SELECT state FROM counters WHERE wallet = ?'),
+      counterSet: p('INSERT INTO counters (wallet, state) VALUES (?, ?) ON CONFLICT(wallet) DO UPDATE SET state = excluded.state'),
+      challengeGet: p('SELECT request_id FROM challenges WHERE challenge = ?'),
+      challengeInsert: p('INSERT INTO challenges (challenge, wallet, request_id, time_ms) VALUES (?, ?, ?, ?)'),
+      challengePrune: p('DELETE FROM challenges WHERE time_ms < ?'),
+      catalogInsert: p('INSERT INTO catalogs (merchant_id, version, articles, time_ms) VALUES (?, ?, ?, ?)'),
+      catalogLatest: p('SELECT * FROM catalogs WHERE merchant_id = ? ORDER BY version DESC LIMIT 1'),
+      catalogAllLatest: p(
+        'SELECT c.* FROM catalogs c JOIN (SELECT merchant_id, MAX(version) AS v FROM catalogs GROUP BY merchant_id) m ON c.merchant_id = m.merchant_id AND c.version = m.v ORDER BY c.merchant_id',
+      ),
+      fareInsert: p('INSERT INTO fares (version, fare_table, time_ms) VALUES (?, ?, ?)'),
+      fareAll: p('SELECT * FROM fares ORDER BY version'),
+      productsClear: p('DELETE FROM products'),
+      productInsert: p('INSERT INTO products (name, product) VALUES (?, ?)'),
+      productGet: p('SELECT product FROM products WHERE name = ?'),
+      productAll: p('SELECT product FROM products ORDER BY name'),
+      resultGet: p('SELECT * FROM results WHERE request_id = ?'),
+      resultInsert: p(
+        `INSERT OR IGNORE INTO results (request_id, terminal_id, hash, op, wallet, engine_id, status, code, amount_minor, currency, hold_until_ms, result, time_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      ticketInsert: p('INSERT OR IGNORE INTO tickets (ticket_id, wallet, product, request_id, issued_ms) VALUES (?, ?, ?, ?, ?)'),
+      ticketUseGet: p('SELECT request_id FROM ticket_uses WHERE ticket_id = ?'),
+      ticketUseInsert: p('INSERT INTO ticket_uses (ticket_id, request_id, terminal_id, station, used_ms) VALUES (?, ?, ?, ?, ?)'),
+      entryGet: p('SELECT request_id FROM entry_records WHERE record_id = ?'),
+      entryInsert: p('INSERT INTO entry_records (record_id, request_id) VALUES (?, ?)'),
+      receiptInsert: p('INSERT OR IGNORE INTO receipts (request_id, outcome, terminal_id, time_ms) VALUES (?, ?, ?, ?)'),
+      payoutUpsert: p(
+        `INSERT INTO payouts (payout_id, merchant_id, amount_minor, currency, state, reference, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(payout_id) DO UPDATE SET state = excluded.state, reference = excluded.reference`,
+      ),
+      payoutGet: p('SELECT * FROM payouts WHERE payout_id = ?'),
+      payoutList: p('SELECT * FROM payouts ORDER BY time_ms DESC LIMIT ?'),
+    };
+    for (const r of db.prepare('SELECT * FROM terminals').all() as TerminalRow[]) this.#terminals.set(r.terminal_id, toTerminal(r));
+    for (const r of db.prepare('SELECT wallet, reason FROM blocklist').all() as Array<{ wallet: string; reason: string }>) {
+      this.#blocklist.set(r.wallet, r.reason);
+    }
+  }
+
+  static open(file: string): Registry {
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    migrateRegistry(db);
+    return new Registry(db);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Runs fn in one immediate transaction (the CLI's "nothing half-written"). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  meta(key: string): number {
+    return (this.#s.metaGet!.get(key) as { value: number } | undefined)?.value ?? 0;
+  }
+
+  #setMeta(key: string, value: number): void {
+    this.#s.metaSet!.run(key, value);
+  }
+
+  // ---------- terminals (seed 001 certificate authority) ----------
+
+  lookupTerminal(terminalId: string): TerminalInfo | undefined {
+    const t = this.#terminals.get(terminalId);
+    return t ? { publicKey: t.publicKey, kind: t.kind, merchantId: t.merchantId, revoked: t.revoked } : undefined;
+  }
+
+  terminal(terminalId: string): TerminalRecord | undefined {
+    return this.#terminals.get(terminalId);
+  }
+
+  terminals(): TerminalRecord[] {
+    return [...this.#terminals.values()];
+  }
+
+  insertTerminal(cert: Envelope<'terminal.certificate'>, nowMs: number): TerminalRecord {
+    const b = cert.body;
+    this.#s.termInsert!.run(b.terminalId, b.kind, b.merchantId, b.publicKey, b.serial, JSON.stringify(cert), nowMs);
+    const rec = toTerminal({
+      terminal_id: b.terminalId,
+      kind: b.kind,
+      merchant_id: b.merchantId,
+      public_key: b.publicKey,
+      serial: b.serial,
+      certificate: JSON.stringify(cert),
+      enrolled_ms: nowMs,
+      revoked_ms: null,
+    });
+    this.#terminals.set(b.terminalId, rec);
+    return rec;
+  }
+
+  /** Returns false when unknown or already revoked. Bumps the keys announcement version. */
+  revokeTerminal(terminalId: string, nowMs: number): boolean {
+    const t = this.#terminals.get(terminalId);
+    if (!t || t.revoked) return false;
+    this.transaction(() => {
+      this.#s.termRevoke!.run(nowMs, terminalId);
+      this.#setMeta('keys_version', this.meta('keys_version') + 1);
+    });
+    this.#terminals.set(terminalId, { ...t, revoked: true, revokedMs: nowMs });
+    return true;
+  }
+
+  revokedTerminals(): string[] {
+    return [...this.#terminals.values()].filter((t) => t.revoked).map((t) => t.terminalId);
+  }
+
+  // ---------- wallets and the issuer's identity table (seed 002) ----------
+
+  insertWallet(license: Envelope<'wallet.license'>, identity: Record<string, unknown>, nowMs: number): void {
+    this.transaction(() => {
+      this.#s.walletInsert!.run(license.body.wallet, license.body.serial, JSON.stringify(license), nowMs);
+      this.#s.identityInsert!.run(license.body.wallet, JSON.stringify(identity));
+    });
+  }
+
+  wallet(wallet: string): WalletRecord | undefined {
+    const r = this.#s.walletGet!.get(wallet) as
+      | { wallet: string; serial: string; license: string; registered_ms: number; revoked_ms: number | null }
+      | undefined;
+    if (!r) return undefined;
+    return {
+      wallet: r.wallet,
+      serial: r.serial,
+      license: JSON.parse(r.license) as Envelope<'wallet.license'>,
+      registeredMs: r.registered_ms,
+      revokedMs: r.revoked_ms,
+    };
+  }
+
+  revokeWallet(wallet: string, nowMs: number): boolean {
+    return this.#s.walletRevoke!.run(nowMs, wallet).changes > 0;
+  }
+
+  /** seed 001: disclosure is an explicit operator action, logged before the identity is read. */
+  revealIdentity(wallet: string, operator: string, reason: string, nowMs: number): Record<string, unknown> | undefined {
+    return this.transaction(() => {
+      const r = this.#s.identityGet!.get(wallet) as { identity: string } | undefined;
+      if (!r) return undefined;
+      this.#s.disclosureInsert!.run(wallet, operator, reason, nowMs);
+      return JSON.parse(r.identity) as Record<string, unknown>;
+    });
+  }
+
+  disclosureLog(): DisclosureRecord[] {
+    return (this.#s.disclosureList!.all() as Array<{ id: number; wallet: string; operator: string; reason: string; time_ms: number }>).map((r) => ({
+      id: r.id,
+      wallet: r.wallet,
+      operator: r.operator,
+      reason: r.reason,
+      timeMs: r.time_ms,
+    }));
+  }
+
+  // ---------- blocklist (versioned, announced) ----------
+
+  isBlocklisted(wallet: string): boolean {
+    return this.#blocklist.has(wallet);
+  }
+
+  blocklist(): Array<{ wallet: string; reason: string }> {
+    return [...this.#blocklist].map(([wallet, reason]) => ({ wallet, reason })).sort((a, b) => (a.wallet < b.wallet ? -1 : 1));
+  }
+
+  blocklistVersion(): number {
+    return this.meta('blocklist_version');
+  }
+
+  /** Returns true when the list changed (and its version went up). */
+  blocklistAdd(wallet: string, reason: string, nowMs: number): boolean {
+    if (this.#blocklist.has(wallet)) return false;
+    this.transaction(() => {
+      this.#s.blockInsert!.run(wallet, reason, nowMs);
+      this.#setMeta('blocklist_version', this.meta('blocklist_version') + 1);
+      this.#setMeta('blocklist_time', nowMs);
+    });
+    this.#blocklist.set(wallet, reason);
+    return true;
+  }
+
+  blocklistRemove(wallet: string, nowMs: number): boolean {
+    if (!this.#blocklist.has(wallet)) return false;
+    this.transaction(() => {
+      this.#s.blockDelete!.run(wallet);
+      this.#setMeta('blocklist_version', this.meta('blocklist_version') + 1);
+      this.#setMeta('blocklist_time', nowMs);
+    });
+    this.#blocklist.delete(wallet);
+    return true;
+  }
+
+  // ---------- replay protection ----------
+
+  #window(wallet: string): CounterWindow {
+    let w = this.#windows.get(wallet);
+    if (!w) {
+      const r = this.#s.counterGet!.get(wallet) as { state: string } | undefined;
+      w = new CounterWindow(1024, r ? (JSON.parse(r.state) as { highest: number; seen: number[] }) : undefined);
+      if (this.#windows.size >= MAX_CACHED_WINDOWS) this.#windows.delete(this.#windows.keys().next().value as string);
+      this.#windows.set(wallet, w);
+    }
+    return w;
+  }
+
+  /**
+   * Claims a wallet challenge (and counter, when given) for a request, atomically: 'fresh' the
+   * first time, 'retry' when the same request id comes back (the terminal's retry after a lost
+   * reply), 'replay' when another request already used the challenge or the counter.
+   */
+  claimFreshness(input: { challenge: string; wallet: string; requestId: string; counter?: number; nowMs: number }): Freshness {
+    const seen = this.#s.challengeGet!.get(input.challenge) as { request_id: string } | undefined;
+    if (seen) return seen.request_id === input.requestId ? 'retry' : 'replay';
+    if (input.counter !== undefined) {
+      const w = this.#window(input.wallet);
+      const before = w.state();
+      if (!w.accept(input.counter)) return 'replay';
+      try {
+        this.transaction(() => {
+          this.#s.counterSet!.run(input.wallet, JSON.stringify(w.state()));
+          this.#s.challengeInsert!.run(input.challenge, input.wallet, input.requestId, input.nowMs);
+        });
+      } catch (err) {
+        this.#windows.set(input.wallet, new CounterWindow(1024, before));
+        throw err;
+      }
+      return 'fresh';
+    }
+    this.#s.challengeInsert!.run(input.challenge, input.wallet, input.requestId, input.nowMs);
+    return 'fresh';
+  }
+
+  pruneChallenges(beforeMs: number): number {
+    return this.#s.challengePrune!.run(beforeMs).changes;
+  }
+
+  // ---------- catalogs, fares, ticket products (versioned rules) ----------
+
+  putCatalog(merchantId: string, articles: readonly ArticleT[], nowMs: number): CatalogVersion {
+    const version = (this.latestCatalog(merchantId)?.version ?? 0) + 1;
+    this.#s.catalogInsert!.run(merchantId, version, JSON.stringify(articles), nowMs);
+    return { merchantId, version, articles, timeMs: nowMs };
+  }
+
+  latestCatalog(merchantId: string): CatalogVersion | undefined {
+    const r = this.#s.catalogLatest!.get(merchantId) as { merchant_id: string; version: number; articles: string; time_ms: number } | undefined;
+    return r ? { merchantId: r.merchant_id, version: r.version, articles: JSON.parse(r.articles) as ArticleT[], timeMs: r.time_ms } : undefined;
+  }
+
+  catalogs(): CatalogVersion[] {
+    return (this.#s.catalogAllLatest!.all() as Array<{ merchant_id: string; version: number; articles: string; time_ms: number }>).map((r) => ({
+      merchantId: r.merchant_id,
+      version: r.version,
+      articles: JSON.parse(r.articles) as ArticleT[],
+      timeMs: r.time_ms,
+    }));
+  }
+
+  putFares(table: FareTable, nowMs: number): FareTableVersion {
+    const all = this.fareVersions();
+    const version = (all.at(-1)?.version ?? 0) + 1;
+    this.#s.fareInsert!.run(version, JSON.stringify(table), nowMs);
+    return { version, table, timeMs: nowMs };
+  }
+
+  fareVersions(): FareTableVersion[] {
+    return (this.#s.fareAll!.all() as Array<{ version: number; fare_table: string; time_ms: number }>).map((r) => ({
+      version: r.version,
+      table: JSON.parse(r.fare_table) as FareTable,
+      timeMs: r.time_ms,
+    }));
+  }
+
+  putProducts(products: readonly TicketProductT[]): number {
+    return this.transaction(() => {
+      this.#s.productsClear!.run();
+      for (const p of products) this.#s.productInsert!.run(p.name, JSON.stringify(p));
+      const v = this.meta('products_version') + 1;
+      this.#setMeta('products_version', v);
+      return v;
+    });
+  }
+
+  product(name: string): TicketProductT | undefined {
+    const r = this.#s.productGet!.get(name) as { product: string } | undefined;
+    return r ? (JSON.parse(r.product) as TicketProductT) : undefined;
+  }
+
+  products(): TicketProductT[] {
+    return (this.#s.productAll!.all() as Array<{ product: string }>).map((r) => JSON.parse(r.product) as TicketProductT);
+  }
+
+  // ---------- signed results, tickets, entry records, receipts ----------
+
+  result(requestId: string): ResultRecord | undefined {
+    const r = this.#s.resultGet!.get(requestId) as
+      | {
+          request_id: string;
+          terminal_id: string;
+          hash: string;
+          op: string;
+          wallet: string | null;
+          engine_id: string | null;
+          status: 'approved' | 'declined';
+          code: string | null;
+          amount_minor: number;
+          currency: string;
+          hold_until_ms: number | null;
+          result: Buffer;
+          time_ms: number;
+        }
+      | undefined;
+    if (!r) return undefined;
+    return {
+      requestId: r.request_id,
+      terminalId: r.terminal_id,
+      hash: r.hash,
+      op: r.op,
+      wallet: r.wallet,
+      engineId: r.engine_id,
+      status: r.status,
+      code: r.code,
+      amountMinor: r.amount_minor,
+      currency: r.currency,
+      holdUntilMs: r.hold_until_ms,
+      result: new Uint8Array(r.result),
+      timeMs: r.time_ms,
+    };
+  }
+
+  putResult(r: ResultRecord): void {
+    this.#s.resultInsert!.run(
+      r.requestId,
+      r.terminalId,
+      r.hash,
+      r.op,
+      r.wallet,
+      r.engineId,
+      r.status,
+      r.code,
+      r.amountMinor,
+      r.currency,
+      r.holdUntilMs,
+      Buffer.from(r.result),
+      r.timeMs,
+    );
+  }
+
+  putTicket(ticketId: string, wallet: string, product: string, requestId: string, issuedMs: number): void {
+    this.#s.ticketInsert!.run(ticketId, wallet, product, requestId, issuedMs);
+  }
+
+  /** First reported use wins; the same request id reporting again is a retry, not a second use. */
+  claimTicketUse(ticketId: string, requestId: string, terminalId: string, station: string, usedMs: number): Freshness {
+    const seen = this.#s.ticketUseGet!.get(ticketId) as { request_id: string } | undefined;
+    if (seen) return seen.request_id === requestId ? 'retry' : 'replay';
+    this.#s.ticketUseInsert!.run(ticketId, requestId, terminalId, station, usedMs);
+    return 'fresh';
+  }
+
+  /** A gate entry record pays for one exit only. */
+  claimEntryRecord(recordId: string, requestId: string): Freshness {
+    const seen = this.#s.entryGet!.get(recordId) as { request_id: string } | undefined;
+    if (seen) return seen.request_id === requestId ? 'retry' : 'replay';
+    this.#s.entryInsert!.run(recordId, requestId);
+    return 'fresh';
+  }
+
+  /** Returns true the first time this (request, outcome) receipt is recorded. */
+  putReceipt(requestId: string, outcome: string, terminalId: string, nowMs: number): boolean {
+    return this.#s.receiptInsert!.run(requestId, outcome, terminalId, nowMs).changes > 0;
+  }
+
+  // ---------- payouts (seed 001 fig. 11) ----------
+
+  putPayout(p: PayoutRecord): void {
+    this.#s.payoutUpsert!.run(p.payoutId, p.merchantId, p.amountMinor, p.currency, p.state, p.reference, p.timeMs);
+  }
+
+  payout(payoutId: string): PayoutRecord | undefined {
+    const r = this.#s.payoutGet!.get(payoutId) as PayoutRow | undefined;
+    return r ? toPayout(r) : undefined;
+  }
+
+  payouts(limit = 100): PayoutRecord[] {
+    return (this.#s.payoutList!.all(limit) as PayoutRow[]).map(toPayout);
+  }
+}
+
+interface PayoutRow {
+  payout_id: string;
+  merchant_id: string;
+  amount_minor: number;
+  currency: string;
+  state: PayoutRecord['state'];
+  reference: string | null;
+  time_ms: number;
+}
+
+function toPayout(r: PayoutRow): PayoutRecord {
+  return {
+    payoutId: r.payout_id,
+    merchantId: r.merchant_id,
+    amountMinor: r.amount_minor,
+    currency: r.currency,
+    state: r.state,
+    reference: r.reference,
+    timeMs: r.time_ms,
+  };
+}

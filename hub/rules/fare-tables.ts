@@ -1,0 +1,30 @@
+/**
+ * Fare tables (seed 004 claim 11), versioned: the hub settles a gate exit with the table that was
+ * in force at the exit time, so an offline gate's upload after a table change still agrees with
+ * the gate's own computation. The fare itself is protocol's computeFare (shared with gates).
+ */
+import { computeFare, FareTableSchema, type FareQuote, type FareTable } from '../../protocol/index.ts';
+import { parseWith, type ParseResult } from './catalog.ts';
+
+export interface FareTableVersion {
+  readonly version: number;
+  readonly table: FareTable;
+  /** In force from this time on (until the next version). */
+  readonly timeMs: number;
+}
+
+export function parseFareTableFile(raw: unknown): ParseResult<FareTable> {
+  return parseWith(FareTableSchema, raw);
+}
+
+/** The newest version in force at timeMs; versions sorted by version ascending. */
+export function fareTableAt(versions: readonly FareTableVersion[], timeMs: number): FareTableVersion | undefined {
+  let found: FareTableVersion | undefined;
+  for (const v of versions) if (v.timeMs <= timeMs) found = v;
+  // An exit older than every table (clock trouble): the oldest table is the only sensible one.
+  return found ?? versions[0];
+}
+
+export function quoteFare(table: FareTable, entry: { station: string; time: number } | null, exitStation: string, exitTimeMs: number): FareQuote {
+  return computeFare(table, entry, exitStation, exitTimeMs);
+}
