@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { generateKeyPair, publicKeyOf, sign, verify, verifyNode, verifyNoble, setVerifyBackend, getVerifyBackend } from './crypto.ts';
+import { generateKeyPair, publicKeyOf, sign, signNoble, verify, verifyNode, verifyNoble, setVerifyBackend, getVerifyBackend } from './crypto.ts';
 import { fromHex, toHex } from './hex.ts';
 import vectors from './vectors/ed25519.json' with { type: 'json' };
 
@@ -24,6 +24,7 @@ describe('Ed25519', () => {
     const sk = fromHex(v.secretKey);
     expect(toHex(publicKeyOf(sk))).toBe(v.publicKey);
     expect(toHex(sign(fromHex(v.message), sk))).toBe(v.signature);
+    expect(toHex(signNoble(fromHex(v.message), sk))).toBe(v.signature);
   });
 
   it.each(vectors.verify)('$name: both back-ends agree (valid=$valid)', (v) => {
@@ -57,6 +58,7 @@ describe('Ed25519', () => {
       fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 200 }), fc.nat(64 * 8 - 1), (seed, msg, bit) => {
         const kp = generateKeyPair(seed);
         const sig = sign(msg, kp.secretKey);
+        expect(signNoble(msg, kp.secretKey)).toEqual(sig);
         expect(verifyNode(sig, msg, kp.publicKey)).toBe(true);
         expect(verifyNoble(sig, msg, kp.publicKey)).toBe(true);
         const bad = Uint8Array.from(sig);

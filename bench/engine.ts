@@ -1,0 +1,92 @@
+// Benchmark group `engine`: settlements per second through the engine alone (no MQTT), on a real
+// SQLite file with synchronous=FULL, random 128-bit request ids, ≥ 100,000 wallets. Every
+// outcome is awaited, and the engine releases none before its withdrawal commit returned.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Engine } from '../hub/ledger/engine.ts';
+import { SqliteLedgerStore } from '../hub/ledger/sqlite-store.ts';
+import type { Outcome } from '../hub/ledger/types.ts';
+
+const WALLETS = 100_000;
+const MERCHANTS = 20;
+const SETTLEMENTS = Number(process.env['BENCH_ENGINE_SETTLEMENTS'] ?? 200_000);
+const IN_FLIGHT = 4096;
+const CURRENCY = 'EUR';
+
+// Random 128-bit request ids from a pooled CSPRNG buffer (one syscall per 4096 ids).
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+function randomRequestId(): string {
+  if (poolAt >= pool.length) {
+    pool = randomBytes(16 * 4096);
+    poolAt = 0;
+  }
+  poolAt += 16;
+  return pool.toString('hex', poolAt - 16, poolAt);
+}
+
+export async function run(report: (name: string, value: number, unit: string) => void): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'tapsettle-bench-engine-'));
+  try {
+    const store = SqliteLedgerStore.open(join(dir, 'ledger.db'));
+    const engine = await Engine.open(store, { maxBatch: 512, maxQueue: IN_FLIGHT * 2 });
+    await engine.openWallet('0'.repeat(64), CURRENCY); // creates the system accounts
+    for (let m = 0; m < MERCHANTS; m++) await engine.openMerchant(`shop-${m}`, { currency: CURRENCY });
+
+    // Wallets with a balance, in one transaction (setup, not measured).
+    const wallets: string[] = [];
+    const float = store.db.prepare("SELECT num FROM accounts WHERE id = '@float:EUR'").get() as { num: number };
+    const insert = store.db.prepare("INSERT INTO accounts (id, kind, currency, balance_minor, flags, created_ms) VALUES (?, 'wallet', ?, ?, 0, 0)");
+    const balanceMinor = 1_000_000;
+    store.db.transaction(() => {
+      for (let i = 0; i < WALLETS; i++) {
+        const id = randomBytes(32).toString('hex');
+        wallets.push(id);
+        insert.run(id, CURRENCY, balanceMinor);
+      }
+      // Keep the books balanced: the float issued what the wallets hold (one entry, seed data).
+      store.db.prepare('INSERT INTO journal_entries (id, seq, kind, currency, at_ms) VALUES (1, 0, 5, ?, 0)').run(CURRENCY);
+      store.db.prepare('INSERT INTO postings (account_num, entry_id, amount_minor) SELECT num, 1, balance_minor FROM accounts WHERE kind = ? AND balance_minor > 0').run('wallet');
+      store.db.prepare('UPDATE accounts SET balance_minor = ? WHERE num = ?').run(-balanceMinor * WALLETS, float.num);
+      store.db.prepare('INSERT INTO postings (account_num, entry_id, amount_minor) VALUES (?, 1, ?)').run(float.num, -balanceMinor * WALLETS);
+    })();
+    await engine.close();
+
+    const store2 = SqliteLedgerStore.open(join(dir, 'ledger.db'));
+    const eng = await Engine.open(store2, { maxBatch: 512, maxQueue: IN_FLIGHT * 2 });
+    let approved = 0;
+    let next = 0;
+    const one = async (): Promise<void> => {
+      while (next < SETTLEMENTS) {
+        const i = next++;
+        const o: Outcome = await eng.submit({
+          kind: 'purchase',
+          requestId: randomRequestId(),
+          walletId: wallets[(Math.random() * WALLETS) | 0] as string,
+          merchantId: `shop-${i % MERCHANTS}`,
+          amountMinor: 1 + (i % 300),
+          currency: CURRENCY,
+        });
+        if (o.status === 'approved') approved++;
+      }
+    };
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: IN_FLIGHT }, one));
+    await eng.flush(); // deposits of the last batch included in the time
+    const seconds = (performance.now() - t0) / 1000;
+    const stats = eng.stats;
+    await eng.close();
+    if (approved !== SETTLEMENTS) throw new Error(`only ${approved}/${SETTLEMENTS} approved`);
+    report('engine.settlements_per_s', Math.round(SETTLEMENTS / seconds), 'settlements/s');
+    report('engine.batch_size', Math.round(stats.commands / stats.batches), 'commands/batch (mean)');
+    report('engine.batch_size_max', stats.largestBatch, 'commands/batch');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await run((name, value, unit) => console.log(`${name} ${value} ${unit}`));
+}

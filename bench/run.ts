@@ -1,0 +1,32 @@
+/**
+ * `npm run bench` runs every group; `npm run bench -- GROUP [GROUP…]` runs some.
+ * Each figure is printed on its own line as `name: value unit`.
+ */
+import type { Report } from './harness.ts';
+
+const GROUPS = ['protocol', 'engine', 'mqtt', 'nfc', 'gate'] as const;
+
+const report: Report = (name, value, unit) => console.log(`${name}: ${value} ${unit}`);
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  const unknown = wanted.filter((g) => !(GROUPS as readonly string[]).includes(g));
+  if (unknown.length > 0) {
+    console.error(`bench: unknown group(s) ${unknown.join(', ')}; groups are ${GROUPS.join(', ')}`);
+    process.exit(2);
+  }
+  let failed = false;
+  for (const group of wanted.length > 0 ? wanted : GROUPS) {
+    console.error(`# ${group}`);
+    try {
+      const mod = (await import(`./${group}.ts`)) as { run: (r: Report) => Promise<void> };
+      await mod.run(report);
+    } catch (err) {
+      failed = true;
+      console.error(`bench ${group} failed:`, err);
+    }
+  }
+  process.exit(failed ? 1 : 0);
+}
+
+await main();
