@@ -1,0 +1,70 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { fromHex, generateKeyPair, sign, verifyNoble } from '../../protocol/index.ts';
+import vectors from '../../protocol/vectors/ed25519.json' with { type: 'json' };
+import { WorkerVerifier } from './worker-verifier.ts';
+
+const verifier = new WorkerVerifier({ workers: 2 });
+afterAll(() => verifier.close());
+
+describe('WorkerVerifier', () => {
+  it('reproduces every verdict of protocol/vectors/ed25519.json', async () => {
+    const items = vectors.verify.map((v) => ({ signature: fromHex(v.signature), message: fromHex(v.message), publicKey: fromHex(v.publicKey) }));
+    const verdicts = await verifier.verifyMany(items);
+    expect(verdicts).toEqual(vectors.verify.map((v) => v.valid));
+    expect(vectors.verify.some((v) => !v.valid)).toBe(true);
+  });
+
+  it('agrees with the noble reference on random and tampered signatures, across concurrent calls', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), fc.nat(95), fc.boolean(), async (message, flipAt, tamper) => {
+        const keys = generateKeyPair();
+        const signature = sign(message, keys.secretKey);
+        const sig = Uint8Array.from(signature);
+        const pub = Uint8Array.from(keys.publicKey);
+        if (tamper) {
+          if (flipAt < 64) sig[flipAt]! ^= 1;
+          else pub[flipAt - 64]! ^= 1;
+        }
+        // Two calls in the same turn share one batch.
+        const [a, b] = await Promise.all([
+          verifier.verifyMany([{ signature: sig, message, publicKey: pub }]),
+          verifier.verifyMany([{ signature, message, publicKey: keys.publicKey }]),
+        ]);
+        expect(a[0]).toBe(verifyNoble(sig, message, pub));
+        expect(b[0]).toBe(true);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('answers wrong-sized inputs with false and an empty batch with []', async () => {
+    const keys = generateKeyPair();
+    const message = new Uint8Array([1, 2, 3]);
+    const signature = sign(message, keys.secretKey);
+    expect(await verifier.verifyMany([])).toEqual([]);
+    expect(await verifier.verifyMany([
+      { signature: signature.subarray(0, 63), message, publicKey: keys.publicKey },
+      { signature, message, publicKey: keys.publicKey.subarray(1) },
+      { signature, message, publicKey: keys.publicKey },
+    ])).toEqual([false, false, true]);
+  });
+
+  it('spreads a large batch over the pool and keeps the order of results', async () => {
+    const keys = generateKeyPair();
+    const items = Array.from({ length: 1000 }, (_, i) => {
+      const message = new Uint8Array([i & 0xff, i >> 8]);
+      const signature = sign(message, keys.secretKey);
+      if (i % 7 === 0) signature[40]! ^= 0x10;
+      return { signature, message, publicKey: keys.publicKey };
+    });
+    const verdicts = await verifier.verifyMany(items);
+    expect(verdicts).toEqual(items.map((_, i) => i % 7 !== 0));
+  });
+
+  it('rejects work after close', async () => {
+    const v = new WorkerVerifier({ workers: 1 });
+    await v.close();
+    await expect(v.verifyMany([{ signature: new Uint8Array(64), message: new Uint8Array(), publicKey: new Uint8Array(32) }])).rejects.toThrow(/closed/);
+  });
+});
