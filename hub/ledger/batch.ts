@@ -1,0 +1,215 @@
+// Pure settlement of one engine turn: takes the accounts and log rows the store loaded, the time
+// and the id counters, and produces outcomes plus one write set. No I/O here.
+import { depositCredits } from './split.ts';
+import { emptyBatchWrite, type BatchWrite, type LogRow } from './store.ts';
+import { ACCOUNT_FLAG_OVERSPENT, type Account, type DeclineCode, type EntryKind, type SystemKind } from './types.ts';
+
+export type SystemNums = Readonly<Record<SystemKind, number>>;
+
+export function systemAccountId(kind: SystemKind, currency: string): string {
+  return `@${kind}:${currency}`;
+}
+
+const MAX = Number.MAX_SAFE_INTEGER;
+
+export class BatchBuilder {
+  readonly write: BatchWrite = emptyBatchWrite();
+  readonly nowMs: number;
+  /** Rows logged or changed in this batch, by seq (newest state). */
+  readonly rowsBySeq = new Map<number, LogRow>();
+  readonly seqByRequestId = new Map<string, number>();
+  /** Withdrawn in this batch, deposit pending (the next turn deposits them). */
+  readonly newPending = new Map<number, LogRow>();
+  nextSeq: number;
+  nextEntryId: number;
+  readonly #accounts: Map<number, Account>;
+  readonly #balances = new Map<number, number>();
+  readonly #system: ReadonlyMap<string, SystemNums>;
+
+  constructor(args: { nowMs: number; nextSeq: number; nextEntryId: number; accounts: Map<number, Account>; system: ReadonlyMap<string, SystemNums> }) {
+    this.nowMs = args.nowMs;
+    this.nextSeq = args.nextSeq;
+    this.nextEntryId = args.nextEntryId;
+    this.#accounts = args.accounts;
+    this.#system = args.system;
+  }
+
+  account(num: number | null): Account | undefined {
+    return num === null ? undefined : this.#accounts.get(num);
+  }
+
+  balance(num: number): number {
+    const b = this.#balances.get(num);
+    if (b !== undefined) return b;
+    const a = this.#accounts.get(num);
+    if (!a) throw new Error(`account ${num} not loaded for this batch`);
+    return a.balanceMinor;
+  }
+
+  system(currency: string): SystemNums {
+    const s = this.#system.get(currency);
+    if (!s) throw new Error(`system accounts for ${currency} not loaded`);
+    return s;
+  }
+
+  /** Appends one journal entry; legs must sum to zero (double entry). Returns the entry id. */
+  post(kind: EntryKind, seq: number, currency: string, legs: ReadonlyArray<readonly [number, number]>): number {
+    let sum = 0;
+    for (const [, amount] of legs) sum += amount;
+    if (sum !== 0 || legs.length < 2) throw new Error(`entry ${kind} for seq ${seq} does not balance`);
+    const id = this.nextEntryId++;
+    this.write.entries.push({ id, seq, kind, currency, atMs: this.nowMs });
+    for (const [num, amount] of legs) {
+      const after = this.balance(num) + amount;
+      if (!Number.isSafeInteger(after)) throw new Error(`balance of account ${num} leaves the safe integer range`);
+      this.#balances.set(num, after);
+      this.write.balances.set(num, after);
+      this.write.postings.push({ entryId: id, accountNum: num, amountMinor: amount });
+    }
+    return id;
+  }
+
+  setRow(row: LogRow): void {
+    this.rowsBySeq.set(row.seq, row);
+    this.seqByRequestId.set(row.requestId, row.seq);
+  }
+
+  /** seed 004 claim 24: deposit to the payee after the withdrawal; marks the log entry done. */
+  deposit(row: LogRow): void {
+    const sys = this.system(row.currency);
+    const credits = this.#credits(row);
+    this.post('deposit', row.seq, row.currency, [[sys.in_transit, -row.amountMinor], ...credits]);
+    this.#changeState(row, 'done');
+  }
+
+  /** Cancellation window over: the held money goes to the merchant (seed 004 claim 13). */
+  release(row: LogRow): void {
+    const sys = this.system(row.currency);
+    this.post('release', row.seq, row.currency, [[sys.holds, -row.amountMinor], ...this.#credits(row)]);
+    this.write.holdDeletes.push(row.seq);
+    this.#changeState(row, 'done');
+  }
+
+  #credits(row: LogRow): Array<[number, number]> {
+    const payee = this.account(row.payeeNum);
+    if (!payee) throw new Error(`payee of seq ${row.seq} not loaded`);
+    if (payee.kind === 'wallet') return [[payee.num, row.amountMinor]];
+    return depositCredits(row.amountMinor, row.feeMinor, payee, this.system(row.currency).fees);
+  }
+
+  #changeState(row: LogRow, state: LogRow['state']): void {
+    const next = { ...row, state };
+    this.setRow(next);
+    this.write.logStates.push([row.seq, state]);
+  }
+
+  /**
+   * Decides a logged command: withdraw (or decline). `logged` has state 'logged' and resolved
+   * account numbers (null = unknown). Returns the row with its outcome.
+   */
+  settle(logged: LogRow): LogRow {
+    const decline = (code: DeclineCode): LogRow => ({ ...logged, state: 'declined', code, atMs: this.nowMs });
+    const payer = this.account(logged.payerNum);
+    const payee = this.account(logged.payeeNum);
+    const amount = logged.amountMinor;
+    const approve = (entryId: number, balanceAfterMinor: number, state: LogRow['state'], overspent = false): LogRow => ({
+      ...logged,
+      state,
+      code: null,
+      entryId,
+      balanceAfterMinor,
+      atMs: this.nowMs,
+      overspent,
+    });
+
+    if (logged.kind === 'refund') return this.#refund(logged, decline, approve);
+    if (!payer || !payee) return decline('unknown_account');
+    switch (logged.kind) {
+      case 'purchase':
+      case 'fare':
+      case 'offline_purchase':
+        if (payer.kind !== 'wallet' || payee.kind !== 'merchant') return decline('unknown_account');
+        break;
+      case 'transfer':
+        if (payer.kind !== 'wallet' || payee.kind !== 'wallet') return decline('unknown_account');
+        if (payer.num === payee.num) return decline('same_account');
+        break;
+      case 'topup':
+        if (payer.kind !== 'float' || payee.kind !== 'wallet') return decline('unknown_account');
+        break;
+      case 'payout':
+        if (payer.kind !== 'merchant' || payee.kind !== 'clearing') return decline('unknown_account');
+        break;
+    }
+    if (payer.currency !== logged.currency || payee.currency !== logged.currency) return decline('currency_mismatch');
+    const payerBalance = this.balance(payer.num);
+    if (logged.kind === 'topup') {
+      if (payerBalance - amount < -MAX || this.balance(payee.num) + amount > MAX) return decline('balance_limit');
+      const entryId = this.post('topup', logged.seq, logged.currency, [[payer.num, -amount], [payee.num, amount]]);
+      return approve(entryId, this.balance(payee.num), 'done');
+    }
+    const overdraw = logged.kind === 'offline_purchase';
+    if (payerBalance < amount && !overdraw) return decline('insufficient_funds');
+    if (payerBalance - amount < -MAX || this.balance(payee.num) + amount > MAX) return decline('balance_limit');
+    const sys = this.system(logged.currency);
+    if (logged.kind === 'payout') {
+      const entryId = this.post('payout', logged.seq, logged.currency, [[payer.num, -amount], [payee.num, amount]]);
+      return approve(entryId, this.balance(payer.num), 'done');
+    }
+    const held = logged.kind === 'purchase' && logged.holdUntilMs !== null;
+    // seed 004 claim 24: withdraw from the payer first, into in-transit (or holds).
+    const entryId = this.post(held ? 'hold' : 'withdraw', logged.seq, logged.currency, [
+      [payer.num, -amount],
+      [held ? sys.holds : sys.in_transit, amount],
+    ]);
+    const after = this.balance(payer.num);
+    let overspent = false;
+    if (after < 0) {
+      // seed 002: an offline authorization the wallet could not cover flags the pseudonym.
+      overspent = true;
+      const flags = (this.write.flags.get(payer.num) ?? payer.flags) | ACCOUNT_FLAG_OVERSPENT;
+      this.write.flags.set(payer.num, flags);
+    }
+    if (held) {
+      this.write.holdInserts.push({ seq: logged.seq, releaseAtMs: logged.holdUntilMs as number });
+      return approve(entryId, after, 'held', overspent);
+    }
+    const row = approve(entryId, after, 'withdrawn', overspent);
+    this.newPending.set(row.seq, row);
+    return row;
+  }
+
+  #refund(logged: LogRow, decline: (code: DeclineCode) => LogRow, approve: (entryId: number, bal: number, state: LogRow['state']) => LogRow): LogRow {
+    if (logged.refSeq === null) return decline('not_found');
+    const orig = this.rowsBySeq.get(logged.refSeq);
+    if (!orig) throw new Error(`original seq ${logged.refSeq} not loaded`);
+    if (orig.state === 'declined' || orig.state === 'logged') return decline('not_found');
+    if (orig.kind !== 'purchase' && orig.kind !== 'fare' && orig.kind !== 'offline_purchase') return decline('not_refundable');
+    if (orig.refundedBySeq !== null) return decline('already_refunded');
+    const wallet = this.account(orig.payerNum);
+    if (!wallet) throw new Error(`wallet of seq ${orig.seq} not loaded`);
+    const sys = this.system(orig.currency);
+    const amount = orig.amountMinor;
+    let entryId: number;
+    if (orig.holdUntilMs !== null) {
+      // seed 004 claim 13: a cancellation inside the window refunds in full; after it, a clear decline.
+      if (orig.state !== 'held' || this.nowMs >= orig.holdUntilMs) return decline('cancel_window_closed');
+      entryId = this.post('refund', logged.seq, orig.currency, [[sys.holds, -amount], [wallet.num, amount]]);
+      this.write.holdDeletes.push(orig.seq);
+      this.#changeState(orig, 'done');
+    } else {
+      if (orig.state === 'withdrawn') {
+        // Still in transit (same or previous batch): deposit first so the reversal mirrors it.
+        this.newPending.delete(orig.seq);
+        this.deposit(orig);
+      }
+      const credits = this.#credits(orig);
+      for (const [num, amt] of credits) if (this.balance(num) < amt) return decline('insufficient_funds');
+      entryId = this.post('refund', logged.seq, orig.currency, [...credits.map(([num, amt]): [number, number] => [num, -amt]), [wallet.num, amount]]);
+    }
+    const current = this.rowsBySeq.get(orig.seq) ?? orig;
+    this.setRow({ ...current, refundedBySeq: logged.seq });
+    this.write.refundMarks.push([orig.seq, logged.seq]);
+    return { ...approve(entryId, this.balance(wallet.num), 'done'), amountMinor: amount, currency: orig.currency };
+  }
+}

@@ -1,0 +1,21 @@
+// Operational errors of the ledger (not business outcomes: those are returned, never thrown).
+
+export const LEDGER_ERROR_CODES = {
+  engine_closed: 'The engine was closed (or stopped by a test hook) before the command was committed.',
+  queue_full: 'More commands are waiting than the engine accepts (maxQueue); retry later with the same request id.',
+  schema_too_new: 'The database was migrated by a newer version of the hub than this one.',
+  account_conflict: 'An account with that id already exists with another kind, currency or parent.',
+  store_failed: 'The store failed to commit a batch; nothing of it was applied.',
+} as const;
+
+export type LedgerErrorCode = keyof typeof LEDGER_ERROR_CODES;
+
+export class LedgerError extends Error {
+  readonly code: LedgerErrorCode;
+
+  constructor(code: LedgerErrorCode, message: string, options?: { cause?: unknown }) {
+    super(`${code}: ${message}`, options);
+    this.name = 'LedgerError';
+    this.code = code;
+  }
+}

@@ -1,0 +1,414 @@
+// SQLite adapter of the LedgerStore port (better-sqlite3 12, WAL, synchronous=FULL: a commit
+// returns only after the WAL is fsynced, so "committed" means durable).
+import Database from 'better-sqlite3';
+import { commandKindCode, entryKindCode, logStateCode } from './codes.ts';
+import { LedgerError } from './errors.ts';
+import { MIGRATIONS, type Migration } from './migrations.ts';
+import type {
+  BatchWrite,
+  CurrencyTotal,
+  DiscrepancyEntry,
+  HoldRow,
+  LedgerStore,
+  LogRow,
+  NewAccount,
+  StoreCounters,
+} from './store.ts';
+import type { Account, AccountKind, DeclineCode, HistoryItem, HoldInfo, SettlementSummary } from './types.ts';
+
+type Row = Record<string, unknown>;
+
+interface AccountDbRow {
+  num: number;
+  id: string;
+  kind: string;
+  currency: string;
+  balance_minor: number;
+  parent_num: number | null;
+  share_bps: number;
+  flags: number;
+  created_ms: number;
+}
+
+interface LogDbRow {
+  seq: number;
+  request_id: Buffer;
+  hash: Buffer;
+  kind: number;
+  payer_num: number | null;
+  payee_num: number | null;
+  amount_minor: number;
+  fee_minor: number;
+  currency: string;
+  hold_until_ms: number | null;
+  ref_seq: number | null;
+  memo: string | null;
+  state: number;
+  code: string | null;
+  entry_id: number | null;
+  balance_after_minor: number | null;
+  at_ms: number;
+  overspent: number;
+  refunded_by_seq: number | null;
+}
+
+function toAccount(r: AccountDbRow): Account {
+  return {
+    num: r.num,
+    id: r.id,
+    kind: r.kind as AccountKind,
+    currency: r.currency,
+    balanceMinor: r.balance_minor,
+    parentNum: r.parent_num,
+    shareBps: r.share_bps,
+    flags: r.flags,
+    createdMs: r.created_ms,
+  };
+}
+
+function toLogRow(r: LogDbRow): LogRow {
+  return {
+    seq: r.seq,
+    requestId: r.request_id.toString('hex'),
+    hash: r.hash.toString('hex'),
+    kind: commandKindCode.decode(r.kind),
+    payerNum: r.payer_num,
+    payeeNum: r.payee_num,
+    amountMinor: r.amount_minor,
+    feeMinor: r.fee_minor,
+    currency: r.currency,
+    holdUntilMs: r.hold_until_ms,
+    refSeq: r.ref_seq,
+    memo: r.memo,
+    state: logStateCode.decode(r.state),
+    code: r.code as DeclineCode | null,
+    entryId: r.entry_id,
+    balanceAfterMinor: r.balance_after_minor,
+    atMs: r.at_ms,
+    overspent: r.overspent !== 0,
+    refundedBySeq: r.refunded_by_seq,
+  };
+}
+
+export interface SqliteStoreOptions {
+  /** Page cache in KiB (SQLite cache_size = -N). Default 64 MiB: keeps 100k+ accounts hot. */
+  readonly cacheKiB?: number;
+  readonly readonly?: boolean;
+  /** Page size for a NEW file only. Small pages keep the WAL bytes per random update small. */
+  readonly pageSize?: number;
+  /** WAL pages before an automatic checkpoint; large so a checkpoint is not paid every batch. */
+  readonly walAutocheckpointPages?: number;
+}
+
+/** Applies pending migrations in one transaction each; returns the schema version. */
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)`);
+  const current = (db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as { v: number }).v;
+  const latest = migrations.reduce((m, x) => Math.max(m, x.version), 0);
+  if (current > latest) throw new LedgerError('schema_too_new', `database at version ${current}, this hub knows ${latest}`);
+  for (const m of migrations) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+    }).immediate();
+  }
+  return Math.max(current, latest);
+}
+
+export class SqliteLedgerStore implements LedgerStore {
+  readonly db: Database.Database;
+  readonly #s;
+  readonly #commit: (w: BatchWrite) => void;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    const p = (sql: string): Database.Statement => db.prepare(sql);
+    this.#s = {
+      meta: p("SELECT value FROM meta WHERE key = 'settled_through_seq'"),
+      setSettled: p("UPDATE meta SET value = ? WHERE key = 'settled_through_seq'"),
+      lastSeq: p('SELECT COALESCE(MAX(seq), 0) AS v FROM settlement_log'),
+      lastEntry: p('SELECT COALESCE(MAX(id), 0) AS v FROM journal_entries'),
+      accById: p('SELECT * FROM accounts WHERE id = ?'),
+      accByNum: p('SELECT * FROM accounts WHERE num = ?'),
+      accInsert: p(
+        'INSERT INTO accounts (id, kind, currency, balance_minor, parent_num, share_bps, flags, created_ms) VALUES (?, ?, ?, 0, ?, ?, 0, ?)',
+      ),
+      logByReq: p('SELECT * FROM settlement_log WHERE request_id = ?'),
+      logBySeq: p('SELECT * FROM settlement_log WHERE seq = ?'),
+      unfinished: p('SELECT * FROM settlement_log WHERE seq > ? AND state IN (?, ?) ORDER BY seq'),
+      holdBySeq: p('SELECT seq, release_at_ms FROM holds WHERE seq = ?'),
+      dueHolds: p('SELECT seq, release_at_ms FROM holds WHERE release_at_ms <= ? ORDER BY release_at_ms, seq LIMIT ?'),
+      logInsert: p(
+        `INSERT INTO settlement_log (seq, request_id, hash, kind, payer_num, payee_num, amount_minor, fee_minor, currency,
+          hold_until_ms, ref_seq, memo, state, code, entry_id, balance_after_minor, at_ms, overspent, refunded_by_seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      logUpdate: p(
+        `UPDATE settlement_log SET payer_num = ?, payee_num = ?, state = ?, code = ?, entry_id = ?,
+          balance_after_minor = ?, at_ms = ?, overspent = ? WHERE seq = ?`,
+      ),
+      logState: p('UPDATE settlement_log SET state = ? WHERE seq = ?'),
+      refundMark: p('UPDATE settlement_log SET refunded_by_seq = ? WHERE seq = ?'),
+      entryInsert: p('INSERT INTO journal_entries (id, seq, kind, currency, at_ms) VALUES (?, ?, ?, ?, ?)'),
+      postingInsert: p('INSERT INTO postings (account_num, entry_id, amount_minor) VALUES (?, ?, ?)'),
+      balance: p('UPDATE accounts SET balance_minor = ? WHERE num = ?'),
+      flags: p('UPDATE accounts SET flags = ? WHERE num = ?'),
+      holdInsert: p('INSERT INTO holds (seq, release_at_ms) VALUES (?, ?)'),
+      holdDelete: p('DELETE FROM holds WHERE seq = ?'),
+    };
+    const s = this.#s;
+    this.#commit = db
+      .transaction((w: BatchWrite) => {
+        for (const r of w.logInserts) {
+          s.logInsert.run(
+            r.seq,
+            Buffer.from(r.requestId, 'hex'),
+            Buffer.from(r.hash, 'hex'),
+            commandKindCode.encode(r.kind),
+            r.payerNum,
+            r.payeeNum,
+            r.amountMinor,
+            r.feeMinor,
+            r.currency,
+            r.holdUntilMs,
+            r.refSeq,
+            r.memo,
+            logStateCode.encode(r.state),
+            r.code,
+            r.entryId,
+            r.balanceAfterMinor,
+            r.atMs,
+            r.overspent ? 1 : 0,
+            r.refundedBySeq,
+          );
+        }
+        for (const r of w.logUpdates) {
+          s.logUpdate.run(r.payerNum, r.payeeNum, logStateCode.encode(r.state), r.code, r.entryId, r.balanceAfterMinor, r.atMs, r.overspent ? 1 : 0, r.seq);
+        }
+        for (const [seq, state] of w.logStates) s.logState.run(logStateCode.encode(state), seq);
+        for (const [orig, refund] of w.refundMarks) s.refundMark.run(refund, orig);
+        for (const e of w.entries) s.entryInsert.run(e.id, e.seq, entryKindCode.encode(e.kind), e.currency, e.atMs);
+        for (const x of w.postings) s.postingInsert.run(x.accountNum, x.entryId, x.amountMinor);
+        for (const [num, bal] of w.balances) s.balance.run(bal, num);
+        for (const [num, f] of w.flags) s.flags.run(f, num);
+        for (const h of w.holdInserts) s.holdInsert.run(h.seq, h.releaseAtMs);
+        for (const seq of w.holdDeletes) s.holdDelete.run(seq);
+        if (w.settledThroughSeq !== null) s.setSettled.run(w.settledThroughSeq);
+      })
+      .immediate.bind(null) as (w: BatchWrite) => void;
+  }
+
+  /** Opens (creating if needed) a ledger file, sets durability pragmas and migrates. */
+  static open(file: string, options: SqliteStoreOptions = {}): SqliteLedgerStore {
+    const db = new Database(file, { readonly: options.readonly ?? false });
+    if (!options.readonly) {
+      db.pragma(`page_size = ${options.pageSize ?? Number(process.env['PS'] ?? 4096)}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`wal_autocheckpoint = ${options.walAutocheckpointPages ?? Number(process.env['CK'] ?? 1000)}`);
+      // A commit must survive power loss before any result is released (seed 004 claim 24).
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+    }
+    db.pragma(`cache_size = -${options.cacheKiB ?? 65_536}`);
+    db.pragma('busy_timeout = 5000');
+    if (!options.readonly) migrate(db);
+    return new SqliteLedgerStore(db);
+  }
+
+  async counters(): Promise<StoreCounters> {
+    const s = this.#s;
+    return {
+      lastSeq: (s.lastSeq.get() as { v: number }).v,
+      lastEntryId: (s.lastEntry.get() as { v: number }).v,
+      settledThroughSeq: (s.meta.get() as { value: number }).value,
+    };
+  }
+
+  async ensureAccount(spec: NewAccount): Promise<Account> {
+    const s = this.#s;
+    return this.db
+      .transaction(() => {
+        const existing = s.accById.get(spec.id) as AccountDbRow | undefined;
+        if (existing) return toAccount(existing);
+        s.accInsert.run(spec.id, spec.kind, spec.currency, spec.parentNum, spec.shareBps, spec.createdMs);
+        return toAccount(s.accById.get(spec.id) as AccountDbRow);
+      })
+      .immediate();
+  }
+
+  async accountsById(ids: readonly string[]): Promise<Map<string, Account>> {
+    const out = new Map<string, Account>();
+    for (const id of ids) {
+      if (out.has(id)) continue;
+      const r = this.#s.accById.get(id) as AccountDbRow | undefined;
+      if (r) out.set(id, toAccount(r));
+    }
+    return out;
+  }
+
+  async accountsByNum(nums: readonly number[]): Promise<Map<number, Account>> {
+    const out = new Map<number, Account>();
+    for (const num of nums) {
+      if (out.has(num)) continue;
+      const r = this.#s.accByNum.get(num) as AccountDbRow | undefined;
+      if (r) out.set(num, toAccount(r));
+    }
+    return out;
+  }
+
+  async logByRequestIds(requestIds: readonly string[]): Promise<Map<string, LogRow>> {
+    const out = new Map<string, LogRow>();
+    for (const id of requestIds) {
+      const r = this.#s.logByReq.get(Buffer.from(id, 'hex')) as LogDbRow | undefined;
+      if (r) out.set(id, toLogRow(r));
+    }
+    return out;
+  }
+
+  async logBySeqs(seqs: readonly number[]): Promise<Map<number, LogRow>> {
+    const out = new Map<number, LogRow>();
+    for (const seq of seqs) {
+      const r = this.#s.logBySeq.get(seq) as LogDbRow | undefined;
+      if (r) out.set(seq, toLogRow(r));
+    }
+    return out;
+  }
+
+  async unfinishedLog(): Promise<LogRow[]> {
+    const from = (this.#s.meta.get() as { value: number }).value;
+    const rows = this.#s.unfinished.all(from, logStateCode.encode('logged'), logStateCode.encode('withdrawn')) as LogDbRow[];
+    return rows.map(toLogRow);
+  }
+
+  async holdsBySeqs(seqs: readonly number[]): Promise<Map<number, HoldRow>> {
+    const out = new Map<number, HoldRow>();
+    for (const seq of seqs) {
+      const r = this.#s.holdBySeq.get(seq) as { seq: number; release_at_ms: number } | undefined;
+      if (r) out.set(seq, { seq: r.seq, releaseAtMs: r.release_at_ms });
+    }
+    return out;
+  }
+
+  async dueHolds(nowMs: number, limit: number): Promise<HoldRow[]> {
+    const rows = this.#s.dueHolds.all(nowMs, limit) as Array<{ seq: number; release_at_ms: number }>;
+    return rows.map((r) => ({ seq: r.seq, releaseAtMs: r.release_at_ms }));
+  }
+
+  async commitBatch(write: BatchWrite): Promise<void> {
+    try {
+      this.#commit(write);
+    } catch (err) {
+      throw new LedgerError('store_failed', 'batch rolled back', { cause: err });
+    }
+  }
+
+  async history(accountNum: number, limit: number, beforeEntryId: number | null): Promise<HistoryItem[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT p.entry_id, p.amount_minor, e.seq, e.kind, e.currency, e.at_ms, l.request_id
+         FROM postings p JOIN journal_entries e ON e.id = p.entry_id
+         LEFT JOIN settlement_log l ON l.seq = e.seq
+         WHERE p.account_num = ? AND p.entry_id < ? ORDER BY p.entry_id DESC LIMIT ?`,
+      )
+      .all(accountNum, beforeEntryId ?? Number.MAX_SAFE_INTEGER, limit) as Row[];
+    return rows.map((r) => ({
+      entryId: r['entry_id'] as number,
+      seq: r['seq'] as number,
+      entryKind: entryKindCode.decode(r['kind'] as number),
+      amountMinor: r['amount_minor'] as number,
+      currency: r['currency'] as string,
+      atMs: r['at_ms'] as number,
+      requestId: r['request_id'] ? (r['request_id'] as Buffer).toString('hex') : null,
+    }));
+  }
+
+  async pendingHolds(limit: number): Promise<HoldInfo[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT h.seq, h.release_at_ms, l.request_id, l.amount_minor, l.currency, w.id AS wallet_id, m.id AS merchant_id
+         FROM holds h JOIN settlement_log l ON l.seq = h.seq
+         JOIN accounts w ON w.num = l.payer_num JOIN accounts m ON m.num = l.payee_num
+         ORDER BY h.release_at_ms, h.seq LIMIT ?`,
+      )
+      .all(limit) as Row[];
+    return rows.map((r) => ({
+      seq: r['seq'] as number,
+      requestId: (r['request_id'] as Buffer).toString('hex'),
+      walletId: r['wallet_id'] as string,
+      merchantId: r['merchant_id'] as string,
+      amountMinor: r['amount_minor'] as number,
+      currency: r['currency'] as string,
+      releaseAtMs: r['release_at_ms'] as number,
+    }));
+  }
+
+  async recentSettlements(limit: number): Promise<SettlementSummary[]> {
+    const rows = this.db.prepare('SELECT * FROM settlement_log ORDER BY seq DESC LIMIT ?').all(limit) as LogDbRow[];
+    return rows.map((d) => {
+      const r = toLogRow(d);
+      return {
+        seq: r.seq,
+        requestId: r.requestId,
+        kind: r.kind,
+        state: r.state,
+        status: r.state === 'declined' ? 'declined' : r.state === 'logged' ? 'pending' : 'approved',
+        code: r.code,
+        amountMinor: r.amountMinor,
+        currency: r.currency,
+        atMs: r.atMs,
+      };
+    });
+  }
+
+  async flaggedAccounts(): Promise<Account[]> {
+    return (this.db.prepare('SELECT * FROM accounts WHERE flags != 0 ORDER BY num').all() as AccountDbRow[]).map(toAccount);
+  }
+
+  async listAccounts(): Promise<Account[]> {
+    return (this.db.prepare('SELECT * FROM accounts ORDER BY num').all() as AccountDbRow[]).map(toAccount);
+  }
+
+  async postingSumsByAccount(): Promise<Map<number, number>> {
+    const rows = this.db.prepare('SELECT account_num, SUM(amount_minor) AS s FROM postings GROUP BY account_num').raw().all() as Array<[number, number]>;
+    return new Map(rows);
+  }
+
+  async badEntries(limit: number): Promise<Array<DiscrepancyEntry & { readonly reason: 'unbalanced' | 'currency' | 'empty' }>> {
+    const unbalanced = this.db
+      .prepare(
+        `SELECT e.id, COALESCE(SUM(p.amount_minor), 0) AS s, COUNT(p.entry_id) AS n,
+           SUM(CASE WHEN a.currency IS NULL OR a.currency != e.currency THEN 1 ELSE 0 END) AS foreign_n
+         FROM journal_entries e LEFT JOIN postings p ON p.entry_id = e.id LEFT JOIN accounts a ON a.num = p.account_num
+         GROUP BY e.id HAVING s != 0 OR n = 0 OR foreign_n > 0 ORDER BY e.id LIMIT ?`,
+      )
+      .all(limit) as Array<{ id: number; s: number; n: number; foreign_n: number }>;
+    const orphan = this.db
+      .prepare('SELECT p.entry_id AS id, SUM(p.amount_minor) AS s FROM postings p LEFT JOIN journal_entries e ON e.id = p.entry_id WHERE e.id IS NULL GROUP BY p.entry_id LIMIT ?')
+      .all(limit) as Array<{ id: number; s: number }>;
+    const out: Array<DiscrepancyEntry & { readonly reason: 'unbalanced' | 'currency' | 'empty' }> = unbalanced.map((r) => ({
+      entryId: r.id,
+      sumMinor: r.s,
+      reason: r.n === 0 ? 'empty' : r.s !== 0 ? 'unbalanced' : 'currency',
+    }));
+    for (const r of orphan) out.push({ entryId: r.id, sumMinor: r.s, reason: 'unbalanced' });
+    return out.sort((a, b) => a.entryId - b.entryId).slice(0, limit);
+  }
+
+  async inTransitTotals(): Promise<CurrencyTotal[]> {
+    return this.db
+      .prepare('SELECT currency, SUM(amount_minor) AS amountMinor FROM settlement_log WHERE state = ? GROUP BY currency ORDER BY currency')
+      .all(logStateCode.encode('withdrawn')) as CurrencyTotal[];
+  }
+
+  async heldTotals(): Promise<CurrencyTotal[]> {
+    return this.db
+      .prepare('SELECT l.currency, SUM(l.amount_minor) AS amountMinor FROM holds h JOIN settlement_log l ON l.seq = h.seq GROUP BY l.currency ORDER BY l.currency')
+      .all() as CurrencyTotal[];
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,140 @@
+// The storage port of the ledger. The engine computes each batch in memory and hands the store
+// one write set to commit atomically and durably; reads are batch-granular so a networked store
+// (PostgreSQL) pays one round trip per batch, not per settlement. One engine writes a store.
+import type { Account, AccountKind, CommandKind, DeclineCode, EntryKind, HoldInfo, HistoryItem, LogState, SettlementSummary } from './types.ts';
+
+/** One row of the durable settlement log (seed 004 claims 29–33: the log file database). */
+export interface LogRow {
+  readonly seq: number;
+  readonly requestId: string;
+  /** sha256 hex of the command's canonical content. */
+  readonly hash: string;
+  readonly kind: CommandKind;
+  readonly payerNum: number | null;
+  readonly payeeNum: number | null;
+  readonly amountMinor: number;
+  readonly feeMinor: number;
+  readonly currency: string;
+  readonly holdUntilMs: number | null;
+  /** refund: the original's seq. */
+  readonly refSeq: number | null;
+  readonly memo: string | null;
+  readonly state: LogState;
+  readonly code: DeclineCode | null;
+  readonly entryId: number | null;
+  readonly balanceAfterMinor: number | null;
+  readonly atMs: number;
+  readonly overspent: boolean;
+  readonly refundedBySeq: number | null;
+}
+
+export interface EntryRow {
+  readonly id: number;
+  readonly seq: number;
+  readonly kind: EntryKind;
+  readonly currency: string;
+  readonly atMs: number;
+}
+
+export interface PostingRow {
+  readonly entryId: number;
+  readonly accountNum: number;
+  /** Signed: negative = debit (money leaves the account), positive = credit. */
+  readonly amountMinor: number;
+}
+
+export interface HoldRow {
+  readonly seq: number;
+  readonly releaseAtMs: number;
+}
+
+/** Everything one engine turn changes; committed in one durable transaction. */
+export interface BatchWrite {
+  readonly logInserts: LogRow[];
+  /** Rows whose outcome was decided after they were logged (recovery of `logged` rows). */
+  readonly logUpdates: LogRow[];
+  readonly logStates: Array<readonly [seq: number, state: LogState]>;
+  readonly refundMarks: Array<readonly [originalSeq: number, refundSeq: number]>;
+  readonly entries: EntryRow[];
+  readonly postings: PostingRow[];
+  readonly balances: Map<number, number>;
+  readonly flags: Map<number, number>;
+  readonly holdInserts: HoldRow[];
+  readonly holdDeletes: number[];
+  /** Every log row with seq ≤ this is finished (no deposit pending): recovery starts after it. */
+  settledThroughSeq: number | null;
+}
+
+export function emptyBatchWrite(): BatchWrite {
+  return {
+    logInserts: [],
+    logUpdates: [],
+    logStates: [],
+    refundMarks: [],
+    entries: [],
+    postings: [],
+    balances: new Map(),
+    flags: new Map(),
+    holdInserts: [],
+    holdDeletes: [],
+    settledThroughSeq: null,
+  };
+}
+
+export interface NewAccount {
+  readonly id: string;
+  readonly kind: AccountKind;
+  readonly currency: string;
+  readonly parentNum: number | null;
+  readonly shareBps: number;
+  readonly createdMs: number;
+}
+
+export interface StoreCounters {
+  readonly lastSeq: number;
+  readonly lastEntryId: number;
+  readonly settledThroughSeq: number;
+}
+
+export interface DiscrepancyEntry {
+  readonly entryId: number;
+  readonly sumMinor: number;
+}
+
+export interface CurrencyTotal {
+  readonly currency: string;
+  readonly amountMinor: number;
+}
+
+export interface LedgerStore {
+  counters(): Promise<StoreCounters>;
+  /** Inserts the account, or returns the existing one with that id (idempotent). */
+  ensureAccount(spec: NewAccount): Promise<Account>;
+  accountsById(ids: readonly string[]): Promise<Map<string, Account>>;
+  accountsByNum(nums: readonly number[]): Promise<Map<number, Account>>;
+  logByRequestIds(requestIds: readonly string[]): Promise<Map<string, LogRow>>;
+  logBySeqs(seqs: readonly number[]): Promise<Map<number, LogRow>>;
+  /** Rows after settledThroughSeq still `logged` or `withdrawn`, in seq order. */
+  unfinishedLog(): Promise<LogRow[]>;
+  holdsBySeqs(seqs: readonly number[]): Promise<Map<number, HoldRow>>;
+  dueHolds(nowMs: number, limit: number): Promise<HoldRow[]>;
+  commitBatch(write: BatchWrite): Promise<void>;
+
+  // Reads for people and the rules layer.
+  history(accountNum: number, limit: number, beforeEntryId: number | null): Promise<HistoryItem[]>;
+  pendingHolds(limit: number): Promise<HoldInfo[]>;
+  recentSettlements(limit: number): Promise<SettlementSummary[]>;
+  flaggedAccounts(): Promise<Account[]>;
+
+  // Reads for verifyLedger.
+  listAccounts(): Promise<Account[]>;
+  postingSumsByAccount(): Promise<Map<number, number>>;
+  /** Entries whose postings do not sum to zero, or post to an account of another currency. */
+  badEntries(limit: number): Promise<Array<DiscrepancyEntry & { readonly reason: 'unbalanced' | 'currency' | 'empty' }>>;
+  /** Σ amount of log rows in state `withdrawn` (money in transit), per currency. */
+  inTransitTotals(): Promise<CurrencyTotal[]>;
+  /** Σ amount of open holds, per currency. */
+  heldTotals(): Promise<CurrencyTotal[]>;
+
+  close(): Promise<void>;
+}
