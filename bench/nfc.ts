@@ -6,7 +6,7 @@ import { isSocatAvailable } from '../simulators/pn532-emulator/pty-pair.ts';
 import { startEmulatedReader } from '../simulators/pn532-emulator/start-emulated-reader.ts';
 import { createWalletWorld } from '../simulators/wallet/wallet-world.ts';
 
-const TAPS = Number(process.env.BENCH_NFC_TAPS ?? 150);
+const TAPS = Number(process.env.BENCH_NFC_TAPS ?? 120);
 
 function percentile(sorted: readonly number[], p: number): number {
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));

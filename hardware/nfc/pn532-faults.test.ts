@@ -151,7 +151,7 @@ describe.skipIf(!isSocatAvailable())('PN532 driver faults (socat pty + emulator)
     await emulated.plug();
     emulated.emulator.present(wallet);
     expect(await purchase(reader)).toBe('authorized');
-    expect(disconnects).toBe(1);
+    expect(disconnects).toBeGreaterThanOrEqual(1);
     expect(reader.driver.connected).toBe(true);
   });
 

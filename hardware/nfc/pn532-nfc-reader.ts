@@ -34,7 +34,7 @@ export class Pn532NfcReader implements NfcReader {
 
   private constructor(driver: Pn532Driver, options: Pn532NfcReaderOptions) {
     this.driver = driver;
-    this.pollIntervalMs = options.pollIntervalMs ?? 50;
+    this.pollIntervalMs = options.pollIntervalMs ?? 20;
     this.exchangeTimeoutMs = options.exchangeTimeoutMs ?? 2000;
   }
 

@@ -141,7 +141,9 @@ export class Pn532Driver extends EventEmitter {
         await this.write(port, HSU_WAKEUP_PREAMBLE);
       }
       await this.write(port, frame);
-      const deadline = performance.now() + this.opts.ackTimeoutMs;
+      // The write callback fires when the kernel has the bytes, not when they crossed the UART.
+      const lineMs = (frame.length * 10 * 1000) / this.opts.baudRate;
+      const deadline = performance.now() + this.opts.ackTimeoutMs + lineMs;
       for (;;) {
         const ev = await this.nextEvent(deadline - performance.now());
         if (this.port !== port) throw new HardwareError('NFC_DISCONNECTED', 'serial adapter gone during a command');

@@ -129,10 +129,10 @@ export class Pn532Emulator {
       this.awake = true;
       chunk = chunk.subarray(at);
     }
-    for (const ev of this.parser.push(chunk)) this.onFrame(ev, chunk.length);
+    for (const ev of this.parser.push(chunk)) this.onFrame(ev);
   }
 
-  private onFrame(ev: ParseEvent, _chunkBytes: number): void {
+  private onFrame(ev: ParseEvent): void {
     switch (ev.kind) {
       case 'ack':
         // §6.2.1.3: an ACK from the host aborts the command in progress.
@@ -155,9 +155,17 @@ export class Pn532Emulator {
         }
         this.stats.commands++;
         const epoch = ++this.epoch;
-        void this.write(ACK_FRAME);
         const data = ev.data;
-        this.queue = this.queue.then(() => this.execute(data, epoch)).catch(() => undefined);
+        // The command is complete only after its last byte crossed the UART (10 bits per byte).
+        const inboundMs = this.lineRateBaud > 0 ? ((data.length + 8) * 10 * 1000) / this.lineRateBaud : 0;
+        this.queue = this.queue
+          .then(async () => {
+            if (inboundMs >= 1) await sleep(inboundMs);
+            if (epoch !== this.epoch) return;
+            void this.write(ACK_FRAME);
+            await this.execute(data, epoch);
+          })
+          .catch(() => undefined);
         return;
       }
     }
