@@ -1,0 +1,45 @@
+// Pure checks a machine runs on hub-signed things before it acts on them (seed 003: the terminal
+// verifies the hub's signature on the result before it dispenses, opens or prints).
+import { verifyMessage, type Body, type Envelope, type ErrorCode, type RestrictionT } from '../../protocol/index.ts';
+
+export type Checked<B> = { ok: true; body: B } | { ok: false; code: ErrorCode };
+
+export function checkHubResult(
+  result: Envelope<'settlement.result'>,
+  expected: { requestId: string; terminalId: string },
+  hubKeys: readonly string[],
+): Checked<Body<'settlement.result'>> {
+  const b = result.body;
+  if (b.requestId !== expected.requestId) return { ok: false, code: 'NOT_FOUND' };
+  if (b.terminalId !== expected.terminalId) return { ok: false, code: 'TERMINAL_MISMATCH' };
+  if (!hubKeys.includes(b.hubKey)) return { ok: false, code: 'UNKNOWN_ISSUER' };
+  if (!verifyMessage(result, b.hubKey)) return { ok: false, code: 'BAD_SIGNATURE' };
+  return { ok: true, body: b };
+}
+
+/** A ticket is usable at this station now: hub-signed, for this wallet, in its validity window. */
+export function checkTicket(
+  ticket: Envelope<'ticket'>,
+  input: { wallet: string; station: string; hubKeys: readonly string[]; nowMs: number; used: (ticketId: string) => boolean },
+): Checked<Body<'ticket'>> {
+  const b = ticket.body;
+  if (b.wallet !== input.wallet) return { ok: false, code: 'TICKET_INVALID' };
+  if (!input.hubKeys.includes(b.hubKey)) return { ok: false, code: 'UNKNOWN_ISSUER' };
+  if (input.nowMs < b.validFrom || input.nowMs > b.validUntil) return { ok: false, code: 'TICKET_INVALID' };
+  if (b.stations.length > 0 && !b.stations.includes(input.station)) return { ok: false, code: 'TICKET_INVALID' };
+  if (input.used(b.ticketId)) return { ok: false, code: 'TICKET_USED' };
+  if (!verifyMessage(ticket, b.hubKey)) return { ok: false, code: 'BAD_SIGNATURE' };
+  return { ok: true, body: b };
+}
+
+/**
+ * Article restriction against the license (seed 004 claim 14). The hub decides online; a
+ * terminal applies the same rule before accepting offline.
+ */
+export function restrictionAllows(restriction: RestrictionT | undefined, license: Body<'wallet.license'>): boolean {
+  if (!restriction) return true;
+  if (restriction.minAge !== undefined && license.ageOver < restriction.minAge) return false;
+  if (restriction.groupsAny && restriction.groupsAny.length > 0 && !restriction.groupsAny.some((g) => license.groups.includes(g))) return false;
+  if (restriction.groupsNone?.some((g) => license.groups.includes(g))) return false;
+  return true;
+}

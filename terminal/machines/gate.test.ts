@@ -1,0 +1,160 @@
+import { describe, expect, it } from 'vitest';
+import { computeFare } from '../../protocol/index.ts';
+import { FARES, Fixture, T0 } from './fixtures.ts';
+import { GATE_IDLE, gateStep, type GateEvent, type GateState } from './gate.ts';
+import type { Command, TerminalContext } from './types.ts';
+
+const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
+const entryCtx = (f: Fixture, over: Partial<TerminalContext> = {}): TerminalContext => f.ctx({ gate: { station: 'A', mode: 'entry' }, ...over });
+const exitCtx = (f: Fixture, over: Partial<TerminalContext> = {}): TerminalContext => f.ctx({ gate: { station: 'C', mode: 'exit' }, ...over });
+
+function run(ctx: TerminalContext, events: GateEvent[], start: GateState = GATE_IDLE, nowMs = T0): { state: GateState; commands: Command[] } {
+  let state = start;
+  const commands: Command[] = [];
+  for (const ev of events) {
+    const r = gateStep(state, ev, ctx, nowMs);
+    state = r.state;
+    commands.push(...r.commands);
+  }
+  return { state, commands };
+}
+
+describe('gate: entry', () => {
+  it('writes a gate admission record, then opens; passage returns to idle', () => {
+    const f = new Fixture('gate-in');
+    const w = f.wallet();
+    const recordId = f.id();
+    let r = run(entryCtx(f), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId }]);
+    expect(r.state.s).toBe('admitting');
+    expect(r.commands).toEqual([{ c: 'nfc.storeAdmission', body: { recordId, wallet: w.hex, terminalId: 'gate-in', station: 'A', time: T0 } }]);
+    r = run(entryCtx(f), [{ e: 'wallet.stored' }], r.state);
+    expect(kinds(r.commands)).toEqual(['gate.open', 'nfc.release', 'display']);
+    r = run(entryCtx(f), [{ e: 'passage' }], r.state);
+    expect(r.state.s).toBe('idle');
+  });
+
+  it('does not open when the card leaves before the record is written', () => {
+    const f = new Fixture('gate-in');
+    const r = run(entryCtx(f), [{ e: 'tap', card: f.card(f.wallet()), requestId: f.id(), recordId: f.id() }, { e: 'card.lost' }]);
+    expect(kinds(r.commands)).not.toContain('gate.open');
+    expect(kinds(r.commands)).toContain('gate.deny');
+  });
+
+  it('denies blocklisted wallets and anti-passback (already inside)', () => {
+    const f = new Fixture('gate-in');
+    const w = f.wallet();
+    const blocked = run(entryCtx(f, { blocklist: new Set([w.hex]) }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
+    expect(kinds(blocked.commands)).toContain('gate.deny');
+    const inside = f.card(w, { admission: { recordId: 1, message: f.admission(w.hex, 'B', T0 - 60_000) } });
+    const again = run(entryCtx(f), [{ e: 'tap', card: inside, requestId: f.id(), recordId: f.id() }]);
+    expect(kinds(again.commands)).toContain('gate.deny');
+    // A stale record (older than the longest trip) does not block entry.
+    const stale = f.card(w, { admission: { recordId: 1, message: f.admission(w.hex, 'B', T0 - FARES.maxTripMs - 1) } });
+    expect(run(entryCtx(f), [{ e: 'tap', card: stale, requestId: f.id(), recordId: f.id() }]).state.s).toBe('admitting');
+  });
+
+  it('a hub-signed ticket admits, is removed from the wallet, marked used and reported', () => {
+    const f = new Fixture('gate-in');
+    const w = f.wallet();
+    const ticket = f.ticket(w.hex);
+    const rid = f.id();
+    let r = run(entryCtx(f), [{ e: 'tap', card: f.card(w, { tickets: [{ recordId: 7, message: ticket }] }), requestId: rid, recordId: f.id() }]);
+    expect(r.commands[0]).toMatchObject({ c: 'nfc.storeAdmission', body: { ticketId: ticket.body.ticketId } });
+    r = run(entryCtx(f), [{ e: 'wallet.stored' }], r.state);
+    expect(r.commands).toContainEqual({ c: 'ticket.markUsed', ticketId: ticket.body.ticketId });
+    expect(r.commands).toContainEqual({ c: 'nfc.delete', recordId: 7 });
+    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ requestId: rid, op: { type: 'ticket.use', station: 'A' } });
+    r = run(entryCtx(f), [{ e: 'passage' }], r.state);
+    expect(r.commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
+  });
+
+  it('a used, expired, foreign or forged ticket is ignored (pay-as-you-go entry instead)', () => {
+    const f = new Fixture('gate-in');
+    const w = f.wallet();
+    const used = f.ticket(w.hex);
+    f.usedTickets.add(used.body.ticketId);
+    const expired = f.ticket(w.hex, { validUntil: T0 - 1 });
+    const foreign = f.ticket(f.wallet().hex);
+    const wrongStation = f.ticket(w.hex, { stations: ['B'] });
+    const forged = { ...f.ticket(w.hex), body: { ...f.ticket(w.hex).body, product: 'year' } };
+    for (const t of [used, expired, foreign, wrongStation, forged]) {
+      const r = run(entryCtx(f), [{ e: 'tap', card: f.card(w, { tickets: [{ recordId: 1, message: t }] }), requestId: f.id(), recordId: f.id() }]);
+      expect(r.commands[0]).toMatchObject({ c: 'nfc.storeAdmission' });
+      expect((r.commands[0] as { body: { ticketId?: string } }).body.ticketId).toBeUndefined();
+    }
+  });
+});
+
+describe('gate: exit', () => {
+  function exitTo(f: Fixture, w: ReturnType<Fixture['wallet']>, card: ReturnType<Fixture['card']>, ctx = exitCtx(f)) {
+    const rid = f.id();
+    const tapped = run(ctx, [{ e: 'tap', card, requestId: rid, recordId: f.id() }]);
+    const spec = (tapped.commands[0] as Extract<Command, { c: 'nfc.authorize' }>).offer;
+    const authorized = run(ctx, [{ e: 'wallet.authorized', authorization: f.authorize(w, spec) }], tapped.state);
+    return { rid, spec, tapped, authorized };
+  }
+
+  it('computes the fare from the entry record and opens at once on a covering statement', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const entry = f.admission(w.hex, 'A', T0 - 20 * 60_000);
+    const card = f.card(w, { admission: { recordId: 9, message: entry }, statement: f.statement(w.hex, 1000, T0 - 3600_000) });
+    const { rid, spec, authorized } = exitTo(f, w, card);
+    expect(spec).toEqual({ purpose: 'fare', amountMinor: computeFare(FARES, { station: 'A', time: T0 - 20 * 60_000 }, 'C', T0).fareMinor, currency: 'EUR', lines: [] });
+    expect(spec.amountMinor).toBe(300);
+    expect(authorized.commands[0]).toEqual({ c: 'gate.open' });
+    expect(authorized.commands[1]).toMatchObject({ c: 'hub.request', requestId: rid, offline: true, amountMinor: 300, op: { type: 'fare', entry, exitStation: 'C', exitTime: T0 } });
+    expect(authorized.commands).toContainEqual({ c: 'nfc.delete', recordId: 9 });
+  });
+
+  it('no entry record: the maximum fare', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const { spec, authorized } = exitTo(f, w, f.card(w, { statement: f.statement(w.hex, 1000) }));
+    expect(spec.amountMinor).toBe(FARES.maxFareMinor);
+    expect(authorized.commands.find((c) => c.c === 'hub.request')).toMatchObject({ op: { entry: null } });
+  });
+
+  it('a fare the statement does not cover waits for a verified hub approval', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const card = f.card(w, { admission: { recordId: 9, message: f.admission(w.hex, 'A', T0 - 60_000) }, statement: f.statement(w.hex, 100) });
+    const { rid, authorized } = exitTo(f, w, card);
+    expect(authorized.state.s).toBe('exit.settling');
+    expect(kinds(authorized.commands)).not.toContain('gate.open');
+    expect(authorized.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: false });
+    const forged = f.result(rid, {}, new Fixture().hub);
+    expect(kinds(run(exitCtx(f), [{ e: 'hub.result', result: forged }], authorized.state).commands)).not.toContain('gate.open');
+    const declined = run(exitCtx(f), [{ e: 'hub.result', result: f.result(rid, { status: 'declined', code: 'INSUFFICIENT_FUNDS', withdrawal: 'none' }) }], authorized.state);
+    expect(kinds(declined.commands)).toContain('gate.deny');
+    const approved = run(exitCtx(f), [{ e: 'hub.result', result: f.result(rid) }], authorized.state);
+    expect(approved.commands[0]).toEqual({ c: 'gate.open' });
+    expect(approved.commands).toContainEqual({ c: 'nfc.delete', recordId: 9 });
+  });
+
+  it('offline and not covered: stays closed; offline within the license limit: opens', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet({ offlineLimitMinor: 1000 });
+    const poor = exitTo(f, w, f.card(w, { statement: f.statement(w.hex, 100) }), exitCtx(f, { online: false }));
+    expect(kinds(poor.authorized.commands)).toContain('gate.deny');
+    const noStatement = exitTo(f, w, f.card(w), exitCtx(f, { online: false }));
+    expect(noStatement.authorized.commands[0]).toEqual({ c: 'gate.open' });
+  });
+
+  it('entered on a ticket: opens without a fare', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const card = f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'A', T0 - 60_000, f.id()) } });
+    const r = run(exitCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+    expect(r.commands[0]).toEqual({ c: 'gate.open' });
+    expect(kinds(r.commands)).not.toContain('hub.request');
+  });
+
+  it('hub silent while a fare waits: abandon and stay closed', () => {
+    const f = new Fixture('gate-out');
+    const s: GateState = { s: 'exit.settling', requestId: f.id(), entryRecordId: null, untilMs: T0 + 100 };
+    const r = gateStep(s, { e: 'tick' }, exitCtx(f), T0 + 100);
+    expect(r.commands[0]).toEqual({ c: 'hub.abandon', requestId: s.requestId });
+    expect(kinds(r.commands)).not.toContain('gate.open');
+  });
+});

@@ -1,0 +1,185 @@
+// Ticket gate (seed 004 claims 11, 15–18; Suica-style local decision, PRODUCT.md §3).
+// Entry: license + deny list (+ anti-passback) → gate-signed admission record written to the
+// wallet → open. A valid hub-signed ticket admits instead and its use is reported.
+// Exit: read the record → computeFare with the hub's fare table → local risk decision from the
+// license, deny list and the wallet's last hub-signed statement → open and send the settlement
+// request at once (the hub settles behind); a fare the policy cannot cover waits for a verified
+// hub approval.
+import { computeFare, type Envelope, type FareQuote } from '../../protocol/index.ts';
+import { checkLicense, decideGateLocal } from '../policy/risk.ts';
+import { checkHubResult, checkTicket } from './checks.ts';
+import { display, type CardInfo, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+
+export type GateState =
+  | { s: 'idle' }
+  | { s: 'admitting'; wallet: string; ticket: { recordId: number; message: Envelope<'ticket'> } | null; requestId: string; untilMs: number }
+  | {
+      s: 'exit.authorizing';
+      requestId: string;
+      license: Envelope<'wallet.license'>;
+      entry: CardInfo['admission'];
+      statement: Envelope<'balance.statement'> | null;
+      fare: FareQuote;
+      untilMs: number;
+    }
+  | { s: 'exit.settling'; requestId: string; entryRecordId: number | null; untilMs: number }
+  /** Barrier open: waiting for the passage sensor (one passage per decision). */
+  | { s: 'passing'; requestId: string | null; untilMs: number };
+
+export type GateEvent = CommonEvent | { e: 'passage' };
+
+export const GATE_IDLE: GateState = { s: 'idle' };
+
+const AUTHORIZE_MS = 5_000;
+const PASSAGE_MS = 8_000;
+/** Without a fare table an admission record counts as "inside" for this long (anti-passback). */
+const DEFAULT_MAX_TRIP_MS = 4 * 3600_000;
+
+function step(state: GateState, commands: Command[] = []): Step<GateState> {
+  return { state, commands };
+}
+
+function deny(text: string): Step<GateState> {
+  return step(GATE_IDLE, [{ c: 'gate.deny' }, { c: 'nfc.release' }, display(text, 'error')]);
+}
+
+function passing(requestId: string | null, nowMs: number, commands: Command[]): Step<GateState> {
+  return step({ s: 'passing', requestId, untilMs: nowMs + PASSAGE_MS }, commands);
+}
+
+export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContext, nowMs: number): Step<GateState> {
+  const gate = ctx.gate;
+  if (!gate) throw new TypeError('gateStep: ctx.gate is required');
+  switch (event.e) {
+    case 'tap':
+      if (state.s !== 'idle') return step(state, [{ c: 'nfc.release' }]);
+      return gate.mode === 'entry' ? entryTap(event, ctx, nowMs, gate.station) : exitTap(event, ctx, nowMs, gate.station);
+    case 'wallet.stored': {
+      if (state.s !== 'admitting') return step(state);
+      const commands: Command[] = [{ c: 'gate.open' }];
+      if (state.ticket) {
+        const t = state.ticket.message;
+        // seed 004 claim 18: a ticket is used once — remove it from the wallet, remember it, report it.
+        commands.push(
+          { c: 'ticket.markUsed', ticketId: t.body.ticketId },
+          { c: 'hub.request', requestId: state.requestId, op: { type: 'ticket.use', ticket: t, station: gate.station, usedAt: nowMs }, offline: true, wallet: state.wallet, amountMinor: 0 },
+          { c: 'nfc.delete', recordId: state.ticket.recordId },
+        );
+      }
+      commands.push({ c: 'nfc.release' }, display(state.ticket ? 'welcome (ticket)' : 'welcome', 'ok'));
+      return passing(state.ticket ? state.requestId : null, nowMs, commands);
+    }
+    case 'wallet.authorized': {
+      if (state.s !== 'exit.authorizing') return step(state);
+      const license = state.license;
+      const op = {
+        type: 'fare' as const,
+        authorization: event.authorization,
+        license,
+        entry: state.entry?.message ?? null,
+        exitStation: gate.station,
+        exitTime: nowMs,
+      };
+      const request = { c: 'hub.request' as const, requestId: state.requestId, op, wallet: license.body.wallet, amountMinor: state.fare.fareMinor };
+      const risk = decideGateLocal({
+        license: license.body,
+        statement: state.statement,
+        fareMinor: state.fare.fareMinor,
+        currency: state.fare.currency,
+        hubKeys: ctx.hubKeys,
+        usage: ctx.usage,
+        limits: ctx.limits,
+        nowMs,
+      });
+      const removeEntry: Command[] = state.entry ? [{ c: 'nfc.delete', recordId: state.entry.recordId }] : [];
+      if (risk.ok) {
+        // Open first: the barrier command is the latency that matters; the hub settles behind.
+        return passing(state.requestId, nowMs, [{ c: 'gate.open' }, { ...request, offline: true }, ...removeEntry, { c: 'nfc.release' }, display(`fare ${state.fare.fareMinor}`, 'ok')]);
+      }
+      if (!ctx.online) return deny(`see staff: ${risk.code}`);
+      return step({ s: 'exit.settling', requestId: state.requestId, entryRecordId: state.entry?.recordId ?? null, untilMs: nowMs + ctx.timeouts.hubMs }, [
+        { ...request, offline: false },
+        display('checking…'),
+      ]);
+    }
+    case 'wallet.declined':
+      if (state.s !== 'exit.authorizing') return step(state);
+      return deny(`wallet declined: ${event.code}`);
+    case 'card.lost':
+      if (state.s === 'admitting' || state.s === 'exit.authorizing') return deny('card removed — tap again');
+      return step(state);
+    case 'hub.result': {
+      if (state.s !== 'exit.settling' || event.result.body.requestId !== state.requestId) return step(state);
+      const r = checkHubResult(event.result, { requestId: state.requestId, terminalId: ctx.terminalId }, ctx.hubKeys);
+      if (!r.ok) return step(state, [display(`ignored hub reply: ${r.code}`, 'error')]);
+      if (r.body.status !== 'approved') return deny(`declined: ${r.body.code ?? 'unknown'}`);
+      const commands: Command[] = [{ c: 'gate.open' }];
+      if (state.entryRecordId !== null) commands.push({ c: 'nfc.delete', recordId: state.entryRecordId });
+      if (r.body.statement) commands.push({ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true });
+      commands.push({ c: 'nfc.release' }, display(`fare ${r.body.amountMinor}`, 'ok'));
+      return passing(state.requestId, nowMs, commands);
+    }
+    case 'hub.error':
+      if (state.s !== 'exit.settling' || event.requestId !== state.requestId) return step(state);
+      return deny(`declined: ${event.code}`);
+    case 'passage':
+      if (state.s !== 'passing') return step(state);
+      return step(GATE_IDLE, state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'passed' }] : []);
+    case 'tick':
+      if (state.s === 'idle' || nowMs < state.untilMs) return step(state);
+      if (state.s === 'exit.settling') {
+        const d = deny('no answer from the hub — not charged');
+        return step(d.state, [{ c: 'hub.abandon', requestId: state.requestId }, ...d.commands]);
+      }
+      if (state.s === 'passing') return step(GATE_IDLE, state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no passage' }] : []);
+      return deny('timed out');
+  }
+}
+
+function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, station: string): Step<GateState> {
+  const lic = checkLicense(event.card.license, ctx, nowMs);
+  if (!lic.ok) return deny(`wallet refused: ${lic.code}`);
+  const wallet = lic.body.wallet;
+  const prior = event.card.admission?.message.body;
+  const maxTripMs = ctx.fares?.maxTripMs ?? DEFAULT_MAX_TRIP_MS;
+  // Anti-passback: a fresh admission record means this wallet is already inside.
+  if (prior && prior.wallet === wallet && nowMs - prior.time <= maxTripMs && prior.time <= nowMs + 60_000) return deny('already inside');
+  let ticket: CardInfo['tickets'][number] | null = null;
+  for (const t of event.card.tickets) {
+    const ok = checkTicket(t.message, { wallet, station, hubKeys: ctx.hubKeys, nowMs, used: (id) => ctx.usage.ticketUsed(id) });
+    if (ok.ok) {
+      ticket = t;
+      break;
+    }
+  }
+  const body = {
+    recordId: event.recordId,
+    wallet,
+    terminalId: ctx.terminalId,
+    station,
+    time: nowMs,
+    ...(ticket ? { ticketId: ticket.message.body.ticketId } : {}),
+  };
+  return step({ s: 'admitting', wallet, ticket, requestId: event.requestId, untilMs: nowMs + AUTHORIZE_MS }, [{ c: 'nfc.storeAdmission', body }]);
+}
+
+function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, station: string): Step<GateState> {
+  const lic = checkLicense(event.card.license, ctx, nowMs);
+  if (!lic.ok) return deny(`wallet refused: ${lic.code}`);
+  const wallet = lic.body.wallet;
+  // A record written for another wallet is no record at all.
+  const entry = event.card.admission && event.card.admission.message.body.wallet === wallet ? event.card.admission : null;
+  const maxTripMs = ctx.fares?.maxTripMs ?? DEFAULT_MAX_TRIP_MS;
+  if (entry?.message.body.ticketId !== undefined && nowMs - entry.message.body.time <= maxTripMs) {
+    // Entered on a ticket (its use was reported at the entrance): nothing to settle here.
+    return passing(null, nowMs, [{ c: 'gate.open' }, { c: 'nfc.delete', recordId: entry.recordId }, { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')]);
+  }
+  if (!ctx.fares) return deny('no fare table yet');
+  // No entry record (or a stale one): computeFare charges the maximum fare.
+  const e = entry?.message.body;
+  const fare = computeFare(ctx.fares, e ? { station: e.station, time: e.time } : null, station, nowMs);
+  return step(
+    { s: 'exit.authorizing', requestId: event.requestId, license: lic.license, entry, statement: event.card.statement, fare, untilMs: nowMs + AUTHORIZE_MS },
+    [{ c: 'nfc.authorize', offer: { purpose: 'fare', amountMinor: fare.fareMinor, currency: fare.currency, lines: [] } }],
+  );
+}

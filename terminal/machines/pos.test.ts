@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { sha256, signMessage, toHex, utf8 } from '../../protocol/index.ts';
+import { Fixture, T0 } from './fixtures.ts';
+import { POS_IDLE, posStep, type PosEvent, type PosOperator, type PosState } from './pos.ts';
+import type { Command, TerminalContext } from './types.ts';
+
+const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
+const operators: PosOperator[] = [{ id: 'alice', pinSha256: toHex(sha256(utf8('4711'))) }];
+
+function run(ctx: TerminalContext, events: PosEvent[], start: PosState = POS_IDLE, nowMs = T0): { state: PosState; commands: Command[] } {
+  let state = start;
+  const commands: Command[] = [];
+  for (const ev of events) {
+    const r = posStep(state, ev, ctx, nowMs, operators);
+    state = r.state;
+    commands.push(...r.commands);
+  }
+  return { state, commands };
+}
+
+describe('POS', () => {
+  it('items → checkout → wallet signs the lines → request → verified result → receipt + statement on the wallet', () => {
+    const f = new Fixture();
+    const w = f.wallet();
+    const rid = f.id();
+    const ctx = f.ctx();
+    let r = run(ctx, [{ e: 'item.add', sku: 'bread', qty: 2 }, { e: 'item.add', sku: 'cola', qty: 1 }, { e: 'checkout' }, { e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }]);
+    const lines = [{ sku: 'bread', qty: 2, unitMinor: 120 }, { sku: 'cola', qty: 1, unitMinor: 250 }];
+    expect(r.commands.find((c) => c.c === 'nfc.authorize')).toEqual({ c: 'nfc.authorize', offer: { purpose: 'purchase', amountMinor: 490, currency: 'EUR', lines } });
+    r = run(ctx, [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'purchase', amountMinor: 490, currency: 'EUR', lines }) }], r.state);
+    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ requestId: rid, offline: false, op: { type: 'purchase', lines } });
+    expect(kinds(r.commands)).not.toContain('print');
+    const st = f.statement(w.hex, 510);
+    r = run(ctx, [{ e: 'hub.result', result: f.result(rid, { amountMinor: 490, statement: st, holdUntil: T0 + 600_000 }) }], r.state);
+    expect(r.state.s).toBe('idle');
+    const print = r.commands.find((c) => c.c === 'print') as Extract<Command, { c: 'print' }>;
+    expect(print.lines.join('\n')).toContain('TOTAL 490 EUR');
+    expect(print.lines.join('\n')).toContain('cancellable until');
+    expect(r.commands).toContainEqual({ c: 'nfc.store', kind: 'BalanceStatement', message: st, replace: true });
+  });
+
+  it('prints nothing on a forged or foreign result', () => {
+    const f = new Fixture();
+    const rid = f.id();
+    const s: PosState = { s: 'settling', kind: 'purchase', requestId: rid, lines: [], untilMs: T0 + 3000 };
+    for (const result of [f.result(rid, {}, new Fixture().hub), f.result(rid, { terminalId: 'x' })]) {
+      expect(kinds(posStep(s, { e: 'hub.result', result }, f.ctx(), T0).commands)).not.toContain('print');
+    }
+  });
+
+  it('staff cash top-up needs the right PIN and the hub', () => {
+    const f = new Fixture();
+    const w = f.wallet();
+    expect(run(f.ctx(), [{ e: 'topup', amountMinor: 2000, operatorId: 'alice', pin: '0000' }]).state.s).toBe('idle');
+    expect(run(f.ctx(), [{ e: 'topup', amountMinor: 2000, operatorId: 'mallory', pin: '4711' }]).state.s).toBe('idle');
+    expect(run(f.ctx({ online: false }), [{ e: 'topup', amountMinor: 2000, operatorId: 'alice', pin: '4711' }]).state.s).toBe('idle');
+    const rid = f.id();
+    const r = run(f.ctx(), [{ e: 'topup', amountMinor: 2000, operatorId: 'alice', pin: '4711' }, { e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }]);
+    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ op: { type: 'topup', wallet: w.hex, amountMinor: 2000, method: 'cash', operatorId: 'alice' } });
+    const done = run(f.ctx(), [{ e: 'hub.result', result: f.result(rid, { amountMinor: 2000 }) }], r.state);
+    expect(kinds(done.commands)).toContain('print');
+  });
+
+  it('cancellation inside the window: relays the wallet-signed cancellation and prints the refund', () => {
+    const f = new Fixture();
+    const w = f.wallet();
+    const cancellation = signMessage('cancellation', { originalRequestId: f.id(), wallet: w.hex, time: T0, challenge: f.id() }, w.keys.secretKey);
+    const rid = f.id();
+    let r = run(f.ctx(), [{ e: 'cancel', cancellation, requestId: rid }]);
+    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ requestId: rid, op: { type: 'cancel', cancellation } });
+    r = run(f.ctx(), [{ e: 'hub.result', result: f.result(rid, { amountMinor: 490 }) }], r.state);
+    expect((r.commands.find((c) => c.c === 'print') as Extract<Command, { c: 'print' }>).lines.join()).toContain('REFUND 490');
+    const closed = run(f.ctx(), [{ e: 'cancel', cancellation, requestId: f.id() }]);
+    const declined = run(f.ctx(), [{ e: 'hub.result', result: f.result((closed.state as { requestId: string }).requestId, { status: 'declined', code: 'CANCEL_WINDOW_CLOSED', withdrawal: 'none' }) }], closed.state);
+    expect(kinds(declined.commands)).not.toContain('print');
+  });
+
+  it('offline purchase within the license limit prints an OFFLINE receipt and queues the request', () => {
+    const f = new Fixture();
+    const w = f.wallet({ offlineLimitMinor: 500 });
+    const ctx = f.ctx({ online: false });
+    const lines = [{ sku: 'bread', qty: 1, unitMinor: 120 }];
+    const r = run(ctx, [
+      { e: 'item.add', sku: 'bread', qty: 1 },
+      { e: 'checkout' },
+      { e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() },
+      { e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'purchase', amountMinor: 120, currency: 'EUR', lines }) },
+    ]);
+    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true });
+    expect((r.commands.find((c) => c.c === 'print') as Extract<Command, { c: 'print' }>).lines.join()).toContain('OFFLINE');
+  });
+
+  it('hub silent: abandon, print nothing', () => {
+    const f = new Fixture();
+    const s: PosState = { s: 'settling', kind: 'purchase', requestId: f.id(), lines: [], untilMs: T0 + 10 };
+    const r = posStep(s, { e: 'tick' }, f.ctx(), T0 + 10);
+    expect(r.commands[0]).toEqual({ c: 'hub.abandon', requestId: s.requestId });
+    expect(kinds(r.commands)).not.toContain('print');
+  });
+});

@@ -1,0 +1,166 @@
+// Point of sale (seed 004 claims 8, 9, 12, 13, 34): the cashier enters items → the wallet signs
+// the offer → terminal-signed request → on the VERIFIED hub result: receipt + the hub statement
+// stored on the wallet. Also: cancellation inside the window (wallet-signed cancellation) and a
+// staff-authorized cash top-up.
+import { sha256, toHex, utf8, linesTotalMinor, type Body, type Envelope, type LineItemT } from '../../protocol/index.ts';
+import { checkLicense, decideOffline } from '../policy/risk.ts';
+import { checkHubResult } from './checks.ts';
+import { display, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+
+export interface PosOperator {
+  id: string;
+  /** sha256(PIN) as hex: the PIN itself is never stored. */
+  pinSha256: string;
+}
+
+type SettleKind = 'purchase' | 'topup' | 'cancel';
+
+export type PosState =
+  | { s: 'idle' }
+  | { s: 'cart'; lines: LineItemT[] }
+  | { s: 'awaiting.tap'; mode: 'purchase'; lines: LineItemT[]; totalMinor: number; untilMs: number }
+  | { s: 'awaiting.tap'; mode: 'topup'; amountMinor: number; operatorId: string; untilMs: number }
+  | { s: 'authorizing'; lines: LineItemT[]; totalMinor: number; requestId: string; license: Envelope<'wallet.license'>; untilMs: number }
+  | { s: 'settling'; kind: SettleKind; requestId: string; lines: LineItemT[]; untilMs: number };
+
+export type PosEvent =
+  | CommonEvent
+  | { e: 'item.add'; sku: string; qty: number }
+  | { e: 'clear' }
+  | { e: 'checkout' }
+  | { e: 'topup'; amountMinor: number; operatorId: string; pin: string }
+  /** A wallet-signed cancellation (from the wallet app) of a purchase made here. */
+  | { e: 'cancel'; cancellation: Envelope<'cancellation'>; requestId: string };
+
+export const POS_IDLE: PosState = { s: 'idle' };
+
+const TAP_MS = 60_000;
+const AUTHORIZE_MS = 10_000;
+const MAX_TOPUP_MINOR = 100_000;
+
+function step(state: PosState, commands: Command[] = []): Step<PosState> {
+  return { state, commands };
+}
+
+function cartOf(state: PosState): LineItemT[] | null {
+  if (state.s === 'idle') return [];
+  if (state.s === 'cart') return state.lines;
+  return null;
+}
+
+export function pinMatches(operators: readonly PosOperator[], operatorId: string, pin: string): boolean {
+  const op = operators.find((o) => o.id === operatorId);
+  return op !== undefined && op.pinSha256 === toHex(sha256(utf8(pin)));
+}
+
+function receiptLines(ctx: TerminalContext, kind: SettleKind, lines: LineItemT[], r: Body<'settlement.result'>): string[] {
+  const out = [`${ctx.merchantId} — terminal ${ctx.terminalId}`];
+  for (const l of lines) out.push(`${l.qty} x ${l.sku} @ ${l.unitMinor}`);
+  out.push(`${kind === 'purchase' ? 'TOTAL' : kind === 'topup' ? 'TOP-UP' : 'REFUND'} ${r.amountMinor} ${r.currency}`);
+  if (r.holdUntil !== undefined) out.push(`cancellable until ${new Date(r.holdUntil).toISOString()}`);
+  if (r.statement) out.push(`balance ${r.statement.body.balanceMinor} ${r.statement.body.currency}`);
+  out.push(`ref ${r.requestId}`);
+  return out;
+}
+
+export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, nowMs: number, operators: readonly PosOperator[] = []): Step<PosState> {
+  switch (event.e) {
+    case 'item.add': {
+      const lines = cartOf(state);
+      if (!lines) return step(state);
+      const article = ctx.catalog.find((a) => a.sku === event.sku);
+      if (!article || article.currency !== ctx.currency) return step(state, [display(`unknown article ${event.sku}`, 'error')]);
+      if (!Number.isInteger(event.qty) || event.qty < 1 || event.qty > 1000 || lines.length >= 64) return step(state, [display('invalid quantity', 'error')]);
+      const next = [...lines, { sku: article.sku, qty: event.qty, unitMinor: article.priceMinor }];
+      return step({ s: 'cart', lines: next }, [display(`${next.length} items, ${linesTotalMinor(next)} ${ctx.currency}`)]);
+    }
+    case 'clear':
+      if (state.s === 'settling') return step(state);
+      return step(POS_IDLE, [display('cleared'), { c: 'nfc.release' }]);
+    case 'checkout': {
+      if (state.s !== 'cart' || state.lines.length === 0) return step(state);
+      const totalMinor = linesTotalMinor(state.lines);
+      return step({ s: 'awaiting.tap', mode: 'purchase', lines: state.lines, totalMinor, untilMs: nowMs + TAP_MS }, [display(`pay ${totalMinor} ${ctx.currency} — tap your wallet`)]);
+    }
+    case 'topup': {
+      if (state.s !== 'idle') return step(state);
+      if (!pinMatches(operators, event.operatorId, event.pin)) return step(state, [display('staff PIN refused', 'error')]);
+      if (!Number.isSafeInteger(event.amountMinor) || event.amountMinor < 1 || event.amountMinor > MAX_TOPUP_MINOR) return step(state, [display('invalid amount', 'error')]);
+      // Issuing money needs the hub's ledger: never offline (seed 004 claim 34).
+      if (!ctx.online) return step(state, [display('top-up needs the hub', 'error')]);
+      return step({ s: 'awaiting.tap', mode: 'topup', amountMinor: event.amountMinor, operatorId: event.operatorId, untilMs: nowMs + TAP_MS }, [
+        display(`top-up ${event.amountMinor} ${ctx.currency} — tap the wallet`),
+      ]);
+    }
+    case 'cancel': {
+      if (state.s !== 'idle') return step(state);
+      if (!ctx.online) return step(state, [display('cancellation needs the hub', 'error')]);
+      return step({ s: 'settling', kind: 'cancel', requestId: event.requestId, lines: [], untilMs: nowMs + ctx.timeouts.hubMs }, [
+        { c: 'hub.request', requestId: event.requestId, op: { type: 'cancel', cancellation: event.cancellation }, offline: false, wallet: event.cancellation.body.wallet, amountMinor: 0 },
+        display('cancelling…'),
+      ]);
+    }
+    case 'tap': {
+      if (state.s !== 'awaiting.tap') return step(state, [{ c: 'nfc.release' }]);
+      const lic = checkLicense(event.card.license, ctx, nowMs);
+      if (!lic.ok) return step(state, [display(`wallet refused: ${lic.code}`, 'error'), { c: 'nfc.release' }]);
+      if (state.mode === 'topup') {
+        if (!ctx.online) return step(POS_IDLE, [display('top-up needs the hub', 'error'), { c: 'nfc.release' }]);
+        const op = { type: 'topup' as const, wallet: lic.body.wallet, amountMinor: state.amountMinor, currency: ctx.currency, method: 'cash' as const, operatorId: state.operatorId };
+        return step({ s: 'settling', kind: 'topup', requestId: event.requestId, lines: [], untilMs: nowMs + ctx.timeouts.hubMs }, [
+          { c: 'hub.request', requestId: event.requestId, op, offline: false, wallet: lic.body.wallet, amountMinor: state.amountMinor },
+          display('topping up…'),
+        ]);
+      }
+      return step({ s: 'authorizing', lines: state.lines, totalMinor: state.totalMinor, requestId: event.requestId, license: lic.license, untilMs: nowMs + AUTHORIZE_MS }, [
+        { c: 'nfc.authorize', offer: { purpose: 'purchase', amountMinor: state.totalMinor, currency: ctx.currency, lines: state.lines } },
+      ]);
+    }
+    case 'wallet.authorized': {
+      if (state.s !== 'authorizing') return step(state);
+      const op = { type: 'purchase' as const, authorization: event.authorization, license: state.license, lines: state.lines };
+      const request = { c: 'hub.request' as const, requestId: state.requestId, op, wallet: state.license.body.wallet, amountMinor: state.totalMinor };
+      if (ctx.online) {
+        return step({ s: 'settling', kind: 'purchase', requestId: state.requestId, lines: state.lines, untilMs: nowMs + ctx.timeouts.hubMs }, [{ ...request, offline: false }, display('settling…')]);
+      }
+      const risk = decideOffline(state.license.body, state.totalMinor, ctx.currency, ctx.usage, ctx.limits, nowMs);
+      const back = { s: 'awaiting.tap' as const, mode: 'purchase' as const, lines: state.lines, totalMinor: state.totalMinor, untilMs: nowMs + TAP_MS };
+      if (!risk.ok) return step(back, [display(`offline: ${risk.code}`, 'error'), { c: 'nfc.release' }]);
+      return step(POS_IDLE, [
+        { ...request, offline: true },
+        { c: 'nfc.release' },
+        { c: 'print', lines: [`${ctx.merchantId} — terminal ${ctx.terminalId}`, ...state.lines.map((l) => `${l.qty} x ${l.sku} @ ${l.unitMinor}`), `TOTAL ${state.totalMinor} ${ctx.currency}`, 'OFFLINE — settles when the hub is back', `ref ${state.requestId}`] },
+        display('paid (offline)', 'ok'),
+      ]);
+    }
+    case 'wallet.declined':
+      if (state.s !== 'authorizing') return step(state);
+      return step({ s: 'awaiting.tap', mode: 'purchase', lines: state.lines, totalMinor: state.totalMinor, untilMs: nowMs + TAP_MS }, [display(`wallet declined: ${event.code}`, 'error'), { c: 'nfc.release' }]);
+    case 'card.lost':
+      if (state.s !== 'authorizing') return step(state);
+      return step({ s: 'awaiting.tap', mode: 'purchase', lines: state.lines, totalMinor: state.totalMinor, untilMs: nowMs + TAP_MS }, [display('card removed — tap again', 'error')]);
+    case 'hub.result': {
+      if (state.s !== 'settling' || event.result.body.requestId !== state.requestId) return step(state);
+      const r = checkHubResult(event.result, { requestId: state.requestId, terminalId: ctx.terminalId }, ctx.hubKeys);
+      if (!r.ok) return step(state, [display(`ignored hub reply: ${r.code}`, 'error')]);
+      const statement: Command[] = r.body.statement ? [{ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true }] : [];
+      if (r.body.status !== 'approved') return step(POS_IDLE, [...statement, { c: 'nfc.release' }, display(`declined: ${r.body.code ?? 'unknown'}`, 'error')]);
+      return step(POS_IDLE, [
+        { c: 'print', lines: receiptLines(ctx, state.kind, state.lines, r.body) },
+        ...statement,
+        { c: 'nfc.release' },
+        ...(state.kind === 'purchase' ? [{ c: 'receipt' as const, requestId: state.requestId, outcome: 'delivered' as const }] : []),
+        display(state.kind === 'purchase' ? 'paid' : state.kind === 'topup' ? 'topped up' : 'refunded', 'ok'),
+      ]);
+    }
+    case 'hub.error':
+      if (state.s !== 'settling' || event.requestId !== state.requestId) return step(state);
+      return step(POS_IDLE, [{ c: 'nfc.release' }, display(`declined: ${event.code}`, 'error')]);
+    case 'tick':
+      if (!('untilMs' in state) || nowMs < state.untilMs) return step(state);
+      if (state.s === 'settling') return step(POS_IDLE, [{ c: 'hub.abandon', requestId: state.requestId }, { c: 'nfc.release' }, display('no answer from the hub — not charged', 'error')]);
+      return step(POS_IDLE, [{ c: 'nfc.release' }, display('timed out')]);
+    case 'wallet.stored':
+      return step(state);
+  }
+}

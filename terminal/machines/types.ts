@@ -1,0 +1,91 @@
+// Shared vocabulary of the three terminal state machines (vending, gate, POS). A machine is a pure
+// function: (state, event, context, nowMs) → next state + commands. Commands are carried out by
+// the runtime (terminal/runtime.ts), which turns their outcomes into new events.
+import type { ArticleT, Body, Envelope, ErrorCode, FareTable, LineItemT, SettlementOpT } from '../../protocol/index.ts';
+import type { RecordKindName } from '../../hardware/wallet-apdu/apdu.ts';
+import type { RiskLimits, UsageView } from '../policy/risk.ts';
+
+export type TerminalKindT = 'vending' | 'gate' | 'pos';
+
+/** What the runtime read from a tapped wallet (already decoded; signatures not yet checked). */
+export interface CardInfo {
+  /** Null when the wallet sent no parseable license. */
+  license: Envelope<'wallet.license'> | null;
+  admission: { recordId: number; message: Envelope<'gate.admission'> } | null;
+  tickets: { recordId: number; message: Envelope<'ticket'> }[];
+  statement: Envelope<'balance.statement'> | null;
+}
+
+/** Read-only view of the terminal's world handed to every step. */
+export interface TerminalContext {
+  terminalId: string;
+  merchantId: string;
+  currency: string;
+  /** Hub keys (hex) trusted for results, statements, tickets and announcements. */
+  hubKeys: readonly string[];
+  /** Issuer keys (hex) trusted for wallet licenses. */
+  issuerKeys: readonly string[];
+  blocklist: ReadonlySet<string>;
+  /** True while the hub connection is up; decides online vs offline authorization. */
+  online: boolean;
+  catalog: readonly ArticleT[];
+  fares: FareTable | null;
+  limits: RiskLimits;
+  usage: UsageView;
+  timeouts: { hubMs: number; dropMs: number; tapMs: number };
+  gate?: { station: string; mode: 'entry' | 'exit' };
+}
+
+/** What the wallet is asked to sign (the runtime builds and signs the offer around it). */
+export interface OfferSpec {
+  purpose: Body<'purchase.offer'>['purpose'];
+  amountMinor: number;
+  currency: string;
+  lines: LineItemT[];
+}
+
+export type Tone = 'info' | 'ok' | 'error';
+
+export type Command =
+  | { c: 'display'; text: string; tone: Tone }
+  /** Ask the wallet in the field to sign an offer; answered by wallet.authorized / wallet.declined / card.lost. */
+  | { c: 'nfc.authorize'; offer: OfferSpec }
+  /** Store a hub-signed record (statement, ticket) on the wallet; best effort. */
+  | { c: 'nfc.store'; kind: RecordKindName; message: Envelope<'balance.statement'> | Envelope<'ticket'>; replace: boolean }
+  /** Sign and store a gate admission record; answered by wallet.stored / card.lost. */
+  | { c: 'nfc.storeAdmission'; body: Body<'gate.admission'> }
+  | { c: 'nfc.delete'; recordId: number }
+  /** The machine no longer needs the card in the field. */
+  | { c: 'nfc.release' }
+  /** Sign, persist in the outbox, then send (a request id is persisted BEFORE it is sent). */
+  | { c: 'hub.request'; requestId: string; op: SettlementOpT; offline: boolean; wallet: string | null; amountMinor: number }
+  /** The customer gave up waiting; a late approval must be reversed with a failure receipt. */
+  | { c: 'hub.abandon'; requestId: string }
+  | { c: 'receipt'; requestId: string; outcome: Body<'completion.receipt'>['outcome']; reason?: string }
+  | { c: 'gate.open' }
+  | { c: 'gate.deny' }
+  | { c: 'vend'; slot: number }
+  | { c: 'print'; lines: string[] }
+  | { c: 'ticket.markUsed'; ticketId: string };
+
+/** Events every machine understands; kind-specific ones are added by each machine. */
+export type CommonEvent =
+  /** A wallet entered the field; ids are minted by the runtime so the machine stays deterministic. */
+  | { e: 'tap'; card: CardInfo; requestId: string; recordId: string }
+  | { e: 'wallet.authorized'; authorization: Envelope<'wallet.authorization'> }
+  | { e: 'wallet.declined'; code: string }
+  | { e: 'wallet.stored' }
+  | { e: 'card.lost' }
+  /** Raw hub reply for a request; the machine verifies it itself before acting. */
+  | { e: 'hub.result'; result: Envelope<'settlement.result'> }
+  | { e: 'hub.error'; requestId: string; code: ErrorCode }
+  | { e: 'tick' };
+
+export interface Step<S> {
+  state: S;
+  commands: Command[];
+}
+
+export function display(text: string, tone: Tone = 'info'): Command {
+  return { c: 'display', text, tone };
+}

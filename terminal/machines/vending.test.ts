@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { generateKeyPair } from '../../protocol/index.ts';
+import { Fixture, T0 } from './fixtures.ts';
+import type { Command } from './types.ts';
+import { VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './vending.ts';
+
+const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
+
+function run(f: Fixture, events: VendingEvent[], ctx = f.ctx(), start: VendingState = VENDING_IDLE, nowMs = T0): { state: VendingState; commands: Command[] } {
+  let state = start;
+  const commands: Command[] = [];
+  for (const ev of events) {
+    const r = vendingStep(state, ev, ctx, nowMs);
+    state = r.state;
+    commands.push(...r.commands);
+  }
+  return { state, commands };
+}
+
+describe('vending machine', () => {
+  it('select → tap → authorize → verified approval → vend → drop → dispensed receipt', () => {
+    const f = new Fixture();
+    const w = f.wallet();
+    const rid = f.id();
+    let r = run(f, [{ e: 'select', sku: 'cola' }, { e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }]);
+    expect(r.state.s).toBe('authorizing');
+    const auth = r.commands.find((c) => c.c === 'nfc.authorize');
+    expect(auth).toMatchObject({ offer: { purpose: 'purchase', amountMinor: 250, lines: [{ sku: 'cola', qty: 1, unitMinor: 250 }] } });
+    r = run(f, [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'purchase', amountMinor: 250, currency: 'EUR', lines: [{ sku: 'cola', qty: 1, unitMinor: 250 }] }) }], f.ctx(), r.state);
+    expect(r.state.s).toBe('settling');
+    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ requestId: rid, offline: false, amountMinor: 250, op: { type: 'purchase' } });
+    expect(kinds(r.commands)).not.toContain('vend');
+    const st = f.statement(w.hex, 750);
+    r = run(f, [{ e: 'hub.result', result: f.result(rid, { statement: st }) }], f.ctx(), r.state);
+    expect(r.state.s).toBe('dispensing');
+    expect(r.commands).toContainEqual({ c: 'vend', slot: 3 });
+    expect(r.commands).toContainEqual({ c: 'nfc.store', kind: 'BalanceStatement', message: st, replace: true });
+    r = run(f, [{ e: 'drop' }], f.ctx(), r.state);
+    expect(r.state.s).toBe('idle');
+    expect(r.commands).toContainEqual({ c: 'receipt', requestId: rid, outcome: 'dispensed' });
+  });
+
+  it('never vends on a result signed by an untrusted key, for another request, or for another terminal', () => {
+    const f = new Fixture();
+    const rid = f.id();
+    const settling: VendingState = { s: 'settling', article: f.ctx().catalog[0]!, requestId: rid, untilMs: T0 + 3000 };
+    const forged = f.result(rid, { hubKey: f.hubKey }, generateKeyPair()); // claims the hub key, signed by another
+    const tampered = { ...f.result(rid), body: { ...f.result(rid).body, amountMinor: 1 } };
+    const other = f.result(f.id());
+    const foreign = f.result(rid, { terminalId: 'term-2' });
+    for (const result of [forged, tampered, other, foreign]) {
+      const r = vendingStep(settling, { e: 'hub.result', result }, f.ctx(), T0);
+      expect(r.state).toEqual(settling);
+      expect(kinds(r.commands)).not.toContain('vend');
+    }
+  });
+
+  it('a declined result vends nothing and still stores the statement', () => {
+    const f = new Fixture();
+    const rid = f.id();
+    const settling: VendingState = { s: 'settling', article: f.ctx().catalog[0]!, requestId: rid, untilMs: T0 + 3000 };
+    const r = vendingStep(settling, { e: 'hub.result', result: f.result(rid, { status: 'declined', code: 'INSUFFICIENT_FUNDS', withdrawal: 'none', statement: f.statement(f.wallet().hex, 10) }) }, f.ctx(), T0);
+    expect(r.state.s).toBe('idle');
+    expect(kinds(r.commands)).not.toContain('vend');
+    expect(kinds(r.commands)).toContain('nfc.store');
+  });
+
+  it('no drop within the timeout sends a failure receipt (the hub refunds)', () => {
+    const f = new Fixture();
+    const rid = f.id();
+    const s: VendingState = { s: 'dispensing', article: f.ctx().catalog[0]!, requestId: rid, untilMs: T0 + 2000 };
+    expect(vendingStep(s, { e: 'tick' }, f.ctx(), T0 + 1999).state).toEqual(s);
+    const r = vendingStep(s, { e: 'tick' }, f.ctx(), T0 + 2000);
+    expect(r.state.s).toBe('idle');
+    expect(r.commands).toContainEqual({ c: 'receipt', requestId: rid, outcome: 'failed', reason: 'no drop detected' });
+  });
+
+  it('hub silent past the deadline: abandon (a late approval is reversed), no vend', () => {
+    const f = new Fixture();
+    const rid = f.id();
+    const s: VendingState = { s: 'settling', article: f.ctx().catalog[0]!, requestId: rid, untilMs: T0 + 3000 };
+    const r = vendingStep(s, { e: 'tick' }, f.ctx(), T0 + 3000);
+    expect(r.state.s).toBe('idle');
+    expect(r.commands).toContainEqual({ c: 'hub.abandon', requestId: rid });
+    // The late answer arrives after the machine moved on: ignored here (the runtime reverses it).
+    const late = vendingStep(r.state, { e: 'hub.result', result: f.result(rid) }, f.ctx(), T0 + 4000);
+    expect(kinds(late.commands)).not.toContain('vend');
+  });
+
+  it('card pulled before the wallet signed: back to selected, nothing sent', () => {
+    const f = new Fixture();
+    const w = f.wallet();
+    const r = run(f, [{ e: 'select', sku: 'cola' }, { e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }, { e: 'card.lost' }]);
+    expect(r.state.s).toBe('selected');
+    expect(kinds(r.commands)).not.toContain('hub.request');
+  });
+
+  it('refuses expired, untrusted and blocklisted wallets before asking them to sign', () => {
+    const f = new Fixture();
+    const expired = f.wallet({ notAfter: T0 - 1 });
+    const blocked = f.wallet();
+    const other = new Fixture().wallet();
+    const ctx = f.ctx({ blocklist: new Set([blocked.hex]) });
+    for (const w of [expired, blocked, other]) {
+      const r = run(f, [{ e: 'select', sku: 'cola' }, { e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], ctx);
+      expect(r.state.s).toBe('selected');
+      expect(kinds(r.commands)).not.toContain('nfc.authorize');
+    }
+  });
+
+  it('offline: vends within the license limit, refuses beyond it and restricted articles', () => {
+    const f = new Fixture();
+    const w = f.wallet({ offlineLimitMinor: 300 });
+    const offline = f.ctx({ online: false });
+    const spec = { purpose: 'purchase' as const, amountMinor: 250, currency: 'EUR', lines: [{ sku: 'cola', qty: 1, unitMinor: 250 }] };
+    let r = run(f, [{ e: 'select', sku: 'cola' }, { e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }, { e: 'wallet.authorized', authorization: f.authorize(w, spec) }], offline);
+    expect(r.state.s).toBe('dispensing');
+    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true });
+    expect(kinds(r.commands)).toContain('vend');
+    f.walletLocal.set(w.hex, 250);
+    r = run(f, [{ e: 'select', sku: 'cola' }, { e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }, { e: 'wallet.authorized', authorization: f.authorize(w, spec) }], f.ctx({ online: false }));
+    expect(r.state.s).toBe('selected');
+    expect(kinds(r.commands)).not.toContain('vend');
+    expect(kinds(r.commands)).not.toContain('hub.request');
+    const minor = f.wallet({ ageOver: 16 });
+    r = run(f, [{ e: 'select', sku: 'beer' }, { e: 'tap', card: f.card(minor), requestId: f.id(), recordId: f.id() }], offline);
+    expect(kinds(r.commands)).not.toContain('nfc.authorize');
+  });
+
+  it('unknown article and taps while busy are refused', () => {
+    const f = new Fixture();
+    expect(run(f, [{ e: 'select', sku: 'nope' }]).state.s).toBe('idle');
+    const r = run(f, [{ e: 'tap', card: f.card(f.wallet()), requestId: f.id(), recordId: f.id() }]);
+    expect(r.commands).toEqual([{ c: 'nfc.release' }]);
+  });
+});

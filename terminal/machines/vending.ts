@@ -1,0 +1,117 @@
+// Vending machine (seed 004 claim 10; MDB 4.2 vend request → approved → vend success/failure):
+// choose an article → wallet signs → settle → dispense ONLY after a verified hub-signed approval
+// (or, with the hub unreachable, an offline acceptance within the risk policy) → the drop sensor
+// confirms → signed completion receipt; no drop in time → failure receipt, the hub refunds.
+import type { ArticleT, Envelope } from '../../protocol/index.ts';
+import { checkLicense, decideOffline } from '../policy/risk.ts';
+import { checkHubResult, restrictionAllows } from './checks.ts';
+import { display, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+
+export type VendingState =
+  | { s: 'idle' }
+  | { s: 'selected'; article: ArticleT; untilMs: number }
+  | { s: 'authorizing'; article: ArticleT; requestId: string; license: Envelope<'wallet.license'>; untilMs: number }
+  | { s: 'settling'; article: ArticleT; requestId: string; untilMs: number }
+  | { s: 'dispensing'; article: ArticleT; requestId: string; untilMs: number };
+
+export type VendingEvent = CommonEvent | { e: 'select'; sku: string } | { e: 'cancel' } | { e: 'drop' };
+
+export const VENDING_IDLE: VendingState = { s: 'idle' };
+
+const SELECTION_MS = 60_000;
+const AUTHORIZE_MS = 10_000;
+
+function step(state: VendingState, commands: Command[] = []): Step<VendingState> {
+  return { state, commands };
+}
+
+export function vendingStep(state: VendingState, event: VendingEvent, ctx: TerminalContext, nowMs: number): Step<VendingState> {
+  switch (event.e) {
+    case 'select': {
+      if (state.s !== 'idle' && state.s !== 'selected') return step(state);
+      const article = ctx.catalog.find((a) => a.sku === event.sku);
+      if (!article || article.slot === undefined) return step(state, [display(`unknown article ${event.sku}`, 'error')]);
+      if (article.currency !== ctx.currency) return step(state, [display('article priced in another currency', 'error')]);
+      return step({ s: 'selected', article, untilMs: nowMs + SELECTION_MS }, [display(`${article.name}: ${article.priceMinor} ${article.currency} — tap your wallet`)]);
+    }
+    case 'cancel':
+      if (state.s === 'selected' || state.s === 'authorizing') return step(VENDING_IDLE, [display('cancelled'), { c: 'nfc.release' }]);
+      return step(state);
+    case 'tap': {
+      if (state.s !== 'selected') return step(state, [{ c: 'nfc.release' }]);
+      const lic = checkLicense(event.card.license, ctx, nowMs);
+      if (!lic.ok) return step(state, [display(`wallet refused: ${lic.code}`, 'error'), { c: 'nfc.release' }]);
+      const a = state.article;
+      // Offline, the terminal applies the article restriction itself; online the hub decides.
+      if (!ctx.online && !restrictionAllows(a.restriction, lic.body)) {
+        return step(state, [display('not available for this customer', 'error'), { c: 'nfc.release' }]);
+      }
+      return step({ s: 'authorizing', article: a, requestId: event.requestId, license: lic.license, untilMs: nowMs + AUTHORIZE_MS }, [
+        { c: 'nfc.authorize', offer: { purpose: 'purchase', amountMinor: a.priceMinor, currency: a.currency, lines: [{ sku: a.sku, qty: 1, unitMinor: a.priceMinor }] } },
+      ]);
+    }
+    case 'wallet.authorized': {
+      if (state.s !== 'authorizing') return step(state);
+      const a = state.article;
+      const license = state.license;
+      const op = { type: 'purchase' as const, authorization: event.authorization, license, lines: [{ sku: a.sku, qty: 1, unitMinor: a.priceMinor }] };
+      const request = { c: 'hub.request' as const, requestId: state.requestId, op, wallet: license.body.wallet, amountMinor: a.priceMinor };
+      if (ctx.online) {
+        return step({ s: 'settling', article: a, requestId: state.requestId, untilMs: nowMs + ctx.timeouts.hubMs }, [
+          { ...request, offline: false },
+          display('settling…'),
+        ]);
+      }
+      // seed 002: hub unreachable — accept on license + signature alone, within limits.
+      const risk = decideOffline(license.body, a.priceMinor, a.currency, ctx.usage, ctx.limits, nowMs);
+      if (!risk.ok) return step({ s: 'selected', article: a, untilMs: nowMs + SELECTION_MS }, [display(`offline: ${risk.code}`, 'error'), { c: 'nfc.release' }]);
+      return step({ s: 'dispensing', article: a, requestId: state.requestId, untilMs: nowMs + ctx.timeouts.dropMs }, [
+        { ...request, offline: true },
+        { c: 'nfc.release' },
+        { c: 'vend', slot: a.slot ?? 0 },
+        display('dispensing (offline)…'),
+      ]);
+    }
+    case 'wallet.declined':
+      if (state.s !== 'authorizing') return step(state);
+      return step({ s: 'selected', article: state.article, untilMs: nowMs + SELECTION_MS }, [display(`wallet declined: ${event.code}`, 'error'), { c: 'nfc.release' }]);
+    case 'card.lost':
+      // Before the wallet signed nothing happened: tap again. After, the request runs on.
+      if (state.s !== 'authorizing') return step(state);
+      return step({ s: 'selected', article: state.article, untilMs: nowMs + SELECTION_MS }, [display('card removed — tap again', 'error')]);
+    case 'hub.result': {
+      if (state.s !== 'settling' || event.result.body.requestId !== state.requestId) return step(state);
+      const r = checkHubResult(event.result, { requestId: state.requestId, terminalId: ctx.terminalId }, ctx.hubKeys);
+      // A reply that does not verify is not an answer: keep waiting (the retry may bring a good one).
+      if (!r.ok) return step(state, [display(`ignored hub reply: ${r.code}`, 'error')]);
+      const statement: Command[] = r.body.statement ? [{ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true }] : [];
+      if (r.body.status !== 'approved') {
+        return step(VENDING_IDLE, [...statement, { c: 'nfc.release' }, display(`declined: ${r.body.code ?? 'unknown'}`, 'error')]);
+      }
+      return step({ s: 'dispensing', article: state.article, requestId: state.requestId, untilMs: nowMs + ctx.timeouts.dropMs }, [
+        { c: 'vend', slot: state.article.slot ?? 0 },
+        ...statement,
+        { c: 'nfc.release' },
+        display('dispensing…'),
+      ]);
+    }
+    case 'hub.error':
+      if (state.s !== 'settling' || event.requestId !== state.requestId) return step(state);
+      return step(VENDING_IDLE, [{ c: 'nfc.release' }, display(`declined: ${event.code}`, 'error')]);
+    case 'drop':
+      if (state.s !== 'dispensing') return step(state);
+      return step(VENDING_IDLE, [{ c: 'receipt', requestId: state.requestId, outcome: 'dispensed' }, display('enjoy!', 'ok')]);
+    case 'tick':
+      if (state.s === 'idle' || nowMs < state.untilMs) return step(state);
+      if (state.s === 'dispensing') {
+        // No drop within the timeout: a failed dispense, reported so the hub refunds (seed 003 fourth signature).
+        return step(VENDING_IDLE, [{ c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no drop detected' }, display('dispense failed — refunded', 'error')]);
+      }
+      if (state.s === 'settling') {
+        return step(VENDING_IDLE, [{ c: 'hub.abandon', requestId: state.requestId }, { c: 'nfc.release' }, display('no answer from the hub — not charged', 'error')]);
+      }
+      return step(VENDING_IDLE, [{ c: 'nfc.release' }, display('timed out')]);
+    case 'wallet.stored':
+      return step(state);
+  }
+}

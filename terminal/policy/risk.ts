@@ -1,0 +1,112 @@
+// Local risk policy (pure): what a terminal may accept without the hub (seed 002 offline
+// acceptance on license + signature) and what a gate may open on before the hub settles
+// (PRODUCT.md §3, Suica-style local decision). Limits: per wallet from its license, per terminal
+// per period, the blocklist of the last announcement, and the age of the wallet's statement.
+import { verifyMessage, verifyWalletLicense, type Body, type Envelope, type ErrorCode } from '../../protocol/index.ts';
+
+export interface RiskLimits {
+  /** Total a terminal may accept on its own per period (offline and local gate decisions). */
+  terminalPeriodMinor: number;
+  periodMs: number;
+  /** A hub statement older than this no longer counts for a local decision. */
+  maxStatementAgeMs: number;
+  /** Largest single amount accepted without the hub. */
+  maxSingleMinor: number;
+}
+
+export const DEFAULT_RISK_LIMITS: RiskLimits = {
+  terminalPeriodMinor: 50_000,
+  periodMs: 24 * 3600_000,
+  maxStatementAgeMs: 7 * 24 * 3600_000,
+  maxSingleMinor: 2_000,
+};
+
+/** Read-only usage figures from the terminal's durable store. */
+export interface UsageView {
+  /** Amount this terminal accepted locally for the wallet that the hub has not settled yet. */
+  walletLocalMinor(wallet: string): number;
+  /** Amount this terminal accepted locally in the current period. */
+  terminalPeriodMinor(nowMs: number): number;
+  /** A ticket this terminal already accepted (anti-reuse while the hub is away). */
+  ticketUsed(ticketId: string): boolean;
+}
+
+export type LicenseCheck = { ok: true; body: Body<'wallet.license'>; license: Envelope<'wallet.license'> } | { ok: false; code: ErrorCode };
+
+/** The wallet's license chains to a trusted issuer, is valid now, and the wallet is not blocklisted. */
+export function checkLicense(
+  license: Envelope<'wallet.license'> | null,
+  trust: { issuerKeys: readonly string[]; blocklist: ReadonlySet<string> },
+  nowMs: number,
+): LicenseCheck {
+  if (!license) return { ok: false, code: 'MALFORMED' };
+  const r = verifyWalletLicense(license, { trustedIssuers: trust.issuerKeys, nowMs });
+  if (!r.ok) return r;
+  if (trust.blocklist.has(r.body.wallet)) return { ok: false, code: 'BLOCKLISTED' };
+  return { ok: true, body: r.body, license };
+}
+
+export type RiskDecision = { ok: true; basis: 'statement' | 'offline-limit' } | { ok: false; code: ErrorCode };
+
+function withinTerminalLimits(amountMinor: number, usage: UsageView, limits: RiskLimits, nowMs: number): boolean {
+  return amountMinor <= limits.maxSingleMinor && usage.terminalPeriodMinor(nowMs) + amountMinor <= limits.terminalPeriodMinor;
+}
+
+/** Offline acceptance (hub unreachable): only the license's own offline limit backs it. */
+export function decideOffline(
+  license: Body<'wallet.license'>,
+  amountMinor: number,
+  currency: string,
+  usage: UsageView,
+  limits: RiskLimits,
+  nowMs: number,
+): RiskDecision {
+  if (currency !== license.currency) return { ok: false, code: 'CURRENCY_MISMATCH' };
+  if (!withinTerminalLimits(amountMinor, usage, limits, nowMs)) return { ok: false, code: 'OFFLINE_LIMIT' };
+  if (usage.walletLocalMinor(license.wallet) + amountMinor > license.offlineLimitMinor) return { ok: false, code: 'OFFLINE_LIMIT' };
+  return { ok: true, basis: 'offline-limit' };
+}
+
+/** A statement the terminal may rely on: hub-signed by a trusted key, this wallet, fresh enough. */
+export function trustedStatement(
+  statement: Envelope<'balance.statement'> | null,
+  wallet: string,
+  hubKeys: readonly string[],
+  limits: RiskLimits,
+  nowMs: number,
+): Body<'balance.statement'> | null {
+  if (!statement) return null;
+  const b = statement.body;
+  if (b.wallet !== wallet || !hubKeys.includes(b.hubKey)) return null;
+  if (nowMs - b.asOf > limits.maxStatementAgeMs || b.asOf > nowMs + 5 * 60_000) return null;
+  return verifyMessage(statement, b.hubKey) ? b : null;
+}
+
+/**
+ * A gate's local decision at exit: open now and let the hub settle behind, or wait for the hub.
+ * A fresh statement that covers the fare (minus what this gate already let through unsettled)
+ * backs it; without a usable statement the license's offline limit does. A statement that shows
+ * too little money is never overridden by the offline limit.
+ */
+export function decideGateLocal(input: {
+  license: Body<'wallet.license'>;
+  statement: Envelope<'balance.statement'> | null;
+  fareMinor: number;
+  currency: string;
+  hubKeys: readonly string[];
+  usage: UsageView;
+  limits: RiskLimits;
+  nowMs: number;
+}): RiskDecision {
+  const { license, fareMinor, usage, limits, nowMs } = input;
+  if (input.currency !== license.currency) return { ok: false, code: 'CURRENCY_MISMATCH' };
+  if (!withinTerminalLimits(fareMinor, usage, limits, nowMs)) return { ok: false, code: 'OFFLINE_LIMIT' };
+  const local = usage.walletLocalMinor(license.wallet);
+  const st = trustedStatement(input.statement, license.wallet, input.hubKeys, limits, nowMs);
+  if (st) {
+    if (st.currency === input.currency && st.balanceMinor - local >= fareMinor) return { ok: true, basis: 'statement' };
+    return { ok: false, code: 'INSUFFICIENT_FUNDS' };
+  }
+  if (local + fareMinor <= license.offlineLimitMinor) return { ok: true, basis: 'offline-limit' };
+  return { ok: false, code: 'OFFLINE_LIMIT' };
+}
