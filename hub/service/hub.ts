@@ -1,0 +1,479 @@
+/**
+ * createHub: opens the registry, the ledger (engine) and the rules from one data folder and wires
+ * the settlement service, announcements, holds release and the operator actions the CLI, the
+ * dashboard, the MQTT layer and the simulators call. Transport-free: no MQTT in here.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { x25519 } from '@noble/curves/ed25519.js';
+import { pino, type Logger } from 'pino';
+import {
+  Name,
+  PublicKeyHex,
+  generateKeyPair,
+  issueTerminalCertificate,
+  issueWalletLicense,
+  newRequestId,
+  toHex,
+  type Envelope,
+  type KeyPair,
+} from '../../protocol/index.ts';
+import { CardAuthorizerSimulator } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
+import { SimulatedClearing, type ClearingAdapter } from '../clearing/clearing-adapter.ts';
+import { payoutMerchant, type PayoutOutcome } from '../clearing/payouts.ts';
+import { isMerchantId, isRequestId } from '../ledger/command.ts';
+import { Engine, type EngineOptions } from '../ledger/engine.ts';
+import { SqliteLedgerStore } from '../ledger/sqlite-store.ts';
+import type { Account, HistoryItem, HoldInfo, Outcome, SettlementSummary } from '../ledger/types.ts';
+import { loadOrCreateEd25519Key, loadOrCreateSecret } from '../registry/keys.ts';
+import { Registry, type TerminalDirectory, type TerminalInfo, type TerminalKindT } from '../registry/registry.ts';
+import { parseCatalogFile, type CatalogVersion } from '../rules/catalog.ts';
+import { parseFareTableFile, type FareTableVersion } from '../rules/fare-tables.ts';
+import { parseTicketProductsFile } from '../rules/tickets.ts';
+import { inlineVerifier, type SignatureVerifier } from '../verify/verifier.ts';
+import { Announcer, type Announcement } from './announcements.ts';
+import type { CardAuthorizer } from './card-authorizer.ts';
+import { derivedId } from './engine-ids.ts';
+import { InputError, OperationRefused } from './input-error.ts';
+import { checkLedger, type LedgerCheck } from './ledger-check.ts';
+import { SettlementService, type ReceiptOutcome, type SettlementEvent } from './settlement-service.ts';
+
+export interface CreateHubOptions {
+  readonly dataDir: string;
+  /** Wall clock in ms (tests move it to cross cancellation windows). */
+  readonly clock?: () => number;
+  readonly logger?: Logger;
+  /** The hub's one settlement currency. Default EUR. */
+  readonly currency?: string;
+  /** Signature checks; the MQTT layer plugs a worker-thread pool here. Default inline. */
+  readonly verifier?: SignatureVerifier;
+  /** Default: the in-process simulator with its X25519 key in `<dataDir>/card-authorizer.key`. */
+  readonly cardAuthorizer?: CardAuthorizer;
+  /** Default: SimulatedClearing. */
+  readonly clearing?: ClearingAdapter;
+  /** How often due holds are released (0 = never by timer; call releaseDueHolds()). Default 1000. */
+  readonly holdReleaseIntervalMs?: number;
+  readonly engine?: Omit<EngineOptions, 'clock'>;
+  readonly maxSkewMs?: number;
+}
+
+export interface EnrollTerminalInput {
+  readonly terminalId: string;
+  readonly kind: TerminalKindT;
+  readonly merchantId: string;
+  /** The terminal's own key (hex). Absent: the hub generates one and returns its secret (simulators). */
+  readonly publicKey?: string;
+  readonly validityMs?: number;
+  /** A sub-merchant of a mall (seed 003 claim 7). */
+  readonly parentMerchantId?: string;
+  readonly shareBps?: number;
+}
+
+export interface EnrolledTerminal {
+  readonly certificate: Envelope<'terminal.certificate'>;
+  /** Only when the hub generated the key. */
+  readonly keyPair?: KeyPair;
+}
+
+export interface RegisterWalletInput {
+  /** The wallet's key (hex). Absent: generated and returned (simulated wallets). */
+  readonly publicKey?: string;
+  /** Real identity data: stays in the issuer's table (seed 002). */
+  readonly identity?: Record<string, unknown>;
+  readonly ageOver?: number;
+  readonly groups?: readonly string[];
+  readonly offlineLimitMinor?: number;
+  readonly validityMs?: number;
+}
+
+export interface RegisteredWallet {
+  readonly license: Envelope<'wallet.license'>;
+  readonly keyPair?: KeyPair;
+}
+
+export interface HubStatus {
+  readonly hubKey: string;
+  readonly issuerKey: string;
+  readonly currency: string;
+  readonly timeMs: number;
+  readonly recentSettlements: SettlementSummary[];
+  readonly recentEvents: SettlementEvent[];
+  readonly pendingHolds: HoldInfo[];
+  readonly flaggedAccounts: Account[];
+  readonly blocklist: Array<{ wallet: string; reason: string }>;
+  readonly blocklistVersion: number;
+  readonly terminals: Array<TerminalInfo & { terminalId: string }>;
+  readonly verify: LedgerCheck;
+}
+
+const DAY_MS = 24 * 3600_000;
+const MAX_EVENTS = 100;
+
+function assertName(field: string, value: string): void {
+  if (!Name.safeParse(value).success) throw new InputError(field, 'expected 1..64 chars of [A-Za-z0-9._-]');
+}
+
+function assertWallet(field: string, value: string): void {
+  if (!PublicKeyHex.safeParse(value).success) throw new InputError(field, 'expected a wallet public key: 64 lowercase hex chars');
+}
+
+function assertAmount(field: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value <= 0) throw new InputError(field, 'expected a positive integer number of minor units');
+}
+
+export class Hub implements TerminalDirectory {
+  readonly registry: Registry;
+  readonly engine: Engine;
+  readonly service: SettlementService;
+  readonly announcer: Announcer;
+  readonly cardAuthorizer: CardAuthorizer;
+  readonly clearing: ClearingAdapter;
+  readonly currency: string;
+  readonly clock: () => number;
+  readonly logger: Logger;
+  readonly #hubKey: KeyPair;
+  readonly #issuerKey: KeyPair;
+  readonly #verifier: SignatureVerifier;
+  readonly #events: SettlementEvent[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(parts: {
+    registry: Registry;
+    engine: Engine;
+    hubKey: KeyPair;
+    issuerKey: KeyPair;
+    verifier: SignatureVerifier;
+    cardAuthorizer: CardAuthorizer;
+    clearing: ClearingAdapter;
+    currency: string;
+    clock: () => number;
+    logger: Logger;
+    maxSkewMs?: number;
+    holdReleaseIntervalMs: number;
+  }) {
+    this.registry = parts.registry;
+    this.engine = parts.engine;
+    this.#hubKey = parts.hubKey;
+    this.#issuerKey = parts.issuerKey;
+    this.#verifier = parts.verifier;
+    this.cardAuthorizer = parts.cardAuthorizer;
+    this.clearing = parts.clearing;
+    this.currency = parts.currency;
+    this.clock = parts.clock;
+    this.logger = parts.logger;
+    const issuerKeys = [toHex(parts.issuerKey.publicKey)];
+    this.service = new SettlementService({
+      registry: parts.registry,
+      engine: parts.engine,
+      hubKey: parts.hubKey,
+      issuerKeys,
+      verifier: parts.verifier,
+      cardAuthorizer: parts.cardAuthorizer,
+      clock: parts.clock,
+      currency: parts.currency,
+      logger: parts.logger,
+      ...(parts.maxSkewMs !== undefined ? { maxSkewMs: parts.maxSkewMs } : {}),
+    });
+    this.announcer = new Announcer(parts.registry, parts.hubKey, issuerKeys);
+    this.service.onBlocklistChange(() => this.announcer.refresh());
+    this.service.onSettlement((e) => {
+      this.#events.push(e);
+      if (this.#events.length > MAX_EVENTS) this.#events.shift();
+    });
+    if (parts.holdReleaseIntervalMs > 0) {
+      this.#timer = setInterval(() => {
+        this.releaseDueHolds().catch((err: unknown) => this.logger.error({ err }, 'hold release failed'));
+      }, parts.holdReleaseIntervalMs);
+      this.#timer.unref();
+    }
+  }
+
+  get hubPublicKey(): string {
+    return toHex(this.#hubKey.publicKey);
+  }
+
+  get issuerPublicKey(): string {
+    return toHex(this.#issuerKey.publicKey);
+  }
+
+  // ---------- what the MQTT layer calls ----------
+
+  handleRequest(terminalId: string, payload: Uint8Array): Promise<Uint8Array> {
+    return this.service.handleRequest(terminalId, payload);
+  }
+
+  handleReceipt(terminalId: string, payload: Uint8Array): Promise<ReceiptOutcome> {
+    return this.service.handleReceipt(terminalId, payload);
+  }
+
+  lookupTerminal(terminalId: string): TerminalInfo | undefined {
+    return this.registry.lookupTerminal(terminalId);
+  }
+
+  announcements(): Announcement[] {
+    return this.announcer.all();
+  }
+
+  onAnnouncement(cb: (a: Announcement) => void): () => void {
+    return this.announcer.onAnnouncement(cb);
+  }
+
+  onSettlement(cb: (e: SettlementEvent) => void): () => void {
+    return this.service.onSettlement(cb);
+  }
+
+  // ---------- enrollment and registration (seed 001 CA, seed 002 issuer) ----------
+
+  async enrollTerminal(input: EnrollTerminalInput): Promise<EnrolledTerminal> {
+    assertName('terminalId', input.terminalId);
+    if (!['vending', 'gate', 'pos'].includes(input.kind)) throw new InputError('kind', 'expected vending, gate or pos');
+    if (!isMerchantId(input.merchantId)) throw new InputError('merchantId', 'expected 1..64 chars of [a-z0-9._:-], starting with a letter or digit');
+    if (input.publicKey !== undefined && !PublicKeyHex.safeParse(input.publicKey).success) throw new InputError('publicKey', 'expected 64 lowercase hex chars');
+    if (input.parentMerchantId !== undefined && !isMerchantId(input.parentMerchantId)) throw new InputError('parentMerchantId', 'invalid merchant id');
+    const validityMs = input.validityMs ?? 365 * DAY_MS;
+    if (!Number.isSafeInteger(validityMs) || validityMs <= 0) throw new InputError('validityMs', 'expected a positive integer');
+    if (this.registry.terminal(input.terminalId)) throw new InputError('terminalId', `${input.terminalId} is already enrolled`);
+    const keyPair = input.publicKey === undefined ? generateKeyPair() : undefined;
+    const publicKey = input.publicKey ?? toHex((keyPair as KeyPair).publicKey);
+    const now = this.clock();
+    if (input.parentMerchantId !== undefined) await this.engine.openMerchant(input.parentMerchantId, { currency: this.currency });
+    await this.engine.openMerchant(input.merchantId, {
+      currency: this.currency,
+      ...(input.parentMerchantId !== undefined ? { parentId: input.parentMerchantId, shareBps: input.shareBps ?? 0 } : {}),
+    });
+    const certificate = issueTerminalCertificate(this.#hubKey, {
+      terminalId: input.terminalId,
+      kind: input.kind,
+      merchantId: input.merchantId,
+      publicKey,
+      notBefore: now - 60_000,
+      notAfter: now + validityMs,
+    });
+    this.registry.insertTerminal(certificate, now);
+    return keyPair ? { certificate, keyPair } : { certificate };
+  }
+
+  revokeTerminal(terminalId: string): boolean {
+    const changed = this.registry.revokeTerminal(terminalId, this.clock());
+    if (changed) this.announcer.refresh();
+    return changed;
+  }
+
+  async registerWallet(input: RegisterWalletInput = {}): Promise<RegisteredWallet> {
+    if (input.publicKey !== undefined) assertWallet('publicKey', input.publicKey);
+    const ageOver = input.ageOver ?? 0;
+    if (!Number.isInteger(ageOver) || ageOver < 0 || ageOver > 150) throw new InputError('ageOver', 'expected an integer 0..150');
+    const groups = [...(input.groups ?? [])];
+    if (groups.length > 16) throw new InputError('groups', 'at most 16 groups');
+    groups.forEach((g, i) => assertName(`groups.${i}`, g));
+    const offlineLimitMinor = input.offlineLimitMinor ?? 0;
+    if (!Number.isSafeInteger(offlineLimitMinor) || offlineLimitMinor < 0) throw new InputError('offlineLimitMinor', 'expected an integer ≥ 0');
+    const validityMs = input.validityMs ?? 365 * DAY_MS;
+    if (!Number.isSafeInteger(validityMs) || validityMs <= 0) throw new InputError('validityMs', 'expected a positive integer');
+    const identity = input.identity ?? {};
+    if (JSON.stringify(identity).length > 4096) throw new InputError('identity', 'at most 4 KiB');
+    const keyPair = input.publicKey === undefined ? generateKeyPair() : undefined;
+    const wallet = input.publicKey ?? toHex((keyPair as KeyPair).publicKey);
+    if (this.registry.wallet(wallet)) throw new InputError('publicKey', 'wallet is already registered');
+    const now = this.clock();
+    const license = issueWalletLicense(this.#issuerKey, {
+      wallet,
+      notBefore: now - 60_000,
+      notAfter: now + validityMs,
+      ageOver,
+      groups,
+      offlineLimitMinor,
+      currency: this.currency,
+    });
+    await this.engine.openWallet(wallet, this.currency);
+    this.registry.insertWallet(license, identity, now);
+    return keyPair ? { license, keyPair } : { license };
+  }
+
+  /** seed 001/002: an explicit operator action, logged before the identity is returned. */
+  revealIdentity(wallet: string, operator: string, reason: string): Record<string, unknown> {
+    assertWallet('wallet', wallet);
+    assertName('operator', operator);
+    if (reason.trim().length === 0 || reason.length > 200) throw new InputError('reason', 'expected 1..200 chars');
+    const identity = this.registry.revealIdentity(wallet, operator, reason, this.clock());
+    if (!identity) throw new OperationRefused('UNKNOWN_WALLET', `no identity for ${wallet.slice(0, 12)}…`);
+    this.logger.info({ wallet: `${wallet.slice(0, 12)}…`, operator }, 'identity disclosed');
+    return identity;
+  }
+
+  // ---------- rules ----------
+
+  importCatalog(raw: unknown): CatalogVersion {
+    const parsed = parseCatalogFile(raw);
+    if (!parsed.ok) throw new InputError(parsed.field, parsed.message);
+    const { merchantId, articles } = parsed.value;
+    if (!isMerchantId(merchantId)) throw new InputError('merchantId', 'expected lowercase [a-z0-9._:-]');
+    parsed.value.articles.forEach((a, i) => {
+      if (a.currency !== this.currency) throw new InputError(`articles.${i}.currency`, `hub settles in ${this.currency}`);
+    });
+    const v = this.registry.putCatalog(merchantId, articles, this.clock());
+    this.announcer.refresh();
+    return v;
+  }
+
+  importFares(raw: unknown): FareTableVersion {
+    const parsed = parseFareTableFile(raw);
+    if (!parsed.ok) throw new InputError(parsed.field, parsed.message);
+    if (parsed.value.currency !== this.currency) throw new InputError('currency', `hub settles in ${this.currency}`);
+    const v = this.registry.putFares(parsed.value, this.clock());
+    this.announcer.refresh();
+    return v;
+  }
+
+  importProducts(raw: unknown): number {
+    const parsed = parseTicketProductsFile(raw);
+    if (!parsed.ok) throw new InputError(parsed.field, parsed.message);
+    parsed.value.forEach((p, i) => {
+      if (p.currency !== this.currency) throw new InputError(`products.${i}.currency`, `hub settles in ${this.currency}`);
+    });
+    return this.registry.putProducts(parsed.value);
+  }
+
+  // ---------- money movements by the operator ----------
+
+  /** Operator cash top-up (CLI); the POS path goes through handleRequest. */
+  async topUp(input: { wallet: string; amountMinor: number; operatorId: string; requestId?: string }): Promise<Outcome> {
+    assertWallet('wallet', input.wallet);
+    assertAmount('amountMinor', input.amountMinor);
+    assertName('operatorId', input.operatorId);
+    if (input.requestId !== undefined && !isRequestId(input.requestId)) throw new InputError('requestId', 'expected 32 lowercase hex chars');
+    if (!this.registry.wallet(input.wallet)) throw new OperationRefused('UNKNOWN_WALLET', 'wallet is not registered');
+    return this.engine.submit({
+      kind: 'topup',
+      requestId: input.requestId ?? newRequestId(),
+      walletId: input.wallet,
+      amountMinor: input.amountMinor,
+      currency: this.currency,
+      source: 'cash',
+      memo: `operator:${input.operatorId}`,
+    });
+  }
+
+  /** Full refund of a settled purchase/fare by its request id, at most once. */
+  async refund(requestId: string, options: { requireHold?: boolean } = {}): Promise<Outcome> {
+    if (!/^[0-9a-f]{32,64}$/.test(requestId)) throw new InputError('requestId', 'expected 32..64 lowercase hex chars');
+    const original = this.registry.result(requestId);
+    if (!original || original.engineId === null || original.status !== 'approved') throw new OperationRefused('NOT_FOUND', `no approved settlement ${requestId}`);
+    if (options.requireHold && original.holdUntilMs === null) throw new OperationRefused('NOT_CANCELLABLE', 'the purchase has no cancellation window');
+    return this.engine.submit({ kind: 'refund', requestId: derivedId('operator-refund', requestId), originalRequestId: original.engineId });
+  }
+
+  /** Cancellation inside the window (seed 004 claim 13) on the operator's word. */
+  cancel(requestId: string): Promise<Outcome> {
+    return this.refund(requestId, { requireHold: true });
+  }
+
+  payout(input: { merchantId: string; amountMinor?: number; payoutId?: string }): Promise<PayoutOutcome> {
+    if (!isMerchantId(input.merchantId)) throw new InputError('merchantId', 'invalid merchant id');
+    if (input.amountMinor !== undefined) assertAmount('amountMinor', input.amountMinor);
+    if (input.payoutId !== undefined && !isRequestId(input.payoutId)) throw new InputError('payoutId', 'expected 32 lowercase hex chars');
+    return payoutMerchant({ engine: this.engine, registry: this.registry, clearing: this.clearing, clock: this.clock }, input);
+  }
+
+  releaseDueHolds(): Promise<{ releasedCount: number }> {
+    return this.engine.releaseDueHolds(this.clock());
+  }
+
+  // ---------- blocklist ----------
+
+  blocklistAdd(wallet: string, reason = 'operator'): boolean {
+    assertWallet('wallet', wallet);
+    if (reason.length > 200) throw new InputError('reason', 'at most 200 chars');
+    const changed = this.registry.blocklistAdd(wallet, reason, this.clock());
+    if (changed) this.announcer.refresh();
+    return changed;
+  }
+
+  blocklistRemove(wallet: string): boolean {
+    assertWallet('wallet', wallet);
+    const changed = this.registry.blocklistRemove(wallet, this.clock());
+    if (changed) this.announcer.refresh();
+    return changed;
+  }
+
+  blocklist(): Array<{ wallet: string; reason: string }> {
+    return this.registry.blocklist();
+  }
+
+  // ---------- reads ----------
+
+  async showAccount(id: string, limit = 50): Promise<{ account: Account; history: HistoryItem[] } | undefined> {
+    await this.engine.flush();
+    const account = await this.engine.getAccount(id);
+    if (!account) return undefined;
+    return { account, history: await this.engine.history(id, { limit }) };
+  }
+
+  async verifyLedger(): Promise<LedgerCheck> {
+    await this.engine.flush();
+    return checkLedger(this.engine.store);
+  }
+
+  async status(): Promise<HubStatus> {
+    return {
+      hubKey: this.hubPublicKey,
+      issuerKey: this.issuerPublicKey,
+      currency: this.currency,
+      timeMs: this.clock(),
+      recentSettlements: await this.engine.recentSettlements(50),
+      recentEvents: [...this.#events].reverse(),
+      pendingHolds: await this.engine.pendingHolds(100),
+      flaggedAccounts: await this.engine.flaggedAccounts(),
+      blocklist: this.registry.blocklist(),
+      blocklistVersion: this.registry.blocklistVersion(),
+      terminals: this.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, kind: t.kind, merchantId: t.merchantId, revoked: t.revoked })),
+      verify: await this.verifyLedger(),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    await this.engine.close();
+    await this.#verifier.close();
+    this.registry.close();
+  }
+}
+
+export async function createHub(options: CreateHubOptions): Promise<Hub> {
+  const clock = options.clock ?? Date.now;
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const currency = options.currency ?? 'EUR';
+  if (!/^[A-Z]{3}$/.test(currency)) throw new InputError('currency', 'expected an ISO 4217 code');
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const hubKey = loadOrCreateEd25519Key(options.dataDir, 'hub-signing');
+  const issuerKey = loadOrCreateEd25519Key(options.dataDir, 'issuer');
+  const registry = Registry.open(join(options.dataDir, 'registry.sqlite'));
+  let engine: Engine;
+  try {
+    const store = SqliteLedgerStore.open(join(options.dataDir, 'ledger.sqlite'));
+    engine = await Engine.open(store, { ...options.engine, clock });
+  } catch (err) {
+    registry.close();
+    throw err;
+  }
+  const cardAuthorizer =
+    options.cardAuthorizer ??
+    new CardAuthorizerSimulator({ secretKey: loadOrCreateSecret(options.dataDir, 'card-authorizer-x25519', () => x25519.utils.randomSecretKey()) });
+  return new Hub({
+    registry,
+    engine,
+    hubKey,
+    issuerKey,
+    verifier: options.verifier ?? inlineVerifier,
+    cardAuthorizer,
+    clearing: options.clearing ?? new SimulatedClearing(),
+    currency,
+    clock,
+    logger,
+    ...(options.maxSkewMs !== undefined ? { maxSkewMs: options.maxSkewMs } : {}),
+    holdReleaseIntervalMs: options.holdReleaseIntervalMs ?? 1000,
+  });
+}

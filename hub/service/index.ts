@@ -1,0 +1,7 @@
+export * from './hub.ts';
+export * from './settlement-service.ts';
+export * from './announcements.ts';
+export * from './card-authorizer.ts';
+export * from './input-error.ts';
+export * from './ledger-check.ts';
+export * from './engine-ids.ts';

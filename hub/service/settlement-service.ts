@@ -1,0 +1,656 @@
+/**
+ * The hub's settlement service, transport-independent: bytes in from an authenticated terminal,
+ * hub-signed bytes out. The MQTT layer (issue 4) calls handleRequest/handleReceipt; tests call
+ * them directly. Steps for a request (seed 003 first → second signature, seed 004 claims 24–33):
+ *   size → decode → terminal enrolled/not revoked/same id → signatures (batched, through the
+ *   injected SignatureVerifier) → duplicate request id → license/authorization/replay → rules →
+ *   engine.submit (resolves once the withdrawal is durable) → hub-signed result.
+ * Every rejection is a signed result (or a signed `error` when the request can't be read), never
+ * silence. Results are stored by request id: a retry gets byte-identical bytes back.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  DEFAULT_MAX_SKEW_MS,
+  MAX_BYTES,
+  decodeMessage,
+  encodeMessage,
+  fromHex,
+  linesDigest,
+  signMessage,
+  signingBytes,
+  toHex,
+  withinSkew,
+  type Body,
+  type Envelope,
+  type ErrorCode,
+  type KeyPair,
+  type MessageType,
+} from '../../protocol/index.ts';
+import type { Engine } from '../ledger/engine.ts';
+import type { Command, Outcome } from '../ledger/types.ts';
+import type { Registry, TerminalRecord } from '../registry/registry.ts';
+import { checkPrices, holdUntilMs } from '../rules/catalog.ts';
+import { fareTableAt, quoteFare } from '../rules/fare-tables.ts';
+import { blocklistAfterSettlement } from '../rules/offline-policy.ts';
+import { checkCustomer } from '../rules/restrictions.ts';
+import { checkTicket, signTicket } from '../rules/tickets.ts';
+import type { SignatureVerifier, VerifyItem } from '../verify/verifier.ts';
+import type { CardAuthorizer } from './card-authorizer.ts';
+import { mapDecline } from './decline-codes.ts';
+import { derivedId, engineRequestId } from './engine-ids.ts';
+
+type Request = Envelope<'settlement.request'>;
+type RequestBody = Body<'settlement.request'>;
+type Op = RequestBody['op'];
+type ResultBody = Body<'settlement.result'>;
+
+export interface SettlementServiceOptions {
+  readonly registry: Registry;
+  readonly engine: Engine;
+  readonly hubKey: KeyPair;
+  /** Issuer public keys (hex) whose licenses this hub accepts. */
+  readonly issuerKeys: readonly string[];
+  readonly verifier: SignatureVerifier;
+  readonly cardAuthorizer: CardAuthorizer;
+  readonly clock: () => number;
+  readonly currency: string;
+  readonly logger: Logger;
+  readonly maxSkewMs?: number;
+  /** Largest single top-up (TIGER_STYLE: a limit on everything). */
+  readonly maxTopupMinor?: number;
+}
+
+/** What a receipt did; the terminal needs no answer beyond the MQTT delivery. */
+export interface ReceiptOutcome {
+  readonly status: 'recorded' | 'refunded' | 'duplicate' | 'rejected';
+  readonly requestId?: string;
+  readonly code?: ErrorCode;
+}
+
+/** One settled or declined request, for the dashboard's live view. */
+export interface SettlementEvent {
+  readonly requestId: string;
+  readonly terminalId: string;
+  readonly op: string;
+  readonly status: 'approved' | 'declined';
+  readonly code?: ErrorCode;
+  readonly amountMinor: number;
+  readonly currency: string;
+  readonly timeMs: number;
+}
+
+/** Answer for the op, before signing. `cache: false` for transient declines the terminal retries. */
+interface Decision {
+  status: 'approved' | 'declined';
+  code?: ErrorCode;
+  withdrawal: 'complete' | 'none';
+  amountMinor: number;
+  currency: string;
+  timeMs: number;
+  holdUntil?: number;
+  statement?: Envelope<'balance.statement'>;
+  ticket?: Envelope<'ticket'>;
+  wallet?: string;
+  engineId?: string;
+  cache: boolean;
+}
+
+const TRANSIENT: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'INTERNAL', 'TIMEOUT']);
+
+function requestHash(req: Request): string {
+  return createHash('sha256').update(signingBytes(req)).digest('hex');
+}
+
+/** Best effort: the request id of bytes that failed to decode, so the error can name it. */
+function sniffRequestId(payload: Uint8Array): string | undefined {
+  try {
+    const raw = JSON.parse(Buffer.from(payload).toString('utf8')) as { body?: { requestId?: unknown } };
+    const id = raw?.body?.requestId;
+    return typeof id === 'string' && /^[0-9a-f]{32,64}$/.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function item(message: { type: string; body: unknown; sig: string }, publicKeyHex: string): VerifyItem | null {
+  try {
+    return { signature: fromHex(message.sig), message: signingBytes(message as Envelope<MessageType>), publicKey: fromHex(publicKeyHex) };
+  } catch {
+    return null;
+  }
+}
+
+export class SettlementService {
+  readonly #o: SettlementServiceOptions;
+  readonly #hubKeyHex: string;
+  readonly #maxSkewMs: number;
+  readonly #maxTopupMinor: number;
+  readonly #inflight = new Map<string, Promise<Uint8Array>>();
+  readonly #settlementListeners = new Set<(e: SettlementEvent) => void>();
+  readonly #blocklistListeners = new Set<() => void>();
+
+  constructor(options: SettlementServiceOptions) {
+    this.#o = options;
+    this.#hubKeyHex = toHex(options.hubKey.publicKey);
+    this.#maxSkewMs = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
+    this.#maxTopupMinor = options.maxTopupMinor ?? 100_000_00;
+  }
+
+  get hubPublicKey(): string {
+    return this.#hubKeyHex;
+  }
+
+  onSettlement(cb: (e: SettlementEvent) => void): () => void {
+    this.#settlementListeners.add(cb);
+    return () => this.#settlementListeners.delete(cb);
+  }
+
+  /** Called when the service itself changed the blocklist (offline overspend). */
+  onBlocklistChange(cb: () => void): () => void {
+    this.#blocklistListeners.add(cb);
+    return () => this.#blocklistListeners.delete(cb);
+  }
+
+  // ---------------------------------------------------------------- requests
+
+  async handleRequest(terminalId: string, payload: Uint8Array): Promise<Uint8Array> {
+    const now = this.#o.clock();
+    if (payload.length > MAX_BYTES['settlement.request']) {
+      return this.#error('TOO_LARGE', `${payload.length} bytes > ${MAX_BYTES['settlement.request']}`, now, undefined);
+    }
+    const decoded = decodeMessage(payload, 'settlement.request');
+    if (!decoded.ok) return this.#error(decoded.code, decoded.detail, now, sniffRequestId(payload));
+    const req = decoded.value;
+    const id = req.body.requestId;
+    // Concurrent deliveries of one id (QoS 1 redelivery) wait for the first, then read its result.
+    const prior = this.#inflight.get(id);
+    if (prior) await prior.catch(() => undefined);
+    const work = this.#handle(terminalId, req, now);
+    this.#inflight.set(id, work);
+    try {
+      return await work;
+    } finally {
+      if (this.#inflight.get(id) === work) this.#inflight.delete(id);
+    }
+  }
+
+  async #handle(terminalId: string, req: Request, now: number): Promise<Uint8Array> {
+    const body = req.body;
+    const log = this.#o.logger.child({ terminalId, requestId: body.requestId, op: body.op.type });
+    const terminal = this.#o.registry.terminal(terminalId);
+    const decline = (code: ErrorCode, cache = false): Decision => ({
+      status: 'declined',
+      code,
+      withdrawal: 'none',
+      amountMinor: 0,
+      currency: this.#o.currency,
+      timeMs: now,
+      cache,
+    });
+    if (!terminal) return this.#finish(req, terminalId, decline('UNKNOWN_TERMINAL'), log);
+    if (terminal.revoked) return this.#finish(req, terminalId, decline('REVOKED'), log);
+    if (body.terminalId !== terminalId) return this.#finish(req, terminalId, decline('TERMINAL_MISMATCH'), log);
+
+    const checks = this.#signatureItems(req, terminal);
+    const results = await this.#o.verifier.verifyMany(checks.items);
+    if (!results[0]) return this.#finish(req, terminalId, decline('BAD_SIGNATURE'), log);
+
+    // The terminal is authenticated from here on: its request id is binding.
+    const hash = requestHash(req);
+    const stored = this.#o.registry.result(body.requestId);
+    if (stored) {
+      if (stored.hash === hash) return stored.result;
+      return this.#finish(req, terminalId, decline('DUPLICATE_MISMATCH'), log);
+    }
+    const failedCheck = checks.names.find((_, i) => !results[i + 1]);
+    if (failedCheck !== undefined) {
+      log.info({ check: failedCheck }, 'signature check failed');
+      return this.#finish(req, terminalId, decline(checks.codes.get(failedCheck) ?? 'BAD_SIGNATURE', true), log, hash);
+    }
+    if (!body.offline && !withinSkew(body.time, now, this.#maxSkewMs)) {
+      return this.#finish(req, terminalId, decline('STALE_TIMESTAMP', true), log, hash);
+    }
+    let decision: Decision;
+    try {
+      decision = await this.#decide(terminal, body, now, decline);
+    } catch (err) {
+      const code: ErrorCode = err instanceof Error && 'code' in err && (err.code === 'queue_full' || err.code === 'engine_closed') ? 'UNAVAILABLE' : 'INTERNAL';
+      log.error({ err }, 'request failed');
+      decision = decline(code);
+    }
+    return this.#finish(req, terminalId, decision, log, hash);
+  }
+
+  /**
+   * Every signature the request carries, verified in one batch (index 0 = the terminal's). Checks
+   * that can't even be formed (a key in the wrong shape) are given an item that fails.
+   */
+  #signatureItems(req: Request, terminal: TerminalRecord): { items: VerifyItem[]; names: string[]; codes: Map<string, ErrorCode> } {
+    const items: VerifyItem[] = [];
+    const names: string[] = [];
+    const codes = new Map<string, ErrorCode>();
+    const bad: VerifyItem = { signature: new Uint8Array(64), message: new Uint8Array(0), publicKey: new Uint8Array(32) };
+    const add = (name: string, msg: { type: string; body: unknown; sig: string }, key: string, code: ErrorCode = 'BAD_SIGNATURE'): void => {
+      items.push(item(msg, key) ?? bad);
+      if (name !== 'terminal') names.push(name);
+      codes.set(name, code);
+    };
+    add('terminal', req, terminal.publicKey);
+    const op = req.body.op;
+    switch (op.type) {
+      case 'purchase':
+      case 'fare':
+      case 'ticket.sale':
+        add('license', op.license, op.license.body.issuerKey);
+        add('authorization', op.authorization, op.authorization.body.wallet);
+        if (op.type === 'fare' && op.entry) {
+          const gate = this.#o.registry.terminal(op.entry.body.terminalId);
+          if (gate) add('entry', op.entry, gate.publicKey);
+        }
+        break;
+      case 'ticket.use':
+        add('ticket', op.ticket, op.ticket.body.hubKey);
+        break;
+      case 'cancel':
+        add('cancellation', op.cancellation, op.cancellation.body.wallet);
+        break;
+      case 'transfer':
+        add('transfer', op.transfer, op.transfer.body.from);
+        break;
+      case 'history':
+        add('query', op.query, op.query.body.wallet);
+        break;
+      case 'topup':
+        break;
+    }
+    return { items, names, codes };
+  }
+
+  async #decide(terminal: TerminalRecord, body: RequestBody, now: number, decline: (c: ErrorCode, cache?: boolean) => Decision): Promise<Decision> {
+    const op = body.op;
+    const declined = (code: ErrorCode): Decision => decline(code, !TRANSIENT.has(code));
+    switch (op.type) {
+      case 'purchase':
+      case 'fare':
+      case 'ticket.sale':
+        return this.#walletPayment(terminal, body, op, now, declined);
+      case 'ticket.use':
+        return this.#ticketUse(terminal, body, op, now, declined);
+      case 'cancel':
+        return this.#cancel(body, op, now, declined);
+      case 'topup':
+        return this.#topup(terminal, body, op, now, declined);
+      case 'transfer':
+        return this.#transfer(body, op, now, declined);
+      case 'history':
+        return this.#history(body, op, now, declined);
+    }
+  }
+
+  /** License + authorization checks shared by purchase, fare and ticket sale (seed 002, 004 cl. 8). */
+  #checkWallet(
+    terminal: TerminalRecord,
+    body: RequestBody,
+    op: Extract<Op, { authorization: unknown }>,
+    purpose: 'purchase' | 'fare' | 'ticket',
+    now: number,
+  ): ErrorCode | null {
+    const lic = op.license.body;
+    const auth = op.authorization.body;
+    if (!this.#o.issuerKeys.includes(lic.issuerKey)) return 'UNKNOWN_ISSUER';
+    // An offline decision is judged at the time the wallet signed it (it was valid then).
+    const at = body.offline ? auth.time : now;
+    if (at < lic.notBefore) return 'CERT_NOT_YET_VALID';
+    if (at > lic.notAfter) return 'CERT_EXPIRED';
+    const wallet = this.#o.registry.wallet(lic.wallet);
+    if (!wallet) return 'UNKNOWN_WALLET';
+    if (wallet.revokedMs !== null || wallet.serial !== lic.serial) return 'REVOKED';
+    if (auth.wallet !== lic.wallet) return 'MALFORMED';
+    if (auth.terminalId !== terminal.terminalId || auth.merchantId !== terminal.merchantId) return 'TERMINAL_MISMATCH';
+    if (auth.purpose !== purpose) return 'AMOUNT_MISMATCH';
+    if (auth.currency !== this.#o.currency || lic.currency !== this.#o.currency) return 'CURRENCY_MISMATCH';
+    if (!body.offline && !withinSkew(auth.time, now, this.#maxSkewMs)) return 'STALE_TIMESTAMP';
+    return null;
+  }
+
+  #claim(challenge: string, wallet: string, requestId: string, now: number, counter?: number): ErrorCode | null {
+    const f = this.#o.registry.claimFreshness({ challenge, wallet, requestId, nowMs: now, ...(counter !== undefined ? { counter } : {}) });
+    return f === 'replay' ? 'REPLAY' : null;
+  }
+
+  async #walletPayment(
+    terminal: TerminalRecord,
+    body: RequestBody,
+    op: Extract<Op, { type: 'purchase' | 'fare' | 'ticket.sale' }>,
+    now: number,
+    declined: (c: ErrorCode) => Decision,
+  ): Promise<Decision> {
+    const purpose = op.type === 'purchase' ? 'purchase' : op.type === 'fare' ? 'fare' : 'ticket';
+    const bad = this.#checkWallet(terminal, body, op, purpose, now);
+    if (bad) return declined(bad);
+    const auth = op.authorization.body;
+    const lic = op.license.body;
+    const wallet = auth.wallet;
+    const blocklisted = this.#o.registry.isBlocklisted(wallet);
+    const eid = engineRequestId(body.requestId);
+    let cmd: Command;
+    let product: ReturnType<Registry['product']>;
+
+    if (op.type === 'purchase') {
+      if (linesDigest(op.lines) !== auth.linesDigest) return declined('AMOUNT_MISMATCH');
+      const prices = checkPrices(this.#o.registry.latestCatalog(terminal.merchantId), op.lines, auth.amountMinor, auth.currency);
+      if (!prices.ok) return declined(prices.code);
+      // An offline sale already happened: the hub settles it and judges the wallet afterwards.
+      if (!body.offline) {
+        const customer = checkCustomer({ ageOver: lic.ageOver, groups: lic.groups }, blocklisted, prices.articles);
+        if (!customer.ok) return declined(customer.code);
+      }
+      if (auth.amountMinor <= 0) return declined('AMOUNT_INVALID');
+      const replay = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
+      if (replay) return declined(replay);
+      // seed 004 claim 13: from the wallet-signed time, so a retry computes the same command.
+      const holdUntil = body.offline ? undefined : holdUntilMs(prices.articles, auth.time);
+      cmd = body.offline
+        ? { kind: 'offline_purchase', requestId: eid, walletId: wallet, merchantId: terminal.merchantId, amountMinor: auth.amountMinor, currency: auth.currency }
+        : {
+            kind: 'purchase',
+            requestId: eid,
+            walletId: wallet,
+            merchantId: terminal.merchantId,
+            amountMinor: auth.amountMinor,
+            currency: auth.currency,
+            ...(holdUntil !== undefined ? { holdUntilMs: holdUntil } : {}),
+          };
+    } else if (op.type === 'fare') {
+      if (terminal.kind !== 'gate') return declined('NOT_PERMITTED');
+      if (!body.offline && blocklisted) return declined('BLOCKLISTED');
+      if (!body.offline && !withinSkew(op.exitTime, now, this.#maxSkewMs)) return declined('STALE_TIMESTAMP');
+      let entry: { station: string; time: number } | null = null;
+      if (op.entry) {
+        const gate = this.#o.registry.terminal(op.entry.body.terminalId);
+        // The entry's signature was checked in the batch when its gate is enrolled.
+        if (!gate || gate.kind !== 'gate') return declined('UNKNOWN_TERMINAL');
+        if (op.entry.body.wallet !== wallet) return declined('MALFORMED');
+        entry = { station: op.entry.body.station, time: op.entry.body.time };
+      }
+      const version = fareTableAt(this.#o.registry.fareVersions(), op.exitTime);
+      if (!version) return declined('UNAVAILABLE');
+      const quote = quoteFare(version.table, entry, op.exitStation, op.exitTime);
+      if (quote.currency !== auth.currency) return declined('CURRENCY_MISMATCH');
+      if (quote.fareMinor !== auth.amountMinor) return declined('AMOUNT_MISMATCH');
+      const replay = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
+      if (replay) return declined(replay);
+      if (op.entry && this.#o.registry.claimEntryRecord(op.entry.body.recordId, body.requestId) === 'replay') return declined('REPLAY');
+      if (quote.fareMinor === 0) {
+        return { status: 'approved', withdrawal: 'none', amountMinor: 0, currency: auth.currency, timeMs: now, wallet, cache: true };
+      }
+      const base = { requestId: eid, walletId: wallet, merchantId: terminal.merchantId, amountMinor: quote.fareMinor, currency: quote.currency };
+      cmd = body.offline ? { kind: 'offline_purchase', ...base } : { kind: 'fare', ...base };
+    } else {
+      product = this.#o.registry.product(op.product);
+      if (!product) return declined('UNKNOWN_ARTICLE');
+      if (product.currency !== auth.currency) return declined('CURRENCY_MISMATCH');
+      if (product.priceMinor !== auth.amountMinor) return declined('AMOUNT_MISMATCH');
+      if (body.offline) return declined('NOT_PERMITTED'); // a ticket needs the hub's signature
+      if (blocklisted) return declined('BLOCKLISTED');
+      if (auth.amountMinor <= 0) return declined('AMOUNT_INVALID');
+      const replay = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
+      if (replay) return declined(replay);
+      cmd = { kind: 'purchase', requestId: eid, walletId: wallet, merchantId: terminal.merchantId, amountMinor: auth.amountMinor, currency: auth.currency };
+    }
+
+    const outcome = await this.#o.engine.submit(cmd);
+    if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
+    if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistAdd(wallet, 'overspent offline', now)) {
+      for (const cb of this.#blocklistListeners) cb();
+    }
+    const decision = this.#approved(outcome, wallet, eid);
+    if (op.type === 'ticket.sale' && product) {
+      const ticketId = derivedId('ticket', body.requestId);
+      decision.ticket = signTicket(this.#o.hubKey, product, wallet, ticketId, outcome.atMs);
+      this.#o.registry.putTicket(ticketId, wallet, product.name, body.requestId, outcome.atMs);
+    }
+    return decision;
+  }
+
+  #approved(outcome: Extract<Outcome, { status: 'approved' }>, wallet: string, eid: string): Decision {
+    return {
+      status: 'approved',
+      withdrawal: 'complete',
+      amountMinor: outcome.amountMinor,
+      currency: outcome.currency,
+      timeMs: outcome.atMs,
+      ...(outcome.holdUntilMs !== undefined ? { holdUntil: outcome.holdUntilMs } : {}),
+      // A fresh hub-signed balance the wallet keeps; gates use it for their local risk policy.
+      statement: this.#statement(wallet, outcome.balanceAfterMinor, outcome.currency, outcome.atMs, []),
+      wallet,
+      engineId: eid,
+      cache: true,
+    };
+  }
+
+  #statement(
+    wallet: string,
+    balanceMinor: number,
+    currency: string,
+    asOf: number,
+    entries: Body<'balance.statement'>['entries'],
+  ): Envelope<'balance.statement'> {
+    return signMessage('balance.statement', { wallet, balanceMinor, currency, asOf, entries, hubKey: this.#hubKeyHex }, this.#o.hubKey.secretKey);
+  }
+
+  async #ticketUse(
+    terminal: TerminalRecord,
+    body: RequestBody,
+    op: Extract<Op, { type: 'ticket.use' }>,
+    now: number,
+    declined: (c: ErrorCode) => Decision,
+  ): Promise<Decision> {
+    if (terminal.kind !== 'gate') return declined('NOT_PERMITTED');
+    if (!body.offline && !withinSkew(op.usedAt, now, this.#maxSkewMs)) return declined('STALE_TIMESTAMP');
+    // Signature already verified in the batch; checkTicket re-checks issuer, time and station.
+    const check = checkTicket(op.ticket, [this.#hubKeyHex], op.station, op.usedAt);
+    if (!check.ok) return declined(check.code);
+    const claim = this.#o.registry.claimTicketUse(op.ticket.body.ticketId, body.requestId, terminal.terminalId, op.station, op.usedAt);
+    if (claim === 'replay') return declined('TICKET_USED');
+    return { status: 'approved', withdrawal: 'none', amountMinor: 0, currency: this.#o.currency, timeMs: now, wallet: op.ticket.body.wallet, cache: true };
+  }
+
+  async #cancel(body: RequestBody, op: Extract<Op, { type: 'cancel' }>, now: number, declined: (c: ErrorCode) => Decision): Promise<Decision> {
+    const c = op.cancellation.body;
+    if (!body.offline && !withinSkew(c.time, now, this.#maxSkewMs)) return declined('STALE_TIMESTAMP');
+    const original = this.#o.registry.result(c.originalRequestId);
+    if (!original || original.status !== 'approved' || original.engineId === null) return declined('NOT_FOUND');
+    if (original.wallet !== c.wallet) return declined('NOT_PERMITTED');
+    if (original.op !== 'purchase' || original.holdUntilMs === null) return declined('NOT_CANCELLABLE');
+    const replay = this.#claim(c.challenge, c.wallet, body.requestId, now);
+    if (replay) return declined(replay);
+    const eid = engineRequestId(body.requestId);
+    const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: eid, originalRequestId: original.engineId });
+    if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
+    return this.#approved(outcome, c.wallet, eid);
+  }
+
+  async #topup(
+    terminal: TerminalRecord,
+    body: RequestBody,
+    op: Extract<Op, { type: 'topup' }>,
+    _now: number,
+    declined: (c: ErrorCode) => Decision,
+  ): Promise<Decision> {
+    if (op.currency !== this.#o.currency) return declined('CURRENCY_MISMATCH');
+    if (op.amountMinor <= 0 || op.amountMinor > this.#maxTopupMinor) return declined('AMOUNT_INVALID');
+    const wallet = this.#o.registry.wallet(op.wallet);
+    if (!wallet) return declined('UNKNOWN_WALLET');
+    if (wallet.revokedMs !== null) return declined('REVOKED');
+    if (op.method === 'cash') {
+      // seed 004 claims 34–35: cash only at a staff-operated POS, with the operator named.
+      if (terminal.kind !== 'pos' || op.operatorId === undefined) return declined('NOT_PERMITTED');
+    } else {
+      if (!op.sealedCard) return declined('MALFORMED');
+      if (body.offline) return declined('NOT_PERMITTED');
+      const auth = await this.#o.cardAuthorizer.authorize({
+        requestId: body.requestId,
+        sealedCard: op.sealedCard,
+        amountMinor: op.amountMinor,
+        currency: op.currency,
+      });
+      if (!auth.approved) return declined('CARD_DECLINED');
+    }
+    const eid = engineRequestId(body.requestId);
+    const outcome = await this.#o.engine.submit({
+      kind: 'topup',
+      requestId: eid,
+      walletId: op.wallet,
+      amountMinor: op.amountMinor,
+      currency: op.currency,
+      source: op.method,
+      ...(op.operatorId !== undefined ? { memo: `operator:${op.operatorId}` } : {}),
+    });
+    if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
+    return this.#approved(outcome, op.wallet, eid);
+  }
+
+  async #transfer(body: RequestBody, op: Extract<Op, { type: 'transfer' }>, now: number, declined: (c: ErrorCode) => Decision): Promise<Decision> {
+    const t = op.transfer.body;
+    if (!body.offline && !withinSkew(t.time, now, this.#maxSkewMs)) return declined('STALE_TIMESTAMP');
+    if (body.offline) return declined('NOT_PERMITTED');
+    if (t.currency !== this.#o.currency) return declined('CURRENCY_MISMATCH');
+    if (t.amountMinor <= 0 || t.from === t.to) return declined('AMOUNT_INVALID');
+    const from = this.#o.registry.wallet(t.from);
+    const to = this.#o.registry.wallet(t.to);
+    if (!from || !to) return declined('UNKNOWN_WALLET');
+    if (from.revokedMs !== null) return declined('REVOKED');
+    if (this.#o.registry.isBlocklisted(t.from)) return declined('BLOCKLISTED');
+    const replay = this.#claim(t.challenge, t.from, body.requestId, now, t.counter);
+    if (replay) return declined(replay);
+    const eid = engineRequestId(body.requestId);
+    const outcome = await this.#o.engine.submit({ kind: 'transfer', requestId: eid, fromWalletId: t.from, toWalletId: t.to, amountMinor: t.amountMinor, currency: t.currency });
+    if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
+    return this.#approved(outcome, t.from, eid);
+  }
+
+  async #history(body: RequestBody, op: Extract<Op, { type: 'history' }>, now: number, declined: (c: ErrorCode) => Decision): Promise<Decision> {
+    const q = op.query.body;
+    if (!withinSkew(q.time, now, this.#maxSkewMs)) return declined('STALE_TIMESTAMP');
+    if (!this.#o.registry.wallet(q.wallet)) return declined('UNKNOWN_WALLET');
+    const replay = this.#claim(q.challenge, q.wallet, body.requestId, now);
+    if (replay) return declined(replay);
+    await this.#o.engine.flush();
+    const account = await this.#o.engine.getAccount(q.wallet);
+    if (!account) return declined('UNKNOWN_WALLET');
+    const items = q.limit > 0 ? await this.#o.engine.history(q.wallet, { limit: q.limit }) : [];
+    const entries = items
+      .filter((h) => h.requestId !== null)
+      .map((h) => ({ requestId: h.requestId as string, kind: h.entryKind, amountMinor: h.amountMinor, time: h.atMs }));
+    return {
+      status: 'approved',
+      withdrawal: 'none',
+      amountMinor: 0,
+      currency: account.currency,
+      timeMs: now,
+      statement: this.#statement(q.wallet, account.balanceMinor, account.currency, now, entries),
+      wallet: q.wallet,
+      cache: true,
+    };
+  }
+
+  /** Signs the result; stores it under the request id when the terminal was authenticated (hash given). */
+  #finish(req: Request, terminalId: string, d: Decision, log: Logger, hash?: string): Uint8Array {
+    const body = req.body;
+    const result: ResultBody = {
+      requestId: body.requestId,
+      terminalId: body.terminalId,
+      status: d.status,
+      ...(d.code !== undefined ? { code: d.code } : {}),
+      withdrawal: d.withdrawal,
+      amountMinor: d.amountMinor,
+      currency: d.currency,
+      time: d.timeMs,
+      ...(d.holdUntil !== undefined ? { holdUntil: d.holdUntil } : {}),
+      ...(d.statement ? { statement: d.statement } : {}),
+      ...(d.ticket ? { ticket: d.ticket } : {}),
+      hubKey: this.#hubKeyHex,
+    };
+    const bytes = encodeMessage(signMessage('settlement.result', result, this.#o.hubKey.secretKey));
+    if (hash !== undefined && d.cache) {
+      this.#o.registry.putResult({
+        requestId: body.requestId,
+        terminalId,
+        hash,
+        op: body.op.type,
+        wallet: d.wallet ?? null,
+        engineId: d.engineId ?? null,
+        status: d.status,
+        code: d.code ?? null,
+        amountMinor: d.amountMinor,
+        currency: d.currency,
+        holdUntilMs: d.holdUntil ?? null,
+        result: bytes,
+        timeMs: d.timeMs,
+      });
+    }
+    log.debug({ status: d.status, code: d.code }, 'settlement result');
+    const event: SettlementEvent = {
+      requestId: body.requestId,
+      terminalId,
+      op: body.op.type,
+      status: d.status,
+      ...(d.code !== undefined ? { code: d.code } : {}),
+      amountMinor: d.amountMinor,
+      currency: d.currency,
+      timeMs: d.timeMs,
+    };
+    for (const cb of this.#settlementListeners) cb(event);
+    return bytes;
+  }
+
+  #error(code: ErrorCode, message: string, now: number, requestId: string | undefined): Uint8Array {
+    const body: Body<'error'> = {
+      ...(requestId !== undefined ? { requestId } : {}),
+      code,
+      message: message.slice(0, 200),
+      time: now,
+      hubKey: this.#hubKeyHex,
+    };
+    return encodeMessage(signMessage('error', body, this.#o.hubKey.secretKey));
+  }
+
+  // ---------------------------------------------------------------- receipts
+
+  /**
+   * Terminal-signed completion receipt (seed 003 fourth signature). A vending machine's `failed`
+   * refunds the purchase automatically, at most once (the refund's id is derived from the
+   * request's, so the ledger answers a second receipt with the first refund).
+   */
+  async handleReceipt(terminalId: string, payload: Uint8Array): Promise<ReceiptOutcome> {
+    const now = this.#o.clock();
+    const decoded = decodeMessage(payload, 'completion.receipt');
+    if (!decoded.ok) return { status: 'rejected', code: decoded.code };
+    const r = decoded.value.body;
+    const reject = (code: ErrorCode): ReceiptOutcome => ({ status: 'rejected', requestId: r.requestId, code });
+    const terminal = this.#o.registry.terminal(terminalId);
+    if (!terminal) return reject('UNKNOWN_TERMINAL');
+    if (terminal.revoked) return reject('REVOKED');
+    if (r.terminalId !== terminalId) return reject('TERMINAL_MISMATCH');
+    const check = item(decoded.value, terminal.publicKey);
+    const [ok] = check ? await this.#o.verifier.verifyMany([check]) : [false];
+    if (!ok) return reject('BAD_SIGNATURE');
+    const original = this.#o.registry.result(r.requestId);
+    if (!original) return reject('NOT_FOUND');
+    if (original.terminalId !== terminalId) return reject('TERMINAL_MISMATCH');
+    const first = this.#o.registry.putReceipt(r.requestId, r.outcome, terminalId, now);
+    if (r.outcome !== 'failed') return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
+    // MDB-style: money is kept only after a successful vend; a failed one is given back.
+    if (terminal.kind !== 'vending' || original.op !== 'purchase' || original.status !== 'approved' || original.engineId === null) {
+      return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
+    }
+    const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: derivedId('receipt-refund', r.requestId), originalRequestId: original.engineId });
+    if (outcome.status === 'declined') {
+      this.#o.logger.warn({ terminalId, requestId: r.requestId, code: outcome.code }, 'refund after failed dispense declined');
+      return reject(mapDecline(outcome.code));
+    }
+    return { status: first ? 'refunded' : 'duplicate', requestId: r.requestId };
+  }
+}
