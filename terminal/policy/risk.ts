@@ -23,8 +23,11 @@ export const DEFAULT_RISK_LIMITS: RiskLimits = {
 
 /** Read-only usage figures from the terminal's durable store. */
 export interface UsageView {
-  /** Amount this terminal accepted locally for the wallet that the hub has not settled yet. */
-  walletLocalMinor(wallet: string): number;
+  /**
+   * Amount this terminal accepted locally for the wallet: with `sinceMs`, everything decided
+   * after that time (a statement does not know about it); without, what the hub has not settled.
+   */
+  walletLocalMinor(wallet: string, sinceMs?: number): number;
   /** Amount this terminal accepted locally in the current period. */
   terminalPeriodMinor(nowMs: number): number;
   /** A ticket this terminal already accepted (anti-reuse while the hub is away). */
@@ -101,12 +104,13 @@ export function decideGateLocal(input: {
   const { license, fareMinor, usage, limits, nowMs } = input;
   if (input.currency !== license.currency) return { ok: false, code: 'CURRENCY_MISMATCH' };
   if (!withinTerminalLimits(fareMinor, usage, limits, nowMs)) return { ok: false, code: 'OFFLINE_LIMIT' };
-  const local = usage.walletLocalMinor(license.wallet);
   const st = trustedStatement(input.statement, license.wallet, input.hubKeys, limits, nowMs);
   if (st) {
-    if (st.currency === input.currency && st.balanceMinor - local >= fareMinor) return { ok: true, basis: 'statement' };
+    const since = usage.walletLocalMinor(license.wallet, st.asOf);
+    if (st.currency === input.currency && st.balanceMinor - since >= fareMinor) return { ok: true, basis: 'statement' };
     return { ok: false, code: 'INSUFFICIENT_FUNDS' };
   }
+  const local = usage.walletLocalMinor(license.wallet);
   if (local + fareMinor <= license.offlineLimitMinor) return { ok: true, basis: 'offline-limit' };
   return { ok: false, code: 'OFFLINE_LIMIT' };
 }

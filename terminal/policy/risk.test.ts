@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { Fixture, T0 } from '../machines/fixtures.ts';
+import { checkLicense, decideGateLocal, decideOffline, DEFAULT_RISK_LIMITS, trustedStatement, type UsageView } from './risk.ts';
+
+function usage(local: number, period = 0, sinceStatement = local): UsageView {
+  return { walletLocalMinor: (_w, since) => (since === undefined ? local : sinceStatement), terminalPeriodMinor: () => period, ticketUsed: () => false };
+}
+
+describe('risk policy', () => {
+  const f = new Fixture();
+  const w = f.wallet({ offlineLimitMinor: 1000 });
+  const trust = { issuerKeys: f.ctx().issuerKeys, blocklist: new Set<string>() };
+
+  it('license: trusted issuer, validity, blocklist', () => {
+    expect(checkLicense(w.license, trust, T0).ok).toBe(true);
+    expect(checkLicense(w.license, { ...trust, blocklist: new Set([w.hex]) }, T0)).toEqual({ ok: false, code: 'BLOCKLISTED' });
+    expect(checkLicense(w.license, { ...trust, issuerKeys: [] }, T0)).toEqual({ ok: false, code: 'UNKNOWN_ISSUER' });
+    expect(checkLicense(w.license, trust, T0 + 400 * 24 * 3600_000)).toEqual({ ok: false, code: 'CERT_EXPIRED' });
+    expect(checkLicense(null, trust, T0)).toEqual({ ok: false, code: 'MALFORMED' });
+  });
+
+  it('offline: per wallet (license), per terminal per period, per single amount', () => {
+    const L = DEFAULT_RISK_LIMITS;
+    expect(decideOffline(w.license.body, 500, 'EUR', usage(0), L, T0).ok).toBe(true);
+    expect(decideOffline(w.license.body, 500, 'EUR', usage(600), L, T0)).toEqual({ ok: false, code: 'OFFLINE_LIMIT' });
+    expect(decideOffline(w.license.body, 500, 'EUR', usage(0, L.terminalPeriodMinor - 499), L, T0)).toEqual({ ok: false, code: 'OFFLINE_LIMIT' });
+    expect(decideOffline(w.license.body, L.maxSingleMinor + 1, 'EUR', usage(0), { ...L }, T0).ok).toBe(false);
+    expect(decideOffline(w.license.body, 10, 'USD', usage(0), L, T0)).toEqual({ ok: false, code: 'CURRENCY_MISMATCH' });
+  });
+
+  it('statements count only when hub-signed, for this wallet, and fresh', () => {
+    const L = DEFAULT_RISK_LIMITS;
+    expect(trustedStatement(f.statement(w.hex, 10), w.hex, [f.hubKey], L, T0)).not.toBeNull();
+    expect(trustedStatement(f.statement(w.hex, 10), f.wallet().hex, [f.hubKey], L, T0)).toBeNull();
+    expect(trustedStatement(f.statement(w.hex, 10, T0, new Fixture().hub), w.hex, [f.hubKey], L, T0)).toBeNull();
+    expect(trustedStatement(f.statement(w.hex, 10, T0 - L.maxStatementAgeMs - 1), w.hex, [f.hubKey], L, T0)).toBeNull();
+    const st = f.statement(w.hex, 10);
+    expect(trustedStatement({ ...st, body: { ...st.body, balanceMinor: 10_000 } }, w.hex, [f.hubKey], L, T0)).toBeNull();
+  });
+
+  it('gate: statement minus what was let through since covers the fare; a short statement is never overridden', () => {
+    const base = { license: w.license.body, currency: 'EUR', hubKeys: [f.hubKey], limits: DEFAULT_RISK_LIMITS, nowMs: T0 };
+    expect(decideGateLocal({ ...base, statement: f.statement(w.hex, 500), fareMinor: 300, usage: usage(0) })).toEqual({ ok: true, basis: 'statement' });
+    expect(decideGateLocal({ ...base, statement: f.statement(w.hex, 500), fareMinor: 300, usage: usage(0, 0, 300) })).toEqual({ ok: false, code: 'INSUFFICIENT_FUNDS' });
+    expect(decideGateLocal({ ...base, statement: f.statement(w.hex, 100), fareMinor: 300, usage: usage(0) })).toEqual({ ok: false, code: 'INSUFFICIENT_FUNDS' });
+    expect(decideGateLocal({ ...base, statement: null, fareMinor: 300, usage: usage(0) })).toEqual({ ok: true, basis: 'offline-limit' });
+    expect(decideGateLocal({ ...base, statement: null, fareMinor: 300, usage: usage(800) })).toEqual({ ok: false, code: 'OFFLINE_LIMIT' });
+  });
+});

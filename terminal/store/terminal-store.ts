@@ -1,0 +1,218 @@
+// The terminal's durable local store: the outbox of settlement requests (online and offline),
+// completion receipts, used tickets, the last hub announcements and the presence sequence.
+//
+// Why SQLite (better-sqlite3) with WAL + synchronous=FULL: every commit fsyncs the WAL before it
+// returns; each WAL frame carries a checksum chained over the previous ones, so after a power cut
+// a torn last frame (and its transaction) is discarded on open and every earlier commit is kept
+// whole. That gives atomic, durable single-record writes and multi-row updates (result + receipt)
+// without hand-rolled temp-file/rename/fsync-dir code, plus the queries the risk policy needs.
+//
+// The request id is written here BEFORE the request is sent and every retry reuses it
+// (TigerBeetle's reliable submission; Square's offline duplicate charges came from fresh ids).
+import Database from 'better-sqlite3';
+
+export type OutboxState = 'pending' | 'abandoned' | 'done';
+
+export interface OutboxEntry {
+  requestId: string;
+  /** The signed, encoded settlement.request exactly as first sent: retries send these bytes. */
+  envelope: string;
+  wallet: string | null;
+  amountMinor: number;
+  /** Accepted by the terminal without the hub (offline, or a gate's local decision). */
+  local: boolean;
+  createdMs: number;
+  state: OutboxState;
+  /** The verified hub result (encoded), once it arrived. */
+  result: string | null;
+  attempts: number;
+}
+
+export interface ReceiptEntry {
+  requestId: string;
+  envelope: string;
+  sent: boolean;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS outbox (
+  request_id TEXT PRIMARY KEY,
+  envelope TEXT NOT NULL,
+  wallet TEXT,
+  amount_minor INTEGER NOT NULL,
+  local INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'abandoned', 'done')),
+  result TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_open ON outbox (state) WHERE state <> 'done';
+CREATE INDEX IF NOT EXISTS outbox_local ON outbox (wallet, created_ms) WHERE local = 1;
+CREATE TABLE IF NOT EXISTS receipts (
+  request_id TEXT PRIMARY KEY,
+  envelope TEXT NOT NULL,
+  sent INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS used_tickets (ticket_id TEXT PRIMARY KEY, used_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+/** Bound on the queue (TIGER_STYLE): a terminal that cannot forward stops accepting. */
+export const MAX_OPEN_OUTBOX = 10_000;
+
+type Row = {
+  request_id: string;
+  envelope: string;
+  wallet: string | null;
+  amount_minor: number;
+  local: number;
+  created_ms: number;
+  state: OutboxState;
+  result: string | null;
+  attempts: number;
+};
+
+function toEntry(r: Row): OutboxEntry {
+  return {
+    requestId: r.request_id,
+    envelope: r.envelope,
+    wallet: r.wallet,
+    amountMinor: r.amount_minor,
+    local: r.local === 1,
+    createdMs: r.created_ms,
+    state: r.state,
+    result: r.result,
+    attempts: r.attempts,
+  };
+}
+
+export class TerminalStore {
+  private readonly st;
+
+  private constructor(readonly db: Database.Database) {
+    const p = (sql: string) => db.prepare(sql);
+    this.st = {
+      insert: p('INSERT INTO outbox (request_id, envelope, wallet, amount_minor, local, created_ms, state) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      get: p('SELECT * FROM outbox WHERE request_id = ?'),
+      open: p("SELECT * FROM outbox WHERE state <> 'done' ORDER BY created_ms, rowid"),
+      openCount: p("SELECT count(*) AS n FROM outbox WHERE state <> 'done'"),
+      attempt: p('UPDATE outbox SET attempts = attempts + 1 WHERE request_id = ?'),
+      abandon: p("UPDATE outbox SET state = 'abandoned' WHERE request_id = ? AND state = 'pending'"),
+      done: p("UPDATE outbox SET state = 'done', result = ? WHERE request_id = ? AND state <> 'done'"),
+      walletOpen: p("SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND wallet = ? AND state <> 'done'"),
+      walletSince: p('SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND wallet = ? AND created_ms > ?'),
+      period: p('SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND created_ms >= ?'),
+      addReceipt: p('INSERT OR IGNORE INTO receipts (request_id, envelope) VALUES (?, ?)'),
+      pendingReceipts: p('SELECT request_id, envelope, sent FROM receipts WHERE sent = 0 ORDER BY rowid'),
+      receiptSent: p('UPDATE receipts SET sent = 1 WHERE request_id = ?'),
+      getReceipt: p('SELECT request_id, envelope, sent FROM receipts WHERE request_id = ?'),
+      useTicket: p('INSERT OR IGNORE INTO used_tickets (ticket_id, used_ms) VALUES (?, ?)'),
+      ticketUsed: p('SELECT 1 FROM used_tickets WHERE ticket_id = ?'),
+      kvGet: p('SELECT value FROM kv WHERE key = ?'),
+      kvSet: p('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+    };
+  }
+
+  static open(path: string): TerminalStore {
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    // FULL: the WAL is fsync'd at every commit, so a returned write survives a power cut.
+    db.pragma('synchronous = FULL');
+    db.exec(SCHEMA);
+    return new TerminalStore(db);
+  }
+
+  /** Persist a signed request before it is sent. Throws on a reused request id (programmer error). */
+  enqueue(e: { requestId: string; envelope: string; wallet: string | null; amountMinor: number; local: boolean; createdMs: number }): void {
+    const open = (this.st.openCount.get() as { n: number }).n;
+    if (open >= MAX_OPEN_OUTBOX) throw new RangeError(`outbox full (${open} open requests)`);
+    this.st.insert.run(e.requestId, e.envelope, e.wallet, e.amountMinor, e.local ? 1 : 0, e.createdMs, 'pending');
+  }
+
+  get(requestId: string): OutboxEntry | undefined {
+    const r = this.st.get.get(requestId) as Row | undefined;
+    return r ? toEntry(r) : undefined;
+  }
+
+  /** Requests without a hub result yet, oldest first: what a reconnect forwards. */
+  open(): OutboxEntry[] {
+    return (this.st.open.all() as Row[]).map(toEntry);
+  }
+
+  openCount(): number {
+    return (this.st.openCount.get() as { n: number }).n;
+  }
+
+  countAttempt(requestId: string): void {
+    this.st.attempt.run(requestId);
+  }
+
+  abandon(requestId: string): void {
+    this.st.abandon.run(requestId);
+  }
+
+  /** Records the hub's verified result; false when the request was already done (duplicate reply). */
+  complete(requestId: string, resultEncoded: string, receipt?: { envelope: string }): boolean {
+    return this.db.transaction(() => {
+      const changed = this.st.done.run(resultEncoded, requestId).changes === 1;
+      if (changed && receipt) this.st.addReceipt.run(requestId, receipt.envelope);
+      return changed;
+    })();
+  }
+
+  walletLocalMinor(wallet: string, sinceMs?: number): number {
+    const r = (sinceMs === undefined ? this.st.walletOpen.get(wallet) : this.st.walletSince.get(wallet, sinceMs)) as { s: number };
+    return r.s;
+  }
+
+  terminalPeriodMinor(sinceMs: number): number {
+    return (this.st.period.get(sinceMs) as { s: number }).s;
+  }
+
+  addReceipt(requestId: string, envelope: string): void {
+    this.st.addReceipt.run(requestId, envelope);
+  }
+
+  pendingReceipts(): ReceiptEntry[] {
+    return (this.st.pendingReceipts.all() as { request_id: string; envelope: string; sent: number }[]).map((r) => ({ requestId: r.request_id, envelope: r.envelope, sent: r.sent === 1 }));
+  }
+
+  getReceipt(requestId: string): ReceiptEntry | undefined {
+    const r = this.st.getReceipt.get(requestId) as { request_id: string; envelope: string; sent: number } | undefined;
+    return r ? { requestId: r.request_id, envelope: r.envelope, sent: r.sent === 1 } : undefined;
+  }
+
+  markReceiptSent(requestId: string): void {
+    this.st.receiptSent.run(requestId);
+  }
+
+  markTicketUsed(ticketId: string, nowMs: number): void {
+    this.st.useTicket.run(ticketId, nowMs);
+  }
+
+  ticketUsed(ticketId: string): boolean {
+    return this.st.ticketUsed.get(ticketId) !== undefined;
+  }
+
+  getKv(key: string): string | undefined {
+    return (this.st.kvGet.get(key) as { value: string } | undefined)?.value;
+  }
+
+  setKv(key: string, value: string): void {
+    this.st.kvSet.run(key, value);
+  }
+
+  /** Presence sequence: grows across connections and restarts (Sparkplug B bdSeq). */
+  nextPresenceSeq(nowMs: number): number {
+    return this.db.transaction(() => {
+      const last = Number(this.getKv('presence.seq') ?? '0');
+      const next = Math.max(last + 1, nowMs);
+      this.setKv('presence.seq', String(next));
+      return next;
+    })();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
