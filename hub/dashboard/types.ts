@@ -1,0 +1,105 @@
+/**
+ * What the operator dashboard shows, as plain data. The dashboard depends only on this
+ * `DashboardSource`; `hub-source.ts` adapts the real hub (service status, MQTT presence, live
+ * meter) to it. Read-only by construction: there is no method that changes anything.
+ */
+
+export interface DashboardTerminal {
+  readonly terminalId: string;
+  /** vending | gate | pos, when the registry knows it. */
+  readonly kind?: string;
+  readonly merchantId?: string;
+  readonly state: 'online' | 'offline' | 'unknown';
+  readonly lastSeenMs: number | null;
+  readonly sinceMs: number | null;
+}
+
+export interface DashboardSettlement {
+  readonly requestId: string;
+  /** purchase, fare, topup, refund, … */
+  readonly kind: string;
+  readonly status: 'approved' | 'declined' | 'pending';
+  /** Wire error code (INSUFFICIENT_FUNDS…) or ledger decline code, when declined. */
+  readonly code?: string | null;
+  readonly amountMinor: number;
+  readonly currency: string;
+  readonly atMs: number;
+  readonly terminalId?: string;
+}
+
+export interface DashboardHold {
+  readonly requestId: string;
+  readonly walletId: string;
+  readonly merchantId: string;
+  readonly amountMinor: number;
+  readonly currency: string;
+  readonly releaseAtMs: number;
+}
+
+export interface DashboardFlagged {
+  readonly id: string;
+  readonly balanceMinor: number;
+  readonly currency: string;
+}
+
+export interface DashboardVerify {
+  readonly ok: boolean;
+  readonly checkedAtMs: number;
+  /** One line: what was checked, or the first discrepancy. */
+  readonly detail: string;
+}
+
+export interface DashboardThroughput {
+  readonly windowMs: number;
+  readonly settledPerS: number;
+  readonly declinedPerS: number;
+  /** null when nothing happened in the window. */
+  readonly latencyMsP50: number | null;
+  readonly latencyMsP99: number | null;
+  readonly totalSettled: number;
+  readonly totalDeclined: number;
+  readonly declinedByCode: Readonly<Record<string, number>>;
+}
+
+export interface DashboardSnapshot {
+  readonly hub: {
+    readonly name: string;
+    readonly mqttUrl: string | null;
+    readonly startedAtMs: number;
+    readonly nowMs: number;
+  };
+  readonly terminals: readonly DashboardTerminal[];
+  readonly settlements: readonly DashboardSettlement[];
+  readonly holds: readonly DashboardHold[];
+  readonly flagged: readonly DashboardFlagged[];
+  readonly blocklist: { readonly version: number | null; readonly wallets: readonly string[] };
+  readonly verify: DashboardVerify | null;
+  readonly throughput: DashboardThroughput;
+}
+
+export interface DashboardHistoryItem {
+  readonly requestId: string | null;
+  readonly entryKind: string;
+  /** Signed, from the account's point of view. */
+  readonly amountMinor: number;
+  readonly currency: string;
+  readonly atMs: number;
+}
+
+export interface DashboardAccount {
+  readonly id: string;
+  readonly kind: string;
+  readonly balanceMinor: number;
+  readonly currency: string;
+  readonly flagged: boolean;
+  readonly blocklisted: boolean;
+  readonly history: readonly DashboardHistoryItem[];
+}
+
+export interface DashboardSource {
+  snapshot(): Promise<DashboardSnapshot>;
+  /** A wallet public key or merchant id; null when no such account. */
+  account(id: string): Promise<DashboardAccount | null>;
+  /** Called when something changed, so the page updates at once instead of on the next tick. */
+  subscribe?(onChange: () => void): () => void;
+}
