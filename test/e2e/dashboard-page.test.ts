@@ -56,7 +56,7 @@ describe.skipIf(chromiumMissingReason !== null)('dashboard page in Chromium', ()
     // XSS: the hostile terminal id shows as text; no element was created from it and nothing ran.
     expect(await page.textContent('#terminals tbody')).toContain(XSS);
     expect(await page.locator('#terminals img, #terminals b').count()).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
 
     // A settlement on the hub appears without a reload.
     source.settle({ requestId: 'd'.repeat(32), terminalId: 'pos-1', status: 'declined', code: 'INSUFFICIENT_FUNDS', amountMinor: 990 });

@@ -97,7 +97,7 @@ function fillTable(tableId, rows, makeCells, emptyText) {
   for (const row of rows) {
     const tr = el('tr');
     for (const cell of makeCells(row)) {
-      if (cell instanceof Node) {
+      if (cell instanceof window.Node) {
         const td = cell.tagName === 'TD' ? cell : el('td');
         if (td !== cell) td.appendChild(cell);
         tr.appendChild(td);
