@@ -1,0 +1,202 @@
+/**
+ * Test kit for the hub: a hub on a real SQLite data dir in a temp folder with a movable clock,
+ * enrolled terminals and registered wallets with real keys, and request builders that go through
+ * the same protocol functions a terminal and a wallet use (createOffer → authorizeOffer → sign).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  authorizeOffer,
+  createOffer,
+  decodeAndVerify,
+  decodeMessage,
+  encodeMessage,
+  linesTotalMinor,
+  newChallenge,
+  newRequestId,
+  signMessage,
+  toHex,
+  type Body,
+  type Envelope,
+  type KeyPair,
+  type LineItemT,
+} from '../../protocol/index.ts';
+import { createHub, type CreateHubOptions, type Hub } from '../../hub/service/hub.ts';
+
+export const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
+
+export interface TestTerminal {
+  readonly id: string;
+  readonly merchantId: string;
+  readonly keyPair: KeyPair;
+  readonly certificate: Envelope<'terminal.certificate'>;
+}
+
+export interface TestWallet {
+  readonly id: string;
+  readonly keyPair: KeyPair;
+  readonly license: Envelope<'wallet.license'>;
+  counter: number;
+}
+
+export interface HubFixture {
+  readonly hub: Hub;
+  readonly dir: string;
+  now: number;
+  advance(ms: number): void;
+  reopen(): Promise<Hub>;
+  cleanup(): Promise<void>;
+}
+
+export async function openHubFixture(options: Partial<CreateHubOptions> = {}): Promise<HubFixture> {
+  const dir = mkdtempSync(join(tmpdir(), 'tapsettle-hub-'));
+  const fx = {
+    dir,
+    now: T0,
+    hub: undefined as unknown as Hub,
+    advance(ms: number) {
+      fx.now += ms;
+    },
+    async reopen() {
+      await fx.hub.close();
+      fx.hub = await createHub({ dataDir: dir, clock: () => fx.now, holdReleaseIntervalMs: 0, ...options });
+      return fx.hub;
+    },
+    async cleanup() {
+      await fx.hub.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  fx.hub = await createHub({ dataDir: dir, clock: () => fx.now, holdReleaseIntervalMs: 0, ...options });
+  return fx;
+}
+
+export async function enroll(hub: Hub, id: string, kind: 'vending' | 'gate' | 'pos', merchantId: string): Promise<TestTerminal> {
+  const { certificate, keyPair } = await hub.enrollTerminal({ terminalId: id, kind, merchantId });
+  if (!keyPair) throw new Error('expected a generated key');
+  return { id, merchantId, keyPair, certificate };
+}
+
+export async function register(hub: Hub, options: Parameters<Hub['registerWallet']>[0] = {}): Promise<TestWallet> {
+  const { license, keyPair } = await hub.registerWallet(options);
+  if (!keyPair) throw new Error('expected a generated key');
+  return { id: toHex(keyPair.publicKey), keyPair, license, counter: 0 };
+}
+
+export function signRequest(
+  terminal: TestTerminal,
+  op: Body<'settlement.request'>['op'],
+  nowMs: number,
+  extra: { requestId?: string; offline?: boolean; time?: number } = {},
+): { requestId: string; bytes: Uint8Array } {
+  const requestId = extra.requestId ?? newRequestId();
+  const request = signMessage(
+    'settlement.request',
+    { requestId, terminalId: terminal.id, time: extra.time ?? nowMs, offline: extra.offline ?? false, op },
+    terminal.keyPair.secretKey,
+  );
+  return { requestId, bytes: encodeMessage(request) };
+}
+
+/** Offer → wallet authorization, exactly as at the NFC reader. */
+export function authorize(
+  terminal: TestTerminal,
+  wallet: TestWallet,
+  purpose: Body<'purchase.offer'>['purpose'],
+  amountMinor: number,
+  lines: LineItemT[],
+  nowMs: number,
+  currency = 'EUR',
+): Envelope<'wallet.authorization'> {
+  const offer = createOffer(terminal.keyPair, {
+    terminalId: terminal.id,
+    merchantId: terminal.merchantId,
+    purpose,
+    amountMinor,
+    currency,
+    lines,
+    nowMs,
+    terminalCert: terminal.certificate,
+  });
+  return authorizeOffer(wallet.keyPair, offer, wallet.counter++, nowMs);
+}
+
+export function purchase(
+  terminal: TestTerminal,
+  wallet: TestWallet,
+  lines: LineItemT[],
+  nowMs: number,
+  extra: { requestId?: string; offline?: boolean } = {},
+): { requestId: string; bytes: Uint8Array; authorization: Envelope<'wallet.authorization'> } {
+  const authorization = authorize(terminal, wallet, 'purchase', linesTotalMinor(lines), lines, nowMs);
+  return { ...signRequest(terminal, { type: 'purchase', authorization, license: wallet.license, lines }, nowMs, extra), authorization };
+}
+
+export function cashTopup(pos: TestTerminal, wallet: TestWallet, amountMinor: number, nowMs: number): { requestId: string; bytes: Uint8Array } {
+  return signRequest(pos, { type: 'topup', wallet: wallet.id, amountMinor, currency: 'EUR', method: 'cash', operatorId: 'op-1' }, nowMs);
+}
+
+export function cancellation(wallet: TestWallet, originalRequestId: string, nowMs: number): Envelope<'cancellation'> {
+  return signMessage('cancellation', { originalRequestId, wallet: wallet.id, time: nowMs, challenge: newChallenge() }, wallet.keyPair.secretKey);
+}
+
+export function historyQuery(wallet: TestWallet, nowMs: number, limit = 20): Envelope<'history.query'> {
+  return signMessage('history.query', { wallet: wallet.id, time: nowMs, challenge: newChallenge(), limit }, wallet.keyPair.secretKey);
+}
+
+export function transfer(from: TestWallet, to: TestWallet, amountMinor: number, nowMs: number): Envelope<'transfer'> {
+  return signMessage(
+    'transfer',
+    { from: from.id, to: to.id, amountMinor, currency: 'EUR', time: nowMs, counter: from.counter++, challenge: newChallenge() },
+    from.keyPair.secretKey,
+  );
+}
+
+export function receipt(terminal: TestTerminal, requestId: string, outcome: Body<'completion.receipt'>['outcome'], nowMs: number): Uint8Array {
+  return encodeMessage(signMessage('completion.receipt', { requestId, terminalId: terminal.id, outcome, time: nowMs }, terminal.keyPair.secretKey));
+}
+
+/** Decodes a hub answer and checks the hub's signature; throws when it is not a signed result. */
+export function readResult(hub: Hub, bytes: Uint8Array): Body<'settlement.result'> {
+  const r = decodeAndVerify(bytes, 'settlement.result', hub.hubPublicKey);
+  if (!r.ok) throw new Error(`not a hub-signed result: ${r.code} ${r.detail}`);
+  return r.value.body;
+}
+
+export function readError(hub: Hub, bytes: Uint8Array): Body<'error'> {
+  const r = decodeAndVerify(bytes, 'error', hub.hubPublicKey);
+  if (!r.ok) throw new Error(`not a hub-signed error: ${r.code} ${r.detail}`);
+  return r.value.body;
+}
+
+export function messageType(bytes: Uint8Array): string {
+  const r = decodeMessage(bytes, ['settlement.result', 'error']);
+  return r.ok ? r.value.type : `undecodable:${r.code}`;
+}
+
+export const SNACKS = {
+  merchantId: 'snacks',
+  articles: [
+    { sku: 'cola', name: 'Cola 0.5l', priceMinor: 250, currency: 'EUR', slot: 1 },
+    { sku: 'chips', name: 'Chips', priceMinor: 180, currency: 'EUR', slot: 2 },
+    { sku: 'beer', name: 'Beer', priceMinor: 400, currency: 'EUR', restriction: { minAge: 18 } },
+    { sku: 'staff-meal', name: 'Staff meal', priceMinor: 300, currency: 'EUR', restriction: { groupsAny: ['staff'] } },
+    { sku: 'jacket', name: 'Jacket', priceMinor: 5000, currency: 'EUR', cancelWindowMs: 15 * 60_000 },
+  ],
+};
+
+export const FARES = {
+  currency: 'EUR',
+  stations: { central: 0, park: 1, harbor: 2, airport: 4 },
+  baseFareMinor: 150,
+  perZoneMinor: 100,
+  maxFareMinor: 800,
+  maxTripMs: 3 * 3600_000,
+  utcOffsetMinutes: 60,
+  timeBands: [],
+};
+
+export const PRODUCTS = {
+  products: [{ name: 'day-pass', priceMinor: 700, currency: 'EUR', validityMs: 24 * 3600_000, stations: [] }],
+};

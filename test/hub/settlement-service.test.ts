@@ -1,0 +1,428 @@
+// End to end through the hub's settlement service: real SQLite files in a temp dir, real keys,
+// real signed messages made with protocol functions. No MQTT: the service is transport-free.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  decodeAndVerify,
+  encodeMessage,
+  generateKeyPair,
+  issueWalletLicense,
+  newChallenge,
+  newRequestId,
+  sealCard,
+  signMessage,
+  toHex,
+  topics,
+  type Envelope,
+} from '../../protocol/index.ts';
+import { TEST_PAN_APPROVED, TEST_PAN_DECLINED } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
+import {
+  FARES,
+  PRODUCTS,
+  SNACKS,
+  T0,
+  authorize,
+  cancellation,
+  cashTopup,
+  enroll,
+  historyQuery,
+  messageType,
+  openHubFixture,
+  purchase,
+  readError,
+  readResult,
+  receipt,
+  register,
+  signRequest,
+  transfer,
+  type HubFixture,
+  type TestTerminal,
+  type TestWallet,
+} from './kit.ts';
+
+let fx: HubFixture;
+let pos: TestTerminal;
+let vend: TestTerminal;
+let gateIn: TestTerminal;
+let gateOut: TestTerminal;
+
+async function funded(amountMinor: number, options: Parameters<typeof register>[1] = {}): Promise<TestWallet> {
+  const w = await register(fx.hub, options);
+  if (amountMinor > 0) {
+    const r = readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, amountMinor, fx.now).bytes));
+    expect(r.status).toBe('approved');
+  }
+  return w;
+}
+
+async function balanceOf(w: TestWallet): Promise<number> {
+  return (await fx.hub.showAccount(w.id))?.account.balanceMinor ?? NaN;
+}
+
+beforeAll(async () => {
+  fx = await openHubFixture();
+  pos = await enroll(fx.hub, 'pos-1', 'pos', 'snacks');
+  vend = await enroll(fx.hub, 'vend-1', 'vending', 'snacks');
+  gateIn = await enroll(fx.hub, 'gate-in', 'gate', 'transit');
+  gateOut = await enroll(fx.hub, 'gate-out', 'gate', 'transit');
+  fx.hub.importCatalog(SNACKS);
+  fx.hub.importFares(FARES);
+  fx.hub.importProducts(PRODUCTS);
+});
+
+afterAll(async () => {
+  const check = await fx.hub.verifyLedger();
+  expect(check.discrepancies).toEqual([]);
+  await fx.cleanup();
+});
+
+describe('purchase', () => {
+  it('approves a catalog purchase, withdraws durably and returns a fresh signed balance statement', async () => {
+    const w = await funded(1000);
+    const { requestId, bytes } = purchase(vend, w, [{ sku: 'cola', qty: 2, unitMinor: 250 }], fx.now);
+    const r = readResult(fx.hub, await fx.hub.handleRequest(vend.id, bytes));
+    expect(r).toMatchObject({ requestId, status: 'approved', withdrawal: 'complete', amountMinor: 500, currency: 'EUR' });
+    expect(r.code).toBeUndefined();
+    const st = r.statement as Envelope<'balance.statement'>;
+    expect(decodeAndVerify(encodeMessage(st), 'balance.statement', fx.hub.hubPublicKey).ok).toBe(true);
+    expect(st.body).toMatchObject({ wallet: w.id, balanceMinor: 500, entries: [] });
+    expect(await balanceOf(w)).toBe(500);
+  });
+
+  it('declines insufficient funds with a signed result and moves nothing', async () => {
+    const w = await funded(100);
+    const r = readResult(fx.hub, await fx.hub.handleRequest(vend.id, purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now).bytes));
+    expect(r).toMatchObject({ status: 'declined', code: 'INSUFFICIENT_FUNDS', withdrawal: 'none' });
+    expect(await balanceOf(w)).toBe(100);
+  });
+
+  it('declines a wrong price (AMOUNT_MISMATCH) and an unknown sku (UNKNOWN_ARTICLE)', async () => {
+    const w = await funded(1000);
+    const wrong = readResult(fx.hub, await fx.hub.handleRequest(vend.id, purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 1 }], fx.now).bytes));
+    expect(wrong.code).toBe('AMOUNT_MISMATCH');
+    const unknown = readResult(fx.hub, await fx.hub.handleRequest(vend.id, purchase(vend, w, [{ sku: 'caviar', qty: 1, unitMinor: 1 }], fx.now).bytes));
+    expect(unknown.code).toBe('UNKNOWN_ARTICLE');
+  });
+
+  it('restricts by age, by group, and blocks blocklisted wallets', async () => {
+    const minor = await funded(2000, { ageOver: 16 });
+    const adult = await funded(2000, { ageOver: 18 });
+    const staff = await funded(2000, { groups: ['staff'] });
+    const beer = [{ sku: 'beer', qty: 1, unitMinor: 400 }];
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(pos, minor, beer, fx.now).bytes)).code).toBe('RESTRICTED');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(pos, adult, beer, fx.now).bytes)).status).toBe('approved');
+    const meal = [{ sku: 'staff-meal', qty: 1, unitMinor: 300 }];
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(pos, adult, meal, fx.now).bytes)).code).toBe('RESTRICTED');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(pos, staff, meal, fx.now).bytes)).status).toBe('approved');
+    expect(fx.hub.blocklistAdd(staff.id, 'stolen')).toBe(true);
+    const blocked = readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(pos, staff, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now).bytes));
+    expect(blocked.code).toBe('BLOCKLISTED');
+    expect(fx.hub.blocklistRemove(staff.id)).toBe(true);
+  });
+});
+
+describe('authentication and replay', () => {
+  it('rejects a bad terminal signature with a signed result', async () => {
+    const w = await funded(1000);
+    const { bytes } = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+    const tampered = JSON.parse(Buffer.from(bytes).toString()) as { sig: string };
+    tampered.sig = (tampered.sig[0] === '0' ? '1' : '0') + tampered.sig.slice(1);
+    const r = readResult(fx.hub, await fx.hub.handleRequest(vend.id, new TextEncoder().encode(JSON.stringify(tampered))));
+    expect(r).toMatchObject({ status: 'declined', code: 'BAD_SIGNATURE' });
+  });
+
+  it('rejects a bad wallet signature', async () => {
+    const w = await funded(1000);
+    const lines = [{ sku: 'cola', qty: 1, unitMinor: 250 }];
+    const auth = authorize(vend, w, 'purchase', 250, lines, fx.now);
+    const forged = { ...auth, sig: toHex(new Uint8Array(64).fill(7)) };
+    const { bytes } = signRequest(vend, { type: 'purchase', authorization: forged, license: w.license, lines }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, bytes)).code).toBe('BAD_SIGNATURE');
+    expect(await balanceOf(w)).toBe(1000);
+  });
+
+  it('rejects an unknown terminal, a revoked terminal and a terminal id mismatch', async () => {
+    const w = await funded(1000);
+    const lines = [{ sku: 'cola', qty: 1, unitMinor: 250 }];
+    const ghost: TestTerminal = { ...vend, id: 'ghost-1', keyPair: generateKeyPair() };
+    expect(readResult(fx.hub, await fx.hub.handleRequest('ghost-1', purchase(ghost, w, lines, fx.now).bytes)).code).toBe('UNKNOWN_TERMINAL');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(vend, w, lines, fx.now).bytes)).code).toBe('TERMINAL_MISMATCH');
+    const doomed = await enroll(fx.hub, 'vend-doomed', 'vending', 'snacks');
+    expect(fx.hub.lookupTerminal('vend-doomed')).toMatchObject({ kind: 'vending', merchantId: 'snacks', revoked: false });
+    expect(fx.hub.revokeTerminal('vend-doomed')).toBe(true);
+    expect(fx.hub.lookupTerminal('vend-doomed')?.revoked).toBe(true);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(doomed.id, purchase(doomed, w, lines, fx.now).bytes)).code).toBe('REVOKED');
+    expect(await balanceOf(w)).toBe(1000);
+  });
+
+  it('rejects an expired license and a license from an unknown issuer', async () => {
+    const w = await funded(1000, { validityMs: 60_000 });
+    const lines = [{ sku: 'cola', qty: 1, unitMinor: 250 }];
+    fx.advance(5 * 60_000);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, purchase(vend, w, lines, fx.now).bytes)).code).toBe('CERT_EXPIRED');
+    const rogue = generateKeyPair();
+    const fake = { ...w, license: issueWalletLicense(rogue, { ...w.license.body, notAfter: fx.now + 1e9 }) };
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, purchase(vend, fake, lines, fx.now).bytes)).code).toBe('UNKNOWN_ISSUER');
+  });
+
+  it('rejects a replayed challenge under a new request id, and a stale request', async () => {
+    const w = await funded(1000);
+    const lines = [{ sku: 'cola', qty: 1, unitMinor: 250 }];
+    const first = purchase(vend, w, lines, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, first.bytes)).status).toBe('approved');
+    // A relay re-wraps the same wallet authorization into a fresh, validly signed request.
+    const again = signRequest(vend, { type: 'purchase', authorization: first.authorization, license: w.license, lines }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, again.bytes)).code).toBe('REPLAY');
+    const stale = purchase(vend, w, lines, fx.now - 3600_000);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, stale.bytes)).code).toBe('STALE_TIMESTAMP');
+    expect(await balanceOf(w)).toBe(750);
+  });
+
+  it('answers a duplicate request id with byte-identical bytes, and different content with DUPLICATE_MISMATCH', async () => {
+    const w = await funded(1000);
+    const req = purchase(vend, w, [{ sku: 'chips', qty: 1, unitMinor: 180 }], fx.now);
+    const a = await fx.hub.handleRequest(vend.id, req.bytes);
+    fx.advance(1000);
+    const [b, c] = await Promise.all([fx.hub.handleRequest(vend.id, req.bytes), fx.hub.handleRequest(vend.id, req.bytes)]);
+    expect(Buffer.from(b).equals(Buffer.from(a))).toBe(true);
+    expect(Buffer.from(c).equals(Buffer.from(a))).toBe(true);
+    const other = purchase(vend, w, [{ sku: 'chips', qty: 2, unitMinor: 180 }], fx.now, { requestId: req.requestId });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, other.bytes)).code).toBe('DUPLICATE_MISMATCH');
+    expect(await balanceOf(w)).toBe(820);
+  });
+
+  it('answers undecodable and oversized payloads with a hub-signed error', async () => {
+    const junk = await fx.hub.handleRequest(vend.id, new TextEncoder().encode('{"v":1,"type":"settlement.request","body":{"requestId":"' + 'a'.repeat(32) + '"}}'));
+    expect(messageType(junk)).toBe('error');
+    expect(readError(fx.hub, junk)).toMatchObject({ code: 'MALFORMED', requestId: 'a'.repeat(32) });
+    const big = await fx.hub.handleRequest(vend.id, new Uint8Array(100_000).fill(32));
+    expect(readError(fx.hub, big).code).toBe('TOO_LARGE');
+    expect(readError(fx.hub, await fx.hub.handleRequest(vend.id, new Uint8Array([0xff, 0xfe]))).code).toBe('MALFORMED');
+  });
+});
+
+describe('cancellation window and receipts', () => {
+  it('holds the money; a wallet-signed cancellation inside the window refunds in full', async () => {
+    const w = await funded(6000);
+    const buy = purchase(pos, w, [{ sku: 'jacket', qty: 1, unitMinor: 5000 }], fx.now);
+    const r = readResult(fx.hub, await fx.hub.handleRequest(pos.id, buy.bytes));
+    expect(r.status).toBe('approved');
+    expect(r.holdUntil).toBe(fx.now + 15 * 60_000);
+    expect((await fx.hub.status()).pendingHolds.some((h) => h.walletId === w.id)).toBe(true);
+    fx.advance(5 * 60_000);
+    const c = signRequest(pos, { type: 'cancel', cancellation: cancellation(w, buy.requestId, fx.now) }, fx.now);
+    const cr = readResult(fx.hub, await fx.hub.handleRequest(pos.id, c.bytes));
+    expect(cr).toMatchObject({ status: 'approved', amountMinor: 5000 });
+    expect(await balanceOf(w)).toBe(6000);
+    const twice = signRequest(pos, { type: 'cancel', cancellation: cancellation(w, buy.requestId, fx.now) }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, twice.bytes)).code).toBe('ALREADY_REFUNDED');
+  });
+
+  it('after the window: CANCEL_WINDOW_CLOSED, and the merchant gets the money', async () => {
+    const w = await funded(6000);
+    const buy = purchase(pos, w, [{ sku: 'jacket', qty: 1, unitMinor: 5000 }], fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, buy.bytes)).status).toBe('approved');
+    const before = (await fx.hub.showAccount('snacks'))?.account.balanceMinor ?? 0;
+    fx.advance(16 * 60_000);
+    await fx.hub.releaseDueHolds();
+    await fx.hub.engine.flush();
+    expect((await fx.hub.showAccount('snacks'))?.account.balanceMinor).toBe(before + 5000);
+    const c = signRequest(pos, { type: 'cancel', cancellation: cancellation(w, buy.requestId, fx.now) }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, c.bytes)).code).toBe('CANCEL_WINDOW_CLOSED');
+    expect(await balanceOf(w)).toBe(1000);
+  });
+
+  it('refuses a cancellation signed by another wallet, and of a purchase without window', async () => {
+    const w = await funded(6000);
+    const thief = await funded(0);
+    const buy = purchase(pos, w, [{ sku: 'jacket', qty: 1, unitMinor: 5000 }], fx.now);
+    await fx.hub.handleRequest(pos.id, buy.bytes);
+    const c = signRequest(pos, { type: 'cancel', cancellation: cancellation(thief, buy.requestId, fx.now) }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, c.bytes)).code).toBe('NOT_PERMITTED');
+    const cola = purchase(pos, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+    await fx.hub.handleRequest(pos.id, cola.bytes);
+    const c2 = signRequest(pos, { type: 'cancel', cancellation: cancellation(w, cola.requestId, fx.now) }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, c2.bytes)).code).toBe('NOT_CANCELLABLE');
+  });
+
+  it('a failed-dispense receipt from the vending machine refunds once; dispensed is recorded', async () => {
+    const w = await funded(1000);
+    const buy = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, buy.bytes)).status).toBe('approved');
+    expect(await balanceOf(w)).toBe(750);
+    const failed = receipt(vend, buy.requestId, 'failed', fx.now);
+    expect(await fx.hub.handleReceipt(vend.id, failed)).toMatchObject({ status: 'refunded', requestId: buy.requestId });
+    expect(await fx.hub.handleReceipt(vend.id, failed)).toMatchObject({ status: 'duplicate' });
+    expect(await balanceOf(w)).toBe(1000);
+    const ok = purchase(vend, w, [{ sku: 'chips', qty: 1, unitMinor: 180 }], fx.now);
+    await fx.hub.handleRequest(vend.id, ok.bytes);
+    expect(await fx.hub.handleReceipt(vend.id, receipt(vend, ok.requestId, 'dispensed', fx.now))).toMatchObject({ status: 'recorded' });
+    expect(await fx.hub.handleReceipt(pos.id, receipt(vend, ok.requestId, 'failed', fx.now))).toMatchObject({ status: 'rejected', code: 'TERMINAL_MISMATCH' });
+    const forged = receipt({ ...vend, keyPair: generateKeyPair() }, ok.requestId, 'failed', fx.now);
+    expect(await fx.hub.handleReceipt(vend.id, forged)).toMatchObject({ status: 'rejected', code: 'BAD_SIGNATURE' });
+    expect(await balanceOf(w)).toBe(820);
+  });
+});
+
+describe('gates, fares and tickets', () => {
+  function entryRecord(w: TestWallet, station: string, time: number): Envelope<'gate.admission'> {
+    return signMessage('gate.admission', { recordId: newRequestId(), wallet: w.id, terminalId: gateIn.id, station, time }, gateIn.keyPair.secretKey);
+  }
+
+  function fareRequest(w: TestWallet, entry: Envelope<'gate.admission'> | null, exitStation: string, fareMinor: number, offline = false) {
+    const authorization = authorize(gateOut, w, 'fare', fareMinor, [], fx.now);
+    return signRequest(gateOut, { type: 'fare', authorization, license: w.license, entry, exitStation, exitTime: fx.now }, fx.now, { offline });
+  }
+
+  it('charges the zone fare with an entry record, and the maximum fare without one', async () => {
+    const w = await funded(2000);
+    const entry = entryRecord(w, 'central', fx.now - 20 * 60_000);
+    // central (0) → harbor (2): 150 + 2 × 100
+    const r = readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes));
+    expect(r).toMatchObject({ status: 'approved', amountMinor: 350 });
+    expect(r.statement?.body.balanceMinor).toBe(1650);
+    const none = readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, null, 'harbor', 800).bytes));
+    expect(none).toMatchObject({ status: 'approved', amountMinor: 800 });
+    // The gate computed the normal fare for a missing entry: the hub does not agree.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, null, 'harbor', 350).bytes)).code).toBe('AMOUNT_MISMATCH');
+    // One entry record pays for one exit only.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes)).code).toBe('REPLAY');
+    expect(await balanceOf(w)).toBe(850);
+  });
+
+  it('settles an offline gate decision that overdraws, flags the account and blocklists the wallet', async () => {
+    const w = await funded(100, { offlineLimitMinor: 1000 });
+    const announced: string[] = [];
+    const off = fx.hub.onAnnouncement((a) => announced.push(a.topic));
+    const r = readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, null, 'airport', 800, true).bytes));
+    off();
+    expect(r).toMatchObject({ status: 'approved', amountMinor: 800 });
+    expect(await balanceOf(w)).toBe(-700);
+    const status = await fx.hub.status();
+    expect(status.flaggedAccounts.map((a) => a.id)).toContain(w.id);
+    expect(status.blocklist.map((b) => b.wallet)).toContain(w.id);
+    expect(announced).toContain(topics.announce('blocklist'));
+    const bl = fx.hub.announcements().find((a) => a.topic === topics.announce('blocklist'));
+    const decoded = decodeAndVerify(bl?.payload ?? new Uint8Array(), 'announce.blocklist', fx.hub.hubPublicKey);
+    expect(decoded.ok && decoded.value.body.wallets.includes(w.id)).toBe(true);
+    // Online, the blocklisted wallet is now refused.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, null, 'airport', 800).bytes)).code).toBe('BLOCKLISTED');
+    fx.hub.blocklistRemove(w.id);
+  });
+
+  it('sells a hub-signed ticket; its use is single: an offline use reported twice is reconciled, first wins', async () => {
+    const w = await funded(1000);
+    const auth = authorize(gateIn, w, 'ticket', 700, [], fx.now);
+    const sale = signRequest(gateIn, { type: 'ticket.sale', authorization: auth, license: w.license, product: 'day-pass' }, fx.now);
+    const r = readResult(fx.hub, await fx.hub.handleRequest(gateIn.id, sale.bytes));
+    expect(r).toMatchObject({ status: 'approved', amountMinor: 700 });
+    const ticket = r.ticket as Envelope<'ticket'>;
+    expect(decodeAndVerify(encodeMessage(ticket), 'ticket', fx.hub.hubPublicKey).ok).toBe(true);
+    expect(ticket.body).toMatchObject({ wallet: w.id, product: 'day-pass' });
+    fx.advance(120_000);
+    const use = (gate: TestTerminal) =>
+      signRequest(gate, { type: 'ticket.use', ticket, station: 'park', usedAt: fx.now - 60_000 }, fx.now, { offline: true });
+    const first = use(gateIn);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateIn.id, first.bytes)).status).toBe('approved');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, use(gateOut).bytes)).code).toBe('TICKET_USED');
+    // The first gate re-uploading its own report is a retry, not a second use.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateIn.id, first.bytes)).status).toBe('approved');
+    const forged = { ...ticket, body: { ...ticket.body, validUntil: ticket.body.validUntil + 1e9 } };
+    const bad = signRequest(gateIn, { type: 'ticket.use', ticket: forged, station: 'park', usedAt: fx.now }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateIn.id, bad.bytes)).code).toBe('BAD_SIGNATURE');
+  });
+});
+
+describe('top-ups, transfers, history, payouts', () => {
+  it('cash top-up only from a POS with an operator', async () => {
+    const w = await register(fx.hub);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 500, fx.now).bytes)).status).toBe('approved');
+    const fromVend = signRequest(vend, { type: 'topup', wallet: w.id, amountMinor: 500, currency: 'EUR', method: 'cash', operatorId: 'op-1' }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, fromVend.bytes)).code).toBe('NOT_PERMITTED');
+    const noOperator = signRequest(pos, { type: 'topup', wallet: w.id, amountMinor: 500, currency: 'EUR', method: 'cash' }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, noOperator.bytes)).code).toBe('NOT_PERMITTED');
+    expect(await balanceOf(w)).toBe(500);
+  });
+
+  it('card top-up: the sealed card goes to the authorizer; a test PAN is declined', async () => {
+    const w = await register(fx.hub);
+    const key = fx.hub.cardAuthorizer.sealingPublicKey;
+    const card = (pan: string) => {
+      const requestId = newRequestId();
+      const sealedCard = sealCard({ pan, expiry: '12/30' }, key, requestId);
+      return signRequest(pos, { type: 'topup', wallet: w.id, amountMinor: 2000, currency: 'EUR', method: 'card', sealedCard }, fx.now, { requestId });
+    };
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, card(TEST_PAN_APPROVED).bytes))).toMatchObject({ status: 'approved', amountMinor: 2000 });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, card(TEST_PAN_DECLINED).bytes)).code).toBe('CARD_DECLINED');
+    // A card sealed for another request id does not open.
+    const sealedCard = sealCard({ pan: TEST_PAN_APPROVED, expiry: '12/30' }, key, newRequestId());
+    const moved = signRequest(pos, { type: 'topup', wallet: w.id, amountMinor: 2000, currency: 'EUR', method: 'card', sealedCard }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, moved.bytes)).code).toBe('CARD_DECLINED');
+    expect(await balanceOf(w)).toBe(2000);
+  });
+
+  it('wallet-signed transfer; a replayed transfer is refused', async () => {
+    const a = await funded(1000);
+    const b = await funded(0);
+    const t = transfer(a, b, 300, fx.now);
+    const r = readResult(fx.hub, await fx.hub.handleRequest(pos.id, signRequest(pos, { type: 'transfer', transfer: t }, fx.now).bytes));
+    expect(r).toMatchObject({ status: 'approved', amountMinor: 300 });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, signRequest(pos, { type: 'transfer', transfer: t }, fx.now).bytes)).code).toBe('REPLAY');
+    const tooMuch = transfer(a, b, 5000, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, signRequest(pos, { type: 'transfer', transfer: tooMuch }, fx.now).bytes)).code).toBe(
+      'INSUFFICIENT_FUNDS',
+    );
+    expect([await balanceOf(a), await balanceOf(b)]).toEqual([700, 300]);
+  });
+
+  it('history: a wallet-signed query returns a hub-signed statement with the entries', async () => {
+    const w = await funded(1000);
+    await fx.hub.handleRequest(vend.id, purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now).bytes);
+    const r = readResult(fx.hub, await fx.hub.handleRequest(pos.id, signRequest(pos, { type: 'history', query: historyQuery(w, fx.now) }, fx.now).bytes));
+    expect(r.status).toBe('approved');
+    const st = r.statement as Envelope<'balance.statement'>;
+    expect(decodeAndVerify(encodeMessage(st), 'balance.statement', fx.hub.hubPublicKey).ok).toBe(true);
+    expect(st.body.balanceMinor).toBe(750);
+    expect(st.body.entries.map((e) => e.amountMinor).sort((x, y) => x - y)).toEqual([-250, 1000]);
+    const other = await funded(0);
+    const forged = { ...historyQuery(w, fx.now), sig: historyQuery(other, fx.now).sig };
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, signRequest(pos, { type: 'history', query: forged }, fx.now).bytes)).code).toBe('BAD_SIGNATURE');
+  });
+
+  it('pays a merchant out through the clearing adapter, recorded in the ledger', async () => {
+    await fx.hub.engine.flush();
+    const before = (await fx.hub.showAccount('snacks'))?.account.balanceMinor ?? 0;
+    expect(before).toBeGreaterThan(0);
+    const p = await fx.hub.payout({ merchantId: 'snacks', amountMinor: 100 });
+    expect(p.ok && p.payout.state).toBe('sent');
+    expect((await fx.hub.showAccount('snacks'))?.account.balanceMinor).toBe(before - 100);
+    const tooMuch = await fx.hub.payout({ merchantId: 'snacks', amountMinor: before * 10 });
+    expect(tooMuch).toMatchObject({ ok: false, code: 'INSUFFICIENT_FUNDS' });
+  });
+});
+
+describe('announcements and restart', () => {
+  it('announces signed catalog, fares, keys and blocklist on their retained topics', () => {
+    const byTopic = new Map(fx.hub.announcements().map((a) => [a.topic, a.payload]));
+    const cat = decodeAndVerify(byTopic.get(topics.catalog('snacks')) ?? '', 'announce.catalog', fx.hub.hubPublicKey);
+    expect(cat.ok && cat.value.body.articles.length).toBe(SNACKS.articles.length);
+    expect(decodeAndVerify(byTopic.get(topics.announce('fares')) ?? '', 'announce.fares', fx.hub.hubPublicKey).ok).toBe(true);
+    const keys = decodeAndVerify(byTopic.get(topics.announce('keys')) ?? '', 'announce.keys', fx.hub.hubPublicKey);
+    expect(keys.ok && keys.value.body.revokedTerminals).toContain('vend-doomed');
+  });
+
+  it('keeps keys, terminals, results and replay state across a restart', async () => {
+    const w = await funded(1000);
+    const req = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+    const a = await fx.hub.handleRequest(vend.id, req.bytes);
+    const hubKey = fx.hub.hubPublicKey;
+    await fx.reopen();
+    expect(fx.hub.hubPublicKey).toBe(hubKey);
+    const b = await fx.hub.handleRequest(vend.id, req.bytes);
+    expect(Buffer.from(b).equals(Buffer.from(a))).toBe(true);
+    const again = signRequest(vend, { type: 'purchase', authorization: req.authorization, license: w.license, lines: [{ sku: 'cola', qty: 1, unitMinor: 250 }] }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, again.bytes)).code).toBe('REPLAY');
+    expect(await balanceOf(w)).toBe(750);
+    expect(T0).toBeLessThan(fx.now);
+    expect(newChallenge()).not.toBe(newChallenge());
+  });
+});
