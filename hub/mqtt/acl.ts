@@ -1,0 +1,33 @@
+/**
+ * Per-terminal ACL (issue 4): a terminal publishes only on its own request, receipt and presence
+ * topics and subscribes only to its own reply topic and the hub announcements. Pure functions,
+ * shared by the aedes hooks and the Mosquitto ACL generator's test.
+ */
+import { MAX_TERMINAL_PAYLOAD_BYTES, TOPIC_ROOT, parseTerminalTopic } from '../../protocol/index.ts';
+
+export type AclVerdict = { ok: true } | { ok: false; reason: string };
+
+const ANNOUNCE_PREFIX = `${TOPIC_ROOT}/hub/announce/`;
+const ANNOUNCE_ALL = `${TOPIC_ROOT}/hub/announce/#`;
+
+export function mayPublish(terminalId: string, topic: string, payloadBytes: number, retain: boolean): AclVerdict {
+  if (payloadBytes > MAX_TERMINAL_PAYLOAD_BYTES) return { ok: false, reason: `payload ${payloadBytes} > ${MAX_TERMINAL_PAYLOAD_BYTES} bytes` };
+  const parsed = parseTerminalTopic(topic);
+  if (!parsed) return { ok: false, reason: 'not a terminal topic' };
+  if (parsed.terminalId !== terminalId) return { ok: false, reason: 'topic of another terminal' };
+  if (parsed.kind === 'reply') return { ok: false, reason: 'reply topics are the hub\'s' };
+  // Presence must be retained (the dashboard and late subscribers read the last state); requests
+  // and receipts must not be, or every restart of the hub would replay them.
+  if (parsed.kind === 'presence' && !retain) return { ok: false, reason: 'presence must be retained' };
+  if (parsed.kind !== 'presence' && retain) return { ok: false, reason: `retained ${parsed.kind}` };
+  return { ok: true };
+}
+
+export function maySubscribe(terminalId: string, topicFilter: string): AclVerdict {
+  if (topicFilter === ANNOUNCE_ALL) return { ok: true };
+  if (topicFilter.startsWith(ANNOUNCE_PREFIX) && !topicFilter.includes('+') && !topicFilter.includes('#')) return { ok: true };
+  if (topicFilter.endsWith('/#') && topicFilter.startsWith(ANNOUNCE_PREFIX)) return { ok: true };
+  const parsed = parseTerminalTopic(topicFilter);
+  if (parsed && parsed.terminalId === terminalId && parsed.kind === 'reply') return { ok: true };
+  return { ok: false, reason: 'may subscribe only to its own reply topic and hub announcements' };
+}

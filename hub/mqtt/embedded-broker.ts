@@ -1,0 +1,120 @@
+/**
+ * The embedded aedes broker with the terminal authentication and ACL hooks, served on TCP (or TLS
+ * when given a key and certificate) with TCP no-delay on every accepted socket.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import type { Logger } from 'pino';
+import { mayPublish, maySubscribe } from './acl.ts';
+import { ConnectAuthenticator } from './authenticator.ts';
+import type { TerminalLookup } from './types.ts';
+import { parseTerminalTopic } from '../../protocol/index.ts';
+
+export interface TlsServerOptions {
+  readonly key: string | Buffer;
+  readonly cert: string | Buffer;
+}
+
+export interface EmbeddedBrokerOptions {
+  readonly directory: TerminalLookup;
+  readonly logger: Logger;
+  readonly clock: () => number;
+  readonly host: string;
+  readonly port: number;
+  readonly tls?: TlsServerOptions;
+  readonly connectTokenMaxAgeMs?: number;
+}
+
+export interface EmbeddedBroker {
+  readonly broker: Aedes;
+  readonly server: net.Server;
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+function notAuthorized(): AuthenticateError {
+  // CONNACK return code 5: not authorized ([MQTT-3.2.2-3] table 3.1)
+  return Object.assign(new Error('not authorized'), { returnCode: 5 as const });
+}
+
+export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
+  const log = options.logger;
+  const auth = new ConnectAuthenticator(options.directory, options.connectTokenMaxAgeMs);
+  const broker = await Aedes.createBroker({
+    // mq deliveries in flight at once; the hub's handlers acknowledge immediately.
+    concurrency: 10_000,
+    maxClientsIdLength: 64,
+    connectTimeout: 10_000,
+    drainTimeout: 10_000,
+    heartbeatInterval: 60_000,
+    queueLimit: 64,
+    authenticate(client, username, password, done) {
+      const verdict = auth.check(client.id, username, password, options.clock());
+      if (verdict.ok) {
+        log.info({ terminalId: username }, 'mqtt: terminal authenticated');
+        done(null, true);
+        return;
+      }
+      log.warn({ terminalId: username?.slice(0, 64), clientId: client.id.slice(0, 64), reason: verdict.reason }, 'mqtt: CONNECT refused');
+      done(notAuthorized(), false);
+    },
+    authorizePublish(client, packet, done) {
+      const payloadBytes = packet.payload?.length ?? 0;
+      // client is null only for the will of a session whose client is gone: presence only.
+      const terminalId = client ? client.id : parseTerminalTopic(packet.topic)?.terminalId;
+      const verdict = terminalId === undefined ? { ok: false as const, reason: 'no client' } : mayPublish(terminalId, packet.topic, payloadBytes, packet.retain);
+      if (verdict.ok && (client || parseTerminalTopic(packet.topic)?.kind === 'presence')) {
+        done(null);
+        return;
+      }
+      const reason = verdict.ok ? 'orphan will outside presence' : verdict.reason;
+      log.warn({ terminalId, topic: packet.topic.slice(0, 200), payloadBytes, reason }, 'mqtt: PUBLISH refused');
+      done(new Error(`publish refused: ${reason}`));
+    },
+    authorizeSubscribe(client: Client, subscription, done) {
+      const verdict = maySubscribe(client.id, subscription.topic);
+      if (verdict.ok) {
+        done(null, subscription);
+        return;
+      }
+      log.warn({ terminalId: client.id, topic: subscription.topic.slice(0, 200), reason: verdict.reason }, 'mqtt: SUBSCRIBE refused');
+      done(null, null); // SUBACK 0x80
+    },
+  });
+  broker.on('clientError', (client, err) => log.debug({ terminalId: client.id, err: err.message }, 'mqtt: client error'));
+
+  const onSocket = (socket: net.Socket) => {
+    socket.setNoDelay(true);
+    broker.handle(socket);
+  };
+  const server = options.tls
+    ? tls.createServer({ key: options.tls.key, cert: options.tls.cert }, onSocket)
+    : net.createServer({ noDelay: true }, onSocket);
+  server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const hostForUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const url = `${options.tls ? 'mqtts' : 'mqtt'}://${hostForUrl === '0.0.0.0' ? '127.0.0.1' : hostForUrl}:${port}`;
+  log.info({ url }, 'mqtt: embedded broker listening');
+  return {
+    broker,
+    server,
+    url,
+    port,
+    async close() {
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // closeAllConnections exists on http servers only; aedes closed its clients above.
+      });
+    },
+  };
+}

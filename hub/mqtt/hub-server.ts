@@ -1,0 +1,169 @@
+/**
+ * The hub over MQTT (issue 4): an embedded aedes broker by default, or an external MQTT 3.1.1
+ * broker by URL. Subscribes to every terminal's request, receipt and presence topics, hands each
+ * request to the settlement service CONCURRENTLY (the engine group-commits per event-loop turn, so
+ * requests must reach it together, not one by one), and publishes the hub-signed reply QoS 1 on
+ * the terminal's reply topic. A PUBACK from the broker is delivery, never a decision: only the
+ * signed reply is (seed 003 second signature).
+ */
+import pino, { type Logger } from 'pino';
+import { MAX_TERMINAL_PAYLOAD_BYTES, parseTerminalTopic, topics } from '../../protocol/index.ts';
+import { startEmbeddedBroker, type EmbeddedBroker, type TlsServerOptions } from './embedded-broker.ts';
+import { aedesTransport, externalTransport, type HubTransport } from './hub-transport.ts';
+import type { TlsClientOptions } from './no-delay-stream.ts';
+import { PresenceTracker, type TerminalHealth } from './presence-tracker.ts';
+import type { Announcement, SettlementHandler, TerminalLookup } from './types.ts';
+
+export interface HubServerOptions {
+  readonly service: SettlementHandler;
+  /** Checks terminals at CONNECT on the embedded broker (an external broker uses its own files). */
+  readonly directory: TerminalLookup;
+  readonly logger?: Logger;
+  /** Embedded broker: port to listen on (0 = a free port, the default). */
+  readonly port?: number;
+  /** Embedded broker: address to bind (default 127.0.0.1). */
+  readonly host?: string;
+  /** Embedded broker: serve MQTT over TLS. */
+  readonly tls?: TlsServerOptions;
+  /** Use an external broker instead of the embedded one. */
+  readonly external?: {
+    readonly url: string;
+    readonly username: string;
+    readonly password: string;
+    readonly tls?: TlsClientOptions;
+  };
+  readonly clock?: () => number;
+  readonly connectTokenMaxAgeMs?: number;
+  /** Requests being handled at once; beyond it new ones are dropped (the terminal retries). */
+  readonly maxInflight?: number;
+}
+
+export interface HubServerStats {
+  readonly requests: number;
+  readonly receipts: number;
+  readonly replies: number;
+  readonly dropped: number;
+  readonly failed: number;
+  readonly inflight: number;
+}
+
+export interface HubServer {
+  /** Where terminals connect (the embedded broker's URL, or the external broker's). */
+  readonly url: string;
+  /** The embedded broker's port (undefined with an external broker). */
+  readonly port: number | undefined;
+  presence(): TerminalHealth[];
+  stats(): HubServerStats;
+  close(): Promise<void>;
+}
+
+export async function createHubServer(options: HubServerOptions): Promise<HubServer> {
+  const log = (options.logger ?? pino({ level: 'info' })).child({ part: 'mqtt' });
+  const clock = options.clock ?? Date.now;
+  const maxInflight = options.maxInflight ?? 50_000;
+  const tracker = new PresenceTracker();
+  const service = options.service;
+  const counters = { requests: 0, receipts: 0, replies: 0, dropped: 0, failed: 0, inflight: 0 };
+
+  let embedded: EmbeddedBroker | undefined;
+  let transport: HubTransport;
+  const hubPresence = (state: 'online' | 'offline') => Buffer.from(JSON.stringify({ v: 1, state, time: clock() }));
+  if (options.external) {
+    transport = await externalTransport({
+      ...options.external,
+      presence: { topic: topics.hubPresence, online: hubPresence('online'), offline: hubPresence('offline') },
+    });
+  } else {
+    embedded = await startEmbeddedBroker({
+      directory: options.directory,
+      logger: log,
+      clock,
+      host: options.host ?? '127.0.0.1',
+      port: options.port ?? 0,
+      tls: options.tls,
+      connectTokenMaxAgeMs: options.connectTokenMaxAgeMs,
+    });
+    transport = aedesTransport(embedded.broker);
+  }
+  const url = options.external ? options.external.url : embedded!.url;
+
+  const publishReply = async (terminalId: string, reply: Uint8Array) => {
+    await transport.publish(topics.reply(terminalId), reply, { qos: 1, retain: false });
+    counters.replies++;
+  };
+
+  const dispatch = async (terminalId: string, kind: 'request' | 'receipt', payload: Buffer) => {
+    counters.inflight++;
+    try {
+      const reply =
+        kind === 'request' ? await service.handleRequest(terminalId, payload) : await service.handleReceipt?.(terminalId, payload);
+      if (reply) await publishReply(terminalId, reply);
+    } catch (err) {
+      // The service answers every bad request with a signed rejection; a throw is a hub fault. No
+      // reply: the terminal retries with the same request id once the fault is gone.
+      counters.failed++;
+      log.error({ terminalId, kind, err }, 'mqtt: handler failed; no reply sent');
+    } finally {
+      counters.inflight--;
+    }
+  };
+
+  const onTerminalMessage = (topic: string, payload: Buffer) => {
+    const parsed = parseTerminalTopic(topic);
+    if (!parsed) return;
+    const { terminalId, kind } = parsed;
+    const nowMs = clock();
+    if (kind === 'presence') {
+      const outcome = tracker.apply(terminalId, payload, nowMs);
+      if (outcome === 'applied') log.info({ terminalId, state: tracker.get(terminalId)?.state, seq: tracker.get(terminalId)?.seq }, 'mqtt: presence');
+      else log.debug({ terminalId, outcome }, 'mqtt: presence ignored');
+      return;
+    }
+    if (kind !== 'request' && kind !== 'receipt') return;
+    tracker.touch(terminalId, nowMs);
+    if (payload.length > MAX_TERMINAL_PAYLOAD_BYTES) {
+      // The broker refuses these already; an external broker might be configured more loosely.
+      log.warn({ terminalId, kind, payloadBytes: payload.length }, 'mqtt: oversized message ignored');
+      counters.dropped++;
+      return;
+    }
+    if (counters.inflight >= maxInflight) {
+      log.warn({ terminalId, kind, inflight: counters.inflight }, 'mqtt: overloaded, message dropped (terminal will retry)');
+      counters.dropped++;
+      return;
+    }
+    if (kind === 'request') counters.requests++;
+    else counters.receipts++;
+    void dispatch(terminalId, kind, payload);
+  };
+
+  const publishAnnouncement = (a: Announcement) =>
+    transport.publish(a.topic, a.payload, { qos: 1, retain: true }).catch((err: unknown) => log.error({ topic: a.topic, err }, 'mqtt: announcement not published'));
+
+  await Promise.all([
+    transport.subscribe(topics.allRequests, onTerminalMessage),
+    transport.subscribe(topics.allReceipts, onTerminalMessage),
+    transport.subscribe(topics.allPresence, onTerminalMessage),
+  ]);
+  // Retained, so a terminal that connects later gets the current versions at once.
+  await Promise.all((service.announcements?.() ?? []).map(publishAnnouncement));
+  const unsubscribeAnnouncements = service.onAnnouncement?.((a) => void publishAnnouncement(a));
+  if (embedded) await transport.publish(topics.hubPresence, hubPresence('online'), { qos: 1, retain: true });
+  log.info({ url, external: Boolean(options.external) }, 'mqtt: hub ready');
+
+  let closed = false;
+  return {
+    url,
+    port: embedded?.port,
+    presence: () => tracker.snapshot(),
+    stats: () => ({ ...counters }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (typeof unsubscribeAnnouncements === 'function') (unsubscribeAnnouncements as () => void)();
+      if (embedded) await transport.publish(topics.hubPresence, hubPresence('offline'), { qos: 1, retain: true }).catch(() => {});
+      await transport.close();
+      await embedded?.close();
+    },
+  };
+}

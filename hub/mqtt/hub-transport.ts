@@ -1,0 +1,121 @@
+/**
+ * The hub's side of the broker, two ways: in-process on the embedded aedes broker (subscribe and
+ * publish without a network hop, trusted), or as an MQTT.js client of an external broker.
+ * Both deliver every message on a filter to one callback and publish QoS 1.
+ */
+import { MqttClient } from 'mqtt';
+import type { Aedes, AedesPublishPacket } from 'aedes';
+import { noDelayStreamBuilder, type TlsClientOptions } from './no-delay-stream.ts';
+
+export type MessageHandler = (topic: string, payload: Buffer) => void;
+
+export interface PublishOptions {
+  readonly qos: 0 | 1;
+  readonly retain: boolean;
+}
+
+export interface HubTransport {
+  subscribe(filter: string, onMessage: MessageHandler): Promise<void>;
+  publish(topic: string, payload: Uint8Array, options: PublishOptions): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function aedesTransport(broker: Aedes): HubTransport {
+  const subscriptions: { filter: string; deliver: (packet: AedesPublishPacket, cb: () => void) => void }[] = [];
+  return {
+    subscribe(filter, onMessage) {
+      // Acknowledge to mqemitter at once: the handler runs concurrently, not one message at a time.
+      const deliver = (packet: AedesPublishPacket, cb: () => void) => {
+        cb();
+        onMessage(packet.topic, packet.payload as Buffer);
+      };
+      subscriptions.push({ filter, deliver });
+      return new Promise((resolve) => broker.subscribe(filter, deliver, resolve));
+    },
+    publish(topic, payload, options) {
+      return new Promise((resolve, reject) =>
+        broker.publish(
+          { cmd: 'publish', topic, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), qos: options.qos, retain: options.retain, dup: false },
+          (err) => (err ? reject(err) : resolve()),
+        ),
+      );
+    },
+    async close() {
+      await Promise.all(subscriptions.map((s) => new Promise<void>((resolve) => broker.unsubscribe(s.filter, s.deliver, resolve))));
+    },
+  };
+}
+
+export interface ExternalBrokerOptions {
+  readonly url: string;
+  readonly username: string;
+  readonly password: string;
+  readonly clientId?: string;
+  readonly tls?: TlsClientOptions;
+  /** Retained state published when the hub connects; its will says the opposite. */
+  readonly presence?: { readonly topic: string; readonly online: Uint8Array; readonly offline: Uint8Array };
+}
+
+export const HUB_CLIENT_ID = 'hub@tapsettle';
+
+/** Connects to an external MQTT 3.1.1 broker; resolves after the first CONNACK. */
+export async function externalTransport(options: ExternalBrokerOptions): Promise<HubTransport> {
+  const handlers: { filter: string; onMessage: MessageHandler }[] = [];
+  const client = new MqttClient(noDelayStreamBuilder(options.url, options.tls), {
+    protocolVersion: 4,
+    clientId: options.clientId ?? HUB_CLIENT_ID,
+    username: options.username,
+    password: options.password,
+    // The broker keeps the hub's subscriptions and queues requests while the hub restarts.
+    clean: false,
+    keepalive: 30,
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
+    will: options.presence
+      ? { topic: options.presence.topic, payload: Buffer.from(options.presence.offline), qos: 1, retain: true }
+      : undefined,
+  });
+  client.on('message', (topic, payload) => {
+    for (const h of handlers) if (topicMatches(h.filter, topic)) h.onMessage(topic, payload);
+  });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => {
+      client.end(true);
+      reject(err);
+    };
+    client.once('error', onError);
+    client.once('connect', () => {
+      client.removeListener('error', onError);
+      resolve();
+    });
+  });
+  // Later errors are reconnects, reported by the caller's logger through 'close'/'offline'.
+  client.on('error', () => {});
+  if (options.presence) await client.publishAsync(options.presence.topic, Buffer.from(options.presence.online), { qos: 1, retain: true });
+  return {
+    async subscribe(filter, onMessage) {
+      handlers.push({ filter, onMessage });
+      const granted = await client.subscribeAsync(filter, { qos: 1 });
+      if (granted.some((g) => g.qos === 128)) throw new Error(`externalTransport: broker refused subscription to ${filter}`);
+    },
+    async publish(topic, payload, options) {
+      await client.publishAsync(topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), options);
+    },
+    async close() {
+      if (options.presence) await client.publishAsync(options.presence.topic, Buffer.from(options.presence.offline), { qos: 1, retain: true }).catch(() => {});
+      await client.endAsync();
+    },
+  };
+}
+
+/** MQTT topic filter match ([MQTT-4.7]): '+' one level, '#' the rest. */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}

@@ -1,0 +1,197 @@
+/**
+ * Real parts for the MQTT tests: Ed25519 keys, an in-memory terminal directory, and a small but
+ * real settlement handler (decodes, verifies the terminal's signature through a SignatureVerifier,
+ * answers duplicates with the original reply, signs every reply with the hub key). It stands in
+ * for hub/service so the transport can be tested on its own.
+ */
+import { Writable } from 'node:stream';
+import type { MqttClient } from 'mqtt';
+import pino, { type Logger } from 'pino';
+import {
+  decodeMessage,
+  encodeMessage,
+  fromHex,
+  generateKeyPair,
+  issueWalletLicense,
+  signMessage,
+  signingBytes,
+  toHex,
+  type Envelope,
+  type KeyPair,
+} from '../../protocol/index.ts';
+import type { SignatureVerifier } from '../../hub/verify/verifier.ts';
+import type { Announcement, SettlementHandler, TerminalListing } from '../../hub/mqtt/types.ts';
+import { makePurchaseRequest, nodeSigningKey, type PurchaseParty } from '../../simulators/load/purchase-request.ts';
+
+export interface TestTerminal {
+  readonly terminalId: string;
+  readonly keys: KeyPair;
+}
+
+export class MemoryDirectory implements TerminalListing {
+  private readonly terminals = new Map<string, { publicKey: string; revoked: boolean }>();
+  add(t: TestTerminal): void {
+    this.terminals.set(t.terminalId, { publicKey: toHex(t.keys.publicKey), revoked: false });
+  }
+  revoke(terminalId: string): void {
+    const t = this.terminals.get(terminalId);
+    if (t) t.revoked = true;
+  }
+  lookupTerminal(terminalId: string) {
+    return this.terminals.get(terminalId);
+  }
+  *listTerminals() {
+    for (const [terminalId, t] of this.terminals) yield { terminalId, ...t };
+  }
+}
+
+export function makeTerminal(terminalId: string): TestTerminal {
+  return { terminalId, keys: generateKeyPair() };
+}
+
+/** A real handler: the hub decides, signs, and answers a duplicate with the original bytes. */
+export class TestSettlementHandler implements SettlementHandler {
+  readonly hub = generateKeyPair();
+  readonly hubKeyHex = toHex(this.hub.publicKey);
+  readonly seen: { terminalId: string; payload: Uint8Array }[] = [];
+  readonly receipts: { terminalId: string; payload: Uint8Array }[] = [];
+  private readonly replies = new Map<string, { digest: string; reply: Uint8Array }>();
+  private readonly listeners: ((a: Announcement) => void)[] = [];
+  private current = 0;
+  maxConcurrent = 0;
+
+  constructor(
+    private readonly directory: TerminalListing,
+    private readonly verifier: SignatureVerifier,
+    private readonly retained: Announcement[] = [],
+  ) {}
+
+  private error(code: 'MALFORMED' | 'TOO_LARGE' | 'WRONG_TYPE' | 'UNSUPPORTED_VERSION' | 'BAD_SIGNATURE', message: string, requestId?: string): Uint8Array {
+    return encodeMessage(signMessage('error', { requestId, code, message: message.slice(0, 200), time: Date.now(), hubKey: this.hubKeyHex }, this.hub.secretKey));
+  }
+
+  async handleRequest(terminalId: string, payload: Uint8Array): Promise<Uint8Array> {
+    this.seen.push({ terminalId, payload });
+    this.current++;
+    this.maxConcurrent = Math.max(this.maxConcurrent, this.current);
+    try {
+      const decoded = decodeMessage(payload, 'settlement.request');
+      if (!decoded.ok) return this.error(decoded.code as 'MALFORMED', decoded.detail);
+      const request = decoded.value;
+      const body = request.body;
+      const op = body.op;
+      const amountMinor = op.type === 'purchase' ? op.authorization.body.amountMinor : 0;
+      const currency = op.type === 'purchase' ? op.authorization.body.currency : 'EUR';
+      const decline = (code: 'UNKNOWN_TERMINAL' | 'BAD_SIGNATURE' | 'TERMINAL_MISMATCH' | 'INSUFFICIENT_FUNDS' | 'DUPLICATE_MISMATCH') =>
+        encodeMessage(
+          signMessage(
+            'settlement.result',
+            { requestId: body.requestId, terminalId, status: 'declined', code, withdrawal: 'none', amountMinor, currency, time: Date.now(), hubKey: this.hubKeyHex },
+            this.hub.secretKey,
+          ),
+        );
+      const digest = request.sig;
+      const previous = this.replies.get(body.requestId);
+      if (previous) return previous.digest === digest ? previous.reply : decline('DUPLICATE_MISMATCH');
+      const terminal = this.directory.lookupTerminal(terminalId);
+      if (!terminal) return decline('UNKNOWN_TERMINAL');
+      if (body.terminalId !== terminalId) return decline('TERMINAL_MISMATCH');
+      const [ok] = await this.verifier.verifyMany([{ signature: fromHex(request.sig), message: signingBytes(request), publicKey: fromHex(terminal.publicKey) }]);
+      if (!ok) return decline('BAD_SIGNATURE');
+      const reply =
+        amountMinor > 100_000
+          ? decline('INSUFFICIENT_FUNDS')
+          : encodeMessage(
+              signMessage(
+                'settlement.result',
+                { requestId: body.requestId, terminalId, status: 'approved', withdrawal: 'complete', amountMinor, currency, time: Date.now(), hubKey: this.hubKeyHex },
+                this.hub.secretKey,
+              ),
+            );
+      this.replies.set(body.requestId, { digest, reply });
+      return reply;
+    } finally {
+      this.current--;
+    }
+  }
+
+  async handleReceipt(terminalId: string, payload: Uint8Array): Promise<undefined> {
+    this.receipts.push({ terminalId, payload });
+    return undefined;
+  }
+
+  announcements(): readonly Announcement[] {
+    return this.retained;
+  }
+
+  onAnnouncement(cb: (a: Announcement) => void): () => void {
+    this.listeners.push(cb);
+    return () => this.listeners.splice(this.listeners.indexOf(cb), 1);
+  }
+
+  announce(a: Announcement): void {
+    this.retained.push(a);
+    for (const l of this.listeners) l(a);
+  }
+}
+
+/** A wallet with an issuer-signed license, ready to authorize purchases at `terminal`. */
+export function purchaseParty(terminal: TestTerminal, merchantId = 'canteen'): PurchaseParty {
+  const issuer = generateKeyPair();
+  const wallet = generateKeyPair();
+  const license: Envelope<'wallet.license'> = issueWalletLicense(issuer, {
+    wallet: toHex(wallet.publicKey),
+    notBefore: 0,
+    notAfter: Date.now() + 3600_000,
+    ageOver: 18,
+    groups: [],
+    offlineLimitMinor: 0,
+    currency: 'EUR',
+  });
+  return {
+    terminalId: terminal.terminalId,
+    merchantId,
+    terminalKey: nodeSigningKey(terminal.keys.secretKey),
+    walletPublicKeyHex: toHex(wallet.publicKey),
+    walletKey: nodeSigningKey(wallet.secretKey),
+    license,
+  };
+}
+
+let counter = 0;
+export function purchase(party: PurchaseParty, unitMinor = 250) {
+  return makePurchaseRequest(party, { lines: [{ sku: 'coffee', qty: 1, unitMinor }], currency: 'EUR', counter: ++counter, nowMs: Date.now() });
+}
+
+/** A pino logger whose records tests can read. */
+export function captureLogger(): { logger: Logger; records: Record<string, unknown>[] } {
+  const records: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) records.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, stream), records };
+}
+
+export async function eventually<T>(probe: () => T | undefined | false, timeoutMs = 3000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() - start > timeoutMs) throw new Error('eventually: condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The SUBACK return codes for these filters (128 = refused); MQTT.js rejects when any is 128. */
+export async function grantedQos(client: MqttClient, filters: string[]): Promise<number[]> {
+  try {
+    return (await client.subscribeAsync(filters, { qos: 1 })).map((g) => g.qos);
+  } catch (err) {
+    const granted = (err as { packet?: { granted?: (number | { qos: number })[] } }).packet?.granted;
+    if (!granted) throw err;
+    return granted.map((g) => (typeof g === 'number' ? g : g.qos));
+  }
+}

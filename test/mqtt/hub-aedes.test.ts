@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MqttClient } from 'mqtt';
+import { generateKeyPair, makeConnectToken, topics } from '../../protocol/index.ts';
+import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
+import { noDelayStreamBuilder } from '../../hub/mqtt/no-delay-stream.ts';
+import { WorkerVerifier } from '../../hub/verify/worker-verifier.ts';
+import { connectTerminal } from '../../simulators/load/terminal-client.ts';
+import { MemoryDirectory, TestSettlementHandler, captureLogger, eventually, grantedQos, makeTerminal } from './fixtures.ts';
+import { hubContract, type HubEnv } from './hub-contract.ts';
+
+const directory = new MemoryDirectory();
+const terminals = ['pos-1', 'vend-2', 'gate-3', 'pos-revoked'].map(makeTerminal);
+for (const t of terminals) directory.add(t);
+directory.revoke('pos-revoked');
+const verifier = new WorkerVerifier({ workers: 2 });
+const handler = new TestSettlementHandler(directory, verifier, [{ topic: topics.announce('keys'), payload: Buffer.from('{"keys":1}') }]);
+const { logger, records } = captureLogger();
+let hub: HubServer;
+
+beforeAll(async () => {
+  hub = await createHubServer({ service: handler, directory, logger });
+});
+afterAll(async () => {
+  await hub?.close();
+  await verifier.close();
+});
+
+const connect: HubEnv['connect'] = (t, o = {}) => connectTerminal({ url: hub.url, terminalId: t.terminalId, secretKey: t.keys.secretKey, ...o });
+
+/** Raw CONNECT with the given credentials; resolves 'accepted' or the CONNACK refusal code. */
+function tryConnect(clientId: string, username: string, password: string): Promise<'accepted' | number> {
+  return new Promise((resolve) => {
+    const client = new MqttClient(noDelayStreamBuilder(hub.url), { protocolVersion: 4, clientId, username, password, clean: false, reconnectPeriod: 0 });
+    client.once('connect', () => {
+      client.end(true);
+      resolve('accepted');
+    });
+    client.once('error', (err: Error & { code?: number }) => {
+      client.end(true);
+      resolve(err.code ?? -1);
+    });
+  });
+}
+
+describe('hub over the embedded aedes broker', () => {
+  it('listens on a free port and serves plain MQTT', () => {
+    expect(hub.port).toBeGreaterThan(0);
+    expect(hub.url).toBe(`mqtt://127.0.0.1:${hub.port}`);
+  });
+
+  describe('authentication at CONNECT', () => {
+    const t = () => terminals[0]!;
+    it('accepts a fresh token signed by the enrolled key', async () => {
+      expect(await tryConnect(t().terminalId, t().terminalId, makeConnectToken(t().terminalId, t().keys.secretKey, Date.now()))).toBe('accepted');
+    });
+    it.each<[string, () => [string, string, string]]>([
+      ['an unknown terminal', () => { const k = generateKeyPair(); return ['stranger-9', 'stranger-9', makeConnectToken('stranger-9', k.secretKey, Date.now())]; }],
+      ['a revoked terminal', () => { const r = terminals[3]!; return [r.terminalId, r.terminalId, makeConnectToken(r.terminalId, r.keys.secretKey, Date.now())]; }],
+      ['a token signed by another key', () => [t().terminalId, t().terminalId, makeConnectToken(t().terminalId, generateKeyPair().secretKey, Date.now())]],
+      ['a stale token (10 min old)', () => [t().terminalId, t().terminalId, makeConnectToken(t().terminalId, t().keys.secretKey, Date.now() - 600_000)]],
+      ['a malformed password', () => [t().terminalId, t().terminalId, 'hunter2']],
+      ['a username that is not the client id', () => ['someone-else', t().terminalId, makeConnectToken(t().terminalId, t().keys.secretKey, Date.now())]],
+      ['another terminal\'s token', () => [t().terminalId, t().terminalId, makeConnectToken(terminals[1]!.terminalId, terminals[1]!.keys.secretKey, Date.now())]],
+    ])('refuses %s with CONNACK 5 (not authorized) and logs it', async (_name, creds) => {
+      const [clientId, username, password] = creds();
+      const before = records.length;
+      expect(await tryConnect(clientId, username, password)).toBe(5);
+      expect(records.slice(before).some((r) => r.msg === 'mqtt: CONNECT refused')).toBe(true);
+    });
+    it('refuses a replayed token (single use)', async () => {
+      const token = makeConnectToken(t().terminalId, t().keys.secretKey, Date.now());
+      expect(await tryConnect(t().terminalId, t().terminalId, token)).toBe('accepted');
+      expect(await tryConnect(t().terminalId, t().terminalId, token)).toBe(5);
+      expect(records.some((r) => r.msg === 'mqtt: CONNECT refused' && r.reason === 'REPLAY')).toBe(true);
+    });
+  });
+
+  it('logs refused publishes and subscriptions, and closes the publisher (no negative PUBACK in 3.1.1)', async () => {
+    const [victim, attacker] = [terminals[0]!, terminals[1]!];
+    const a = await connect(attacker, { reconnectPeriodMs: 0 });
+    expect(await grantedQos(a.client, [topics.reply(victim.terminalId)])).toEqual([128]);
+    const closed = new Promise<void>((resolve) => a.client.stream.once('close', () => resolve()));
+    a.client.publish(topics.request(victim.terminalId), Buffer.from('{}'), { qos: 1 });
+    await closed;
+    expect(records.some((r) => r.msg === 'mqtt: SUBSCRIBE refused' && r.terminalId === attacker.terminalId)).toBe(true);
+    await eventually(() => records.some((r) => r.msg === 'mqtt: PUBLISH refused' && r.terminalId === attacker.terminalId && r.reason === 'topic of another terminal'));
+    await a.close({ graceful: false }).catch(() => {});
+  });
+
+  it('logs an oversized publish as refused and closes the publisher', async () => {
+    const t = terminals[1]!;
+    const c = await connect(t, { reconnectPeriodMs: 0 });
+    const closed = new Promise<void>((resolve) => c.client.stream.once('close', () => resolve()));
+    c.client.publish(topics.request(t.terminalId), Buffer.alloc(40_000, 0x20), { qos: 1 });
+    await closed;
+    await eventually(() => records.some((r) => r.msg === 'mqtt: PUBLISH refused' && r.terminalId === t.terminalId && String(r.reason).startsWith('payload 40000')));
+    await c.close({ graceful: false }).catch(() => {});
+  });
+
+  hubContract(() => ({ hub, handler, directory, terminals, connect }));
+});
