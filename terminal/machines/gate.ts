@@ -128,7 +128,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
     case 'tick':
       if (state.s === 'idle' || nowMs < state.untilMs) return step(state);
       if (state.s === 'exit.settling') {
-        const d = deny('no answer from the hub — not charged');
+        const d = deny('no answer from the hub — you will not be charged twice');
         return step(d.state, [{ c: 'hub.abandon', requestId: state.requestId }, ...d.commands]);
       }
       if (state.s === 'passing') return step(GATE_IDLE, state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no passage' }] : []);

@@ -158,7 +158,7 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       return step(POS_IDLE, [{ c: 'nfc.release' }, display(`declined: ${event.code}`, 'error')]);
     case 'tick':
       if (!('untilMs' in state) || nowMs < state.untilMs) return step(state);
-      if (state.s === 'settling') return step(POS_IDLE, [{ c: 'hub.abandon', requestId: state.requestId }, { c: 'nfc.release' }, display('no answer from the hub — not charged', 'error')]);
+      if (state.s === 'settling') return step(POS_IDLE, [{ c: 'hub.abandon', requestId: state.requestId }, { c: 'nfc.release' }, display('no answer from the hub — you will not be charged twice', 'error')]);
       return step(POS_IDLE, [{ c: 'nfc.release' }, display('timed out')]);
     case 'wallet.stored':
       return step(state);

@@ -14,7 +14,7 @@ export type VendingState =
   | { s: 'settling'; article: ArticleT; requestId: string; untilMs: number }
   | { s: 'dispensing'; article: ArticleT; requestId: string; untilMs: number };
 
-export type VendingEvent = CommonEvent | { e: 'select'; sku: string } | { e: 'cancel' } | { e: 'drop' };
+export type VendingEvent = CommonEvent | { e: 'select'; sku: string } | { e: 'cancel' } | { e: 'drop' } | { e: 'dispense.failed' };
 
 export const VENDING_IDLE: VendingState = { s: 'idle' };
 
@@ -101,13 +101,15 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
     case 'drop':
       if (state.s !== 'dispensing') return step(state);
       return step(VENDING_IDLE, [{ c: 'receipt', requestId: state.requestId, outcome: 'dispensed' }, display('enjoy!', 'ok')]);
+    case 'dispense.failed':
     case 'tick':
-      if (state.s === 'idle' || nowMs < state.untilMs) return step(state);
+      if (state.s === 'idle' || (event.e === 'tick' && nowMs < state.untilMs) || (event.e === 'dispense.failed' && state.s !== 'dispensing')) return step(state);
       if (state.s === 'dispensing') {
         // No drop within the timeout: a failed dispense, reported so the hub refunds (seed 003 fourth signature).
         return step(VENDING_IDLE, [{ c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no drop detected' }, display('dispense failed — refunded', 'error')]);
       }
       if (state.s === 'settling') {
+        // A late approval is reversed by a failure receipt (the hub refunds), so: not charged.
         return step(VENDING_IDLE, [{ c: 'hub.abandon', requestId: state.requestId }, { c: 'nfc.release' }, display('no answer from the hub — not charged', 'error')]);
       }
       return step(VENDING_IDLE, [{ c: 'nfc.release' }, display('timed out')]);

@@ -1,0 +1,155 @@
+// The terminal's configuration: one JSON file, validated at start-up (zod), frozen, injected.
+// This is the ONLY module of terminal/ that reads process.env (TAPSETTLE_TERMINAL_LOG_LEVEL).
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { DEFAULT_RISK_LIMITS } from './policy/risk.ts';
+
+const Hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex chars (an Ed25519 public key)');
+const Id = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1..64 chars of [A-Za-z0-9._-]');
+const Ms = (min: number, max: number) => z.int().min(min).max(max);
+
+const Pn532 = z.strictObject({
+  kind: z.literal('pn532'),
+  /** Serial path: /dev/serial0 (Pi UART, HSU mode) or /dev/ttyUSB0 (USB-serial). */
+  path: z.string().min(1),
+  baudRate: z.literal(115_200).default(115_200),
+  pollIntervalMs: Ms(5, 1000).default(30),
+  exchangeTimeoutMs: Ms(50, 10_000).default(1500),
+});
+/** An in-process PN532 emulator on a pty (demo and tests; wallets are tapped programmatically). */
+const EmulatedNfc = z.strictObject({ kind: z.literal('emulated'), pollIntervalMs: Ms(5, 1000).default(20) });
+
+const GatePins = z.strictObject({
+  barrier: z.union([
+    z.strictObject({ kind: z.literal('servo'), pin: z.int().min(0), closedDeg: z.int().min(0).max(180), openDeg: z.int().min(0).max(180) }),
+    z.strictObject({ kind: z.literal('relay'), pin: z.int().min(0) }),
+  ]),
+  beam: z.strictObject({ pin: z.int().min(0), blockedLevel: z.union([z.literal(0), z.literal(1)]) }),
+  entryLed: z.int().min(0),
+  exitLed: z.int().min(0),
+  deniedLed: z.int().min(0),
+  buzzer: z.int().min(0),
+});
+const VendingPins = z.strictObject({ motors: z.array(z.int().min(0)).min(1).max(64), drop: z.strictObject({ pin: z.int().min(0), activeLevel: z.union([z.literal(0), z.literal(1)]) }) });
+const PosPins = z.strictObject({ green: z.int().min(0), yellow: z.int().min(0), red: z.int().min(0), buzzer: z.int().min(0) });
+
+const JohnnyFive = z.strictObject({
+  kind: z.literal('johnny-five'),
+  /** Firmata board on a serial port; omit to use the Raspberry Pi's own GPIO through `ioPlugin`. */
+  port: z.string().optional(),
+  /** Name of an installed johnny-five IO plugin package (e.g. "raspi-io"). */
+  ioPlugin: z.string().optional(),
+  gate: GatePins.optional(),
+  vending: VendingPins.optional(),
+  pos: PosPins.optional(),
+});
+const VirtualIo = z.strictObject({ kind: z.literal('virtual') });
+
+export const TerminalConfigSchema = z
+  .strictObject({
+    terminalId: Id,
+    kind: z.enum(['vending', 'gate', 'pos']),
+    merchantId: Id,
+    currency: z.string().regex(/^[A-Z]{3}$/, 'expected an ISO 4217 code').default('EUR'),
+    /** Holds terminal.sqlite (outbox, offline authorizations, receipts). Relative to the config file. */
+    dataDir: z.string().min(1),
+    /** The terminal's Ed25519 secret key, 64 hex chars in a file (mode 0600). */
+    keyFile: z.string().min(1),
+    /** The hub-issued terminal certificate (JSON envelope) from enrollment. */
+    certificateFile: z.string().min(1),
+    hub: z.strictObject({
+      url: z.string().regex(/^mqtts?:\/\/[^/]+$/, 'expected mqtt://host:port'),
+      /** The hub's signing key, pinned at enrollment; later keys come signed in announce.keys. */
+      hubKey: Hex32,
+      issuerKeys: z.array(Hex32).min(1).max(8),
+      /** External Mosquitto: the per-terminal broker password. Omit for the embedded broker (token). */
+      password: z.string().min(1).optional(),
+      /** How long a customer waits for the hub before the attempt is abandoned. */
+      timeoutMs: Ms(200, 60_000).default(5000),
+      /** Re-send an unanswered request (same id, same bytes) after this long. */
+      retryMs: Ms(50, 60_000).default(1000),
+      reconnectPeriodMs: Ms(50, 60_000).default(1000),
+    }),
+    nfc: z.discriminatedUnion('kind', [Pn532, EmulatedNfc]),
+    io: z.discriminatedUnion('kind', [JohnnyFive, VirtualIo]),
+    gate: z.strictObject({ station: Id, mode: z.enum(['entry', 'exit']), passageTimeoutMs: Ms(500, 60_000).default(8000) }).optional(),
+    vending: z.strictObject({ dropTimeoutMs: Ms(100, 60_000).default(4000), slotCount: z.int().min(1).max(64).default(8) }).optional(),
+    pos: z
+      .strictObject({
+        operators: z.array(z.strictObject({ id: Id, pinSha256: Hex32 })).max(100).default([]),
+      })
+      .optional(),
+    limits: z
+      .strictObject({
+        terminalPeriodMinor: z.int().min(0).default(DEFAULT_RISK_LIMITS.terminalPeriodMinor),
+        periodMs: Ms(60_000, 31 * 24 * 3600_000).default(DEFAULT_RISK_LIMITS.periodMs),
+        maxStatementAgeMs: Ms(0, 365 * 24 * 3600_000).default(DEFAULT_RISK_LIMITS.maxStatementAgeMs),
+        maxSingleMinor: z.int().min(0).default(DEFAULT_RISK_LIMITS.maxSingleMinor),
+      })
+      .default(DEFAULT_RISK_LIMITS),
+    log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  })
+  .superRefine((c, ctx) => {
+    if (c.kind === 'gate' && !c.gate) ctx.addIssue({ code: 'custom', path: ['gate'], message: 'required when kind is "gate"' });
+    if (c.io.kind === 'johnny-five' && !c.io[c.kind]) ctx.addIssue({ code: 'custom', path: ['io', c.kind], message: `pin map required for a ${c.kind} on johnny-five` });
+  });
+
+export type TerminalConfig = Readonly<z.infer<typeof TerminalConfigSchema>>;
+export type TerminalConfigInput = z.input<typeof TerminalConfigSchema>;
+
+/** Operational error: the config file is missing, not JSON, or invalid. `issues` name the fields. */
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(
+    message: string,
+    readonly issues: string[] = [],
+  ) {
+    super(issues.length > 0 ? `${message}:\n  ${issues.join('\n  ')}` : message);
+    this.name = 'ConfigError';
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Validate a parsed config object; relative paths resolve against `baseDir`. */
+export function parseConfig(raw: unknown, baseDir = process.cwd(), env: NodeJS.ProcessEnv = process.env): TerminalConfig {
+  const r = TerminalConfigSchema.safeParse(raw);
+  if (!r.success) {
+    throw new ConfigError('invalid terminal config', r.error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(root)'}: ${i.message}`));
+  }
+  const c = r.data;
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const level = env['TAPSETTLE_TERMINAL_LOG_LEVEL'];
+  const log = level ? TerminalConfigSchema.shape.log.unwrap().safeParse({ level }) : undefined;
+  if (log && !log.success) throw new ConfigError('invalid environment', [`TAPSETTLE_TERMINAL_LOG_LEVEL: ${log.error.issues[0]?.message ?? 'invalid'}`]);
+  return deepFreeze({
+    ...c,
+    dataDir: abs(c.dataDir),
+    keyFile: abs(c.keyFile),
+    certificateFile: abs(c.certificateFile),
+    ...(log?.success ? { log: log.data } : {}),
+  });
+}
+
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): TerminalConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not JSON: ${(err as Error).message}`);
+  }
+  return parseConfig(raw, dirname(resolve(path)), env);
+}

@@ -1,0 +1,532 @@
+// The terminal runtime: one process, one kind (vending, gate, POS) chosen by config. It feeds
+// events into the kind's pure state machine, one at a time, and carries out the commands the
+// machine returns through the adapters: the NFC reader (wallet APDUs), the actuators, the durable
+// store and the hub client. Nothing here decides a business outcome.
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import {
+  checkAuthorization, createOffer, decodeMessage, isErrorCode, encodeMessage, newChallenge, newRequestId, signMessage, toHex, verifyMessage,
+  type ArticleT, type Envelope, type FareTable, type KeyPair,
+} from '../protocol/index.ts';
+import { isHardwareError } from '../hardware/errors.ts';
+import { onTap, type NfcReader, type NfcSession } from '../hardware/nfc/nfc-reader.ts';
+import { WalletCard } from '../hardware/wallet-apdu/wallet-card.ts';
+import type { Gate } from '../hardware/actuators/gate.ts';
+import type { Vending } from '../hardware/actuators/vending.ts';
+import type { Pos } from '../hardware/actuators/pos.ts';
+import type { TerminalConfig } from './config.ts';
+import { HubClient, type AnnouncementMessage, type ReplyMessage } from './hub/hub-client.ts';
+import { checkHubResult } from './machines/checks.ts';
+import { GATE_IDLE, gateStep, type GateEvent, type GateState } from './machines/gate.ts';
+import { POS_IDLE, posStep, type PosEvent, type PosState } from './machines/pos.ts';
+import type { CardInfo, Command, Step, TerminalContext } from './machines/types.ts';
+import { VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './machines/vending.ts';
+import type { TerminalStore } from './store/terminal-store.ts';
+
+export type RuntimeEvent = VendingEvent | GateEvent | PosEvent;
+export type RuntimeState = VendingState | GateState | PosState;
+
+export interface TerminalDevices {
+  gate?: Gate;
+  vending?: Vending;
+  pos?: Pos;
+  /** Receipt printer; default: the log. */
+  print?: (lines: string[]) => void;
+}
+
+export interface TerminalRuntimeDeps {
+  config: TerminalConfig;
+  keys: KeyPair;
+  certificate: Envelope<'terminal.certificate'>;
+  reader: NfcReader;
+  devices: TerminalDevices;
+  store: TerminalStore;
+  log: Logger;
+  clock?: () => number;
+}
+
+const TICK_MS = 100;
+
+/** Observable happenings, for the UI, the tests and the benchmark. */
+export interface RuntimeEvents {
+  display: [text: string, tone: string];
+  command: [command: Command, atMs: number];
+  state: [state: RuntimeState];
+  /** A hub-signed result (verified) was stored for a request. */
+  settled: [requestId: string, status: string];
+  print: [lines: string[]];
+  tap: [atMs: number];
+}
+
+export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
+  readonly config: TerminalConfig;
+  private readonly d: TerminalRuntimeDeps;
+  private readonly log: Logger;
+  private readonly clock: () => number;
+  private readonly hub: HubClient;
+  private state: RuntimeState;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly abort = new AbortController();
+  private readonly tapLoop: Promise<void>;
+  private readonly ticker: NodeJS.Timeout;
+  private current: { card: WalletCard; session: NfcSession; done: () => void } | undefined;
+  // Hub announcements (verified), persisted so an offline restart still has them.
+  private hubKeys: string[];
+  private issuerKeys: string[];
+  private blocklist = { version: -1, wallets: new Set<string>() };
+  private fares: { version: number; table: FareTable } | null = null;
+  private catalog: { version: number; articles: ArticleT[] } | null = null;
+  private keysVersion = -1;
+  private online = false;
+  private closed = false;
+  lastDisplay = '';
+
+  private constructor(deps: TerminalRuntimeDeps) {
+    super();
+    this.d = deps;
+    this.config = deps.config;
+    this.clock = deps.clock ?? Date.now;
+    this.log = deps.log.child({ terminalId: deps.config.terminalId, kind: deps.config.kind });
+    this.state = deps.config.kind === 'vending' ? VENDING_IDLE : deps.config.kind === 'gate' ? GATE_IDLE : POS_IDLE;
+    this.hubKeys = [deps.config.hub.hubKey];
+    this.issuerKeys = [...deps.config.hub.issuerKeys];
+    const c = deps.certificate.body;
+    if (c.terminalId !== deps.config.terminalId || c.merchantId !== deps.config.merchantId || c.kind !== deps.config.kind) {
+      throw new TypeError('TerminalRuntime: the certificate names another terminal, merchant or kind than the config');
+    }
+    if (c.publicKey !== toHex(deps.keys.publicKey)) throw new TypeError('TerminalRuntime: keyFile does not match the certificate');
+    this.restoreAnnouncements();
+    this.hub = new HubClient({
+      url: deps.config.hub.url,
+      terminalId: deps.config.terminalId,
+      secretKey: deps.keys.secretKey,
+      ...(deps.config.hub.password !== undefined ? { password: deps.config.hub.password } : {}),
+      store: deps.store,
+      log: this.log.child({ part: 'hub' }),
+      clock: this.clock,
+      retryMs: deps.config.hub.retryMs,
+      reconnectPeriodMs: deps.config.hub.reconnectPeriodMs,
+      onReply: (reply, raw) => this.onReply(reply, raw),
+      onAnnouncement: (m) => this.onAnnouncement(m),
+      onOnlineChange: (online) => {
+        if (online !== this.online) this.log.info({ online }, online ? 'hub reachable' : 'hub unreachable: offline mode within limits');
+        this.online = online;
+      },
+    });
+    this.ticker = setInterval(() => {
+      if (this.state.s !== 'idle') this.post({ e: 'tick' });
+    }, TICK_MS);
+    this.tapLoop = onTap(deps.reader, (session) => this.onCard(session), {
+      signal: this.abort.signal,
+      onError: (err) => this.log.warn({ err: (err as Error).message }, 'tap failed'),
+    }).catch((err: unknown) => {
+      if (!this.closed) this.log.error({ err }, 'NFC reader loop stopped');
+    });
+  }
+
+  static start(deps: TerminalRuntimeDeps): TerminalRuntime {
+    return new TerminalRuntime(deps);
+  }
+
+  get machineState(): RuntimeState {
+    return this.state;
+  }
+
+  get isOnline(): boolean {
+    return this.online;
+  }
+
+  get trustedHubKeys(): readonly string[] {
+    return this.hubKeys;
+  }
+
+  get fareTable(): FareTable | null {
+    return this.fares?.table ?? null;
+  }
+
+  get articles(): readonly ArticleT[] {
+    return this.catalog?.articles ?? [];
+  }
+
+  // ---------- inputs from the keypad / cashier ----------
+
+  select(sku: string): Promise<void> {
+    return this.post({ e: 'select', sku });
+  }
+
+  addItem(sku: string, qty = 1): Promise<void> {
+    return this.post({ e: 'item.add', sku, qty });
+  }
+
+  checkout(): Promise<void> {
+    return this.post({ e: 'checkout' });
+  }
+
+  clear(): Promise<void> {
+    return this.post({ e: 'clear' });
+  }
+
+  cancelSelection(): Promise<void> {
+    return this.post({ e: 'cancel' });
+  }
+
+  /** Staff-authorized cash top-up: the operator's id and PIN, then the customer taps. */
+  topUp(amountMinor: number, operatorId: string, pin: string): Promise<void> {
+    return this.post({ e: 'topup', amountMinor, operatorId, pin });
+  }
+
+  /** Relay a wallet-signed cancellation of a purchase made here; returns the new request id. */
+  async cancelPurchase(cancellation: Envelope<'cancellation'>): Promise<string> {
+    const requestId = newRequestId();
+    await this.post({ e: 'cancel', cancellation, requestId });
+    return requestId;
+  }
+
+  // ---------- the machine loop ----------
+
+  private context(): TerminalContext {
+    const c = this.config;
+    const store = this.d.store;
+    return {
+      terminalId: c.terminalId,
+      merchantId: c.merchantId,
+      currency: c.currency,
+      hubKeys: this.hubKeys,
+      issuerKeys: this.issuerKeys,
+      blocklist: this.blocklist.wallets,
+      online: this.online,
+      catalog: this.catalog?.articles ?? [],
+      fares: this.fares?.table ?? null,
+      limits: c.limits,
+      usage: {
+        walletLocalMinor: (w, since) => store.walletLocalMinor(w, since),
+        terminalPeriodMinor: (nowMs) => store.terminalPeriodMinor(nowMs - c.limits.periodMs),
+        ticketUsed: (id) => store.ticketUsed(id),
+      },
+      timeouts: { hubMs: c.hub.timeoutMs, dropMs: c.vending?.dropTimeoutMs ?? 4000, tapMs: 10_000 },
+      ...(c.gate ? { gate: { station: c.gate.station, mode: c.gate.mode } } : {}),
+    };
+  }
+
+  private stepMachine(event: RuntimeEvent, nowMs: number): Step<RuntimeState> {
+    const ctx = this.context();
+    switch (this.config.kind) {
+      case 'vending':
+        return vendingStep(this.state as VendingState, event as VendingEvent, ctx, nowMs);
+      case 'gate':
+        return gateStep(this.state as GateState, event as GateEvent, ctx, nowMs);
+      case 'pos':
+        return posStep(this.state as PosState, event as PosEvent, ctx, nowMs, this.config.pos?.operators ?? []);
+    }
+  }
+
+  /** Events are handled one at a time, in order; a command's outcome is posted as a new event. */
+  post(event: RuntimeEvent): Promise<void> {
+    const run = this.queue.then(() => this.handle(event));
+    this.queue = run.catch((err: unknown) => this.log.error({ err, event: event.e }, 'event handling failed'));
+    return this.queue;
+  }
+
+  private async handle(event: RuntimeEvent): Promise<void> {
+    if (this.closed) return;
+    const nowMs = this.clock();
+    const before = this.state;
+    const { state, commands } = this.stepMachine(event, nowMs);
+    this.state = state;
+    if (state !== before) this.emit('state', state);
+    for (const command of commands) await this.execute(command, nowMs);
+  }
+
+  private async execute(cmd: Command, nowMs: number): Promise<void> {
+    this.emit('command', cmd, nowMs);
+    switch (cmd.c) {
+      case 'display':
+        this.lastDisplay = cmd.text;
+        this.emit('display', cmd.text, cmd.tone);
+        this.log.debug({ text: cmd.text, tone: cmd.tone }, 'display');
+        if (this.d.devices.pos) {
+          await this.d.devices.pos.show(cmd.text);
+          await this.d.devices.pos.setStatus(cmd.tone === 'ok' ? 'approved' : cmd.tone === 'error' ? 'declined' : 'busy');
+        }
+        return;
+      case 'nfc.authorize':
+        return this.nfcAuthorize(cmd.offer, nowMs);
+      case 'nfc.store': {
+        const card = this.current?.card;
+        if (!card) return;
+        await card.storeRecord(cmd.kind, encodeMessage(cmd.message), { replace: cmd.replace }).catch((err: unknown) => this.log.info({ err: (err as Error).message }, 'could not store record on the wallet'));
+        return;
+      }
+      case 'nfc.storeAdmission': {
+        const card = this.current?.card;
+        if (!card) return void this.post({ e: 'card.lost' });
+        const record = signMessage('gate.admission', cmd.body, this.d.keys.secretKey);
+        try {
+          const id = await card.storeRecord('Admission', encodeMessage(record), { replace: true });
+          void this.post(id === 'full' ? { e: 'card.lost' } : { e: 'wallet.stored' });
+        } catch (err) {
+          this.cardLost(err);
+        }
+        return;
+      }
+      case 'nfc.delete': {
+        const card = this.current?.card;
+        if (card) await card.deleteRecord(cmd.recordId).catch(() => undefined);
+        return;
+      }
+      case 'nfc.release':
+        this.current?.done();
+        return;
+      case 'hub.request': {
+        const request = signMessage(
+          'settlement.request',
+          { requestId: cmd.requestId, terminalId: this.config.terminalId, time: nowMs, offline: cmd.offline, op: cmd.op },
+          this.d.keys.secretKey,
+        );
+        const envelope = Buffer.from(encodeMessage(request)).toString('utf8');
+        // Persisted (fsync'd) BEFORE it is sent; every retry sends these same bytes.
+        this.d.store.enqueue({ requestId: cmd.requestId, envelope, wallet: cmd.wallet, amountMinor: cmd.amountMinor, local: cmd.offline, createdMs: nowMs });
+        this.log.info({ requestId: cmd.requestId, op: cmd.op.type, offline: cmd.offline, amountMinor: cmd.amountMinor }, 'request queued');
+        this.hub.send(cmd.requestId, envelope);
+        return;
+      }
+      case 'hub.abandon':
+        this.d.store.abandon(cmd.requestId);
+        this.log.warn({ requestId: cmd.requestId }, 'hub did not answer in time; request stays in the outbox');
+        return;
+      case 'receipt':
+        return this.sendReceipt(cmd.requestId, cmd.outcome, cmd.reason, nowMs);
+      case 'gate.open': {
+        const gate = this.d.devices.gate;
+        if (!gate) return;
+        gate
+          .admit({ direction: this.config.gate?.mode ?? 'entry', passageTimeoutMs: this.config.gate?.passageTimeoutMs ?? 8000 })
+          .then((r) => {
+            if (r.kind === 'passed') void this.post({ e: 'passage' });
+          })
+          .catch((err: unknown) => this.log.error({ err }, 'gate failed'));
+        return;
+      }
+      case 'gate.deny':
+        void this.d.devices.gate?.deny().catch(() => undefined);
+        return;
+      case 'vend': {
+        const vending = this.d.devices.vending;
+        if (!vending) return void this.post({ e: 'dispense.failed' });
+        vending
+          .dispense(cmd.slot, { timeoutMs: this.config.vending?.dropTimeoutMs ?? 4000 })
+          .then((r) => void this.post(r.kind === 'dispensed' ? { e: 'drop' } : { e: 'dispense.failed' }))
+          .catch((err: unknown) => {
+            this.log.error({ err }, 'dispense failed');
+            void this.post({ e: 'dispense.failed' });
+          });
+        return;
+      }
+      case 'print':
+        this.emit('print', cmd.lines);
+        if (this.d.devices.print) this.d.devices.print(cmd.lines);
+        else this.log.info({ receipt: cmd.lines }, 'receipt');
+        return;
+      case 'ticket.markUsed':
+        this.d.store.markTicketUsed(cmd.ticketId, nowMs);
+        return;
+    }
+  }
+
+  // ---------- NFC ----------
+
+  private async onCard(session: NfcSession): Promise<void> {
+    const tapMs = this.clock();
+    this.emit('tap', tapMs);
+    const card = new WalletCard(session);
+    let info: CardInfo;
+    try {
+      await card.select();
+      // A gate needs the records (admission, tickets, statement) too; read them in one APDU.
+      // One APDU at a time on the session; a gate also needs the records (admission, tickets, statement).
+      const licenseBytes = await card.getLicense();
+      const records = this.config.kind === 'gate' ? await card.readRecords() : [];
+      info = decodeCard(licenseBytes, records);
+    } catch (err) {
+      this.log.info({ err: (err as Error).message }, 'tap aborted before the wallet was read');
+      return;
+    }
+    let done!: () => void;
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    this.current = { card, session, done };
+    const timer = setTimeout(done, 15_000);
+    try {
+      await this.post({ e: 'tap', card: info, requestId: newRequestId(), recordId: newChallenge() });
+      await finished;
+    } finally {
+      clearTimeout(timer);
+      this.current = undefined;
+    }
+  }
+
+  private async nfcAuthorize(spec: Extract<Command, { c: 'nfc.authorize' }>['offer'], nowMs: number): Promise<void> {
+    const card = this.current?.card;
+    if (!card) return void this.post({ e: 'card.lost' });
+    const offer = createOffer(this.d.keys, {
+      terminalId: this.config.terminalId,
+      merchantId: this.config.merchantId,
+      ...spec,
+      nowMs,
+      terminalCert: this.d.certificate,
+    });
+    try {
+      const answer = await card.authorize(encodeMessage(offer));
+      if (answer.kind === 'declined') return void this.post({ e: 'wallet.declined', code: answer.code.slice(0, 40) });
+      const decoded = decodeMessage(answer.authorizationBytes, 'wallet.authorization');
+      if (!decoded.ok) return void this.post({ e: 'wallet.declined', code: decoded.code });
+      // Bound to exactly this offer and signed by the wallet key (the hub checks it again).
+      const check = checkAuthorization(decoded.value, offer.body);
+      if (!check.ok) return void this.post({ e: 'wallet.declined', code: check.code });
+      void this.post({ e: 'wallet.authorized', authorization: decoded.value });
+    } catch (err) {
+      this.cardLost(err);
+    }
+  }
+
+  private cardLost(err: unknown): void {
+    this.log.info({ err: (err as Error).message, code: isHardwareError(err) ? err.code : undefined }, 'card lost mid-tap');
+    this.current?.done();
+    void this.post({ e: 'card.lost' });
+  }
+
+  // ---------- hub ----------
+
+  private sendReceipt(requestId: string, outcome: 'dispensed' | 'passed' | 'delivered' | 'failed', reason: string | undefined, nowMs: number): void {
+    const receipt = signMessage(
+      'completion.receipt',
+      { requestId, terminalId: this.config.terminalId, outcome, time: nowMs, ...(reason !== undefined ? { reason } : {}) },
+      this.d.keys.secretKey,
+    );
+    const envelope = Buffer.from(encodeMessage(receipt)).toString('utf8');
+    this.d.store.addReceipt(requestId, envelope);
+    this.log.info({ requestId, outcome, reason }, 'completion receipt');
+    this.hub.publishReceipt(requestId, envelope);
+  }
+
+  private onReply(reply: ReplyMessage, raw: string): void {
+    if (reply.type === 'error') {
+      const b = reply.body;
+      if (!this.hubKeys.includes(b.hubKey) || !verifyMessage(reply, b.hubKey)) return void this.log.warn('hub error reply with a bad signature ignored');
+      if (b.requestId === undefined || !this.d.store.get(b.requestId)) return void this.log.warn({ code: b.code }, 'hub error');
+      this.d.store.complete(b.requestId, raw);
+      this.hub.forget(b.requestId);
+      this.log.warn({ requestId: b.requestId, code: b.code }, 'hub refused the request');
+      this.emit('settled', b.requestId, 'error');
+      void this.post({ e: 'hub.error', requestId: b.requestId, code: isErrorCode(b.code) ? b.code : 'INTERNAL' });
+      return;
+    }
+    const requestId = reply.body.requestId;
+    const log = this.log.child({ requestId });
+    const entry = this.d.store.get(requestId);
+    const check = checkHubResult(reply, { requestId, terminalId: this.config.terminalId }, this.hubKeys);
+    if (!check.ok || !entry) {
+      log.warn({ code: check.ok ? 'NOT_FOUND' : check.code }, 'hub reply ignored (not verified or unknown request)');
+      void this.post({ e: 'hub.result', result: reply });
+      return;
+    }
+    const first = this.d.store.complete(requestId, raw);
+    this.hub.forget(requestId);
+    if (!first) return void log.debug('duplicate hub reply');
+    log.info({ status: check.body.status, code: check.body.code, amountMinor: check.body.amountMinor, local: entry.local }, 'hub result');
+    this.emit('settled', requestId, check.body.status);
+    if (entry.state === 'abandoned' && check.body.status === 'approved' && check.body.amountMinor > 0) this.lateApproval(requestId, reply);
+    void this.post({ e: 'hub.result', result: reply });
+  }
+
+  /** The customer was told "no answer"; the hub approved afterwards. Undo, never charge twice. */
+  private lateApproval(requestId: string, result: Envelope<'settlement.result'>): void {
+    if (this.config.kind === 'pos') {
+      // The charge stands once: print the receipt late rather than have the customer pay again.
+      this.emit('print', ['LATE APPROVAL', `ref ${requestId}`, `TOTAL ${result.body.amountMinor} ${result.body.currency}`]);
+      return;
+    }
+    // Vending (and a gate that kept its barrier shut): nothing was delivered — the hub refunds.
+    this.sendReceipt(requestId, 'failed', 'abandoned after hub timeout', this.clock());
+  }
+
+  private onAnnouncement(m: AnnouncementMessage): void {
+    const hubKey = m.body.hubKey;
+    if (!this.hubKeys.includes(hubKey) || !verifyMessage(m, hubKey)) return void this.log.warn({ type: m.type }, 'announcement with an untrusted signature ignored');
+    this.applyAnnouncement(m);
+    this.d.store.setKv(m.type === 'announce.catalog' ? `announce.catalog.${m.body.merchantId}` : m.type, JSON.stringify(m));
+  }
+
+  private applyAnnouncement(m: AnnouncementMessage): void {
+    switch (m.type) {
+      case 'announce.keys':
+        if (m.body.version <= this.keysVersion) return;
+        this.keysVersion = m.body.version;
+        // Rotation: keys announced under a key we already trust (the pinned one or a later one).
+        this.hubKeys = [...new Set([this.config.hub.hubKey, ...m.body.hubKeys.map((k) => k.publicKey)])];
+        this.issuerKeys = [...new Set([...this.config.hub.issuerKeys, ...m.body.issuerKeys])];
+        return;
+      case 'announce.blocklist':
+        if (m.body.version <= this.blocklist.version) return;
+        this.blocklist = { version: m.body.version, wallets: new Set(m.body.wallets) };
+        this.log.info({ version: m.body.version, size: m.body.wallets.length }, 'blocklist updated');
+        return;
+      case 'announce.fares':
+        if (this.fares && m.body.version <= this.fares.version) return;
+        this.fares = { version: m.body.version, table: m.body.table };
+        return;
+      case 'announce.catalog':
+        if (m.body.merchantId !== this.config.merchantId || (this.catalog && m.body.version <= this.catalog.version)) return;
+        this.catalog = { version: m.body.version, articles: m.body.articles };
+        return;
+    }
+  }
+
+  private restoreAnnouncements(): void {
+    for (const key of ['announce.keys', 'announce.blocklist', 'announce.fares', `announce.catalog.${this.config.merchantId}`]) {
+      const raw = this.d.store.getKv(key);
+      if (!raw) continue;
+      const d = decodeMessage(raw, ['announce.blocklist', 'announce.fares', 'announce.keys', 'announce.catalog']);
+      if (d.ok && this.hubKeys.includes(d.value.body.hubKey) && verifyMessage(d.value, d.value.body.hubKey)) this.applyAnnouncement(d.value);
+    }
+  }
+
+  /** Resolves once the machine is idle and every queued event has been handled. */
+  async settle(): Promise<void> {
+    await this.queue;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.ticker);
+    this.abort.abort();
+    this.current?.done();
+    await this.hub.close();
+    await this.tapLoop;
+    await this.queue.catch(() => undefined);
+  }
+
+  /** Test hook: drop the MQTT socket without DISCONNECT. */
+  dropHubConnection(): void {
+    this.hub.dropConnection();
+  }
+}
+
+/** Decode what the wallet returned; unparseable records are skipped (the machine sees no record). */
+export function decodeCard(licenseBytes: Uint8Array, records: { kind: string; id: number; bytes: Uint8Array }[]): CardInfo {
+  const license = decodeMessage(licenseBytes, 'wallet.license');
+  const info: CardInfo = { license: license.ok ? license.value : null, admission: null, tickets: [], statement: null };
+  for (const r of records) {
+    if (r.kind === 'Admission') {
+      const d = decodeMessage(r.bytes, 'gate.admission');
+      if (d.ok && (!info.admission || d.value.body.time > info.admission.message.body.time)) info.admission = { recordId: r.id, message: d.value };
+    } else if (r.kind === 'Ticket') {
+      const d = decodeMessage(r.bytes, 'ticket');
+      if (d.ok && info.tickets.length < 16) info.tickets.push({ recordId: r.id, message: d.value });
+    } else if (r.kind === 'BalanceStatement') {
+      const d = decodeMessage(r.bytes, 'balance.statement');
+      if (d.ok && (!info.statement || d.value.body.asOf > info.statement.body.asOf)) info.statement = d.value;
+    }
+  }
+  return info;
+}
