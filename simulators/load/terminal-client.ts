@@ -34,6 +34,8 @@ export interface TerminalClient {
   publishReceipt(payload: Uint8Array): Promise<void>;
   /** Every reply, including ones no request() waits for. */
   onReply(cb: (payload: Buffer) => void): void;
+  /** Latest retained announcement per topic (with `subscribeAnnouncements`). */
+  announcements(): ReadonlyMap<string, Buffer>;
   close(options?: { graceful?: boolean }): Promise<void>;
 }
 
@@ -76,7 +78,10 @@ export async function connectTerminal(options: TerminalClientOptions): Promise<T
   });
   const waiting = new Map<string, (payload: Buffer) => void>();
   const listeners: ((payload: Buffer) => void)[] = [];
+  const announced = new Map<string, Buffer>();
+  const announcePrefix = topics.allAnnouncements.slice(0, -1);
   client.on('message', (topic, payload) => {
+    if (topic.startsWith(announcePrefix)) announced.set(topic, payload);
     if (topic !== topics.reply(id)) return;
     for (const l of listeners) l(payload);
     const rid = requestIdOf(payload);
@@ -133,6 +138,7 @@ export async function connectTerminal(options: TerminalClientOptions): Promise<T
     onReply(cb) {
       listeners.push(cb);
     },
+    announcements: () => announced,
     async close({ graceful = true } = {}) {
       if (graceful) {
         await client.publishAsync(topics.presence(id), presencePayload(id, 'offline', seq, clock()), { qos: 1, retain: true }).catch(() => {});

@@ -1,0 +1,183 @@
+// One contract per actuator interface, run against johnny-five on the virtual IO board and
+// against the in-memory hardware.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Gate } from './gate.ts';
+import type { Vending } from './vending.ts';
+import type { Pos } from './pos.ts';
+import type { Visitor, SlotBehaviour } from '../../simulators/virtual-io/sensor-sims.ts';
+
+export type GateHarness = {
+  gate: Gate;
+  visitor(v: Visitor): void;
+  barrierOpen(): boolean;
+  beamBlocked(): boolean;
+  led(which: 'entry' | 'exit' | 'denied'): boolean;
+  buzzer(): boolean;
+  close(): Promise<void>;
+};
+
+/** Sample the outputs every few ms and remember any moment the barrier was closed on a person. */
+function watchSafety(h: GateHarness): { stop(): number } {
+  let violations = 0;
+  const t = setInterval(() => {
+    if (h.beamBlocked() && !h.barrierOpen()) violations++;
+  }, 3);
+  return {
+    stop() {
+      clearInterval(t);
+      return violations;
+    },
+  };
+}
+
+export function describeGateContract(name: string, make: () => Promise<GateHarness>): void {
+  describe(`Gate contract: ${name}`, () => {
+    let h: GateHarness;
+    beforeEach(async () => {
+      h = await make();
+    });
+    afterEach(async () => {
+      await h.close();
+    });
+
+    it('opens for a passage, closes after the person went through', async () => {
+      h.visitor({ kind: 'walk-through', walkInMs: 30, blockedMs: 40 });
+      const safety = watchSafety(h);
+      const admitting = h.gate.admit({ direction: 'entry', passageTimeoutMs: 1000 });
+      await new Promise((r) => setTimeout(r, 15));
+      expect(h.barrierOpen()).toBe(true);
+      expect(h.led('entry')).toBe(true);
+      const result = await admitting;
+      expect(result).toMatchObject({ kind: 'passed', direction: 'entry' });
+      expect(h.barrierOpen()).toBe(false);
+      expect(h.led('entry')).toBe(false);
+      expect(h.gate.isOpen).toBe(false);
+      expect(safety.stop()).toBe(0);
+    });
+
+    it('closes after the timeout when nobody comes', async () => {
+      h.visitor({ kind: 'nobody' });
+      const result = await h.gate.admit({ direction: 'exit', passageTimeoutMs: 80 });
+      expect(result).toMatchObject({ kind: 'timeout', direction: 'exit' });
+      expect(h.barrierOpen()).toBe(false);
+    });
+
+    it('never closes while the beam is blocked, even past the timeout', async () => {
+      h.visitor({ kind: 'linger', walkInMs: 20, blockedMs: 250 });
+      const safety = watchSafety(h);
+      const admitting = h.gate.admit({ passageTimeoutMs: 60 });
+      await new Promise((r) => setTimeout(r, 150)); // timeout passed, person still in the beam
+      expect(h.beamBlocked()).toBe(true);
+      expect(h.barrierOpen()).toBe(true);
+      const result = await admitting;
+      expect(result.kind).toBe('passed');
+      expect(result.openMs).toBeGreaterThanOrEqual(250);
+      expect(h.barrierOpen()).toBe(false);
+      expect(safety.stop()).toBe(0);
+    });
+
+    it('signals a refusal without opening', async () => {
+      const denying = h.gate.deny();
+      await new Promise((r) => setTimeout(r, 10));
+      expect(h.led('denied')).toBe(true);
+      expect(h.buzzer()).toBe(true);
+      expect(h.barrierOpen()).toBe(false);
+      await denying;
+      expect(h.led('denied')).toBe(false);
+      expect(h.buzzer()).toBe(false);
+    });
+  });
+}
+
+export type VendingHarness = {
+  vending: Vending;
+  slot(slot: number, behaviour: SlotBehaviour): void;
+  motorOn(slot: number): boolean;
+  close(): Promise<void>;
+};
+
+export function describeVendingContract(name: string, make: () => Promise<VendingHarness>): void {
+  describe(`Vending contract: ${name}`, () => {
+    let h: VendingHarness;
+    beforeEach(async () => {
+      h = await make();
+    });
+    afterEach(async () => {
+      await h.close();
+    });
+
+    it('runs the slot motor until the article drops', async () => {
+      h.slot(1, { kind: 'drops', afterMs: 40 });
+      const dispensing = h.vending.dispense(1, { timeoutMs: 1000 });
+      await new Promise((r) => setTimeout(r, 15));
+      expect(h.motorOn(1)).toBe(true);
+      expect(h.motorOn(0)).toBe(false);
+      const result = await dispensing;
+      expect(result).toMatchObject({ kind: 'dispensed', slot: 1 });
+      expect(h.motorOn(1)).toBe(false);
+    });
+
+    it('reports a failed dispense when nothing drops within the timeout', async () => {
+      h.slot(0, { kind: 'jammed' });
+      expect(await h.vending.dispense(0, { timeoutMs: 80 })).toEqual({ kind: 'failed', slot: 0, reason: 'no-drop' });
+      expect(h.motorOn(0)).toBe(false);
+    });
+
+    it('dispenses one slot at a time', async () => {
+      h.slot(0, { kind: 'drops', afterMs: 30 });
+      h.slot(1, { kind: 'empty' });
+      const [a, b] = await Promise.all([h.vending.dispense(0, { timeoutMs: 500 }), h.vending.dispense(1, { timeoutMs: 60 })]);
+      expect(a.kind).toBe('dispensed');
+      expect(b.kind).toBe('failed');
+    });
+
+    it('rejects a slot that does not exist as a programmer error', () => {
+      expect(() => h.vending.dispense(h.vending.slotCount)).toThrow(RangeError);
+    });
+  });
+}
+
+export type PosHarness = {
+  pos: Pos;
+  led(which: 'green' | 'yellow' | 'red'): boolean;
+  buzzer(): boolean;
+  displayed(): string[];
+  close(): Promise<void>;
+};
+
+export function describePosContract(name: string, make: () => Promise<PosHarness>): void {
+  describe(`Pos contract: ${name}`, () => {
+    let h: PosHarness;
+    beforeEach(async () => {
+      h = await make();
+    });
+    afterEach(async () => {
+      await h.close();
+    });
+
+    it('shows the amount and result on the display line, bounded to one row', async () => {
+      await h.pos.show('Total EUR 3.50');
+      await h.pos.show(`approved\n${'x'.repeat(80)}`);
+      expect(h.displayed().slice(-2)).toEqual(['Total EUR 3.50', `approved ${'x'.repeat(23)}`]);
+      expect(h.pos.line).toHaveLength(32);
+    });
+
+    it('maps status to LEDs', async () => {
+      await h.pos.setStatus('busy');
+      expect([h.led('green'), h.led('yellow'), h.led('red')]).toEqual([false, true, false]);
+      await h.pos.setStatus('approved');
+      expect([h.led('green'), h.led('yellow'), h.led('red')]).toEqual([true, false, false]);
+      await h.pos.setStatus('declined');
+      expect([h.led('green'), h.led('yellow'), h.led('red')]).toEqual([false, false, true]);
+      expect(h.pos.status).toBe('declined');
+    });
+
+    it('beeps and leaves the buzzer off afterwards', async () => {
+      const beeping = h.pos.beep('error');
+      await new Promise((r) => setTimeout(r, 20));
+      expect(h.buzzer()).toBe(true);
+      await beeping;
+      expect(h.buzzer()).toBe(false);
+    });
+  });
+}

@@ -1,0 +1,126 @@
+// Gate: barrier + passage beam + entry/exit LEDs + buzzer (seed 004 claim 11 entrance-exit control).
+// The logic lives here once; GateHardware is the thin part a board (johnny-five) or a simulator provides.
+
+export type GateDirection = 'entry' | 'exit';
+
+export type PassageResult =
+  /** Someone went through: the beam was blocked and cleared again. */
+  | { kind: 'passed'; direction: GateDirection; openMs: number }
+  /** Nobody came within the passage timeout; the gate closed again. */
+  | { kind: 'timeout'; direction: GateDirection; openMs: number };
+
+export interface Gate {
+  /**
+   * Open for one passage, then close: after the beam was blocked and cleared, or after the
+   * passage timeout — never while the beam is blocked (it waits for the beam to clear).
+   */
+  admit(options?: { direction?: GateDirection; passageTimeoutMs?: number }): Promise<PassageResult>;
+  /** Refusal feedback: red/exit LED blink and a long beep; the barrier stays closed. */
+  deny(): Promise<void>;
+  readonly isOpen: boolean;
+  readonly beamBlocked: boolean;
+  close(): Promise<void>;
+}
+
+/** What a board must offer for a gate. All calls are fire-and-forget digital outputs. */
+export interface GateHardware {
+  setBarrier(open: boolean): void;
+  setLed(led: GateDirection | 'denied', on: boolean): void;
+  setBuzzer(on: boolean): void;
+  beamBlocked(): boolean;
+  /** Subscribe to beam changes; returns an unsubscribe function. */
+  onBeamChange(listener: (blocked: boolean) => void): () => void;
+  dispose(): Promise<void>;
+}
+
+export type GateTiming = {
+  passageTimeoutMs: number;
+  /** Keep open this long after the beam cleared, so the person is fully through. */
+  closeDelayMs: number;
+  beepMs: number;
+  denyMs: number;
+};
+
+export const DEFAULT_GATE_TIMING: GateTiming = { passageTimeoutMs: 8000, closeDelayMs: 300, beepMs: 80, denyMs: 600 };
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class GateController implements Gate {
+  private openFlag = false;
+  private busy = false;
+  private readonly timing: GateTiming;
+
+  constructor(private readonly hw: GateHardware, timing: Partial<GateTiming> = {}) {
+    this.timing = { ...DEFAULT_GATE_TIMING, ...timing };
+    hw.setBarrier(false);
+  }
+
+  get isOpen(): boolean {
+    return this.openFlag;
+  }
+
+  get beamBlocked(): boolean {
+    return this.hw.beamBlocked();
+  }
+
+  async admit(options: { direction?: GateDirection; passageTimeoutMs?: number } = {}): Promise<PassageResult> {
+    if (this.busy) throw new Error('Gate.admit: a passage is already in progress');
+    this.busy = true;
+    const direction = options.direction ?? 'entry';
+    const timeoutMs = options.passageTimeoutMs ?? this.timing.passageTimeoutMs;
+    const t0 = performance.now();
+    try {
+      this.openFlag = true;
+      this.hw.setBarrier(true);
+      this.hw.setLed(direction, true);
+      void this.beep(this.timing.beepMs);
+      const entered = this.hw.beamBlocked() || (await this.waitBeam(true, timeoutMs));
+      if (entered) await this.waitBeam(false, Infinity);
+      // Never close on a person: wait until the beam stayed clear for the whole close delay.
+      for (;;) {
+        if (this.hw.beamBlocked()) await this.waitBeam(false, Infinity);
+        const blockedAgain = await this.waitBeam(true, this.timing.closeDelayMs);
+        if (!blockedAgain && !this.hw.beamBlocked()) break;
+      }
+      this.hw.setBarrier(false);
+      this.openFlag = false;
+      this.hw.setLed(direction, false);
+      const openMs = Math.round(performance.now() - t0);
+      return entered ? { kind: 'passed', direction, openMs } : { kind: 'timeout', direction, openMs };
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async deny(): Promise<void> {
+    this.hw.setLed('denied', true);
+    await this.beep(this.timing.denyMs);
+    this.hw.setLed('denied', false);
+  }
+
+  async close(): Promise<void> {
+    await this.hw.dispose();
+  }
+
+  private async beep(ms: number): Promise<void> {
+    this.hw.setBuzzer(true);
+    await sleep(ms);
+    this.hw.setBuzzer(false);
+  }
+
+  /** Resolve true when the beam reaches `blocked`, false after `timeoutMs`. */
+  private waitBeam(blocked: boolean, timeoutMs: number): Promise<boolean> {
+    if (this.hw.beamBlocked() === blocked) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = Number.isFinite(timeoutMs) ? setTimeout(() => finish(false), timeoutMs) : undefined;
+      const off = this.hw.onBeamChange((now) => {
+        if (now === blocked) finish(true);
+      });
+      function finish(result: boolean): void {
+        if (timer !== undefined) clearTimeout(timer);
+        off();
+        resolve(result);
+      }
+    });
+  }
+}
