@@ -26,7 +26,7 @@ function onceClosed(client: MqttClient): Promise<void> {
   });
 }
 
-export function hubContract(env: () => HubEnv): void {
+export function hubContract(env: () => HubEnv, { refusesAtSubscribe }: { refusesAtSubscribe: boolean }): void {
   it('round trip: a signed purchase request gets a hub-signed result the terminal verifies', async () => {
     const { terminals, handler, connect } = env();
     const t = terminals[0]!;
@@ -108,7 +108,8 @@ export function hubContract(env: () => HubEnv): void {
     const a = await connect(attacker, { reconnectPeriodMs: 0 });
     try {
       const granted = await grantedQos(a.client, [topics.reply(victim.terminalId), topics.reply(victim.terminalId).replace(victim.terminalId, '+'), 'tapsettle/#']);
-      expect(granted).toEqual([128, 128, 128]);
+      // aedes refuses at SUBSCRIBE (0x80); Mosquitto 2.0 grants and then never delivers.
+      if (refusesAtSubscribe) expect(granted).toEqual([128, 128, 128]);
       const stolen: string[] = [];
       a.client.on('message', (topic) => stolen.push(topic));
 
@@ -185,11 +186,10 @@ export function hubContract(env: () => HubEnv): void {
     await new Promise((r) => setTimeout(r, 100));
     const c = await connect(t, { subscribeAnnouncements: true });
     try {
-      const got: { topic: string; payload: string; retain: boolean }[] = [];
-      c.client.on('message', (topic, payload, packet) => got.push({ topic, payload: payload.toString(), retain: packet.retain }));
-      await eventually(() => got.find((g) => g.topic === topics.announce('fares') && g.payload === '{"fares":1}'));
+      const latest = (topic: string) => c.announcements().get(topic)?.toString();
+      await eventually(() => latest(topics.announce('fares')) === '{"fares":1}');
       handler.announce({ topic: topics.announce('blocklist'), payload: utf8('{"blocklist":2}') });
-      await eventually(() => got.find((g) => g.topic === topics.announce('blocklist') && g.payload === '{"blocklist":2}'));
+      await eventually(() => latest(topics.announce('blocklist')) === '{"blocklist":2}');
     } finally {
       await c.close();
     }
