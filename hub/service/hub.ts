@@ -3,7 +3,7 @@
  * the settlement service, announcements, holds release and the operator actions the CLI, the
  * dashboard, the MQTT layer and the simulators call. Transport-free: no MQTT in here.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { pino, type Logger } from 'pino';
@@ -450,10 +450,14 @@ export async function createHub(options: CreateHubOptions): Promise<Hub> {
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const hubKey = loadOrCreateEd25519Key(options.dataDir, 'hub-signing');
   const issuerKey = loadOrCreateEd25519Key(options.dataDir, 'issuer');
-  const registry = Registry.open(join(options.dataDir, 'registry.sqlite'));
+  const registryFile = join(options.dataDir, 'registry.sqlite');
+  const ledgerFile = join(options.dataDir, 'ledger.sqlite');
+  const registry = Registry.open(registryFile);
   let engine: Engine;
   try {
-    const store = SqliteLedgerStore.open(join(options.dataDir, 'ledger.sqlite'));
+    const store = SqliteLedgerStore.open(ledgerFile);
+    // Identities and money: owner-only, like the key files (SQLite gives -wal/-shm the same mode).
+    for (const f of [registryFile, ledgerFile]) chmodSync(f, 0o600);
     engine = await Engine.open(store, { ...options.engine, clock });
   } catch (err) {
     registry.close();

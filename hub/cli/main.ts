@@ -1,0 +1,314 @@
+/**
+ * Operator CLI for the hub: `npm run cli -- <command> [--data-dir ./data/hub]`.
+ * Exit codes: 0 done; 1 refused or declined (a business outcome, or verify-ledger found a
+ * discrepancy); 2 bad input (the message names the field). Input is validated before the data
+ * dir is opened, and each command writes in one step, so a rejected command writes nothing.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { pino } from 'pino';
+import { toHex } from '../../protocol/index.ts';
+import type { Outcome } from '../ledger/types.ts';
+import { parseCatalogFile } from '../rules/catalog.ts';
+import { parseFareTableFile } from '../rules/fare-tables.ts';
+import { parseTicketProductsFile } from '../rules/tickets.ts';
+import { createHub, type Hub } from '../service/hub.ts';
+import { InputError, OperationRefused } from '../service/input-error.ts';
+
+const EXIT_REFUSED = 1;
+const EXIT_BAD_INPUT = 2;
+
+function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function int(field: string, text: string | undefined, min = 1): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(text)) throw new InputError(field, `expected an integer, got ${JSON.stringify(text)}`);
+  const n = Number(text);
+  if (n < min) throw new InputError(field, `expected an integer ≥ ${min}`);
+  return n;
+}
+
+function hex(field: string, text: string, chars: number | [number, number]): string {
+  const [lo, hi] = Array.isArray(chars) ? chars : [chars, chars];
+  if (!new RegExp(`^[0-9a-f]{${lo},${hi}}$`).test(text)) throw new InputError(field, `expected ${lo === hi ? lo : `${lo}..${hi}`} lowercase hex chars`);
+  return text;
+}
+
+function readJson(field: string, file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InputError(field, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new InputError(field, `${file} is not JSON: ${(err as Error).message}`);
+  }
+}
+
+function preValidate<T>(r: { ok: true; value: T } | { ok: false; field: string; message: string }): T {
+  if (!r.ok) throw new InputError(r.field, r.message);
+  return r.value;
+}
+
+function outcome(o: Outcome): void {
+  print(o);
+  if (o.status === 'declined') process.exitCode = EXIT_REFUSED;
+}
+
+/** Opens the hub, runs fn, always closes: the CLI never leaves the ledger half-flushed. */
+async function withHub(program: Command, fn: (hub: Hub) => Promise<void> | void): Promise<void> {
+  const { dataDir } = program.opts<{ dataDir: string }>();
+  const logger = pino({ level: 'info', base: { part: 'cli' } }, pino.destination(2));
+  const hub = await createHub({ dataDir, logger, holdReleaseIntervalMs: 0 });
+  try {
+    await fn(hub);
+  } finally {
+    await hub.close();
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('tapsettle-hub')
+    .description('Operator commands for the tapsettle settlement hub')
+    .option('--data-dir <dir>', 'hub data folder (keys, registry, ledger)', './data/hub')
+    .exitOverride()
+    .showHelpAfterError();
+
+  program
+    .command('register-wallet')
+    .description('register a wallet and issue its license; without --public-key, a simulated wallet key is generated and printed')
+    .option('--public-key <hex>', "the wallet's Ed25519 public key")
+    .option('--name <name>', 'real name (kept in the issuer table only)')
+    .option('--identity <json>', 'identity data as a JSON object (issuer table only)')
+    .option('--age-over <years>', 'attested minimum age', '0')
+    .option('--groups <list>', 'comma-separated groups', '')
+    .option('--offline-limit <minor>', 'offline spending limit in minor units', '0')
+    .option('--validity-days <days>', 'license validity', '365')
+    .action(async (o: Record<string, string | undefined>) => {
+      let identity: Record<string, unknown> = {};
+      if (o['identity'] !== undefined) {
+        try {
+          identity = JSON.parse(o['identity']) as Record<string, unknown>;
+        } catch {
+          throw new InputError('identity', 'not JSON');
+        }
+        if (identity === null || typeof identity !== 'object' || Array.isArray(identity)) throw new InputError('identity', 'expected a JSON object');
+      }
+      if (o['name'] !== undefined) identity = { ...identity, name: o['name'] };
+      const input = {
+        ...(o['publicKey'] !== undefined ? { publicKey: hex('public-key', o['publicKey'], 64) } : {}),
+        identity,
+        ageOver: int('age-over', o['ageOver'], 0) ?? 0,
+        groups: (o['groups'] ?? '').split(',').filter((g) => g.length > 0),
+        offlineLimitMinor: int('offline-limit', o['offlineLimit'], 0) ?? 0,
+        validityMs: (int('validity-days', o['validityDays']) ?? 365) * 24 * 3600_000,
+      };
+      await withHub(program, async (hub) => {
+        const { license, keyPair } = await hub.registerWallet(input);
+        print({
+          wallet: license.body.wallet,
+          ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}),
+          license,
+          issuerKey: hub.issuerPublicKey,
+          hubKey: hub.hubPublicKey,
+        });
+      });
+    });
+
+  program
+    .command('enroll-terminal')
+    .description('enroll a terminal and issue its certificate; without --public-key a key is generated and printed')
+    .requiredOption('--id <terminalId>', 'terminal id')
+    .requiredOption('--kind <kind>', 'vending | gate | pos')
+    .requiredOption('--merchant <merchantId>', 'merchant the terminal sells for')
+    .option('--public-key <hex>', "the terminal's Ed25519 public key")
+    .option('--parent <merchantId>', 'parent merchant (mall) of this merchant')
+    .option('--share-bps <bps>', "parent's share of the merchant's revenue in basis points", '0')
+    .action(async (o: Record<string, string | undefined>) => {
+      const kind = o['kind'] as string;
+      if (!['vending', 'gate', 'pos'].includes(kind)) throw new InputError('kind', 'expected vending, gate or pos');
+      const input = {
+        terminalId: o['id'] as string,
+        kind: kind as 'vending' | 'gate' | 'pos',
+        merchantId: o['merchant'] as string,
+        ...(o['publicKey'] !== undefined ? { publicKey: hex('public-key', o['publicKey'], 64) } : {}),
+        ...(o['parent'] !== undefined ? { parentMerchantId: o['parent'], shareBps: int('share-bps', o['shareBps'], 0) ?? 0 } : {}),
+      };
+      await withHub(program, async (hub) => {
+        const { certificate, keyPair } = await hub.enrollTerminal(input);
+        print({ terminalId: input.terminalId, ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}), certificate, hubKey: hub.hubPublicKey });
+      });
+    });
+
+  program
+    .command('revoke-terminal <terminalId>')
+    .description('revoke a terminal (refused at once, announced in the keys message)')
+    .action(async (terminalId: string) => {
+      await withHub(program, (hub) => {
+        if (!hub.revokeTerminal(terminalId)) throw new OperationRefused('NOT_FOUND', `${terminalId} is unknown or already revoked`);
+        print({ revoked: terminalId });
+      });
+    });
+
+  program
+    .command('top-up')
+    .description('operator cash top-up of a wallet')
+    .requiredOption('--wallet <hex>', 'wallet public key')
+    .requiredOption('--amount <minor>', 'amount in minor units')
+    .requiredOption('--operator <id>', 'operator id')
+    .option('--request-id <hex>', 'idempotency key (reuse it when retrying)')
+    .action(async (o: Record<string, string | undefined>) => {
+      const input = {
+        wallet: hex('wallet', o['wallet'] as string, 64),
+        amountMinor: int('amount', o['amount']) as number,
+        operatorId: o['operator'] as string,
+        ...(o['requestId'] !== undefined ? { requestId: hex('request-id', o['requestId'], 32) } : {}),
+      };
+      await withHub(program, async (hub) => outcome(await hub.topUp(input)));
+    });
+
+  for (const [name, field, parse, importer] of [
+    ['import-catalog', 'catalog', parseCatalogFile, (h: Hub, raw: unknown) => h.importCatalog(raw)],
+    ['import-fares', 'fares', parseFareTableFile, (h: Hub, raw: unknown) => h.importFares(raw)],
+    ['import-products', 'products', parseTicketProductsFile, (h: Hub, raw: unknown) => ({ productsVersion: h.importProducts(raw) })],
+  ] as const) {
+    program
+      .command(`${name} <file>`)
+      .description(`import a ${field} JSON file as a new version (announced to terminals)`)
+      .action(async (file: string) => {
+        const raw = readJson('file', file);
+        preValidate((parse as (raw: unknown) => { ok: true; value: unknown } | { ok: false; field: string; message: string })(raw));
+        await withHub(program, (hub) => print(importer(hub, raw)));
+      });
+  }
+
+  program
+    .command('refund <requestId>')
+    .description('refund a settled purchase or fare in full (at most once)')
+    .action(async (requestId: string) => {
+      hex('requestId', requestId, [32, 64]);
+      await withHub(program, async (hub) => outcome(await hub.refund(requestId)));
+    });
+
+  program
+    .command('cancel <requestId>')
+    .description('cancel a purchase inside its cancellation window')
+    .action(async (requestId: string) => {
+      hex('requestId', requestId, [32, 64]);
+      await withHub(program, async (hub) => outcome(await hub.cancel(requestId)));
+    });
+
+  program
+    .command('payout')
+    .description("pay a merchant's balance out through the clearing adapter")
+    .requiredOption('--merchant <merchantId>', 'merchant id')
+    .option('--amount <minor>', 'amount (default: the whole balance)')
+    .option('--payout-id <hex>', 'idempotency key (reuse it when retrying)')
+    .action(async (o: Record<string, string | undefined>) => {
+      const input = {
+        merchantId: o['merchant'] as string,
+        ...(o['amount'] !== undefined ? { amountMinor: int('amount', o['amount']) as number } : {}),
+        ...(o['payoutId'] !== undefined ? { payoutId: hex('payout-id', o['payoutId'], 32) } : {}),
+      };
+      await withHub(program, async (hub) => {
+        const r = await hub.payout(input);
+        print(r);
+        if (!r.ok) process.exitCode = EXIT_REFUSED;
+      });
+    });
+
+  const bl = program.command('blocklist').description('the announced blocklist');
+  bl.command('add <wallet>')
+    .option('--reason <text>', 'why', 'operator')
+    .action(async (wallet: string, o: { reason: string }) => {
+      hex('wallet', wallet, 64);
+      await withHub(program, (hub) => print({ wallet, added: hub.blocklistAdd(wallet, o.reason) }));
+    });
+  bl.command('remove <wallet>').action(async (wallet: string) => {
+    hex('wallet', wallet, 64);
+    await withHub(program, (hub) => print({ wallet, removed: hub.blocklistRemove(wallet) }));
+  });
+  bl.command('list').action(async () => {
+    await withHub(program, (hub) => print({ version: hub.registry.blocklistVersion(), wallets: hub.blocklist() }));
+  });
+
+  program
+    .command('show-account <id>')
+    .description('balance and history of a wallet (public key) or merchant')
+    .option('--limit <n>', 'history entries', '50')
+    .action(async (id: string, o: { limit: string }) => {
+      const limit = int('limit', o.limit) as number;
+      if (limit > 1000) throw new InputError('limit', 'at most 1000');
+      await withHub(program, async (hub) => {
+        const acc = await hub.showAccount(id, limit);
+        if (!acc) throw new OperationRefused('NOT_FOUND', `no account ${id}`);
+        print(acc);
+      });
+    });
+
+  program
+    .command('verify-ledger')
+    .description('recompute balances from the journal and check conservation; exit 1 on a discrepancy')
+    .action(async () => {
+      await withHub(program, async (hub) => {
+        const r = await hub.verifyLedger();
+        print(r);
+        if (!r.ok) process.exitCode = EXIT_REFUSED;
+      });
+    });
+
+  program
+    .command('reveal-identity <wallet>')
+    .description('disclose the identity behind a pseudonym (written to the disclosure log)')
+    .requiredOption('--operator <id>', 'who asks')
+    .requiredOption('--reason <text>', 'why (kept in the disclosure log)')
+    .action(async (wallet: string, o: { operator: string; reason: string }) => {
+      hex('wallet', wallet, 64);
+      await withHub(program, (hub) => print({ wallet, identity: hub.revealIdentity(wallet, o.operator, o.reason) }));
+    });
+
+  program
+    .command('disclosure-log')
+    .description('every identity disclosure so far')
+    .action(async () => {
+      await withHub(program, (hub) => print(hub.registry.disclosureLog()));
+    });
+
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv as string[]);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return EXIT_BAD_INPUT;
+    }
+    if (err instanceof InputError) {
+      process.stderr.write(`error: invalid ${err.message}\n`);
+      return EXIT_BAD_INPUT;
+    }
+    if (err instanceof OperationRefused) {
+      process.stderr.write(`refused: ${err.message}\n`);
+      return EXIT_REFUSED;
+    }
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    return EXIT_REFUSED;
+  }
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  process.exitCode = await main(process.argv);
+}

@@ -1,0 +1,127 @@
+// The operator CLI as a real child process on a temp data dir: typed errors with exit code 2 that
+// name the field, nothing written on bad input, verify-ledger exits non-zero on a discrepancy.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyWalletLicense, type Envelope } from '../../protocol/index.ts';
+import { SNACKS } from './kit.ts';
+
+const TSX = join(process.cwd(), 'node_modules/.bin/tsx');
+let dir: string;
+
+function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(TSX, ['hub/cli/main.ts', '--data-dir', join(dir, 'hub'), ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 99) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function json<T>(text: string): T {
+  return JSON.parse(text) as T;
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tapsettle-cli-'));
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('hub CLI', () => {
+  let wallet = '';
+
+  it('registers a wallet (license verifies against the issuer key), keys are mode 0600', async () => {
+    const r = await cli('register-wallet', '--name', 'Alice Example', '--age-over', '21', '--groups', 'staff');
+    expect(r.code).toBe(0);
+    const out = json<{ wallet: string; secretKey: string; license: Envelope<'wallet.license'>; issuerKey: string }>(r.stdout);
+    wallet = out.wallet;
+    expect(out.secretKey).toMatch(/^[0-9a-f]{64}$/);
+    expect(verifyWalletLicense(out.license, { trustedIssuers: [out.issuerKey], nowMs: Date.now() }).ok).toBe(true);
+    expect(out.license.body).toMatchObject({ ageOver: 21, groups: ['staff'] });
+    expect(r.stdout + r.stderr).not.toContain('Alice');
+    for (const f of ['hub-signing.key', 'issuer.key', 'registry.sqlite', 'ledger.sqlite']) expect(statSync(join(dir, 'hub', f)).mode & 0o777).toBe(0o600);
+  });
+
+  it('enrolls a terminal, tops up and shows the account', async () => {
+    const e = await cli('enroll-terminal', '--id', 'pos-1', '--kind', 'pos', '--merchant', 'snacks');
+    expect(e.code).toBe(0);
+    expect(json<{ certificate: Envelope<'terminal.certificate'> }>(e.stdout).certificate.body).toMatchObject({ terminalId: 'pos-1', kind: 'pos' });
+    const t = await cli('top-up', '--wallet', wallet, '--amount', '1500', '--operator', 'alice-op');
+    expect(t.code).toBe(0);
+    expect(json<{ status: string }>(t.stdout).status).toBe('approved');
+    const s = await cli('show-account', wallet);
+    expect(json<{ account: { balanceMinor: number }; history: unknown[] }>(s.stdout).account.balanceMinor).toBe(1500);
+  });
+
+  it('bad input: exit 2, names the field, writes nothing', async () => {
+    const bad = join(dir, 'bad-catalog.json');
+    writeFileSync(bad, JSON.stringify({ merchantId: 'snacks', articles: [{ ...SNACKS.articles[0], priceMinor: -5 }] }));
+    const notJson = join(dir, 'not.json');
+    writeFileSync(notJson, '{ nope');
+    // Independent refusals run side by side (each is a process start).
+    const [amount, kind, missing, cat, fares] = await Promise.all([
+      cli('top-up', '--wallet', wallet, '--amount', '12.5', '--operator', 'op'),
+      cli('enroll-terminal', '--id', 'x-1', '--kind', 'toaster', '--merchant', 'snacks'),
+      cli('top-up', '--wallet', wallet),
+      cli('import-catalog', bad),
+      cli('import-fares', notJson),
+    ]);
+    expect(amount.code).toBe(2);
+    expect(amount.stderr).toContain('amount');
+    expect(kind.code).toBe(2);
+    expect(kind.stderr).toContain('kind');
+    expect(missing.code).toBe(2);
+    expect(cat.code).toBe(2);
+    expect(cat.stderr).toContain('articles.0.priceMinor');
+    expect(fares.code).toBe(2);
+    const s = await cli('show-account', wallet);
+    expect(json<{ account: { balanceMinor: number } }>(s.stdout).account.balanceMinor).toBe(1500);
+    const db = new Database(join(dir, 'hub', 'registry.sqlite'), { readonly: true });
+    try {
+      expect(db.prepare('SELECT COUNT(*) AS n FROM catalogs').get()).toEqual({ n: 0 });
+      expect(db.prepare("SELECT COUNT(*) AS n FROM terminals WHERE terminal_id = 'x-1'").get()).toEqual({ n: 0 });
+    } finally {
+      db.close();
+    }
+  });
+
+  it('imports a catalog, manages the blocklist, refuses unknown refunds', async () => {
+    const good = join(dir, 'catalog.json');
+    writeFileSync(good, JSON.stringify(SNACKS));
+    const c = await cli('import-catalog', good);
+    expect(c.code).toBe(0);
+    expect(json<{ version: number }>(c.stdout).version).toBe(1);
+    const [added, refund] = await Promise.all([cli('blocklist', 'add', wallet, '--reason', 'lost card'), cli('refund', 'ab'.repeat(16))]);
+    expect(added.code).toBe(0);
+    const list = json<{ version: number; wallets: Array<{ wallet: string }> }>((await cli('blocklist', 'list')).stdout);
+    expect(list.wallets.map((w) => w.wallet)).toEqual([wallet]);
+    expect(refund.code).toBe(1);
+    expect(refund.stderr).toContain('NOT_FOUND');
+  });
+
+  it('reveals an identity only as a logged action', async () => {
+    const r = await cli('reveal-identity', wallet, '--operator', 'auditor-1', '--reason', 'fraud case 17');
+    expect(r.code).toBe(0);
+    expect(json<{ identity: { name: string } }>(r.stdout).identity.name).toBe('Alice Example');
+    const log = json<Array<{ wallet: string; operator: string; reason: string }>>((await cli('disclosure-log')).stdout);
+    expect(log).toMatchObject([{ wallet, operator: 'auditor-1', reason: 'fraud case 17' }]);
+  });
+
+  it('verify-ledger passes, then exits non-zero and names the account after tampering', async () => {
+    const ok = await cli('verify-ledger');
+    expect(ok.code).toBe(0);
+    expect(json<{ ok: boolean }>(ok.stdout).ok).toBe(true);
+    const db = new Database(join(dir, 'hub', 'ledger.sqlite'));
+    db.prepare('UPDATE accounts SET balance_minor = balance_minor + 1 WHERE id = ?').run(wallet);
+    db.close();
+    const bad = await cli('verify-ledger');
+    expect(bad.code).toBe(1);
+    expect(json<{ ok: boolean; discrepancies: string[] }>(bad.stdout).discrepancies[0]).toContain(wallet);
+  });
+});
