@@ -12,7 +12,8 @@ import type { Outcome } from '../hub/ledger/types.ts';
 const WALLETS = 100_000;
 const MERCHANTS = 20;
 const SETTLEMENTS = Number(process.env['BENCH_ENGINE_SETTLEMENTS'] ?? 200_000);
-const IN_FLIGHT = 4096;
+const MAX_BATCH = Number(process.env['BENCH_ENGINE_BATCH'] ?? 512);
+const IN_FLIGHT = Math.max(4096, MAX_BATCH * 4);
 const CURRENCY = 'EUR';
 
 // Random 128-bit request ids from a pooled CSPRNG buffer (one syscall per 4096 ids).
@@ -55,7 +56,7 @@ export async function run(report: (name: string, value: number, unit: string) =>
     await engine.close();
 
     const store2 = SqliteLedgerStore.open(join(dir, 'ledger.db'));
-    const eng = await Engine.open(store2, { maxBatch: 512, maxQueue: IN_FLIGHT * 2 });
+    const eng = await Engine.open(store2, { maxBatch: MAX_BATCH, maxQueue: IN_FLIGHT * 2 });
     let approved = 0;
     let next = 0;
     const one = async (): Promise<void> => {

@@ -1,7 +1,7 @@
 // Pure settlement of one engine turn: takes the accounts and log rows the store loaded, the time
 // and the id counters, and produces outcomes plus one write set. No I/O here.
 import { depositCredits } from './split.ts';
-import { emptyBatchWrite, type BatchWrite, type LogRow } from './store.ts';
+import { emptyBatchWrite, logRow, withOutcome, type BatchWrite, type LogRow } from './store.ts';
 import { ACCOUNT_FLAG_OVERSPENT, type Account, type DeclineCode, type EntryKind, type SystemKind } from './types.ts';
 
 export type SystemNums = Readonly<Record<SystemKind, number>>;
@@ -74,7 +74,38 @@ export class BatchBuilder {
     this.seqByRequestId.set(row.requestId, row.seq);
   }
 
-  /** seed 004 claim 24: deposit to the payee after the withdrawal; marks the log entry done. */
+  readonly #depositSums = new Map<string, Map<number, number>>();
+
+  /**
+   * seed 004 claim 24: deposit after the withdrawal, batched: merchant credits of many settlements
+   * are summed into one journal entry per currency (postDeposits), each log entry marked done.
+   */
+  depositBatched(row: LogRow): void {
+    const payee = this.account(row.payeeNum);
+    if (!payee || payee.kind === 'wallet') return this.deposit(row);
+    let sums = this.#depositSums.get(row.currency);
+    if (!sums) this.#depositSums.set(row.currency, (sums = new Map()));
+    for (const [num, amount] of this.#credits(row)) sums.set(num, (sums.get(num) ?? 0) + amount);
+    this.#changeState(row, 'done', false);
+    const r = this.write.doneRange;
+    this.write.doneRange = r === null ? [row.seq, row.seq] : [Math.min(r[0], row.seq), Math.max(r[1], row.seq)];
+  }
+
+  /** Posts the summed deposits (entry seq 0: it belongs to many requests). */
+  postDeposits(): void {
+    for (const [currency, sums] of this.#depositSums) {
+      let total = 0;
+      const legs: Array<[number, number]> = [];
+      for (const [num, amount] of sums) {
+        total += amount;
+        legs.push([num, amount]);
+      }
+      this.post('deposit', 0, currency, [[this.system(currency).in_transit, -total], ...legs]);
+    }
+    this.#depositSums.clear();
+  }
+
+  /** seed 004 claim 24: deposit one settlement to its payee; marks the log entry done. */
   deposit(row: LogRow): void {
     const sys = this.system(row.currency);
     const credits = this.#credits(row);
@@ -97,10 +128,10 @@ export class BatchBuilder {
     return depositCredits(row.amountMinor, row.feeMinor, payee, this.system(row.currency).fees);
   }
 
-  #changeState(row: LogRow, state: LogRow['state']): void {
-    const next = { ...row, state };
-    this.setRow(next);
-    this.write.logStates.push([row.seq, state]);
+  #changeState(row: LogRow, state: LogRow['state'], write = true): void {
+    // Only rows someone may still look up in this batch need the new state in memory.
+    if (this.rowsBySeq.has(row.seq)) this.setRow(withOutcome(row, state, row.code, row.entryId, row.balanceAfterMinor, row.atMs, row.overspent));
+    if (write) this.write.logStates.push([row.seq, state]);
   }
 
   /**
@@ -108,19 +139,12 @@ export class BatchBuilder {
    * account numbers (null = unknown). Returns the row with its outcome.
    */
   settle(logged: LogRow): LogRow {
-    const decline = (code: DeclineCode): LogRow => ({ ...logged, state: 'declined', code, atMs: this.nowMs });
+    const decline = (code: DeclineCode): LogRow => withOutcome(logged, 'declined', code, null, null, this.nowMs, false);
     const payer = this.account(logged.payerNum);
     const payee = this.account(logged.payeeNum);
     const amount = logged.amountMinor;
-    const approve = (entryId: number, balanceAfterMinor: number, state: LogRow['state'], overspent = false): LogRow => ({
-      ...logged,
-      state,
-      code: null,
-      entryId,
-      balanceAfterMinor,
-      atMs: this.nowMs,
-      overspent,
-    });
+    const approve = (entryId: number, balanceAfterMinor: number, state: LogRow['state'], overspent = false): LogRow =>
+      withOutcome(logged, state, null, entryId, balanceAfterMinor, this.nowMs, overspent);
 
     if (logged.kind === 'refund') return this.#refund(logged, decline, approve);
     if (!payer || !payee) return decline('unknown_account');
@@ -208,8 +232,8 @@ export class BatchBuilder {
       entryId = this.post('refund', logged.seq, orig.currency, [...credits.map(([num, amt]): [number, number] => [num, -amt]), [wallet.num, amount]]);
     }
     const current = this.rowsBySeq.get(orig.seq) ?? orig;
-    this.setRow({ ...current, refundedBySeq: logged.seq });
+    this.setRow(logRow({ ...current, refundedBySeq: logged.seq }));
     this.write.refundMarks.push([orig.seq, logged.seq]);
-    return { ...approve(entryId, this.balance(wallet.num), 'done'), amountMinor: amount, currency: orig.currency };
+    return approve(entryId, this.balance(wallet.num), 'done');
   }
 }

@@ -3,8 +3,8 @@
 // the queued commands, all in ONE durable transaction, and only then resolves their promises.
 import { BatchBuilder, systemAccountId, type SystemNums } from './batch.ts';
 import { assertCommand, commandHash, isCurrencyCode, isMerchantId, isWalletId } from './command.ts';
-import { LedgerError } from './errors.ts';
-import type { LedgerStore, LogRow } from './store.ts';
+import { DuplicateRequestError, LedgerError } from './errors.ts';
+import { emptyBatchWrite, logRow, type HoldRow, type LedgerStore, type LogRow } from './store.ts';
 import {
   SYSTEM_KINDS,
   type Account,
@@ -32,6 +32,10 @@ export interface EngineOptions {
   readonly maxBatch?: number;
   /** Most commands waiting; beyond it submit() rejects with queue_full. */
   readonly maxQueue?: number;
+  /** Load accounts into the cache at open (one scan, up to maxCachedAccounts). Default true. */
+  readonly preloadAccounts?: boolean;
+  /** Most accounts kept in the write-through cache. */
+  readonly maxCachedAccounts?: number;
   /** Most holds released per turn. */
   readonly maxReleasePerTurn?: number;
   readonly hooks?: EngineHooks;
@@ -48,6 +52,13 @@ interface Pending {
   readonly hash: string;
   readonly resolve: (o: Outcome) => void;
   readonly reject: (e: unknown) => void;
+}
+
+interface Computed {
+  readonly builder: BatchBuilder;
+  readonly outcomes: Outcome[];
+  readonly released: number;
+  readonly stopAfterLog: boolean;
 }
 
 interface ReleaseWaiter {
@@ -93,9 +104,11 @@ export class Engine {
   /** Recovered rows still to be settled (logged but not withdrawn before a crash). */
   #recovered: LogRow[] = [];
   #system = new Map<string, SystemNums>();
+  readonly #cache = new Map<number, Account>();
+  readonly #numById = new Map<string, number>();
+  readonly #maxCached: number;
   #nextSeq = 1;
   #nextEntryId = 1;
-  #lastSeq = 0;
   #scheduled = false;
   #running = false;
   #closed = false;
@@ -108,6 +121,7 @@ export class Engine {
     this.#maxBatch = options.maxBatch ?? 512;
     this.#maxQueue = options.maxQueue ?? 100_000;
     this.#maxRelease = options.maxReleasePerTurn ?? 1024;
+    this.#maxCached = options.maxCachedAccounts ?? 1_000_000;
     this.#hooks = options.hooks ?? {};
     if (!(Number.isInteger(this.#maxBatch) && this.#maxBatch > 0)) throw new TypeError(`maxBatch=${this.#maxBatch}`);
   }
@@ -118,9 +132,15 @@ export class Engine {
    */
   static async open(store: LedgerStore, options: EngineOptions = {}): Promise<Engine> {
     const engine = new Engine(store, options);
+    // One sequential scan beats a random read per first touch (accounts stay cached after).
+    if (options.preloadAccounts ?? true) {
+      for (const a of await store.listAccounts()) {
+        if (engine.#cache.size >= engine.#maxCached) break;
+        engine.#remember(a);
+      }
+    }
     const c = await store.counters();
     engine.#nextSeq = c.lastSeq + 1;
-    engine.#lastSeq = c.lastSeq;
     engine.#nextEntryId = c.lastEntryId + 1;
     for (const row of await store.unfinishedLog()) {
       if (row.state === 'withdrawn') engine.#pendingDeposits.set(row.seq, row);
@@ -230,6 +250,7 @@ export class Engine {
 
   async #ensure(spec: { id: string; kind: Account['kind']; currency: string; parentNum: number | null; shareBps: number }): Promise<Account> {
     const acc = await this.store.ensureAccount({ ...spec, createdMs: this.#clock() });
+    if (!this.#cache.has(acc.num)) this.#remember(acc);
     if (acc.kind !== spec.kind || acc.currency !== spec.currency || acc.parentNum !== spec.parentNum || acc.shareBps !== spec.shareBps) {
       throw new LedgerError('account_conflict', `${spec.id} exists as ${acc.kind} ${acc.currency}`);
     }
@@ -299,78 +320,113 @@ export class Engine {
     const store = this.store;
     const nowMs = this.#clock();
     const recovered = this.#recovered.splice(0, this.#maxBatch);
-    const releaseNowMs = releases.reduce((m, r) => Math.max(m, r.nowMs), -Infinity);
-    const dueHolds = releases.length > 0 ? await store.dueHolds(releaseNowMs, this.#maxRelease) : [];
+    try {
+      const releaseNowMs = releases.reduce((m, r) => Math.max(m, r.nowMs), -Infinity);
+      const dueHolds = releases.length > 0 ? await store.dueHolds(releaseNowMs, this.#maxRelease) : [];
 
-    // Load everything this turn touches: log rows by request id, accounts by id and number.
-    const requestIds: string[] = [];
-    const accountIds = new Set<string>();
-    const currencies = new Set<string>();
-    for (const { cmd } of items) {
-      requestIds.push(cmd.requestId);
-      if (cmd.kind === 'refund') requestIds.push(cmd.originalRequestId);
-      else currencies.add(cmd.currency);
-      switch (cmd.kind) {
-        case 'purchase':
-        case 'fare':
-        case 'offline_purchase':
-          accountIds.add(cmd.walletId).add(cmd.merchantId);
-          break;
-        case 'topup':
-          accountIds.add(cmd.walletId);
-          break;
-        case 'transfer':
-          accountIds.add(cmd.fromWalletId).add(cmd.toWalletId);
-          break;
-        case 'payout':
-          accountIds.add(cmd.merchantId);
-          break;
-        case 'refund':
-          break;
+      // Load what this turn touches and the cache lacks: accounts, refund originals, holds.
+      const accountIds = new Set<string>();
+      const currencies = new Set<string>();
+      const originalIds: string[] = [];
+      for (const { cmd } of items) {
+        switch (cmd.kind) {
+          case 'purchase':
+          case 'fare':
+          case 'offline_purchase':
+            accountIds.add(cmd.walletId).add(cmd.merchantId);
+            break;
+          case 'topup':
+            accountIds.add(cmd.walletId);
+            break;
+          case 'transfer':
+            accountIds.add(cmd.fromWalletId).add(cmd.toWalletId);
+            break;
+          case 'payout':
+            accountIds.add(cmd.merchantId);
+            break;
+          case 'refund':
+            originalIds.push(cmd.originalRequestId);
+            continue;
+        }
+        currencies.add(cmd.currency);
       }
-    }
-    const logs = requestIds.length > 0 ? await store.logByRequestIds(requestIds) : new Map<string, LogRow>();
-    const extraSeqs = dueHolds.map((h) => h.seq);
-    for (const r of recovered) if (r.refSeq !== null) extraSeqs.push(r.refSeq);
-    const holdRows = extraSeqs.length > 0 ? await store.logBySeqs(extraSeqs) : new Map<number, LogRow>();
-    const nums = new Set<number>();
-    const rowNums = (r: LogRow): void => {
-      currencies.add(r.currency);
-      if (r.payerNum !== null) nums.add(r.payerNum);
-      if (r.payeeNum !== null) nums.add(r.payeeNum);
-    };
-    for (const r of logs.values()) if (r.currency !== '') rowNums(r);
-    for (const r of holdRows.values()) rowNums(r);
-    for (const r of this.#pendingDeposits.values()) rowNums(r);
-    for (const r of recovered) rowNums(r);
-    await this.#loadSystem(currencies);
-    for (const c of currencies) {
-      const s = this.#system.get(c);
-      if (s) for (const k of SYSTEM_KINDS) nums.add(s[k]);
-    }
-    const byId = accountIds.size > 0 ? await store.accountsById([...accountIds]) : new Map<string, Account>();
-    const accounts = new Map<number, Account>();
-    for (const a of byId.values()) accounts.set(a.num, a);
-    const missing = [...nums].filter((n) => !accounts.has(n));
-    for (const a of (await store.accountsByNum(missing)).values()) accounts.set(a.num, a);
-    const parents = [...accounts.values()].map((a) => a.parentNum).filter((n): n is number => n !== null && !accounts.has(n));
-    if (parents.length > 0) for (const a of (await store.accountsByNum(parents)).values()) accounts.set(a.num, a);
+      const originals = originalIds.length > 0 ? await store.logByRequestIds(originalIds) : new Map<string, LogRow>();
+      const extraSeqs = dueHolds.map((h) => h.seq);
+      for (const r of recovered) if (r.refSeq !== null) extraSeqs.push(r.refSeq);
+      const bySeq = extraSeqs.length > 0 ? await store.logBySeqs(extraSeqs) : new Map<number, LogRow>();
+      const nums = new Set<number>();
+      const rowNums = (r: LogRow, payer: boolean): void => {
+        if (r.currency === '') return;
+        currencies.add(r.currency);
+        if (payer && r.payerNum !== null) nums.add(r.payerNum);
+        if (r.payeeNum !== null) nums.add(r.payeeNum);
+      };
+      for (const r of originals.values()) rowNums(r, true);
+      for (const r of bySeq.values()) rowNums(r, true);
+      for (const r of recovered) rowNums(r, true);
+      for (const r of this.#pendingDeposits.values()) rowNums(r, false);
+      await this.#loadSystem(currencies);
+      for (const c of currencies) {
+        const sys = this.#system.get(c);
+        if (sys) for (const k of SYSTEM_KINDS) nums.add(sys[k]);
+      }
+      const accounts = await this.#loadAccounts(accountIds, nums);
 
-    const b = new BatchBuilder({ nowMs, nextSeq: this.#nextSeq, nextEntryId: this.#nextEntryId, accounts, system: this.#system });
-    for (const r of logs.values()) b.setRow(r);
-    for (const r of holdRows.values()) if (!b.rowsBySeq.has(r.seq)) b.setRow(r);
+      let known = new Map<string, LogRow>();
+      for (;;) {
+        const b = this.#compute({ nowMs, items, recovered, dueHolds, originals, bySeq, known, accounts });
+        try {
+          if (b.stopAfterLog) {
+            const w = b.builder.write;
+            await store.commitBatch({ ...emptyBatchWrite(), logInserts: w.logInserts });
+          } else {
+            await store.commitBatch(b.builder.write);
+          }
+        } catch (err) {
+          if (!(err instanceof DuplicateRequestError)) throw err;
+          // Retried deliveries of logged requests: load their rows and decide the batch again.
+          known = new Map([...known, ...(await store.logByRequestIds(err.requestIds))]);
+          const more = await this.#loadAccounts(new Set(), new Set([...known.values()].flatMap((r) => [r.payerNum ?? 0, r.payeeNum ?? 0]).filter((n) => n > 0)));
+          for (const [n, a] of more) accounts.set(n, a);
+          continue;
+        }
+        this.#afterCommit(b, items, releases);
+        return;
+      }
+    } catch (err) {
+      this.#recovered.unshift(...recovered);
+      throw err;
+    }
+  }
+
+  #compute(args: {
+    nowMs: number;
+    items: Pending[];
+    recovered: LogRow[];
+    dueHolds: HoldRow[];
+    originals: Map<string, LogRow>;
+    bySeq: Map<number, LogRow>;
+    known: Map<string, LogRow>;
+    accounts: Map<number, Account>;
+  }): Computed {
+    const { nowMs, items } = args;
+    const b = new BatchBuilder({ nowMs, nextSeq: this.#nextSeq, nextEntryId: this.#nextEntryId, accounts: args.accounts, system: this.#system });
+    for (const r of args.originals.values()) b.setRow(r);
+    for (const r of args.known.values()) b.setRow(r);
+    for (const r of args.bySeq.values()) if (!b.rowsBySeq.has(r.seq)) b.setRow(r);
 
     // seed 004 claim 24: deposits of what the previous turn withdrew (its replies are out).
-    for (const r of this.#pendingDeposits.values()) b.deposit(r);
+    for (const r of this.#pendingDeposits.values()) b.depositBatched(r);
+    b.postDeposits();
     let released = 0;
-    for (const h of dueHolds) {
-      const r = b.rowsBySeq.get(h.seq) ?? holdRows.get(h.seq);
+    for (const h of args.dueHolds) {
+      const r = b.rowsBySeq.get(h.seq);
       if (r && r.state === 'held') {
         b.release(r);
         released++;
       }
     }
-    for (const r of recovered) {
+    for (const r of args.recovered) {
       const settled = b.settle(r);
       b.write.logUpdates.push(settled);
       b.setRow(settled);
@@ -382,16 +438,15 @@ export class Engine {
     for (const { cmd, hash } of items) {
       const seen = b.seqByRequestId.get(cmd.requestId);
       if (seen !== undefined) {
-        if (stopAfterLog) continue;
         const orig = b.rowsBySeq.get(seen) as LogRow;
-        outcomes.push(
-          orig.hash === hash
-            ? outcomeFromRow(orig)
-            : { status: 'declined', requestId: cmd.requestId, kind: cmd.kind, code: 'duplicate_mismatch', seq: 0, atMs: nowMs },
-        );
+        if (orig.hash !== hash) {
+          outcomes.push({ status: 'declined', requestId: cmd.requestId, kind: cmd.kind, code: 'duplicate_mismatch', seq: 0, atMs: nowMs });
+        } else if (orig.state !== 'logged') {
+          outcomes.push(outcomeFromRow(orig));
+        }
         continue;
       }
-      const logged = this.#toLogRow(cmd, hash, b.nextSeq++, nowMs, byId, b);
+      const logged = this.#toLogRow(cmd, hash, b.nextSeq++, nowMs, b);
       if (stopAfterLog) {
         b.write.logInserts.push(logged);
         b.setRow(logged);
@@ -402,85 +457,132 @@ export class Engine {
       b.setRow(settled);
       outcomes.push(outcomeFromRow(settled));
     }
+    const firstPending = b.newPending.size > 0 ? Math.min(...b.newPending.keys()) : null;
+    b.write.settledThroughSeq = firstPending !== null ? firstPending - 1 : b.nextSeq - 1;
+    return { builder: b, outcomes, released, stopAfterLog };
+  }
 
-    if (stopAfterLog) {
-      const only = { ...b.write, logStates: [], refundMarks: [], entries: [], postings: [], balances: new Map(), flags: new Map(), holdInserts: [], holdDeletes: [], logUpdates: [] };
-      await store.commitBatch(only);
-      await this.#stop();
+  #afterCommit(c: Computed, items: Pending[], releases: ReleaseWaiter[]): void {
+    const b = c.builder;
+    if (c.stopAfterLog) {
+      void this.#stop();
       const err = new LedgerError('engine_closed', 'stopped by test hook after log commit');
       for (const p of items) p.reject(err);
       for (const r of releases) r.reject(err);
       return;
     }
-
-    const lastSeq = b.nextSeq - 1;
-    const firstPending = b.newPending.size > 0 ? Math.min(...b.newPending.keys()) : null;
-    b.write.settledThroughSeq = firstPending !== null ? firstPending - 1 : lastSeq;
-    await store.commitBatch(b.write);
-
     // Committed and durable: only now may anyone learn the outcome (seed 004 claim 25).
     this.#nextSeq = b.nextSeq;
     this.#nextEntryId = b.nextEntryId;
-    this.#lastSeq = lastSeq;
     this.#pendingDeposits = b.newPending;
+    for (const [num, balanceMinor] of b.write.balances) {
+      const a = this.#cache.get(num);
+      if (a) this.#cache.set(num, { ...a, balanceMinor });
+    }
+    for (const [num, flags] of b.write.flags) {
+      const a = this.#cache.get(num);
+      if (a) this.#cache.set(num, { ...a, flags });
+    }
     this.#stats.batches++;
     this.#stats.commands += items.length;
     this.#stats.largestBatch = Math.max(this.#stats.largestBatch, items.length);
-    items.forEach((p, i) => p.resolve(outcomes[i] as Outcome));
-    for (const r of releases) r.resolve({ releasedCount: released });
-    if (this.#hooks.stopAfter === 'withdraw' && items.length > 0) await this.#stop();
+    items.forEach((p, i) => p.resolve(c.outcomes[i] as Outcome));
+    for (const r of releases) r.resolve({ releasedCount: c.released });
+    if (this.#hooks.stopAfter === 'withdraw' && items.length > 0) void this.#stop();
   }
 
-  #toLogRow(cmd: Command, hash: string, seq: number, nowMs: number, byId: Map<string, Account>, b: BatchBuilder): LogRow {
-    const num = (id: string): number | null => byId.get(id)?.num ?? null;
-    const base = {
-      seq,
-      requestId: cmd.requestId,
-      hash,
-      kind: cmd.kind,
-      feeMinor: 0,
-      holdUntilMs: null,
-      refSeq: null,
-      memo: cmd.memo ?? null,
-      state: 'logged' as const,
-      code: null,
-      entryId: null,
-      balanceAfterMinor: null,
-      atMs: nowMs,
-      overspent: false,
-      refundedBySeq: null,
+  /**
+   * Accounts by id and number, from the write-through cache or the store. The cache is valid
+   * because one engine is the only writer of its store; it is bounded (oldest evicted first).
+   */
+  async #loadAccounts(ids: Set<string>, nums: Set<number>): Promise<Map<number, Account>> {
+    const out = new Map<number, Account>();
+    const missingIds: string[] = [];
+    for (const id of ids) {
+      const num = this.#numById.get(id);
+      const a = num !== undefined ? this.#cache.get(num) : undefined;
+      if (a) out.set(a.num, a);
+      else missingIds.push(id);
+    }
+    const missingNums: number[] = [];
+    for (const num of nums) {
+      const a = this.#cache.get(num);
+      if (a) out.set(num, a);
+      else missingNums.push(num);
+    }
+    const found: Account[] = [];
+    if (missingIds.length > 0) found.push(...(await this.store.accountsById(missingIds)).values());
+    if (missingNums.length > 0) found.push(...(await this.store.accountsByNum(missingNums)).values());
+    for (const a of found) {
+      out.set(a.num, a);
+      this.#remember(a);
+    }
+    const parents = [...out.values()].map((a) => a.parentNum).filter((n): n is number => n !== null && !out.has(n));
+    if (parents.length > 0) for (const [n, a] of await this.#loadAccounts(new Set(), new Set(parents))) out.set(n, a);
+    return out;
+  }
+
+  #remember(a: Account): void {
+    if (this.#cache.size >= this.#maxCached && !this.#cache.has(a.num)) {
+      const oldest = this.#cache.keys().next();
+      if (!oldest.done) {
+        const old = this.#cache.get(oldest.value) as Account;
+        this.#cache.delete(oldest.value);
+        this.#numById.delete(old.id);
+      }
+    }
+    this.#cache.set(a.num, a);
+    this.#numById.set(a.id, a.num);
+  }
+
+  #toLogRow(cmd: Command, hash: string, seq: number, nowMs: number, b: BatchBuilder): LogRow {
+    const num = (id: string): number | null => {
+      const n = this.#numById.get(id);
+      return n !== undefined && b.account(n) ? n : null;
     };
+    const row = (payerNum: number | null, payeeNum: number | null, amountMinor: number, currency: string, extra?: { feeMinor?: number; holdUntilMs?: number | null; refSeq?: number; memo?: string }): LogRow =>
+      logRow({
+        seq,
+        requestId: cmd.requestId,
+        hash,
+        kind: cmd.kind,
+        payerNum,
+        payeeNum,
+        amountMinor,
+        feeMinor: extra?.feeMinor ?? 0,
+        currency,
+        holdUntilMs: extra?.holdUntilMs ?? null,
+        refSeq: extra?.refSeq ?? null,
+        memo: extra?.memo ?? cmd.memo ?? null,
+        state: 'logged',
+        code: null,
+        entryId: null,
+        balanceAfterMinor: null,
+        atMs: nowMs,
+        overspent: false,
+        refundedBySeq: null,
+      });
     switch (cmd.kind) {
       case 'purchase':
+        if (cmd.feeMinor === undefined && cmd.holdUntilMs === undefined) return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency);
+        return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency, { feeMinor: cmd.feeMinor ?? 0, holdUntilMs: cmd.holdUntilMs ?? null });
       case 'fare':
       case 'offline_purchase':
-        return {
-          ...base,
-          payerNum: num(cmd.walletId),
-          payeeNum: num(cmd.merchantId),
-          amountMinor: cmd.amountMinor,
-          currency: cmd.currency,
-          feeMinor: cmd.feeMinor ?? 0,
-          holdUntilMs: cmd.kind === 'purchase' ? (cmd.holdUntilMs ?? null) : null,
-        };
+        return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency, { feeMinor: cmd.feeMinor ?? 0 });
       case 'transfer':
-        return { ...base, payerNum: num(cmd.fromWalletId), payeeNum: num(cmd.toWalletId), amountMinor: cmd.amountMinor, currency: cmd.currency };
+        return row(num(cmd.fromWalletId), num(cmd.toWalletId), cmd.amountMinor, cmd.currency);
       case 'topup':
-        return {
-          ...base,
-          payerNum: this.#system.get(cmd.currency)?.float ?? null,
-          payeeNum: num(cmd.walletId),
-          amountMinor: cmd.amountMinor,
-          currency: cmd.currency,
+        // The source is part of the record: memo = "cash" | "card" [+ "\n" + memo].
+        return row(this.#system.get(cmd.currency)?.float ?? null, num(cmd.walletId), cmd.amountMinor, cmd.currency, {
           memo: cmd.memo !== undefined ? `${cmd.source}\n${cmd.memo}` : cmd.source,
-        };
+        });
       case 'payout':
-        return { ...base, payerNum: num(cmd.merchantId), payeeNum: this.#system.get(cmd.currency)?.clearing ?? null, amountMinor: cmd.amountMinor, currency: cmd.currency };
+        return row(num(cmd.merchantId), this.#system.get(cmd.currency)?.clearing ?? null, cmd.amountMinor, cmd.currency);
       case 'refund': {
         const origSeq = b.seqByRequestId.get(cmd.originalRequestId);
         const orig = origSeq !== undefined ? b.rowsBySeq.get(origSeq) : undefined;
-        if (!orig) return { ...base, payerNum: null, payeeNum: null, amountMinor: 0, currency: '' };
-        return { ...base, payerNum: orig.payeeNum, payeeNum: orig.payerNum, amountMinor: orig.amountMinor, currency: orig.currency, refSeq: orig.seq };
+        if (!orig) return row(null, null, 0, '');
+        return row(orig.payeeNum, orig.payerNum, orig.amountMinor, orig.currency, { refSeq: orig.seq });
       }
     }
   }

@@ -6,6 +6,7 @@ export const LEDGER_ERROR_CODES = {
   schema_too_new: 'The database was migrated by a newer version of the hub than this one.',
   account_conflict: 'An account with that id already exists with another kind, currency or parent.',
   store_failed: 'The store failed to commit a batch; nothing of it was applied.',
+  duplicate_request: 'A batch tried to log request ids that are already logged; nothing of it was applied (the engine retries with them).',
 } as const;
 
 export type LedgerErrorCode = keyof typeof LEDGER_ERROR_CODES;
@@ -17,5 +18,15 @@ export class LedgerError extends Error {
     super(`${code}: ${message}`, options);
     this.name = 'LedgerError';
     this.code = code;
+  }
+}
+
+/** Thrown by LedgerStore.commitBatch when log inserts collide with logged request ids. */
+export class DuplicateRequestError extends LedgerError {
+  readonly requestIds: readonly string[];
+
+  constructor(requestIds: readonly string[]) {
+    super('duplicate_request', `${requestIds.length} request id(s) already logged`);
+    this.requestIds = requestIds;
   }
 }

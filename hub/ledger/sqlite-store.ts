@@ -2,7 +2,7 @@
 // returns only after the WAL is fsynced, so "committed" means durable).
 import Database from 'better-sqlite3';
 import { commandKindCode, entryKindCode, logStateCode } from './codes.ts';
-import { LedgerError } from './errors.ts';
+import { DuplicateRequestError, LedgerError } from './errors.ts';
 import { MIGRATIONS, type Migration } from './migrations.ts';
 import type {
   BatchWrite,
@@ -136,6 +136,7 @@ export class SqliteLedgerStore implements LedgerStore {
         'INSERT INTO accounts (id, kind, currency, balance_minor, parent_num, share_bps, flags, created_ms) VALUES (?, ?, ?, 0, ?, ?, 0, ?)',
       ),
       logByReq: p('SELECT * FROM settlement_log WHERE request_id = ?'),
+      logExists: p('SELECT 1 FROM settlement_log WHERE request_id = ?').pluck(),
       logBySeq: p('SELECT * FROM settlement_log WHERE seq = ?'),
       unfinished: p('SELECT * FROM settlement_log WHERE seq > ? AND state IN (?, ?) ORDER BY seq'),
       holdBySeq: p('SELECT seq, release_at_ms FROM holds WHERE seq = ?'),
@@ -150,6 +151,9 @@ export class SqliteLedgerStore implements LedgerStore {
           balance_after_minor = ?, at_ms = ?, overspent = ? WHERE seq = ?`,
       ),
       logState: p('UPDATE settlement_log SET state = ? WHERE seq = ?'),
+      doneRange: p(
+        `UPDATE settlement_log SET state = ${logStateCode.encode('done')} WHERE seq BETWEEN ? AND ? AND state = ${logStateCode.encode('withdrawn')}`,
+      ),
       refundMark: p('UPDATE settlement_log SET refunded_by_seq = ? WHERE seq = ?'),
       entryInsert: p('INSERT INTO journal_entries (id, seq, kind, currency, at_ms) VALUES (?, ?, ?, ?, ?)'),
       postingInsert: p('INSERT INTO postings (account_num, entry_id, amount_minor) VALUES (?, ?, ?)'),
@@ -188,6 +192,7 @@ export class SqliteLedgerStore implements LedgerStore {
           s.logUpdate.run(r.payerNum, r.payeeNum, logStateCode.encode(r.state), r.code, r.entryId, r.balanceAfterMinor, r.atMs, r.overspent ? 1 : 0, r.seq);
         }
         for (const [seq, state] of w.logStates) s.logState.run(logStateCode.encode(state), seq);
+        if (w.doneRange !== null) s.doneRange.run(w.doneRange[0], w.doneRange[1]);
         for (const [orig, refund] of w.refundMarks) s.refundMark.run(refund, orig);
         for (const e of w.entries) s.entryInsert.run(e.id, e.seq, entryKindCode.encode(e.kind), e.currency, e.atMs);
         for (const x of w.postings) s.postingInsert.run(x.accountNum, x.entryId, x.amountMinor);
@@ -300,6 +305,11 @@ export class SqliteLedgerStore implements LedgerStore {
     try {
       this.#commit(write);
     } catch (err) {
+      if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        // Rolled back: report every colliding id at once so the engine re-runs the batch once.
+        const existing = write.logInserts.map((r) => r.requestId).filter((id) => this.#s.logExists.get(Buffer.from(id, 'hex')) !== undefined);
+        if (existing.length > 0) throw new DuplicateRequestError(existing);
+      }
       throw new LedgerError('store_failed', 'batch rolled back', { cause: err });
     }
   }
