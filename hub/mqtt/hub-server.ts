@@ -95,9 +95,13 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
   const dispatch = async (terminalId: string, kind: 'request' | 'receipt', payload: Buffer) => {
     counters.inflight++;
     try {
-      const reply =
-        kind === 'request' ? await service.handleRequest(terminalId, payload) : await service.handleReceipt?.(terminalId, payload);
-      if (reply) await publishReply(terminalId, reply);
+      if (kind === 'request') {
+        await publishReply(terminalId, await service.handleRequest(terminalId, payload));
+      } else {
+        const outcome = await service.handleReceipt?.(terminalId, payload);
+        if (outcome instanceof Uint8Array) await publishReply(terminalId, outcome);
+        else log.debug({ terminalId, outcome }, 'mqtt: receipt handled');
+      }
     } catch (err) {
       // The service answers every bad request with a signed rejection; a throw is a hub fault. No
       // reply: the terminal retries with the same request id once the fault is gone.

@@ -11,8 +11,11 @@ export interface Announcement {
 export interface SettlementHandler {
   /** Untrusted request bytes in, the encoded hub-signed reply out (a result or a signed error). */
   handleRequest(terminalId: string, payload: Uint8Array): Promise<Uint8Array>;
-  /** Terminal-signed completion receipt; an optional encoded acknowledgement goes back on the reply topic. */
-  handleReceipt?(terminalId: string, payload: Uint8Array): Promise<Uint8Array | void | undefined>;
+  /**
+   * Terminal-signed completion receipt. If it resolves to bytes they go back on the reply topic;
+   * any other value (hub/service returns a `ReceiptOutcome`) is only logged.
+   */
+  handleReceipt?(terminalId: string, payload: Uint8Array): Promise<unknown>;
   /** Current retained announcements (blocklist, fares, keys, catalogs). */
   announcements?(): readonly Announcement[];
   /** Called for every new announcement; may return an unsubscribe function. */

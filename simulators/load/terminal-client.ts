@@ -76,7 +76,8 @@ export async function connectTerminal(options: TerminalClientOptions): Promise<T
     client.options.password = credentials();
     client.options.will = will();
   });
-  const waiting = new Map<string, (payload: Buffer) => void>();
+  // Several requests may wait on one id (a resend): each reply answers the oldest waiter.
+  const waiting = new Map<string, ((payload: Buffer) => void)[]>();
   const listeners: ((payload: Buffer) => void)[] = [];
   const announced = new Map<string, Buffer>();
   const announcePrefix = topics.allAnnouncements.slice(0, -1);
@@ -85,11 +86,10 @@ export async function connectTerminal(options: TerminalClientOptions): Promise<T
     if (topic !== topics.reply(id)) return;
     for (const l of listeners) l(payload);
     const rid = requestIdOf(payload);
-    const resolve = rid === undefined ? undefined : waiting.get(rid);
-    if (resolve) {
-      waiting.delete(rid!);
-      resolve(payload);
-    }
+    const queue = rid === undefined ? undefined : waiting.get(rid);
+    const resolve = queue?.shift();
+    if (queue && queue.length === 0) waiting.delete(rid!);
+    resolve?.(payload);
   });
   const announceOnline = async () => {
     await client.subscribeAsync(topics.reply(id), { qos: 1 });
@@ -115,18 +115,27 @@ export async function connectTerminal(options: TerminalClientOptions): Promise<T
     seq: () => seq,
     request(payload, requestId, timeoutMs = 10_000) {
       return new Promise<Buffer>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiting.delete(requestId);
-          reject(new Error(`request ${requestId}: no reply within ${timeoutMs} ms`));
-        }, timeoutMs);
-        waiting.set(requestId, (reply) => {
+        const waiter = (reply: Buffer) => {
           clearTimeout(timer);
           resolve(reply);
-        });
+        };
+        const forget = () => {
+          const queue = waiting.get(requestId);
+          const at = queue ? queue.indexOf(waiter) : -1;
+          if (at >= 0) queue!.splice(at, 1);
+          if (queue && queue.length === 0) waiting.delete(requestId);
+        };
+        const timer = setTimeout(() => {
+          forget();
+          reject(new Error(`request ${requestId}: no reply within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const queue = waiting.get(requestId);
+        if (queue) queue.push(waiter);
+        else waiting.set(requestId, [waiter]);
         client.publish(topics.request(id), Buffer.from(payload), { qos: 1 }, (err) => {
           if (err) {
             clearTimeout(timer);
-            waiting.delete(requestId);
+            forget();
             reject(err);
           }
         });

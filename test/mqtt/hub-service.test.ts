@@ -1,0 +1,112 @@
+/**
+ * The MQTT hub in front of the REAL settlement service and ledger (hub/service createHub: registry,
+ * SQLite ledger with synchronous=FULL, rules), with the worker-thread verifier plugged in.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MqttClient } from 'mqtt';
+import { decodeAndVerify, makeConnectToken, signMessage, encodeMessage, topics } from '../../protocol/index.ts';
+import { createHub, type Hub } from '../../hub/service/index.ts';
+import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
+import { noDelayStreamBuilder } from '../../hub/mqtt/no-delay-stream.ts';
+import { WorkerVerifier } from '../../hub/verify/worker-verifier.ts';
+import { makePurchaseRequest, nodeSigningKey, type PurchaseParty } from '../../simulators/load/purchase-request.ts';
+import { connectTerminal, type TerminalClient } from '../../simulators/load/terminal-client.ts';
+import { captureLogger, eventually } from './fixtures.ts';
+
+describe('hub over MQTT with the real settlement service', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tapsettle-mqtt-service-'));
+  const { logger, records } = captureLogger();
+  let hub: Hub;
+  let server: HubServer;
+  let party: PurchaseParty;
+  let terminalSecret: Uint8Array;
+  let client: TerminalClient;
+  let counter = 0;
+
+  beforeAll(async () => {
+    hub = await createHub({ dataDir: dir, verifier: new WorkerVerifier({ workers: 2 }), holdReleaseIntervalMs: 0 });
+    hub.importCatalog({ merchantId: 'canteen', articles: [{ sku: 'coffee', name: 'Coffee', priceMinor: 250, currency: 'EUR' }] });
+    const enrolled = await hub.enrollTerminal({ terminalId: 'pos-1', kind: 'pos', merchantId: 'canteen' });
+    terminalSecret = enrolled.keyPair!.secretKey;
+    const wallet = await hub.registerWallet({});
+    await hub.topUp({ wallet: wallet.license.body.wallet, amountMinor: 1000, operatorId: 'op-1' });
+    party = {
+      terminalId: 'pos-1',
+      merchantId: 'canteen',
+      terminalKey: nodeSigningKey(terminalSecret),
+      walletPublicKeyHex: wallet.license.body.wallet,
+      walletKey: nodeSigningKey(wallet.keyPair!.secretKey),
+      license: wallet.license,
+    };
+    server = await createHubServer({ service: hub, directory: hub, logger });
+    client = await connectTerminal({ url: server.url, terminalId: 'pos-1', secretKey: terminalSecret, subscribeAnnouncements: true });
+  });
+  afterAll(async () => {
+    await client?.close();
+    await server?.close();
+    await hub?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const buy = (qty = 1) => makePurchaseRequest(party, { lines: [{ sku: 'coffee', qty, unitMinor: 250 }], currency: 'EUR', counter: ++counter, nowMs: Date.now() });
+
+  it('settles a signed purchase and answers with a result signed by the hub key', async () => {
+    const req = buy();
+    const reply = decodeAndVerify(await client.request(req.bytes, req.requestId), 'settlement.result', hub.hubPublicKey);
+    expect(reply.ok && reply.value.body).toMatchObject({ requestId: req.requestId, status: 'approved', withdrawal: 'complete', amountMinor: 250, currency: 'EUR' });
+  });
+
+  it('answers a redelivered request with the original result, and settles it once', async () => {
+    const req = buy();
+    const [a, b] = await Promise.all([client.request(req.bytes, req.requestId), new Promise<void>((r) => setTimeout(r, 1)).then(() => client.request(req.bytes, req.requestId))]);
+    const c = await client.request(req.bytes, req.requestId);
+    expect(Buffer.compare(a, c)).toBe(0);
+    expect(Buffer.compare(b, c)).toBe(0);
+    const account = await hub.showAccount(party.walletPublicKeyHex);
+    expect(account?.account.balanceMinor).toBe(1000 - 2 * 250);
+  });
+
+  it('declines with a signed INSUFFICIENT_FUNDS and a signed error for garbage', async () => {
+    const req = buy(3);
+    const reply = decodeAndVerify(await client.request(req.bytes, req.requestId), 'settlement.result', hub.hubPublicKey);
+    expect(reply.ok && reply.value.body).toMatchObject({ status: 'declined', code: 'INSUFFICIENT_FUNDS', withdrawal: 'none' });
+    const errors: Buffer[] = [];
+    client.onReply((p) => errors.push(p));
+    await client.client.publishAsync(topics.request('pos-1'), Buffer.from('[]'), { qos: 1 });
+    const err = await eventually(() => errors.map((e) => decodeAndVerify(e, 'error', hub.hubPublicKey)).find((d) => d.ok));
+    expect(err.ok && err.value.body.code).toBe('MALFORMED');
+  });
+
+  it('publishes the hub-signed announcements retained', async () => {
+    const keys = await eventually(() => client.announcements().get(topics.announce('keys')));
+    const decoded = decodeAndVerify(keys, 'announce.keys', hub.hubPublicKey);
+    expect(decoded.ok && decoded.value.body.hubKeys[0]!.publicKey).toBe(hub.hubPublicKey);
+  });
+
+  it('hands completion receipts to the service', async () => {
+    const req = buy();
+    await client.request(req.bytes, req.requestId);
+    const receipt = signMessage('completion.receipt', { requestId: req.requestId, terminalId: 'pos-1', outcome: 'delivered', time: Date.now() }, terminalSecret);
+    await client.publishReceipt(encodeMessage(receipt));
+    await eventually(() => records.some((r) => r.msg === 'mqtt: receipt handled' && (r.outcome as { status?: string })?.status === 'recorded'));
+  });
+
+  it('refuses CONNECT once the terminal is revoked, and says so in the announcements', async () => {
+    hub.revokeTerminal('pos-1');
+    const code = await new Promise<number | 'accepted'>((resolve) => {
+      const c = new MqttClient(noDelayStreamBuilder(server.url), { protocolVersion: 4, clientId: 'pos-1', username: 'pos-1', password: makeConnectToken('pos-1', terminalSecret, Date.now()), reconnectPeriod: 0, clean: false });
+      c.once('connect', () => (c.end(true), resolve('accepted')));
+      c.once('error', (e: Error & { code?: number }) => (c.end(true), resolve(e.code ?? -1)));
+    });
+    expect(code).toBe(5);
+    const keys = await eventually(() => {
+      const k = client.announcements().get(topics.announce('keys'));
+      const d = k && decodeAndVerify(k, 'announce.keys', hub.hubPublicKey);
+      return d && d.ok && d.value.body.revokedTerminals.includes('pos-1') ? d : undefined;
+    });
+    expect(keys.ok).toBe(true);
+  });
+});
