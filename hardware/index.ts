@@ -1,0 +1,14 @@
+// Public API of the hardware layer (drivers behind small interfaces).
+export { HardwareError, HARDWARE_ERROR_CODES, isHardwareError, type HardwareErrorCode } from './errors.ts';
+export { onTap, type NfcReader, type NfcSession } from './nfc/nfc-reader.ts';
+export { Pn532NfcReader, type Pn532NfcReaderOptions } from './nfc/pn532-nfc-reader.ts';
+export { Pn532Driver, type Pn532DriverOptions } from './pn532/pn532-driver.ts';
+export { WalletCard, type AuthorizeResult, type WalletRecord } from './wallet-apdu/wallet-card.ts';
+export { WALLET_AID, RecordKind, Sw, type RecordKindName } from './wallet-apdu/apdu.ts';
+export { GateController, DEFAULT_GATE_TIMING, type Gate, type GateHardware, type GateTiming, type GateDirection, type PassageResult } from './actuators/gate.ts';
+export { VendingController, DEFAULT_DISPENSE_TIMEOUT_MS, type Vending, type VendingHardware, type DispenseResult } from './actuators/vending.ts';
+export { PosController, ConsoleDisplay, DISPLAY_WIDTH, type Pos, type PosHardware, type PosStatus, type BeepPattern, type DisplayLine } from './actuators/pos.ts';
+export { openJ5Board, type J5Board, type J5BoardOptions } from './actuators/j5-board.ts';
+export { createJ5Gate, type J5GatePins } from './actuators/j5-gate.ts';
+export { createJ5Vending, type J5VendingPins } from './actuators/j5-vending.ts';
+export { createJ5Pos, type J5PosPins } from './actuators/j5-pos.ts';

@@ -1,0 +1,127 @@
+/**
+ * The whole system on one machine (`npm start`): the hub (SQLite ledger in the data folder,
+ * embedded aedes broker on a free port), the operator dashboard, the demo site's terminals and
+ * simulated customers. `close()` stops them in reverse order, so the ledger closes last.
+ */
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { fromHex } from '../../protocol/index.ts';
+import { createHubSource, type HubSource } from '../../hub/dashboard/hub-source.ts';
+import { instrumentHandler } from '../../hub/dashboard/instrument.ts';
+import { LiveMeter } from '../../hub/dashboard/live-meter.ts';
+import { startDashboard, type Dashboard } from '../../hub/dashboard/server.ts';
+import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
+import { createHub, type Hub } from '../../hub/service/hub.ts';
+import { startCustomers, type CustomerEvent, type CustomerSim } from './customers.ts';
+import { openDemoSite } from './demo-site.ts';
+import { startDirectTerminal, type SiteTerminal } from './site-terminal.ts';
+
+export interface DemoOptions {
+  readonly dataDir: string;
+  readonly logger: Logger;
+  /** Dashboard port; 0 = a free port. */
+  readonly dashboardPort: number;
+  /** Embedded broker port; 0 = a free port (never fails because 1883 is taken). */
+  readonly mqttPort: number;
+  readonly host: string;
+  /** Customer actions per second; 0 = no customers. */
+  readonly actionsPerS: number;
+  readonly onCustomerEvent?: (e: CustomerEvent) => void;
+}
+
+export interface Demo {
+  readonly hub: Hub;
+  readonly dashboardUrl: string;
+  readonly mqttUrl: string;
+  readonly dataDir: string;
+  readonly created: boolean;
+  readonly terminals: readonly SiteTerminal[];
+  readonly source: HubSource;
+  customerCounts(): Readonly<Record<string, number>>;
+  close(): Promise<void>;
+}
+
+export async function startDemo(o: DemoOptions): Promise<Demo> {
+  const dataDir = resolve(o.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const c of closers.reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        o.logger.error({ err }, 'demo: error while stopping');
+      }
+    }
+    closers.length = 0;
+  };
+  try {
+    const hub = await createHub({ dataDir, logger: o.logger.child({ part: 'hub' }) });
+    closers.push(() => hub.close());
+    const site = await openDemoSite(hub, dataDir);
+
+    const meter = new LiveMeter({ windowMs: 10_000 });
+    let server: HubServer | undefined;
+    const handler = instrumentHandler(
+      {
+        handleRequest: (terminalId, payload) => hub.handleRequest(terminalId, payload),
+        // The hub records receipts (refunds a failed dispense); no acknowledgement goes back.
+        handleReceipt: async (terminalId, payload) => {
+          await hub.handleReceipt(terminalId, payload);
+        },
+        announcements: () => hub.announcements(),
+        onAnnouncement: (cb) => hub.onAnnouncement(cb),
+      },
+      meter,
+    );
+    server = await createHubServer({ service: handler, directory: hub, logger: o.logger, host: o.host, port: o.mqttPort });
+    const mqtt = server;
+    closers.push(() => mqtt.close());
+
+    const source = createHubSource({ hub, server: () => server, meter, name: `tapsettle hub ${hub.hubPublicKey.slice(0, 8)}`, onError: (err) => o.logger.warn({ err }, 'dashboard: verify failed') });
+    closers.push(() => source.close());
+    const dashboard: Dashboard = await startDashboard({ source, host: o.host, port: o.dashboardPort, onError: (err) => o.logger.warn({ err }, 'dashboard error') });
+    closers.push(() => dashboard.close());
+
+    const fares = () => hub.registry.fareVersions().at(-1)?.table;
+    const terminals: SiteTerminal[] = [];
+    for (const t of site.terminals) {
+      const terminal = await startDirectTerminal({
+        url: server.url,
+        terminalId: t.terminalId,
+        kind: t.kind,
+        merchantId: t.merchantId,
+        ...(t.station !== undefined ? { station: t.station } : {}),
+        secretKey: fromHex(t.secretKeyHex),
+        certificate: t.certificate,
+        hubKey: hub.hubPublicKey,
+        currency: hub.currency,
+        fares,
+      });
+      terminals.push(terminal);
+      closers.push(() => terminal.close());
+    }
+
+    let customers: CustomerSim | undefined;
+    if (o.actionsPerS > 0) {
+      customers = startCustomers({ terminals, wallets: site.wallets, actionsPerS: o.actionsPerS, ...(o.onCustomerEvent ? { onEvent: o.onCustomerEvent } : {}) });
+      closers.push(() => customers!.stop());
+    }
+
+    return {
+      hub,
+      dashboardUrl: dashboard.url,
+      mqttUrl: server.url,
+      dataDir,
+      created: site.created,
+      terminals,
+      source,
+      customerCounts: () => customers?.counts() ?? {},
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
