@@ -1,0 +1,129 @@
+import { mkdtempSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { generateKeyPair, issueTerminalCertificate, issueWalletLicense, toHex } from '../../protocol/index.ts';
+import { KeyFileError, loadOrCreateEd25519Key } from './keys.ts';
+import { Registry } from './registry.ts';
+
+let dir: string;
+let file: string;
+let reg: Registry;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tapsettle-registry-'));
+  file = join(dir, 'registry.sqlite');
+  reg = Registry.open(file);
+});
+
+afterEach(() => {
+  reg.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const hub = generateKeyPair();
+const issuer = generateKeyPair();
+
+describe('registry', () => {
+  it('claims challenges and counters once; a retry of the same request is recognised; state survives reopen', () => {
+    const wallet = 'aa'.repeat(32);
+    const c = (challenge: string, requestId: string, counter?: number) =>
+      reg.claimFreshness({ challenge, wallet, requestId, nowMs: 1, ...(counter !== undefined ? { counter } : {}) });
+    expect(c('01'.repeat(16), 'r1', 5)).toBe('fresh');
+    expect(c('01'.repeat(16), 'r1', 5)).toBe('retry');
+    expect(c('01'.repeat(16), 'r2', 6)).toBe('replay');
+    expect(c('02'.repeat(16), 'r3', 5)).toBe('replay'); // counter reused
+    expect(c('03'.repeat(16), 'r4', 3)).toBe('fresh'); // out of order, inside the window
+    reg.close();
+    reg = Registry.open(file);
+    expect(c('04'.repeat(16), 'r5', 3)).toBe('replay');
+    expect(c('01'.repeat(16), 'r6')).toBe('replay');
+    expect(c('05'.repeat(16), 'r7', 7)).toBe('fresh');
+  });
+
+  it('versions the blocklist and keeps it across reopen', () => {
+    const w = 'bb'.repeat(32);
+    expect(reg.blocklistVersion()).toBe(0);
+    expect(reg.blocklistAdd(w, 'lost', 10)).toBe(true);
+    expect(reg.blocklistAdd(w, 'lost', 11)).toBe(false);
+    expect(reg.blocklistVersion()).toBe(1);
+    reg.close();
+    reg = Registry.open(file);
+    expect(reg.isBlocklisted(w)).toBe(true);
+    expect(reg.blocklistRemove(w, 12)).toBe(true);
+    expect(reg.blocklistVersion()).toBe(2);
+    expect(reg.blocklist()).toEqual([]);
+  });
+
+  it('enrolls and revokes terminals (TerminalDirectory)', () => {
+    const t = generateKeyPair();
+    const cert = issueTerminalCertificate(hub, { terminalId: 'g-1', kind: 'gate', merchantId: 'transit', publicKey: toHex(t.publicKey), notBefore: 0, notAfter: 1e13 });
+    reg.insertTerminal(cert, 5);
+    expect(reg.lookupTerminal('g-1')).toEqual({ publicKey: toHex(t.publicKey), kind: 'gate', merchantId: 'transit', revoked: false });
+    expect(reg.lookupTerminal('nope')).toBeUndefined();
+    expect(reg.revokeTerminal('g-1', 6)).toBe(true);
+    expect(reg.revokeTerminal('g-1', 7)).toBe(false);
+    reg.close();
+    reg = Registry.open(file);
+    expect(reg.lookupTerminal('g-1')?.revoked).toBe(true);
+    expect(reg.meta('keys_version')).toBe(2);
+  });
+
+  it('keeps identities apart and logs every disclosure (seed 001)', () => {
+    const w = generateKeyPair();
+    const license = issueWalletLicense(issuer, {
+      wallet: toHex(w.publicKey),
+      notBefore: 0,
+      notAfter: 1e13,
+      ageOver: 18,
+      groups: [],
+      offlineLimitMinor: 0,
+      currency: 'EUR',
+    });
+    reg.insertWallet(license, { name: 'Bob' }, 1);
+    expect(reg.wallet(toHex(w.publicKey))?.license).toEqual(license);
+    expect(JSON.stringify(reg.wallet(toHex(w.publicKey)))).not.toContain('Bob');
+    expect(reg.disclosureLog()).toEqual([]);
+    expect(reg.revealIdentity(toHex(w.publicKey), 'auditor', 'case 1', 99)).toEqual({ name: 'Bob' });
+    expect(reg.disclosureLog()).toEqual([{ id: 1, wallet: toHex(w.publicKey), operator: 'auditor', reason: 'case 1', timeMs: 99 }]);
+    expect(reg.revealIdentity('cc'.repeat(32), 'auditor', 'case 2', 100)).toBeUndefined();
+    expect(reg.disclosureLog()).toHaveLength(1);
+  });
+
+  it('first ticket use wins; entry records pay once', () => {
+    expect(reg.claimTicketUse('t1', 'r1', 'g-1', 'a', 1)).toBe('fresh');
+    expect(reg.claimTicketUse('t1', 'r1', 'g-1', 'a', 1)).toBe('retry');
+    expect(reg.claimTicketUse('t1', 'r2', 'g-2', 'b', 0)).toBe('replay');
+    expect(reg.claimEntryRecord('e1', 'r1')).toBe('fresh');
+    expect(reg.claimEntryRecord('e1', 'r9')).toBe('replay');
+  });
+
+  it('versions catalogs per merchant and fare tables', () => {
+    const art = [{ sku: 'x', name: 'X', priceMinor: 1, currency: 'EUR' }];
+    expect(reg.putCatalog('m1', art, 1).version).toBe(1);
+    expect(reg.putCatalog('m1', art, 2).version).toBe(2);
+    expect(reg.putCatalog('m2', art, 3).version).toBe(1);
+    expect(reg.catalogs().map((c) => [c.merchantId, c.version])).toEqual([
+      ['m1', 2],
+      ['m2', 1],
+    ]);
+  });
+});
+
+describe('key files', () => {
+  it('creates a key once with mode 0600, reloads the same key, tightens a loosened mode', () => {
+    const a = loadOrCreateEd25519Key(dir, 'hub-signing');
+    expect(statSync(join(dir, 'hub-signing.key')).mode & 0o777).toBe(0o600);
+    chmodSync(join(dir, 'hub-signing.key'), 0o644);
+    const b = loadOrCreateEd25519Key(dir, 'hub-signing');
+    expect(toHex(b.publicKey)).toBe(toHex(a.publicKey));
+    expect(statSync(join(dir, 'hub-signing.key')).mode & 0o777).toBe(0o600);
+    writeFileSync(join(dir, 'broken.key'), 'not hex');
+    expect(() => loadOrCreateEd25519Key(dir, 'broken')).toThrow(KeyFileError);
+    try {
+      loadOrCreateEd25519Key(dir, 'broken');
+    } catch (err) {
+      expect((err as Error).message).not.toContain('not hex');
+    }
+  });
+});
