@@ -1,0 +1,53 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { MIGRATIONS } from './migrations.ts';
+import { migrate, SqliteLedgerStore } from './sqlite-store.ts';
+import { describeLedgerStoreContract } from './store-contract.ts';
+
+describeLedgerStoreContract('SqliteLedgerStore (real file)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapsettle-store-'));
+  return {
+    open: async () => SqliteLedgerStore.open(join(dir, 'ledger.db')),
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+});
+
+describe('SqliteLedgerStore specifics', () => {
+  it('opens with WAL, synchronous=FULL and records applied migrations once', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tapsettle-store-'));
+    try {
+      const file = join(dir, 'ledger.db');
+      SqliteLedgerStore.open(file).db.close();
+      const s = SqliteLedgerStore.open(file);
+      expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(s.db.pragma('synchronous', { simple: true })).toBe(2); // FULL
+      const rows = s.db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all();
+      expect(rows).toEqual(MIGRATIONS.map((m) => ({ version: m.version, name: m.name })));
+      s.db.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('applies a new migration on top and refuses a database newer than the code', () => {
+    const db = new Database(':memory:');
+    expect(migrate(db)).toBe(1);
+    expect(migrate(db, [...MIGRATIONS, { version: 2, name: 'extra', sql: 'CREATE TABLE extra (x INTEGER)' }])).toBe(2);
+    expect(db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'extra'").get()).toEqual({ n: 1 });
+    expect(() => migrate(db)).toThrow(/schema_too_new/);
+    db.close();
+  });
+
+  it('reads a wallet history through the postings(account_num, entry_id) key, not a scan', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    const plan = db
+      .prepare('EXPLAIN QUERY PLAN SELECT p.entry_id FROM postings p JOIN journal_entries e ON e.id = p.entry_id WHERE p.account_num = ? AND p.entry_id < ? ORDER BY p.entry_id DESC LIMIT ?')
+      .all(1, 10, 5) as Array<{ detail: string }>;
+    expect(plan.map((r) => r.detail).join('\n')).toMatch(/SEARCH p USING PRIMARY KEY \(account_num=\? AND entry_id<\?\)/);
+    db.close();
+  });
+});
