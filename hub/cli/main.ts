@@ -262,7 +262,10 @@ export function buildProgram(): Command {
       await withHub(program, async (hub) => {
         const r = await hub.verifyLedger();
         print(r);
-        if (!r.ok) process.exitCode = EXIT_REFUSED;
+        if (!r.ok) {
+          process.stderr.write(`verify-ledger: first discrepancy ${JSON.stringify(r.firstDiscrepancy)}\n`);
+          process.exitCode = EXIT_REFUSED;
+        }
       });
     });
 

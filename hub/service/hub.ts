@@ -24,6 +24,7 @@ import { payoutMerchant, type PayoutOutcome } from '../clearing/payouts.ts';
 import { isMerchantId, isRequestId } from '../ledger/command.ts';
 import { Engine, type EngineOptions } from '../ledger/engine.ts';
 import { SqliteLedgerStore } from '../ledger/sqlite-store.ts';
+import { verifyLedger, type VerifyReport } from '../ledger/verify.ts';
 import type { Account, HistoryItem, HoldInfo, Outcome, SettlementSummary } from '../ledger/types.ts';
 import { loadOrCreateEd25519Key, loadOrCreateSecret } from '../registry/keys.ts';
 import { Registry, type TerminalDirectory, type TerminalInfo, type TerminalKindT } from '../registry/registry.ts';
@@ -35,7 +36,6 @@ import { Announcer, type Announcement } from './announcements.ts';
 import type { CardAuthorizer } from './card-authorizer.ts';
 import { derivedId } from './engine-ids.ts';
 import { InputError, OperationRefused } from './input-error.ts';
-import { checkLedger, type LedgerCheck } from './ledger-check.ts';
 import { SettlementService, type ReceiptOutcome, type SettlementEvent } from './settlement-service.ts';
 
 export interface CreateHubOptions {
@@ -103,7 +103,7 @@ export interface HubStatus {
   readonly blocklist: Array<{ wallet: string; reason: string }>;
   readonly blocklistVersion: number;
   readonly terminals: Array<TerminalInfo & { terminalId: string }>;
-  readonly verify: LedgerCheck;
+  readonly verify: VerifyReport;
 }
 
 const DAY_MS = 24 * 3600_000;
@@ -410,9 +410,10 @@ export class Hub implements TerminalDirectory {
     return { account, history: await this.engine.history(id, { limit }) };
   }
 
-  async verifyLedger(): Promise<LedgerCheck> {
+  /** Recomputes balances from the journal and checks conservation (hub/ledger/verify.ts). */
+  async verifyLedger(): Promise<VerifyReport> {
     await this.engine.flush();
-    return checkLedger(this.engine.store);
+    return verifyLedger(this.engine.store);
   }
 
   async status(): Promise<HubStatus> {

@@ -3,5 +3,4 @@ export * from './settlement-service.ts';
 export * from './announcements.ts';
 export * from './card-authorizer.ts';
 export * from './input-error.ts';
-export * from './ledger-check.ts';
 export * from './engine-ids.ts';

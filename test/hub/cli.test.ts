@@ -122,6 +122,7 @@ describe('hub CLI', () => {
     db.close();
     const bad = await cli('verify-ledger');
     expect(bad.code).toBe(1);
-    expect(json<{ ok: boolean; discrepancies: string[] }>(bad.stdout).discrepancies[0]).toContain(wallet);
+    expect(json<{ ok: boolean; firstDiscrepancy: unknown }>(bad.stdout).firstDiscrepancy).toMatchObject({ kind: 'balance_mismatch', accountId: wallet });
+    expect(bad.stderr).toContain(wallet);
   });
 });
