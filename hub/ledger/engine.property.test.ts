@@ -1,0 +1,165 @@
+// Property: random sequences of purchases, holds, cancellations, refunds, top-ups, transfers,
+// payouts, duplicate deliveries and crashes (including right after a log or withdraw commit)
+// keep money conserved and settle each request id at most once.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { Engine, EngineHooks } from './engine.ts';
+import { manualClock, tempLedger, walletId } from './test-helpers.ts';
+import type { Command, Outcome } from './types.ts';
+import { verifyLedger } from './verify.ts';
+
+const WALLETS = [walletId(1), walletId(2), walletId(3)];
+const MERCHANTS = ['shop', 'mall', 'mall.cafe'];
+
+type Op =
+  | { t: 'topup'; w: number; amt: number }
+  | { t: 'purchase'; w: number; m: number; amt: number; holdMs: number | null }
+  | { t: 'offline'; w: number; m: number; amt: number }
+  | { t: 'transfer'; from: number; to: number; amt: number }
+  | { t: 'payout'; m: number; amt: number }
+  | { t: 'refund'; pick: number }
+  | { t: 'dup'; pick: number; alter: boolean };
+
+type Step = { t: 'batch'; ops: Op[] } | { t: 'crash'; hook: EngineHooks['stopAfter'] | 'none' } | { t: 'time'; ms: number } | { t: 'release' };
+
+const amt = fc.integer({ min: 1, max: 500 });
+const idx3 = fc.integer({ min: 0, max: 2 });
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ t: fc.constant('topup' as const), w: idx3, amt: fc.integer({ min: 1, max: 2000 }) }),
+  fc.record({ t: fc.constant('purchase' as const), w: idx3, m: idx3, amt, holdMs: fc.option(fc.integer({ min: 1, max: 5000 }), { nil: null }) }),
+  fc.record({ t: fc.constant('offline' as const), w: idx3, m: idx3, amt }),
+  fc.record({ t: fc.constant('transfer' as const), from: idx3, to: idx3, amt }),
+  fc.record({ t: fc.constant('payout' as const), m: idx3, amt }),
+  fc.record({ t: fc.constant('refund' as const), pick: fc.nat() }),
+  fc.record({ t: fc.constant('dup' as const), pick: fc.nat(), alter: fc.boolean() }),
+);
+const stepArb: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ t: fc.constant('batch' as const), ops: fc.array(opArb, { minLength: 1, maxLength: 5 }) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('crash' as const), hook: fc.constantFrom('none' as const, 'log' as const, 'withdraw' as const) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('time' as const), ms: fc.integer({ min: 1, max: 4000 }) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('release' as const) }) },
+);
+
+describe('engine properties', () => {
+  it('conserves money and settles each request id at most once, across duplicates and crashes', async () => {
+    let counter = 0;
+    const nextId = (): string => (++counter).toString(16).padStart(32, '0');
+    await fc.assert(
+      fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 14 }), async (steps) => {
+        const ledger = tempLedger();
+        const clock = manualClock();
+        let engine: Engine = await ledger.openEngine({ clock: clock.now });
+        try {
+          for (const w of WALLETS) await engine.openWallet(w, 'EUR');
+          await engine.openMerchant('shop', { currency: 'EUR' });
+          await engine.openMerchant('mall', { currency: 'EUR' });
+          await engine.openMerchant('mall.cafe', { currency: 'EUR', parentId: 'mall', shareBps: 3333 });
+
+          const sent: Command[] = [];
+          const first = new Map<string, Outcome>();
+          const unanswered = new Map<string, Command>();
+          const purchases: string[] = [];
+
+          const deliver = async (cmds: Command[]): Promise<void> => {
+            const results = await Promise.allSettled(cmds.map((c) => engine.submit(c)));
+            results.forEach((r, i) => {
+              const c = cmds[i] as Command;
+              if (r.status === 'rejected') {
+                expect(r.reason).toMatchObject({ code: 'engine_closed' });
+                if (!first.has(c.requestId)) unanswered.set(c.requestId, c);
+                return;
+              }
+              const prev = first.get(c.requestId);
+              if (r.value.status === 'declined' && r.value.code === 'duplicate_mismatch') return;
+              // A replay changes nothing: the same id returns exactly the first outcome.
+              if (prev) expect(r.value).toEqual(prev);
+              else first.set(c.requestId, r.value);
+              unanswered.delete(c.requestId);
+            });
+          };
+          const reopen = async (hook: EngineHooks['stopAfter'] | 'none'): Promise<void> => {
+            await engine.crashForTest();
+            engine = await ledger.openEngine({ clock: clock.now, ...(hook !== 'none' ? { hooks: { stopAfter: hook } } : {}) });
+          };
+
+          for (const step of steps) {
+            if (step.t === 'crash') await reopen(step.hook);
+            else if (step.t === 'time') clock.advance(step.ms);
+            else if (step.t === 'release') await engine.releaseDueHolds().catch((e: unknown) => expect(e).toMatchObject({ code: 'engine_closed' }));
+            else {
+              const cmds: Command[] = [];
+              for (const op of step.ops) {
+                const requestId = nextId();
+                let c: Command | null = null;
+                switch (op.t) {
+                  case 'topup':
+                    c = { kind: 'topup', requestId, walletId: WALLETS[op.w] as string, amountMinor: op.amt, currency: 'EUR', source: 'cash' };
+                    break;
+                  case 'purchase':
+                    c = {
+                      kind: 'purchase',
+                      requestId,
+                      walletId: WALLETS[op.w] as string,
+                      merchantId: MERCHANTS[op.m] as string,
+                      amountMinor: op.amt,
+                      currency: 'EUR',
+                      ...(op.holdMs !== null ? { holdUntilMs: clock.now() + op.holdMs } : {}),
+                    };
+                    purchases.push(requestId);
+                    break;
+                  case 'offline':
+                    c = { kind: 'offline_purchase', requestId, walletId: WALLETS[op.w] as string, merchantId: MERCHANTS[op.m] as string, amountMinor: op.amt, currency: 'EUR' };
+                    purchases.push(requestId);
+                    break;
+                  case 'transfer':
+                    c = { kind: 'transfer', requestId, fromWalletId: WALLETS[op.from] as string, toWalletId: WALLETS[op.to] as string, amountMinor: op.amt, currency: 'EUR' };
+                    break;
+                  case 'payout':
+                    c = { kind: 'payout', requestId, merchantId: MERCHANTS[op.m] as string, amountMinor: op.amt, currency: 'EUR' };
+                    break;
+                  case 'refund':
+                    if (purchases.length > 0) c = { kind: 'refund', requestId, originalRequestId: purchases[op.pick % purchases.length] as string };
+                    break;
+                  case 'dup': {
+                    const orig = sent.length > 0 ? (sent[op.pick % sent.length] as Command) : null;
+                    if (orig) c = op.alter ? { ...orig, memo: 'altered' } : { ...orig };
+                    break;
+                  }
+                }
+                if (!c) continue;
+                if (op.t !== 'dup') sent.push(c);
+                cmds.push(c);
+              }
+              if (engine.store !== undefined) await deliver(cmds);
+            }
+          }
+          // The terminals retry whatever got no answer (same request id), after a clean restart.
+          await reopen('none');
+          await deliver([...unanswered.values()]);
+          expect(unanswered.size).toBe(0);
+          await engine.flush();
+
+          const report = await verifyLedger(engine.store);
+          expect(report.firstDiscrepancy).toBeNull();
+          const approved = (kind: Command['kind']): number =>
+            sent.filter((c) => c.kind === kind && first.get(c.requestId)?.status === 'approved').reduce((s, c) => s + ('amountMinor' in c ? c.amountMinor : 0), 0);
+          expect(report.currencies[0]?.issuedMinor ?? 0).toBe(approved('topup'));
+          expect(report.currencies[0]?.redeemedMinor ?? 0).toBe(approved('payout'));
+          expect(report.currencies[0]?.inTransitMinor ?? 0).toBe(0);
+
+          // At most once: one log row per id, one withdrawal-type entry per log row, one refund per original.
+          const db = (engine.store as unknown as { db: import('better-sqlite3').Database }).db;
+          expect(db.prepare('SELECT COUNT(*) AS n FROM settlement_log').get()).toEqual({ n: new Set(sent.map((c) => c.requestId)).size });
+          expect(db.prepare('SELECT seq, COUNT(*) AS n FROM journal_entries WHERE seq > 0 AND kind IN (0, 2, 4, 5, 6) GROUP BY seq HAVING n > 1').all()).toEqual([]);
+          expect(db.prepare("SELECT seq, COUNT(*) AS n FROM journal_entries WHERE seq > 0 AND kind = 1 GROUP BY seq HAVING n > 1").all()).toEqual([]);
+          const refunds = sent.filter((c): c is Extract<Command, { kind: 'refund' }> => c.kind === 'refund' && first.get(c.requestId)?.status === 'approved');
+          expect(new Set(refunds.map((r) => r.originalRequestId)).size).toBe(refunds.length);
+        } finally {
+          await engine.crashForTest().catch(() => undefined);
+          ledger.cleanup();
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
