@@ -1,7 +1,7 @@
 /**
  * Wraps the hub's settlement handler (the object hub/mqtt hands every request to) so the
- * dashboard sees live throughput, latency and the latest results, with the terminal that sent
- * them. Latency is measured at the hub: request bytes in → signed reply bytes out.
+ * dashboard sees live throughput and latency (the rows of recent settlements come from the hub's
+ * own settlement events). Latency is measured at the hub: request bytes in → signed reply out.
  * It reads the reply the hub already signed; it never changes a byte of it.
  */
 import type { SettlementHandler } from '../mqtt/types.ts';
@@ -9,16 +9,7 @@ import type { LiveMeter } from './live-meter.ts';
 
 interface ReplyView {
   type?: string;
-  body?: { requestId?: string; status?: string; code?: string; amountMinor?: number; currency?: string; time?: number };
-}
-
-function opTypeOf(payload: Uint8Array): string {
-  try {
-    const msg = JSON.parse(Buffer.from(payload).toString('utf8')) as { body?: { op?: { type?: unknown } } };
-    return typeof msg.body?.op?.type === 'string' ? msg.body.op.type : 'request';
-  } catch {
-    return 'request';
-  }
+  body?: { status?: string; code?: string };
 }
 
 export function instrumentHandler(handler: SettlementHandler, meter: LiveMeter, clock: () => number = Date.now): SettlementHandler {
@@ -38,16 +29,6 @@ export function instrumentHandler(handler: SettlementHandler, meter: LiveMeter, 
       const approved = view.type === 'settlement.result' && body.status === 'approved';
       const code = approved ? null : (body.code ?? (view.type === 'error' ? 'ERROR' : 'UNKNOWN'));
       meter.record(nowMs, latencyMs, approved ? 'approved' : 'declined', code);
-      meter.remember({
-        requestId: body.requestId ?? '–',
-        kind: opTypeOf(payload),
-        status: approved ? 'approved' : 'declined',
-        code,
-        amountMinor: typeof body.amountMinor === 'number' ? body.amountMinor : 0,
-        currency: typeof body.currency === 'string' ? body.currency : '',
-        atMs: nowMs,
-        terminalId,
-      });
       return reply;
     },
   };

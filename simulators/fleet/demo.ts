@@ -62,7 +62,6 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     const site = await openDemoSite(hub, dataDir);
 
     const meter = new LiveMeter({ windowMs: 10_000 });
-    let server: HubServer | undefined;
     const handler = instrumentHandler(
       {
         handleRequest: (terminalId, payload) => hub.handleRequest(terminalId, payload),
@@ -75,9 +74,8 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       },
       meter,
     );
-    server = await createHubServer({ service: handler, directory: hub, logger: o.logger, host: o.host, port: o.mqttPort });
-    const mqtt = server;
-    closers.push(() => mqtt.close());
+    const server: HubServer = await createHubServer({ service: handler, directory: hub, logger: o.logger, host: o.host, port: o.mqttPort });
+    closers.push(() => server.close());
 
     const source = createHubSource({ hub, server: () => server, meter, name: `tapsettle hub ${hub.hubPublicKey.slice(0, 8)}`, onError: (err) => o.logger.warn({ err }, 'dashboard: verify failed') });
     closers.push(() => source.close());

@@ -219,7 +219,7 @@ function drawSpark() {
   const max = Math.max(1, ...spark);
   ctx.beginPath();
   spark.forEach((v, i) => {
-    const x = (i / (SPARK_POINTS - 1)) * w;
+    const x = (i / (spark.length - 1)) * w;
     const y = h - 2 - (v / max) * (h - 6);
     if (i === 0) ctx.moveTo(x, y);
     else ctx.lineTo(x, y);

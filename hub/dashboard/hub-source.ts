@@ -1,0 +1,140 @@
+/**
+ * The real hub as a DashboardSource: ledger reads from the Hub (hub/service), terminal presence
+ * from the MQTT server (hub/mqtt), live throughput/latency from a LiveMeter fed by
+ * `instrumentHandler`, and the verify-ledger result recomputed in the background every
+ * `verifyIntervalMs` (it reads the whole journal, so never once per page refresh).
+ */
+import type { Hub } from '../service/hub.ts';
+import type { HubServer } from '../mqtt/hub-server.ts';
+import { ACCOUNT_FLAG_OVERSPENT } from '../ledger/types.ts';
+import type { LiveMeter } from './live-meter.ts';
+import type { DashboardAccount, DashboardSettlement, DashboardSnapshot, DashboardSource, DashboardTerminal, DashboardVerify } from './types.ts';
+
+export interface HubSourceOptions {
+  readonly hub: Hub;
+  /** The MQTT side, once it runs (presence and broker URL). */
+  readonly server?: () => HubServer | undefined;
+  readonly meter: LiveMeter;
+  readonly name?: string;
+  readonly verifyIntervalMs?: number;
+  readonly clock?: () => number;
+  readonly onError?: (err: unknown) => void;
+}
+
+export interface HubSource extends DashboardSource {
+  /** Runs verify-ledger now and keeps the result for the page. */
+  verifyNow(): Promise<DashboardVerify>;
+  close(): void;
+}
+
+const RECENT_LIMIT = 50;
+
+export function createHubSource(options: HubSourceOptions): HubSource {
+  const { hub, meter } = options;
+  const clock = options.clock ?? Date.now;
+  const onError = options.onError ?? (() => {});
+  const startedAtMs = clock();
+  const listeners = new Set<() => void>();
+  const recent: DashboardSettlement[] = [];
+  let verify: DashboardVerify | null = null;
+  let verifying: Promise<DashboardVerify> | undefined;
+
+  const stopEvents = hub.onSettlement((e) => {
+    recent.unshift({
+      requestId: e.requestId,
+      kind: e.op,
+      status: e.status,
+      code: e.code ?? null,
+      amountMinor: e.amountMinor,
+      currency: e.currency,
+      atMs: e.timeMs,
+      terminalId: e.terminalId,
+    });
+    if (recent.length > RECENT_LIMIT) recent.length = RECENT_LIMIT;
+    for (const l of listeners) l();
+  });
+
+  const verifyNow = (): Promise<DashboardVerify> => {
+    verifying ??= hub
+      .verifyLedger()
+      .then((check) => {
+        verify = {
+          ok: check.ok,
+          checkedAtMs: clock(),
+          detail: check.ok ? `conservation holds across ${check.accounts} accounts` : (check.discrepancies[0] ?? 'discrepancy'),
+        };
+        return verify;
+      })
+      .finally(() => (verifying = undefined));
+    return verifying;
+  };
+  const timer = setInterval(() => void verifyNow().catch(onError), options.verifyIntervalMs ?? 5_000);
+  timer.unref();
+  void verifyNow().catch(onError);
+
+  const terminals = (): DashboardTerminal[] => {
+    const presence = new Map((options.server?.()?.presence() ?? []).map((p) => [p.terminalId, p]));
+    const rows: DashboardTerminal[] = hub.registry.terminals().map((t) => {
+      const p = presence.get(t.terminalId);
+      presence.delete(t.terminalId);
+      return {
+        terminalId: t.terminalId,
+        kind: t.kind,
+        merchantId: t.merchantId,
+        state: t.revoked ? 'offline' : (p?.state ?? 'unknown'),
+        lastSeenMs: p?.lastSeenMs ?? null,
+        sinceMs: p?.sinceMs ?? null,
+      };
+    });
+    for (const p of presence.values()) rows.push({ terminalId: p.terminalId, state: p.state, lastSeenMs: p.lastSeenMs, sinceMs: p.sinceMs });
+    return rows.sort((a, b) => a.terminalId.localeCompare(b.terminalId));
+  };
+
+  return {
+    async snapshot(): Promise<DashboardSnapshot> {
+      const now = clock();
+      const [holds, flagged] = await Promise.all([hub.engine.pendingHolds(100), hub.engine.flaggedAccounts()]);
+      return {
+        hub: { name: options.name ?? 'tapsettle hub', mqttUrl: options.server?.()?.url ?? null, startedAtMs, nowMs: now },
+        terminals: terminals(),
+        settlements: recent,
+        holds: holds.map((h) => ({
+          requestId: h.requestId,
+          walletId: h.walletId,
+          merchantId: h.merchantId,
+          amountMinor: h.amountMinor,
+          currency: h.currency,
+          releaseAtMs: h.releaseAtMs,
+        })),
+        flagged: flagged.map((a) => ({ id: a.id, balanceMinor: a.balanceMinor, currency: a.currency })),
+        blocklist: { version: hub.registry.blocklistVersion(), wallets: hub.blocklist().map((b) => b.wallet) },
+        verify,
+        throughput: meter.snapshot(now),
+      };
+    },
+    async account(id: string): Promise<DashboardAccount | null> {
+      const found = await hub.showAccount(id, 50);
+      if (!found) return null;
+      const { account, history } = found;
+      return {
+        id: account.id,
+        kind: account.kind,
+        balanceMinor: account.balanceMinor,
+        currency: account.currency,
+        flagged: (account.flags & ACCOUNT_FLAG_OVERSPENT) !== 0,
+        blocklisted: account.kind === 'wallet' && hub.registry.isBlocklisted(account.id),
+        history: history.map((h) => ({ requestId: h.requestId, entryKind: h.entryKind, amountMinor: h.amountMinor, currency: h.currency, atMs: h.atMs })),
+      };
+    },
+    subscribe(onChange) {
+      listeners.add(onChange);
+      return () => listeners.delete(onChange);
+    },
+    verifyNow,
+    close() {
+      clearInterval(timer);
+      stopEvents();
+      listeners.clear();
+    },
+  };
+}
