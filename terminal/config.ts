@@ -31,8 +31,8 @@ const GatePins = z.strictObject({
   deniedLed: z.int().min(0),
   buzzer: z.int().min(0),
 });
-const VendingPins = z.strictObject({ motors: z.array(z.int().min(0)).min(1).max(64), drop: z.strictObject({ pin: z.int().min(0), activeLevel: z.union([z.literal(0), z.literal(1)]) }) });
-const PosPins = z.strictObject({ green: z.int().min(0), yellow: z.int().min(0), red: z.int().min(0), buzzer: z.int().min(0) });
+const VendingPins = z.strictObject({ motorPins: z.array(z.int().min(0)).min(1).max(64), drop: z.strictObject({ pin: z.int().min(0), activeLevel: z.union([z.literal(0), z.literal(1)]) }) });
+const PosPins = z.strictObject({ greenLed: z.int().min(0), yellowLed: z.int().min(0), redLed: z.int().min(0), buzzer: z.int().min(0) });
 
 const JohnnyFive = z.strictObject({
   kind: z.literal('johnny-five'),

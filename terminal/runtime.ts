@@ -446,7 +446,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       return;
     }
     // Vending (and a gate that kept its barrier shut): nothing was delivered — the hub refunds.
-    this.sendReceipt(requestId, 'failed', 'abandoned after hub timeout', this.clock());
+    void this.execute({ c: 'receipt', requestId, outcome: 'failed', reason: 'abandoned after hub timeout' }, this.clock());
   }
 
   private onAnnouncement(m: AnnouncementMessage): void {

@@ -1,0 +1,149 @@
+// A real hub (createHub: registry + SQLite ledger; createHubServer: embedded aedes on port 0) and
+// simulated terminals/wallets around it, for the terminal end-to-end tests.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { authorizeOffer, decodeMessage, encodeMessage, type Envelope, type FareTable } from '../../protocol/index.ts';
+import type { ContactlessCard } from '../../simulators/wallet/contactless-card.ts';
+import { WalletApplet } from '../../simulators/wallet/wallet-applet.ts';
+import { createHub, type Hub } from '../../hub/service/index.ts';
+import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
+import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
+import { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
+import { startSimulatedTerminal, type SimulatedTerminal, type SimulatedTerminalOptions } from '../../simulators/site/start-simulated-terminal.ts';
+
+export const FARES: FareTable = {
+  currency: 'EUR',
+  stations: { north: 1, centre: 2, south: 4 },
+  baseFareMinor: 150,
+  perZoneMinor: 50,
+  maxFareMinor: 600,
+  maxTripMs: 3 * 3600_000,
+  utcOffsetMinutes: 0,
+  timeBands: [],
+};
+
+export const ARTICLES = [
+  { sku: 'cola', name: 'Cola', priceMinor: 250, currency: 'EUR', slot: 1 },
+  { sku: 'beer', name: 'Beer', priceMinor: 400, currency: 'EUR', slot: 2, restriction: { minAge: 18 } },
+  { sku: 'bread', name: 'Bread', priceMinor: 120, currency: 'EUR', cancelWindowMs: 600_000 },
+];
+
+export async function eventually<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 8000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 15));
+  }
+}
+
+export class Site {
+  private readonly terminals: SimulatedTerminal[] = [];
+  server: HubServer | undefined;
+  /** Fault injection in front of the real service: a slow hub, or replies with a broken signature. */
+  readonly faults = { delayMs: 0, corruptReplies: false };
+  private readonly service = {
+    handleRequest: async (terminalId: string, payload: Uint8Array): Promise<Uint8Array> => {
+      if (this.faults.delayMs > 0) await new Promise((r) => setTimeout(r, this.faults.delayMs));
+      const reply = await this.hub.handleRequest(terminalId, payload);
+      if (!this.faults.corruptReplies) return reply;
+      const msg = JSON.parse(Buffer.from(reply).toString('utf8')) as { sig: string };
+      msg.sig = (msg.sig[0] === '0' ? '1' : '0') + msg.sig.slice(1);
+      return Buffer.from(JSON.stringify(msg));
+    },
+    handleReceipt: (terminalId: string, payload: Uint8Array) => this.hub.handleReceipt(terminalId, payload).then(() => undefined),
+    announcements: () => this.hub.announcements(),
+    onAnnouncement: (cb: Parameters<Hub['onAnnouncement']>[0]) => this.hub.onAnnouncement(cb),
+  };
+
+  private constructor(
+    readonly dir: string,
+    public hub: Hub,
+  ) {}
+
+  static async start(): Promise<Site> {
+    const dir = mkdtempSync(join(tmpdir(), 'tapsettle-terminal-e2e-'));
+    const hub = await createHub({ dataDir: join(dir, 'hub'), holdReleaseIntervalMs: 0 });
+    const site = new Site(dir, hub);
+    for (const merchantId of ['merchant-vending', 'merchant-pos']) hub.importCatalog({ merchantId, articles: ARTICLES });
+    hub.importFares(FARES);
+    site.server = await createHubServer({ service: site.service, directory: hub, logger: pino({ level: 'silent' }) });
+    return site;
+  }
+
+  get url(): string {
+    if (!this.server) throw new Error('hub server is down');
+    return this.server.url;
+  }
+
+  /** Hub down: the broker and the service go away (terminals see the connection drop). */
+  async stopServer(): Promise<string> {
+    const url = this.url;
+    await this.server?.close();
+    this.server = undefined;
+    return url;
+  }
+
+  /** Hub back on the same port. */
+  async restartServer(url: string): Promise<void> {
+    this.server = await createHubServer({ service: this.service, directory: this.hub, port: Number(new URL(url).port), logger: pino({ level: 'silent' }) });
+  }
+
+  async terminal(options: Omit<SimulatedTerminalOptions, 'hubUrl' | 'hub'>): Promise<SimulatedTerminal> {
+    const t = await startSimulatedTerminal({
+      ...options,
+      hubUrl: this.url,
+      hub: this.hub,
+      config: { ...options.config, hub: { timeoutMs: 3000, retryMs: 300, reconnectPeriodMs: 100, ...options.config?.hub } },
+    });
+    this.terminals.push(t);
+    await eventually(() => t.runtime.isOnline && (options.kind === 'gate' ? t.runtime.fareTable !== null : options.kind === 'pos' || t.runtime.articles.length > 0), 8000, 'terminal online with announcements');
+    return t;
+  }
+
+  /** A registered wallet holding `balanceMinor`, as a simulated card. */
+  async wallet(opts: { balanceMinor?: number; ageOver?: number; offlineLimitMinor?: number } = {}): Promise<SimulatedWallet> {
+    const reg = await this.hub.registerWallet({ ageOver: opts.ageOver ?? 30, offlineLimitMinor: opts.offlineLimitMinor ?? 1000 });
+    if (!reg.keyPair) throw new Error('registerWallet returned no key pair');
+    const wallet = new SimulatedWallet({ keys: reg.keyPair, license: reg.license, trustedHubKeys: [this.hub.hubPublicKey] });
+    if (opts.balanceMinor) await this.hub.topUp({ wallet: wallet.publicKeyHex, amountMinor: opts.balanceMinor, operatorId: 'setup' });
+    return wallet;
+  }
+
+  async balance(wallet: SimulatedWallet): Promise<number> {
+    const a = await this.hub.showAccount(wallet.publicKeyHex);
+    if (!a) throw new Error('no account');
+    return a.account.balanceMinor;
+  }
+
+  /** Store a hub-signed statement on the wallet (as a POS would after any settlement). */
+  static giveStatement(wallet: SimulatedWallet, statement: Envelope<'balance.statement'>): void {
+    wallet.applet.records.store(RecordKind.BalanceStatement, encodeMessage(statement), true);
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.terminals.splice(0)) await t.close().catch(() => undefined);
+    await this.server?.close();
+    await this.hub.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A wallet card whose authorizations carry a broken signature (a forged or corrupted wallet). */
+export function badSignatureCard(wallet: SimulatedWallet): ContactlessCard {
+  let counter = 1000;
+  const applet = new WalletApplet({
+    licenseBytes: () => encodeMessage(wallet.license),
+    authorize: (offerBytes) => {
+      const d = decodeMessage(offerBytes, 'purchase.offer');
+      if (!d.ok) return { kind: 'declined', code: d.code };
+      const auth = authorizeOffer(wallet.keys, d.value, ++counter, Date.now());
+      const sig = (auth.sig[0] === '0' ? '1' : '0') + auth.sig.slice(1);
+      return { kind: 'authorized', authorizationBytes: encodeMessage({ ...auth, sig }) };
+    },
+  });
+  return { uid: wallet.uid, powerOn: () => applet.reset(), processApdu: (apdu) => applet.process(apdu) };
+}

@@ -1,0 +1,177 @@
+// Vending machine end to end: the real terminal runtime on the PN532 emulator (real driver on a
+// pty) and the virtual johnny-five board, against a real hub (aedes + SQLite ledger).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Command } from '../../terminal/machines/types.ts';
+import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
+import { badSignatureCard, eventually, Site } from './harness.ts';
+
+function record(t: SimulatedTerminal): { commands: Command[]; displays: string[] } {
+  const log = { commands: [] as Command[], displays: [] as string[] };
+  t.runtime.on('command', (c) => log.commands.push(c));
+  t.runtime.on('display', (text) => log.displays.push(text));
+  return log;
+}
+const idle = (t: SimulatedTerminal) => t.runtime.machineState.s === 'idle';
+
+describe('vending terminal end to end', () => {
+  let site: Site;
+  let vm: SimulatedTerminal;
+
+  beforeAll(async () => {
+    site = await Site.start();
+    vm = await site.terminal({ kind: 'vending', config: { vending: { dropTimeoutMs: 800 } } });
+  });
+  afterAll(async () => {
+    await site?.close();
+  });
+
+  it('success: dispenses only after the verified hub approval, sends the dispensed receipt, stores the statement', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(vm);
+    await vm.runtime.select('cola');
+    vm.tap(wallet);
+    await eventually(() => log.commands.some((c) => c.c === 'receipt'), 8000, 'receipt');
+    vm.remove();
+    const order = log.commands.map((c) => c.c);
+    expect(order.indexOf('hub.request')).toBeLessThan(order.indexOf('vend'));
+    expect(log.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'dispensed' });
+    expect(await site.balance(wallet)).toBe(750);
+    expect(wallet.applet.records.list(0x03)).toHaveLength(1); // the hub statement on the wallet
+    await eventually(() => idle(vm));
+  });
+
+  it('insufficient funds: declined by the hub, nothing dispensed', async () => {
+    const wallet = await site.wallet({ balanceMinor: 100 });
+    const log = record(vm);
+    await vm.runtime.select('cola');
+    vm.tap(wallet);
+    await eventually(() => log.displays.find((d) => d.startsWith('declined')), 8000, 'decline');
+    vm.remove();
+    expect(log.displays.find((d) => d.startsWith('declined'))).toContain('INSUFFICIENT_FUNDS');
+    expect(log.commands.map((c) => c.c)).not.toContain('vend');
+    expect(await site.balance(wallet)).toBe(100);
+  });
+
+  it('restricted customer: the hub refuses beer to a minor', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000, ageOver: 16 });
+    const log = record(vm);
+    await vm.runtime.select('beer');
+    vm.tap(wallet);
+    await eventually(() => log.displays.find((d) => d.startsWith('declined')), 8000, 'decline');
+    vm.remove();
+    expect(log.displays.find((d) => d.startsWith('declined'))).toContain('RESTRICTED');
+    expect(log.commands.map((c) => c.c)).not.toContain('vend');
+  });
+
+  it('dispense failure: no drop → failure receipt → the hub refunds', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(vm);
+    vm.setSlot(1, { kind: 'jammed' });
+    await vm.runtime.select('cola');
+    vm.tap(wallet);
+    await eventually(() => log.commands.find((c) => c.c === 'receipt'), 8000, 'receipt');
+    vm.remove();
+    vm.setSlot(1, { kind: 'drops', afterMs: 40 });
+    expect(log.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'failed' });
+    await eventually(async () => (await site.balance(wallet)) === 1000, 8000, 'refund');
+    await eventually(() => idle(vm));
+  });
+
+  it('card pulled mid-tap (during AUTHORIZE): nothing is sent, nothing charged', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(vm);
+    await vm.runtime.select('cola');
+    const pull = (c: Command) => {
+      if (c.c === 'nfc.authorize') vm.pullOnNextExchange();
+    };
+    vm.runtime.on('command', pull);
+    vm.tap(wallet);
+    await eventually(() => log.displays.find((d) => d.includes('tap again')), 8000, 'card lost');
+    vm.runtime.off('command', pull);
+    vm.remove();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(log.commands.map((c) => c.c)).not.toContain('hub.request');
+    expect(await site.balance(wallet)).toBe(1000);
+    await vm.runtime.cancelSelection();
+  });
+
+  it('bad wallet signature: the terminal refuses it before anything reaches the hub', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(vm);
+    await vm.runtime.select('cola');
+    vm.tap(badSignatureCard(wallet));
+    await eventually(() => log.displays.find((d) => d.startsWith('wallet declined')), 8000, 'decline');
+    vm.remove();
+    expect(log.displays.find((d) => d.startsWith('wallet declined'))).toContain('BAD_SIGNATURE');
+    expect(log.commands.map((c) => c.c)).not.toContain('hub.request');
+    await vm.runtime.cancelSelection();
+  });
+
+  it('bad hub signature on the result: never dispenses, gives up at the deadline', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(vm);
+    site.faults.corruptReplies = true;
+    try {
+      await vm.runtime.select('cola');
+      vm.tap(wallet);
+      await eventually(() => log.commands.find((c) => c.c === 'hub.abandon'), 8000, 'abandon');
+      vm.remove();
+      expect(log.displays.some((d) => d.includes('BAD_SIGNATURE'))).toBe(true);
+      expect(log.commands.map((c) => c.c)).not.toContain('vend');
+    } finally {
+      site.faults.corruptReplies = false;
+    }
+    // Good replies again: the outbox retry (same id) gets the original result; the late approval is reversed.
+    await eventually(async () => (await site.balance(wallet)) === 1000 && vm.started.store.openCount() === 0, 8000, 'reconciled');
+  });
+
+  it('hub answers after the terminal timed out: same request id, charged once, then refunded', async () => {
+    const slow = await site.terminal({ kind: 'vending', config: { hub: { timeoutMs: 600, retryMs: 200 } } });
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(slow);
+    site.faults.delayMs = 1200;
+    try {
+      await slow.runtime.select('cola');
+      slow.tap(wallet);
+      await eventually(() => log.commands.find((c) => c.c === 'hub.abandon'), 8000, 'abandon');
+      slow.remove();
+      expect(log.commands.map((c) => c.c)).not.toContain('vend');
+      // The late approval arrives and is answered with a failure receipt: the hub refunds.
+      await eventually(() => log.commands.find((c) => c.c === 'receipt' && c.outcome === 'failed'), 8000, 'failure receipt');
+    } finally {
+      site.faults.delayMs = 0;
+    }
+    const requests = log.commands.filter((c) => c.c === 'hub.request');
+    expect(requests).toHaveLength(1);
+    await eventually(async () => (await site.balance(wallet)) === 1000, 8000, 'refund');
+  });
+
+  it('hub down: sells offline within the license limit, forwards the authorization when the hub is back', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000, offlineLimitMinor: 300 });
+    const log = record(vm);
+    const url = await site.stopServer();
+    try {
+      await eventually(() => !vm.runtime.isOnline, 5000, 'offline');
+      await vm.runtime.select('cola');
+      vm.tap(wallet);
+      await eventually(() => log.commands.find((c) => c.c === 'receipt'), 8000, 'receipt');
+      vm.remove();
+      expect(log.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true });
+      expect(log.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'dispensed' });
+      await eventually(() => idle(vm));
+      await new Promise((r) => setTimeout(r, 150)); // the reader must see the card gone before a new tap
+      // Beyond the license's offline limit (250 used of 300): refused.
+      await vm.runtime.select('cola');
+      vm.tap(wallet);
+      await eventually(() => log.displays.find((d) => d.includes('OFFLINE_LIMIT')), 8000, 'offline limit');
+      vm.remove();
+      await vm.runtime.cancelSelection();
+      expect(vm.started.store.openCount()).toBe(1);
+    } finally {
+      await site.restartServer(url);
+    }
+    await eventually(() => vm.runtime.isOnline, 8000, 'online again');
+    await eventually(() => vm.started.store.openCount() === 0, 8000, 'outbox forwarded');
+    await eventually(async () => (await site.balance(wallet)) === 750, 8000, 'settled');
+  });
+});
