@@ -42,7 +42,7 @@ export function describeNfcReaderContract(name: string, makeHarness: () => Promi
       const offer = world.offerBytes(350, [{ sku: 'coffee', qty: 1, unitMinor: 350 }]);
       expect(offer.length).toBeGreaterThan(600); // needs command chaining
       const result = await card.authorize(offer);
-      expect(result.kind).toBe('authorized');
+      expect(result).toMatchObject({ kind: 'authorized' });
       if (result.kind !== 'authorized') return;
       const auth = decodeMessage(result.authorizationBytes, 'wallet.authorization');
       const parsedOffer = decodeMessage(offer, 'purchase.offer');
@@ -113,7 +113,7 @@ export function describeNfcReaderContract(name: string, makeHarness: () => Promi
       h.tap(wallet);
       const next = new WalletCard(await h.reader.waitForCard());
       await next.select();
-      expect((await next.authorize(world.offerBytes(100))).kind).toBe('authorized');
+      expect(await next.authorize(world.offerBytes(100))).toMatchObject({ kind: 'authorized' });
     });
 
     it('answers 6A82 to a SELECT of a card without the applet', async () => {

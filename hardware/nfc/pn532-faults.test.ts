@@ -35,7 +35,8 @@ describe.skipIf(!isSocatAvailable())('PN532 driver faults (socat pty + emulator)
     try {
       const card = new WalletCard(session);
       await card.select();
-      return (await card.authorize(world.offerBytes(250))).kind;
+      const r = await card.authorize(world.offerBytes(250));
+      return r.kind === 'declined' ? `declined:${r.code}` : r.kind;
     } finally {
       await session.release();
     }
@@ -84,7 +85,7 @@ describe.skipIf(!isSocatAvailable())('PN532 driver faults (socat pty + emulator)
   });
 
   it('retries a command whose ACK never came, within the bound', async () => {
-    const reader = await openReader({ commandRetries: 3, ackTimeoutMs: 40 });
+    const reader = await openReader({ commandRetries: 3, ackTimeoutMs: 80 });
     emulated.emulator.present(world.newWallet());
     const session = await reader.waitForCard();
     emulated.emulator.faults.dropCommands = 2;
@@ -93,7 +94,7 @@ describe.skipIf(!isSocatAvailable())('PN532 driver faults (socat pty + emulator)
   });
 
   it('gives up with NFC_ACK_TIMEOUT after the bounded retries, then recovers on its own', async () => {
-    const reader = await openReader({ commandRetries: 2, ackTimeoutMs: 30 });
+    const reader = await openReader({ commandRetries: 2, ackTimeoutMs: 80 });
     const wallet = world.newWallet();
     emulated.emulator.present(wallet);
     const session = await reader.waitForCard();

@@ -9,7 +9,10 @@ import { BRTY_106_TYPE_A, Command, RfConfigItem, parseFirmwareVersion, parseInLi
 export type Pn532DriverOptions = {
   path: string;
   baudRate?: number;
-  /** §6.2.1.3: the PN532 acknowledges within a few ms; beyond this we retry the command. */
+  /**
+   * §6.2.1.3: the PN532 acknowledges within a few ms of the frame's end; USB-serial adapters add
+   * up to ~16 ms. Beyond this we abort (ACK) and resend, `commandRetries` times.
+   */
   ackTimeoutMs?: number;
   /** Bounded command retries when no ACK comes (a lost frame on the line). */
   commandRetries?: number;
@@ -54,7 +57,7 @@ export class Pn532Driver extends EventEmitter {
     this.path = options.path;
     this.opts = {
       baudRate: options.baudRate ?? 115_200,
-      ackTimeoutMs: options.ackTimeoutMs ?? 50,
+      ackTimeoutMs: options.ackTimeoutMs ?? 100,
       commandRetries: options.commandRetries ?? 3,
       responseTimeoutMs: options.responseTimeoutMs ?? 1000,
       nackRetries: options.nackRetries ?? 3,

@@ -61,7 +61,7 @@ export class Pn532Emulator {
   private activeTg = 0;
   private cardArrivalWaiters: Array<() => void> = [];
   private lastResponse: Uint8Array | undefined;
-  /** Bumped when the host aborts (sends ACK): a response computed for an older epoch is dropped. */
+  /** Bumped when the host aborts (sends ACK) or the port closes: responses of an older epoch are dropped. */
   private epoch = 0;
   private queue: Promise<void> = Promise.resolve();
   private lineFreeAtMs = 0;
@@ -154,7 +154,7 @@ export class Pn532Emulator {
           return;
         }
         this.stats.commands++;
-        const epoch = ++this.epoch;
+        const epoch = this.epoch;
         const data = ev.data;
         // The command is complete only after its last byte crossed the UART (10 bits per byte).
         const inboundMs = this.lineRateBaud > 0 ? ((data.length + 8) * 10 * 1000) / this.lineRateBaud : 0;

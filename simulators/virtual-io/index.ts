@@ -1,0 +1,5 @@
+export { VirtualIo, MODES, type PinWrite, type VirtualIoOptions } from './virtual-io.ts';
+export { GateWalker, VendingMechanics, attachGateWalker, attachVendingMechanics, type Visitor, type SlotBehaviour } from './sensor-sims.ts';
+export {
+  MemoryGateHardware, MemoryVendingHardware, MemoryPosHardware, MemoryDisplay, createMemoryGate, createMemoryVending, createMemoryPos,
+} from './memory-actuators.ts';
