@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Engine, EngineHooks } from './engine.ts';
+import type { SqliteLedgerStore } from './sqlite-store.ts';
 import { manualClock, tempLedger, walletId } from './test-helpers.ts';
 import type { Command, Outcome } from './types.ts';
 import { verifyLedger } from './verify.ts';
@@ -148,7 +149,7 @@ describe('engine properties', () => {
           expect(report.currencies[0]?.inTransitMinor ?? 0).toBe(0);
 
           // At most once: one log row per id, one withdrawal-type entry per log row, one refund per original.
-          const db = (engine.store as unknown as { db: import('better-sqlite3').Database }).db;
+          const db = (engine.store as SqliteLedgerStore).db;
           expect(db.prepare('SELECT COUNT(*) AS n FROM settlement_log').get()).toEqual({ n: new Set(sent.map((c) => c.requestId)).size });
           expect(db.prepare('SELECT seq, COUNT(*) AS n FROM journal_entries WHERE seq > 0 AND kind IN (0, 2, 4, 5, 6) GROUP BY seq HAVING n > 1').all()).toEqual([]);
           expect(db.prepare("SELECT seq, COUNT(*) AS n FROM journal_entries WHERE seq > 0 AND kind = 1 GROUP BY seq HAVING n > 1").all()).toEqual([]);

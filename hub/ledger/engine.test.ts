@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Engine } from './engine.ts';
 import { manualClock, rid, tempLedger, walletId, type TempLedger } from './test-helpers.ts';
-import type { ApprovedOutcome, Command, Outcome } from './types.ts';
+import type { ApprovedOutcome, Command, Outcome, PurchaseCommand } from './types.ts';
 import { verifyLedger } from './verify.ts';
 
 const W1 = walletId(1);
@@ -26,7 +26,7 @@ afterEach(async () => {
 });
 
 const topup = (walletIdHex: string, amountMinor: number, requestId = rid()): Command => ({ kind: 'topup', requestId, walletId: walletIdHex, amountMinor, currency: 'EUR', source: 'cash' });
-const purchase = (amountMinor: number, extra: Partial<Extract<Command, { kind: 'purchase' }>> = {}): Command => ({
+const purchase = (amountMinor: number, extra: Partial<PurchaseCommand> = {}): PurchaseCommand => ({
   kind: 'purchase',
   requestId: rid(),
   walletId: W1,
