@@ -20,14 +20,14 @@ import {
 } from '../../protocol/index.ts';
 import { CardAuthorizerSimulator } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
 import { SimulatedClearing, type ClearingAdapter } from '../clearing/clearing-adapter.ts';
-import { payoutMerchant, type PayoutOutcome } from '../clearing/payouts.ts';
+import { payoutMerchant, retryPayouts, type PayoutOutcome } from '../clearing/payouts.ts';
 import { isMerchantId, isRequestId } from '../ledger/command.ts';
 import { Engine, type EngineOptions } from '../ledger/engine.ts';
 import { SqliteLedgerStore } from '../ledger/sqlite-store.ts';
 import { verifyLedger, type VerifyReport } from '../ledger/verify.ts';
 import type { Account, HistoryItem, HoldInfo, Outcome, SettlementSummary } from '../ledger/types.ts';
 import { loadOrCreateEd25519Key, loadOrCreateSecret } from '../registry/keys.ts';
-import { Registry, type TerminalDirectory, type TerminalInfo, type TerminalKindT } from '../registry/registry.ts';
+import { Registry, type PayoutRecord, type TerminalDirectory, type TerminalInfo, type TerminalKindT } from '../registry/registry.ts';
 import { parseCatalogFile, type CatalogVersion } from '../rules/catalog.ts';
 import { parseFareTableFile, type FareTableVersion } from '../rules/fare-tables.ts';
 import { parseTicketProductsFile } from '../rules/tickets.ts';
@@ -103,10 +103,13 @@ export interface HubStatus {
   readonly blocklist: Array<{ wallet: string; reason: string }>;
   readonly blocklistVersion: number;
   readonly terminals: Array<TerminalInfo & { terminalId: string }>;
-  readonly verify: VerifyReport;
+  readonly verify: VerifyReport | null;
 }
 
 const DAY_MS = 24 * 3600_000;
+/** Used challenges are kept this long; older authorizations also fail the counter window. */
+const CHALLENGE_RETENTION_MS = 35 * DAY_MS;
+const PRUNE_EVERY_MS = 3600_000;
 const MAX_EVENTS = 100;
 
 function assertName(field: string, value: string): void {
@@ -136,6 +139,7 @@ export class Hub implements TerminalDirectory {
   readonly #verifier: SignatureVerifier;
   readonly #events: SettlementEvent[] = [];
   #timer: NodeJS.Timeout | undefined;
+  #lastPruneMs = 0;
   #closed = false;
 
   constructor(parts: {
@@ -376,8 +380,19 @@ export class Hub implements TerminalDirectory {
     return payoutMerchant({ engine: this.engine, registry: this.registry, clearing: this.clearing, clock: this.clock }, input);
   }
 
+  /** Moves holds whose window has ended to their merchants; prunes old replay state hourly. */
   releaseDueHolds(): Promise<{ releasedCount: number }> {
-    return this.engine.releaseDueHolds(this.clock());
+    const now = this.clock();
+    if (now - this.#lastPruneMs >= PRUNE_EVERY_MS) {
+      this.#lastPruneMs = now;
+      this.registry.pruneChallenges(now - CHALLENGE_RETENTION_MS);
+    }
+    return this.engine.releaseDueHolds(now);
+  }
+
+  /** Sends payouts that were recorded in the ledger but not confirmed by the clearing adapter. */
+  retryPayouts(): Promise<PayoutRecord[]> {
+    return retryPayouts({ engine: this.engine, registry: this.registry, clearing: this.clearing, clock: this.clock });
   }
 
   // ---------- blocklist ----------
@@ -416,7 +431,8 @@ export class Hub implements TerminalDirectory {
     return verifyLedger(this.engine.store);
   }
 
-  async status(): Promise<HubStatus> {
+  /** Dashboard data. `verify: false` skips the full ledger recomputation (it reads every posting). */
+  async status(options: { verify?: boolean } = {}): Promise<HubStatus> {
     return {
       hubKey: this.hubPublicKey,
       issuerKey: this.issuerPublicKey,
@@ -429,7 +445,7 @@ export class Hub implements TerminalDirectory {
       blocklist: this.registry.blocklist(),
       blocklistVersion: this.registry.blocklistVersion(),
       terminals: this.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, kind: t.kind, merchantId: t.merchantId, revoked: t.revoked })),
-      verify: await this.verifyLedger(),
+      verify: options.verify === false ? null : await this.verifyLedger(),
     };
   }
 

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   DEFAULT_MAX_SKEW_MS,
+  canonicalJson,
   MAX_BYTES,
   decodeMessage,
   encodeMessage,
@@ -96,6 +97,14 @@ interface Decision {
   cache: boolean;
 }
 
+interface SignatureChecks {
+  readonly items: VerifyItem[];
+  readonly checks: Array<{ readonly name: string; readonly index: number }>;
+}
+
+/** Licenses (by signature) whose exact body already verified; bounded. */
+const MAX_CACHED_LICENSES = 100_000;
+
 const TRANSIENT: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'INTERNAL', 'TIMEOUT']);
 
 function requestHash(req: Request): string {
@@ -127,6 +136,7 @@ export class SettlementService {
   readonly #maxSkewMs: number;
   readonly #maxTopupMinor: number;
   readonly #inflight = new Map<string, Promise<Uint8Array>>();
+  readonly #verifiedLicenses = new Map<string, string>();
   readonly #settlementListeners = new Set<(e: SettlementEvent) => void>();
   readonly #blocklistListeners = new Set<() => void>();
 
@@ -192,8 +202,8 @@ export class SettlementService {
     if (terminal.revoked) return this.#finish(req, terminalId, decline('REVOKED'), log);
     if (body.terminalId !== terminalId) return this.#finish(req, terminalId, decline('TERMINAL_MISMATCH'), log);
 
-    const checks = this.#signatureItems(req, terminal);
-    const results = await this.#o.verifier.verifyMany(checks.items);
+    const sigs = this.#signatureItems(req, terminal);
+    const results = await this.#o.verifier.verifyMany(sigs.items);
     if (!results[0]) return this.#finish(req, terminalId, decline('BAD_SIGNATURE'), log);
 
     // The terminal is authenticated from here on: its request id is binding.
@@ -203,10 +213,14 @@ export class SettlementService {
       if (stored.hash === hash) return stored.result;
       return this.#finish(req, terminalId, decline('DUPLICATE_MISMATCH'), log);
     }
-    const failedCheck = checks.names.find((_, i) => !results[i + 1]);
-    if (failedCheck !== undefined) {
-      log.info({ check: failedCheck }, 'signature check failed');
-      return this.#finish(req, terminalId, decline(checks.codes.get(failedCheck) ?? 'BAD_SIGNATURE', true), log, hash);
+    const failed = sigs.checks.find((c) => !results[c.index]);
+    if (failed !== undefined) {
+      log.info({ check: failed.name }, 'signature check failed');
+      return this.#finish(req, terminalId, decline('BAD_SIGNATURE', true), log, hash);
+    }
+    const op = body.op;
+    if ((op.type === 'purchase' || op.type === 'fare' || op.type === 'ticket.sale') && this.#o.issuerKeys.includes(op.license.body.issuerKey)) {
+      this.#rememberLicense(op.license);
     }
     if (!body.offline && !withinSkew(body.time, now, this.#maxSkewMs)) {
       return this.#finish(req, terminalId, decline('STALE_TIMESTAMP', true), log, hash);
@@ -224,31 +238,33 @@ export class SettlementService {
 
   /**
    * Every signature the request carries, verified in one batch (index 0 = the terminal's). Checks
-   * that can't even be formed (a key in the wrong shape) are given an item that fails.
+   * that can't even be formed (a key in the wrong shape) are given an item that fails. A license
+   * whose exact bytes verified before is not verified again (wallets show the same one each tap).
    */
-  #signatureItems(req: Request, terminal: TerminalRecord): { items: VerifyItem[]; names: string[]; codes: Map<string, ErrorCode> } {
+  #signatureItems(req: Request, terminal: TerminalRecord): SignatureChecks {
     const items: VerifyItem[] = [];
-    const names: string[] = [];
-    const codes = new Map<string, ErrorCode>();
+    const checks: SignatureChecks['checks'] = [];
     const bad: VerifyItem = { signature: new Uint8Array(64), message: new Uint8Array(0), publicKey: new Uint8Array(32) };
-    const add = (name: string, msg: { type: string; body: unknown; sig: string }, key: string, code: ErrorCode = 'BAD_SIGNATURE'): void => {
+    const add = (name: string, msg: { type: string; body: unknown; sig: string }, key: string): void => {
       items.push(item(msg, key) ?? bad);
-      if (name !== 'terminal') names.push(name);
-      codes.set(name, code);
+      checks.push({ name, index: items.length - 1 });
     };
     add('terminal', req, terminal.publicKey);
     const op = req.body.op;
     switch (op.type) {
       case 'purchase':
       case 'fare':
-      case 'ticket.sale':
-        add('license', op.license, op.license.body.issuerKey);
+      case 'ticket.sale': {
+        const known = this.#verifiedLicenses.get(op.license.sig);
+        const canonical = known !== undefined ? canonicalJson(op.license.body) : undefined;
+        if (known === undefined || known !== canonical) add('license', op.license, op.license.body.issuerKey);
         add('authorization', op.authorization, op.authorization.body.wallet);
         if (op.type === 'fare' && op.entry) {
           const gate = this.#o.registry.terminal(op.entry.body.terminalId);
           if (gate) add('entry', op.entry, gate.publicKey);
         }
         break;
+      }
       case 'ticket.use':
         add('ticket', op.ticket, op.ticket.body.hubKey);
         break;
@@ -264,7 +280,13 @@ export class SettlementService {
       case 'topup':
         break;
     }
-    return { items, names, codes };
+    return { items, checks };
+  }
+
+  #rememberLicense(license: Envelope<'wallet.license'>): void {
+    if (this.#verifiedLicenses.has(license.sig)) return;
+    if (this.#verifiedLicenses.size >= MAX_CACHED_LICENSES) this.#verifiedLicenses.delete(this.#verifiedLicenses.keys().next().value as string);
+    this.#verifiedLicenses.set(license.sig, canonicalJson(license.body));
   }
 
   async #decide(terminal: TerminalRecord, body: RequestBody, now: number, decline: (c: ErrorCode, cache?: boolean) => Decision): Promise<Decision> {

@@ -15,6 +15,7 @@ import {
   type Envelope,
 } from '../../protocol/index.ts';
 import { TEST_PAN_APPROVED, TEST_PAN_DECLINED } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
+import type { SimulatedClearing } from '../../hub/clearing/clearing-adapter.ts';
 import {
   FARES,
   PRODUCTS,
@@ -110,6 +111,10 @@ describe('purchase', () => {
     const beer = [{ sku: 'beer', qty: 1, unitMinor: 400 }];
     expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(pos, minor, beer, fx.now).bytes)).code).toBe('RESTRICTED');
     expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(pos, adult, beer, fx.now).bytes)).status).toBe('approved');
+    // A license the hub has seen verify, re-used with a raised age: its signature no longer holds.
+    await fx.hub.handleRequest(pos.id, purchase(pos, minor, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now).bytes);
+    const older = { ...minor, license: { ...minor.license, body: { ...minor.license.body, ageOver: 18 } } };
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(pos, older, beer, fx.now).bytes)).code).toBe('BAD_SIGNATURE');
     const meal = [{ sku: 'staff-meal', qty: 1, unitMinor: 300 }];
     expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(pos, adult, meal, fx.now).bytes)).code).toBe('RESTRICTED');
     expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(pos, staff, meal, fx.now).bytes)).status).toBe('approved');
@@ -397,6 +402,21 @@ describe('top-ups, transfers, history, payouts', () => {
     expect((await fx.hub.showAccount('snacks'))?.account.balanceMinor).toBe(before - 100);
     const tooMuch = await fx.hub.payout({ merchantId: 'snacks', amountMinor: before * 10 });
     expect(tooMuch).toMatchObject({ ok: false, code: 'INSUFFICIENT_FUNDS' });
+  });
+
+  it('a payout the bank did not confirm is retried with the same id and paid once', async () => {
+    const clearing = fx.hub.clearing as SimulatedClearing;
+    clearing.failNext = true;
+    const p = await fx.hub.payout({ merchantId: 'snacks', amountMinor: 50 });
+    expect(p.ok && p.payout.state).toBe('failed');
+    const balance = (await fx.hub.showAccount('snacks'))?.account.balanceMinor ?? 0;
+    const sent = clearing.transfers.length;
+    const retried = await fx.hub.retryPayouts();
+    expect(retried.map((r) => r.state)).toEqual(['sent']);
+    expect(clearing.transfers.length).toBe(sent + 1);
+    // Recorded once in the ledger: the retry moved no more money.
+    expect((await fx.hub.showAccount('snacks'))?.account.balanceMinor).toBe(balance);
+    expect(await fx.hub.retryPayouts()).toEqual([]);
   });
 });
 

@@ -1,0 +1,73 @@
+/**
+ * Throughput of the settlement service alone (no MQTT): signed purchase requests through
+ * handleRequest with the inline verifier, real SQLite files, `inFlight` requests at a time.
+ * Usage: npx tsx test/hub/measure-service.ts [requests=5000] [wallets=1000] [inFlight=200]
+ */
+import { Session } from 'node:inspector/promises';
+import { writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { newRequestId } from '../../protocol/index.ts';
+import { SNACKS, enroll, openHubFixture, purchase, readResult, register, type TestWallet } from './kit.ts';
+
+const [requests = 5000, walletCount = 1000, inFlight = 200] = process.argv.slice(2).map(Number);
+const fx = await openHubFixture({ clock: Date.now });
+try {
+  const vend = await enroll(fx.hub, 'vend-1', 'vending', 'snacks');
+  fx.hub.importCatalog(SNACKS);
+  const wallets: TestWallet[] = [];
+  for (let i = 0; i < walletCount; i++) {
+    const w = await register(fx.hub);
+    await fx.hub.topUp({ wallet: w.id, amountMinor: 1_000_000, operatorId: 'bench', requestId: newRequestId() });
+    wallets.push(w);
+  }
+  // Sign everything first: the wallet and terminal work is not the hub's.
+  const payloads = Array.from({ length: requests }, (_, i) => purchase(vend, wallets[i % walletCount] as TestWallet, [{ sku: 'cola', qty: 1, unitMinor: 250 }], Date.now()).bytes);
+  const latencies: number[] = [];
+  let next = 0;
+  let approved = 0;
+  // PROFILE=file.cpuprofile: CPU profile of the measured phase only.
+  const session = process.env['PROFILE'] ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < payloads.length) {
+        const p = payloads[next++] as Uint8Array;
+        const s = performance.now();
+        const r = readResult(fx.hub, await fx.hub.handleRequest(vend.id, p));
+        latencies.push(performance.now() - s);
+        if (r.status === 'approved') approved++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  if (session) {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(process.env['PROFILE'] as string, JSON.stringify(profile));
+    session.disconnect();
+  }
+  latencies.sort((a, b) => a - b);
+  const pct = (q: number) => (latencies[Math.floor(q * (latencies.length - 1))] ?? 0).toFixed(1);
+  const verify = await fx.hub.verifyLedger();
+  console.log(
+    JSON.stringify({
+      'service.settled_per_s': Math.round(approved / seconds),
+      approved,
+      requests,
+      inFlight,
+      latencyMsP50: pct(0.5),
+      latencyMsP99: pct(0.99),
+      cpuUsPerRequest: Math.round((cpu.user + cpu.system) / requests),
+      engineLargestBatch: fx.hub.engine.stats.largestBatch,
+      verifyOk: verify.ok,
+    }),
+  );
+} finally {
+  await fx.cleanup();
+}
