@@ -144,6 +144,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     return this.fares?.table ?? null;
   }
 
+  isBlocklisted(wallet: string): boolean {
+    return this.blocklist.wallets.has(wallet);
+  }
+
   get articles(): readonly ArticleT[] {
     return this.catalog?.articles ?? [];
   }
@@ -173,6 +177,11 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   /** Staff-authorized cash top-up: the operator's id and PIN, then the customer taps. */
   topUp(amountMinor: number, operatorId: string, pin: string): Promise<void> {
     return this.post({ e: 'topup', amountMinor, operatorId, pin });
+  }
+
+  /** Ticket vending: sell a hub product at its price; the hub signs the ticket, the wallet keeps it. */
+  sellTicket(product: string, priceMinor: number): Promise<void> {
+    return this.post({ e: 'ticket.sell', product, priceMinor });
   }
 
   /** Relay a wallet-signed cancellation of a purchase made here; returns the new request id. */

@@ -97,4 +97,18 @@ describe('POS', () => {
     expect(r.commands[0]).toEqual({ c: 'hub.abandon', requestId: s.requestId });
     expect(kinds(r.commands)).not.toContain('print');
   });
+
+  it('ticket sale: the wallet signs a ticket offer, the hub-signed ticket is stored on the wallet', () => {
+    const f = new Fixture();
+    const w = f.wallet();
+    const rid = f.id();
+    let r = run(f.ctx(), [{ e: 'ticket.sell', product: 'day', priceMinor: 500 }, { e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }]);
+    expect(r.commands.find((c) => c.c === 'nfc.authorize')).toEqual({ c: 'nfc.authorize', offer: { purpose: 'ticket', amountMinor: 500, currency: 'EUR', lines: [] } });
+    r = run(f.ctx(), [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'ticket', amountMinor: 500, currency: 'EUR', lines: [] }) }], r.state);
+    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ op: { type: 'ticket.sale', product: 'day' }, offline: false });
+    const ticket = f.ticket(w.hex);
+    r = run(f.ctx(), [{ e: 'hub.result', result: f.result(rid, { amountMinor: 500, ticket }) }], r.state);
+    expect(r.commands).toContainEqual({ c: 'nfc.store', kind: 'Ticket', message: ticket, replace: false });
+    expect(run(f.ctx({ online: false }), [{ e: 'ticket.sell', product: 'day', priceMinor: 500 }]).state.s).toBe('idle');
+  });
 });

@@ -13,14 +13,16 @@ export interface PosOperator {
   pinSha256: string;
 }
 
-type SettleKind = 'purchase' | 'topup' | 'cancel';
+type SettleKind = 'purchase' | 'topup' | 'cancel' | 'ticket';
 
 export type PosState =
   | { s: 'idle' }
   | { s: 'cart'; lines: LineItemT[] }
   | { s: 'awaiting.tap'; mode: 'purchase'; lines: LineItemT[]; totalMinor: number; untilMs: number }
   | { s: 'awaiting.tap'; mode: 'topup'; amountMinor: number; operatorId: string; untilMs: number }
-  | { s: 'authorizing'; lines: LineItemT[]; totalMinor: number; requestId: string; license: Envelope<'wallet.license'>; untilMs: number }
+  /** Ticket vending (seed 004 claims 15–16): the hub signs the ticket, the wallet stores it. */
+  | { s: 'awaiting.tap'; mode: 'ticket'; product: string; priceMinor: number; untilMs: number }
+  | { s: 'authorizing'; lines: LineItemT[]; totalMinor: number; requestId: string; license: Envelope<'wallet.license'>; untilMs: number; product?: string }
   | { s: 'settling'; kind: SettleKind; requestId: string; lines: LineItemT[]; untilMs: number };
 
 export type PosEvent =
@@ -29,6 +31,7 @@ export type PosEvent =
   | { e: 'clear' }
   | { e: 'checkout' }
   | { e: 'topup'; amountMinor: number; operatorId: string; pin: string }
+  | { e: 'ticket.sell'; product: string; priceMinor: number }
   /** A wallet-signed cancellation (from the wallet app) of a purchase made here. */
   | { e: 'cancel'; cancellation: Envelope<'cancellation'>; requestId: string };
 
@@ -56,7 +59,9 @@ export function pinMatches(operators: readonly PosOperator[], operatorId: string
 function receiptLines(ctx: TerminalContext, kind: SettleKind, lines: LineItemT[], r: Body<'settlement.result'>): string[] {
   const out = [`${ctx.merchantId} — terminal ${ctx.terminalId}`];
   for (const l of lines) out.push(`${l.qty} x ${l.sku} @ ${l.unitMinor}`);
-  out.push(`${kind === 'purchase' ? 'TOTAL' : kind === 'topup' ? 'TOP-UP' : 'REFUND'} ${r.amountMinor} ${r.currency}`);
+  const label = { purchase: 'TOTAL', topup: 'TOP-UP', cancel: 'REFUND', ticket: 'TICKET' }[kind];
+  out.push(`${label} ${r.amountMinor} ${r.currency}`);
+  if (r.ticket) out.push(`ticket ${r.ticket.body.product} valid until ${new Date(r.ticket.body.validUntil).toISOString()}`);
   if (r.holdUntil !== undefined) out.push(`cancellable until ${new Date(r.holdUntil).toISOString()}`);
   if (r.statement) out.push(`balance ${r.statement.body.balanceMinor} ${r.statement.body.currency}`);
   out.push(`ref ${r.requestId}`);
@@ -92,6 +97,14 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
         display(`top-up ${event.amountMinor} ${ctx.currency} — tap the wallet`),
       ]);
     }
+    case 'ticket.sell': {
+      if (state.s !== 'idle') return step(state);
+      if (!ctx.online) return step(state, [display('tickets need the hub', 'error')]);
+      if (!Number.isSafeInteger(event.priceMinor) || event.priceMinor < 1) return step(state, [display('invalid price', 'error')]);
+      return step({ s: 'awaiting.tap', mode: 'ticket', product: event.product, priceMinor: event.priceMinor, untilMs: nowMs + TAP_MS }, [
+        display(`${event.product}: ${event.priceMinor} ${ctx.currency} — tap your wallet`),
+      ]);
+    }
     case 'cancel': {
       if (state.s !== 'idle') return step(state);
       if (!ctx.online) return step(state, [display('cancellation needs the hub', 'error')]);
@@ -112,12 +125,24 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
           display('topping up…'),
         ]);
       }
+      if (state.mode === 'ticket') {
+        return step({ s: 'authorizing', lines: [], totalMinor: state.priceMinor, requestId: event.requestId, license: lic.license, untilMs: nowMs + AUTHORIZE_MS, product: state.product }, [
+          { c: 'nfc.authorize', offer: { purpose: 'ticket', amountMinor: state.priceMinor, currency: ctx.currency, lines: [] } },
+        ]);
+      }
       return step({ s: 'authorizing', lines: state.lines, totalMinor: state.totalMinor, requestId: event.requestId, license: lic.license, untilMs: nowMs + AUTHORIZE_MS }, [
         { c: 'nfc.authorize', offer: { purpose: 'purchase', amountMinor: state.totalMinor, currency: ctx.currency, lines: state.lines } },
       ]);
     }
     case 'wallet.authorized': {
       if (state.s !== 'authorizing') return step(state);
+      if (state.product !== undefined) {
+        const op = { type: 'ticket.sale' as const, authorization: event.authorization, license: state.license, product: state.product };
+        return step({ s: 'settling', kind: 'ticket', requestId: state.requestId, lines: [], untilMs: nowMs + ctx.timeouts.hubMs }, [
+          { c: 'hub.request', requestId: state.requestId, op, offline: false, wallet: state.license.body.wallet, amountMinor: state.totalMinor },
+          display('issuing ticket…'),
+        ]);
+      }
       const op = { type: 'purchase' as const, authorization: event.authorization, license: state.license, lines: state.lines };
       const request = { c: 'hub.request' as const, requestId: state.requestId, op, wallet: state.license.body.wallet, amountMinor: state.totalMinor };
       if (ctx.online) {
@@ -145,12 +170,14 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       if (!r.ok) return step(state, [display(`ignored hub reply: ${r.code}`, 'error')]);
       const statement: Command[] = r.body.statement ? [{ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true }] : [];
       if (r.body.status !== 'approved') return step(POS_IDLE, [...statement, { c: 'nfc.release' }, display(`declined: ${r.body.code ?? 'unknown'}`, 'error')]);
+      const ticket: Command[] = r.body.ticket ? [{ c: 'nfc.store', kind: 'Ticket', message: r.body.ticket, replace: false }] : [];
       return step(POS_IDLE, [
         { c: 'print', lines: receiptLines(ctx, state.kind, state.lines, r.body) },
+        ...ticket,
         ...statement,
         { c: 'nfc.release' },
         ...(state.kind === 'purchase' ? [{ c: 'receipt' as const, requestId: state.requestId, outcome: 'delivered' as const }] : []),
-        display(state.kind === 'purchase' ? 'paid' : state.kind === 'topup' ? 'topped up' : 'refunded', 'ok'),
+        display({ purchase: 'paid', topup: 'topped up', cancel: 'refunded', ticket: 'ticket stored on your wallet' }[state.kind], 'ok'),
       ]);
     }
     case 'hub.error':

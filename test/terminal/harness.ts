@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { authorizeOffer, decodeMessage, encodeMessage, type Envelope, type FareTable } from '../../protocol/index.ts';
+import { authorizeOffer, decodeMessage, encodeMessage, sha256, toHex, utf8, type Envelope, type FareTable } from '../../protocol/index.ts';
 import type { ContactlessCard } from '../../simulators/wallet/contactless-card.ts';
 import { WalletApplet } from '../../simulators/wallet/wallet-applet.ts';
 import { createHub, type Hub } from '../../hub/service/index.ts';
@@ -23,6 +23,9 @@ export const FARES: FareTable = {
   utcOffsetMinutes: 0,
   timeBands: [],
 };
+
+/** POS staff: alice, PIN 4711 (only its SHA-256 is configured). */
+export const OPERATORS = [{ id: 'alice', pinSha256: toHex(sha256(utf8('4711'))) }];
 
 export const ARTICLES = [
   { sku: 'cola', name: 'Cola', priceMinor: 250, currency: 'EUR', slot: 1 },
@@ -70,6 +73,7 @@ export class Site {
     const site = new Site(dir, hub);
     for (const merchantId of ['merchant-vending', 'merchant-pos']) hub.importCatalog({ merchantId, articles: ARTICLES });
     hub.importFares(FARES);
+    hub.importProducts({ products: [{ name: 'day', priceMinor: 500, currency: 'EUR', validityMs: 24 * 3600_000, stations: [] }] });
     site.server = await createHubServer({ service: site.service, directory: hub, logger: pino({ level: 'silent' }) });
     return site;
   }

@@ -1,0 +1,175 @@
+// Ticket gates end to end (entry at "north", exit at "south") with a POS for top-ups and ticket
+// sales: real terminal runtimes on the PN532 emulator and the virtual board, a real hub.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { computeFare } from '../../protocol/index.ts';
+import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
+import type { Command } from '../../terminal/machines/types.ts';
+import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
+import type { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
+import { badSignatureCard, eventually, FARES, OPERATORS, Site } from './harness.ts';
+
+const TRIP_MINOR = computeFare(FARES, { station: 'north', time: 0 }, 'south', 60_000).fareMinor; // 300
+
+function record(t: SimulatedTerminal): { commands: Command[]; displays: string[]; stop(): void } {
+  const commands: Command[] = [];
+  const displays: string[] = [];
+  const onC = (c: Command) => commands.push(c);
+  const onD = (text: string) => displays.push(text);
+  t.runtime.on('command', onC);
+  t.runtime.on('display', onD);
+  return { commands, displays, stop: () => (t.runtime.off('command', onC), t.runtime.off('display', onD)) };
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Tap, wait for the gate's decision (open or deny) and for it to be idle again, take the card away. */
+async function pass(t: SimulatedTerminal, card: Parameters<SimulatedTerminal['tap']>[0]): Promise<{ commands: Command[]; displays: string[]; opened: boolean }> {
+  const log = record(t);
+  t.tap(card);
+  await eventually(() => log.commands.some((c) => c.c === 'gate.open' || c.c === 'gate.deny'), 8000, 'gate decision');
+  await eventually(() => t.runtime.machineState.s === 'idle', 12_000, 'gate idle');
+  t.remove();
+  log.stop();
+  await sleep(60); // the reader must see the card leave before the next tap
+  return { ...log, opened: log.commands.some((c) => c.c === 'gate.open') };
+}
+
+const admissions = (w: SimulatedWallet) => w.applet.records.list(RecordKind.Admission);
+
+describe('gate terminals end to end', () => {
+  let site: Site;
+  let gateIn: SimulatedTerminal;
+  let gateOut: SimulatedTerminal;
+  let pos: SimulatedTerminal;
+
+  beforeAll(async () => {
+    site = await Site.start();
+    gateIn = await site.terminal({ kind: 'gate', merchantId: 'transit', gate: { station: 'north', mode: 'entry' } });
+    gateOut = await site.terminal({ kind: 'gate', merchantId: 'transit', gate: { station: 'south', mode: 'exit' } });
+    pos = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { pos: { operators: OPERATORS } } });
+  });
+  afterAll(async () => {
+    await site?.close();
+  });
+
+  it('entry writes a gate-signed admission; the exit opens at once on the local policy and the hub settles the fare behind', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const entry = await pass(gateIn, wallet);
+    expect(entry.opened).toBe(true);
+    expect(admissions(wallet)).toHaveLength(1);
+    const exit = await pass(gateOut, wallet);
+    const order = exit.commands.map((c) => c.c);
+    expect(order[order.indexOf('gate.open') + 1]).toBe('hub.request'); // open first, the request right after
+    expect(exit.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true, amountMinor: TRIP_MINOR, op: { type: 'fare', exitStation: 'south' } });
+    expect(admissions(wallet)).toHaveLength(0);
+    await eventually(async () => (await site.balance(wallet)) === 1000 - TRIP_MINOR, 8000, 'fare settled');
+    expect(exit.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'passed' });
+  });
+
+  it('exit without an entry record: the maximum fare', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const exit = await pass(gateOut, wallet);
+    expect(exit.opened).toBe(true);
+    expect(exit.commands.find((c) => c.c === 'hub.request')).toMatchObject({ amountMinor: FARES.maxFareMinor, op: { entry: null } });
+    await eventually(async () => (await site.balance(wallet)) === 1000 - FARES.maxFareMinor, 8000, 'max fare settled');
+  });
+
+  it('insufficient funds: a POS cash top-up leaves a hub statement of 100; the exit waits for the hub, which declines', async () => {
+    const wallet = await site.wallet({ balanceMinor: 0 });
+    const log = record(pos);
+    await pos.runtime.topUp(100, 'alice', '4711');
+    pos.tap(wallet);
+    await eventually(() => log.commands.find((c) => c.c === 'print') && log.commands.at(-2)?.c === 'nfc.release', 8000, 'top-up receipt');
+    await eventually(() => pos.runtime.machineState.s === 'idle');
+    pos.remove();
+    log.stop();
+    expect(wallet.applet.records.list(RecordKind.BalanceStatement)).toHaveLength(1);
+    expect(await site.balance(wallet)).toBe(100);
+    expect((await pass(gateIn, wallet)).opened).toBe(true);
+    const exit = await pass(gateOut, wallet);
+    expect(exit.opened).toBe(false);
+    expect(exit.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: false });
+    expect(exit.displays.some((d) => d.includes('INSUFFICIENT_FUNDS'))).toBe(true);
+    expect(await site.balance(wallet)).toBe(100);
+  });
+
+  it('restricted customer: a blocklisted wallet is stopped at the entry (announcement)', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    site.hub.blocklistAdd(wallet.publicKeyHex, 'stolen');
+    await eventually(() => gateIn.runtime.isBlocklisted(wallet.publicKeyHex), 8000, 'blocklist announcement');
+    const entry = await pass(gateIn, wallet);
+    expect(entry.opened).toBe(false);
+    expect(entry.displays.some((d) => d.includes('BLOCKLISTED'))).toBe(true);
+    expect(admissions(wallet)).toHaveLength(0);
+  });
+
+  it('anti-passback: a wallet already inside cannot enter again', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    expect((await pass(gateIn, wallet)).opened).toBe(true);
+    const again = await pass(gateIn, wallet);
+    expect(again.opened).toBe(false);
+    expect(again.displays).toContain('already inside');
+  });
+
+  it('tickets: sold at the POS (hub-signed, stored on the wallet), accepted at the entrance once, use reported', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(pos);
+    await pos.runtime.sellTicket('day', 500);
+    pos.tap(wallet);
+    await eventually(() => log.commands.find((c) => c.c === 'print') && log.commands.at(-2)?.c === 'nfc.release', 8000, 'ticket receipt');
+    await eventually(() => pos.runtime.machineState.s === 'idle');
+    pos.remove();
+    log.stop();
+    const [ticket] = wallet.applet.records.list(RecordKind.Ticket);
+    expect(ticket).toBeDefined();
+    const copy = ticket!.bytes.slice();
+    const entry = await pass(gateIn, wallet);
+    expect(entry.opened).toBe(true);
+    expect(entry.commands.find((c) => c.c === 'hub.request')).toMatchObject({ op: { type: 'ticket.use', station: 'north' } });
+    expect(wallet.applet.records.list(RecordKind.Ticket)).toHaveLength(0);
+    const exit = await pass(gateOut, wallet);
+    expect(exit.opened).toBe(true);
+    expect(exit.commands.map((c) => c.c)).not.toContain('hub.request'); // the ticket covers the trip
+    await eventually(() => gateIn.started.store.openCount() === 0, 8000, 'ticket use settled');
+    // A copied ticket does not admit a second time: pay-as-you-go entry instead.
+    wallet.applet.records.store(RecordKind.Ticket, copy, false);
+    const second = await pass(gateIn, wallet);
+    const admission = second.commands.find((c) => c.c === 'nfc.storeAdmission') as Extract<Command, { c: 'nfc.storeAdmission' }>;
+    expect(admission.body.ticketId).toBeUndefined();
+    expect(await site.balance(wallet)).toBe(500);
+  });
+
+  it('card pulled at the exit before the wallet signs: the barrier stays shut, nothing sent', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const pull = (c: Command) => {
+      if (c.c === 'nfc.authorize') gateOut.pullOnNextExchange();
+    };
+    gateOut.runtime.on('command', pull);
+    const exit = await pass(gateOut, wallet);
+    gateOut.runtime.off('command', pull);
+    expect(exit.opened).toBe(false);
+    expect(exit.commands.map((c) => c.c)).not.toContain('hub.request');
+  });
+
+  it('bad wallet signature at the exit: stays shut', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const exit = await pass(gateOut, badSignatureCard(wallet));
+    expect(exit.opened).toBe(false);
+    expect(exit.displays.some((d) => d.includes('BAD_SIGNATURE'))).toBe(true);
+  });
+
+  it('hub down: entry and exit still work on the local policy; the fare settles when the hub is back', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const url = await site.stopServer();
+    try {
+      await eventually(() => !gateOut.runtime.isOnline && !gateIn.runtime.isOnline, 5000, 'offline');
+      expect((await pass(gateIn, wallet)).opened).toBe(true);
+      const exit = await pass(gateOut, wallet);
+      expect(exit.opened).toBe(true);
+      expect(gateOut.started.store.openCount()).toBe(1);
+    } finally {
+      await site.restartServer(url);
+    }
+    await eventually(() => gateOut.started.store.openCount() === 0, 8000, 'outbox forwarded');
+    await eventually(async () => (await site.balance(wallet)) === 1000 - TRIP_MINOR, 8000, 'fare settled');
+  });
+});
