@@ -96,6 +96,18 @@ describe('purchase', () => {
     expect(await balanceOf(w)).toBe(100);
   });
 
+  it('settles an offline vending sale the wallet could not cover: flagged and blocklisted', async () => {
+    const w = await funded(100, { offlineLimitMinor: 500 });
+    fx.advance(3600_000);
+    // Sold while the machine was offline half an hour ago, uploaded now (beyond the online skew).
+    const sale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now - 1800_000, { offline: true });
+    const r = readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes));
+    expect(r).toMatchObject({ status: 'approved', amountMinor: 250 });
+    expect(r.statement?.body.balanceMinor).toBe(-150);
+    expect(fx.hub.blocklist().map((b) => b.wallet)).toContain(w.id);
+    fx.hub.blocklistRemove(w.id);
+  });
+
   it('declines a wrong price (AMOUNT_MISMATCH) and an unknown sku (UNKNOWN_ARTICLE)', async () => {
     const w = await funded(1000);
     const wrong = readResult(fx.hub, await fx.hub.handleRequest(vend.id, purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 1 }], fx.now).bytes));
