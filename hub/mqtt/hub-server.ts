@@ -45,7 +45,12 @@ export interface HubServerStats {
   readonly dropped: number;
   readonly failed: number;
   readonly inflight: number;
+  /** Time inside the service per request (decode, verify, settle, sign), over the last 4096. */
+  readonly serviceMsP50: number;
+  readonly serviceMsP99: number;
 }
+
+const SERVICE_TIMES = 4096;
 
 export interface HubServer {
   /** Where terminals connect (the embedded broker's URL, or the external broker's). */
@@ -64,6 +69,14 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
   const tracker = new PresenceTracker();
   const service = options.service;
   const counters = { requests: 0, receipts: 0, replies: 0, dropped: 0, failed: 0, inflight: 0 };
+  const serviceTimes = new Float64Array(SERVICE_TIMES);
+  let serviceSamples = 0;
+  const servicePercentile = (p: number) => {
+    const n = Math.min(serviceSamples, SERVICE_TIMES);
+    if (n === 0) return 0;
+    const sorted = serviceTimes.slice(0, n).sort();
+    return sorted[Math.min(n - 1, Math.ceil((p / 100) * n) - 1)]!;
+  };
 
   let embedded: EmbeddedBroker | undefined;
   let transport: HubTransport;
@@ -96,7 +109,10 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
     counters.inflight++;
     try {
       if (kind === 'request') {
-        await publishReply(terminalId, await service.handleRequest(terminalId, payload));
+        const start = performance.now();
+        const reply = await service.handleRequest(terminalId, payload);
+        serviceTimes[serviceSamples++ % SERVICE_TIMES] = performance.now() - start;
+        await publishReply(terminalId, reply);
       } else {
         const outcome = await service.handleReceipt?.(terminalId, payload);
         if (outcome instanceof Uint8Array) await publishReply(terminalId, outcome);
@@ -160,7 +176,7 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
     url,
     port: embedded?.port,
     presence: () => tracker.snapshot(),
-    stats: () => ({ ...counters }),
+    stats: () => ({ ...counters, serviceMsP50: servicePercentile(50), serviceMsP99: servicePercentile(99) }),
     async close() {
       if (closed) return;
       closed = true;

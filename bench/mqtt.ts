@@ -1,0 +1,191 @@
+/**
+ * Benchmark group `mqtt` (issue 4): signed purchase request → hub-signed result through the REAL
+ * hub (createHub: registry, rules, SQLite ledger with synchronous=FULL, worker-thread signature
+ * verification) behind the embedded aedes broker, then behind a real Mosquitto. The load comes
+ * from simulators/load/load-generator.ts in its OWN process: 200 enrolled terminals, funded wallets.
+ *   mqtt.rtt_p50_ms_at_100rps / p99, mqtt.rtt_p50_ms_at_1000rps / p99   open loop
+ *   mqtt.settled_per_s_peak, mqtt.rtt_p99_ms_at_peak                   closed loop, 200 terminals
+ *   the same with the prefix mqtt.mosquitto.
+ * Env: BENCH_MQTT_PHASE_MS (default 10000), BENCH_MQTT_WORKERS (verifier threads, default 2),
+ *      BENCH_MQTT_WINDOW (closed-loop requests in flight, default 200), BENCH_MQTT_BROKERS (aedes,mosquitto).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { toHex } from '../protocol/index.ts';
+import { createHub, type Hub } from '../hub/service/index.ts';
+import { createHubServer, type HubServer } from '../hub/mqtt/hub-server.ts';
+import { HUB_USERNAME, brokerPasswordFor, writeMosquittoFiles } from '../hub/mqtt/mosquitto-config.ts';
+import { freePort, mosquittoAvailable, startMosquitto } from '../hub/mqtt/mosquitto-process.ts';
+import type { TerminalListing } from '../hub/mqtt/types.ts';
+import { WorkerVerifier } from '../hub/verify/worker-verifier.ts';
+import type { FleetFile, FleetTerminal, FleetWallet, FromGenerator, Phase, PhaseResult } from '../simulators/load/load-plan.ts';
+
+type Report = (name: string, value: number, unit: string) => void;
+
+const TERMINALS = 200;
+const WALLETS_PER_TERMINAL = 10;
+const MERCHANTS = 20;
+const PHASE_MS = Number(process.env['BENCH_MQTT_PHASE_MS'] ?? 10_000);
+const WORKERS = Number(process.env['BENCH_MQTT_WORKERS'] ?? 2);
+const WINDOW = Number(process.env['BENCH_MQTT_WINDOW'] ?? TERMINALS);
+const BROKERS = (process.env['BENCH_MQTT_BROKERS'] ?? 'aedes,mosquitto').split(',');
+const GENERATOR = fileURLToPath(new URL('../simulators/load/load-generator.ts', import.meta.url));
+
+interface Fleet {
+  readonly terminals: { terminalId: string; merchantId: string; secretKeyHex: string }[];
+  readonly wallets: FleetWallet[];
+}
+
+async function setUpHub(dir: string): Promise<{ hub: Hub; fleet: Fleet }> {
+  const hub = await createHub({ dataDir: path.join(dir, 'hub'), verifier: new WorkerVerifier({ workers: WORKERS }), holdReleaseIntervalMs: 0, logger: pino({ level: 'warn' }) });
+  for (let m = 0; m < MERCHANTS; m++) {
+    hub.importCatalog({ merchantId: `shop-${m}`, articles: [{ sku: 'coffee', name: 'Coffee', priceMinor: 250, currency: 'EUR' }] });
+  }
+  const terminals: Fleet['terminals'] = [];
+  for (let i = 0; i < TERMINALS; i++) {
+    const merchantId = `shop-${i % MERCHANTS}`;
+    const enrolled = await hub.enrollTerminal({ terminalId: `pos-${i}`, kind: 'pos', merchantId });
+    terminals.push({ terminalId: `pos-${i}`, merchantId, secretKeyHex: toHex(enrolled.keyPair!.secretKey) });
+  }
+  const wallets: FleetWallet[] = [];
+  for (let chunk = 0; chunk < TERMINALS * WALLETS_PER_TERMINAL; chunk += 500) {
+    const registered = await Promise.all(Array.from({ length: 500 }, () => hub.registerWallet({})));
+    await Promise.all(registered.map((w) => hub.topUp({ wallet: w.license.body.wallet, amountMinor: 10_000_000, operatorId: 'bench' })));
+    registered.forEach((w, i) => wallets.push({ secretKeyHex: toHex(w.keyPair!.secretKey), license: w.license, terminal: (chunk + i) % TERMINALS }));
+  }
+  return { hub, fleet: { terminals, wallets } };
+}
+
+class Generator {
+  private readonly child: ChildProcess;
+  private readonly waiting: ((m: FromGenerator) => void)[] = [];
+  constructor(fleetPath: string) {
+    this.child = fork(GENERATOR, [fleetPath], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child.on('message', (m: FromGenerator) => this.waiting.shift()?.(m));
+  }
+  next(): Promise<FromGenerator> {
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`load generator exited (${code})`));
+      this.child.once('exit', onExit);
+      this.waiting.push((m) => {
+        this.child.removeListener('exit', onExit);
+        if (m.event === 'error') reject(new Error(`load generator: ${m.message}`));
+        else resolve(m);
+      });
+    });
+  }
+  async phase(phase: Phase): Promise<PhaseResult> {
+    const reply = this.next();
+    this.child.send({ cmd: 'phase', phase });
+    const m = await reply;
+    if (m.event !== 'result') throw new Error(`load generator: unexpected ${m.event}`);
+    return m.result;
+  }
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.send({ cmd: 'exit' });
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+function describe(r: PhaseResult): string {
+  const declined = Object.entries(r.declined).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
+  return `${r.name}: sent ${r.sent}, approved ${r.approved}, declined ${declined}, timeouts ${r.timeouts}, ${r.settledPerS}/s, rtt p50 ${r.rttP50Ms.toFixed(2)} p90 ${r.rttP90Ms.toFixed(2)} p99 ${r.rttP99Ms.toFixed(2)} max ${r.rttMaxMs.toFixed(1)} ms, hub signatures checked ${r.signatureChecked} bad ${r.signatureBad}`;
+}
+
+async function runPhases(prefix: string, server: HubServer, url: string, hubKeyHex: string, fleet: Fleet, passwords: ((id: string) => string) | undefined, dir: string, report: Report): Promise<void> {
+  const fleetFile: FleetFile = {
+    url,
+    hubKeyHex,
+    terminals: fleet.terminals.map((t): FleetTerminal => (passwords ? { ...t, password: passwords(t.terminalId) } : t)),
+    wallets: fleet.wallets,
+    sku: 'coffee',
+    unitMinor: 250,
+    currency: 'EUR',
+  };
+  const fleetPath = path.join(dir, `${prefix}fleet.json`);
+  writeFileSync(fleetPath, JSON.stringify(fleetFile));
+  const gen = new Generator(fleetPath);
+  try {
+    const ready = await gen.next();
+    if (ready.event === 'ready') console.error(`# ${prefix || 'aedes '}: ${TERMINALS} terminals connected in ${ready.connectMs} ms`);
+    const check = (r: PhaseResult) => {
+      const st = server.stats();
+      console.error(`#   ${describe(r)}; hub service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096)`);
+      if (r.signatureBad > 0) throw new Error(`${r.name}: ${r.signatureBad} replies failed the hub signature check`);
+    };
+    check(await gen.phase({ name: 'warm-up', mode: 'closed', window: WINDOW, durationMs: Math.min(3000, PHASE_MS) }));
+    const at100 = await gen.phase({ name: 'open 100 rps', mode: 'open', rps: 100, durationMs: PHASE_MS });
+    check(at100);
+    report(`${prefix}rtt_p50_ms_at_100rps`, round(at100.rttP50Ms), 'ms');
+    report(`${prefix}rtt_p99_ms_at_100rps`, round(at100.rttP99Ms), 'ms');
+    const at1000 = await gen.phase({ name: 'open 1000 rps', mode: 'open', rps: 1000, durationMs: PHASE_MS });
+    check(at1000);
+    report(`${prefix}rtt_p50_ms_at_1000rps`, round(at1000.rttP50Ms), 'ms');
+    report(`${prefix}rtt_p99_ms_at_1000rps`, round(at1000.rttP99Ms), 'ms');
+    const peak = await gen.phase({ name: `closed loop, ${WINDOW} in flight over ${TERMINALS} terminals`, mode: 'closed', window: WINDOW, durationMs: PHASE_MS });
+    check(peak);
+    report(`${prefix}settled_per_s_peak`, peak.settledPerS, '/s');
+    report(`${prefix}rtt_p99_ms_at_peak`, round(peak.rttP99Ms), 'ms');
+  } finally {
+    await gen.close();
+  }
+}
+
+function round(v: number): number {
+  return Math.round(v * 100) / 100;
+}
+
+export async function run(report: Report): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tapsettle-bench-mqtt-'));
+  const setupStart = performance.now();
+  const { hub, fleet } = await setUpHub(dir);
+  console.error(`# set-up: ${TERMINALS} terminals, ${fleet.wallets.length} funded wallets in ${Math.round(performance.now() - setupStart)} ms; verifier threads ${WORKERS}`);
+  const logger = pino({ level: 'warn' });
+  try {
+    if (BROKERS.includes('aedes')) {
+      const server = await createHubServer({ service: hub, directory: hub, logger });
+      try {
+        await runPhases('mqtt.', server, server.url, hub.hubPublicKey, fleet, undefined, dir, report);
+      } finally {
+        await server.close();
+      }
+    }
+    if (BROKERS.includes('mosquitto')) {
+      if (!mosquittoAvailable()) {
+        console.error('# mqtt.mosquitto.*: SKIPPED — no `mosquitto` binary on PATH');
+        return;
+      }
+      const port = await freePort();
+      const brokerSecret = randomBytes(32);
+      const hubPassword = randomBytes(16).toString('hex');
+      const listing: TerminalListing = {
+        lookupTerminal: (id) => hub.lookupTerminal(id),
+        listTerminals: () => hub.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, revoked: t.revoked })),
+      };
+      const files = writeMosquittoFiles({ dir: path.join(dir, 'mosquitto'), port, directory: listing, brokerSecret, hubPassword });
+      const mosquitto = await startMosquitto(files.configPath, port);
+      try {
+        const server = await createHubServer({ service: hub, directory: hub, logger, external: { url: files.url, username: HUB_USERNAME, password: hubPassword } });
+        try {
+          await runPhases('mqtt.mosquitto.', server, files.url, hub.hubPublicKey, fleet, (id) => brokerPasswordFor(brokerSecret, id), dir, report);
+        } finally {
+          await server.close();
+        }
+      } finally {
+        await mosquitto.stop();
+      }
+    }
+  } finally {
+    await hub.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

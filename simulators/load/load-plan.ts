@@ -1,0 +1,61 @@
+/**
+ * The contract between a benchmark and the load generator process (load-generator.ts): the fleet
+ * to simulate, the phases to run, and what each phase measured.
+ */
+import type { Envelope } from '../../protocol/index.ts';
+
+export interface FleetTerminal {
+  readonly terminalId: string;
+  readonly merchantId: string;
+  /** Hex Ed25519 secret key: signs requests (and connect tokens on the embedded broker). */
+  readonly secretKeyHex: string;
+  /** External broker: the per-terminal broker password instead of a connect token. */
+  readonly password?: string;
+}
+
+export interface FleetWallet {
+  readonly secretKeyHex: string;
+  readonly license: Envelope<'wallet.license'>;
+  /** Index into `terminals` of the terminal this wallet shops at. */
+  readonly terminal: number;
+}
+
+export interface FleetFile {
+  readonly url: string;
+  readonly hubKeyHex: string;
+  readonly terminals: readonly FleetTerminal[];
+  readonly wallets: readonly FleetWallet[];
+  readonly sku: string;
+  readonly unitMinor: number;
+  readonly currency: string;
+}
+
+export type Phase =
+  | { readonly name: string; readonly mode: 'open'; readonly rps: number; readonly durationMs: number }
+  /** Closed loop: `window` requests in flight at all times, at most one per terminal. */
+  | { readonly name: string; readonly mode: 'closed'; readonly window: number; readonly durationMs: number };
+
+export interface PhaseResult {
+  readonly name: string;
+  readonly sent: number;
+  readonly replies: number;
+  readonly approved: number;
+  readonly declined: Record<string, number>;
+  readonly timeouts: number;
+  readonly elapsedMs: number;
+  /** Approved replies per second over the phase. */
+  readonly settledPerS: number;
+  readonly rttP50Ms: number;
+  readonly rttP90Ms: number;
+  readonly rttP99Ms: number;
+  readonly rttMaxMs: number;
+  /** Replies whose hub signature was checked (a sample) and how many failed. */
+  readonly signatureChecked: number;
+  readonly signatureBad: number;
+}
+
+export type ToGenerator = { readonly cmd: 'phase'; readonly phase: Phase } | { readonly cmd: 'exit' };
+export type FromGenerator =
+  | { readonly event: 'ready'; readonly connectMs: number }
+  | { readonly event: 'result'; readonly result: PhaseResult }
+  | { readonly event: 'error'; readonly message: string };
