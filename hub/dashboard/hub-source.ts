@@ -7,6 +7,7 @@
 import type { Hub } from '../service/hub.ts';
 import type { HubServer } from '../mqtt/hub-server.ts';
 import { ACCOUNT_FLAG_OVERSPENT } from '../ledger/types.ts';
+import type { VerifyReport } from '../ledger/verify.ts';
 import type { LiveMeter } from './live-meter.ts';
 import type { DashboardAccount, DashboardSettlement, DashboardSnapshot, DashboardSource, DashboardTerminal, DashboardVerify } from './types.ts';
 
@@ -57,12 +58,8 @@ export function createHubSource(options: HubSourceOptions): HubSource {
   const verifyNow = (): Promise<DashboardVerify> => {
     verifying ??= hub
       .verifyLedger()
-      .then((check) => {
-        verify = {
-          ok: check.ok,
-          checkedAtMs: clock(),
-          detail: check.ok ? `conservation holds across ${check.accounts} accounts` : (check.discrepancies[0] ?? 'discrepancy'),
-        };
+      .then((report): DashboardVerify => {
+        verify = { ok: report.ok, checkedAtMs: clock(), detail: describeReport(report) };
         return verify;
       })
       .finally(() => (verifying = undefined));
@@ -137,4 +134,17 @@ export function createHubSource(options: HubSourceOptions): HubSource {
       listeners.clear();
     },
   };
+}
+
+/** One line for the page: the conservation equation per currency, or the first discrepancy. */
+export function describeReport(report: VerifyReport): string {
+  if (!report.ok) {
+    const d = report.firstDiscrepancy;
+    return d ? `first discrepancy: ${Object.entries(d).map(([k, v]) => `${k}=${String(v)}`).join(' ')}` : 'discrepancy';
+  }
+  const sums = report.currencies.map(
+    (c) =>
+      `${c.currency}: issued ${c.issuedMinor} − paid out ${c.redeemedMinor} = wallets ${c.walletsMinor} + merchants ${c.merchantsMinor} + in transit ${c.inTransitMinor} + holds ${c.holdsMinor} + fees ${c.feesMinor}`,
+  );
+  return `conservation holds across ${report.accounts} accounts${sums.length > 0 ? `; ${sums.join('; ')}` : ''}`;
 }

@@ -1,0 +1,40 @@
+/**
+ * The `tapsettle` command: `tapsettle sim …` runs the fleet/load simulator; every other
+ * subcommand goes to the hub's operator CLI (hub/cli/main.ts: register-wallet, enroll-terminal,
+ * top-up, import-catalog, verify-ledger, …).
+ */
+import { existsSync } from 'node:fs';
+
+const USAGE = `usage: tapsettle <command> [options]
+
+  sim                  fleet/load simulator against a hub on this machine (tapsettle sim --help)
+  <operator command>   the hub's operator CLI (tapsettle --help lists them): register-wallet,
+                       enroll-terminal, top-up, import-catalog, import-fares, refund, cancel,
+                       payout, blocklist, show-account, verify-ledger, …
+
+Start the whole demo system with: npm start`;
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === 'sim') {
+    const { runSimCli } = await import('../simulators/fleet/sim-cli.ts');
+    return runSimCli(rest);
+  }
+  const cliUrl = new URL('../hub/cli/main.ts', import.meta.url);
+  if (!existsSync(cliUrl)) {
+    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+      console.log(USAGE);
+      return 0;
+    }
+    console.error(`tapsettle: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  if (command === undefined) {
+    console.log(USAGE);
+    console.log('');
+  }
+  const cli = (await import(cliUrl.href)) as { main: (argv: readonly string[]) => Promise<number> };
+  return cli.main([process.argv[0] ?? 'node', 'tapsettle', ...(command === undefined ? ['--help'] : argv)]);
+}
+
+process.exitCode = await main(process.argv.slice(2));
