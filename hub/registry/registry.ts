@@ -128,6 +128,10 @@ export class Registry implements TerminalDirectory {
   readonly #terminals = new Map<string, TerminalRecord>();
   readonly #blocklist = new Map<string, string>();
   readonly #windows = new Map<string, CounterWindow>();
+  /** Read on every request: kept parsed in memory, written through. */
+  readonly #catalogs = new Map<string, CatalogVersion>();
+  #fares: FareTableVersion[] | undefined;
+  #products: Map<string, TicketProductT> | undefined;
   readonly #s: Record<string, Database.Statement>;
 
   private constructor(db: Database.Database) {
@@ -163,7 +167,6 @@ export class Registry implements TerminalDirectory {
       fareAll: p('SELECT * FROM fares ORDER BY version'),
       productsClear: p('DELETE FROM products'),
       productInsert: p('INSERT INTO products (name, product) VALUES (?, ?)'),
-      productGet: p('SELECT product FROM products WHERE name = ?'),
       productAll: p('SELECT product FROM products ORDER BY name'),
       resultGet: p('SELECT * FROM results WHERE request_id = ?'),
       resultInsert: p(
@@ -396,10 +399,20 @@ export class Registry implements TerminalDirectory {
   putCatalog(merchantId: string, articles: readonly ArticleT[], nowMs: number): CatalogVersion {
     const version = (this.latestCatalog(merchantId)?.version ?? 0) + 1;
     this.#s.catalogInsert!.run(merchantId, version, JSON.stringify(articles), nowMs);
-    return { merchantId, version, articles, timeMs: nowMs };
+    const v = { merchantId, version, articles, timeMs: nowMs };
+    this.#catalogs.set(merchantId, v);
+    return v;
   }
 
   latestCatalog(merchantId: string): CatalogVersion | undefined {
+    const cached = this.#catalogs.get(merchantId);
+    if (cached) return cached;
+    const v = this.#readLatestCatalog(merchantId);
+    if (v) this.#catalogs.set(merchantId, v);
+    return v;
+  }
+
+  #readLatestCatalog(merchantId: string): CatalogVersion | undefined {
     const r = this.#s.catalogLatest!.get(merchantId) as { merchant_id: string; version: number; articles: string; time_ms: number } | undefined;
     return r ? { merchantId: r.merchant_id, version: r.version, articles: JSON.parse(r.articles) as ArticleT[], timeMs: r.time_ms } : undefined;
   }
@@ -417,18 +430,23 @@ export class Registry implements TerminalDirectory {
     const all = this.fareVersions();
     const version = (all.at(-1)?.version ?? 0) + 1;
     this.#s.fareInsert!.run(version, JSON.stringify(table), nowMs);
-    return { version, table, timeMs: nowMs };
+    const v = { version, table, timeMs: nowMs };
+    this.#fares = [...all, v];
+    return v;
   }
 
   fareVersions(): FareTableVersion[] {
-    return (this.#s.fareAll!.all() as Array<{ version: number; fare_table: string; time_ms: number }>).map((r) => ({
+    if (this.#fares) return this.#fares;
+    this.#fares = (this.#s.fareAll!.all() as Array<{ version: number; fare_table: string; time_ms: number }>).map((r) => ({
       version: r.version,
       table: JSON.parse(r.fare_table) as FareTable,
       timeMs: r.time_ms,
     }));
+    return this.#fares;
   }
 
   putProducts(products: readonly TicketProductT[]): number {
+    this.#products = undefined;
     return this.transaction(() => {
       this.#s.productsClear!.run();
       for (const p of products) this.#s.productInsert!.run(p.name, JSON.stringify(p));
@@ -439,8 +457,8 @@ export class Registry implements TerminalDirectory {
   }
 
   product(name: string): TicketProductT | undefined {
-    const r = this.#s.productGet!.get(name) as { product: string } | undefined;
-    return r ? (JSON.parse(r.product) as TicketProductT) : undefined;
+    this.#products ??= new Map(this.products().map((p) => [p.name, p]));
+    return this.#products.get(name);
   }
 
   products(): TicketProductT[] {

@@ -176,7 +176,11 @@ export class SettlementService {
     // Concurrent deliveries of one id (QoS 1 redelivery) wait for the first, then read its result.
     const prior = this.#inflight.get(id);
     if (prior) await prior.catch(() => undefined);
-    const work = this.#handle(terminalId, req, now);
+    const work = this.#handle(terminalId, req, now).catch((err: unknown) => {
+      // Never silence: even a failure of our own gets a signed answer the terminal can retry on.
+      this.#o.logger.error({ err, terminalId, requestId: id }, 'request failed');
+      return this.#error('INTERNAL', 'internal error; retry with the same request id', now, id);
+    });
     this.#inflight.set(id, work);
     try {
       return await work;
@@ -647,6 +651,15 @@ export class SettlementService {
    * request's, so the ledger answers a second receipt with the first refund).
    */
   async handleReceipt(terminalId: string, payload: Uint8Array): Promise<ReceiptOutcome> {
+    try {
+      return await this.#receipt(terminalId, payload);
+    } catch (err) {
+      this.#o.logger.error({ err, terminalId }, 'receipt failed');
+      return { status: 'rejected', code: 'INTERNAL' };
+    }
+  }
+
+  async #receipt(terminalId: string, payload: Uint8Array): Promise<ReceiptOutcome> {
     const now = this.#o.clock();
     const decoded = decodeMessage(payload, 'completion.receipt');
     if (!decoded.ok) return { status: 'rejected', code: decoded.code };

@@ -207,6 +207,21 @@ describe('authentication and replay', () => {
     expect(await balanceOf(w)).toBe(820);
   });
 
+  it('a result lost in a crash after the ledger commit is rebuilt byte-identical from the ledger', async () => {
+    const w = await funded(6000);
+    const buy = purchase(pos, w, [{ sku: 'jacket', qty: 1, unitMinor: 5000 }], fx.now);
+    const a = await fx.hub.handleRequest(pos.id, buy.bytes);
+    // Simulate the crash window: the engine committed, the stored result did not survive.
+    fx.hub.registry.db.prepare('DELETE FROM results WHERE request_id = ?').run(buy.requestId);
+    fx.advance(2000);
+    const b = await fx.hub.handleRequest(pos.id, buy.bytes);
+    expect(Buffer.from(b).equals(Buffer.from(a))).toBe(true);
+    expect(await balanceOf(w)).toBe(1000);
+    // The operator may cancel it inside the window too (CLI `cancel`).
+    expect((await fx.hub.cancel(buy.requestId)).status).toBe('approved');
+    expect(await balanceOf(w)).toBe(6000);
+  });
+
   it('answers undecodable and oversized payloads with a hub-signed error', async () => {
     const junk = await fx.hub.handleRequest(vend.id, new TextEncoder().encode('{"v":1,"type":"settlement.request","body":{"requestId":"' + 'a'.repeat(32) + '"}}'));
     expect(messageType(junk)).toBe('error');
