@@ -1,0 +1,121 @@
+/**
+ * `npm start` smoke test: the real entry (bin/start.ts) with a temp data folder and free ports.
+ * It must print the dashboard URL, serve the page and its JSON/SSE endpoints, settle money from
+ * the simulated site, show it live in Chromium, stop cleanly on SIGINT, leave a ledger that
+ * verify-ledger accepts, and come back up on the same data folder.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { createHub } from '../../hub/service/hub.ts';
+import type { DashboardSnapshot } from '../../hub/dashboard/types.ts';
+import { chromiumMissingReason, launchChromium } from './chromium.ts';
+import { spawnTs, type Spawned } from './process.ts';
+
+const URL_LINE = /dashboard\s+(http:\/\/127\.0\.0\.1:\d+\/)/;
+
+async function snapshot(url: string): Promise<DashboardSnapshot> {
+  return (await (await fetch(new URL('api/snapshot', url))).json()) as DashboardSnapshot;
+}
+
+async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v).slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function stop(p: Spawned): Promise<number | string> {
+  p.child.kill('SIGINT');
+  return p.exited();
+}
+
+describe('npm start (bin/start.ts)', () => {
+  let dataDir: string;
+  let running: Spawned | undefined;
+
+  beforeAll(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'tapsettle-start-'));
+  });
+  afterAll(async () => {
+    if (running && running.child.exitCode === null) running.child.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('starts the whole site, settles live, stops cleanly and leaves a verified ledger', async () => {
+    running = spawnTs('bin/start.ts', ['--data-dir', dataDir, '--port', '0', '--rate', '15']);
+    const url = (await running.waitFor(URL_LINE, 30_000))[1]!;
+    expect(running.stdout()).toMatch(/mqtt\s+mqtt:\/\/127\.0\.0\.1:\d+/);
+    expect(running.stdout()).toContain('new site created');
+
+    const page = await fetch(url);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('tapsettle');
+
+    // Settlements happen: the simulated customers buy, travel and top up through real MQTT.
+    const snap = await until(() => snapshot(url), (s) => s.throughput.totalSettled >= 5, 30_000, 'settlements');
+    expect(snap.terminals.map((t) => t.terminalId)).toEqual(['gate-central', 'gate-harbor', 'pos-cafe', 'vending-1']);
+    expect(snap.terminals.every((t) => t.state === 'online')).toBe(true);
+    expect(snap.settlements.length).toBeGreaterThan(0);
+    const kinds = new Set(snap.settlements.map((s) => s.kind));
+    expect(kinds.size).toBeGreaterThan(1);
+    await until(() => snapshot(url), (s) => s.verify?.ok === true, 15_000, 'a verified ledger');
+
+    // The SSE stream delivers snapshots.
+    const events = await fetch(new URL('events', url));
+    expect(events.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const reader = events.body!.getReader();
+    let text = '';
+    while (!text.includes('event: snapshot')) text += Buffer.from((await reader.read()).value ?? []).toString();
+    await reader.cancel();
+
+    // And the page in a real browser shows the live numbers and follows them.
+    if (chromiumMissingReason) console.warn(`skipping the Chromium part: ${chromiumMissingReason}`);
+    else {
+      const browser = await launchChromium();
+      try {
+        const tab = await browser.newPage();
+        await tab.goto(url);
+        await tab.locator('#conn', { hasText: 'live' }).waitFor();
+        const first = Number((await tab.textContent('#kpi-settled-total'))!.replace(/,/g, ''));
+        await expect.poll(async () => Number((await tab.textContent('#kpi-settled-total'))!.replace(/,/g, '')), { timeout: 15_000 }).toBeGreaterThan(first);
+        expect(await tab.locator('#terminals tbody tr').count()).toBe(4);
+        expect(await tab.locator('#settlements tbody tr').count()).toBeGreaterThan(0);
+      } finally {
+        await browser.close();
+      }
+    }
+
+    expect(await stop(running)).toBe(0);
+    expect(running.stdout()).toContain('stopped cleanly');
+
+    const hub = await createHub({ dataDir, logger: pino({ level: 'silent' }), holdReleaseIntervalMs: 0 });
+    try {
+      const report = await hub.verifyLedger();
+      expect(report.firstDiscrepancy).toBeNull();
+      expect(report.ok).toBe(true);
+    } finally {
+      await hub.close();
+    }
+  }, 90_000);
+
+  it('reuses the data folder on the next start', async () => {
+    running = spawnTs('bin/start.ts', ['--data-dir', dataDir, '--port', '0', '--no-customers']);
+    const url = (await running.waitFor(URL_LINE, 30_000))[1]!;
+    expect(running.stdout()).toContain('reusing');
+    const snap = await until(() => snapshot(url), (s) => s.terminals.filter((t) => t.state === 'online').length === 4, 15_000, 'terminals online');
+    expect(snap.terminals).toHaveLength(4);
+    expect(await stop(running)).toBe(0);
+  }, 60_000);
+
+  it('rejects a bad option with exit code 2', async () => {
+    const p = spawnTs('bin/start.ts', ['--port', 'eighty']);
+    expect(await p.exited()).toBe(2);
+    expect(p.stderr()).toContain('--port must be a number');
+  });
+});
