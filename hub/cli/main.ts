@@ -160,6 +160,17 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('revoke-wallet <wallet>')
+    .description("revoke a wallet's license (it is also blocklisted and announced)")
+    .action(async (wallet: string) => {
+      hex('wallet', wallet, 64);
+      await withHub(program, (hub) => {
+        if (!hub.revokeWallet(wallet)) throw new OperationRefused('NOT_FOUND', 'wallet is unknown or already revoked');
+        print({ revoked: wallet });
+      });
+    });
+
+  program
     .command('top-up')
     .description('operator cash top-up of a wallet')
     .requiredOption('--wallet <hex>', 'wallet public key')

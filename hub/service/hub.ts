@@ -295,6 +295,15 @@ export class Hub implements TerminalDirectory {
     return keyPair ? { license, keyPair } : { license };
   }
 
+  /** Revokes a wallet's license and blocklists it, so offline gates stop it too (announced). */
+  revokeWallet(wallet: string, reason = 'license revoked'): boolean {
+    assertWallet('wallet', wallet);
+    const now = this.clock();
+    const revoked = this.registry.revokeWallet(wallet, now);
+    if (revoked && this.registry.blocklistAdd(wallet, reason, now)) this.announcer.refresh();
+    return revoked;
+  }
+
   /** seed 001/002: an explicit operator action, logged before the identity is returned. */
   revealIdentity(wallet: string, operator: string, reason: string): Record<string, unknown> {
     assertWallet('wallet', wallet);

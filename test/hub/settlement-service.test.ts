@@ -137,6 +137,27 @@ describe('purchase', () => {
   });
 });
 
+describe('mall and revocation', () => {
+  it("splits a sub-merchant's revenue with its mall (seed 003 claim 7)", async () => {
+    const { certificate, keyPair } = await fx.hub.enrollTerminal({ terminalId: 'shop-a-pos', kind: 'pos', merchantId: 'shop-a', parentMerchantId: 'mall', shareBps: 1000 });
+    const shopPos: TestTerminal = { id: 'shop-a-pos', merchantId: 'shop-a', keyPair: keyPair as TestTerminal['keyPair'], certificate };
+    fx.hub.importCatalog({ merchantId: 'shop-a', articles: [{ sku: 'lamp', name: 'Lamp', priceMinor: 2000, currency: 'EUR' }] });
+    const w = await funded(3000);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(shopPos.id, purchase(shopPos, w, [{ sku: 'lamp', qty: 1, unitMinor: 2000 }], fx.now).bytes)).status).toBe('approved');
+    await fx.hub.engine.flush();
+    expect((await fx.hub.showAccount('mall'))?.account.balanceMinor).toBe(200);
+    expect((await fx.hub.showAccount('shop-a'))?.account.balanceMinor).toBe(1800);
+  });
+
+  it('a revoked license is refused and its wallet announced on the blocklist', async () => {
+    const w = await funded(1000);
+    expect(fx.hub.revokeWallet(w.id)).toBe(true);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now).bytes)).code).toBe('REVOKED');
+    expect(fx.hub.blocklist().map((b) => b.wallet)).toContain(w.id);
+    fx.hub.blocklistRemove(w.id);
+  });
+});
+
 describe('authentication and replay', () => {
   it('rejects a bad terminal signature with a signed result', async () => {
     const w = await funded(1000);
