@@ -61,6 +61,7 @@ describe('registry', () => {
     reg.insertTerminal(cert, 5);
     expect(reg.lookupTerminal('g-1')).toEqual({ publicKey: toHex(t.publicKey), kind: 'gate', merchantId: 'transit', revoked: false });
     expect(reg.lookupTerminal('nope')).toBeUndefined();
+    expect(reg.listTerminals()).toEqual([{ terminalId: 'g-1', publicKey: toHex(t.publicKey), kind: 'gate', merchantId: 'transit', revoked: false }]);
     expect(reg.revokeTerminal('g-1', 6)).toBe(true);
     expect(reg.revokeTerminal('g-1', 7)).toBe(false);
     reg.close();

@@ -233,6 +233,11 @@ export class Registry implements TerminalDirectory {
     return [...this.#terminals.values()];
   }
 
+  /** Every enrolled terminal (the MQTT layer writes Mosquitto's password/ACL files from it). */
+  listTerminals(): Array<TerminalInfo & { terminalId: string }> {
+    return this.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, kind: t.kind, merchantId: t.merchantId, revoked: t.revoked }));
+  }
+
   insertTerminal(cert: Envelope<'terminal.certificate'>, nowMs: number): TerminalRecord {
     const b = cert.body;
     this.#s.termInsert!.run(b.terminalId, b.kind, b.merchantId, b.publicKey, b.serial, JSON.stringify(cert), nowMs);

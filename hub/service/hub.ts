@@ -215,6 +215,10 @@ export class Hub implements TerminalDirectory {
     return this.registry.lookupTerminal(terminalId);
   }
 
+  listTerminals(): Array<TerminalInfo & { terminalId: string }> {
+    return this.registry.listTerminals();
+  }
+
   announcements(): Announcement[] {
     return this.announcer.all();
   }
@@ -453,7 +457,7 @@ export class Hub implements TerminalDirectory {
       flaggedAccounts: await this.engine.flaggedAccounts(),
       blocklist: this.registry.blocklist(),
       blocklistVersion: this.registry.blocklistVersion(),
-      terminals: this.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, kind: t.kind, merchantId: t.merchantId, revoked: t.revoked })),
+      terminals: this.registry.listTerminals(),
       verify: options.verify === false ? null : await this.verifyLedger(),
     };
   }
