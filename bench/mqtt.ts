@@ -6,8 +6,12 @@
  *   mqtt.rtt_p50_ms_at_100rps / p99, mqtt.rtt_p50_ms_at_1000rps / p99   open loop
  *   mqtt.settled_per_s_peak, mqtt.rtt_p99_ms_at_peak                   closed loop, 200 terminals
  *   the same with the prefix mqtt.mosquitto.
+ * Diagnostic, prefix mqtt.transport.: the same load against a sign-only service (decode, verify
+ * the terminal signature on the worker pool, sign the result; no ledger), which isolates what the
+ * MQTT layer itself costs from what settlement costs.
  * Env: BENCH_MQTT_PHASE_MS (default 10000), BENCH_MQTT_WORKERS (verifier threads, default 2),
- *      BENCH_MQTT_WINDOW (closed-loop requests in flight, default 200), BENCH_MQTT_BROKERS (aedes,mosquitto).
+ *      BENCH_MQTT_WINDOW (closed-loop requests in flight, default 200),
+ *      BENCH_MQTT_BROKERS (default aedes,mosquitto,transport).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,12 +20,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { toHex } from '../protocol/index.ts';
+import { decodeMessage, encodeMessage, fromHex, generateKeyPair, signingBytes, toHex } from '../protocol/index.ts';
 import { createHub, type Hub } from '../hub/service/index.ts';
 import { createHubServer, type HubServer } from '../hub/mqtt/hub-server.ts';
 import { HUB_USERNAME, brokerPasswordFor, writeMosquittoFiles } from '../hub/mqtt/mosquitto-config.ts';
 import { freePort, mosquittoAvailable, startMosquitto } from '../hub/mqtt/mosquitto-process.ts';
-import type { TerminalListing } from '../hub/mqtt/types.ts';
+import type { SettlementHandler, TerminalListing, TerminalLookup } from '../hub/mqtt/types.ts';
+import type { SignatureVerifier } from '../hub/verify/verifier.ts';
+import { fastSignMessage, nodeSigningKey } from '../simulators/load/purchase-request.ts';
 import { WorkerVerifier } from '../hub/verify/worker-verifier.ts';
 import type { FleetFile, FleetTerminal, FleetWallet, FromGenerator, Phase, PhaseResult } from '../simulators/load/load-plan.ts';
 
@@ -33,7 +39,7 @@ const MERCHANTS = 20;
 const PHASE_MS = Number(process.env['BENCH_MQTT_PHASE_MS'] ?? 10_000);
 const WORKERS = Number(process.env['BENCH_MQTT_WORKERS'] ?? 2);
 const WINDOW = Number(process.env['BENCH_MQTT_WINDOW'] ?? TERMINALS);
-const BROKERS = (process.env['BENCH_MQTT_BROKERS'] ?? 'aedes,mosquitto').split(',');
+const BROKERS = (process.env['BENCH_MQTT_BROKERS'] ?? 'aedes,mosquitto,transport').split(',');
 const GENERATOR = fileURLToPath(new URL('../simulators/load/load-generator.ts', import.meta.url));
 
 interface Fleet {
@@ -61,11 +67,54 @@ async function setUpHub(dir: string): Promise<{ hub: Hub; fleet: Fleet }> {
   return { hub, fleet: { terminals, wallets } };
 }
 
+/** Decode, verify the terminal's signature, sign an approval; idempotent by request id. No ledger. */
+class SignOnlyService implements SettlementHandler {
+  readonly keys = generateKeyPair();
+  readonly hubKeyHex = toHex(this.keys.publicKey);
+  private readonly signingKey = nodeSigningKey(this.keys.secretKey);
+  private readonly replies = new Map<string, Uint8Array>();
+  constructor(
+    private readonly directory: TerminalLookup,
+    private readonly verifier: SignatureVerifier,
+  ) {}
+  async handleRequest(terminalId: string, payload: Uint8Array): Promise<Uint8Array> {
+    const now = Date.now();
+    const decoded = decodeMessage(payload, 'settlement.request');
+    if (!decoded.ok) return encodeMessage(fastSignMessage('error', { code: decoded.code, message: decoded.detail.slice(0, 200), time: now, hubKey: this.hubKeyHex }, this.signingKey));
+    const req = decoded.value;
+    const previous = this.replies.get(req.body.requestId);
+    if (previous) return previous;
+    const terminal = this.directory.lookupTerminal(terminalId);
+    const [ok] = terminal ? await this.verifier.verifyMany([{ signature: fromHex(req.sig), message: signingBytes(req), publicKey: fromHex(terminal.publicKey) }]) : [false];
+    const amountMinor = req.body.op.type === 'purchase' ? req.body.op.authorization.body.amountMinor : 0;
+    const reply = encodeMessage(
+      fastSignMessage(
+        'settlement.result',
+        {
+          requestId: req.body.requestId,
+          terminalId,
+          status: ok ? 'approved' : 'declined',
+          ...(ok ? {} : { code: 'BAD_SIGNATURE' as const }),
+          withdrawal: ok ? 'complete' : 'none',
+          amountMinor,
+          currency: 'EUR',
+          time: now,
+          hubKey: this.hubKeyHex,
+        },
+        this.signingKey,
+      ),
+    );
+    if (this.replies.size >= 200_000) this.replies.clear();
+    this.replies.set(req.body.requestId, reply);
+    return reply;
+  }
+}
+
 class Generator {
   private readonly child: ChildProcess;
   private readonly waiting: ((m: FromGenerator) => void)[] = [];
   constructor(fleetPath: string) {
-    this.child = fork(GENERATOR, [fleetPath], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = fork(GENERATOR, [fleetPath], { execArgv: ['--import', 'tsx', ...(process.env['BENCH_MQTT_PROFILE_GENERATOR'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_MQTT_PROFILE_GENERATOR']}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.child.on('message', (m: FromGenerator) => this.waiting.shift()?.(m));
   }
   next(): Promise<FromGenerator> {
@@ -117,21 +166,25 @@ async function runPhases(prefix: string, server: HubServer, url: string, hubKeyH
   try {
     const ready = await gen.next();
     if (ready.event === 'ready') console.error(`# ${prefix || 'aedes '}: ${TERMINALS} terminals connected in ${ready.connectMs} ms`);
+    const phase = async (p: Phase) => {
+      server.resetStats();
+      return gen.phase(p);
+    };
     const check = (r: PhaseResult) => {
       const st = server.stats();
-      console.error(`#   ${describe(r)}; hub service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096)`);
+      console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}`);
       if (r.signatureBad > 0) throw new Error(`${r.name}: ${r.signatureBad} replies failed the hub signature check`);
     };
-    check(await gen.phase({ name: 'warm-up', mode: 'closed', window: WINDOW, durationMs: Math.min(3000, PHASE_MS) }));
-    const at100 = await gen.phase({ name: 'open 100 rps', mode: 'open', rps: 100, durationMs: PHASE_MS });
+    check(await phase({ name: 'warm-up', mode: 'closed', window: WINDOW, durationMs: Math.min(3000, PHASE_MS) }));
+    const at100 = await phase({ name: 'open 100 rps', mode: 'open', rps: 100, durationMs: PHASE_MS });
     check(at100);
     report(`${prefix}rtt_p50_ms_at_100rps`, round(at100.rttP50Ms), 'ms');
     report(`${prefix}rtt_p99_ms_at_100rps`, round(at100.rttP99Ms), 'ms');
-    const at1000 = await gen.phase({ name: 'open 1000 rps', mode: 'open', rps: 1000, durationMs: PHASE_MS });
+    const at1000 = await phase({ name: 'open 1000 rps', mode: 'open', rps: 1000, durationMs: PHASE_MS });
     check(at1000);
     report(`${prefix}rtt_p50_ms_at_1000rps`, round(at1000.rttP50Ms), 'ms');
     report(`${prefix}rtt_p99_ms_at_1000rps`, round(at1000.rttP99Ms), 'ms');
-    const peak = await gen.phase({ name: `closed loop, ${WINDOW} in flight over ${TERMINALS} terminals`, mode: 'closed', window: WINDOW, durationMs: PHASE_MS });
+    const peak = await phase({ name: `closed loop, ${WINDOW} in flight over ${TERMINALS} terminals`, mode: 'closed', window: WINDOW, durationMs: PHASE_MS });
     check(peak);
     report(`${prefix}settled_per_s_peak`, peak.settledPerS, '/s');
     report(`${prefix}rtt_p99_ms_at_peak`, round(peak.rttP99Ms), 'ms');
@@ -160,10 +213,9 @@ export async function run(report: Report): Promise<void> {
       }
     }
     if (BROKERS.includes('mosquitto')) {
-      if (!mosquittoAvailable()) {
-        console.error('# mqtt.mosquitto.*: SKIPPED — no `mosquitto` binary on PATH');
-        return;
-      }
+      if (!mosquittoAvailable()) console.error('# mqtt.mosquitto.*: SKIPPED — no `mosquitto` binary on PATH');
+    }
+    if (BROKERS.includes('mosquitto') && mosquittoAvailable()) {
       const port = await freePort();
       const brokerSecret = randomBytes(32);
       const hubPassword = randomBytes(16).toString('hex');
@@ -182,6 +234,17 @@ export async function run(report: Report): Promise<void> {
         }
       } finally {
         await mosquitto.stop();
+      }
+    }
+    if (BROKERS.includes('transport')) {
+      const verifier = new WorkerVerifier({ workers: WORKERS });
+      const service = new SignOnlyService(hub, verifier);
+      const server = await createHubServer({ service, directory: hub, logger });
+      try {
+        await runPhases('mqtt.transport.', server, server.url, service.hubKeyHex, fleet, undefined, dir, report);
+      } finally {
+        await server.close();
+        await verifier.close();
       }
     }
   } finally {

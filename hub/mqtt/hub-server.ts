@@ -59,6 +59,8 @@ export interface HubServer {
   readonly port: number | undefined;
   presence(): TerminalHealth[];
   stats(): HubServerStats;
+  /** Zeroes the counters and service times (e.g. between benchmark phases). */
+  resetStats(): void;
   close(): Promise<void>;
 }
 
@@ -177,6 +179,10 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
     port: embedded?.port,
     presence: () => tracker.snapshot(),
     stats: () => ({ ...counters, serviceMsP50: servicePercentile(50), serviceMsP99: servicePercentile(99) }),
+    resetStats() {
+      Object.assign(counters, { requests: 0, receipts: 0, replies: 0, dropped: 0, failed: 0 });
+      serviceSamples = 0;
+    },
     async close() {
       if (closed) return;
       closed = true;

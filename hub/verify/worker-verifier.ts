@@ -33,6 +33,7 @@ interface PoolWorker {
 
 const WORKER_URL = new URL('./verify-worker.mjs', import.meta.url);
 const MAX_MESSAGE_BYTES = 1 << 20;
+const MIN_PER_MESSAGE = 16;
 
 export class WorkerVerifier implements SignatureVerifier {
   private readonly pool: PoolWorker[] = [];
@@ -104,8 +105,9 @@ export class WorkerVerifier implements SignatureVerifier {
     const queue = this.queue;
     this.queue = [];
     if (queue.length === 0) return;
-    // Split evenly across the workers (least loaded first), at most maxBatch per message.
-    const perWorker = Math.min(this.maxBatch, Math.ceil(queue.length / this.pool.length));
+    // Split evenly across the workers (least loaded first), at most maxBatch per message; a small
+    // batch goes to one worker whole: a message costs about as much as a verify.
+    const perWorker = Math.min(this.maxBatch, Math.max(MIN_PER_MESSAGE, Math.ceil(queue.length / this.pool.length)));
     for (let start = 0; start < queue.length; start += perWorker) {
       const target = this.pool.reduce((a, b) => (b.load < a.load ? b : a));
       this.send(target, queue.slice(start, start + perWorker));

@@ -58,12 +58,13 @@ async function main(): Promise<void> {
       slots.push({ client, parties: [], next: 0 });
     });
   }
+  const terminalKeys = fleet.terminals.map((t) => nodeSigningKey(fromHex(t.secretKeyHex)));
   fleet.wallets.forEach((w) => {
     const t = fleet.terminals[w.terminal]!;
     slots[w.terminal]!.parties.push({
       terminalId: t.terminalId,
       merchantId: t.merchantId,
-      terminalKey: nodeSigningKey(fromHex(t.secretKeyHex)),
+      terminalKey: terminalKeys[w.terminal]!,
       walletPublicKeyHex: w.license.body.wallet,
       walletKey: nodeSigningKey(fromHex(w.secretKeyHex)),
       license: w.license,
