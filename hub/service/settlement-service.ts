@@ -397,6 +397,8 @@ export class SettlementService {
         const gate = this.#o.registry.terminal(op.entry.body.terminalId);
         // The entry's signature was checked in the batch when its gate is enrolled.
         if (!gate || gate.kind !== 'gate') return declined('UNKNOWN_TERMINAL');
+        // An entry signed after its gate was revoked may be forged with a stolen key.
+        if (gate.revokedMs !== null && op.entry.body.time >= gate.revokedMs) return declined('REVOKED');
         if (op.entry.body.wallet !== wallet) return declined('MALFORMED');
         entry = { station: op.entry.body.station, time: op.entry.body.time };
       }
