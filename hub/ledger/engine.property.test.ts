@@ -67,7 +67,8 @@ describe('engine properties', () => {
               const c = cmds[i] as Command;
               if (r.status === 'rejected') {
                 expect(r.reason).toMatchObject({ code: 'engine_closed' });
-                if (!first.has(c.requestId)) unanswered.set(c.requestId, c);
+                // Retry the original content (an altered duplicate is not what the terminal stored).
+                if (!first.has(c.requestId) && !unanswered.has(c.requestId)) unanswered.set(c.requestId, c);
                 return;
               }
               const prev = first.get(c.requestId);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -16,17 +16,34 @@ describeLedgerStoreContract('SqliteLedgerStore (real file)', () => {
 });
 
 describe('SqliteLedgerStore specifics', () => {
-  it('opens with WAL, synchronous=FULL and records applied migrations once', () => {
+  it('opens with WAL, synchronous=FULL and records applied migrations once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tapsettle-store-'));
     try {
       const file = join(dir, 'ledger.db');
-      SqliteLedgerStore.open(file).db.close();
+      await SqliteLedgerStore.open(file).close();
       const s = SqliteLedgerStore.open(file);
       expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');
       expect(s.db.pragma('synchronous', { simple: true })).toBe(2); // FULL
       const rows = s.db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all();
       expect(rows).toEqual(MIGRATIONS.map((m) => ({ version: m.version, name: m.name })));
-      s.db.close();
+      await s.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('checkpoints the WAL into the database file from the background worker', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tapsettle-store-'));
+    try {
+      const file = join(dir, 'ledger.db');
+      const s = SqliteLedgerStore.open(file, { backgroundCheckpointMs: 10 });
+      await new Promise((r) => setTimeout(r, 300)); // let the worker checkpoint the migration
+      const before = statSync(file).size;
+      for (let i = 0; i < 200; i++) await s.ensureAccount({ id: `m-${i}-${'x'.repeat(60)}`, kind: 'merchant', currency: 'EUR', parentNum: null, shareBps: 0, createdMs: i });
+      const deadline = Date.now() + 5000;
+      while (statSync(file).size <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(statSync(file).size).toBeGreaterThan(before);
+      await s.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,6 +1,7 @@
 // SQLite adapter of the LedgerStore port (better-sqlite3 12, WAL, synchronous=FULL: a commit
 // returns only after the WAL is fsynced, so "committed" means durable).
 import Database from 'better-sqlite3';
+import { Checkpointer } from './checkpointer.ts';
 import { commandKindCode, entryKindCode, logStateCode } from './codes.ts';
 import { DuplicateRequestError, LedgerError } from './errors.ts';
 import { MIGRATIONS, type Migration } from './migrations.ts';
@@ -96,8 +97,10 @@ export interface SqliteStoreOptions {
   readonly readonly?: boolean;
   /** Page size for a NEW file only. Small pages keep the WAL bytes per random update small. */
   readonly pageSize?: number;
-  /** WAL pages before an automatic checkpoint; large so a checkpoint is not paid every batch. */
+  /** WAL pages before the writer checkpoints itself (a backstop when the background one lags). */
   readonly walAutocheckpointPages?: number;
+  /** Checkpoint from a worker thread every N ms (0 = only the writer's own autocheckpoint). Default 50. */
+  readonly backgroundCheckpointMs?: number;
 }
 
 /** Applies pending migrations in one transaction each; returns the schema version. */
@@ -121,6 +124,7 @@ export class SqliteLedgerStore implements LedgerStore {
   readonly db: Database.Database;
   readonly #s;
   readonly #commit: (w: BatchWrite) => void;
+  #checkpointer: Checkpointer | null = null;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -209,9 +213,8 @@ export class SqliteLedgerStore implements LedgerStore {
   static open(file: string, options: SqliteStoreOptions = {}): SqliteLedgerStore {
     const db = new Database(file, { readonly: options.readonly ?? false });
     if (!options.readonly) {
-      db.pragma(`page_size = ${options.pageSize ?? Number(process.env['PS'] ?? 4096)}`);
+      db.pragma(`page_size = ${options.pageSize ?? 4096}`);
       db.pragma('journal_mode = WAL');
-      db.pragma(`wal_autocheckpoint = ${options.walAutocheckpointPages ?? Number(process.env['CK'] ?? 1000)}`);
       // A commit must survive power loss before any result is released (seed 004 claim 24).
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
@@ -219,7 +222,15 @@ export class SqliteLedgerStore implements LedgerStore {
     db.pragma(`cache_size = -${options.cacheKiB ?? 65_536}`);
     db.pragma('busy_timeout = 5000');
     if (!options.readonly) migrate(db);
-    return new SqliteLedgerStore(db);
+    const store = new SqliteLedgerStore(db);
+    const bgMs = options.backgroundCheckpointMs ?? Number(process.env['CKMS'] ?? 50);
+    if (!options.readonly && bgMs > 0 && file !== ':memory:') {
+      store.#checkpointer = new Checkpointer(file, bgMs);
+      db.pragma(`wal_autocheckpoint = ${options.walAutocheckpointPages ?? 65_536}`);
+    } else if (!options.readonly) {
+      db.pragma(`wal_autocheckpoint = ${options.walAutocheckpointPages ?? 16_384}`);
+    }
+    return store;
   }
 
   async counters(): Promise<StoreCounters> {
@@ -419,6 +430,9 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async close(): Promise<void> {
+    const cp = this.#checkpointer;
+    this.#checkpointer = null;
+    if (cp) await cp.stop();
     if (this.db.open) this.db.close();
   }
 }

@@ -20,8 +20,9 @@ export function tempLedger(): TempLedger {
   return {
     dir,
     file,
-    openStore: () => SqliteLedgerStore.open(file),
-    openEngine: (options) => Engine.open(SqliteLedgerStore.open(file), options),
+    // No checkpoint worker per open: tests open stores often; sqlite-store.test covers it.
+    openStore: () => SqliteLedgerStore.open(file, { backgroundCheckpointMs: 0 }),
+    openEngine: (options) => Engine.open(SqliteLedgerStore.open(file, { backgroundCheckpointMs: 0 }), options),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
