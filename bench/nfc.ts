@@ -1,5 +1,6 @@
 // Benchmark group `nfc`: tap to wallet signature through the real PN532 driver, the real
 // serialport binding (115200 baud, paced by the emulator like a UART) and the PN532 emulator.
+import { isHardwareError } from '../hardware/errors.ts';
 import { Pn532NfcReader } from '../hardware/nfc/pn532-nfc-reader.ts';
 import { WalletCard } from '../hardware/wallet-apdu/wallet-card.ts';
 import { isSocatAvailable } from '../simulators/pn532-emulator/pty-pair.ts';
@@ -25,6 +26,7 @@ export async function run(report: (name: string, value: number, unit: string) =>
     const wallets = Array.from({ length: 8 }, () => world.newWallet());
     const offers = Array.from({ length: TAPS }, (_, i) => world.offerBytes(100 + i, [{ sku: 'coffee', qty: 1, unitMinor: 100 + i }]));
     const samples: number[] = [];
+    let failures = 0;
     for (let i = 0; i < TAPS; i++) {
       const waiting = reader.waitForCard();
       // Tap at a random phase of the polling loop, as a customer would.
@@ -32,19 +34,28 @@ export async function run(report: (name: string, value: number, unit: string) =>
       const t0 = performance.now();
       emulated.emulator.present(wallets[i % wallets.length]!);
       const session = await waiting;
-      const card = new WalletCard(session);
-      await card.select();
-      const result = await card.authorize(offers[i]!);
-      const t1 = performance.now();
-      if (result.kind !== 'authorized') throw new Error(`bench nfc: wallet declined: ${result.code}`);
-      samples.push(t1 - t0);
-      await session.release();
-      emulated.emulator.remove();
+      try {
+        const card = new WalletCard(session);
+        await card.select();
+        const result = await card.authorize(offers[i]!);
+        const t1 = performance.now();
+        if (result.kind === 'authorized') samples.push(t1 - t0);
+        else failures++;
+      } catch (err) {
+        // A failed tap (e.g. a false ACK timeout on an overloaded machine) is counted, not fatal.
+        if (!isHardwareError(err)) throw err;
+        failures++;
+      } finally {
+        await session.release();
+        emulated.emulator.remove();
+      }
     }
+    if (samples.length === 0) throw new Error('bench nfc: no tap succeeded');
     samples.sort((a, b) => a - b);
     report('nfc.tap_to_signature_p50_ms', Math.round(percentile(samples, 50) * 10) / 10, 'ms');
     report('nfc.tap_to_signature_p99_ms', Math.round(percentile(samples, 99) * 10) / 10, 'ms');
     report('nfc.offer_bytes', offers[0]!.length, 'bytes');
+    report('nfc.tap_failures', failures, 'count');
   } finally {
     await reader.close();
     await emulated.close();

@@ -131,7 +131,10 @@ class Pn532Session implements NfcSession {
 
   private lose(): void {
     // The card is gone (or the line is): this tap is over, a new tap starts a new session.
+    // Deselect it anyway so a card still in the field is activated afresh (its applet state reset).
+    if (!this.activeFlag) return;
     this.activeFlag = false;
     this.onReleased(undefined);
+    void this.driver.inRelease(this.target.tg).catch(() => undefined);
   }
 }

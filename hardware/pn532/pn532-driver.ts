@@ -11,7 +11,8 @@ export type Pn532DriverOptions = {
   baudRate?: number;
   /**
    * §6.2.1.3: the PN532 acknowledges within a few ms of the frame's end; USB-serial adapters add
-   * up to ~16 ms. Beyond this we abort (ACK) and resend, `commandRetries` times.
+   * up to ~16 ms; a loaded host adds its own lag. Beyond this we abort (ACK) and resend,
+   * `commandRetries` times.
    */
   ackTimeoutMs?: number;
   /** Bounded command retries when no ACK comes (a lost frame on the line). */
@@ -57,7 +58,7 @@ export class Pn532Driver extends EventEmitter {
     this.path = options.path;
     this.opts = {
       baudRate: options.baudRate ?? 115_200,
-      ackTimeoutMs: options.ackTimeoutMs ?? 100,
+      ackTimeoutMs: options.ackTimeoutMs ?? 250,
       commandRetries: options.commandRetries ?? 3,
       responseTimeoutMs: options.responseTimeoutMs ?? 1000,
       nackRetries: options.nackRetries ?? 3,
@@ -137,8 +138,12 @@ export class Pn532Driver extends EventEmitter {
     if (port === undefined || (!this.connectedFlag && !this.configuring)) throw new HardwareError('NFC_DISCONNECTED');
     const frame = encodeInformationFrame(TFI_HOST_TO_PN532, Uint8Array.from([code, ...params]));
     this.inbox = [];
+    // An InDataExchange is never resent: if the PN532 got it, the APDU may already have reached
+    // the card, and a chained piece sent twice would corrupt the command. Other commands are
+    // idempotent and retried within the bound.
+    const attempts = code === Command.InDataExchange ? 1 : this.opts.commandRetries + 1;
     let acked = false;
-    for (let attempt = 0; attempt <= this.opts.commandRetries && !acked; attempt++) {
+    for (let attempt = 0; attempt < attempts && !acked; attempt++) {
       if (this.needsWakeup) {
         // §6.3.2.3 HSU wake-up: the long 0x55 preamble, then the command.
         await this.write(port, HSU_WAKEUP_PREAMBLE);
@@ -155,13 +160,27 @@ export class Pn532Driver extends EventEmitter {
           acked = true;
           break;
         }
+        if (ev.kind === 'error' || (ev.kind === 'info' && ev.tfi === TFI_PN532_TO_HOST && ev.data[0] === code + 1)) {
+          // The ACK was lost on the line but the answer arrived: it answers this command.
+          this.inbox.unshift(ev);
+          acked = true;
+          break;
+        }
       }
-      if (!acked) await this.write(port, ACK_FRAME); // §6.2.1.3 abort whatever half-arrived, then retry
+      if (!acked) {
+        // §6.2.1.3 abort whatever half-arrived, then let the line go quiet so a late answer to
+        // the aborted command cannot be taken for the answer to its retry.
+        await this.write(port, ACK_FRAME);
+        while ((await this.nextEvent(this.opts.ackTimeoutMs)) !== undefined && this.port === port) {
+          // discard
+        }
+        if (this.port !== port) throw new HardwareError('NFC_DISCONNECTED', 'serial adapter gone during a command');
+      }
     }
     if (!acked) {
-      const err = new HardwareError('NFC_ACK_TIMEOUT', `no ACK for command 0x${code.toString(16)} after ${this.opts.commandRetries + 1} attempts`);
+      const err = new HardwareError('NFC_ACK_TIMEOUT', `no ACK for command 0x${code.toString(16)} after ${attempts} attempt(s)`);
       // A silent adapter is treated like an unplugged one: reopen it in the background.
-      if (!this.configuring) this.dropConnection(err);
+      if (!this.configuring && attempts > 1) this.dropConnection(err);
       throw err;
     }
     this.needsWakeup = false;
@@ -271,8 +290,13 @@ export class Pn532Driver extends EventEmitter {
     if (timeoutMs <= 0 || this.port === undefined) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.waiter = undefined;
-        resolve(undefined);
+        // Timers run before the I/O poll phase: give bytes that already arrived one turn of the
+        // event loop, so a busy process does not mistake its own lag for a silent PN532.
+        setImmediate(() => {
+          if (this.waiter?.timer !== timer) return;
+          this.waiter = undefined;
+          resolve(undefined);
+        });
       }, timeoutMs);
       this.waiter = { resolve, timer };
     });

@@ -27,6 +27,8 @@ export type Pn532Faults = {
   pullOnNextExchange: boolean;
   /** Pull the card away after it processed the next InDataExchange but before the answer returns. */
   pullAfterNextExchange: boolean;
+  /** Do not send the next ACK, but run the command (an ACK lost on the line). */
+  dropNextAck: boolean;
 };
 
 export type Pn532EmulatorStats = {
@@ -49,6 +51,7 @@ export class Pn532Emulator {
     splitResponses: false,
     pullOnNextExchange: false,
     pullAfterNextExchange: false,
+    dropNextAck: false,
   };
   readonly stats: Pn532EmulatorStats = { commands: 0, nacksReceived: 0, abortsReceived: 0, exchanges: 0 };
 
@@ -162,7 +165,8 @@ export class Pn532Emulator {
           .then(async () => {
             if (inboundMs >= 1) await sleep(inboundMs);
             if (epoch !== this.epoch) return;
-            void this.write(ACK_FRAME);
+            if (this.faults.dropNextAck) this.faults.dropNextAck = false;
+            else void this.write(ACK_FRAME);
             await this.execute(data, epoch);
           })
           .catch(() => undefined);
