@@ -31,6 +31,8 @@ export interface EmbeddedBroker {
   readonly server: net.Server;
   readonly url: string;
   readonly port: number;
+  /** Disconnects sessions whose terminal is now revoked or unknown; returns their ids. */
+  disconnectRevoked(): string[];
   close(): Promise<void>;
 }
 
@@ -109,6 +111,19 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     server,
     url,
     port,
+    disconnectRevoked() {
+      // aedes keeps connected clients in `clients` (id → Client); not in its typings.
+      const clients = (broker as unknown as { clients: Record<string, Client> }).clients;
+      const kicked: string[] = [];
+      for (const [id, client] of Object.entries(clients)) {
+        const terminal = options.directory.lookupTerminal(id);
+        if (terminal && !terminal.revoked) continue;
+        kicked.push(id);
+        log.warn({ terminalId: id, reason: terminal ? 'REVOKED' : 'UNKNOWN_TERMINAL' }, 'mqtt: session closed');
+        client.close();
+      }
+      return kicked;
+    },
     async close() {
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       await new Promise<void>((resolve) => {

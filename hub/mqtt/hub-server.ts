@@ -34,6 +34,8 @@ export interface HubServerOptions {
   };
   readonly clock?: () => number;
   readonly connectTokenMaxAgeMs?: number;
+  /** Embedded broker: how often connected sessions are checked against the directory (default 30 s). */
+  readonly revocationCheckMs?: number;
   /** Requests being handled at once; beyond it new ones are dropped (the terminal retries). */
   readonly maxInflight?: number;
 }
@@ -169,7 +171,14 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
   ]);
   // Retained, so a terminal that connects later gets the current versions at once.
   await Promise.all((service.announcements?.() ?? []).map(publishAnnouncement));
-  const unsubscribeAnnouncements = service.onAnnouncement?.((a) => void publishAnnouncement(a));
+  // A revocation changes the keys announcement; sessions opened before it end then (and on a
+  // timer, for directories that change without an announcement).
+  const unsubscribeAnnouncements = service.onAnnouncement?.((a) => {
+    void publishAnnouncement(a);
+    embedded?.disconnectRevoked();
+  });
+  const revocationTimer = embedded ? setInterval(() => embedded!.disconnectRevoked(), options.revocationCheckMs ?? 30_000) : undefined;
+  revocationTimer?.unref();
   if (embedded) await transport.publish(topics.hubPresence, hubPresence('online'), { qos: 1, retain: true });
   log.info({ url, external: Boolean(options.external) }, 'mqtt: hub ready');
 
@@ -187,6 +196,7 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
       if (closed) return;
       closed = true;
       if (typeof unsubscribeAnnouncements === 'function') (unsubscribeAnnouncements as () => void)();
+      if (revocationTimer) clearInterval(revocationTimer);
       if (embedded) await transport.publish(topics.hubPresence, hubPresence('offline'), { qos: 1, retain: true }).catch(() => {});
       await transport.close();
       await embedded?.close();

@@ -149,12 +149,12 @@ export async function connectTerminal(options: TerminalClientOptions): Promise<T
     },
     announcements: () => announced,
     async close({ graceful = true } = {}) {
-      if (graceful) {
+      if (graceful && client.connected) {
         await client.publishAsync(topics.presence(id), presencePayload(id, 'offline', seq, clock()), { qos: 1, retain: true }).catch(() => {});
         await client.endAsync();
       } else {
         // Drop the socket without DISCONNECT: the broker publishes the will.
-        client.stream.destroy();
+        client.stream?.destroy();
         await client.endAsync(true);
       }
     },

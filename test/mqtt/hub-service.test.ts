@@ -94,19 +94,20 @@ describe('hub over MQTT with the real settlement service', () => {
     await eventually(() => records.some((r) => r.msg === 'mqtt: receipt handled' && (r.outcome as { status?: string })?.status === 'recorded'));
   });
 
-  it('refuses CONNECT once the terminal is revoked, and says so in the announcements', async () => {
+  it('on revocation closes the open session, refuses CONNECT, and says so in the announcements', async () => {
+    const closed = new Promise<void>((resolve) => client.client.stream.once('close', () => resolve()));
+    client.client.options.reconnectPeriod = 0;
     hub.revokeTerminal('pos-1');
+    await closed;
+    expect(records.some((r) => r.msg === 'mqtt: session closed' && r.terminalId === 'pos-1' && r.reason === 'REVOKED')).toBe(true);
     const code = await new Promise<number | 'accepted'>((resolve) => {
       const c = new MqttClient(noDelayStreamBuilder(server.url), { protocolVersion: 4, clientId: 'pos-1', username: 'pos-1', password: makeConnectToken('pos-1', terminalSecret, Date.now()), reconnectPeriod: 0, clean: false });
       c.once('connect', () => (c.end(true), resolve('accepted')));
       c.once('error', (e: Error & { code?: number }) => (c.end(true), resolve(e.code ?? -1)));
     });
     expect(code).toBe(5);
-    const keys = await eventually(() => {
-      const k = client.announcements().get(topics.announce('keys'));
-      const d = k && decodeAndVerify(k, 'announce.keys', hub.hubPublicKey);
-      return d && d.ok && d.value.body.revokedTerminals.includes('pos-1') ? d : undefined;
-    });
-    expect(keys.ok).toBe(true);
+    const keys = hub.announcements().find((a) => a.topic === topics.announce('keys'))!;
+    const decoded = decodeAndVerify(keys.payload, 'announce.keys', hub.hubPublicKey);
+    expect(decoded.ok && decoded.value.body.revokedTerminals).toContain('pos-1');
   });
 });
