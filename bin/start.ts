@@ -16,6 +16,8 @@ const USAGE = `usage: npm start -- [options]     (or: npx tsx bin/start.ts [opti
   --host ADDR        address to bind the dashboard and broker      default 127.0.0.1
   --rate N           simulated customer actions per second         default 5
   --no-customers     start the site without simulated customers
+  --terminal-mode M  runtime: real terminal runtimes with the PN532 emulator and the
+                     virtual IO board; direct: protocol-only terminals   default runtime
   --log-level LEVEL  pino level for the hub's log on stderr        default warn
   -h, --help         this text`;
 
@@ -44,6 +46,7 @@ function parse() {
         host: { type: 'string' },
         rate: { type: 'string' },
         'no-customers': { type: 'boolean' },
+        'terminal-mode': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -65,12 +68,15 @@ async function main(): Promise<void> {
   const logLevel = args['log-level'] ?? 'warn';
   if (!levels.includes(logLevel)) fail(`--log-level must be one of ${levels.join(', ')}`);
   const port = intOption('port', args.port, DEFAULT_DASHBOARD_PORT, 0, 65535);
+  const terminalMode = args['terminal-mode'] ?? 'runtime';
+  if (terminalMode !== 'runtime' && terminalMode !== 'direct') fail(`--terminal-mode must be runtime or direct, got "${terminalMode}"`);
   const options = {
     dataDir: args['data-dir'] ?? 'data/hub',
     mqttPort: intOption('mqtt-port', args['mqtt-port'], 0, 0, 65535),
     host: args.host ?? '127.0.0.1',
     actionsPerS: args['no-customers'] ? 0 : intOption('rate', args.rate, 5, 0.1, 1000),
     logger: pino({ level: logLevel }, pino.destination(2)),
+    terminalMode: terminalMode as 'runtime' | 'direct',
   };
 
   let demo: Demo;

@@ -27,6 +27,8 @@ export interface CustomerSimOptions {
   readonly operatorId?: string;
   readonly random?: () => number;
   readonly onEvent?: (e: CustomerEvent) => void;
+  /** Refreshes `wallet.balanceMinor` after each action (the demo asks the hub). */
+  readonly refreshBalance?: (w: SimWallet) => Promise<void>;
 }
 
 export interface CustomerSim {
@@ -59,17 +61,24 @@ export function startCustomers(o: CustomerSimOptions): CustomerSim {
     return [{ sku: a.sku, qty: 1, unitMinor: a.priceMinor }];
   };
 
+  const entryGates = gates.filter((g) => g.gateMode !== 'exit');
+  const exitGates = gates.filter((g) => g.gateMode !== 'entry');
+
   const choose = (w: SimWallet): { action: CustomerAction; terminal: SiteTerminal } | undefined => {
     const now = Date.now();
     for (const [rid, until] of w.cancellable) if (until <= now) w.cancellable.delete(rid);
-    if (w.admission && gates.length > 0) {
-      const other = gates.filter((g) => g.station !== w.admission!.body.station);
-      return { action: 'exit', terminal: other.length > 0 ? pick(other) : pick(gates) };
+    const low = w.balanceMinor !== null && w.balanceMinor < LOW_BALANCE_MINOR;
+    // Frank rarely tops up: he is the one who keeps running out of money.
+    if (pos.length > 0 && low && random() < (w.name === 'frank' ? 0.2 : 0.8)) return { action: 'topup', terminal: pick(pos) };
+    if (w.admission && exitGates.length > 0) {
+      const elsewhere = exitGates.filter((g) => g.station !== w.admission!.station);
+      return { action: 'exit', terminal: elsewhere.length > 0 ? pick(elsewhere) : pick(exitGates) };
     }
-    if (pos.length > 0 && w.balanceMinor !== null && w.balanceMinor < LOW_BALANCE_MINOR && w.name !== 'frank' && random() < 0.7) return { action: 'topup', terminal: pick(pos) };
     if (pos.length > 0 && w.cancellable.size > 0 && random() < 0.35) return { action: 'cancel', terminal: pick(pos) };
     const r = random();
-    if (r < 0.3 && gates.length > 0) return { action: random() < 0.06 ? 'exit-no-entry' : 'enter', terminal: pick(gates) };
+    if (r < 0.3 && entryGates.length > 0 && exitGates.length > 0) {
+      return random() < 0.06 ? { action: 'exit-no-entry', terminal: pick(exitGates) } : { action: 'enter', terminal: pick(entryGates) };
+    }
     if (r < 0.6 && vending.length > 0) return { action: random() < 0.08 ? 'vending-jam' : 'vending', terminal: pick(vending) };
     if (r < 0.95 && pos.length > 0) return { action: 'pos', terminal: pick(pos) };
     if (pos.length > 0) return { action: 'topup', terminal: pick(pos) };
@@ -89,8 +98,7 @@ export function startCustomers(o: CustomerSimOptions): CustomerSim {
       case 'cancel':
         return t.cancel(w, [...w.cancellable.keys()][0]!);
       case 'enter':
-        await t.enter(w);
-        return undefined;
+        return t.enter(w);
       case 'exit':
         return t.exit(w);
       case 'exit-no-entry':
@@ -115,6 +123,8 @@ export function startCustomers(o: CustomerSimOptions): CustomerSim {
         bump(`${choice.action}:error`);
         o.onEvent?.({ wallet: w.name, action: choice.action, terminalId: choice.terminal.terminalId, error: err instanceof Error ? err.message : String(err) });
       })
+      .then(() => o.refreshBalance?.(w))
+      .catch(() => undefined)
       .finally(() => {
         busy.delete(w.publicKey);
         inflight.delete(run);

@@ -52,10 +52,10 @@ export const DEMO_PRODUCTS = {
   products: [{ name: 'day-pass', priceMinor: 900, currency: DEMO_CURRENCY, validityMs: 24 * 3600_000, stations: [] }],
 };
 
-/** The simulated site: two gates at different stations, a vending machine, a POS. */
+/** The simulated site: an entry gate and an exit gate at different stations, a vending machine, a POS. */
 export const DEMO_TERMINALS = [
-  { terminalId: 'gate-central', kind: 'gate', merchantId: DEMO_MERCHANTS.transit, station: 'central' },
-  { terminalId: 'gate-harbor', kind: 'gate', merchantId: DEMO_MERCHANTS.transit, station: 'harbor' },
+  { terminalId: 'gate-central', kind: 'gate', merchantId: DEMO_MERCHANTS.transit, station: 'central', gateMode: 'entry' },
+  { terminalId: 'gate-harbor', kind: 'gate', merchantId: DEMO_MERCHANTS.transit, station: 'harbor', gateMode: 'exit' },
   { terminalId: 'vending-1', kind: 'vending', merchantId: DEMO_MERCHANTS.vending },
   { terminalId: 'pos-cafe', kind: 'pos', merchantId: DEMO_MERCHANTS.cafe },
 ] as const;

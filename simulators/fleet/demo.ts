@@ -4,7 +4,7 @@
  * simulated customers. `close()` stops them in reverse order, so the ledger closes last.
  */
 import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { fromHex } from '../../protocol/index.ts';
 import { createHubSource, type HubSource } from '../../hub/dashboard/hub-source.ts';
@@ -14,7 +14,9 @@ import { startDashboard, type Dashboard } from '../../hub/dashboard/server.ts';
 import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
 import { createHub, type Hub } from '../../hub/service/hub.ts';
 import { startCustomers, type CustomerEvent, type CustomerSim } from './customers.ts';
+import { DEMO_TERMINALS } from './demo-data.ts';
 import { openDemoSite } from './demo-site.ts';
+import { DEMO_OPERATOR, startRuntimeTerminal } from './runtime-terminal.ts';
 import { startDirectTerminal, type SiteTerminal } from './site-terminal.ts';
 
 export interface DemoOptions {
@@ -28,6 +30,11 @@ export interface DemoOptions {
   /** Customer actions per second; 0 = no customers. */
   readonly actionsPerS: number;
   readonly onCustomerEvent?: (e: CustomerEvent) => void;
+  /**
+   * 'runtime' (default): each terminal is the real terminal runtime with the PN532 emulator and
+   * the virtual IO board. 'direct': protocol-level terminals without emulated hardware (lighter).
+   */
+  readonly terminalMode?: 'runtime' | 'direct';
 }
 
 export interface Demo {
@@ -85,8 +92,8 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     const fares = () => hub.registry.fareVersions().at(-1)?.table;
     const terminals: SiteTerminal[] = [];
     for (const t of site.terminals) {
-      const terminal = await startDirectTerminal({
-        url: server.url,
+      const gateMode = DEMO_TERMINALS.find((d) => d.terminalId === t.terminalId && 'gateMode' in d);
+      const common = {
         terminalId: t.terminalId,
         kind: t.kind,
         merchantId: t.merchantId,
@@ -94,16 +101,34 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
         secretKey: fromHex(t.secretKeyHex),
         certificate: t.certificate,
         hubKey: hub.hubPublicKey,
-        currency: hub.currency,
-        fares,
-      });
+      };
+      const terminal =
+        (o.terminalMode ?? 'runtime') === 'runtime'
+          ? await startRuntimeTerminal({
+              ...common,
+              hubUrl: server.url,
+              issuerKey: hub.issuerPublicKey,
+              ...(gateMode && 'gateMode' in gateMode ? { gateMode: gateMode.gateMode } : {}),
+              dataDir: join(dataDir, 'site', t.terminalId),
+              log: o.logger.child({ part: 'terminal', terminalId: t.terminalId }),
+            })
+          : await startDirectTerminal({ ...common, url: server.url, currency: hub.currency, fares });
       terminals.push(terminal);
       closers.push(() => terminal.close());
     }
 
     let customers: CustomerSim | undefined;
     if (o.actionsPerS > 0) {
-      customers = startCustomers({ terminals, wallets: site.wallets, actionsPerS: o.actionsPerS, ...(o.onCustomerEvent ? { onEvent: o.onCustomerEvent } : {}) });
+      customers = startCustomers({
+        terminals,
+        wallets: site.wallets,
+        actionsPerS: o.actionsPerS,
+        operatorId: DEMO_OPERATOR.id,
+        refreshBalance: async (w) => {
+          w.balanceMinor = (await hub.engine.getAccount(w.publicKey))?.balanceMinor ?? null;
+        },
+        ...(o.onCustomerEvent ? { onEvent: o.onCustomerEvent } : {}),
+      });
       closers.push(() => customers!.stop());
     }
 

@@ -34,14 +34,16 @@ export interface SiteTerminal {
   readonly kind: TerminalKind;
   readonly merchantId: string;
   readonly station?: string;
+  /** Gates: which way people pass ('both' for a gate that does entry and exit). */
+  readonly gateMode?: 'entry' | 'exit' | 'both';
   /** POS or vending. Vending also reports the dispense (`dispenseFails`: the motor jams). */
   purchase(wallet: SimWallet, lines: LineItemT[], options?: { dispenseFails?: boolean }): Promise<SiteOutcome>;
   /** Staffed POS: cash top-up (seed 004 claims 34–35). */
   topupCash(wallet: SimWallet, amountMinor: number, operatorId: string): Promise<SiteOutcome>;
   /** POS: the buyer cancels inside the window (seed 004 claim 13). */
   cancel(wallet: SimWallet, originalRequestId: string): Promise<SiteOutcome>;
-  /** Gate entry: writes a gate-signed admission record to the wallet. */
-  enter(wallet: SimWallet): Promise<void>;
+  /** Gate entry: writes a gate-signed admission record to the wallet (approved = the barrier opened). */
+  enter(wallet: SimWallet): Promise<SiteOutcome>;
   /** Gate exit: fare from the admission record (or the maximum without one). */
   exit(wallet: SimWallet): Promise<SiteOutcome>;
   close(): Promise<void>;
@@ -126,6 +128,7 @@ export async function startDirectTerminal(o: DirectTerminalOptions): Promise<Sit
     kind: o.kind,
     merchantId: o.merchantId,
     ...(o.station !== undefined ? { station: o.station } : {}),
+    ...(o.kind === 'gate' ? { gateMode: 'both' as const } : {}),
     async purchase(wallet, lines, options = {}) {
       requireKind(['pos', 'vending'], 'sell');
       const amountMinor = lines.reduce((s, l) => s + l.qty * l.unitMinor, 0);
@@ -151,18 +154,20 @@ export async function startDirectTerminal(o: DirectTerminalOptions): Promise<Sit
     async enter(wallet) {
       requireKind(['gate'], 'admit');
       // A gate decides entry locally (license, deny list) and writes the record to the wallet.
-      wallet.admission = fastSignMessage(
+      const envelope = fastSignMessage(
         'gate.admission',
         { recordId: newChallenge(), wallet: wallet.publicKey, terminalId: o.terminalId, station: o.station ?? 'unknown', time: Date.now() },
         key,
       );
+      wallet.admission = { station: envelope.body.station, envelope };
+      return { requestId: '', status: 'approved', amountMinor: 0 };
     },
     async exit(wallet) {
       requireKind(['gate'], 'let out');
       const table = o.fares?.();
       if (!table) throw new Error(`${o.terminalId}: no fare table announced yet`);
       const exitTime = Date.now();
-      const entry = wallet.admission;
+      const entry = wallet.admission?.envelope ?? null;
       wallet.admission = null;
       const fare = computeFare(table, entry ? { station: entry.body.station, time: entry.body.time } : null, o.station ?? 'unknown', exitTime);
       const outcome = await send(

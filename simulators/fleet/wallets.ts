@@ -15,7 +15,8 @@ export interface SimWallet {
   readonly license: Envelope<'wallet.license'>;
   /** The last hub-signed balance seen, in minor units (null before the first statement). */
   balanceMinor: number | null;
-  admission: Envelope<'gate.admission'> | null;
+  /** The gate admission record on the wallet (the station it entered at), null when outside. */
+  admission: { readonly station: string; readonly envelope?: Envelope<'gate.admission'> } | null;
   /** Purchases still inside their cancellation window: request id → hold end. */
   readonly cancellable: Map<string, number>;
   nextCounter(): number;
