@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { mayPublish, maySubscribe } from './acl.ts';
 import { ConnectAuthenticator } from './authenticator.ts';
 import type { TerminalLookup } from './types.ts';
-import { parseTerminalTopic } from '../../protocol/index.ts';
+import { MAX_TERMINAL_PAYLOAD_BYTES, parseTerminalTopic } from '../../protocol/index.ts';
 
 export interface TlsServerOptions {
   readonly key: string | Buffer;
@@ -24,6 +24,8 @@ export interface EmbeddedBrokerOptions {
   readonly port: number;
   readonly tls?: TlsServerOptions;
   readonly connectTokenMaxAgeMs?: number;
+  /** Largest MQTT packet accepted (default: the terminal payload limit + 1 KiB for topic and header). */
+  readonly maxPacketBytes?: number;
 }
 
 export interface EmbeddedBroker {
@@ -34,6 +36,33 @@ export interface EmbeddedBroker {
   /** Disconnects sessions whose terminal is now revoked or unknown; returns their ids. */
   disconnectRevoked(): string[];
   close(): Promise<void>;
+}
+
+interface PacketParser {
+  _parseLength(): boolean;
+  _emitError(err: Error): unknown;
+  packet: { length: number };
+}
+
+/**
+ * Refuses a packet as soon as its fixed header announces a remaining length above the limit, before
+ * its body is buffered ([MQTT-2.2.3] remaining length; mqtt-packet would otherwise buffer up to
+ * 256 MiB). Hooks aedes' per-client mqtt-packet parser, which is not public API: returns false
+ * when the internals are not there, and authorizePublish still refuses oversized payloads.
+ */
+export function limitPacketSize(client: Client, maxPacketBytes: number): boolean {
+  const parser = (client as unknown as { _parser?: Partial<PacketParser> })._parser;
+  if (!parser || typeof parser._parseLength !== 'function' || typeof parser._emitError !== 'function') return false;
+  const parseLength = parser._parseLength;
+  parser._parseLength = function (this: PacketParser): boolean {
+    const done = parseLength.call(this);
+    if (done && this.packet.length > maxPacketBytes) {
+      this._emitError(new Error(`packet of ${this.packet.length} bytes > ${maxPacketBytes}`));
+      return false;
+    }
+    return done;
+  };
+  return true;
 }
 
 function notAuthorized(): AuthenticateError {
@@ -85,11 +114,21 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       done(null, null); // SUBACK 0x80
     },
   });
-  broker.on('clientError', (client, err) => log.debug({ terminalId: client.id, err: err.message }, 'mqtt: client error'));
+  broker.on('clientError', (client, err) => {
+    if (err.message.startsWith('packet of ')) log.warn({ terminalId: client.id, reason: err.message }, 'mqtt: oversized packet refused');
+    else log.debug({ terminalId: client.id, err: err.message }, 'mqtt: client error');
+  });
+  broker.on('connectionError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'mqtt: connection error'));
 
+  const maxPacketBytes = options.maxPacketBytes ?? MAX_TERMINAL_PAYLOAD_BYTES + 1024;
+  let guardMissingLogged = false;
   const onSocket = (socket: net.Socket) => {
     socket.setNoDelay(true);
-    broker.handle(socket);
+    const client = broker.handle(socket);
+    if (!limitPacketSize(client, maxPacketBytes) && !guardMissingLogged) {
+      guardMissingLogged = true;
+      log.warn('mqtt: aedes parser internals changed; packet size is limited only after parsing (authorizePublish)');
+    }
   };
   const server = options.tls
     ? tls.createServer({ key: options.tls.key, cert: options.tls.cert }, onSocket)

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MqttClient } from 'mqtt';
-import { generateKeyPair, makeConnectToken, topics } from '../../protocol/index.ts';
+import { MAX_TERMINAL_PAYLOAD_BYTES, generateKeyPair, makeConnectToken, topics } from '../../protocol/index.ts';
 import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
 import { noDelayStreamBuilder } from '../../hub/mqtt/no-delay-stream.ts';
 import { WorkerVerifier } from '../../hub/verify/worker-verifier.ts';
@@ -91,9 +91,28 @@ describe('hub over the embedded aedes broker', () => {
     const t = terminals[1]!;
     const c = await connect(t, { reconnectPeriodMs: 0 });
     const closed = new Promise<void>((resolve) => c.client.stream.once('close', () => resolve()));
-    c.client.publish(topics.request(t.terminalId), Buffer.alloc(40_000, 0x20), { qos: 1 });
+    c.client.publish(topics.request(t.terminalId), Buffer.alloc(MAX_TERMINAL_PAYLOAD_BYTES + 1, 0x20), { qos: 1 });
     await closed;
-    await eventually(() => records.some((r) => r.msg === 'mqtt: PUBLISH refused' && r.terminalId === t.terminalId && String(r.reason).startsWith('payload 40000')));
+    await eventually(() => records.some((r) => r.msg === 'mqtt: PUBLISH refused' && r.terminalId === t.terminalId && String(r.reason).startsWith(`payload ${MAX_TERMINAL_PAYLOAD_BYTES + 1}`)));
+    await c.close({ graceful: false }).catch(() => {});
+  });
+
+  it('drops a connection whose packet header announces more than the limit, before reading the body', async () => {
+    const t = terminals[1]!;
+    const c = await connect(t, { reconnectPeriodMs: 0 });
+    const closed = new Promise<void>((resolve) => c.client.stream.once('close', () => resolve()));
+    // PUBLISH QoS 0 whose remaining length says 10 MiB ([MQTT-2.2.3] variable byte integer); no body follows.
+    const remaining = 10 * 1024 * 1024;
+    const varint: number[] = [];
+    for (let x = remaining; ; ) {
+      const byte = x % 128;
+      x = Math.floor(x / 128);
+      varint.push(x > 0 ? byte | 0x80 : byte);
+      if (x === 0) break;
+    }
+    c.client.stream.write(Buffer.from([0x30, ...varint, 0x00, 0x01, 0x61]));
+    await closed;
+    await eventually(() => records.some((r) => r.msg === 'mqtt: oversized packet refused' && r.terminalId === t.terminalId));
     await c.close({ graceful: false }).catch(() => {});
   });
 
