@@ -1,5 +1,6 @@
 // Benchmark group `nfc`: tap to wallet signature through the real PN532 driver, the real
 // serialport binding (115200 baud, paced by the emulator like a UART) and the PN532 emulator.
+import { pathToFileURL } from 'node:url';
 import { isHardwareError } from '../hardware/errors.ts';
 import { Pn532NfcReader } from '../hardware/nfc/pn532-nfc-reader.ts';
 import { WalletCard } from '../hardware/wallet-apdu/wallet-card.ts';
@@ -62,7 +63,7 @@ export async function run(report: (name: string, value: number, unit: string) =>
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const t = performance.now();
   await run((name, value, unit) => console.log(`${name} ${value} ${unit}`));
   console.log(`(${TAPS} taps in ${((performance.now() - t) / 1000).toFixed(1)} s)`);

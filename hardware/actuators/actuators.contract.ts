@@ -6,6 +6,16 @@ import type { Vending } from './vending.ts';
 import type { Pos } from './pos.ts';
 import type { Visitor, SlotBehaviour } from '../../simulators/virtual-io/sensor-sims.ts';
 
+/**
+ * Outputs reach a board over a serial link a little later than the call returns; a contract
+ * about pin levels therefore waits (bounded) for the level instead of sampling once.
+ */
+async function expectSoon<T>(read: () => T, expected: T, timeoutMs = 1000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (read() !== expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  expect(read()).toBe(expected);
+}
+
 export type GateHarness = {
   gate: Gate;
   visitor(v: Visitor): void;
@@ -45,12 +55,12 @@ export function describeGateContract(name: string, make: () => Promise<GateHarne
       const safety = watchSafety(h);
       const admitting = h.gate.admit({ direction: 'entry', passageTimeoutMs: 1000 });
       await new Promise((r) => setTimeout(r, 15));
-      expect(h.barrierOpen()).toBe(true);
-      expect(h.led('entry')).toBe(true);
+      await expectSoon(() => h.barrierOpen(), true);
+      await expectSoon(() => h.led('entry'), true);
       const result = await admitting;
       expect(result).toMatchObject({ kind: 'passed', direction: 'entry' });
-      expect(h.barrierOpen()).toBe(false);
-      expect(h.led('entry')).toBe(false);
+      await expectSoon(() => h.barrierOpen(), false);
+      await expectSoon(() => h.led('entry'), false);
       expect(h.gate.isOpen).toBe(false);
       expect(safety.stop()).toBe(0);
     });
@@ -59,7 +69,7 @@ export function describeGateContract(name: string, make: () => Promise<GateHarne
       h.visitor({ kind: 'nobody' });
       const result = await h.gate.admit({ direction: 'exit', passageTimeoutMs: 80 });
       expect(result).toMatchObject({ kind: 'timeout', direction: 'exit' });
-      expect(h.barrierOpen()).toBe(false);
+      await expectSoon(() => h.barrierOpen(), false);
     });
 
     it('never closes while the beam is blocked, even past the timeout', async () => {
@@ -67,24 +77,24 @@ export function describeGateContract(name: string, make: () => Promise<GateHarne
       const safety = watchSafety(h);
       const admitting = h.gate.admit({ passageTimeoutMs: 60 });
       await new Promise((r) => setTimeout(r, 150)); // timeout passed, person still in the beam
-      expect(h.beamBlocked()).toBe(true);
-      expect(h.barrierOpen()).toBe(true);
+      await expectSoon(() => h.beamBlocked(), true);
+      await expectSoon(() => h.barrierOpen(), true);
       const result = await admitting;
       expect(result.kind).toBe('passed');
       expect(result.openMs).toBeGreaterThanOrEqual(250);
-      expect(h.barrierOpen()).toBe(false);
+      await expectSoon(() => h.barrierOpen(), false);
       expect(safety.stop()).toBe(0);
     });
 
     it('signals a refusal without opening', async () => {
       const denying = h.gate.deny();
       await new Promise((r) => setTimeout(r, 10));
-      expect(h.led('denied')).toBe(true);
-      expect(h.buzzer()).toBe(true);
-      expect(h.barrierOpen()).toBe(false);
+      await expectSoon(() => h.led('denied'), true);
+      await expectSoon(() => h.buzzer(), true);
+      await expectSoon(() => h.barrierOpen(), false);
       await denying;
-      expect(h.led('denied')).toBe(false);
-      expect(h.buzzer()).toBe(false);
+      await expectSoon(() => h.led('denied'), false);
+      await expectSoon(() => h.buzzer(), false);
     });
   });
 }
@@ -110,17 +120,17 @@ export function describeVendingContract(name: string, make: () => Promise<Vendin
       h.slot(1, { kind: 'drops', afterMs: 40 });
       const dispensing = h.vending.dispense(1, { timeoutMs: 1000 });
       await new Promise((r) => setTimeout(r, 15));
-      expect(h.motorOn(1)).toBe(true);
-      expect(h.motorOn(0)).toBe(false);
+      await expectSoon(() => h.motorOn(1), true);
+      await expectSoon(() => h.motorOn(0), false);
       const result = await dispensing;
       expect(result).toMatchObject({ kind: 'dispensed', slot: 1 });
-      expect(h.motorOn(1)).toBe(false);
+      await expectSoon(() => h.motorOn(1), false);
     });
 
     it('reports a failed dispense when nothing drops within the timeout', async () => {
       h.slot(0, { kind: 'jammed' });
       expect(await h.vending.dispense(0, { timeoutMs: 80 })).toEqual({ kind: 'failed', slot: 0, reason: 'no-drop' });
-      expect(h.motorOn(0)).toBe(false);
+      await expectSoon(() => h.motorOn(0), false);
     });
 
     it('dispenses one slot at a time', async () => {
@@ -164,20 +174,20 @@ export function describePosContract(name: string, make: () => Promise<PosHarness
 
     it('maps status to LEDs', async () => {
       await h.pos.setStatus('busy');
-      expect([h.led('green'), h.led('yellow'), h.led('red')]).toEqual([false, true, false]);
+      await expectSoon(() => [h.led('green'), h.led('yellow'), h.led('red')].join(), 'false,true,false');
       await h.pos.setStatus('approved');
-      expect([h.led('green'), h.led('yellow'), h.led('red')]).toEqual([true, false, false]);
+      await expectSoon(() => [h.led('green'), h.led('yellow'), h.led('red')].join(), 'true,false,false');
       await h.pos.setStatus('declined');
-      expect([h.led('green'), h.led('yellow'), h.led('red')]).toEqual([false, false, true]);
+      await expectSoon(() => [h.led('green'), h.led('yellow'), h.led('red')].join(), 'false,false,true');
       expect(h.pos.status).toBe('declined');
     });
 
     it('beeps and leaves the buzzer off afterwards', async () => {
       const beeping = h.pos.beep('error');
       await new Promise((r) => setTimeout(r, 20));
-      expect(h.buzzer()).toBe(true);
+      await expectSoon(() => h.buzzer(), true);
       await beeping;
-      expect(h.buzzer()).toBe(false);
+      await expectSoon(() => h.buzzer(), false);
     });
   });
 }

@@ -101,7 +101,7 @@ describe.skipIf(!isSocatAvailable())('PN532 driver faults (socat pty + emulator)
   });
 
   it('gives up with NFC_ACK_TIMEOUT after the bounded retries, then recovers on its own', async () => {
-    const reader = await openReader({ commandRetries: 2, ackTimeoutMs: 60 });
+    const reader = await openReader({ commandRetries: 2, ackTimeoutMs: 150 });
     emulated.emulator.faults.dropCommands = 3;
     const err = await reader.driver.getFirmwareVersion().catch((e: unknown) => e);
     expect(isHardwareError(err, 'NFC_ACK_TIMEOUT')).toBe(true);
@@ -128,7 +128,7 @@ describe.skipIf(!isSocatAvailable())('PN532 driver faults (socat pty + emulator)
   });
 
   it('never resends an InDataExchange: a lost APDU frame fails the tap with NFC_ACK_TIMEOUT, and the next tap works', async () => {
-    const reader = await openReader({ ackTimeoutMs: 60 });
+    const reader = await openReader();
     const wallet = world.newWallet();
     emulated.emulator.present(wallet);
     const session = await reader.waitForCard();
