@@ -25,8 +25,9 @@ describe.skipIf(noSocat)('johnny-five over Firmata on a pty', () => {
       await new Promise((r) => setTimeout(r, 100));
       const result = await gate.admit({ passageTimeoutMs: 60 });
       expect(result.kind).toBe('timeout');
-      await new Promise((r) => setTimeout(r, 50));
-      expect(emulated.board.io.writesTo(9, 'servo').map((w) => w.value)).toEqual([600, 1500, 600]);
+      const servo = (): number[] => emulated.board.io.writesTo(9, 'servo').map((w) => w.value);
+      for (let i = 0; i < 200 && servo().length < 3; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(servo()).toEqual([600, 1500, 600]);
       await gate.close();
     } finally {
       await emulated.close();
