@@ -34,6 +34,7 @@ import { parseTicketProductsFile } from '../rules/tickets.ts';
 import { inlineVerifier, type SignatureVerifier } from '../verify/verifier.ts';
 import { Announcer, type Announcement } from './announcements.ts';
 import type { CardAuthorizer } from './card-authorizer.ts';
+import { lockDataDir } from './data-dir-lock.ts';
 import { derivedId } from './engine-ids.ts';
 import { InputError, OperationRefused } from './input-error.ts';
 import { SettlementService, type ReceiptOutcome, type SettlementEvent } from './settlement-service.ts';
@@ -140,6 +141,7 @@ export class Hub implements TerminalDirectory {
   readonly #events: SettlementEvent[] = [];
   #timer: NodeJS.Timeout | undefined;
   #lastPruneMs = 0;
+  readonly #lock: { release(): void };
   #closed = false;
 
   constructor(parts: {
@@ -155,7 +157,9 @@ export class Hub implements TerminalDirectory {
     logger: Logger;
     maxSkewMs?: number;
     holdReleaseIntervalMs: number;
+    lock: { release(): void };
   }) {
+    this.#lock = parts.lock;
     this.registry = parts.registry;
     this.engine = parts.engine;
     this.#hubKey = parts.hubKey;
@@ -466,9 +470,13 @@ export class Hub implements TerminalDirectory {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
-    await this.engine.close();
-    await this.#verifier.close();
-    this.registry.close();
+    try {
+      await this.engine.close();
+      await this.#verifier.close();
+      this.registry.close();
+    } finally {
+      this.#lock.release();
+    }
   }
 }
 
@@ -478,6 +486,16 @@ export async function createHub(options: CreateHubOptions): Promise<Hub> {
   const currency = options.currency ?? 'EUR';
   if (!/^[A-Z]{3}$/.test(currency)) throw new InputError('currency', 'expected an ISO 4217 code');
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const lock = lockDataDir(options.dataDir);
+  try {
+    return await openHub(options, clock, logger, currency, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function openHub(options: CreateHubOptions, clock: () => number, logger: Logger, currency: string, lock: { release(): void }): Promise<Hub> {
   const hubKey = loadOrCreateEd25519Key(options.dataDir, 'hub-signing');
   const issuerKey = loadOrCreateEd25519Key(options.dataDir, 'issuer');
   const registryFile = join(options.dataDir, 'registry.sqlite');
@@ -509,5 +527,6 @@ export async function createHub(options: CreateHubOptions): Promise<Hub> {
     logger,
     ...(options.maxSkewMs !== undefined ? { maxSkewMs: options.maxSkewMs } : {}),
     holdReleaseIntervalMs: options.holdReleaseIntervalMs ?? 1000,
+    lock,
   });
 }

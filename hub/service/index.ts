@@ -4,3 +4,4 @@ export * from './announcements.ts';
 export * from './card-authorizer.ts';
 export * from './input-error.ts';
 export * from './engine-ids.ts';
+export * from './data-dir-lock.ts';

@@ -16,6 +16,8 @@ import {
 } from '../../protocol/index.ts';
 import { TEST_PAN_APPROVED, TEST_PAN_DECLINED } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
 import type { SimulatedClearing } from '../../hub/clearing/clearing-adapter.ts';
+import { DataDirBusyError } from '../../hub/service/data-dir-lock.ts';
+import { createHub } from '../../hub/service/hub.ts';
 import {
   FARES,
   PRODUCTS,
@@ -476,6 +478,10 @@ describe('announcements and restart', () => {
     expect(decodeAndVerify(byTopic.get(topics.announce('fares')) ?? '', 'announce.fares', fx.hub.hubPublicKey).ok).toBe(true);
     const keys = decodeAndVerify(byTopic.get(topics.announce('keys')) ?? '', 'announce.keys', fx.hub.hubPublicKey);
     expect(keys.ok && keys.value.body.revokedTerminals).toContain('vend-doomed');
+  });
+
+  it('refuses a second hub on the same data dir (one writer per ledger)', async () => {
+    await expect(createHub({ dataDir: fx.dir, holdReleaseIntervalMs: 0 })).rejects.toBeInstanceOf(DataDirBusyError);
   });
 
   it('keeps keys, terminals, results and replay state across a restart', async () => {
