@@ -139,6 +139,18 @@ describe('purchase', () => {
   });
 });
 
+describe('concurrency', () => {
+  it('concurrent taps of one wallet: exactly as many approvals as the balance covers, never below zero', async () => {
+    const w = await funded(1000);
+    const reqs = Array.from({ length: 12 }, () => purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now));
+    const answers = await Promise.all(reqs.map((r) => fx.hub.handleRequest(vend.id, r.bytes)));
+    const results = answers.map((a) => readResult(fx.hub, a));
+    expect(results.filter((r) => r.status === 'approved')).toHaveLength(4);
+    expect(results.filter((r) => r.code === 'INSUFFICIENT_FUNDS')).toHaveLength(8);
+    expect(await balanceOf(w)).toBe(0);
+  });
+});
+
 describe('mall and revocation', () => {
   it("splits a sub-merchant's revenue with its mall (seed 003 claim 7)", async () => {
     const { certificate, keyPair } = await fx.hub.enrollTerminal({ terminalId: 'shop-a-pos', kind: 'pos', merchantId: 'shop-a', parentMerchantId: 'mall', shareBps: 1000 });
