@@ -89,22 +89,23 @@ describe('gate: exit', () => {
   function exitTo(f: Fixture, w: ReturnType<Fixture['wallet']>, card: ReturnType<Fixture['card']>, ctx = exitCtx(f)) {
     const rid = f.id();
     const tapped = run(ctx, [{ e: 'tap', card, requestId: rid, recordId: f.id() }]);
-    const spec = (tapped.commands[0] as Extract<Command, { c: 'nfc.authorize' }>).offer;
+    const spec = (tapped.commands.find((c) => c.c === 'nfc.authorize') as Extract<Command, { c: 'nfc.authorize' }>).offer;
     const authorized = run(ctx, [{ e: 'wallet.authorized', authorization: f.authorize(w, spec) }], tapped.state);
     return { rid, spec, tapped, authorized };
   }
 
-  it('computes the fare from the entry record and opens at once on a covering statement', () => {
+  it('computes the fare from the entry record and opens on a covering statement BEFORE the wallet signs', () => {
     const f = new Fixture('gate-out');
     const w = f.wallet();
     const entry = f.admission(w.hex, 'A', T0 - 20 * 60_000);
     const card = f.card(w, { admission: { recordId: 9, message: entry }, statement: f.statement(w.hex, 1000, T0 - 3600_000) });
-    const { rid, spec, authorized } = exitTo(f, w, card);
+    const { rid, spec, tapped, authorized } = exitTo(f, w, card);
     expect(spec).toEqual({ purpose: 'fare', amountMinor: computeFare(FARES, { station: 'A', time: T0 - 20 * 60_000 }, 'C', T0).fareMinor, currency: 'EUR', lines: [] });
     expect(spec.amountMinor).toBe(300);
-    expect(authorized.commands[0]).toEqual({ c: 'gate.open' });
-    expect(authorized.commands[1]).toMatchObject({ c: 'hub.request', requestId: rid, offline: true, amountMinor: 300, op: { type: 'fare', entry, exitStation: 'C', exitTime: T0 } });
+    expect(kinds(tapped.commands).slice(0, 2)).toEqual(['gate.open', 'nfc.authorize']);
+    expect(authorized.commands[0]).toMatchObject({ c: 'hub.request', requestId: rid, offline: true, amountMinor: 300, op: { type: 'fare', entry, exitStation: 'C', exitTime: T0 } });
     expect(authorized.commands).toContainEqual({ c: 'nfc.delete', recordId: 9 });
+    expect(authorized.state.s).toBe('passing');
   });
 
   it('no entry record: the maximum fare', () => {
@@ -115,11 +116,27 @@ describe('gate: exit', () => {
     expect(authorized.commands.find((c) => c.c === 'hub.request')).toMatchObject({ op: { entry: null } });
   });
 
-  it('a fare the statement does not cover waits for a verified hub approval', () => {
+  it('opened, then the card leaves before signing: an incident, the entry record stays on the wallet', () => {
     const f = new Fixture('gate-out');
     const w = f.wallet();
+    const card = f.card(w, { admission: { recordId: 9, message: f.admission(w.hex, 'A', T0 - 60_000) }, statement: f.statement(w.hex, 1000) });
+    const tapped = run(exitCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+    const lost = run(exitCtx(f), [{ e: 'card.lost' }], tapped.state);
+    expect(lost.commands[0]).toMatchObject({ c: 'incident', kind: 'unsigned-passage', wallet: w.hex, amountMinor: 300 });
+    expect(kinds(lost.commands)).not.toContain('nfc.delete');
+    expect(kinds(lost.commands)).not.toContain('hub.request');
+    // An authorization by another key than the license's is no payment either.
+    const other = f.wallet();
+    const spoofed = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(other, { purpose: 'fare', amountMinor: 300, currency: 'EUR', lines: [] }) }], tapped.state);
+    expect(spoofed.commands[0]).toMatchObject({ c: 'incident' });
+  });
+
+  it('a fare neither the offline credit nor the statement covers waits for a verified hub approval', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet({ offlineLimitMinor: 0 });
     const card = f.card(w, { admission: { recordId: 9, message: f.admission(w.hex, 'A', T0 - 60_000) }, statement: f.statement(w.hex, 100) });
-    const { rid, authorized } = exitTo(f, w, card);
+    const { rid, tapped, authorized } = exitTo(f, w, card);
+    expect(kinds(tapped.commands)).toEqual(['nfc.authorize']);
     expect(authorized.state.s).toBe('exit.settling');
     expect(kinds(authorized.commands)).not.toContain('gate.open');
     expect(authorized.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: false });
@@ -132,13 +149,15 @@ describe('gate: exit', () => {
     expect(approved.commands).toContainEqual({ c: 'nfc.delete', recordId: 9 });
   });
 
-  it('offline and not covered: stays closed; offline within the license limit: opens', () => {
+  it('offline and not covered: stays closed without asking the wallet; offline within the license limit: opens', () => {
     const f = new Fixture('gate-out');
     const w = f.wallet({ offlineLimitMinor: 1000 });
-    const poor = exitTo(f, w, f.card(w, { statement: f.statement(w.hex, 100) }), exitCtx(f, { online: false }));
-    expect(kinds(poor.authorized.commands)).toContain('gate.deny');
-    const noStatement = exitTo(f, w, f.card(w), exitCtx(f, { online: false }));
-    expect(noStatement.authorized.commands[0]).toEqual({ c: 'gate.open' });
+    const p = f.wallet({ offlineLimitMinor: 0 });
+    const poor = run(exitCtx(f, { online: false }), [{ e: 'tap', card: f.card(p, { statement: f.statement(p.hex, 100) }), requestId: f.id(), recordId: f.id() }]);
+    expect(kinds(poor.commands)).toContain('gate.deny');
+    expect(kinds(poor.commands)).not.toContain('nfc.authorize');
+    const noStatement = run(exitCtx(f, { online: false }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
+    expect(noStatement.commands[0]).toEqual({ c: 'gate.open' });
   });
 
   it('entered on a ticket: opens without a fare', () => {
@@ -156,5 +175,18 @@ describe('gate: exit', () => {
     const r = gateStep(s, { e: 'tick' }, exitCtx(f), T0 + 100);
     expect(r.commands[0]).toEqual({ c: 'hub.abandon', requestId: s.requestId });
     expect(kinds(r.commands)).not.toContain('gate.open');
+  });
+
+  it('statement not read yet and the offline credit is short: reads it, then decides', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet({ offlineLimitMinor: 100 });
+    const tapped = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { statement: undefined }), requestId: f.id(), recordId: f.id() }]);
+    expect(tapped.commands).toEqual([{ c: 'nfc.readStatement' }]);
+    const rich = run(exitCtx(f), [{ e: 'card.statement', statement: f.statement(w.hex, 5000) }], tapped.state);
+    expect(kinds(rich.commands).slice(0, 2)).toEqual(['gate.open', 'nfc.authorize']);
+    const none = run(exitCtx(f), [{ e: 'card.statement', statement: null }], tapped.state);
+    expect(kinds(none.commands)).toEqual(['nfc.authorize']); // online: the hub decides
+    const lost = run(exitCtx(f), [{ e: 'card.lost' }], tapped.state);
+    expect(kinds(lost.commands)).toContain('gate.deny');
   });
 });

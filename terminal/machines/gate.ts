@@ -18,10 +18,13 @@ export type GateState =
       requestId: string;
       license: Envelope<'wallet.license'>;
       entry: CardInfo['admission'];
-      statement: Envelope<'balance.statement'> | null;
       fare: FareQuote;
+      /** True when the local policy covered the fare and the barrier opened before the signature. */
+      opened: boolean;
       untilMs: number;
     }
+  /** The license's offline credit does not cover the fare: reading the wallet's statement. */
+  | { s: 'exit.reading'; tap: Extract<CommonEvent, { e: 'tap' }>; untilMs: number }
   | { s: 'exit.settling'; requestId: string; entryRecordId: number | null; untilMs: number }
   /** Barrier open: waiting for the passage sensor (one passage per decision). */
   | { s: 'passing'; requestId: string | null; untilMs: number };
@@ -72,6 +75,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
     case 'wallet.authorized': {
       if (state.s !== 'exit.authorizing') return step(state);
       const license = state.license;
+      if (event.authorization.body.wallet !== license.body.wallet) return unsigned(state, nowMs, 'authorization from another wallet than the license');
       const op = {
         type: 'fare' as const,
         authorization: event.authorization,
@@ -81,22 +85,11 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         exitTime: nowMs,
       };
       const request = { c: 'hub.request' as const, requestId: state.requestId, op, wallet: license.body.wallet, amountMinor: state.fare.fareMinor };
-      const risk = decideGateLocal({
-        license: license.body,
-        statement: state.statement,
-        fareMinor: state.fare.fareMinor,
-        currency: state.fare.currency,
-        hubKeys: ctx.hubKeys,
-        usage: ctx.usage,
-        limits: ctx.limits,
-        nowMs,
-      });
-      const removeEntry: Command[] = state.entry ? [{ c: 'nfc.delete', recordId: state.entry.recordId }] : [];
-      if (risk.ok) {
-        // Open first: the barrier command is the latency that matters; the hub settles behind.
-        return passing(state.requestId, nowMs, [{ c: 'gate.open' }, { ...request, offline: true }, ...removeEntry, { c: 'nfc.release' }, display(`fare ${state.fare.fareMinor}`, 'ok')]);
+      if (state.opened) {
+        // The local decision already opened the barrier; the hub settles right behind it.
+        const removeEntry: Command[] = state.entry ? [{ c: 'nfc.delete', recordId: state.entry.recordId }] : [];
+        return passing(state.requestId, nowMs, [{ ...request, offline: true }, ...removeEntry, { c: 'nfc.release' }]);
       }
-      if (!ctx.online) return deny(`see staff: ${risk.code}`);
       return step({ s: 'exit.settling', requestId: state.requestId, entryRecordId: state.entry?.recordId ?? null, untilMs: nowMs + ctx.timeouts.hubMs }, [
         { ...request, offline: false },
         display('checking…'),
@@ -104,8 +97,13 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
     }
     case 'wallet.declined':
       if (state.s !== 'exit.authorizing') return step(state);
-      return deny(`wallet declined: ${event.code}`);
+      return state.opened ? unsigned(state, nowMs, `wallet declined: ${event.code}`) : deny(`wallet declined: ${event.code}`);
+    case 'card.statement':
+      if (state.s !== 'exit.reading') return step(state);
+      return exitTap({ ...state.tap, card: { ...state.tap.card, statement: event.statement } }, ctx, nowMs, gate.station);
     case 'card.lost':
+      if (state.s === 'exit.reading') return deny('card removed — tap again');
+      if (state.s === 'exit.authorizing' && state.opened) return unsigned(state, nowMs, 'card removed before signing');
       if (state.s === 'admitting' || state.s === 'exit.authorizing') return deny('card removed — tap again');
       return step(state);
     case 'hub.result': {
@@ -132,8 +130,23 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         return step(d.state, [{ c: 'hub.abandon', requestId: state.requestId }, ...d.commands]);
       }
       if (state.s === 'passing') return step(GATE_IDLE, state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no passage' }] : []);
+      if (state.s === 'exit.authorizing' && state.opened) return unsigned(state, nowMs, 'wallet did not sign in time');
       return deny('timed out');
   }
+}
+
+/**
+ * The barrier opened on the local decision but the wallet never signed (pulled away, refused):
+ * nothing can be settled. The admission record stays on the wallet, so the trip stays open (the
+ * next entry is refused by anti-passback, the next exit charges it); the incident is kept for
+ * the operator.
+ */
+function unsigned(state: GateState & { s: 'exit.authorizing' }, nowMs: number, detail: string): Step<GateState> {
+  return passing(null, nowMs, [
+    { c: 'incident', kind: 'unsigned-passage', requestId: state.requestId, wallet: state.license.body.wallet, amountMinor: state.fare.fareMinor, detail },
+    { c: 'nfc.release' },
+    display('see staff: payment not completed', 'error'),
+  ]);
 }
 
 function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, station: string): Step<GateState> {
@@ -178,8 +191,23 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
   // No entry record (or a stale one): computeFare charges the maximum fare.
   const e = entry?.message.body;
   const fare = computeFare(ctx.fares, e ? { station: e.station, time: e.time } : null, station, nowMs);
-  return step(
-    { s: 'exit.authorizing', requestId: event.requestId, license: lic.license, entry, statement: event.card.statement, fare, untilMs: nowMs + AUTHORIZE_MS },
-    [{ c: 'nfc.authorize', offer: { purpose: 'fare', amountMinor: fare.fareMinor, currency: fare.currency, lines: [] } }],
-  );
+  // Suica-style: decide from the license, the deny list and (when the license's offline credit
+  // does not cover the fare) the wallet's last hub-signed statement, and open BEFORE the wallet signs — the signature (≈1.5 KB over NFC) does not fit a 0.1 s
+  // budget; it follows while the customer walks through, and the request goes out at once.
+  const risk = decideGateLocal({
+    license: lic.body,
+    statement: event.card.statement,
+    fareMinor: fare.fareMinor,
+    currency: fare.currency,
+    hubKeys: ctx.hubKeys,
+    usage: ctx.usage,
+    limits: ctx.limits,
+    nowMs,
+  });
+  if (risk.ok === 'need-statement') return step({ s: 'exit.reading', tap: event, untilMs: nowMs + AUTHORIZE_MS }, [{ c: 'nfc.readStatement' }]);
+  if (!risk.ok && !ctx.online) return deny(`see staff: ${risk.code}`);
+  const authorize: Command = { c: 'nfc.authorize', offer: { purpose: 'fare', amountMinor: fare.fareMinor, currency: fare.currency, lines: [] } };
+  const next: GateState = { s: 'exit.authorizing', requestId: event.requestId, license: lic.license, entry, fare, opened: risk.ok === true, untilMs: nowMs + AUTHORIZE_MS };
+  // A fare the local policy cannot cover waits for a verified hub approval.
+  return step(next, risk.ok === true ? [{ c: 'gate.open' }, authorize, display(`fare ${fare.fareMinor}`, 'ok')] : [authorize]);
 }

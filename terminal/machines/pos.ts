@@ -188,6 +188,7 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       if (state.s === 'settling') return step(POS_IDLE, [{ c: 'hub.abandon', requestId: state.requestId }, { c: 'nfc.release' }, display('no answer from the hub — you will not be charged twice', 'error')]);
       return step(POS_IDLE, [{ c: 'nfc.release' }, display('timed out')]);
     case 'wallet.stored':
+    case 'card.statement':
       return step(state);
   }
 }

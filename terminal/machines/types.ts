@@ -13,7 +13,8 @@ export interface CardInfo {
   license: Envelope<'wallet.license'> | null;
   admission: { recordId: number; message: Envelope<'gate.admission'> } | null;
   tickets: { recordId: number; message: Envelope<'ticket'> }[];
-  statement: Envelope<'balance.statement'> | null;
+  /** `undefined`: not read (a gate reads it only when its decision needs it). */
+  statement: Envelope<'balance.statement'> | null | undefined;
 }
 
 /** Read-only view of the terminal's world handed to every step. */
@@ -55,6 +56,8 @@ export type Command =
   /** Sign and store a gate admission record; answered by wallet.stored / card.lost. */
   | { c: 'nfc.storeAdmission'; body: Body<'gate.admission'> }
   | { c: 'nfc.delete'; recordId: number }
+  /** Read the wallet's stored hub statement; answered by card.statement / card.lost. */
+  | { c: 'nfc.readStatement' }
   /** The machine no longer needs the card in the field. */
   | { c: 'nfc.release' }
   /** Sign, persist in the outbox, then send (a request id is persisted BEFORE it is sent). */
@@ -66,7 +69,9 @@ export type Command =
   | { c: 'gate.deny' }
   | { c: 'vend'; slot: number }
   | { c: 'print'; lines: string[] }
-  | { c: 'ticket.markUsed'; ticketId: string };
+  | { c: 'ticket.markUsed'; ticketId: string }
+  /** Something the operator must look at (kept durably, logged). */
+  | { c: 'incident'; kind: 'unsigned-passage'; requestId: string; wallet: string; amountMinor: number; detail: string };
 
 /** Events every machine understands; kind-specific ones are added by each machine. */
 export type CommonEvent =
@@ -76,6 +81,7 @@ export type CommonEvent =
   | { e: 'wallet.declined'; code: string }
   | { e: 'wallet.stored' }
   | { e: 'card.lost' }
+  | { e: 'card.statement'; statement: Envelope<'balance.statement'> | null }
   /** Raw hub reply for a request; the machine verifies it itself before acting. */
   | { e: 'hub.result'; result: Envelope<'settlement.result'> }
   | { e: 'hub.error'; requestId: string; code: ErrorCode }

@@ -114,6 +114,7 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
       }
       return step(VENDING_IDLE, [{ c: 'nfc.release' }, display('timed out')]);
     case 'wallet.stored':
+    case 'card.statement':
       return step(state);
   }
 }

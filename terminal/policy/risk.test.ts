@@ -38,12 +38,13 @@ describe('risk policy', () => {
     expect(trustedStatement({ ...st, body: { ...st.body, balanceMinor: 10_000 } }, w.hex, [f.hubKey], L, T0)).toBeNull();
   });
 
-  it('gate: statement minus what was let through since covers the fare; a short statement is never overridden', () => {
+  it('gate: the license offline credit first (no statement needed), then a covering statement', () => {
     const base = { license: w.license.body, currency: 'EUR', hubKeys: [f.hubKey], limits: DEFAULT_RISK_LIMITS, nowMs: T0 };
-    expect(decideGateLocal({ ...base, statement: f.statement(w.hex, 500), fareMinor: 300, usage: usage(0) })).toEqual({ ok: true, basis: 'statement' });
-    expect(decideGateLocal({ ...base, statement: f.statement(w.hex, 500), fareMinor: 300, usage: usage(0, 0, 300) })).toEqual({ ok: false, code: 'INSUFFICIENT_FUNDS' });
-    expect(decideGateLocal({ ...base, statement: f.statement(w.hex, 100), fareMinor: 300, usage: usage(0) })).toEqual({ ok: false, code: 'INSUFFICIENT_FUNDS' });
-    expect(decideGateLocal({ ...base, statement: null, fareMinor: 300, usage: usage(0) })).toEqual({ ok: true, basis: 'offline-limit' });
+    expect(decideGateLocal({ ...base, statement: undefined, fareMinor: 300, usage: usage(0) })).toEqual({ ok: true, basis: 'offline-limit' });
+    expect(decideGateLocal({ ...base, statement: undefined, fareMinor: 300, usage: usage(800) })).toEqual({ ok: 'need-statement' });
     expect(decideGateLocal({ ...base, statement: null, fareMinor: 300, usage: usage(800) })).toEqual({ ok: false, code: 'OFFLINE_LIMIT' });
+    expect(decideGateLocal({ ...base, statement: f.statement(w.hex, 5000), fareMinor: 300, usage: usage(800, 0, 800) })).toEqual({ ok: true, basis: 'statement' });
+    expect(decideGateLocal({ ...base, statement: f.statement(w.hex, 1000), fareMinor: 300, usage: usage(800, 0, 800) })).toEqual({ ok: false, code: 'INSUFFICIENT_FUNDS' });
+    expect(decideGateLocal({ ...base, statement: f.statement(w.hex, 5000, T0, new Fixture().hub), fareMinor: 300, usage: usage(800) })).toEqual({ ok: false, code: 'OFFLINE_LIMIT' });
   });
 });

@@ -87,30 +87,30 @@ export function trustedStatement(
 
 /**
  * A gate's local decision at exit: open now and let the hub settle behind, or wait for the hub.
- * A fresh statement that covers the fare (minus what this gate already let through unsettled)
- * backs it; without a usable statement the license's offline limit does. A statement that shows
- * too little money is never overridden by the offline limit.
+ * First the license's own offline credit (what the issuer lets a wallet spend on license and
+ * signature alone, seed 002) minus what this gate let through unsettled — no statement needed,
+ * which keeps the NFC read short. Beyond that, a fresh hub-signed statement that covers the fare
+ * (minus what this gate let through since it was issued). `statement: undefined` means "not read
+ * yet": the answer is then `need-statement` instead of a refusal.
  */
 export function decideGateLocal(input: {
   license: Body<'wallet.license'>;
-  statement: Envelope<'balance.statement'> | null;
+  statement: Envelope<'balance.statement'> | null | undefined;
   fareMinor: number;
   currency: string;
   hubKeys: readonly string[];
   usage: UsageView;
   limits: RiskLimits;
   nowMs: number;
-}): RiskDecision {
+}): RiskDecision | { ok: 'need-statement' } {
   const { license, fareMinor, usage, limits, nowMs } = input;
   if (input.currency !== license.currency) return { ok: false, code: 'CURRENCY_MISMATCH' };
   if (!withinTerminalLimits(fareMinor, usage, limits, nowMs)) return { ok: false, code: 'OFFLINE_LIMIT' };
+  if (usage.walletLocalMinor(license.wallet) + fareMinor <= license.offlineLimitMinor) return { ok: true, basis: 'offline-limit' };
+  if (input.statement === undefined) return { ok: 'need-statement' };
   const st = trustedStatement(input.statement, license.wallet, input.hubKeys, limits, nowMs);
-  if (st) {
-    const since = usage.walletLocalMinor(license.wallet, st.asOf);
-    if (st.currency === input.currency && st.balanceMinor - since >= fareMinor) return { ok: true, basis: 'statement' };
-    return { ok: false, code: 'INSUFFICIENT_FUNDS' };
-  }
-  const local = usage.walletLocalMinor(license.wallet);
-  if (local + fareMinor <= license.offlineLimitMinor) return { ok: true, basis: 'offline-limit' };
-  return { ok: false, code: 'OFFLINE_LIMIT' };
+  if (!st) return { ok: false, code: 'OFFLINE_LIMIT' };
+  const since = usage.walletLocalMinor(license.wallet, st.asOf);
+  if (st.currency === input.currency && st.balanceMinor - since >= fareMinor) return { ok: true, basis: 'statement' };
+  return { ok: false, code: 'INSUFFICIENT_FUNDS' };
 }

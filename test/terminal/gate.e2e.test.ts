@@ -58,7 +58,9 @@ describe('gate terminals end to end', () => {
     expect(admissions(wallet)).toHaveLength(1);
     const exit = await pass(gateOut, wallet);
     const order = exit.commands.map((c) => c.c);
-    expect(order[order.indexOf('gate.open') + 1]).toBe('hub.request'); // open first, the request right after
+    // Open on the local decision, then the wallet signs while the customer walks, then the request.
+    expect(order.indexOf('gate.open')).toBeLessThan(order.indexOf('nfc.authorize'));
+    expect(order.indexOf('nfc.authorize')).toBeLessThan(order.indexOf('hub.request'));
     expect(exit.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true, amountMinor: TRIP_MINOR, op: { type: 'fare', exitStation: 'south' } });
     expect(admissions(wallet)).toHaveLength(0);
     await eventually(async () => (await site.balance(wallet)) === 1000 - TRIP_MINOR, 8000, 'fare settled');
@@ -73,8 +75,8 @@ describe('gate terminals end to end', () => {
     await eventually(async () => (await site.balance(wallet)) === 1000 - FARES.maxFareMinor, 8000, 'max fare settled');
   });
 
-  it('insufficient funds: a POS cash top-up leaves a hub statement of 100; the exit waits for the hub, which declines', async () => {
-    const wallet = await site.wallet({ balanceMinor: 0 });
+  it('insufficient funds: a POS cash top-up leaves a hub statement of 100; without offline credit the exit waits for the hub, which declines', async () => {
+    const wallet = await site.wallet({ balanceMinor: 0, offlineLimitMinor: 0 });
     const log = record(pos);
     await pos.runtime.topUp(100, 'alice', '4711');
     pos.tap(wallet);
@@ -138,8 +140,25 @@ describe('gate terminals end to end', () => {
     expect(await site.balance(wallet)).toBe(500);
   });
 
-  it('card pulled at the exit before the wallet signs: the barrier stays shut, nothing sent', async () => {
+  it('card pulled at the exit after the barrier opened, before the wallet signed: incident, nothing settled, the trip stays open', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
+    expect((await pass(gateIn, wallet)).opened).toBe(true);
+    const pull = (c: Command) => {
+      if (c.c === 'nfc.authorize') gateOut.pullOnNextExchange();
+    };
+    gateOut.runtime.on('command', pull);
+    const exit = await pass(gateOut, wallet);
+    gateOut.runtime.off('command', pull);
+    expect(exit.opened).toBe(true);
+    expect(exit.commands.find((c) => c.c === 'incident')).toMatchObject({ kind: 'unsigned-passage', amountMinor: TRIP_MINOR });
+    expect(exit.commands.map((c) => c.c)).not.toContain('hub.request');
+    expect(admissions(wallet)).toHaveLength(1); // the next entry is refused (anti-passback), the next exit charges it
+    expect((await pass(gateIn, wallet)).opened).toBe(false);
+    expect(await site.balance(wallet)).toBe(1000);
+  });
+
+  it('card pulled at the exit while a fare waits for the wallet (no offline credit): the barrier stays shut', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000, offlineLimitMinor: 0 });
     const pull = (c: Command) => {
       if (c.c === 'nfc.authorize') gateOut.pullOnNextExchange();
     };
@@ -150,8 +169,8 @@ describe('gate terminals end to end', () => {
     expect(exit.commands.map((c) => c.c)).not.toContain('hub.request');
   });
 
-  it('bad wallet signature at the exit: stays shut', async () => {
-    const wallet = await site.wallet({ balanceMinor: 1000 });
+  it('bad wallet signature at the exit (fare waiting for the wallet): stays shut', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000, offlineLimitMinor: 0 });
     const exit = await pass(gateOut, badSignatureCard(wallet));
     expect(exit.opened).toBe(false);
     expect(exit.displays.some((d) => d.includes('BAD_SIGNATURE'))).toBe(true);
