@@ -1,8 +1,15 @@
 // GateHardware on a johnny-five board: servo or relay barrier, beam-break input, LEDs, active buzzer.
 import five from 'johnny-five';
-import type { Servo, Relay, Button, Led } from 'johnny-five';
+import type { Servo, Relay, Led } from 'johnny-five';
 import { GateController, type Gate, type GateHardware, type GateTiming } from './gate.ts';
 import type { J5Board } from './j5-board.ts';
+
+/** The part of the IO plugin surface used for the beam input. */
+type DigitalInputIo = {
+  MODES: { INPUT: number };
+  pinMode(pin: number, mode: number): void;
+  digitalRead(pin: number, callback: (value: number) => void): void;
+};
 
 export type J5GatePins = {
   barrier: { kind: 'servo'; pin: number; closedDeg: number; openDeg: number } | { kind: 'relay'; pin: number };
@@ -17,7 +24,8 @@ export type J5GatePins = {
 export class J5GateHardware implements GateHardware {
   private readonly servo: Servo | undefined;
   private readonly relay: Relay | undefined;
-  private readonly beam: Button;
+  private blocked = false;
+  private disposed = false;
   private readonly leds: Record<'entry' | 'exit' | 'denied', Led>;
   private readonly buzzer: Led;
   private readonly listeners = new Set<(blocked: boolean) => void>();
@@ -26,10 +34,17 @@ export class J5GateHardware implements GateHardware {
     const b = pins.barrier;
     if (b.kind === 'servo') this.servo = new five.Servo({ pin: b.pin, board, startAt: b.closedDeg });
     else this.relay = new five.Relay({ pin: b.pin, board, type: 'NO' });
-    // A Button is johnny-five's debounced digital input; "down" = beam interrupted.
-    this.beam = new five.Button({ pin: pins.beam.pin, board, invert: pins.beam.blockedLevel === 0 });
-    this.beam.on('down', () => this.emit(true));
-    this.beam.on('up', () => this.emit(false));
+    // Every report of the IO plugin, not johnny-five's Button: its 7 ms debounce drops a
+    // blocked/clear pair that arrives in one serial chunk. The controller's close delay (beam clear
+    // for closeDelayMs) is the debounce that matters here.
+    const io = board.io as DigitalInputIo;
+    io.pinMode(pins.beam.pin, io.MODES.INPUT);
+    io.digitalRead(pins.beam.pin, (value) => {
+      const blocked = value === pins.beam.blockedLevel;
+      if (this.disposed || blocked === this.blocked) return;
+      this.blocked = blocked;
+      this.emit(blocked);
+    });
     this.leds = {
       entry: new five.Led({ pin: pins.entryLed, board }),
       exit: new five.Led({ pin: pins.exitLed, board }),
@@ -56,7 +71,7 @@ export class J5GateHardware implements GateHardware {
   }
 
   beamBlocked(): boolean {
-    return this.beam.isDown;
+    return this.blocked;
   }
 
   onBeamChange(listener: (blocked: boolean) => void): () => void {
@@ -65,8 +80,8 @@ export class J5GateHardware implements GateHardware {
   }
 
   async dispose(): Promise<void> {
+    this.disposed = true;
     this.listeners.clear();
-    this.beam.removeAllListeners();
     for (const led of [...Object.values(this.leds), this.buzzer]) led.off();
   }
 

@@ -1,8 +1,15 @@
 // VendingHardware on a johnny-five board: one relay (motor) per slot, a drop-sensor input.
 import five from 'johnny-five';
-import type { Relay, Button } from 'johnny-five';
+import type { Relay } from 'johnny-five';
 import { VendingController, type Vending, type VendingHardware } from './vending.ts';
 import type { J5Board } from './j5-board.ts';
+
+/** The part of the IO plugin surface used for the drop sensor. */
+type DigitalInputIo = {
+  MODES: { INPUT: number };
+  pinMode(pin: number, mode: number): void;
+  digitalRead(pin: number, callback: (value: number) => void): void;
+};
 
 export type J5VendingPins = {
   /** One motor relay per slot, slot i on motorPins[i]. */
@@ -13,15 +20,23 @@ export type J5VendingPins = {
 
 export class J5VendingHardware implements VendingHardware {
   private readonly motors: Relay[];
-  private readonly drop: Button;
+  private disposed = false;
   private readonly listeners = new Set<() => void>();
 
   constructor(board: J5Board, pins: J5VendingPins) {
     if (pins.motorPins.length === 0) throw new RangeError('pins.motorPins must name at least one slot');
     this.motors = pins.motorPins.map((pin) => new five.Relay({ pin, board, type: 'NO' }));
-    this.drop = new five.Button({ pin: pins.drop.pin, board, invert: pins.drop.activeLevel === 0 });
-    this.drop.on('down', () => {
-      for (const l of [...this.listeners]) l();
+    // The drop sensor pulse can be a few ms long: johnny-five's Button debounces (7 ms) and Pin
+    // polls (20 ms), both can miss it, so read every report of the IO plugin and catch the edge.
+    const io = board.io as DigitalInputIo;
+    io.pinMode(pins.drop.pin, io.MODES.INPUT);
+    let last: number | undefined;
+    io.digitalRead(pins.drop.pin, (value) => {
+      const active = value === pins.drop.activeLevel;
+      if (active && last !== undefined && last !== pins.drop.activeLevel && !this.disposed) {
+        for (const l of [...this.listeners]) l();
+      }
+      last = value;
     });
   }
 
@@ -42,8 +57,8 @@ export class J5VendingHardware implements VendingHardware {
   }
 
   async dispose(): Promise<void> {
+    this.disposed = true;
     this.listeners.clear();
-    this.drop.removeAllListeners();
     for (const m of this.motors) m.open();
   }
 }
