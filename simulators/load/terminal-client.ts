@@ -81,10 +81,12 @@ export async function connectTerminal(options: TerminalClientOptions): Promise<T
   const listeners: ((payload: Buffer) => void)[] = [];
   const announced = new Map<string, Buffer>();
   const announcePrefix = topics.allAnnouncements.slice(0, -1);
+  const replyTopic = topics.reply(id);
   client.on('message', (topic, payload) => {
     if (topic.startsWith(announcePrefix)) announced.set(topic, payload);
-    if (topic !== topics.reply(id)) return;
+    if (topic !== replyTopic) return;
     for (const l of listeners) l(payload);
+    if (waiting.size === 0) return;
     const rid = requestIdOf(payload);
     const queue = rid === undefined ? undefined : waiting.get(rid);
     const resolve = queue?.shift();

@@ -69,6 +69,22 @@ describe('hub over MQTT with the real settlement service', () => {
     expect(account?.account.balanceMinor).toBe(1000 - 2 * 250);
   });
 
+  it('requests published together reach the engine together: one group commit for many', async () => {
+    // A second funded wallet so this test doesn't depend on the balance left by the others.
+    const wallet = await hub.registerWallet({});
+    await hub.topUp({ wallet: wallet.license.body.wallet, amountMinor: 100_000, operatorId: 'op-1' });
+    const rich: PurchaseParty = { ...party, walletPublicKeyHex: wallet.license.body.wallet, walletKey: nodeSigningKey(wallet.keyPair!.secretKey), license: wallet.license };
+    const before = hub.engine.stats;
+    const reqs = Array.from({ length: 40 }, (_, i) => makePurchaseRequest(rich, { lines: [{ sku: 'coffee', qty: 1, unitMinor: 250 }], currency: 'EUR', counter: i + 1, nowMs: Date.now() }));
+    const replies = await Promise.all(reqs.map((r) => client.request(r.bytes, r.requestId)));
+    expect(replies.every((r) => { const d = decodeAndVerify(r, 'settlement.result', hub.hubPublicKey); return d.ok && d.value.body.status === 'approved'; })).toBe(true);
+    const after = hub.engine.stats;
+    expect(after.commands - before.commands).toBeGreaterThanOrEqual(40);
+    // Far fewer transactions than requests: the MQTT layer hands them over concurrently.
+    expect(after.batches - before.batches).toBeLessThan(10);
+    expect(after.largestBatch).toBeGreaterThan(1);
+  });
+
   it('declines with a signed INSUFFICIENT_FUNDS and a signed error for garbage', async () => {
     const req = buy(3);
     const reply = decodeAndVerify(await client.request(req.bytes, req.requestId), 'settlement.result', hub.hubPublicKey);
