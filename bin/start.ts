@@ -1,35 +1,38 @@
 /**
  * `npm start`: the whole system on one machine — hub (SQLite ledger in ./data/hub, embedded MQTT
  * broker on a free port), operator dashboard, a simulated site (two gates, a vending machine, a
- * POS) and simulated customers. Prints the dashboard URL; Ctrl-C stops everything cleanly.
- * Re-running reuses the data folder (same ledger, terminals and wallets).
+ * POS: real terminal runtimes on emulated hardware) and simulated customers. Prints the dashboard
+ * URL; Ctrl-C stops everything cleanly. Re-running reuses the data folder.
+ * With `--config hub.json` (site disabled) the same entry runs a production hub for real kiosks.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { startDemo, type Demo } from '../simulators/fleet/demo.ts';
+import { startDemo, type Demo, type DemoOptions } from '../simulators/fleet/demo.ts';
+import { HubConfigError, loadHubConfigFile, parseHubConfig, readSecretFile, type HubConfig } from './hub-config.ts';
 
 const USAGE = `usage: npm start -- [options]     (or: npx tsx bin/start.ts [options])
 
+  --config FILE      hub config file (JSON; see README "Configuration")
   --data-dir DIR     hub data folder (ledger, registry, keys)      default ./data/hub
-  --port N           dashboard port; 0 = any free port             default 4600 (falls back to a free port if taken)
+  --port N           dashboard port; 0 = any free port             default 4600 (a free port if taken)
   --mqtt-port N      embedded MQTT broker port; 0 = any free port  default 0
-  --host ADDR        address to bind the dashboard and broker      default 127.0.0.1
+  --host ADDR        address the dashboard and broker bind         default 127.0.0.1
   --rate N           simulated customer actions per second         default 5
   --no-customers     start the site without simulated customers
+  --no-site          hub, broker and dashboard only (real kiosks connect)
   --terminal-mode M  runtime: real terminal runtimes with the PN532 emulator and the
                      virtual IO board; direct: protocol-only terminals   default runtime
-  --log-level LEVEL  pino level for the hub's log on stderr        default warn
+  --log-level LEVEL  pino level for the log on stderr             default warn
   -h, --help         this text`;
-
-const DEFAULT_DASHBOARD_PORT = 4600;
 
 function fail(message: string): never {
   console.error(`tapsettle start: ${message}\n\n${USAGE}`);
   process.exit(2);
 }
 
-function intOption(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
+function numberOption(name: string, raw: string | undefined, min: number, max: number): number | undefined {
+  if (raw === undefined) return undefined;
   if (!/^\d+(\.\d+)?$/.test(raw)) fail(`--${name} must be a number, got "${raw}"`);
   const value = Number(raw);
   if (value < min || value > max) fail(`--${name} must be between ${min} and ${max}, got ${raw}`);
@@ -40,12 +43,14 @@ function parse() {
   try {
     return parseArgs({
       options: {
+        config: { type: 'string' },
         'data-dir': { type: 'string' },
         port: { type: 'string' },
         'mqtt-port': { type: 'string' },
         host: { type: 'string' },
         rate: { type: 'string' },
         'no-customers': { type: 'boolean' },
+        'no-site': { type: 'boolean' },
         'terminal-mode': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -58,42 +63,94 @@ function parse() {
   }
 }
 
+/** The config file (or defaults), then the command-line flags on top. */
+function resolveConfig(args: ReturnType<typeof parse>): HubConfig {
+  let base: HubConfig;
+  try {
+    base = args.config !== undefined ? loadHubConfigFile(args.config) : parseHubConfig({});
+  } catch (err) {
+    if (err instanceof HubConfigError) fail(err.message);
+    throw err;
+  }
+  const mode = args['terminal-mode'];
+  if (mode !== undefined && mode !== 'runtime' && mode !== 'direct') fail(`--terminal-mode must be runtime or direct, got "${mode}"`);
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+  const level = args['log-level'];
+  if (level !== undefined && !(levels as readonly string[]).includes(level)) fail(`--log-level must be one of ${levels.join(', ')}`);
+  const port = numberOption('port', args.port, 0, 65535);
+  const mqttPort = numberOption('mqtt-port', args['mqtt-port'], 0, 65535);
+  const rate = numberOption('rate', args.rate, 0.1, 1000);
+  const mqtt =
+    base.mqtt.kind === 'embedded'
+      ? { ...base.mqtt, ...(args.host !== undefined ? { host: args.host } : {}), ...(mqttPort !== undefined ? { port: mqttPort } : {}) }
+      : base.mqtt;
+  try {
+    return parseHubConfig({
+      ...base,
+      ...(args['data-dir'] !== undefined ? { dataDir: args['data-dir'] } : {}),
+      mqtt,
+      dashboard: { ...base.dashboard, ...(args.host !== undefined ? { host: args.host } : {}), ...(port !== undefined ? { port } : {}) },
+      log: { level: level ?? base.log.level },
+      site: {
+        enabled: args['no-site'] ? false : base.site.enabled,
+        customersPerS: args['no-customers'] ? 0 : (rate ?? base.site.customersPerS),
+        terminalMode: mode ?? base.site.terminalMode,
+      },
+    });
+  } catch (err) {
+    if (err instanceof HubConfigError) fail(err.message);
+    throw err;
+  }
+}
+
 async function main(): Promise<void> {
   const args = parse();
   if (args.help) {
     console.log(USAGE);
     return;
   }
-  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-  const logLevel = args['log-level'] ?? 'warn';
-  if (!levels.includes(logLevel)) fail(`--log-level must be one of ${levels.join(', ')}`);
-  const port = intOption('port', args.port, DEFAULT_DASHBOARD_PORT, 0, 65535);
-  const terminalMode = args['terminal-mode'] ?? 'runtime';
-  if (terminalMode !== 'runtime' && terminalMode !== 'direct') fail(`--terminal-mode must be runtime or direct, got "${terminalMode}"`);
-  const options = {
-    dataDir: args['data-dir'] ?? 'data/hub',
-    mqttPort: intOption('mqtt-port', args['mqtt-port'], 0, 0, 65535),
-    host: args.host ?? '127.0.0.1',
-    actionsPerS: args['no-customers'] ? 0 : intOption('rate', args.rate, 5, 0.1, 1000),
-    logger: pino({ level: logLevel }, pino.destination(2)),
-    terminalMode: terminalMode as 'runtime' | 'direct',
+  const config = resolveConfig(args);
+  const options: DemoOptions = {
+    dataDir: config.dataDir,
+    currency: config.currency,
+    verifierThreads: config.verifierThreads,
+    host: config.mqtt.kind === 'embedded' ? config.mqtt.host : '127.0.0.1',
+    mqttPort: config.mqtt.kind === 'embedded' ? config.mqtt.port : 0,
+    ...(config.mqtt.kind === 'embedded' && config.mqtt.tls ? { mqttTls: { key: readFileSync(config.mqtt.tls.keyFile), cert: readFileSync(config.mqtt.tls.certFile) } } : {}),
+    ...(config.mqtt.kind === 'external'
+      ? {
+          externalMqtt: {
+            url: config.mqtt.url,
+            username: config.mqtt.username,
+            password: readSecretFile(config.mqtt.passwordFile),
+            ...(config.mqtt.caFile ? { tls: { ca: readFileSync(config.mqtt.caFile) } } : {}),
+          },
+        }
+      : {}),
+    dashboardHost: config.dashboard.host,
+    dashboardPort: config.dashboard.port,
+    site: config.site.enabled,
+    actionsPerS: config.site.customersPerS,
+    terminalMode: config.site.terminalMode,
+    logger: pino({ level: config.log.level }, pino.destination(2)),
   };
 
   let demo: Demo;
   try {
-    demo = await startDemo({ ...options, dashboardPort: port });
+    demo = await startDemo(options);
   } catch (err) {
-    // The default port is a convenience: if something else holds it, take any free port.
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && args.port === undefined) {
-      console.error(`tapsettle: port ${port} is taken; the dashboard uses a free port instead`);
+    // The default dashboard port is a convenience: if something else holds it, take any free port.
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && args.port === undefined && args.config === undefined) {
+      console.error(`tapsettle: port ${options.dashboardPort} is taken; the dashboard uses a free port instead`);
       demo = await startDemo({ ...options, dashboardPort: 0 });
     } else throw err;
   }
 
-  console.log(`tapsettle is running (${demo.created ? 'new site created' : 'reusing'} ${demo.dataDir})`);
+  const what = config.site.enabled ? (demo.created ? 'new site created in' : 'reusing') : 'hub only, data in';
+  console.log(`tapsettle is running (${what} ${demo.dataDir})`);
   console.log(`  dashboard  ${demo.dashboardUrl}`);
   console.log(`  mqtt       ${demo.mqttUrl}`);
-  console.log(`  terminals  ${demo.terminals.map((t) => `${t.terminalId} (${t.kind})`).join(', ')}`);
+  if (demo.terminals.length > 0) console.log(`  terminals  ${demo.terminals.map((t) => `${t.terminalId} (${t.kind})`).join(', ')}`);
   console.log('Press Ctrl-C to stop.');
 
   const status = setInterval(() => {

@@ -13,6 +13,7 @@ import { LiveMeter } from '../../hub/dashboard/live-meter.ts';
 import { startDashboard, type Dashboard } from '../../hub/dashboard/server.ts';
 import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
 import { createHub, type Hub } from '../../hub/service/hub.ts';
+import { WorkerVerifier } from '../../hub/verify/worker-verifier.ts';
 import { startCustomers, type CustomerEvent, type CustomerSim } from './customers.ts';
 import { DEMO_TERMINALS } from './demo-data.ts';
 import { openDemoSite } from './demo-site.ts';
@@ -24,6 +25,8 @@ export interface DemoOptions {
   readonly logger: Logger;
   /** Dashboard port; 0 = a free port. */
   readonly dashboardPort: number;
+  /** Dashboard bind address (default: `host`). Read-only, but keep it on loopback or a trusted LAN. */
+  readonly dashboardHost?: string;
   /** Embedded broker port; 0 = a free port (never fails because 1883 is taken). */
   readonly mqttPort: number;
   readonly host: string;
@@ -35,6 +38,15 @@ export interface DemoOptions {
    * the virtual IO board. 'direct': protocol-level terminals without emulated hardware (lighter).
    */
   readonly terminalMode?: 'runtime' | 'direct';
+  /** false: the hub, broker and dashboard only (production: real kiosks connect). Default true. */
+  readonly site?: boolean;
+  readonly currency?: string;
+  /** Worker threads for signature checks; 0 = inline. Default 1. */
+  readonly verifierThreads?: number;
+  /** Embedded broker over TLS (PEM). */
+  readonly mqttTls?: { readonly key: Buffer; readonly cert: Buffer };
+  /** Use an external broker (Mosquitto) instead of the embedded one. */
+  readonly externalMqtt?: { readonly url: string; readonly username: string; readonly password: string; readonly tls?: { readonly ca?: Buffer } };
 }
 
 export interface Demo {
@@ -64,9 +76,15 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     closers.length = 0;
   };
   try {
-    const hub = await createHub({ dataDir, logger: o.logger.child({ part: 'hub' }) });
+    const threads = o.verifierThreads ?? 1;
+    const hub = await createHub({
+      dataDir,
+      logger: o.logger.child({ part: 'hub' }),
+      ...(o.currency !== undefined ? { currency: o.currency } : {}),
+      ...(threads > 0 ? { verifier: new WorkerVerifier({ workers: threads }) } : {}),
+    });
     closers.push(() => hub.close());
-    const site = await openDemoSite(hub, dataDir);
+    const site = o.site === false ? { terminals: [], wallets: [], created: false } : await openDemoSite(hub, dataDir);
 
     const meter = new LiveMeter({ windowMs: 10_000 });
     const handler = instrumentHandler(
@@ -81,12 +99,20 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       },
       meter,
     );
-    const server: HubServer = await createHubServer({ service: handler, directory: hub, logger: o.logger, host: o.host, port: o.mqttPort });
+    const server: HubServer = await createHubServer({
+      service: handler,
+      directory: hub,
+      logger: o.logger,
+      host: o.host,
+      port: o.mqttPort,
+      ...(o.mqttTls ? { tls: o.mqttTls } : {}),
+      ...(o.externalMqtt ? { external: o.externalMqtt } : {}),
+    });
     closers.push(() => server.close());
 
     const source = createHubSource({ hub, server: () => server, meter, name: `tapsettle hub ${hub.hubPublicKey.slice(0, 8)}`, onError: (err) => o.logger.warn({ err }, 'dashboard: verify failed') });
     closers.push(() => source.close());
-    const dashboard: Dashboard = await startDashboard({ source, host: o.host, port: o.dashboardPort, onError: (err) => o.logger.warn({ err }, 'dashboard error') });
+    const dashboard: Dashboard = await startDashboard({ source, host: o.dashboardHost ?? o.host, port: o.dashboardPort, onError: (err) => o.logger.warn({ err }, 'dashboard error') });
     closers.push(() => dashboard.close());
 
     const fares = () => hub.registry.fareVersions().at(-1)?.table;
@@ -118,7 +144,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     }
 
     let customers: CustomerSim | undefined;
-    if (o.actionsPerS > 0) {
+    if (o.actionsPerS > 0 && terminals.length > 0) {
       customers = startCustomers({
         terminals,
         wallets: site.wallets,
