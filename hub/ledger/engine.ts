@@ -203,6 +203,20 @@ export class Engine {
     return this.#ensure({ id: pubkeyHex, kind: 'wallet', currency, parentNum: null, shareBps: 0 });
   }
 
+  /** openWallet for many keys, in one transaction (e.g. importing a batch of issued wallets). */
+  async openWallets(pubkeysHex: readonly string[], currency: string): Promise<Account[]> {
+    for (const k of pubkeysHex) if (!isWalletId(k)) throw new TypeError(`pubkeyHex must be 64 lowercase hex chars: ${k}`);
+    if (!isCurrencyCode(currency)) throw new TypeError(`currency=${currency}`);
+    await this.#ensureSystem(currency);
+    const createdMs = this.#clock();
+    const accounts = await this.store.ensureAccounts(pubkeysHex.map((id) => ({ id, kind: 'wallet' as const, currency, parentNum: null, shareBps: 0, createdMs })));
+    for (const a of accounts) {
+      if (a.kind !== 'wallet' || a.currency !== currency) throw new LedgerError('account_conflict', `${a.id} exists as ${a.kind} ${a.currency}`);
+      if (!this.#cache.has(a.num)) this.#remember(a);
+    }
+    return accounts;
+  }
+
   /** A merchant; with parentId it is a sub-merchant sharing shareBps of its net deposits (seed 003 claim 7). */
   async openMerchant(id: string, options: { currency: string; parentId?: string; shareBps?: number }): Promise<Account> {
     if (!isMerchantId(id)) throw new TypeError(`merchant id=${id}`);

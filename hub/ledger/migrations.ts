@@ -18,9 +18,10 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO meta (key, value) VALUES ('settled_through_seq', 0);
 
       -- seed 004 claim 19: per-user records, read by key; balance kept beside the journal.
+      -- Rows are compact (the 64-char key lives in account_ids) so a batch's random balance
+      -- updates share pages and write less WAL.
       CREATE TABLE accounts (
         num INTEGER PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
         kind TEXT NOT NULL,
         currency TEXT NOT NULL,
         balance_minor INTEGER NOT NULL DEFAULT 0,
@@ -30,6 +31,10 @@ export const MIGRATIONS: readonly Migration[] = [
         created_ms INTEGER NOT NULL
       );
       CREATE INDEX accounts_flagged ON accounts(num) WHERE flags != 0;
+      CREATE TABLE account_ids (
+        id TEXT PRIMARY KEY,
+        num INTEGER NOT NULL UNIQUE REFERENCES accounts(num)
+      ) WITHOUT ROWID;
 
       -- seed 004 claims 29–33: the settlement log file database, keyed by request id.
       CREATE TABLE settlement_log (

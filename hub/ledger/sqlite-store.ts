@@ -178,11 +178,10 @@ export class SqliteLedgerStore implements LedgerStore {
       setSettled: p("UPDATE meta SET value = ? WHERE key = 'settled_through_seq'"),
       lastSeq: p('SELECT COALESCE(MAX(seq), 0) AS v FROM settlement_log'),
       lastEntry: p('SELECT COALESCE(MAX(id), 0) AS v FROM journal_entries'),
-      accById: p('SELECT * FROM accounts WHERE id = ?'),
-      accByNum: p('SELECT * FROM accounts WHERE num = ?'),
-      accInsert: p(
-        'INSERT INTO accounts (id, kind, currency, balance_minor, parent_num, share_bps, flags, created_ms) VALUES (?, ?, ?, 0, ?, ?, 0, ?)',
-      ),
+      accById: p('SELECT k.id, a.* FROM account_ids k JOIN accounts a ON a.num = k.num WHERE k.id = ?'),
+      accByNum: p('SELECT k.id, a.* FROM accounts a JOIN account_ids k ON k.num = a.num WHERE a.num = ?'),
+      accInsert: p('INSERT INTO accounts (kind, currency, balance_minor, parent_num, share_bps, flags, created_ms) VALUES (?, ?, 0, ?, ?, 0, ?)'),
+      accIdInsert: p('INSERT INTO account_ids (id, num) VALUES (?, ?)'),
       logByReq: p('SELECT * FROM settlement_log WHERE request_id = ?'),
       logExists: p('SELECT 1 FROM settlement_log WHERE request_id = ?').pluck(),
       logBySeq: p('SELECT * FROM settlement_log WHERE seq = ?'),
@@ -294,14 +293,21 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async ensureAccount(spec: NewAccount): Promise<Account> {
+    return (await this.ensureAccounts([spec]))[0] as Account;
+  }
+
+  async ensureAccounts(specs: readonly NewAccount[]): Promise<Account[]> {
     const s = this.#s;
     return this.db
-      .transaction(() => {
-        const existing = s.accById.get(spec.id) as AccountDbRow | undefined;
-        if (existing) return toAccount(existing);
-        s.accInsert.run(spec.id, spec.kind, spec.currency, spec.parentNum, spec.shareBps, spec.createdMs);
-        return toAccount(s.accById.get(spec.id) as AccountDbRow);
-      })
+      .transaction(() =>
+        specs.map((spec) => {
+          const existing = s.accById.get(spec.id) as AccountDbRow | undefined;
+          if (existing) return toAccount(existing);
+          const num = s.accInsert.run(spec.kind, spec.currency, spec.parentNum, spec.shareBps, spec.createdMs).lastInsertRowid;
+          s.accIdInsert.run(spec.id, num);
+          return toAccount(s.accById.get(spec.id) as AccountDbRow);
+        }),
+      )
       .immediate();
   }
 
@@ -401,7 +407,7 @@ export class SqliteLedgerStore implements LedgerStore {
       .prepare(
         `SELECT h.seq, h.release_at_ms, l.request_id, l.amount_minor, l.currency, w.id AS wallet_id, m.id AS merchant_id
          FROM holds h JOIN settlement_log l ON l.seq = h.seq
-         JOIN accounts w ON w.num = l.payer_num JOIN accounts m ON m.num = l.payee_num
+         JOIN account_ids w ON w.num = l.payer_num JOIN account_ids m ON m.num = l.payee_num
          ORDER BY h.release_at_ms, h.seq LIMIT ?`,
       )
       .all(limit) as Row[];
@@ -435,11 +441,11 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async flaggedAccounts(): Promise<Account[]> {
-    return (this.db.prepare('SELECT * FROM accounts WHERE flags != 0 ORDER BY num').all() as AccountDbRow[]).map(toAccount);
+    return (this.db.prepare('SELECT k.id, a.* FROM accounts a JOIN account_ids k ON k.num = a.num WHERE a.flags != 0 ORDER BY a.num').all() as AccountDbRow[]).map(toAccount);
   }
 
   async listAccounts(): Promise<Account[]> {
-    return (this.db.prepare('SELECT * FROM accounts ORDER BY num').all() as AccountDbRow[]).map(toAccount);
+    return (this.db.prepare('SELECT k.id, a.* FROM accounts a JOIN account_ids k ON k.num = a.num ORDER BY a.num').all() as AccountDbRow[]).map(toAccount);
   }
 
   async postingSumsByAccount(): Promise<Map<number, number>> {

@@ -97,6 +97,18 @@ export function describeLedgerStoreContract(name: string, makeFactory: () => Sto
         expect((await s.accountsByNum([a.float])).get(a.float)?.id).toBe('@float:EUR');
       }));
 
+    it('ensureAccounts creates many in one call and returns existing ones unchanged', () =>
+      withStore(async (s) => {
+        const a = await accounts(s);
+        const specs = [1, 2, 3].map((n) => ({ id: String(n).repeat(64), kind: 'wallet' as const, currency: 'EUR', parentNum: null, shareBps: 0, createdMs: n }));
+        const made = await s.ensureAccounts([...specs, { ...specs[0]!, createdMs: 99 }, { id: 'a'.repeat(64), kind: 'wallet', currency: 'EUR', parentNum: null, shareBps: 0, createdMs: 5 }]);
+        expect(made.map((x) => x.id)).toEqual([...specs.map((x) => x.id), specs[0]!.id, 'a'.repeat(64)]);
+        expect(made[3]?.num).toBe(made[0]?.num);
+        expect(made[4]?.num).toBe(a.wallet);
+        expect(new Set(made.map((x) => x.num)).size).toBe(4);
+        expect((await s.listAccounts()).length).toBe(6);
+      }));
+
     it('commits a batch durably: everything is there after reopening', async () => {
       const f = makeFactory();
       try {

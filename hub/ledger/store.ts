@@ -113,6 +113,8 @@ export interface LedgerStore {
   counters(): Promise<StoreCounters>;
   /** Inserts the account, or returns the existing one with that id (idempotent). */
   ensureAccount(spec: NewAccount): Promise<Account>;
+  /** ensureAccount for many, in one transaction (bulk wallet registration). */
+  ensureAccounts(specs: readonly NewAccount[]): Promise<Account[]>;
   accountsById(ids: readonly string[]): Promise<Map<string, Account>>;
   accountsByNum(nums: readonly number[]): Promise<Map<number, Account>>;
   logByRequestIds(requestIds: readonly string[]): Promise<Map<string, LogRow>>;

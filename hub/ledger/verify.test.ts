@@ -42,7 +42,7 @@ describe('verifyLedger', () => {
   it('names a stored balance that the journal does not back', async () => {
     const l = await seeded();
     const s = l.openStore();
-    s.db.prepare("UPDATE accounts SET balance_minor = balance_minor + 1 WHERE id = 'shop'").run();
+    s.db.prepare("UPDATE accounts SET balance_minor = balance_minor + 1 WHERE num = (SELECT num FROM account_ids WHERE id = 'shop')").run();
     const r = await verifyLedger(s);
     await s.close();
     expect(r.ok).toBe(false);
@@ -52,8 +52,8 @@ describe('verifyLedger', () => {
   it('names an entry whose postings do not sum to zero, and broken conservation', async () => {
     const l = await seeded();
     const s = l.openStore();
-    s.db.prepare("UPDATE postings SET amount_minor = amount_minor + 7 WHERE account_num = (SELECT num FROM accounts WHERE id = 'shop')").run();
-    s.db.prepare("UPDATE accounts SET balance_minor = balance_minor + 7 WHERE id = 'shop'").run();
+    s.db.prepare("UPDATE postings SET amount_minor = amount_minor + 7 WHERE account_num = (SELECT num FROM account_ids WHERE id = 'shop')").run();
+    s.db.prepare("UPDATE accounts SET balance_minor = balance_minor + 7 WHERE num = (SELECT num FROM account_ids WHERE id = 'shop')").run();
     const r = await verifyLedger(s);
     await s.close();
     expect(r.firstDiscrepancy).toMatchObject({ kind: 'entry_unbalanced', sumMinor: 7 });
@@ -75,7 +75,7 @@ describe('verifyLedger', () => {
     expect(good.status).toBe(0);
     expect(JSON.parse(good.stdout)).toMatchObject({ ok: true, firstDiscrepancy: null });
     const s = l.openStore();
-    s.db.prepare("UPDATE accounts SET balance_minor = 5 WHERE id = 'shop'").run();
+    s.db.prepare("UPDATE accounts SET balance_minor = 5 WHERE num = (SELECT num FROM account_ids WHERE id = 'shop')").run();
     await s.close();
     const bad = runCli(l.file);
     expect(bad.status).toBe(1);
