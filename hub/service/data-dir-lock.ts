@@ -5,9 +5,10 @@
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { HubErrorCode } from './errors.ts';
 
 export class DataDirBusyError extends Error {
-  readonly code = 'DATA_DIR_BUSY';
+  readonly code: HubErrorCode = 'DATA_DIR_BUSY';
   readonly pid: number;
   constructor(dataDir: string, pid: number) {
     super(`data dir ${dataDir} is in use by process ${pid}; stop that hub first`);

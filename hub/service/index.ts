@@ -5,3 +5,4 @@ export * from './card-authorizer.ts';
 export * from './input-error.ts';
 export * from './engine-ids.ts';
 export * from './data-dir-lock.ts';
+export * from './errors.ts';

@@ -2,8 +2,10 @@
  * Bad operator input (CLI, admin API): names the field. Thrown before anything is written, so a
  * rejected command leaves no trace. The CLI maps it to exit code 2.
  */
+import type { HubErrorCode } from './errors.ts';
+
 export class InputError extends Error {
-  readonly code = 'INVALID_INPUT';
+  readonly code: HubErrorCode = 'INVALID_INPUT';
   readonly field: string;
   constructor(field: string, message: string) {
     super(`${field}: ${message}`);

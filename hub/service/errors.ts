@@ -1,0 +1,11 @@
+/**
+ * Operational error codes of the hub outside the wire protocol (those are protocol ERROR_CODES)
+ * and the ledger (LEDGER_ERROR_CODES). Stable: add codes, never change a meaning.
+ */
+export const HUB_ERROR_CODES = {
+  INVALID_INPUT: 'Operator input failed validation (the message names the field); nothing was written.',
+  DATA_DIR_BUSY: 'Another hub process holds the data folder (hub.lock); stop it first.',
+  KEY_FILE_INVALID: 'A key file in the data folder is unreadable or not 32 bytes of lowercase hex.',
+} as const;
+
+export type HubErrorCode = keyof typeof HUB_ERROR_CODES;
