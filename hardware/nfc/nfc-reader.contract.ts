@@ -62,6 +62,7 @@ export function describeNfcReaderContract(name: string, makeHarness: () => Promi
       expect((await card.readRecords('Admission')).map((r) => r.bytes)).toEqual([Uint8Array.of(4)]);
       const all = await card.readRecords();
       expect(all.find((r) => r.id === ticketId)).toEqual({ kind: 'Ticket', id: ticketId, bytes: ticket });
+      expect(await card.storeRecord('BalanceStatement', new Uint8Array(9000))).toBe('full');
       expect(await card.deleteRecord(ticketId as number)).toBe(true);
       expect(await card.deleteRecord(ticketId as number)).toBe(false);
     });

@@ -61,6 +61,8 @@ export const Sw = {
 export const MAX_COMMAND_CHUNK_BYTES = 200;
 /** Largest response data field per APDU the applet sends (then 61xx and GET RESPONSE). */
 export const MAX_RESPONSE_CHUNK_BYTES = 200;
+/** Largest record a wallet must accept (a ticket envelope is at most 8 KiB). */
+export const MAX_RECORD_BYTES = 8 * 1024;
 /** Largest reassembled command data (a purchase offer is at most 8 KiB). */
 export const MAX_COMMAND_DATA_BYTES = 8 * 1024;
 /** Largest reassembled response the host accepts. */

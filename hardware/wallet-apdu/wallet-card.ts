@@ -3,7 +3,7 @@ import { HardwareError } from '../errors.ts';
 import type { NfcSession } from '../nfc/nfc-reader.ts';
 import {
   AuthorizeOutcome, CLA_CHAINING_BIT, CLA_ISO, CLA_PROPRIETARY, Ins, MAX_COMMAND_CHUNK_BYTES, MAX_COMMAND_DATA_BYTES, MAX_RESPONSE_DATA_BYTES,
-  RecordKind, STORE_P2_REPLACE, Sw, WALLET_AID, decodeRecordList, encodeCommandApdu, parseResponseApdu, type RecordKindName, type StoredRecord,
+  MAX_RECORD_BYTES, RecordKind, STORE_P2_REPLACE, Sw, WALLET_AID, decodeRecordList, encodeCommandApdu, parseResponseApdu, type RecordKindName, type StoredRecord,
 } from './apdu.ts';
 
 export type AuthorizeResult =
@@ -45,11 +45,14 @@ export class WalletCard {
 
   /**
    * STORE RECORD. `replace` drops every stored record of the same kind first (an admission
-   * record or the balance statement keeps one slot). Returns the record id, or 'full'.
+   * record or the balance statement keeps one slot). Returns the record id, or 'full' when the
+   * wallet cannot keep it (store full, 6A84, or the record is over the 8 KiB record limit, 6700).
    */
   async storeRecord(kind: RecordKindName, bytes: Uint8Array, options: { replace?: boolean } = {}): Promise<number | 'full'> {
+    if (bytes.length === 0) throw new RangeError('storeRecord: bytes must not be empty');
+    if (bytes.length > MAX_RECORD_BYTES) return 'full';
     const r = await this.command(CLA_PROPRIETARY, Ins.StoreRecord, RecordKind[kind], options.replace ? STORE_P2_REPLACE : 0x00, bytes);
-    if (r.sw === Sw.NotEnoughMemory) return 'full';
+    if (r.sw === Sw.NotEnoughMemory || r.sw === Sw.WrongLength) return 'full';
     this.expectOk(r.sw, 'STORE RECORD');
     if (r.data.length !== 2) throw new HardwareError('WALLET_RESPONSE_INVALID', 'STORE RECORD answer must be a 2-byte id');
     return (r.data[0]! << 8) | r.data[1]!;

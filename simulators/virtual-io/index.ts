@@ -3,3 +3,4 @@ export { GateWalker, VendingMechanics, attachGateWalker, attachVendingMechanics,
 export {
   MemoryGateHardware, MemoryVendingHardware, MemoryPosHardware, MemoryDisplay, createMemoryGate, createMemoryVending, createMemoryPos,
 } from './memory-actuators.ts';
+export { FirmataBoardEmulator, startEmulatedFirmataBoard, type EmulatedFirmataBoard } from './firmata-board-emulator.ts';

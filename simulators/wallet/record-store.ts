@@ -1,9 +1,9 @@
 // Bounded in-memory record store of a wallet (admission records, tickets, balance statements).
-import type { RecordKindCode, StoredRecord } from '../../hardware/wallet-apdu/apdu.ts';
+import { MAX_RECORD_BYTES, type RecordKindCode, type StoredRecord } from '../../hardware/wallet-apdu/apdu.ts';
 
 export type RecordStoreLimits = { maxRecords: number; maxRecordBytes: number; maxTotalBytes: number };
 
-export const DEFAULT_RECORD_LIMITS: RecordStoreLimits = { maxRecords: 32, maxRecordBytes: 8 * 1024, maxTotalBytes: 32 * 1024 };
+export const DEFAULT_RECORD_LIMITS: RecordStoreLimits = { maxRecords: 32, maxRecordBytes: MAX_RECORD_BYTES, maxTotalBytes: 32 * 1024 };
 
 export class RecordStore {
   private records: StoredRecord[] = [];
