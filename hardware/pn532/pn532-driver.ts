@@ -145,7 +145,7 @@ export class Pn532Driver extends EventEmitter {
     let acked = false;
     for (let attempt = 0; attempt < attempts && !acked; attempt++) {
       if (this.needsWakeup) {
-        // §6.3.2.3 HSU wake-up: the long 0x55 preamble, then the command.
+        // UM0701-02 ch. 3 (power management), HSU wake-up: the long 0x55 preamble, then the command.
         await this.write(port, HSU_WAKEUP_PREAMBLE);
       }
       await this.write(port, frame);

@@ -34,7 +34,7 @@ describe.skipIf(!isSocatAvailable())('Pn532Emulator on a raw serial port', () =>
   };
   const cmd = (...data: number[]): Uint8Array => encodeInformationFrame(TFI_HOST_TO_PN532, Uint8Array.from(data));
 
-  it('ignores commands until woken by the 0x55 preamble (HSU, UM0701-02 §6.3.2.3)', async () => {
+  it('ignores commands until woken by the 0x55 preamble (HSU, UM0701-02 ch. 3)', async () => {
     send(cmd(0x02));
     await settle();
     expect(events).toEqual([]);

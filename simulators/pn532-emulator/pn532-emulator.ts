@@ -125,7 +125,7 @@ export class Pn532Emulator {
   }
 
   private onData(chunk: Uint8Array): void {
-    // §6.3.2.3: in HSU the PN532 sleeps until it sees the 0x55 wake-up preamble.
+    // UM0701-02 ch. 3 (power management): in HSU the PN532 sleeps until it sees the 0x55 wake-up preamble.
     if (!this.awake) {
       const at = chunk.indexOf(0x55);
       if (at < 0) return;
