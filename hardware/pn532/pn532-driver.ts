@@ -33,6 +33,15 @@ type Waiter = { resolve: (ev: ParseEvent | undefined) => void; timer: ReturnType
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A response that passed its checksums but not its layout is an operational error, not a bug. */
+function parsed<T>(parse: (data: Uint8Array) => T, data: Uint8Array): T {
+  try {
+    return parse(data);
+  } catch (err) {
+    throw new HardwareError('NFC_UNEXPECTED_RESPONSE', (err as Error).message, { cause: err });
+  }
+}
+
 /**
  * Serialized command/response over one serial port. Reconnects on its own when the adapter is
  * unplugged and plugged back; while disconnected, commands fail fast with NFC_DISCONNECTED.
@@ -87,7 +96,7 @@ export class Pn532Driver extends EventEmitter {
   }
 
   async getFirmwareVersion(): Promise<FirmwareVersion> {
-    return parseFirmwareVersion(await this.command(Command.GetFirmwareVersion, new Uint8Array(0)));
+    return parsed(parseFirmwareVersion, await this.command(Command.GetFirmwareVersion, new Uint8Array(0)));
   }
 
   /** §7.2.10 SAMConfiguration: normal mode (no SAM), timeout 1 s, IRQ used. */
@@ -107,7 +116,7 @@ export class Pn532Driver extends EventEmitter {
 
   /** §7.3.5 one ISO 14443-A target at 106 kbps; [] when none answered within the retries. */
   async inListPassiveTarget(): Promise<TargetA[]> {
-    return parseInListPassiveTarget(await this.command(Command.InListPassiveTarget, Uint8Array.of(0x01, BRTY_106_TYPE_A)));
+    return parsed(parseInListPassiveTarget, await this.command(Command.InListPassiveTarget, Uint8Array.of(0x01, BRTY_106_TYPE_A)));
   }
 
   /** §7.3.8 returns [status, ...dataIn]; the caller interprets the status byte. */
