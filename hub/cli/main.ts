@@ -4,13 +4,15 @@
  * discrepancy); 2 bad input (the message names the field). Input is validated before the data
  * dir is opened, and each command writes in one step, so a rejected command writes nothing.
  */
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { toHex } from '../../protocol/index.ts';
+import { SqliteLedgerStore } from '../ledger/sqlite-store.ts';
 import type { Outcome } from '../ledger/types.ts';
+import { verifyLedger } from '../ledger/verify.ts';
 import { parseCatalogFile } from '../rules/catalog.ts';
 import { parseFareTableFile } from '../rules/fare-tables.ts';
 import { parseTicketProductsFile } from '../rules/tickets.ts';
@@ -60,6 +62,22 @@ function preValidate<T>(r: { ok: true; value: T } | { ok: false; field: string; 
 function outcome(o: Outcome): void {
   print(o);
   if (o.status === 'declined') process.exitCode = EXIT_REFUSED;
+}
+
+/**
+ * Reads the ledger file without taking the hub's lock, so an operator can verify and look up
+ * accounts while the hub runs (SQLite WAL: readers never block the writer).
+ */
+async function withLedgerReadOnly(program: Command, fn: (store: SqliteLedgerStore) => Promise<void>): Promise<void> {
+  const { dataDir } = program.opts<{ dataDir: string }>();
+  const file = join(dataDir, 'ledger.sqlite');
+  if (!existsSync(file)) throw new InputError('data-dir', `no ledger at ${file}`);
+  const store = SqliteLedgerStore.open(file, { readonly: true });
+  try {
+    await fn(store);
+  } finally {
+    await store.close();
+  }
 }
 
 /** Opens the hub, runs fn, always closes: the CLI never leaves the ledger half-flushed. */
@@ -254,24 +272,24 @@ export function buildProgram(): Command {
 
   program
     .command('show-account <id>')
-    .description('balance and history of a wallet (public key) or merchant')
+    .description('balance and history of a wallet (public key) or merchant; read-only, works while the hub runs')
     .option('--limit <n>', 'history entries', '50')
     .action(async (id: string, o: { limit: string }) => {
       const limit = int('limit', o.limit) as number;
       if (limit > 1000) throw new InputError('limit', 'at most 1000');
-      await withHub(program, async (hub) => {
-        const acc = await hub.showAccount(id, limit);
-        if (!acc) throw new OperationRefused('NOT_FOUND', `no account ${id}`);
-        print(acc);
+      await withLedgerReadOnly(program, async (store) => {
+        const account = (await store.accountsById([id])).get(id);
+        if (!account) throw new OperationRefused('NOT_FOUND', `no account ${id}`);
+        print({ account, history: await store.history(account.num, limit, null) });
       });
     });
 
   program
     .command('verify-ledger')
-    .description('recompute balances from the journal and check conservation; exit 1 on a discrepancy')
+    .description('recompute balances from the journal and check conservation; exit 1 on a discrepancy; read-only')
     .action(async () => {
-      await withHub(program, async (hub) => {
-        const r = await hub.verifyLedger();
+      await withLedgerReadOnly(program, async (store) => {
+        const r = await verifyLedger(store);
         print(r);
         if (!r.ok) {
           process.stderr.write(`verify-ledger: first discrepancy ${JSON.stringify(r.firstDiscrepancy)}\n`);

