@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Engine } from './engine.ts';
+import { LedgerError } from './errors.ts';
+import type { SqliteLedgerStore } from './sqlite-store.ts';
 import { manualClock, rid, tempLedger, walletId, type TempLedger } from './test-helpers.ts';
 import type { ApprovedOutcome, Command, Outcome, PurchaseCommand } from './types.ts';
 import { verifyLedger } from './verify.ts';
@@ -241,6 +243,29 @@ describe('Engine', () => {
     expect(s.batches - before.batches).toBeLessThanOrEqual(10);
     await e.flush();
     expect(await balance(e, 'shop')).toBe(500);
+  });
+
+  it('rejects a batch the store fails to commit, keeps nothing of it, and carries on', async () => {
+    const e = await setup();
+    await e.submit(topup(W1, 1000));
+    const p1 = purchase(100);
+    await e.submit(p1); // its deposit is pending for the next turn
+    const store = e.store as SqliteLedgerStore;
+    const real = store.commitBatch.bind(store);
+    let failures = 1;
+    store.commitBatch = async (w) => {
+      if (failures-- > 0) throw new LedgerError('store_failed', 'injected disk error');
+      return real(w);
+    };
+    const p2 = purchase(50);
+    await expect(e.submit(p2)).rejects.toMatchObject({ code: 'store_failed' });
+    expect(e.lastError).toMatchObject({ code: 'store_failed' });
+    expect(await balance(e, W1)).toBe(900);
+    // The retry with the same id settles once; the earlier pending deposit is not lost.
+    expect(approved(await e.submit(p2)).balanceAfterMinor).toBe(850);
+    await e.flush();
+    expect(await balance(e, 'shop')).toBe(150);
+    await expectVerified(e);
   });
 
   it('rejects malformed commands early (programmer errors)', async () => {

@@ -113,6 +113,8 @@ export class Engine {
   #running = false;
   #closed = false;
   #idleWaiters: Array<() => void> = [];
+  #lastError: unknown = null;
+  readonly #retryMs = 100;
   #stats = { batches: 0, commands: 0, largestBatch: 0 };
 
   private constructor(store: LedgerStore, options: EngineOptions) {
@@ -313,9 +315,13 @@ export class Engine {
     this.#running = true;
     const items = this.#queue.splice(0, this.#maxBatch);
     const releases = this.#releases.splice(0);
+    let failed = false;
     try {
       await this.#runBatch(items, releases);
     } catch (err) {
+      // Nothing of the batch was committed: its callers may retry with the same request ids.
+      failed = true;
+      this.#lastError = err;
       for (const p of items) p.reject(err);
       for (const r of releases) r.reject(err);
     } finally {
@@ -325,9 +331,21 @@ export class Engine {
     if (this.#isIdle()) {
       const waiters = this.#idleWaiters.splice(0);
       for (const w of waiters) w();
+    } else if (failed) {
+      // A failing store (disk full, I/O error) must not spin: retry pending deposits later.
+      this.#scheduled = true;
+      setTimeout(() => {
+        this.#scheduled = false;
+        this.#schedule();
+      }, this.#retryMs).unref();
     } else {
       this.#schedule();
     }
+  }
+
+  /** The last error a turn failed with (operational visibility; null when none). */
+  get lastError(): unknown {
+    return this.#lastError;
   }
 
   async #runBatch(items: Pending[], releases: ReleaseWaiter[]): Promise<void> {
