@@ -8,8 +8,8 @@
 import { createPublicKey, verify } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 
-const P = (1n << 255n) - 19n;
-const L = (1n << 252n) + 27742317777372353535851937790883648493n;
+// Group order L = 2^252 + 27742317777372353535851937790883648493, little-endian.
+const L_LE = Buffer.from('edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010', 'hex');
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 // The 8 points of small order, canonically encoded, plus the two x = 0 encodings with the sign
 // bit set, which RFC 8032 §5.1.3 step 4 rejects.
@@ -26,16 +26,19 @@ const SMALL_ORDER = new Set([
   'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
 ]);
 
-function leToBigInt(bytes) {
-  let n = 0n;
-  for (let i = bytes.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]);
-  return n;
+/** y < p = 2^255 - 19 for the 255-bit y of an encoded point (RFC 8032 §5.1.3 step 1), by bytes. */
+function canonicalPoint(bytes) {
+  if ((bytes[31] & 0x7f) !== 0x7f) return true;
+  for (let i = 30; i >= 1; i--) if (bytes[i] !== 0xff) return true;
+  return bytes[0] < 0xed;
 }
 
-function canonicalPoint(bytes) {
-  const y = Buffer.from(bytes);
-  y[31] &= 0x7f;
-  return leToBigInt(y) < P;
+/** S < L, comparing little-endian bytes from the most significant one. */
+function canonicalScalar(bytes) {
+  for (let i = 31; i >= 0; i--) {
+    if (bytes[i] !== L_LE[i]) return bytes[i] < L_LE[i];
+  }
+  return false; // S == L
 }
 
 const KEY_CACHE_MAX = 50_000;
@@ -59,7 +62,7 @@ function keyFor(pub) {
 }
 
 function verifyOne(sig, msg, pub) {
-  if (!canonicalPoint(sig.subarray(0, 32)) || leToBigInt(sig.subarray(32)) >= L) return false;
+  if (!canonicalPoint(sig.subarray(0, 32)) || !canonicalScalar(sig.subarray(32))) return false;
   const key = keyFor(pub);
   if (!key) return false;
   try {

@@ -68,3 +68,38 @@ describe('WorkerVerifier', () => {
     await expect(v.verifyMany([{ signature: new Uint8Array(64), message: new Uint8Array(), publicKey: new Uint8Array(32) }])).rejects.toThrow(/closed/);
   });
 });
+
+describe('WorkerVerifier strict encodings (byte-wise checks in verify-worker.mjs)', () => {
+  const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+  const P = 2n ** 255n - 19n;
+  const le = (n: bigint) => Uint8Array.from({ length: 32 }, (_, i) => Number((n >> BigInt(8 * i)) & 0xffn));
+
+  it('agrees with the noble reference for S around L and R/A encodings around p', async () => {
+    const v = new WorkerVerifier({ workers: 1 });
+    try {
+      const keys = generateKeyPair();
+      const message = new Uint8Array([7]);
+      const good = sign(message, keys.secretKey);
+      const items = [];
+      for (const s of [0n, 1n, L - 1n, L, L + 1n, 2n ** 253n, 2n ** 256n - 1n]) {
+        const sig = Uint8Array.from(good);
+        sig.set(le(s), 32);
+        items.push({ signature: sig, message, publicKey: keys.publicKey });
+      }
+      for (const y of [P - 2n, P - 1n, P, P + 1n, 2n ** 255n - 1n]) {
+        for (const sign255 of [0, 0x80]) {
+          const enc = le(y);
+          enc[31] = (enc[31]! & 0x7f) | sign255;
+          const asR = Uint8Array.from(good);
+          asR.set(enc, 0);
+          items.push({ signature: asR, message, publicKey: keys.publicKey });
+          items.push({ signature: good, message, publicKey: enc });
+        }
+      }
+      const verdicts = await v.verifyMany(items);
+      expect(verdicts).toEqual(items.map((i) => verifyNoble(i.signature, i.message, i.publicKey)));
+    } finally {
+      await v.close();
+    }
+  });
+});
