@@ -139,6 +139,8 @@ export interface SqliteStoreOptions {
   /** Page cache in KiB (SQLite cache_size = -N). Default 64 MiB: keeps 100k+ accounts hot. */
   readonly cacheKiB?: number;
   readonly readonly?: boolean;
+  /** mmap_size in bytes (0 = off, the default). */
+  readonly mmapBytes?: number;
   /** Page size for a NEW file only. Small pages keep the WAL bytes per random update small. */
   readonly pageSize?: number;
   /** WAL pages before the writer checkpoints itself (a backstop when the background one lags). */
@@ -270,6 +272,8 @@ export class SqliteLedgerStore implements LedgerStore {
       db.pragma('foreign_keys = ON');
     }
     db.pragma(`cache_size = -${options.cacheKiB ?? 65_536}`);
+    // Reads through a memory map skip a copy per page (writes still go through the WAL).
+    db.pragma(`mmap_size = ${options.mmapBytes ?? 0}`);
     db.pragma('busy_timeout = 5000');
     if (!options.readonly) migrate(db);
     const store = new SqliteLedgerStore(db);
