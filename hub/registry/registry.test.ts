@@ -41,6 +41,24 @@ describe('registry', () => {
     expect(c('05'.repeat(16), 'r7', 7)).toBe('fresh');
   });
 
+  it('group-commits claims and results per turn; queued ones count at once and survive close()', async () => {
+    const wallet = 'dd'.repeat(32);
+    expect(reg.claimFreshness({ challenge: '0a'.repeat(16), wallet, requestId: 'q1', counter: 1, nowMs: 1 })).toBe('fresh');
+    // Same turn, not yet committed: still seen.
+    expect(reg.claimFreshness({ challenge: '0a'.repeat(16), wallet, requestId: 'q2', counter: 2, nowMs: 1 })).toBe('replay');
+    const result = { requestId: 'q1', terminalId: 't', hash: 'h', op: 'purchase', wallet, engineId: null, status: 'approved' as const, code: null, amountMinor: 1, currency: 'EUR', holdUntilMs: null, result: new Uint8Array([1, 2]), timeMs: 1 };
+    reg.putResult(result);
+    expect(reg.result('q1')?.hash).toBe('h');
+    await reg.flush();
+    expect(reg.db.prepare('SELECT COUNT(*) AS n FROM challenges').get()).toEqual({ n: 1 });
+    expect(reg.claimFreshness({ challenge: '0b'.repeat(16), wallet, requestId: 'q3', counter: 3, nowMs: 1 })).toBe('fresh');
+    reg.putResult({ ...result, requestId: 'q3' });
+    reg.close();
+    reg = Registry.open(file);
+    expect(reg.result('q3')?.result).toEqual(new Uint8Array([1, 2]));
+    expect(reg.claimFreshness({ challenge: '0c'.repeat(16), wallet, requestId: 'q4', counter: 3, nowMs: 1 })).toBe('replay');
+  });
+
   it('versions the blocklist and keeps it across reopen', () => {
     const w = 'bb'.repeat(32);
     expect(reg.blocklistVersion()).toBe(0);

@@ -131,6 +131,11 @@ export class Registry implements TerminalDirectory {
   /** Read on every request: kept parsed in memory, written through. */
   readonly #catalogs = new Map<string, CatalogVersion>();
   #fares: FareTableVersion[] | undefined;
+  /** This turn's writes, committed together (see #commitPending). */
+  readonly #pendingChallenges = new Map<string, { request_id: string; wallet: string; time_ms: number }>();
+  readonly #pendingCounters = new Set<string>();
+  readonly #pendingResults = new Map<string, ResultRecord>();
+  #flushing: Promise<void> | undefined;
   #products: Map<string, TicketProductT> | undefined;
   readonly #s: Record<string, Database.Statement>;
 
@@ -201,8 +206,11 @@ export class Registry implements TerminalDirectory {
     return new Registry(db);
   }
 
+  /** Commits what is still queued, then closes the file. */
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    this.#commitPending();
+    this.db.close();
   }
 
   /** Runs fn in one immediate transaction (the CLI's "nothing half-written"). */
@@ -369,30 +377,69 @@ export class Registry implements TerminalDirectory {
   }
 
   /**
-   * Claims a wallet challenge (and counter, when given) for a request, atomically: 'fresh' the
-   * first time, 'retry' when the same request id comes back (the terminal's retry after a lost
-   * reply), 'replay' when another request already used the challenge or the counter.
+   * Claims a wallet challenge (and counter, when given) for a request: 'fresh' the first time,
+   * 'retry' when the same request id comes back (the terminal's retry after a lost reply),
+   * 'replay' when another request already used the challenge or the counter. Decided at once
+   * (in memory + file); the write joins this turn's group commit — await `flush()` before
+   * acting on a 'fresh' claim, so a settled request never has an unrecorded challenge.
    */
   claimFreshness(input: { challenge: string; wallet: string; requestId: string; counter?: number; nowMs: number }): Freshness {
-    const seen = this.#s.challengeGet!.get(input.challenge) as { request_id: string } | undefined;
+    const pending = this.#pendingChallenges.get(input.challenge);
+    const seen = pending ?? (this.#s.challengeGet!.get(input.challenge) as { request_id: string } | undefined);
     if (seen) return seen.request_id === input.requestId ? 'retry' : 'replay';
     if (input.counter !== undefined) {
-      const w = this.#window(input.wallet);
-      const before = w.state();
-      if (!w.accept(input.counter)) return 'replay';
-      try {
-        this.transaction(() => {
-          this.#s.counterSet!.run(input.wallet, JSON.stringify(w.state()));
-          this.#s.challengeInsert!.run(input.challenge, input.wallet, input.requestId, input.nowMs);
-        });
-      } catch (err) {
-        this.#windows.set(input.wallet, new CounterWindow(1024, before));
-        throw err;
-      }
-      return 'fresh';
+      if (!this.#window(input.wallet).accept(input.counter)) return 'replay';
+      this.#pendingCounters.add(input.wallet);
     }
-    this.#s.challengeInsert!.run(input.challenge, input.wallet, input.requestId, input.nowMs);
+    this.#pendingChallenges.set(input.challenge, { request_id: input.requestId, wallet: input.wallet, time_ms: input.nowMs });
+    this.#scheduleFlush();
     return 'fresh';
+  }
+
+  /** Resolves once every write queued so far (claims, results) is committed. */
+  flush(): Promise<void> {
+    return this.#flushing ?? Promise.resolve();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushing) return;
+    this.#flushing = new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.#flushing = undefined;
+        try {
+          this.#commitPending();
+          resolve();
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    // A failed flush is reported to whoever awaits it; never an unhandled rejection.
+    this.#flushing.catch(() => undefined);
+  }
+
+  /** One transaction for everything queued this turn (per-request commits cost 5x the ledger's). */
+  #commitPending(): void {
+    if (!this.db.open) return;
+    const challenges = [...this.#pendingChallenges];
+    const counters = [...this.#pendingCounters];
+    const results = [...this.#pendingResults.values()];
+    if (challenges.length === 0 && counters.length === 0 && results.length === 0) return;
+    try {
+      this.transaction(() => {
+        for (const wallet of counters) this.#s.counterSet!.run(wallet, JSON.stringify(this.#window(wallet).state()));
+        for (const [challenge, c] of challenges) this.#s.challengeInsert!.run(challenge, c.wallet, c.request_id, c.time_ms);
+        for (const r of results) this.#insertResult(r);
+      });
+    } catch (err) {
+      // The windows in memory ran ahead of the file: reload them from it on next use.
+      for (const wallet of counters) this.#windows.delete(wallet);
+      throw err;
+    } finally {
+      for (const [challenge] of challenges) this.#pendingChallenges.delete(challenge);
+      for (const wallet of counters) this.#pendingCounters.delete(wallet);
+      for (const r of results) if (this.#pendingResults.get(r.requestId) === r) this.#pendingResults.delete(r.requestId);
+    }
   }
 
   pruneChallenges(beforeMs: number): number {
@@ -473,6 +520,8 @@ export class Registry implements TerminalDirectory {
   // ---------- signed results, tickets, entry records, receipts ----------
 
   result(requestId: string): ResultRecord | undefined {
+    const pending = this.#pendingResults.get(requestId);
+    if (pending) return pending;
     const r = this.#s.resultGet!.get(requestId) as
       | {
           request_id: string;
@@ -508,7 +557,14 @@ export class Registry implements TerminalDirectory {
     };
   }
 
+  /** Queued for this turn's group commit; `result()` sees it at once. */
   putResult(r: ResultRecord): void {
+    if (this.#pendingResults.has(r.requestId)) return; // first one stands (INSERT OR IGNORE for the file)
+    this.#pendingResults.set(r.requestId, r);
+    this.#scheduleFlush();
+  }
+
+  #insertResult(r: ResultRecord): void {
     this.#s.resultInsert!.run(
       r.requestId,
       r.terminalId,
