@@ -85,9 +85,26 @@ export function describeNfcReaderContract(name: string, makeHarness: () => Promi
       const outcome = await Promise.race([second.then(() => 'session'), new Promise((r) => setTimeout(() => r('none'), 300))]);
       expect(outcome).toBe('none');
       h.remove();
-      await new Promise((r) => setTimeout(r, 150));
+      // Long enough for a poll to see the empty field even on a loaded machine: a removal and
+      // re-tap faster than one poll is, to any reader, a card that never left.
+      await new Promise((r) => setTimeout(r, 400));
       h.tap(wallet);
       const again = await second;
+      expect(again.active).toBe(true);
+      await again.release();
+    });
+
+    it('counts a card taken away and tapped again while nobody was waiting as a new tap', async () => {
+      const wallet = world.newWallet();
+      h.tap(wallet);
+      const first = await h.reader.waitForCard();
+      await first.release();
+      await new Promise((r) => setTimeout(r, 60));
+      h.remove();
+      await new Promise((r) => setTimeout(r, 400)); // the terminal is busy elsewhere meanwhile
+      h.tap(wallet);
+      await new Promise((r) => setTimeout(r, 60));
+      const again = await h.reader.waitForCard();
       expect(again.active).toBe(true);
       await again.release();
     });

@@ -11,19 +11,15 @@ export type Pn532NfcReaderOptions = Pn532DriverOptions & {
   exchangeTimeoutMs?: number;
 };
 
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-  });
-
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
+type Waiter = { resolve: (session: NfcSession) => void; reject: (err: unknown) => void };
+
+/**
+ * The poll loop runs in the background from open() to close() whenever no session is active, so
+ * the reader always knows whether the field is empty: a card taken away and tapped again while
+ * the terminal was busy counts as a new tap; a card resting on the reader does not.
+ */
 export class Pn532NfcReader implements NfcReader {
   readonly driver: Pn532Driver;
   private readonly pollIntervalMs: number;
@@ -31,11 +27,16 @@ export class Pn532NfcReader implements NfcReader {
   /** UID of the last released card that has not been seen leaving the field yet. */
   private lingeringUid: string | undefined;
   private session: Pn532Session | undefined;
+  private waiters: Waiter[] = [];
+  private closed = false;
+  private readonly loop: Promise<void>;
+  private wakeLoop: (() => void) | undefined;
 
   private constructor(driver: Pn532Driver, options: Pn532NfcReaderOptions) {
     this.driver = driver;
     this.pollIntervalMs = options.pollIntervalMs ?? 20;
     this.exchangeTimeoutMs = options.exchangeTimeoutMs ?? 2000;
+    this.loop = this.pollLoop();
   }
 
   /** Open the serial port at `options.path` and configure the PN532 (wake-up, SAM, RF retries). */
@@ -45,36 +46,79 @@ export class Pn532NfcReader implements NfcReader {
     return new Pn532NfcReader(driver, options);
   }
 
-  async waitForCard(signal?: AbortSignal): Promise<NfcSession> {
-    if (this.session?.active) throw new Error('waitForCard: release the current session first');
-    for (;;) {
-      if (signal?.aborted) throw abortError(signal);
+  waitForCard(signal?: AbortSignal): Promise<NfcSession> {
+    if (this.session?.active) return Promise.reject(new Error('waitForCard: release the current session first'));
+    if (this.closed) return Promise.reject(new HardwareError('NFC_CLOSED'));
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(abortError(signal!));
+      };
+      const waiter: Waiter = {
+        resolve: (session) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(session);
+        },
+        reject: (err) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+      this.wakeLoop?.();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) w.reject(new HardwareError('NFC_CLOSED'));
+    this.wakeLoop?.();
+    await this.driver.close();
+    await this.loop;
+  }
+
+  private async pollLoop(): Promise<void> {
+    while (!this.closed) {
+      if (this.session?.active) {
+        await this.pause(this.pollIntervalMs);
+        continue;
+      }
       let targets: TargetA[] = [];
       try {
         targets = await this.driver.inListPassiveTarget();
       } catch (err) {
-        // Operational trouble (unplugged, garbage, lost ACK): the driver recovers; keep polling.
-        if (!isHardwareError(err) || err.code === 'NFC_CLOSED') throw err;
+        // Unplugged, garbage, lost ACK: the driver recovers on its own; keep polling.
+        if (!isHardwareError(err)) throw err;
+        if (err.code === 'NFC_CLOSED') return;
       }
       const target = targets[0];
       if (target === undefined) {
         this.lingeringUid = undefined;
-      } else if (toHex(target.uid) !== this.lingeringUid) {
-        this.lingeringUid = undefined;
+      } else if (toHex(target.uid) !== this.lingeringUid && this.waiters.length > 0 && !this.closed) {
         this.session = new Pn532Session(this.driver, target, this.exchangeTimeoutMs, (uid) => {
           this.lingeringUid = uid;
         });
-        return this.session;
+        this.waiters.shift()!.resolve(this.session);
+        continue;
       } else {
-        // Same card still resting on the reader: deselect it again and wait for it to leave.
+        // A resting card, or a new one nobody waits for yet: deselect it and keep watching.
         await this.driver.inRelease(target.tg).catch(() => undefined);
       }
-      await sleep(this.pollIntervalMs, signal);
+      await this.pause(this.pollIntervalMs);
     }
   }
 
-  async close(): Promise<void> {
-    await this.driver.close();
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      this.wakeLoop = done;
+      function done(): void {
+        clearTimeout(t);
+        resolve();
+      }
+    });
   }
 }
 
