@@ -20,6 +20,8 @@ export class BatchBuilder {
   readonly seqByRequestId = new Map<string, number>();
   /** Withdrawn in this batch, deposit pending (the next turn deposits them). */
   readonly newPending = new Map<number, LogRow>();
+  /** Seqs deposited by this batch (the engine drops them from its pending sets after commit). */
+  readonly depositedSeqs: number[] = [];
   nextSeq: number;
   nextEntryId: number;
   readonly #accounts: Map<number, Account>;
@@ -86,6 +88,7 @@ export class BatchBuilder {
     let sums = this.#depositSums.get(row.currency);
     if (!sums) this.#depositSums.set(row.currency, (sums = new Map()));
     for (const [num, amount] of this.#credits(row)) sums.set(num, (sums.get(num) ?? 0) + amount);
+    this.depositedSeqs.push(row.seq);
     this.#changeState(row, 'done', false);
     const r = this.write.doneRange;
     this.write.doneRange = r === null ? [row.seq, row.seq] : [Math.min(r[0], row.seq), Math.max(r[1], row.seq)];
@@ -110,6 +113,7 @@ export class BatchBuilder {
     const sys = this.system(row.currency);
     const credits = this.#credits(row);
     this.post('deposit', row.seq, row.currency, [[sys.in_transit, -row.amountMinor], ...credits]);
+    this.depositedSeqs.push(row.seq);
     this.#changeState(row, 'done');
   }
 

@@ -41,13 +41,13 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('release' as const) }) },
 );
 
-describe('engine properties', () => {
+describe.each(['full', 'pipelined'] as const)('engine properties (durability %s)', (durability) => {
   it('conserves money and settles each request id at most once, across duplicates and crashes', async () => {
     let counter = 0;
     const nextId = (): string => (++counter).toString(16).padStart(32, '0');
     await fc.assert(
       fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 14 }), async (steps) => {
-        const ledger = tempLedger();
+        const ledger = tempLedger({ durability });
         const clock = manualClock();
         let engine: Engine = await ledger.openEngine({ clock: clock.now });
         try {
@@ -161,7 +161,7 @@ describe('engine properties', () => {
           ledger.cleanup();
         }
       }),
-      { numRuns: 40 },
+      { numRuns: 30 },
     );
   });
 });

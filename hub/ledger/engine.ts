@@ -4,7 +4,7 @@
 import { BatchBuilder, systemAccountId, type SystemNums } from './batch.ts';
 import { assertCommand, commandHash, isCurrencyCode, isMerchantId, isWalletId } from './command.ts';
 import { DuplicateRequestError, LedgerError } from './errors.ts';
-import { emptyBatchWrite, logRow, type HoldRow, type LedgerStore, type LogRow } from './store.ts';
+import { emptyBatchWrite, logRow, type CommitReceipt, type HoldRow, type LedgerStore, type LogRow } from './store.ts';
 import {
   SYSTEM_KINDS,
   type Account,
@@ -113,6 +113,9 @@ export class Engine {
   #running = false;
   #closed = false;
   #idleWaiters: Array<() => void> = [];
+  /** Withdrawn in a commit not yet on disk: their deposits wait for the reply (claim 24). */
+  readonly #notYetDurable = new Map<number, LogRow>();
+  #inflightDurable = 0;
   #lastError: unknown = null;
   readonly #retryMs = 100;
   #stats = { batches: 0, commands: 0, largestBatch: 0 };
@@ -297,8 +300,22 @@ export class Engine {
     }
   }
 
+  #hasWork(): boolean {
+    return this.#queue.length > 0 || this.#releases.length > 0 || this.#pendingDeposits.size > 0 || this.#recovered.length > 0;
+  }
+
   #isIdle(): boolean {
-    return !this.#running && this.#queue.length === 0 && this.#releases.length === 0 && this.#pendingDeposits.size === 0 && this.#recovered.length === 0;
+    return !this.#running && !this.#hasWork() && this.#inflightDurable === 0 && this.#notYetDurable.size === 0;
+  }
+
+  /** After a turn or a durability notice: run again if there is work, else wake flush() waiters. */
+  #afterWork(): void {
+    if (this.#closed) {
+      for (const w of this.#idleWaiters.splice(0)) w();
+      return;
+    }
+    if (this.#hasWork()) this.#schedule();
+    else if (this.#isIdle()) for (const w of this.#idleWaiters.splice(0)) w();
   }
 
   #schedule(): void {
@@ -328,10 +345,7 @@ export class Engine {
       this.#running = false;
     }
     if (this.#closed) return;
-    if (this.#isIdle()) {
-      const waiters = this.#idleWaiters.splice(0);
-      for (const w of waiters) w();
-    } else if (failed) {
+    if (failed && this.#hasWork()) {
       // A failing store (disk full, I/O error) must not spin: retry pending deposits later.
       this.#scheduled = true;
       setTimeout(() => {
@@ -339,7 +353,7 @@ export class Engine {
         this.#schedule();
       }, this.#retryMs).unref();
     } else {
-      this.#schedule();
+      this.#afterWork();
     }
   }
 
@@ -405,15 +419,17 @@ export class Engine {
       const accounts = await this.#loadAccounts(accountIds, nums);
 
       let known = new Map<string, LogRow>();
+      let receipt: CommitReceipt;
       for (;;) {
         const b = this.#compute({ nowMs, items, recovered, dueHolds, originals, bySeq, known, accounts });
         try {
           if (b.stopAfterLog) {
             const w = b.builder.write;
-            await store.commitBatch({ ...emptyBatchWrite(), logInserts: w.logInserts });
-          } else {
-            await store.commitBatch(b.builder.write);
+            await (await store.commitBatch({ ...emptyBatchWrite(), logInserts: w.logInserts })).durable;
+            this.#afterCommit(b, items, releases, Promise.resolve());
+            return;
           }
+          receipt = await store.commitBatch(b.builder.write);
         } catch (err) {
           if (!(err instanceof DuplicateRequestError)) throw err;
           // Retried deliveries of logged requests: load their rows and decide the batch again.
@@ -422,7 +438,7 @@ export class Engine {
           for (const [n, a] of more) accounts.set(n, a);
           continue;
         }
-        this.#afterCommit(b, items, releases);
+        this.#afterCommit(b, items, releases, receipt.durable);
         return;
       }
     } catch (err) {
@@ -489,12 +505,15 @@ export class Engine {
       b.setRow(settled);
       outcomes.push(outcomeFromRow(settled));
     }
-    const firstPending = b.newPending.size > 0 ? Math.min(...b.newPending.keys()) : null;
-    b.write.settledThroughSeq = firstPending !== null ? firstPending - 1 : b.nextSeq - 1;
+    // Recovery restarts after the last seq with nothing left to deposit.
+    let firstPending = Infinity;
+    for (const seq of b.newPending.keys()) firstPending = Math.min(firstPending, seq);
+    for (const seq of this.#notYetDurable.keys()) firstPending = Math.min(firstPending, seq);
+    b.write.settledThroughSeq = firstPending !== Infinity ? firstPending - 1 : b.nextSeq - 1;
     return { builder: b, outcomes, released, stopAfterLog };
   }
 
-  #afterCommit(c: Computed, items: Pending[], releases: ReleaseWaiter[]): void {
+  #afterCommit(c: Computed, items: Pending[], releases: ReleaseWaiter[], durable: Promise<void>): void {
     const b = c.builder;
     if (c.stopAfterLog) {
       void this.#stop();
@@ -503,10 +522,14 @@ export class Engine {
       for (const r of releases) r.reject(err);
       return;
     }
-    // Committed and durable: only now may anyone learn the outcome (seed 004 claim 25).
+    // Applied: the next batch builds on it (counters, balances) even before it is on disk.
     this.#nextSeq = b.nextSeq;
     this.#nextEntryId = b.nextEntryId;
-    this.#pendingDeposits = b.newPending;
+    for (const seq of b.depositedSeqs) {
+      this.#pendingDeposits.delete(seq);
+      this.#notYetDurable.delete(seq);
+    }
+    for (const [seq, row] of b.newPending) this.#notYetDurable.set(seq, row);
     for (const [num, balanceMinor] of b.write.balances) {
       const a = this.#cache.get(num);
       if (a) this.#cache.set(num, { ...a, balanceMinor });
@@ -518,8 +541,32 @@ export class Engine {
     this.#stats.batches++;
     this.#stats.commands += items.length;
     this.#stats.largestBatch = Math.max(this.#stats.largestBatch, items.length);
-    items.forEach((p, i) => p.resolve(c.outcomes[i] as Outcome));
-    for (const r of releases) r.resolve({ releasedCount: c.released });
+    this.#inflightDurable++;
+    durable
+      .then(
+        () => {
+          // Durable: only now may anyone learn the outcome (seed 004 claim 25), and only after
+          // that reply may the deposits follow (claim 24).
+          for (const [seq, row] of b.newPending) {
+            // (A refund may have deposited it already, ahead of its turn.)
+            if (this.#notYetDurable.delete(seq)) this.#pendingDeposits.set(seq, row);
+          }
+          items.forEach((p, i) => p.resolve(c.outcomes[i] as Outcome));
+          for (const r of releases) r.resolve({ releasedCount: c.released });
+        },
+        (err: unknown) => {
+          // The disk refused an fsync: nothing more is trustworthy in this process (crash-only).
+          const e = new LedgerError('store_failed', 'fsync of the commit failed', { cause: err });
+          this.#lastError = e;
+          for (const p of items) p.reject(e);
+          for (const r of releases) r.reject(e);
+          void this.#stop();
+        },
+      )
+      .finally(() => {
+        this.#inflightDurable--;
+        this.#afterWork();
+      });
     if (this.#hooks.stopAfter === 'withdraw' && items.length > 0) void this.#stop();
   }
 

@@ -15,6 +15,14 @@ describeLedgerStoreContract('SqliteLedgerStore (real file)', () => {
   };
 });
 
+describeLedgerStoreContract('SqliteLedgerStore (durability pipelined)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapsettle-store-'));
+  return {
+    open: async () => SqliteLedgerStore.open(join(dir, 'ledger.db'), { durability: 'pipelined', backgroundCheckpointMs: 0 }),
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+});
+
 describe('SqliteLedgerStore specifics', () => {
   it('opens with WAL, synchronous=FULL and records applied migrations once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tapsettle-store-'));

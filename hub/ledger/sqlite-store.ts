@@ -7,6 +7,7 @@ import { DuplicateRequestError, LedgerError } from './errors.ts';
 import { MIGRATIONS, type Migration } from './migrations.ts';
 import type {
   BatchWrite,
+  CommitReceipt,
   CurrencyTotal,
   DiscrepancyEntry,
   HoldRow,
@@ -15,6 +16,8 @@ import type {
   NewAccount,
   StoreCounters,
 } from './store.ts';
+import { DURABLE_NOW } from './store.ts';
+import { WalSyncer } from './wal-syncer.ts';
 import type { Account, AccountKind, DeclineCode, HistoryItem, HoldInfo, SettlementSummary } from './types.ts';
 
 type Row = Record<string, unknown>;
@@ -139,6 +142,13 @@ export interface SqliteStoreOptions {
   /** Page cache in KiB (SQLite cache_size = -N). Default 64 MiB: keeps 100k+ accounts hot. */
   readonly cacheKiB?: number;
   readonly readonly?: boolean;
+  /**
+   * 'full' (default): synchronous=FULL, the WAL is fsynced inside every COMMIT.
+   * 'pipelined': synchronous=NORMAL and the store fsyncs the WAL itself off the main thread;
+   * commitBatch's receipt.durable resolves after that fsync, so the engine computes and commits
+   * the next batch while the disk flushes this one, and still releases nothing before it is on disk.
+   */
+  readonly durability?: 'full' | 'pipelined';
   /** mmap_size in bytes (0 = off, the default). */
   readonly mmapBytes?: number;
   /** Page size for a NEW file only. Small pages keep the WAL bytes per random update small. */
@@ -171,6 +181,7 @@ export class SqliteLedgerStore implements LedgerStore {
   readonly #s;
   readonly #commit: (w: BatchWrite) => void;
   #checkpointer: Checkpointer | null = null;
+  #walSyncer: WalSyncer | null = null;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -268,7 +279,7 @@ export class SqliteLedgerStore implements LedgerStore {
       db.pragma(`page_size = ${options.pageSize ?? 4096}`);
       db.pragma('journal_mode = WAL');
       // A commit must survive power loss before any result is released (seed 004 claim 24).
-      db.pragma('synchronous = FULL');
+      db.pragma(options.durability === 'pipelined' ? 'synchronous = NORMAL' : 'synchronous = FULL');
       db.pragma('foreign_keys = ON');
     }
     db.pragma(`cache_size = -${options.cacheKiB ?? 65_536}`);
@@ -277,6 +288,7 @@ export class SqliteLedgerStore implements LedgerStore {
     db.pragma('busy_timeout = 5000');
     if (!options.readonly) migrate(db);
     const store = new SqliteLedgerStore(db);
+    if (options.durability === 'pipelined' && !options.readonly && file !== ':memory:') store.#walSyncer = new WalSyncer(`${file}-wal`);
     const bgMs = options.backgroundCheckpointMs ?? Number(process.env['CKMS'] ?? 50);
     if (!options.readonly && bgMs > 0 && file !== ':memory:') {
       store.#checkpointer = new Checkpointer(file, bgMs);
@@ -373,9 +385,10 @@ export class SqliteLedgerStore implements LedgerStore {
     return rows.map((r) => ({ seq: r.seq, releaseAtMs: r.release_at_ms }));
   }
 
-  async commitBatch(write: BatchWrite): Promise<void> {
+  async commitBatch(write: BatchWrite): Promise<CommitReceipt> {
     try {
       this.#commit(write);
+      return this.#walSyncer ? { durable: this.#walSyncer.sync() } : DURABLE_NOW;
     } catch (err) {
       if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
         // Rolled back: report every colliding id at once so the engine re-runs the batch once.
@@ -491,6 +504,9 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async close(): Promise<void> {
+    const ws = this.#walSyncer;
+    this.#walSyncer = null;
+    if (ws) await ws.close();
     const cp = this.#checkpointer;
     this.#checkpointer = null;
     if (cp) await cp.stop();

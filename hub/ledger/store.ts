@@ -84,6 +84,12 @@ export function emptyBatchWrite(): BatchWrite {
   };
 }
 
+export interface CommitReceipt {
+  readonly durable: Promise<void>;
+}
+
+export const DURABLE_NOW: CommitReceipt = Object.freeze({ durable: Promise.resolve() });
+
 export interface NewAccount {
   readonly id: string;
   readonly kind: AccountKind;
@@ -124,11 +130,13 @@ export interface LedgerStore {
   holdsBySeqs(seqs: readonly number[]): Promise<Map<number, HoldRow>>;
   dueHolds(nowMs: number, limit: number): Promise<HoldRow[]>;
   /**
-   * Commits the write set atomically and durably (returns after the commit is on disk). If a log
+   * Commits the write set atomically. Resolves when the commit is applied (later reads and
+   * commits see it); `durable` resolves once it is on disk (already resolved for a store that
+   * syncs inside the commit). Nothing may be released to a caller before `durable`. If a log
    * insert's request id is already logged, commits nothing and throws DuplicateRequestError
    * naming every colliding id of the batch.
    */
-  commitBatch(write: BatchWrite): Promise<void>;
+  commitBatch(write: BatchWrite): Promise<CommitReceipt>;
 
   // Reads for people and the rules layer.
   history(accountNum: number, limit: number, beforeEntryId: number | null): Promise<HistoryItem[]>;

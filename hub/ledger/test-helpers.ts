@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine, type EngineOptions } from './engine.ts';
-import { SqliteLedgerStore } from './sqlite-store.ts';
+import { SqliteLedgerStore, type SqliteStoreOptions } from './sqlite-store.ts';
 
 export interface TempLedger {
   readonly dir: string;
@@ -14,15 +14,15 @@ export interface TempLedger {
   cleanup(): void;
 }
 
-export function tempLedger(): TempLedger {
+export function tempLedger(storeOptions: SqliteStoreOptions = {}): TempLedger {
   const dir = mkdtempSync(join(tmpdir(), 'tapsettle-ledger-'));
   const file = join(dir, 'ledger.db');
   return {
     dir,
     file,
     // No checkpoint worker per open: tests open stores often; sqlite-store.test covers it.
-    openStore: () => SqliteLedgerStore.open(file, { backgroundCheckpointMs: 0 }),
-    openEngine: (options) => Engine.open(SqliteLedgerStore.open(file, { backgroundCheckpointMs: 0 }), options),
+    openStore: () => SqliteLedgerStore.open(file, { backgroundCheckpointMs: 0, ...storeOptions }),
+    openEngine: (options) => Engine.open(SqliteLedgerStore.open(file, { backgroundCheckpointMs: 0, ...storeOptions }), options),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

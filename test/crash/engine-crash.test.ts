@@ -30,6 +30,8 @@ interface RunResult {
 
 /** Runs the child; with killAfterReadyMs, SIGKILLs it that long after it reported ready. */
 function runChild(file: string, run: number, killAfterReadyMs: number | null, finish = false): Promise<RunResult> {
+  // Alternate the two durability modes on the same file: both must survive SIGKILL.
+  const durability = run % 2 === 0 ? 'full' : 'pipelined';
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CHILD, file, String(run), ...(finish ? ['--finish'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
