@@ -33,7 +33,7 @@ function runChild(file: string, run: number, killAfterReadyMs: number | null, fi
   // Alternate the two durability modes on the same file: both must survive SIGKILL.
   const durability = run % 2 === 0 ? 'full' : 'pipelined';
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, file, String(run), ...(finish ? ['--finish'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, file, String(run), finish ? '--finish' : '--run', durability], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     const outcomes: Outcome[] = [];
     let buf = '';
