@@ -73,7 +73,15 @@ export const TerminalConfigSchema = z
     }),
     nfc: z.discriminatedUnion('kind', [Pn532, EmulatedNfc]),
     io: z.discriminatedUnion('kind', [JohnnyFive, VirtualIo]),
-    gate: z.strictObject({ station: Id, mode: z.enum(['entry', 'exit']), passageTimeoutMs: Ms(500, 60_000).default(8000) }).optional(),
+    gate: z
+      .strictObject({
+        station: Id,
+        mode: z.enum(['entry', 'exit']),
+        passageTimeoutMs: Ms(500, 60_000).default(8000),
+        /** Keep the barrier open this long after the beam cleared. */
+        closeDelayMs: Ms(0, 10_000).default(300),
+      })
+      .optional(),
     vending: z.strictObject({ dropTimeoutMs: Ms(100, 60_000).default(4000), slotCount: z.int().min(1).max(64).default(8) }).optional(),
     pos: z
       .strictObject({

@@ -93,7 +93,7 @@ export async function openHardware(config: TerminalConfig, log: Logger): Promise
       posPins = config.io.pos ? { ...config.io.pos } : undefined;
     }
     const devices: TerminalDevices = {};
-    if (config.kind === 'gate' && gatePins) devices.gate = createJ5Gate(board, gatePins, { passageTimeoutMs: config.gate?.passageTimeoutMs ?? 8000 });
+    if (config.kind === 'gate' && gatePins) devices.gate = createJ5Gate(board, gatePins, { passageTimeoutMs: config.gate?.passageTimeoutMs ?? 8000, closeDelayMs: config.gate?.closeDelayMs ?? 300 });
     if (config.kind === 'vending' && vendingPins) devices.vending = createJ5Vending(board, vendingPins, config.vending?.dropTimeoutMs ?? 4000);
     if (config.kind === 'pos' && posPins) devices.pos = createJ5Pos(board, posPins, new ConsoleDisplay(process.stdout, `[${config.terminalId}] `));
     closers.push(async () => {

@@ -32,7 +32,7 @@ export interface SimulatedTerminalOptions {
   credentials?: { keys: KeyPair; certificate: Envelope<'terminal.certificate'>; hubKey: string; issuerKeys: string[] };
   terminalId?: string;
   merchantId?: string;
-  gate?: { station: string; mode: 'entry' | 'exit'; passageTimeoutMs?: number };
+  gate?: { station: string; mode: 'entry' | 'exit'; passageTimeoutMs?: number; closeDelayMs?: number };
   /** Keep state across restarts by passing the same dir; default a fresh temp dir (removed on close). */
   dataDir?: string;
   /** Anything else of the terminal config (hub timeouts, limits, POS operators, …). */

@@ -189,4 +189,16 @@ describe('gate: exit', () => {
     const lost = run(exitCtx(f), [{ e: 'card.lost' }], tapped.state);
     expect(kinds(lost.commands)).toContain('gate.deny');
   });
+
+  it('the customer walks through before the wallet finished signing: the passage still counts', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const rid = f.id();
+    const tapped = run(exitCtx(f), [{ e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }, { e: 'passage' }]);
+    expect(tapped.state).toMatchObject({ s: 'exit.authorizing', passed: true });
+    const done = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], tapped.state);
+    expect(done.state.s).toBe('idle');
+    expect(done.commands.find((c) => c.c === 'hub.request')).toMatchObject({ requestId: rid, offline: true });
+    expect(done.commands.at(-1)).toEqual({ c: 'receipt', requestId: rid, outcome: 'passed' });
+  });
 });

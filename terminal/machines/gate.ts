@@ -21,6 +21,8 @@ export type GateState =
       fare: FareQuote;
       /** True when the local policy covered the fare and the barrier opened before the signature. */
       opened: boolean;
+      /** The customer already walked through while the wallet was still signing. */
+      passed?: boolean;
       untilMs: number;
     }
   /** The license's offline credit does not cover the fare: reading the wallet's statement. */
@@ -88,7 +90,9 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       if (state.opened) {
         // The local decision already opened the barrier; the hub settles right behind it.
         const removeEntry: Command[] = state.entry ? [{ c: 'nfc.delete', recordId: state.entry.recordId }] : [];
-        return passing(state.requestId, nowMs, [{ ...request, offline: true }, ...removeEntry, { c: 'nfc.release' }]);
+        const commands: Command[] = [{ ...request, offline: true }, ...removeEntry, { c: 'nfc.release' }];
+        if (state.passed) return step(GATE_IDLE, [...commands, { c: 'receipt', requestId: state.requestId, outcome: 'passed' }]);
+        return passing(state.requestId, nowMs, commands);
       }
       return step({ s: 'exit.settling', requestId: state.requestId, entryRecordId: state.entry?.recordId ?? null, untilMs: nowMs + ctx.timeouts.hubMs }, [
         { ...request, offline: false },
@@ -121,6 +125,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       if (state.s !== 'exit.settling' || event.requestId !== state.requestId) return step(state);
       return deny(`declined: ${event.code}`);
     case 'passage':
+      if (state.s === 'exit.authorizing' && state.opened) return step({ ...state, passed: true });
       if (state.s !== 'passing') return step(state);
       return step(GATE_IDLE, state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'passed' }] : []);
     case 'tick':
@@ -142,11 +147,12 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
  * the operator.
  */
 function unsigned(state: GateState & { s: 'exit.authorizing' }, nowMs: number, detail: string): Step<GateState> {
-  return passing(null, nowMs, [
+  const commands: Command[] = [
     { c: 'incident', kind: 'unsigned-passage', requestId: state.requestId, wallet: state.license.body.wallet, amountMinor: state.fare.fareMinor, detail },
     { c: 'nfc.release' },
     display('see staff: payment not completed', 'error'),
-  ]);
+  ];
+  return state.passed ? step(GATE_IDLE, commands) : passing(null, nowMs, commands);
 }
 
 function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, station: string): Step<GateState> {
