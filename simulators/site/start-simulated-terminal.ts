@@ -2,14 +2,14 @@
 // emulator on a pty (read through the real PN532 driver) and the virtual johnny-five IO board
 // with its physics (people walking through the gate, articles dropping). Tests and `npm start`
 // tap simulated wallets, choose articles and press keys on it.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { toHex, type Envelope, type KeyPair } from '../../protocol/index.ts';
 import type { ContactlessCard } from '../wallet/contactless-card.ts';
 import { parseConfig, type TerminalConfig, type TerminalConfigInput } from '../../terminal/config.ts';
-import { startTerminal, type StartedTerminal } from '../../terminal/start-terminal.ts';
+import { readCertificate, readTerminalKey, startTerminal, type StartedTerminal } from '../../terminal/start-terminal.ts';
 import type { TerminalRuntime } from '../../terminal/runtime.ts';
 import type { Visitor } from '../virtual-io/sensor-sims.ts';
 import type { SlotBehaviour } from '../virtual-io/sensor-sims.ts';
@@ -75,6 +75,10 @@ export async function startSimulatedTerminal(options: SimulatedTerminalOptions):
   const certificateFile = join(dataDir, 'terminal.cert.json');
 
   let creds = options.credentials;
+  if (!creds && existsSync(keyFile) && existsSync(certificateFile) && existsSync(join(dataDir, 'trust.json')) && options.hub) {
+    // A restart on the same data dir: the terminal keeps its enrolled key and certificate.
+    creds = { keys: readTerminalKey(keyFile), certificate: readCertificate(certificateFile), hubKey: options.hub.hubPublicKey, issuerKeys: [options.hub.issuerPublicKey] };
+  }
   if (!creds) {
     if (!options.hub) throw new TypeError('startSimulatedTerminal: pass options.hub (to enroll) or options.credentials');
     const enrolled = await options.hub.enrollTerminal({ terminalId, kind: options.kind, merchantId });
@@ -83,6 +87,7 @@ export async function startSimulatedTerminal(options: SimulatedTerminalOptions):
   }
   writeFileSync(keyFile, toHex(creds.keys.secretKey), { mode: 0o600 });
   writeFileSync(certificateFile, JSON.stringify(creds.certificate));
+  writeFileSync(join(dataDir, 'trust.json'), JSON.stringify({ hubKey: creds.hubKey, issuerKeys: creds.issuerKeys }));
 
   const raw: TerminalConfigInput = {
     ...options.config,

@@ -1,6 +1,10 @@
 // Vending machine end to end: the real terminal runtime on the PN532 emulator (real driver on a
 // pty) and the virtual johnny-five board, against a real hub (aedes + SQLite ledger).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import type { Command } from '../../terminal/machines/types.ts';
 import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import { badSignatureCard, eventually, Site } from './harness.ts';
@@ -173,5 +177,38 @@ describe('vending terminal end to end', () => {
     await eventually(() => vm.runtime.isOnline, 8000, 'online again');
     await eventually(() => vm.started.store.openCount() === 0, 8000, 'outbox forwarded');
     await eventually(async () => (await site.balance(wallet)) === 750, 8000, 'settled');
+  });
+
+  it('power cycle while offline: the offline authorization survives a restart and is forwarded with its original id', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tapsettle-vm-restart-'));
+    try {
+      const first = await site.terminal({ kind: 'vending', terminalId: 'vm-restart', dataDir });
+      const wallet = await site.wallet({ balanceMinor: 1000 });
+      const log = record(first);
+      const url = await site.stopServer();
+      try {
+        await eventually(() => !first.runtime.isOnline, 5000, 'offline');
+        await first.runtime.select('cola');
+        first.tap(wallet);
+        await eventually(() => log.commands.find((c) => c.c === 'receipt'), 8000, 'receipt');
+        first.remove();
+        const queued = log.commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
+        await first.close({ keepData: true });
+        // Back up with the same data dir, hub still down: the request is still in the outbox.
+        const second = await startSimulatedTerminal({ kind: 'vending', hubUrl: url, hub: site.hub, terminalId: 'vm-restart', merchantId: 'merchant-vending', dataDir, config: { hub: { reconnectPeriodMs: 100, retryMs: 300 } } });
+        try {
+          expect(second.started.store.open().map((e) => e.requestId)).toEqual([queued.requestId]);
+          await site.restartServer(url);
+          await eventually(() => second.started.store.openCount() === 0 && second.started.store.pendingReceipts().length === 0, 8000, 'forwarded after restart');
+          expect(await site.balance(wallet)).toBe(750);
+        } finally {
+          await second.close({ keepData: true });
+        }
+      } finally {
+        if (!site.server) await site.restartServer(url);
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
