@@ -30,12 +30,20 @@ function randomRequestId(): string {
   return pool.toString('hex', poolAt - 16, poolAt);
 }
 
-export async function run(report: (name: string, value: number, unit: string) => void): Promise<void> {
+interface Measured {
+  readonly perSecond: number;
+  readonly meanBatch: number;
+  readonly maxBatch: number;
+  readonly cpuUsPerSettlement: number;
+}
+
+/** Sets up a fresh ledger (≥ 100k funded wallets) and measures purchases through the engine. */
+async function measure(durability: 'full' | 'pipelined'): Promise<Measured> {
   const dir = mkdtempSync(join(tmpdir(), 'tapsettle-bench-engine-'));
   try {
+    const file = join(dir, 'ledger.db');
     const pageSize = Number(process.env['BENCH_ENGINE_PAGE_SIZE'] ?? 4096);
-    const store = SqliteLedgerStore.open(join(dir, 'ledger.db'), { pageSize });
-    const engine = await Engine.open(store, { maxBatch: 512, maxQueue: IN_FLIGHT * 2 });
+    const engine = await Engine.open(SqliteLedgerStore.open(file, { pageSize }), { maxBatch: 2048, maxQueue: IN_FLIGHT * 2 });
     await engine.openWallet('0'.repeat(64), CURRENCY); // creates the system accounts
     for (let m = 0; m < MERCHANTS; m++) await engine.openMerchant(`shop-${m}`, { currency: CURRENCY });
 
@@ -43,15 +51,15 @@ export async function run(report: (name: string, value: number, unit: string) =>
     const wallets = Array.from({ length: WALLETS }, () => randomBytes(32).toString('hex'));
     await engine.openWallets(wallets, CURRENCY);
     const balanceMinor = 1_000_000;
-    for (let i = 0; i < WALLETS; i += 4096) {
-      const slice = wallets.slice(i, i + 4096);
+    for (let i = 0; i < WALLETS; i += 8192) {
+      const slice = wallets.slice(i, i + 8192);
       const outs = await Promise.all(slice.map((w) => engine.submit({ kind: 'topup', requestId: randomRequestId(), walletId: w, amountMinor: balanceMinor, currency: CURRENCY, source: 'cash' })));
       if (outs.some((o) => o.status !== 'approved')) throw new Error('top-up declined');
     }
     await engine.close();
 
-    const store2 = SqliteLedgerStore.open(join(dir, 'ledger.db'));
-    const eng = await Engine.open(store2, { maxBatch: MAX_BATCH, maxQueue: IN_FLIGHT * 2 });
+    // synchronous=FULL ('full') or NORMAL + an fsync of the WAL before any reply ('pipelined').
+    const eng = await Engine.open(SqliteLedgerStore.open(file, { durability }), { maxBatch: MAX_BATCH, maxQueue: IN_FLIGHT * 2 });
     let approved = 0;
     let next = 0;
     const one = async (): Promise<void> => {
@@ -77,13 +85,28 @@ export async function run(report: (name: string, value: number, unit: string) =>
     const stats = eng.stats;
     await eng.close();
     if (approved !== SETTLEMENTS) throw new Error(`only ${approved}/${SETTLEMENTS} approved`);
-    report('engine.settlements_per_s', Math.round(SETTLEMENTS / seconds), 'settlements/s');
-    report('engine.batch_size', Math.round(stats.commands / stats.batches), 'commands/batch (mean)');
-    report('engine.batch_size_max', stats.largestBatch, 'commands/batch');
-    // CPU per settlement (all threads): what the rate would be bounded by on an idle machine.
-    report('engine.cpu_us_per_settlement', Math.round(((cpu.user + cpu.system) / SETTLEMENTS) * 10) / 10, 'µs');
+    return {
+      perSecond: Math.round(SETTLEMENTS / seconds),
+      meanBatch: Math.round(stats.commands / stats.batches),
+      maxBatch: stats.largestBatch,
+      cpuUsPerSettlement: Math.round(((cpu.user + cpu.system) / SETTLEMENTS) * 10) / 10,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function run(report: (name: string, value: number, unit: string) => void): Promise<void> {
+  const full = await measure('full');
+  report('engine.settlements_per_s', full.perSecond, 'settlements/s');
+  report('engine.batch_size', full.meanBatch, 'commands/batch (mean)');
+  report('engine.batch_size_max', full.maxBatch, 'commands/batch');
+  // CPU per settlement (all threads): the bound on an idle machine.
+  report('engine.cpu_us_per_settlement', full.cpuUsPerSettlement, 'µs');
+  if (process.env['BENCH_ENGINE_PIPELINED'] !== '0') {
+    const piped = await measure('pipelined');
+    report('engine.settlements_per_s_pipelined_fsync', piped.perSecond, 'settlements/s');
+    report('engine.batch_size_pipelined_fsync', piped.meanBatch, 'commands/batch (mean)');
   }
 }
 
