@@ -17,13 +17,22 @@ export type PtyPair = {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+const WATCHDOG = `
+socat -d -d "pty,raw,echo=0,link=$2" "pty,raw,echo=0,link=$3" &
+S=$!
+trap 'kill $S 2>/dev/null; wait $S; exit 0' TERM INT
+while kill -0 "$1" 2>/dev/null && kill -0 $S 2>/dev/null; do sleep 0.5 & wait $!; done
+kill $S 2>/dev/null
+wait $S
+`;
+
 /** Spawn `socat pty,raw,echo=0,link=A pty,raw,echo=0,link=B` and wait until both links exist. */
 export async function openPtyPair(devicePath: string, hostPath: string, timeoutMs = 5000): Promise<PtyPair> {
-  const child: ChildProcess = spawn(
-    'socat',
-    ['-d', '-d', `pty,raw,echo=0,link=${devicePath}`, `pty,raw,echo=0,link=${hostPath}`],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  // socat runs under a small sh watchdog that stops it when this process is gone, even after a
+  // SIGKILL (no orphaned socat holding ptys after a crashed test run).
+  const child: ChildProcess = spawn('sh', ['-c', WATCHDOG, 'pty-pair', String(process.pid), devicePath, hostPath], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     if (stderr.length < 4096) stderr += d.toString();
