@@ -47,6 +47,8 @@ export interface TerminalRuntimeDeps {
 
 const TICK_MS = 100;
 const LICENSE_CACHE_MAX = 10_000;
+/** How long a late-approved exit fare lets its wallet out without a new charge. */
+const PAID_EXIT_VALID_MS = 3 * 3600_000;
 
 /** Observable happenings, for the UI, the tests and the benchmark. */
 export interface RuntimeEvents {
@@ -214,6 +216,13 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         walletLocalMinor: (w, since) => store.walletLocalMinor(w, since),
         terminalPeriodMinor: (nowMs) => store.terminalPeriodMinor(nowMs - c.limits.periodMs),
         ticketUsed: (id) => store.ticketUsed(id),
+        abandonedFor: (wallet) => store.hasAbandoned(wallet),
+        paidExit: (wallet, nowMs) => {
+          const raw = store.getKv(`paid-exit.${wallet}`);
+          if (!raw) return undefined;
+          const p = JSON.parse(raw) as { requestId: string; timeMs: number };
+          return nowMs - p.timeMs <= PAID_EXIT_VALID_MS ? p.requestId : undefined;
+        },
       },
       timeouts: { hubMs: c.hub.timeoutMs, dropMs: c.vending?.dropTimeoutMs ?? 4000, tapMs: 10_000 },
       ...(c.gate ? { gate: { station: c.gate.station, mode: c.gate.mode } } : {}),
@@ -353,6 +362,9 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       case 'ticket.markUsed':
         this.d.store.markTicketUsed(cmd.ticketId, nowMs);
         return;
+      case 'paidExit.consume':
+        this.d.store.deleteKv(`paid-exit.${cmd.wallet}`);
+        return;
       case 'incident':
         // A UID that led to an unsigned passage is not trusted for the license cache any more.
         if (this.current) this.licenseByUid.delete(toHex(this.current.session.uid));
@@ -490,7 +502,14 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       this.emit('print', ['LATE APPROVAL', `ref ${requestId}`, `TOTAL ${result.body.amountMinor} ${result.body.currency}`]);
       return;
     }
-    // Vending (and a gate that kept its barrier shut): nothing was delivered — the hub refunds.
+    const wallet = this.d.store.get(requestId)?.wallet;
+    if (this.config.kind === 'gate' && wallet) {
+      // The customer was turned away but has paid: the next tap of this wallet opens for free.
+      this.d.store.setKv(`paid-exit.${wallet}`, JSON.stringify({ requestId, timeMs: this.clock() }));
+      this.log.warn({ requestId }, 'late fare approval: the next exit of this wallet is paid');
+      return;
+    }
+    // Vending: nothing was delivered — a failure receipt, and the hub refunds.
     void this.execute({ c: 'receipt', requestId, outcome: 'failed', reason: 'abandoned after hub timeout' }, this.clock());
   }
 

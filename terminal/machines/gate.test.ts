@@ -201,4 +201,17 @@ describe('gate: exit', () => {
     expect(done.commands.find((c) => c.c === 'hub.request')).toMatchObject({ requestId: rid, offline: true });
     expect(done.commands.at(-1)).toEqual({ c: 'receipt', requestId: rid, outcome: 'passed' });
   });
+
+  it('after a late approval the wallet leaves as paid; while an earlier fare is unanswered it is not charged again', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const card = f.card(w, { admission: { recordId: 5, message: f.admission(w.hex, 'A', T0 - 60_000) } });
+    const waiting = run(exitCtx(f, { usage: { ...f.usage(), abandonedFor: () => true } }), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+    expect(kinds(waiting.commands)).toContain('gate.deny');
+    expect(kinds(waiting.commands)).not.toContain('nfc.authorize');
+    const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => 'r1' } }), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+    expect(paid.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'paidExit.consume', wallet: w.hex }]);
+    expect(paid.commands).toContainEqual({ c: 'nfc.delete', recordId: 5 });
+    expect(kinds(paid.commands)).not.toContain('hub.request');
+  });
 });

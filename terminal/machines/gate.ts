@@ -193,6 +193,15 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
     // Entered on a ticket (its use was reported at the entrance): nothing to settle here.
     return passing(null, nowMs, [{ c: 'gate.open' }, { c: 'nfc.delete', recordId: entry.recordId }, { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')]);
   }
+  const paid = ctx.usage.paidExit?.(wallet, nowMs);
+  if (paid !== undefined) {
+    // The hub approved this wallet's fare after we had turned it away: it has paid — never charge twice.
+    const removeEntry: Command[] = entry ? [{ c: 'nfc.delete', recordId: entry.recordId }] : [];
+    return passing(null, nowMs, [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...removeEntry, { c: 'nfc.release' }, display('paid — goodbye', 'ok')]);
+  }
+  // An earlier fare of this wallet went unanswered and may still settle: charging again could
+  // charge twice. Wait for the hub's answer (then the wallet leaves as paid, or pays anew).
+  if (ctx.usage.abandonedFor?.(wallet)) return deny('previous payment still pending — please wait');
   if (!ctx.fares) return deny('no fare table yet');
   // No entry record (or a stale one): computeFare charges the maximum fare.
   const e = entry?.message.body;

@@ -70,6 +70,8 @@ export type Command =
   | { c: 'vend'; slot: number }
   | { c: 'print'; lines: string[] }
   | { c: 'ticket.markUsed'; ticketId: string }
+  /** The late-approved exit fare of this wallet has been used to let it out. */
+  | { c: 'paidExit.consume'; wallet: string }
   /** Something the operator must look at (kept durably, logged). */
   | { c: 'incident'; kind: 'unsigned-passage'; requestId: string; wallet: string; amountMinor: number; detail: string };
 

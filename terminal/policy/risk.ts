@@ -32,6 +32,13 @@ export interface UsageView {
   terminalPeriodMinor(nowMs: number): number;
   /** A ticket this terminal already accepted (anti-reuse while the hub is away). */
   ticketUsed(ticketId: string): boolean;
+  /**
+   * Gate: an exit fare the hub approved after this gate had given up waiting (the customer was
+   * turned away); the next tap of that wallet opens without charging again. Returns its request id.
+   */
+  paidExit?(wallet: string, nowMs: number): string | undefined;
+  /** A request for this wallet was given up on but may still settle: do not start another one. */
+  abandonedFor?(wallet: string): boolean;
 }
 
 export type LicenseCheck = { ok: true; body: Body<'wallet.license'>; license: Envelope<'wallet.license'> } | { ok: false; code: ErrorCode };

@@ -109,6 +109,8 @@ export class TerminalStore {
       useTicket: p('INSERT OR IGNORE INTO used_tickets (ticket_id, used_ms) VALUES (?, ?)'),
       ticketUsed: p('SELECT 1 FROM used_tickets WHERE ticket_id = ?'),
       kvGet: p('SELECT value FROM kv WHERE key = ?'),
+      abandoned: p("SELECT 1 FROM outbox WHERE wallet = ? AND state = 'abandoned' LIMIT 1"),
+      kvDelete: p('DELETE FROM kv WHERE key = ?'),
       kvSet: p('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     };
   }
@@ -160,6 +162,11 @@ export class TerminalStore {
     })();
   }
 
+  /** Is there a request for this wallet the customer gave up on that has no hub result yet? */
+  hasAbandoned(wallet: string): boolean {
+    return this.st.abandoned.get(wallet) !== undefined;
+  }
+
   walletLocalMinor(wallet: string, sinceMs?: number): number {
     const r = (sinceMs === undefined ? this.st.walletOpen.get(wallet) : this.st.walletSince.get(wallet, sinceMs)) as { s: number };
     return r.s;
@@ -200,6 +207,10 @@ export class TerminalStore {
 
   setKv(key: string, value: string): void {
     this.st.kvSet.run(key, value);
+  }
+
+  deleteKv(key: string): void {
+    this.st.kvDelete.run(key);
   }
 
   /** Presence sequence: grows across connections and restarts (Sparkplug B bdSeq). */

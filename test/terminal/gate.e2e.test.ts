@@ -191,4 +191,29 @@ describe('gate terminals end to end', () => {
     await eventually(() => gateOut.started.store.openCount() === 0, 8000, 'outbox forwarded');
     await eventually(async () => (await site.balance(wallet)) === 1000 - TRIP_MINOR, 8000, 'fare settled');
   });
+
+  it('hub answers after the exit gave up: no second charge — the retry waits, then the wallet leaves as paid', async () => {
+    const slowExit = await site.terminal({ kind: 'gate', merchantId: 'transit', gate: { station: 'south', mode: 'exit' }, config: { hub: { timeoutMs: 500, retryMs: 150 } } });
+    const wallet = await site.wallet({ balanceMinor: 1000, offlineLimitMinor: 0 });
+    expect((await pass(gateIn, wallet)).opened).toBe(true);
+    site.faults.delayMs = 1500;
+    try {
+      const first = await pass(slowExit, wallet);
+      expect(first.opened).toBe(false);
+      expect(first.commands.map((c) => c.c)).toContain('hub.abandon');
+      // Tapping again at once: the first fare may still settle, so no second request.
+      const again = await pass(slowExit, wallet);
+      expect(again.opened).toBe(false);
+      expect(again.commands.map((c) => c.c)).not.toContain('hub.request');
+      expect(again.displays).toContain('previous payment still pending — please wait');
+      await eventually(() => slowExit.started.store.openCount() === 0, 8000, 'late answer');
+    } finally {
+      site.faults.delayMs = 0;
+    }
+    const paid = await pass(slowExit, wallet);
+    expect(paid.opened).toBe(true);
+    expect(paid.commands.map((c) => c.c)).not.toContain('hub.request');
+    expect(admissions(wallet)).toHaveLength(0);
+    expect(await site.balance(wallet)).toBe(1000 - TRIP_MINOR);
+  });
 });
