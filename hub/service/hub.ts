@@ -55,6 +55,8 @@ export interface CreateHubOptions {
   /** How often due holds are released (0 = never by timer; call releaseDueHolds()). Default 1000. */
   readonly holdReleaseIntervalMs?: number;
   readonly engine?: Omit<EngineOptions, 'clock'>;
+  /** Ledger durability (hub/ledger README): 'full' (default, fsync per group commit) or 'pipelined'. */
+  readonly ledgerDurability?: 'full' | 'pipelined';
   readonly maxSkewMs?: number;
 }
 
@@ -503,7 +505,7 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
   const registry = Registry.open(registryFile);
   let engine: Engine;
   try {
-    const store = SqliteLedgerStore.open(ledgerFile);
+    const store = SqliteLedgerStore.open(ledgerFile, { durability: options.ledgerDurability ?? 'full' });
     // Identities and money: owner-only, like the key files (SQLite gives -wal/-shm the same mode).
     for (const f of [registryFile, ledgerFile]) chmodSync(f, 0o600);
     engine = await Engine.open(store, { ...options.engine, clock });

@@ -107,10 +107,6 @@ const MAX_CACHED_LICENSES = 100_000;
 
 const TRANSIENT: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'INTERNAL', 'TIMEOUT']);
 
-function requestHash(req: Request): string {
-  return createHash('sha256').update(signingBytes(req)).digest('hex');
-}
-
 /** Best effort: the request id of bytes that failed to decode, so the error can name it. */
 function sniffRequestId(payload: Uint8Array): string | undefined {
   try {
@@ -207,11 +203,12 @@ export class SettlementService {
     if (body.terminalId !== terminalId) return this.#finish(req, terminalId, decline('TERMINAL_MISMATCH'), log);
 
     const sigs = this.#signatureItems(req, terminal);
+    // Content hash of the request from the bytes the terminal signed (before a verifier may move them).
+    const hash = createHash('sha256').update((sigs.items[0] as VerifyItem).message).digest('hex');
     const results = await this.#o.verifier.verifyMany(sigs.items);
     if (!results[0]) return this.#finish(req, terminalId, decline('BAD_SIGNATURE'), log);
 
     // The terminal is authenticated from here on: its request id is binding.
-    const hash = requestHash(req);
     const stored = this.#o.registry.result(body.requestId);
     if (stored) {
       if (stored.hash === hash) return stored.result;
