@@ -30,7 +30,7 @@ export class FixtureSource implements DashboardSource {
       settlements: this.meter.recent(),
       holds: this.holds,
       flagged: [...this.accounts.values()].filter((a) => a.flagged).map((a) => ({ id: a.id, balanceMinor: a.balanceMinor, currency: a.currency })),
-      blocklist: { version: this.blocklist.length > 0 ? 1 : null, wallets: this.blocklist },
+      blocklist: { version: this.blocklist.length > 0 ? 1 : null, count: this.blocklist.length, wallets: this.blocklist },
       verify: { ok: true, checkedAtMs: now, detail: 'fixture: conservation holds' },
       throughput: this.meter.snapshot(now),
     };

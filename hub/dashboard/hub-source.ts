@@ -29,6 +29,8 @@ export interface HubSource extends DashboardSource {
 }
 
 const RECENT_LIMIT = 50;
+/** Flagged accounts and blocklisted wallets listed on the page (the counts are complete). */
+const MAX_LISTED = 200;
 
 export function createHubSource(options: HubSourceOptions): HubSource {
   const { hub, meter } = options;
@@ -91,6 +93,7 @@ export function createHubSource(options: HubSourceOptions): HubSource {
     async snapshot(): Promise<DashboardSnapshot> {
       const now = clock();
       const [holds, flagged] = await Promise.all([hub.engine.pendingHolds(100), hub.engine.flaggedAccounts()]);
+      const blocked = hub.blocklist();
       return {
         hub: { name: options.name ?? 'tapsettle hub', mqttUrl: options.server?.()?.url ?? null, startedAtMs, nowMs: now },
         terminals: terminals(),
@@ -103,8 +106,8 @@ export function createHubSource(options: HubSourceOptions): HubSource {
           currency: h.currency,
           releaseAtMs: h.releaseAtMs,
         })),
-        flagged: flagged.map((a) => ({ id: a.id, balanceMinor: a.balanceMinor, currency: a.currency })),
-        blocklist: { version: hub.registry.blocklistVersion(), wallets: hub.blocklist().map((b) => b.wallet) },
+        flagged: flagged.slice(0, MAX_LISTED).map((a) => ({ id: a.id, balanceMinor: a.balanceMinor, currency: a.currency })),
+        blocklist: { version: hub.registry.blocklistVersion(), count: blocked.length, wallets: blocked.slice(0, MAX_LISTED).map((b) => b.wallet) },
         verify,
         throughput: meter.snapshot(now),
       };

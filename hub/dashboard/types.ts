@@ -72,7 +72,8 @@ export interface DashboardSnapshot {
   readonly settlements: readonly DashboardSettlement[];
   readonly holds: readonly DashboardHold[];
   readonly flagged: readonly DashboardFlagged[];
-  readonly blocklist: { readonly version: number | null; readonly wallets: readonly string[] };
+  /** `wallets` is the first few hundred; `count` is how many there are. */
+  readonly blocklist: { readonly version: number | null; readonly count: number; readonly wallets: readonly string[] };
   readonly verify: DashboardVerify | null;
   readonly throughput: DashboardThroughput;
 }

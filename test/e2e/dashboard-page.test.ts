@@ -52,6 +52,8 @@ describe.skipIf(chromiumMissingReason !== null)('dashboard page in Chromium', ()
     expect(await page.locator('#settlements tbody tr').count()).toBe(1);
     expect(await page.textContent('#settlements tbody')).toContain('2.50 EUR');
     expect(await page.textContent('#verify')).toContain('ledger verified');
+    expect(await page.textContent('#blocklist-count')).toBe('1');
+    expect(await page.textContent('#kpi-terminals')).toBe('1 / 2');
 
     // XSS: the hostile terminal id shows as text; no element was created from it and nothing ran.
     expect(await page.textContent('#terminals tbody')).toContain(XSS);

@@ -196,15 +196,16 @@ function render(snap) {
   setText('flagged-count', snap.flagged.length);
   fillTable('flagged', snap.flagged, (f) => [accountLink(f.id), td(money(f.balanceMinor, f.currency), 'num mono neg')], 'no flagged accounts');
 
-  setText('blocklist-count', snap.blocklist.wallets.length);
+  setText('blocklist-count', snap.blocklist.count);
   setText('blocklist-version', snap.blocklist.version === null ? 'not announced yet' : `announced version ${snap.blocklist.version}`);
   const list = document.createDocumentFragment();
-  for (const w of snap.blocklist.wallets.slice(0, 200)) {
+  for (const w of snap.blocklist.wallets) {
     const li = el('li');
     li.appendChild(accountLink(w));
     list.appendChild(li);
   }
-  if (snap.blocklist.wallets.length === 0) list.appendChild(el('li', 'empty', 'muted'));
+  if (snap.blocklist.count === 0) list.appendChild(el('li', 'empty', 'muted'));
+  else if (snap.blocklist.count > snap.blocklist.wallets.length) list.appendChild(el('li', `… and ${snap.blocklist.count - snap.blocklist.wallets.length} more`, 'muted'));
   $('blocklist').replaceChildren(list);
 }
 
