@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Engine } from '../hub/ledger/engine.ts';
 import { SqliteLedgerStore } from '../hub/ledger/sqlite-store.ts';
 import type { Outcome } from '../hub/ledger/types.ts';
+import type { Report } from './harness.ts';
 
 const WALLETS = 100_000;
 const MERCHANTS = 20;
@@ -96,7 +97,7 @@ async function measure(durability: 'full' | 'pipelined'): Promise<Measured> {
   }
 }
 
-export async function run(report: (name: string, value: number, unit: string) => void): Promise<void> {
+export async function run(report: Report): Promise<void> {
   const full = await measure('full');
   report('engine.settlements_per_s', full.perSecond, 'settlements/s');
   report('engine.batch_size', full.meanBatch, 'commands/batch (mean)');

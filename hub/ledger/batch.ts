@@ -36,6 +36,16 @@ export class BatchBuilder {
     this.#system = args.system;
   }
 
+  #byId: Map<string, Account> | null = null;
+
+  accountById(id: string): Account | undefined {
+    if (this.#byId === null) {
+      this.#byId = new Map();
+      for (const a of this.#accounts.values()) this.#byId.set(a.id, a);
+    }
+    return this.#byId.get(id);
+  }
+
   account(num: number | null): Account | undefined {
     return num === null ? undefined : this.#accounts.get(num);
   }

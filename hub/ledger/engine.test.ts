@@ -268,6 +268,22 @@ describe('Engine', () => {
     await expectVerified(e);
   });
 
+  it('settles correctly with a tiny account cache (eviction) and without preloading', async () => {
+    const e = await setup({ maxCachedAccounts: 3, preloadAccounts: false });
+    const wallets = Array.from({ length: 20 }, (_, i) => walletId(100 + i));
+    await e.openWallets(wallets, 'EUR');
+    await Promise.all(wallets.map((w) => e.submit(topup(w, 100))));
+    for (let round = 0; round < 3; round++) {
+      const outs = await Promise.all(wallets.map((w) => e.submit(purchase(10, { walletId: w }))));
+      expect(outs.map((o) => approved(o).balanceAfterMinor)).toEqual(wallets.map(() => 90 - 10 * round));
+    }
+    await e.close();
+    engine = await ledger.openEngine({ maxCachedAccounts: 3 });
+    expect(await balance(engine, wallets[7] as string)).toBe(70);
+    expect(await balance(engine, 'shop')).toBe(600);
+    await expectVerified(engine);
+  });
+
   it('rejects malformed commands early (programmer errors)', async () => {
     const e = await setup();
     expect(() => e.submit({ ...purchase(1), requestId: 'ABC' })).toThrow(/requestId/);

@@ -34,7 +34,7 @@ export interface EngineOptions {
   readonly maxQueue?: number;
   /** Load accounts into the cache at open (one scan, up to maxCachedAccounts). Default true. */
   readonly preloadAccounts?: boolean;
-  /** Most accounts kept in the write-through cache. */
+  /** Most accounts kept in the write-through cache (≈ 200 bytes each). Default 250,000. */
   readonly maxCachedAccounts?: number;
   /** Most holds released per turn. */
   readonly maxReleasePerTurn?: number;
@@ -126,7 +126,7 @@ export class Engine {
     this.#maxBatch = options.maxBatch ?? 512;
     this.#maxQueue = options.maxQueue ?? 100_000;
     this.#maxRelease = options.maxReleasePerTurn ?? 1024;
-    this.#maxCached = options.maxCachedAccounts ?? 1_000_000;
+    this.#maxCached = options.maxCachedAccounts ?? 250_000;
     this.#hooks = options.hooks ?? {};
     if (!(Number.isInteger(this.#maxBatch) && this.#maxBatch > 0)) throw new TypeError(`maxBatch=${this.#maxBatch}`);
   }
@@ -615,10 +615,8 @@ export class Engine {
   }
 
   #toLogRow(cmd: Command, hash: string, seq: number, nowMs: number, b: BatchBuilder): LogRow {
-    const num = (id: string): number | null => {
-      const n = this.#numById.get(id);
-      return n !== undefined && b.account(n) ? n : null;
-    };
+    // Resolve through this batch's loaded accounts: the bounded cache may have evicted some.
+    const num = (id: string): number | null => b.accountById(id)?.num ?? null;
     const row = (payerNum: number | null, payeeNum: number | null, amountMinor: number, currency: string, extra?: { feeMinor?: number; holdUntilMs?: number | null; refSeq?: number; memo?: string }): LogRow =>
       logRow({
         seq,
