@@ -1,11 +1,13 @@
 // CLI entry: `tsx terminal/main.ts --config /etc/tapsettle/terminal.json`. systemd restarts it
 // on a crash (terminal/deploy/tapsettle-terminal.service).
 //   --check           validate the config file and exit (78 = EX_CONFIG on errors)
+//   --keypad          cashier/customer commands on stdin (terminal/keypad.ts)
 //   --keygen FILE     create the terminal's Ed25519 secret key (mode 0600) and print its public key
 import { existsSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { generateKeyPair, toHex } from '../protocol/index.ts';
 import { ConfigError, loadConfigFile } from './config.ts';
+import { attachKeypad } from './keypad.ts';
 import { startTerminal } from './start-terminal.ts';
 
 const EX_CONFIG = 78;
@@ -15,9 +17,10 @@ const program = new Command()
   .description('tapsettle terminal runtime (vending, gate or POS, chosen by the config file)')
   .option('-c, --config <file>', 'terminal config file (JSON)')
   .option('--check', 'validate the config file and exit')
+  .option('--keypad', 'read keypad commands (select, add, checkout, topup, …) from stdin')
   .option('--keygen <file>', "write a new terminal secret key to <file> and print the public key to enroll");
 program.parse();
-const opts = program.opts<{ config?: string; check?: boolean; keygen?: string }>();
+const opts = program.opts<{ config?: string; check?: boolean; keygen?: string; keypad?: boolean }>();
 
 if (opts.keygen) {
   if (existsSync(opts.keygen)) {
@@ -41,6 +44,7 @@ try {
     process.exit(0);
   }
   const terminal = await startTerminal(config);
+  if (opts.keypad) attachKeypad(terminal.runtime);
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;

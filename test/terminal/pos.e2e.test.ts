@@ -6,6 +6,7 @@ import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import type { Command } from '../../terminal/machines/types.ts';
 import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import type { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
+import { runKeypadLine } from '../../terminal/keypad.ts';
 import { badSignatureCard, eventually, OPERATORS, Site } from './harness.ts';
 
 type Log = { commands: Command[]; displays: string[]; prints: string[][]; stop(): void };
@@ -174,5 +175,21 @@ describe('POS end to end', () => {
     expect(log.commands.filter((c) => c.c === 'hub.request')).toHaveLength(1);
     await sleep(500); // further retries with the same id still arrive: they must not charge again
     expect(await site.balance(wallet)).toBe(750);
+  });
+
+  it('the console keypad drives a sale', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(pos);
+    expect(await runKeypadLine(pos.runtime, 'add bread 3')).toBe('1 items, 360 EUR');
+    expect(await runKeypadLine(pos.runtime, 'add bread x')).toBe('usage: add <sku> [qty]');
+    expect(await runKeypadLine(pos.runtime, 'checkout')).toContain('pay 360 EUR');
+    pos.tap(wallet);
+    await eventually(() => log.prints.length > 0, 8000, 'receipt');
+    await eventually(() => pos.runtime.machineState.s === 'idle');
+    pos.remove();
+    log.stop();
+    await sleep(60);
+    expect(await runKeypadLine(pos.runtime, 'status')).toMatch(/state=idle hub=online/);
+    expect(await site.balance(wallet)).toBe(640);
   });
 });
