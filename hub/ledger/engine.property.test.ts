@@ -49,7 +49,9 @@ describe.each(['full', 'pipelined'] as const)('engine properties (durability %s)
       fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 14 }), async (steps) => {
         const ledger = tempLedger({ durability });
         const clock = manualClock();
-        let engine: Engine = await ledger.openEngine({ clock: clock.now });
+        // The pipelined run also keeps a tiny account cache, so eviction is exercised too.
+        const cache = durability === 'pipelined' ? { maxCachedAccounts: 4 } : {};
+        let engine: Engine = await ledger.openEngine({ clock: clock.now, ...cache });
         try {
           for (const w of WALLETS) await engine.openWallet(w, 'EUR');
           await engine.openMerchant('shop', { currency: 'EUR' });
@@ -81,7 +83,7 @@ describe.each(['full', 'pipelined'] as const)('engine properties (durability %s)
           };
           const reopen = async (hook: EngineHooks['stopAfter'] | 'none'): Promise<void> => {
             await engine.crashForTest();
-            engine = await ledger.openEngine({ clock: clock.now, ...(hook !== 'none' ? { hooks: { stopAfter: hook } } : {}) });
+            engine = await ledger.openEngine({ clock: clock.now, ...cache, ...(hook !== 'none' ? { hooks: { stopAfter: hook } } : {}) });
           };
 
           for (const step of steps) {
