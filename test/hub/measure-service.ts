@@ -3,6 +3,7 @@
  * handleRequest with the inline verifier, real SQLite files, `inFlight` requests at a time.
  * Usage: npx tsx test/hub/measure-service.ts [requests=5000] [wallets=1000] [inFlight=200]
  * VERIFIER=workers: signature checks in hub/verify's worker-thread pool (as the MQTT hub runs).
+ * LEDGER_DURABILITY=pipelined: the ledger's pipelined durability mode (default full).
  */
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
@@ -12,7 +13,10 @@ import { WorkerVerifier } from '../../hub/verify/worker-verifier.ts';
 import { SNACKS, enroll, openHubFixture, purchase, readResult, register, type TestWallet } from './kit.ts';
 
 const [requests = 5000, walletCount = 1000, inFlight = 200] = process.argv.slice(2).map(Number);
-const fx = await openHubFixture({ clock: Date.now, ...(process.env['VERIFIER'] === 'workers' ? { verifier: new WorkerVerifier({ workers: 2 }) } : {}) });
+const fx = await openHubFixture({
+  clock: Date.now,
+  ledgerDurability: process.env['LEDGER_DURABILITY'] === 'pipelined' ? 'pipelined' : 'full',
+  ...(process.env['VERIFIER'] === 'workers' ? { verifier: new WorkerVerifier({ workers: 2 }) } : {}) });
 try {
   const vend = await enroll(fx.hub, 'vend-1', 'vending', 'snacks');
   fx.hub.importCatalog(SNACKS);
