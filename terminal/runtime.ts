@@ -526,7 +526,11 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         if (m.body.version <= this.keysVersion) return;
         this.keysVersion = m.body.version;
         // Rotation: keys announced under a key we already trust (the pinned one or a later one).
-        this.hubKeys = [...new Set([this.config.hub.hubKey, ...m.body.hubKeys.map((k) => k.publicKey)])];
+        {
+          const nowMs = this.clock();
+          const current = m.body.hubKeys.filter((k) => k.notBefore <= nowMs && nowMs <= k.notAfter).map((k) => k.publicKey);
+          this.hubKeys = [...new Set([this.config.hub.hubKey, ...current])];
+        }
         this.issuerKeys = [...new Set([...this.config.hub.issuerKeys, ...m.body.issuerKeys])];
         return;
       case 'announce.blocklist':

@@ -40,6 +40,9 @@ function noDelayStream(url: string): () => net.Socket {
   return () => net.connect({ host, port, noDelay: true });
 }
 
+/** Bound on re-sends per retry tick (TIGER_STYLE: a limit on everything). */
+const MAX_SENDS_PER_TICK = 256;
+
 export class HubClient {
   private readonly client: MqttClient;
   private seq: number;
@@ -156,10 +159,13 @@ export class HubClient {
   private retryDue(): void {
     if (this.closed || !this.client.connected) return;
     const now = this.o.clock();
+    let budget = MAX_SENDS_PER_TICK;
     for (const e of this.o.store.open()) {
       const last = this.lastSentMs.get(e.requestId);
       if (last !== undefined && now - last < this.o.retryMs) continue;
       this.send(e.requestId, e.envelope);
+      // A long offline backlog goes out in slices, oldest first, not all in one burst.
+      if (--budget === 0) return;
     }
   }
 
