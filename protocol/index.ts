@@ -12,3 +12,4 @@ export * from './topics.ts';
 export * from './fares.ts';
 export * from './sealed-card.ts';
 export * from './connect-token.ts';
+export * from './compact.ts';

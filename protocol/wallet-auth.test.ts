@@ -40,6 +40,14 @@ describe('offer → authorization handshake', () => {
     expect(checkOffer(wrongTotal, [toHex(hub.publicKey)], T)).toEqual({ ok: false, code: 'AMOUNT_MISMATCH' });
   });
 
+  it('an offer without a terminal certificate is accepted for transit purposes only', () => {
+    const fare = createOffer(terminal, { terminalId: 'vend-1', merchantId: 'snacks', purpose: 'fare', amountMinor: 300, currency: 'EUR', lines: [], nowMs: T });
+    expect(fare.body.terminalCert).toBeUndefined();
+    expect(checkOffer(fare, [toHex(hub.publicKey)], T)).toEqual({ ok: true });
+    const sale = createOffer(terminal, { terminalId: 'vend-1', merchantId: 'snacks', purpose: 'purchase', amountMinor: 300, currency: 'EUR', lines, nowMs: T });
+    expect(checkOffer(sale, [toHex(hub.publicKey)], T)).toEqual({ ok: false, code: 'UNKNOWN_TERMINAL' });
+  });
+
   it('an authorization for another offer does not pass', () => {
     const { challenge: _used, ...rest } = offer.body;
     const other = createOffer(terminal, { ...rest, nowMs: T, terminalCert: cert });

@@ -33,15 +33,16 @@ export interface OfferInput {
   currency: string;
   lines: LineItemT[];
   nowMs: number;
-  terminalCert: Envelope<'terminal.certificate'>;
+  /** Omit only for `fare`/`entry` offers at a gate (see PurchaseOffer.terminalCert). */
+  terminalCert?: Envelope<'terminal.certificate'>;
   challenge?: string;
 }
 
 export function createOffer(terminal: KeyPair, input: OfferInput): Envelope<'purchase.offer'> {
-  const { nowMs, challenge, ...rest } = input;
+  const { nowMs, challenge, terminalCert, ...rest } = input;
   return signMessage(
     'purchase.offer',
-    { ...rest, challenge: challenge ?? newChallenge(), linesDigest: linesDigest(input.lines), time: nowMs },
+    { ...rest, ...(terminalCert ? { terminalCert } : {}), challenge: challenge ?? newChallenge(), linesDigest: linesDigest(input.lines), time: nowMs },
     terminal.secretKey,
   );
 }
@@ -54,10 +55,19 @@ export type OfferCheck = { ok: true } | { ok: false; code: ErrorCode };
  */
 export function checkOffer(offer: Envelope<'purchase.offer'>, trustedHubKeys: readonly string[], nowMs: number, maxSkewMs?: number): OfferCheck {
   const b = offer.body;
+  if (!b.terminalCert) {
+    // Transit only (see PurchaseOffer.terminalCert): the hub settles fares for enrolled gates alone.
+    if (b.purpose !== 'fare' && b.purpose !== 'entry') return { ok: false, code: 'UNKNOWN_TERMINAL' };
+    return checkOfferContent(b, nowMs, maxSkewMs);
+  }
   const cert = verifyTerminalCertificate(b.terminalCert, { trustedIssuers: trustedHubKeys, nowMs });
   if (!cert.ok) return { ok: false, code: cert.code };
   if (cert.body.terminalId !== b.terminalId || cert.body.merchantId !== b.merchantId) return { ok: false, code: 'TERMINAL_MISMATCH' };
   if (!verifyMessage(offer, cert.body.publicKey)) return { ok: false, code: 'BAD_SIGNATURE' };
+  return checkOfferContent(b, nowMs, maxSkewMs);
+}
+
+function checkOfferContent(b: Body<'purchase.offer'>, nowMs: number, maxSkewMs?: number): OfferCheck {
   if (linesDigest(b.lines) !== b.linesDigest) return { ok: false, code: 'MALFORMED' };
   if (b.lines.length > 0 && linesTotalMinor(b.lines) !== b.amountMinor) return { ok: false, code: 'AMOUNT_MISMATCH' };
   if (!withinSkew(b.time, nowMs, maxSkewMs)) return { ok: false, code: 'STALE_TIMESTAMP' };

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { canonicalBytes } from '../canonical.ts';
 import { issueTerminalCertificate, issueWalletLicense } from '../certificates.ts';
 import { encodeMessage, signMessage } from '../codec.ts';
+import { encodeCompact } from '../compact.ts';
 import { generateKeyPair } from '../crypto.ts';
 import { toHex } from '../hex.ts';
 import type { Envelope, MessageType } from '../schemas.ts';
@@ -158,6 +159,8 @@ export interface MessageVector {
   canonicalHex: string;
   signature: string;
   wire: string;
+  /** The compact CBOR form used on the NFC hop (compact.ts). */
+  compactHex: string;
 }
 
 export function buildMessageVectors(): { keys: Record<string, { secretKey: string; publicKey: string }>; messages: MessageVector[] } {
@@ -172,6 +175,7 @@ export function buildMessageVectors(): { keys: Record<string, { secretKey: strin
     canonicalHex: toHex(canonicalBytes(m.type, m.body)),
     signature: m.sig,
     wire: new TextDecoder().decode(encodeMessage(m)),
+    compactHex: toHex(encodeCompact(m)),
   }));
   return { keys: keyHex, messages };
 }
