@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { COMPACT_TYPES, decodeCompact, encodeCompact, FIELD_KEYS } from './compact.ts';
+import { COMPACT_TYPES, decodeAnyForm, decodeCompact, encodeCompact, FIELD_KEYS } from './compact.ts';
 import { encodeMessage, verifyMessage } from './codec.ts';
 import { isErrorCode } from './errors.ts';
 import { MESSAGE_SCHEMAS, MESSAGE_TYPES } from './schemas.ts';
@@ -52,6 +52,15 @@ describe('compact NFC encoding', () => {
     for (const envelopeKey of ['v', 'sig', 'body']) names.delete(envelopeKey);
     expect([...names].filter((n) => !FIELD_KEYS.includes(n))).toEqual([]);
     expect(new Set(FIELD_KEYS).size).toBe(FIELD_KEYS.length);
+  });
+
+  it('decodeAnyForm reads both forms', () => {
+    for (const m of buildSampleMessages()) {
+      expect(decodeAnyForm(encodeMessage(m), m.type).ok).toBe(true);
+      expect(decodeAnyForm(encodeCompact(m), m.type).ok).toBe(true);
+    }
+    const bad = decodeAnyForm(new Uint8Array([0x7b, 0x7d]), 'ticket');
+    expect(bad.ok || bad.code).toBe('UNSUPPORTED_VERSION');
   });
 
   it('the vectors carry the compact form', () => {

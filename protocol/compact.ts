@@ -9,7 +9,7 @@
  * The tables are append-only: never reorder or remove an entry, or deployed wallets break.
  */
 import { decode as cborDecode, encode as cborEncode, Tag } from 'cbor2';
-import type { DecodeResult } from './codec.ts';
+import { decodeMessage, type DecodeResult } from './codec.ts';
 import { fromHex, toHex } from './hex.ts';
 import { MAX_BYTES, MESSAGE_SCHEMAS, type Envelope, type MessageType } from './schemas.ts';
 
@@ -145,4 +145,9 @@ export function decodeCompact<T extends MessageType>(bytes: Uint8Array, allowed:
     return { ok: false, code: 'MALFORMED', detail: `${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`.slice(0, 200) };
   }
   return { ok: true, value: parsed.data as Envelope<T> };
+}
+
+/** Either wire form: JSON starts with `{` (0x7b); the compact form with its CBOR tag (0xd9). */
+export function decodeAnyForm<T extends MessageType>(bytes: Uint8Array, allowed: readonly T[] | T): DecodeResult<Envelope<T>> {
+  return bytes[0] === 0x7b ? decodeMessage(bytes, allowed) : decodeCompact(bytes, allowed);
 }
