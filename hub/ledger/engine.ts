@@ -105,6 +105,8 @@ export class Engine {
   #recovered: LogRow[] = [];
   #system = new Map<string, SystemNums>();
   readonly #cache = new Map<number, Account>();
+  /** Live balance of each cached account (the cached objects' balanceMinor may be stale). */
+  readonly #balances = new Map<number, number>();
   readonly #numById = new Map<string, number>();
   readonly #maxCached: number;
   #nextSeq = 1;
@@ -530,12 +532,10 @@ export class Engine {
       this.#notYetDurable.delete(seq);
     }
     for (const [seq, row] of b.newPending) this.#notYetDurable.set(seq, row);
-    for (const [num, balanceMinor] of b.write.balances) {
-      const a = this.#cache.get(num);
-      if (a) this.#cache.set(num, { ...a, balanceMinor });
-    }
+    // Live balances are kept apart from the (static) cached account objects: no copy per change.
+    for (const [num, balanceMinor] of b.write.balances) if (this.#cache.has(num)) this.#balances.set(num, balanceMinor);
     for (const [num, flags] of b.write.flags) {
-      const a = this.#cache.get(num);
+      const a = this.#cached(num);
       if (a) this.#cache.set(num, { ...a, flags });
     }
     this.#stats.batches++;
@@ -579,13 +579,13 @@ export class Engine {
     const missingIds: string[] = [];
     for (const id of ids) {
       const num = this.#numById.get(id);
-      const a = num !== undefined ? this.#cache.get(num) : undefined;
+      const a = num !== undefined ? this.#cached(num) : undefined;
       if (a) out.set(a.num, a);
       else missingIds.push(id);
     }
     const missingNums: number[] = [];
     for (const num of nums) {
-      const a = this.#cache.get(num);
+      const a = this.#cached(num);
       if (a) out.set(num, a);
       else missingNums.push(num);
     }
@@ -601,16 +601,29 @@ export class Engine {
     return out;
   }
 
+  /** The cached account with its live balance (refreshed lazily, on the next touch). */
+  #cached(num: number): Account | undefined {
+    const a = this.#cache.get(num);
+    if (!a) return undefined;
+    const live = this.#balances.get(num) as number;
+    if (live === a.balanceMinor) return a;
+    const fresh = { ...a, balanceMinor: live };
+    this.#cache.set(num, fresh);
+    return fresh;
+  }
+
   #remember(a: Account): void {
     if (this.#cache.size >= this.#maxCached && !this.#cache.has(a.num)) {
       const oldest = this.#cache.keys().next();
       if (!oldest.done) {
         const old = this.#cache.get(oldest.value) as Account;
         this.#cache.delete(oldest.value);
+        this.#balances.delete(oldest.value);
         this.#numById.delete(old.id);
       }
     }
     this.#cache.set(a.num, a);
+    this.#balances.set(a.num, a.balanceMinor);
     this.#numById.set(a.id, a.num);
   }
 
