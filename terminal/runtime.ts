@@ -47,6 +47,8 @@ export interface TerminalRuntimeDeps {
 
 const TICK_MS = 100;
 const LICENSE_CACHE_MAX = 10_000;
+/** Declines that mean "retry later with the same request id" (protocol/errors.ts UNAVAILABLE …). */
+const TRANSIENT_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'INTERNAL', 'TIMEOUT']);
 /** How long a late-approved exit fare lets its wallet out without a new charge. */
 const PAID_EXIT_VALID_MS = 3 * 3600_000;
 
@@ -462,7 +464,9 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     const envelope = Buffer.from(encodeMessage(receipt)).toString('utf8');
     this.d.store.addReceipt(requestId, envelope);
     this.log.info({ requestId, outcome, reason }, 'completion receipt');
-    this.hub.publishReceipt(requestId, envelope);
+    // A receipt only means something once the hub has settled its request (a failed offline
+    // dispense must reach the hub after the sale, or there is nothing to refund): else it waits.
+    if (this.d.store.get(requestId)?.state === 'done') this.hub.publishReceipt(requestId, envelope);
   }
 
   private onReply(reply: ReplyMessage, raw: string): void {
@@ -486,10 +490,21 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       void this.post({ e: 'hub.result', result: reply });
       return;
     }
+    if (check.body.status === 'declined' && check.body.code !== undefined && TRANSIENT_CODES.has(check.body.code)) {
+      // "Retry later with the same request id": not an answer. A local decision keeps being
+      // forwarded; a customer-facing attempt is given up on (a later approval is then undone).
+      log.warn({ code: check.body.code, local: entry.local }, 'hub busy: the request stays in the outbox');
+      if (entry.local) return;
+      this.d.store.abandon(requestId);
+      void this.post({ e: 'hub.result', result: reply });
+      return;
+    }
     const first = this.d.store.complete(requestId, raw);
     this.hub.forget(requestId);
     if (!first) return void log.debug('duplicate hub reply');
     log.info({ status: check.body.status, code: check.body.code, amountMinor: check.body.amountMinor, local: entry.local }, 'hub result');
+    const receipt = this.d.store.getReceipt(requestId);
+    if (receipt && !receipt.sent) this.hub.publishReceipt(requestId, receipt.envelope);
     this.emit('settled', requestId, check.body.status);
     if (entry.state === 'abandoned' && check.body.status === 'approved' && check.body.amountMinor > 0) this.lateApproval(requestId, reply);
     void this.post({ e: 'hub.result', result: reply });

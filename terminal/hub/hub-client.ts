@@ -110,7 +110,10 @@ export class HubClient {
     // Reconnect: forward every open request (offline authorizations included) and unsent receipts.
     this.lastSentMs.clear();
     this.retryDue();
-    for (const r of this.o.store.pendingReceipts()) this.publishReceipt(r.requestId, r.envelope);
+    for (const r of this.o.store.pendingReceipts()) {
+      // Receipts of requests the hub has not settled yet follow their result (runtime.onReply).
+      if (this.o.store.get(r.requestId)?.state === 'done') this.publishReceipt(r.requestId, r.envelope);
+    }
   }
 
   private onMessage(topic: string, payload: Buffer): void {

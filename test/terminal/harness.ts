@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { authorizeOffer, decodeMessage, encodeMessage, sha256, toHex, utf8, type Envelope, type FareTable } from '../../protocol/index.ts';
+import { authorizeOffer, decodeMessage, encodeMessage, sha256, signMessage, toHex, utf8, type Envelope, type FareTable } from '../../protocol/index.ts';
+import { loadOrCreateEd25519Key } from '../../hub/registry/keys.ts';
 import type { ContactlessCard } from '../../simulators/wallet/contactless-card.ts';
 import { WalletApplet } from '../../simulators/wallet/wallet-applet.ts';
 import { createHub, type Hub } from '../../hub/service/index.ts';
@@ -47,10 +48,18 @@ export class Site {
   private readonly terminals: SimulatedTerminal[] = [];
   server: HubServer | undefined;
   /** Fault injection in front of the real service: a slow hub, or replies with a broken signature. */
-  readonly faults = { delayMs: 0, corruptReplies: false };
+  readonly faults = { delayMs: 0, corruptReplies: false, unavailable: 0 };
   private readonly service = {
     handleRequest: async (terminalId: string, payload: Uint8Array): Promise<Uint8Array> => {
       if (this.faults.delayMs > 0) await new Promise((r) => setTimeout(r, this.faults.delayMs));
+      if (this.faults.unavailable > 0) {
+        // A busy hub: a hub-signed "declined, UNAVAILABLE — retry with the same id" (not cached by the hub).
+        this.faults.unavailable -= 1;
+        const req = JSON.parse(Buffer.from(payload).toString('utf8')) as { body: { requestId: string; terminalId: string } };
+        const hubKey = loadOrCreateEd25519Key(join(this.dir, 'hub'), 'hub-signing');
+        const body = { requestId: req.body.requestId, terminalId: req.body.terminalId, status: 'declined' as const, code: 'UNAVAILABLE' as const, withdrawal: 'none' as const, amountMinor: 0, currency: 'EUR', time: Date.now(), hubKey: toHex(hubKey.publicKey) };
+        return encodeMessage(signMessage('settlement.result', body, hubKey.secretKey));
+      }
       const reply = await this.hub.handleRequest(terminalId, payload);
       if (!this.faults.corruptReplies) return reply;
       const msg = JSON.parse(Buffer.from(reply).toString('utf8')) as { sig: string };

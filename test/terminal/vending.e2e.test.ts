@@ -211,4 +211,54 @@ describe('vending terminal end to end', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('hub busy (signed UNAVAILABLE): an offline authorization keeps being forwarded; an online attempt is given up and undone', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(vm);
+    // Online: the customer sees the decline, nothing is dispensed; the retry (same id) settles later and is refunded.
+    site.faults.unavailable = 1;
+    await vm.runtime.select('cola');
+    vm.tap(wallet);
+    await eventually(() => log.displays.find((d) => d.includes('UNAVAILABLE')), 8000, 'busy');
+    vm.remove();
+    expect(log.commands.map((c) => c.c)).not.toContain('vend');
+    await eventually(() => log.commands.find((c) => c.c === 'receipt' && c.outcome === 'failed'), 8000, 'late approval undone');
+    await eventually(async () => (await site.balance(wallet)) === 1000 && vm.started.store.openCount() === 0, 8000, 'refunded');
+    await new Promise((r) => setTimeout(r, 150));
+    // Offline sale, then the hub comes back busy twice: the authorization stays queued until it settles.
+    const url = await site.stopServer();
+    try {
+      await eventually(() => !vm.runtime.isOnline, 5000, 'offline');
+      await vm.runtime.select('cola');
+      vm.tap(wallet);
+      await eventually(() => log.commands.filter((c) => c.c === 'receipt').length === 2, 8000, 'offline sale');
+      vm.remove();
+      site.faults.unavailable = 2;
+    } finally {
+      await site.restartServer(url);
+    }
+    await eventually(() => vm.started.store.openCount() === 0, 10_000, 'forwarded despite busy replies');
+    expect(site.faults.unavailable).toBe(0);
+    expect(await site.balance(wallet)).toBe(750);
+  });
+
+  it('offline sale whose dispense fails: the failure receipt follows the forwarded sale, the hub refunds', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(vm);
+    vm.setSlot(1, { kind: 'jammed' });
+    const url = await site.stopServer();
+    try {
+      await eventually(() => !vm.runtime.isOnline, 5000, 'offline');
+      await vm.runtime.select('cola');
+      vm.tap(wallet);
+      await eventually(() => log.commands.find((c) => c.c === 'receipt'), 8000, 'failure receipt');
+      vm.remove();
+      expect(log.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'failed' });
+    } finally {
+      vm.setSlot(1, { kind: 'drops', afterMs: 40 });
+      await site.restartServer(url);
+    }
+    await eventually(() => vm.started.store.openCount() === 0 && vm.started.store.pendingReceipts().length === 0, 10_000, 'sale and receipt forwarded');
+    await eventually(async () => (await site.balance(wallet)) === 1000, 8000, 'refunded');
+  });
 });
