@@ -9,14 +9,14 @@
  * Diagnostic, prefix mqtt.transport.: the same load against a sign-only service (decode, verify
  * the terminal signature on the worker pool, sign the result; no ledger), which isolates what the
  * MQTT layer itself costs from what settlement costs.
- * Env: BENCH_MQTT_PHASE_MS (default 10000), BENCH_MQTT_WORKERS (verifier threads, default 2),
+ * Env: BENCH_MQTT_PHASE_MS (default 10000), BENCH_MQTT_WORKERS (verifier threads, default 2; 0 = inline),
  *      BENCH_MQTT_WINDOW (closed-loop requests in flight, default 200),
  *      BENCH_MQTT_BROKERS (default aedes,mosquitto,transport).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -26,7 +26,7 @@ import { createHubServer, type HubServer } from '../hub/mqtt/hub-server.ts';
 import { HUB_USERNAME, brokerPasswordFor, writeMosquittoFiles } from '../hub/mqtt/mosquitto-config.ts';
 import { freePort, mosquittoAvailable, startMosquitto } from '../hub/mqtt/mosquitto-process.ts';
 import type { SettlementHandler, TerminalListing, TerminalLookup } from '../hub/mqtt/types.ts';
-import type { SignatureVerifier } from '../hub/verify/verifier.ts';
+import { inlineVerifier, type SignatureVerifier } from '../hub/verify/verifier.ts';
 import { fastSignMessage, nodeSigningKey } from '../simulators/load/purchase-request.ts';
 import { WorkerVerifier } from '../hub/verify/worker-verifier.ts';
 import type { FleetFile, FleetTerminal, FleetWallet, FromGenerator, Phase, PhaseResult } from '../simulators/load/load-plan.ts';
@@ -42,13 +42,18 @@ const WINDOW = Number(process.env['BENCH_MQTT_WINDOW'] ?? TERMINALS);
 const BROKERS = (process.env['BENCH_MQTT_BROKERS'] ?? 'aedes,mosquitto,transport').split(',');
 const GENERATOR = fileURLToPath(new URL('../simulators/load/load-generator.ts', import.meta.url));
 
+/** BENCH_MQTT_WORKERS=0 verifies on the main thread (for comparison). */
+function makeVerifier(): SignatureVerifier {
+  return WORKERS > 0 ? new WorkerVerifier({ workers: WORKERS }) : inlineVerifier;
+}
+
 interface Fleet {
   readonly terminals: { terminalId: string; merchantId: string; secretKeyHex: string }[];
   readonly wallets: FleetWallet[];
 }
 
 async function setUpHub(dir: string): Promise<{ hub: Hub; fleet: Fleet }> {
-  const hub = await createHub({ dataDir: path.join(dir, 'hub'), verifier: new WorkerVerifier({ workers: WORKERS }), holdReleaseIntervalMs: 0, logger: pino({ level: 'warn' }) });
+  const hub = await createHub({ dataDir: path.join(dir, 'hub'), verifier: makeVerifier(), holdReleaseIntervalMs: 0, logger: pino({ level: 'warn' }) });
   for (let m = 0; m < MERCHANTS; m++) {
     hub.importCatalog({ merchantId: `shop-${m}`, articles: [{ sku: 'coffee', name: 'Coffee', priceMinor: 250, currency: 'EUR' }] });
   }
@@ -166,13 +171,19 @@ async function runPhases(prefix: string, server: HubServer, url: string, hubKeyH
   try {
     const ready = await gen.next();
     if (ready.event === 'ready') console.error(`# ${prefix || 'aedes '}: ${TERMINALS} terminals connected in ${ready.connectMs} ms`);
+    let hubCpu = process.cpuUsage();
+    let phaseStart = performance.now();
     const phase = async (p: Phase) => {
       server.resetStats();
+      hubCpu = process.cpuUsage();
+      phaseStart = performance.now();
       return gen.phase(p);
     };
     const check = (r: PhaseResult) => {
       const st = server.stats();
-      console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}`);
+      const cpu = process.cpuUsage(hubCpu);
+      const hubCpuPercent = Math.round(((cpu.user + cpu.system) / 1000 / (performance.now() - phaseStart)) * 100);
+      console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}% generator ${r.generatorCpuPercent}% of a core; load ${loadavg()[0]!.toFixed(1)}`);
       if (r.signatureBad > 0) throw new Error(`${r.name}: ${r.signatureBad} replies failed the hub signature check`);
     };
     check(await phase({ name: 'warm-up', mode: 'closed', window: WINDOW, durationMs: Math.min(3000, PHASE_MS) }));
@@ -185,8 +196,12 @@ async function runPhases(prefix: string, server: HubServer, url: string, hubKeyH
     report(`${prefix}rtt_p50_ms_at_1000rps`, round(at1000.rttP50Ms), 'ms');
     report(`${prefix}rtt_p99_ms_at_1000rps`, round(at1000.rttP99Ms), 'ms');
     const peak = await phase({ name: `closed loop, ${WINDOW} in flight over ${TERMINALS} terminals`, mode: 'closed', window: WINDOW, durationMs: PHASE_MS });
+    const peakCpu = process.cpuUsage(hubCpu);
+    const peakCpuMs = (peakCpu.user + peakCpu.system) / 1000;
     check(peak);
     report(`${prefix}settled_per_s_peak`, peak.settledPerS, '/s');
+    // What the hub process (all threads) spent per settled request: capacity ≈ cores × 1e6 / this.
+    report(`${prefix}hub_cpu_us_per_settled_at_peak`, Math.round((peakCpuMs * 1000) / Math.max(1, peak.approved)), 'µs');
     report(`${prefix}rtt_p99_ms_at_peak`, round(peak.rttP99Ms), 'ms');
   } finally {
     await gen.close();
@@ -237,7 +252,7 @@ export async function run(report: Report): Promise<void> {
       }
     }
     if (BROKERS.includes('transport')) {
-      const verifier = new WorkerVerifier({ workers: WORKERS });
+      const verifier = makeVerifier();
       const service = new SignOnlyService(hub, verifier);
       const server = await createHubServer({ service, directory: hub, logger });
       try {

@@ -142,6 +142,7 @@ async function main(): Promise<void> {
     const take = (slot: number): Prepared => perSlot[slot]![taken[slot]!++] ?? prepare(slot);
     let rr = 0;
 
+    const cpuStart = process.cpuUsage();
     const start = performance.now();
     const end = start + phase.durationMs;
     if (phase.mode === 'open') {
@@ -176,6 +177,7 @@ async function main(): Promise<void> {
       stopping = true;
     }
     const elapsedMs = performance.now() - start;
+    const cpu = process.cpuUsage(cpuStart);
     const settledBeforeGrace = approved;
     const graceEnd = performance.now() + GRACE_MS;
     while (sentAt.size > 0 && performance.now() < graceEnd) await new Promise((r) => setTimeout(r, 20));
@@ -195,6 +197,7 @@ async function main(): Promise<void> {
       rttMaxMs: sorted.length ? sorted[sorted.length - 1]! : NaN,
       signatureChecked: checked,
       signatureBad: bad,
+      generatorCpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / elapsedMs) * 100),
     };
   };
 

@@ -52,6 +52,8 @@ export interface PhaseResult {
   /** Replies whose hub signature was checked (a sample) and how many failed. */
   readonly signatureChecked: number;
   readonly signatureBad: number;
+  /** CPU the generator process used during the phase, in % of one core. */
+  readonly generatorCpuPercent: number;
 }
 
 export type ToGenerator = { readonly cmd: 'phase'; readonly phase: Phase } | { readonly cmd: 'exit' };
