@@ -19,7 +19,7 @@ let url = values.url;
 let stop = async () => {};
 if (!url) {
   const dir = mkdtempSync(join(tmpdir(), 'tapsettle-shot-'));
-  const demo = await startDemo({ dataDir: dir, logger: pino({ level: 'silent' }), dashboardPort: 0, mqttPort: 0, host: '127.0.0.1', actionsPerS: 12 });
+  const demo = await startDemo({ dataDir: dir, logger: pino({ level: 'silent' }), dashboardPort: 0, mqttPort: 0, host: '127.0.0.1', actionsPerS: 6 });
   url = demo.dashboardUrl;
   stop = async () => {
     await demo.close();

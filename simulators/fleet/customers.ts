@@ -57,7 +57,9 @@ export function startCustomers(o: CustomerSimOptions): CustomerSim {
 
   const line = (t: SiteTerminal, sku?: string): LineItemT[] => {
     const articles = articlesOf(t.merchantId);
-    const a = sku ? (articles.find((x) => x.sku === sku) ?? pick(articles)) : pick(articles);
+    let a = sku ? (articles.find((x) => x.sku === sku) ?? pick(articles)) : pick(articles);
+    // Restricted articles (beer, the staff meal) are tried now and then, not a quarter of the time.
+    if (!sku && 'restriction' in a && random() < 0.6) a = pick(articles.filter((x) => !('restriction' in x)));
     return [{ sku: a.sku, qty: 1, unitMinor: a.priceMinor }];
   };
 

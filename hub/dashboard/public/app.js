@@ -168,7 +168,7 @@ function render(snap) {
     td(clock(s.atMs), 'mono muted'),
     td(s.kind),
     td(s.terminalId || '–', 'mono'),
-    td(money(s.amountMinor, s.currency), 'num mono'),
+    td(s.status === 'declined' && s.amountMinor === 0 ? '–' : money(s.amountMinor, s.currency), 'num mono'),
     statusCell(s),
     (() => {
       const c = td(shortId(s.requestId), 'mono muted');
