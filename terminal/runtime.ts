@@ -388,18 +388,19 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       // A gate needs the records (admission, tickets, statement) too; read them in one APDU.
       // One APDU at a time on the session. Every byte costs ≈0.16 ms (UART + 106 kbps air), so a
       // gate reads only what its decision needs: the license (cached by UID: a card's UID is
-      // stable, and the wallet's signature must later match the cached license's key), then the
-      // entry record and statement at an exit, or all records (tickets too) at an entrance.
+      // stable, and the wallet's signature must later match the cached license's key), then only
+      // the records the decision needs.
       const uid = toHex(session.uid);
       const cached = this.config.kind === 'gate' ? this.licenseByUid.get(uid) : undefined;
       const licenseBytes = cached ?? (await card.getLicense());
       let records: Awaited<ReturnType<WalletCard['readRecords']>> = [];
       if (this.config.kind === 'gate') {
-        records = this.config.gate?.mode === 'exit' ? await card.readRecords('Admission') : await card.readRecords();
+        // Entry: the admission record (anti-passback) and tickets; exit: the admission record.
+        records = [...(await card.readRecords('Admission')), ...(this.config.gate?.mode === 'entry' ? await card.readRecords('Ticket') : [])];
       }
       info = decodeCard(licenseBytes, records);
-      // At an exit the statement is read only if the decision needs it (nfc.readStatement).
-      if (this.config.gate?.mode === 'exit') info.statement = undefined;
+      // A gate reads the statement only when its exit decision needs it (nfc.readStatement).
+      if (this.config.kind === 'gate') info.statement = undefined;
       if (this.config.kind === 'gate' && !cached && info.license) this.cacheLicense(uid, licenseBytes);
     } catch (err) {
       this.log.info({ err: (err as Error).message }, 'tap aborted before the wallet was read');

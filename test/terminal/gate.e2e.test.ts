@@ -26,7 +26,9 @@ async function pass(t: SimulatedTerminal, card: Parameters<SimulatedTerminal['ta
   const log = record(t);
   t.tap(card);
   await eventually(() => log.commands.some((c) => c.c === 'gate.open' || c.c === 'gate.deny'), 8000, 'gate decision');
-  await eventually(() => t.runtime.machineState.s === 'idle', 12_000, 'gate idle');
+  // Idle again, and done with the card (its last NFC command is the release).
+  await eventually(() => t.runtime.machineState.s === 'idle' && log.commands.some((c) => c.c === 'nfc.release'), 12_000, 'gate idle');
+  await t.runtime.settle();
   t.remove();
   log.stop();
   await sleep(60); // the reader must see the card leave before the next tap
