@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { randomBytes } from 'node:crypto';
 import { toHex } from '../../protocol/index.ts';
-import { describeReport } from '../../hub/dashboard/hub-source.ts';
+import { createHubSource, describeReport, type HubSource } from '../../hub/dashboard/hub-source.ts';
+import { startDashboard, type Dashboard } from '../../hub/dashboard/server.ts';
 import { instrumentHandler } from '../../hub/dashboard/instrument.ts';
 import { LiveMeter } from '../../hub/dashboard/live-meter.ts';
 import { createHubServer } from '../../hub/mqtt/hub-server.ts';
@@ -30,6 +31,8 @@ export interface FleetRunOptions {
   readonly dataDir?: string;
   readonly onProgress?: (p: FleetProgress) => void;
   readonly onStage?: (message: string) => void;
+  /** Serve the operator dashboard (127.0.0.1, a free port) while the fleet runs. */
+  readonly dashboard?: boolean;
 }
 
 export interface FleetProgress {
@@ -141,7 +144,14 @@ export async function runFleet(o: FleetRunOptions): Promise<FleetSummary> {
       directory: hub,
       logger,
     });
+    let dashboard: Dashboard | undefined;
+    let source: HubSource | undefined;
     try {
+      if (o.dashboard) {
+        source = createHubSource({ hub, server: () => server, meter, name: 'tapsettle sim' });
+        dashboard = await startDashboard({ source });
+        stage(`dashboard ${dashboard.url}`);
+      }
       const fleet: FleetFile = { url: server.url, hubKeyHex: hub.hubPublicKey, terminals, wallets, sku: SKU, unitMinor: UNIT_MINOR, currency: hub.currency };
       const fleetPath = path.join(workDir, 'fleet.json');
       writeFileSync(fleetPath, JSON.stringify(fleet), { mode: 0o600 });
@@ -208,6 +218,8 @@ export async function runFleet(o: FleetRunOptions): Promise<FleetSummary> {
       };
     } finally {
       if (child && child.exitCode === null) child.kill('SIGKILL');
+      await dashboard?.close();
+      source?.close();
       await server.close();
     }
   } finally {

@@ -16,6 +16,7 @@ Drives a fleet of simulated POS terminals over MQTT against a real hub on this m
   --duration S              seconds of load (up to 3600)                    default 10
   --wallets-per-terminal N  customers per terminal (1–100)                  default 5
   --data-dir DIR            keep the hub's ledger here (default: a temp folder, removed)
+  --dashboard               serve the operator dashboard while it runs (URL on stderr)
   --json                    print the summary as JSON
   -h, --help                this text
 
@@ -33,6 +34,7 @@ export interface SimArgs {
   readonly walletsPerTerminal: number;
   readonly dataDir?: string;
   readonly json: boolean;
+  readonly dashboard: boolean;
   readonly help: boolean;
 }
 
@@ -58,6 +60,7 @@ export function parseSimArgs(argv: readonly string[]): SimArgs {
         'wallets-per-terminal': { type: 'string' },
         'data-dir': { type: 'string' },
         json: { type: 'boolean' },
+        dashboard: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -73,7 +76,7 @@ export function parseSimArgs(argv: readonly string[]): SimArgs {
   const walletsPerTerminal = numberArg('wallets-per-terminal', str('wallets-per-terminal'), 5, { min: 1, max: 100, integer: true });
   const dataDir = str('data-dir');
   if (dataDir !== undefined && dataDir.trim() === '') throw new UsageError('--data-dir must not be empty');
-  return { terminals, ratePerS, durationS, walletsPerTerminal, ...(dataDir !== undefined ? { dataDir } : {}), json: values['json'] === true, help: values['help'] === true };
+  return { terminals, ratePerS, durationS, walletsPerTerminal, ...(dataDir !== undefined ? { dataDir } : {}), json: values['json'] === true, dashboard: values['dashboard'] === true, help: values['help'] === true };
 }
 
 export function formatSummary(s: FleetSummary): string {
@@ -144,6 +147,7 @@ export async function runSimCli(argv: readonly string[], out: NodeJS.WriteStream
     durationS: args.durationS,
     walletsPerTerminal: args.walletsPerTerminal,
     ...(args.dataDir !== undefined ? { dataDir: args.dataDir } : {}),
+    dashboard: args.dashboard,
     onProgress,
     onStage,
   });

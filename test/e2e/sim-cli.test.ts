@@ -5,7 +5,7 @@ import { spawnTs } from './process.ts';
 
 describe('tapsettle sim', () => {
   it('runs a small fleet and prints the summary with a conservation check', async () => {
-    const p = spawnTs('bin/tapsettle.ts', ['sim', '--terminals', '5', '--rate', '20', '--duration', '3']);
+    const p = spawnTs('bin/tapsettle.ts', ['sim', '--terminals', '5', '--rate', '20', '--duration', '3', '--dashboard']);
     expect(await p.exited()).toBe(0);
     const out = p.stdout();
     expect(out).toContain('tapsettle sim: 5 terminals, 25 wallets, 20 requests/s for 3 s');
@@ -18,6 +18,7 @@ describe('tapsettle sim', () => {
     expect(out).toMatch(/latency\s+p50 [\d.]+ ms, p99 [\d.]+ ms/);
     expect(out).toMatch(/conservation\s+OK/);
     expect(out).toMatch(/timeouts\s+0/);
+    expect(p.stderr()).toMatch(/tapsettle sim: dashboard http:\/\/127\.0\.0\.1:\d+\//);
     // Not a TTY here: progress comes as periodic lines on stderr.
     expect(p.stderr()).toMatch(/\[\d+\.\d\/3 s\s+\d+%\] settled \d+/);
   }, 60_000);
