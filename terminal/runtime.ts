@@ -320,13 +320,13 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         const envelope = Buffer.from(encodeMessage(request)).toString('utf8');
         // Persisted (fsync'd) BEFORE it is sent; every retry sends these same bytes.
         this.d.store.enqueue({ requestId: cmd.requestId, envelope, wallet: cmd.wallet, amountMinor: cmd.amountMinor, local: cmd.offline, createdMs: nowMs });
-        this.log.info({ requestId: cmd.requestId, op: cmd.op.type, offline: cmd.offline, amountMinor: cmd.amountMinor }, 'request queued');
+        this.log.child({ requestId: cmd.requestId }).info({ op: cmd.op.type, offline: cmd.offline, amountMinor: cmd.amountMinor }, 'request queued');
         this.hub.send(cmd.requestId, envelope);
         return;
       }
       case 'hub.abandon':
         this.d.store.abandon(cmd.requestId);
-        this.log.warn({ requestId: cmd.requestId }, 'hub did not answer in time; request stays in the outbox');
+        this.log.child({ requestId: cmd.requestId }).warn('hub did not answer in time; request stays in the outbox');
         return;
       case 'receipt':
         return this.sendReceipt(cmd.requestId, cmd.outcome, cmd.reason, nowMs);
