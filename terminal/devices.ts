@@ -95,7 +95,12 @@ export async function openHardware(config: TerminalConfig, log: Logger): Promise
     const devices: TerminalDevices = {};
     if (config.kind === 'gate' && gatePins) devices.gate = createJ5Gate(board, gatePins, { passageTimeoutMs: config.gate?.passageTimeoutMs ?? 8000, closeDelayMs: config.gate?.closeDelayMs ?? 300 });
     if (config.kind === 'vending' && vendingPins) devices.vending = createJ5Vending(board, vendingPins, config.vending?.dropTimeoutMs ?? 4000);
-    if (config.kind === 'pos' && posPins) devices.pos = createJ5Pos(board, posPins, new ConsoleDisplay(process.stdout, `[${config.terminalId}] `));
+    if (config.kind === 'pos' && posPins) {
+      // A real POS shows its line on the console (or an LCD behind the same interface); a virtual
+      // one keeps quiet — the runtime's 'display' events carry the same text.
+      const display = config.io.kind === 'virtual' ? { show: () => undefined } : new ConsoleDisplay(process.stdout, `[${config.terminalId}] `);
+      devices.pos = createJ5Pos(board, posPins, display);
+    }
     closers.push(async () => {
       await devices.gate?.close();
       await devices.vending?.close();
