@@ -9,6 +9,7 @@ import { Fixture, T0 } from './fixtures.ts';
 import { POS_IDLE, posStep, type PosEvent, type PosState } from './pos.ts';
 import type { Command } from './types.ts';
 import { VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './vending.ts';
+import { GATE_IDLE, gateStep, type GateEvent, type GateState } from './gate.ts';
 
 type Action =
   | 'select' | 'select-unknown' | 'cancel' | 'tap' | 'authorized' | 'declined' | 'lost'
@@ -139,5 +140,63 @@ describe('machine properties', () => {
       { numRuns: 300 },
     );
     expect(reached.print).toBeGreaterThan(0);
+  });
+});
+
+describe('gate properties', () => {
+  const poor = f.wallet({ offlineLimitMinor: 0 });
+  const fareAuth = f.authorize(poor, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] });
+  const GATE_ACTIONS = ['tap', 'authorized', 'declined', 'lost', 'result-ok', 'result-declined', 'result-forged', 'result-other', 'result-foreign-terminal', 'tick', 'passage', 'stored', 'statement'] as const;
+  type G = (typeof GATE_ACTIONS)[number];
+
+  function gateEvent(a: G, state: GateState): GateEvent {
+    switch (a) {
+      case 'tap':
+        return { e: 'tap', card: f.card(poor, { statement: undefined }), requestId: f.id(), recordId: f.id() };
+      case 'authorized':
+        return { e: 'wallet.authorized', authorization: fareAuth };
+      case 'declined':
+        return { e: 'wallet.declined', code: 'BAD_SIGNATURE' };
+      case 'lost':
+        return { e: 'card.lost' };
+      case 'tick':
+        return { e: 'tick' };
+      case 'passage':
+        return { e: 'passage' };
+      case 'stored':
+        return { e: 'wallet.stored' };
+      case 'statement':
+        return { e: 'card.statement', statement: f.statement(poor.hex, 100) };
+      default:
+        return { e: 'hub.result', result: resultFor(a, 'requestId' in state ? state.requestId ?? f.id() : f.id()) };
+    }
+  }
+
+  it('exit, fare the local policy cannot cover: the barrier opens only right after a verified hub approval', () => {
+    const step = fc.record({ a: fc.constantFrom(...GATE_ACTIONS), dtMs: fc.integer({ min: 0, max: 3000 }) });
+    const happy = fc
+      .tuple(...(['tap', 'statement', 'authorized', 'result-ok'] as const).map((a) => fc.tuple(fc.constant(a), fc.array(step, { maxLength: 2 })).map(([x, noise]) => [{ a: x, dtMs: 0 }, ...noise])))
+      .map((p) => p.flat());
+    let opened = 0;
+    fc.assert(
+      fc.property(fc.oneof(fc.array(step, { maxLength: 40 }), happy), (steps) => {
+        let state: GateState = GATE_IDLE;
+        let now = T0;
+        const ctx = f.ctx({ gate: { station: 'C', mode: 'exit' } });
+        for (const { a, dtMs } of steps) {
+          now += dtMs;
+          const ev = gateEvent(a, state);
+          const before = state;
+          const r = gateStep(state, ev, ctx, now);
+          state = r.state;
+          if (r.commands.some((c) => c.c === 'gate.open')) {
+            expect(verifiedApproval(ev as VendingEvent, { s: before.s === 'exit.settling' ? 'settling' : before.s, requestId: 'requestId' in before ? (before.requestId ?? undefined) : undefined })).toBe(true);
+            opened += 1;
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+    expect(opened).toBeGreaterThan(0);
   });
 });
