@@ -1,6 +1,6 @@
 // One contract for every NfcReader: the PN532 driver on the emulator and the simulated reader.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { decodeMessage, checkAuthorization } from '../../protocol/index.ts';
+import { createOffer, decodeAnyForm, decodeCompact, decodeMessage, checkAuthorization, encodeCompact, encodeMessage, generateKeyPair, newChallenge, signMessage, toHex } from '../../protocol/index.ts';
 import { isHardwareError } from '../errors.ts';
 import { WalletCard } from '../wallet-apdu/wallet-card.ts';
 import type { NfcReader } from './nfc-reader.ts';
@@ -36,7 +36,7 @@ export function describeNfcReaderContract(name: string, makeHarness: () => Promi
       const session = await waiting;
       expect(session.uid).toEqual(wallet.uid);
       const card = new WalletCard(session);
-      expect(await card.select()).toEqual({ appletVersion: 1 });
+      expect(await card.select()).toEqual({ appletVersion: 2 });
       const license = decodeMessage(await card.getLicense(), 'wallet.license');
       expect(license.ok && license.value.body.wallet).toBe(wallet.publicKeyHex);
       const offer = world.offerBytes(350, [{ sku: 'coffee', qty: 1, unitMinor: 350 }]);
@@ -49,6 +49,51 @@ export function describeNfcReaderContract(name: string, makeHarness: () => Promi
       expect(auth.ok && parsedOffer.ok && checkAuthorization(auth.value, parsedOffer.value.body)).toEqual({ ok: true });
       await session.release();
       expect(session.active).toBe(false);
+    });
+
+    it('runs a gate exit in the compact form: TAP INFO, then AUTHORIZE that consumes the admission record', async () => {
+      const wallet = world.newWallet();
+      const entryGate = generateKeyPair();
+      const admission = signMessage('gate.admission', { recordId: newChallenge(), wallet: wallet.publicKeyHex, terminalId: 'gate-north', station: 'north', time: Date.now() }, entryGate.secretKey);
+      const statement = signMessage('balance.statement', {
+        wallet: wallet.publicKeyHex, balanceMinor: 900, currency: 'EUR', asOf: Date.now(), hubKey: toHex(world.hub.publicKey),
+        entries: [{ requestId: newChallenge(), kind: 'fare', amountMinor: -250, time: Date.now() }],
+      }, world.hub.secretKey);
+      h.tap(wallet);
+      const card = new WalletCard(await h.reader.waitForCard());
+      await card.select();
+      // Records are stored as sent: the admission compact, the statement as JSON (the wallet converts it on a compact read).
+      const admissionId = await card.storeRecord('Admission', encodeCompact(admission), { replace: true });
+      await card.storeRecord('BalanceStatement', encodeMessage(statement), { replace: true });
+      await card.storeRecord('Ticket', new Uint8Array(300).fill(7));
+
+      const compactLicense = await card.getLicense({ compact: true });
+      expect(compactLicense[0]).toBe(0xd9);
+      expect(decodeCompact(compactLicense, 'wallet.license')).toEqual({ ok: true, value: wallet.license });
+      expect((await card.readRecords('BalanceStatement', { compact: true }))[0]!.bytes[0]).toBe(0xd9);
+      expect((await card.readRecords('BalanceStatement'))[0]!.bytes).toEqual(encodeMessage(statement));
+
+      const info = await card.tapInfo({ license: true, kinds: ['Admission', 'BalanceStatement'] });
+      expect(decodeAnyForm(info.license!, 'wallet.license')).toEqual({ ok: true, value: wallet.license });
+      expect(info.records.map((r) => r.kind)).toEqual(['Admission', 'BalanceStatement']);
+      expect(info.records[0]).toMatchObject({ id: admissionId });
+      expect(decodeAnyForm(info.records[0]!.bytes, 'gate.admission')).toEqual({ ok: true, value: admission });
+      expect(decodeAnyForm(info.records[1]!.bytes, 'balance.statement')).toEqual({ ok: true, value: statement });
+      expect((await card.tapInfo({ license: false, kinds: ['Ticket'], compact: false })).records.map((r) => r.bytes.length)).toEqual([300]);
+
+      // A fare offer without the terminal certificate, compact: the authorization comes back compact.
+      const offer = createOffer(world.terminal, { terminalId: 'gate-south', merchantId: 'transit', purpose: 'fare', amountMinor: 250, currency: 'EUR', lines: [], nowMs: Date.now() });
+      expect(await card.authorize(encodeCompact(offer), { deleteRecordId: 0xfffe })).toEqual({ kind: 'declined', code: 'RECORD_NOT_FOUND' });
+      const result = await card.authorize(encodeCompact(offer), { deleteRecordId: admissionId as number });
+      expect(result.kind).toBe('authorized');
+      if (result.kind !== 'authorized') return;
+      expect(result.authorizationBytes[0]).toBe(0xd9);
+      const auth = decodeCompact(result.authorizationBytes, 'wallet.authorization');
+      expect(auth.ok && checkAuthorization(auth.value, offer.body)).toEqual({ ok: true });
+      expect((await card.readRecords()).map((r) => r.kind)).toEqual(['BalanceStatement', 'Ticket']);
+      // The same offer as JSON is answered in JSON.
+      const again = await card.authorize(encodeMessage(offer));
+      expect(again.kind === 'authorized' && again.authorizationBytes[0]).toBe(0x7b);
     });
 
     it('stores, reads and deletes records, including ones longer than a response APDU', async () => {

@@ -77,7 +77,7 @@ describe.skipIf(!isSocatAvailable())('PN532 driver faults (socat pty + emulator)
     const session = await reader.waitForCard();
     emulated.emulator.faults.corruptResponses = 2;
     const card = new WalletCard(session);
-    expect(await card.select()).toEqual({ appletVersion: 1 });
+    expect(await card.select()).toEqual({ appletVersion: 2 });
     expect(emulated.emulator.stats.nacksReceived).toBe(2);
     await session.release();
   });
@@ -124,7 +124,7 @@ describe.skipIf(!isSocatAvailable())('PN532 driver faults (socat pty + emulator)
     emulated.emulator.present(wallet);
     const session = await reader.waitForCard();
     emulated.emulator.faults.dropNextAck = true;
-    expect(await new WalletCard(session).select()).toEqual({ appletVersion: 1 });
+    expect(await new WalletCard(session).select()).toEqual({ appletVersion: 2 });
     expect(apdus).toBe(1);
     await session.release();
   });

@@ -1,6 +1,6 @@
 // NfcReader over a PN532: a card-present polling loop (InListPassiveTarget) and one session per tap.
 import { HardwareError, isHardwareError } from '../errors.ts';
-import { Pn532Status, STATUS_ERROR_MASK, type TargetA } from '../pn532/commands.ts';
+import { Pn532Status, STATUS_ERROR_MASK, atsSupportsBitRate, bitRateCode, type BitRateKbps, type TargetA } from '../pn532/commands.ts';
 import { Pn532Driver, type Pn532DriverOptions } from '../pn532/pn532-driver.ts';
 import { abortError, type NfcReader, type NfcSession } from './nfc-reader.ts';
 
@@ -9,6 +9,11 @@ export type Pn532NfcReaderOptions = Pn532DriverOptions & {
   pollIntervalMs?: number;
   /** Wait for one APDU exchange (covers the wallet's signing time). */
   exchangeTimeoutMs?: number;
+  /**
+   * ISO/IEC 14443-4 bit rate to ask for after activation (InPSL, UM0701-02 §7.3.10), when the
+   * card's ATS TA(1) offers it in both directions; otherwise the tap stays at 106 kbps. Default 106.
+   */
+  bitRateKbps?: BitRateKbps;
 };
 
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -24,6 +29,7 @@ export class Pn532NfcReader implements NfcReader {
   readonly driver: Pn532Driver;
   private readonly pollIntervalMs: number;
   private readonly exchangeTimeoutMs: number;
+  private readonly bitRateKbps: BitRateKbps;
   /** UID of the last released card that has not been seen leaving the field yet. */
   private lingeringUid: string | undefined;
   private session: Pn532Session | undefined;
@@ -36,6 +42,8 @@ export class Pn532NfcReader implements NfcReader {
     this.driver = driver;
     this.pollIntervalMs = options.pollIntervalMs ?? 20;
     this.exchangeTimeoutMs = options.exchangeTimeoutMs ?? 2000;
+    this.bitRateKbps = options.bitRateKbps ?? 106;
+    if (![106, 212, 424].includes(this.bitRateKbps)) throw new RangeError(`bitRateKbps must be 106, 212 or 424, got ${String(options.bitRateKbps)}`);
     this.loop = this.pollLoop();
   }
 
@@ -97,6 +105,10 @@ export class Pn532NfcReader implements NfcReader {
       if (target === undefined) {
         this.lingeringUid = undefined;
       } else if (toHex(target.uid) !== this.lingeringUid && this.waiters.length > 0 && !this.closed) {
+        if (!(await this.raiseBitRate(target))) {
+          await this.pause(this.pollIntervalMs);
+          continue;
+        }
         this.session = new Pn532Session(this.driver, target, this.exchangeTimeoutMs, (uid) => {
           this.lingeringUid = uid;
         });
@@ -107,6 +119,21 @@ export class Pn532NfcReader implements NfcReader {
         await this.driver.inRelease(target.tg).catch(() => undefined);
       }
       await this.pause(this.pollIntervalMs);
+    }
+  }
+
+  /** InPSL when asked for and the card offers it; false when the card was lost on the way. */
+  private async raiseBitRate(target: TargetA): Promise<boolean> {
+    const code = bitRateCode(this.bitRateKbps);
+    if (code === 0 || !atsSupportsBitRate(target.ats, code)) return true;
+    try {
+      // A refused PPS leaves the card at 106 kbps (ISO/IEC 14443-4 §5.3): the tap goes on at the
+      // default rate; a card that left is reported by the first exchange.
+      await this.driver.inPsl(target.tg, code, code);
+      return true;
+    } catch (err) {
+      if (!isHardwareError(err)) throw err;
+      return false;
     }
   }
 

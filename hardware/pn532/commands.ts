@@ -6,6 +6,7 @@ export const Command = {
   RFConfiguration: 0x32, // §7.3.1
   InDataExchange: 0x40, // §7.3.8
   InListPassiveTarget: 0x4a, // §7.3.5
+  InPSL: 0x4e, // §7.3.10
   InRelease: 0x52, // §7.3.11
 } as const;
 
@@ -89,4 +90,30 @@ export function encodeInListPassiveTargetResponse(targets: readonly TargetA[]): 
     if ((t.selRes & 0x20) !== 0) out.push(...t.ats);
   }
   return Uint8Array.from(out);
+}
+
+/** §7.3.10 InPSL BRit/BRti codes: 0x00 106, 0x01 212, 0x02 424 kbps. */
+export const BitRateCode = { Kbps106: 0x00, Kbps212: 0x01, Kbps424: 0x02 } as const;
+export type BitRateKbps = 106 | 212 | 424;
+
+export function bitRateCode(kbps: BitRateKbps): number {
+  return kbps === 424 ? BitRateCode.Kbps424 : kbps === 212 ? BitRateCode.Kbps212 : BitRateCode.Kbps106;
+}
+
+/** Air bit rate in bit/s for an InPSL code (ISO/IEC 14443-3: fc/128 × 2^code). */
+export function bitRateFromCode(code: number): number {
+  return 106_000 * 2 ** code;
+}
+
+/**
+ * ISO/IEC 14443-4 §5.2.4 ATS interface byte TA(1): which divisors the card supports. Returns
+ * whether `code` (1 = 212, 2 = 424 kbps) is supported in both directions; false without TA(1).
+ */
+export function atsSupportsBitRate(ats: Uint8Array, code: number): boolean {
+  if (code === 0) return true;
+  const t0 = ats[1];
+  if (t0 === undefined || (t0 & 0x10) === 0) return false;
+  const ta = ats[2] ?? 0;
+  const bit = 1 << (code - 1); // DR=2 → bit 0, DR=4 → bit 1, DR=8 → bit 2; DS the same shifted by 4
+  return (ta & bit) !== 0 && (ta & (bit << 4)) !== 0;
 }

@@ -125,6 +125,15 @@ export class Pn532Driver extends EventEmitter {
     return this.command(Command.InDataExchange, Uint8Array.from([tg, ...dataOut]), timeoutMs);
   }
 
+  /**
+   * §7.3.10 InPSL: change the ISO/IEC 14443-4 bit rates of an activated target (the PN532 sends
+   * the PPS request, ISO/IEC 14443-4 §5.3). Codes from BitRateCode. Returns the status byte.
+   */
+  async inPsl(tg: number, brIt: number, brTi: number): Promise<number> {
+    const r = await this.command(Command.InPSL, Uint8Array.of(tg, brIt, brTi));
+    return r[0] ?? 0xff;
+  }
+
   /** §7.3.11 InRelease; tg 0 releases all targets. Returns the status byte. */
   async inRelease(tg: number): Promise<number> {
     const r = await this.command(Command.InRelease, Uint8Array.of(tg));

@@ -17,6 +17,8 @@ export const Ins = {
   StoreRecord: 0x30,
   ReadRecords: 0x32,
   DeleteRecord: 0x34,
+  /** Proprietary: license + chosen records in one answer (a gate's read in one APDU). */
+  TapInfo: 0x40,
 } as const;
 
 export const RecordKind = {
@@ -33,6 +35,15 @@ export function isRecordKindCode(n: number): n is RecordKindCode {
 
 /** STORE RECORD P2 bit 0: replace every stored record of the same kind. */
 export const STORE_P2_REPLACE = 0x01;
+/** GET LICENSE / READ RECORDS / TAP INFO P2 bit 1: answer envelopes in the compact CBOR form (protocol/compact.ts). */
+export const P2_COMPACT = 0x02;
+/** TAP INFO P2 bit 0: put the license first in the answer (as kind 00, id 0000). */
+export const TAP_INFO_P2_LICENSE = 0x01;
+/** TAP INFO P1: bit mask of record kinds (kind 01 → bit 0, 02 → bit 1, 03 → bit 2). */
+export const tapInfoKindBit = (kind: RecordKindCode): number => 1 << (kind - 1);
+export const TAP_INFO_P1_ALL = 0x07;
+/** Kind byte of the license entry in a TAP INFO answer. */
+export const TAP_INFO_LICENSE_KIND = 0x00;
 
 /** AUTHORIZE response data, first byte. */
 export const AuthorizeOutcome = { Authorized: 0x00, Declined: 0x01 } as const;
@@ -57,10 +68,17 @@ export const Sw = {
   Unknown: 0x6f00,
 } as const;
 
-/** Largest command data field per APDU: keeps one InDataExchange frame well under 255 bytes. */
-export const MAX_COMMAND_CHUNK_BYTES = 200;
-/** Largest response data field per APDU the applet sends (then 61xx and GET RESPONSE). */
-export const MAX_RESPONSE_CHUNK_BYTES = 200;
+/**
+ * Default command data per APDU: 5 header + 250 data + Le = 256 bytes, inside the 262 bytes one
+ * PN532 InDataExchange carries (UM0701-02 §7.3.8; the frame is an extended one, §6.2.1.2).
+ * Version 1 hosts sent 200; a card accepts any Lc.
+ */
+export const MAX_COMMAND_CHUNK_BYTES = 250;
+/**
+ * Largest response data field per APDU the applet sends (then 61xx and GET RESPONSE): 256 + SW
+ * fits one InDataExchange answer. Bounded by the host's Le (00 = 256).
+ */
+export const MAX_RESPONSE_CHUNK_BYTES = 256;
 /** Largest record a wallet must accept (a ticket envelope is at most 8 KiB). */
 export const MAX_RECORD_BYTES = 8 * 1024;
 /** Largest reassembled command data (a purchase offer is at most 8 KiB). */
@@ -119,8 +137,8 @@ export function parseResponseApdu(bytes: Uint8Array): { data: Uint8Array; sw: nu
 
 export type StoredRecord = { kind: RecordKindCode; id: number; bytes: Uint8Array };
 
-/** READ RECORDS data: repeated [kind 1][id 2 BE][length 2 BE][bytes]. */
-export function encodeRecordList(records: readonly StoredRecord[]): Uint8Array {
+/** READ RECORDS data: repeated [kind 1][id 2 BE][length 2 BE][bytes] (TAP INFO: the license as kind 00, id 0000). */
+export function encodeRecordList(records: ReadonlyArray<{ kind: number; id: number; bytes: Uint8Array }>): Uint8Array {
   const total = records.reduce((n, r) => n + 5 + r.bytes.length, 0);
   const out = new Uint8Array(total);
   let i = 0;
@@ -133,14 +151,28 @@ export function encodeRecordList(records: readonly StoredRecord[]): Uint8Array {
 }
 
 export function decodeRecordList(data: Uint8Array): StoredRecord[] | undefined {
-  const out: StoredRecord[] = [];
+  return decodeEntries(data, false) as StoredRecord[] | undefined;
+}
+
+/** TAP INFO data: the record list, optionally led by the license as kind 00, id 0000. */
+export function decodeTapInfo(data: Uint8Array): { license: Uint8Array | undefined; records: StoredRecord[] } | undefined {
+  const entries = decodeEntries(data, true);
+  if (entries === undefined) return undefined;
+  const licenses = entries.filter((e) => e.kind === TAP_INFO_LICENSE_KIND);
+  if (licenses.length > 1 || (licenses.length === 1 && entries[0] !== licenses[0])) return undefined;
+  return { license: licenses[0]?.bytes, records: entries.filter((e): e is StoredRecord => e.kind !== TAP_INFO_LICENSE_KIND) };
+}
+
+function decodeEntries(data: Uint8Array, allowLicense: boolean): Array<{ kind: number; id: number; bytes: Uint8Array }> | undefined {
+  const out: Array<{ kind: number; id: number; bytes: Uint8Array }> = [];
   let i = 0;
   while (i < data.length) {
     if (i + 5 > data.length) return undefined;
     const kind = data[i]!;
     const id = (data[i + 1]! << 8) | data[i + 2]!;
     const len = (data[i + 3]! << 8) | data[i + 4]!;
-    if (!isRecordKindCode(kind) || i + 5 + len > data.length) return undefined;
+    const kindOk = isRecordKindCode(kind) || (allowLicense && kind === TAP_INFO_LICENSE_KIND && id === 0);
+    if (!kindOk || i + 5 + len > data.length) return undefined;
     out.push({ kind, id, bytes: data.slice(i + 5, i + 5 + len) });
     i += 5 + len;
   }

@@ -3,7 +3,8 @@ import { HardwareError } from '../errors.ts';
 import type { NfcSession } from '../nfc/nfc-reader.ts';
 import {
   AuthorizeOutcome, CLA_CHAINING_BIT, CLA_ISO, CLA_PROPRIETARY, Ins, MAX_COMMAND_CHUNK_BYTES, MAX_COMMAND_DATA_BYTES, MAX_RESPONSE_DATA_BYTES,
-  MAX_RECORD_BYTES, RecordKind, STORE_P2_REPLACE, Sw, WALLET_AID, decodeRecordList, encodeCommandApdu, parseResponseApdu, type RecordKindName, type StoredRecord,
+  MAX_RECORD_BYTES, P2_COMPACT, RecordKind, STORE_P2_REPLACE, Sw, TAP_INFO_P2_LICENSE, WALLET_AID, decodeRecordList, decodeTapInfo, encodeCommandApdu, parseResponseApdu,
+  tapInfoKindBit, type RecordKindName, type StoredRecord,
 } from './apdu.ts';
 
 export type AuthorizeResult =
@@ -14,10 +15,37 @@ export type AuthorizeResult =
 
 export type WalletRecord = { kind: RecordKindName; id: number; bytes: Uint8Array };
 
+/** Read options: `compact` asks the wallet for the compact CBOR form (protocol/compact.ts). */
+export type ReadOptions = { compact?: boolean };
+
+export type WalletCardOptions = {
+  /** Command data per APDU before chaining (1..250; default 250, version 1 hosts used 200). */
+  commandChunkBytes?: number;
+};
+
+export type TapInfo = {
+  /** License envelope bytes, when asked for. */
+  license: Uint8Array | undefined;
+  records: WalletRecord[];
+};
+
 const KIND_NAMES = Object.fromEntries(Object.entries(RecordKind).map(([k, v]) => [v, k])) as Record<number, RecordKindName>;
 
+const toWalletRecord = (rec: StoredRecord): WalletRecord => ({ kind: KIND_NAMES[rec.kind]!, id: rec.id, bytes: rec.bytes });
+
+/**
+ * Host side of the wallet applet. Bytes read from the wallet may be JSON or compact whatever was
+ * asked (a version 1 wallet only speaks JSON; records come back as they were stored): decode them
+ * with protocol's decodeAnyForm.
+ */
 export class WalletCard {
-  constructor(private readonly session: NfcSession) {}
+  private readonly commandChunkBytes: number;
+
+  constructor(private readonly session: NfcSession, options: WalletCardOptions = {}) {
+    const chunk = options.commandChunkBytes ?? MAX_COMMAND_CHUNK_BYTES;
+    if (!Number.isInteger(chunk) || chunk < 1 || chunk > 250) throw new RangeError(`commandChunkBytes must be 1..250, got ${chunk}`);
+    this.commandChunkBytes = chunk;
+  }
 
   /** SELECT the tapsettle applet by AID. Throws WALLET_STATUS (status 0x6A82) if the card has none. */
   async select(): Promise<{ appletVersion: number }> {
@@ -26,16 +54,23 @@ export class WalletCard {
     return { appletVersion: r.data[0] ?? 0 };
   }
 
-  /** GET LICENSE: the issuer-signed license (protocol `wallet.license` envelope bytes). */
-  async getLicense(): Promise<Uint8Array> {
-    const r = await this.command(CLA_PROPRIETARY, Ins.GetLicense, 0x00, 0x00, new Uint8Array(0));
+  /** GET LICENSE: the issuer-signed license (protocol `wallet.license` envelope bytes, JSON or compact). */
+  async getLicense(options: ReadOptions = {}): Promise<Uint8Array> {
+    const r = await this.command(CLA_PROPRIETARY, Ins.GetLicense, 0x00, options.compact ? P2_COMPACT : 0x00, new Uint8Array(0));
     this.expectOk(r.sw, 'GET LICENSE');
     return r.data;
   }
 
-  /** AUTHORIZE: purchase offer bytes in; the wallet's signed authorization or its refusal out. */
-  async authorize(offerBytes: Uint8Array): Promise<AuthorizeResult> {
-    const r = await this.command(CLA_PROPRIETARY, Ins.Authorize, 0x00, 0x00, offerBytes);
+  /**
+   * AUTHORIZE: purchase offer bytes in (JSON or compact); the wallet's signed authorization (in the
+   * offer's form) or its refusal out. `deleteRecordId`: the wallet deletes that record in the same
+   * step as it signs (a gate exit consumes the admission record); if the record is missing it
+   * signs nothing and declines with RECORD_NOT_FOUND. Needs applet version 2.
+   */
+  async authorize(offerBytes: Uint8Array, options: { deleteRecordId?: number } = {}): Promise<AuthorizeResult> {
+    const id = options.deleteRecordId ?? 0;
+    if (!Number.isInteger(id) || id < 0 || id > 0xffff) throw new RangeError(`deleteRecordId must be 1..65535, got ${id}`);
+    const r = await this.command(CLA_PROPRIETARY, Ins.Authorize, id >> 8, id & 0xff, offerBytes);
     this.expectOk(r.sw, 'AUTHORIZE');
     const outcome = r.data[0];
     if (outcome === AuthorizeOutcome.Authorized && r.data.length > 1) return { kind: 'authorized', authorizationBytes: r.data.slice(1) };
@@ -58,13 +93,31 @@ export class WalletCard {
     return (r.data[0]! << 8) | r.data[1]!;
   }
 
-  /** READ RECORDS of one kind, or all kinds when omitted. */
-  async readRecords(kind?: RecordKindName): Promise<WalletRecord[]> {
-    const r = await this.command(CLA_PROPRIETARY, Ins.ReadRecords, kind === undefined ? 0x00 : RecordKind[kind], 0x00, new Uint8Array(0));
+  /** READ RECORDS of one kind, or all kinds when omitted; all in one answer (GET RESPONSE as needed). */
+  async readRecords(kind?: RecordKindName, options: ReadOptions = {}): Promise<WalletRecord[]> {
+    const p2 = options.compact ? P2_COMPACT : 0x00;
+    const r = await this.command(CLA_PROPRIETARY, Ins.ReadRecords, kind === undefined ? 0x00 : RecordKind[kind], p2, new Uint8Array(0));
     this.expectOk(r.sw, 'READ RECORDS');
     const list: StoredRecord[] | undefined = decodeRecordList(r.data);
     if (list === undefined) throw new HardwareError('WALLET_RESPONSE_INVALID', 'READ RECORDS answer is not a record list');
-    return list.map((rec) => ({ kind: KIND_NAMES[rec.kind]!, id: rec.id, bytes: rec.bytes }));
+    return list.map(toWalletRecord);
+  }
+
+  /**
+   * TAP INFO (applet version 2): the license (if `license`) and every record of `kinds` (default
+   * all) in one command, the gate's whole read in one APDU plus GET RESPONSEs. `compact` defaults
+   * to true here.
+   */
+  async tapInfo(options: { license?: boolean; kinds?: readonly RecordKindName[]; compact?: boolean } = {}): Promise<TapInfo> {
+    const kinds = options.kinds ?? (Object.keys(RecordKind) as RecordKindName[]);
+    const p1 = kinds.reduce((mask, k) => mask | tapInfoKindBit(RecordKind[k]), 0);
+    const p2 = (options.license ?? true ? TAP_INFO_P2_LICENSE : 0) | (options.compact ?? true ? P2_COMPACT : 0);
+    const r = await this.command(CLA_PROPRIETARY, Ins.TapInfo, p1, p2, new Uint8Array(0));
+    this.expectOk(r.sw, 'TAP INFO');
+    const info = decodeTapInfo(r.data);
+    if (info === undefined) throw new HardwareError('WALLET_RESPONSE_INVALID', 'TAP INFO answer is not a record list');
+    if ((p2 & TAP_INFO_P2_LICENSE) !== 0 && info.license === undefined) throw new HardwareError('WALLET_RESPONSE_INVALID', 'TAP INFO answer lacks the license');
+    return { license: info.license, records: info.records.map(toWalletRecord) };
   }
 
   /** DELETE RECORD by id. False when no such record exists. */
@@ -85,7 +138,7 @@ export class WalletCard {
     let offset = 0;
     let last: { data: Uint8Array; sw: number };
     for (;;) {
-      const chunk = data.subarray(offset, offset + MAX_COMMAND_CHUNK_BYTES);
+      const chunk = data.subarray(offset, offset + this.commandChunkBytes);
       offset += chunk.length;
       const more = offset < data.length;
       last = await this.transmit({ cla: more ? cla | CLA_CHAINING_BIT : cla, ins, p1, p2, data: chunk, le: more ? undefined : 256 });

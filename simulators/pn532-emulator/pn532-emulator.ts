@@ -2,14 +2,14 @@
 // UM0701-02 §6.2 through the real `serialport` binding, hosts simulated cards, and injects faults.
 import { SerialPort } from 'serialport';
 import { ACK_FRAME, ERROR_FRAME, FrameParser, TFI_HOST_TO_PN532, TFI_PN532_TO_HOST, encodeInformationFrame, type ParseEvent } from '../../hardware/pn532/frame.ts';
-import { BRTY_106_TYPE_A, Command, Pn532Status, RfConfigItem, encodeInListPassiveTargetResponse } from '../../hardware/pn532/commands.ts';
+import { BRTY_106_TYPE_A, Command, Pn532Status, RfConfigItem, atsSupportsBitRate, bitRateFromCode, encodeInListPassiveTargetResponse } from '../../hardware/pn532/commands.ts';
 import type { ContactlessCard } from '../wallet/contactless-card.ts';
 
 export type Pn532EmulatorOptions = {
   path: string;
   /** Pace bytes like a UART at this rate (10 bits per byte); 0 disables pacing. Default 115200. */
   lineRateBaud?: number;
-  /** Model ISO 14443 air time at this bit rate; 0 disables. Default 106 000 (106 kbps). */
+  /** Model ISO 14443 air time at this bit rate after activation (InPSL may raise it per tap); 0 disables. Default 106 000 (106 kbps). */
   airBitRate?: number;
 };
 
@@ -36,9 +36,13 @@ export type Pn532EmulatorStats = {
   nacksReceived: number;
   abortsReceived: number;
   exchanges: number;
+  /** InPSL commands that changed the bit rate. */
+  pslChanges: number;
 };
 
 const FIRMWARE = Uint8Array.of(0x32, 0x01, 0x06, 0x07); // PN532 v1.6, supports ISO A/B and ISO 18092
+// ATS TL=5 T0 TA TB TC: FSCI 5; TA(1) 0x77 = DS and DR 2/4/8 (212/424/848 kbps) both ways, as phones and DESFire cards announce.
+const ATS = Uint8Array.of(0x05, 0x75, 0x77, 0x81, 0x02);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -53,7 +57,7 @@ export class Pn532Emulator {
     pullAfterNextExchange: false,
     dropNextAck: false,
   };
-  readonly stats: Pn532EmulatorStats = { commands: 0, nacksReceived: 0, abortsReceived: 0, exchanges: 0 };
+  readonly stats: Pn532EmulatorStats = { commands: 0, nacksReceived: 0, abortsReceived: 0, exchanges: 0, pslChanges: 0 };
 
   private readonly lineRateBaud: number;
   private readonly airBitRate: number;
@@ -62,6 +66,8 @@ export class Pn532Emulator {
   private awake = false;
   private card: ContactlessCard | undefined;
   private activeTg = 0;
+  /** Air bit rates of the active target (reader → card, card → reader), set by InPSL, 106 kbps after activation. */
+  private targetRates: { toCard: number; toReader: number } = { toCard: 0, toReader: 0 };
   private cardArrivalWaiters: Array<() => void> = [];
   private lastResponse: Uint8Array | undefined;
   /** Bumped when the host aborts (sends ACK) or the port closes: responses of an older epoch are dropped. */
@@ -113,6 +119,11 @@ export class Pn532Emulator {
   remove(): void {
     this.card = undefined;
     this.activeTg = 0;
+  }
+
+  /** Air bit rates (bit/s) of the active target: 106 kbps after activation, raised by InPSL. */
+  get targetBitRates(): { toCard: number; toReader: number } {
+    return { ...this.targetRates };
   }
 
   get cardPresent(): boolean {
@@ -195,6 +206,9 @@ export class Pn532Emulator {
       case Command.InDataExchange:
         response = await this.inDataExchange(params);
         break;
+      case Command.InPSL:
+        response = await this.inPsl(params);
+        break;
       case Command.InRelease:
         this.activeTg = 0;
         response = Uint8Array.of(Pn532Status.Ok);
@@ -239,10 +253,31 @@ export class Pn532Emulator {
     if (card === undefined) return Uint8Array.of(0);
     card.powerOn();
     this.activeTg = 1;
+    this.targetRates = { toCard: this.airBitRate, toReader: this.airBitRate };
     return encodeInListPassiveTargetResponse([
       // SENS_RES 0x0044 (double-size UID), SEL_RES 0x20 (ISO/IEC 14443-4), ATS TL=5 T0 TA TB TC
-      { tg: 1, sensRes: 0x0044, selRes: 0x20, uid: card.uid, ats: Uint8Array.of(0x05, 0x75, 0x77, 0x81, 0x02) },
+      { tg: 1, sensRes: 0x0044, selRes: 0x20, uid: card.uid, ats: ATS },
     ]);
+  }
+
+  /** §7.3.10 InPSL Tg BRit BRti: PPS request/response on the air (ISO/IEC 14443-4 §5.3), then the new rates. */
+  private async inPsl(params: Uint8Array): Promise<Uint8Array | 'error-frame'> {
+    if (params.length !== 3) return 'error-frame';
+    const [tg, brIt, brTi] = [params[0]!, params[1]!, params[2]!];
+    if (tg !== 1 || this.activeTg !== 1) return Uint8Array.of(Pn532Status.WrongTarget);
+    // The PN532 as ISO 14443-4 initiator goes up to 424 kbps (code 02); the card's TA(1) must offer the divisor.
+    if (brIt > 2 || brTi > 2) return Uint8Array.of(Pn532Status.BadCommand);
+    if (!atsSupportsBitRate(ATS, brIt) || !atsSupportsBitRate(ATS, brTi)) return Uint8Array.of(Pn532Status.BadCommand);
+    const card = this.card;
+    if (card === undefined) {
+      await sleep(this.cardTimeoutMs);
+      return Uint8Array.of(Pn532Status.Timeout);
+    }
+    // PPSS PPS0 PPS1 CRC(2) out, PPSS CRC(2) back, at the current rate.
+    if (this.airBitRate > 0) await sleep(((5 + 3 + 8) * 9 * 1000) / this.targetRates.toCard);
+    if (this.airBitRate > 0) this.targetRates = { toCard: bitRateFromCode(brIt), toReader: bitRateFromCode(brTi) };
+    this.stats.pslChanges++;
+    return Uint8Array.of(Pn532Status.Ok);
   }
 
   private async inDataExchange(params: Uint8Array): Promise<Uint8Array | 'error-frame'> {
@@ -260,7 +295,10 @@ export class Pn532Emulator {
       return Uint8Array.of(Pn532Status.Timeout);
     }
     const answer = await card.processApdu(apdu);
-    if (this.airBitRate > 0) await sleep(((apdu.length + answer.length + 8) * 9 * 1000) / this.airBitRate);
+    if (this.airBitRate > 0) {
+      // 9 bits per byte (8 + parity), ISO 14443-4 block overhead (PCB, CRC, frame delay) ≈ 4 bytes each way.
+      await sleep((((apdu.length + 4) * 9) / this.targetRates.toCard + ((answer.length + 4) * 9) / this.targetRates.toReader) * 1000);
+    }
     if (this.faults.pullAfterNextExchange || this.card !== card) {
       this.faults.pullAfterNextExchange = false;
       this.remove();

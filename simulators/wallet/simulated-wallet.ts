@@ -1,6 +1,10 @@
 // A simulated wallet (card or phone): real Ed25519 keys, an issuer-signed license, the applet
 // protocol of hardware/README.md, and the shared purchase handshake from protocol/.
-import { authorizeOffer, checkOffer, decodeMessage, encodeMessage, generateKeyPair, issueWalletLicense, sha256, toHex, type Body, type Envelope, type ErrorCode, type KeyPair } from '../../protocol/index.ts';
+import type { StoredRecord } from '../../hardware/wallet-apdu/apdu.ts';
+import {
+  authorizeOffer, checkOffer, decodeAnyForm, decodeMessage, encodeCompact, encodeMessage, generateKeyPair, issueWalletLicense, sha256, toHex, type Body, type Envelope, type ErrorCode,
+  type KeyPair,
+} from '../../protocol/index.ts';
 import type { ContactlessCard } from './contactless-card.ts';
 import { RecordStore, type RecordStoreLimits } from './record-store.ts';
 import { WalletApplet, type AppletAuthorizeResult } from './wallet-applet.ts';
@@ -28,6 +32,8 @@ export class SimulatedWallet implements ContactlessCard {
   /** Every authorization this wallet signed, newest last (test visibility). */
   readonly signed: Envelope<'wallet.authorization'>[] = [];
   private readonly now: () => number;
+  /** Compact forms of stored JSON records, by the stored bytes (the store keeps its own copies). */
+  private readonly compactCache = new WeakMap<Uint8Array, Uint8Array>();
 
   constructor(private readonly options: SimulatedWalletOptions) {
     this.keys = options.keys;
@@ -35,8 +41,11 @@ export class SimulatedWallet implements ContactlessCard {
     this.now = options.now ?? Date.now;
     this.uid = options.uid ?? Uint8Array.from([0x04, ...sha256(this.keys.publicKey).subarray(0, 6)]);
     const licenseBytes = encodeMessage(this.license);
+    const compactLicenseBytes = encodeCompact(this.license);
     this.applet = new WalletApplet({
       licenseBytes: () => licenseBytes,
+      compactLicenseBytes: () => compactLicenseBytes,
+      compactRecord: (record) => this.compactRecord(record),
       authorize: (offerBytes) => this.authorize(offerBytes),
       records: new RecordStore(options.recordLimits),
     });
@@ -83,8 +92,21 @@ export class SimulatedWallet implements ContactlessCard {
     return this.applet.process(apdu);
   }
 
+  /** A phone converts a JSON record it stored to the compact form; compact or unknown bytes stay as stored. */
+  private compactRecord(record: StoredRecord): Uint8Array {
+    if (record.bytes[0] !== 0x7b) return record.bytes;
+    const cached = this.compactCache.get(record.bytes);
+    if (cached !== undefined) return cached;
+    const decoded = decodeMessage(record.bytes, ['gate.admission', 'ticket', 'balance.statement']);
+    const out = decoded.ok ? encodeCompact(decoded.value) : record.bytes;
+    this.compactCache.set(record.bytes, out);
+    return out;
+  }
+
   private authorize(offerBytes: Uint8Array): AppletAuthorizeResult {
-    const decoded = decodeMessage(offerBytes, 'purchase.offer');
+    // hardware/README.md: the authorization travels in the form the offer came in.
+    const compact = offerBytes[0] !== 0x7b;
+    const decoded = decodeAnyForm(offerBytes, 'purchase.offer');
     if (!decoded.ok) return { kind: 'declined', code: decoded.code };
     const nowMs = this.now();
     const check = checkOffer(decoded.value, this.options.trustedHubKeys, nowMs);
@@ -94,6 +116,6 @@ export class SimulatedWallet implements ContactlessCard {
     this.counter += 1;
     const auth = authorizeOffer(this.keys, decoded.value, this.counter, nowMs);
     this.signed.push(auth);
-    return { kind: 'authorized', authorizationBytes: encodeMessage(auth) };
+    return { kind: 'authorized', authorizationBytes: compact ? encodeCompact(auth) : encodeMessage(auth) };
   }
 }

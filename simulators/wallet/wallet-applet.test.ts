@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WALLET_AID, encodeCommandApdu, parseResponseApdu, Sw, decodeRecordList, RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
+import { WALLET_AID, encodeCommandApdu, parseResponseApdu, Sw, decodeRecordList, decodeTapInfo, RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import { RecordStore } from './record-store.ts';
 import { WalletApplet } from './wallet-applet.ts';
 
@@ -8,6 +8,7 @@ const applet = (store?: RecordStore): WalletApplet =>
     licenseBytes: () => new Uint8Array(450).fill(0x4c),
     authorize: (offer) => ({ kind: 'authorized', authorizationBytes: Uint8Array.from([offer.length >> 8, offer.length & 0xff]) }),
     records: store,
+    responseChunkBytes: 200, // the version 1 chunk these tests were written for
   });
 
 async function send(a: WalletApplet, cla: number, ins: number, p1: number, p2: number, data: Uint8Array = new Uint8Array(0), le: number | undefined = 256) {
@@ -21,7 +22,7 @@ describe('wallet applet status words and framing (hardware/README.md)', () => {
     const a = applet();
     expect((await send(a, 0x80, 0x10, 0, 0)).sw).toBe(Sw.ConditionsNotSatisfied);
     expect((await send(a, 0x00, 0xa4, 0x04, 0x00, Uint8Array.of(0xa0, 0, 0, 0, 3))).sw).toBe(Sw.FileNotFound);
-    expect(await send(a, 0x00, 0xa4, 0x04, 0x00, WALLET_AID)).toEqual({ data: Uint8Array.of(1), sw: Sw.Ok });
+    expect(await send(a, 0x00, 0xa4, 0x04, 0x00, WALLET_AID)).toEqual({ data: Uint8Array.of(2), sw: Sw.Ok });
   });
 
   it('answers 6D00, 6E00, 6700 and 6B00 for unknown INS, CLA, bad length and bad P1/P2', async () => {
@@ -73,5 +74,60 @@ describe('wallet applet status words and framing (hardware/README.md)', () => {
     await send(a, 0x00, 0xa4, 0x04, 0x00, WALLET_AID);
     a.reset();
     expect((await send(a, 0x80, 0x10, 0, 0)).sw).toBe(Sw.ConditionsNotSatisfied);
+  });
+});
+
+describe('wallet applet version 2: compact forms, TAP INFO, AUTHORIZE with delete', () => {
+  const v2 = (store?: RecordStore): WalletApplet =>
+    new WalletApplet({
+      licenseBytes: () => Uint8Array.of(0x7b, 0x7d),
+      compactLicenseBytes: () => Uint8Array.of(0xd9, 0x01),
+      compactRecord: (rec) => Uint8Array.of(0xd9, rec.id),
+      authorize: () => ({ kind: 'authorized', authorizationBytes: Uint8Array.of(0xaa) }),
+      records: store,
+    });
+
+  it('answers GET LICENSE and READ RECORDS in the compact form when P2 bit 1 is set', async () => {
+    const a = v2();
+    await send(a, 0x00, 0xa4, 0x04, 0x00, WALLET_AID);
+    expect((await send(a, 0x80, 0x10, 0, 0)).data).toEqual(Uint8Array.of(0x7b, 0x7d));
+    expect((await send(a, 0x80, 0x10, 0, 0x02)).data).toEqual(Uint8Array.of(0xd9, 0x01));
+    await send(a, 0x80, 0x30, 0x01, 0, Uint8Array.of(0x7b, 0x7d));
+    expect((await send(a, 0x80, 0x32, 0x01, 0x02)).data).toEqual(Uint8Array.of(0x01, 0x00, 0x01, 0x00, 0x02, 0xd9, 0x01));
+    expect((await send(a, 0x80, 0x32, 0x01, 0x00)).data).toEqual(Uint8Array.of(0x01, 0x00, 0x01, 0x00, 0x02, 0x7b, 0x7d));
+    expect((await send(a, 0x80, 0x32, 0x01, 0x04)).sw).toBe(Sw.WrongP1P2);
+  });
+
+  it('TAP INFO returns the license (kind 00) and the masked kinds in one answer', async () => {
+    const a = v2();
+    await send(a, 0x00, 0xa4, 0x04, 0x00, WALLET_AID);
+    await send(a, 0x80, 0x30, 0x01, 0, Uint8Array.of(1)); // admission id 1
+    await send(a, 0x80, 0x30, 0x02, 0, Uint8Array.of(2)); // ticket id 2
+    await send(a, 0x80, 0x30, 0x03, 0, Uint8Array.of(3)); // statement id 3
+    const r = await send(a, 0x80, 0x40, 0x05, 0x01);
+    expect(r).toEqual({ data: Uint8Array.of(0, 0, 0, 0, 2, 0x7b, 0x7d, 1, 0, 1, 0, 1, 1, 3, 0, 3, 0, 1, 3), sw: Sw.Ok });
+    expect(decodeTapInfo(r.data)?.records.map((x) => x.id)).toEqual([1, 3]);
+    expect((await send(a, 0x80, 0x40, 0x02, 0x02)).data).toEqual(Uint8Array.of(2, 0, 2, 0, 2, 0xd9, 2));
+    expect((await send(a, 0x80, 0x40, 0x08, 0x00)).sw).toBe(Sw.WrongP1P2);
+    expect((await send(a, 0x80, 0x40, 0x01, 0x04)).sw).toBe(Sw.WrongP1P2);
+  });
+
+  it('AUTHORIZE with P1P2 = record id deletes that record with the signature, or declines RECORD_NOT_FOUND', async () => {
+    const a = v2();
+    await send(a, 0x00, 0xa4, 0x04, 0x00, WALLET_AID);
+    await send(a, 0x80, 0x30, 0x01, 0, Uint8Array.of(1));
+    const missing = await send(a, 0x80, 0x20, 0x00, 0x09, Uint8Array.of(0xd9));
+    expect(Buffer.from(missing.data).toString('latin1')).toBe('\x01RECORD_NOT_FOUND');
+    expect(await send(a, 0x80, 0x20, 0x00, 0x01, Uint8Array.of(0xd9))).toEqual({ data: Uint8Array.of(0x00, 0xaa), sw: Sw.Ok });
+    expect((await send(a, 0x80, 0x32, 0x00, 0x00)).data.length).toBe(0);
+  });
+
+  it('sends up to 256 answer bytes per APDU, bounded by Le', async () => {
+    const a = new WalletApplet({ licenseBytes: () => new Uint8Array(600).fill(1), authorize: () => ({ kind: 'declined', code: 'X' }) });
+    await send(a, 0x00, 0xa4, 0x04, 0x00, WALLET_AID);
+    const first = await send(a, 0x80, 0x10, 0, 0);
+    expect([first.data.length, first.sw]).toEqual([256, 0x6100 | 0]);
+    const second = await send(a, 0x00, 0xc0, 0, 0, new Uint8Array(0), 100);
+    expect([second.data.length, second.sw]).toEqual([100, 0x6100 | 244]);
   });
 });

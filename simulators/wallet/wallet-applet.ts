@@ -1,19 +1,31 @@
 // The wallet applet's APDU state machine (what a JavaCard applet or phone HCE service does),
 // see hardware/README.md. Pure apart from the injected authorize function.
 import {
-  AuthorizeOutcome, CLA_CHAINING_BIT, CLA_ISO, CLA_PROPRIETARY, Ins, MAX_COMMAND_DATA_BYTES, MAX_RESPONSE_CHUNK_BYTES, STORE_P2_REPLACE, Sw, WALLET_AID,
-  encodeRecordList, encodeResponseApdu, isRecordKindCode, parseCommandApdu, type CommandApdu,
+  AuthorizeOutcome, CLA_CHAINING_BIT, CLA_ISO, CLA_PROPRIETARY, Ins, MAX_COMMAND_DATA_BYTES, MAX_RESPONSE_CHUNK_BYTES, P2_COMPACT, STORE_P2_REPLACE, Sw,
+  TAP_INFO_LICENSE_KIND, TAP_INFO_P1_ALL, TAP_INFO_P2_LICENSE, WALLET_AID, encodeRecordList, encodeResponseApdu, isRecordKindCode, parseCommandApdu, tapInfoKindBit,
+  type CommandApdu, type StoredRecord,
 } from '../../hardware/wallet-apdu/apdu.ts';
 import { RecordStore } from './record-store.ts';
 
-export const APPLET_VERSION = 1;
+/** Version 2: compact forms (P2 bit 1), TAP INFO, AUTHORIZE that deletes a record, 256-byte answers. */
+export const APPLET_VERSION = 2;
 
 export type AppletAuthorizeResult = { kind: 'authorized'; authorizationBytes: Uint8Array } | { kind: 'declined'; code: string };
 
+/** AUTHORIZE P1P2 names a record that must exist and is deleted in the same step as the signature. */
+export const DECLINE_RECORD_NOT_FOUND = 'RECORD_NOT_FOUND';
+
 export type WalletAppletOptions = {
   licenseBytes: () => Uint8Array;
+  /** The license in the compact form; without it a compact request gets the JSON form. */
+  compactLicenseBytes?: () => Uint8Array;
+  /** A stored record in the compact form (or as stored when it cannot convert it). */
+  compactRecord?: (record: StoredRecord) => Uint8Array;
+  /** The offer may be JSON or compact; the authorization comes back in the offer's form. */
   authorize: (offerBytes: Uint8Array) => Promise<AppletAuthorizeResult> | AppletAuthorizeResult;
   records?: RecordStore;
+  /** Largest response data per APDU (default 256; version 1 sent 200). */
+  responseChunkBytes?: number;
 };
 
 export class WalletApplet {
@@ -78,10 +90,17 @@ export class WalletApplet {
   private async dispatch(c: CommandApdu): Promise<Uint8Array> {
     switch (c.ins) {
       case Ins.GetLicense:
-        return this.respond(this.options.licenseBytes());
+        // Version 1 hosts send P1 P2 = 00 00; only P2 bit 1 (compact) means anything.
+        return this.respond(this.license((c.p2 & P2_COMPACT) !== 0));
       case Ins.Authorize: {
         if (c.data.length === 0) return this.status(Sw.WrongLength);
+        // P1P2 ≠ 0000: the record to delete together with the signature (a gate exit consumes its admission record).
+        const deleteId = (c.p1 << 8) | c.p2;
+        if (deleteId !== 0 && !this.records.list().some((rec) => rec.id === deleteId)) {
+          return this.respond(Uint8Array.from([AuthorizeOutcome.Declined, ...Buffer.from(DECLINE_RECORD_NOT_FOUND, 'latin1')]));
+        }
         const r = await this.options.authorize(c.data);
+        if (r.kind === 'authorized' && deleteId !== 0) this.records.delete(deleteId);
         return r.kind === 'authorized'
           ? this.respond(Uint8Array.from([AuthorizeOutcome.Authorized, ...r.authorizationBytes]))
           : this.respond(Uint8Array.from([AuthorizeOutcome.Declined, ...Buffer.from(r.code, 'latin1')]));
@@ -95,8 +114,15 @@ export class WalletApplet {
         return this.respond(Uint8Array.of(id >> 8, id & 0xff));
       }
       case Ins.ReadRecords: {
-        if (c.p2 !== 0 || (c.p1 !== 0 && !isRecordKindCode(c.p1))) return this.status(Sw.WrongP1P2);
-        return this.respond(encodeRecordList(this.records.list(c.p1 === 0 ? undefined : c.p1)));
+        if ((c.p2 & ~P2_COMPACT) !== 0 || (c.p1 !== 0 && !isRecordKindCode(c.p1))) return this.status(Sw.WrongP1P2);
+        return this.respond(encodeRecordList(this.recordsFor((rec) => c.p1 === 0 || rec.kind === c.p1, (c.p2 & P2_COMPACT) !== 0)));
+      }
+      case Ins.TapInfo: {
+        if ((c.p1 & ~TAP_INFO_P1_ALL) !== 0 || (c.p2 & ~(P2_COMPACT | TAP_INFO_P2_LICENSE)) !== 0) return this.status(Sw.WrongP1P2);
+        const compact = (c.p2 & P2_COMPACT) !== 0;
+        const records = this.recordsFor((rec) => (c.p1 & tapInfoKindBit(rec.kind)) !== 0, compact);
+        const license = (c.p2 & TAP_INFO_P2_LICENSE) !== 0 ? [{ kind: TAP_INFO_LICENSE_KIND, id: 0, bytes: this.license(compact) }] : [];
+        return this.respond(encodeRecordList([...license, ...records]));
       }
       case Ins.DeleteRecord: {
         if (c.data.length !== 2) return this.status(Sw.WrongLength);
@@ -105,6 +131,16 @@ export class WalletApplet {
       default:
         return this.status(Sw.InsNotSupported);
     }
+  }
+
+  private license(compact: boolean): Uint8Array {
+    return compact && this.options.compactLicenseBytes ? this.options.compactLicenseBytes() : this.options.licenseBytes();
+  }
+
+  private recordsFor(keep: (rec: StoredRecord) => boolean, compact: boolean): StoredRecord[] {
+    const convert = this.options.compactRecord;
+    const list = this.records.list().filter(keep);
+    return compact && convert ? list.map((rec) => ({ ...rec, bytes: convert(rec) })) : list;
   }
 
   /** Send at most one chunk now; the rest waits for GET RESPONSE (ISO 7816-4 §5.1.3, SW 61xx). */
@@ -116,7 +152,7 @@ export class WalletApplet {
   private getResponse(le: number): Uint8Array {
     const pending = this.pendingResponse;
     if (pending === undefined) return this.status(Sw.ConditionsNotSatisfied);
-    const n = Math.min(le, MAX_RESPONSE_CHUNK_BYTES, pending.length);
+    const n = Math.min(le, this.options.responseChunkBytes ?? MAX_RESPONSE_CHUNK_BYTES, pending.length);
     const rest = pending.subarray(n);
     this.pendingResponse = rest.length > 0 ? rest : undefined;
     // 61xx: xx bytes still available, 00 meaning 256 or more.
