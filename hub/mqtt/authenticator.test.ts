@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { generateKeyPair, makeConnectToken, toHex, utf8 } from '../../protocol/index.ts';
+import { ConnectAuthenticator } from './authenticator.ts';
+
+const keys = generateKeyPair();
+const directory = {
+  lookupTerminal: (id: string) =>
+    id === 'pos-1' ? { publicKey: toHex(keys.publicKey), revoked: false } : id === 'pos-old' ? { publicKey: toHex(keys.publicKey), revoked: true } : undefined,
+};
+const now = 1_800_000_000_000;
+
+describe('ConnectAuthenticator', () => {
+  it('accepts a fresh token once and refuses its replay', () => {
+    const auth = new ConnectAuthenticator(directory);
+    const token = utf8(makeConnectToken('pos-1', keys.secretKey, now));
+    expect(auth.check('pos-1', 'pos-1', token, now + 1000)).toEqual({ ok: true });
+    expect(auth.check('pos-1', 'pos-1', token, now + 2000)).toEqual({ ok: false, reason: 'REPLAY' });
+  });
+
+  it.each([
+    ['no credentials', 'pos-1', undefined, undefined, 'NO_CREDENTIALS'],
+    ['client id ≠ username', 'other', 'pos-1', makeConnectToken('pos-1', keys.secretKey, now), 'CLIENT_ID_MISMATCH'],
+    ['unknown terminal', 'pos-9', 'pos-9', makeConnectToken('pos-9', keys.secretKey, now), 'UNKNOWN_TERMINAL'],
+    ['revoked terminal', 'pos-old', 'pos-old', makeConnectToken('pos-old', keys.secretKey, now), 'REVOKED'],
+    ['malformed token', 'pos-1', 'pos-1', 'ct1.nope', 'MALFORMED'],
+    ['stale token', 'pos-1', 'pos-1', makeConnectToken('pos-1', keys.secretKey, now - 10 * 60_000), 'STALE_TIMESTAMP'],
+    ['token from the future', 'pos-1', 'pos-1', makeConnectToken('pos-1', keys.secretKey, now + 10 * 60_000), 'STALE_TIMESTAMP'],
+    ['token signed by another key', 'pos-1', 'pos-1', makeConnectToken('pos-1', generateKeyPair().secretKey, now), 'BAD_SIGNATURE'],
+    ['token made for another terminal id', 'pos-1', 'pos-1', makeConnectToken('pos-2', keys.secretKey, now), 'BAD_SIGNATURE'],
+  ] as const)('refuses %s', (_name, clientId, username, password, reason) => {
+    const auth = new ConnectAuthenticator(directory);
+    expect(auth.check(clientId, username, password === undefined ? undefined : utf8(password), now)).toEqual({ ok: false, reason });
+  });
+
+  it('refuses an absurdly long password without parsing it', () => {
+    const auth = new ConnectAuthenticator(directory);
+    expect(auth.check('pos-1', 'pos-1', new Uint8Array(10_000), now)).toEqual({ ok: false, reason: 'MALFORMED' });
+  });
+});
