@@ -27,6 +27,9 @@ if (!url) {
   };
   console.log(`demo running at ${url}; warming up for ${warmUpMs / 1000} s`);
   await new Promise((r) => setTimeout(r, warmUpMs));
+  // Show the whole page at work: wait (a while) for the overspending customer to be flagged.
+  const until = Date.now() + 90_000;
+  while (Date.now() < until && (await demo.source.snapshot()).flagged.length === 0) await new Promise((r) => setTimeout(r, 1000));
 }
 
 const browser = await launchChromium();

@@ -3,12 +3,13 @@
  * without a hub (`npx tsx hub/dashboard/preview.ts`). The real one is `hub-source.ts`.
  */
 import { LiveMeter } from './live-meter.ts';
-import type { DashboardAccount, DashboardSnapshot, DashboardSource, DashboardTerminal, DashboardHold } from './types.ts';
+import type { DashboardAccount, DashboardHold, DashboardMerchant, DashboardSnapshot, DashboardSource, DashboardTerminal } from './types.ts';
 
 export class FixtureSource implements DashboardSource {
   readonly meter = new LiveMeter({ windowMs: 10_000 });
   terminals: DashboardTerminal[] = [];
   holds: DashboardHold[] = [];
+  merchants: DashboardMerchant[] = [];
   blocklist: string[] = [];
   accounts = new Map<string, DashboardAccount>();
   private readonly listeners = new Set<() => void>();
@@ -29,6 +30,7 @@ export class FixtureSource implements DashboardSource {
       terminals: this.terminals,
       settlements: this.meter.recent(),
       holds: this.holds,
+      merchants: this.merchants,
       flagged: [...this.accounts.values()].filter((a) => a.flagged).map((a) => ({ id: a.id, balanceMinor: a.balanceMinor, currency: a.currency })),
       blocklist: { version: this.blocklist.length > 0 ? 1 : null, count: this.blocklist.length, wallets: this.blocklist },
       verify: { ok: true, checkedAtMs: now, detail: 'fixture: conservation holds' },

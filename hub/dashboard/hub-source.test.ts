@@ -67,6 +67,8 @@ describe('createHubSource on a real hub', () => {
     ]);
     expect(changes).toBe(2);
     expect(snap.holds).toEqual([expect.objectContaining({ walletId: rich.license.body.wallet, merchantId: 'shop', amountMinor: 1290 })]);
+    // The mug waits in the hold: nothing has reached the merchant yet.
+    expect(snap.merchants).toEqual([{ id: 'shop', balanceMinor: 0, currency: 'EUR', terminals: 1 }]);
     expect(snap.blocklist).toMatchObject({ count: 1, wallets: [poor.license.body.wallet] });
     expect(snap.throughput).toMatchObject({ totalSettled: 1, totalDeclined: 1, declinedByCode: { INSUFFICIENT_FUNDS: 1 } });
     expect(snap.throughput.latencyMsP99).toBeGreaterThan(0);

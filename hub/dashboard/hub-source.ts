@@ -94,6 +94,10 @@ export function createHubSource(options: HubSourceOptions): HubSource {
       const now = clock();
       const [holds, flagged] = await Promise.all([hub.engine.pendingHolds(100), hub.engine.flaggedAccounts()]);
       const blocked = hub.blocklist();
+      const terminalsByMerchant = new Map<string, number>();
+      for (const t of hub.registry.terminals()) terminalsByMerchant.set(t.merchantId, (terminalsByMerchant.get(t.merchantId) ?? 0) + 1);
+      const merchantIds = [...terminalsByMerchant.keys()].sort().slice(0, MAX_LISTED);
+      const merchantAccounts = await Promise.all(merchantIds.map((id) => hub.engine.getAccount(id)));
       return {
         hub: { name: options.name ?? 'tapsettle hub', mqttUrl: options.server?.()?.url ?? null, startedAtMs, nowMs: now },
         terminals: terminals(),
@@ -106,6 +110,7 @@ export function createHubSource(options: HubSourceOptions): HubSource {
           currency: h.currency,
           releaseAtMs: h.releaseAtMs,
         })),
+        merchants: merchantAccounts.flatMap((a) => (a ? [{ id: a.id, balanceMinor: a.balanceMinor, currency: a.currency, terminals: terminalsByMerchant.get(a.id) ?? 0 }] : [])),
         flagged: flagged.slice(0, MAX_LISTED).map((a) => ({ id: a.id, balanceMinor: a.balanceMinor, currency: a.currency })),
         blocklist: { version: hub.registry.blocklistVersion(), count: blocked.length, wallets: blocked.slice(0, MAX_LISTED).map((b) => b.wallet) },
         verify,

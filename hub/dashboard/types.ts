@@ -36,6 +36,14 @@ export interface DashboardHold {
   readonly releaseAtMs: number;
 }
 
+export interface DashboardMerchant {
+  readonly id: string;
+  readonly balanceMinor: number;
+  readonly currency: string;
+  /** Enrolled terminals selling for this merchant. */
+  readonly terminals: number;
+}
+
 export interface DashboardFlagged {
   readonly id: string;
   readonly balanceMinor: number;
@@ -71,6 +79,8 @@ export interface DashboardSnapshot {
   readonly terminals: readonly DashboardTerminal[];
   readonly settlements: readonly DashboardSettlement[];
   readonly holds: readonly DashboardHold[];
+  /** Merchants with terminals at this hub, and their balances. */
+  readonly merchants: readonly DashboardMerchant[];
   readonly flagged: readonly DashboardFlagged[];
   /** `wallets` is the first few hundred; `count` is how many there are. */
   readonly blocklist: { readonly version: number | null; readonly count: number; readonly wallets: readonly string[] };

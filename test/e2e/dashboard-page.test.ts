@@ -23,6 +23,7 @@ describe.skipIf(chromiumMissingReason !== null)('dashboard page in Chromium', ()
       { terminalId: XSS, kind: '<b>pos</b>', state: 'offline', lastSeenMs: Date.now(), sinceMs: Date.now() },
     ];
     source.blocklist = ['f'.repeat(64)];
+    source.merchants = [{ id: 'kiosk-shop', balanceMinor: 123456, currency: 'EUR', terminals: 2 }];
     source.accounts.set('kiosk-shop', {
       id: 'kiosk-shop',
       kind: 'merchant',
@@ -66,9 +67,11 @@ describe.skipIf(chromiumMissingReason !== null)('dashboard page in Chromium', ()
     await expect.poll(() => page.locator('#settlements tbody tr').count()).toBe(2);
     expect(await page.textContent('#declines tbody')).toContain('INSUFFICIENT_FUNDS');
 
-    await page.fill('#account-id', 'kiosk-shop');
-    await page.click('#account-form button');
+    // Clicking a merchant opens its account and history.
+    expect(await page.textContent('#merchants tbody')).toContain('1,234.56 EUR');
+    await page.click('#merchants button.link');
     await expect.poll(() => page.textContent('#account-result')).toContain('1,234.56 EUR');
+    expect(await page.inputValue('#account-id')).toBe('kiosk-shop');
     expect(await page.textContent('#account-result')).toContain('deposit');
     await page.fill('#account-id', 'nobody');
     await page.click('#account-form button');

@@ -193,6 +193,9 @@ function render(snap) {
   const codes = Object.entries(t.declinedByCode);
   fillTable('declines', codes, ([code, n]) => [td(code, 'mono'), td(n.toLocaleString('en'), 'num')], 'nothing declined');
 
+  setText('merchants-count', snap.merchants.length);
+  fillTable('merchants', snap.merchants, (m) => [accountLink(m.id), td(m.terminals, 'num'), td(money(m.balanceMinor, m.currency), 'num mono')], 'no merchants yet');
+
   setText('flagged-count', snap.flagged.length);
   fillTable('flagged', snap.flagged, (f) => [accountLink(f.id), td(money(f.balanceMinor, f.currency), 'num mono neg')], 'no flagged accounts');
 
