@@ -5,11 +5,11 @@
  * staff only), a jammed dispenser (refunded), an exit without an entry record (maximum fare).
  */
 import type { LineItemT } from '../../protocol/index.ts';
-import { DEMO_CATALOGS } from './demo-data.ts';
+import { DEMO_CATALOGS, DEMO_PRODUCTS } from './demo-data.ts';
 import type { SiteOutcome, SiteTerminal } from './site-terminal.ts';
 import type { SimWallet } from './wallets.ts';
 
-export type CustomerAction = 'topup' | 'pos' | 'vending' | 'vending-jam' | 'enter' | 'exit' | 'exit-no-entry' | 'cancel';
+export type CustomerAction = 'topup' | 'pos' | 'ticket' | 'vending' | 'vending-jam' | 'enter' | 'exit' | 'exit-no-entry' | 'cancel';
 
 export interface CustomerEvent {
   readonly wallet: string;
@@ -77,6 +77,9 @@ export function startCustomers(o: CustomerSimOptions): CustomerSim {
       return { action: 'exit', terminal: elsewhere.length > 0 ? pick(elsewhere) : pick(exitGates) };
     }
     if (pos.length > 0 && w.cancellable.size > 0 && random() < 0.35) return { action: 'cancel', terminal: pick(pos) };
+    // Now and then a day pass: the next entry uses it (single use) and that trip costs no fare.
+    const ticketSellers = pos.filter((t) => t.sellTicket !== undefined);
+    if (ticketSellers.length > 0 && random() < 0.04) return { action: 'ticket', terminal: pick(ticketSellers) };
     const r = random();
     if (r < 0.3 && entryGates.length > 0 && exitGates.length > 0) {
       return random() < 0.06 ? { action: 'exit-no-entry', terminal: pick(exitGates) } : { action: 'enter', terminal: pick(entryGates) };
@@ -93,6 +96,8 @@ export function startCustomers(o: CustomerSimOptions): CustomerSim {
         return t.topupCash(w, 1_000 + Math.floor(random() * 4) * 1_000, o.operatorId ?? 'staff-1');
       case 'pos':
         return t.purchase(w, line(t));
+      case 'ticket':
+        return t.sellTicket!(w, DEMO_PRODUCTS.products[0]!.name, DEMO_PRODUCTS.products[0]!.priceMinor);
       case 'vending':
         return t.purchase(w, line(t));
       case 'vending-jam':

@@ -157,6 +157,10 @@ export async function startRuntimeTerminal(o: RuntimeTerminalOptions): Promise<S
       requireKind(['pos'], 'take cash');
       return transact(wallet, () => rt.topUp(amountMinor, DEMO_OPERATOR.id, DEMO_OPERATOR.pin));
     },
+    async sellTicket(wallet, product, priceMinor) {
+      requireKind(['pos'], 'sell tickets');
+      return transact(wallet, () => rt.sellTicket(product, priceMinor));
+    },
     async cancel(wallet, originalRequestId) {
       requireKind(['pos'], 'cancel');
       wallet.cancellable.delete(originalRequestId);
