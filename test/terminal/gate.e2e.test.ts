@@ -190,7 +190,7 @@ describe('gate terminals end to end', () => {
     } finally {
       await site.restartServer(url);
     }
-    await eventually(() => gateOut.started.store.openCount() === 0, 8000, 'outbox forwarded');
+    await eventually(() => gateOut.started.store.openCount() === 0, 15_000, 'outbox forwarded');
     await eventually(async () => (await site.balance(wallet)) === 1000 - TRIP_MINOR, 8000, 'fare settled');
   });
 

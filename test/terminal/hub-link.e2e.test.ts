@@ -24,7 +24,7 @@ describe('terminal ↔ hub link', () => {
     // The reconnect (new token, new seq) comes back online with a higher seq than the will it left.
     const back = await eventually(() => {
       const h = health();
-      return h && h.state === 'online' && h.seq > first.seq ? h : undefined;
+      return h && h.state === 'online' && h.seq > first.seq && vm.runtime.isOnline ? h : undefined;
     }, 8000, 'back online with a newer seq');
     expect(back.seq).toBeGreaterThan(first.seq);
     expect(vm.runtime.isOnline).toBe(true);

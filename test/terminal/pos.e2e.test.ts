@@ -150,7 +150,7 @@ describe('POS end to end', () => {
     } finally {
       await site.restartServer(url);
     }
-    await eventually(() => pos.started.store.openCount() === 0, 8000, 'outbox forwarded');
+    await eventually(() => pos.started.store.openCount() === 0, 15_000, 'outbox forwarded');
     expect(await site.balance(wallet)).toBe(510);
   });
 
@@ -179,6 +179,8 @@ describe('POS end to end', () => {
 
   it('the console keypad drives a sale', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
+    await eventually(() => pos.runtime.isOnline, 15_000, 'online');
+    await pos.runtime.clear();
     const log = record(pos);
     expect(await runKeypadLine(pos.runtime, 'add bread 3')).toBe('1 items, 360 EUR');
     expect(await runKeypadLine(pos.runtime, 'add bread x')).toBe('usage: add <sku> [qty]');

@@ -174,8 +174,8 @@ describe('vending terminal end to end', () => {
     } finally {
       await site.restartServer(url);
     }
-    await eventually(() => vm.runtime.isOnline, 8000, 'online again');
-    await eventually(() => vm.started.store.openCount() === 0, 8000, 'outbox forwarded');
+    await eventually(() => vm.runtime.isOnline, 15_000, 'online again');
+    await eventually(() => vm.started.store.openCount() === 0, 15_000, 'outbox forwarded');
     await eventually(async () => (await site.balance(wallet)) === 750, 8000, 'settled');
   });
 
@@ -199,7 +199,7 @@ describe('vending terminal end to end', () => {
         try {
           expect(second.started.store.open().map((e) => e.requestId)).toEqual([queued.requestId]);
           await site.restartServer(url);
-          await eventually(() => second.started.store.openCount() === 0 && second.started.store.pendingReceipts().length === 0, 8000, 'forwarded after restart');
+          await eventually(() => second.started.store.openCount() === 0 && second.started.store.pendingReceipts().length === 0, 15_000, 'forwarded after restart');
           expect(await site.balance(wallet)).toBe(750);
         } finally {
           await second.close({ keepData: true });
@@ -237,7 +237,7 @@ describe('vending terminal end to end', () => {
     } finally {
       await site.restartServer(url);
     }
-    await eventually(() => vm.started.store.openCount() === 0, 10_000, 'forwarded despite busy replies');
+    await eventually(() => vm.started.store.openCount() === 0, 15_000, 'forwarded despite busy replies');
     expect(site.faults.unavailable).toBe(0);
     expect(await site.balance(wallet)).toBe(750);
   });
@@ -258,7 +258,7 @@ describe('vending terminal end to end', () => {
       vm.setSlot(1, { kind: 'drops', afterMs: 40 });
       await site.restartServer(url);
     }
-    await eventually(() => vm.started.store.openCount() === 0 && vm.started.store.pendingReceipts().length === 0, 10_000, 'sale and receipt forwarded');
+    await eventually(() => vm.started.store.openCount() === 0 && vm.started.store.pendingReceipts().length === 0, 15_000, 'sale and receipt forwarded');
     await eventually(async () => (await site.balance(wallet)) === 1000, 8000, 'refunded');
   });
 });
