@@ -33,6 +33,8 @@ export interface FleetRunOptions {
   readonly onStage?: (message: string) => void;
   /** Serve the operator dashboard (127.0.0.1, a free port) while the fleet runs. */
   readonly dashboard?: boolean;
+  /** Abort (Ctrl-C): stops the generator; the run rejects after cleaning up. */
+  readonly signal?: AbortSignal;
 }
 
 export interface FleetProgress {
@@ -156,7 +158,10 @@ export async function runFleet(o: FleetRunOptions): Promise<FleetSummary> {
       const fleetPath = path.join(workDir, 'fleet.json');
       writeFileSync(fleetPath, JSON.stringify(fleet), { mode: 0o600 });
       stage(`connecting ${o.terminals} terminals to ${server.url}`);
+      if (o.signal?.aborted) throw new Error('interrupted');
       child = fork(GENERATOR, [fleetPath], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const generator = child;
+      o.signal?.addEventListener('abort', () => generator.kill('SIGTERM'), { once: true });
       const ready = await nextMessage(child);
       if (ready.event !== 'ready') throw new Error(`load generator: unexpected ${ready.event}`);
       stage(`${o.terminals} terminals connected in ${ready.connectMs} ms; signing requests and sending ${o.ratePerS}/s for ${o.durationS} s`);

@@ -141,16 +141,31 @@ export async function runSimCli(argv: readonly string[], out: NodeJS.WriteStream
     }
     err.write(`tapsettle sim: ${message}\n`);
   };
-  const summary = await runFleet({
-    terminals: args.terminals,
-    ratePerS: args.ratePerS,
-    durationS: args.durationS,
-    walletsPerTerminal: args.walletsPerTerminal,
-    ...(args.dataDir !== undefined ? { dataDir: args.dataDir } : {}),
-    dashboard: args.dashboard,
-    onProgress,
-    onStage,
-  });
+  // Ctrl-C: stop the generator, let the run close the hub and remove its temp folder, exit 130.
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
+  process.once('SIGINT', onSigint);
+  let summary: FleetSummary;
+  try {
+    summary = await runFleet({
+      terminals: args.terminals,
+      ratePerS: args.ratePerS,
+      durationS: args.durationS,
+      walletsPerTerminal: args.walletsPerTerminal,
+      ...(args.dataDir !== undefined ? { dataDir: args.dataDir } : {}),
+      dashboard: args.dashboard,
+      onProgress,
+      onStage,
+      signal: abort.signal,
+    });
+  } catch (e) {
+    if (!abort.signal.aborted) throw e;
+    if (tty && lastWidth > 0) err.write('\n');
+    err.write('tapsettle sim: interrupted; hub closed and temporary files removed\n');
+    return 130;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
   if (tty && lastWidth > 0) err.write('\n');
   out.write(args.json ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary)}\n`);
   return summary.conservation.ok && summary.signaturesBad === 0 ? 0 : 1;
