@@ -5,19 +5,20 @@
 //     the terminal certificate): SELECT + AUTHORIZE.
 //   nfc.tap_to_signature_json_p50_ms / _p99_ms: the same in the JSON form (applet version 1 hosts).
 //   nfc.gate_exit_exchange_p50_ms / _p99_ms: card present → a gate exit's whole exchange: SELECT,
-//     TAP INFO (license + admission record + balance statement, compact), AUTHORIZE a `fare` offer
-//     without certificate that deletes the admission record in the same step.
-//   nfc.gate_exit_exchange_separate_p50_ms: the same with GET LICENSE, READ RECORDS and DELETE
-//     RECORD as separate commands (compact), for comparison.
-//   *_424kbps_*: the same after InPSL to 424 kbps (UART still 115200); gate_exit_admission_only:
-//     license cached by UID and no statement read (TAP INFO of the admission record only).
+//     TAP INFO (license + admission record + balance statement, compact), AUTHORIZE SHORT of a
+//     `fare` offer without certificate that deletes the admission record in the same step.
+//   nfc.gate_exit_exchange_separate_p50_ms: the same with GET LICENSE, READ RECORDS, a full
+//     AUTHORIZE and DELETE RECORD as separate commands (compact), for comparison.
+//   nfc.gate_exit_admission_only_*: license cached by UID and no statement read (TAP INFO of the
+//     admission record only), then AUTHORIZE SHORT with delete.
+//   *_424kbps_*: the same after InPSL to 424 kbps (UART still 115200).
 // BENCH_NFC_POLL_MS sets the reader's poll interval (default: the reader's default).
 import { pathToFileURL } from 'node:url';
 import { isHardwareError } from '../hardware/errors.ts';
 import { Pn532NfcReader } from '../hardware/nfc/pn532-nfc-reader.ts';
 import type { NfcSession } from '../hardware/nfc/nfc-reader.ts';
 import { WalletCard } from '../hardware/wallet-apdu/wallet-card.ts';
-import { createOffer, encodeCompact, encodeMessage, generateKeyPair, newChallenge, signMessage, toHex } from '../protocol/index.ts';
+import { createOffer, decodeAnyForm, encodeCompact, encodeMessage, generateKeyPair, newChallenge, signMessage, toHex } from '../protocol/index.ts';
 import { isSocatAvailable } from '../simulators/pn532-emulator/pty-pair.ts';
 import { startEmulatedReader, type EmulatedReader } from '../simulators/pn532-emulator/start-emulated-reader.ts';
 import type { SimulatedWallet } from '../simulators/wallet/simulated-wallet.ts';
@@ -103,6 +104,11 @@ export async function run(report: Report): Promise<void> {
     const entryGate = generateKeyPair();
     const gateOffer = (_i: number) =>
       encodeCompact(createOffer(world.terminal, { terminalId: 'gate-south', merchantId: 'transit', purpose: 'fare', amountMinor: 250, currency: 'EUR', lines: [], nowMs: Date.now() }));
+    const walletKey = (licenseBytes: Uint8Array): string => {
+      const license = decodeAnyForm(licenseBytes, 'wallet.license');
+      if (!license.ok) throw new Error(`bench nfc: license does not decode: ${license.code}`);
+      return license.value.body.wallet;
+    };
     const board = (wallet: SimulatedWallet): void => {
       const admission = signMessage('gate.admission', { recordId: newChallenge(), wallet: wallet.publicKeyHex, terminalId: 'gate-north', station: 'north', time: Date.now() }, entryGate.secretKey);
       wallet.applet.records.store(0x01, encodeCompact(admission), true);
@@ -114,13 +120,22 @@ export async function run(report: Report): Promise<void> {
       }, world.hub.secretKey);
       wallet.applet.records.store(0x03, encodeMessage(statement), true); // stored as JSON: the wallet converts on a compact read
     }
+    const gateLean = async (card: WalletCard, wallet: SimulatedWallet, i: number): Promise<boolean> => {
+      // License cached by the gate (by UID), statement not needed by the decision: the admission record only.
+      board(wallet);
+      await card.select();
+      const info = await card.tapInfo({ license: false, kinds: ['Admission'], compact: true });
+      const admission = info.records.find((r) => r.kind === 'Admission');
+      if (admission === undefined) return false;
+      return (await card.authorize(gateOffer(i), { deleteRecordId: admission.id, walletKeyHex: wallet.publicKeyHex })).kind === 'authorized';
+    };
     const gate = await measure(emulated, reader, wallets, TAPS, async (card, wallet, i) => {
       board(wallet);
       await card.select();
       const info = await card.tapInfo({ license: true, kinds: ['Admission', 'BalanceStatement'], compact: true });
       const admission = info.records.find((r) => r.kind === 'Admission');
       if (info.license === undefined || admission === undefined || !info.records.some((r) => r.kind === 'BalanceStatement')) return false;
-      return (await card.authorize(gateOffer(i), { deleteRecordId: admission.id })).kind === 'authorized';
+      return (await card.authorize(gateOffer(i), { deleteRecordId: admission.id, walletKeyHex: walletKey(info.license) })).kind === 'authorized';
     });
     const separate = await measure(emulated, reader, wallets, TAPS, async (card, wallet, i) => {
       board(wallet);
@@ -132,11 +147,14 @@ export async function run(report: Report): Promise<void> {
       const ok = (await card.authorize(gateOffer(i))).kind === 'authorized';
       return ok && (await card.deleteRecord(admission.id));
     });
-    failures += gate.failures + separate.failures;
+    const lean = await measure(emulated, reader, wallets, TAPS, gateLean);
+    failures += gate.failures + separate.failures + lean.failures;
     report('nfc.gate_exit_exchange_p50_ms', round(percentile(gate.samples, 50)), 'ms');
     report('nfc.gate_exit_exchange_p99_ms', round(percentile(gate.samples, 99)), 'ms');
     report('nfc.gate_exit_exchange_separate_p50_ms', round(percentile(separate.samples, 50)), 'ms');
     report('nfc.gate_exit_exchange_separate_p99_ms', round(percentile(separate.samples, 99)), 'ms');
+    report('nfc.gate_exit_admission_only_p50_ms', round(percentile(lean.samples, 50)), 'ms');
+    report('nfc.gate_exit_admission_only_p99_ms', round(percentile(lean.samples, 99)), 'ms');
     report('nfc.gate_offer_bytes', gateOffer(0).length, 'bytes');
 
     // The same with InPSL to 424 kbps after activation (UM0701-02 §7.3.10); the UART stays at 115200.
@@ -152,17 +170,9 @@ export async function run(report: Report): Promise<void> {
       const info = await card.tapInfo({ license: true, kinds: ['Admission', 'BalanceStatement'], compact: true });
       const admission = info.records.find((r) => r.kind === 'Admission');
       if (info.license === undefined || admission === undefined) return false;
-      return (await card.authorize(gateOffer(i), { deleteRecordId: admission.id })).kind === 'authorized';
+      return (await card.authorize(gateOffer(i), { deleteRecordId: admission.id, walletKeyHex: walletKey(info.license) })).kind === 'authorized';
     });
-    const gateFastLean = await measure(emulated, reader, wallets, TAPS, async (card, wallet, i) => {
-      // License cached by the gate, statement not needed by the decision: admission record only.
-      board(wallet);
-      await card.select();
-      const info = await card.tapInfo({ license: false, kinds: ['Admission'], compact: true });
-      const admission = info.records.find((r) => r.kind === 'Admission');
-      if (admission === undefined) return false;
-      return (await card.authorize(gateOffer(i), { deleteRecordId: admission.id })).kind === 'authorized';
-    });
+    const gateFastLean = await measure(emulated, reader, wallets, TAPS, gateLean);
     failures += compactFast.failures + gateFast.failures + gateFastLean.failures;
     report('nfc.tap_to_signature_424kbps_p50_ms', round(percentile(compactFast.samples, 50)), 'ms');
     report('nfc.tap_to_signature_424kbps_p99_ms', round(percentile(compactFast.samples, 99)), 'ms');

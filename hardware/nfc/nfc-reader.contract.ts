@@ -94,6 +94,15 @@ export function describeNfcReaderContract(name: string, makeHarness: () => Promi
       // The same offer as JSON is answered in JSON.
       const again = await card.authorize(encodeMessage(offer));
       expect(again.kind === 'authorized' && again.authorizationBytes[0]).toBe(0x7b);
+      // AUTHORIZE SHORT: time/counter/signature on the air, the same envelope rebuilt by the host.
+      const short = await card.authorize(encodeCompact(offer), { walletKeyHex: wallet.publicKeyHex });
+      expect(short.kind).toBe('authorized');
+      if (short.kind !== 'authorized') return;
+      const rebuilt = decodeCompact(short.authorizationBytes, 'wallet.authorization');
+      expect(rebuilt).toEqual({ ok: true, value: wallet.signed.at(-1) });
+      expect(rebuilt.ok && checkAuthorization(rebuilt.value, offer.body)).toEqual({ ok: true });
+      const shortJson = await card.authorize(encodeMessage(offer), { walletKeyHex: wallet.publicKeyHex });
+      expect(shortJson.kind === 'authorized' && decodeMessage(shortJson.authorizationBytes, 'wallet.authorization')).toEqual({ ok: true, value: wallet.signed.at(-1) });
     });
 
     it('stores, reads and deletes records, including ones longer than a response APDU', async () => {

@@ -14,6 +14,8 @@ export const Ins = {
   GetResponse: 0xc0,
   GetLicense: 0x10,
   Authorize: 0x20,
+  /** Proprietary (v2): AUTHORIZE answered with time, counter and signature only (the host rebuilds the body). */
+  AuthorizeShort: 0x22,
   StoreRecord: 0x30,
   ReadRecords: 0x32,
   DeleteRecord: 0x34,
@@ -177,4 +179,27 @@ function decodeEntries(data: Uint8Array, allowLicense: boolean): Array<{ kind: n
     i += 5 + len;
   }
   return out;
+}
+
+/** AUTHORIZE SHORT answer after the outcome byte 00: time ms (8, BE), counter (8, BE), Ed25519 signature (64). */
+export type ShortAuthorization = { timeMs: number; counter: number; signature: Uint8Array };
+export const SHORT_AUTHORIZATION_BYTES = 8 + 8 + 64;
+
+export function encodeShortAuthorization(a: ShortAuthorization): Uint8Array {
+  if (a.signature.length !== 64) throw new RangeError(`signature must be 64 bytes, got ${a.signature.length}`);
+  const out = new Uint8Array(SHORT_AUTHORIZATION_BYTES);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(a.timeMs));
+  view.setBigUint64(8, BigInt(a.counter));
+  out.set(a.signature, 16);
+  return out;
+}
+
+export function decodeShortAuthorization(data: Uint8Array): ShortAuthorization | undefined {
+  if (data.length !== SHORT_AUTHORIZATION_BYTES) return undefined;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const timeMs = view.getBigUint64(0);
+  const counter = view.getBigUint64(8);
+  if (timeMs > BigInt(Number.MAX_SAFE_INTEGER) || counter > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  return { timeMs: Number(timeMs), counter: Number(counter), signature: data.slice(16) };
 }

@@ -1,10 +1,11 @@
 // Host side of the wallet applet protocol, over any NfcSession (PN532 or simulated).
+import { decodeAnyForm, encodeCompact, encodeMessage, toHex, type Envelope } from '../../protocol/index.ts';
 import { HardwareError } from '../errors.ts';
 import type { NfcSession } from '../nfc/nfc-reader.ts';
 import {
   AuthorizeOutcome, CLA_CHAINING_BIT, CLA_ISO, CLA_PROPRIETARY, Ins, MAX_COMMAND_CHUNK_BYTES, MAX_COMMAND_DATA_BYTES, MAX_RESPONSE_DATA_BYTES,
   MAX_RECORD_BYTES, P2_COMPACT, RecordKind, STORE_P2_REPLACE, Sw, TAP_INFO_P2_LICENSE, WALLET_AID, decodeRecordList, decodeTapInfo, encodeCommandApdu, parseResponseApdu,
-  tapInfoKindBit, type RecordKindName, type StoredRecord,
+  decodeShortAuthorization, tapInfoKindBit, type RecordKindName, type StoredRecord,
 } from './apdu.ts';
 
 export type AuthorizeResult =
@@ -30,6 +31,26 @@ export type TapInfo = {
 };
 
 const KIND_NAMES = Object.fromEntries(Object.entries(RecordKind).map(([k, v]) => [v, k])) as Record<number, RecordKindName>;
+
+/** AUTHORIZE SHORT: the wallet.authorization envelope from the offer, the wallet key and the wallet's time/counter/signature. */
+function rebuildAuthorization(offerBytes: Uint8Array, walletKeyHex: string, data: Uint8Array): Uint8Array {
+  const offer = decodeAnyForm(offerBytes, 'purchase.offer');
+  if (!offer.ok) throw new RangeError(`authorize: the offer does not decode (${offer.code})`);
+  const short = decodeShortAuthorization(data);
+  if (short === undefined) throw new HardwareError('WALLET_RESPONSE_INVALID', 'AUTHORIZE SHORT answer is not time/counter/signature');
+  const b = offer.value.body;
+  // The body authorizeOffer (protocol/wallet-auth.ts) signs: the offer's essentials, the wallet key, time, counter.
+  const auth: Envelope<'wallet.authorization'> = {
+    v: offer.value.v,
+    type: 'wallet.authorization',
+    body: {
+      wallet: walletKeyHex, terminalId: b.terminalId, merchantId: b.merchantId, purpose: b.purpose, challenge: b.challenge,
+      amountMinor: b.amountMinor, currency: b.currency, linesDigest: b.linesDigest, time: short.timeMs, counter: short.counter,
+    },
+    sig: toHex(short.signature),
+  };
+  return offerBytes[0] === 0x7b ? encodeMessage(auth) : encodeCompact(auth);
+}
 
 const toWalletRecord = (rec: StoredRecord): WalletRecord => ({ kind: KIND_NAMES[rec.kind]!, id: rec.id, bytes: rec.bytes });
 
@@ -65,14 +86,19 @@ export class WalletCard {
    * AUTHORIZE: purchase offer bytes in (JSON or compact); the wallet's signed authorization (in the
    * offer's form) or its refusal out. `deleteRecordId`: the wallet deletes that record in the same
    * step as it signs (a gate exit consumes the admission record); if the record is missing it
-   * signs nothing and declines with RECORD_NOT_FOUND. Needs applet version 2.
+   * signs nothing and declines with RECORD_NOT_FOUND. `walletKeyHex` (the key of the license the
+   * host already holds): AUTHORIZE SHORT, the wallet answers time, counter and signature only and
+   * this method rebuilds the same envelope (checkAuthorization still verifies the signature).
+   * Both options need applet version 2.
    */
-  async authorize(offerBytes: Uint8Array, options: { deleteRecordId?: number } = {}): Promise<AuthorizeResult> {
+  async authorize(offerBytes: Uint8Array, options: { deleteRecordId?: number; walletKeyHex?: string } = {}): Promise<AuthorizeResult> {
     const id = options.deleteRecordId ?? 0;
     if (!Number.isInteger(id) || id < 0 || id > 0xffff) throw new RangeError(`deleteRecordId must be 1..65535, got ${id}`);
-    const r = await this.command(CLA_PROPRIETARY, Ins.Authorize, id >> 8, id & 0xff, offerBytes);
+    const short = options.walletKeyHex !== undefined;
+    const r = await this.command(CLA_PROPRIETARY, short ? Ins.AuthorizeShort : Ins.Authorize, id >> 8, id & 0xff, offerBytes);
     this.expectOk(r.sw, 'AUTHORIZE');
     const outcome = r.data[0];
+    if (short && outcome === AuthorizeOutcome.Authorized) return { kind: 'authorized', authorizationBytes: rebuildAuthorization(offerBytes, options.walletKeyHex!, r.data.subarray(1)) };
     if (outcome === AuthorizeOutcome.Authorized && r.data.length > 1) return { kind: 'authorized', authorizationBytes: r.data.slice(1) };
     if (outcome === AuthorizeOutcome.Declined) return { kind: 'declined', code: Buffer.from(r.data.subarray(1)).toString('latin1') };
     throw new HardwareError('WALLET_RESPONSE_INVALID', 'AUTHORIZE answer has no outcome byte');

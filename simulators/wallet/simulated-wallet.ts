@@ -1,8 +1,8 @@
 // A simulated wallet (card or phone): real Ed25519 keys, an issuer-signed license, the applet
 // protocol of hardware/README.md, and the shared purchase handshake from protocol/.
-import type { StoredRecord } from '../../hardware/wallet-apdu/apdu.ts';
+import { encodeShortAuthorization, type StoredRecord } from '../../hardware/wallet-apdu/apdu.ts';
 import {
-  authorizeOffer, checkOffer, decodeAnyForm, decodeMessage, encodeCompact, encodeMessage, generateKeyPair, issueWalletLicense, sha256, toHex, type Body, type Envelope, type ErrorCode,
+  authorizeOffer, checkOffer, decodeAnyForm, decodeMessage, encodeCompact, encodeMessage, fromHex, generateKeyPair, issueWalletLicense, sha256, toHex, type Body, type Envelope, type ErrorCode,
   type KeyPair,
 } from '../../protocol/index.ts';
 import type { ContactlessCard } from './contactless-card.ts';
@@ -46,7 +46,7 @@ export class SimulatedWallet implements ContactlessCard {
       licenseBytes: () => licenseBytes,
       compactLicenseBytes: () => compactLicenseBytes,
       compactRecord: (record) => this.compactRecord(record),
-      authorize: (offerBytes) => this.authorize(offerBytes),
+      authorize: (offerBytes, { short }) => this.authorize(offerBytes, short),
       records: new RecordStore(options.recordLimits),
     });
   }
@@ -103,7 +103,7 @@ export class SimulatedWallet implements ContactlessCard {
     return out;
   }
 
-  private authorize(offerBytes: Uint8Array): AppletAuthorizeResult {
+  private authorize(offerBytes: Uint8Array, short: boolean): AppletAuthorizeResult {
     // hardware/README.md: the authorization travels in the form the offer came in.
     const compact = offerBytes[0] !== 0x7b;
     const decoded = decodeAnyForm(offerBytes, 'purchase.offer');
@@ -116,6 +116,7 @@ export class SimulatedWallet implements ContactlessCard {
     this.counter += 1;
     const auth = authorizeOffer(this.keys, decoded.value, this.counter, nowMs);
     this.signed.push(auth);
+    if (short) return { kind: 'authorized', authorizationBytes: encodeShortAuthorization({ timeMs: auth.body.time, counter: auth.body.counter, signature: fromHex(auth.sig) }) };
     return { kind: 'authorized', authorizationBytes: compact ? encodeCompact(auth) : encodeMessage(auth) };
   }
 }

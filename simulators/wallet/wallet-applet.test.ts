@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WALLET_AID, encodeCommandApdu, parseResponseApdu, Sw, decodeRecordList, decodeTapInfo, RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
+import { WALLET_AID, encodeCommandApdu, parseResponseApdu, Sw, decodeRecordList, decodeTapInfo, decodeShortAuthorization, encodeShortAuthorization, RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import { RecordStore } from './record-store.ts';
 import { WalletApplet } from './wallet-applet.ts';
 
@@ -83,7 +83,7 @@ describe('wallet applet version 2: compact forms, TAP INFO, AUTHORIZE with delet
       licenseBytes: () => Uint8Array.of(0x7b, 0x7d),
       compactLicenseBytes: () => Uint8Array.of(0xd9, 0x01),
       compactRecord: (rec) => Uint8Array.of(0xd9, rec.id),
-      authorize: () => ({ kind: 'authorized', authorizationBytes: Uint8Array.of(0xaa) }),
+      authorize: (_offer, { short }) => ({ kind: 'authorized', authorizationBytes: Uint8Array.of(short ? 0xbb : 0xaa) }),
       records: store,
     });
 
@@ -120,6 +120,16 @@ describe('wallet applet version 2: compact forms, TAP INFO, AUTHORIZE with delet
     expect(Buffer.from(missing.data).toString('latin1')).toBe('\x01RECORD_NOT_FOUND');
     expect(await send(a, 0x80, 0x20, 0x00, 0x01, Uint8Array.of(0xd9))).toEqual({ data: Uint8Array.of(0x00, 0xaa), sw: Sw.Ok });
     expect((await send(a, 0x80, 0x32, 0x00, 0x00)).data.length).toBe(0);
+    expect(await send(a, 0x80, 0x22, 0x00, 0x00, Uint8Array.of(0xd9))).toEqual({ data: Uint8Array.of(0x00, 0xbb), sw: Sw.Ok }); // AUTHORIZE SHORT
+  });
+
+  it('encodes the AUTHORIZE SHORT answer as time, counter and signature', () => {
+    const sig = new Uint8Array(64).fill(9);
+    const bytes = encodeShortAuthorization({ timeMs: 1_795_456_972_061, counter: 7, signature: sig });
+    expect(bytes.length).toBe(80);
+    expect(Buffer.from(bytes.subarray(0, 16)).toString('hex')).toBe('000001a20993351d0000000000000007');
+    expect(decodeShortAuthorization(bytes)).toEqual({ timeMs: 1_795_456_972_061, counter: 7, signature: sig });
+    expect(decodeShortAuthorization(bytes.subarray(1))).toBeUndefined();
   });
 
   it('sends up to 256 answer bytes per APDU, bounded by Le', async () => {

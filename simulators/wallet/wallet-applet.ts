@@ -21,8 +21,11 @@ export type WalletAppletOptions = {
   compactLicenseBytes?: () => Uint8Array;
   /** A stored record in the compact form (or as stored when it cannot convert it). */
   compactRecord?: (record: StoredRecord) => Uint8Array;
-  /** The offer may be JSON or compact; the authorization comes back in the offer's form. */
-  authorize: (offerBytes: Uint8Array) => Promise<AppletAuthorizeResult> | AppletAuthorizeResult;
+  /**
+   * The offer may be JSON or compact; the authorization comes back in the offer's form, or with
+   * `short` as the 80-byte time/counter/signature of AUTHORIZE SHORT (encodeShortAuthorization).
+   */
+  authorize: (offerBytes: Uint8Array, options: { short: boolean }) => Promise<AppletAuthorizeResult> | AppletAuthorizeResult;
   records?: RecordStore;
   /** Largest response data per APDU (default 256; version 1 sent 200). */
   responseChunkBytes?: number;
@@ -92,14 +95,15 @@ export class WalletApplet {
       case Ins.GetLicense:
         // Version 1 hosts send P1 P2 = 00 00; only P2 bit 1 (compact) means anything.
         return this.respond(this.license((c.p2 & P2_COMPACT) !== 0));
-      case Ins.Authorize: {
+      case Ins.Authorize:
+      case Ins.AuthorizeShort: {
         if (c.data.length === 0) return this.status(Sw.WrongLength);
         // P1P2 ≠ 0000: the record to delete together with the signature (a gate exit consumes its admission record).
         const deleteId = (c.p1 << 8) | c.p2;
         if (deleteId !== 0 && !this.records.list().some((rec) => rec.id === deleteId)) {
           return this.respond(Uint8Array.from([AuthorizeOutcome.Declined, ...Buffer.from(DECLINE_RECORD_NOT_FOUND, 'latin1')]));
         }
-        const r = await this.options.authorize(c.data);
+        const r = await this.options.authorize(c.data, { short: c.ins === Ins.AuthorizeShort });
         if (r.kind === 'authorized' && deleteId !== 0) this.records.delete(deleteId);
         return r.kind === 'authorized'
           ? this.respond(Uint8Array.from([AuthorizeOutcome.Authorized, ...r.authorizationBytes]))
