@@ -133,6 +133,7 @@ async function main(): Promise<void> {
     actionsPerS: config.site.customersPerS,
     terminalMode: config.site.terminalMode,
     logger: pino({ level: config.log.level }, pino.destination(2)),
+    onNotice: (message) => console.error(`tapsettle: ${message}`),
   };
 
   let demo: Demo;

@@ -14,6 +14,7 @@ import { startDashboard, type Dashboard } from '../../hub/dashboard/server.ts';
 import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
 import { createHub, type Hub } from '../../hub/service/hub.ts';
 import { WorkerVerifier } from '../../hub/verify/worker-verifier.ts';
+import { isSocatAvailable } from '../pn532-emulator/pty-pair.ts';
 import { startCustomers, type CustomerEvent, type CustomerSim } from './customers.ts';
 import { DEMO_TERMINALS } from './demo-data.ts';
 import { openDemoSite } from './demo-site.ts';
@@ -33,6 +34,8 @@ export interface DemoOptions {
   /** Customer actions per second; 0 = no customers. */
   readonly actionsPerS: number;
   readonly onCustomerEvent?: (e: CustomerEvent) => void;
+  /** Something the person starting the demo should know (printed by `npm start`). */
+  readonly onNotice?: (message: string) => void;
   /**
    * 'runtime' (default): each terminal is the real terminal runtime with the PN532 emulator and
    * the virtual IO board. 'direct': protocol-level terminals without emulated hardware (lighter).
@@ -116,6 +119,12 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     closers.push(() => dashboard.close());
 
     const fares = () => hub.registry.fareVersions().at(-1)?.table;
+    // The PN532 emulator needs socat for its pseudo-terminal pair; without it, protocol-only terminals.
+    let terminalMode = o.terminalMode ?? 'runtime';
+    if (terminalMode === 'runtime' && site.terminals.length > 0 && !isSocatAvailable()) {
+      o.onNotice?.('socat not found: the demo terminals run without emulated hardware (install socat for the full terminal runtime)');
+      terminalMode = 'direct';
+    }
     const terminals: SiteTerminal[] = [];
     for (const t of site.terminals) {
       const gateMode = DEMO_TERMINALS.find((d) => d.terminalId === t.terminalId && 'gateMode' in d);
@@ -129,7 +138,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
         hubKey: hub.hubPublicKey,
       };
       const terminal =
-        (o.terminalMode ?? 'runtime') === 'runtime'
+        terminalMode === 'runtime'
           ? await startRuntimeTerminal({
               ...common,
               hubUrl: server.url,
