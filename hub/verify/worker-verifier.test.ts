@@ -4,7 +4,8 @@ import { fromHex, generateKeyPair, sign, verifyNoble } from '../../protocol/inde
 import vectors from '../../protocol/vectors/ed25519.json' with { type: 'json' };
 import { WorkerVerifier } from './worker-verifier.ts';
 
-const verifier = new WorkerVerifier({ workers: 2 });
+// inlineMaxBatch 0: every check goes through the worker threads.
+const verifier = new WorkerVerifier({ workers: 2, inlineMaxBatch: 0 });
 afterAll(() => verifier.close());
 
 describe('WorkerVerifier', () => {
@@ -62,6 +63,18 @@ describe('WorkerVerifier', () => {
     expect(verdicts).toEqual(items.map((_, i) => i % 7 !== 0));
   });
 
+  it('verifies a small turn inline with the same verdicts (default inlineMaxBatch)', async () => {
+    const v = new WorkerVerifier({ workers: 1 });
+    try {
+      for (const vec of vectors.verify) {
+        const [ok] = await v.verifyMany([{ signature: fromHex(vec.signature), message: fromHex(vec.message), publicKey: fromHex(vec.publicKey) }]);
+        expect(ok, vec.name).toBe(vec.valid);
+      }
+    } finally {
+      await v.close();
+    }
+  });
+
   it('rejects work after close', async () => {
     const v = new WorkerVerifier({ workers: 1 });
     await v.close();
@@ -75,7 +88,7 @@ describe('WorkerVerifier strict encodings (byte-wise checks in verify-worker.mjs
   const le = (n: bigint) => Uint8Array.from({ length: 32 }, (_, i) => Number((n >> BigInt(8 * i)) & 0xffn));
 
   it('agrees with the noble reference for S around L and R/A encodings around p', async () => {
-    const v = new WorkerVerifier({ workers: 1 });
+    const v = new WorkerVerifier({ workers: 1, inlineMaxBatch: 0 });
     try {
       const keys = generateKeyPair();
       const message = new Uint8Array([7]);

@@ -2,10 +2,12 @@
  * A `SignatureVerifier` on a pool of worker threads, so Ed25519 checks (~70 µs each with OpenSSL)
  * run off the hub's event loop. Micro-batching: calls made in one event-loop turn are collected
  * and sent on setImmediate as ONE message per worker (one copy, one wake-up), which is what lets
- * two cores reach ~15,000 verifies/s while the main thread decodes, commits and publishes.
+ * two cores reach ~15,000 verifies/s while the main thread decodes, commits and publishes. A turn
+ * with only one or two signatures (low load) is checked inline: the hop would cost more.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { verify } from '../../protocol/index.ts';
 import type { SignatureVerifier, VerifyItem } from './verifier.ts';
 
 export interface WorkerVerifierOptions {
@@ -13,6 +15,11 @@ export interface WorkerVerifierOptions {
   readonly workers?: number;
   /** Largest batch one worker gets in one message. */
   readonly maxBatch?: number;
+  /**
+   * A turn with at most this many signatures is verified on the calling thread (protocol `verify`,
+   * same strict rule): at low load a thread hop costs more than the check. Default 2; 0 = never.
+   */
+  readonly inlineMaxBatch?: number;
 }
 
 interface Pending {
@@ -42,11 +49,13 @@ export class WorkerVerifier implements SignatureVerifier {
   private nextJobId = 1;
   private closed = false;
   private readonly maxBatch: number;
+  private readonly inlineMaxBatch: number;
 
   constructor(options: WorkerVerifierOptions = {}) {
     const count = options.workers ?? Math.max(1, Math.min(4, availableParallelism()));
     if (!Number.isInteger(count) || count < 1) throw new TypeError(`WorkerVerifier: workers must be a positive integer (${count})`);
     this.maxBatch = options.maxBatch ?? 512;
+    this.inlineMaxBatch = options.inlineMaxBatch ?? 2;
     for (let i = 0; i < count; i++) this.pool.push(this.spawn());
   }
 
@@ -105,6 +114,10 @@ export class WorkerVerifier implements SignatureVerifier {
     const queue = this.queue;
     this.queue = [];
     if (queue.length === 0) return;
+    if (queue.length <= this.inlineMaxBatch) {
+      for (const p of queue) p.done(verify(p.item.signature, p.item.message, p.item.publicKey));
+      return;
+    }
     // Split evenly across the workers (least loaded first), at most maxBatch per message; a small
     // batch goes to one worker whole: a message costs about as much as a verify.
     const perWorker = Math.min(this.maxBatch, Math.max(MIN_PER_MESSAGE, Math.ceil(queue.length / this.pool.length)));
