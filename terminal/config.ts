@@ -16,9 +16,15 @@ const Pn532 = z.strictObject({
   baudRate: z.literal(115_200).default(115_200),
   pollIntervalMs: Ms(5, 1000).default(30),
   exchangeTimeoutMs: Ms(50, 10_000).default(1500),
+  /** Air bit rate after activation (InPSL, UM0701-02 §7.3.10); a card that cannot stays at 106. */
+  bitRateKbps: z.union([z.literal(106), z.literal(212), z.literal(424)]).default(424),
 });
 /** An in-process PN532 emulator on a pty (demo and tests; wallets are tapped programmatically). */
-const EmulatedNfc = z.strictObject({ kind: z.literal('emulated'), pollIntervalMs: Ms(5, 1000).default(20) });
+const EmulatedNfc = z.strictObject({
+  kind: z.literal('emulated'),
+  pollIntervalMs: Ms(5, 1000).default(20),
+  bitRateKbps: z.union([z.literal(106), z.literal(212), z.literal(424)]).default(424),
+});
 
 const GatePins = z.strictObject({
   barrier: z.union([

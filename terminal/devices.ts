@@ -53,7 +53,7 @@ export async function openHardware(config: TerminalConfig, log: Logger): Promise
       pollIntervalMs = config.nfc.pollIntervalMs;
       exchangeTimeoutMs = config.nfc.exchangeTimeoutMs;
     }
-    const reader = await Pn532NfcReader.open({ path: readerPath, baudRate: 115_200, pollIntervalMs, exchangeTimeoutMs });
+    const reader = await Pn532NfcReader.open({ path: readerPath, baudRate: 115_200, pollIntervalMs, exchangeTimeoutMs, bitRateKbps: config.nfc.bitRateKbps });
     closers.push(() => reader.close());
 
     // ---- actuators (johnny-five, real or virtual IO) ----

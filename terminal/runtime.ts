@@ -5,12 +5,13 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import {
-  checkAuthorization, createOffer, decodeMessage, isErrorCode, encodeMessage, newChallenge, newRequestId, signMessage, toHex, verifyMessage,
+  checkAuthorization, createOffer, decodeAnyForm, decodeMessage, encodeCompact, isErrorCode, encodeMessage, newChallenge, newRequestId, signMessage, toHex, verifyMessage,
   type ArticleT, type Envelope, type FareTable, type KeyPair,
 } from '../protocol/index.ts';
 import { isHardwareError } from '../hardware/errors.ts';
 import { onTap, type NfcReader, type NfcSession } from '../hardware/nfc/nfc-reader.ts';
-import { WalletCard } from '../hardware/wallet-apdu/wallet-card.ts';
+import { WalletCard, type WalletRecord } from '../hardware/wallet-apdu/wallet-card.ts';
+import type { RecordKindName } from '../hardware/wallet-apdu/apdu.ts';
 import type { Gate } from '../hardware/actuators/gate.ts';
 import type { Vending } from '../hardware/actuators/vending.ts';
 import type { Pos } from '../hardware/actuators/pos.ts';
@@ -74,7 +75,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private readonly abort = new AbortController();
   private readonly tapLoop: Promise<void>;
   private readonly ticker: NodeJS.Timeout;
-  private current: { card: WalletCard; session: NfcSession; done: () => void } | undefined;
+  private current: { card: WalletCard; session: NfcSession; done: () => void; v2: boolean; walletKeyHex: string | undefined } | undefined;
   // Hub announcements (verified), persisted so an offline restart still has them.
   private hubKeys: string[];
   private issuerKeys: string[];
@@ -277,7 +278,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       case 'nfc.store': {
         const card = this.current?.card;
         if (!card) return;
-        await card.storeRecord(cmd.kind, encodeMessage(cmd.message), { replace: cmd.replace }).catch((err: unknown) => this.log.info({ err: (err as Error).message }, 'could not store record on the wallet'));
+        await card.storeRecord(cmd.kind, this.walletBytes(cmd.message), { replace: cmd.replace }).catch((err: unknown) => this.log.info({ err: (err as Error).message }, 'could not store record on the wallet'));
         return;
       }
       case 'nfc.storeAdmission': {
@@ -285,7 +286,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         if (!card) return void this.post({ e: 'card.lost' });
         const record = signMessage('gate.admission', cmd.body, this.d.keys.secretKey);
         try {
-          const id = await card.storeRecord('Admission', encodeMessage(record), { replace: true });
+          const id = await card.storeRecord('Admission', this.walletBytes(record), { replace: true });
           void this.post(id === 'full' ? { e: 'card.lost' } : { e: 'wallet.stored' });
         } catch (err) {
           this.cardLost(err);
@@ -296,7 +297,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         const card = this.current?.card;
         if (!card) return void this.post({ e: 'card.lost' });
         try {
-          const statement = decodeCard(new Uint8Array(0), await card.readRecords('BalanceStatement')).statement ?? null;
+          const statement = decodeCard(new Uint8Array(0), await card.readRecords('BalanceStatement', { compact: this.current?.v2 === true })).statement ?? null;
           void this.post({ e: 'card.statement', statement });
         } catch (err) {
           this.cardLost(err);
@@ -382,33 +383,43 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     const tapMs = this.clock();
     this.emit('tap', tapMs);
     const card = new WalletCard(session);
+    const gate = this.config.kind === 'gate';
     let info: CardInfo;
+    let v2 = false;
     try {
-      await card.select();
-      // A gate needs the records (admission, tickets, statement) too; read them in one APDU.
-      // One APDU at a time on the session. Every byte costs ≈0.16 ms (UART + 106 kbps air), so a
-      // gate reads only what its decision needs: the license (cached by UID: a card's UID is
-      // stable, and the wallet's signature must later match the cached license's key), then only
-      // the records the decision needs.
+      // One APDU at a time on the session. Every NFC byte costs ≈0.09 ms of UART plus air time,
+      // so a gate reads only what its decision needs: the license (cached by UID: a card's UID is
+      // stable, and the wallet's signature must later match the cached license's key) and the
+      // records of the kinds it needs. An applet of version 2 answers in the compact form and
+      // gives license + records in one TAP INFO command (hardware/README.md).
+      v2 = (await card.select()).appletVersion >= 2;
       const uid = toHex(session.uid);
-      const cached = this.config.kind === 'gate' ? this.licenseByUid.get(uid) : undefined;
-      const licenseBytes = cached ?? (await card.getLicense());
-      let records: Awaited<ReturnType<WalletCard['readRecords']>> = [];
-      if (this.config.kind === 'gate') {
-        // Entry: the admission record (anti-passback) and tickets; exit: the admission record.
-        records = [...(await card.readRecords('Admission')), ...(this.config.gate?.mode === 'entry' ? await card.readRecords('Ticket') : [])];
+      const cached = gate ? this.licenseByUid.get(uid) : undefined;
+      // Entry: the admission record (anti-passback) and tickets; exit: the admission record.
+      const kinds: RecordKindName[] = this.config.gate?.mode === 'entry' ? ['Admission', 'Ticket'] : ['Admission'];
+      let licenseBytes = cached;
+      let records: WalletRecord[] = [];
+      if (gate && v2) {
+        const tap = await card.tapInfo({ license: cached === undefined, kinds, compact: true });
+        licenseBytes ??= tap.license;
+        records = tap.records;
+      } else if (gate) {
+        licenseBytes ??= await card.getLicense();
+        for (const kind of kinds) records.push(...(await card.readRecords(kind)));
+      } else {
+        licenseBytes = await card.getLicense(v2 ? { compact: true } : {});
       }
-      info = decodeCard(licenseBytes, records);
+      info = decodeCard(licenseBytes ?? new Uint8Array(0), records);
       // A gate reads the statement only when its exit decision needs it (nfc.readStatement).
-      if (this.config.kind === 'gate') info.statement = undefined;
-      if (this.config.kind === 'gate' && !cached && info.license) this.cacheLicense(uid, licenseBytes);
+      if (gate) info.statement = undefined;
+      if (gate && cached === undefined && info.license && licenseBytes) this.cacheLicense(uid, licenseBytes);
     } catch (err) {
       this.log.info({ err: (err as Error).message }, 'tap aborted before the wallet was read');
       return;
     }
     let done!: () => void;
     const finished = new Promise<void>((resolve) => (done = resolve));
-    this.current = { card, session, done };
+    this.current = { card, session, done, v2, walletKeyHex: info.license?.body.wallet };
     const timer = setTimeout(done, 15_000);
     try {
       await this.post({ e: 'tap', card: info, requestId: newRequestId(), recordId: newChallenge() });
@@ -419,25 +430,35 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     }
   }
 
+  /** What goes onto the wallet: the compact form to a version 2 applet (fewer bytes to read back). */
+  private walletBytes(message: Envelope<'gate.admission' | 'balance.statement' | 'ticket'>): Uint8Array {
+    return this.current?.v2 ? encodeCompact(message) : encodeMessage(message);
+  }
+
   private cacheLicense(uid: string, bytes: Uint8Array): void {
     if (this.licenseByUid.size >= LICENSE_CACHE_MAX) this.licenseByUid.delete(this.licenseByUid.keys().next().value as string);
     this.licenseByUid.set(uid, bytes);
   }
 
   private async nfcAuthorize(spec: Extract<Command, { c: 'nfc.authorize' }>['offer'], nowMs: number): Promise<void> {
-    const card = this.current?.card;
-    if (!card) return void this.post({ e: 'card.lost' });
+    const current = this.current;
+    if (!current) return void this.post({ e: 'card.lost' });
+    // A gate's fare offer may omit the terminal certificate (protocol/README.md): ≈500 bytes less.
     const offer = createOffer(this.d.keys, {
       terminalId: this.config.terminalId,
       merchantId: this.config.merchantId,
       ...spec,
       nowMs,
-      terminalCert: this.d.certificate,
+      ...(spec.purpose === 'fare' ? {} : { terminalCert: this.d.certificate }),
     });
     try {
-      const answer = await card.authorize(encodeMessage(offer));
+      // Version 2: compact offer, and AUTHORIZE SHORT (time, counter, signature back; the envelope is
+      // rebuilt with the license's key and verified below like any other).
+      const answer = current.v2
+        ? await current.card.authorize(encodeCompact(offer), current.walletKeyHex !== undefined ? { walletKeyHex: current.walletKeyHex } : {})
+        : await current.card.authorize(encodeMessage(offer));
       if (answer.kind === 'declined') return void this.post({ e: 'wallet.declined', code: answer.code.slice(0, 40) });
-      const decoded = decodeMessage(answer.authorizationBytes, 'wallet.authorization');
+      const decoded = decodeAnyForm(answer.authorizationBytes, 'wallet.authorization');
       if (!decoded.ok) return void this.post({ e: 'wallet.declined', code: decoded.code });
       // Bound to exactly this offer and signed by the wallet key (the hub checks it again).
       const check = checkAuthorization(decoded.value, offer.body);
@@ -598,17 +619,17 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
 
 /** Decode what the wallet returned; unparseable records are skipped (the machine sees no record). */
 export function decodeCard(licenseBytes: Uint8Array, records: { kind: string; id: number; bytes: Uint8Array }[]): CardInfo {
-  const license = decodeMessage(licenseBytes, 'wallet.license');
+  const license = decodeAnyForm(licenseBytes, 'wallet.license');
   const info: CardInfo = { license: license.ok ? license.value : null, admission: null, tickets: [], statement: null };
   for (const r of records) {
     if (r.kind === 'Admission') {
-      const d = decodeMessage(r.bytes, 'gate.admission');
+      const d = decodeAnyForm(r.bytes, 'gate.admission');
       if (d.ok && (!info.admission || d.value.body.time > info.admission.message.body.time)) info.admission = { recordId: r.id, message: d.value };
     } else if (r.kind === 'Ticket') {
-      const d = decodeMessage(r.bytes, 'ticket');
+      const d = decodeAnyForm(r.bytes, 'ticket');
       if (d.ok && info.tickets.length < 16) info.tickets.push({ recordId: r.id, message: d.value });
     } else if (r.kind === 'BalanceStatement') {
-      const d = decodeMessage(r.bytes, 'balance.statement');
+      const d = decodeAnyForm(r.bytes, 'balance.statement');
       if (d.ok && (!info.statement || d.value.body.asOf > info.statement.body.asOf)) info.statement = d.value;
     }
   }

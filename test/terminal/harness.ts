@@ -4,13 +4,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { authorizeOffer, decodeMessage, encodeMessage, sha256, signMessage, toHex, utf8, type Envelope, type FareTable } from '../../protocol/index.ts';
+import { authorizeOffer, decodeAnyForm, encodeCompact, encodeMessage, fromHex, sha256, signMessage, toHex, utf8, type Envelope, type FareTable } from '../../protocol/index.ts';
+import { encodeShortAuthorization, RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import { loadOrCreateEd25519Key } from '../../hub/registry/keys.ts';
 import type { ContactlessCard } from '../../simulators/wallet/contactless-card.ts';
 import { WalletApplet } from '../../simulators/wallet/wallet-applet.ts';
 import { createHub, type Hub } from '../../hub/service/index.ts';
 import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
-import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
 import { startSimulatedTerminal, type SimulatedTerminal, type SimulatedTerminalOptions } from '../../simulators/site/start-simulated-terminal.ts';
 
@@ -150,12 +150,15 @@ export function badSignatureCard(wallet: SimulatedWallet): ContactlessCard {
   let counter = 1000;
   const applet = new WalletApplet({
     licenseBytes: () => encodeMessage(wallet.license),
-    authorize: (offerBytes) => {
-      const d = decodeMessage(offerBytes, 'purchase.offer');
+    authorize: (offerBytes, { short }) => {
+      const d = decodeAnyForm(offerBytes, 'purchase.offer');
       if (!d.ok) return { kind: 'declined', code: d.code };
       const auth = authorizeOffer(wallet.keys, d.value, ++counter, Date.now());
-      const sig = (auth.sig[0] === '0' ? '1' : '0') + auth.sig.slice(1);
-      return { kind: 'authorized', authorizationBytes: encodeMessage({ ...auth, sig }) };
+      const signature = fromHex(auth.sig);
+      signature[0] = signature[0]! ^ 0x01; // one flipped bit
+      if (short) return { kind: 'authorized', authorizationBytes: encodeShortAuthorization({ timeMs: auth.body.time, counter: auth.body.counter, signature }) };
+      const broken = { ...auth, sig: toHex(signature) };
+      return { kind: 'authorized', authorizationBytes: offerBytes[0] === 0x7b ? encodeMessage(broken) : encodeCompact(broken) };
     },
   });
   return { uid: wallet.uid, powerOn: () => applet.reset(), processApdu: (apdu) => applet.process(apdu) };

@@ -213,25 +213,27 @@ describe('vending terminal end to end', () => {
   });
 
   it('hub busy (signed UNAVAILABLE): an offline authorization keeps being forwarded; an online attempt is given up and undone', async () => {
+    // Its own machine, retrying slowly: the busy reply must come back before any retry goes out.
+    const vm = await site.terminal({ kind: 'vending', config: { hub: { retryMs: 1500 } } });
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const log = record(vm);
     // Online: the customer sees the decline, nothing is dispensed; the retry (same id) settles later and is refunded.
     site.faults.unavailable = 1;
     await vm.runtime.select('cola');
     vm.tap(wallet);
-    await eventually(() => log.displays.find((d) => d.includes('UNAVAILABLE')), 8000, 'busy');
+    await eventually(() => log.displays.find((d) => d.includes('UNAVAILABLE')), 15_000, 'busy');
     vm.remove();
     expect(log.commands.map((c) => c.c)).not.toContain('vend');
-    await eventually(() => log.commands.find((c) => c.c === 'receipt' && c.outcome === 'failed'), 8000, 'late approval undone');
-    await eventually(async () => (await site.balance(wallet)) === 1000 && vm.started.store.openCount() === 0, 8000, 'refunded');
+    await eventually(() => log.commands.find((c) => c.c === 'receipt' && c.outcome === 'failed'), 15_000, 'late approval undone');
+    await eventually(async () => (await site.balance(wallet)) === 1000 && vm.started.store.openCount() === 0, 15_000, 'refunded');
     await new Promise((r) => setTimeout(r, 150));
     // Offline sale, then the hub comes back busy twice: the authorization stays queued until it settles.
     const url = await site.stopServer();
     try {
-      await eventually(() => !vm.runtime.isOnline, 5000, 'offline');
+      await eventually(() => !vm.runtime.isOnline, 15_000, 'offline');
       await vm.runtime.select('cola');
       vm.tap(wallet);
-      await eventually(() => log.commands.filter((c) => c.c === 'receipt').length === 2, 8000, 'offline sale');
+      await eventually(() => log.commands.filter((c) => c.c === 'receipt').length === 2, 15_000, 'offline sale');
       vm.remove();
       site.faults.unavailable = 2;
     } finally {
