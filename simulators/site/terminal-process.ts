@@ -110,6 +110,8 @@ async function childMain(): Promise<void> {
             reply({ type: 'command', c: c.c, atMs: nowEpochMs(), ...('requestId' in c ? { requestId: c.requestId } : {}), ...('outcome' in c ? { outcome: c.outcome } : {}) });
           });
           terminal.runtime.on('state', (s) => reply({ type: 'state', s: s.s, atMs: nowEpochMs() }));
+          // The reader found the card (start of the NFC session): for latency breakdowns.
+          terminal.runtime.on('tap', () => reply({ type: 'command', c: 'nfc.session', atMs: nowEpochMs() }));
           const t = terminal;
           const waitOnline = setInterval(() => {
             if (t.runtime.isOnline && (t.config.kind !== 'gate' || t.runtime.fareTable)) {
