@@ -39,7 +39,7 @@ interface Measured {
 }
 
 /** Sets up a fresh ledger (≥ 100k funded wallets) and measures purchases through the engine. */
-async function measure(durability: 'full' | 'pipelined'): Promise<Measured> {
+async function measure(durability: 'full' | 'pipelined', writerThread = false): Promise<Measured> {
   const dir = mkdtempSync(join(tmpdir(), 'tapsettle-bench-engine-'));
   try {
     const file = join(dir, 'ledger.db');
@@ -59,8 +59,9 @@ async function measure(durability: 'full' | 'pipelined'): Promise<Measured> {
     }
     await engine.close();
 
-    // synchronous=FULL ('full') or NORMAL + an fsync of the WAL before any reply ('pipelined').
-    const eng = await Engine.open(SqliteLedgerStore.open(file, { durability }), { maxBatch: MAX_BATCH, maxQueue: IN_FLIGHT * 2 });
+    // synchronous=FULL ('full', committed on the engine's thread or in the writer thread) or
+    // NORMAL + an fsync of the WAL before any reply ('pipelined').
+    const eng = await Engine.open(SqliteLedgerStore.open(file, writerThread ? { writerThread } : { durability }), { maxBatch: MAX_BATCH, maxQueue: IN_FLIGHT * 2 });
     let approved = 0;
     let next = 0;
     const one = async (): Promise<void> => {
@@ -98,13 +99,20 @@ async function measure(durability: 'full' | 'pipelined'): Promise<Measured> {
 }
 
 export async function run(report: Report): Promise<void> {
-  const full = await measure('full');
+  // Main figure: synchronous=FULL, batches committed in the writer thread (the engine decides
+  // the next batch meanwhile); BENCH_ENGINE_WRITER=main commits on the engine's thread instead.
+  const full = await measure('full', process.env['BENCH_ENGINE_WRITER'] !== 'main');
   report('engine.settlements_per_s', full.perSecond, 'settlements/s');
   report('engine.batch_size', full.meanBatch, 'commands/batch (mean)');
   report('engine.batch_size_max', full.maxBatch, 'commands/batch');
-  // CPU per settlement (all threads): the bound on an idle machine.
+  // CPU per settlement summed over all threads (process.cpuUsage): robust on a shared machine.
   report('engine.cpu_us_per_settlement', full.cpuUsPerSettlement, 'µs');
-  if (process.env['BENCH_ENGINE_PIPELINED'] !== '0') {
+  if (process.env['BENCH_ENGINE_COMPARE'] !== '0') {
+    const inThread = await measure('full', false);
+    report('engine.settlements_per_s_engine_thread', inThread.perSecond, 'settlements/s');
+    report('engine.cpu_us_per_settlement_engine_thread', inThread.cpuUsPerSettlement, 'µs');
+  }
+  if (process.env['BENCH_ENGINE_PIPELINED'] === '1') {
     const piped = await measure('pipelined');
     report('engine.settlements_per_s_pipelined_fsync', piped.perSecond, 'settlements/s');
     report('engine.batch_size_pipelined_fsync', piped.meanBatch, 'commands/batch (mean)');

@@ -41,16 +41,16 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('release' as const) }) },
 );
 
-describe.each(['full', 'pipelined'] as const)('engine properties (durability %s)', (durability) => {
+describe.each(['full', 'pipelined', 'writer-thread'] as const)('engine properties (durability %s)', (mode) => {
   it('conserves money and settles each request id at most once, across duplicates and crashes', async () => {
     let counter = 0;
     const nextId = (): string => (++counter).toString(16).padStart(32, '0');
     await fc.assert(
       fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 14 }), async (steps) => {
-        const ledger = tempLedger({ durability });
+        const ledger = tempLedger(mode === 'writer-thread' ? { writerThread: true } : { durability: mode });
         const clock = manualClock();
-        // The pipelined run also keeps a tiny account cache, so eviction is exercised too.
-        const cache = durability === 'pipelined' ? { maxCachedAccounts: 4 } : {};
+        // The pipelined and writer-thread runs also keep a tiny account cache, so eviction is exercised too.
+        const cache = mode !== 'full' ? { maxCachedAccounts: 4 } : {};
         let engine: Engine = await ledger.openEngine({ clock: clock.now, ...cache });
         try {
           for (const w of WALLETS) await engine.openWallet(w, 'EUR');

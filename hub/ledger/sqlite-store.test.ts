@@ -23,6 +23,14 @@ describeLedgerStoreContract('SqliteLedgerStore (durability pipelined)', () => {
   };
 });
 
+describeLedgerStoreContract('SqliteLedgerStore (writer thread)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapsettle-store-'));
+  return {
+    open: async () => SqliteLedgerStore.open(join(dir, 'ledger.db'), { writerThread: true, backgroundCheckpointMs: 0 }),
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+});
+
 describe('SqliteLedgerStore specifics', () => {
   it('opens with WAL, synchronous=FULL and records applied migrations once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tapsettle-store-'));

@@ -3,6 +3,7 @@
 import Database from 'better-sqlite3';
 import { Checkpointer } from './checkpointer.ts';
 import { commandKindCode, entryKindCode, logStateCode } from './codes.ts';
+import { encodeBatch, makeCommit, type EncodedBatch } from './commit-sql.ts';
 import { DuplicateRequestError, LedgerError } from './errors.ts';
 import { MIGRATIONS, type Migration } from './migrations.ts';
 import type {
@@ -18,6 +19,7 @@ import type {
 } from './store.ts';
 import { DURABLE_NOW } from './store.ts';
 import { WalSyncer } from './wal-syncer.ts';
+import { WriterThread } from './writer-thread.ts';
 import type { Account, AccountKind, DeclineCode, HistoryItem, HoldInfo, SettlementSummary } from './types.ts';
 
 type Row = Record<string, unknown>;
@@ -94,50 +96,6 @@ function toLogRow(r: LogDbRow): LogRow {
   };
 }
 
-const LOG_COLUMNS = [
-  'seq', 'request_id', 'hash', 'kind', 'payer_num', 'payee_num', 'amount_minor', 'fee_minor', 'currency',
-  'hold_until_ms', 'ref_seq', 'memo', 'state', 'code', 'entry_id', 'balance_after_minor', 'at_ms', 'overspent', 'refunded_by_seq',
-] as const;
-
-/** Buffers rows and inserts them `chunk` per statement; flush() writes the rest one by one. */
-class ChunkedInsert {
-  readonly #many: Database.Statement;
-  readonly #one: Database.Statement;
-  readonly #width: number;
-  readonly #chunk: number;
-  readonly #args: unknown[];
-  #n = 0;
-
-  constructor(db: Database.Database, table: string, columns: readonly string[], chunk: number) {
-    const row = `(${columns.map(() => '?').join(', ')})`;
-    const head = `INSERT INTO ${table} (${columns.join(', ')}) VALUES `;
-    this.#many = db.prepare(head + Array<string>(chunk).fill(row).join(', '));
-    this.#one = db.prepare(head + row);
-    this.#width = columns.length;
-    this.#chunk = chunk;
-    this.#args = new Array<unknown>(chunk * columns.length);
-  }
-
-  add(...values: unknown[]): void {
-    const base = this.#n * this.#width;
-    for (let i = 0; i < this.#width; i++) this.#args[base + i] = values[i];
-    if (++this.#n === this.#chunk) {
-      this.#many.run(this.#args);
-      this.#n = 0;
-    }
-  }
-
-  /** Drops rows buffered by a transaction that threw. */
-  reset(): void {
-    this.#n = 0;
-  }
-
-  flush(): void {
-    for (let r = 0; r < this.#n; r++) this.#one.run(this.#args.slice(r * this.#width, (r + 1) * this.#width));
-    this.#n = 0;
-  }
-}
-
 export interface SqliteStoreOptions {
   /** Page cache in KiB (SQLite cache_size = -N). Default 64 MiB: keeps 100k+ accounts hot. */
   readonly cacheKiB?: number;
@@ -157,6 +115,14 @@ export interface SqliteStoreOptions {
   readonly walAutocheckpointPages?: number;
   /** Checkpoint from a worker thread every N ms (0 = only the writer's own autocheckpoint). Default 50. */
   readonly backgroundCheckpointMs?: number;
+  /**
+   * Commit batches on a second connection in a worker thread (writer-thread.ts), still with
+   * synchronous=FULL: the engine decides the next batch while this one is written and fsynced.
+   * Only with durability 'full'. Default false.
+   */
+  readonly writerThread?: boolean;
+  /** Batches handed to the writer thread and not yet committed before commitBatch waits. Default 2. */
+  readonly writerMaxInFlight?: number;
 }
 
 /** Applies pending migrations in one transaction each; returns the schema version. */
@@ -179,7 +145,10 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
 export class SqliteLedgerStore implements LedgerStore {
   readonly db: Database.Database;
   readonly #s;
-  readonly #commit: (w: BatchWrite) => void;
+  readonly #commit: (b: EncodedBatch) => void;
+  #writer: WriterThread | null = null;
+  /** Request ids handed to the writer thread and not yet committed (duplicates are checked against them too). */
+  readonly #inFlightIds = new Set<string>();
   #checkpointer: Checkpointer | null = null;
   #walSyncer: WalSyncer | null = null;
 
@@ -215,65 +184,12 @@ export class SqliteLedgerStore implements LedgerStore {
       holdInsert: p('INSERT INTO holds (seq, release_at_ms) VALUES (?, ?)'),
       holdDelete: p('DELETE FROM holds WHERE seq = ?'),
     };
-    const s = this.#s;
-    // Many rows per INSERT statement: the per-call cost of the driver dominates small rows.
-    const logRows = new ChunkedInsert(db, 'settlement_log', LOG_COLUMNS, 16);
-    const entryRows = new ChunkedInsert(db, 'journal_entries', ['id', 'seq', 'kind', 'currency', 'at_ms'], 64);
-    const postingRows = new ChunkedInsert(db, 'postings', ['account_num', 'entry_id', 'amount_minor'], 64);
-    this.#commit = db
-      .transaction((w: BatchWrite) => {
-        logRows.reset();
-        entryRows.reset();
-        postingRows.reset();
-        // Inserts in key order walk each B-tree forward instead of hopping (same result, less work).
-        const logInserts = w.logInserts.length > 1 ? [...w.logInserts].sort((a, b) => (a.requestId < b.requestId ? -1 : 1)) : w.logInserts;
-        for (const r of logInserts) {
-          logRows.add(
-            r.seq,
-            Buffer.from(r.requestId, 'hex'),
-            Buffer.from(r.hash, 'hex'),
-            commandKindCode.encode(r.kind),
-            r.payerNum,
-            r.payeeNum,
-            r.amountMinor,
-            r.feeMinor,
-            r.currency,
-            r.holdUntilMs,
-            r.refSeq,
-            r.memo,
-            logStateCode.encode(r.state),
-            r.code,
-            r.entryId,
-            r.balanceAfterMinor,
-            r.atMs,
-            r.overspent ? 1 : 0,
-            r.refundedBySeq,
-          );
-        }
-        logRows.flush();
-        for (const r of w.logUpdates) {
-          s.logUpdate.run(r.payerNum, r.payeeNum, logStateCode.encode(r.state), r.code, r.entryId, r.balanceAfterMinor, r.atMs, r.overspent ? 1 : 0, r.seq);
-        }
-        for (const [seq, state] of w.logStates) s.logState.run(logStateCode.encode(state), seq);
-        if (w.doneRange !== null) s.doneRange.run(w.doneRange[0], w.doneRange[1]);
-        for (const [orig, refund] of w.refundMarks) s.refundMark.run(refund, orig);
-        for (const e of w.entries) entryRows.add(e.id, e.seq, entryKindCode.encode(e.kind), e.currency, e.atMs);
-        entryRows.flush();
-        const postings = [...w.postings].sort((a, b) => a.accountNum - b.accountNum || a.entryId - b.entryId);
-        for (const x of postings) postingRows.add(x.accountNum, x.entryId, x.amountMinor);
-        postingRows.flush();
-        const balances = [...w.balances].sort((a, b) => a[0] - b[0]);
-        for (const [num, bal] of balances) s.balance.run(bal, num);
-        for (const [num, f] of w.flags) s.flags.run(f, num);
-        for (const h of w.holdInserts) s.holdInsert.run(h.seq, h.releaseAtMs);
-        for (const seq of w.holdDeletes) s.holdDelete.run(seq);
-        if (w.settledThroughSeq !== null) s.setSettled.run(w.settledThroughSeq);
-      })
-      .immediate.bind(null) as (w: BatchWrite) => void;
+    this.#commit = makeCommit(db);
   }
 
   /** Opens (creating if needed) a ledger file, sets durability pragmas and migrates. */
   static open(file: string, options: SqliteStoreOptions = {}): SqliteLedgerStore {
+    if (options.writerThread === true && options.durability === 'pipelined') throw new TypeError('writerThread works with durability full only');
     const db = new Database(file, { readonly: options.readonly ?? false });
     if (!options.readonly) {
       db.pragma(`page_size = ${options.pageSize ?? 4096}`);
@@ -288,18 +204,26 @@ export class SqliteLedgerStore implements LedgerStore {
     db.pragma('busy_timeout = 5000');
     if (!options.readonly) migrate(db);
     const store = new SqliteLedgerStore(db);
+    let walPages = 0;
     if (options.durability === 'pipelined' && !options.readonly && file !== ':memory:') store.#walSyncer = new WalSyncer(`${file}-wal`);
     const bgMs = options.backgroundCheckpointMs ?? Number(process.env['CKMS'] ?? 50);
     if (!options.readonly && bgMs > 0 && file !== ':memory:') {
       store.#checkpointer = new Checkpointer(file, bgMs);
       db.pragma(`wal_autocheckpoint = ${options.walAutocheckpointPages ?? 65_536}`);
+      walPages = options.walAutocheckpointPages ?? 65_536;
     } else if (!options.readonly) {
       db.pragma(`wal_autocheckpoint = ${options.walAutocheckpointPages ?? 16_384}`);
+      walPages = options.walAutocheckpointPages ?? 16_384;
+    }
+    if (options.writerThread === true && !options.readonly) {
+      if (file === ':memory:') throw new TypeError('writerThread needs a file');
+      store.#writer = new WriterThread(file, { cacheKiB: options.cacheKiB ?? 65_536, walAutocheckpointPages: walPages, maxInFlight: options.writerMaxInFlight ?? 2 });
     }
     return store;
   }
 
   async counters(): Promise<StoreCounters> {
+    await this.#drain();
     const s = this.#s;
     return {
       lastSeq: (s.lastSeq.get() as { v: number }).v,
@@ -313,6 +237,7 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async ensureAccounts(specs: readonly NewAccount[]): Promise<Account[]> {
+    await this.#drain();
     const s = this.#s;
     return this.db
       .transaction(() =>
@@ -328,6 +253,7 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async accountsById(ids: readonly string[]): Promise<Map<string, Account>> {
+    await this.#drain();
     const out = new Map<string, Account>();
     for (const id of ids) {
       if (out.has(id)) continue;
@@ -338,6 +264,7 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async accountsByNum(nums: readonly number[]): Promise<Map<number, Account>> {
+    await this.#drain();
     const out = new Map<number, Account>();
     for (const num of nums) {
       if (out.has(num)) continue;
@@ -348,6 +275,7 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async logByRequestIds(requestIds: readonly string[]): Promise<Map<string, LogRow>> {
+    await this.#drain();
     const out = new Map<string, LogRow>();
     for (const id of requestIds) {
       const r = this.#s.logByReq.get(Buffer.from(id, 'hex')) as LogDbRow | undefined;
@@ -357,6 +285,7 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async logBySeqs(seqs: readonly number[]): Promise<Map<number, LogRow>> {
+    await this.#drain();
     const out = new Map<number, LogRow>();
     for (const seq of seqs) {
       const r = this.#s.logBySeq.get(seq) as LogDbRow | undefined;
@@ -366,12 +295,14 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async unfinishedLog(): Promise<LogRow[]> {
+    await this.#drain();
     const from = (this.#s.meta.get() as { value: number }).value;
     const rows = this.#s.unfinished.all(from, logStateCode.encode('logged'), logStateCode.encode('withdrawn')) as LogDbRow[];
     return rows.map(toLogRow);
   }
 
   async holdsBySeqs(seqs: readonly number[]): Promise<Map<number, HoldRow>> {
+    await this.#drain();
     const out = new Map<number, HoldRow>();
     for (const seq of seqs) {
       const r = this.#s.holdBySeq.get(seq) as { seq: number; release_at_ms: number } | undefined;
@@ -381,13 +312,15 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async dueHolds(nowMs: number, limit: number): Promise<HoldRow[]> {
+    await this.#drain();
     const rows = this.#s.dueHolds.all(nowMs, limit) as Array<{ seq: number; release_at_ms: number }>;
     return rows.map((r) => ({ seq: r.seq, releaseAtMs: r.release_at_ms }));
   }
 
   async commitBatch(write: BatchWrite): Promise<CommitReceipt> {
+    if (this.#writer) return this.#commitInWriter(this.#writer, write);
     try {
-      this.#commit(write);
+      this.#commit(encodeBatch(write));
       return this.#walSyncer ? { durable: this.#walSyncer.sync() } : DURABLE_NOW;
     } catch (err) {
       if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
@@ -399,7 +332,44 @@ export class SqliteLedgerStore implements LedgerStore {
     }
   }
 
+  /**
+   * Writer-thread commit: duplicates are found here, before handing over (against the file and
+   * the batches still in the writer), so the writer's unique key never fires in normal operation
+   * and the engine may decide the next batch on top of this one at once ("applied" = queued in
+   * order). `durable` resolves when the writer's COMMIT, fsync included, has returned.
+   */
+  async #commitInWriter(writer: WriterThread, write: BatchWrite): Promise<CommitReceipt> {
+    const ids = write.logInserts.map((r) => r.requestId);
+    const existing = ids.filter((id) => this.#inFlightIds.has(id) || this.#s.logExists.get(Buffer.from(id, 'hex')) !== undefined);
+    if (existing.length > 0) throw new DuplicateRequestError(existing);
+    const batch = encodeBatch(write);
+    for (const id of ids) this.#inFlightIds.add(id);
+    let committed: Promise<void>;
+    try {
+      ({ committed } = await writer.commit(batch));
+    } catch (err) {
+      for (const id of ids) this.#inFlightIds.delete(id);
+      throw new LedgerError('store_failed', 'writer thread unavailable', { cause: err });
+    }
+    const durable = committed.then(
+      () => {
+        for (const id of ids) this.#inFlightIds.delete(id);
+      },
+      (err: unknown) => {
+        for (const id of ids) this.#inFlightIds.delete(id);
+        throw new LedgerError('store_failed', 'batch rolled back in the writer thread', { cause: err });
+      },
+    );
+    return { durable };
+  }
+
+  /** Reads (and the rare main-thread writes) see every batch handed to the writer first. */
+  async #drain(): Promise<void> {
+    if (this.#writer) await this.#writer.idle();
+  }
+
   async history(accountNum: number, limit: number, beforeEntryId: number | null): Promise<HistoryItem[]> {
+    await this.#drain();
     const rows = this.db
       .prepare(
         `SELECT p.entry_id, p.amount_minor, e.seq, e.kind, e.currency, e.at_ms, l.request_id
@@ -420,6 +390,7 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async pendingHolds(limit: number): Promise<HoldInfo[]> {
+    await this.#drain();
     const rows = this.db
       .prepare(
         `SELECT h.seq, h.release_at_ms, l.request_id, l.amount_minor, l.currency, w.id AS wallet_id, m.id AS merchant_id
@@ -440,6 +411,7 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async recentSettlements(limit: number): Promise<SettlementSummary[]> {
+    await this.#drain();
     const rows = this.db.prepare('SELECT * FROM settlement_log ORDER BY seq DESC LIMIT ?').all(limit) as LogDbRow[];
     return rows.map((d) => {
       const r = toLogRow(d);
@@ -458,19 +430,23 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async flaggedAccounts(): Promise<Account[]> {
+    await this.#drain();
     return (this.db.prepare('SELECT k.id, a.* FROM accounts a JOIN account_ids k ON k.num = a.num WHERE a.flags != 0 ORDER BY a.num').all() as AccountDbRow[]).map(toAccount);
   }
 
   async listAccounts(): Promise<Account[]> {
+    await this.#drain();
     return (this.db.prepare('SELECT k.id, a.* FROM accounts a JOIN account_ids k ON k.num = a.num ORDER BY a.num').all() as AccountDbRow[]).map(toAccount);
   }
 
   async postingSumsByAccount(): Promise<Map<number, number>> {
+    await this.#drain();
     const rows = this.db.prepare('SELECT account_num, SUM(amount_minor) AS s FROM postings GROUP BY account_num').raw().all() as Array<[number, number]>;
     return new Map(rows);
   }
 
   async badEntries(limit: number): Promise<Array<DiscrepancyEntry & { readonly reason: 'unbalanced' | 'currency' | 'empty' }>> {
+    await this.#drain();
     const unbalanced = this.db
       .prepare(
         `SELECT e.id, COALESCE(SUM(p.amount_minor), 0) AS s, COUNT(p.entry_id) AS n,
@@ -492,18 +468,23 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async inTransitTotals(): Promise<CurrencyTotal[]> {
+    await this.#drain();
     return this.db
       .prepare('SELECT currency, SUM(amount_minor) AS amountMinor FROM settlement_log WHERE state = ? GROUP BY currency ORDER BY currency')
       .all(logStateCode.encode('withdrawn')) as CurrencyTotal[];
   }
 
   async heldTotals(): Promise<CurrencyTotal[]> {
+    await this.#drain();
     return this.db
       .prepare('SELECT l.currency, SUM(l.amount_minor) AS amountMinor FROM holds h JOIN settlement_log l ON l.seq = h.seq GROUP BY l.currency ORDER BY l.currency')
       .all() as CurrencyTotal[];
   }
 
   async close(): Promise<void> {
+    const writer = this.#writer;
+    this.#writer = null;
+    if (writer) await writer.stop();
     const ws = this.#walSyncer;
     this.#walSyncer = null;
     if (ws) await ws.close();

@@ -1,14 +1,14 @@
 // Child process for the engine crash test: runs the engine under load against a real SQLite file
 // and reports every outcome on stdout (one JSON line each) the moment its promise resolves.
 // Pipes are synchronous on Linux, so a line printed is in the parent's pipe before any SIGKILL.
-// Usage: node --import tsx engine-child.ts <db-file> <run-number> <--run|--finish> <full|pipelined>
+// Usage: node --import tsx engine-child.ts <db-file> <run-number> <--run|--finish> <full|pipelined|writer-thread>
 import { Engine } from '../../hub/ledger/engine.ts';
 import { SqliteLedgerStore } from '../../hub/ledger/sqlite-store.ts';
 import type { Command } from '../../hub/ledger/types.ts';
 
 const [file, runArg, mode, durabilityArg] = process.argv.slice(2);
-const durability = durabilityArg === 'pipelined' ? 'pipelined' : 'full';
-if (file === undefined || runArg === undefined) throw new Error('usage: engine-child <db-file> <run> <--run|--finish> <full|pipelined>');
+const storeOptions = durabilityArg === 'pipelined' ? { durability: 'pipelined' as const } : durabilityArg === 'writer-thread' ? { writerThread: true } : {};
+if (file === undefined || runArg === undefined) throw new Error('usage: engine-child <db-file> <run> <--run|--finish> <full|pipelined|writer-thread>');
 const run = Number(runArg);
 const WALLETS = 200;
 const IN_FLIGHT = 64;
@@ -34,7 +34,7 @@ function commandFor(r: number, i: number): Command {
   }
 }
 
-const engine = await Engine.open(SqliteLedgerStore.open(file, { durability }), { maxBatch: 256 });
+const engine = await Engine.open(SqliteLedgerStore.open(file, storeOptions), { maxBatch: 256 });
 if (mode === '--finish') {
   await engine.close();
   process.stdout.write('finished\n');

@@ -30,8 +30,8 @@ interface RunResult {
 
 /** Runs the child; with killAfterReadyMs, SIGKILLs it that long after it reported ready. */
 function runChild(file: string, run: number, killAfterReadyMs: number | null, finish = false): Promise<RunResult> {
-  // Alternate the two durability modes on the same file: both must survive SIGKILL.
-  const durability = run % 2 === 0 ? 'full' : 'pipelined';
+  // Rotate the durability modes on the same file: each must survive SIGKILL.
+  const durability = (['full', 'pipelined', 'writer-thread'] as const)[run % 3] as string;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CHILD, file, String(run), finish ? '--finish' : '--run', durability], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);

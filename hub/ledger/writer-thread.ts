@@ -1,0 +1,156 @@
+// Commits batches on a second connection in a worker thread (synchronous=FULL: a commit returns
+// only after the WAL is fsynced), so the engine's thread decides the next batch while this one
+// is written and flushed: the two cores pipeline JavaScript against SQLite. Batches commit in
+// the order they were handed over; after a failed one every later batch fails too (each was
+// decided on top of the one before), and the engine stops (crash-only).
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import { COMMIT_SOURCE, type EncodedBatch } from './commit-sql.ts';
+
+// Plain CommonJS so the worker needs no TypeScript loader.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driverPath);
+let commit = null;
+let failed = null;
+let db = null;
+try {
+  db = new Database(workerData.file, { fileMustExist: true });
+  db.pragma('busy_timeout = 5000');
+  // seed 004 claim 25: a commit is on disk before its outcome is released.
+  db.pragma('synchronous = FULL');
+  db.pragma('cache_size = -' + workerData.cacheKiB);
+  db.pragma('wal_autocheckpoint = ' + workerData.walAutocheckpointPages);
+  commit = (${COMMIT_SOURCE})(db);
+} catch (err) {
+  failed = { code: err && err.code, message: String(err && err.message || err) };
+}
+parentPort.on('message', (m) => {
+  if (m.stop) {
+    if (db && db.open) db.close();
+    parentPort.postMessage({ stopped: true });
+    return;
+  }
+  if (failed === null) {
+    try {
+      commit(m.batch);
+    } catch (err) {
+      failed = { code: err && err.code, message: String(err && err.message || err) };
+      parentPort.postMessage({ n: m.n, error: failed });
+      return;
+    }
+    parentPort.postMessage({ n: m.n });
+    return;
+  }
+  parentPort.postMessage({ n: m.n, error: { code: 'after_failure', message: 'an earlier batch failed: ' + failed.message } });
+});
+`;
+
+export interface WriterThreadOptions {
+  readonly cacheKiB: number;
+  readonly walAutocheckpointPages: number;
+  /** Most batches handed over and not yet committed; commit() waits beyond it (backpressure). */
+  readonly maxInFlight: number;
+}
+
+/** A failed commit in the writer; `sqliteCode` is SQLite's error code when there is one. */
+export class WriterThreadError extends Error {
+  readonly sqliteCode: string | undefined;
+  constructor(message: string, sqliteCode: string | undefined) {
+    super(message);
+    this.name = 'WriterThreadError';
+    this.sqliteCode = sqliteCode;
+  }
+}
+
+interface Waiting {
+  readonly resolve: () => void;
+  readonly reject: (e: unknown) => void;
+}
+
+export class WriterThread {
+  readonly #worker: Worker;
+  readonly #maxInFlight: number;
+  readonly #waiting = new Map<number, Waiting>();
+  #next = 1;
+  #room: Array<() => void> = [];
+  #exited: Error | null = null;
+  #stopped: Promise<void> | null = null;
+
+  constructor(file: string, options: WriterThreadOptions) {
+    if (!(Number.isInteger(options.maxInFlight) && options.maxInFlight > 0)) throw new TypeError(`maxInFlight=${options.maxInFlight}`);
+    this.#maxInFlight = options.maxInFlight;
+    const driverPath = createRequire(import.meta.url).resolve('better-sqlite3');
+    this.#worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { file, driverPath, cacheKiB: options.cacheKiB, walAutocheckpointPages: options.walAutocheckpointPages },
+    });
+    this.#worker.on('message', (m: { n?: number; error?: { code?: string; message: string } }) => {
+      if (m.n === undefined) return;
+      const w = this.#waiting.get(m.n);
+      this.#waiting.delete(m.n);
+      if (w) {
+        if (m.error) w.reject(new WriterThreadError(m.error.message, m.error.code));
+        else w.resolve();
+      }
+      this.#room.shift()?.();
+    });
+    const fail = (err: Error): void => {
+      this.#exited = err;
+      for (const w of this.#waiting.values()) w.reject(err);
+      this.#waiting.clear();
+      for (const r of this.#room.splice(0)) r();
+    };
+    this.#worker.on('error', (err) => fail(err));
+    this.#worker.on('exit', () => fail(new WriterThreadError('writer thread exited', undefined)));
+  }
+
+  /** Batches handed over and not yet committed. */
+  get inFlight(): number {
+    return this.#waiting.size;
+  }
+
+  /**
+   * Hands a batch over (waiting while maxInFlight are pending). `queued` resolves once handed
+   * over; `committed` once the writer's COMMIT (with its fsync) has returned.
+   */
+  async commit(batch: EncodedBatch): Promise<{ committed: Promise<void> }> {
+    while (this.#waiting.size >= this.#maxInFlight && this.#exited === null) await new Promise<void>((r) => this.#room.push(r));
+    if (this.#exited !== null) throw this.#exited;
+    const n = this.#next++;
+    const committed = new Promise<void>((resolve, reject) => this.#waiting.set(n, { resolve, reject }));
+    this.#worker.postMessage({ n, batch });
+    return { committed };
+  }
+
+  /** Resolves when every batch handed over has committed or failed. */
+  async idle(): Promise<void> {
+    while (this.#waiting.size > 0) {
+      const last = [...this.#waiting.keys()].pop() as number;
+      await new Promise<void>((resolve) => {
+        const w = this.#waiting.get(last) as Waiting;
+        this.#waiting.set(last, {
+          resolve: () => (w.resolve(), resolve()),
+          reject: (e) => (w.reject(e), resolve()),
+        });
+      });
+    }
+  }
+
+  /** Waits for pending commits, closes the writer's connection and ends the thread. */
+  stop(): Promise<void> {
+    this.#stopped ??= (async () => {
+      await this.idle();
+      if (this.#exited !== null) return;
+      await new Promise<void>((resolve) => {
+        this.#worker.on('message', (m: { stopped?: boolean }) => {
+          if (m.stopped) resolve();
+        });
+        this.#worker.once('exit', () => resolve());
+        this.#worker.postMessage({ stop: true });
+      });
+      await this.#worker.terminate();
+    })();
+    return this.#stopped;
+  }
+}
