@@ -3,7 +3,8 @@ export { HardwareError, HARDWARE_ERROR_CODES, isHardwareError, type HardwareErro
 export { onTap, type NfcReader, type NfcSession } from './nfc/nfc-reader.ts';
 export { Pn532NfcReader, type Pn532NfcReaderOptions } from './nfc/pn532-nfc-reader.ts';
 export { Pn532Driver, type Pn532DriverOptions } from './pn532/pn532-driver.ts';
-export { WalletCard, type AuthorizeResult, type WalletRecord } from './wallet-apdu/wallet-card.ts';
+export type { BitRateKbps } from './pn532/commands.ts';
+export { WalletCard, type AuthorizeResult, type WalletRecord, type WalletCardOptions, type ReadOptions, type TapInfo } from './wallet-apdu/wallet-card.ts';
 export { WALLET_AID, RecordKind, Sw, type RecordKindName } from './wallet-apdu/apdu.ts';
 export { GateController, DEFAULT_GATE_TIMING, type Gate, type GateHardware, type GateTiming, type GateDirection, type PassageResult } from './actuators/gate.ts';
 export { VendingController, DEFAULT_DISPENSE_TIMEOUT_MS, type Vending, type VendingHardware, type DispenseResult } from './actuators/vending.ts';
