@@ -12,21 +12,17 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   DEFAULT_MAX_SKEW_MS,
-  canonicalJson,
   MAX_BYTES,
   decodeMessage,
   encodeMessage,
   fromHex,
-  linesDigest,
   signMessage,
-  signingBytes,
   toHex,
   withinSkew,
   type Body,
   type Envelope,
   type ErrorCode,
   type KeyPair,
-  type MessageType,
 } from '../../protocol/index.ts';
 import type { Engine } from '../ledger/engine.ts';
 import type { Command, Outcome } from '../ledger/types.ts';
@@ -38,6 +34,8 @@ import { checkCustomer } from '../rules/restrictions.ts';
 import { checkTicket, signTicket } from '../rules/tickets.ts';
 import type { SignatureVerifier, VerifyItem } from '../verify/verifier.ts';
 import type { CardAuthorizer } from './card-authorizer.ts';
+import { CanonicalMemo } from './canonical-memo.ts';
+import { HubSigner } from './hub-signer.ts';
 import { mapDecline } from './decline-codes.ts';
 import { derivedId, engineRequestId } from './engine-ids.ts';
 
@@ -118,17 +116,29 @@ function sniffRequestId(payload: Uint8Array): string | undefined {
   }
 }
 
-function item(message: { type: string; body: unknown; sig: string }, publicKeyHex: string): VerifyItem | null {
+function item(message: { type: string; body: unknown; sig: string }, publicKeyHex: string, memo: CanonicalMemo): VerifyItem | null {
   try {
-    return { signature: fromHex(message.sig), message: signingBytes(message as Envelope<MessageType>), publicKey: fromHex(publicKeyHex) };
+    return { signature: fromHex(message.sig), message: memo.bytes(message.type, message.body), publicKey: fromHex(publicKeyHex) };
   } catch {
     return null;
   }
 }
 
+/** protocol's `linesDigest` from the memo's text (the request's canonicalization already made it). */
+function linesDigestOf(lines: unknown, memo: CanonicalMemo): string {
+  return createHash('sha256').update(memo.json(lines)).digest('hex');
+}
+
 export class SettlementService {
   readonly #o: SettlementServiceOptions;
   readonly #hubKeyHex: string;
+  readonly #signer: HubSigner;
+  /**
+   * Canonical text by object: every object canonicalized here is built by this service (decoded
+   * from a request or made for a reply) and never changed afterwards, so a nested envelope is
+   * canonicalized once per request; entries go with their objects.
+   */
+  readonly #memo = new CanonicalMemo();
   readonly #maxSkewMs: number;
   readonly #maxTopupMinor: number;
   readonly #inflight = new Map<string, Promise<Uint8Array>>();
@@ -139,6 +149,7 @@ export class SettlementService {
   constructor(options: SettlementServiceOptions) {
     this.#o = options;
     this.#hubKeyHex = toHex(options.hubKey.publicKey);
+    this.#signer = new HubSigner(options.hubKey);
     this.#maxSkewMs = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
     this.#maxTopupMinor = options.maxTopupMinor ?? 100_000_00;
   }
@@ -187,7 +198,9 @@ export class SettlementService {
 
   async #handle(terminalId: string, req: Request, now: number): Promise<Uint8Array> {
     const body = req.body;
-    const log = this.#o.logger.child({ terminalId, requestId: body.requestId, op: body.op.type });
+    // A child logger costs more than the rest of a declined request: made only when something is logged.
+    let child: Logger | undefined;
+    const log = (): Logger => (child ??= this.#o.logger.child({ terminalId, requestId: body.requestId, op: body.op.type }));
     const terminal = this.#o.registry.terminal(terminalId);
     const decline = (code: ErrorCode, cache = false): Decision => ({
       status: 'declined',
@@ -216,7 +229,7 @@ export class SettlementService {
     }
     const failed = sigs.checks.find((c) => !results[c.index]);
     if (failed !== undefined) {
-      log.info({ check: failed.name }, 'signature check failed');
+      log().info({ check: failed.name }, 'signature check failed');
       return this.#finish(req, terminalId, decline('BAD_SIGNATURE', true), log, hash);
     }
     const op = body.op;
@@ -231,7 +244,7 @@ export class SettlementService {
       decision = await this.#decide(terminal, body, now, decline);
     } catch (err) {
       const code: ErrorCode = err instanceof Error && 'code' in err && (err.code === 'queue_full' || err.code === 'engine_closed') ? 'UNAVAILABLE' : 'INTERNAL';
-      log.error({ err }, 'request failed');
+      log().error({ err }, 'request failed');
       decision = decline(code);
     }
     return this.#finish(req, terminalId, decision, log, hash);
@@ -247,7 +260,7 @@ export class SettlementService {
     const checks: SignatureChecks['checks'] = [];
     const bad: VerifyItem = { signature: new Uint8Array(64), message: new Uint8Array(0), publicKey: new Uint8Array(32) };
     const add = (name: string, msg: { type: string; body: unknown; sig: string }, key: string): void => {
-      items.push(item(msg, key) ?? bad);
+      items.push(item(msg, key, this.#memo) ?? bad);
       checks.push({ name, index: items.length - 1 });
     };
     add('terminal', req, terminal.publicKey);
@@ -257,7 +270,7 @@ export class SettlementService {
       case 'fare':
       case 'ticket.sale': {
         const known = this.#verifiedLicenses.get(op.license.sig);
-        const canonical = known !== undefined ? canonicalJson(op.license.body) : undefined;
+        const canonical = known !== undefined ? this.#memo.json(op.license.body) : undefined;
         if (known === undefined || known !== canonical) add('license', op.license, op.license.body.issuerKey);
         add('authorization', op.authorization, op.authorization.body.wallet);
         if (op.type === 'fare' && op.entry) {
@@ -287,7 +300,7 @@ export class SettlementService {
   #rememberLicense(license: Envelope<'wallet.license'>): void {
     if (this.#verifiedLicenses.has(license.sig)) return;
     if (this.#verifiedLicenses.size >= MAX_CACHED_LICENSES) this.#verifiedLicenses.delete(this.#verifiedLicenses.keys().next().value as string);
-    this.#verifiedLicenses.set(license.sig, canonicalJson(license.body));
+    this.#verifiedLicenses.set(license.sig, this.#memo.json(license.body));
   }
 
   async #decide(terminal: TerminalRecord, body: RequestBody, now: number, decline: (c: ErrorCode, cache?: boolean) => Decision): Promise<Decision> {
@@ -364,7 +377,7 @@ export class SettlementService {
     let product: ReturnType<Registry['product']>;
 
     if (op.type === 'purchase') {
-      if (linesDigest(op.lines) !== auth.linesDigest) return declined('AMOUNT_MISMATCH');
+      if (linesDigestOf(op.lines, this.#memo) !== auth.linesDigest) return declined('AMOUNT_MISMATCH');
       const prices = checkPrices(this.#o.registry.latestCatalog(terminal.merchantId), op.lines, auth.amountMinor, auth.currency);
       if (!prices.ok) return declined(prices.code);
       // An offline sale already happened: the hub settles it and judges the wallet afterwards.
@@ -465,7 +478,7 @@ export class SettlementService {
     asOf: number,
     entries: Body<'balance.statement'>['entries'],
   ): Envelope<'balance.statement'> {
-    return signMessage('balance.statement', { wallet, balanceMinor, currency, asOf, entries, hubKey: this.#hubKeyHex }, this.#o.hubKey.secretKey);
+    return this.#signer.sign('balance.statement', { wallet, balanceMinor, currency, asOf, entries, hubKey: this.#hubKeyHex }, this.#memo);
   }
 
   async #ticketUse(
@@ -585,7 +598,7 @@ export class SettlementService {
   }
 
   /** Signs the result; stores it under the request id when the terminal was authenticated (hash given). */
-  #finish(req: Request, terminalId: string, d: Decision, log: Logger, hash?: string): Uint8Array {
+  #finish(req: Request, terminalId: string, d: Decision, log: () => Logger, hash?: string): Uint8Array {
     const body = req.body;
     const result: ResultBody = {
       requestId: body.requestId,
@@ -601,7 +614,7 @@ export class SettlementService {
       ...(d.ticket ? { ticket: d.ticket } : {}),
       hubKey: this.#hubKeyHex,
     };
-    const bytes = encodeMessage(signMessage('settlement.result', result, this.#o.hubKey.secretKey));
+    const bytes = this.#signer.encode(this.#signer.sign('settlement.result', result, this.#memo), this.#memo);
     if (hash !== undefined && d.cache) {
       this.#o.registry.putResult({
         requestId: body.requestId,
@@ -619,7 +632,7 @@ export class SettlementService {
         timeMs: d.timeMs,
       });
     }
-    log.debug({ status: d.status, code: d.code }, 'settlement result');
+    if (this.#o.logger.isLevelEnabled('debug')) log().debug({ status: d.status, code: d.code }, 'settlement result');
     const event: SettlementEvent = {
       requestId: body.requestId,
       terminalId,
@@ -671,7 +684,7 @@ export class SettlementService {
     if (!terminal) return reject('UNKNOWN_TERMINAL');
     if (terminal.revoked) return reject('REVOKED');
     if (r.terminalId !== terminalId) return reject('TERMINAL_MISMATCH');
-    const check = item(decoded.value, terminal.publicKey);
+    const check = item(decoded.value, terminal.publicKey, this.#memo);
     const [ok] = check ? await this.#o.verifier.verifyMany([check]) : [false];
     if (!ok) return reject('BAD_SIGNATURE');
     const original = this.#o.registry.result(r.requestId);
