@@ -75,7 +75,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private readonly abort = new AbortController();
   private readonly tapLoop: Promise<void>;
   private readonly ticker: NodeJS.Timeout;
-  private current: { card: WalletCard; session: NfcSession; done: () => void; v2: boolean; walletKeyHex: string | undefined } | undefined;
+  private current: { card: WalletCard; session: NfcSession; done: () => void; v2: boolean; walletKeyHex: string | undefined; consumed: Set<number> } | undefined;
   // Hub announcements (verified), persisted so an offline restart still has them.
   private hubKeys: string[];
   private issuerKeys: string[];
@@ -274,7 +274,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         }
         return;
       case 'nfc.authorize':
-        return this.nfcAuthorize(cmd.offer, nowMs);
+        return this.nfcAuthorize(cmd.offer, nowMs, cmd.consumeRecordId);
       case 'nfc.store': {
         const card = this.current?.card;
         if (!card) return;
@@ -306,7 +306,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       }
       case 'nfc.delete': {
         const card = this.current?.card;
-        if (card) await card.deleteRecord(cmd.recordId).catch(() => undefined);
+        // Already consumed by the wallet's signature (AUTHORIZE with a record id): no extra APDU.
+        if (card && !this.current?.consumed.has(cmd.recordId)) await card.deleteRecord(cmd.recordId).catch(() => undefined);
         return;
       }
       case 'nfc.release':
@@ -419,7 +420,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     }
     let done!: () => void;
     const finished = new Promise<void>((resolve) => (done = resolve));
-    this.current = { card, session, done, v2, walletKeyHex: info.license?.body.wallet };
+    this.current = { card, session, done, v2, walletKeyHex: info.license?.body.wallet, consumed: new Set() };
     const timer = setTimeout(done, 15_000);
     try {
       await this.post({ e: 'tap', card: info, requestId: newRequestId(), recordId: newChallenge() });
@@ -440,7 +441,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     this.licenseByUid.set(uid, bytes);
   }
 
-  private async nfcAuthorize(spec: Extract<Command, { c: 'nfc.authorize' }>['offer'], nowMs: number): Promise<void> {
+  private async nfcAuthorize(spec: Extract<Command, { c: 'nfc.authorize' }>['offer'], nowMs: number, consumeRecordId?: number): Promise<void> {
     const current = this.current;
     if (!current) return void this.post({ e: 'card.lost' });
     // A gate's fare offer may omit the terminal certificate (protocol/README.md): ≈500 bytes less.
@@ -455,8 +456,12 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       // Version 2: compact offer, and AUTHORIZE SHORT (time, counter, signature back; the envelope is
       // rebuilt with the license's key and verified below like any other).
       const answer = current.v2
-        ? await current.card.authorize(encodeCompact(offer), current.walletKeyHex !== undefined ? { walletKeyHex: current.walletKeyHex } : {})
+        ? await current.card.authorize(encodeCompact(offer), {
+            ...(current.walletKeyHex !== undefined ? { walletKeyHex: current.walletKeyHex } : {}),
+            ...(consumeRecordId !== undefined ? { deleteRecordId: consumeRecordId } : {}),
+          })
         : await current.card.authorize(encodeMessage(offer));
+      if (answer.kind === 'authorized' && current.v2 && consumeRecordId !== undefined) current.consumed.add(consumeRecordId);
       if (answer.kind === 'declined') return void this.post({ e: 'wallet.declined', code: answer.code.slice(0, 40) });
       const decoded = decodeAnyForm(answer.authorizationBytes, 'wallet.authorization');
       if (!decoded.ok) return void this.post({ e: 'wallet.declined', code: decoded.code });

@@ -103,6 +103,7 @@ describe('gate: exit', () => {
     expect(spec).toEqual({ purpose: 'fare', amountMinor: computeFare(FARES, { station: 'A', time: T0 - 20 * 60_000 }, 'C', T0).fareMinor, currency: 'EUR', lines: [] });
     expect(spec.amountMinor).toBe(300);
     expect(kinds(tapped.commands).slice(0, 2)).toEqual(['gate.open', 'nfc.authorize']);
+    expect(tapped.commands[1]).toMatchObject({ consumeRecordId: 9 }); // the signature consumes the entry record
     expect(authorized.commands[0]).toMatchObject({ c: 'hub.request', requestId: rid, offline: true, amountMinor: 300, op: { type: 'fare', entry, exitStation: 'C', exitTime: T0 } });
     expect(authorized.commands).toContainEqual({ c: 'nfc.delete', recordId: 9 });
     expect(authorized.state.s).toBe('passing');
@@ -137,6 +138,7 @@ describe('gate: exit', () => {
     const card = f.card(w, { admission: { recordId: 9, message: f.admission(w.hex, 'A', T0 - 60_000) }, statement: f.statement(w.hex, 100) });
     const { rid, tapped, authorized } = exitTo(f, w, card);
     expect(kinds(tapped.commands)).toEqual(['nfc.authorize']);
+    expect(tapped.commands[0]).not.toHaveProperty('consumeRecordId'); // kept until the hub approves
     expect(authorized.state.s).toBe('exit.settling');
     expect(kinds(authorized.commands)).not.toContain('gate.open');
     expect(authorized.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: false });

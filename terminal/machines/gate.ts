@@ -221,7 +221,10 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
   });
   if (risk.ok === 'need-statement') return step({ s: 'exit.reading', tap: event, untilMs: nowMs + AUTHORIZE_MS }, [{ c: 'nfc.readStatement' }]);
   if (!risk.ok && !ctx.online) return deny(`see staff: ${risk.code}`);
-  const authorize: Command = { c: 'nfc.authorize', offer: { purpose: 'fare', amountMinor: fare.fareMinor, currency: fare.currency, lines: [] } };
+  // Opened on the local decision: the signature consumes the entry record. Waiting for the hub: the
+  // record stays until the hub approves (a declined fare must not cost the customer the entry).
+  const consume = risk.ok === true && entry ? { consumeRecordId: entry.recordId } : {};
+  const authorize: Command = { c: 'nfc.authorize', offer: { purpose: 'fare', amountMinor: fare.fareMinor, currency: fare.currency, lines: [] }, ...consume };
   const next: GateState = { s: 'exit.authorizing', requestId: event.requestId, license: lic.license, entry, fare, opened: risk.ok === true, untilMs: nowMs + AUTHORIZE_MS };
   // A fare the local policy cannot cover waits for a verified hub approval.
   return step(next, risk.ok === true ? [{ c: 'gate.open' }, authorize, display(`fare ${fare.fareMinor}`, 'ok')] : [authorize]);

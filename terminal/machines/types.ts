@@ -50,7 +50,11 @@ export type Tone = 'info' | 'ok' | 'error';
 export type Command =
   | { c: 'display'; text: string; tone: Tone }
   /** Ask the wallet in the field to sign an offer; answered by wallet.authorized / wallet.declined / card.lost. */
-  | { c: 'nfc.authorize'; offer: OfferSpec }
+  /**
+   * `consumeRecordId`: the wallet deletes that record in the same step as it signs (applet v2; a
+   * gate exit consumes the admission record so it cannot be shown twice). Older wallets: nfc.delete.
+   */
+  | { c: 'nfc.authorize'; offer: OfferSpec; consumeRecordId?: number }
   /** Store a hub-signed record (statement, ticket) on the wallet; best effort. */
   | { c: 'nfc.store'; kind: RecordKindName; message: Envelope<'balance.statement'> | Envelope<'ticket'>; replace: boolean }
   /** Sign and store a gate admission record; answered by wallet.stored / card.lost. */
