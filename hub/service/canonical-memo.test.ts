@@ -79,6 +79,14 @@ describe('HubSigner', () => {
     expect(decoded.value).toEqual(JSON.parse(Buffer.from(encodeMessage(reference)).toString('utf8')));
   });
 
+  it('signs the same bytes on the thread pool (signAsync) as inline', async () => {
+    const keys = generateKeyPair();
+    const signer = new HubSigner(keys);
+    const body = { wallet: 'ef'.repeat(32), balanceMinor: 0, currency: 'EUR', asOf: 1, entries: [], hubKey: toHex(keys.publicKey) };
+    const memo = new CanonicalMemo();
+    expect(await signer.signAsync('balance.statement', body, memo)).toEqual(signer.sign('balance.statement', body, memo));
+  });
+
   it('refuses a secret key of the wrong size', () => {
     expect(() => new HubSigner({ secretKey: new Uint8Array(31), publicKey: new Uint8Array(32) })).toThrow(/secretKey/);
   });

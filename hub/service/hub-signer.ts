@@ -25,6 +25,18 @@ export class HubSigner {
     return { v: PROTOCOL_VERSION, type, body, sig } as Envelope<T>;
   }
 
+  /**
+   * The same signature computed on libuv's thread pool (node:crypto's callback form), so the
+   * event loop decodes, commits and publishes while OpenSSL signs: ~50 µs of main-thread CPU less
+   * per signature for a hop of a few µs.
+   */
+  signAsync<T extends MessageType>(type: T, body: Body<T>, memo: CanonicalMemo): Promise<Envelope<T>> {
+    const bytes = memo.bytes(type, body);
+    return new Promise((resolve, reject) =>
+      nodeSign(null, bytes, this.#key, (err, sig) => (err ? reject(err) : resolve({ v: PROTOCOL_VERSION, type, body, sig: toHex(sig) } as Envelope<T>))),
+    );
+  }
+
   /** The envelope as JSON (v, type, body, sig), the body in its canonical text. */
   encode(envelope: Envelope<MessageType>, memo: CanonicalMemo): Uint8Array {
     return Buffer.from(`{"v":${envelope.v},"type":${JSON.stringify(envelope.type)},"body":${memo.json(envelope.body)},"sig":${JSON.stringify(envelope.sig)}}`);

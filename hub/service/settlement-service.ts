@@ -211,33 +211,33 @@ export class SettlementService {
       timeMs: now,
       cache,
     });
-    if (!terminal) return this.#finish(req, terminalId, decline('UNKNOWN_TERMINAL'), log);
-    if (terminal.revoked) return this.#finish(req, terminalId, decline('REVOKED'), log);
-    if (body.terminalId !== terminalId) return this.#finish(req, terminalId, decline('TERMINAL_MISMATCH'), log);
+    if (!terminal) return await this.#finish(req, terminalId, decline('UNKNOWN_TERMINAL'), log);
+    if (terminal.revoked) return await this.#finish(req, terminalId, decline('REVOKED'), log);
+    if (body.terminalId !== terminalId) return await this.#finish(req, terminalId, decline('TERMINAL_MISMATCH'), log);
 
     const sigs = this.#signatureItems(req, terminal);
     // Content hash of the request from the bytes the terminal signed (before a verifier may move them).
     const hash = createHash('sha256').update((sigs.items[0] as VerifyItem).message).digest('hex');
     const results = await this.#o.verifier.verifyMany(sigs.items);
-    if (!results[0]) return this.#finish(req, terminalId, decline('BAD_SIGNATURE'), log);
+    if (!results[0]) return await this.#finish(req, terminalId, decline('BAD_SIGNATURE'), log);
 
     // The terminal is authenticated from here on: its request id is binding.
     const stored = this.#o.registry.result(body.requestId);
     if (stored) {
       if (stored.hash === hash) return stored.result;
-      return this.#finish(req, terminalId, decline('DUPLICATE_MISMATCH'), log);
+      return await this.#finish(req, terminalId, decline('DUPLICATE_MISMATCH'), log);
     }
     const failed = sigs.checks.find((c) => !results[c.index]);
     if (failed !== undefined) {
       log().info({ check: failed.name }, 'signature check failed');
-      return this.#finish(req, terminalId, decline('BAD_SIGNATURE', true), log, hash);
+      return await this.#finish(req, terminalId, decline('BAD_SIGNATURE', true), log, hash);
     }
     const op = body.op;
     if ((op.type === 'purchase' || op.type === 'fare' || op.type === 'ticket.sale') && this.#o.issuerKeys.includes(op.license.body.issuerKey)) {
       this.#rememberLicense(op.license);
     }
     if (!body.offline && !withinSkew(body.time, now, this.#maxSkewMs)) {
-      return this.#finish(req, terminalId, decline('STALE_TIMESTAMP', true), log, hash);
+      return await this.#finish(req, terminalId, decline('STALE_TIMESTAMP', true), log, hash);
     }
     let decision: Decision;
     try {
@@ -247,7 +247,7 @@ export class SettlementService {
       log().error({ err }, 'request failed');
       decision = decline(code);
     }
-    return this.#finish(req, terminalId, decision, log, hash);
+    return await this.#finish(req, terminalId, decision, log, hash);
   }
 
   /**
@@ -446,7 +446,7 @@ export class SettlementService {
     if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistAdd(wallet, 'overspent offline', now)) {
       for (const cb of this.#blocklistListeners) cb();
     }
-    const decision = this.#approved(outcome, wallet, eid);
+    const decision = await this.#approved(outcome, wallet, eid);
     if (op.type === 'ticket.sale' && product) {
       const ticketId = derivedId('ticket', body.requestId);
       decision.ticket = signTicket(this.#o.hubKey, product, wallet, ticketId, outcome.atMs);
@@ -455,7 +455,7 @@ export class SettlementService {
     return decision;
   }
 
-  #approved(outcome: Extract<Outcome, { status: 'approved' }>, wallet: string, eid: string): Decision {
+  async #approved(outcome: Extract<Outcome, { status: 'approved' }>, wallet: string, eid: string): Promise<Decision> {
     return {
       status: 'approved',
       withdrawal: 'complete',
@@ -464,7 +464,7 @@ export class SettlementService {
       timeMs: outcome.atMs,
       ...(outcome.holdUntilMs !== undefined ? { holdUntil: outcome.holdUntilMs } : {}),
       // A fresh hub-signed balance the wallet keeps; gates use it for their local risk policy.
-      statement: this.#statement(wallet, outcome.balanceAfterMinor, outcome.currency, outcome.atMs, []),
+      statement: await this.#statement(wallet, outcome.balanceAfterMinor, outcome.currency, outcome.atMs, []),
       wallet,
       engineId: eid,
       cache: true,
@@ -477,8 +477,8 @@ export class SettlementService {
     currency: string,
     asOf: number,
     entries: Body<'balance.statement'>['entries'],
-  ): Envelope<'balance.statement'> {
-    return this.#signer.sign('balance.statement', { wallet, balanceMinor, currency, asOf, entries, hubKey: this.#hubKeyHex }, this.#memo);
+  ): Promise<Envelope<'balance.statement'>> {
+    return this.#signer.signAsync('balance.statement', { wallet, balanceMinor, currency, asOf, entries, hubKey: this.#hubKeyHex }, this.#memo);
   }
 
   async #ticketUse(
@@ -510,7 +510,7 @@ export class SettlementService {
     const eid = engineRequestId(body.requestId);
     const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: eid, originalRequestId: original.engineId });
     if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
-    return this.#approved(outcome, c.wallet, eid);
+    return await this.#approved(outcome, c.wallet, eid);
   }
 
   async #topup(
@@ -550,7 +550,7 @@ export class SettlementService {
       ...(op.operatorId !== undefined ? { memo: `operator:${op.operatorId}` } : {}),
     });
     if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
-    return this.#approved(outcome, op.wallet, eid);
+    return await this.#approved(outcome, op.wallet, eid);
   }
 
   async #transfer(body: RequestBody, op: Extract<Op, { type: 'transfer' }>, now: number, declined: (c: ErrorCode) => Decision): Promise<Decision> {
@@ -569,7 +569,7 @@ export class SettlementService {
     const eid = engineRequestId(body.requestId);
     const outcome = await this.#o.engine.submit({ kind: 'transfer', requestId: eid, fromWalletId: t.from, toWalletId: t.to, amountMinor: t.amountMinor, currency: t.currency });
     if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
-    return this.#approved(outcome, t.from, eid);
+    return await this.#approved(outcome, t.from, eid);
   }
 
   async #history(body: RequestBody, op: Extract<Op, { type: 'history' }>, now: number, declined: (c: ErrorCode) => Decision): Promise<Decision> {
@@ -591,14 +591,14 @@ export class SettlementService {
       amountMinor: 0,
       currency: account.currency,
       timeMs: now,
-      statement: this.#statement(q.wallet, account.balanceMinor, account.currency, now, entries),
+      statement: await this.#statement(q.wallet, account.balanceMinor, account.currency, now, entries),
       wallet: q.wallet,
       cache: true,
     };
   }
 
   /** Signs the result; stores it under the request id when the terminal was authenticated (hash given). */
-  #finish(req: Request, terminalId: string, d: Decision, log: () => Logger, hash?: string): Uint8Array {
+  async #finish(req: Request, terminalId: string, d: Decision, log: () => Logger, hash?: string): Promise<Uint8Array> {
     const body = req.body;
     const result: ResultBody = {
       requestId: body.requestId,
@@ -614,7 +614,7 @@ export class SettlementService {
       ...(d.ticket ? { ticket: d.ticket } : {}),
       hubKey: this.#hubKeyHex,
     };
-    const bytes = this.#signer.encode(this.#signer.sign('settlement.result', result, this.#memo), this.#memo);
+    const bytes = this.#signer.encode(await this.#signer.signAsync('settlement.result', result, this.#memo), this.#memo);
     if (hash !== undefined && d.cache) {
       this.#o.registry.putResult({
         requestId: body.requestId,
