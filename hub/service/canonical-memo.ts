@@ -15,6 +15,10 @@ export class CanonicalMemo {
 
   /** JCS text of a JSON value. */
   json(value: unknown): string {
+    return this.#value(value, true);
+  }
+
+  #value(value: unknown, remember: boolean): string {
     if (value === null) return 'null';
     switch (typeof value) {
       case 'string':
@@ -25,7 +29,7 @@ export class CanonicalMemo {
       case 'boolean':
         return value ? 'true' : 'false';
       case 'object':
-        return this.#object(value);
+        return this.#object(value, remember);
       default:
         throw new TypeError(`canonicalJson: value has no JSON form (${typeof value})`);
     }
@@ -41,8 +45,12 @@ export class CanonicalMemo {
     return out.subarray(0, prefix.length + written);
   }
 
-  #object(value: object): string {
-    const known = this.#memo.get(value);
+  /**
+   * Remembered: what was asked for directly, envelope bodies and line lists (the texts reused);
+   * a weak entry per nested object would cost more in GC than it saves.
+   */
+  #object(value: object, remember: boolean): string {
+    const known = remember ? this.#memo.get(value) : undefined;
     if (known !== undefined) return known;
     let text: string;
     if (typeof (value as { toJSON?: unknown }).toJSON === 'function') {
@@ -51,7 +59,7 @@ export class CanonicalMemo {
       text = '[';
       for (let i = 0; i < value.length; i++) {
         const v: unknown = value[i];
-        text += (i === 0 ? '' : ',') + (v === undefined || typeof v === 'symbol' || typeof v === 'function' ? 'null' : this.json(v));
+        text += (i === 0 ? '' : ',') + (v === undefined || typeof v === 'symbol' || typeof v === 'function' ? 'null' : this.#value(v, false));
       }
       text += ']';
     } else {
@@ -62,12 +70,12 @@ export class CanonicalMemo {
       for (const k of keys) {
         const v: unknown = (value as Record<string, unknown>)[k];
         if (v === undefined || typeof v === 'symbol' || typeof v === 'function') continue;
-        text += (first ? '' : ',') + JSON.stringify(k) + ':' + this.json(v);
+        text += (first ? '' : ',') + JSON.stringify(k) + ':' + this.#value(v, k === 'body' || k === 'lines');
         first = false;
       }
       text += '}';
     }
-    this.#memo.set(value, text);
+    if (remember) this.#memo.set(value, text);
     return text;
   }
 }

@@ -23,7 +23,7 @@ import { SimulatedClearing, type ClearingAdapter } from '../clearing/clearing-ad
 import { payoutMerchant, retryPayouts, type PayoutOutcome } from '../clearing/payouts.ts';
 import { isMerchantId, isRequestId } from '../ledger/command.ts';
 import { Engine, type EngineOptions } from '../ledger/engine.ts';
-import { SqliteLedgerStore } from '../ledger/sqlite-store.ts';
+import { SqliteLedgerStore, type SqliteStoreOptions } from '../ledger/sqlite-store.ts';
 import { verifyLedger, type VerifyReport } from '../ledger/verify.ts';
 import type { Account, HistoryItem, HoldInfo, Outcome, SettlementSummary } from '../ledger/types.ts';
 import { loadOrCreateEd25519Key, loadOrCreateSecret } from '../registry/keys.ts';
@@ -57,6 +57,8 @@ export interface CreateHubOptions {
   readonly engine?: Omit<EngineOptions, 'clock'>;
   /** Ledger durability (hub/ledger README): 'full' (default, fsync per group commit) or 'pipelined'. */
   readonly ledgerDurability?: 'full' | 'pipelined';
+  /** Further ledger store options (hub/ledger README), e.g. its writer thread; ledgerDurability wins. */
+  readonly ledgerStore?: Omit<SqliteStoreOptions, 'durability' | 'readonly'>;
   readonly maxSkewMs?: number;
 }
 
@@ -505,7 +507,7 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
   const registry = Registry.open(registryFile);
   let engine: Engine;
   try {
-    const store = SqliteLedgerStore.open(ledgerFile, { durability: options.ledgerDurability ?? 'full' });
+    const store = SqliteLedgerStore.open(ledgerFile, { ...options.ledgerStore, durability: options.ledgerDurability ?? 'full' });
     // Identities and money: owner-only, like the key files (SQLite gives -wal/-shm the same mode).
     for (const f of [registryFile, ledgerFile]) chmodSync(f, 0o600);
     engine = await Engine.open(store, { ...options.engine, clock });

@@ -4,6 +4,7 @@
  * Usage: npx tsx test/hub/measure-service.ts [requests=5000] [wallets=1000] [inFlight=200]
  * VERIFIER=workers: signature checks in hub/verify's worker-thread pool (as the MQTT hub runs).
  * LEDGER_DURABILITY=pipelined: the ledger's pipelined durability mode (default full).
+ * LEDGER_WRITER_THREAD=1: the ledger commits on its writer thread (synchronous=FULL still).
  */
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ const [requests = 5000, walletCount = 1000, inFlight = 200] = process.argv.slice
 const fx = await openHubFixture({
   clock: Date.now,
   ledgerDurability: process.env['LEDGER_DURABILITY'] === 'pipelined' ? 'pipelined' : 'full',
+  ...(process.env['LEDGER_WRITER_THREAD'] ? { ledgerStore: { writerThread: true } } : {}),
   ...(process.env['VERIFIER'] === 'workers' ? { verifier: new WorkerVerifier({ workers: 2 }) } : {}) });
 try {
   const vend = await enroll(fx.hub, 'vend-1', 'vending', 'snacks');
