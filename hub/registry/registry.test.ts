@@ -109,6 +109,22 @@ describe('registry', () => {
     expect(reg.disclosureLog()).toHaveLength(1);
   });
 
+  it('serves wallets from memory; a revocation is seen at once and survives reopen', () => {
+    const w = generateKeyPair();
+    const id = toHex(w.publicKey);
+    const license = issueWalletLicense(issuer, { wallet: id, notBefore: 0, notAfter: 1e13, ageOver: 0, groups: [], offlineLimitMinor: 0, currency: 'EUR' });
+    expect(reg.wallet(id)).toBeUndefined(); // an unknown wallet is not remembered as unknown
+    reg.insertWallet(license, {}, 1);
+    expect(reg.wallet(id)?.revokedMs).toBeNull();
+    expect(reg.wallet(id)).toBe(reg.wallet(id)); // the cached record
+    expect(reg.revokeWallet(id, 42)).toBe(true);
+    expect(reg.wallet(id)?.revokedMs).toBe(42);
+    expect(reg.revokeWallet(id, 43)).toBe(false);
+    reg.close();
+    reg = Registry.open(file);
+    expect(reg.wallet(id)?.revokedMs).toBe(42);
+  });
+
   it('first ticket use wins; entry records pay once', () => {
     expect(reg.claimTicketUse('t1', 'r1', 'g-1', 'a', 1)).toBe('fresh');
     expect(reg.claimTicketUse('t1', 'r1', 'g-1', 'a', 1)).toBe('retry');

@@ -122,12 +122,15 @@ function toTerminal(r: TerminalRow): TerminalRecord {
 
 /** Counter windows kept in memory (bounded) and written through on every accepted counter. */
 const MAX_CACHED_WINDOWS = 100_000;
+/** Wallet records read on every payment, kept parsed (bounded; this process is the file's only writer). */
+const MAX_CACHED_WALLETS = 100_000;
 
 export class Registry implements TerminalDirectory {
   readonly db: Database.Database;
   readonly #terminals = new Map<string, TerminalRecord>();
   readonly #blocklist = new Map<string, string>();
   readonly #windows = new Map<string, CounterWindow>();
+  readonly #wallets = new Map<string, WalletRecord>();
   /** Read on every request: kept parsed in memory, written through. */
   readonly #catalogs = new Map<string, CatalogVersion>();
   #fares: FareTableVersion[] | undefined;
@@ -289,6 +292,17 @@ export class Registry implements TerminalDirectory {
   }
 
   wallet(wallet: string): WalletRecord | undefined {
+    const cached = this.#wallets.get(wallet);
+    if (cached) return cached;
+    const rec = this.#readWallet(wallet);
+    if (rec) {
+      if (this.#wallets.size >= MAX_CACHED_WALLETS) this.#wallets.delete(this.#wallets.keys().next().value as string);
+      this.#wallets.set(wallet, rec);
+    }
+    return rec;
+  }
+
+  #readWallet(wallet: string): WalletRecord | undefined {
     const r = this.#s.walletGet!.get(wallet) as
       | { wallet: string; serial: string; license: string; registered_ms: number; revoked_ms: number | null }
       | undefined;
@@ -303,6 +317,7 @@ export class Registry implements TerminalDirectory {
   }
 
   revokeWallet(wallet: string, nowMs: number): boolean {
+    this.#wallets.delete(wallet);
     return this.#s.walletRevoke!.run(nowMs, wallet).changes > 0;
   }
 
