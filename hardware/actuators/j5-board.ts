@@ -1,12 +1,26 @@
 // johnny-five board bring-up. johnny-five is unmaintained since 2023: only j5-*.ts import it.
 import five from 'johnny-five';
 import type { Board } from 'johnny-five';
+import firmataIo from 'firmata-io';
+import { SerialPort } from 'serialport';
 import { HardwareError } from '../errors.ts';
+
+/** StandardFirmata's default UART rate. */
+const FIRMATA_BAUD_RATE = 57_600;
+
+/**
+ * johnny-five's own Firmata path would open the port with the serialport 8 that `firmata` pulls in
+ * (an old native binding that is not built here); instead Firmata talks over our serialport 13.
+ */
+function firmataOver(path: string): unknown {
+  const port = new SerialPort({ path, baudRate: FIRMATA_BAUD_RATE });
+  return new firmataIo.Firmata(port);
+}
 
 export type J5BoardOptions = {
   /** Any johnny-five IO plugin object (raspi-io, the virtual IO of simulators/virtual-io, ...). */
   io?: unknown;
-  /** Serial path of a Firmata board when no io is given (johnny-five's default Firmata IO). */
+  /** Serial path of a StandardFirmata board (57600 baud) when no io is given. */
   port?: string;
   readyTimeoutMs?: number;
 };
@@ -17,7 +31,7 @@ export type J5Board = Board;
 export function openJ5Board(options: J5BoardOptions): Promise<J5Board> {
   if (options.io === undefined && options.port === undefined) throw new TypeError('openJ5Board: pass options.io or options.port');
   const board = new five.Board({
-    ...(options.io !== undefined ? { io: options.io } : { port: options.port }),
+    io: options.io ?? firmataOver(options.port as string),
     repl: false,
     debug: false,
     sigint: false,
