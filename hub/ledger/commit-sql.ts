@@ -159,7 +159,12 @@ export const COMMIT_SOURCE = `(db) => {
     const ids = Buffer.from(b.ids.buffer, b.ids.byteOffset, b.ids.byteLength);
     const n = b.log.length / LOG_WIDTH;
     const order = Array.from({ length: n }, (_, i) => i);
-    if (n > 1) order.sort((x, y) => ids.compare(ids, y * ID_BYTES, y * ID_BYTES + 16, x * ID_BYTES, x * ID_BYTES + 16));
+    if (n > 1) {
+      // Numeric sort on the first 48 bits (one native compare only on a tie): same order as the bytes.
+      const keys = new Float64Array(n);
+      for (let i = 0; i < n; i++) keys[i] = ids.readUIntBE(i * ID_BYTES, 6);
+      order.sort((x, y) => keys[x] - keys[y] || ids.compare(ids, y * ID_BYTES, y * ID_BYTES + 16, x * ID_BYTES, x * ID_BYTES + 16));
+    }
     for (const i of order) {
       const o = i * LOG_WIDTH;
       const at = i * ID_BYTES;

@@ -107,7 +107,7 @@ export interface SqliteStoreOptions {
    * the next batch while the disk flushes this one, and still releases nothing before it is on disk.
    */
   readonly durability?: 'full' | 'pipelined';
-  /** mmap_size in bytes (0 = off, the default). */
+  /** mmap_size in bytes (default 0 = off; 1 GiB with writerThread). */
   readonly mmapBytes?: number;
   /** Page size for a NEW file only. Small pages keep the WAL bytes per random update small. */
   readonly pageSize?: number;
@@ -147,6 +147,7 @@ export class SqliteLedgerStore implements LedgerStore {
   readonly #s;
   readonly #commit: (b: EncodedBatch) => void;
   #writer: WriterThread | null = null;
+  readonly #readTx: <T>(f: () => T) => T;
   /** Request ids handed to the writer thread and not yet committed (duplicates are checked against them too). */
   readonly #inFlightIds = new Set<string>();
   #checkpointer: Checkpointer | null = null;
@@ -185,6 +186,7 @@ export class SqliteLedgerStore implements LedgerStore {
       holdDelete: p('DELETE FROM holds WHERE seq = ?'),
     };
     this.#commit = makeCommit(db);
+    this.#readTx = db.transaction(<T>(f: () => T): T => f()) as <T>(f: () => T) => T;
   }
 
   /** Opens (creating if needed) a ledger file, sets durability pragmas and migrates. */
@@ -199,8 +201,10 @@ export class SqliteLedgerStore implements LedgerStore {
       db.pragma('foreign_keys = ON');
     }
     db.pragma(`cache_size = -${options.cacheKiB ?? 65_536}`);
-    // Reads through a memory map skip a copy per page (writes still go through the WAL).
-    db.pragma(`mmap_size = ${options.mmapBytes ?? 0}`);
+    // Reads through a memory map skip a copy per page (writes still go through the WAL). With a
+    // writer thread every commit invalidates this connection's page cache, so the duplicate
+    // check's index reads come from the map (measured: ≈ half the time of pread).
+    db.pragma(`mmap_size = ${options.mmapBytes ?? (options.writerThread === true ? 1 << 30 : 0)}`);
     db.pragma('busy_timeout = 5000');
     if (!options.readonly) migrate(db);
     const store = new SqliteLedgerStore(db);
@@ -340,7 +344,8 @@ export class SqliteLedgerStore implements LedgerStore {
    */
   async #commitInWriter(writer: WriterThread, write: BatchWrite): Promise<CommitReceipt> {
     const ids = write.logInserts.map((r) => r.requestId);
-    const existing = ids.filter((id) => this.#inFlightIds.has(id) || this.#s.logExists.get(Buffer.from(id, 'hex')) !== undefined);
+    // One read transaction for the whole batch: one snapshot, not one per lookup.
+    const existing = this.#readTx(() => ids.filter((id) => this.#inFlightIds.has(id) || this.#s.logExists.get(Buffer.from(id, 'hex')) !== undefined));
     if (existing.length > 0) throw new DuplicateRequestError(existing);
     const batch = encodeBatch(write);
     for (const id of ids) this.#inFlightIds.add(id);
