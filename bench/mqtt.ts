@@ -5,13 +5,18 @@
  * from simulators/load/load-generator.ts in its OWN process: 200 enrolled terminals, funded wallets.
  *   mqtt.rtt_p50_ms_at_100rps / p99, mqtt.rtt_p50_ms_at_1000rps / p99   open loop
  *   mqtt.settled_per_s_peak, mqtt.rtt_p99_ms_at_peak                   closed loop, 200 terminals
+ *     saturating (200 requests in flight, one per terminal): throughput and ITS p99, never hidden
+ *   mqtt.latency_bound.window / .settled_per_s / .rtt_p99_ms           closed loop, all 200 terminals
+ *     taking turns (each ≤ 1 outstanding) with fewer in flight: the largest of 64, 32, 16, 8 whose
+ *     p99 ≤ 30 ms. Little's law: 200 in flight within 30 ms would need > 6,700 settled/s.
  *   the same with the prefix mqtt.mosquitto.
  * Diagnostic, prefix mqtt.transport.: the same load against a sign-only service (decode, verify
  * the terminal signature on the worker pool, sign the result; no ledger), which isolates what the
  * MQTT layer itself costs from what settlement costs.
  * Env: BENCH_MQTT_PHASE_MS (default 10000), BENCH_MQTT_WORKERS (verifier threads, default 2; 0 = inline),
  *      BENCH_MQTT_WINDOW (closed-loop requests in flight, default 200),
- *      BENCH_MQTT_BROKERS (default aedes,mosquitto,transport).
+ *      BENCH_MQTT_BROKERS (default aedes,mosquitto,transport),
+ *      BENCH_MQTT_LEDGER_WRITER (1 = the ledger commits on its writer thread, still synchronous=FULL; default 1).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -40,6 +45,9 @@ const PHASE_MS = Number(process.env['BENCH_MQTT_PHASE_MS'] ?? 10_000);
 const WORKERS = Number(process.env['BENCH_MQTT_WORKERS'] ?? 2);
 const WINDOW = Number(process.env['BENCH_MQTT_WINDOW'] ?? TERMINALS);
 const BROKERS = (process.env['BENCH_MQTT_BROKERS'] ?? 'aedes,mosquitto,transport').split(',');
+const LATENCY_WINDOWS = [64, 32, 16, 8];
+const LATENCY_BOUND_MS = 30;
+const LEDGER_WRITER = (process.env['BENCH_MQTT_LEDGER_WRITER'] ?? '1') !== '0';
 const GENERATOR = fileURLToPath(new URL('../simulators/load/load-generator.ts', import.meta.url));
 
 /** BENCH_MQTT_WORKERS=0 verifies on the main thread (for comparison). */
@@ -53,7 +61,13 @@ interface Fleet {
 }
 
 async function setUpHub(dir: string): Promise<{ hub: Hub; fleet: Fleet }> {
-  const hub = await createHub({ dataDir: path.join(dir, 'hub'), verifier: makeVerifier(), holdReleaseIntervalMs: 0, logger: pino({ level: 'warn' }) });
+  const hub = await createHub({
+    dataDir: path.join(dir, 'hub'),
+    verifier: makeVerifier(),
+    holdReleaseIntervalMs: 0,
+    logger: pino({ level: 'warn' }),
+    ledgerStore: { writerThread: LEDGER_WRITER },
+  });
   for (let m = 0; m < MERCHANTS; m++) {
     hub.importCatalog({ merchantId: `shop-${m}`, articles: [{ sku: 'coffee', name: 'Coffee', priceMinor: 250, currency: 'EUR' }] });
   }
@@ -202,6 +216,17 @@ async function runPhases(prefix: string, server: HubServer, url: string, hubKeyH
     // What the hub process (all threads) spent per settled request: capacity ≈ cores × 1e6 / this.
     report(`${prefix}hub_cpu_us_per_settled_at_peak`, Math.round((peakCpuMs * 1000) / Math.max(1, peak.approved)), 'µs');
     report(`${prefix}rtt_p99_ms_at_peak`, round(peak.rttP99Ms), 'ms');
+    for (const window of LATENCY_WINDOWS) {
+      const r = await phase({ name: `closed loop, ${window} in flight over ${TERMINALS} terminals`, mode: 'closed', window, durationMs: PHASE_MS });
+      check(r);
+      if (r.rttP99Ms <= LATENCY_BOUND_MS || window === LATENCY_WINDOWS.at(-1)) {
+        report(`${prefix}latency_bound.window`, window, 'in flight');
+        report(`${prefix}latency_bound.settled_per_s`, r.settledPerS, '/s');
+        report(`${prefix}latency_bound.rtt_p50_ms`, round(r.rttP50Ms), 'ms');
+        report(`${prefix}latency_bound.rtt_p99_ms`, round(r.rttP99Ms), 'ms');
+        break;
+      }
+    }
   } finally {
     await gen.close();
   }
@@ -215,7 +240,7 @@ export async function run(report: Report): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'tapsettle-bench-mqtt-'));
   const setupStart = performance.now();
   const { hub, fleet } = await setUpHub(dir);
-  console.error(`# set-up: ${TERMINALS} terminals, ${fleet.wallets.length} funded wallets in ${Math.round(performance.now() - setupStart)} ms; verifier threads ${WORKERS}`);
+  console.error(`# set-up: ${TERMINALS} terminals, ${fleet.wallets.length} funded wallets in ${Math.round(performance.now() - setupStart)} ms; verifier threads ${WORKERS}; ledger ${LEDGER_WRITER ? 'writer thread' : 'main thread'}, synchronous=FULL; requests pre-signed by the generator before each phase (a real fleet signs on its own CPUs)`);
   const logger = pino({ level: 'warn' });
   try {
     if (BROKERS.includes('aedes')) {

@@ -188,17 +188,25 @@ async function main(): Promise<void> {
     } else {
       const window = Math.min(phase.window, slots.length);
       let stopping = false;
-      const fire = (slot: number) => {
+      // Every terminal takes part, each with at most one request outstanding: an answered terminal
+      // goes to the back of the idle queue and the longest-idle one sends next (window < fleet).
+      const idle: number[] = Array.from({ length: slots.length }, (_, i) => i);
+      let idleHead = 0;
+      const fireNext = () => {
         if (stopping) return;
+        const slot = idle[idleHead++]!;
+        if (idleHead > 4096) {
+          idle.splice(0, idleHead);
+          idleHead = 0;
+        }
         publish(take(slot), performance.now());
         sent++;
       };
-      // Slot i drives terminal i; the window uses the first `window` terminals' slots spread evenly.
-      const active = new Set(Array.from({ length: window }, (_, i) => Math.floor((i * slots.length) / window)));
       onAnswer = (slot) => {
-        if (active.has(slot)) fire(slot);
+        idle.push(slot);
+        fireNext();
       };
-      for (const slot of active) fire(slot);
+      for (let i = 0; i < window; i++) fireNext();
       await new Promise((r) => setTimeout(r, phase.durationMs));
       stopping = true;
     }
