@@ -14,6 +14,8 @@ const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'he
 
 export class HubSigner {
   readonly #key: KeyObject;
+  /** Signatures on the thread pool now (plus one token for an inline signature this microtask). */
+  #pooled = 0;
 
   constructor(keyPair: KeyPair) {
     if (keyPair.secretKey.length !== 32) throw new TypeError('HubSigner: keyPair.secretKey must be 32 bytes');
@@ -26,15 +28,25 @@ export class HubSigner {
   }
 
   /**
-   * The same signature computed on libuv's thread pool (node:crypto's callback form), so the
-   * event loop decodes, commits and publishes while OpenSSL signs: ~50 µs of main-thread CPU less
-   * per signature for a hop of a few µs.
+   * The same signature, computed on libuv's thread pool (node:crypto's callback form) while other
+   * signatures are being computed there — under load the event loop then decodes, commits and
+   * publishes while OpenSSL signs (~50 µs of main-thread CPU less per signature) — and inline
+   * when none is: at low load a thread hop (two wake-ups) costs more latency than the signature.
    */
-  signAsync<T extends MessageType>(type: T, body: Body<T>, memo: CanonicalMemo): Promise<Envelope<T>> {
+  async signAsync<T extends MessageType>(type: T, body: Body<T>, memo: CanonicalMemo): Promise<Envelope<T>> {
+    if (this.#pooled === 0) {
+      this.#pooled++; // the next ones in this turn go to the pool
+      queueMicrotask(() => this.#pooled--);
+      return this.sign(type, body, memo);
+    }
     const bytes = memo.bytes(type, body);
-    return new Promise((resolve, reject) =>
-      nodeSign(null, bytes, this.#key, (err, sig) => (err ? reject(err) : resolve({ v: PROTOCOL_VERSION, type, body, sig: toHex(sig) } as Envelope<T>))),
-    );
+    this.#pooled++;
+    try {
+      const sig = await new Promise<Buffer>((resolve, reject) => nodeSign(null, bytes, this.#key, (err, out) => (err ? reject(err) : resolve(out))));
+      return { v: PROTOCOL_VERSION, type, body, sig: toHex(sig) } as Envelope<T>;
+    } finally {
+      this.#pooled--;
+    }
   }
 
   /** The envelope as JSON (v, type, body, sig), the body in its canonical text. */
