@@ -47,7 +47,7 @@ describe.each(['full', 'pipelined', 'writer-thread'] as const)('engine propertie
     const nextId = (): string => (++counter).toString(16).padStart(32, '0');
     await fc.assert(
       fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 14 }), async (steps) => {
-        const ledger = tempLedger(mode === 'writer-thread' ? { writerThread: true } : { durability: mode });
+        const ledger = tempLedger(mode === 'writer-thread' ? { writerThread: true } : { durability: mode, writerThread: false });
         const clock = manualClock();
         // The pipelined and writer-thread runs also keep a tiny account cache, so eviction is exercised too.
         const cache = mode !== 'full' ? { maxCachedAccounts: 4 } : {};

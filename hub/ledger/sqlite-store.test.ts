@@ -7,7 +7,7 @@ import { MIGRATIONS } from './migrations.ts';
 import { migrate, SqliteLedgerStore } from './sqlite-store.ts';
 import { describeLedgerStoreContract } from './store-contract.ts';
 
-describeLedgerStoreContract('SqliteLedgerStore (real file)', () => {
+describeLedgerStoreContract('SqliteLedgerStore (real file, default: writer thread)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tapsettle-store-'));
   return {
     open: async () => SqliteLedgerStore.open(join(dir, 'ledger.db')),
@@ -23,10 +23,10 @@ describeLedgerStoreContract('SqliteLedgerStore (durability pipelined)', () => {
   };
 });
 
-describeLedgerStoreContract('SqliteLedgerStore (writer thread)', () => {
+describeLedgerStoreContract('SqliteLedgerStore (commits on the calling thread)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tapsettle-store-'));
   return {
-    open: async () => SqliteLedgerStore.open(join(dir, 'ledger.db'), { writerThread: true, backgroundCheckpointMs: 0 }),
+    open: async () => SqliteLedgerStore.open(join(dir, 'ledger.db'), { writerThread: false, backgroundCheckpointMs: 0 }),
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   };
 });

@@ -7,7 +7,7 @@ import { SqliteLedgerStore } from '../../hub/ledger/sqlite-store.ts';
 import type { Command } from '../../hub/ledger/types.ts';
 
 const [file, runArg, mode, durabilityArg] = process.argv.slice(2);
-const storeOptions = durabilityArg === 'pipelined' ? { durability: 'pipelined' as const } : durabilityArg === 'writer-thread' ? { writerThread: true } : {};
+const storeOptions = durabilityArg === 'pipelined' ? { durability: 'pipelined' as const } : durabilityArg === 'writer-thread' ? { writerThread: true } : { writerThread: false };
 if (file === undefined || runArg === undefined) throw new Error('usage: engine-child <db-file> <run> <--run|--finish> <full|pipelined|writer-thread>');
 const run = Number(runArg);
 const WALLETS = 200;
