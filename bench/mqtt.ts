@@ -166,7 +166,7 @@ class Generator {
 
 function describe(r: PhaseResult): string {
   const declined = Object.entries(r.declined).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
-  return `${r.name}: sent ${r.sent}, approved ${r.approved}, declined ${declined}, timeouts ${r.timeouts}, ${r.settledPerS}/s, rtt p50 ${r.rttP50Ms.toFixed(2)} p90 ${r.rttP90Ms.toFixed(2)} p99 ${r.rttP99Ms.toFixed(2)} max ${r.rttMaxMs.toFixed(1)} ms, hub signatures checked ${r.signatureChecked} bad ${r.signatureBad}`;
+  return `${r.name}: sent ${r.sent}, approved ${r.approved}, declined ${declined}, timeouts ${r.timeouts}, ${r.settledPerS}/s, rtt p50 ${r.rttP50Ms.toFixed(2)} p90 ${r.rttP90Ms.toFixed(2)} p99 ${r.rttP99Ms.toFixed(2)} max ${r.rttMaxMs.toFixed(1)} ms${r.sendLagMsP99 > 0 ? ` (of which send lag p50 ${r.sendLagMsP50.toFixed(2)} p99 ${r.sendLagMsP99.toFixed(2)} ms)` : ''}, hub signatures checked ${r.signatureChecked} bad ${r.signatureBad}`;
 }
 
 async function runPhases(prefix: string, server: HubServer, url: string, hubKeyHex: string, fleet: Fleet, passwords: ((id: string) => string) | undefined, dir: string, report: Report): Promise<void> {

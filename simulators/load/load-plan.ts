@@ -54,6 +54,9 @@ export interface PhaseResult {
   readonly signatureBad: number;
   /** CPU the generator process used during the phase, in % of one core. */
   readonly generatorCpuPercent: number;
+  /** Open loop: how late the generator sent after the scheduled time (counted in the RTT). */
+  readonly sendLagMsP50: number;
+  readonly sendLagMsP99: number;
 }
 
 export type ToGenerator = { readonly cmd: 'phase'; readonly phase: Phase } | { readonly cmd: 'exit' };
