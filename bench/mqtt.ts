@@ -16,6 +16,8 @@
  * Env: BENCH_MQTT_PHASE_MS (default 10000), BENCH_MQTT_WORKERS (verifier threads, default 2; 0 = inline),
  *      BENCH_MQTT_WINDOW (closed-loop requests in flight, default 200),
  *      BENCH_MQTT_BROKERS (default aedes,mosquitto,transport),
+ *      BENCH_MQTT_LATENCY_WINDOWS (closed-loop windows tried for the latency-bound figures, default
+ *      64,32,16,8; empty = skip),
  *      BENCH_MQTT_LEDGER_WRITER (1 = the ledger commits on its writer thread, still synchronous=FULL; default 1).
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -45,7 +47,7 @@ const PHASE_MS = Number(process.env['BENCH_MQTT_PHASE_MS'] ?? 10_000);
 const WORKERS = Number(process.env['BENCH_MQTT_WORKERS'] ?? 2);
 const WINDOW = Number(process.env['BENCH_MQTT_WINDOW'] ?? TERMINALS);
 const BROKERS = (process.env['BENCH_MQTT_BROKERS'] ?? 'aedes,mosquitto,transport').split(',');
-const LATENCY_WINDOWS = [64, 32, 16, 8];
+const LATENCY_WINDOWS = (process.env['BENCH_MQTT_LATENCY_WINDOWS'] ?? '64,32,16,8').split(',').filter(Boolean).map(Number);
 const LATENCY_BOUND_MS = 30;
 const LEDGER_WRITER = (process.env['BENCH_MQTT_LEDGER_WRITER'] ?? '1') !== '0';
 const GENERATOR = fileURLToPath(new URL('../simulators/load/load-generator.ts', import.meta.url));
