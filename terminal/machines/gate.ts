@@ -8,7 +8,7 @@
 import { computeFare, type Envelope, type FareQuote } from '../../protocol/index.ts';
 import { checkLicense, decideGateLocal } from '../policy/risk.ts';
 import { checkHubResult, checkTicket } from './checks.ts';
-import { display, type CardInfo, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { display, price, type CardInfo, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export type GateState =
   | { s: 'idle' }
@@ -118,7 +118,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       const commands: Command[] = [{ c: 'gate.open' }];
       if (state.entryRecordId !== null) commands.push({ c: 'nfc.delete', recordId: state.entryRecordId });
       if (r.body.statement) commands.push({ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true });
-      commands.push({ c: 'nfc.release' }, display(`fare ${r.body.amountMinor}`, 'ok'));
+      commands.push({ c: 'nfc.release' }, display(`fare ${price(r.body.amountMinor, r.body.currency)}`, 'ok'));
       return passing(state.requestId, nowMs, commands);
     }
     case 'hub.error':
@@ -227,5 +227,5 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
   const authorize: Command = { c: 'nfc.authorize', offer: { purpose: 'fare', amountMinor: fare.fareMinor, currency: fare.currency, lines: [] }, ...consume };
   const next: GateState = { s: 'exit.authorizing', requestId: event.requestId, license: lic.license, entry, fare, opened: risk.ok === true, untilMs: nowMs + AUTHORIZE_MS };
   // A fare the local policy cannot cover waits for a verified hub approval.
-  return step(next, risk.ok === true ? [{ c: 'gate.open' }, authorize, display(`fare ${fare.fareMinor}`, 'ok')] : [authorize]);
+  return step(next, risk.ok === true ? [{ c: 'gate.open' }, authorize, display(`fare ${price(fare.fareMinor, fare.currency)}`, 'ok')] : [authorize]);
 }

@@ -5,7 +5,7 @@
 import { sha256, toHex, utf8, linesTotalMinor, type Body, type Envelope, type LineItemT } from '../../protocol/index.ts';
 import { checkLicense, decideOffline } from '../policy/risk.ts';
 import { checkHubResult } from './checks.ts';
-import { display, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export interface PosOperator {
   id: string;
@@ -77,7 +77,7 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       if (!article || article.currency !== ctx.currency) return step(state, [display(`unknown article ${event.sku}`, 'error')]);
       if (!Number.isInteger(event.qty) || event.qty < 1 || event.qty > 1000 || lines.length >= 64) return step(state, [display('invalid quantity', 'error')]);
       const next = [...lines, { sku: article.sku, qty: event.qty, unitMinor: article.priceMinor }];
-      return step({ s: 'cart', lines: next }, [display(`${next.length} items, ${linesTotalMinor(next)} ${ctx.currency}`)]);
+      return step({ s: 'cart', lines: next }, [display(`${next.length} items, ${price(linesTotalMinor(next), ctx.currency)}`)]);
     }
     case 'clear':
       if (state.s === 'settling') return step(state);
@@ -85,7 +85,7 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
     case 'checkout': {
       if (state.s !== 'cart' || state.lines.length === 0) return step(state);
       const totalMinor = linesTotalMinor(state.lines);
-      return step({ s: 'awaiting.tap', mode: 'purchase', lines: state.lines, totalMinor, untilMs: nowMs + TAP_MS }, [display(`pay ${totalMinor} ${ctx.currency} — tap your wallet`)]);
+      return step({ s: 'awaiting.tap', mode: 'purchase', lines: state.lines, totalMinor, untilMs: nowMs + TAP_MS }, [display(`pay ${price(totalMinor, ctx.currency)} — tap your wallet`)]);
     }
     case 'topup': {
       if (state.s !== 'idle') return step(state);
@@ -94,7 +94,7 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       // Issuing money needs the hub's ledger: never offline (seed 004 claim 34).
       if (!ctx.online) return step(state, [display('top-up needs the hub', 'error')]);
       return step({ s: 'awaiting.tap', mode: 'topup', amountMinor: event.amountMinor, operatorId: event.operatorId, untilMs: nowMs + TAP_MS }, [
-        display(`top-up ${event.amountMinor} ${ctx.currency} — tap the wallet`),
+        display(`top-up ${price(event.amountMinor, ctx.currency)} — tap the wallet`),
       ]);
     }
     case 'ticket.sell': {
@@ -102,7 +102,7 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       if (!ctx.online) return step(state, [display('tickets need the hub', 'error')]);
       if (!Number.isSafeInteger(event.priceMinor) || event.priceMinor < 1) return step(state, [display('invalid price', 'error')]);
       return step({ s: 'awaiting.tap', mode: 'ticket', product: event.product, priceMinor: event.priceMinor, untilMs: nowMs + TAP_MS }, [
-        display(`${event.product}: ${event.priceMinor} ${ctx.currency} — tap your wallet`),
+        display(`${event.product}: ${price(event.priceMinor, ctx.currency)} — tap your wallet`),
       ]);
     }
     case 'cancel': {

@@ -1,6 +1,7 @@
 // Shared vocabulary of the three terminal state machines (vending, gate, POS). A machine is a pure
 // function: (state, event, context, nowMs) → next state + commands. Commands are carried out by
 // the runtime (terminal/runtime.ts), which turns their outcomes into new events.
+import { formatMoney } from '../../protocol/index.ts';
 import type { ArticleT, Body, Envelope, ErrorCode, FareTable, LineItemT, SettlementOpT } from '../../protocol/index.ts';
 import type { RecordKindName } from '../../hardware/wallet-apdu/apdu.ts';
 import type { RiskLimits, UsageView } from '../policy/risk.ts';
@@ -18,6 +19,11 @@ export interface CardInfo {
 }
 
 /** Read-only view of the terminal's world handed to every step. */
+/** A customer-facing amount: `3.20 EUR`, never the raw minor units. */
+export function price(amountMinor: number, currency: string): string {
+  return formatMoney({ amountMinor, currency });
+}
+
 export interface TerminalContext {
   terminalId: string;
   merchantId: string;

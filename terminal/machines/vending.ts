@@ -5,7 +5,7 @@
 import type { ArticleT, Envelope } from '../../protocol/index.ts';
 import { checkLicense, decideOffline } from '../policy/risk.ts';
 import { checkHubResult, restrictionAllows } from './checks.ts';
-import { display, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export type VendingState =
   | { s: 'idle' }
@@ -32,7 +32,7 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
       const article = ctx.catalog.find((a) => a.sku === event.sku);
       if (!article || article.slot === undefined) return step(state, [display(`unknown article ${event.sku}`, 'error')]);
       if (article.currency !== ctx.currency) return step(state, [display('article priced in another currency', 'error')]);
-      return step({ s: 'selected', article, untilMs: nowMs + SELECTION_MS }, [display(`${article.name}: ${article.priceMinor} ${article.currency} — tap your wallet`)]);
+      return step({ s: 'selected', article, untilMs: nowMs + SELECTION_MS }, [display(`${article.name}: ${price(article.priceMinor, article.currency)} — tap your wallet`)]);
     }
     case 'cancel':
       if (state.s === 'selected' || state.s === 'authorizing') return step(VENDING_IDLE, [display('cancelled'), { c: 'nfc.release' }]);

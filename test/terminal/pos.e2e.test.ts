@@ -182,9 +182,9 @@ describe('POS end to end', () => {
     await eventually(() => pos.runtime.isOnline, 15_000, 'online');
     await pos.runtime.clear();
     const log = record(pos);
-    expect(await runKeypadLine(pos.runtime, 'add bread 3')).toBe('1 items, 360 EUR');
+    expect(await runKeypadLine(pos.runtime, 'add bread 3')).toBe('1 items, 3.60 EUR');
     expect(await runKeypadLine(pos.runtime, 'add bread x')).toBe('usage: add <sku> [qty]');
-    expect(await runKeypadLine(pos.runtime, 'checkout')).toContain('pay 360 EUR');
+    expect(await runKeypadLine(pos.runtime, 'checkout')).toContain('pay 3.60 EUR');
     pos.tap(wallet);
     await eventually(() => log.prints.length > 0, 8000, 'receipt');
     await eventually(() => pos.runtime.machineState.s === 'idle');
