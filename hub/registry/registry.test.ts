@@ -109,6 +109,25 @@ describe('registry', () => {
     expect(reg.disclosureLog()).toHaveLength(1);
   });
 
+  it('checkpoints the WAL from a worker when asked (the event loop only appends)', async () => {
+    reg.close();
+    reg = Registry.open(file, { backgroundCheckpointMs: 20 });
+    expect(reg.db.pragma('wal_autocheckpoint', { simple: true })).toBe(10_000);
+    const before = statSync(file).size;
+    for (let i = 0; i < 300; i++) {
+      reg.putResult({
+        requestId: i.toString(16).padStart(32, '0'), terminalId: 't', hash: 'h', op: 'purchase', wallet: null, engineId: null,
+        status: 'approved', code: null, amountMinor: 1, currency: 'EUR', holdUntilMs: null, result: new Uint8Array(1500).fill(i % 256), timeMs: i,
+      });
+    }
+    await reg.flush();
+    // Far below the 10,000-page backstop: only the worker copies pages into the database file.
+    const deadline = Date.now() + 5000;
+    while (statSync(file).size === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(statSync(file).size).toBeGreaterThan(before);
+    expect(reg.result((299).toString(16).padStart(32, '0'))?.result[0]).toBe(299 % 256);
+  });
+
   it('serves wallets from memory; a revocation is seen at once and survives reopen', () => {
     const w = generateKeyPair();
     const id = toHex(w.publicKey);

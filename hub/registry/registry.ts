@@ -8,6 +8,7 @@
  * the last few may be lost, which the ledger (synchronous=FULL) and request-id idempotency cover.
  */
 import Database from 'better-sqlite3';
+import { Checkpointer } from '../ledger/checkpointer.ts';
 import { CounterWindow, type ArticleT, type Envelope, type FareTable } from '../../protocol/index.ts';
 import type { TicketProductT } from '../rules/tickets.ts';
 import type { CatalogVersion } from '../rules/catalog.ts';
@@ -80,6 +81,19 @@ export interface DisclosureRecord {
 
 export type Freshness = 'fresh' | 'retry' | 'replay';
 
+export interface RegistryOpenOptions {
+  /**
+   * Checkpoint the WAL from a worker thread every N ms (0 = off, the default: SQLite's own
+   * autocheckpoint on the committing thread). The hub turns it on: an autocheckpoint copies up to
+   * 1,000 pages and fsyncs the file inside a commit on the event loop, a stall of several ms that
+   * every request in flight then waits out; the writer's autocheckpoint stays as a backstop.
+   */
+  readonly backgroundCheckpointMs?: number;
+}
+
+/** WAL pages before the committing thread checkpoints itself when a background checkpointer runs. */
+const BACKSTOP_AUTOCHECKPOINT_PAGES = 10_000;
+
 export function migrateRegistry(db: Database.Database, migrations: readonly RegistryMigration[] = REGISTRY_MIGRATIONS): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)');
   const current = (db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as { v: number }).v;
@@ -141,9 +155,11 @@ export class Registry implements TerminalDirectory {
   #flushing: Promise<void> | undefined;
   #products: Map<string, TicketProductT> | undefined;
   readonly #s: Record<string, Database.Statement>;
+  readonly #checkpointer: Checkpointer | undefined;
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, checkpointer?: Checkpointer) {
     this.db = db;
+    this.#checkpointer = checkpointer;
     const p = (sql: string): Database.Statement => db.prepare(sql);
     this.#s = {
       metaGet: p('SELECT value FROM meta WHERE key = ?'),
@@ -200,18 +216,24 @@ export class Registry implements TerminalDirectory {
     }
   }
 
-  static open(file: string): Registry {
+  static open(file: string, options: RegistryOpenOptions = {}): Registry {
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
     migrateRegistry(db);
+    const everyMs = options.backgroundCheckpointMs ?? 0;
+    if (everyMs > 0 && file !== ':memory:') {
+      db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
+      return new Registry(db, new Checkpointer(file, everyMs));
+    }
     return new Registry(db);
   }
 
-  /** Commits what is still queued, then closes the file. */
+  /** Commits what is still queued, then closes the file (the background checkpointer stops on its own). */
   close(): void {
     if (!this.db.open) return;
+    void this.#checkpointer?.stop();
     this.#commitPending();
     this.db.close();
   }

@@ -499,12 +499,15 @@ export async function createHub(options: CreateHubOptions): Promise<Hub> {
   }
 }
 
+/** The registry's WAL is checkpointed off the event loop this often (registry.ts). */
+const REGISTRY_CHECKPOINT_MS = 200;
+
 async function openHub(options: CreateHubOptions, clock: () => number, logger: Logger, currency: string, lock: { release(): void }): Promise<Hub> {
   const hubKey = loadOrCreateEd25519Key(options.dataDir, 'hub-signing');
   const issuerKey = loadOrCreateEd25519Key(options.dataDir, 'issuer');
   const registryFile = join(options.dataDir, 'registry.sqlite');
   const ledgerFile = join(options.dataDir, 'ledger.sqlite');
-  const registry = Registry.open(registryFile);
+  const registry = Registry.open(registryFile, { backgroundCheckpointMs: REGISTRY_CHECKPOINT_MS });
   let engine: Engine;
   try {
     const store = SqliteLedgerStore.open(ledgerFile, { ...options.ledgerStore, durability: options.ledgerDurability ?? 'full' });
