@@ -10,25 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
-import { newChallenge, signMessage, type Envelope, type FareTable, type KeyPair } from '../protocol/index.ts';
+import { newChallenge, signMessage, type Envelope, type KeyPair } from '../protocol/index.ts';
 import { createHub } from '../hub/service/index.ts';
 import { createHubServer } from '../hub/mqtt/hub-server.ts';
 import { isSocatAvailable } from '../simulators/pn532-emulator/pty-pair.ts';
 import { startProcessTerminal } from '../simulators/site/terminal-process.ts';
+import { FARES } from '../test/terminal/harness.ts';
 
 const PASSAGES = Number(process.env['BENCH_GATE_PASSAGES'] ?? 100);
 const WALLETS = 10;
 
-const FARES: FareTable = {
-  currency: 'EUR',
-  stations: { north: 1, centre: 2, south: 4 },
-  baseFareMinor: 150,
-  perZoneMinor: 50,
-  maxFareMinor: 600,
-  maxTripMs: 3 * 3600_000,
-  utcOffsetMinutes: 0,
-  timeBands: [],
-};
 
 function percentile(sorted: readonly number[], p: number): number {
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
