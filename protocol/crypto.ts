@@ -22,7 +22,6 @@ export type VerifyBackend = 'node' | 'noble';
 
 const Point = ed25519.Point;
 const L = Point.Fn.ORDER; // group order
-const P = Point.Fp.ORDER; // field prime 2^255 - 19
 
 export function sha256(bytes: Uint8Array): Uint8Array {
   return nobleSha256(bytes);
@@ -71,15 +70,27 @@ function leToBigInt(bytes: Uint8Array): bigint {
   return n;
 }
 
+// Little-endian bytes of p = 2^255 - 19 and of the group order L, for byte-wise comparisons on
+// the verify hot path (no BigInt allocation per call).
+const P_BYTES = Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 0xed : i === 31 ? 0x7f : 0xff));
+const L_BYTES = Uint8Array.from(Array.from({ length: 32 }, (_, i) => Number((L >> BigInt(8 * i)) & 0xffn)));
+
+/** a < b for 32-byte little-endian numbers; `topMask` drops bits of a's last byte (the x sign). */
+function lessThanLe(a: Uint8Array, b: Uint8Array, topMask = 0xff): boolean {
+  for (let i = 31; i >= 0; i--) {
+    const ai = i === 31 ? a[i]! & topMask : a[i]!;
+    if (ai !== b[i]) return ai < b[i]!;
+  }
+  return false;
+}
+
 /** y < p, i.e. the 255-bit y coordinate is reduced (RFC 8032 §5.1.3 step 1). */
 function isCanonicalPointEncoding(bytes: Uint8Array): boolean {
-  const y = Uint8Array.from(bytes);
-  y[31] = y[31]! & 0x7f;
-  return leToBigInt(y) < P;
+  return lessThanLe(bytes, P_BYTES, 0x7f);
 }
 
 function isCanonicalScalar(bytes: Uint8Array): boolean {
-  return leToBigInt(bytes) < L;
+  return lessThanLe(bytes, L_BYTES);
 }
 
 /** Decodes A strictly; null when not canonical, not on the curve, or of small order. */
