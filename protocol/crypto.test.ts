@@ -1,6 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { generateKeyPair, publicKeyOf, sign, signNoble, verify, verifyNode, verifyNoble, setVerifyBackend, getVerifyBackend } from './crypto.ts';
+import {
+  generateKeyPair,
+  publicKeyOf,
+  sign,
+  signNode,
+  signNoble,
+  signSodium,
+  sodiumAvailable,
+  verify,
+  verifyNode,
+  verifyNoble,
+  verifySodium,
+  setVerifyBackend,
+  getVerifyBackend,
+} from './crypto.ts';
 import { fromHex, toHex } from './hex.ts';
 import vectors from './vectors/ed25519.json' with { type: 'json' };
 
@@ -25,12 +39,20 @@ describe('Ed25519', () => {
     expect(toHex(publicKeyOf(sk))).toBe(v.publicKey);
     expect(toHex(sign(fromHex(v.message), sk))).toBe(v.signature);
     expect(toHex(signNoble(fromHex(v.message), sk))).toBe(v.signature);
+    expect(toHex(signNode(fromHex(v.message), sk))).toBe(v.signature);
+    expect(toHex(signSodium(fromHex(v.message), sk))).toBe(v.signature);
   });
 
-  it.each(vectors.verify)('$name: both back-ends agree (valid=$valid)', (v) => {
+  it('libsodium loaded here (a platform without its prebuild falls back to node:crypto)', () => {
+    expect(sodiumAvailable).toBe(true);
+    expect(getVerifyBackend()).toBe('sodium');
+  });
+
+  it.each(vectors.verify)('$name: every back-end agrees (valid=$valid)', (v) => {
     const args = [fromHex(v.signature), fromHex(v.message), fromHex(v.publicKey)] as const;
     expect(verifyNoble(...args)).toBe(v.valid);
     expect(verifyNode(...args)).toBe(v.valid);
+    expect(verifySodium(...args)).toBe(v.valid);
   });
 
   it('the vectors include rejected edge cases, not only valid ones', () => {
@@ -42,6 +64,7 @@ describe('Ed25519', () => {
       const args = [fromHex(addLToS(v.signature)), fromHex(v.message), fromHex(v.publicKey)] as const;
       expect(verifyNoble(...args)).toBe(false);
       expect(verifyNode(...args)).toBe(false);
+      expect(verifySodium(...args)).toBe(false);
     }
   });
 
@@ -51,6 +74,7 @@ describe('Ed25519', () => {
     const sig = fromHex(vectors.sign[0]!.signature);
     expect(verifyNoble(sig, new Uint8Array(), nonCanonical)).toBe(false);
     expect(verifyNode(sig, new Uint8Array(), nonCanonical)).toBe(false);
+    expect(verifySodium(sig, new Uint8Array(), nonCanonical)).toBe(false);
   });
 
   it('agrees on random keys, messages and single-bit corruptions (property)', () => {
@@ -63,7 +87,9 @@ describe('Ed25519', () => {
         expect(verifyNoble(sig, msg, kp.publicKey)).toBe(true);
         const bad = Uint8Array.from(sig);
         bad[bit >> 3] = bad[bit >> 3]! ^ (1 << (bit & 7));
+        expect(verifySodium(sig, msg, kp.publicKey)).toBe(true);
         expect(verifyNode(bad, msg, kp.publicKey)).toBe(verifyNoble(bad, msg, kp.publicKey));
+        expect(verifySodium(bad, msg, kp.publicKey)).toBe(verifyNoble(bad, msg, kp.publicKey));
         expect(verifyNode(bad, msg, kp.publicKey)).toBe(false);
       }),
       { numRuns: 60 },
@@ -76,7 +102,7 @@ describe('Ed25519', () => {
     const sig = sign(msg, kp.secretKey);
     const before = getVerifyBackend();
     try {
-      for (const backend of ['noble', 'node'] as const) {
+      for (const backend of ['noble', 'node', 'sodium'] as const) {
         setVerifyBackend(backend);
         expect(getVerifyBackend()).toBe(backend);
         expect(verify(sig, msg, kp.publicKey)).toBe(true);

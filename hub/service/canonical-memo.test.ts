@@ -79,18 +79,6 @@ describe('HubSigner', () => {
     expect(decoded.value).toEqual(JSON.parse(Buffer.from(encodeMessage(reference)).toString('utf8')));
   });
 
-  it('signs the same bytes on the thread pool (signAsync) as inline and as protocol', async () => {
-    const keys = generateKeyPair();
-    const signer = new HubSigner(keys);
-    const body = { wallet: 'ef'.repeat(32), balanceMinor: 0, currency: 'EUR', asOf: 1, entries: [], hubKey: toHex(keys.publicKey) };
-    const memo = new CanonicalMemo();
-    expect(await signer.signAsync('balance.statement', body, memo)).toEqual(signer.sign('balance.statement', body, memo));
-    // A burst: the first is signed inline, the rest on the pool; all the same bytes as inline.
-    const bodies = Array.from({ length: 8 }, (_, i) => ({ ...body, balanceMinor: i }));
-    const burst = await Promise.all(bodies.map((b) => signer.signAsync('balance.statement', b, memo)));
-    expect(burst).toEqual(bodies.map((b) => signMessage('balance.statement', b, keys.secretKey)));
-  });
-
   it('refuses a secret key of the wrong size', () => {
     expect(() => new HubSigner({ secretKey: new Uint8Array(31), publicKey: new Uint8Array(32) })).toThrow(/secretKey/);
   });

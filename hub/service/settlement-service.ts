@@ -464,7 +464,7 @@ export class SettlementService {
       timeMs: outcome.atMs,
       ...(outcome.holdUntilMs !== undefined ? { holdUntil: outcome.holdUntilMs } : {}),
       // A fresh hub-signed balance the wallet keeps; gates use it for their local risk policy.
-      statement: await this.#statement(wallet, outcome.balanceAfterMinor, outcome.currency, outcome.atMs, []),
+      statement: this.#statement(wallet, outcome.balanceAfterMinor, outcome.currency, outcome.atMs, []),
       wallet,
       engineId: eid,
       cache: true,
@@ -477,8 +477,8 @@ export class SettlementService {
     currency: string,
     asOf: number,
     entries: Body<'balance.statement'>['entries'],
-  ): Promise<Envelope<'balance.statement'>> {
-    return this.#signer.signAsync('balance.statement', { wallet, balanceMinor, currency, asOf, entries, hubKey: this.#hubKeyHex }, this.#memo);
+  ): Envelope<'balance.statement'> {
+    return this.#signer.sign('balance.statement', { wallet, balanceMinor, currency, asOf, entries, hubKey: this.#hubKeyHex }, this.#memo);
   }
 
   async #ticketUse(
@@ -591,7 +591,7 @@ export class SettlementService {
       amountMinor: 0,
       currency: account.currency,
       timeMs: now,
-      statement: await this.#statement(q.wallet, account.balanceMinor, account.currency, now, entries),
+      statement: this.#statement(q.wallet, account.balanceMinor, account.currency, now, entries),
       wallet: q.wallet,
       cache: true,
     };
@@ -614,7 +614,7 @@ export class SettlementService {
       ...(d.ticket ? { ticket: d.ticket } : {}),
       hubKey: this.#hubKeyHex,
     };
-    const bytes = this.#signer.encode(await this.#signer.signAsync('settlement.result', result, this.#memo), this.#memo);
+    const bytes = this.#signer.encode(this.#signer.sign('settlement.result', result, this.#memo), this.#memo);
     if (hash !== undefined && d.cache) {
       this.#o.registry.putResult({
         requestId: body.requestId,

@@ -46,7 +46,7 @@ try {
     createHash('sha256').update(memo.json(op.lines)).digest('hex');
   });
   const termKey = vend.keyPair.publicKey;
-  stages['verify ×2 (node:crypto, strict)'] = cpuUs((i) => {
+  stages['verify ×2 (protocol verify, strict)'] = cpuUs((i) => {
     const req = decoded[i]!;
     const op = req.body.op as Extract<typeof req.body.op, { type: 'purchase' }>;
     verify(fromHex(req.sig), reqBytes[i]!, termKey);
