@@ -24,6 +24,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -184,12 +185,16 @@ async function runPhases(prefix: string, server: HubServer, url: string, hubKeyH
   const fleetPath = path.join(dir, `${prefix}fleet.json`);
   writeFileSync(fleetPath, JSON.stringify(fleetFile));
   const gen = new Generator(fleetPath);
+  // Event-loop stalls of the hub's thread (GC, a synchronous SQLite step) show up here first.
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
   try {
     const ready = await gen.next();
     if (ready.event === 'ready') console.error(`# ${prefix || 'aedes '}: ${TERMINALS} terminals connected in ${ready.connectMs} ms`);
     let hubCpu = process.cpuUsage();
     const phase = async (p: Phase) => {
       server.resetStats();
+      loopDelay.reset();
       hubCpu = process.cpuUsage();
       return gen.phase(p);
     };
@@ -198,7 +203,7 @@ async function runPhases(prefix: string, server: HubServer, url: string, hubKeyH
       const cpu = process.cpuUsage(hubCpu);
       // Over the generator's phase time (its pre-signing before the phase leaves the hub idle).
       const hubCpuPercent = Math.round(((cpu.user + cpu.system) / 1000 / r.elapsedMs) * 100);
-      console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}% generator ${r.generatorCpuPercent}% of a core; load ${loadavg()[0]!.toFixed(1)}`);
+      console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}% generator ${r.generatorCpuPercent}% of a core; hub event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms; load ${loadavg()[0]!.toFixed(1)}`);
       if (r.signatureBad > 0) throw new Error(`${r.name}: ${r.signatureBad} replies failed the hub signature check`);
     };
     check(await phase({ name: 'warm-up', mode: 'closed', window: WINDOW, durationMs: Math.min(3000, PHASE_MS) }));
@@ -230,6 +235,7 @@ async function runPhases(prefix: string, server: HubServer, url: string, hubKeyH
       }
     }
   } finally {
+    loopDelay.disable();
     await gen.close();
   }
 }

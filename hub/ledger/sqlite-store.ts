@@ -218,7 +218,7 @@ export class SqliteLedgerStore implements LedgerStore {
     // With a writer thread, checkpoints every 250 ms instead of 50: a hot page (balances, the
     // request-id index) rewritten by several batches is copied into the file once, not per batch
     // (bench/engine.ts at maxBatch 2048: ≈ 10 % less CPU per settlement with 1000 ms vs 50 ms).
-    const bgMs = options.backgroundCheckpointMs ?? Number(process.env['CKMS'] ?? (options.writerThread === true ? 250 : 50));
+    const bgMs = options.backgroundCheckpointMs ?? (options.writerThread === true ? 250 : 50);
     if (!options.readonly && bgMs > 0 && file !== ':memory:') {
       store.#checkpointer = new Checkpointer(file, bgMs);
       db.pragma(`wal_autocheckpoint = ${options.walAutocheckpointPages ?? 65_536}`);

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalBytes, canonicalJson, decodeMessage, encodeMessage, generateKeyPair, linesDigest, signMessage, toHex } from '../../protocol/index.ts';
+import { canonicalBytes, canonicalJson, linesDigest, toHex } from '../../protocol/index.ts';
 import { CanonicalMemo } from './canonical-memo.ts';
-import { HubSigner } from './hub-signer.ts';
 
 // JSON values as signed data may hold them: safe integers, strings (any code points), nesting.
 const safeJson = fc.letrec((tie) => ({
@@ -48,38 +47,5 @@ describe('CanonicalMemo', () => {
     const lines = [{ sku: 'cola', qty: 2, unitMinor: 250 }, { sku: 'é€😀', qty: 1, unitMinor: 1 }];
     const memo = new CanonicalMemo();
     expect(createHash('sha256').update(memo.json(lines)).digest('hex')).toBe(linesDigest(lines));
-  });
-});
-
-describe('HubSigner', () => {
-  it('signs exactly as protocol signMessage and encodes bytes protocol decodes to the same envelope', () => {
-    const keys = generateKeyPair();
-    const signer = new HubSigner(keys);
-    const memo = new CanonicalMemo();
-    const statementBody = { wallet: 'ab'.repeat(32), balanceMinor: 1234, currency: 'EUR', asOf: 1_700_000_000_000, entries: [], hubKey: toHex(keys.publicKey) };
-    const statement = signer.sign('balance.statement', statementBody, memo);
-    expect(statement).toEqual(signMessage('balance.statement', statementBody, keys.secretKey));
-    const resultBody = {
-      requestId: 'cd'.repeat(16),
-      terminalId: 'pos-1',
-      status: 'approved' as const,
-      withdrawal: 'complete' as const,
-      amountMinor: 250,
-      currency: 'EUR',
-      time: 1_700_000_000_000,
-      statement,
-      hubKey: toHex(keys.publicKey),
-    };
-    const result = signer.sign('settlement.result', resultBody, memo);
-    const reference = signMessage('settlement.result', resultBody, keys.secretKey);
-    expect(result.sig).toBe(reference.sig);
-    const decoded = decodeMessage(signer.encode(result, memo), 'settlement.result');
-    if (!decoded.ok) throw new Error(decoded.detail);
-    expect(decoded.value).toEqual(reference);
-    expect(decoded.value).toEqual(JSON.parse(Buffer.from(encodeMessage(reference)).toString('utf8')));
-  });
-
-  it('refuses a secret key of the wrong size', () => {
-    expect(() => new HubSigner({ secretKey: new Uint8Array(31), publicKey: new Uint8Array(32) })).toThrow(/secretKey/);
   });
 });

@@ -32,10 +32,10 @@ import { fareTableAt, quoteFare } from '../rules/fare-tables.ts';
 import { blocklistAfterSettlement } from '../rules/offline-policy.ts';
 import { checkCustomer } from '../rules/restrictions.ts';
 import { checkTicket, signTicket } from '../rules/tickets.ts';
+import { inlineResultSigner, type ResultSigner } from '../verify/result-signing.ts';
 import type { SignatureVerifier, VerifyItem } from '../verify/verifier.ts';
 import type { CardAuthorizer } from './card-authorizer.ts';
 import { CanonicalMemo } from './canonical-memo.ts';
-import { HubSigner } from './hub-signer.ts';
 import { mapDecline } from './decline-codes.ts';
 import { derivedId, engineRequestId } from './engine-ids.ts';
 
@@ -88,7 +88,8 @@ interface Decision {
   currency: string;
   timeMs: number;
   holdUntil?: number;
-  statement?: Envelope<'balance.statement'>;
+  /** Signed and embedded with the result. */
+  statement?: Body<'balance.statement'>;
   ticket?: Envelope<'ticket'>;
   wallet?: string;
   engineId?: string;
@@ -132,7 +133,7 @@ function linesDigestOf(lines: unknown, memo: CanonicalMemo): string {
 export class SettlementService {
   readonly #o: SettlementServiceOptions;
   readonly #hubKeyHex: string;
-  readonly #signer: HubSigner;
+  readonly #signer: ResultSigner;
   /**
    * Canonical text by object: every object canonicalized here is built by this service (decoded
    * from a request or made for a reply) and never changed afterwards, so a nested envelope is
@@ -149,7 +150,7 @@ export class SettlementService {
   constructor(options: SettlementServiceOptions) {
     this.#o = options;
     this.#hubKeyHex = toHex(options.hubKey.publicKey);
-    this.#signer = new HubSigner(options.hubKey);
+    this.#signer = options.verifier.resultSigner?.(options.hubKey.secretKey) ?? inlineResultSigner(options.hubKey.secretKey);
     this.#maxSkewMs = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
     this.#maxTopupMinor = options.maxTopupMinor ?? 100_000_00;
   }
@@ -477,8 +478,8 @@ export class SettlementService {
     currency: string,
     asOf: number,
     entries: Body<'balance.statement'>['entries'],
-  ): Envelope<'balance.statement'> {
-    return this.#signer.sign('balance.statement', { wallet, balanceMinor, currency, asOf, entries, hubKey: this.#hubKeyHex }, this.#memo);
+  ): Body<'balance.statement'> {
+    return { wallet, balanceMinor, currency, asOf, entries, hubKey: this.#hubKeyHex };
   }
 
   async #ticketUse(
@@ -600,7 +601,7 @@ export class SettlementService {
   /** Signs the result; stores it under the request id when the terminal was authenticated (hash given). */
   async #finish(req: Request, terminalId: string, d: Decision, log: () => Logger, hash?: string): Promise<Uint8Array> {
     const body = req.body;
-    const result: ResultBody = {
+    const result: Omit<ResultBody, 'statement'> = {
       requestId: body.requestId,
       terminalId: body.terminalId,
       status: d.status,
@@ -610,11 +611,10 @@ export class SettlementService {
       currency: d.currency,
       time: d.timeMs,
       ...(d.holdUntil !== undefined ? { holdUntil: d.holdUntil } : {}),
-      ...(d.statement ? { statement: d.statement } : {}),
       ...(d.ticket ? { ticket: d.ticket } : {}),
       hubKey: this.#hubKeyHex,
     };
-    const bytes = this.#signer.encode(this.#signer.sign('settlement.result', result, this.#memo), this.#memo);
+    const bytes = await this.#signer.signResult(d.statement ? { result, statement: d.statement } : { result });
     if (hash !== undefined && d.cache) {
       this.#o.registry.putResult({
         requestId: body.requestId,

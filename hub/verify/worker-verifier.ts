@@ -1,14 +1,17 @@
 /**
  * A `SignatureVerifier` on a pool of worker threads, so Ed25519 checks (~50 µs each with
- * libsodium on this VM, ~105 µs with OpenSSL) run off the hub's event loop. Micro-batching: calls made in one event-loop
- * turn are collected and sent on setImmediate in messages of at most `maxBatch` (one copy, one
- * wake-up each), spread over the workers; verdicts come back per message, so the first requests
- * of a busy turn go on to the ledger while the rest are still being checked. A turn with only
- * one or two signatures (low load) is checked inline: the hop would cost more.
+ * libsodium on this VM, ~105 µs with OpenSSL) run off the hub's event loop, and so does the
+ * signing of results (`resultSigner`: canonical text, two signatures, wire bytes, ~60 µs).
+ * Micro-batching: calls made in one event-loop turn are collected and sent on setImmediate in
+ * messages of at most `maxBatch` (one copy, one wake-up each), spread over the workers; answers
+ * come back per message, so the first requests of a busy turn go on while the rest are still
+ * being worked on. A turn with only one or two items (low load) is done inline: the hop would
+ * cost more.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { verify } from '../../protocol/index.ts';
+import { signResultInline, type ResultSigner, type ResultSigningJob } from './result-signing.ts';
 import type { SignatureVerifier, VerifyItem } from './verifier.ts';
 
 export interface WorkerVerifierOptions {
@@ -30,15 +33,23 @@ export interface WorkerVerifierOptions {
   readonly backend?: 'sodium' | 'node';
 }
 
-interface Pending {
-  readonly item: VerifyItem;
-  readonly done: (ok: boolean) => void;
+interface Pending<I, O> {
+  readonly item: I;
+  readonly done: (out: O) => void;
   readonly fail: (err: unknown) => void;
 }
 
+type PendingVerify = Pending<VerifyItem, boolean>;
+type PendingSign = Pending<{ readonly job: ResultSigningJob; readonly secretKey: Uint8Array }, Uint8Array>;
+
+/** One message out to a worker; `answer` settles its entries from the worker's reply. */
 interface Job {
-  readonly entries: Pending[];
+  readonly size: number;
+  readonly answer: (reply: WorkerReply) => void;
+  readonly fail: (err: unknown) => void;
 }
+
+type WorkerReply = { id: number; verdicts: Uint8Array } | { id: number; wires: Array<Uint8Array | string> };
 
 interface PoolWorker {
   worker: Worker;
@@ -46,13 +57,14 @@ interface PoolWorker {
   load: number;
 }
 
-const WORKER_URL = new URL('./verify-worker.mjs', import.meta.url);
+const WORKER_URL = new URL('./crypto-worker.mjs', import.meta.url);
 const MAX_MESSAGE_BYTES = 1 << 20;
 const MIN_PER_MESSAGE = 16;
 
 export class WorkerVerifier implements SignatureVerifier {
   private readonly pool: PoolWorker[] = [];
-  private queue: Pending[] = [];
+  private queue: PendingVerify[] = [];
+  private signQueue: PendingSign[] = [];
   private scheduled = false;
   private nextJobId = 1;
   private closed = false;
@@ -71,15 +83,15 @@ export class WorkerVerifier implements SignatureVerifier {
 
   private spawn(): PoolWorker {
     const entry: PoolWorker = { worker: new Worker(WORKER_URL, { workerData: { sodium: this.useSodium } }), jobs: new Map(), load: 0 };
-    entry.worker.on('message', ({ id, verdicts }: { id: number; verdicts: Uint8Array }) => {
-      const job = entry.jobs.get(id);
+    entry.worker.on('message', (reply: WorkerReply) => {
+      const job = entry.jobs.get(reply.id);
       if (!job) return;
-      entry.jobs.delete(id);
-      entry.load -= job.entries.length;
-      job.entries.forEach((p, i) => p.done(verdicts[i] === 1));
+      entry.jobs.delete(reply.id);
+      entry.load -= job.size;
+      job.answer(reply);
     });
     const failAll = (err: unknown) => {
-      for (const job of entry.jobs.values()) for (const p of job.entries) p.fail(err);
+      for (const job of entry.jobs.values()) job.fail(err);
       entry.jobs.clear();
       entry.load = 0;
       if (!this.closed) {
@@ -110,6 +122,18 @@ export class WorkerVerifier implements SignatureVerifier {
     return verdicts;
   }
 
+  resultSigner(secretKey: Uint8Array): ResultSigner {
+    const key = Uint8Array.from(secretKey);
+    return {
+      signResult: (job) => {
+        if (this.closed) return Promise.reject(new Error('WorkerVerifier: closed'));
+        const wire = new Promise<Uint8Array>((done, fail) => this.signQueue.push({ item: { job, secretKey: key }, done, fail }));
+        this.schedule();
+        return wire;
+      },
+    };
+  }
+
   /** Everything queued in this turn goes out together on the next setImmediate. */
   private schedule(): void {
     if (this.scheduled) return;
@@ -122,28 +146,79 @@ export class WorkerVerifier implements SignatureVerifier {
 
   private flush(): void {
     const queue = this.queue;
+    const signQueue = this.signQueue;
     this.queue = [];
-    if (queue.length === 0) return;
-    if (queue.length <= this.inlineMaxBatch) {
+    this.signQueue = [];
+    if (queue.length > 0 && queue.length <= this.inlineMaxBatch) {
       for (const p of queue) p.done(verify(p.item.signature, p.item.message, p.item.publicKey));
-      return;
+    } else {
+      this.spread(queue, (target, part) => this.sendVerify(target, part));
     }
-    // Split across the workers (least loaded first), at most maxBatch per message; a small batch
-    // goes to one worker whole: a message costs about as much as a verify.
-    const perWorker = Math.min(this.maxBatch, Math.max(MIN_PER_MESSAGE, Math.ceil(queue.length / this.pool.length)));
-    for (let start = 0; start < queue.length; start += perWorker) {
-      const target = this.pool.reduce((a, b) => (b.load < a.load ? b : a));
-      this.send(target, queue.slice(start, start + perWorker));
+    if (signQueue.length > 0 && signQueue.length <= this.inlineMaxBatch) {
+      for (const p of signQueue) {
+        try {
+          p.done(signResultInline(p.item.secretKey, p.item.job));
+        } catch (err) {
+          p.fail(err);
+        }
+      }
+    } else {
+      this.spread(signQueue, (target, part) => this.sendSign(target, part));
     }
   }
 
-  private send(target: PoolWorker, entries: Pending[]): void {
+  /**
+   * Splits across the workers (least loaded first), at most maxBatch per message; a small batch
+   * goes to one worker whole: a message costs about as much as a verify.
+   */
+  private spread<P>(queue: P[], send: (target: PoolWorker, part: P[]) => void): void {
+    if (queue.length === 0) return;
+    const perWorker = Math.min(this.maxBatch, Math.max(MIN_PER_MESSAGE, Math.ceil(queue.length / this.pool.length)));
+    for (let start = 0; start < queue.length; start += perWorker) {
+      const target = this.pool.reduce((a, b) => (b.load < a.load ? b : a));
+      send(target, queue.slice(start, start + perWorker));
+    }
+  }
+
+  private post(target: PoolWorker, job: Job, message: object, transfer: ArrayBuffer[] = []): void {
+    const id = this.nextJobId++;
+    target.jobs.set(id, job);
+    target.load += job.size;
+    target.worker.postMessage({ id, ...message }, transfer);
+  }
+
+  private sendSign(target: PoolWorker, entries: PendingSign[]): void {
+    // Jobs of one turn share the hub key; a different key (tests) starts its own message.
+    const byKey = new Map<Uint8Array, PendingSign[]>();
+    for (const p of entries) {
+      const group = byKey.get(p.item.secretKey);
+      if (group) group.push(p);
+      else byKey.set(p.item.secretKey, [p]);
+    }
+    for (const [secretKey, group] of byKey) {
+      const job: Job = {
+        size: group.length,
+        answer: (reply) => {
+          if (!('wires' in reply)) return;
+          group.forEach((p, i) => {
+            const wire = reply.wires[i];
+            if (typeof wire === 'string' || wire === undefined) p.fail(new TypeError(`signResult: ${wire ?? 'no answer'}`));
+            else p.done(wire);
+          });
+        },
+        fail: (err) => group.forEach((p) => p.fail(err)),
+      };
+      this.post(target, job, { kind: 'sign', secretKey, jobs: group.map((p) => p.item.job) });
+    }
+  }
+
+  private sendVerify(target: PoolWorker, entries: PendingVerify[]): void {
     let size = 0;
     for (const p of entries) size += 100 + p.item.message.length;
     // Not from Buffer's shared pool: the whole ArrayBuffer is transferred to the worker.
     const buf = Buffer.alloc(size);
     let off = 0;
-    const valid: Pending[] = [];
+    const valid: PendingVerify[] = [];
     for (const p of entries) {
       const { signature, publicKey, message } = p.item;
       // Wrong sizes are invalid signatures, decided here without a round trip.
@@ -159,22 +234,27 @@ export class WorkerVerifier implements SignatureVerifier {
       valid.push(p);
     }
     if (valid.length === 0) return;
-    const id = this.nextJobId++;
-    target.jobs.set(id, { entries: valid });
-    target.load += valid.length;
     const packed = new Uint8Array(buf.buffer, buf.byteOffset, off);
-    target.worker.postMessage({ id, buf: packed, count: valid.length }, [packed.buffer]);
+    const job: Job = {
+      size: valid.length,
+      answer: (reply) => {
+        if ('verdicts' in reply) valid.forEach((p, i) => p.done(reply.verdicts[i] === 1));
+      },
+      fail: (err) => valid.forEach((p) => p.fail(err)),
+    };
+    this.post(target, job, { buf: packed, count: valid.length }, [packed.buffer]);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const err = new Error('WorkerVerifier: closed');
-    for (const p of this.queue) p.fail(err);
+    for (const p of [...this.queue, ...this.signQueue]) p.fail(err);
     this.queue = [];
+    this.signQueue = [];
     await Promise.all(
       this.pool.map(async (entry) => {
-        for (const job of entry.jobs.values()) for (const p of job.entries) p.fail(err);
+        for (const job of entry.jobs.values()) job.fail(err);
         entry.jobs.clear();
         await entry.worker.terminate();
       }),

@@ -2,15 +2,15 @@
  * CPU µs per settled purchase, stage by stage, each stage run alone in a tight loop on the main
  * thread (process CPU time, so a neighbour's load inflates it less than wall-clock profiles):
  * decode (JSON + schema), canonical bytes of the three signed parts, Ed25519 verify ×2 (terminal,
- * wallet authorization; the license is cached), hub sign ×2 (statement, result), result encode,
+ * wallet authorization; the license is cached), hub signing of statement + result to wire bytes,
  * registry claim + result write with its commit. The ledger and MQTT are measured elsewhere
  * (bench engine, bench mqtt's transport-only line).
  * Usage: npx tsx test/hub/measure-stages.ts [iterations=3000]
  */
 import { createHash } from 'node:crypto';
-import { decodeMessage, fromHex, generateKeyPair, toHex, verify, type Envelope } from '../../protocol/index.ts';
+import { decodeMessage, fromHex, generateKeyPair, toHex, verify } from '../../protocol/index.ts';
 import { CanonicalMemo } from '../../hub/service/canonical-memo.ts';
-import { HubSigner } from '../../hub/service/hub-signer.ts';
+import { signResultInline } from '../../hub/verify/result-signing.ts';
 import { SNACKS, enroll, openHubFixture, purchase, register } from './kit.ts';
 
 const [iterations = 3000] = process.argv.slice(2).map(Number);
@@ -53,21 +53,15 @@ try {
     verify(fromHex(op.authorization.sig), authBytes[i]!, fromHex(op.authorization.body.wallet));
   });
   const hubKeys = generateKeyPair();
-  const signer = new HubSigner(hubKeys);
   const hubKeyHex = toHex(hubKeys.publicKey);
-  const results: { memo: CanonicalMemo; env: Envelope<'settlement.result'> }[] = [];
-  stages['sign ×2 (statement, result)'] = cpuUs((i) => {
-    const memo = new CanonicalMemo();
+  const wires: Uint8Array[] = [];
+  stages['sign statement + result, encode (inline)'] = cpuUs((i) => {
     const req = decoded[i]!;
-    const statement = signer.sign('balance.statement', { wallet: wallets[0]!.id, balanceMinor: 1000 - i, currency: 'EUR', asOf: Date.now(), entries: [], hubKey: hubKeyHex }, memo);
-    const env = signer.sign(
-      'settlement.result',
-      { requestId: req.body.requestId, terminalId: req.body.terminalId, status: 'approved', withdrawal: 'complete', amountMinor: 250, currency: 'EUR', time: Date.now(), statement, hubKey: hubKeyHex },
-      memo,
-    );
-    results[i] = { memo, env };
+    wires[i] = signResultInline(hubKeys.secretKey, {
+      result: { requestId: req.body.requestId, terminalId: req.body.terminalId, status: 'approved', withdrawal: 'complete', amountMinor: 250, currency: 'EUR', time: Date.now(), hubKey: hubKeyHex },
+      statement: { wallet: wallets[0]!.id, balanceMinor: 1000 - i, currency: 'EUR', asOf: Date.now(), entries: [], hubKey: hubKeyHex },
+    });
   });
-  stages['encode result'] = cpuUs((i) => void signer.encode(results[i]!.env, results[i]!.memo));
   const registry = fx.hub.registry;
   const flushes: Promise<void>[] = [];
   stages['registry claim + result (queued; commit below)'] = cpuUs((i) => {
@@ -76,7 +70,7 @@ try {
     registry.claimFreshness({ challenge: op.authorization.body.challenge, wallet: op.authorization.body.wallet, requestId: req.body.requestId, counter: op.authorization.body.counter, nowMs: Date.now() });
     registry.putResult({
       requestId: req.body.requestId, terminalId: 'vend-1', hash: 'ab'.repeat(32), op: 'purchase', wallet: op.authorization.body.wallet, engineId: null,
-      status: 'approved', code: null, amountMinor: 250, currency: 'EUR', holdUntilMs: null, result: signer.encode(results[i]!.env, results[i]!.memo), timeMs: Date.now(),
+      status: 'approved', code: null, amountMinor: 250, currency: 'EUR', holdUntilMs: null, result: wires[i]!, timeMs: Date.now(),
     });
     if (i % 200 === 199) flushes.push(registry.flush());
   });

@@ -5,7 +5,8 @@
 //
 // Job in:  { id, buf } with buf = items of [sig 64][pub 32][msgLen u32 LE][msg]
 // Job out: { id, verdicts } with verdicts[i] = 1 valid, 0 invalid
-import { createPublicKey, verify } from 'node:crypto';
+import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
+import canonicalize from 'canonicalize';
 import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
 
@@ -86,7 +87,79 @@ function verifyOne(sig, msg, pub) {
   }
 }
 
-parentPort.on('message', ({ id, buf, count }) => {
+// --- signing (keep in step with protocol/canonical.ts and protocol/codec.ts) ---
+
+const PROTOCOL_VERSION = 1;
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const signingKeys = new Map();
+
+function signerFor(secretKey) {
+  const id = Buffer.from(secretKey).toString('hex');
+  let signer = signingKeys.get(id);
+  if (signer) return signer;
+  if (sodium) {
+    const pk = Buffer.alloc(32);
+    const sk = Buffer.alloc(64);
+    sodium.crypto_sign_seed_keypair(pk, sk, Buffer.from(secretKey));
+    signer = (bytes) => {
+      const sig = Buffer.alloc(64);
+      sodium.crypto_sign_detached(sig, bytes, sk);
+      return sig;
+    };
+  } else {
+    const key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, Buffer.from(secretKey)]), format: 'der', type: 'pkcs8' });
+    signer = (bytes) => sign(null, bytes, key);
+  }
+  signingKeys.clear(); // one hub key at a time
+  signingKeys.set(id, signer);
+  return signer;
+}
+
+/** protocol's canonicalJson: JCS, and only safe integers (money and times are integers). */
+function jcs(value) {
+  assertSafe(value);
+  return canonicalize(value);
+}
+
+function assertSafe(value) {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) throw new TypeError(`canonicalJson: not a safe integer (${value})`);
+  } else if (Array.isArray(value)) {
+    for (const v of value) assertSafe(v);
+  } else if (value !== null && typeof value === 'object') {
+    for (const k in value) assertSafe(value[k]);
+  }
+}
+
+function signedText(signer, type, text) {
+  return signer(Buffer.from(`tapsettle/${PROTOCOL_VERSION}/${type}\n${text}`)).toString('hex');
+}
+
+function signResult(signer, { result, statement }) {
+  if (statement) {
+    const sig = signedText(signer, 'balance.statement', jcs(statement));
+    result = { ...result, statement: { v: PROTOCOL_VERSION, type: 'balance.statement', body: statement, sig } };
+  }
+  const text = jcs(result);
+  const sig = signedText(signer, 'settlement.result', text);
+  return Buffer.from(`{"v":${PROTOCOL_VERSION},"type":"settlement.result","body":${text},"sig":"${sig}"}`);
+}
+
+function signJobs(id, secretKey, jobs) {
+  const signer = signerFor(secretKey);
+  const wires = jobs.map((job) => {
+    try {
+      return signResult(signer, job);
+    } catch (err) {
+      return String(err?.message ?? err);
+    }
+  });
+  parentPort.postMessage({ id, wires });
+}
+
+parentPort.on('message', (message) => {
+  if (message.kind === 'sign') return signJobs(message.id, message.secretKey, message.jobs);
+  const { id, buf, count } = message;
   const bytes = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   const verdicts = new Uint8Array(count);
   let off = 0;
