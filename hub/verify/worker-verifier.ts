@@ -5,8 +5,8 @@
  * Micro-batching: calls made in one event-loop turn are collected and sent on setImmediate in
  * messages of at most `maxBatch` (one copy, one wake-up each), spread over the workers; answers
  * come back per message, so the first requests of a busy turn go on while the rest are still
- * being worked on. A turn with only one or two items (low load) is done inline: the hop would
- * cost more.
+ * being worked on. A turn with only a few items (low load) is done inline: the hop would cost
+ * more.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -25,8 +25,10 @@ export interface WorkerVerifierOptions {
    */
   readonly maxBatch?: number;
   /**
-   * A turn with at most this many signatures is verified on the calling thread (protocol `verify`,
-   * same strict rule): at low load a thread hop costs more than the check. Default 2; 0 = never.
+   * A turn with at most this many signatures (or results to sign) is done on the calling thread
+   * (protocol `verify`, same strict rule): at low load a thread hop costs more than the check and
+   * adds a wake-up to the latency tail (1000 rps p99 over MQTT: 46 ms with 2, 28 ms with 8).
+   * Default 8 (~0.4 ms of libsodium); 0 = never.
    */
   readonly inlineMaxBatch?: number;
   /** The workers' Ed25519: libsodium (default where it loads) or node:crypto's OpenSSL. */
@@ -76,7 +78,7 @@ export class WorkerVerifier implements SignatureVerifier {
     const count = options.workers ?? Math.max(1, Math.min(4, availableParallelism()));
     if (!Number.isInteger(count) || count < 1) throw new TypeError(`WorkerVerifier: workers must be a positive integer (${count})`);
     this.maxBatch = options.maxBatch ?? 32;
-    this.inlineMaxBatch = options.inlineMaxBatch ?? 2;
+    this.inlineMaxBatch = options.inlineMaxBatch ?? 8;
     this.useSodium = (options.backend ?? 'sodium') === 'sodium';
     for (let i = 0; i < count; i++) this.pool.push(this.spawn());
   }
