@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { CounterWindow, NonceCache, newChallenge, newRequestId, withinSkew } from './replay.ts';
 
 describe('replay protection', () => {
@@ -18,6 +19,33 @@ describe('replay protection', () => {
     expect(restored.accept(9)).toBe(false);
     expect(restored.accept(8)).toBe(true);
     expect(restored.accept(-1)).toBe(false);
+  });
+  it('a counter window behaves as the set of counters it stands for, also after a restore (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 70 }), fc.array(fc.integer({ min: -2, max: 300 }), { maxLength: 200 }), fc.nat(200), (size, counters, cut) => {
+        let w = new CounterWindow(size);
+        const seen = new Set<number>();
+        let highest = -1;
+        counters.forEach((c, n) => {
+          if (n === cut) w = new CounterWindow(size, JSON.parse(JSON.stringify(w.state())) as { highest: number; mask: string });
+          const expected = c >= 0 && c > highest - size && !seen.has(c);
+          if (expected) {
+            seen.add(c);
+            highest = Math.max(highest, c);
+          }
+          expect(w.accept(c)).toBe(expected);
+        });
+      }),
+      { numRuns: 300 },
+    );
+  });
+  it('reads the older list form of its state, and its own state stays small', () => {
+    const w = new CounterWindow(1024, { highest: 2000, seen: [2000, 1990, 500] });
+    expect(w.accept(1990)).toBe(false);
+    expect(w.accept(1991)).toBe(true);
+    expect(w.accept(500)).toBe(false); // out of the window anyway
+    for (let c = 2001; c < 10_000; c++) w.accept(c);
+    expect(JSON.stringify(w.state()).length).toBeLessThan(300);
   });
   it('a nonce is fresh once per TTL and the cache stays bounded', () => {
     const c = new NonceCache(1000, 3);

@@ -25,31 +25,44 @@ export function withinSkew(timeMs: number, nowMs: number, maxSkewMs = DEFAULT_MA
  */
 export class CounterWindow {
   private highest: number;
-  private seen: Set<number>;
+  /** Bit i set: counter `highest - i` was seen (i < windowSize). Fixed size, unlike a set of counters. */
+  private mask: bigint;
+  private readonly full: bigint;
   constructor(
     readonly windowSize = 1024,
-    initial?: { highest: number; seen: number[] },
+    /** `state()` of an earlier window; `seen` is the older list form, still read. */
+    initial?: { highest: number; mask?: string; seen?: readonly number[] },
   ) {
+    if (!Number.isSafeInteger(windowSize) || windowSize < 1) throw new TypeError(`CounterWindow: windowSize must be a positive integer (${windowSize})`);
+    this.full = (1n << BigInt(windowSize)) - 1n;
     this.highest = initial?.highest ?? -1;
-    this.seen = new Set(initial?.seen ?? []);
+    this.mask = initial?.mask !== undefined ? BigInt(`0x${initial.mask}`) & this.full : 0n;
+    for (const c of initial?.seen ?? []) {
+      const i = this.highest - c;
+      if (i >= 0 && i < windowSize) this.mask |= 1n << BigInt(i);
+    }
   }
 
   /** Returns true and records the counter when it is new; false for a replay or a counter too old. */
   accept(counter: number): boolean {
     if (!Number.isSafeInteger(counter) || counter < 0) return false;
-    if (counter <= this.highest - this.windowSize) return false;
-    if (this.seen.has(counter)) return false;
-    this.seen.add(counter);
     if (counter > this.highest) {
+      const shift = counter - this.highest;
+      this.mask = shift >= this.windowSize ? 1n : ((this.mask << BigInt(shift)) | 1n) & this.full;
       this.highest = counter;
-      const floor = this.highest - this.windowSize;
-      if (this.seen.size > this.windowSize) for (const c of this.seen) if (c <= floor) this.seen.delete(c);
+      return true;
     }
+    const i = this.highest - counter;
+    if (i >= this.windowSize) return false;
+    const bit = 1n << BigInt(i);
+    if ((this.mask & bit) !== 0n) return false;
+    this.mask |= bit;
     return true;
   }
 
-  state(): { highest: number; seen: number[] } {
-    return { highest: this.highest, seen: [...this.seen] };
+  /** At most windowSize / 4 hex digits, whatever the wallet's history: persisted on every claim. */
+  state(): { highest: number; mask: string } {
+    return { highest: this.highest, mask: this.mask.toString(16) };
   }
 }
 

@@ -406,7 +406,7 @@ export class Registry implements TerminalDirectory {
     let w = this.#windows.get(wallet);
     if (!w) {
       const r = this.#s.counterGet!.get(wallet) as { state: string } | undefined;
-      w = new CounterWindow(1024, r ? (JSON.parse(r.state) as { highest: number; seen: number[] }) : undefined);
+      w = new CounterWindow(1024, r ? (JSON.parse(r.state) as { highest: number; mask?: string; seen?: number[] }) : undefined);
       if (this.#windows.size >= MAX_CACHED_WINDOWS) this.#windows.delete(this.#windows.keys().next().value as string);
       this.#windows.set(wallet, w);
     }
