@@ -30,6 +30,8 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { decodeMessage, encodeMessage, fromHex, generateKeyPair, signingBytes, toHex } from '../protocol/index.ts';
 import { createHub, type Hub } from '../hub/service/index.ts';
+import { SqliteLedgerStore } from '../hub/ledger/sqlite-store.ts';
+import type { CommitTimes } from '../hub/ledger/writer-thread.ts';
 import { createHubServer, type HubServer } from '../hub/mqtt/hub-server.ts';
 import { HUB_USERNAME, brokerPasswordFor, writeMosquittoFiles } from '../hub/mqtt/mosquitto-config.ts';
 import { freePort, mosquittoAvailable, startMosquitto } from '../hub/mqtt/mosquitto-process.ts';
@@ -172,7 +174,25 @@ function describe(r: PhaseResult): string {
   return `${r.name}: sent ${r.sent}, approved ${r.approved}, declined ${declined}, timeouts ${r.timeouts}, ${r.settledPerS}/s, rtt p50 ${r.rttP50Ms.toFixed(2)} p90 ${r.rttP90Ms.toFixed(2)} p99 ${r.rttP99Ms.toFixed(2)} max ${r.rttMaxMs.toFixed(1)} ms${r.sendLagMsP99 > 0 ? ` (of which send lag p50 ${r.sendLagMsP50.toFixed(2)} p99 ${r.sendLagMsP99.toFixed(2)} ms)` : ''}, hub signatures checked ${r.signatureChecked} bad ${r.signatureBad}`;
 }
 
-async function runPhases(prefix: string, server: HubServer, url: string, hubKeyHex: string, fleet: Fleet, passwords: ((id: string) => string) | undefined, dir: string, report: Report): Promise<void> {
+/** The ledger writer's commit times since the last call (resets them); undefined without a ledger. */
+type LedgerCommits = () => CommitTimes | undefined;
+
+function ledgerCommitsOf(hub: Hub): LedgerCommits {
+  const store = hub.engine.store;
+  return () => (store instanceof SqliteLedgerStore ? store.writerCommitTimes({ reset: true }) : undefined);
+}
+
+async function runPhases(
+  prefix: string,
+  server: HubServer,
+  url: string,
+  hubKeyHex: string,
+  fleet: Fleet,
+  passwords: ((id: string) => string) | undefined,
+  dir: string,
+  report: Report,
+  ledgerCommits: LedgerCommits = () => undefined,
+): Promise<void> {
   const fleetFile: FleetFile = {
     url,
     hubKeyHex,
@@ -195,6 +215,7 @@ async function runPhases(prefix: string, server: HubServer, url: string, hubKeyH
     const phase = async (p: Phase) => {
       server.resetStats();
       loopDelay.reset();
+      ledgerCommits();
       hubCpu = process.cpuUsage();
       return gen.phase(p);
     };
@@ -203,7 +224,9 @@ async function runPhases(prefix: string, server: HubServer, url: string, hubKeyH
       const cpu = process.cpuUsage(hubCpu);
       // Over the generator's phase time (its pre-signing before the phase leaves the hub idle).
       const hubCpuPercent = Math.round(((cpu.user + cpu.system) / 1000 / r.elapsedMs) * 100);
-      console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}% generator ${r.generatorCpuPercent}% of a core; hub event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms; load ${loadavg()[0]!.toFixed(1)}`);
+      const commits = ledgerCommits();
+      const ledger = commits ? `; ledger commits ${commits.commits}, p50 ${commits.p50Ms.toFixed(2)} p99 ${commits.p99Ms.toFixed(2)} max ${commits.maxMs.toFixed(1)} ms` : '';
+      console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}% generator ${r.generatorCpuPercent}% of a core; hub event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms${ledger}; load ${loadavg()[0]!.toFixed(1)}`);
       if (r.signatureBad > 0) throw new Error(`${r.name}: ${r.signatureBad} replies failed the hub signature check`);
     };
     check(await phase({ name: 'warm-up', mode: 'closed', window: WINDOW, durationMs: Math.min(3000, PHASE_MS) }));
@@ -254,7 +277,7 @@ export async function run(report: Report): Promise<void> {
     if (BROKERS.includes('aedes')) {
       const server = await createHubServer({ service: hub, directory: hub, logger });
       try {
-        await runPhases('mqtt.', server, server.url, hub.hubPublicKey, fleet, undefined, dir, report);
+        await runPhases('mqtt.', server, server.url, hub.hubPublicKey, fleet, undefined, dir, report, ledgerCommitsOf(hub));
       } finally {
         await server.close();
       }
@@ -275,7 +298,7 @@ export async function run(report: Report): Promise<void> {
       try {
         const server = await createHubServer({ service: hub, directory: hub, logger, external: { url: files.url, username: HUB_USERNAME, password: hubPassword } });
         try {
-          await runPhases('mqtt.mosquitto.', server, files.url, hub.hubPublicKey, fleet, (id) => brokerPasswordFor(brokerSecret, id), dir, report);
+          await runPhases('mqtt.mosquitto.', server, files.url, hub.hubPublicKey, fleet, (id) => brokerPasswordFor(brokerSecret, id), dir, report, ledgerCommitsOf(hub));
         } finally {
           await server.close();
         }

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { MIGRATIONS } from './migrations.ts';
 import { migrate, SqliteLedgerStore } from './sqlite-store.ts';
 import { describeLedgerStoreContract } from './store-contract.ts';
+import { rid, tempLedger } from './test-helpers.ts';
 
 describeLedgerStoreContract('SqliteLedgerStore (real file, default: writer thread)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tapsettle-store-'));
@@ -62,6 +63,33 @@ describe('SqliteLedgerStore specifics', () => {
       await s.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('times the writer thread\'s commits (and none without a writer thread)', async () => {
+    const ledger = tempLedger({ writerThread: true });
+    const engine = await ledger.openEngine();
+    try {
+      for (let i = 0; i < 5; i++) await engine.submit({ kind: 'topup', requestId: rid(), walletId: 'ab'.repeat(32), amountMinor: 100, currency: 'EUR', source: 'cash' });
+      await engine.flush();
+      const store = engine.store as SqliteLedgerStore;
+      const times = store.writerCommitTimes({ reset: true });
+      expect(times?.commits).toBeGreaterThanOrEqual(5);
+      expect(times!.p50Ms).toBeGreaterThan(0);
+      expect(times!.p50Ms).toBeLessThanOrEqual(times!.p99Ms);
+      expect(times!.p99Ms).toBeLessThanOrEqual(times!.maxMs);
+      expect(store.writerCommitTimes()?.commits).toBe(0);
+    } finally {
+      await engine.close();
+      ledger.cleanup();
+    }
+    const inline = tempLedger({ writerThread: false });
+    const store = inline.openStore();
+    try {
+      expect(store.writerCommitTimes()).toBeUndefined();
+    } finally {
+      await store.close();
+      inline.cleanup();
     }
   });
 

@@ -19,7 +19,7 @@ import type {
 } from './store.ts';
 import { DURABLE_NOW } from './store.ts';
 import { WalSyncer } from './wal-syncer.ts';
-import { WriterThread } from './writer-thread.ts';
+import { WriterThread, type CommitTimes } from './writer-thread.ts';
 import type { Account, AccountKind, DeclineCode, HistoryItem, HoldInfo, SettlementSummary } from './types.ts';
 
 type Row = Record<string, unknown>;
@@ -373,6 +373,13 @@ export class SqliteLedgerStore implements LedgerStore {
       },
     );
     return { durable };
+  }
+
+  /** The writer thread's commit durations (undefined when commits run on the engine's thread). */
+  writerCommitTimes(options: { reset?: boolean } = {}): CommitTimes | undefined {
+    const times = this.#writer?.commitTimes();
+    if (options.reset) this.#writer?.resetCommitTimes();
+    return times;
   }
 
   /** Reads (and the rare main-thread writes) see every batch handed to the writer first. */

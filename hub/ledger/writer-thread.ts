@@ -32,6 +32,7 @@ parentPort.on('message', (m) => {
     return;
   }
   if (failed === null) {
+    const t0 = process.hrtime.bigint();
     try {
       commit(m.batch);
     } catch (err) {
@@ -39,7 +40,7 @@ parentPort.on('message', (m) => {
       parentPort.postMessage({ n: m.n, error: failed });
       return;
     }
-    parentPort.postMessage({ n: m.n });
+    parentPort.postMessage({ n: m.n, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
     return;
   }
   parentPort.postMessage({ n: m.n, error: { code: 'after_failure', message: 'an earlier batch failed: ' + failed.message } });
@@ -63,6 +64,16 @@ export class WriterThreadError extends Error {
   }
 }
 
+/** How long the writer's commits took (SQLite + fsync), over the last COMMIT_SAMPLES. */
+export interface CommitTimes {
+  readonly commits: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+const COMMIT_SAMPLES = 4096;
+
 interface Waiting {
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
@@ -76,6 +87,8 @@ export class WriterThread {
   #room: Array<() => void> = [];
   #exited: Error | null = null;
   #stopped: Promise<void> | null = null;
+  readonly #commitMs = new Float64Array(COMMIT_SAMPLES);
+  #commits = 0;
 
   constructor(file: string, options: WriterThreadOptions) {
     if (!(Number.isInteger(options.maxInFlight) && options.maxInFlight > 0)) throw new TypeError(`maxInFlight=${options.maxInFlight}`);
@@ -85,8 +98,9 @@ export class WriterThread {
       eval: true,
       workerData: { file, driverPath, cacheKiB: options.cacheKiB, walAutocheckpointPages: options.walAutocheckpointPages },
     });
-    this.#worker.on('message', (m: { n?: number; error?: { code?: string; message: string } }) => {
+    this.#worker.on('message', (m: { n?: number; ms?: number; error?: { code?: string; message: string } }) => {
       if (m.n === undefined) return;
+      if (m.ms !== undefined) this.#commitMs[this.#commits++ % COMMIT_SAMPLES] = m.ms;
       const w = this.#waiting.get(m.n);
       this.#waiting.delete(m.n);
       if (w) {
@@ -103,6 +117,18 @@ export class WriterThread {
     };
     this.#worker.on('error', (err) => fail(err));
     this.#worker.on('exit', () => fail(new WriterThreadError('writer thread exited', undefined)));
+  }
+
+  /** Commit durations since the last reset (the last 4,096 of them): the disk's fsync tail shows here. */
+  commitTimes(): CommitTimes {
+    const n = Math.min(this.#commits, COMMIT_SAMPLES);
+    const sorted = this.#commitMs.slice(0, n).sort();
+    const at = (q: number): number => (n === 0 ? 0 : (sorted[Math.min(n - 1, Math.floor(q * n))] as number));
+    return { commits: this.#commits, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: n === 0 ? 0 : (sorted[n - 1] as number) };
+  }
+
+  resetCommitTimes(): void {
+    this.#commits = 0;
   }
 
   /** Batches handed over and not yet committed. */
