@@ -1,17 +1,19 @@
 // Commits batches on a second connection in a worker thread (synchronous=FULL: a commit returns
 // only after the WAL is fsynced), so the engine's thread decides the next batch while this one
-// is written and flushed: the two cores pipeline JavaScript against SQLite. Batches commit in
-// the order they were handed over; after a failed one every later batch fails too (each was
-// decided on top of the one before), and the engine stops (crash-only).
+// is written and flushed: the two cores pipeline JavaScript against SQLite. Batches that queued
+// up while a commit was being flushed go into the next transaction together (group commit: one
+// fsync for all of them), in the order they were handed over. A failed transaction fails all of
+// its batches and every later one (each was decided on top of the one before), and the engine
+// stops (crash-only).
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { COMMIT_SOURCE, type EncodedBatch } from './commit-sql.ts';
 
 // Plain CommonJS so the worker needs no TypeScript loader.
 const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
+const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads');
 const Database = require(workerData.driverPath);
-let commit = null;
+let commitAll = null;
 let failed = null;
 let db = null;
 try {
@@ -21,29 +23,38 @@ try {
   db.pragma('synchronous = FULL');
   db.pragma('cache_size = -' + workerData.cacheKiB);
   db.pragma('wal_autocheckpoint = ' + workerData.walAutocheckpointPages);
-  commit = (${COMMIT_SOURCE})(db);
+  const commit = (${COMMIT_SOURCE})(db);
+  // Each batch's own transaction becomes a savepoint inside this one.
+  commitAll = db.transaction((batches) => { for (const b of batches) commit(b); });
 } catch (err) {
   failed = { code: err && err.code, message: String(err && err.message || err) };
 }
-parentPort.on('message', (m) => {
-  if (m.stop) {
-    if (db && db.open) db.close();
-    parentPort.postMessage({ stopped: true });
-    return;
+function stop() {
+  if (db && db.open) db.close();
+  parentPort.postMessage({ stopped: true });
+}
+parentPort.on('message', (first) => {
+  if (first.stop) return stop();
+  const queued = [first];
+  let stopAfter = false;
+  for (let next; (next = receiveMessageOnPort(parentPort)) !== undefined; ) {
+    if (next.message.stop) { stopAfter = true; break; }
+    queued.push(next.message);
   }
   if (failed === null) {
     const t0 = process.hrtime.bigint();
     try {
-      commit(m.batch);
+      commitAll.immediate(queued.map((m) => m.batch));
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      queued.forEach((m, i) => parentPort.postMessage({ n: m.n, ms, lead: i === 0 }));
     } catch (err) {
       failed = { code: err && err.code, message: String(err && err.message || err) };
-      parentPort.postMessage({ n: m.n, error: failed });
-      return;
+      for (const m of queued) parentPort.postMessage({ n: m.n, error: failed });
     }
-    parentPort.postMessage({ n: m.n, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
-    return;
+  } else {
+    for (const m of queued) parentPort.postMessage({ n: m.n, error: { code: 'after_failure', message: 'an earlier batch failed: ' + failed.message } });
   }
-  parentPort.postMessage({ n: m.n, error: { code: 'after_failure', message: 'an earlier batch failed: ' + failed.message } });
+  if (stopAfter) stop();
 });
 `;
 
@@ -64,9 +75,12 @@ export class WriterThreadError extends Error {
   }
 }
 
-/** How long the writer's commits took (SQLite + fsync), over the last COMMIT_SAMPLES. */
+/** How long the writer's commits took (SQLite + fsync), over the last COMMIT_SAMPLES batches. */
 export interface CommitTimes {
+  /** Batches committed. */
   readonly commits: number;
+  /** Transactions (fsyncs) they took: fewer than batches when queued batches were grouped. */
+  readonly transactions: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly maxMs: number;
@@ -87,8 +101,10 @@ export class WriterThread {
   #room: Array<() => void> = [];
   #exited: Error | null = null;
   #stopped: Promise<void> | null = null;
+  /** One sample per batch (a group commit repeats its time for each of its batches). */
   readonly #commitMs = new Float64Array(COMMIT_SAMPLES);
   #commits = 0;
+  #transactions = 0;
 
   constructor(file: string, options: WriterThreadOptions) {
     if (!(Number.isInteger(options.maxInFlight) && options.maxInFlight > 0)) throw new TypeError(`maxInFlight=${options.maxInFlight}`);
@@ -98,9 +114,12 @@ export class WriterThread {
       eval: true,
       workerData: { file, driverPath, cacheKiB: options.cacheKiB, walAutocheckpointPages: options.walAutocheckpointPages },
     });
-    this.#worker.on('message', (m: { n?: number; ms?: number; error?: { code?: string; message: string } }) => {
+    this.#worker.on('message', (m: { n?: number; ms?: number; lead?: boolean; error?: { code?: string; message: string } }) => {
       if (m.n === undefined) return;
-      if (m.ms !== undefined) this.#commitMs[this.#commits++ % COMMIT_SAMPLES] = m.ms;
+      if (m.ms !== undefined) {
+        this.#commitMs[this.#commits++ % COMMIT_SAMPLES] = m.ms;
+        if (m.lead) this.#transactions++;
+      }
       const w = this.#waiting.get(m.n);
       this.#waiting.delete(m.n);
       if (w) {
@@ -124,11 +143,12 @@ export class WriterThread {
     const n = Math.min(this.#commits, COMMIT_SAMPLES);
     const sorted = this.#commitMs.slice(0, n).sort();
     const at = (q: number): number => (n === 0 ? 0 : (sorted[Math.min(n - 1, Math.floor(q * n))] as number));
-    return { commits: this.#commits, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: n === 0 ? 0 : (sorted[n - 1] as number) };
+    return { commits: this.#commits, transactions: this.#transactions, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: n === 0 ? 0 : (sorted[n - 1] as number) };
   }
 
   resetCommitTimes(): void {
     this.#commits = 0;
+    this.#transactions = 0;
   }
 
   /** Batches handed over and not yet committed. */
