@@ -7,6 +7,7 @@ import { MIGRATIONS } from './migrations.ts';
 import { migrate, SqliteLedgerStore } from './sqlite-store.ts';
 import { describeLedgerStoreContract } from './store-contract.ts';
 import { rid, tempLedger } from './test-helpers.ts';
+import { verifyLedger } from './verify.ts';
 
 describeLedgerStoreContract('SqliteLedgerStore (real file, default: writer thread)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tapsettle-store-'));
@@ -66,19 +67,35 @@ describe('SqliteLedgerStore specifics', () => {
     }
   });
 
-  it('times the writer thread\'s commits (and none without a writer thread)', async () => {
+  it('commits a lone batch on the calling thread and busy ones in the writer thread, timing those', async () => {
     const ledger = tempLedger({ writerThread: true });
     const engine = await ledger.openEngine();
+    const topup = () => engine.submit({ kind: 'topup', requestId: rid(), walletId: 'ab'.repeat(32), amountMinor: 100, currency: 'EUR', source: 'cash' });
     try {
-      for (let i = 0; i < 5; i++) await engine.submit({ kind: 'topup', requestId: rid(), walletId: 'ab'.repeat(32), amountMinor: 100, currency: 'EUR', source: 'cash' });
-      await engine.flush();
       const store = engine.store as SqliteLedgerStore;
+      await engine.openWallet('ab'.repeat(32), 'EUR');
+      await new Promise((r) => setTimeout(r, 10));
+      await topup(); // quiet: the withdrawal commits here; only the deposit right behind it may use the writer
+      await engine.flush();
+      expect(store.writerCommitTimes({ reset: true })?.commits).toBeLessThan(2);
+      // Back to back (a batch per turn, < 5 ms apart): the writer thread commits them.
+      const busy: Promise<unknown>[] = [];
+      for (let i = 0; i < 20; i++) {
+        busy.push(topup());
+        await new Promise((r) => setImmediate(r));
+      }
+      await Promise.all(busy);
+      await engine.flush();
       const times = store.writerCommitTimes({ reset: true });
-      expect(times?.commits).toBeGreaterThanOrEqual(5);
+      expect(times!.commits).toBeGreaterThanOrEqual(1);
+      expect(times!.transactions).toBeGreaterThanOrEqual(1);
+      expect(times!.transactions).toBeLessThanOrEqual(times!.commits);
       expect(times!.p50Ms).toBeGreaterThan(0);
       expect(times!.p50Ms).toBeLessThanOrEqual(times!.p99Ms);
       expect(times!.p99Ms).toBeLessThanOrEqual(times!.maxMs);
       expect(store.writerCommitTimes()?.commits).toBe(0);
+      expect((await engine.getAccount('ab'.repeat(32)))?.balanceMinor).toBe(21 * 100);
+      expect((await verifyLedger(engine.store)).ok).toBe(true);
     } finally {
       await engine.close();
       ledger.cleanup();
