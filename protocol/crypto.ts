@@ -15,6 +15,7 @@ import { sha256 as nobleSha256, sha512 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { concatBytes } from './hex.ts';
 import { sodium, sodiumSecretKey } from './sodium.ts';
+import smallOrderPoints from './small-order-points.json' with { type: 'json' };
 
 export interface KeyPair {
   readonly secretKey: Uint8Array;
@@ -125,20 +126,8 @@ function decodeStrictPublicKey(publicKey: Uint8Array): InstanceType<typeof Point
   }
 }
 
-// The small-order points of edwards25519, canonically encoded, plus the two x = 0 encodings with
-// the sign bit set (RFC 8032 §5.1.3 step 4 refuses those anyway).
-const SMALL_ORDER_ENCODINGS = new Set([
-  '0100000000000000000000000000000000000000000000000000000000000000',
-  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
-  '0000000000000000000000000000000000000000000000000000000000000080',
-  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
-  '0000000000000000000000000000000000000000000000000000000000000000',
-  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
-  '0100000000000000000000000000000000000000000000000000000000000080',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
-]);
+// Small-order point encodings (shared with hub/verify/crypto-worker.mjs).
+const SMALL_ORDER_ENCODINGS = new Set(smallOrderPoints.encodings);
 
 /** R canonical and not of small order, S < L: the checks on the signature alone. */
 function shapeOk(signature: Uint8Array, publicKey: Uint8Array): boolean {

@@ -1,8 +1,8 @@
 /**
  * RFC 8785 JCS for the settlement hot path, memoized by object for ONE request: the request's
  * nested envelopes (authorization, license) are canonicalized once, while the terminal's signed
- * bytes are, and reused for their own signature checks, the license cache and the lines digest;
- * a result reuses its statement's text. Output equals protocol/canonical.ts `canonicalJson`
+ * bytes are, and reused for their own signature checks, the license cache and the lines digest.
+ * Output equals protocol/canonical.ts `canonicalJson`
  * (property-tested against it); like it, refuses numbers that are not safe integers.
  * Use a fresh memo per request and never mutate an object after it was canonicalized.
  */

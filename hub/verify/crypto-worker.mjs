@@ -7,6 +7,7 @@
 // Job out: { id, verdicts } with verdicts[i] = 1 valid, 0 invalid
 import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
 
@@ -23,20 +24,8 @@ const sodium = loadSodium();
 // Group order L = 2^252 + 27742317777372353535851937790883648493, little-endian.
 const L_LE = Buffer.from('edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010', 'hex');
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-// The 8 points of small order, canonically encoded, plus the two x = 0 encodings with the sign
-// bit set, which RFC 8032 §5.1.3 step 4 rejects.
-const SMALL_ORDER = new Set([
-  '0100000000000000000000000000000000000000000000000000000000000000',
-  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
-  '0000000000000000000000000000000000000000000000000000000000000080',
-  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
-  '0000000000000000000000000000000000000000000000000000000000000000',
-  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
-  '0100000000000000000000000000000000000000000000000000000000000080',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
-]);
+// The small-order point encodings, the list protocol/crypto.ts refuses too.
+const SMALL_ORDER = new Set(JSON.parse(readFileSync(new URL('../../protocol/small-order-points.json', import.meta.url), 'utf8')).encodings);
 
 /** y < p = 2^255 - 19 for the 255-bit y of an encoded point (RFC 8032 §5.1.3 step 1), by bytes. */
 function canonicalPoint(bytes) {

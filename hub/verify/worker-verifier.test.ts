@@ -87,7 +87,7 @@ describe('WorkerVerifier', () => {
   });
 });
 
-describe('WorkerVerifier strict encodings (byte-wise checks in verify-worker.mjs)', () => {
+describe('WorkerVerifier strict encodings (byte-wise checks in crypto-worker.mjs)', () => {
   const L = 2n ** 252n + 27742317777372353535851937790883648493n;
   const P = 2n ** 255n - 19n;
   const le = (n: bigint) => Uint8Array.from({ length: 32 }, (_, i) => Number((n >> BigInt(8 * i)) & 0xffn));
