@@ -175,7 +175,7 @@ function describe(r: PhaseResult): string {
 }
 
 /** The ledger writer's commit times since the last call (resets them); undefined without a ledger. */
-type LedgerCommits = () => CommitTimes | undefined;
+type LedgerCommits = () => (CommitTimes & { readonly committedHere: number }) | undefined;
 
 function ledgerCommitsOf(hub: Hub): LedgerCommits {
   const store = hub.engine.store;
@@ -225,7 +225,7 @@ async function runPhases(
       // Over the generator's phase time (its pre-signing before the phase leaves the hub idle).
       const hubCpuPercent = Math.round(((cpu.user + cpu.system) / 1000 / r.elapsedMs) * 100);
       const commits = ledgerCommits();
-      const ledger = commits ? `; ledger batches ${commits.commits} in ${commits.transactions} commits, p50 ${commits.p50Ms.toFixed(2)} p99 ${commits.p99Ms.toFixed(2)} max ${commits.maxMs.toFixed(1)} ms` : '';
+      const ledger = commits ? `; ledger batches ${commits.commits} in ${commits.transactions} writer commits (+${commits.committedHere} on the engine thread), p50 ${commits.p50Ms.toFixed(2)} p99 ${commits.p99Ms.toFixed(2)} max ${commits.maxMs.toFixed(1)} ms` : '';
       console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}% generator ${r.generatorCpuPercent}% of a core; hub event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms${ledger}; load ${loadavg()[0]!.toFixed(1)}`);
       if (r.signatureBad > 0) throw new Error(`${r.name}: ${r.signatureBad} replies failed the hub signature check`);
     };

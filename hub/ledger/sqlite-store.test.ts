@@ -74,10 +74,11 @@ describe('SqliteLedgerStore specifics', () => {
     try {
       const store = engine.store as SqliteLedgerStore;
       await engine.openWallet('ab'.repeat(32), 'EUR');
+      await engine.flush(); // the writer idle, and the last commit > 5 ms ago:
       await new Promise((r) => setTimeout(r, 10));
-      await topup(); // quiet: the withdrawal commits here; only the deposit right behind it may use the writer
+      await topup(); // quiet: the withdrawal commits here (what follows it may use the writer)
       await engine.flush();
-      expect(store.writerCommitTimes({ reset: true })?.commits).toBeLessThan(2);
+      expect(store.writerCommitTimes({ reset: true })?.committedHere).toBeGreaterThanOrEqual(1);
       // Back to back (a batch per turn, < 5 ms apart): the writer thread commits them.
       const busy: Promise<unknown>[] = [];
       for (let i = 0; i < 20; i++) {

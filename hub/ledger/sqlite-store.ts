@@ -152,6 +152,7 @@ export class SqliteLedgerStore implements LedgerStore {
   readonly #commit: (b: EncodedBatch) => void;
   #writer: WriterThread | null = null;
   #lastCommitMs = -Infinity;
+  #committedHere = 0;
   readonly #readTx: <T>(f: () => T) => T;
   /** Request ids handed to the writer thread and not yet committed (duplicates are checked against them too). */
   readonly #inFlightIds = new Set<string>();
@@ -357,6 +358,7 @@ export class SqliteLedgerStore implements LedgerStore {
     const now = performance.now();
     const quiet = writer.inFlight === 0 && now - this.#lastCommitMs >= QUIET_COMMIT_GAP_MS;
     this.#lastCommitMs = now;
+    if (quiet) this.#committedHere++;
     return quiet;
   }
 
@@ -392,10 +394,17 @@ export class SqliteLedgerStore implements LedgerStore {
     return { durable };
   }
 
-  /** The writer thread's commit durations (undefined when commits run on the engine's thread). */
-  writerCommitTimes(options: { reset?: boolean } = {}): CommitTimes | undefined {
-    const times = this.#writer?.commitTimes();
-    if (options.reset) this.#writer?.resetCommitTimes();
+  /**
+   * The writer thread's commit durations, and how many quiet batches committed on this thread
+   * instead (undefined without a writer thread).
+   */
+  writerCommitTimes(options: { reset?: boolean } = {}): (CommitTimes & { readonly committedHere: number }) | undefined {
+    if (!this.#writer) return undefined;
+    const times = { ...this.#writer.commitTimes(), committedHere: this.#committedHere };
+    if (options.reset) {
+      this.#writer.resetCommitTimes();
+      this.#committedHere = 0;
+    }
     return times;
   }
 
