@@ -30,8 +30,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { decodeMessage, encodeMessage, fromHex, generateKeyPair, signingBytes, toHex } from '../protocol/index.ts';
 import { createHub, type Hub } from '../hub/service/index.ts';
-import { SqliteLedgerStore } from '../hub/ledger/sqlite-store.ts';
-import type { CommitTimes } from '../hub/ledger/writer-thread.ts';
+import { SqliteLedgerStore, type WriterCommitTimes } from '../hub/ledger/sqlite-store.ts';
 import { createHubServer, type HubServer } from '../hub/mqtt/hub-server.ts';
 import { HUB_USERNAME, brokerPasswordFor, writeMosquittoFiles } from '../hub/mqtt/mosquitto-config.ts';
 import { freePort, mosquittoAvailable, startMosquitto } from '../hub/mqtt/mosquitto-process.ts';
@@ -175,7 +174,7 @@ function describe(r: PhaseResult): string {
 }
 
 /** The ledger writer's commit times since the last call (resets them); undefined without a ledger. */
-type LedgerCommits = () => (CommitTimes & { readonly committedHere: number }) | undefined;
+type LedgerCommits = () => WriterCommitTimes | undefined;
 
 function ledgerCommitsOf(hub: Hub): LedgerCommits {
   const store = hub.engine.store;

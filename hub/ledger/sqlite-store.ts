@@ -143,6 +143,11 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
   return Math.max(current, latest);
 }
 
+/** The writer thread's commit times, and the quiet batches committed on the engine's thread instead. */
+export interface WriterCommitTimes extends CommitTimes {
+  readonly committedHere: number;
+}
+
 /** Commits further apart than this (under ~200 a second) skip the writer thread (see commitBatch). */
 const QUIET_COMMIT_GAP_MS = 5;
 
@@ -398,9 +403,9 @@ export class SqliteLedgerStore implements LedgerStore {
    * The writer thread's commit durations, and how many quiet batches committed on this thread
    * instead (undefined without a writer thread).
    */
-  writerCommitTimes(options: { reset?: boolean } = {}): (CommitTimes & { readonly committedHere: number }) | undefined {
+  writerCommitTimes(options: { reset?: boolean } = {}): WriterCommitTimes | undefined {
     if (!this.#writer) return undefined;
-    const times = { ...this.#writer.commitTimes(), committedHere: this.#committedHere };
+    const times: WriterCommitTimes = { ...this.#writer.commitTimes(), committedHere: this.#committedHere };
     if (options.reset) {
       this.#writer.resetCommitTimes();
       this.#committedHere = 0;

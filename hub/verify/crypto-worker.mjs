@@ -1,10 +1,18 @@
-// Ed25519 verification worker for worker-verifier.ts. Plain JavaScript importing only node:
-// modules, so it runs as-is under node, tsx and vitest. It applies tapsettle's strict rule
-// (protocol/crypto.ts, RFC 8032 §5.1.7): canonical A and R (y < p), S < L, A not of small
-// order, then OpenSSL's cofactorless check. Proved equal to protocol's verify by the vectors.
+// Ed25519 worker for worker-verifier.ts. Plain JavaScript (node: modules, sodium-native and
+// canonicalize), so it runs as-is under node, tsx and vitest.
 //
-// Job in:  { id, buf } with buf = items of [sig 64][pub 32][msgLen u32 LE][msg]
-// Job out: { id, verdicts } with verdicts[i] = 1 valid, 0 invalid
+// Verify: tapsettle's strict rule (protocol/crypto.ts, RFC 8032 §5.1.7): canonical A and R
+// (y < p), S < L, neither A nor R of small order, then the cofactorless check — libsodium's where
+// it loads (and workerData.sodium is not false), else OpenSSL's. Proved equal to protocol's
+// verify by the vectors.
+//   in:  { id, buf, count } with buf = items of [sig 64][pub 32][msgLen u32 LE][msg]
+//   out: { id, verdicts } with verdicts[i] = 1 valid, 0 invalid
+//
+// Sign: hub results as protocol's signMessage + decode would give them (tested byte for byte,
+// twin of hub/verify/result-signing.ts): the balance statement (if any) is signed and embedded,
+// then the result is signed, and the wire JSON is written from the same canonical text.
+//   in:  { id, kind: 'sign', secretKey, jobs: [{ result, statement? }] }
+//   out: { id, wires: (Uint8Array | string)[] } — a string is the error for that job
 import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { readFileSync } from 'node:fs';

@@ -10,7 +10,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { verify } from '../../protocol/index.ts';
+import { sodiumAvailable, verify } from '../../protocol/index.ts';
 import { signResultInline, type ResultSigner, type ResultSigningJob } from './result-signing.ts';
 import type { SignatureVerifier, VerifyItem } from './verifier.ts';
 
@@ -31,7 +31,7 @@ export interface WorkerVerifierOptions {
    * Default 8 (~0.4 ms of libsodium); 0 = never.
    */
   readonly inlineMaxBatch?: number;
-  /** The workers' Ed25519: libsodium (default where it loads) or node:crypto's OpenSSL. */
+  /** The workers' Ed25519: libsodium (default where protocol's back-end is libsodium) or node:crypto's OpenSSL. */
   readonly backend?: 'sodium' | 'node';
 }
 
@@ -79,7 +79,7 @@ export class WorkerVerifier implements SignatureVerifier {
     if (!Number.isInteger(count) || count < 1) throw new TypeError(`WorkerVerifier: workers must be a positive integer (${count})`);
     this.maxBatch = options.maxBatch ?? 32;
     this.inlineMaxBatch = options.inlineMaxBatch ?? 8;
-    this.useSodium = (options.backend ?? 'sodium') === 'sodium';
+    this.useSodium = (options.backend ?? (sodiumAvailable ? 'sodium' : 'node')) === 'sodium';
     for (let i = 0; i < count; i++) this.pool.push(this.spawn());
   }
 
