@@ -13,3 +13,4 @@ export * from './fares.ts';
 export * from './sealed-card.ts';
 export * from './connect-token.ts';
 export * from './compact.ts';
+export * from './hub-keys.ts';

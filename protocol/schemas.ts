@@ -321,9 +321,12 @@ export const FaresBody = z.strictObject({
 });
 export const Fares = signedEnvelope('announce.fares', FaresBody);
 
+/** The hub's signing keys with their validity windows (rotation: protocol/hub-keys.ts). */
+export const HubKeyRing = z.array(z.strictObject({ publicKey: PublicKeyHex, notBefore: TimeMs, notAfter: TimeMs })).min(1).max(8);
+
 export const KeysBody = z.strictObject({
   version: Counter,
-  hubKeys: z.array(z.strictObject({ publicKey: PublicKeyHex, notBefore: TimeMs, notAfter: TimeMs })).min(1).max(8),
+  hubKeys: HubKeyRing,
   issuerKeys: z.array(PublicKeyHex).max(8),
   revokedTerminals: z.array(Name).max(10_000),
   time: TimeMs,

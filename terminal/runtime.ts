@@ -5,8 +5,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import {
-  checkAuthorization, createOffer, decodeAnyForm, decodeMessage, encodeCompact, isErrorCode, encodeMessage, newChallenge, newRequestId, signMessage, toHex, verifyMessage,
-  type ArticleT, type Envelope, type FareTable, type KeyPair,
+  checkAuthorization, createOffer, decodeAnyForm, decodeMessage, encodeCompact, HubKeyRing, hubKeysTrustedAt, isErrorCode, encodeMessage, newChallenge, newRequestId,
+  signMessage, toHex, verifyMessage, type ArticleT, type Envelope, type FareTable, type HubKeyWindow, type KeyPair,
 } from '../protocol/index.ts';
 import { isHardwareError } from '../hardware/errors.ts';
 import { onTap, type NfcReader, type NfcSession } from '../hardware/nfc/nfc-reader.ts';
@@ -52,6 +52,17 @@ const LICENSE_CACHE_MAX = 10_000;
 const TRANSIENT_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'INTERNAL', 'TIMEOUT']);
 /** How long a late-approved exit fare lets its wallet out without a new charge. */
 const PAID_EXIT_VALID_MS = 3 * 3600_000;
+/** Store key of the last announced hub key ring (kept apart from the announcement: see applyAnnouncement). */
+const HUB_KEY_RING = 'hub-key-ring';
+
+function parseJsonOrUndefined(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Observable happenings, for the UI, the tests and the benchmark. */
 export interface RuntimeEvents {
@@ -77,7 +88,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private readonly ticker: NodeJS.Timeout;
   private current: { card: WalletCard; session: NfcSession; done: () => void; v2: boolean; walletKeyHex: string | undefined; consumed: Set<number> } | undefined;
   // Hub announcements (verified), persisted so an offline restart still has them.
-  private hubKeys: string[];
+  /** Hub key windows from the last keys announcement; until one arrives, only the pinned key. */
+  private hubKeyRing: readonly HubKeyWindow[] | null = null;
   private issuerKeys: string[];
   private blocklist = { version: -1, wallets: new Set<string>() };
   private fares: { version: number; table: FareTable } | null = null;
@@ -96,7 +108,6 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     this.clock = deps.clock ?? Date.now;
     this.log = deps.log.child({ terminalId: deps.config.terminalId, kind: deps.config.kind });
     this.state = deps.config.kind === 'vending' ? VENDING_IDLE : deps.config.kind === 'gate' ? GATE_IDLE : POS_IDLE;
-    this.hubKeys = [deps.config.hub.hubKey];
     this.issuerKeys = [...deps.config.hub.issuerKeys];
     const c = deps.certificate.body;
     if (c.terminalId !== deps.config.terminalId || c.merchantId !== deps.config.merchantId || c.kind !== deps.config.kind) {
@@ -146,6 +157,11 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
 
   get trustedHubKeys(): readonly string[] {
     return this.hubKeys;
+  }
+
+  /** Rotation: the announced keys whose window contains now (the pinned key until announced). */
+  private get hubKeys(): string[] {
+    return this.hubKeyRing ? hubKeysTrustedAt(this.hubKeyRing, this.clock()) : [this.config.hub.hubKey];
   }
 
   get fareTable(): FareTable | null {
@@ -567,12 +583,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       case 'announce.keys':
         if (m.body.version <= this.keysVersion) return;
         this.keysVersion = m.body.version;
-        // Rotation: keys announced under a key we already trust (the pinned one or a later one).
-        {
-          const nowMs = this.clock();
-          const current = m.body.hubKeys.filter((k) => k.notBefore <= nowMs && nowMs <= k.notAfter).map((k) => k.publicKey);
-          this.hubKeys = [...new Set([this.config.hub.hubKey, ...current])];
-        }
+        // Rotation: the ring was announced under a key we already trust. It is kept on its own
+        // too, so a restart after that key retired still trusts its successor.
+        this.hubKeyRing = m.body.hubKeys;
+        this.d.store.setKv(HUB_KEY_RING, JSON.stringify(m.body.hubKeys));
         this.issuerKeys = [...new Set([...this.config.hub.issuerKeys, ...m.body.issuerKeys])];
         return;
       case 'announce.blocklist':
@@ -592,6 +606,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   }
 
   private restoreAnnouncements(): void {
+    const ring = HubKeyRing.safeParse(parseJsonOrUndefined(this.d.store.getKv(HUB_KEY_RING)));
+    if (ring.success) this.hubKeyRing = ring.data;
     for (const key of ['announce.keys', 'announce.blocklist', 'announce.fares', `announce.catalog.${this.config.merchantId}`]) {
       const raw = this.d.store.getKv(key);
       if (!raw) continue;

@@ -137,7 +137,7 @@ export function buildProgram(): Command {
           ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}),
           license,
           issuerKey: hub.issuerPublicKey,
-          hubKey: hub.hubPublicKey,
+          hubKey: hub.trustAnchorKey,
         });
       });
     });
@@ -163,8 +163,31 @@ export function buildProgram(): Command {
       };
       await withHub(program, async (hub) => {
         const { certificate, keyPair } = await hub.enrollTerminal(input);
-        print({ terminalId: input.terminalId, ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}), certificate, hubKey: hub.hubPublicKey });
+        print({ terminalId: input.terminalId, ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}), certificate, hubKey: hub.trustAnchorKey });
       });
+    });
+
+  program
+    .command('rotate-hub-key')
+    .description('add the next hub signing key: announced now, signing after --activate-in-hours, the current key trusted --retire-after-hours longer')
+    .option('--activate-in-hours <hours>', 'time for terminals to learn the new key before it signs (0: at once)', '24')
+    .option('--retire-after-hours <hours>', 'how long the current key stays trusted once the new one signs (0: a compromised key)', '168')
+    .action(async (o: Record<string, string | undefined>) => {
+      const plan = {
+        activateInMs: (int('activate-in-hours', o['activateInHours'], 0) ?? 24) * 3600_000,
+        retireAfterMs: (int('retire-after-hours', o['retireAfterHours'], 0) ?? 168) * 3600_000,
+      };
+      await withHub(program, (hub) => {
+        const next = hub.rotateHubKey(plan);
+        print({ next, keys: hub.hubKeys() });
+      });
+    });
+
+  program
+    .command('hub-keys')
+    .description('the hub signing keys and their validity windows (the keys announcement lists the same)')
+    .action(async () => {
+      await withHub(program, (hub) => print({ signing: hub.hubPublicKey, trustAnchor: hub.trustAnchorKey, keys: hub.hubKeys() }));
     });
 
   program

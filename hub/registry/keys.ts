@@ -3,8 +3,8 @@
  * the simulator), generated on first start and kept in files of mode 0600 in the data dir.
  * Secret bytes never reach a log line or an error message.
  */
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fromHex, generateKeyPair, publicKeyOf, toHex, type KeyPair } from '../../protocol/index.ts';
 
 export class KeyFileError extends Error {
@@ -23,6 +23,23 @@ function readSecret(file: string): Uint8Array {
   return fromHex(text);
 }
 
+/** Creates a key file (mode 0600, exclusive: never overwrites) and syncs it and its directory. */
+export function writeNewSecretKey(file: string, secret: Uint8Array): void {
+  const fd = openSync(file, 'wx', 0o600);
+  try {
+    writeSync(fd, `${toHex(secret)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const dir = openSync(dirname(file), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+}
+
 /** Loads `<dataDir>/<name>.key` or creates it (mode 0600, exclusive create: no race overwrites it). */
 export function loadOrCreateEd25519Key(dataDir: string, name: string): KeyPair {
   const file = join(dataDir, `${name}.key`);
@@ -31,7 +48,7 @@ export function loadOrCreateEd25519Key(dataDir: string, name: string): KeyPair {
     return { secretKey, publicKey: publicKeyOf(secretKey) };
   }
   const pair = generateKeyPair();
-  writeFileSync(file, `${toHex(pair.secretKey)}\n`, { mode: 0o600, flag: 'wx' });
+  writeNewSecretKey(file, pair.secretKey);
   return pair;
 }
 
@@ -40,6 +57,6 @@ export function loadOrCreateSecret(dataDir: string, name: string, generate: () =
   const file = join(dataDir, `${name}.key`);
   if (existsSync(file)) return readSecret(file);
   const secret = generate();
-  writeFileSync(file, `${toHex(secret)}\n`, { mode: 0o600, flag: 'wx' });
+  writeNewSecretKey(file, secret);
   return secret;
 }

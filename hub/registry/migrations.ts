@@ -115,4 +115,17 @@ export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'hub-key-ring',
+    sql: `
+      -- Hub signing keys and their validity windows (hub/registry/hub-keyring.ts); secrets stay in files.
+      CREATE TABLE hub_keys (
+        public_key TEXT PRIMARY KEY,
+        file TEXT NOT NULL,
+        not_before_ms INTEGER NOT NULL,
+        not_after_ms INTEGER NOT NULL
+      );
+    `,
+  },
 ];

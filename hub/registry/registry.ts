@@ -14,6 +14,7 @@ import type { TicketProductT } from '../rules/tickets.ts';
 import type { CatalogVersion } from '../rules/catalog.ts';
 import type { FareTableVersion } from '../rules/fare-tables.ts';
 import { REGISTRY_MIGRATIONS, type RegistryMigration } from './migrations.ts';
+import type { HubKeyEntry } from './hub-keyring.ts';
 
 export type TerminalKindT = 'vending' | 'gate' | 'pos';
 
@@ -209,6 +210,9 @@ export class Registry implements TerminalDirectory {
       ),
       payoutGet: p('SELECT * FROM payouts WHERE payout_id = ?'),
       payoutList: p('SELECT * FROM payouts ORDER BY time_ms DESC LIMIT ?'),
+      hubKeysAll: p('SELECT public_key, file, not_before_ms, not_after_ms FROM hub_keys ORDER BY not_before_ms'),
+      hubKeysClear: p('DELETE FROM hub_keys'),
+      hubKeyInsert: p('INSERT INTO hub_keys (public_key, file, not_before_ms, not_after_ms) VALUES (?, ?, ?, ?)'),
     };
     for (const r of db.prepare('SELECT * FROM terminals').all() as TerminalRow[]) this.#terminals.set(r.terminal_id, toTerminal(r));
     for (const r of db.prepare('SELECT wallet, reason FROM blocklist').all() as Array<{ wallet: string; reason: string }>) {
@@ -249,6 +253,22 @@ export class Registry implements TerminalDirectory {
 
   #setMeta(key: string, value: number): void {
     this.#s.metaSet!.run(key, value);
+  }
+
+  // ---------- hub signing keys (hub-keyring.ts) ----------
+
+  hubKeys(): HubKeyEntry[] {
+    const rows = this.#s.hubKeysAll!.all() as Array<{ public_key: string; file: string; not_before_ms: number; not_after_ms: number }>;
+    return rows.map((r) => ({ publicKey: r.public_key, file: r.file, notBefore: r.not_before_ms, notAfter: r.not_after_ms }));
+  }
+
+  /** Replaces the ring and bumps the keys announcement version, in one transaction. */
+  replaceHubKeys(keys: readonly HubKeyEntry[]): void {
+    this.transaction(() => {
+      this.#s.hubKeysClear!.run();
+      for (const k of keys) this.#s.hubKeyInsert!.run(k.publicKey, k.file, k.notBefore, k.notAfter);
+      this.#setMeta('keys_version', this.meta('keys_version') + 1);
+    });
   }
 
   // ---------- terminals (seed 001 certificate authority) ----------

@@ -1,15 +1,16 @@
 /**
  * Retained, hub-signed announcements (issue 4): blocklist, catalog per merchant, fare table and
- * keys. Each is rebuilt from the registry; its `time` is the time of the change it announces, so
- * an unchanged announcement signs to identical bytes and is not republished.
+ * keys (the hub key ring with its windows, for rotation: hub-keyring.ts). Each is rebuilt from
+ * the registry; its `time` is the time of the change it announces, so an unchanged announcement
+ * signs to identical bytes and is not republished.
  */
 import {
   encodeMessage,
   signMessage,
   toHex,
   topics,
-  type KeyPair,
 } from '../../protocol/index.ts';
+import { announcedAt, type HubKeyring } from '../registry/hub-keyring.ts';
 import type { Registry } from '../registry/registry.ts';
 
 export interface Announcement {
@@ -17,18 +18,18 @@ export interface Announcement {
   readonly payload: Uint8Array;
 }
 
-const FOREVER_MS = 253_402_300_799_000; // 9999-12-31
-
 export class Announcer {
   readonly #registry: Registry;
-  readonly #hub: KeyPair;
+  readonly #keyring: HubKeyring;
+  readonly #clock: () => number;
   readonly #issuerKeys: readonly string[];
   readonly #current = new Map<string, Uint8Array>();
   readonly #listeners = new Set<(a: Announcement) => void>();
 
-  constructor(registry: Registry, hub: KeyPair, issuerKeys: readonly string[]) {
+  constructor(registry: Registry, keyring: HubKeyring, issuerKeys: readonly string[], clock: () => number) {
     this.#registry = registry;
-    this.#hub = hub;
+    this.#keyring = keyring;
+    this.#clock = clock;
     this.#issuerKeys = issuerKeys;
     for (const a of this.#build()) this.#current.set(a.topic, a.payload);
   }
@@ -57,8 +58,13 @@ export class Announcer {
 
   #build(): Announcement[] {
     const r = this.#registry;
-    const hubKey = toHex(this.#hub.publicKey);
-    const sk = this.#hub.secretKey;
+    const now = this.#clock();
+    const signing = this.#keyring.signingKey(now);
+    const hubKey = toHex(signing.publicKey);
+    const sk = signing.secretKey;
+    // The keys announcement is signed by the oldest valid key: every terminal trusts that one.
+    const anchor = this.#keyring.anchorKey(now);
+    const ring = announcedAt(this.#keyring.keys(), now);
     const out: Announcement[] = [];
     out.push({
       topic: topics.announce('blocklist'),
@@ -74,13 +80,13 @@ export class Announcer {
           'announce.keys',
           {
             version: r.meta('keys_version'),
-            hubKeys: [{ publicKey: hubKey, notBefore: 0, notAfter: FOREVER_MS }],
+            hubKeys: ring.map(({ publicKey, notBefore, notAfter }) => ({ publicKey, notBefore, notAfter })),
             issuerKeys: [...this.#issuerKeys],
             revokedTerminals: revoked.map((t) => t.terminalId).sort(),
-            time: revoked.reduce((m, t) => Math.max(m, t.revokedMs ?? 0), 0),
-            hubKey,
+            time: Math.max(revoked.reduce((m, t) => Math.max(m, t.revokedMs ?? 0), 0), ...ring.map((k) => k.notBefore)),
+            hubKey: toHex(anchor.publicKey),
           },
-          sk,
+          anchor.secretKey,
         ),
       ),
     });

@@ -27,6 +27,7 @@ import { SqliteLedgerStore, type SqliteStoreOptions } from '../ledger/sqlite-sto
 import { verifyLedger, type VerifyReport } from '../ledger/verify.ts';
 import type { Account, HistoryItem, HoldInfo, Outcome, SettlementSummary } from '../ledger/types.ts';
 import { loadOrCreateEd25519Key, loadOrCreateSecret } from '../registry/keys.ts';
+import { announcedAt, HubKeyring, RotationError, type HubKeyWindow, type RotationPlan } from '../registry/hub-keyring.ts';
 import { Registry, type PayoutRecord, type TerminalDirectory, type TerminalInfo, type TerminalKindT } from '../registry/registry.ts';
 import { parseCatalogFile, type CatalogVersion } from '../rules/catalog.ts';
 import { parseFareTableFile, type FareTableVersion } from '../rules/fare-tables.ts';
@@ -139,7 +140,8 @@ export class Hub implements TerminalDirectory {
   readonly currency: string;
   readonly clock: () => number;
   readonly logger: Logger;
-  readonly #hubKey: KeyPair;
+  readonly #keyring: HubKeyring;
+  #keyState = '';
   readonly #issuerKey: KeyPair;
   readonly #verifier: SignatureVerifier;
   readonly #events: SettlementEvent[] = [];
@@ -151,7 +153,7 @@ export class Hub implements TerminalDirectory {
   constructor(parts: {
     registry: Registry;
     engine: Engine;
-    hubKey: KeyPair;
+    keyring: HubKeyring;
     issuerKey: KeyPair;
     verifier: SignatureVerifier;
     cardAuthorizer: CardAuthorizer;
@@ -166,7 +168,7 @@ export class Hub implements TerminalDirectory {
     this.#lock = parts.lock;
     this.registry = parts.registry;
     this.engine = parts.engine;
-    this.#hubKey = parts.hubKey;
+    this.#keyring = parts.keyring;
     this.#issuerKey = parts.issuerKey;
     this.#verifier = parts.verifier;
     this.cardAuthorizer = parts.cardAuthorizer;
@@ -178,7 +180,8 @@ export class Hub implements TerminalDirectory {
     this.service = new SettlementService({
       registry: parts.registry,
       engine: parts.engine,
-      hubKey: parts.hubKey,
+      hubKey: parts.keyring.signingKey(parts.clock()),
+      trustedHubKeys: (t) => parts.keyring.trustedKeys(t),
       issuerKeys,
       verifier: parts.verifier,
       cardAuthorizer: parts.cardAuthorizer,
@@ -187,7 +190,8 @@ export class Hub implements TerminalDirectory {
       logger: parts.logger,
       ...(parts.maxSkewMs !== undefined ? { maxSkewMs: parts.maxSkewMs } : {}),
     });
-    this.announcer = new Announcer(parts.registry, parts.hubKey, issuerKeys);
+    this.announcer = new Announcer(parts.registry, parts.keyring, issuerKeys, parts.clock);
+    this.#keyState = this.#currentKeyState();
     this.service.onBlocklistChange(() => this.announcer.refresh());
     this.service.onSettlement((e) => {
       this.#events.push(e);
@@ -195,14 +199,60 @@ export class Hub implements TerminalDirectory {
     });
     if (parts.holdReleaseIntervalMs > 0) {
       this.#timer = setInterval(() => {
+        this.refreshKeys();
         this.releaseDueHolds().catch((err: unknown) => this.logger.error({ err }, 'hold release failed'));
       }, parts.holdReleaseIntervalMs);
       this.#timer.unref();
     }
   }
 
+  /** The key signing results now. */
   get hubPublicKey(): string {
-    return toHex(this.#hubKey.publicKey);
+    return toHex(this.#keyring.signingKey(this.clock()).publicKey);
+  }
+
+  /** The key a newly provisioned terminal pins: it signs the keys announcement (hub-keyring.ts). */
+  get trustAnchorKey(): string {
+    return toHex(this.#keyring.anchorKey(this.clock()).publicKey);
+  }
+
+  hubKeys(): HubKeyWindow[] {
+    return this.#keyring.keys().map(({ publicKey, notBefore, notAfter }) => ({ publicKey, notBefore, notAfter }));
+  }
+
+  /**
+   * Adds the next signing key (CLI `rotate-hub-key`). It is announced at once and signs from
+   * `activateInMs` on; the current key stays trusted for `retireAfterMs` after that.
+   */
+  rotateHubKey(plan: RotationPlan): HubKeyWindow {
+    let next: HubKeyWindow;
+    try {
+      next = this.#keyring.rotate(this.clock(), plan);
+    } catch (err) {
+      if (err instanceof RotationError) throw new OperationRefused(err.code, err.message);
+      throw err;
+    }
+    const { publicKey, notBefore, notAfter } = next;
+    this.logger.info({ hubKey: publicKey, notBefore }, 'hub key rotation planned');
+    this.refreshKeys();
+    return { publicKey, notBefore, notAfter };
+  }
+
+  /** Follows the ring's windows: switches the signing key and re-announces when a window opens or closes. */
+  refreshKeys(): void {
+    const state = this.#currentKeyState();
+    if (state === this.#keyState) return;
+    this.#keyState = state;
+    const signing = this.#keyring.signingKey(this.clock());
+    this.service.useSigningKey(signing);
+    this.announcer.refresh();
+    this.logger.info({ hubKey: toHex(signing.publicKey) }, 'hub keys refreshed');
+  }
+
+  #currentKeyState(): string {
+    const now = this.clock();
+    const k = this.#keyring;
+    return [toHex(k.signingKey(now).publicKey), toHex(k.anchorKey(now).publicKey), ...announcedAt(k.keys(), now).map((e) => `${e.publicKey}:${e.notAfter}`)].join('|');
   }
 
   get issuerPublicKey(): string {
@@ -258,7 +308,8 @@ export class Hub implements TerminalDirectory {
       currency: this.currency,
       ...(input.parentMerchantId !== undefined ? { parentId: input.parentMerchantId, shareBps: input.shareBps ?? 0 } : {}),
     });
-    const certificate = issueTerminalCertificate(this.#hubKey, {
+    // Signed by the trust anchor: the key wallets and terminals were given when provisioned.
+    const certificate = issueTerminalCertificate(this.#keyring.anchorKey(now), {
       terminalId: input.terminalId,
       kind: input.kind,
       merchantId: input.merchantId,
@@ -503,13 +554,14 @@ export async function createHub(options: CreateHubOptions): Promise<Hub> {
 const REGISTRY_CHECKPOINT_MS = 200;
 
 async function openHub(options: CreateHubOptions, clock: () => number, logger: Logger, currency: string, lock: { release(): void }): Promise<Hub> {
-  const hubKey = loadOrCreateEd25519Key(options.dataDir, 'hub-signing');
   const issuerKey = loadOrCreateEd25519Key(options.dataDir, 'issuer');
   const registryFile = join(options.dataDir, 'registry.sqlite');
   const ledgerFile = join(options.dataDir, 'ledger.sqlite');
   const registry = Registry.open(registryFile, { backgroundCheckpointMs: REGISTRY_CHECKPOINT_MS });
   let engine: Engine;
+  let keyring: HubKeyring;
   try {
+    keyring = HubKeyring.open(options.dataDir, registry);
     const store = SqliteLedgerStore.open(ledgerFile, { ...options.ledgerStore, durability: options.ledgerDurability ?? 'full' });
     // Identities and money: owner-only, like the key files (SQLite gives -wal/-shm the same mode).
     for (const f of [registryFile, ledgerFile]) chmodSync(f, 0o600);
@@ -524,7 +576,7 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
   return new Hub({
     registry,
     engine,
-    hubKey,
+    keyring,
     issuerKey,
     verifier: options.verifier ?? inlineVerifier,
     cardAuthorizer,

@@ -47,7 +47,10 @@ type ResultBody = Body<'settlement.result'>;
 export interface SettlementServiceOptions {
   readonly registry: Registry;
   readonly engine: Engine;
+  /** The key that signs results, tickets and statements until `useSigningKey` replaces it. */
   readonly hubKey: KeyPair;
+  /** Hub keys whose tickets are honoured at a time (rotation); default: the signing key. */
+  readonly trustedHubKeys?: (nowMs: number) => readonly string[];
   /** Issuer public keys (hex) whose licenses this hub accepts. */
   readonly issuerKeys: readonly string[];
   readonly verifier: SignatureVerifier;
@@ -132,8 +135,8 @@ function linesDigestOf(lines: unknown, memo: CanonicalMemo): string {
 
 export class SettlementService {
   readonly #o: SettlementServiceOptions;
-  readonly #hubKeyHex: string;
-  readonly #signer: ResultSigner;
+  /** Swapped whole on rotation, so one result never mixes two keys. */
+  #key: { readonly pair: KeyPair; readonly hex: string; readonly signer: ResultSigner };
   /**
    * Canonical text by object: every object canonicalized here is built by this service (decoded
    * from a request or made for a reply) and never changed afterwards, so a nested envelope is
@@ -149,14 +152,22 @@ export class SettlementService {
 
   constructor(options: SettlementServiceOptions) {
     this.#o = options;
-    this.#hubKeyHex = toHex(options.hubKey.publicKey);
-    this.#signer = options.verifier.resultSigner?.(options.hubKey.secretKey) ?? inlineResultSigner(options.hubKey.secretKey);
+    this.#key = this.#signingKey(options.hubKey);
     this.#maxSkewMs = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
     this.#maxTopupMinor = options.maxTopupMinor ?? 100_000_00;
   }
 
   get hubPublicKey(): string {
-    return this.#hubKeyHex;
+    return this.#key.hex;
+  }
+
+  /** Rotation: results decided from now on are signed with `pair`. */
+  useSigningKey(pair: KeyPair): void {
+    if (toHex(pair.publicKey) !== this.#key.hex) this.#key = this.#signingKey(pair);
+  }
+
+  #signingKey(pair: KeyPair): { pair: KeyPair; hex: string; signer: ResultSigner } {
+    return { pair, hex: toHex(pair.publicKey), signer: this.#o.verifier.resultSigner?.(pair.secretKey) ?? inlineResultSigner(pair.secretKey) };
   }
 
   onSettlement(cb: (e: SettlementEvent) => void): () => void {
@@ -450,7 +461,7 @@ export class SettlementService {
     const decision = await this.#approved(outcome, wallet, eid);
     if (op.type === 'ticket.sale' && product) {
       const ticketId = derivedId('ticket', body.requestId);
-      decision.ticket = signTicket(this.#o.hubKey, product, wallet, ticketId, outcome.atMs);
+      decision.ticket = signTicket(this.#key.pair, product, wallet, ticketId, outcome.atMs);
       this.#o.registry.putTicket(ticketId, wallet, product.name, body.requestId, outcome.atMs);
     }
     return decision;
@@ -479,7 +490,7 @@ export class SettlementService {
     asOf: number,
     entries: Body<'balance.statement'>['entries'],
   ): Body<'balance.statement'> {
-    return { wallet, balanceMinor, currency, asOf, entries, hubKey: this.#hubKeyHex };
+    return { wallet, balanceMinor, currency, asOf, entries, hubKey: this.#key.hex };
   }
 
   async #ticketUse(
@@ -492,7 +503,7 @@ export class SettlementService {
     if (terminal.kind !== 'gate') return declined('NOT_PERMITTED');
     if (!body.offline && !withinSkew(op.usedAt, now, this.#maxSkewMs)) return declined('STALE_TIMESTAMP');
     // Signature already verified in the batch; checkTicket re-checks issuer, time and station.
-    const check = checkTicket(op.ticket, [this.#hubKeyHex], op.station, op.usedAt);
+    const check = checkTicket(op.ticket, this.#o.trustedHubKeys?.(op.usedAt) ?? [this.#key.hex], op.station, op.usedAt);
     if (!check.ok) return declined(check.code);
     const claim = this.#o.registry.claimTicketUse(op.ticket.body.ticketId, body.requestId, terminal.terminalId, op.station, op.usedAt);
     if (claim === 'replay') return declined('TICKET_USED');
@@ -601,6 +612,7 @@ export class SettlementService {
   /** Signs the result; stores it under the request id when the terminal was authenticated (hash given). */
   async #finish(req: Request, terminalId: string, d: Decision, log: () => Logger, hash?: string): Promise<Uint8Array> {
     const body = req.body;
+    const key = this.#key;
     const result: Omit<ResultBody, 'statement'> = {
       requestId: body.requestId,
       terminalId: body.terminalId,
@@ -612,9 +624,11 @@ export class SettlementService {
       time: d.timeMs,
       ...(d.holdUntil !== undefined ? { holdUntil: d.holdUntil } : {}),
       ...(d.ticket ? { ticket: d.ticket } : {}),
-      hubKey: this.#hubKeyHex,
+      hubKey: key.hex,
     };
-    const bytes = await this.#signer.signResult(d.statement ? { result, statement: d.statement } : { result });
+    // A rotation between deciding and signing: the statement names the key that signs it.
+    const statement = d.statement && d.statement.hubKey !== key.hex ? { ...d.statement, hubKey: key.hex } : d.statement;
+    const bytes = await key.signer.signResult(statement ? { result, statement } : { result });
     if (hash !== undefined && d.cache) {
       this.#o.registry.putResult({
         requestId: body.requestId,
@@ -653,9 +667,9 @@ export class SettlementService {
       code,
       message: message.slice(0, 200),
       time: now,
-      hubKey: this.#hubKeyHex,
+      hubKey: this.#key.hex,
     };
-    return encodeMessage(signMessage('error', body, this.#o.hubKey.secretKey));
+    return encodeMessage(signMessage('error', body, this.#key.pair.secretKey));
   }
 
   // ---------------------------------------------------------------- receipts

@@ -135,7 +135,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
         ...(t.station !== undefined ? { station: t.station } : {}),
         secretKey: fromHex(t.secretKeyHex),
         certificate: t.certificate,
-        hubKey: hub.hubPublicKey,
+        hubKey: hub.trustAnchorKey,
       };
       const terminal =
         terminalMode === 'runtime'

@@ -2,7 +2,7 @@
 // emulator on a pty (read through the real PN532 driver) and the virtual johnny-five IO board
 // with its physics (people walking through the gate, articles dropping). Tests and `npm start`
 // tap simulated wallets, choose articles and press keys on it.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -16,7 +16,8 @@ import type { SlotBehaviour } from '../virtual-io/sensor-sims.ts';
 
 /** What the site needs from a hub to enroll the terminal (structurally hub/service's Hub). */
 export interface EnrollingHub {
-  readonly hubPublicKey: string;
+  /** The hub key a new terminal pins (it signs the keys announcement that names the others). */
+  readonly trustAnchorKey: string;
   readonly issuerPublicKey: string;
   enrollTerminal(input: { terminalId: string; kind: 'vending' | 'gate' | 'pos'; merchantId: string; publicKey?: string }): Promise<{
     certificate: Envelope<'terminal.certificate'>;
@@ -76,14 +77,15 @@ export async function startSimulatedTerminal(options: SimulatedTerminalOptions):
 
   let creds = options.credentials;
   if (!creds && existsSync(keyFile) && existsSync(certificateFile) && existsSync(join(dataDir, 'trust.json')) && options.hub) {
-    // A restart on the same data dir: the terminal keeps its enrolled key and certificate.
-    creds = { keys: readTerminalKey(keyFile), certificate: readCertificate(certificateFile), hubKey: options.hub.hubPublicKey, issuerKeys: [options.hub.issuerPublicKey] };
+    // A restart on the same data dir: the terminal keeps its enrolled key, certificate and pinned keys.
+    const trust = JSON.parse(readFileSync(join(dataDir, 'trust.json'), 'utf8')) as { hubKey: string; issuerKeys: string[] };
+    creds = { keys: readTerminalKey(keyFile), certificate: readCertificate(certificateFile), hubKey: trust.hubKey, issuerKeys: trust.issuerKeys };
   }
   if (!creds) {
     if (!options.hub) throw new TypeError('startSimulatedTerminal: pass options.hub (to enroll) or options.credentials');
     const enrolled = await options.hub.enrollTerminal({ terminalId, kind: options.kind, merchantId });
     if (!enrolled.keyPair) throw new TypeError('startSimulatedTerminal: the hub did not return a key pair');
-    creds = { keys: enrolled.keyPair, certificate: enrolled.certificate, hubKey: options.hub.hubPublicKey, issuerKeys: [options.hub.issuerPublicKey] };
+    creds = { keys: enrolled.keyPair, certificate: enrolled.certificate, hubKey: options.hub.trustAnchorKey, issuerKeys: [options.hub.issuerPublicKey] };
   }
   writeFileSync(keyFile, toHex(creds.keys.secretKey), { mode: 0o600 });
   writeFileSync(certificateFile, JSON.stringify(creds.certificate));

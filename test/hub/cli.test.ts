@@ -117,6 +117,27 @@ describe('hub CLI', () => {
     expect(log).toMatchObject([{ wallet, operator: 'auditor-1', reason: 'fraud case 17' }]);
   });
 
+  it('rotates the hub key: the next key is planned and listed, a second rotation is refused, bad hours exit 2', async () => {
+    const before = json<{ signing: string; trustAnchor: string; keys: Array<{ publicKey: string }> }>((await cli('hub-keys')).stdout);
+    expect(before.keys.map((k) => k.publicKey)).toEqual([before.signing]);
+    const bad = await cli('rotate-hub-key', '--activate-in-hours', '-3');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('activate-in-hours');
+    const r = await cli('rotate-hub-key', '--activate-in-hours', '48', '--retire-after-hours', '24');
+    expect(r.code).toBe(0);
+    const out = json<{ next: { publicKey: string; notBefore: number }; keys: Array<{ publicKey: string; notBefore: number; notAfter: number }> }>(r.stdout);
+    expect(out.keys).toHaveLength(2);
+    expect(out.keys[0]).toMatchObject({ publicKey: before.signing, notAfter: out.next.notBefore + 24 * 3600_000 });
+    expect(out.next.notBefore - Date.now()).toBeGreaterThan(47 * 3600_000);
+    expect(statSync(join(dir, 'hub', `hub-signing-${out.next.publicKey.slice(0, 16)}.key`)).mode & 0o777).toBe(0o600);
+    // Still the old key signing and anchoring until the new one starts.
+    const after = json<{ signing: string; trustAnchor: string }>((await cli('hub-keys')).stdout);
+    expect(after).toMatchObject({ signing: before.signing, trustAnchor: before.signing });
+    const again = await cli('rotate-hub-key');
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('ROTATION_REFUSED');
+  });
+
   it('while a hub runs: read-only commands work, writing ones are refused', async () => {
     const hub = await createHub({ dataDir: join(dir, 'hub'), holdReleaseIntervalMs: 0 });
     try {

@@ -121,7 +121,7 @@ export class Site {
   async wallet(opts: { balanceMinor?: number; ageOver?: number; offlineLimitMinor?: number } = {}): Promise<SimulatedWallet> {
     const reg = await this.hub.registerWallet({ ageOver: opts.ageOver ?? 30, offlineLimitMinor: opts.offlineLimitMinor ?? 1000 });
     if (!reg.keyPair) throw new Error('registerWallet returned no key pair');
-    const wallet = new SimulatedWallet({ keys: reg.keyPair, license: reg.license, trustedHubKeys: [this.hub.hubPublicKey] });
+    const wallet = new SimulatedWallet({ keys: reg.keyPair, license: reg.license, trustedHubKeys: [this.hub.trustAnchorKey] });
     if (opts.balanceMinor) await this.hub.topUp({ wallet: wallet.publicKeyHex, amountMinor: opts.balanceMinor, operatorId: 'setup' });
     return wallet;
   }

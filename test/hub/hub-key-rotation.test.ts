@@ -1,0 +1,81 @@
+// Hub key rotation through the settlement service (real SQLite data dir, movable clock): which
+// key signs results, statements, tickets and the keys announcement before, during and after the
+// overlap, and which hub-signed tickets the hub still honours.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeAndVerify, encodeMessage, topics, type Envelope } from '../../protocol/index.ts';
+import { authorize, enroll, cashTopup, openHubFixture, PRODUCTS, readResult, register, signRequest, type HubFixture, type TestTerminal } from './kit.ts';
+
+const HOUR = 3600_000;
+let fx: HubFixture;
+let pos: TestTerminal;
+let gate: TestTerminal;
+
+beforeAll(async () => {
+  fx = await openHubFixture();
+  pos = await enroll(fx.hub, 'pos-r', 'pos', 'snacks');
+  gate = await enroll(fx.hub, 'gate-r', 'gate', 'transit');
+  fx.hub.importProducts(PRODUCTS);
+});
+afterAll(async () => {
+  await fx.cleanup();
+});
+
+async function buyDayPass(): Promise<{ result: ReturnType<typeof readResult>; ticket: Envelope<'ticket'> }> {
+  const w = await register(fx.hub);
+  expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
+  const auth = authorize(gate, w, 'ticket', 700, [], fx.now);
+  const sale = signRequest(gate, { type: 'ticket.sale', authorization: auth, license: w.license, product: 'day-pass' }, fx.now);
+  const result = readResult(fx.hub, await fx.hub.handleRequest(gate.id, sale.bytes));
+  expect(result.status).toBe('approved');
+  return { result, ticket: result.ticket as Envelope<'ticket'> };
+}
+
+async function useTicket(ticket: Envelope<'ticket'>): Promise<ReturnType<typeof readResult>> {
+  const use = signRequest(gate, { type: 'ticket.use', ticket, station: 'park', usedAt: fx.now }, fx.now);
+  return readResult(fx.hub, await fx.hub.handleRequest(gate.id, use.bytes));
+}
+
+function keysAnnouncement() {
+  const a = fx.hub.announcements().find((x) => x.topic === topics.announce('keys'));
+  const d = decodeAndVerify(a?.payload ?? new Uint8Array(), 'announce.keys', fx.hub.trustAnchorKey);
+  if (!d.ok) throw new Error(`keys announcement does not verify under the anchor: ${d.code}`);
+  return d.value.body;
+}
+
+describe('hub key rotation', () => {
+  it('old key until the switch, new key after; old tickets honoured until the old key retires; the ring survives a restart', async () => {
+    const a = fx.hub.hubPublicKey;
+    const before = await buyDayPass();
+    const unused = await buyDayPass();
+    expect(before.ticket.body.hubKey).toBe(a);
+    const versionBefore = keysAnnouncement().version;
+
+    const b = fx.hub.rotateHubKey({ activateInMs: HOUR, retireAfterMs: 2 * HOUR }).publicKey;
+    // Announced at once, under the old key, with both windows; the old key still signs.
+    expect(keysAnnouncement()).toMatchObject({ hubKey: a, hubKeys: [{ publicKey: a, notAfter: fx.now + 3 * HOUR }, { publicKey: b, notBefore: fx.now + HOUR }] });
+    expect(keysAnnouncement().version).toBeGreaterThan(versionBefore);
+    expect((await buyDayPass()).result.hubKey).toBe(a);
+
+    fx.advance(HOUR);
+    fx.hub.refreshKeys();
+    const during = await buyDayPass();
+    expect(during.result.hubKey).toBe(b);
+    expect(during.ticket.body.hubKey).toBe(b);
+    expect(decodeAndVerify(encodeMessage(during.result.statement as Envelope<'balance.statement'>), 'balance.statement', b).ok).toBe(true);
+    expect(keysAnnouncement().hubKey).toBe(a);
+    expect((await useTicket(before.ticket)).status).toBe('approved');
+
+    await fx.reopen();
+    expect(fx.hub.hubPublicKey).toBe(b);
+
+    fx.advance(2 * HOUR + 1);
+    fx.hub.refreshKeys();
+    expect(keysAnnouncement()).toMatchObject({ hubKey: b, hubKeys: [{ publicKey: b }] });
+    const late = await buyDayPass();
+    expect((await useTicket(late.ticket)).status).toBe('approved');
+    expect((await useTicket(during.ticket)).status).toBe('approved');
+    // A ticket of the retired key is no longer honoured, though still valid by its own dates.
+    expect(unused.ticket.body.validUntil).toBeGreaterThan(fx.now);
+    expect(await useTicket(unused.ticket)).toMatchObject({ status: 'declined', code: 'UNKNOWN_ISSUER' });
+  });
+});
