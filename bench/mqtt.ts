@@ -24,7 +24,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -207,6 +207,7 @@ async function runPhases(
   // Event-loop stalls of the hub's thread (GC, a synchronous SQLite step) show up here first.
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
   loopDelay.enable();
+  const gc = gcPauses();
   try {
     const ready = await gen.next();
     if (ready.event === 'ready') console.error(`# ${prefix || 'aedes '}: ${TERMINALS} terminals connected in ${ready.connectMs} ms`);
@@ -214,6 +215,7 @@ async function runPhases(
     const phase = async (p: Phase) => {
       server.resetStats();
       loopDelay.reset();
+      gc.reset();
       ledgerCommits();
       hubCpu = process.cpuUsage();
       return gen.phase(p);
@@ -225,7 +227,7 @@ async function runPhases(
       const hubCpuPercent = Math.round(((cpu.user + cpu.system) / 1000 / r.elapsedMs) * 100);
       const commits = ledgerCommits();
       const ledger = commits ? `; ledger batches ${commits.commits} in ${commits.transactions} writer commits (+${commits.committedHere} on the engine thread), p50 ${commits.p50Ms.toFixed(2)} p99 ${commits.p99Ms.toFixed(2)} max ${commits.maxMs.toFixed(1)} ms` : '';
-      console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}% generator ${r.generatorCpuPercent}% of a core; hub event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms${ledger}; load ${loadavg()[0]!.toFixed(1)}`);
+      console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}% generator ${r.generatorCpuPercent}% of a core; hub event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms; GC ${gc.describe()}${ledger}; load ${loadavg()[0]!.toFixed(1)}`);
       if (r.signatureBad > 0) throw new Error(`${r.name}: ${r.signatureBad} replies failed the hub signature check`);
     };
     check(await phase({ name: 'warm-up', mode: 'closed', window: WINDOW, durationMs: Math.min(3000, PHASE_MS) }));
@@ -258,6 +260,7 @@ async function runPhases(
     }
   } finally {
     loopDelay.disable();
+    gc.stop();
     await gen.close();
   }
 }
@@ -320,4 +323,26 @@ export async function run(report: Report): Promise<void> {
     await hub.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** GC pauses of the hub's main thread per phase (minor = scavenge; major = mark-compact and its steps); worker heaps are not counted. */
+function gcPauses(): { reset(): void; describe(): string; stop(): void } {
+  let minor: number[] = [];
+  let major: number[] = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+      (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR ? minor : major).push(e.duration);
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  const fmt = (xs: number[]) => `${xs.length} (${xs.reduce((a, b) => a + b, 0).toFixed(0)} ms, max ${Math.max(0, ...xs).toFixed(1)})`;
+  return {
+    reset: () => {
+      minor = [];
+      major = [];
+    },
+    describe: () => `minor ${fmt(minor)} major ${fmt(major)}`,
+    stop: () => obs.disconnect(),
+  };
 }

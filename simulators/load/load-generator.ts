@@ -11,12 +11,11 @@ import { readFileSync } from 'node:fs';
 import { canonicalBytes, fromHex, topics } from '../../protocol/index.ts';
 import { makePurchaseRequest, nodeSigningKey, type PurchaseParty } from './purchase-request.ts';
 import { connectTerminal, type TerminalClient } from './terminal-client.ts';
+import { Metronome } from './metronome.ts';
 import type { FleetFile, FromGenerator, Phase, PhaseResult, ToGenerator } from './load-plan.ts';
 
 const SIGNATURE_SAMPLE_EVERY = 100;
 const GRACE_MS = 3000;
-/** Open loop at ≤ 200/s (≥ 5 ms apart) sends on time; faster, the spin would cost a core. */
-const PRECISE_SEND_MIN_INTERVAL_MS = 5;
 
 function send(message: FromGenerator): void {
   process.send?.(message);
@@ -63,6 +62,8 @@ async function main(): Promise<void> {
   const hubKey = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), fromHex(fleet.hubKeyHex)]), format: 'der', type: 'spki' });
   const started = performance.now();
   const slots: Slot[] = [];
+  // Open loop: each request leaves when it is due (sub-ms), without a spinning wait.
+  const metronome = new Metronome();
   // Connect in chunks: a connect storm of hundreds of CONNECTs at once is not what we measure.
   for (let i = 0; i < fleet.terminals.length; i += 50) {
     const chunk = fleet.terminals.slice(i, i + 50);
@@ -185,11 +186,7 @@ async function main(): Promise<void> {
             sent++;
           }
           if (now >= end) return resolve();
-          const dueInMs = start + sent * intervalMs - performance.now();
-          // Node's timers have 1 ms granularity (p50 ~0.6 ms late measured here); at low rates the
-          // last millisecond is waited out on setImmediate so a request leaves when it is due.
-          if (intervalMs >= PRECISE_SEND_MIN_INTERVAL_MS && dueInMs < 1.5) setImmediate(tick);
-          else setTimeout(tick, Math.max(0, intervalMs >= PRECISE_SEND_MIN_INTERVAL_MS ? dueInMs - 1.5 : dueInMs));
+          metronome.at(start + sent * intervalMs, tick);
         };
         tick();
       });
@@ -248,7 +245,7 @@ async function main(): Promise<void> {
 
   process.on('message', (raw: ToGenerator) => {
     if (raw.cmd === 'exit') {
-      void Promise.all(slots.map((s) => s.client.close().catch(() => {}))).finally(() => process.exit(0));
+      void Promise.all([...slots.map((s) => s.client.close().catch(() => {})), metronome.close()]).finally(() => process.exit(0));
       return;
     }
     runPhase(raw.phase).then(

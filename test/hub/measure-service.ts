@@ -5,6 +5,8 @@
  * VERIFIER=workers: signature checks in hub/verify's worker-thread pool (as the MQTT hub runs).
  * LEDGER_DURABILITY=pipelined: the ledger's pipelined durability mode (default full).
  * LEDGER_WRITER_THREAD=1: the ledger commits on its writer thread (synchronous=FULL still).
+ * PROFILE=file.cpuprofile / HEAP_PROFILE=file.heapprofile: CPU profile / allocation sampling
+ * (collected objects included) of the measured phase.
  */
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
@@ -41,6 +43,12 @@ try {
     await session.post('Profiler.enable');
     await session.post('Profiler.start');
   }
+  // HEAP_PROFILE=file.heapprofile: where the measured phase allocates, garbage included (GC pressure).
+  const heapSession = process.env['HEAP_PROFILE'] ? new Session() : undefined;
+  if (heapSession) {
+    heapSession.connect();
+    await heapSession.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  }
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
@@ -62,6 +70,11 @@ try {
     const { profile } = await session.post('Profiler.stop');
     writeFileSync(process.env['PROFILE'] as string, JSON.stringify(profile));
     session.disconnect();
+  }
+  if (heapSession) {
+    const { profile } = await heapSession.post('HeapProfiler.stopSampling');
+    writeFileSync(process.env['HEAP_PROFILE'] as string, JSON.stringify(profile));
+    heapSession.disconnect();
   }
   latencies.sort((a, b) => a - b);
   const pct = (q: number) => (latencies[Math.floor(q * (latencies.length - 1))] ?? 0).toFixed(1);
