@@ -8,11 +8,12 @@ export interface HubKeyWindow {
   readonly notAfter: number;
 }
 
-export function keyActiveAt(k: HubKeyWindow, t: number): boolean {
-  return k.notBefore <= t && t <= k.notAfter;
+/** t inside the key's window, widened by `slackMs` on both sides (clock skew between hub and terminal). */
+export function keyActiveAt(k: HubKeyWindow, t: number, slackMs = 0): boolean {
+  return k.notBefore - slackMs <= t && t <= k.notAfter + slackMs;
 }
 
-/** Public keys (hex) whose window contains t. */
-export function hubKeysTrustedAt(keys: readonly HubKeyWindow[], t: number): string[] {
-  return keys.filter((k) => keyActiveAt(k, t)).map((k) => k.publicKey);
+/** Public keys (hex) whose window contains t (± slackMs). */
+export function hubKeysTrustedAt(keys: readonly HubKeyWindow[], t: number, slackMs = 0): string[] {
+  return keys.filter((k) => keyActiveAt(k, t, slackMs)).map((k) => k.publicKey);
 }

@@ -4,8 +4,9 @@
 // store and the hub client. Nothing here decides a business outcome.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import {
-  checkAuthorization, createOffer, decodeAnyForm, decodeMessage, encodeCompact, HubKeyRing, hubKeysTrustedAt, isErrorCode, encodeMessage, newChallenge, newRequestId,
+  checkAuthorization, createOffer, decodeAnyForm, decodeMessage, DEFAULT_MAX_SKEW_MS, encodeCompact, HubKeyRing, hubKeysTrustedAt, isErrorCode, PublicKeyHex, encodeMessage, newChallenge, newRequestId,
   signMessage, toHex, verifyMessage, type ArticleT, type Envelope, type FareTable, type HubKeyWindow, type KeyPair,
 } from '../protocol/index.ts';
 import { isHardwareError } from '../hardware/errors.ts';
@@ -54,6 +55,8 @@ const TRANSIENT_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'INTERNAL',
 const PAID_EXIT_VALID_MS = 3 * 3600_000;
 /** Store key of the last announced hub key ring (kept apart from the announcement: see applyAnnouncement). */
 const HUB_KEY_RING = 'hub-key-ring';
+/** The ring as stored: with the key pinned when it was accepted, so re-pinning the config drops it. */
+const StoredRing = z.object({ pinned: PublicKeyHex, ring: HubKeyRing });
 
 function parseJsonOrUndefined(text: string | undefined): unknown {
   if (text === undefined) return undefined;
@@ -161,7 +164,12 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
 
   /** Rotation: the announced keys whose window contains now (the pinned key until announced). */
   private get hubKeys(): string[] {
-    return this.hubKeyRing ? hubKeysTrustedAt(this.hubKeyRing, this.clock()) : [this.config.hub.hubKey];
+    return this.hubKeysAt(this.clock());
+  }
+
+  /** Keys valid at t, with the protocol's clock-skew allowance (the hub switches by its own clock). */
+  private hubKeysAt(t: number): string[] {
+    return this.hubKeyRing ? hubKeysTrustedAt(this.hubKeyRing, t, DEFAULT_MAX_SKEW_MS) : [this.config.hub.hubKey];
   }
 
   get fareTable(): FareTable | null {
@@ -225,6 +233,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       merchantId: c.merchantId,
       currency: c.currency,
       hubKeys: this.hubKeys,
+      hubKeysAt: (t) => this.hubKeysAt(t),
       issuerKeys: this.issuerKeys,
       blocklist: this.blocklist.wallets,
       online: this.online,
@@ -586,7 +595,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         // Rotation: the ring was announced under a key we already trust. It is kept on its own
         // too, so a restart after that key retired still trusts its successor.
         this.hubKeyRing = m.body.hubKeys;
-        this.d.store.setKv(HUB_KEY_RING, JSON.stringify(m.body.hubKeys));
+        this.d.store.setKv(HUB_KEY_RING, JSON.stringify({ pinned: this.config.hub.hubKey, ring: m.body.hubKeys }));
         this.issuerKeys = [...new Set([...this.config.hub.issuerKeys, ...m.body.issuerKeys])];
         return;
       case 'announce.blocklist':
@@ -606,8 +615,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   }
 
   private restoreAnnouncements(): void {
-    const ring = HubKeyRing.safeParse(parseJsonOrUndefined(this.d.store.getKv(HUB_KEY_RING)));
-    if (ring.success) this.hubKeyRing = ring.data;
+    // An operator who re-pins the hub key (a terminal stranded through a whole rotation, or a
+    // compromised key) starts over from the new pin; otherwise the learned ring carries on.
+    const stored = StoredRing.safeParse(parseJsonOrUndefined(this.d.store.getKv(HUB_KEY_RING)));
+    if (stored.success && stored.data.pinned === this.config.hub.hubKey) this.hubKeyRing = stored.data.ring;
     for (const key of ['announce.keys', 'announce.blocklist', 'announce.fares', `announce.catalog.${this.config.merchantId}`]) {
       const raw = this.d.store.getKv(key);
       if (!raw) continue;

@@ -170,13 +170,14 @@ export function buildProgram(): Command {
   program
     .command('rotate-hub-key')
     .description('add the next hub signing key: announced now, signing after --activate-in-hours, the current key trusted --retire-after-hours longer')
-    .option('--activate-in-hours <hours>', 'time for terminals to learn the new key before it signs (0: at once)', '24')
-    .option('--retire-after-hours <hours>', 'how long the current key stays trusted once the new one signs (0: a compromised key)', '168')
-    .action(async (o: Record<string, string | undefined>) => {
-      const plan = {
-        activateInMs: (int('activate-in-hours', o['activateInHours'], 0) ?? 24) * 3600_000,
-        retireAfterMs: (int('retire-after-hours', o['retireAfterHours'], 0) ?? 168) * 3600_000,
-      };
+    .option('--activate-in-hours <hours>', 'time for terminals to learn the new key before it signs', '24')
+    .option('--retire-after-hours <hours>', 'how long the current key stays trusted once the new one signs', '168')
+    .option('--compromised', 'the current key leaked: drop it at once (every terminal and wallet must be given the new key)')
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      const hours = (field: string, text: unknown) => (int(field, String(text), 0) as number) * 3600_000;
+      const plan = o['compromised']
+        ? { activateInMs: 0, retireAfterMs: 0, compromised: true }
+        : { activateInMs: hours('activate-in-hours', o['activateInHours']), retireAfterMs: hours('retire-after-hours', o['retireAfterHours']) };
       await withHub(program, (hub) => {
         const next = hub.rotateHubKey(plan);
         print({ next, keys: hub.hubKeys() });

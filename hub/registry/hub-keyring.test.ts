@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hubKeysTrustedAt, toHex } from '../../protocol/index.ts';
-import { anchorKeyAt, announcedAt, FOREVER_MS, HubKeyring, planRotation, RotationError, signingKeyAt, type HubKeyEntry } from './hub-keyring.ts';
+import { anchorKeyAt, announcedAt, FOREVER_MS, HubKeyring, MAX_ANNOUNCED_KEYS, nextKeyEdge, planRotation, RotationError, signedWithin, signingKeyAt, TICKET_HORIZON_MS, type HubKeyEntry } from './hub-keyring.ts';
+import { loadOrCreateEd25519Key } from './keys.ts';
 import { Registry } from './registry.ts';
 
 const HOUR = 3600_000;
@@ -23,7 +24,7 @@ describe('hub key ring (pure)', () => {
     ]);
   });
 
-  it('signs with the newest active key, announces under the oldest valid one, trusts both only while both are valid', () => {
+  it('signs with the newest active key, announces under the oldest active one, trusts both only while both are active', () => {
     const at = (t: number) => ({ signing: signingKeyAt(ring, t).publicKey, anchor: anchorKeyAt(ring, t).publicKey, trusted: hubKeysTrustedAt(ring, t), announced: announcedAt(ring, t).map((k) => k.publicKey) });
     const a = first.publicKey;
     const b = next.publicKey;
@@ -32,8 +33,17 @@ describe('hub key ring (pure)', () => {
     // Overlap: the new key signs results; the keys announcement stays under the old key.
     expect(at(startsAt)).toEqual({ signing: b, anchor: a, trusted: [a, b], announced: [a, b] });
     expect(at(retiresAt)).toEqual({ signing: b, anchor: a, trusted: [a, b], announced: [a, b] });
-    // Retired: the old key is neither trusted nor announced.
-    expect(at(retiresAt + 1)).toEqual({ signing: b, anchor: b, trusted: [b], announced: [b] });
+    // Retired: no longer trusted for new things, still announced for the tickets it signed.
+    expect(at(retiresAt + 1)).toEqual({ signing: b, anchor: b, trusted: [b], announced: [a, b] });
+    expect(at(retiresAt + TICKET_HORIZON_MS + 1).announced).toEqual([b]);
+    // A ticket counts by the key of its issue time.
+    expect(signedWithin(ring, a, startsAt - 1)).toBe(true);
+    expect(signedWithin(ring, a, retiresAt + 1)).toBe(false);
+    expect(signedWithin(ring, b, startsAt - 1)).toBe(false);
+    // The hub re-announces at each edge.
+    expect(nextKeyEdge(ring, T0)).toBe(startsAt);
+    expect(nextKeyEdge(ring, startsAt)).toBe(retiresAt + 1);
+    expect(nextKeyEdge(ring, retiresAt + 1)).toBeUndefined();
   });
 
   it('refuses a second rotation while one is pending, a key already in the ring, and negative or fractional times', () => {
@@ -43,10 +53,25 @@ describe('hub key ring (pure)', () => {
     expect(() => planRotation([first], T0, { activateInMs: 0, retireAfterMs: 1.5 }, next)).toThrow(/retireAfterMs/);
   });
 
-  it('a compromised key (both times 0) stops being trusted right after the rotation', () => {
-    const now = planRotation([first], T0, { activateInMs: 0, retireAfterMs: 0 }, next);
-    expect(hubKeysTrustedAt(now, T0 + 1)).toEqual([next.publicKey]);
-    expect(anchorKeyAt(now, T0 + 1).publicKey).toBe(next.publicKey);
+  it('a compromised key is dropped at once: not trusted, not announced, its tickets no longer honoured', () => {
+    const dropped = planRotation([first], T0, { activateInMs: 24 * HOUR, retireAfterMs: 24 * HOUR, compromised: true }, next);
+    expect(dropped).toEqual([{ ...next, notBefore: T0, notAfter: FOREVER_MS }]);
+    expect(signedWithin(dropped, first.publicKey, T0 - 1)).toBe(false);
+    expect(announcedAt(dropped, T0).map((k) => k.publicKey)).toEqual([next.publicKey]);
+  });
+
+  it('refuses a rotation that would announce more than the announcement holds', () => {
+    let keys: HubKeyEntry[] = [first];
+    let t = T0;
+    for (let i = 1; i < MAX_ANNOUNCED_KEYS; i++) {
+      keys = planRotation(keys, t, { activateInMs: 0, retireAfterMs: 0 }, { publicKey: i.toString(16).padStart(64, '0'), file: `k${i}` });
+      t += HOUR;
+    }
+    expect(announcedAt(keys, t)).toHaveLength(MAX_ANNOUNCED_KEYS);
+    expect(() => planRotation(keys, t, { activateInMs: 0, retireAfterMs: 0 }, { publicKey: 'ff'.repeat(32), file: 'x' })).toThrow(/at most 8/);
+    // A year later the oldest have left the ring and rotation works again.
+    const later = planRotation(keys, t + TICKET_HORIZON_MS, { activateInMs: 0, retireAfterMs: 0 }, { publicKey: 'ff'.repeat(32), file: 'x' });
+    expect(later.length).toBeLessThan(keys.length);
   });
 
   it('a later rotation never extends a key that already retires earlier', () => {
@@ -68,34 +93,50 @@ describe('HubKeyring on a data dir', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('adopts the existing hub-signing.key, writes the next key 0600, and reopens to the same ring', () => {
-    const ring = HubKeyring.open(dir, reg);
-    const original = toHex(ring.signingKey(T0).publicKey);
+  it('adopts the hub-signing.key of a data dir from before rotation, writes the next key 0600, and reopens to the same ring', () => {
+    const original = toHex(loadOrCreateEd25519Key(dir, 'hub-signing').publicKey);
+    const ring = HubKeyring.open(dir, reg, T0);
+    expect(ring.keys()).toEqual([{ publicKey: original, file: 'hub-signing.key', notBefore: 0, notAfter: FOREVER_MS }]);
     const versionBefore = reg.meta('keys_version');
     const added = ring.rotate(T0, { activateInMs: HOUR, retireAfterMs: HOUR });
     expect(reg.meta('keys_version')).toBe(versionBefore + 1);
     expect(statSync(join(dir, added.file)).mode & 0o777).toBe(0o600);
     expect(toHex(ring.signingKey(T0 + HOUR).publicKey)).toBe(added.publicKey);
-    const again = HubKeyring.open(dir, reg);
+    const again = HubKeyring.open(dir, reg, T0);
     expect(again.keys()).toEqual(ring.keys());
     expect(toHex(again.signingKey(T0).publicKey)).toBe(original);
     expect(toHex(again.signingKey(T0 + HOUR).publicKey)).toBe(added.publicKey);
-    expect(again.trustedKeys(T0 + 2 * HOUR + 1)).toEqual([added.publicKey]);
+    expect(again.signedWithin(original, T0 + 2 * HOUR + 1)).toBe(false);
   });
 
-  it('a ring entry whose key file is gone is a clear error, not a silently new key', () => {
-    const ring = HubKeyring.open(dir, reg);
+  it('a missing file of a key that may still sign is a clear error, not a silently new key; the file of a retired key may go', () => {
+    const ring = HubKeyring.open(dir, reg, T0);
     const added = ring.rotate(T0, { activateInMs: HOUR, retireAfterMs: HOUR });
     unlinkSync(join(dir, added.file));
-    expect(() => HubKeyring.open(dir, reg)).toThrow(/hub key file .* is missing/);
+    expect(() => HubKeyring.open(dir, reg, T0)).toThrow(/hub key file .* is missing/);
+    expect(readdirSync(dir).filter((f) => f.startsWith('hub-signing'))).toEqual(['hub-signing.key']);
+    // The other way round: the first key retired, its file deleted (as after a leak).
+    const other = mkdtempSync(join(tmpdir(), 'tapsettle-keyring-'));
+    const reg2 = Registry.open(join(other, 'registry.sqlite'));
+    try {
+      const r2 = HubKeyring.open(other, reg2, T0);
+      const b = r2.rotate(T0, { activateInMs: HOUR, retireAfterMs: HOUR });
+      unlinkSync(join(other, 'hub-signing.key'));
+      expect(toHex(HubKeyring.open(other, reg2, T0 + 3 * HOUR).signingKey(T0 + 3 * HOUR).publicKey)).toBe(b.publicKey);
+    } finally {
+      reg2.close();
+      rmSync(other, { recursive: true, force: true });
+    }
   });
 
   it('a refused rotation writes no key file and leaves the ring as it was', () => {
-    const ring = HubKeyring.open(dir, reg);
+    const ring = HubKeyring.open(dir, reg, T0);
     ring.rotate(T0, { activateInMs: HOUR, retireAfterMs: HOUR });
     const before = reg.hubKeys();
+    const files = readdirSync(dir).filter((f) => f.startsWith('hub-signing'));
     expect(() => ring.rotate(T0 + 1, { activateInMs: HOUR, retireAfterMs: HOUR })).toThrow(RotationError);
     expect(reg.hubKeys()).toEqual(before);
-    expect(HubKeyring.open(dir, reg).keys()).toEqual(before);
+    expect(readdirSync(dir).filter((f) => f.startsWith('hub-signing'))).toEqual(files);
+    expect(HubKeyring.open(dir, reg, T0).keys()).toEqual(before);
   });
 });

@@ -2,20 +2,23 @@
  * Hub signing-key rotation (issue 4, retained announcements). The hub keeps a small ring of
  * signing keys, each with a validity window. A new key is announced ahead of its `notBefore`, so
  * terminals that are online learn it before the first result it signs; the old key stays trusted
- * for a grace period after that, so results and tickets it signed keep verifying.
+ * for a grace period after that, so results in flight keep verifying.
  *
  * Which key does what, at time t:
- * - signing key: the newest key already active — signs results, tickets, statements, errors;
- * - anchor key: the oldest key still valid — signs the keys announcement, because it is the key
- *   every terminal provisioned before the rotation already trusts;
- * - trusted keys: every key whose window contains t (tickets the hub is shown are checked against
- *   these).
- * The functions here are pure; `HubKeyring` adds the secret key files.
+ * - signing key: the newest key already active — signs results, tickets, statements, errors and
+ *   the other announcements;
+ * - anchor key: the oldest key still active — signs the keys announcement and terminal
+ *   certificates, because it is the key every terminal provisioned before the rotation trusts;
+ * - a hub-signed record that outlives the window (a ticket) is honoured when its key is in the
+ *   ring and it was issued inside that key's window. Retired keys therefore stay in the ring (and
+ *   announced, so gates can check such tickets) for TICKET_HORIZON_MS; their secrets are not
+ *   loaded. A rotation for a compromised key removes it instead.
+ * The functions here are pure; `HubKeyring` adds the registry and the secret key files.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateKeyPair, hubKeysTrustedAt, keyActiveAt, toHex, type HubKeyWindow, type KeyPair } from '../../protocol/index.ts';
-import { loadOrCreateEd25519Key, writeNewSecretKey } from './keys.ts';
+import { generateKeyPair, keyActiveAt, toHex, type HubKeyWindow, type KeyPair } from '../../protocol/index.ts';
+import { loadEd25519Key, loadOrCreateEd25519Key, writeNewSecretKey } from './keys.ts';
 
 export type { HubKeyWindow };
 
@@ -26,6 +29,13 @@ export interface HubKeyEntry extends HubKeyWindow {
 
 /** 9999-12-31: the first key, and the newest after a rotation, never expire on their own. */
 export const FOREVER_MS = 253_402_300_799_000;
+/** The longest ticket validity (hub/rules/tickets.ts): a retired key is kept this long for its tickets. */
+export const TICKET_HORIZON_MS = 366 * 24 * 3600_000;
+/** The keys announcement carries at most this many keys (protocol HubKeyRing). */
+export const MAX_ANNOUNCED_KEYS = 8;
+
+const FIRST_KEY_FILE = 'hub-signing.key';
+const KEY_FILE = /^hub-signing(-[0-9a-f]{16})?\.key$/;
 
 export class RotationError extends Error {
   readonly code = 'ROTATION_REFUSED';
@@ -35,9 +45,9 @@ export class RotationError extends Error {
   }
 }
 
-/** Keys worth announcing at t: valid now or later. */
+/** Keys worth announcing at t: active, coming, or retired less than the ticket horizon ago. */
 export function announcedAt<K extends HubKeyWindow>(keys: readonly K[], t: number): K[] {
-  return keys.filter((k) => t <= k.notAfter).sort((a, b) => a.notBefore - b.notBefore);
+  return keys.filter((k) => t - TICKET_HORIZON_MS <= k.notAfter).sort((a, b) => a.notBefore - b.notBefore);
 }
 
 export function signingKeyAt<K extends HubKeyWindow>(keys: readonly K[], t: number): K {
@@ -56,28 +66,45 @@ export function anchorKeyAt<K extends HubKeyWindow>(keys: readonly K[], t: numbe
   return live.reduce((best, k) => (k.notBefore < best.notBefore ? k : best));
 }
 
+/** True when `publicKey` is in the ring and t lies in its window (a ticket issued at t). */
+export function signedWithin(keys: readonly HubKeyWindow[], publicKey: string, t: number): boolean {
+  return keys.some((k) => k.publicKey === publicKey && keyActiveAt(k, t));
+}
+
+/** The first time after t at which a window opens or closes (the hub re-announces then). */
+export function nextKeyEdge(keys: readonly HubKeyWindow[], t: number): number | undefined {
+  const edges = keys.flatMap((k) => [k.notBefore, k.notAfter + 1]).filter((e) => e > t && e < FOREVER_MS);
+  return edges.length > 0 ? Math.min(...edges) : undefined;
+}
+
 export interface RotationPlan {
   /** Time from the rotation until the new key signs (terminals learn it meanwhile). */
   readonly activateInMs: number;
   /** Time the old key stays trusted after the new one starts signing. */
   readonly retireAfterMs: number;
+  /** The current key leaks: it is dropped from the ring at once (its tickets stop being honoured). */
+  readonly compromised?: boolean;
 }
 
 /** The ring after a rotation at `nowMs`: the new key starts at now + activateIn, the current one ends retireAfter later. */
 export function planRotation(keys: readonly HubKeyEntry[], nowMs: number, plan: RotationPlan, next: { publicKey: string; file: string }): HubKeyEntry[] {
-  for (const [name, v] of Object.entries(plan)) {
+  for (const name of ['activateInMs', 'retireAfterMs'] as const) {
+    const v = plan[name];
     if (!Number.isSafeInteger(v) || v < 0) throw new RotationError(`${name}: expected a whole number of milliseconds ≥ 0`);
   }
   const pending = keys.find((k) => k.notBefore > nowMs);
   if (pending) throw new RotationError(`key ${pending.publicKey.slice(0, 12)}… is already waiting to start at ${new Date(pending.notBefore).toISOString()}`);
   if (keys.some((k) => k.publicKey === next.publicKey)) throw new RotationError('the new key is already in the ring');
   const current = signingKeyAt(keys, nowMs);
-  const startsAt = nowMs + plan.activateInMs;
+  const startsAt = nowMs + (plan.compromised ? 0 : plan.activateInMs);
   const retiresAt = Math.min(current.notAfter, startsAt + plan.retireAfterMs);
-  return [
-    ...keys.map((k) => (k.publicKey === current.publicKey ? { ...k, notAfter: retiresAt } : k)),
-    { publicKey: next.publicKey, file: next.file, notBefore: startsAt, notAfter: FOREVER_MS },
-  ];
+  const kept = plan.compromised ? keys.filter((k) => k.publicKey !== current.publicKey) : keys.map((k) => (k.publicKey === current.publicKey ? { ...k, notAfter: retiresAt } : k));
+  // Entries past the ticket horizon are dropped: nothing they signed is honoured any more.
+  const ring = [...kept.filter((k) => nowMs - TICKET_HORIZON_MS <= k.notAfter), { publicKey: next.publicKey, file: next.file, notBefore: startsAt, notAfter: FOREVER_MS }];
+  if (announcedAt(ring, nowMs).length > MAX_ANNOUNCED_KEYS) {
+    throw new RotationError(`at most ${MAX_ANNOUNCED_KEYS} hub keys can be announced; older keys leave the ring a year after they retire`);
+  }
+  return ring;
 }
 
 /** Where the ring's windows are kept (the registry; one transaction per change). */
@@ -86,16 +113,20 @@ export interface HubKeyStore {
   replaceHubKeys(keys: readonly HubKeyEntry[]): void;
 }
 
-const FIRST_KEY_FILE = 'hub-signing.key';
+/** What the settlement service needs: the key to sign with now, and whether a hub-signed record is honoured. */
+export interface HubKeys {
+  signingKey(t: number): KeyPair;
+  signedWithin(publicKey: string, t: number): boolean;
+}
 
-/** The ring with its secrets loaded from the data dir's key files. */
-export class HubKeyring {
+/** The ring with the secrets of its signing-capable keys loaded from the data dir's key files. */
+export class HubKeyring implements HubKeys {
   readonly #dataDir: string;
   readonly #store: HubKeyStore;
   #keys: HubKeyEntry[];
   readonly #secrets = new Map<string, KeyPair>();
 
-  private constructor(dataDir: string, store: HubKeyStore) {
+  private constructor(dataDir: string, store: HubKeyStore, nowMs: number) {
     this.#dataDir = dataDir;
     this.#store = store;
     this.#keys = store.hubKeys();
@@ -105,36 +136,43 @@ export class HubKeyring {
       this.#keys = [{ publicKey: toHex(first.publicKey), file: FIRST_KEY_FILE, notBefore: 0, notAfter: FOREVER_MS }];
       store.replaceHubKeys(this.#keys);
     }
-    for (const k of this.#keys) this.#load(k);
+    // Retired keys never sign again: their files may be gone (deleted after a compromise).
+    for (const k of this.#keys) if (k.notAfter >= nowMs) this.#load(k);
   }
 
-  static open(dataDir: string, store: HubKeyStore): HubKeyring {
-    return new HubKeyring(dataDir, store);
+  static open(dataDir: string, store: HubKeyStore, nowMs: number): HubKeyring {
+    return new HubKeyring(dataDir, store, nowMs);
   }
 
-  #load(k: HubKeyEntry): KeyPair {
+  #load(k: HubKeyEntry): void {
+    if (!KEY_FILE.test(k.file)) throw new RotationError(`hub key ring names an unexpected file ${JSON.stringify(k.file)}`);
     const path = join(this.#dataDir, k.file);
     if (!existsSync(path)) throw new RotationError(`hub key file ${k.file} is missing for key ${k.publicKey.slice(0, 12)}…`);
-    const pair = loadOrCreateEd25519Key(this.#dataDir, k.file.replace(/\.key$/, ''));
+    const pair = loadEd25519Key(path);
     if (toHex(pair.publicKey) !== k.publicKey) throw new RotationError(`hub key file ${k.file} does not hold key ${k.publicKey.slice(0, 12)}…`);
     this.#secrets.set(k.publicKey, pair);
-    return pair;
   }
 
   keys(): readonly HubKeyEntry[] {
     return this.#keys;
   }
 
+  #secret(k: HubKeyEntry): KeyPair {
+    const pair = this.#secrets.get(k.publicKey);
+    if (!pair) throw new RotationError(`hub key ${k.publicKey.slice(0, 12)}… has retired; its secret is not loaded`);
+    return pair;
+  }
+
   signingKey(t: number): KeyPair {
-    return this.#secrets.get(signingKeyAt(this.#keys, t).publicKey) as KeyPair;
+    return this.#secret(signingKeyAt(this.#keys, t));
   }
 
   anchorKey(t: number): KeyPair {
-    return this.#secrets.get(anchorKeyAt(this.#keys, t).publicKey) as KeyPair;
+    return this.#secret(anchorKeyAt(this.#keys, t));
   }
 
-  trustedKeys(t: number): string[] {
-    return hubKeysTrustedAt(this.#keys, t);
+  signedWithin(publicKey: string, t: number): boolean {
+    return signedWithin(this.#keys, publicKey, t);
   }
 
   /** Generates the next key (file written and synced first), then records the new windows. */

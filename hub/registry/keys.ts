@@ -40,13 +40,16 @@ export function writeNewSecretKey(file: string, secret: Uint8Array): void {
   }
 }
 
+/** Loads an existing Ed25519 key file (KeyFileError when it is malformed). */
+export function loadEd25519Key(file: string): KeyPair {
+  const secretKey = readSecret(file);
+  return { secretKey, publicKey: publicKeyOf(secretKey) };
+}
+
 /** Loads `<dataDir>/<name>.key` or creates it (mode 0600, exclusive create: no race overwrites it). */
 export function loadOrCreateEd25519Key(dataDir: string, name: string): KeyPair {
   const file = join(dataDir, `${name}.key`);
-  if (existsSync(file)) {
-    const secretKey = readSecret(file);
-    return { secretKey, publicKey: publicKeyOf(secretKey) };
-  }
+  if (existsSync(file)) return loadEd25519Key(file);
   const pair = generateKeyPair();
   writeNewSecretKey(file, pair.secretKey);
   return pair;

@@ -1,8 +1,10 @@
 /**
  * Retained, hub-signed announcements (issue 4): blocklist, catalog per merchant, fare table and
  * keys (the hub key ring with its windows, for rotation: hub-keyring.ts). Each is rebuilt from
- * the registry; its `time` is the time of the change it announces, so an unchanged announcement
- * signs to identical bytes and is not republished.
+ * the registry; its `time` is the time of the change it announces (for keys: the latest
+ * revocation or key start, which may lie ahead), so an unchanged announcement signs to identical
+ * bytes and is not republished. The keys announcement changes signer and list at window edges
+ * without a new version: terminals apply the windows themselves and only keep the newer bytes.
  */
 import {
   encodeMessage,

@@ -27,7 +27,7 @@ import { SqliteLedgerStore, type SqliteStoreOptions } from '../ledger/sqlite-sto
 import { verifyLedger, type VerifyReport } from '../ledger/verify.ts';
 import type { Account, HistoryItem, HoldInfo, Outcome, SettlementSummary } from '../ledger/types.ts';
 import { loadOrCreateEd25519Key, loadOrCreateSecret } from '../registry/keys.ts';
-import { announcedAt, HubKeyring, RotationError, type HubKeyWindow, type RotationPlan } from '../registry/hub-keyring.ts';
+import { HubKeyring, nextKeyEdge, RotationError, type HubKeyWindow, type RotationPlan } from '../registry/hub-keyring.ts';
 import { Registry, type PayoutRecord, type TerminalDirectory, type TerminalInfo, type TerminalKindT } from '../registry/registry.ts';
 import { parseCatalogFile, type CatalogVersion } from '../rules/catalog.ts';
 import { parseFareTableFile, type FareTableVersion } from '../rules/fare-tables.ts';
@@ -141,7 +141,7 @@ export class Hub implements TerminalDirectory {
   readonly clock: () => number;
   readonly logger: Logger;
   readonly #keyring: HubKeyring;
-  #keyState = '';
+  #keyTimer: NodeJS.Timeout | undefined;
   readonly #issuerKey: KeyPair;
   readonly #verifier: SignatureVerifier;
   readonly #events: SettlementEvent[] = [];
@@ -180,8 +180,7 @@ export class Hub implements TerminalDirectory {
     this.service = new SettlementService({
       registry: parts.registry,
       engine: parts.engine,
-      hubKey: parts.keyring.signingKey(parts.clock()),
-      trustedHubKeys: (t) => parts.keyring.trustedKeys(t),
+      hubKeys: parts.keyring,
       issuerKeys,
       verifier: parts.verifier,
       cardAuthorizer: parts.cardAuthorizer,
@@ -191,7 +190,7 @@ export class Hub implements TerminalDirectory {
       ...(parts.maxSkewMs !== undefined ? { maxSkewMs: parts.maxSkewMs } : {}),
     });
     this.announcer = new Announcer(parts.registry, parts.keyring, issuerKeys, parts.clock);
-    this.#keyState = this.#currentKeyState();
+    this.#armKeyTimer();
     this.service.onBlocklistChange(() => this.announcer.refresh());
     this.service.onSettlement((e) => {
       this.#events.push(e);
@@ -199,7 +198,6 @@ export class Hub implements TerminalDirectory {
     });
     if (parts.holdReleaseIntervalMs > 0) {
       this.#timer = setInterval(() => {
-        this.refreshKeys();
         this.releaseDueHolds().catch((err: unknown) => this.logger.error({ err }, 'hold release failed'));
       }, parts.holdReleaseIntervalMs);
       this.#timer.unref();
@@ -222,7 +220,8 @@ export class Hub implements TerminalDirectory {
 
   /**
    * Adds the next signing key (CLI `rotate-hub-key`). It is announced at once and signs from
-   * `activateInMs` on; the current key stays trusted for `retireAfterMs` after that.
+   * `activateInMs` on; the current key stays trusted for `retireAfterMs` after that (or is dropped
+   * at once when `compromised`).
    */
   rotateHubKey(plan: RotationPlan): HubKeyWindow {
     let next: HubKeyWindow;
@@ -238,21 +237,25 @@ export class Hub implements TerminalDirectory {
     return { publicKey, notBefore, notAfter };
   }
 
-  /** Follows the ring's windows: switches the signing key and re-announces when a window opens or closes. */
+  /**
+   * Re-announces what a window edge changed (which key signs the announcements, which keys are
+   * listed). Results need no switch: the service picks the signing key per result.
+   */
   refreshKeys(): void {
-    const state = this.#currentKeyState();
-    if (state === this.#keyState) return;
-    this.#keyState = state;
-    const signing = this.#keyring.signingKey(this.clock());
-    this.service.useSigningKey(signing);
     this.announcer.refresh();
-    this.logger.info({ hubKey: toHex(signing.publicKey) }, 'hub keys refreshed');
+    this.#armKeyTimer();
   }
 
-  #currentKeyState(): string {
+  /** A timer for the ring's next window edge (re-armed hourly at most, so a long wait stays exact). */
+  #armKeyTimer(): void {
+    if (this.#keyTimer) clearTimeout(this.#keyTimer);
+    this.#keyTimer = undefined;
+    if (this.#closed) return;
     const now = this.clock();
-    const k = this.#keyring;
-    return [toHex(k.signingKey(now).publicKey), toHex(k.anchorKey(now).publicKey), ...announcedAt(k.keys(), now).map((e) => `${e.publicKey}:${e.notAfter}`)].join('|');
+    const edge = nextKeyEdge(this.#keyring.keys(), now);
+    if (edge === undefined) return;
+    this.#keyTimer = setTimeout(() => this.refreshKeys(), Math.min(edge - now, 3600_000));
+    this.#keyTimer.unref();
   }
 
   get issuerPublicKey(): string {
@@ -525,6 +528,7 @@ export class Hub implements TerminalDirectory {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#keyTimer) clearTimeout(this.#keyTimer);
     try {
       await this.engine.close();
       await this.#verifier.close();
@@ -561,7 +565,7 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
   let engine: Engine;
   let keyring: HubKeyring;
   try {
-    keyring = HubKeyring.open(options.dataDir, registry);
+    keyring = HubKeyring.open(options.dataDir, registry, clock());
     const store = SqliteLedgerStore.open(ledgerFile, { ...options.ledgerStore, durability: options.ledgerDurability ?? 'full' });
     // Identities and money: owner-only, like the key files (SQLite gives -wal/-shm the same mode).
     for (const f of [registryFile, ledgerFile]) chmodSync(f, 0o600);

@@ -27,6 +27,7 @@ import {
 import type { Engine } from '../ledger/engine.ts';
 import type { Command, Outcome } from '../ledger/types.ts';
 import type { Registry, TerminalRecord } from '../registry/registry.ts';
+import type { HubKeys } from '../registry/hub-keyring.ts';
 import { checkPrices, holdUntilMs } from '../rules/catalog.ts';
 import { fareTableAt, quoteFare } from '../rules/fare-tables.ts';
 import { blocklistAfterSettlement } from '../rules/offline-policy.ts';
@@ -43,14 +44,13 @@ type Request = Envelope<'settlement.request'>;
 type RequestBody = Body<'settlement.request'>;
 type Op = RequestBody['op'];
 type ResultBody = Body<'settlement.result'>;
+type SigningKey = { readonly pair: KeyPair; readonly hex: string; readonly signer: ResultSigner };
 
 export interface SettlementServiceOptions {
   readonly registry: Registry;
   readonly engine: Engine;
-  /** The key that signs results, tickets and statements until `useSigningKey` replaces it. */
-  readonly hubKey: KeyPair;
-  /** Hub keys whose tickets are honoured at a time (rotation); default: the signing key. */
-  readonly trustedHubKeys?: (nowMs: number) => readonly string[];
+  /** The hub's signing keys (rotation: hub/registry/hub-keyring.ts). */
+  readonly hubKeys: HubKeys;
   /** Issuer public keys (hex) whose licenses this hub accepts. */
   readonly issuerKeys: readonly string[];
   readonly verifier: SignatureVerifier;
@@ -135,8 +135,8 @@ function linesDigestOf(lines: unknown, memo: CanonicalMemo): string {
 
 export class SettlementService {
   readonly #o: SettlementServiceOptions;
-  /** Swapped whole on rotation, so one result never mixes two keys. */
-  #key: { readonly pair: KeyPair; readonly hex: string; readonly signer: ResultSigner };
+  /** A signer per hub key, made when the key first signs (rotation adds keys). */
+  readonly #signers = new WeakMap<KeyPair, SigningKey>();
   /**
    * Canonical text by object: every object canonicalized here is built by this service (decoded
    * from a request or made for a reply) and never changed afterwards, so a nested envelope is
@@ -152,22 +152,32 @@ export class SettlementService {
 
   constructor(options: SettlementServiceOptions) {
     this.#o = options;
-    this.#key = this.#signingKey(options.hubKey);
     this.#maxSkewMs = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
     this.#maxTopupMinor = options.maxTopupMinor ?? 100_000_00;
   }
 
   get hubPublicKey(): string {
-    return this.#key.hex;
+    return this.#keyAt(this.#o.clock()).hex;
   }
 
-  /** Rotation: results decided from now on are signed with `pair`. */
-  useSigningKey(pair: KeyPair): void {
-    if (toHex(pair.publicKey) !== this.#key.hex) this.#key = this.#signingKey(pair);
+  /** The key signing at t, with its signer (on the verifier's workers where it has them). */
+  #keyAt(t: number): SigningKey {
+    const pair = this.#o.hubKeys.signingKey(t);
+    let key = this.#signers.get(pair);
+    if (!key) {
+      key = { pair, hex: toHex(pair.publicKey), signer: this.#o.verifier.resultSigner?.(pair.secretKey) ?? inlineResultSigner(pair.secretKey) };
+      this.#signers.set(pair, key);
+    }
+    return key;
   }
 
-  #signingKey(pair: KeyPair): { pair: KeyPair; hex: string; signer: ResultSigner } {
-    return { pair, hex: toHex(pair.publicKey), signer: this.#o.verifier.resultSigner?.(pair.secretKey) ?? inlineResultSigner(pair.secretKey) };
+  /** A stored result answers a duplicate; one signed by a key that has since stopped signing is signed again. */
+  async #storedAnswer(bytes: Uint8Array): Promise<Uint8Array> {
+    const key = this.#keyAt(this.#o.clock());
+    const stored = decodeMessage(bytes, 'settlement.result');
+    if (!stored.ok || stored.value.body.hubKey === key.hex) return bytes;
+    const { statement, ...result } = stored.value.body;
+    return key.signer.signResult({ result: { ...result, hubKey: key.hex }, ...(statement ? { statement: { ...statement.body, hubKey: key.hex } } : {}) });
   }
 
   onSettlement(cb: (e: SettlementEvent) => void): () => void {
@@ -236,7 +246,7 @@ export class SettlementService {
     // The terminal is authenticated from here on: its request id is binding.
     const stored = this.#o.registry.result(body.requestId);
     if (stored) {
-      if (stored.hash === hash) return stored.result;
+      if (stored.hash === hash) return await this.#storedAnswer(stored.result);
       return await this.#finish(req, terminalId, decline('DUPLICATE_MISMATCH'), log);
     }
     const failed = sigs.checks.find((c) => !results[c.index]);
@@ -461,7 +471,8 @@ export class SettlementService {
     const decision = await this.#approved(outcome, wallet, eid);
     if (op.type === 'ticket.sale' && product) {
       const ticketId = derivedId('ticket', body.requestId);
-      decision.ticket = signTicket(this.#key.pair, product, wallet, ticketId, outcome.atMs);
+      // Signed by the key of its issue time; honoured for its whole validity (hub-keyring.ts).
+      decision.ticket = signTicket(this.#keyAt(outcome.atMs).pair, product, wallet, ticketId, outcome.atMs);
       this.#o.registry.putTicket(ticketId, wallet, product.name, body.requestId, outcome.atMs);
     }
     return decision;
@@ -490,7 +501,7 @@ export class SettlementService {
     asOf: number,
     entries: Body<'balance.statement'>['entries'],
   ): Body<'balance.statement'> {
-    return { wallet, balanceMinor, currency, asOf, entries, hubKey: this.#key.hex };
+    return { wallet, balanceMinor, currency, asOf, entries, hubKey: this.#keyAt(this.#o.clock()).hex };
   }
 
   async #ticketUse(
@@ -503,7 +514,8 @@ export class SettlementService {
     if (terminal.kind !== 'gate') return declined('NOT_PERMITTED');
     if (!body.offline && !withinSkew(op.usedAt, now, this.#maxSkewMs)) return declined('STALE_TIMESTAMP');
     // Signature already verified in the batch; checkTicket re-checks issuer, time and station.
-    const check = checkTicket(op.ticket, this.#o.trustedHubKeys?.(op.usedAt) ?? [this.#key.hex], op.station, op.usedAt);
+    const t = op.ticket.body;
+    const check = checkTicket(op.ticket, this.#o.hubKeys.signedWithin(t.hubKey, t.issuedAt) ? [t.hubKey] : [], op.station, op.usedAt);
     if (!check.ok) return declined(check.code);
     const claim = this.#o.registry.claimTicketUse(op.ticket.body.ticketId, body.requestId, terminal.terminalId, op.station, op.usedAt);
     if (claim === 'replay') return declined('TICKET_USED');
@@ -612,7 +624,7 @@ export class SettlementService {
   /** Signs the result; stores it under the request id when the terminal was authenticated (hash given). */
   async #finish(req: Request, terminalId: string, d: Decision, log: () => Logger, hash?: string): Promise<Uint8Array> {
     const body = req.body;
-    const key = this.#key;
+    const key = this.#keyAt(this.#o.clock());
     const result: Omit<ResultBody, 'statement'> = {
       requestId: body.requestId,
       terminalId: body.terminalId,
@@ -662,14 +674,15 @@ export class SettlementService {
   }
 
   #error(code: ErrorCode, message: string, now: number, requestId: string | undefined): Uint8Array {
+    const key = this.#keyAt(now);
     const body: Body<'error'> = {
       ...(requestId !== undefined ? { requestId } : {}),
       code,
       message: message.slice(0, 200),
       time: now,
-      hubKey: this.#key.hex,
+      hubKey: key.hex,
     };
-    return encodeMessage(signMessage('error', body, this.#key.pair.secretKey));
+    return encodeMessage(signMessage('error', body, key.pair.secretKey));
   }
 
   // ---------------------------------------------------------------- receipts

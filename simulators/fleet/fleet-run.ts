@@ -154,7 +154,7 @@ export async function runFleet(o: FleetRunOptions): Promise<FleetSummary> {
         dashboard = await startDashboard({ source });
         stage(`dashboard ${dashboard.url}`);
       }
-      const fleet: FleetFile = { url: server.url, hubKeyHex: hub.trustAnchorKey, terminals, wallets, sku: SKU, unitMinor: UNIT_MINOR, currency: hub.currency };
+      const fleet: FleetFile = { url: server.url, hubKeyHex: hub.hubPublicKey, terminals, wallets, sku: SKU, unitMinor: UNIT_MINOR, currency: hub.currency };
       const fleetPath = path.join(workDir, 'fleet.json');
       writeFileSync(fleetPath, JSON.stringify(fleet), { mode: 0o600 });
       stage(`connecting ${o.terminals} terminals to ${server.url}`);

@@ -22,6 +22,7 @@ export interface FleetWallet {
 
 export interface FleetFile {
   readonly url: string;
+  /** The hub key signing results during the run (the generator checks a sample against it). */
   readonly hubKeyHex: string;
   readonly terminals: readonly FleetTerminal[];
   readonly wallets: readonly FleetWallet[];

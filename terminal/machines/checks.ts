@@ -20,11 +20,11 @@ export function checkHubResult(
 /** A ticket is usable at this station now: hub-signed, for this wallet, in its validity window. */
 export function checkTicket(
   ticket: Envelope<'ticket'>,
-  input: { wallet: string; station: string; hubKeys: readonly string[]; nowMs: number; used: (ticketId: string) => boolean },
+  input: { wallet: string; station: string; hubKeysAt: (t: number) => readonly string[]; nowMs: number; used: (ticketId: string) => boolean },
 ): Checked<Body<'ticket'>> {
   const b = ticket.body;
   if (b.wallet !== input.wallet) return { ok: false, code: 'TICKET_INVALID' };
-  if (!input.hubKeys.includes(b.hubKey)) return { ok: false, code: 'UNKNOWN_ISSUER' };
+  if (!input.hubKeysAt(b.issuedAt).includes(b.hubKey)) return { ok: false, code: 'UNKNOWN_ISSUER' };
   if (input.nowMs < b.validFrom || input.nowMs > b.validUntil) return { ok: false, code: 'TICKET_INVALID' };
   if (b.stations.length > 0 && !b.stations.includes(input.station)) return { ok: false, code: 'TICKET_INVALID' };
   if (input.used(b.ticketId)) return { ok: false, code: 'TICKET_USED' };

@@ -28,8 +28,10 @@ export interface TerminalContext {
   terminalId: string;
   merchantId: string;
   currency: string;
-  /** Hub keys (hex) trusted for results, statements, tickets and announcements. */
+  /** Hub keys (hex) trusted now: for results, statements and announcements. */
   hubKeys: readonly string[];
+  /** Hub keys (hex) valid at a past time: a ticket is honoured by the key of its issue time. */
+  hubKeysAt: (t: number) => readonly string[];
   /** Issuer keys (hex) trusted for wallet licenses. */
   issuerKeys: readonly string[];
   blocklist: ReadonlySet<string>;
