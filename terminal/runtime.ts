@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import {
-  checkAuthorization, createOffer, decodeAnyForm, decodeMessage, DEFAULT_MAX_SKEW_MS, encodeCompact, HubKeyRing, hubKeysTrustedAt, isErrorCode, PublicKeyHex, encodeMessage, newChallenge, newRequestId,
+  checkAuthorization, createOffer, decodeAnyForm, decodeMessage, DEFAULT_MAX_SKEW_MS, encodeCompact, HubKeyRing, hubKeysTrustedAt, isErrorCode, PublicKeyHex, ticketKeysAt, encodeMessage, newChallenge, newRequestId,
   signMessage, toHex, verifyMessage, type ArticleT, type Envelope, type FareTable, type HubKeyWindow, type KeyPair,
 } from '../protocol/index.ts';
 import { isHardwareError } from '../hardware/errors.ts';
@@ -163,13 +163,13 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   }
 
   /** Rotation: the announced keys whose window contains now (the pinned key until announced). */
+  /** Keys valid now, with the protocol's clock-skew allowance (the hub switches by its own clock). */
   private get hubKeys(): string[] {
-    return this.hubKeysAt(this.clock());
+    return this.hubKeyRing ? hubKeysTrustedAt(this.hubKeyRing, this.clock(), DEFAULT_MAX_SKEW_MS) : [this.config.hub.hubKey];
   }
 
-  /** Keys valid at t, with the protocol's clock-skew allowance (the hub switches by its own clock). */
-  private hubKeysAt(t: number): string[] {
-    return this.hubKeyRing ? hubKeysTrustedAt(this.hubKeyRing, t, DEFAULT_MAX_SKEW_MS) : [this.config.hub.hubKey];
+  private ticketKeysAt(issuedAt: number): string[] {
+    return this.hubKeyRing ? ticketKeysAt(this.hubKeyRing, issuedAt, this.clock(), DEFAULT_MAX_SKEW_MS) : [this.config.hub.hubKey];
   }
 
   get fareTable(): FareTable | null {
@@ -233,7 +233,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       merchantId: c.merchantId,
       currency: c.currency,
       hubKeys: this.hubKeys,
-      hubKeysAt: (t) => this.hubKeysAt(t),
+      ticketKeysAt: (issuedAt) => this.ticketKeysAt(issuedAt),
       issuerKeys: this.issuerKeys,
       blocklist: this.blocklist.wallets,
       online: this.online,
@@ -619,11 +619,14 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     // compromised key) starts over from the new pin; otherwise the learned ring carries on.
     const stored = StoredRing.safeParse(parseJsonOrUndefined(this.d.store.getKv(HUB_KEY_RING)));
     if (stored.success && stored.data.pinned === this.config.hub.hubKey) this.hubKeyRing = stored.data.ring;
+    // Kept announcements were verified on arrival: one signed by a key that has retired since
+    // (a terminal offline through a rotation) still stands until a newer one replaces it.
+    const known = this.hubKeyRing ? this.hubKeyRing.map((k) => k.publicKey) : [this.config.hub.hubKey];
     for (const key of ['announce.keys', 'announce.blocklist', 'announce.fares', `announce.catalog.${this.config.merchantId}`]) {
       const raw = this.d.store.getKv(key);
       if (!raw) continue;
       const d = decodeMessage(raw, ['announce.blocklist', 'announce.fares', 'announce.keys', 'announce.catalog']);
-      if (d.ok && this.hubKeys.includes(d.value.body.hubKey) && verifyMessage(d.value, d.value.body.hubKey)) this.applyAnnouncement(d.value);
+      if (d.ok && known.includes(d.value.body.hubKey) && verifyMessage(d.value, d.value.body.hubKey)) this.applyAnnouncement(d.value);
     }
   }
 

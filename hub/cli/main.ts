@@ -138,6 +138,8 @@ export function buildProgram(): Command {
           license,
           issuerKey: hub.issuerPublicKey,
           hubKey: hub.trustAnchorKey,
+          // Every key that signs now or will: a wallet trusting them all accepts terminals enrolled after a rotation.
+          hubKeys: hub.hubKeys().filter((k) => k.notAfter >= Date.now()).map((k) => k.publicKey),
         });
       });
     });
@@ -172,7 +174,7 @@ export function buildProgram(): Command {
     .description('add the next hub signing key: announced now, signing after --activate-in-hours, the current key trusted --retire-after-hours longer')
     .option('--activate-in-hours <hours>', 'time for terminals to learn the new key before it signs', '24')
     .option('--retire-after-hours <hours>', 'how long the current key stays trusted once the new one signs', '168')
-    .option('--compromised', 'the current key leaked: drop it at once (every terminal and wallet must be given the new key)')
+    .option('--compromised', 'the key files leaked: replace every hub key by a new one at once (hours ignored; every terminal and wallet must be given the new key)')
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const hours = (field: string, text: unknown) => (int(field, String(text), 0) as number) * 3600_000;
       const plan = o['compromised']

@@ -10,14 +10,15 @@
  * - anchor key: the oldest key still active — signs the keys announcement and terminal
  *   certificates, because it is the key every terminal provisioned before the rotation trusts;
  * - a hub-signed record that outlives the window (a ticket) is honoured when its key is in the
- *   ring and it was issued inside that key's window. Retired keys therefore stay in the ring (and
- *   announced, so gates can check such tickets) for TICKET_HORIZON_MS; their secrets are not
- *   loaded. A rotation for a compromised key removes it instead.
+ *   ring and had not retired when it was issued (protocol `ticketKeysAt`). Retired keys therefore
+ *   stay in the ring (and announced, so gates can check such tickets) for TICKET_HORIZON_MS;
+ *   their secrets are not loaded at the next start. A rotation for a leak (the data dir's key
+ *   files exposed) drops every key of the ring instead.
  * The functions here are pure; `HubKeyring` adds the registry and the secret key files.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateKeyPair, keyActiveAt, toHex, type HubKeyWindow, type KeyPair } from '../../protocol/index.ts';
+import { generateKeyPair, keyActiveAt, TICKET_HORIZON_MS, ticketKeysAt, toHex, type HubKeyWindow, type KeyPair } from '../../protocol/index.ts';
 import { loadEd25519Key, loadOrCreateEd25519Key, writeNewSecretKey } from './keys.ts';
 
 export type { HubKeyWindow };
@@ -29,8 +30,7 @@ export interface HubKeyEntry extends HubKeyWindow {
 
 /** 9999-12-31: the first key, and the newest after a rotation, never expire on their own. */
 export const FOREVER_MS = 253_402_300_799_000;
-/** The longest ticket validity (hub/rules/tickets.ts): a retired key is kept this long for its tickets. */
-export const TICKET_HORIZON_MS = 366 * 24 * 3600_000;
+export { TICKET_HORIZON_MS };
 /** The keys announcement carries at most this many keys (protocol HubKeyRing). */
 export const MAX_ANNOUNCED_KEYS = 8;
 
@@ -66,9 +66,9 @@ export function anchorKeyAt<K extends HubKeyWindow>(keys: readonly K[], t: numbe
   return live.reduce((best, k) => (k.notBefore < best.notBefore ? k : best));
 }
 
-/** True when `publicKey` is in the ring and t lies in its window (a ticket issued at t). */
-export function signedWithin(keys: readonly HubKeyWindow[], publicKey: string, t: number): boolean {
-  return keys.some((k) => k.publicKey === publicKey && keyActiveAt(k, t));
+/** True when a ticket signed by `publicKey` and issued at `issuedAt` is still honoured at `nowMs`. */
+export function honoursTicket(keys: readonly HubKeyWindow[], publicKey: string, issuedAt: number, nowMs: number): boolean {
+  return ticketKeysAt(keys, issuedAt, nowMs).includes(publicKey);
 }
 
 /** The first time after t at which a window opens or closes (the hub re-announces then). */
@@ -82,23 +82,27 @@ export interface RotationPlan {
   readonly activateInMs: number;
   /** Time the old key stays trusted after the new one starts signing. */
   readonly retireAfterMs: number;
-  /** The current key leaks: it is dropped from the ring at once (its tickets stop being honoured). */
+  /**
+   * The key files leaked: every key of the ring is dropped and the new one signs at once (the
+   * hours are ignored, a pending key is replaced; tickets signed before are refused from now on).
+   */
   readonly compromised?: boolean;
 }
 
 /** The ring after a rotation at `nowMs`: the new key starts at now + activateIn, the current one ends retireAfter later. */
 export function planRotation(keys: readonly HubKeyEntry[], nowMs: number, plan: RotationPlan, next: { publicKey: string; file: string }): HubKeyEntry[] {
+  if (keys.some((k) => k.publicKey === next.publicKey)) throw new RotationError('the new key is already in the ring');
+  if (plan.compromised) return [{ publicKey: next.publicKey, file: next.file, notBefore: nowMs, notAfter: FOREVER_MS }];
   for (const name of ['activateInMs', 'retireAfterMs'] as const) {
     const v = plan[name];
-    if (!Number.isSafeInteger(v) || v < 0) throw new RotationError(`${name}: expected a whole number of milliseconds ≥ 0`);
+    if (!Number.isSafeInteger(v) || v < 0 || v > TICKET_HORIZON_MS) throw new RotationError(`${name}: expected a whole number of milliseconds from 0 to a year`);
   }
   const pending = keys.find((k) => k.notBefore > nowMs);
   if (pending) throw new RotationError(`key ${pending.publicKey.slice(0, 12)}… is already waiting to start at ${new Date(pending.notBefore).toISOString()}`);
-  if (keys.some((k) => k.publicKey === next.publicKey)) throw new RotationError('the new key is already in the ring');
+  // The current key is the newest (a pending one is refused above), so it has no end yet.
   const current = signingKeyAt(keys, nowMs);
-  const startsAt = nowMs + (plan.compromised ? 0 : plan.activateInMs);
-  const retiresAt = Math.min(current.notAfter, startsAt + plan.retireAfterMs);
-  const kept = plan.compromised ? keys.filter((k) => k.publicKey !== current.publicKey) : keys.map((k) => (k.publicKey === current.publicKey ? { ...k, notAfter: retiresAt } : k));
+  const startsAt = nowMs + plan.activateInMs;
+  const kept = keys.map((k) => (k.publicKey === current.publicKey ? { ...k, notAfter: startsAt + plan.retireAfterMs } : k));
   // Entries past the ticket horizon are dropped: nothing they signed is honoured any more.
   const ring = [...kept.filter((k) => nowMs - TICKET_HORIZON_MS <= k.notAfter), { publicKey: next.publicKey, file: next.file, notBefore: startsAt, notAfter: FOREVER_MS }];
   if (announcedAt(ring, nowMs).length > MAX_ANNOUNCED_KEYS) {
@@ -113,10 +117,10 @@ export interface HubKeyStore {
   replaceHubKeys(keys: readonly HubKeyEntry[]): void;
 }
 
-/** What the settlement service needs: the key to sign with now, and whether a hub-signed record is honoured. */
+/** What the settlement service needs: the key to sign with now, and whether a hub-signed ticket is honoured. */
 export interface HubKeys {
   signingKey(t: number): KeyPair;
-  signedWithin(publicKey: string, t: number): boolean;
+  honoursTicket(publicKey: string, issuedAt: number, nowMs: number): boolean;
 }
 
 /** The ring with the secrets of its signing-capable keys loaded from the data dir's key files. */
@@ -157,22 +161,21 @@ export class HubKeyring implements HubKeys {
     return this.#keys;
   }
 
-  #secret(k: HubKeyEntry): KeyPair {
-    const pair = this.#secrets.get(k.publicKey);
-    if (!pair) throw new RotationError(`hub key ${k.publicKey.slice(0, 12)}… has retired; its secret is not loaded`);
-    return pair;
+  /** Keys whose secret is here: selection never lands on a retired key not loaded (a clock moved back). */
+  #loaded(): HubKeyEntry[] {
+    return this.#keys.filter((k) => this.#secrets.has(k.publicKey));
   }
 
   signingKey(t: number): KeyPair {
-    return this.#secret(signingKeyAt(this.#keys, t));
+    return this.#secrets.get(signingKeyAt(this.#loaded(), t).publicKey) as KeyPair;
   }
 
   anchorKey(t: number): KeyPair {
-    return this.#secret(anchorKeyAt(this.#keys, t));
+    return this.#secrets.get(anchorKeyAt(this.#loaded(), t).publicKey) as KeyPair;
   }
 
-  signedWithin(publicKey: string, t: number): boolean {
-    return signedWithin(this.#keys, publicKey, t);
+  honoursTicket(publicKey: string, issuedAt: number, nowMs: number): boolean {
+    return honoursTicket(this.#keys, publicKey, issuedAt, nowMs);
   }
 
   /** Generates the next key (file written and synced first), then records the new windows. */
@@ -185,6 +188,8 @@ export class HubKeyring implements HubKeys {
     writeNewSecretKey(join(this.#dataDir, file), pair.secretKey);
     this.#store.replaceHubKeys(next);
     this.#keys = next;
+    // Dropped keys (a leak) must not sign again in this process either.
+    for (const key of [...this.#secrets.keys()]) if (!next.some((k) => k.publicKey === key)) this.#secrets.delete(key);
     this.#secrets.set(publicKey, pair);
     return next.at(-1) as HubKeyEntry;
   }

@@ -9,6 +9,7 @@ import {
   Currency,
   Name,
   signMessage,
+  TICKET_HORIZON_MS,
   toHex,
   verifyMessage,
   type Envelope,
@@ -21,7 +22,7 @@ export const TicketProduct = z.strictObject({
   priceMinor: AmountMinor,
   currency: Currency,
   /** How long a sold ticket is valid, from the sale. */
-  validityMs: z.int().min(60_000).max(366 * 24 * 3600_000),
+  validityMs: z.int().min(60_000).max(TICKET_HORIZON_MS),
   /** Stations where it admits; empty = every station. */
   stations: z.array(Name).max(64),
 });
@@ -65,7 +66,7 @@ export function checkTicket(ticket: Envelope<'ticket'>, trustedHubKeys: readonly
   const b = ticket.body;
   if (!trustedHubKeys.includes(b.hubKey)) return { ok: false, code: 'UNKNOWN_ISSUER' };
   if (!verifyMessage(ticket, b.hubKey)) return { ok: false, code: 'BAD_SIGNATURE' };
-  if (atMs < b.validFrom || atMs > b.validUntil) return { ok: false, code: 'TICKET_INVALID' };
+  if (atMs < b.validFrom || atMs > b.validUntil || b.validUntil - b.validFrom > TICKET_HORIZON_MS) return { ok: false, code: 'TICKET_INVALID' };
   if (b.stations.length > 0 && !b.stations.includes(station)) return { ok: false, code: 'TICKET_INVALID' };
   return { ok: true };
 }

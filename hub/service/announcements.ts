@@ -33,7 +33,7 @@ export class Announcer {
     this.#keyring = keyring;
     this.#clock = clock;
     this.#issuerKeys = issuerKeys;
-    for (const a of this.#build()) this.#current.set(a.topic, a.payload);
+    for (const a of this.#build(clock())) this.#current.set(a.topic, a.payload);
   }
 
   all(): Announcement[] {
@@ -46,9 +46,9 @@ export class Announcer {
   }
 
   /** Rebuilds every announcement and tells listeners about the ones whose bytes changed. */
-  refresh(): Announcement[] {
+  refresh(nowMs = this.#clock()): Announcement[] {
     const changed: Announcement[] = [];
-    for (const a of this.#build()) {
+    for (const a of this.#build(nowMs)) {
       const old = this.#current.get(a.topic);
       if (old && Buffer.compare(Buffer.from(old), Buffer.from(a.payload)) === 0) continue;
       this.#current.set(a.topic, a.payload);
@@ -58,13 +58,12 @@ export class Announcer {
     return changed;
   }
 
-  #build(): Announcement[] {
+  #build(now: number): Announcement[] {
     const r = this.#registry;
-    const now = this.#clock();
     const signing = this.#keyring.signingKey(now);
     const hubKey = toHex(signing.publicKey);
     const sk = signing.secretKey;
-    // The keys announcement is signed by the oldest valid key: every terminal trusts that one.
+    // The keys announcement is signed by the oldest active key: every terminal trusts that one.
     const anchor = this.#keyring.anchorKey(now);
     const ring = announcedAt(this.#keyring.keys(), now);
     const out: Announcement[] = [];

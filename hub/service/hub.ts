@@ -242,19 +242,29 @@ export class Hub implements TerminalDirectory {
    * listed). Results need no switch: the service picks the signing key per result.
    */
   refreshKeys(): void {
-    this.announcer.refresh();
-    this.#armKeyTimer();
+    // One reading of the clock for both: read twice, an edge falling in between was missed.
+    const now = this.clock();
+    this.announcer.refresh(now);
+    this.#armKeyTimer(now);
   }
 
   /** A timer for the ring's next window edge (re-armed hourly at most, so a long wait stays exact). */
-  #armKeyTimer(): void {
+  #armKeyTimer(now = this.clock()): void {
     if (this.#keyTimer) clearTimeout(this.#keyTimer);
     this.#keyTimer = undefined;
     if (this.#closed) return;
-    const now = this.clock();
     const edge = nextKeyEdge(this.#keyring.keys(), now);
     if (edge === undefined) return;
-    this.#keyTimer = setTimeout(() => this.refreshKeys(), Math.min(edge - now, 3600_000));
+    // A timer may fire a millisecond early: the refresh then finds the edge still ahead and re-arms.
+    this.#keyTimer = setTimeout(() => {
+      try {
+        this.refreshKeys();
+      } catch (err) {
+        // A failed re-announcement must not take the hub down; the next edge (or restart) retries.
+        this.logger.error({ err }, 'hub key refresh failed');
+        this.#armKeyTimer();
+      }
+    }, Math.min(edge - now, 3600_000));
     this.#keyTimer.unref();
   }
 

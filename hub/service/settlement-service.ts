@@ -156,10 +156,6 @@ export class SettlementService {
     this.#maxTopupMinor = options.maxTopupMinor ?? 100_000_00;
   }
 
-  get hubPublicKey(): string {
-    return this.#keyAt(this.#o.clock()).hex;
-  }
-
   /** The key signing at t, with its signer (on the verifier's workers where it has them). */
   #keyAt(t: number): SigningKey {
     const pair = this.#o.hubKeys.signingKey(t);
@@ -471,8 +467,8 @@ export class SettlementService {
     const decision = await this.#approved(outcome, wallet, eid);
     if (op.type === 'ticket.sale' && product) {
       const ticketId = derivedId('ticket', body.requestId);
-      // Signed by the key of its issue time; honoured for its whole validity (hub-keyring.ts).
-      decision.ticket = signTicket(this.#keyAt(outcome.atMs).pair, product, wallet, ticketId, outcome.atMs);
+      // Honoured for its whole validity, also after this key retires (hub-keyring.ts).
+      decision.ticket = signTicket(this.#keyAt(this.#o.clock()).pair, product, wallet, ticketId, outcome.atMs);
       this.#o.registry.putTicket(ticketId, wallet, product.name, body.requestId, outcome.atMs);
     }
     return decision;
@@ -515,7 +511,7 @@ export class SettlementService {
     if (!body.offline && !withinSkew(op.usedAt, now, this.#maxSkewMs)) return declined('STALE_TIMESTAMP');
     // Signature already verified in the batch; checkTicket re-checks issuer, time and station.
     const t = op.ticket.body;
-    const check = checkTicket(op.ticket, this.#o.hubKeys.signedWithin(t.hubKey, t.issuedAt) ? [t.hubKey] : [], op.station, op.usedAt);
+    const check = checkTicket(op.ticket, this.#o.hubKeys.honoursTicket(t.hubKey, t.issuedAt, now) ? [t.hubKey] : [], op.station, op.usedAt);
     if (!check.ok) return declined(check.code);
     const claim = this.#o.registry.claimTicketUse(op.ticket.body.ticketId, body.requestId, terminal.terminalId, op.station, op.usedAt);
     if (claim === 'replay') return declined('TICKET_USED');
@@ -638,7 +634,7 @@ export class SettlementService {
       ...(d.ticket ? { ticket: d.ticket } : {}),
       hubKey: key.hex,
     };
-    // A rotation between deciding and signing: the statement names the key that signs it.
+    // The statement named the key active when it was built; a window edge since then moves it to this one.
     const statement = d.statement && d.statement.hubKey !== key.hex ? { ...d.statement, hubKey: key.hex } : d.statement;
     const bytes = await key.signer.signResult(statement ? { result, statement } : { result });
     if (hash !== undefined && d.cache) {

@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { fromHex } from '../../protocol/index.ts';
+import { DEFAULT_MAX_SKEW_MS, fromHex, hubKeysTrustedAt } from '../../protocol/index.ts';
 import { createHubSource, type HubSource } from '../../hub/dashboard/hub-source.ts';
 import { instrumentHandler } from '../../hub/dashboard/instrument.ts';
 import { LiveMeter } from '../../hub/dashboard/live-meter.ts';
@@ -147,7 +147,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
               dataDir: join(dataDir, 'site', t.terminalId),
               log: o.logger.child({ part: 'terminal', terminalId: t.terminalId }),
             })
-          : await startDirectTerminal({ ...common, url: server.url, currency: hub.currency, fares });
+          : await startDirectTerminal({ ...common, url: server.url, currency: hub.currency, fares, trustedHubKeys: () => hubKeysTrustedAt(hub.hubKeys(), Date.now(), DEFAULT_MAX_SKEW_MS) });
       terminals.push(terminal);
       closers.push(() => terminal.close());
     }

@@ -60,6 +60,8 @@ export interface DirectTerminalOptions {
   readonly secretKey: Uint8Array;
   readonly certificate: Envelope<'terminal.certificate'>;
   readonly hubKey: string;
+  /** Hub keys trusted now (a rotation adds one); default: `hubKey` alone. */
+  readonly trustedHubKeys?: () => readonly string[];
   readonly currency: string;
   readonly fares?: () => FareTable | undefined;
   readonly timeoutMs?: number;
@@ -83,9 +85,10 @@ export async function startDirectTerminal(o: DirectTerminalOptions): Promise<Sit
     const requestId = newRequestId();
     const message = fastSignMessage('settlement.request', { requestId, terminalId: o.terminalId, time: Date.now(), offline: false, op }, key);
     const replyBytes = await client.request(Buffer.from(JSON.stringify(message)), requestId, timeoutMs);
-    const reply = JSON.parse(replyBytes.toString('utf8')) as { type: string; body: ResultBody & { code?: string }; sig: string };
+    const reply = JSON.parse(replyBytes.toString('utf8')) as { type: string; body: ResultBody & { code?: string; hubKey: string }; sig: string };
     // seed 003: act only on a result the hub signed.
-    if (!verifyMessage(reply, o.hubKey)) throw new Error(`${o.terminalId}: reply to ${requestId} has a bad hub signature`);
+    const signer = reply.body.hubKey;
+    if (!(o.trustedHubKeys?.() ?? [o.hubKey]).includes(signer) || !verifyMessage(reply, signer)) throw new Error(`${o.terminalId}: reply to ${requestId} has a bad hub signature`);
     if (reply.type !== 'settlement.result') return { requestId, status: 'declined', code: reply.body.code ?? 'ERROR', amountMinor: 0 };
     const b = reply.body;
     if (wallet && b.statement && b.statement.body.wallet === wallet.publicKey) wallet.balanceMinor = b.statement.body.balanceMinor;

@@ -1,6 +1,6 @@
 // Pure checks a machine runs on hub-signed things before it acts on them (seed 003: the terminal
 // verifies the hub's signature on the result before it dispenses, opens or prints).
-import { verifyMessage, type Body, type Envelope, type ErrorCode, type RestrictionT } from '../../protocol/index.ts';
+import { TICKET_HORIZON_MS, verifyMessage, type Body, type Envelope, type ErrorCode, type RestrictionT } from '../../protocol/index.ts';
 
 export type Checked<B> = { ok: true; body: B } | { ok: false; code: ErrorCode };
 
@@ -20,12 +20,12 @@ export function checkHubResult(
 /** A ticket is usable at this station now: hub-signed, for this wallet, in its validity window. */
 export function checkTicket(
   ticket: Envelope<'ticket'>,
-  input: { wallet: string; station: string; hubKeysAt: (t: number) => readonly string[]; nowMs: number; used: (ticketId: string) => boolean },
+  input: { wallet: string; station: string; ticketKeysAt: (issuedAt: number) => readonly string[]; nowMs: number; used: (ticketId: string) => boolean },
 ): Checked<Body<'ticket'>> {
   const b = ticket.body;
   if (b.wallet !== input.wallet) return { ok: false, code: 'TICKET_INVALID' };
-  if (!input.hubKeysAt(b.issuedAt).includes(b.hubKey)) return { ok: false, code: 'UNKNOWN_ISSUER' };
-  if (input.nowMs < b.validFrom || input.nowMs > b.validUntil) return { ok: false, code: 'TICKET_INVALID' };
+  if (!input.ticketKeysAt(b.issuedAt).includes(b.hubKey)) return { ok: false, code: 'UNKNOWN_ISSUER' };
+  if (input.nowMs < b.validFrom || input.nowMs > b.validUntil || b.validUntil - b.validFrom > TICKET_HORIZON_MS) return { ok: false, code: 'TICKET_INVALID' };
   if (b.stations.length > 0 && !b.stations.includes(input.station)) return { ok: false, code: 'TICKET_INVALID' };
   if (input.used(b.ticketId)) return { ok: false, code: 'TICKET_USED' };
   if (!verifyMessage(ticket, b.hubKey)) return { ok: false, code: 'BAD_SIGNATURE' };

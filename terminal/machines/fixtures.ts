@@ -49,7 +49,7 @@ export class Fixture {
       merchantId: this.merchantId,
       currency: 'EUR',
       hubKeys: [this.hubKey],
-      hubKeysAt: () => [this.hubKey],
+      ticketKeysAt: () => [this.hubKey],
       issuerKeys: [toHex(this.issuer.publicKey)],
       blocklist: new Set(),
       online: true,

@@ -165,7 +165,7 @@ function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext,
   if (prior && prior.wallet === wallet && nowMs - prior.time <= maxTripMs && prior.time <= nowMs + 60_000) return deny('already inside');
   let ticket: CardInfo['tickets'][number] | null = null;
   for (const t of event.card.tickets) {
-    const ok = checkTicket(t.message, { wallet, station, hubKeysAt: ctx.hubKeysAt, nowMs, used: (id) => ctx.usage.ticketUsed(id) });
+    const ok = checkTicket(t.message, { wallet, station, ticketKeysAt: ctx.ticketKeysAt, nowMs, used: (id) => ctx.usage.ticketUsed(id) });
     if (ok.ok) {
       ticket = t;
       break;

@@ -30,8 +30,8 @@ export interface TerminalContext {
   currency: string;
   /** Hub keys (hex) trusted now: for results, statements and announcements. */
   hubKeys: readonly string[];
-  /** Hub keys (hex) valid at a past time: a ticket is honoured by the key of its issue time. */
-  hubKeysAt: (t: number) => readonly string[];
+  /** Hub keys (hex) that may have signed a ticket issued at that time (protocol `ticketKeysAt`). */
+  ticketKeysAt: (issuedAt: number) => readonly string[];
   /** Issuer keys (hex) trusted for wallet licenses. */
   issuerKeys: readonly string[];
   blocklist: ReadonlySet<string>;

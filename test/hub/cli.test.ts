@@ -117,7 +117,7 @@ describe('hub CLI', () => {
     expect(log).toMatchObject([{ wallet, operator: 'auditor-1', reason: 'fraud case 17' }]);
   });
 
-  it('rotates the hub key: the next key is planned and listed, a second rotation is refused, bad hours exit 2', async () => {
+  it('rotates the hub key: the next key is planned and listed, a second rotation is refused, a leak replaces the ring, bad hours exit 2', async () => {
     const before = json<{ signing: string; trustAnchor: string; keys: Array<{ publicKey: string }> }>((await cli('hub-keys')).stdout);
     expect(before.keys.map((k) => k.publicKey)).toEqual([before.signing]);
     const bad = await cli('rotate-hub-key', '--activate-in-hours', '-3');
@@ -136,6 +136,12 @@ describe('hub CLI', () => {
     const again = await cli('rotate-hub-key');
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('ROTATION_REFUSED');
+    // A leak does not wait for the pending key: the whole ring is replaced by one new key.
+    const leak = await cli('rotate-hub-key', '--compromised');
+    expect(leak.code).toBe(0);
+    const replaced = json<{ next: { publicKey: string }; keys: Array<{ publicKey: string }> }>(leak.stdout);
+    expect(replaced.keys.map((k) => k.publicKey)).toEqual([replaced.next.publicKey]);
+    expect(json<{ signing: string; trustAnchor: string }>((await cli('hub-keys')).stdout)).toMatchObject({ signing: replaced.next.publicKey, trustAnchor: replaced.next.publicKey });
   });
 
   it('while a hub runs: read-only commands work, writing ones are refused', async () => {

@@ -13,8 +13,8 @@ import type { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.t
 import type { Command } from '../../terminal/machines/types.ts';
 import { eventually, Site } from './harness.ts';
 
-/** One cola sold on `t`: returns the hub key that signed the stored result, and the result's time. */
-async function sellCola(site: Site, t: SimulatedTerminal, wallet: SimulatedWallet): Promise<{ hubKey: string; time: number }> {
+/** One cola sold on `t`: returns the hub key that signed the stored result. */
+async function sellCola(site: Site, t: SimulatedTerminal, wallet: SimulatedWallet): Promise<{ hubKey: string }> {
   const commands: Command[] = [];
   const onCommand = (c: Command) => commands.push(c);
   t.runtime.on('command', onCommand);
@@ -23,13 +23,15 @@ async function sellCola(site: Site, t: SimulatedTerminal, wallet: SimulatedWalle
     t.tap(wallet);
     const receipt = await eventually(() => commands.find((c) => c.c === 'receipt'), 8000, 'receipt');
     t.remove();
+    // Let the reader see the card gone, or the next sale's tap counts as the same card left on it.
+    await new Promise((r) => setTimeout(r, 150));
     expect(receipt).toMatchObject({ outcome: 'dispensed' });
     const request = commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
     const stored = site.hub.registry.result(request.requestId);
     const decoded = decodeMessage(stored?.result ?? new Uint8Array(), 'settlement.result');
     if (!decoded.ok) throw new Error(`no stored result for ${request.requestId}`);
     await eventually(() => t.runtime.machineState.s === 'idle', 5000, 'idle');
-    return { hubKey: decoded.value.body.hubKey, time: decoded.value.body.time };
+    return { hubKey: decoded.value.body.hubKey };
   } finally {
     t.runtime.off('command', onCommand);
   }
@@ -76,11 +78,12 @@ describe('hub key rotation end to end', () => {
     const oldKey = site.hub.hubPublicKey;
     expect(vm.config.hub.hubKey).toBe(oldKey);
 
-    const next = site.hub.rotateHubKey({ activateInMs: 2000, retireAfterMs: 1500 });
-    const signerAt = (t: number) => (t < next.notBefore ? oldKey : next.publicKey);
-    // Before the switch the old key signs (the sale may straddle it: the result's time decides).
+    const next = site.hub.rotateHubKey({ activateInMs: 3000, retireAfterMs: 1500 });
+    // Before the switch the old key signs (on a slow machine the sale may straddle the switch:
+    // then the new key, already announced, signs and the terminal accepts that too).
     const early = await sellCola(site, vm, wallet);
-    expect(early.hubKey).toBe(signerAt(early.time));
+    if (Date.now() < next.notBefore) expect(early.hubKey).toBe(oldKey);
+    else expect([oldKey, next.publicKey]).toContain(early.hubKey);
 
     await until(next.notBefore);
     // The switch: results come signed by the new key, which the terminal learned from the announcement.
@@ -88,12 +91,17 @@ describe('hub key rotation end to end', () => {
     expect([...vm.runtime.trustedHubKeys].sort()).toEqual([oldKey, next.publicKey].sort());
 
     // Retirement: the hub's key timer re-announces under the new key; the terminal keeps that
-    // announcement (which its config does not pin) and stops trusting the old key.
+    // announcement (which its config does not pin).
     const retiredAt = site.hub.hubKeys().find((k) => k.publicKey === oldKey)?.notAfter ?? 0;
-    await eventually(() => {
-      const kept = decodeMessage(vm.started.store.getKv('announce.keys') ?? '', 'announce.keys');
-      return kept.ok && kept.value.body.hubKey === next.publicKey;
-    }, 8000, 'keys announcement under the new key');
+    const keysSigner = (raw: string | Uint8Array | undefined) => {
+      const d = decodeMessage(raw ?? '', 'announce.keys');
+      return d.ok ? d.value.body.hubKey : undefined;
+    };
+    const hubSide = () => keysSigner(site.hub.announcements().find((a) => a.topic === topics.announce('keys'))?.payload);
+    await eventually(() => keysSigner(vm.started.store.getKv('announce.keys')) === next.publicKey, 15_000, 'keys announcement under the new key').catch((err: unknown) => {
+      // Which side is behind: the hub's timer, or the terminal's copy?
+      throw new Error(`${String(err)}; hub announces under ${hubSide()?.slice(0, 8)}, the terminal kept ${keysSigner(vm.started.store.getKv('announce.keys'))?.slice(0, 8)}, online ${vm.runtime.isOnline}, now-retiredAt ${Date.now() - retiredAt} ms`);
+    });
     expect(Date.now()).toBeGreaterThan(retiredAt);
     const keys = decodeMessage(site.hub.announcements().find((a) => a.topic === topics.announce('keys'))?.payload ?? new Uint8Array(), 'announce.keys');
     expect(keys.ok && keys.value.body.hubKeys.map((k) => k.publicKey)).toEqual([oldKey, next.publicKey]);
@@ -113,10 +121,9 @@ describe('hub key rotation end to end', () => {
     const replacement = site.hub.rotateHubKey({ activateInMs: 0, retireAfterMs: 0, compromised: true });
     const repinned = await restart(site, dataDir, replacement.publicKey);
     try {
-      // The leaked key is gone from the ring the terminal now follows (the first key, retired
-      // seconds ago, is still inside the clock-skew allowance).
+      // The leak dropped the whole ring: the terminal follows the replacement alone.
       await eventually(() => repinned.runtime.trustedHubKeys.includes(replacement.publicKey), 5000, 'the replacement trusted');
-      expect(repinned.runtime.trustedHubKeys).not.toContain(next.publicKey);
+      expect(repinned.runtime.trustedHubKeys).toEqual([replacement.publicKey]);
       expect(await sellCola(site, repinned, wallet)).toMatchObject({ hubKey: replacement.publicKey });
       expect(await site.balance(wallet)).toBe(2000 - 4 * 250);
     } finally {
