@@ -99,7 +99,11 @@ describe('HubKeyring on a data dir', () => {
     const added = ring.rotate(T0, { activateInMs: HOUR, retireAfterMs: HOUR });
     expect(reg.meta('keys_version')).toBe(versionBefore + 1);
     expect(statSync(join(dir, added.file)).mode & 0o777).toBe(0o600);
+    // Asked in any order, across the edge (the keyring caches the key between edges).
+    expect(toHex(ring.signingKey(T0 + HOUR - 1).publicKey)).toBe(original);
     expect(toHex(ring.signingKey(T0 + HOUR).publicKey)).toBe(added.publicKey);
+    expect(toHex(ring.signingKey(T0).publicKey)).toBe(original);
+    expect(toHex(ring.signingKey(T0 + 5 * HOUR).publicKey)).toBe(added.publicKey);
     const again = HubKeyring.open(dir, reg, T0);
     expect(again.keys()).toEqual(ring.keys());
     expect(toHex(again.signingKey(T0).publicKey)).toBe(original);

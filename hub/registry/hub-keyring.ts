@@ -129,6 +129,8 @@ export class HubKeyring implements HubKeys {
   readonly #store: HubKeyStore;
   #keys: HubKeyEntry[];
   readonly #secrets = new Map<string, KeyPair>();
+  /** The signing key from `from` until the next window edge: asked several times per request. */
+  #signing: { from: number; until: number; pair: KeyPair } | undefined;
 
   private constructor(dataDir: string, store: HubKeyStore, nowMs: number) {
     this.#dataDir = dataDir;
@@ -167,7 +169,11 @@ export class HubKeyring implements HubKeys {
   }
 
   signingKey(t: number): KeyPair {
-    return this.#secrets.get(signingKeyAt(this.#loaded(), t).publicKey) as KeyPair;
+    const c = this.#signing;
+    if (c && c.from <= t && t < c.until) return c.pair;
+    const pair = this.#secrets.get(signingKeyAt(this.#loaded(), t).publicKey) as KeyPair;
+    this.#signing = { from: t, until: nextKeyEdge(this.#keys, t) ?? Infinity, pair };
+    return pair;
   }
 
   anchorKey(t: number): KeyPair {
@@ -188,6 +194,7 @@ export class HubKeyring implements HubKeys {
     writeNewSecretKey(join(this.#dataDir, file), pair.secretKey);
     this.#store.replaceHubKeys(next);
     this.#keys = next;
+    this.#signing = undefined;
     // Dropped keys (a leak) must not sign again in this process either.
     for (const key of [...this.#secrets.keys()]) if (!next.some((k) => k.publicKey === key)) this.#secrets.delete(key);
     this.#secrets.set(publicKey, pair);
