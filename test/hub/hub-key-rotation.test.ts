@@ -2,9 +2,9 @@
 // key signs results, statements, tickets and the keys announcement before, during and after the
 // overlap, and which hub-signed tickets the hub still honours.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeAndVerify, encodeMessage, signMessage, TICKET_HORIZON_MS, toHex, topics, type Envelope } from '../../protocol/index.ts';
+import { decodeAndVerify, decodeMessage, encodeMessage, signMessage, TICKET_HORIZON_MS, toHex, topics, type Envelope } from '../../protocol/index.ts';
 import { loadOrCreateEd25519Key } from '../../hub/registry/keys.ts';
-import { authorize, enroll, cashTopup, openHubFixture, PRODUCTS, readResult, register, signRequest, type HubFixture, type TestTerminal } from './kit.ts';
+import { authorize, enroll, cashTopup, openHubFixture, PRODUCTS, T0, readResult, register, signRequest, type HubFixture, type TestTerminal } from './kit.ts';
 
 const HOUR = 3600_000;
 let fx: HubFixture;
@@ -98,6 +98,27 @@ describe('hub key rotation', () => {
     expect((await useTicket(during.ticket)).status).toBe('approved');
     expect(unused.ticket.body.hubKey).toBe(a);
     expect((await useTicket(unused.ticket)).status).toBe('approved');
+  });
+
+  it('follows the window edges on its own timer, however the clock reads fall between them', async () => {
+    // Every reading of this clock moves it 1 ms: only the hub's own timer reads it here, so the
+    // announcement reaches the retired state only if the timer chain never stalls at an edge.
+    let t = T0;
+    const own = await openHubFixture({ clock: () => t++ });
+    try {
+      const signerOf = (hub: typeof own.hub) => {
+        const d = decodeMessage(hub.announcements().find((x) => x.topic === topics.announce('keys'))?.payload ?? new Uint8Array(), 'announce.keys');
+        return d.ok ? d.value.body.hubKey : undefined;
+      };
+      const old = signerOf(own.hub);
+      const next = own.hub.rotateHubKey({ activateInMs: 10, retireAfterMs: 10 });
+      expect(signerOf(own.hub)).toBe(old);
+      const deadline = Date.now() + 10_000;
+      while (signerOf(own.hub) !== next.publicKey && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(signerOf(own.hub)).toBe(next.publicKey);
+    } finally {
+      await own.cleanup();
+    }
   });
 
   it('a leak drops the whole ring at once: the new key signs and anchors, tickets of the leaked keys are refused', async () => {
