@@ -36,7 +36,7 @@ import { inlineVerifier, type SignatureVerifier } from '../verify/verifier.ts';
 import { Announcer, type Announcement } from './announcements.ts';
 import type { CardAuthorizer } from './card-authorizer.ts';
 import { lockDataDir } from './data-dir-lock.ts';
-import { derivedId } from './engine-ids.ts';
+import { derivedId, engineRequestId } from './engine-ids.ts';
 import { InputError, OperationRefused } from './input-error.ts';
 import { SettlementService, type ReceiptOutcome, type SettlementEvent } from './settlement-service.ts';
 
@@ -113,8 +113,8 @@ export interface HubStatus {
 }
 
 const DAY_MS = 24 * 3600_000;
-/** Used challenges are kept this long; older authorizations also fail the counter window. */
-const CHALLENGE_RETENTION_MS = 35 * DAY_MS;
+/** Used challenges and stored results are kept this long; older authorizations also fail the counter window. */
+const REPLAY_STATE_RETENTION_MS = 35 * DAY_MS;
 const PRUNE_EVERY_MS = 3600_000;
 const MAX_EVENTS = 100;
 
@@ -447,8 +447,17 @@ export class Hub implements TerminalDirectory {
   /** Full refund of a settled purchase/fare by its request id, at most once. */
   async refund(requestId: string, options: { requireHold?: boolean } = {}): Promise<Outcome> {
     if (!/^[0-9a-f]{32,64}$/.test(requestId)) throw new InputError('requestId', 'expected 32..64 lowercase hex chars');
-    const original = this.registry.result(requestId);
-    if (!original || original.engineId === null || original.status !== 'approved') throw new OperationRefused('NOT_FOUND', `no approved settlement ${requestId}`);
+    const stored = this.registry.result(requestId);
+    let original = stored && stored.status === 'approved' && stored.engineId !== null ? { engineId: stored.engineId, holdUntilMs: stored.holdUntilMs } : undefined;
+    if (!original) {
+      // Not (or no longer) among the stored results — they are pruned after 35 days, and a late
+      // retry may have stored a decline over it: the ledger knows whether it settled.
+      const engineId = engineRequestId(requestId);
+      await this.engine.flush();
+      const row = (await this.engine.store.logByRequestIds([engineId])).get(engineId);
+      if (row && row.state !== 'declined' && row.state !== 'logged') original = { engineId, holdUntilMs: row.holdUntilMs };
+    }
+    if (!original) throw new OperationRefused('NOT_FOUND', `no approved settlement ${requestId}`);
     if (options.requireHold && original.holdUntilMs === null) throw new OperationRefused('NOT_CANCELLABLE', 'the purchase has no cancellation window');
     return this.engine.submit({ kind: 'refund', requestId: derivedId('operator-refund', requestId), originalRequestId: original.engineId });
   }
@@ -470,7 +479,8 @@ export class Hub implements TerminalDirectory {
     const now = this.clock();
     if (now - this.#lastPruneMs >= PRUNE_EVERY_MS) {
       this.#lastPruneMs = now;
-      this.registry.pruneChallenges(now - CHALLENGE_RETENTION_MS);
+      this.registry.pruneChallenges(now - REPLAY_STATE_RETENTION_MS);
+      this.registry.pruneResults(now - REPLAY_STATE_RETENTION_MS);
     }
     return this.engine.releaseDueHolds(now);
   }

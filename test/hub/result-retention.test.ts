@@ -1,0 +1,53 @@
+// Stored results are pruned after the replay-state retention (they grow by one signed result per
+// request); money stays right without them: a late retry settles nothing twice, and an operator
+// refund finds the settlement in the ledger. Real SQLite files, a movable clock.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SNACKS, cashTopup, enroll, openHubFixture, purchase, readResult, register, type HubFixture, type TestTerminal } from './kit.ts';
+
+const DAY = 24 * 3600_000;
+let fx: HubFixture;
+let pos: TestTerminal;
+let vend: TestTerminal;
+
+beforeAll(async () => {
+  fx = await openHubFixture();
+  pos = await enroll(fx.hub, 'pos-ret', 'pos', 'snacks');
+  vend = await enroll(fx.hub, 'vend-ret', 'vending', 'snacks');
+  fx.hub.importCatalog(SNACKS);
+});
+afterAll(async () => {
+  const check = await fx.hub.verifyLedger();
+  expect(check.discrepancies).toEqual([]);
+  await fx.cleanup();
+});
+
+describe('result retention', () => {
+  it('prunes results older than 35 days; a late retry charges nothing twice; the operator refund still works, once', async () => {
+    const w = await register(fx.hub);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
+    const sale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes)).status).toBe('approved');
+    const balance = async () => (await fx.hub.showAccount(w.id))?.account.balanceMinor;
+    expect(await balance()).toBe(750);
+
+    fx.advance(34 * DAY);
+    await fx.hub.releaseDueHolds();
+    expect(fx.hub.registry.result(sale.requestId)).toBeDefined();
+    fx.advance(2 * DAY);
+    await fx.hub.releaseDueHolds();
+    expect(fx.hub.registry.result(sale.requestId)).toBeUndefined();
+
+    // The terminal's very late retry of the same bytes: declined as stale (and that decline is
+    // stored), nothing charged again.
+    const retry = readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes));
+    expect(retry.status).toBe('declined');
+    expect(await balance()).toBe(750);
+
+    expect(await fx.hub.refund(sale.requestId)).toMatchObject({ status: 'approved' });
+    expect(await balance()).toBe(1000);
+    expect(await fx.hub.refund(sale.requestId)).toMatchObject({ status: 'approved' }); // the same refund, answered again
+    expect(await balance()).toBe(1000);
+    await expect(fx.hub.cancel(sale.requestId)).rejects.toMatchObject({ code: 'NOT_CANCELLABLE' });
+    await expect(fx.hub.refund('ab'.repeat(16))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
