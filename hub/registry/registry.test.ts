@@ -41,6 +41,17 @@ describe('registry', () => {
     expect(c('05'.repeat(16), 'r7', 7)).toBe('fresh');
   });
 
+  it('prunes stored results oldest first, at most `limit` per call, queued ones included', () => {
+    const base = { terminalId: 't', hash: 'h', op: 'purchase', wallet: null, engineId: null, status: 'approved' as const, code: null, amountMinor: 1, currency: 'EUR', holdUntilMs: null, result: new Uint8Array([1]) };
+    for (const [id, timeMs] of [['r1', 10], ['r2', 20], ['r3', 30], ['r4', 40]] as const) reg.putResult({ ...base, requestId: id, timeMs });
+    expect(reg.pruneResults(35, 2)).toBe(2);
+    expect([reg.result('r1'), reg.result('r2')]).toEqual([undefined, undefined]);
+    expect(reg.result('r3')).toBeDefined();
+    expect(reg.pruneResults(35, 2)).toBe(1);
+    expect(reg.result('r3')).toBeUndefined();
+    expect(reg.result('r4')?.timeMs).toBe(40);
+  });
+
   it('group-commits claims and results per turn; queued ones count at once and survive close()', async () => {
     const wallet = 'dd'.repeat(32);
     expect(reg.claimFreshness({ challenge: '0a'.repeat(16), wallet, requestId: 'q1', counter: 1, nowMs: 1 })).toBe('fresh');

@@ -183,7 +183,7 @@ export class Registry implements TerminalDirectory {
       challengeGet: p('SELECT request_id FROM challenges WHERE challenge = ?'),
       challengeInsert: p('INSERT INTO challenges (challenge, wallet, request_id, time_ms) VALUES (?, ?, ?, ?)'),
       challengePrune: p('DELETE FROM challenges WHERE time_ms < ?'),
-      resultPrune: p('DELETE FROM results WHERE time_ms < ?'),
+      resultPrune: p('DELETE FROM results WHERE rowid IN (SELECT rowid FROM results WHERE time_ms < ? ORDER BY time_ms LIMIT ?)'),
       catalogInsert: p('INSERT INTO catalogs (merchant_id, version, articles, time_ms) VALUES (?, ?, ?, ?)'),
       catalogLatest: p('SELECT * FROM catalogs WHERE merchant_id = ? ORDER BY version DESC LIMIT 1'),
       catalogAllLatest: p(
@@ -505,13 +505,13 @@ export class Registry implements TerminalDirectory {
   }
 
   /**
-   * Drops stored results older than `beforeMs` (the table grows by one signed result per
+   * Drops up to `limit` stored results older than `beforeMs` (the table grows by one signed result per
    * request). Money stays safe without them: the ledger keeps every request id, so a late retry
    * settles nothing twice, and an operator refund finds the settlement in the ledger.
    */
-  pruneResults(beforeMs: number): number {
+  pruneResults(beforeMs: number, limit: number): number {
     this.#commitPending();
-    return this.#s.resultPrune!.run(beforeMs).changes;
+    return this.#s.resultPrune!.run(beforeMs, limit).changes;
   }
 
   // ---------- catalogs, fares, ticket products (versioned rules) ----------

@@ -115,6 +115,7 @@ export interface HubStatus {
 const DAY_MS = 24 * 3600_000;
 /** Used challenges and stored results are kept this long; older authorizations also fail the counter window. */
 const REPLAY_STATE_RETENTION_MS = 35 * DAY_MS;
+const RESULTS_PRUNED_PER_TICK = 2000;
 const PRUNE_EVERY_MS = 3600_000;
 const MAX_EVENTS = 100;
 
@@ -474,14 +475,15 @@ export class Hub implements TerminalDirectory {
     return payoutMerchant({ engine: this.engine, registry: this.registry, clearing: this.clearing, clock: this.clock }, input);
   }
 
-  /** Moves holds whose window has ended to their merchants; prunes old replay state hourly. */
+  /** Moves holds whose window has ended to their merchants; prunes old replay state (challenges hourly, stored results a slice per call). */
   releaseDueHolds(): Promise<{ releasedCount: number }> {
     const now = this.clock();
     if (now - this.#lastPruneMs >= PRUNE_EVERY_MS) {
       this.#lastPruneMs = now;
       this.registry.pruneChallenges(now - REPLAY_STATE_RETENTION_MS);
-      this.registry.pruneResults(now - REPLAY_STATE_RETENTION_MS);
     }
+    // A bounded slice per tick (the hold timer runs every second): never one long stall of the event loop.
+    this.registry.pruneResults(now - REPLAY_STATE_RETENTION_MS, RESULTS_PRUNED_PER_TICK);
     return this.engine.releaseDueHolds(now);
   }
 
