@@ -187,6 +187,17 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('reissue-certificate <terminalId>')
+    .description("issue an enrolled terminal a new certificate under the hub's current trust anchor (after a key rotation); install it as the terminal's certificateFile")
+    .option('--validity-days <days>', 'certificate validity', '365')
+    .action(async (terminalId: string, o: Record<string, string | undefined>) => {
+      const validityMs = (int('validity-days', o['validityDays']) as number) * 24 * 3600_000;
+      await withHub(program, (hub) => {
+        print({ terminalId, certificate: hub.reissueCertificate(terminalId, validityMs), hubKey: hub.trustAnchorKey });
+      });
+    });
+
+  program
     .command('hub-keys')
     .description('the hub signing keys and their validity windows (the keys announcement lists the same)')
     .action(async () => {

@@ -169,6 +169,7 @@ export class Registry implements TerminalDirectory {
         'INSERT INTO terminals (terminal_id, kind, merchant_id, public_key, serial, certificate, enrolled_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)',
       ),
       termRevoke: p('UPDATE terminals SET revoked_ms = ? WHERE terminal_id = ? AND revoked_ms IS NULL'),
+      termCertificate: p('UPDATE terminals SET serial = ?, certificate = ? WHERE terminal_id = ? AND public_key = ? AND revoked_ms IS NULL'),
       walletInsert: p('INSERT INTO wallets (wallet, serial, license, registered_ms, revoked_ms) VALUES (?, ?, ?, ?, NULL)'),
       walletGet: p('SELECT * FROM wallets WHERE wallet = ?'),
       walletRevoke: p('UPDATE wallets SET revoked_ms = ? WHERE wallet = ? AND revoked_ms IS NULL'),
@@ -305,6 +306,17 @@ export class Registry implements TerminalDirectory {
       enrolled_ms: nowMs,
       revoked_ms: null,
     });
+    this.#terminals.set(b.terminalId, rec);
+    return rec;
+  }
+
+  /** A new certificate for an enrolled, unrevoked terminal with the same key (after a hub key rotation). */
+  replaceCertificate(cert: Envelope<'terminal.certificate'>): TerminalRecord | undefined {
+    const b = cert.body;
+    const t = this.#terminals.get(b.terminalId);
+    if (!t || t.revoked || t.publicKey !== b.publicKey) return undefined;
+    if (this.#s.termCertificate!.run(b.serial, JSON.stringify(cert), b.terminalId, b.publicKey).changes !== 1) return undefined;
+    const rec = { ...t, serial: b.serial, certificate: cert };
     this.#terminals.set(b.terminalId, rec);
     return rec;
   }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../protocol/index.ts';
 import { KeyFileError } from '../registry/keys.ts';
+import { RotationError } from '../registry/hub-keyring.ts';
 import { DataDirBusyError } from './data-dir-lock.ts';
 import { HUB_ERROR_CODES } from './errors.ts';
 import { InputError, OperationRefused } from './input-error.ts';
@@ -9,7 +10,7 @@ import { DECLINE_CODES } from '../ledger/types.ts';
 
 describe('hub error codes', () => {
   it('every operational error class carries a documented code', () => {
-    for (const err of [new InputError('amount', 'bad'), new DataDirBusyError('/x', 1), new KeyFileError('/x/k.key', 'bad')]) {
+    for (const err of [new InputError('amount', 'bad'), new DataDirBusyError('/x', 1), new KeyFileError('/x/k.key', 'bad'), new RotationError('pending')]) {
       expect(Object.keys(HUB_ERROR_CODES)).toContain(err.code);
       expect(HUB_ERROR_CODES[err.code as keyof typeof HUB_ERROR_CODES].length).toBeGreaterThan(10);
     }

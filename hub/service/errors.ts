@@ -6,6 +6,7 @@ export const HUB_ERROR_CODES = {
   INVALID_INPUT: 'Operator input failed validation (the message names the field); nothing was written.',
   DATA_DIR_BUSY: 'Another hub process holds the data folder (hub.lock); stop it first.',
   KEY_FILE_INVALID: 'A key file in the data folder is unreadable or not 32 bytes of lowercase hex.',
+  ROTATION_REFUSED: 'A hub key rotation was refused (a key is already waiting to start, too many keys announced, a time out of range) or the key ring names a missing key file; nothing was written.',
 } as const;
 
 export type HubErrorCode = keyof typeof HUB_ERROR_CODES;

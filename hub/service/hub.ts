@@ -335,6 +335,30 @@ export class Hub implements TerminalDirectory {
     return keyPair ? { certificate, keyPair } : { certificate };
   }
 
+  /**
+   * Issues an enrolled terminal a new certificate under the current trust anchor (same key, kind
+   * and merchant): after a hub key rotation, for wallets that trust only the newer keys.
+   */
+  reissueCertificate(terminalId: string, validityMs = 365 * DAY_MS): Envelope<'terminal.certificate'> {
+    assertName('terminalId', terminalId);
+    if (!Number.isSafeInteger(validityMs) || validityMs <= 0) throw new InputError('validityMs', 'expected a positive integer');
+    const t = this.registry.terminal(terminalId);
+    if (!t) throw new OperationRefused('NOT_FOUND', `${terminalId} is not enrolled`);
+    if (t.revoked) throw new OperationRefused('REVOKED', `${terminalId} is revoked`);
+    const now = this.clock();
+    const c = t.certificate.body;
+    const certificate = issueTerminalCertificate(this.#keyring.anchorKey(now), {
+      terminalId,
+      kind: c.kind,
+      merchantId: c.merchantId,
+      publicKey: t.publicKey,
+      notBefore: now - 60_000,
+      notAfter: now + validityMs,
+    });
+    if (!this.registry.replaceCertificate(certificate)) throw new OperationRefused('NOT_FOUND', `${terminalId} changed meanwhile`);
+    return certificate;
+  }
+
   revokeTerminal(terminalId: string): boolean {
     const changed = this.registry.revokeTerminal(terminalId, this.clock());
     if (changed) this.announcer.refresh();

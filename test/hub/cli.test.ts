@@ -142,6 +142,10 @@ describe('hub CLI', () => {
     const replaced = json<{ next: { publicKey: string }; keys: Array<{ publicKey: string }> }>(leak.stdout);
     expect(replaced.keys.map((k) => k.publicKey)).toEqual([replaced.next.publicKey]);
     expect(json<{ signing: string; trustAnchor: string }>((await cli('hub-keys')).stdout)).toMatchObject({ signing: replaced.next.publicKey, trustAnchor: replaced.next.publicKey });
+    const reissued = await cli('reissue-certificate', 'pos-1');
+    expect(reissued.code).toBe(0);
+    expect(json<{ certificate: Envelope<'terminal.certificate'> }>(reissued.stdout).certificate.body).toMatchObject({ terminalId: 'pos-1', issuerKey: replaced.next.publicKey });
+    expect((await cli('reissue-certificate', 'nobody')).code).toBe(1);
   });
 
   it('while a hub runs: read-only commands work, writing ones are refused', async () => {

@@ -2,7 +2,7 @@
 // key signs results, statements, tickets and the keys announcement before, during and after the
 // overlap, and which hub-signed tickets the hub still honours.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeAndVerify, decodeMessage, encodeMessage, signMessage, TICKET_HORIZON_MS, toHex, topics, type Envelope } from '../../protocol/index.ts';
+import { decodeAndVerify, decodeMessage, encodeMessage, signMessage, verifyTerminalCertificate, TICKET_HORIZON_MS, toHex, topics, type Envelope } from '../../protocol/index.ts';
 import { loadOrCreateEd25519Key } from '../../hub/registry/keys.ts';
 import { authorize, enroll, cashTopup, openHubFixture, PRODUCTS, T0, readResult, register, signRequest, type HubFixture, type TestTerminal } from './kit.ts';
 
@@ -131,5 +131,15 @@ describe('hub key rotation', () => {
     expect(keysAnnouncement().hubKeys.map((k) => k.publicKey)).toEqual([c]);
     expect(await useTicket(bought.ticket)).toMatchObject({ status: 'declined', code: 'UNKNOWN_ISSUER' });
     expect((await buyDayPass()).result.hubKey).toBe(c);
+    // Certificates signed by the leaked key: each enrolled terminal gets a new one under the new anchor.
+    const before = fx.hub.registry.terminal('gate-r')!.certificate;
+    expect(verifyTerminalCertificate(before, { trustedIssuers: [c], nowMs: fx.now }).ok).toBe(false);
+    const cert = fx.hub.reissueCertificate('gate-r');
+    expect(cert.body).toMatchObject({ terminalId: 'gate-r', kind: 'gate', merchantId: 'transit', publicKey: before.body.publicKey, issuerKey: c });
+    expect(verifyTerminalCertificate(cert, { trustedIssuers: [c], nowMs: fx.now }).ok).toBe(true);
+    expect(fx.hub.registry.terminal('gate-r')!.certificate).toEqual(cert);
+    expect(() => fx.hub.reissueCertificate('nobody')).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+    fx.hub.revokeTerminal('pos-r');
+    expect(() => fx.hub.reissueCertificate('pos-r')).toThrow(expect.objectContaining({ code: 'REVOKED' }));
   });
 });
