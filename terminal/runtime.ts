@@ -162,8 +162,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     return this.hubKeys;
   }
 
-  /** Rotation: the announced keys whose window contains now (the pinned key until announced). */
-  /** Keys valid now, with the protocol's clock-skew allowance (the hub switches by its own clock). */
+  /**
+   * Rotation: the announced keys whose window contains now, with the protocol's clock-skew
+   * allowance (the hub switches by its own clock); the pinned key until a ring is announced.
+   */
   private get hubKeys(): string[] {
     return this.hubKeyRing ? hubKeysTrustedAt(this.hubKeyRing, this.clock(), DEFAULT_MAX_SKEW_MS) : [this.config.hub.hubKey];
   }

@@ -41,6 +41,18 @@ describe('registry', () => {
     expect(c('05'.repeat(16), 'r7', 7)).toBe('fresh');
   });
 
+  it('prunes used challenges oldest first, at most `limit` per call; a pruned challenge counts as unused again', () => {
+    const wallet = 'ee'.repeat(32);
+    for (const [i, nowMs] of [[1, 10], [2, 20], [3, 30]] as const) {
+      expect(reg.claimFreshness({ challenge: `0${i}`.repeat(16), wallet, requestId: `c${i}`, nowMs })).toBe('fresh');
+    }
+    expect(reg.pruneChallenges(25, 1)).toBe(1);
+    expect(reg.pruneChallenges(25, 5)).toBe(1);
+    expect(reg.pruneChallenges(25, 5)).toBe(0);
+    expect(reg.claimFreshness({ challenge: '03'.repeat(16), wallet, requestId: 'c9', nowMs: 40 })).toBe('replay');
+    expect(reg.claimFreshness({ challenge: '01'.repeat(16), wallet, requestId: 'c9', nowMs: 40 })).toBe('fresh');
+  });
+
   it('prunes stored results oldest first, at most `limit` per call, queued ones included', () => {
     const base = { terminalId: 't', hash: 'h', op: 'purchase', wallet: null, engineId: null, status: 'approved' as const, code: null, amountMinor: 1, currency: 'EUR', holdUntilMs: null, result: new Uint8Array([1]) };
     for (const [id, timeMs] of [['r1', 10], ['r2', 20], ['r3', 30], ['r4', 40]] as const) reg.putResult({ ...base, requestId: id, timeMs });

@@ -183,7 +183,7 @@ export class Registry implements TerminalDirectory {
       counterSet: p('INSERT INTO counters (wallet, state) VALUES (?, ?) ON CONFLICT(wallet) DO UPDATE SET state = excluded.state'),
       challengeGet: p('SELECT request_id FROM challenges WHERE challenge = ?'),
       challengeInsert: p('INSERT INTO challenges (challenge, wallet, request_id, time_ms) VALUES (?, ?, ?, ?)'),
-      challengePrune: p('DELETE FROM challenges WHERE time_ms < ?'),
+      challengePrune: p('DELETE FROM challenges WHERE rowid IN (SELECT rowid FROM challenges WHERE time_ms < ? ORDER BY time_ms LIMIT ?)'),
       resultPrune: p('DELETE FROM results WHERE rowid IN (SELECT rowid FROM results WHERE time_ms < ? ORDER BY time_ms LIMIT ?)'),
       catalogInsert: p('INSERT INTO catalogs (merchant_id, version, articles, time_ms) VALUES (?, ?, ?, ?)'),
       catalogLatest: p('SELECT * FROM catalogs WHERE merchant_id = ? ORDER BY version DESC LIMIT 1'),
@@ -512,8 +512,10 @@ export class Registry implements TerminalDirectory {
     }
   }
 
-  pruneChallenges(beforeMs: number): number {
-    return this.#s.challengePrune!.run(beforeMs).changes;
+  /** Drops up to `limit` used challenges older than `beforeMs`, oldest first. */
+  pruneChallenges(beforeMs: number, limit: number): number {
+    this.#commitPending();
+    return this.#s.challengePrune!.run(beforeMs, limit).changes;
   }
 
   /**

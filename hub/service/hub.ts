@@ -38,7 +38,7 @@ import type { CardAuthorizer } from './card-authorizer.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { derivedId, engineRequestId } from './engine-ids.ts';
 import { InputError, OperationRefused } from './input-error.ts';
-import { SettlementService, type ReceiptOutcome, type SettlementEvent } from './settlement-service.ts';
+import { RESULT_RETENTION_MS, SettlementService, type ReceiptOutcome, type SettlementEvent } from './settlement-service.ts';
 
 export interface CreateHubOptions {
   readonly dataDir: string;
@@ -114,9 +114,8 @@ export interface HubStatus {
 
 const DAY_MS = 24 * 3600_000;
 /** Used challenges and stored results are kept this long; older authorizations also fail the counter window. */
-const REPLAY_STATE_RETENTION_MS = 35 * DAY_MS;
-const RESULTS_PRUNED_PER_TICK = 2000;
-const PRUNE_EVERY_MS = 3600_000;
+const REPLAY_STATE_RETENTION_MS = RESULT_RETENTION_MS;
+const PRUNED_PER_TICK = 2000;
 const MAX_EVENTS = 100;
 
 function assertName(field: string, value: string): void {
@@ -147,7 +146,6 @@ export class Hub implements TerminalDirectory {
   readonly #verifier: SignatureVerifier;
   readonly #events: SettlementEvent[] = [];
   #timer: NodeJS.Timeout | undefined;
-  #lastPruneMs = 0;
   readonly #lock: { release(): void };
   #closed = false;
 
@@ -499,15 +497,15 @@ export class Hub implements TerminalDirectory {
     return payoutMerchant({ engine: this.engine, registry: this.registry, clearing: this.clearing, clock: this.clock }, input);
   }
 
-  /** Moves holds whose window has ended to their merchants; prunes old replay state (challenges hourly, stored results a slice per call). */
-  releaseDueHolds(): Promise<{ releasedCount: number }> {
+  /**
+   * Moves holds whose window has ended to their merchants, and prunes replay state past its
+   * retention: a bounded slice of used challenges and stored results per call (the hold timer
+   * runs every second), never one long delete on the event loop.
+   */
+  async releaseDueHolds(): Promise<{ releasedCount: number }> {
     const now = this.clock();
-    if (now - this.#lastPruneMs >= PRUNE_EVERY_MS) {
-      this.#lastPruneMs = now;
-      this.registry.pruneChallenges(now - REPLAY_STATE_RETENTION_MS);
-    }
-    // A bounded slice per tick (the hold timer runs every second): never one long stall of the event loop.
-    this.registry.pruneResults(now - REPLAY_STATE_RETENTION_MS, RESULTS_PRUNED_PER_TICK);
+    this.registry.pruneChallenges(now - REPLAY_STATE_RETENTION_MS, PRUNED_PER_TICK);
+    this.registry.pruneResults(now - REPLAY_STATE_RETENTION_MS, PRUNED_PER_TICK);
     return this.engine.releaseDueHolds(now);
   }
 

@@ -44,6 +44,9 @@ type Request = Envelope<'settlement.request'>;
 type RequestBody = Body<'settlement.request'>;
 type Op = RequestBody['op'];
 type ResultBody = Body<'settlement.result'>;
+const DAY_MS = 24 * 3600_000;
+/** Stored results and used challenges are kept this long (the hub prunes them; hub.ts). */
+export const RESULT_RETENTION_MS = 35 * DAY_MS;
 type SigningKey = { readonly pair: KeyPair; readonly hex: string; readonly signer: ResultSigner };
 
 export interface SettlementServiceOptions {
@@ -167,6 +170,26 @@ export class SettlementService {
     return key;
   }
 
+  /** The ledger's outcome of a request whose stored result was pruned (no statement or ticket: those are not kept). */
+  async #settledInLedger(body: RequestBody): Promise<Decision | undefined> {
+    const eid = engineRequestId(body.requestId);
+    await this.#o.engine.flush();
+    const row = (await this.#o.engine.store.logByRequestIds([eid])).get(eid);
+    if (!row || row.state === 'logged') return undefined;
+    const base = { currency: row.currency, timeMs: row.atMs, cache: true };
+    if (row.state === 'declined') return { ...base, status: 'declined', code: mapDecline(row.code ?? 'not_found'), withdrawal: 'none', amountMinor: 0 };
+    const wallet = 'authorization' in body.op ? body.op.authorization.body.wallet : undefined;
+    return {
+      ...base,
+      status: 'approved',
+      withdrawal: 'complete',
+      amountMinor: row.amountMinor,
+      ...(row.holdUntilMs !== null ? { holdUntil: row.holdUntilMs } : {}),
+      ...(wallet !== undefined ? { wallet } : {}),
+      engineId: eid,
+    };
+  }
+
   /** A stored result answers a duplicate; one signed by a key that has since stopped signing is signed again. */
   async #storedAnswer(bytes: Uint8Array): Promise<Uint8Array> {
     const key = this.#keyAt(this.#o.clock());
@@ -249,6 +272,12 @@ export class SettlementService {
     if (failed !== undefined) {
       log().info({ check: failed.name }, 'signature check failed');
       return await this.#finish(req, terminalId, decline('BAD_SIGNATURE', true), log, hash);
+    }
+    // Older than the stored results (pruned after RESULT_RETENTION_MS): the ledger may have
+    // settled it — answer that instead of judging the request again (it would be stale now).
+    if (body.time < now - RESULT_RETENTION_MS + DAY_MS) {
+      const settled = await this.#settledInLedger(body);
+      if (settled) return await this.#finish(req, terminalId, settled, log, hash);
     }
     const op = body.op;
     if ((op.type === 'purchase' || op.type === 'fare' || op.type === 'ticket.sale') && this.#o.issuerKeys.includes(op.license.body.issuerKey)) {

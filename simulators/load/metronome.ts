@@ -21,7 +21,7 @@ for (;;) {
   if (seq < 0) break;
   if (seq === fired) { Atomics.wait(seqCell, 0, seq); continue; }
   const left = atCell[0] - (performance.timeOrigin + performance.now());
-  if (left > 0.01) { Atomics.wait(seqCell, 0, seq, left); continue; }
+  if (left > 0) { Atomics.wait(seqCell, 0, seq, left); continue; }
   fired = seq;
   parentPort.postMessage(seq);
 }
@@ -52,7 +52,7 @@ export class Metronome {
   /** Calls `cb` once `performance.now()` has reached `atMs`. */
   at(atMs: number, cb: () => void): void {
     this.#pending = cb;
-    this.#seq += 1;
+    this.#seq = (this.#seq % 0x7fff_ffff) + 1; // stays positive: -1 means stop
     this.#atCell[0] = performance.timeOrigin + atMs;
     Atomics.store(this.#seqCell, 0, this.#seq);
     Atomics.notify(this.#seqCell, 0);

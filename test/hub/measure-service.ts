@@ -6,7 +6,7 @@
  * LEDGER_DURABILITY=pipelined: the ledger's pipelined durability mode (default full).
  * LEDGER_WRITER_THREAD=1: the ledger commits on its writer thread (synchronous=FULL still).
  * PROFILE=file.cpuprofile / HEAP_PROFILE=file.heapprofile: CPU profile / allocation sampling
- * (collected objects included) of the measured phase.
+ * (collected objects included) of the measured phase; both slow the run whose rate is printed.
  */
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
@@ -66,15 +66,16 @@ try {
   );
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  if (session) {
-    const { profile } = await session.post('Profiler.stop');
-    writeFileSync(process.env['PROFILE'] as string, JSON.stringify(profile));
-    session.disconnect();
-  }
+  // Heap sampling first: it would otherwise also sample the CPU profile's serialization.
   if (heapSession) {
     const { profile } = await heapSession.post('HeapProfiler.stopSampling');
     writeFileSync(process.env['HEAP_PROFILE'] as string, JSON.stringify(profile));
     heapSession.disconnect();
+  }
+  if (session) {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(process.env['PROFILE'] as string, JSON.stringify(profile));
+    session.disconnect();
   }
   latencies.sort((a, b) => a - b);
   const pct = (q: number) => (latencies[Math.floor(q * (latencies.length - 1))] ?? 0).toFixed(1);

@@ -1,8 +1,9 @@
 // Stored results are pruned after the replay-state retention (they grow by one signed result per
-// request); money stays right without them: a late retry settles nothing twice, and an operator
-// refund finds the settlement in the ledger. Real SQLite files, a movable clock.
+// request); money stays right without them: a late retry is answered from the ledger (charged
+// once, refundable by the machine's failed receipt), and an operator refund finds the settlement
+// there. Real SQLite files, a movable clock.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SNACKS, cashTopup, enroll, openHubFixture, purchase, readResult, register, type HubFixture, type TestTerminal } from './kit.ts';
+import { SNACKS, cashTopup, enroll, openHubFixture, purchase, readResult, receipt, register, type HubFixture, type TestTerminal } from './kit.ts';
 
 const DAY = 24 * 3600_000;
 let fx: HubFixture;
@@ -22,7 +23,7 @@ afterAll(async () => {
 });
 
 describe('result retention', () => {
-  it('prunes results older than 35 days; a late retry charges nothing twice; the operator refund still works, once', async () => {
+  it('prunes results older than 35 days; a late retry is answered from the ledger, charged once, and its failed receipt refunds', async () => {
     const w = await register(fx.hub);
     expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
     const sale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
@@ -37,17 +38,31 @@ describe('result retention', () => {
     await fx.hub.releaseDueHolds();
     expect(fx.hub.registry.result(sale.requestId)).toBeUndefined();
 
-    // The terminal's very late retry of the same bytes: declined as stale (and that decline is
-    // stored), nothing charged again.
+    // The terminal's very late retry of the same bytes (its answer was lost, its outbox kept the
+    // request): answered from the ledger — approved, charged once — and stored again.
     const retry = readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes));
-    expect(retry.status).toBe('declined');
+    expect(retry).toMatchObject({ status: 'approved', amountMinor: 250, requestId: sale.requestId });
     expect(await balance()).toBe(750);
-
-    expect(await fx.hub.refund(sale.requestId)).toMatchObject({ status: 'approved' });
+    expect(fx.hub.registry.result(sale.requestId)?.status).toBe('approved');
+    // So the machine's late-approval path works: nothing was dispensed, the failed receipt refunds.
+    expect(await fx.hub.handleReceipt(vend.id, receipt(vend, sale.requestId, 'failed', fx.now))).toMatchObject({ status: 'refunded' });
     expect(await balance()).toBe(1000);
-    expect(await fx.hub.refund(sale.requestId)).toMatchObject({ status: 'approved' }); // the same refund, answered again
-    expect(await balance()).toBe(1000);
+    expect(await fx.hub.refund(sale.requestId)).toMatchObject({ status: 'declined', code: 'already_refunded' });
     await expect(fx.hub.cancel(sale.requestId)).rejects.toMatchObject({ code: 'NOT_CANCELLABLE' });
     await expect(fx.hub.refund('ab'.repeat(16))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('an operator refund finds a settlement whose stored result is gone in the ledger, once', async () => {
+    const w = await register(fx.hub);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
+    const sale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes)).status).toBe('approved');
+    fx.advance(36 * DAY);
+    await fx.hub.releaseDueHolds();
+    expect(fx.hub.registry.result(sale.requestId)).toBeUndefined();
+    expect(await fx.hub.refund(sale.requestId)).toMatchObject({ status: 'approved' });
+    expect((await fx.hub.showAccount(w.id))?.account.balanceMinor).toBe(1000);
+    expect(await fx.hub.refund(sale.requestId)).toMatchObject({ status: 'approved' }); // the same refund, answered again
+    expect((await fx.hub.showAccount(w.id))?.account.balanceMinor).toBe(1000);
   });
 });
