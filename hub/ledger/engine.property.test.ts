@@ -61,9 +61,12 @@ describe.each(['full', 'pipelined', 'writer-thread'] as const)('engine propertie
           const sent: Command[] = [];
           const first = new Map<string, Outcome>();
           const unanswered = new Map<string, Command>();
+          /** Altered copies sent under an existing id (a buggy or hostile terminal). */
+          const altered = new Map<string, Command>();
           const purchases: string[] = [];
 
           const deliver = async (cmds: Command[]): Promise<void> => {
+            const mismatched: string[] = [];
             const results = await Promise.allSettled(cmds.map((c) => engine.submit(c)));
             results.forEach((r, i) => {
               const c = cmds[i] as Command;
@@ -74,12 +77,24 @@ describe.each(['full', 'pipelined', 'writer-thread'] as const)('engine propertie
                 return;
               }
               const prev = first.get(c.requestId);
-              if (r.value.status === 'declined' && r.value.code === 'duplicate_mismatch') return;
+              if (r.value.status === 'declined' && r.value.code === 'duplicate_mismatch') {
+                // The original was lost in a crash before it was logged durably, and an altered copy
+                // under its id reached the ledger first: that content is the request now (its
+                // outcome is learned below), and this clear refusal is the retry's answer.
+                if (altered.has(c.requestId) && !first.has(c.requestId)) mismatched.push(c.requestId);
+                return;
+              }
               // A replay changes nothing: the same id returns exactly the first outcome.
               if (prev) expect(r.value).toEqual(prev);
               else first.set(c.requestId, r.value);
               unanswered.delete(c.requestId);
             });
+            for (const id of mismatched) {
+              const [real] = await Promise.allSettled([engine.submit(altered.get(id) as Command)]);
+              if (real?.status !== 'fulfilled' || (real.value.status === 'declined' && real.value.code === 'duplicate_mismatch')) continue;
+              first.set(id, real.value);
+              unanswered.delete(id);
+            }
           };
           const reopen = async (hook: EngineHooks['stopAfter'] | 'none'): Promise<void> => {
             await engine.crashForTest();
@@ -127,6 +142,7 @@ describe.each(['full', 'pipelined', 'writer-thread'] as const)('engine propertie
                   case 'dup': {
                     const orig = sent.length > 0 ? (sent[op.pick % sent.length] as Command) : null;
                     if (orig) c = op.alter ? { ...orig, memo: 'altered' } : { ...orig };
+                    if (orig && op.alter && c) altered.set(orig.requestId, c);
                     break;
                   }
                 }
