@@ -103,9 +103,9 @@ export function planRotation(keys: readonly HubKeyEntry[], nowMs: number, plan: 
   const current = signingKeyAt(keys, nowMs);
   const startsAt = nowMs + plan.activateInMs;
   const kept = keys.map((k) => (k.publicKey === current.publicKey ? { ...k, notAfter: startsAt + plan.retireAfterMs } : k));
-  // Entries past the ticket horizon are dropped: nothing they signed is honoured any more.
-  const ring = [...kept.filter((k) => nowMs - TICKET_HORIZON_MS <= k.notAfter), { publicKey: next.publicKey, file: next.file, notBefore: startsAt, notAfter: FOREVER_MS }];
-  if (announcedAt(ring, nowMs).length > MAX_ANNOUNCED_KEYS) {
+  // The ring is what is announced: entries past the ticket horizon leave it (nothing they signed is honoured).
+  const ring = announcedAt([...kept, { publicKey: next.publicKey, file: next.file, notBefore: startsAt, notAfter: FOREVER_MS }], nowMs);
+  if (ring.length > MAX_ANNOUNCED_KEYS) {
     throw new RotationError(`at most ${MAX_ANNOUNCED_KEYS} hub keys can be announced; older keys leave the ring a year after they retire`);
   }
   return ring;

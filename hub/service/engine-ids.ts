@@ -4,6 +4,8 @@
  * failed dispense, a ticket id) get ids derived from it, so a retry derives the same id again.
  */
 import { createHash } from 'node:crypto';
+import type { Engine } from '../ledger/engine.ts';
+import type { LogRow } from '../ledger/store.ts';
 
 export function engineRequestId(requestId: string): string {
   return requestId.length === 32 ? requestId : createHash('sha256').update(`wire:${requestId}`).digest('hex').slice(0, 32);
@@ -11,4 +13,16 @@ export function engineRequestId(requestId: string): string {
 
 export function derivedId(tag: string, requestId: string): string {
   return createHash('sha256').update(`${tag}:${requestId}`).digest('hex').slice(0, 32);
+}
+
+/**
+ * What the ledger decided for a wire request id (undefined: never logged, or logged and not yet
+ * decided), after everything queued is written. The ledger outlives the registry's stored
+ * results, which are pruned: a late retry and an operator refund look here.
+ */
+export async function ledgerDecision(engine: Engine, requestId: string): Promise<LogRow | undefined> {
+  const eid = engineRequestId(requestId);
+  await engine.flush();
+  const row = (await engine.store.logByRequestIds([eid])).get(eid);
+  return row && row.state !== 'logged' ? row : undefined;
 }

@@ -36,9 +36,9 @@ import { inlineVerifier, type SignatureVerifier } from '../verify/verifier.ts';
 import { Announcer, type Announcement } from './announcements.ts';
 import type { CardAuthorizer } from './card-authorizer.ts';
 import { lockDataDir } from './data-dir-lock.ts';
-import { derivedId, engineRequestId } from './engine-ids.ts';
+import { derivedId, engineRequestId, ledgerDecision } from './engine-ids.ts';
 import { InputError, OperationRefused } from './input-error.ts';
-import { RESULT_RETENTION_MS, SettlementService, type ReceiptOutcome, type SettlementEvent } from './settlement-service.ts';
+import { REPLAY_STATE_RETENTION_MS, SettlementService, type ReceiptOutcome, type SettlementEvent } from './settlement-service.ts';
 
 export interface CreateHubOptions {
   readonly dataDir: string;
@@ -113,8 +113,6 @@ export interface HubStatus {
 }
 
 const DAY_MS = 24 * 3600_000;
-/** Used challenges and stored results are kept this long; older authorizations also fail the counter window. */
-const REPLAY_STATE_RETENTION_MS = RESULT_RETENTION_MS;
 const PRUNED_PER_TICK = 2000;
 const MAX_EVENTS = 100;
 
@@ -320,15 +318,7 @@ export class Hub implements TerminalDirectory {
       currency: this.currency,
       ...(input.parentMerchantId !== undefined ? { parentId: input.parentMerchantId, shareBps: input.shareBps ?? 0 } : {}),
     });
-    // Signed by the trust anchor: the key wallets and terminals were given when provisioned.
-    const certificate = issueTerminalCertificate(this.#keyring.anchorKey(now), {
-      terminalId: input.terminalId,
-      kind: input.kind,
-      merchantId: input.merchantId,
-      publicKey,
-      notBefore: now - 60_000,
-      notAfter: now + validityMs,
-    });
+    const certificate = this.#certificate({ terminalId: input.terminalId, kind: input.kind, merchantId: input.merchantId, publicKey }, now, validityMs);
     this.registry.insertTerminal(certificate, now);
     return keyPair ? { certificate, keyPair } : { certificate };
   }
@@ -345,16 +335,14 @@ export class Hub implements TerminalDirectory {
     if (t.revoked) throw new OperationRefused('REVOKED', `${terminalId} is revoked`);
     const now = this.clock();
     const c = t.certificate.body;
-    const certificate = issueTerminalCertificate(this.#keyring.anchorKey(now), {
-      terminalId,
-      kind: c.kind,
-      merchantId: c.merchantId,
-      publicKey: t.publicKey,
-      notBefore: now - 60_000,
-      notAfter: now + validityMs,
-    });
+    const certificate = this.#certificate({ terminalId, kind: c.kind, merchantId: c.merchantId, publicKey: t.publicKey }, now, validityMs);
     if (!this.registry.replaceCertificate(certificate)) throw new OperationRefused('NOT_FOUND', `${terminalId} changed meanwhile`);
     return certificate;
+  }
+
+  /** Signed by the trust anchor: the key wallets and terminals were given when provisioned. */
+  #certificate(subject: { terminalId: string; kind: TerminalKindT; merchantId: string; publicKey: string }, now: number, validityMs: number): Envelope<'terminal.certificate'> {
+    return issueTerminalCertificate(this.#keyring.anchorKey(now), { ...subject, notBefore: now - 60_000, notAfter: now + validityMs });
   }
 
   revokeTerminal(terminalId: string): boolean {
@@ -475,10 +463,8 @@ export class Hub implements TerminalDirectory {
     if (!original) {
       // Not (or no longer) among the stored results — they are pruned after 35 days, and a late
       // retry may have stored a decline over it: the ledger knows whether it settled.
-      const engineId = engineRequestId(requestId);
-      await this.engine.flush();
-      const row = (await this.engine.store.logByRequestIds([engineId])).get(engineId);
-      if (row && row.state !== 'declined' && row.state !== 'logged') original = { engineId, holdUntilMs: row.holdUntilMs };
+      const row = await ledgerDecision(this.engine, requestId);
+      if (row && row.state !== 'declined') original = { engineId: engineRequestId(requestId), holdUntilMs: row.holdUntilMs };
     }
     if (!original) throw new OperationRefused('NOT_FOUND', `no approved settlement ${requestId}`);
     if (options.requireHold && original.holdUntilMs === null) throw new OperationRefused('NOT_CANCELLABLE', 'the purchase has no cancellation window');

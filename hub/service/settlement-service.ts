@@ -38,15 +38,15 @@ import type { SignatureVerifier, VerifyItem } from '../verify/verifier.ts';
 import type { CardAuthorizer } from './card-authorizer.ts';
 import { CanonicalMemo } from './canonical-memo.ts';
 import { mapDecline } from './decline-codes.ts';
-import { derivedId, engineRequestId } from './engine-ids.ts';
+import { derivedId, engineRequestId, ledgerDecision } from './engine-ids.ts';
 
 type Request = Envelope<'settlement.request'>;
 type RequestBody = Body<'settlement.request'>;
 type Op = RequestBody['op'];
 type ResultBody = Body<'settlement.result'>;
 const DAY_MS = 24 * 3600_000;
-/** Stored results and used challenges are kept this long (the hub prunes them; hub.ts). */
-export const RESULT_RETENTION_MS = 35 * DAY_MS;
+/** Stored results and used challenges are kept this long (the hub prunes them; hub.ts); older authorizations also fail the counter window. */
+export const REPLAY_STATE_RETENTION_MS = 35 * DAY_MS;
 type SigningKey = { readonly pair: KeyPair; readonly hex: string; readonly signer: ResultSigner };
 
 export interface SettlementServiceOptions {
@@ -172,10 +172,8 @@ export class SettlementService {
 
   /** The ledger's outcome of a request whose stored result was pruned (no statement or ticket: those are not kept). */
   async #settledInLedger(body: RequestBody): Promise<Decision | undefined> {
-    const eid = engineRequestId(body.requestId);
-    await this.#o.engine.flush();
-    const row = (await this.#o.engine.store.logByRequestIds([eid])).get(eid);
-    if (!row || row.state === 'logged') return undefined;
+    const row = await ledgerDecision(this.#o.engine, body.requestId);
+    if (!row) return undefined;
     const base = { currency: row.currency, timeMs: row.atMs, cache: true };
     if (row.state === 'declined') return { ...base, status: 'declined', code: mapDecline(row.code ?? 'not_found'), withdrawal: 'none', amountMinor: 0 };
     const wallet = 'authorization' in body.op ? body.op.authorization.body.wallet : undefined;
@@ -186,7 +184,7 @@ export class SettlementService {
       amountMinor: row.amountMinor,
       ...(row.holdUntilMs !== null ? { holdUntil: row.holdUntilMs } : {}),
       ...(wallet !== undefined ? { wallet } : {}),
-      engineId: eid,
+      engineId: engineRequestId(body.requestId),
     };
   }
 
@@ -273,9 +271,9 @@ export class SettlementService {
       log().info({ check: failed.name }, 'signature check failed');
       return await this.#finish(req, terminalId, decline('BAD_SIGNATURE', true), log, hash);
     }
-    // Older than the stored results (pruned after RESULT_RETENTION_MS): the ledger may have
+    // Older than the stored results (pruned after REPLAY_STATE_RETENTION_MS): the ledger may have
     // settled it — answer that instead of judging the request again (it would be stale now).
-    if (body.time < now - RESULT_RETENTION_MS + DAY_MS) {
+    if (body.time < now - REPLAY_STATE_RETENTION_MS + DAY_MS) {
       const settled = await this.#settledInLedger(body);
       if (settled) return await this.#finish(req, terminalId, settled, log, hash);
     }
