@@ -18,7 +18,9 @@
  *      BENCH_MQTT_BROKERS (default aedes,mosquitto,transport),
  *      BENCH_MQTT_LATENCY_WINDOWS (closed-loop windows tried for the latency-bound figures, default
  *      64,32,16,8; empty = skip),
- *      BENCH_MQTT_LEDGER_WRITER (1 = the ledger commits on its writer thread, still synchronous=FULL; default 1).
+ *      BENCH_MQTT_LEDGER_WRITER (1 = the ledger commits on its writer thread, still synchronous=FULL; default 1),
+ *      BENCH_MQTT_TRACE (1 = print per phase where the slowest 1 % of requests spent their time:
+ *      bench/request-trace.ts; a diagnostic, the wrapping costs some CPU).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -38,6 +40,7 @@ import type { SettlementHandler, TerminalListing, TerminalLookup } from '../hub/
 import { inlineVerifier, type SignatureVerifier } from '../hub/verify/verifier.ts';
 import { fastSignMessage, nodeSigningKey } from '../simulators/load/purchase-request.ts';
 import { WorkerVerifier } from '../hub/verify/worker-verifier.ts';
+import { RequestTracer } from './request-trace.ts';
 import type { FleetFile, FleetTerminal, FleetWallet, FromGenerator, Phase, PhaseResult } from '../simulators/load/load-plan.ts';
 
 type Report = (name: string, value: number, unit: string) => void;
@@ -52,11 +55,13 @@ const BROKERS = (process.env['BENCH_MQTT_BROKERS'] ?? 'aedes,mosquitto,transport
 const LATENCY_WINDOWS = (process.env['BENCH_MQTT_LATENCY_WINDOWS'] ?? '64,32,16,8').split(',').filter(Boolean).map(Number);
 const LATENCY_BOUND_MS = 30;
 const LEDGER_WRITER = (process.env['BENCH_MQTT_LEDGER_WRITER'] ?? '1') !== '0';
+const tracer = process.env['BENCH_MQTT_TRACE'] === '1' ? new RequestTracer() : undefined;
 const GENERATOR = fileURLToPath(new URL('../simulators/load/load-generator.ts', import.meta.url));
 
 /** BENCH_MQTT_WORKERS=0 verifies on the main thread (for comparison). */
 function makeVerifier(): SignatureVerifier {
-  return WORKERS > 0 ? new WorkerVerifier({ workers: WORKERS }) : inlineVerifier;
+  const verifier = WORKERS > 0 ? new WorkerVerifier({ workers: WORKERS }) : inlineVerifier;
+  return tracer ? tracer.verifier(verifier) : verifier;
 }
 
 interface Fleet {
@@ -72,6 +77,8 @@ async function setUpHub(dir: string): Promise<{ hub: Hub; fleet: Fleet }> {
     logger: pino({ level: 'warn' }),
     ledgerStore: { writerThread: LEDGER_WRITER },
   });
+  // Resolves once the request's batch is durable: the engine's turn plus the writer's commit.
+  if (tracer) hub.engine.submit = tracer.timeCalls('commit', hub.engine.submit.bind(hub.engine)) as typeof hub.engine.submit;
   for (let m = 0; m < MERCHANTS; m++) {
     hub.importCatalog({ merchantId: `shop-${m}`, articles: [{ sku: 'coffee', name: 'Coffee', priceMinor: 250, currency: 'EUR' }] });
   }
@@ -217,8 +224,9 @@ async function runPhases(
       loopDelay.reset();
       gc.reset();
       ledgerCommits();
+      tracer?.reset();
       hubCpu = process.cpuUsage();
-      return gen.phase(p);
+      return gen.phase(tracer ? { ...p, trace: true } : p);
     };
     const check = (r: PhaseResult) => {
       const st = server.stats();
@@ -228,6 +236,7 @@ async function runPhases(
       const commits = ledgerCommits();
       const ledger = commits ? `; ledger batches ${commits.commits} in ${commits.transactions} writer commits (+${commits.committedHere} on the engine thread), p50 ${commits.p50Ms.toFixed(2)} p99 ${commits.p99Ms.toFixed(2)} max ${commits.maxMs.toFixed(1)} ms` : '';
       console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}% generator ${r.generatorCpuPercent}% of a core; hub event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms; GC ${gc.describe()}${ledger}; load ${loadavg()[0]!.toFixed(1)}`);
+      if (tracer && r.timings) console.error(`#     ${tracer.describe(r.timings)}`);
       if (r.signatureBad > 0) throw new Error(`${r.name}: ${r.signatureBad} replies failed the hub signature check`);
     };
     check(await phase({ name: 'warm-up', mode: 'closed', window: WINDOW, durationMs: Math.min(3000, PHASE_MS) }));
@@ -265,6 +274,10 @@ async function runPhases(
   }
 }
 
+function traced(service: SettlementHandler): SettlementHandler {
+  return tracer ? tracer.service(service) : service;
+}
+
 function round(v: number): number {
   return Math.round(v * 100) / 100;
 }
@@ -277,7 +290,7 @@ export async function run(report: Report): Promise<void> {
   const logger = pino({ level: 'warn' });
   try {
     if (BROKERS.includes('aedes')) {
-      const server = await createHubServer({ service: hub, directory: hub, logger });
+      const server = await createHubServer({ service: traced(hub), directory: hub, logger });
       try {
         await runPhases('mqtt.', server, server.url, hub.hubPublicKey, fleet, undefined, dir, report, ledgerCommitsOf(hub));
       } finally {
@@ -298,7 +311,7 @@ export async function run(report: Report): Promise<void> {
       const files = writeMosquittoFiles({ dir: path.join(dir, 'mosquitto'), port, directory: listing, brokerSecret, hubPassword });
       const mosquitto = await startMosquitto(files.configPath, port);
       try {
-        const server = await createHubServer({ service: hub, directory: hub, logger, external: { url: files.url, username: HUB_USERNAME, password: hubPassword } });
+        const server = await createHubServer({ service: traced(hub), directory: hub, logger, external: { url: files.url, username: HUB_USERNAME, password: hubPassword } });
         try {
           await runPhases('mqtt.mosquitto.', server, files.url, hub.hubPublicKey, fleet, (id) => brokerPasswordFor(brokerSecret, id), dir, report, ledgerCommitsOf(hub));
         } finally {
@@ -311,7 +324,7 @@ export async function run(report: Report): Promise<void> {
     if (BROKERS.includes('transport')) {
       const verifier = makeVerifier();
       const service = new SignOnlyService(hub, verifier);
-      const server = await createHubServer({ service, directory: hub, logger });
+      const server = await createHubServer({ service: traced(service), directory: hub, logger });
       try {
         await runPhases('mqtt.transport.', server, server.url, service.hubKeyHex, fleet, undefined, dir, report);
       } finally {

@@ -12,7 +12,7 @@ import { canonicalBytes, fromHex, topics } from '../../protocol/index.ts';
 import { makePurchaseRequest, nodeSigningKey, type PurchaseParty } from './purchase-request.ts';
 import { connectTerminal, type TerminalClient } from './terminal-client.ts';
 import { Metronome } from './metronome.ts';
-import type { FleetFile, FromGenerator, Phase, PhaseResult, ToGenerator } from './load-plan.ts';
+import type { FleetFile, FromGenerator, Phase, PhaseResult, RequestTiming, ToGenerator } from './load-plan.ts';
 
 const SIGNATURE_SAMPLE_EVERY = 100;
 const GRACE_MS = 3000;
@@ -106,6 +106,10 @@ async function main(): Promise<void> {
 
   // Per-phase state, reset by runPhase.
   let sentAt = new Map<string, number>();
+  // Tracing only: when each request actually left, and every answered request's timing.
+  let tracing = false;
+  let leftAt = new Map<string, number>();
+  let timings: RequestTiming[] = [];
   let onAnswer: (slot: number) => void = () => {};
   let rtts: number[] = [];
   let approved = 0;
@@ -120,6 +124,7 @@ async function main(): Promise<void> {
       const t0 = seen === undefined ? undefined : sentAt.get(seen.requestId);
       if (seen === undefined || t0 === undefined) return;
       sentAt.delete(seen.requestId);
+      if (tracing) timings.push([seen.requestId, performance.timeOrigin + t0, performance.timeOrigin + (leftAt.get(seen.requestId) ?? t0), performance.timeOrigin + now]);
       replies++;
       rtts.push(now - t0);
       if (seen.approved) approved++;
@@ -148,11 +153,15 @@ async function main(): Promise<void> {
 
   const publish = (p: Prepared, scheduledAt: number) => {
     sentAt.set(p.requestId, scheduledAt);
+    if (tracing) leftAt.set(p.requestId, performance.now());
     slots[p.slot]!.client.client.publish(topics.request(slots[p.slot]!.client.client.options.clientId!), p.bytes, { qos: 1 });
   };
 
   const runPhase = async (phase: Phase): Promise<PhaseResult> => {
     sentAt = new Map();
+    tracing = phase.trace === true;
+    leftAt = new Map();
+    timings = [];
     rtts = [];
     approved = 0;
     replies = 0;
@@ -240,6 +249,7 @@ async function main(): Promise<void> {
       generatorCpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / elapsedMs) * 100),
       sendLagMsP50: lagSorted.length ? percentile(lagSorted, 50) : 0,
       sendLagMsP99: lagSorted.length ? percentile(lagSorted, 99) : 0,
+      ...(tracing ? { timings } : {}),
     };
   };
 

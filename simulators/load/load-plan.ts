@@ -31,10 +31,14 @@ export interface FleetFile {
   readonly currency: string;
 }
 
+/** `trace`: return every answered request's timing with the result (bench/request-trace.ts). */
 export type Phase =
-  | { readonly name: string; readonly mode: 'open'; readonly rps: number; readonly durationMs: number }
+  | { readonly name: string; readonly mode: 'open'; readonly rps: number; readonly durationMs: number; readonly trace?: boolean }
   /** Closed loop: `window` requests in flight at all times, at most one per terminal. */
-  | { readonly name: string; readonly mode: 'closed'; readonly window: number; readonly durationMs: number };
+  | { readonly name: string; readonly mode: 'closed'; readonly window: number; readonly durationMs: number; readonly trace?: boolean };
+
+/** [request id, due, sent, answered], each performance.timeOrigin + performance.now() in ms. */
+export type RequestTiming = readonly [requestId: string, dueMs: number, sentMs: number, answeredMs: number];
 
 export interface PhaseResult {
   readonly name: string;
@@ -58,6 +62,8 @@ export interface PhaseResult {
   /** Open loop: how late the generator sent after the scheduled time (counted in the RTT). */
   readonly sendLagMsP50: number;
   readonly sendLagMsP99: number;
+  /** With `trace`: every answered request. */
+  readonly timings?: RequestTiming[];
 }
 
 export type ToGenerator = { readonly cmd: 'phase'; readonly phase: Phase } | { readonly cmd: 'exit' };

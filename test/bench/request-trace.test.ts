@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { RequestTracer } from '../../bench/request-trace.ts';
+import type { RequestTiming } from '../../simulators/load/load-plan.ts';
+
+const payload = (requestId: string) => Buffer.from(JSON.stringify({ v: 1, type: 'settlement.request', body: { requestId } }));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const clock = () => performance.timeOrigin + performance.now();
+
+describe('RequestTracer (BENCH_MQTT_TRACE)', () => {
+  it('splits the slowest requests into send lag, time to the service, service time and reply', async () => {
+    const tracer = new RequestTracer();
+    const service = tracer.service({ handleRequest: async (_t, p) => (await sleep(Buffer.from(p).includes('slow') ? 40 : 1), new Uint8Array([1])) });
+    const timings: RequestTiming[] = [];
+    for (const id of ['fast1', 'fast2', 'slow']) {
+      const due = clock();
+      const sent = due + 2;
+      await sleep(5);
+      const reply = await service.handleRequest('pos-1', payload(id));
+      expect([...reply]).toEqual([1]);
+      timings.push([id, due, sent, clock()]);
+    }
+    const line = tracer.describe(timings);
+    // The slowest 1 % of three requests is the slow one alone.
+    const m = /slowest 1 % \((\d+), rtt ([\d.]+) ms\) = send lag ([\d.]+) \+ to the service ([\d.]+) \+ in the service ([\d.]+) \+ reply ([\d.]+)/.exec(line);
+    expect(m, line).not.toBeNull();
+    const [count, rtt, lag, toService, inService, reply] = m!.slice(1).map(Number);
+    expect(count).toBe(1);
+    expect(lag).toBeCloseTo(2, 0);
+    expect(toService).toBeGreaterThanOrEqual(2);
+    expect(inService).toBeGreaterThanOrEqual(39);
+    expect(reply).toBeLessThan(20);
+    expect(Math.abs(lag! + toService! + inService! + reply! - rtt!)).toBeLessThanOrEqual(0.3);
+  });
+
+  it('times verifier calls and passes their verdicts through; reset forgets everything', async () => {
+    const tracer = new RequestTracer();
+    const verifier = tracer.verifier({ verifyMany: async (items) => (await sleep(3), items.map(() => true)), close: async () => {} });
+    await expect(verifier.verifyMany([{ signature: new Uint8Array(64), message: new Uint8Array(1), publicKey: new Uint8Array(32) }])).resolves.toEqual([true]);
+    const commit = tracer.timeCalls('commit', async (n: number) => n * 2);
+    await expect(commit(21)).resolves.toBe(42);
+    const service = tracer.service({ handleRequest: async () => new Uint8Array() });
+    await service.handleRequest('pos-1', payload('a'));
+    const line = tracer.describe([['a', 0, 0, 1]]);
+    expect(line).toMatch(/verify [\d.]+\/[\d.]+, commit [\d.]+\/[\d.]+/);
+    expect(Number(/verify ([\d.]+)/.exec(line)![1])).toBeGreaterThanOrEqual(2.5);
+    tracer.reset();
+    expect(tracer.describe([['a', 0, 0, 1]])).toBe('trace: no requests matched');
+  });
+});
