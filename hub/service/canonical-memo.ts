@@ -4,14 +4,17 @@
  * bytes are, and reused for their own signature checks, the license cache and the lines digest.
  * Output equals protocol/canonical.ts `canonicalJson`
  * (property-tested against it); like it, refuses numbers that are not safe integers.
- * Use a fresh memo per request and never mutate an object after it was canonicalized.
+ * Use a fresh memo per request and never mutate an object after it was canonicalized. The memo
+ * holds what it canonicalized strongly (a plain Map: a weak one costs the collector ephemeron
+ * work, and one kept across requests kept their objects alive through scavenges): drop it with
+ * the request.
  */
 import { canonicalJson, domainPrefix } from '../../protocol/index.ts';
 
 const encoder = new TextEncoder();
 
 export class CanonicalMemo {
-  readonly #memo = new WeakMap<object, string>();
+  readonly #memo = new Map<object, string>();
 
   /** JCS text of a JSON value. */
   json(value: unknown): string {
