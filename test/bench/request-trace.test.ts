@@ -26,15 +26,15 @@ describe('RequestTracer (BENCH_MQTT_TRACE)', () => {
     const [count, rtt, lag, toService, inService, reply] = m!.slice(1).map(Number);
     expect(count).toBe(1);
     expect(lag).toBeCloseTo(2, 0);
-    expect(toService).toBeGreaterThanOrEqual(2);
-    expect(inService).toBeGreaterThanOrEqual(39);
+    expect(toService).toBeGreaterThanOrEqual(1); // a 5 ms timer, which may fire up to ~1 ms early
+    expect(inService).toBeGreaterThanOrEqual(35);
     expect(reply).toBeLessThan(20);
     expect(Math.abs(lag! + toService! + inService! + reply! - rtt!)).toBeLessThanOrEqual(0.3);
   });
 
   it('times verifier calls and passes their verdicts through; reset forgets everything', async () => {
     const tracer = new RequestTracer();
-    const verifier = tracer.verifier({ verifyMany: async (items) => (await sleep(3), items.map(() => true)), close: async () => {} });
+    const verifier = tracer.verifier({ verifyMany: async (items) => (await sleep(10), items.map(() => true)), close: async () => {} });
     await expect(verifier.verifyMany([{ signature: new Uint8Array(64), message: new Uint8Array(1), publicKey: new Uint8Array(32) }])).resolves.toEqual([true]);
     const commit = tracer.timeCalls('commit', async (n: number) => n * 2);
     await expect(commit(21)).resolves.toBe(42);
@@ -42,7 +42,7 @@ describe('RequestTracer (BENCH_MQTT_TRACE)', () => {
     await service.handleRequest('pos-1', payload('a'));
     const line = tracer.describe([['a', 0, 0, 1]]);
     expect(line).toMatch(/verify [\d.]+\/[\d.]+, commit [\d.]+\/[\d.]+/);
-    expect(Number(/verify ([\d.]+)/.exec(line)![1])).toBeGreaterThanOrEqual(2.5);
+    expect(Number(/verify ([\d.]+)/.exec(line)![1])).toBeGreaterThanOrEqual(8);
     tracer.reset();
     expect(tracer.describe([['a', 0, 0, 1]])).toBe('trace: no requests matched');
   });

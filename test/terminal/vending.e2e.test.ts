@@ -214,7 +214,9 @@ describe('vending terminal end to end', () => {
 
   it('hub busy (signed UNAVAILABLE): an offline authorization keeps being forwarded; an online attempt is given up and undone', async () => {
     // Its own machine, retrying slowly: the busy reply must come back before any retry goes out.
-    const vm = await site.terminal({ kind: 'vending', config: { hub: { retryMs: 1500 } } });
+    // A customer who waits long: on a loaded CI machine the 5 s default once ran out first, and
+    // the machine showed "no answer" instead of the busy decline this test is about.
+    const vm = await site.terminal({ kind: 'vending', config: { hub: { retryMs: 1500, timeoutMs: 15_000 } } });
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const log = record(vm);
     // Online: the customer sees the decline, nothing is dispensed; the retry (same id) settles later and is refunded.
