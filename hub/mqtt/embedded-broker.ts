@@ -6,6 +6,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { Logger } from 'pino';
+import { AckCoalescer } from './ack-coalescer.ts';
 import { mayPublish, maySubscribe } from './acl.ts';
 import { ConnectAuthenticator } from './authenticator.ts';
 import type { TerminalLookup } from './types.ts';
@@ -33,6 +34,11 @@ export interface EmbeddedBroker {
   readonly server: net.Server;
   readonly url: string;
   readonly port: number;
+  /**
+   * The reply to one of the terminal's requests is written (or none will be): its PUBACK, held
+   * since the request arrived, leaves with the reply (hub/mqtt/ack-coalescer.ts).
+   */
+  replied(terminalId: string): void;
   /** Disconnects sessions whose terminal is now revoked or unknown; returns their ids. */
   disconnectRevoked(): string[];
   close(): Promise<void>;
@@ -73,6 +79,7 @@ function notAuthorized(): AuthenticateError {
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
   const log = options.logger;
   const auth = new ConnectAuthenticator(options.directory, options.connectTokenMaxAgeMs);
+  const acks = new AckCoalescer();
   const broker = await Aedes.createBroker({
     // mq deliveries in flight at once; the hub's handlers acknowledge immediately.
     concurrency: 10_000,
@@ -97,6 +104,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       const terminalId = client ? client.id : parseTerminalTopic(packet.topic)?.terminalId;
       const verdict = terminalId === undefined ? { ok: false as const, reason: 'no client' } : mayPublish(terminalId, packet.topic, payloadBytes, packet.retain);
       if (verdict.ok && (client || parseTerminalTopic(packet.topic)?.kind === 'presence')) {
+        // Checked before aedes writes the PUBACK: hold it for the reply (see replied()).
+        if (client && packet.qos === 1 && parseTerminalTopic(packet.topic)?.kind === 'request') acks.hold(client.id, client.conn);
         done(null);
         return;
       }
@@ -150,6 +159,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     server,
     url,
     port,
+    replied: (terminalId) => acks.release(terminalId),
     disconnectRevoked() {
       // aedes keeps connected clients in `clients` (id → Client); not in its typings.
       const clients = (broker as unknown as { clients: Record<string, Client> }).clients;
@@ -164,6 +174,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       return kicked;
     },
     async close() {
+      acks.releaseAll();
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -129,6 +129,7 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
       log.error({ terminalId, kind, err }, 'mqtt: handler failed; no reply sent');
     } finally {
       counters.inflight--;
+      if (kind === 'request') embedded?.replied(terminalId);
     }
   };
 
@@ -149,11 +150,13 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
       // The broker refuses these already; an external broker might be configured more loosely.
       log.warn({ terminalId, kind, payloadBytes: payload.length }, 'mqtt: oversized message ignored');
       counters.dropped++;
+      if (kind === 'request') embedded?.replied(terminalId);
       return;
     }
     if (counters.inflight >= maxInflight) {
       log.warn({ terminalId, kind, inflight: counters.inflight }, 'mqtt: overloaded, message dropped (terminal will retry)');
       counters.dropped++;
+      if (kind === 'request') embedded?.replied(terminalId);
       return;
     }
     if (kind === 'request') counters.requests++;

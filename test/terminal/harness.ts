@@ -48,11 +48,12 @@ export class Site {
   private readonly terminals: SimulatedTerminal[] = [];
   server: HubServer | undefined;
   /** Fault injection in front of the real service: a slow hub, or replies with a broken signature. */
-  readonly faults = { delayMs: 0, corruptReplies: false, unavailable: 0 };
+  /** `unavailable`: the next N requests (of `unavailableTerminal` only, when set) get a busy reply. */
+  readonly faults = { delayMs: 0, corruptReplies: false, unavailable: 0, unavailableTerminal: '' };
   private readonly service = {
     handleRequest: async (terminalId: string, payload: Uint8Array): Promise<Uint8Array> => {
       if (this.faults.delayMs > 0) await new Promise((r) => setTimeout(r, this.faults.delayMs));
-      if (this.faults.unavailable > 0) {
+      if (this.faults.unavailable > 0 && (this.faults.unavailableTerminal === '' || this.faults.unavailableTerminal === terminalId)) {
         // A busy hub: a hub-signed "declined, UNAVAILABLE — retry with the same id" (not cached by the hub).
         this.faults.unavailable -= 1;
         const req = JSON.parse(Buffer.from(payload).toString('utf8')) as { body: { requestId: string; terminalId: string } };

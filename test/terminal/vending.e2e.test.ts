@@ -214,12 +214,12 @@ describe('vending terminal end to end', () => {
 
   it('hub busy (signed UNAVAILABLE): an offline authorization keeps being forwarded; an online attempt is given up and undone', async () => {
     // Its own machine, retrying slowly: the busy reply must come back before any retry goes out.
-    // A customer who waits long: on a loaded CI machine the 5 s default once ran out first, and
-    // the machine showed "no answer" instead of the busy decline this test is about.
-    const vm = await site.terminal({ kind: 'vending', config: { hub: { retryMs: 1500, timeoutMs: 15_000 } } });
+    const vm = await site.terminal({ kind: 'vending', config: { hub: { retryMs: 1500 } } });
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const log = record(vm);
     // Online: the customer sees the decline, nothing is dispensed; the retry (same id) settles later and is refunded.
+    // Only this machine's requests: an earlier test's terminal may still be retrying its own.
+    site.faults.unavailableTerminal = vm.terminalId;
     site.faults.unavailable = 1;
     await vm.runtime.select('cola');
     vm.tap(wallet);
@@ -243,6 +243,7 @@ describe('vending terminal end to end', () => {
     }
     await eventually(() => vm.started.store.openCount() === 0, 15_000, 'forwarded despite busy replies');
     expect(site.faults.unavailable).toBe(0);
+    site.faults.unavailableTerminal = '';
     expect(await site.balance(wallet)).toBe(750);
   });
 
