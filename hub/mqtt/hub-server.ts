@@ -109,6 +109,15 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
     counters.replies++;
   };
 
+  // Every request handed to the hub ends here, answered or not: its held PUBACK may go now.
+  const settled = (terminalId: string, kind: 'request' | 'receipt') => {
+    if (kind === 'request') embedded?.replied(terminalId);
+  };
+  const drop = (terminalId: string, kind: 'request' | 'receipt') => {
+    counters.dropped++;
+    settled(terminalId, kind);
+  };
+
   const dispatch = async (terminalId: string, kind: 'request' | 'receipt', payload: Buffer) => {
     counters.inflight++;
     try {
@@ -129,7 +138,7 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
       log.error({ terminalId, kind, err }, 'mqtt: handler failed; no reply sent');
     } finally {
       counters.inflight--;
-      if (kind === 'request') embedded?.replied(terminalId);
+      settled(terminalId, kind);
     }
   };
 
@@ -149,14 +158,12 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
     if (payload.length > MAX_TERMINAL_PAYLOAD_BYTES) {
       // The broker refuses these already; an external broker might be configured more loosely.
       log.warn({ terminalId, kind, payloadBytes: payload.length }, 'mqtt: oversized message ignored');
-      counters.dropped++;
-      if (kind === 'request') embedded?.replied(terminalId);
+      drop(terminalId, kind);
       return;
     }
     if (counters.inflight >= maxInflight) {
       log.warn({ terminalId, kind, inflight: counters.inflight }, 'mqtt: overloaded, message dropped (terminal will retry)');
-      counters.dropped++;
-      if (kind === 'request') embedded?.replied(terminalId);
+      drop(terminalId, kind);
       return;
     }
     if (kind === 'request') counters.requests++;
