@@ -20,11 +20,14 @@
  *      64,32,16,8; empty = skip),
  *      BENCH_MQTT_LEDGER_WRITER (1 = the ledger commits on its writer thread, still synchronous=FULL; default 1),
  *      BENCH_MQTT_TRACE (1 = print per phase where the slowest 1 % of requests spent their time:
- *      bench/request-trace.ts; a diagnostic, the wrapping costs some CPU).
+ *      bench/request-trace.ts; a diagnostic, the wrapping costs some CPU),
+ *      BENCH_MQTT_PROFILE (a directory: writes a CPU profile of the hub's main thread over each
+ *      1000 rps phase there, <prefix>1000rps.cpuprofile, for Chrome DevTools or speedscope).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import path from 'node:path';
@@ -41,6 +44,7 @@ import { inlineVerifier, type SignatureVerifier } from '../hub/verify/verifier.t
 import { fastSignMessage, nodeSigningKey } from '../simulators/load/purchase-request.ts';
 import { WorkerVerifier } from '../hub/verify/worker-verifier.ts';
 import { RequestTracer } from './request-trace.ts';
+import { mainThreadCpuMs } from './thread-cpu.ts';
 import type { FleetFile, FleetTerminal, FleetWallet, FromGenerator, Phase, PhaseResult } from '../simulators/load/load-plan.ts';
 
 type Report = (name: string, value: number, unit: string) => void;
@@ -56,6 +60,7 @@ const LATENCY_WINDOWS = (process.env['BENCH_MQTT_LATENCY_WINDOWS'] ?? '64,32,16,
 const LATENCY_BOUND_MS = 30;
 const LEDGER_WRITER = (process.env['BENCH_MQTT_LEDGER_WRITER'] ?? '1') !== '0';
 const tracer = process.env['BENCH_MQTT_TRACE'] === '1' ? new RequestTracer() : undefined;
+const PROFILE_DIR = process.env['BENCH_MQTT_PROFILE'] || undefined;
 const GENERATOR = fileURLToPath(new URL('../simulators/load/load-generator.ts', import.meta.url));
 
 /** BENCH_MQTT_WORKERS=0 verifies on the main thread (for comparison). */
@@ -219,6 +224,7 @@ async function runPhases(
     const ready = await gen.next();
     if (ready.event === 'ready') console.error(`# ${prefix || 'aedes '}: ${TERMINALS} terminals connected in ${ready.connectMs} ms`);
     let hubCpu = process.cpuUsage();
+    let mainCpuMs = mainThreadCpuMs();
     const phase = async (p: Phase) => {
       server.resetStats();
       loopDelay.reset();
@@ -226,6 +232,7 @@ async function runPhases(
       ledgerCommits();
       tracer?.reset();
       hubCpu = process.cpuUsage();
+      mainCpuMs = mainThreadCpuMs();
       return gen.phase(tracer ? { ...p, trace: true } : p);
     };
     const check = (r: PhaseResult) => {
@@ -233,9 +240,12 @@ async function runPhases(
       const cpu = process.cpuUsage(hubCpu);
       // Over the generator's phase time (its pre-signing before the phase leaves the hub idle).
       const hubCpuPercent = Math.round(((cpu.user + cpu.system) / 1000 / r.elapsedMs) * 100);
+      const mainMs = mainCpuMs === undefined ? undefined : (mainThreadCpuMs() as number) - mainCpuMs;
+      // The event loop is what requests queue on: its CPU per request is the figure to drive down.
+      const main = mainMs === undefined ? '' : ` (main thread ${Math.round((mainMs / r.elapsedMs) * 100)}%, ${Math.round((mainMs * 1000) / Math.max(1, r.sent))} µs/request)`;
       const commits = ledgerCommits();
       const ledger = commits ? `; ledger batches ${commits.commits} in ${commits.transactions} writer commits (+${commits.committedHere} on the engine thread), p50 ${commits.p50Ms.toFixed(2)} p99 ${commits.p99Ms.toFixed(2)} max ${commits.maxMs.toFixed(1)} ms` : '';
-      console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}% generator ${r.generatorCpuPercent}% of a core; hub event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms; GC ${gc.describe()}${ledger}; load ${loadavg()[0]!.toFixed(1)}`);
+      console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}%${main} generator ${r.generatorCpuPercent}% of a core; hub event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms; GC ${gc.describe()}${ledger}; load ${loadavg()[0]!.toFixed(1)}`);
       if (tracer && r.timings) console.error(`#     ${tracer.describe(r.timings)}`);
       if (r.signatureBad > 0) throw new Error(`${r.name}: ${r.signatureBad} replies failed the hub signature check`);
     };
@@ -244,7 +254,7 @@ async function runPhases(
     check(at100);
     report(`${prefix}rtt_p50_ms_at_100rps`, round(at100.rttP50Ms), 'ms');
     report(`${prefix}rtt_p99_ms_at_100rps`, round(at100.rttP99Ms), 'ms');
-    const at1000 = await phase({ name: 'open 1000 rps', mode: 'open', rps: 1000, durationMs: PHASE_MS });
+    const at1000 = await profiled(path.join(PROFILE_DIR ?? '', `${prefix}1000rps.cpuprofile`), () => phase({ name: 'open 1000 rps', mode: 'open', rps: 1000, durationMs: PHASE_MS }));
     check(at1000);
     report(`${prefix}rtt_p50_ms_at_1000rps`, round(at1000.rttP50Ms), 'ms');
     report(`${prefix}rtt_p99_ms_at_1000rps`, round(at1000.rttP99Ms), 'ms');
@@ -271,6 +281,26 @@ async function runPhases(
     loopDelay.disable();
     gc.stop();
     await gen.close();
+  }
+}
+
+/** Runs fn under the V8 sampling profiler when BENCH_MQTT_PROFILE names a directory, writing the profile to file there. */
+async function profiled<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  if (PROFILE_DIR === undefined) return await fn();
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: 200 });
+    await session.post('Profiler.start');
+    const result = await fn();
+    const { profile } = await session.post('Profiler.stop');
+    mkdirSync(PROFILE_DIR, { recursive: true });
+    writeFileSync(file, JSON.stringify(profile));
+    console.error(`#     CPU profile of the hub's main thread: ${file}`);
+    return result;
+  } finally {
+    session.disconnect();
   }
 }
 

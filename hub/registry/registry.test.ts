@@ -82,6 +82,28 @@ describe('registry', () => {
     expect(reg.claimFreshness({ challenge: '0c'.repeat(16), wallet, requestId: 'q4', counter: 3, nowMs: 1 })).toBe('replay');
   });
 
+  it('commits a result on its own within ~20 ms, not in its turn; with the next claim, or at once on flush()', async () => {
+    const count = () => (reg.db.prepare('SELECT COUNT(*) AS n FROM results').get() as { n: number }).n;
+    const result = { requestId: 'r1', terminalId: 't', hash: 'h', op: 'purchase', wallet: null, engineId: null, status: 'approved' as const, code: null, amountMinor: 1, currency: 'EUR', holdUntilMs: null, result: new Uint8Array([1]), timeMs: 1 };
+    reg.putResult(result);
+    await new Promise((r) => setImmediate(r));
+    expect(count()).toBe(0);
+    expect(reg.result('r1')?.hash).toBe('h');
+    const deadline = Date.now() + 2000;
+    while (count() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    expect(count()).toBe(1);
+
+    // A claim's commit (this turn) carries the results waiting beside it.
+    reg.putResult({ ...result, requestId: 'r2' });
+    reg.claimFreshness({ challenge: '0d'.repeat(16), wallet: 'ee'.repeat(32), requestId: 'r3', nowMs: 1 });
+    await new Promise((r) => setImmediate(r));
+    expect(count()).toBe(2);
+
+    reg.putResult({ ...result, requestId: 'r4' });
+    await reg.flush();
+    expect(count()).toBe(3);
+  });
+
   it('versions the blocklist and keeps it across reopen', () => {
     const w = 'bb'.repeat(32);
     expect(reg.blocklistVersion()).toBe(0);

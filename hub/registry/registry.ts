@@ -137,6 +137,16 @@ function toTerminal(r: TerminalRow): TerminalRecord {
 
 /** Counter windows kept in memory (bounded) and written through on every accepted counter. */
 const MAX_CACHED_WINDOWS = 100_000;
+/**
+ * Signed results wait this long for a commit to join (claims commit in the turn they are made:
+ * money waits on them). A result is only the cached answer for a retry — result() serves it from
+ * memory until then, and after a crash the ledger still has the settlement — so at low load one
+ * commit carries many results instead of one commit per result.
+ */
+const RESULT_COMMIT_DELAY_MS = 20;
+/** ...unless this many are waiting. */
+const RESULT_COMMIT_MAX_PENDING = 512;
+
 /** Wallet records read on every payment, kept parsed (bounded; this process is the file's only writer). */
 const MAX_CACHED_WALLETS = 100_000;
 
@@ -154,6 +164,7 @@ export class Registry implements TerminalDirectory {
   readonly #pendingCounters = new Set<string>();
   readonly #pendingResults = new Map<string, ResultRecord>();
   #flushing: Promise<void> | undefined;
+  #resultTimer: NodeJS.Timeout | undefined;
   #products: Map<string, TicketProductT> | undefined;
   readonly #s: Record<string, Database.Statement>;
   readonly #checkpointer: Checkpointer | undefined;
@@ -468,7 +479,18 @@ export class Registry implements TerminalDirectory {
 
   /** Resolves once every write queued so far (claims, results) is committed. */
   flush(): Promise<void> {
+    if (this.#resultTimer !== undefined) this.#scheduleFlush();
     return this.#flushing ?? Promise.resolve();
+  }
+
+  /** Results join the next commit, or one RESULT_COMMIT_DELAY_MS from now. */
+  #scheduleResultFlush(): void {
+    if (this.#flushing) return;
+    if (this.#pendingResults.size >= RESULT_COMMIT_MAX_PENDING) return this.#scheduleFlush();
+    if (this.#resultTimer !== undefined) return;
+    this.#resultTimer = setTimeout(() => this.#scheduleFlush(), RESULT_COMMIT_DELAY_MS);
+    // Nothing is lost to an exit while it waits: close() commits what is pending.
+    this.#resultTimer.unref();
   }
 
   #scheduleFlush(): void {
@@ -490,6 +512,8 @@ export class Registry implements TerminalDirectory {
 
   /** One transaction for everything queued this turn (per-request commits cost 5x the ledger's). */
   #commitPending(): void {
+    clearTimeout(this.#resultTimer);
+    this.#resultTimer = undefined;
     if (!this.db.open) return;
     const challenges = [...this.#pendingChallenges];
     const counters = [...this.#pendingCounters];
@@ -639,11 +663,11 @@ export class Registry implements TerminalDirectory {
     };
   }
 
-  /** Queued for this turn's group commit; `result()` sees it at once. */
+  /** Queued for a later group commit (RESULT_COMMIT_DELAY_MS); `result()` sees it at once. */
   putResult(r: ResultRecord): void {
     if (this.#pendingResults.has(r.requestId)) return; // first one stands (INSERT OR IGNORE for the file)
     this.#pendingResults.set(r.requestId, r);
-    this.#scheduleFlush();
+    this.#scheduleResultFlush();
   }
 
   #insertResult(r: ResultRecord): void {

@@ -1,0 +1,20 @@
+// CPU time of this process's main thread alone (Node 20 has no process.threadCpuUsage): the
+// hub's event loop is the resource its latency queues on, so the bench reports it apart from
+// the worker threads. Linux only (/proc); elsewhere undefined and the figure is left out.
+import { readFileSync } from 'node:fs';
+
+const TICKS_PER_S = 100; // USER_HZ: 100 on every Linux ABI Node runs on
+
+/** User + system CPU milliseconds of the main thread so far, or undefined without /proc. */
+export function mainThreadCpuMs(): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // Fields after the parenthesised command name (which may itself hold spaces): utime is the 12th, stime the 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return Number.isFinite(ticks) ? (ticks * 1000) / TICKS_PER_S : undefined;
+}
