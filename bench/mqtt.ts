@@ -21,8 +21,8 @@
  *      BENCH_MQTT_LEDGER_WRITER (1 = the ledger commits on its writer thread, still synchronous=FULL; default 1),
  *      BENCH_MQTT_TRACE (1 = print per phase where the slowest 1 % of requests spent their time:
  *      bench/request-trace.ts; a diagnostic, the wrapping costs some CPU),
- *      BENCH_MQTT_PROFILE (a directory: writes a CPU profile of the hub's main thread over each
- *      1000 rps phase there, <prefix>1000rps.cpuprofile, for Chrome DevTools or speedscope).
+ *      BENCH_MQTT_PROFILE (a directory: writes CPU and allocation profiles of the hub's main thread
+ *      over each 1000 rps phase there, <prefix>1000rps.cpuprofile / .heapprofile, for Chrome DevTools).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -254,7 +254,7 @@ async function runPhases(
     check(at100);
     report(`${prefix}rtt_p50_ms_at_100rps`, round(at100.rttP50Ms), 'ms');
     report(`${prefix}rtt_p99_ms_at_100rps`, round(at100.rttP99Ms), 'ms');
-    const at1000 = await profiled(path.join(PROFILE_DIR ?? '', `${prefix}1000rps.cpuprofile`), () => phase({ name: 'open 1000 rps', mode: 'open', rps: 1000, durationMs: PHASE_MS }));
+    const at1000 = await profiled(path.join(PROFILE_DIR ?? '', `${prefix}1000rps`), () => phase({ name: 'open 1000 rps', mode: 'open', rps: 1000, durationMs: PHASE_MS }));
     check(at1000);
     report(`${prefix}rtt_p50_ms_at_1000rps`, round(at1000.rttP50Ms), 'ms');
     report(`${prefix}rtt_p99_ms_at_1000rps`, round(at1000.rttP99Ms), 'ms');
@@ -284,7 +284,7 @@ async function runPhases(
   }
 }
 
-/** Runs fn under the V8 sampling profiler when BENCH_MQTT_PROFILE names a directory, writing the profile to file there. */
+/** Runs fn under V8's sampling CPU and allocation profilers when BENCH_MQTT_PROFILE names a directory; writes file.cpuprofile and file.heapprofile. */
 async function profiled<T>(file: string, fn: () => Promise<T>): Promise<T> {
   if (PROFILE_DIR === undefined) return await fn();
   const session = new Session();
@@ -293,11 +293,15 @@ async function profiled<T>(file: string, fn: () => Promise<T>): Promise<T> {
     await session.post('Profiler.enable');
     await session.post('Profiler.setSamplingInterval', { interval: 200 });
     await session.post('Profiler.start');
+    // Allocation sampling beside it: every byte allocated brings the next scavenge closer.
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
     const result = await fn();
     const { profile } = await session.post('Profiler.stop');
+    const { profile: heap } = await session.post('HeapProfiler.stopSampling');
     mkdirSync(PROFILE_DIR, { recursive: true });
-    writeFileSync(file, JSON.stringify(profile));
-    console.error(`#     CPU profile of the hub's main thread: ${file}`);
+    writeFileSync(`${file}.cpuprofile`, JSON.stringify(profile));
+    writeFileSync(`${file}.heapprofile`, JSON.stringify(heap));
+    console.error(`#     CPU and allocation profiles of the hub's main thread: ${file}.{cpuprofile,heapprofile}`);
     return result;
   } finally {
     session.disconnect();

@@ -4,7 +4,6 @@
  *   bytes = UTF-8("tapsettle/1/" + type + "\n") || UTF-8(JCS(body))
  * The prefix makes a signature over one message type useless as any other type.
  */
-import canonicalizeJcs from 'canonicalize';
 import { concatBytes, utf8 } from './hex.ts';
 
 export const PROTOCOL_VERSION = 1;
@@ -21,12 +20,107 @@ export function domainPrefix(type: string): Uint8Array {
   return prefix;
 }
 
-/** RFC 8785 JCS; refuses values JSON cannot carry exactly (non-finite numbers, unsafe integers). */
-export function canonicalJson(value: unknown): string {
-  assertJsonSafe(value, '$');
-  const text = (canonicalizeJcs as unknown as (v: unknown) => string | undefined)(value);
+/**
+ * Texts already rendered, by object: canonicalJson splices a known object's text instead of
+ * walking it again (a request's nested envelopes are rendered for their own signature checks
+ * and again inside the outer body). Never mutate an object after its text was remembered.
+ */
+export interface JcsMemo {
+  readonly texts: Map<object, string>;
+  /** Whether to remember what is rendered under this property name (the top value always is). */
+  remembers(key: string): boolean;
+}
+
+/**
+ * RFC 8785 JCS; refuses values JSON cannot carry exactly (non-finite numbers, unsafe integers).
+ * Written here rather than with the `canonicalize` package (the tests' oracle) because every
+ * request and result passes through it: one pass, keys sorted in place, numbers checked as they
+ * are written — the package's template-literal folds and a separate validating walk made
+ * canonicalization the hub's largest allocator.
+ */
+export function canonicalJson(value: unknown, memo?: JcsMemo): string {
+  let text: string | undefined;
+  try {
+    text = render(value, memo, true);
+  } catch (err) {
+    // Found on the fast path; walk again to name where it is.
+    if (err instanceof UnsafeNumber) assertJsonSafe(value, '$');
+    throw err;
+  }
   if (text === undefined) throw new TypeError('canonicalJson: value has no JSON form');
   return text;
+}
+
+class UnsafeNumber extends TypeError {}
+
+/** undefined for what JSON leaves out (undefined, functions, symbols). */
+function render(value: unknown, memo: JcsMemo | undefined, remember: boolean): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isSafeInteger(value)) throw new UnsafeNumber(`canonicalJson: not a safe integer (${value})`);
+      return String(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object':
+      return value === null ? 'null' : renderObject(value, memo, remember);
+    case 'bigint':
+      throw new TypeError('canonicalJson: a BigInt has no JSON form');
+    default:
+      return undefined;
+  }
+}
+
+function renderObject(value: object, memo: JcsMemo | undefined, remember: boolean): string | undefined {
+  const known = memo?.texts.get(value);
+  if (known !== undefined) return known;
+  let text: string | undefined;
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+    text = render((value as { toJSON: () => unknown }).toJSON(), undefined, false);
+  } else if (Array.isArray(value)) {
+    text = '[';
+    for (let i = 0; i < value.length; i++) text += (i === 0 ? '' : ',') + (render(value[i], memo, false) ?? 'null');
+    text += ']';
+  } else {
+    const keys = sortedKeys(value);
+    text = '{';
+    let first = true;
+    for (const k of keys) {
+      const v = render((value as Record<string, unknown>)[k], memo, memo !== undefined && memo.remembers(k));
+      if (v === undefined) continue;
+      text += (first ? '' : ',') + quotedKey(k) + ':' + v;
+      first = false;
+    }
+    text += '}';
+  }
+  if (remember && memo !== undefined && text !== undefined) memo.texts.set(value, text);
+  return text;
+}
+
+/** JCS §3.2.3: by UTF-16 code units, which is how `<` compares strings. */
+function sortedKeys(value: object): string[] {
+  const keys = Object.keys(value);
+  // Our objects have a handful of keys: an insertion sort in place beats sort()'s copy.
+  if (keys.length > 24) return keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i] as string;
+    let j = i - 1;
+    for (; j >= 0 && (keys[j] as string) > k; j--) keys[j + 1] = keys[j] as string;
+    keys[j + 1] = k;
+  }
+  return keys;
+}
+
+/** Property names recur in every message: quote each once (bounded: names can come from input). */
+const quotedKeys = new Map<string, string>();
+function quotedKey(k: string): string {
+  let q = quotedKeys.get(k);
+  if (q === undefined) {
+    q = JSON.stringify(k);
+    if (quotedKeys.size < 4096) quotedKeys.set(k, q);
+  }
+  return q;
 }
 
 function assertJsonSafe(value: unknown, path: string): void {

@@ -5,7 +5,7 @@
  * the same on the calling thread (small sites, tests, and the pool's quiet turns). Equal byte
  * for byte to the worker's, and to protocol's `signMessage` + decode (tested).
  */
-import { PROTOCOL_VERSION, canonicalJson, domainPrefix, sign, toHex, type Body } from '../../protocol/index.ts';
+import { PROTOCOL_VERSION, canonicalJson, domainPrefix, sign, toHex, type Body, type JcsMemo } from '../../protocol/index.ts';
 
 type ResultBody = Body<'settlement.result'>;
 
@@ -27,11 +27,13 @@ function signText(type: string, text: string, secretKey: Uint8Array): string {
 
 export function signResultInline(secretKey: Uint8Array, job: ResultSigningJob): Uint8Array {
   let result: ResultBody = job.result;
+  // The statement's text is spliced into the result's, not rendered twice.
+  const memo: JcsMemo = { texts: new Map(), remembers: () => false };
   if (job.statement) {
-    const sig = signText('balance.statement', canonicalJson(job.statement), secretKey);
+    const sig = signText('balance.statement', canonicalJson(job.statement, memo), secretKey);
     result = { ...job.result, statement: { v: PROTOCOL_VERSION, type: 'balance.statement', body: job.statement, sig } };
   }
-  const text = canonicalJson(result);
+  const text = canonicalJson(result, memo);
   const sig = signText('settlement.result', text, secretKey);
   return Buffer.from(`{"v":${PROTOCOL_VERSION},"type":"settlement.result","body":${text},"sig":"${sig}"}`);
 }

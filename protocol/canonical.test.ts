@@ -1,0 +1,63 @@
+import canonicalize from 'canonicalize';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { canonicalJson, type JcsMemo } from './canonical.ts';
+
+// The `canonicalize` package (RFC 8785's reference-style implementation) is the oracle.
+const oracle = canonicalize as unknown as (v: unknown) => string;
+
+// JSON values as signed data may hold them: safe integers, strings (any code units), nesting.
+const safeJson = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small' },
+    fc.constant(null),
+    fc.boolean(),
+    fc.maxSafeInteger(),
+    fc.string({ unit: 'binary' }),
+    fc.string({ unit: 'grapheme-composite', maxLength: 4 }),
+    fc.array(tie('value'), { maxLength: 5 }),
+    fc.dictionary(fc.string({ unit: 'binary', maxLength: 6 }), tie('value'), { maxKeys: 8 }),
+  ),
+})).value;
+
+describe('canonicalJson (RFC 8785 JCS)', () => {
+  it('equals the canonicalize package on any safe JSON value', () => {
+    fc.assert(
+      fc.property(safeJson, (value) => {
+        expect(canonicalJson(value)).toBe(oracle(value));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('sorts large objects by UTF-16 code units too (past the in-place sort)', () => {
+    const keys = ['€', '😀', 'ﬀ', 'a', 'B', '\u0000', 'aa', ...Array.from({ length: 40 }, (_, i) => `k${(i * 7919) % 97}`)];
+    const value = Object.fromEntries(keys.map((k, i) => [k, i]));
+    expect(canonicalJson(value)).toBe(oracle(value));
+    expect(canonicalJson({ '😀': 1, 'ﬀ': 2 })).toBe('{"😀":1,"ﬀ":2}'); // a surrogate pair sorts below U+FB00
+  });
+
+  it('refuses floats, unsafe integers and non-finite numbers, naming where they are', () => {
+    expect(() => canonicalJson({ a: [1, { b: 0.5 }] })).toThrow(/\$\.a\[1\]\.b is not a safe integer/);
+    for (const bad of [1.5, Number.MAX_SAFE_INTEGER + 1, NaN, Infinity, [2 ** 60]]) expect(() => canonicalJson(bad)).toThrow(TypeError);
+    expect(() => canonicalJson(10n)).toThrow(/BigInt/);
+    expect(() => canonicalJson(undefined)).toThrow(/no JSON form/);
+  });
+
+  it('leaves out undefined properties, writes undefined array items as null, and honours toJSON', () => {
+    expect(canonicalJson({ b: undefined, a: [undefined, 1] })).toBe('{"a":[null,1]}');
+    const at = new Date(0);
+    expect(canonicalJson({ at })).toBe(oracle({ at }));
+  });
+
+  it('with a memo, splices known texts and remembers the top value and what is under the keys it names', () => {
+    const inner = { z: 1, y: 2 };
+    const outer = { body: inner, other: { x: 3 } };
+    const memo: JcsMemo = { texts: new Map(), remembers: (k) => k === 'body' };
+    expect(canonicalJson(outer, memo)).toBe('{"body":{"y":2,"z":1},"other":{"x":3}}');
+    expect([...memo.texts.keys()]).toEqual([inner, outer]);
+    // A remembered text is used as is (which is why objects must not change once rendered).
+    memo.texts.set(inner, '{"spliced":true}');
+    expect(canonicalJson({ a: inner }, memo)).toBe('{"a":{"spliced":true}}');
+  });
+});
