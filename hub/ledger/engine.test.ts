@@ -73,29 +73,6 @@ describe('Engine', () => {
     ]);
   });
 
-  it('with depositDelayMs, deposits wait for the next command’s turn instead of a turn of their own; flush() does not wait', async () => {
-    // A minute: if anything waited for the timer, the test would time out.
-    const e = await setup({ depositDelayMs: 60_000 });
-    await e.submit(topup(W1, 1000));
-    await e.flush();
-    approved(await e.submit(purchase(300)));
-    const afterFirst = e.stats.batches;
-    await new Promise((r) => setTimeout(r, 30));
-    expect(e.stats.batches).toBe(afterFirst);
-    expect(await balance(e, '@in_transit:EUR')).toBe(300);
-
-    approved(await e.submit(purchase(200)));
-    // One more turn: the first purchase's deposit rode in the second's.
-    expect(e.stats.batches).toBe(afterFirst + 1);
-    expect(await balance(e, '@in_transit:EUR')).toBe(200);
-    expect(await balance(e, 'shop')).toBe(300);
-
-    await e.flush();
-    expect(await balance(e, '@in_transit:EUR')).toBe(0);
-    expect(await balance(e, 'shop')).toBe(500);
-    await expectVerified(e);
-  });
-
   it('declines insufficient funds, unknown accounts and currency mismatches as outcomes', async () => {
     const e = await setup();
     await e.openMerchant('kiosk-usd', { currency: 'USD' });

@@ -38,12 +38,6 @@ export interface EngineOptions {
   readonly maxCachedAccounts?: number;
   /** Most holds released per turn. */
   readonly maxReleasePerTurn?: number;
-  /**
-   * How long deposits alone wait for a turn with new commands to ride in (default 0: the next
-   * turn). Each turn is a commit, and each commit a thread hand-off with its own wake-ups; at
-   * low load a deposit-only turn per request doubles them. The sender already has its answer.
-   */
-  readonly depositDelayMs?: number;
   readonly hooks?: EngineHooks;
 }
 
@@ -118,8 +112,6 @@ export class Engine {
   #nextSeq = 1;
   #nextEntryId = 1;
   #scheduled = false;
-  readonly #depositDelayMs: number;
-  #depositTimer: NodeJS.Timeout | undefined;
   #running = false;
   #closed = false;
   #idleWaiters: Array<() => void> = [];
@@ -137,8 +129,6 @@ export class Engine {
     this.#maxQueue = options.maxQueue ?? 100_000;
     this.#maxRelease = options.maxReleasePerTurn ?? 1024;
     this.#maxCached = options.maxCachedAccounts ?? 250_000;
-    this.#depositDelayMs = options.depositDelayMs ?? 0;
-    if (!(Number.isFinite(this.#depositDelayMs) && this.#depositDelayMs >= 0)) throw new TypeError(`depositDelayMs=${this.#depositDelayMs}`);
     this.#hooks = options.hooks ?? {};
     if (!(Number.isInteger(this.#maxBatch) && this.#maxBatch > 0)) throw new TypeError(`maxBatch=${this.#maxBatch}`);
   }
@@ -326,25 +316,11 @@ export class Engine {
       for (const w of this.#idleWaiters.splice(0)) w();
       return;
     }
-    if (this.#onlyDepositsToDo()) this.#scheduleDeposits();
-    else if (this.#hasWork()) this.#schedule();
+    if (this.#hasWork()) this.#schedule();
     else if (this.#isIdle()) for (const w of this.#idleWaiters.splice(0)) w();
   }
 
-  #onlyDepositsToDo(): boolean {
-    return this.#pendingDeposits.size > 0 && this.#queue.length === 0 && this.#releases.length === 0 && this.#recovered.length === 0 && this.#idleWaiters.length === 0;
-  }
-
-  /** A turn for deposits alone, depositDelayMs from now unless new work brings one sooner. */
-  #scheduleDeposits(): void {
-    if (this.#depositDelayMs === 0) return this.#schedule();
-    if (this.#depositTimer !== undefined || this.#scheduled || this.#running || this.#closed) return;
-    this.#depositTimer = setTimeout(() => this.#schedule(), this.#depositDelayMs);
-  }
-
   #schedule(): void {
-    clearTimeout(this.#depositTimer);
-    this.#depositTimer = undefined;
     if (this.#scheduled || this.#running || this.#closed) return;
     this.#scheduled = true;
     setImmediate(() => {

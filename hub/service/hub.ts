@@ -585,11 +585,6 @@ export async function createHub(options: CreateHubOptions): Promise<Hub> {
 }
 
 /** The registry's WAL is checkpointed off the event loop this often (registry.ts). */
-/**
- * Deposits ride in the next request's ledger commit if one comes within this; at 1000 requests/s
- * that halves the writer thread's hand-offs (each ~125 µs of CPU in wake-ups on a small VM).
- */
-const DEPOSIT_DELAY_MS = 2;
 const REGISTRY_CHECKPOINT_MS = 200;
 
 async function openHub(options: CreateHubOptions, clock: () => number, logger: Logger, currency: string, lock: { release(): void }): Promise<Hub> {
@@ -604,7 +599,7 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
     const store = SqliteLedgerStore.open(ledgerFile, { ...options.ledgerStore, durability: options.ledgerDurability ?? 'full' });
     // Identities and money: owner-only, like the key files (SQLite gives -wal/-shm the same mode).
     for (const f of [registryFile, ledgerFile]) chmodSync(f, 0o600);
-    engine = await Engine.open(store, { depositDelayMs: DEPOSIT_DELAY_MS, ...options.engine, clock });
+    engine = await Engine.open(store, { ...options.engine, clock });
   } catch (err) {
     registry.close();
     throw err;
