@@ -22,7 +22,8 @@
  *      BENCH_MQTT_TRACE (1 = print per phase where the slowest 1 % of requests spent their time:
  *      bench/request-trace.ts; a diagnostic, the wrapping costs some CPU),
  *      BENCH_MQTT_PROFILE (a directory: writes CPU and allocation profiles of the hub's main thread
- *      over each 1000 rps phase there, <prefix>1000rps.cpuprofile / .heapprofile, for Chrome DevTools).
+ *      over the 1000 rps and peak phases there, <prefix>1000rps.cpuprofile / .heapprofile and
+ *      <prefix>peak.*, for Chrome DevTools).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -258,7 +259,7 @@ async function runPhases(
     check(at1000);
     report(`${prefix}rtt_p50_ms_at_1000rps`, round(at1000.rttP50Ms), 'ms');
     report(`${prefix}rtt_p99_ms_at_1000rps`, round(at1000.rttP99Ms), 'ms');
-    const peak = await phase({ name: `closed loop, ${WINDOW} in flight over ${TERMINALS} terminals`, mode: 'closed', window: WINDOW, durationMs: PHASE_MS });
+    const peak = await profiled(path.join(PROFILE_DIR ?? '', `${prefix}peak`), () => phase({ name: `closed loop, ${WINDOW} in flight over ${TERMINALS} terminals`, mode: 'closed', window: WINDOW, durationMs: PHASE_MS }));
     const peakCpu = process.cpuUsage(hubCpu);
     const peakCpuMs = (peakCpu.user + peakCpu.system) / 1000;
     check(peak);

@@ -148,8 +148,10 @@ export interface WriterCommitTimes extends CommitTimes {
   readonly committedHere: number;
 }
 
-/** Commits further apart than this (under ~200 a second) skip the writer thread (see commitBatch). */
+/** Commits further apart than this (under ~200 a second) skip the writer thread (see commitBatch)... */
 const QUIET_COMMIT_GAP_MS = 5;
+/** ...when they are this small (log rows written or updated): at peak, batches are large and just as far apart. */
+const QUIET_MAX_ROWS = 4;
 
 export class SqliteLedgerStore implements LedgerStore {
   readonly db: Database.Database;
@@ -339,7 +341,7 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async commitBatch(write: BatchWrite): Promise<CommitReceipt> {
-    if (this.#writer && !this.#quietEnoughToCommitHere(this.#writer)) return this.#commitInWriter(this.#writer, write);
+    if (this.#writer && !this.#quietEnoughToCommitHere(this.#writer, write)) return this.#commitInWriter(this.#writer, write);
     try {
       this.#commit(encodeBatch(write));
       return this.#walSyncer ? { durable: this.#walSyncer.sync() } : DURABLE_NOW;
@@ -356,12 +358,14 @@ export class SqliteLedgerStore implements LedgerStore {
   /**
    * At low load a batch commits on this thread (same transaction, same fsync): the writer's two
    * thread wake-ups cost more latency than the pipelining saves when nothing else is waiting.
-   * Only when the writer is idle (nothing of it in flight, so the order holds) and the previous
-   * commit was at least QUIET_COMMIT_GAP_MS ago; under load every batch goes to the writer.
+   * Only when the writer is idle (nothing of it in flight, so the order holds), the previous
+   * commit was at least QUIET_COMMIT_GAP_MS ago and the batch is small; under load every batch
+   * goes to the writer (at peak, a few large batches far apart would otherwise fsync here).
    */
-  #quietEnoughToCommitHere(writer: WriterThread): boolean {
+  #quietEnoughToCommitHere(writer: WriterThread, write: BatchWrite): boolean {
     const now = performance.now();
-    const quiet = writer.inFlight === 0 && now - this.#lastCommitMs >= QUIET_COMMIT_GAP_MS;
+    const small = write.logInserts.length + write.logUpdates.length <= QUIET_MAX_ROWS;
+    const quiet = small && writer.inFlight === 0 && now - this.#lastCommitMs >= QUIET_COMMIT_GAP_MS;
     this.#lastCommitMs = now;
     if (quiet) this.#committedHere++;
     return quiet;
