@@ -2,23 +2,10 @@ import canonicalize from 'canonicalize';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, type JcsMemo } from './canonical.ts';
+import { safeJson } from './test-helpers.ts';
 
 // The `canonicalize` package (RFC 8785's reference-style implementation) is the oracle.
 const oracle = canonicalize as unknown as (v: unknown) => string;
-
-// JSON values as signed data may hold them: safe integers, strings (any code units), nesting.
-const safeJson = fc.letrec((tie) => ({
-  value: fc.oneof(
-    { depthSize: 'small' },
-    fc.constant(null),
-    fc.boolean(),
-    fc.maxSafeInteger(),
-    fc.string({ unit: 'binary' }),
-    fc.string({ unit: 'grapheme-composite', maxLength: 4 }),
-    fc.array(tie('value'), { maxLength: 5 }),
-    fc.dictionary(fc.string({ unit: 'binary', maxLength: 6 }), tie('value'), { maxKeys: 8 }),
-  ),
-})).value;
 
 describe('canonicalJson (RFC 8785 JCS)', () => {
   it('equals the canonicalize package on any safe JSON value', () => {

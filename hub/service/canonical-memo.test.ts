@@ -3,19 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalBytes, canonicalJson, linesDigest, toHex } from '../../protocol/index.ts';
 import { CanonicalMemo } from './canonical-memo.ts';
-
-// JSON values as signed data may hold them: safe integers, strings (any code points), nesting.
-const safeJson = fc.letrec((tie) => ({
-  value: fc.oneof(
-    { depthSize: 'small' },
-    fc.constant(null),
-    fc.boolean(),
-    fc.maxSafeInteger(),
-    fc.string({ unit: 'binary' }),
-    fc.array(tie('value'), { maxLength: 5 }),
-    fc.dictionary(fc.string({ unit: 'binary', maxLength: 6 }), tie('value'), { maxKeys: 6 }),
-  ),
-})).value;
+import { safeJson } from '../../protocol/test-helpers.ts';
 
 describe('CanonicalMemo', () => {
   it('equals protocol canonicalJson and canonicalBytes on any safe JSON value', () => {
