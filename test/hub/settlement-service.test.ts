@@ -229,6 +229,23 @@ describe('authentication and replay', () => {
     expect(await balanceOf(w)).toBe(750);
   });
 
+  it('moves no money on a claim the registry cannot write; the retry pays once when it can', async () => {
+    const w = await funded(1000);
+    const p = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+    fx.hub.registry.db.exec("CREATE TRIGGER full BEFORE INSERT ON challenges BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    try {
+      const failed = readResult(fx.hub, await fx.hub.handleRequest(vend.id, p.bytes));
+      expect(failed).toMatchObject({ requestId: p.requestId, status: 'declined', code: 'INTERNAL', withdrawal: 'none' });
+      expect(await balanceOf(w)).toBe(1000);
+    } finally {
+      fx.hub.registry.db.exec('DROP TRIGGER full');
+    }
+    // The terminal retries with the same request id.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, p.bytes)).status).toBe('approved');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, p.bytes)).status).toBe('approved');
+    expect(await balanceOf(w)).toBe(750);
+  });
+
   it('answers a duplicate request id with byte-identical bytes, and different content with DUPLICATE_MISMATCH', async () => {
     const w = await funded(1000);
     const req = purchase(vend, w, [{ sku: 'chips', qty: 1, unitMinor: 180 }], fx.now);
