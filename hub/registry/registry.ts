@@ -5,7 +5,8 @@
  * challenges), catalogs, fare tables, ticket products, ticket uses, and the signed results.
  *
  * Durability: WAL with synchronous=NORMAL — every commit survives a process crash; on power loss
- * the last few may be lost, which the ledger (synchronous=FULL) and request-id idempotency cover.
+ * the last few may be lost, which the ledger (synchronous=FULL) and request-id idempotency cover,
+ * except for a wallet claim lost while its payment was kept (README: "Known gap").
  */
 import Database from 'better-sqlite3';
 import { Checkpointer } from '../ledger/checkpointer.ts';
