@@ -18,6 +18,7 @@ import type {
   StoreCounters,
 } from './store.ts';
 import { DURABLE_NOW } from './store.ts';
+import { SyncFirst } from './sync-first.ts';
 import { WalSyncer } from './wal-syncer.ts';
 import { WriterThread, type CommitTimes } from './writer-thread.ts';
 import type { Account, AccountKind, DeclineCode, HistoryItem, HoldInfo, SettlementSummary } from './types.ts';
@@ -124,6 +125,12 @@ export interface SqliteStoreOptions {
   readonly writerThread?: boolean;
   /** Batches handed to the writer thread and not yet committed before commitBatch waits. Default 2. */
   readonly writerMaxInFlight?: number;
+  /**
+   * Files fdatasync'ed before every ledger commit, on the thread that commits: what they hold is
+   * on disk before any money it allowed moves. The hub names the registry's WAL, where wallet
+   * claims commit without an fsync of their own (hub/registry README, "Known gap").
+   */
+  readonly syncBeforeCommit?: readonly string[];
 }
 
 /** Applies pending migrations in one transaction each; returns the schema version. */
@@ -165,6 +172,7 @@ export class SqliteLedgerStore implements LedgerStore {
   readonly #inFlightIds = new Set<string>();
   #checkpointer: Checkpointer | null = null;
   #walSyncer: WalSyncer | null = null;
+  #syncFirst = new SyncFirst([]);
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -227,6 +235,7 @@ export class SqliteLedgerStore implements LedgerStore {
     const store = new SqliteLedgerStore(db);
     let walPages = 0;
     if (options.durability === 'pipelined' && !options.readonly && file !== ':memory:') store.#walSyncer = new WalSyncer(`${file}-wal`);
+    if (!options.readonly) store.#syncFirst = new SyncFirst([...(options.syncBeforeCommit ?? [])]);
     // With a writer thread, checkpoints every 250 ms instead of 50: a hot page (balances, the
     // request-id index) rewritten by several batches is copied into the file once, not per batch
     // (bench/engine.ts at maxBatch 2048: ≈ 10 % less CPU per settlement with 1000 ms vs 50 ms).
@@ -240,9 +249,19 @@ export class SqliteLedgerStore implements LedgerStore {
       walPages = options.walAutocheckpointPages ?? 16_384;
     }
     if (options.writerThread === true && !options.readonly) {
-      store.#writer = new WriterThread(file, { cacheKiB: options.cacheKiB ?? 65_536, walAutocheckpointPages: walPages, maxInFlight: options.writerMaxInFlight ?? 2 });
+      store.#writer = new WriterThread(file, {
+        cacheKiB: options.cacheKiB ?? 65_536,
+        walAutocheckpointPages: walPages,
+        maxInFlight: options.writerMaxInFlight ?? 2,
+        syncFirst: options.syncBeforeCommit ?? [],
+      });
     }
     return store;
+  }
+
+  /** The files fdatasync'ed before every commit (SqliteStoreOptions.syncBeforeCommit). */
+  get syncBeforeCommit(): readonly string[] {
+    return this.#syncFirst.paths;
   }
 
   async counters(): Promise<StoreCounters> {
@@ -343,6 +362,7 @@ export class SqliteLedgerStore implements LedgerStore {
   async commitBatch(write: BatchWrite): Promise<CommitReceipt> {
     if (this.#writer && !this.#quietEnoughToCommitHere(this.#writer, write)) return this.#commitInWriter(this.#writer, write);
     try {
+      this.#syncFirst.sync();
       this.#commit(encodeBatch(write));
       return this.#walSyncer ? { durable: this.#walSyncer.sync() } : DURABLE_NOW;
     } catch (err) {
@@ -542,6 +562,7 @@ export class SqliteLedgerStore implements LedgerStore {
     const ws = this.#walSyncer;
     this.#walSyncer = null;
     if (ws) await ws.close();
+    this.#syncFirst.close();
     const cp = this.#checkpointer;
     this.#checkpointer = null;
     if (cp) await cp.stop();

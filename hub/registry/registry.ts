@@ -5,8 +5,9 @@
  * challenges), catalogs, fare tables, ticket products, ticket uses, and the signed results.
  *
  * Durability: WAL with synchronous=NORMAL — every commit survives a process crash; on power loss
- * the last few may be lost, which the ledger (synchronous=FULL) and request-id idempotency cover,
- * except for a wallet claim lost while its payment was kept (README: "Known gap").
+ * the last few may be lost, which the ledger (synchronous=FULL) and request-id idempotency cover.
+ * Wallet claims are the exception: the ledger fdatasyncs this file's WAL before each of its
+ * commits (README, "Claims on disk before their money").
  */
 import Database from 'better-sqlite3';
 import { Checkpointer } from '../ledger/checkpointer.ts';

@@ -596,7 +596,12 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
   let keyring: HubKeyring;
   try {
     keyring = HubKeyring.open(options.dataDir, registry, clock());
-    const store = SqliteLedgerStore.open(ledgerFile, { ...options.ledgerStore, durability: options.ledgerDurability ?? 'full' });
+    const store = SqliteLedgerStore.open(ledgerFile, {
+      ...options.ledgerStore,
+      durability: options.ledgerDurability ?? 'full',
+      // Wallet claims commit in the registry without an fsync: on disk before the money they allow.
+      syncBeforeCommit: [`${registryFile}-wal`],
+    });
     // Identities and money: owner-only, like the key files (SQLite gives -wal/-shm the same mode).
     for (const f of [registryFile, ledgerFile]) chmodSync(f, 0o600);
     engine = await Engine.open(store, { ...options.engine, clock });

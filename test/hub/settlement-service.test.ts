@@ -1,5 +1,6 @@
 // End to end through the hub's settlement service: real SQLite files in a temp dir, real keys,
 // real signed messages made with protocol functions. No MQTT: the service is transport-free.
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   decodeAndVerify,
@@ -16,6 +17,7 @@ import {
 } from '../../protocol/index.ts';
 import { TEST_PAN_APPROVED, TEST_PAN_DECLINED } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
 import type { SimulatedClearing } from '../../hub/clearing/clearing-adapter.ts';
+import type { SqliteLedgerStore } from '../../hub/ledger/sqlite-store.ts';
 import { DataDirBusyError } from '../../hub/service/data-dir-lock.ts';
 import { createHub } from '../../hub/service/hub.ts';
 import {
@@ -227,6 +229,10 @@ describe('authentication and replay', () => {
     const stale = purchase(vend, w, lines, fx.now - 3600_000);
     expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, stale.bytes)).code).toBe('STALE_TIMESTAMP');
     expect(await balanceOf(w)).toBe(750);
+  });
+
+  it('has the ledger sync the registry WAL before every commit: a claim is on disk before the money it allows', () => {
+    expect((fx.hub.engine.store as SqliteLedgerStore).syncBeforeCommit).toEqual([join(fx.dir, 'registry.sqlite-wal')]);
   });
 
   it('moves no money on a claim the registry cannot write; the retry pays once when it can', async () => {
