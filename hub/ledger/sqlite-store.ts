@@ -128,7 +128,8 @@ export interface SqliteStoreOptions {
   /**
    * Files fdatasync'ed before every ledger commit, on the thread that commits: what they hold is
    * on disk before any money it allowed moves. The hub names the registry's WAL, where wallet
-   * claims commit without an fsync of their own (hub/registry README, "Known gap").
+   * claims commit without an fsync of their own (hub/registry README, "Claims on disk before
+   * their money").
    */
   readonly syncBeforeCommit?: readonly string[];
 }
@@ -253,7 +254,7 @@ export class SqliteLedgerStore implements LedgerStore {
         cacheKiB: options.cacheKiB ?? 65_536,
         walAutocheckpointPages: walPages,
         maxInFlight: options.writerMaxInFlight ?? 2,
-        syncFirst: options.syncBeforeCommit ?? [],
+        syncFirst: store.#syncFirst.paths,
       });
     }
     return store;
