@@ -1,9 +1,8 @@
-import { mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { Engine } from './engine.ts';
 import { MIGRATIONS } from './migrations.ts';
 import { migrate, SqliteLedgerStore } from './sqlite-store.ts';
 import { describeLedgerStoreContract } from './store-contract.ts';
@@ -118,43 +117,6 @@ describe('SqliteLedgerStore specifics', () => {
       inline.cleanup();
     }
   });
-
-  for (const [mode, options] of [
-    ['the writer thread', { writerThread: true }],
-    ['the calling thread', { writerThread: false }],
-    ['durability pipelined', { durability: 'pipelined' }],
-  ] as const) {
-    it(`syncBeforeCommit on ${mode}: every commit syncs the files first; one that cannot be synced fails the batch, committing nothing`, async () => {
-      const wallet = 'cd'.repeat(32);
-      const topups = (engine: Engine, n: number) =>
-        Array.from({ length: n }, () => engine.submit({ kind: 'topup', requestId: rid(), walletId: wallet, amountMinor: 100, currency: 'EUR', source: 'cash' }));
-      const scratch = mkdtempSync(join(tmpdir(), 'tapsettle-sync-'));
-      const other = join(scratch, 'other-wal');
-      const later = join(scratch, 'not-there-yet');
-      writeFileSync(other, 'x');
-      const ledger = tempLedger({ ...options, syncBeforeCommit: [other, later] });
-      try {
-        const engine = await ledger.openEngine();
-        await engine.openWallet(wallet, 'EUR');
-        // One lone batch (the quiet path commits it on the calling thread), then a large one.
-        await Promise.all(topups(engine, 1));
-        await Promise.all(topups(engine, 10));
-        expect((engine.store as SqliteLedgerStore).syncBeforeCommit).toEqual([other, later]);
-        // The missing file appears, as one whose fdatasync(2) fails (/dev/null: EINVAL).
-        symlinkSync('/dev/null', later);
-        const refused = await Promise.allSettled(topups(engine, 10));
-        expect(refused.map((r) => r.status)).toEqual(Array(10).fill('rejected'));
-        expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'store_failed' });
-        await engine.close().catch(() => undefined);
-        const reopened = await Engine.open(SqliteLedgerStore.open(ledger.file, { backgroundCheckpointMs: 0, ...options }));
-        expect((await reopened.getAccount(wallet))?.balanceMinor).toBe(1100);
-        await reopened.close();
-      } finally {
-        ledger.cleanup();
-        rmSync(scratch, { recursive: true, force: true });
-      }
-    });
-  }
 
   it('applies a new migration on top and refuses a database newer than the code', () => {
     const db = new Database(':memory:');

@@ -18,7 +18,6 @@ import type {
   StoreCounters,
 } from './store.ts';
 import { DURABLE_NOW } from './store.ts';
-import { SyncFirst } from './sync-first.ts';
 import { WalSyncer } from './wal-syncer.ts';
 import { WriterThread, type CommitTimes } from './writer-thread.ts';
 import type { Account, AccountKind, DeclineCode, HistoryItem, HoldInfo, SettlementSummary } from './types.ts';
@@ -125,13 +124,6 @@ export interface SqliteStoreOptions {
   readonly writerThread?: boolean;
   /** Batches handed to the writer thread and not yet committed before commitBatch waits. Default 2. */
   readonly writerMaxInFlight?: number;
-  /**
-   * Files fdatasync'ed before every ledger commit, on the thread that commits: what they hold is
-   * on disk before any money it allowed moves. The hub names the registry's WAL, where wallet
-   * claims commit without an fsync of their own (hub/registry README, "Claims on disk before
-   * their money").
-   */
-  readonly syncBeforeCommit?: readonly string[];
 }
 
 /** Applies pending migrations in one transaction each; returns the schema version. */
@@ -173,7 +165,6 @@ export class SqliteLedgerStore implements LedgerStore {
   readonly #inFlightIds = new Set<string>();
   #checkpointer: Checkpointer | null = null;
   #walSyncer: WalSyncer | null = null;
-  #syncFirst = new SyncFirst([]);
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -191,6 +182,7 @@ export class SqliteLedgerStore implements LedgerStore {
       logExists: p('SELECT 1 FROM settlement_log WHERE request_id = ?').pluck(),
       logBySeq: p('SELECT * FROM settlement_log WHERE seq = ?'),
       unfinished: p('SELECT * FROM settlement_log WHERE seq > ? AND state IN (?, ?) ORDER BY seq'),
+      newestMemos: p('SELECT memo, at_ms FROM settlement_log ORDER BY seq DESC'),
       holdBySeq: p('SELECT seq, release_at_ms FROM holds WHERE seq = ?'),
       dueHolds: p('SELECT seq, release_at_ms FROM holds WHERE release_at_ms <= ? ORDER BY release_at_ms, seq LIMIT ?'),
       logUpdate: p(
@@ -236,7 +228,6 @@ export class SqliteLedgerStore implements LedgerStore {
     const store = new SqliteLedgerStore(db);
     let walPages = 0;
     if (options.durability === 'pipelined' && !options.readonly && file !== ':memory:') store.#walSyncer = new WalSyncer(`${file}-wal`);
-    if (!options.readonly) store.#syncFirst = new SyncFirst([...(options.syncBeforeCommit ?? [])]);
     // With a writer thread, checkpoints every 250 ms instead of 50: a hot page (balances, the
     // request-id index) rewritten by several batches is copied into the file once, not per batch
     // (bench/engine.ts at maxBatch 2048: ≈ 10 % less CPU per settlement with 1000 ms vs 50 ms).
@@ -250,19 +241,9 @@ export class SqliteLedgerStore implements LedgerStore {
       walPages = options.walAutocheckpointPages ?? 16_384;
     }
     if (options.writerThread === true && !options.readonly) {
-      store.#writer = new WriterThread(file, {
-        cacheKiB: options.cacheKiB ?? 65_536,
-        walAutocheckpointPages: walPages,
-        maxInFlight: options.writerMaxInFlight ?? 2,
-        syncFirst: store.#syncFirst.paths,
-      });
+      store.#writer = new WriterThread(file, { cacheKiB: options.cacheKiB ?? 65_536, walAutocheckpointPages: walPages, maxInFlight: options.writerMaxInFlight ?? 2 });
     }
     return store;
-  }
-
-  /** The files fdatasync'ed before every commit (SqliteStoreOptions.syncBeforeCommit). */
-  get syncBeforeCommit(): readonly string[] {
-    return this.#syncFirst.paths;
   }
 
   async counters(): Promise<StoreCounters> {
@@ -344,6 +325,16 @@ export class SqliteLedgerStore implements LedgerStore {
     return rows.map(toLogRow);
   }
 
+  async memosSince(sinceMs: number, prefix: string): Promise<Array<{ readonly memo: string; readonly atMs: number }>> {
+    await this.#drain();
+    const out: Array<{ memo: string; atMs: number }> = [];
+    for (const r of this.#s.newestMemos.iterate() as IterableIterator<{ memo: string | null; at_ms: number }>) {
+      if (r.at_ms < sinceMs) break;
+      if (r.memo !== null && r.memo.startsWith(prefix)) out.push({ memo: r.memo, atMs: r.at_ms });
+    }
+    return out;
+  }
+
   async holdsBySeqs(seqs: readonly number[]): Promise<Map<number, HoldRow>> {
     await this.#drain();
     const out = new Map<number, HoldRow>();
@@ -363,7 +354,6 @@ export class SqliteLedgerStore implements LedgerStore {
   async commitBatch(write: BatchWrite): Promise<CommitReceipt> {
     if (this.#writer && !this.#quietEnoughToCommitHere(this.#writer, write)) return this.#commitInWriter(this.#writer, write);
     try {
-      this.#syncFirst.sync();
       this.#commit(encodeBatch(write));
       return this.#walSyncer ? { durable: this.#walSyncer.sync() } : DURABLE_NOW;
     } catch (err) {
@@ -563,7 +553,6 @@ export class SqliteLedgerStore implements LedgerStore {
     const ws = this.#walSyncer;
     this.#walSyncer = null;
     if (ws) await ws.close();
-    this.#syncFirst.close();
     const cp = this.#checkpointer;
     this.#checkpointer = null;
     if (cp) await cp.stop();

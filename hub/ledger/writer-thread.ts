@@ -12,20 +12,7 @@ import { COMMIT_SOURCE, type EncodedBatch } from './commit-sql.ts';
 // Plain CommonJS so the worker needs no TypeScript loader.
 const WORKER_SOURCE = `
 const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads');
-const { closeSync, fdatasyncSync, openSync } = require('node:fs');
 const Database = require(workerData.driverPath);
-// Files whose writes must be on disk before this commit's (a file not there yet has none).
-const syncFds = new Map();
-function syncFirst() {
-  for (const path of workerData.syncFirst) {
-    let fd = syncFds.get(path);
-    if (fd === undefined) {
-      try { fd = openSync(path, 'r'); } catch (err) { if (err && err.code === 'ENOENT') continue; throw err; }
-      syncFds.set(path, fd);
-    }
-    fdatasyncSync(fd);
-  }
-}
 let commitAll = null;
 let failed = null;
 let db = null;
@@ -44,7 +31,6 @@ try {
 }
 function stop() {
   if (db && db.open) db.close();
-  for (const fd of syncFds.values()) closeSync(fd);
   parentPort.postMessage({ stopped: true });
 }
 parentPort.on('message', (first) => {
@@ -58,7 +44,6 @@ parentPort.on('message', (first) => {
   if (failed === null) {
     const t0 = process.hrtime.bigint();
     try {
-      syncFirst();
       commitAll.immediate(queued.map((m) => m.batch));
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       queued.forEach((m, i) => parentPort.postMessage({ n: m.n, ms, lead: i === 0 }));
@@ -75,8 +60,6 @@ parentPort.on('message', (first) => {
 
 export interface WriterThreadOptions {
   readonly cacheKiB: number;
-  /** Files fdatasync'ed before every commit (SqliteStoreOptions.syncBeforeCommit). */
-  readonly syncFirst: readonly string[];
   readonly walAutocheckpointPages: number;
   /** Most batches handed over and not yet committed; commit() waits beyond it (backpressure). */
   readonly maxInFlight: number;
@@ -129,7 +112,7 @@ export class WriterThread {
     const driverPath = createRequire(import.meta.url).resolve('better-sqlite3');
     this.#worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { file, driverPath, cacheKiB: options.cacheKiB, walAutocheckpointPages: options.walAutocheckpointPages, syncFirst: options.syncFirst },
+      workerData: { file, driverPath, cacheKiB: options.cacheKiB, walAutocheckpointPages: options.walAutocheckpointPages },
     });
     this.#worker.on('message', (m: { n?: number; ms?: number; lead?: boolean; error?: { code?: string; message: string } }) => {
       if (m.n === undefined) return;

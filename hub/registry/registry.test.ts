@@ -25,6 +25,29 @@ const hub = generateKeyPair();
 const issuer = generateKeyPair();
 
 describe('registry', () => {
+  it('restores claims it lost: challenges and counters come back, claims it has change nothing', () => {
+    const wallet = 'aa'.repeat(32);
+    expect(reg.lastClaimTimeMs()).toBeNull();
+    expect(reg.claimFreshness({ challenge: '01'.repeat(16), wallet, requestId: 'r1', counter: 1, nowMs: 50 })).toBe('fresh');
+    expect(reg.claimFreshness({ challenge: '02'.repeat(16), wallet, requestId: 'r2', nowMs: 40 })).toBe('fresh');
+    // The last claim made, not the latest time: the clock may have stepped back.
+    expect(reg.lastClaimTimeMs()).toBe(40);
+    const restored = [
+      { challenge: '01'.repeat(16), wallet, requestId: 'r1', counter: 1, timeMs: 50 },
+      { challenge: '03'.repeat(16), wallet, requestId: 'r3', counter: 7, timeMs: 60 },
+      { challenge: '04'.repeat(16), wallet: 'bb'.repeat(32), requestId: 'r4', timeMs: 61 },
+    ];
+    expect(reg.restoreClaims(restored)).toBe(2);
+    expect(reg.restoreClaims(restored)).toBe(0);
+    reg.close();
+    reg = Registry.open(file);
+    expect(reg.claimFreshness({ challenge: '03'.repeat(16), wallet, requestId: 'r3', nowMs: 70 })).toBe('retry');
+    expect(reg.claimFreshness({ challenge: '04'.repeat(16), wallet, requestId: 'r9', nowMs: 70 })).toBe('replay');
+    // Counter 7 is taken again from the file; 6 is still free.
+    expect(reg.claimFreshness({ challenge: '05'.repeat(16), wallet, requestId: 'r5', counter: 7, nowMs: 70 })).toBe('replay');
+    expect(reg.claimFreshness({ challenge: '06'.repeat(16), wallet, requestId: 'r6', counter: 6, nowMs: 70 })).toBe('fresh');
+  });
+
   it('claims challenges and counters once; a retry of the same request is recognised; state survives reopen', () => {
     const wallet = 'aa'.repeat(32);
     const c = (challenge: string, requestId: string, counter?: number) =>

@@ -84,6 +84,15 @@ export interface DisclosureRecord {
 
 export type Freshness = 'fresh' | 'retry' | 'replay';
 
+/** A claim re-entered from the ledger (hub/service/claim-memo.ts), timed by its ledger row. */
+export interface RestoredClaim {
+  readonly challenge: string;
+  readonly wallet: string;
+  readonly requestId: string;
+  readonly counter?: number | undefined;
+  readonly timeMs: number;
+}
+
 export interface RegistryOpenOptions {
   /**
    * Checkpoint the WAL from a worker thread every N ms (0 = off, the default: SQLite's own
@@ -196,6 +205,9 @@ export class Registry implements TerminalDirectory {
       counterSet: p('INSERT INTO counters (wallet, state) VALUES (?, ?) ON CONFLICT(wallet) DO UPDATE SET state = excluded.state'),
       challengeGet: p('SELECT request_id FROM challenges WHERE challenge = ?'),
       challengeInsert: p('INSERT INTO challenges (challenge, wallet, request_id, time_ms) VALUES (?, ?, ?, ?)'),
+      challengeRestore: p('INSERT OR IGNORE INTO challenges (challenge, wallet, request_id, time_ms) VALUES (?, ?, ?, ?)'),
+      // rowid order is commit order (no AUTOINCREMENT: a new row takes max + 1).
+      challengeLast: p('SELECT time_ms FROM challenges ORDER BY rowid DESC LIMIT 1').pluck(),
       challengePrune: p('DELETE FROM challenges WHERE rowid IN (SELECT rowid FROM challenges WHERE time_ms < ? ORDER BY time_ms LIMIT ?)'),
       resultPrune: p('DELETE FROM results WHERE rowid IN (SELECT rowid FROM results WHERE time_ms < ? ORDER BY time_ms LIMIT ?)'),
       catalogInsert: p('INSERT INTO catalogs (merchant_id, version, articles, time_ms) VALUES (?, ?, ?, ?)'),
@@ -477,6 +489,38 @@ export class Registry implements TerminalDirectory {
     this.#pendingChallenges.set(input.challenge, { request_id: input.requestId, wallet: input.wallet, time_ms: input.nowMs });
     this.#scheduleFlush();
     return 'fresh';
+  }
+
+  /** When the last committed claim was made (null: none kept); hub/service/claim-memo.ts. */
+  lastClaimTimeMs(): number | null {
+    this.#commitPending();
+    return (this.#s.challengeLast!.get() as number | undefined) ?? null;
+  }
+
+  /**
+   * Enters claims this file lost (its last commits, after a power loss) but the ledger kept, in
+   * one transaction: each challenge it lacks, each counter into its wallet's window. Claims it
+   * has already change nothing. Returns how many challenges were missing.
+   */
+  restoreClaims(claims: readonly RestoredClaim[]): number {
+    this.#commitPending();
+    const wallets = new Set<string>();
+    let missing = 0;
+    try {
+      this.transaction(() => {
+        for (const c of claims) {
+          missing += this.#s.challengeRestore!.run(c.challenge, c.wallet, c.requestId, c.timeMs).changes;
+          if (c.counter === undefined) continue;
+          this.#window(c.wallet).accept(c.counter);
+          wallets.add(c.wallet);
+        }
+        for (const wallet of wallets) this.#s.counterSet!.run(wallet, JSON.stringify(this.#window(wallet).state()));
+      });
+    } finally {
+      // On failure the windows ran ahead of the file; on success the file is what they hold.
+      for (const wallet of wallets) this.#windows.delete(wallet);
+    }
+    return missing;
   }
 
   /** Resolves once every write queued so far (claims, results) is committed. */

@@ -38,6 +38,7 @@ import type { CardAuthorizer } from './card-authorizer.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { derivedId, engineRequestId, ledgerDecision } from './engine-ids.ts';
 import { InputError, OperationRefused } from './input-error.ts';
+import { restoreClaimsFromLedger } from './claim-memo.ts';
 import { REPLAY_STATE_RETENTION_MS, SettlementService, type ReceiptOutcome, type SettlementEvent } from './settlement-service.ts';
 
 export interface CreateHubOptions {
@@ -594,18 +595,18 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
   const registry = Registry.open(registryFile, { backgroundCheckpointMs: REGISTRY_CHECKPOINT_MS });
   let engine: Engine;
   let keyring: HubKeyring;
+  let store: SqliteLedgerStore | undefined;
   try {
     keyring = HubKeyring.open(options.dataDir, registry, clock());
-    const store = SqliteLedgerStore.open(ledgerFile, {
-      ...options.ledgerStore,
-      durability: options.ledgerDurability ?? 'full',
-      // Wallet claims commit in the registry without an fsync: on disk before the money they allow.
-      syncBeforeCommit: [`${registryFile}-wal`],
-    });
+    store = SqliteLedgerStore.open(ledgerFile, { ...options.ledgerStore, durability: options.ledgerDurability ?? 'full' });
     // Identities and money: owner-only, like the key files (SQLite gives -wal/-shm the same mode).
     for (const f of [registryFile, ledgerFile]) chmodSync(f, 0o600);
+    // Before the first request: claims the registry lost to a power loss come back from the ledger.
+    const restored = await restoreClaimsFromLedger(registry, store, clock() - REPLAY_STATE_RETENTION_MS);
+    if (restored > 0) logger.warn({ restored }, 'wallet claims the registry had lost restored from the ledger');
     engine = await Engine.open(store, { ...options.engine, clock });
   } catch (err) {
+    await store?.close();
     registry.close();
     throw err;
   }

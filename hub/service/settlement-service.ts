@@ -37,6 +37,7 @@ import { inlineResultSigner, type ResultSigner } from '../verify/result-signing.
 import type { SignatureVerifier, VerifyItem } from '../verify/verifier.ts';
 import type { CardAuthorizer } from './card-authorizer.ts';
 import { CanonicalMemo } from './canonical-memo.ts';
+import { claimMemo } from './claim-memo.ts';
 import { mapDecline } from './decline-codes.ts';
 import { derivedId, engineRequestId, ledgerDecision } from './engine-ids.ts';
 
@@ -393,7 +394,10 @@ export class SettlementService {
     return null;
   }
 
-  /** Claims the challenge/counter; the claim is durable before this resolves (before any money moves). */
+  /**
+   * Claims the challenge/counter; it is in the registry's file before this resolves (before any
+   * money moves). A command that moves money carries it in its memo too (claim-memo.ts).
+   */
   async #claim(challenge: string, wallet: string, requestId: string, now: number, counter?: number): Promise<ErrorCode | null> {
     const f = this.#o.registry.claimFreshness({ challenge, wallet, requestId, nowMs: now, ...(counter !== undefined ? { counter } : {}) });
     if (f === 'replay') return 'REPLAY';
@@ -485,7 +489,8 @@ export class SettlementService {
       cmd = { kind: 'purchase', requestId: eid, walletId: wallet, merchantId: terminal.merchantId, amountMinor: auth.amountMinor, currency: auth.currency };
     }
 
-    const outcome = await this.#o.engine.submit(cmd);
+    // The claim commits with the money it allows (claim-memo.ts).
+    const outcome = await this.#o.engine.submit({ ...cmd, memo: claimMemo({ wallet, challenge: auth.challenge, requestId: body.requestId, counter: auth.counter }) });
     if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
     if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistAdd(wallet, 'overspent offline', now)) {
       for (const cb of this.#blocklistListeners) cb();
@@ -613,7 +618,15 @@ export class SettlementService {
     const replay = await this.#claim(t.challenge, t.from, body.requestId, now, t.counter);
     if (replay) return declined(replay);
     const eid = engineRequestId(body.requestId);
-    const outcome = await this.#o.engine.submit({ kind: 'transfer', requestId: eid, fromWalletId: t.from, toWalletId: t.to, amountMinor: t.amountMinor, currency: t.currency });
+    const outcome = await this.#o.engine.submit({
+      kind: 'transfer',
+      requestId: eid,
+      fromWalletId: t.from,
+      toWalletId: t.to,
+      amountMinor: t.amountMinor,
+      currency: t.currency,
+      memo: claimMemo({ wallet: t.from, challenge: t.challenge, requestId: body.requestId, counter: t.counter }),
+    });
     if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
     return await this.#approved(outcome, t.from, eid);
   }

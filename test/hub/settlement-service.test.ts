@@ -1,6 +1,5 @@
 // End to end through the hub's settlement service: real SQLite files in a temp dir, real keys,
 // real signed messages made with protocol functions. No MQTT: the service is transport-free.
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   decodeAndVerify,
@@ -17,7 +16,6 @@ import {
 } from '../../protocol/index.ts';
 import { TEST_PAN_APPROVED, TEST_PAN_DECLINED } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
 import type { SimulatedClearing } from '../../hub/clearing/clearing-adapter.ts';
-import type { SqliteLedgerStore } from '../../hub/ledger/sqlite-store.ts';
 import { DataDirBusyError } from '../../hub/service/data-dir-lock.ts';
 import { createHub } from '../../hub/service/hub.ts';
 import {
@@ -231,8 +229,32 @@ describe('authentication and replay', () => {
     expect(await balanceOf(w)).toBe(750);
   });
 
-  it('has the ledger sync the registry WAL before every commit: a claim is on disk before the money it allows', () => {
-    expect((fx.hub.engine.store as SqliteLedgerStore).syncBeforeCommit).toEqual([join(fx.dir, 'registry.sqlite-wal')]);
+  it('restores from the ledger the claims a power loss took from the registry: the kept authorization pays once', async () => {
+    const w = await funded(1000);
+    const to = await funded(0);
+    const lines = [{ sku: 'cola', qty: 1, unitMinor: 250 }];
+    const first = purchase(vend, w, lines, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, first.bytes)).status).toBe('approved');
+    const t = transfer(w, to, 300, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, signRequest(pos, { type: 'transfer', transfer: t }, fx.now).bytes)).status).toBe('approved');
+    const logged = await fx.hub.engine.store.logByRequestIds([first.requestId]);
+    expect(logged.get(first.requestId)?.memo).toBe(
+      `claim ${w.id} ${first.authorization.body.challenge} ${first.requestId} ${first.authorization.body.counter}`,
+    );
+    // The registry's last commits (no fsync) lost, the ledger's (fsynced) kept.
+    const lost = fx.hub.registry.db.prepare('DELETE FROM challenges WHERE challenge IN (?, ?)').run(first.authorization.body.challenge, t.body.challenge);
+    expect(lost.changes).toBe(2);
+    fx.hub.registry.db.prepare('DELETE FROM counters WHERE wallet = ?').run(w.id);
+    await fx.reopen();
+    // A terminal that kept the authorizations relays them again under new request ids.
+    const again = signRequest(vend, { type: 'purchase', authorization: first.authorization, license: w.license, lines }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, again.bytes)).code).toBe('REPLAY');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, signRequest(pos, { type: 'transfer', transfer: t }, fx.now).bytes)).code).toBe('REPLAY');
+    expect(await balanceOf(w)).toBe(450);
+    expect(await balanceOf(to)).toBe(300);
+    // The original request ids are still retries, not replays: the same answer again.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, first.bytes)).status).toBe('approved');
+    expect(await balanceOf(w)).toBe(450);
   });
 
   it('moves no money on a claim the registry cannot write; the retry pays once when it can', async () => {
