@@ -105,26 +105,44 @@ describe('registry', () => {
     expect(reg.claimFreshness({ challenge: '0c'.repeat(16), wallet, requestId: 'q4', counter: 3, nowMs: 1 })).toBe('replay');
   });
 
-  it('commits a result on its own within ~20 ms, not in its turn; with the next claim, or at once on flush()', async () => {
-    const count = () => (reg.db.prepare('SELECT COUNT(*) AS n FROM results').get() as { n: number }).n;
+  it('commits claims and results together within ~20 ms, not in their turn, or at once on flush()', async () => {
+    const count = (table: string) => (reg.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
     const result = { requestId: 'r1', terminalId: 't', hash: 'h', op: 'purchase', wallet: null, engineId: null, status: 'approved' as const, code: null, amountMinor: 1, currency: 'EUR', holdUntilMs: null, result: new Uint8Array([1]), timeMs: 1 };
     reg.putResult(result);
+    expect(reg.claimFreshness({ challenge: '0d'.repeat(16), wallet: 'ee'.repeat(32), requestId: 'r2', counter: 4, nowMs: 1 })).toBe('fresh');
     await new Promise((r) => setImmediate(r));
-    expect(count()).toBe(0);
+    expect([count('results'), count('challenges')]).toEqual([0, 0]);
+    // Served from memory meanwhile.
     expect(reg.result('r1')?.hash).toBe('h');
+    expect(reg.claimFreshness({ challenge: '0d'.repeat(16), wallet: 'ee'.repeat(32), requestId: 'r9', nowMs: 1 })).toBe('replay');
+    expect(reg.claimFreshness({ challenge: '0e'.repeat(16), wallet: 'ee'.repeat(32), requestId: 'r9', counter: 4, nowMs: 1 })).toBe('replay');
     const deadline = Date.now() + 2000;
-    while (count() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-    expect(count()).toBe(1);
-
-    // A claim's commit (this turn) carries the results waiting beside it.
-    reg.putResult({ ...result, requestId: 'r2' });
-    reg.claimFreshness({ challenge: '0d'.repeat(16), wallet: 'ee'.repeat(32), requestId: 'r3', nowMs: 1 });
-    await new Promise((r) => setImmediate(r));
-    expect(count()).toBe(2);
+    while (count('results') === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    expect([count('results'), count('challenges'), count('counters')]).toEqual([1, 1, 1]);
 
     reg.putResult({ ...result, requestId: 'r4' });
     await reg.flush();
-    expect(count()).toBe(3);
+    expect(count('results')).toBe(2);
+  });
+
+  it('keeps claims queued through a failed commit, reports it, and refuses new claims until one succeeds', async () => {
+    reg.close();
+    const errors: unknown[] = [];
+    reg = Registry.open(file, { onCommitError: (err) => errors.push(err) });
+    const wallet = 'ee'.repeat(32);
+    const claim = (challenge: string, requestId: string, counter: number) => reg.claimFreshness({ challenge, wallet, requestId, counter, nowMs: 1 });
+    reg.db.exec("CREATE TRIGGER full BEFORE INSERT ON challenges BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    expect(claim('01'.repeat(16), 'r1', 1)).toBe('fresh');
+    await expect(reg.flush()).rejects.toThrow('disk full');
+    expect(errors.map((e) => (e as Error).message)).toEqual(['disk full']);
+    expect(() => claim('02'.repeat(16), 'r2', 2)).toThrow('disk full');
+    reg.db.exec('DROP TRIGGER full');
+    // The first claim still refuses its replays, by challenge and by counter.
+    expect(claim('01'.repeat(16), 'r3', 3)).toBe('replay');
+    expect(claim('03'.repeat(16), 'r3', 1)).toBe('replay');
+    expect(claim('02'.repeat(16), 'r2', 2)).toBe('fresh');
+    await reg.flush();
+    expect(reg.db.prepare('SELECT challenge FROM challenges ORDER BY rowid').pluck().all()).toEqual(['01'.repeat(16), '02'.repeat(16)]);
   });
 
   it('versions the blocklist and keeps it across reopen', () => {

@@ -6,8 +6,8 @@
  *
  * Durability: WAL with synchronous=NORMAL — every commit survives a process crash; on power loss
  * the last few may be lost, which the ledger (synchronous=FULL) and request-id idempotency cover.
- * Wallet claims are the exception: the ledger fdatasyncs this file's WAL before each of its
- * commits (README, "Claims on disk before their money").
+ * Wallet claims that allow money are also in the ledger, with that money, and come back from
+ * there (README, "Claims commit with their money").
  */
 import Database from 'better-sqlite3';
 import { Checkpointer } from '../ledger/checkpointer.ts';
@@ -101,6 +101,12 @@ export interface RegistryOpenOptions {
    * every request in flight then waits out; the writer's autocheckpoint stays as a backstop.
    */
   readonly backgroundCheckpointMs?: number;
+  /**
+   * Told when a deferred commit of claims and results fails (nobody awaits it). They stay queued
+   * in memory, so a claim still refuses its replays, and new claims are refused until a commit
+   * succeeds again.
+   */
+  readonly onCommitError?: (err: unknown) => void;
 }
 
 /** WAL pages before the committing thread checkpoints itself when a background checkpointer runs. */
@@ -149,14 +155,15 @@ function toTerminal(r: TerminalRow): TerminalRecord {
 /** Counter windows kept in memory (bounded) and written through on every accepted counter. */
 const MAX_CACHED_WINDOWS = 100_000;
 /**
- * Signed results wait this long for a commit to join (claims commit in the turn they are made:
- * money waits on them). A result is only the cached answer for a retry — result() serves it from
- * memory until then, and after a crash the ledger still has the settlement — so at low load one
- * commit carries many results instead of one commit per result.
+ * Claims and signed results wait this long for a commit to join, so one commit carries many
+ * (a commit per request cost the event loop ~75 µs). Until then they are served from memory.
+ * Neither keeps money safe on its own: a claim that allows money travels in the ledger command's
+ * memo (hub/service/claim-memo.ts), and a result is the cached answer for a retry (the ledger
+ * has the settlement). After a crash both come back from the ledger.
  */
-const RESULT_COMMIT_DELAY_MS = 20;
+const COMMIT_DELAY_MS = 20;
 /** ...unless this many are waiting. */
-const RESULT_COMMIT_MAX_PENDING = 512;
+const COMMIT_MAX_PENDING = 512;
 
 /** Wallet records read on every payment, kept parsed (bounded; this process is the file's only writer). */
 const MAX_CACHED_WALLETS = 100_000;
@@ -175,14 +182,18 @@ export class Registry implements TerminalDirectory {
   readonly #pendingCounters = new Set<string>();
   readonly #pendingResults = new Map<string, ResultRecord>();
   #flushing: Promise<void> | undefined;
-  #resultTimer: NodeJS.Timeout | undefined;
+  #commitTimer: NodeJS.Timeout | undefined;
+  /** The last deferred commit's failure, until one succeeds (claims are refused meanwhile). */
+  #commitFailure: unknown = undefined;
+  readonly #onCommitError: (err: unknown) => void;
   #products: Map<string, TicketProductT> | undefined;
   readonly #s: Record<string, Database.Statement>;
   readonly #checkpointer: Checkpointer | undefined;
 
-  private constructor(db: Database.Database, checkpointer?: Checkpointer) {
+  private constructor(db: Database.Database, options: RegistryOpenOptions, checkpointer?: Checkpointer) {
     this.db = db;
     this.#checkpointer = checkpointer;
+    this.#onCommitError = options.onCommitError ?? (() => undefined);
     const p = (sql: string): Database.Statement => db.prepare(sql);
     this.#s = {
       metaGet: p('SELECT value FROM meta WHERE key = ?'),
@@ -256,9 +267,9 @@ export class Registry implements TerminalDirectory {
     const everyMs = options.backgroundCheckpointMs ?? 0;
     if (everyMs > 0 && file !== ':memory:') {
       db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
-      return new Registry(db, new Checkpointer(file, everyMs));
+      return new Registry(db, options, new Checkpointer(file, everyMs));
     }
-    return new Registry(db);
+    return new Registry(db, options);
   }
 
   /** Commits what is still queued, then closes the file (the background checkpointer stops on its own). */
@@ -475,10 +486,11 @@ export class Registry implements TerminalDirectory {
    * Claims a wallet challenge (and counter, when given) for a request: 'fresh' the first time,
    * 'retry' when the same request id comes back (the terminal's retry after a lost reply),
    * 'replay' when another request already used the challenge or the counter. Decided at once
-   * (in memory + file); the write joins this turn's group commit — await `flush()` before
-   * acting on a 'fresh' claim, so a settled request never has an unrecorded challenge.
+   * (in memory + file); the write joins a deferred group commit (COMMIT_DELAY_MS). Throws the
+   * last commit's error while the file cannot be written (after one more try).
    */
   claimFreshness(input: { challenge: string; wallet: string; requestId: string; counter?: number; nowMs: number }): Freshness {
+    if (this.#commitFailure !== undefined) this.#commitPending();
     const pending = this.#pendingChallenges.get(input.challenge);
     const seen = pending ?? (this.#s.challengeGet!.get(input.challenge) as { request_id: string } | undefined);
     if (seen) return seen.request_id === input.requestId ? 'retry' : 'replay';
@@ -487,7 +499,7 @@ export class Registry implements TerminalDirectory {
       this.#pendingCounters.add(input.wallet);
     }
     this.#pendingChallenges.set(input.challenge, { request_id: input.requestId, wallet: input.wallet, time_ms: input.nowMs });
-    this.#scheduleFlush();
+    this.#scheduleCommit();
     return 'fresh';
   }
 
@@ -523,20 +535,20 @@ export class Registry implements TerminalDirectory {
     return missing;
   }
 
-  /** Resolves once every write queued so far (claims, results) is committed. */
+  /** Resolves once every write queued so far (claims, results) is committed; rejects if that fails. */
   flush(): Promise<void> {
-    if (this.#resultTimer !== undefined) this.#scheduleFlush();
+    if (this.#commitTimer !== undefined || this.#commitFailure !== undefined) this.#scheduleFlush();
     return this.#flushing ?? Promise.resolve();
   }
 
-  /** Results join the next commit, or one RESULT_COMMIT_DELAY_MS from now. */
-  #scheduleResultFlush(): void {
+  /** Queued writes join the next commit, one COMMIT_DELAY_MS from now. */
+  #scheduleCommit(): void {
     if (this.#flushing) return;
-    if (this.#pendingResults.size >= RESULT_COMMIT_MAX_PENDING) return this.#scheduleFlush();
-    if (this.#resultTimer !== undefined) return;
-    this.#resultTimer = setTimeout(() => this.#scheduleFlush(), RESULT_COMMIT_DELAY_MS);
+    if (this.#pendingResults.size + this.#pendingChallenges.size >= COMMIT_MAX_PENDING) return this.#scheduleFlush();
+    if (this.#commitTimer !== undefined) return;
+    this.#commitTimer = setTimeout(() => this.#scheduleFlush(), COMMIT_DELAY_MS);
     // Nothing is lost to an exit while it waits: close() commits what is pending.
-    this.#resultTimer.unref();
+    this.#commitTimer.unref();
   }
 
   #scheduleFlush(): void {
@@ -548,18 +560,19 @@ export class Registry implements TerminalDirectory {
           this.#commitPending();
           resolve();
         } catch (err) {
+          this.#onCommitError(err);
           reject(err);
         }
       });
     });
-    // A failed flush is reported to whoever awaits it; never an unhandled rejection.
+    // A failed flush is reported to whoever awaits it and to onCommitError; never an unhandled rejection.
     this.#flushing.catch(() => undefined);
   }
 
-  /** One transaction for everything queued this turn (per-request commits cost 5x the ledger's). */
+  /** One transaction for everything queued (per-request commits cost 5x the ledger's). */
   #commitPending(): void {
-    clearTimeout(this.#resultTimer);
-    this.#resultTimer = undefined;
+    clearTimeout(this.#commitTimer);
+    this.#commitTimer = undefined;
     if (!this.db.open) return;
     const challenges = [...this.#pendingChallenges];
     const counters = [...this.#pendingCounters];
@@ -572,14 +585,15 @@ export class Registry implements TerminalDirectory {
         for (const r of results) this.#insertResult(r);
       });
     } catch (err) {
-      // The windows in memory ran ahead of the file: reload them from it on next use.
-      for (const wallet of counters) this.#windows.delete(wallet);
+      // Everything stays queued, and the windows ahead of the file: money may have moved on these
+      // claims (the ledger has them), so their replays must still be refused.
+      this.#commitFailure = err;
       throw err;
-    } finally {
-      for (const [challenge] of challenges) this.#pendingChallenges.delete(challenge);
-      for (const wallet of counters) this.#pendingCounters.delete(wallet);
-      for (const r of results) if (this.#pendingResults.get(r.requestId) === r) this.#pendingResults.delete(r.requestId);
     }
+    this.#commitFailure = undefined;
+    for (const [challenge] of challenges) this.#pendingChallenges.delete(challenge);
+    for (const wallet of counters) this.#pendingCounters.delete(wallet);
+    for (const r of results) if (this.#pendingResults.get(r.requestId) === r) this.#pendingResults.delete(r.requestId);
   }
 
   /** Drops up to `limit` used challenges older than `beforeMs`, oldest first. */
@@ -709,11 +723,11 @@ export class Registry implements TerminalDirectory {
     };
   }
 
-  /** Queued for a later group commit (RESULT_COMMIT_DELAY_MS); `result()` sees it at once. */
+  /** Queued for a later group commit (COMMIT_DELAY_MS); `result()` sees it at once. */
   putResult(r: ResultRecord): void {
     if (this.#pendingResults.has(r.requestId)) return; // first one stands (INSERT OR IGNORE for the file)
     this.#pendingResults.set(r.requestId, r);
-    this.#scheduleResultFlush();
+    this.#scheduleCommit();
   }
 
   #insertResult(r: ResultRecord): void {

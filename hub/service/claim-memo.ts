@@ -1,7 +1,8 @@
 /**
  * A wallet's claim (challenge, counter) travels in the memo of the ledger command it allows, so
  * the claim and the money commit in one transaction. The registry keeps claims too, for lookups,
- * but commits them without an fsync: after a power loss it may miss the last few, and
+ * but commits them later and without an fsync: after a crash or power loss it may miss the last
+ * few, and
  * `restoreClaimsFromLedger` puts them back from the ledger before the hub serves a request.
  * Without that, a terminal that kept a wallet's authorization could be paid for it again under a
  * new request id (request-id idempotency does not cover another id).
@@ -41,9 +42,9 @@ export function parseClaimMemo(memo: string): WalletClaim | null {
 
 /**
  * Re-enters into the registry the claims of ledger rows it may have lost: rows from
- * CLAIM_RECOVERY_MARGIN_MS before its last claim (its file keeps a prefix of its commits, and a
- * claim commits there before its row reaches the ledger), and none older than `oldestMs` (claims
- * past the replay retention are pruned anyway). Returns how many it did not have.
+ * CLAIM_RECOVERY_MARGIN_MS before its last claim (its file keeps a prefix of its claims in the
+ * order they were made, and a row is logged after its claim was made), and none older than
+ * `oldestMs` (claims past the replay retention are pruned anyway). Returns how many it lacked.
  */
 export async function restoreClaimsFromLedger(registry: Registry, store: LedgerStore, oldestMs: number): Promise<number> {
   const last = registry.lastClaimTimeMs();

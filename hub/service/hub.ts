@@ -592,7 +592,10 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
   const issuerKey = loadOrCreateEd25519Key(options.dataDir, 'issuer');
   const registryFile = join(options.dataDir, 'registry.sqlite');
   const ledgerFile = join(options.dataDir, 'ledger.sqlite');
-  const registry = Registry.open(registryFile, { backgroundCheckpointMs: REGISTRY_CHECKPOINT_MS });
+  const registry = Registry.open(registryFile, {
+    backgroundCheckpointMs: REGISTRY_CHECKPOINT_MS,
+    onCommitError: (err) => logger.error({ err }, 'registry commit failed: its claims and results stay in memory, new claims are refused until one succeeds'),
+  });
   let engine: Engine;
   let keyring: HubKeyring;
   let store: SqliteLedgerStore | undefined;

@@ -395,14 +395,13 @@ export class SettlementService {
   }
 
   /**
-   * Claims the challenge/counter; it is in the registry's file before this resolves (before any
-   * money moves). A command that moves money carries it in its memo too (claim-memo.ts).
+   * Claims the challenge/counter in the registry (committed there within COMMIT_DELAY_MS). A
+   * command that moves money carries the claim in its memo too, and the ledger makes it durable
+   * with the money (claim-memo.ts).
    */
-  async #claim(challenge: string, wallet: string, requestId: string, now: number, counter?: number): Promise<ErrorCode | null> {
+  #claim(challenge: string, wallet: string, requestId: string, now: number, counter?: number): ErrorCode | null {
     const f = this.#o.registry.claimFreshness({ challenge, wallet, requestId, nowMs: now, ...(counter !== undefined ? { counter } : {}) });
-    if (f === 'replay') return 'REPLAY';
-    await this.#o.registry.flush();
-    return null;
+    return f === 'replay' ? 'REPLAY' : null;
   }
 
   async #walletPayment(
@@ -434,7 +433,7 @@ export class SettlementService {
         if (!customer.ok) return declined(customer.code);
       }
       if (auth.amountMinor <= 0) return declined('AMOUNT_INVALID');
-      const replay = await this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
+      const replay = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
       if (replay) return declined(replay);
       // seed 004 claim 13: from the wallet-signed time, so a retry computes the same command.
       const holdUntil = body.offline ? undefined : holdUntilMs(prices.articles, auth.time);
@@ -468,7 +467,7 @@ export class SettlementService {
       const quote = quoteFare(version.table, entry, op.exitStation, op.exitTime);
       if (quote.currency !== auth.currency) return declined('CURRENCY_MISMATCH');
       if (quote.fareMinor !== auth.amountMinor) return declined('AMOUNT_MISMATCH');
-      const replay = await this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
+      const replay = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
       if (replay) return declined(replay);
       if (op.entry && this.#o.registry.claimEntryRecord(op.entry.body.recordId, body.requestId) === 'replay') return declined('REPLAY');
       if (quote.fareMinor === 0) {
@@ -484,7 +483,7 @@ export class SettlementService {
       if (body.offline) return declined('NOT_PERMITTED'); // a ticket needs the hub's signature
       if (blocklisted) return declined('BLOCKLISTED');
       if (auth.amountMinor <= 0) return declined('AMOUNT_INVALID');
-      const replay = await this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
+      const replay = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
       if (replay) return declined(replay);
       cmd = { kind: 'purchase', requestId: eid, walletId: wallet, merchantId: terminal.merchantId, amountMinor: auth.amountMinor, currency: auth.currency };
     }
@@ -556,7 +555,7 @@ export class SettlementService {
     if (!original || original.status !== 'approved' || original.engineId === null) return declined('NOT_FOUND');
     if (original.wallet !== c.wallet) return declined('NOT_PERMITTED');
     if (original.op !== 'purchase' || original.holdUntilMs === null) return declined('NOT_CANCELLABLE');
-    const replay = await this.#claim(c.challenge, c.wallet, body.requestId, now);
+    const replay = this.#claim(c.challenge, c.wallet, body.requestId, now);
     if (replay) return declined(replay);
     const eid = engineRequestId(body.requestId);
     const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: eid, originalRequestId: original.engineId });
@@ -615,7 +614,7 @@ export class SettlementService {
     if (!from || !to) return declined('UNKNOWN_WALLET');
     if (from.revokedMs !== null) return declined('REVOKED');
     if (this.#o.registry.isBlocklisted(t.from)) return declined('BLOCKLISTED');
-    const replay = await this.#claim(t.challenge, t.from, body.requestId, now, t.counter);
+    const replay = this.#claim(t.challenge, t.from, body.requestId, now, t.counter);
     if (replay) return declined(replay);
     const eid = engineRequestId(body.requestId);
     const outcome = await this.#o.engine.submit({
@@ -635,7 +634,7 @@ export class SettlementService {
     const q = op.query.body;
     if (!withinSkew(q.time, now, this.#maxSkewMs)) return declined('STALE_TIMESTAMP');
     if (!this.#o.registry.wallet(q.wallet)) return declined('UNKNOWN_WALLET');
-    const replay = await this.#claim(q.challenge, q.wallet, body.requestId, now);
+    const replay = this.#claim(q.challenge, q.wallet, body.requestId, now);
     if (replay) return declined(replay);
     await this.#o.engine.flush();
     const account = await this.#o.engine.getAccount(q.wallet);

@@ -242,6 +242,7 @@ describe('authentication and replay', () => {
       `claim ${w.id} ${first.authorization.body.challenge} ${first.requestId} ${first.authorization.body.counter}`,
     );
     // The registry's last commits (no fsync) lost, the ledger's (fsynced) kept.
+    await fx.hub.registry.flush();
     const lost = fx.hub.registry.db.prepare('DELETE FROM challenges WHERE challenge IN (?, ?)').run(first.authorization.body.challenge, t.body.challenge);
     expect(lost.changes).toBe(2);
     fx.hub.registry.db.prepare('DELETE FROM counters WHERE wallet = ?').run(w.id);
@@ -257,21 +258,28 @@ describe('authentication and replay', () => {
     expect(await balanceOf(w)).toBe(450);
   });
 
-  it('moves no money on a claim the registry cannot write; the retry pays once when it can', async () => {
+  it('while the registry cannot write, refuses new claims (no money moves) and still refuses replays of the claims it holds', async () => {
     const w = await funded(1000);
-    const p = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+    const lines = [{ sku: 'cola', qty: 1, unitMinor: 250 }];
+    const first = purchase(vend, w, lines, fx.now);
+    const second = purchase(vend, w, lines, fx.now);
     fx.hub.registry.db.exec("CREATE TRIGGER full BEFORE INSERT ON challenges BEGIN SELECT RAISE(ABORT, 'disk full'); END");
     try {
-      const failed = readResult(fx.hub, await fx.hub.handleRequest(vend.id, p.bytes));
-      expect(failed).toMatchObject({ requestId: p.requestId, status: 'declined', code: 'INTERNAL', withdrawal: 'none' });
-      expect(await balanceOf(w)).toBe(1000);
+      // Its claim is in the ledger with the money; the registry's deferred commit then fails.
+      expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, first.bytes)).status).toBe('approved');
+      await expect(fx.hub.registry.flush()).rejects.toThrow('disk full');
+      const failed = readResult(fx.hub, await fx.hub.handleRequest(vend.id, second.bytes));
+      expect(failed).toMatchObject({ requestId: second.requestId, status: 'declined', code: 'INTERNAL', withdrawal: 'none' });
+      expect(await balanceOf(w)).toBe(750);
     } finally {
       fx.hub.registry.db.exec('DROP TRIGGER full');
     }
-    // The terminal retries with the same request id.
-    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, p.bytes)).status).toBe('approved');
-    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, p.bytes)).status).toBe('approved');
-    expect(await balanceOf(w)).toBe(750);
+    const again = signRequest(vend, { type: 'purchase', authorization: first.authorization, license: w.license, lines }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, again.bytes)).code).toBe('REPLAY');
+    // The terminal retries the refused one with the same request id.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, second.bytes)).status).toBe('approved');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, second.bytes)).status).toBe('approved');
+    expect(await balanceOf(w)).toBe(500);
   });
 
   it('answers a duplicate request id with byte-identical bytes, and different content with DUPLICATE_MISMATCH', async () => {
