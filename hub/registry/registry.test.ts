@@ -125,6 +125,25 @@ describe('registry', () => {
     expect(count('results')).toBe(2);
   });
 
+  it('never evicts a counter window whose counter is still queued', async () => {
+    reg.close();
+    reg = Registry.open(file, { maxCachedWindows: 2 });
+    const claim = (wallet: string, challenge: string, counter: number) => reg.claimFreshness({ challenge, wallet, requestId: challenge, counter, nowMs: 1 });
+    const [a, b, c] = ['a1', 'b2', 'c3'].map((x) => x.repeat(32)) as [string, string, string];
+    expect(claim(a, '01'.repeat(16), 5)).toBe('fresh');
+    expect(claim(b, '02'.repeat(16), 5)).toBe('fresh');
+    // A third wallet while a's and b's counters wait for their commit: neither is dropped.
+    expect(claim(c, '03'.repeat(16), 5)).toBe('fresh');
+    expect(claim(a, '04'.repeat(16), 5)).toBe('replay');
+    await reg.flush();
+    const states = reg.db.prepare('SELECT wallet, state FROM counters ORDER BY wallet').all() as Array<{ wallet: string; state: string }>;
+    expect(states.map((r) => [r.wallet, (JSON.parse(r.state) as { highest: number }).highest])).toEqual([
+      [a, 5],
+      [b, 5],
+      [c, 5],
+    ]);
+  });
+
   it('keeps claims queued through a failed commit, reports it, and refuses new claims until one succeeds', async () => {
     reg.close();
     const errors: unknown[] = [];

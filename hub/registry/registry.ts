@@ -107,6 +107,8 @@ export interface RegistryOpenOptions {
    * succeeds again.
    */
   readonly onCommitError?: (err: unknown) => void;
+  /** Counter windows kept in memory (default 100,000 wallets). */
+  readonly maxCachedWindows?: number;
 }
 
 /** WAL pages before the committing thread checkpoints itself when a background checkpointer runs. */
@@ -186,6 +188,7 @@ export class Registry implements TerminalDirectory {
   /** The last deferred commit's failure, until one succeeds (claims are refused meanwhile). */
   #commitFailure: unknown = undefined;
   readonly #onCommitError: (err: unknown) => void;
+  readonly #maxCachedWindows: number;
   #products: Map<string, TicketProductT> | undefined;
   readonly #s: Record<string, Database.Statement>;
   readonly #checkpointer: Checkpointer | undefined;
@@ -194,6 +197,7 @@ export class Registry implements TerminalDirectory {
     this.db = db;
     this.#checkpointer = checkpointer;
     this.#onCommitError = options.onCommitError ?? (() => undefined);
+    this.#maxCachedWindows = options.maxCachedWindows ?? MAX_CACHED_WINDOWS;
     const p = (sql: string): Database.Statement => db.prepare(sql);
     this.#s = {
       metaGet: p('SELECT value FROM meta WHERE key = ?'),
@@ -476,10 +480,19 @@ export class Registry implements TerminalDirectory {
     if (!w) {
       const r = this.#s.counterGet!.get(wallet) as { state: string } | undefined;
       w = new CounterWindow(1024, r ? (JSON.parse(r.state) as { highest: number; mask?: string; seen?: number[] }) : undefined);
-      if (this.#windows.size >= MAX_CACHED_WINDOWS) this.#windows.delete(this.#windows.keys().next().value as string);
+      if (this.#windows.size >= this.#maxCachedWindows) this.#evictWindow();
       this.#windows.set(wallet, w);
     }
     return w;
+  }
+
+  /** Drops the oldest window whose counters are in the file: a queued one is the only copy. */
+  #evictWindow(): void {
+    for (const wallet of this.#windows.keys()) {
+      if (this.#pendingCounters.has(wallet)) continue;
+      this.#windows.delete(wallet);
+      return;
+    }
   }
 
   /**
