@@ -2,8 +2,7 @@
  * A wallet's claim (challenge, counter) travels in the memo of the ledger command it allows, so
  * the claim and the money commit in one transaction. The registry keeps claims too, for lookups,
  * but commits them later and without an fsync: after a crash or power loss it may miss the last
- * few, and
- * `restoreClaimsFromLedger` puts them back from the ledger before the hub serves a request.
+ * few, and `restoreClaimsFromLedger` puts them back from the ledger before the hub serves a request.
  * Without that, a terminal that kept a wallet's authorization could be paid for it again under a
  * new request id (request-id idempotency does not cover another id).
  */
