@@ -161,6 +161,14 @@ export class Engine {
     return engine;
   }
 
+  /**
+   * The lowest seq a row logged from now on can get (seqs only grow). The hub records it with each
+   * wallet claim, so a restore knows where in the log the claims it may have lost start.
+   */
+  get nextSeq(): number {
+    return this.#nextSeq;
+  }
+
   get stats(): EngineStats {
     return { ...this.#stats };
   }

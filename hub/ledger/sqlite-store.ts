@@ -182,7 +182,7 @@ export class SqliteLedgerStore implements LedgerStore {
       logExists: p('SELECT 1 FROM settlement_log WHERE request_id = ?').pluck(),
       logBySeq: p('SELECT * FROM settlement_log WHERE seq = ?'),
       unfinished: p('SELECT * FROM settlement_log WHERE seq > ? AND state IN (?, ?) ORDER BY seq'),
-      newestMemos: p('SELECT memo, at_ms FROM settlement_log ORDER BY seq DESC'),
+      memosFrom: p('SELECT seq, memo, at_ms AS atMs FROM settlement_log WHERE seq >= ? AND substr(memo, 1, ?) = ? ORDER BY seq LIMIT ?'),
       holdBySeq: p('SELECT seq, release_at_ms FROM holds WHERE seq = ?'),
       dueHolds: p('SELECT seq, release_at_ms FROM holds WHERE release_at_ms <= ? ORDER BY release_at_ms, seq LIMIT ?'),
       logUpdate: p(
@@ -325,14 +325,9 @@ export class SqliteLedgerStore implements LedgerStore {
     return rows.map(toLogRow);
   }
 
-  async memosSince(sinceMs: number, prefix: string): Promise<Array<{ readonly memo: string; readonly atMs: number }>> {
+  async memosFrom(fromSeq: number, prefix: string, limit: number): Promise<Array<{ readonly seq: number; readonly memo: string; readonly atMs: number }>> {
     await this.#drain();
-    const out: Array<{ memo: string; atMs: number }> = [];
-    for (const r of this.#s.newestMemos.iterate() as IterableIterator<{ memo: string | null; at_ms: number }>) {
-      if (r.at_ms < sinceMs) break;
-      if (r.memo !== null && r.memo.startsWith(prefix)) out.push({ memo: r.memo, atMs: r.at_ms });
-    }
-    return out;
+    return this.#s.memosFrom.all(fromSeq, prefix.length, prefix, limit) as Array<{ seq: number; memo: string; atMs: number }>;
   }
 
   async holdsBySeqs(seqs: readonly number[]): Promise<Map<number, HoldRow>> {

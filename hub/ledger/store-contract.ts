@@ -85,22 +85,22 @@ export function describeLedgerStoreContract(name: string, makeFactory: () => Sto
         expect(await s.unfinishedLog()).toEqual([]);
       }));
 
-    it('memosSince: memos with the prefix, newest first, back to the first row older than the bound', () =>
+    it('memosFrom: rows from a seq on whose memo has the prefix, in seq order, paged', () =>
       withStore(async (s) => {
-        const memos = ['claim a', null, 'operator:7', 'claim b', 'claim c'];
-        // Row 3 was logged after a clock step back: at 1000 + 3 - 10, older than row 2.
-        const rows = memos.map((memo, i) => row(i + 1, { memo, state: 'declined', code: 'unknown_account', atMs: i === 2 ? 993 : 1001 + i }));
+        const memos = ['claim a', null, 'operator:7', 'claim b', 'claimc', 'claim c'];
+        const rows = memos.map((memo, i) => row(i + 1, { memo, state: 'declined', code: 'unknown_account', atMs: 2000 - i }));
         await s.commitBatch(write({ logInserts: rows, settledThroughSeq: rows.length }));
-        expect(await s.memosSince(1000, 'claim ')).toEqual([
-          { memo: 'claim c', atMs: 1005 },
-          { memo: 'claim b', atMs: 1004 },
+        expect(await s.memosFrom(1, 'claim ', 10)).toEqual([
+          { seq: 1, memo: 'claim a', atMs: 2000 },
+          { seq: 4, memo: 'claim b', atMs: 1997 },
+          { seq: 6, memo: 'claim c', atMs: 1995 },
         ]);
-        expect(await s.memosSince(900, 'claim ')).toEqual([
-          { memo: 'claim c', atMs: 1005 },
-          { memo: 'claim b', atMs: 1004 },
-          { memo: 'claim a', atMs: 1001 },
+        expect(await s.memosFrom(1, 'claim ', 2)).toEqual([
+          { seq: 1, memo: 'claim a', atMs: 2000 },
+          { seq: 4, memo: 'claim b', atMs: 1997 },
         ]);
-        expect(await s.memosSince(1006, 'claim ')).toEqual([]);
+        expect(await s.memosFrom(5, 'claim ', 10)).toEqual([{ seq: 6, memo: 'claim c', atMs: 1995 }]);
+        expect(await s.memosFrom(7, 'claim ', 10)).toEqual([]);
       }));
 
     it('ensureAccount is idempotent and reads back by id and number', () =>

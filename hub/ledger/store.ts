@@ -127,11 +127,8 @@ export interface LedgerStore {
   logBySeqs(seqs: readonly number[]): Promise<Map<number, LogRow>>;
   /** Rows after settledThroughSeq still `logged` or `withdrawn`, in seq order. */
   unfinishedLog(): Promise<LogRow[]>;
-  /**
-   * Memos starting with `prefix`, newest row first, back to the first row older than `sinceMs`
-   * (rows are timed by one clock as they are logged; the caller leaves a margin for it stepping back).
-   */
-  memosSince(sinceMs: number, prefix: string): Promise<Array<{ readonly memo: string; readonly atMs: number }>>;
+  /** Up to `limit` rows from `fromSeq` on whose memo starts with `prefix`, in seq order (paged by seq). */
+  memosFrom(fromSeq: number, prefix: string, limit: number): Promise<Array<{ readonly seq: number; readonly memo: string; readonly atMs: number }>>;
   holdsBySeqs(seqs: readonly number[]): Promise<Map<number, HoldRow>>;
   dueHolds(nowMs: number, limit: number): Promise<HoldRow[]>;
   /**

@@ -25,27 +25,44 @@ const hub = generateKeyPair();
 const issuer = generateKeyPair();
 
 describe('registry', () => {
-  it('restores claims it lost: challenges and counters come back, claims it has change nothing', () => {
+  it('records the ledger seq of its last committed claim, never going back', async () => {
     const wallet = 'aa'.repeat(32);
-    expect(reg.lastClaimTimeMs()).toBeNull();
-    expect(reg.claimFreshness({ challenge: '01'.repeat(16), wallet, requestId: 'r1', counter: 1, nowMs: 50 })).toBe('fresh');
-    expect(reg.claimFreshness({ challenge: '02'.repeat(16), wallet, requestId: 'r2', nowMs: 40 })).toBe('fresh');
-    // The last claim made, not the latest time: the clock may have stepped back.
-    expect(reg.lastClaimTimeMs()).toBe(40);
-    const restored = [
-      { challenge: '01'.repeat(16), wallet, requestId: 'r1', counter: 1, timeMs: 50 },
-      { challenge: '03'.repeat(16), wallet, requestId: 'r3', counter: 7, timeMs: 60 },
-      { challenge: '04'.repeat(16), wallet: 'bb'.repeat(32), requestId: 'r4', timeMs: 61 },
-    ];
-    expect(reg.restoreClaims(restored)).toBe(2);
-    expect(reg.restoreClaims(restored)).toBe(0);
+    expect(reg.claimsLedgerSeq()).toBe(0);
+    expect(reg.claimFreshness({ challenge: '01'.repeat(16), wallet, requestId: 'r1', nowMs: 50, ledgerSeq: 7 })).toBe('fresh');
+    expect(reg.claimFreshness({ challenge: '02'.repeat(16), wallet, requestId: 'r2', nowMs: 40, ledgerSeq: 9 })).toBe('fresh');
+    await reg.flush();
+    expect(reg.claimsLedgerSeq()).toBe(9);
+    reg.restoreClaims([], 5);
+    expect(reg.claimsLedgerSeq()).toBe(9);
     reg.close();
     reg = Registry.open(file);
-    expect(reg.claimFreshness({ challenge: '03'.repeat(16), wallet, requestId: 'r3', nowMs: 70 })).toBe('retry');
-    expect(reg.claimFreshness({ challenge: '04'.repeat(16), wallet, requestId: 'r9', nowMs: 70 })).toBe('replay');
-    // Counter 7 is taken again from the file; 6 is still free.
-    expect(reg.claimFreshness({ challenge: '05'.repeat(16), wallet, requestId: 'r5', counter: 7, nowMs: 70 })).toBe('replay');
-    expect(reg.claimFreshness({ challenge: '06'.repeat(16), wallet, requestId: 'r6', counter: 6, nowMs: 70 })).toBe('fresh');
+    expect(reg.claimsLedgerSeq()).toBe(9);
+  });
+
+  it('restores claims it lost: challenges and counters come back (for more wallets than it caches), claims it has change nothing', () => {
+    reg.close();
+    reg = Registry.open(file, { maxCachedWindows: 2 });
+    const [a, b, c] = ['aa', 'bb', 'cc'].map((x) => x.repeat(32)) as [string, string, string];
+    expect(reg.claimFreshness({ challenge: '01'.repeat(16), wallet: a, requestId: 'r1', counter: 1, nowMs: 50 })).toBe('fresh');
+    const restored = [
+      { challenge: '01'.repeat(16), wallet: a, requestId: 'r1', counter: 1, timeMs: 50 },
+      { challenge: '03'.repeat(16), wallet: a, requestId: 'r3', counter: 7, timeMs: 60 },
+      { challenge: '04'.repeat(16), wallet: b, requestId: 'r4', counter: 3, timeMs: 61 },
+      { challenge: '05'.repeat(16), wallet: c, requestId: 'r5', counter: 4, timeMs: 62 },
+      { challenge: '06'.repeat(16), wallet: c, requestId: 'r6', timeMs: 63 },
+    ];
+    expect(reg.restoreClaims(restored, 20)).toBe(4);
+    expect(reg.restoreClaims(restored, 20)).toBe(0);
+    expect(reg.claimsLedgerSeq()).toBe(20);
+    reg.close();
+    reg = Registry.open(file);
+    expect(reg.claimFreshness({ challenge: '03'.repeat(16), wallet: a, requestId: 'r3', nowMs: 70 })).toBe('retry');
+    expect(reg.claimFreshness({ challenge: '06'.repeat(16), wallet: c, requestId: 'r9', nowMs: 70 })).toBe('replay');
+    // Each restored counter is taken, from the file; a lower one inside the window is still free.
+    for (const [wallet, counter] of [[a, 7], [b, 3], [c, 4]] as const) {
+      expect(reg.claimFreshness({ challenge: `${counter}${wallet.slice(0, 31)}`, wallet, requestId: 'rx', counter, nowMs: 70 })).toBe('replay');
+    }
+    expect(reg.claimFreshness({ challenge: '07'.repeat(16), wallet: a, requestId: 'r7', counter: 6, nowMs: 70 })).toBe('fresh');
   });
 
   it('claims challenges and counters once; a retry of the same request is recognised; state survives reopen', () => {

@@ -154,6 +154,8 @@ function toTerminal(r: TerminalRow): TerminalRecord {
   };
 }
 
+/** Registry meta key: claimsLedgerSeq(). */
+const CLAIMS_LEDGER_SEQ = 'claims_ledger_seq';
 /** Counter windows kept in memory (bounded) and written through on every accepted counter. */
 const MAX_CACHED_WINDOWS = 100_000;
 /**
@@ -180,7 +182,7 @@ export class Registry implements TerminalDirectory {
   readonly #catalogs = new Map<string, CatalogVersion>();
   #fares: FareTableVersion[] | undefined;
   /** This turn's writes, committed together (see #commitPending). */
-  readonly #pendingChallenges = new Map<string, { request_id: string; wallet: string; time_ms: number }>();
+  readonly #pendingChallenges = new Map<string, { request_id: string; wallet: string; time_ms: number; ledger_seq: number | undefined }>();
   readonly #pendingCounters = new Set<string>();
   readonly #pendingResults = new Map<string, ResultRecord>();
   #flushing: Promise<void> | undefined;
@@ -221,8 +223,6 @@ export class Registry implements TerminalDirectory {
       challengeGet: p('SELECT request_id FROM challenges WHERE challenge = ?'),
       challengeInsert: p('INSERT INTO challenges (challenge, wallet, request_id, time_ms) VALUES (?, ?, ?, ?)'),
       challengeRestore: p('INSERT OR IGNORE INTO challenges (challenge, wallet, request_id, time_ms) VALUES (?, ?, ?, ?)'),
-      // rowid order is commit order (no AUTOINCREMENT: a new row takes max + 1).
-      challengeLast: p('SELECT time_ms FROM challenges ORDER BY rowid DESC LIMIT 1').pluck(),
       challengePrune: p('DELETE FROM challenges WHERE rowid IN (SELECT rowid FROM challenges WHERE time_ms < ? ORDER BY time_ms LIMIT ?)'),
       resultPrune: p('DELETE FROM results WHERE rowid IN (SELECT rowid FROM results WHERE time_ms < ? ORDER BY time_ms LIMIT ?)'),
       catalogInsert: p('INSERT INTO catalogs (merchant_id, version, articles, time_ms) VALUES (?, ?, ?, ?)'),
@@ -276,12 +276,16 @@ export class Registry implements TerminalDirectory {
     return new Registry(db, options);
   }
 
-  /** Commits what is still queued, then closes the file (the background checkpointer stops on its own). */
-  close(): void {
-    if (!this.db.open) return;
-    void this.#checkpointer?.stop();
+  /**
+   * Commits what is still queued, then closes the file. The returned promise resolves once the
+   * background checkpointer has let go of the file too (await it before touching the file).
+   */
+  close(): Promise<void> {
+    if (!this.db.open) return Promise.resolve();
+    const stopped = this.#checkpointer?.stop() ?? Promise.resolve();
     this.#commitPending();
     this.db.close();
+    return stopped;
   }
 
   /** Runs fn in one immediate transaction (the CLI's "nothing half-written"). */
@@ -478,12 +482,16 @@ export class Registry implements TerminalDirectory {
   #window(wallet: string): CounterWindow {
     let w = this.#windows.get(wallet);
     if (!w) {
-      const r = this.#s.counterGet!.get(wallet) as { state: string } | undefined;
-      w = new CounterWindow(1024, r ? (JSON.parse(r.state) as { highest: number; mask?: string; seen?: number[] }) : undefined);
+      w = this.#loadWindow(wallet);
       if (this.#windows.size >= this.#maxCachedWindows) this.#evictWindow();
       this.#windows.set(wallet, w);
     }
     return w;
+  }
+
+  #loadWindow(wallet: string): CounterWindow {
+    const r = this.#s.counterGet!.get(wallet) as { state: string } | undefined;
+    return new CounterWindow(1024, r ? (JSON.parse(r.state) as { highest: number; mask?: string; seen?: number[] }) : undefined);
   }
 
   /** Drops the oldest window whose counters are in the file: a queued one is the only copy. */
@@ -500,9 +508,10 @@ export class Registry implements TerminalDirectory {
    * 'retry' when the same request id comes back (the terminal's retry after a lost reply),
    * 'replay' when another request already used the challenge or the counter. Decided at once
    * (in memory + file); the write joins a deferred group commit (COMMIT_DELAY_MS). Throws the
-   * last commit's error while the file cannot be written (after one more try).
+   * last commit's error while the file cannot be written (after one more try). `ledgerSeq`: the
+   * ledger's next seq when the claim is made (claimsLedgerSeq).
    */
-  claimFreshness(input: { challenge: string; wallet: string; requestId: string; counter?: number; nowMs: number }): Freshness {
+  claimFreshness(input: { challenge: string; wallet: string; requestId: string; counter?: number; nowMs: number; ledgerSeq?: number }): Freshness {
     if (this.#commitFailure !== undefined) this.#commitPending();
     const pending = this.#pendingChallenges.get(input.challenge);
     const seen = pending ?? (this.#s.challengeGet!.get(input.challenge) as { request_id: string } | undefined);
@@ -511,40 +520,45 @@ export class Registry implements TerminalDirectory {
       if (!this.#window(input.wallet).accept(input.counter)) return 'replay';
       this.#pendingCounters.add(input.wallet);
     }
-    this.#pendingChallenges.set(input.challenge, { request_id: input.requestId, wallet: input.wallet, time_ms: input.nowMs });
+    this.#pendingChallenges.set(input.challenge, { request_id: input.requestId, wallet: input.wallet, time_ms: input.nowMs, ledger_seq: input.ledgerSeq });
     this.#scheduleCommit();
     return 'fresh';
   }
 
-  /** When the last committed claim was made (null: none kept); hub/service/claim-memo.ts. */
-  lastClaimTimeMs(): number | null {
+  /**
+   * The ledger's next seq when the last committed claim was made (0: never recorded). This file
+   * keeps a prefix of its claims in the order they were made, so every claim it can have lost
+   * allowed a ledger row at or after this seq (hub/service/claim-memo.ts).
+   */
+  claimsLedgerSeq(): number {
     this.#commitPending();
-    return (this.#s.challengeLast!.get() as number | undefined) ?? null;
+    return this.meta(CLAIMS_LEDGER_SEQ);
   }
 
   /**
-   * Enters claims this file lost (its last commits, after a power loss) but the ledger kept, in
-   * one transaction: each challenge it lacks, each counter into its wallet's window. Claims it
-   * has already change nothing. Returns how many challenges were missing.
+   * Enters claims this file lost (its last commits, after a crash or power loss) but the ledger
+   * kept, in one transaction: each challenge it lacks, each counter into its wallet's window.
+   * Claims it has already change nothing. `throughLedgerSeq`: every claim of the ledger's rows
+   * before this seq is now here (claimsLedgerSeq). Returns how many challenges were missing.
    */
-  restoreClaims(claims: readonly RestoredClaim[]): number {
+  restoreClaims(claims: readonly RestoredClaim[], throughLedgerSeq: number): number {
     this.#commitPending();
-    const wallets = new Set<string>();
+    // Windows of their own, not the cache: it may evict one before it is written.
+    const windows = new Map<string, CounterWindow>();
     let missing = 0;
-    try {
-      this.transaction(() => {
-        for (const c of claims) {
-          missing += this.#s.challengeRestore!.run(c.challenge, c.wallet, c.requestId, c.timeMs).changes;
-          if (c.counter === undefined) continue;
-          this.#window(c.wallet).accept(c.counter);
-          wallets.add(c.wallet);
-        }
-        for (const wallet of wallets) this.#s.counterSet!.run(wallet, JSON.stringify(this.#window(wallet).state()));
-      });
-    } finally {
-      // On failure the windows ran ahead of the file; on success the file is what they hold.
-      for (const wallet of wallets) this.#windows.delete(wallet);
-    }
+    this.transaction(() => {
+      for (const c of claims) {
+        missing += this.#s.challengeRestore!.run(c.challenge, c.wallet, c.requestId, c.timeMs).changes;
+        if (c.counter === undefined) continue;
+        let w = windows.get(c.wallet);
+        if (!w) windows.set(c.wallet, (w = this.#loadWindow(c.wallet)));
+        w.accept(c.counter);
+      }
+      for (const [wallet, w] of windows) this.#s.counterSet!.run(wallet, JSON.stringify(w.state()));
+      if (throughLedgerSeq > this.meta(CLAIMS_LEDGER_SEQ)) this.#setMeta(CLAIMS_LEDGER_SEQ, throughLedgerSeq);
+    });
+    // The cached windows (if any) are older than the file now.
+    for (const wallet of windows.keys()) this.#windows.delete(wallet);
     return missing;
   }
 
@@ -594,7 +608,12 @@ export class Registry implements TerminalDirectory {
     try {
       this.transaction(() => {
         for (const wallet of counters) this.#s.counterSet!.run(wallet, JSON.stringify(this.#window(wallet).state()));
-        for (const [challenge, c] of challenges) this.#s.challengeInsert!.run(challenge, c.wallet, c.request_id, c.time_ms);
+        let ledgerSeq = 0;
+        for (const [challenge, c] of challenges) {
+          this.#s.challengeInsert!.run(challenge, c.wallet, c.request_id, c.time_ms);
+          ledgerSeq = Math.max(ledgerSeq, c.ledger_seq ?? 0);
+        }
+        if (ledgerSeq > this.meta(CLAIMS_LEDGER_SEQ)) this.#setMeta(CLAIMS_LEDGER_SEQ, ledgerSeq);
         for (const r of results) this.#insertResult(r);
       });
     } catch (err) {

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Engine } from '../ledger/engine.ts';
 import { manualClock, rid, tempLedger, walletId, type TempLedger } from '../ledger/test-helpers.ts';
 import { Registry } from '../registry/registry.ts';
-import { CLAIM_RECOVERY_MARGIN_MS, claimMemo, parseClaimMemo, restoreClaimsFromLedger, type WalletClaim } from './claim-memo.ts';
+import { claimMemo, parseClaimMemo, restoreClaimsFromLedger, type WalletClaim } from './claim-memo.ts';
 
 const hex = (min: number, max: number) =>
   fc.array(fc.constantFrom(...'0123456789abcdef'), { minLength: min, maxLength: max }).map((cs) => cs.join(''));
@@ -67,27 +67,36 @@ describe('restoreClaimsFromLedger', () => {
     return c;
   }
 
+  /** The claim as the service makes it: in the registry first, with the ledger's next seq. */
+  function claimed(c: WalletClaim): void {
+    expect(registry.claimFreshness({ ...c, nowMs: clock.now(), ledgerSeq: engine.nextSeq })).toBe('fresh');
+  }
+
   const fresh = (c: WalletClaim, requestId = rid()) => registry.claimFreshness({ challenge: c.challenge, wallet: c.wallet, requestId, nowMs: T });
 
-  it('re-enters the claims logged since the registry last claim minus the margin, and no older', async () => {
-    const tooOld = await logged(T - CLAIM_RECOVERY_MARGIN_MS - 1);
-    const inMargin = await logged(T - CLAIM_RECOVERY_MARGIN_MS + 1, 8);
-    const kept = await logged(T);
-    expect(fresh(kept, kept.requestId)).toBe('fresh');
+  it('re-enters the claims of the rows logged from the ledger seq of the registry last claim on, whatever the clock did', async () => {
+    const before = await logged(T);
+    claimed({ wallet: walletId(1), challenge: rid(), requestId: rid() });
     await registry.flush();
-    const lost = await logged(T + 5, 9);
-    expect(await restoreClaimsFromLedger(registry, engine.store, 0)).toBe(2);
+    // Then the clock steps back an hour, and the registry loses what follows.
+    const lost = await logged(T - 3_600_000, 9);
+    const alsoLost = await logged(T - 3_600_001);
+    expect(await restoreClaimsFromLedger(registry, engine.store)).toBe(2);
     expect(fresh(lost)).toBe('replay');
-    expect(fresh(inMargin)).toBe('replay');
-    expect(fresh(tooOld)).toBe('fresh');
+    expect(fresh(alsoLost)).toBe('replay');
+    expect(fresh(lost, lost.requestId)).toBe('retry');
     expect(registry.claimFreshness({ challenge: rid(), wallet: walletId(1), requestId: rid(), counter: 9, nowMs: T })).toBe('replay');
+    // Rows before it were claimed before it: the registry has those (here: never did; not read).
+    expect(fresh(before)).toBe('fresh');
+    // Done once: the next open starts after the last row.
+    expect(registry.claimsLedgerSeq()).toBe(engine.nextSeq);
+    expect(await restoreClaimsFromLedger(registry, engine.store)).toBe(0);
   });
 
-  it('with no claim kept, scans back to the oldest time it is given', async () => {
-    const older = await logged(T - 20_000);
-    const old = await logged(T - 10_000);
-    expect(await restoreClaimsFromLedger(registry, engine.store, T - 15_000)).toBe(1);
-    expect(fresh(old)).toBe('replay');
-    expect(fresh(older)).toBe('fresh');
+  it('reads the whole log page by page when the registry never recorded a claim', async () => {
+    const claims = [];
+    for (let i = 0; i < 5; i++) claims.push(await logged(T + i, i));
+    expect(await restoreClaimsFromLedger(registry, engine.store, 2)).toBe(5);
+    for (const c of claims) expect(fresh(c)).toBe('replay');
   });
 });

@@ -19,11 +19,8 @@ export interface WalletClaim {
 const PREFIX = 'claim ';
 const CLAIM_MEMO_RE = /^claim ([0-9a-f]{64}) ([0-9a-f]{32,64}) ([0-9a-f]{32,64}) (-|[0-9]{1,16})$/;
 
-/**
- * The registry's last claim may be this much older than a claim it lost (the clock stepping back
- * on a running hub); wider costs only a longer scan at start.
- */
-export const CLAIM_RECOVERY_MARGIN_MS = 120_000;
+/** Ledger rows read per step of a restore (one registry transaction each). */
+const RESTORE_PAGE = 10_000;
 
 /** At most 6 + 64 + 1 + 64 + 1 + 64 + 1 + 16 = 217 chars: inside the ledger's 256-char memo. */
 export function claimMemo(c: WalletClaim): string {
@@ -40,18 +37,23 @@ export function parseClaimMemo(memo: string): WalletClaim | null {
 }
 
 /**
- * Re-enters into the registry the claims of ledger rows it may have lost: rows from
- * CLAIM_RECOVERY_MARGIN_MS before its last claim (its file keeps a prefix of its claims in the
- * order they were made, and a row is logged after its claim was made), and none older than
- * `oldestMs` (claims past the replay retention are pruned anyway). Returns how many it lacked.
+ * Re-enters into the registry the claims of the ledger rows logged from its claimsLedgerSeq()
+ * on: every claim it can have lost is among them (no clock involved), and the ones it has change
+ * nothing. Run before the hub serves a request. Returns how many challenges it lacked.
  */
-export async function restoreClaimsFromLedger(registry: Registry, store: LedgerStore, oldestMs: number): Promise<number> {
-  const last = registry.lastClaimTimeMs();
-  const sinceMs = last === null ? oldestMs : Math.max(oldestMs, last - CLAIM_RECOVERY_MARGIN_MS);
-  const claims: RestoredClaim[] = [];
-  for (const row of await store.memosSince(sinceMs, PREFIX)) {
-    const c = parseClaimMemo(row.memo);
-    if (c) claims.push({ ...c, timeMs: row.atMs });
+export async function restoreClaimsFromLedger(registry: Registry, store: LedgerStore, pageSize = RESTORE_PAGE): Promise<number> {
+  const { lastSeq } = await store.counters();
+  let from = registry.claimsLedgerSeq();
+  let missing = 0;
+  for (;;) {
+    const rows = await store.memosFrom(from, PREFIX, pageSize);
+    const claims: RestoredClaim[] = [];
+    for (const row of rows) {
+      const c = parseClaimMemo(row.memo);
+      if (c) claims.push({ ...c, timeMs: row.atMs });
+    }
+    from = rows.length < pageSize ? lastSeq + 1 : rows[rows.length - 1]!.seq + 1;
+    missing += registry.restoreClaims(claims, from);
+    if (rows.length < pageSize) return missing;
   }
-  return registry.restoreClaims(claims);
 }

@@ -563,7 +563,7 @@ export class Hub implements TerminalDirectory {
     try {
       await this.engine.close();
       await this.#verifier.close();
-      this.registry.close();
+      await this.registry.close();
     } finally {
       this.#lock.release();
     }
@@ -605,12 +605,15 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
     // Identities and money: owner-only, like the key files (SQLite gives -wal/-shm the same mode).
     for (const f of [registryFile, ledgerFile]) chmodSync(f, 0o600);
     // Before the first request: claims the registry lost to a power loss come back from the ledger.
-    const restored = await restoreClaimsFromLedger(registry, store, clock() - REPLAY_STATE_RETENTION_MS);
+    const restored = await restoreClaimsFromLedger(registry, store);
     if (restored > 0) logger.warn({ restored }, 'wallet claims the registry had lost restored from the ledger');
     engine = await Engine.open(store, { ...options.engine, clock });
   } catch (err) {
-    await store?.close();
-    registry.close();
+    try {
+      await store?.close();
+    } finally {
+      await registry.close();
+    }
     throw err;
   }
   const cardAuthorizer =

@@ -400,7 +400,7 @@ export class SettlementService {
    * with the money (claim-memo.ts).
    */
   #claim(challenge: string, wallet: string, requestId: string, now: number, counter?: number): ErrorCode | null {
-    const f = this.#o.registry.claimFreshness({ challenge, wallet, requestId, nowMs: now, ...(counter !== undefined ? { counter } : {}) });
+    const f = this.#o.registry.claimFreshness({ challenge, wallet, requestId, nowMs: now, ledgerSeq: this.#o.engine.nextSeq, ...(counter !== undefined ? { counter } : {}) });
     return f === 'replay' ? 'REPLAY' : null;
   }
 

@@ -45,7 +45,8 @@ export interface HubFixture {
   readonly dir: string;
   now: number;
   advance(ms: number): void;
-  reopen(): Promise<Hub>;
+  /** Closes the hub, runs `whileClosed` (e.g. to copy or replace its files), opens it again. */
+  reopen(whileClosed?: () => void): Promise<Hub>;
   cleanup(): Promise<void>;
 }
 
@@ -58,8 +59,9 @@ export async function openHubFixture(options: Partial<CreateHubOptions> = {}): P
     advance(ms: number) {
       fx.now += ms;
     },
-    async reopen() {
+    async reopen(whileClosed?: () => void) {
       await fx.hub.close();
+      whileClosed?.();
       fx.hub = await createHub({ dataDir: dir, clock: () => fx.now, holdReleaseIntervalMs: 0, ...options });
       return fx.hub;
     },
