@@ -7,7 +7,7 @@ const REQUEST_ID_RE = /^[0-9a-f]{32}$/;
 const CURRENCY_RE = /^[A-Z]{3}$/;
 const WALLET_ID_RE = /^[0-9a-f]{64}$/;
 const MERCHANT_ID_RE = /^[a-z0-9][a-z0-9._:-]{0,63}$/;
-const MAX_MEMO_CHARS = 256;
+const MAX_MEMO_CHARS = 320;
 
 export function isRequestId(v: unknown): v is string {
   return typeof v === 'string' && REQUEST_ID_RE.test(v);

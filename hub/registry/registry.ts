@@ -90,6 +90,7 @@ export interface RestoredClaim {
   readonly wallet: string;
   readonly requestId: string;
   readonly counter?: number | undefined;
+  readonly entryRecord?: string | undefined;
   readonly timeMs: number;
 }
 
@@ -245,6 +246,7 @@ export class Registry implements TerminalDirectory {
       ticketUseInsert: p('INSERT INTO ticket_uses (ticket_id, request_id, terminal_id, station, used_ms) VALUES (?, ?, ?, ?, ?)'),
       entryGet: p('SELECT request_id FROM entry_records WHERE record_id = ?'),
       entryInsert: p('INSERT INTO entry_records (record_id, request_id) VALUES (?, ?)'),
+      entryRestore: p('INSERT OR IGNORE INTO entry_records (record_id, request_id) VALUES (?, ?)'),
       receiptInsert: p('INSERT OR IGNORE INTO receipts (request_id, outcome, terminal_id, time_ms) VALUES (?, ?, ?, ?)'),
       payoutUpsert: p(
         `INSERT INTO payouts (payout_id, merchant_id, amount_minor, currency, state, reference, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -537,7 +539,8 @@ export class Registry implements TerminalDirectory {
 
   /**
    * Enters claims this file lost (its last commits, after a crash or power loss) but the ledger
-   * kept, in one transaction: each challenge it lacks, each counter into its wallet's window.
+   * kept, in one transaction: each challenge and entry record it lacks, each counter into its
+   * wallet's window.
    * Claims it has already change nothing. `throughLedgerSeq`: every claim of the ledger's rows
    * before this seq is now here (claimsLedgerSeq). Returns how many challenges were missing.
    */
@@ -549,6 +552,7 @@ export class Registry implements TerminalDirectory {
     this.transaction(() => {
       for (const c of claims) {
         missing += this.#s.challengeRestore!.run(c.challenge, c.wallet, c.requestId, c.timeMs).changes;
+        if (c.entryRecord !== undefined) this.#s.entryRestore!.run(c.entryRecord, c.requestId);
         if (c.counter === undefined) continue;
         let w = windows.get(c.wallet);
         if (!w) windows.set(c.wallet, (w = this.#loadWindow(c.wallet)));

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { assertCommand } from '../ledger/command.ts';
 import type { Engine } from '../ledger/engine.ts';
 import { manualClock, rid, tempLedger, walletId, type TempLedger } from '../ledger/test-helpers.ts';
 import { Registry } from '../registry/registry.ts';
@@ -15,19 +16,24 @@ const claimArb: fc.Arbitrary<WalletClaim> = fc.record(
     challenge: hex(32, 64),
     requestId: hex(32, 64),
     counter: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    entryRecord: hex(32, 64),
   },
   { requiredKeys: ['wallet', 'challenge', 'requestId'] },
 );
 
 describe('claim memo', () => {
-  it('parses back every claim it writes, inside the ledger memo limit of 256 chars', () => {
+  it('parses back every claim it writes, inside the ledger memo limit', () => {
+    const purchase = { kind: 'purchase', requestId: 'a'.repeat(32), walletId: 'b'.repeat(64), merchantId: 'm1', amountMinor: 1, currency: 'EUR' } as const;
     fc.assert(
       fc.property(claimArb, (c) => {
         const memo = claimMemo(c);
-        expect(memo.length).toBeLessThanOrEqual(256);
+        expect(() => assertCommand({ ...purchase, memo })).not.toThrow();
         expect(parseClaimMemo(memo)).toEqual(c);
       }),
     );
+    const longest = claimMemo({ wallet: 'a'.repeat(64), challenge: 'b'.repeat(64), requestId: 'c'.repeat(64), counter: Number.MAX_SAFE_INTEGER, entryRecord: 'd'.repeat(64) });
+    expect(() => assertCommand({ ...purchase, memo: longest })).not.toThrow();
+    expect(() => assertCommand({ ...purchase, memo: `${longest}${'e'.repeat(321 - longest.length)}` })).toThrow(TypeError);
   });
 
   it('is null for any other memo', () => {

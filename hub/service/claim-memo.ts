@@ -14,17 +14,20 @@ export interface WalletClaim {
   readonly challenge: string;
   readonly requestId: string;
   readonly counter?: number | undefined;
+  /** A fare's gate entry record, used once (registry claimEntryRecord). */
+  readonly entryRecord?: string | undefined;
 }
 
 const PREFIX = 'claim ';
-const CLAIM_MEMO_RE = /^claim ([0-9a-f]{64}) ([0-9a-f]{32,64}) ([0-9a-f]{32,64}) (-|[0-9]{1,16})$/;
+const CLAIM_MEMO_RE = /^claim ([0-9a-f]{64}) ([0-9a-f]{32,64}) ([0-9a-f]{32,64}) (-|[0-9]{1,16})(?: ([0-9a-f]{32,64}))?$/;
 
 /** Ledger rows read per step of a restore (one registry transaction each). */
 const RESTORE_PAGE = 10_000;
 
-/** At most 6 + 64 + 1 + 64 + 1 + 64 + 1 + 16 = 217 chars: inside the ledger's 256-char memo. */
+/** At most 6 + 64 + 1 + 64 + 1 + 64 + 1 + 16 + 1 + 64 = 282 chars: inside the ledger's 320-char memo. */
 export function claimMemo(c: WalletClaim): string {
-  return `${PREFIX}${c.wallet} ${c.challenge} ${c.requestId} ${c.counter ?? '-'}`;
+  const memo = `${PREFIX}${c.wallet} ${c.challenge} ${c.requestId} ${c.counter ?? '-'}`;
+  return c.entryRecord === undefined ? memo : `${memo} ${c.entryRecord}`;
 }
 
 /** The claim a memo carries, or null for any other memo (operator notes, top-up sources). */
@@ -33,7 +36,7 @@ export function parseClaimMemo(memo: string): WalletClaim | null {
   if (!m) return null;
   const counter = m[4] === '-' ? undefined : Number(m[4]);
   if (counter !== undefined && !Number.isSafeInteger(counter)) return null;
-  return { wallet: m[1]!, challenge: m[2]!, requestId: m[3]!, ...(counter !== undefined ? { counter } : {}) };
+  return { wallet: m[1]!, challenge: m[2]!, requestId: m[3]!, ...(counter !== undefined ? { counter } : {}), ...(m[5] !== undefined ? { entryRecord: m[5] } : {}) };
 }
 
 /**

@@ -489,7 +489,9 @@ export class SettlementService {
     }
 
     // The claim commits with the money it allows (claim-memo.ts).
-    const outcome = await this.#o.engine.submit({ ...cmd, memo: claimMemo({ wallet, challenge: auth.challenge, requestId: body.requestId, counter: auth.counter }) });
+    const entryRecord = op.type === 'fare' ? op.entry?.body.recordId : undefined;
+    const claim = claimMemo({ wallet, challenge: auth.challenge, requestId: body.requestId, counter: auth.counter, entryRecord });
+    const outcome = await this.#o.engine.submit({ ...cmd, memo: claim });
     if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
     if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistAdd(wallet, 'overspent offline', now)) {
       for (const cb of this.#blocklistListeners) cb();

@@ -413,6 +413,22 @@ describe('gates, fares and tickets', () => {
     expect(await balanceOf(w)).toBe(850);
   });
 
+  it('restores a used entry record the registry lost with its fare: it still pays for one exit only', async () => {
+    const w = await funded(2000);
+    const entry = entryRecord(w, 'central', fx.now - 20 * 60_000);
+    const registryFile = join(fx.dir, 'registry.sqlite');
+    const snapshot = join(fx.dir, 'registry.before-fare');
+    await fx.reopen(() => copyFileSync(registryFile, snapshot));
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes)).status).toBe('approved');
+    await fx.reopen(() => {
+      copyFileSync(snapshot, registryFile);
+      for (const f of [`${registryFile}-wal`, `${registryFile}-shm`]) rmSync(f, { force: true });
+    });
+    // A new wallet authorization, the old entry record.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes)).code).toBe('REPLAY');
+    expect(await balanceOf(w)).toBe(1650);
+  });
+
   it('settles an offline gate decision that overdraws, flags the account and blocklists the wallet', async () => {
     const w = await funded(100, { offlineLimitMinor: 1000 });
     const announced: string[] = [];
