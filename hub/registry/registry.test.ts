@@ -25,6 +25,29 @@ const hub = generateKeyPair();
 const issuer = generateKeyPair();
 
 describe('registry', () => {
+  it('writes identities, revocations and the blocklist at synchronous=FULL, per-request state at NORMAL', async () => {
+    // A temp trigger per table notes the connection's synchronous level at each write (2 = FULL).
+    reg.db.exec('CREATE TEMP TABLE seen (tbl TEXT, level INTEGER)');
+    const tables = ['terminals', 'wallets', 'blocklist', 'challenges', 'results', 'ticket_uses', 'entry_records', 'receipts', 'tickets'];
+    for (const t of tables) reg.db.exec(`CREATE TEMP TRIGGER seen_${t} AFTER INSERT ON main.${t} BEGIN INSERT INTO seen SELECT '${t}', synchronous FROM pragma_synchronous; END`);
+    const t = generateKeyPair();
+    const cert = issueTerminalCertificate(hub, { terminalId: 'g-1', kind: 'gate', merchantId: 'transit', publicKey: toHex(t.publicKey), notBefore: 0, notAfter: 1e13 });
+    reg.insertTerminal(cert, 5);
+    const wallet = toHex(generateKeyPair().publicKey);
+    reg.insertWallet(issueWalletLicense(issuer, { wallet, notBefore: 0, notAfter: 1e13, ageOver: 0, groups: [], offlineLimitMinor: 0, currency: 'EUR' }), {}, 1);
+    reg.blocklistAdd(wallet, 'lost', 2);
+    reg.claimFreshness({ challenge: '01'.repeat(16), wallet, requestId: 'r1', nowMs: 3 });
+    reg.putResult({ requestId: 'r1', terminalId: 'g-1', hash: 'h', op: 'purchase', wallet: null, engineId: null, status: 'approved', code: null, amountMinor: 1, currency: 'EUR', holdUntilMs: null, result: new Uint8Array([1]), timeMs: 3 });
+    await reg.flush();
+    reg.putTicket('t1', wallet, 'day-pass', 'r2', 4);
+    reg.claimTicketUse('t1', 'r3', 'g-1', 'central', 5);
+    reg.claimEntryRecord('e1', 'r4');
+    reg.putReceipt('r1', 'dispensed', 'g-1', 6);
+    const seen = Object.fromEntries((reg.db.prepare('SELECT tbl, level FROM seen').all() as Array<{ tbl: string; level: number }>).map((r) => [r.tbl, r.level]));
+    expect(seen).toEqual({ terminals: 2, wallets: 2, blocklist: 2, challenges: 1, results: 1, tickets: 1, ticket_uses: 1, entry_records: 1, receipts: 1 });
+    expect(reg.db.pragma('synchronous', { simple: true })).toBe(2);
+  });
+
   it('records the ledger seq of its last committed claim, never going back', async () => {
     const wallet = 'aa'.repeat(32);
     expect(reg.claimsLedgerSeq()).toBe(0);

@@ -4,10 +4,12 @@
  * disclosure log (seed 001/002), the blocklist, replay state (per-wallet counter windows, used
  * challenges), catalogs, fare tables, ticket products, ticket uses, and the signed results.
  *
- * Durability: WAL with synchronous=NORMAL — every commit survives a process crash; on power loss
- * the last few may be lost, which the ledger (synchronous=FULL) and request-id idempotency cover.
- * Wallet claims that allow money are also in the ledger, with that money, and come back from
- * there (README, "Claims commit with their money").
+ * Durability: WAL, synchronous=FULL for everything written now and then (identities, keys,
+ * revocations, the blocklist, rule versions, payouts): an fsync each, on disk when the call
+ * returns. Per-request state commits at NORMAL (#relaxed): it survives a process crash, and what a
+ * power loss takes is covered by the ledger — claims and entry records come back from it (README,
+ * "Claims commit with their money"), results are rebuilt from it, a receipt's refund is idempotent
+ * there. A ticket use may be lost (one more passage on that ticket).
  */
 import Database from 'better-sqlite3';
 import { Checkpointer } from '../ledger/checkpointer.ts';
@@ -267,7 +269,7 @@ export class Registry implements TerminalDirectory {
   static open(file: string, options: RegistryOpenOptions = {}): Registry {
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
+    db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');
     migrateRegistry(db);
     const everyMs = options.backgroundCheckpointMs ?? 0;
@@ -288,6 +290,16 @@ export class Registry implements TerminalDirectory {
     this.#commitPending();
     this.db.close();
     return stopped;
+  }
+
+  /** Runs fn's writes at synchronous=NORMAL: per-request state, an fsync each would stall the event loop. */
+  #relaxed<T>(fn: () => T): T {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return fn();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
 
   /** Runs fn in one immediate transaction (the CLI's "nothing half-written"). */
@@ -609,17 +621,18 @@ export class Registry implements TerminalDirectory {
     const counters = [...this.#pendingCounters];
     const results = [...this.#pendingResults.values()];
     if (challenges.length === 0 && counters.length === 0 && results.length === 0) return;
+    const write = (): void => {
+      for (const wallet of counters) this.#s.counterSet!.run(wallet, JSON.stringify(this.#window(wallet).state()));
+      let ledgerSeq = 0;
+      for (const [challenge, c] of challenges) {
+        this.#s.challengeInsert!.run(challenge, c.wallet, c.request_id, c.time_ms);
+        ledgerSeq = Math.max(ledgerSeq, c.ledger_seq ?? 0);
+      }
+      if (ledgerSeq > this.meta(CLAIMS_LEDGER_SEQ)) this.#setMeta(CLAIMS_LEDGER_SEQ, ledgerSeq);
+      for (const r of results) this.#insertResult(r);
+    };
     try {
-      this.transaction(() => {
-        for (const wallet of counters) this.#s.counterSet!.run(wallet, JSON.stringify(this.#window(wallet).state()));
-        let ledgerSeq = 0;
-        for (const [challenge, c] of challenges) {
-          this.#s.challengeInsert!.run(challenge, c.wallet, c.request_id, c.time_ms);
-          ledgerSeq = Math.max(ledgerSeq, c.ledger_seq ?? 0);
-        }
-        if (ledgerSeq > this.meta(CLAIMS_LEDGER_SEQ)) this.#setMeta(CLAIMS_LEDGER_SEQ, ledgerSeq);
-        for (const r of results) this.#insertResult(r);
-      });
+      this.#relaxed(() => this.transaction(write));
     } catch (err) {
       // Everything stays queued, and the windows ahead of the file: money may have moved on these
       // claims (the ledger has them), so their replays must still be refused.
@@ -635,7 +648,7 @@ export class Registry implements TerminalDirectory {
   /** Drops up to `limit` used challenges older than `beforeMs`, oldest first. */
   pruneChallenges(beforeMs: number, limit: number): number {
     this.#commitPending();
-    return this.#s.challengePrune!.run(beforeMs, limit).changes;
+    return this.#relaxed(() => this.#s.challengePrune!.run(beforeMs, limit).changes);
   }
 
   /**
@@ -645,7 +658,7 @@ export class Registry implements TerminalDirectory {
    */
   pruneResults(beforeMs: number, limit: number): number {
     this.#commitPending();
-    return this.#s.resultPrune!.run(beforeMs, limit).changes;
+    return this.#relaxed(() => this.#s.resultPrune!.run(beforeMs, limit).changes);
   }
 
   // ---------- catalogs, fares, ticket products (versioned rules) ----------
@@ -785,14 +798,14 @@ export class Registry implements TerminalDirectory {
   }
 
   putTicket(ticketId: string, wallet: string, product: string, requestId: string, issuedMs: number): void {
-    this.#s.ticketInsert!.run(ticketId, wallet, product, requestId, issuedMs);
+    this.#relaxed(() => this.#s.ticketInsert!.run(ticketId, wallet, product, requestId, issuedMs));
   }
 
   /** First reported use wins; the same request id reporting again is a retry, not a second use. */
   claimTicketUse(ticketId: string, requestId: string, terminalId: string, station: string, usedMs: number): Freshness {
     const seen = this.#s.ticketUseGet!.get(ticketId) as { request_id: string } | undefined;
     if (seen) return seen.request_id === requestId ? 'retry' : 'replay';
-    this.#s.ticketUseInsert!.run(ticketId, requestId, terminalId, station, usedMs);
+    this.#relaxed(() => this.#s.ticketUseInsert!.run(ticketId, requestId, terminalId, station, usedMs));
     return 'fresh';
   }
 
@@ -800,13 +813,13 @@ export class Registry implements TerminalDirectory {
   claimEntryRecord(recordId: string, requestId: string): Freshness {
     const seen = this.#s.entryGet!.get(recordId) as { request_id: string } | undefined;
     if (seen) return seen.request_id === requestId ? 'retry' : 'replay';
-    this.#s.entryInsert!.run(recordId, requestId);
+    this.#relaxed(() => this.#s.entryInsert!.run(recordId, requestId));
     return 'fresh';
   }
 
   /** Returns true the first time this (request, outcome) receipt is recorded. */
   putReceipt(requestId: string, outcome: string, terminalId: string, nowMs: number): boolean {
-    return this.#s.receiptInsert!.run(requestId, outcome, terminalId, nowMs).changes > 0;
+    return this.#relaxed(() => this.#s.receiptInsert!.run(requestId, outcome, terminalId, nowMs).changes > 0);
   }
 
   // ---------- payouts (seed 001 fig. 11) ----------
