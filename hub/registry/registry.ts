@@ -92,6 +92,7 @@ export interface RestoredClaim {
   readonly wallet: string;
   readonly requestId: string;
   readonly counter?: number | undefined;
+  /** A fare's gate entry record, used once (claimEntryRecord). */
   readonly entryRecord?: string | undefined;
   readonly timeMs: number;
 }

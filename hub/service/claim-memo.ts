@@ -9,14 +9,8 @@
 import type { Registry, RestoredClaim } from '../registry/registry.ts';
 import type { LedgerStore } from '../ledger/store.ts';
 
-export interface WalletClaim {
-  readonly wallet: string;
-  readonly challenge: string;
-  readonly requestId: string;
-  readonly counter?: number | undefined;
-  /** A fare's gate entry record, used once (registry claimEntryRecord). */
-  readonly entryRecord?: string | undefined;
-}
+/** A claim as its memo carries it: the registry's RestoredClaim without the time (the row has that). */
+export type WalletClaim = Omit<RestoredClaim, 'timeMs'>;
 
 const PREFIX = 'claim ';
 const CLAIM_MEMO_RE = /^claim ([0-9a-f]{64}) ([0-9a-f]{32,64}) ([0-9a-f]{32,64}) (-|[0-9]{1,16})(?: ([0-9a-f]{32,64}))?$/;
