@@ -28,7 +28,7 @@ describe('registry', () => {
   it('writes identities, revocations and the blocklist at synchronous=FULL, per-request state at NORMAL', async () => {
     // A temp trigger per table notes the connection's synchronous level at each write (2 = FULL).
     reg.db.exec('CREATE TEMP TABLE seen (tbl TEXT, level INTEGER)');
-    const tables = ['terminals', 'wallets', 'blocklist', 'challenges', 'results', 'ticket_uses', 'entry_records', 'receipts', 'tickets'];
+    const tables = ['terminals', 'wallets', 'blocklist', 'counters', 'challenges', 'results', 'ticket_uses', 'entry_records', 'receipts', 'tickets'];
     for (const t of tables) reg.db.exec(`CREATE TEMP TRIGGER seen_${t} AFTER INSERT ON main.${t} BEGIN INSERT INTO seen SELECT '${t}', synchronous FROM pragma_synchronous; END`);
     const t = generateKeyPair();
     const cert = issueTerminalCertificate(hub, { terminalId: 'g-1', kind: 'gate', merchantId: 'transit', publicKey: toHex(t.publicKey), notBefore: 0, notAfter: 1e13 });
@@ -36,7 +36,7 @@ describe('registry', () => {
     const wallet = toHex(generateKeyPair().publicKey);
     reg.insertWallet(issueWalletLicense(issuer, { wallet, notBefore: 0, notAfter: 1e13, ageOver: 0, groups: [], offlineLimitMinor: 0, currency: 'EUR' }), {}, 1);
     reg.blocklistAdd(wallet, 'lost', 2);
-    reg.claimFreshness({ challenge: '01'.repeat(16), wallet, requestId: 'r1', nowMs: 3 });
+    reg.claimFreshness({ challenge: '01'.repeat(16), wallet, requestId: 'r1', counter: 1, nowMs: 3 });
     reg.putResult({ requestId: 'r1', terminalId: 'g-1', hash: 'h', op: 'purchase', wallet: null, engineId: null, status: 'approved', code: null, amountMinor: 1, currency: 'EUR', holdUntilMs: null, result: new Uint8Array([1]), timeMs: 3 });
     await reg.flush();
     reg.putTicket('t1', wallet, 'day-pass', 'r2', 4);
@@ -44,22 +44,25 @@ describe('registry', () => {
     reg.claimEntryRecord('e1', 'r4');
     reg.putReceipt('r1', 'dispensed', 'g-1', 6);
     const seen = Object.fromEntries((reg.db.prepare('SELECT tbl, level FROM seen').all() as Array<{ tbl: string; level: number }>).map((r) => [r.tbl, r.level]));
-    expect(seen).toEqual({ terminals: 2, wallets: 2, blocklist: 2, challenges: 1, results: 1, tickets: 1, ticket_uses: 1, entry_records: 1, receipts: 1 });
+    expect(seen).toEqual({ terminals: 2, wallets: 2, blocklist: 2, counters: 1, challenges: 1, results: 1, tickets: 1, ticket_uses: 1, entry_records: 1, receipts: 1 });
     expect(reg.db.pragma('synchronous', { simple: true })).toBe(2);
   });
 
-  it('records the ledger seq of its last committed claim, never going back', async () => {
+  it('records the ledger seq of its last committed claim; only a restore sets it back', async () => {
     const wallet = 'aa'.repeat(32);
     expect(reg.claimsLedgerSeq()).toBe(0);
     expect(reg.claimFreshness({ challenge: '01'.repeat(16), wallet, requestId: 'r1', nowMs: 50, ledgerSeq: 7 })).toBe('fresh');
     expect(reg.claimFreshness({ challenge: '02'.repeat(16), wallet, requestId: 'r2', nowMs: 40, ledgerSeq: 9 })).toBe('fresh');
     await reg.flush();
     expect(reg.claimsLedgerSeq()).toBe(9);
-    reg.restoreClaims([], 5);
+    expect(reg.claimFreshness({ challenge: '03'.repeat(16), wallet, requestId: 'r3', nowMs: 60, ledgerSeq: 8 })).toBe('fresh');
+    await reg.flush();
     expect(reg.claimsLedgerSeq()).toBe(9);
-    reg.close();
+    await reg.close();
     reg = Registry.open(file);
     expect(reg.claimsLedgerSeq()).toBe(9);
+    reg.restoreClaims([], 5);
+    expect(reg.claimsLedgerSeq()).toBe(5);
   });
 
   it('restores claims it lost: challenges and counters come back (for more wallets than it caches), claims it has change nothing', () => {
@@ -194,6 +197,8 @@ describe('registry', () => {
     expect(claim('01'.repeat(16), 'r1', 1)).toBe('fresh');
     await expect(reg.flush()).rejects.toThrow('disk full');
     expect(errors.map((e) => (e as Error).message)).toEqual(['disk full']);
+    // The relaxed level of that commit does not outlive it.
+    expect(reg.db.pragma('synchronous', { simple: true })).toBe(2);
     expect(() => claim('02'.repeat(16), 'r2', 2)).toThrow('disk full');
     reg.db.exec('DROP TRIGGER full');
     // The first claim still refuses its replays, by challenge and by counter.

@@ -207,6 +207,8 @@ export class Registry implements TerminalDirectory {
     const p = (sql: string): Database.Statement => db.prepare(sql);
     this.#s = {
       metaGet: p('SELECT value FROM meta WHERE key = ?'),
+      syncNormal: p('PRAGMA synchronous = NORMAL'),
+      syncFull: p('PRAGMA synchronous = FULL'),
       metaSet: p('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
       termInsert: p(
         'INSERT INTO terminals (terminal_id, kind, merchant_id, public_key, serial, certificate, enrolled_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)',
@@ -293,13 +295,17 @@ export class Registry implements TerminalDirectory {
     return stopped;
   }
 
-  /** Runs fn's writes at synchronous=NORMAL: per-request state, an fsync each would stall the event loop. */
+  /**
+   * Runs fn's writes at synchronous=NORMAL: per-request state, an fsync each would stall the event
+   * loop. Inside a transaction SQLite cannot change the level: fn then commits with it, at FULL.
+   */
   #relaxed<T>(fn: () => T): T {
-    this.db.pragma('synchronous = NORMAL');
+    if (this.db.inTransaction) return fn();
+    this.#s.syncNormal!.run();
     try {
       return fn();
     } finally {
-      this.db.pragma('synchronous = FULL');
+      this.#s.syncFull!.run();
     }
   }
 
@@ -555,7 +561,8 @@ export class Registry implements TerminalDirectory {
    * kept, in one transaction: each challenge and entry record it lacks, each counter into its
    * wallet's window.
    * Claims it has already change nothing. `throughLedgerSeq`: every claim of the ledger's rows
-   * before this seq is now here (claimsLedgerSeq). Returns how many challenges were missing.
+   * before this seq is now here; it becomes claimsLedgerSeq(), lower than before too (the ledger
+   * may have lost rows whose seqs a claim had recorded). Returns how many challenges were missing.
    */
   restoreClaims(claims: readonly RestoredClaim[], throughLedgerSeq: number): number {
     this.#commitPending();
@@ -572,7 +579,7 @@ export class Registry implements TerminalDirectory {
         w.accept(c.counter);
       }
       for (const [wallet, w] of windows) this.#s.counterSet!.run(wallet, JSON.stringify(w.state()));
-      if (throughLedgerSeq > this.meta(CLAIMS_LEDGER_SEQ)) this.#setMeta(CLAIMS_LEDGER_SEQ, throughLedgerSeq);
+      this.#setMeta(CLAIMS_LEDGER_SEQ, throughLedgerSeq);
     });
     // The cached windows (if any) are older than the file now.
     for (const wallet of windows.keys()) this.#windows.delete(wallet);

@@ -99,6 +99,19 @@ describe('restoreClaimsFromLedger', () => {
     expect(await restoreClaimsFromLedger(registry, engine.store)).toBe(0);
   });
 
+  it('sets the registry seq back to the ledger next seq: a claim may have recorded seqs of rows the ledger lost', async () => {
+    // A claim recorded seq 1000; the batch it saw handed to the writer never reached the file.
+    expect(registry.claimFreshness({ challenge: rid(), wallet: walletId(1), requestId: rid(), nowMs: T, ledgerSeq: 1000 })).toBe('fresh');
+    await registry.flush();
+    expect(registry.claimsLedgerSeq()).toBe(1000);
+    expect(await restoreClaimsFromLedger(registry, engine.store)).toBe(0);
+    expect(registry.claimsLedgerSeq()).toBe(engine.nextSeq);
+    // The ledger gives those seqs out again; claims on them the registry loses come back.
+    const lost = [await logged(T + 1, 1), await logged(T + 2)];
+    expect(await restoreClaimsFromLedger(registry, engine.store)).toBe(2);
+    for (const c of lost) expect(fresh(c)).toBe('replay');
+  });
+
   it('reads the whole log page by page when the registry never recorded a claim', async () => {
     const claims = [];
     for (let i = 0; i < 5; i++) claims.push(await logged(T + i, i));

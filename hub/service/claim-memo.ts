@@ -36,7 +36,10 @@ export function parseClaimMemo(memo: string): WalletClaim | null {
 /**
  * Re-enters into the registry the claims of the ledger rows logged from its claimsLedgerSeq()
  * on: every claim it can have lost is among them (no clock involved), and the ones it has change
- * nothing. Run before the hub serves a request. Returns how many challenges it lacked.
+ * nothing. Then sets claimsLedgerSeq() to the ledger's next seq, lower than before too: a claim
+ * may have recorded seqs of rows the ledger then lost (handed to its writer, not yet committed),
+ * which it gives out again. Run before the hub serves a request. Returns how many challenges it
+ * lacked.
  */
 export async function restoreClaimsFromLedger(registry: Registry, store: LedgerStore, pageSize = RESTORE_PAGE): Promise<number> {
   const { lastSeq } = await store.counters();
