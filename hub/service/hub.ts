@@ -604,7 +604,7 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
     store = SqliteLedgerStore.open(ledgerFile, { ...options.ledgerStore, durability: options.ledgerDurability ?? 'full' });
     // Identities and money: owner-only, like the key files (SQLite gives -wal/-shm the same mode).
     for (const f of [registryFile, ledgerFile]) chmodSync(f, 0o600);
-    // Before the first request: claims the registry lost to a power loss come back from the ledger.
+    // Before the first request: claims the registry lost to a crash or power cut come back from the ledger.
     const restored = await restoreClaimsFromLedger(registry, store);
     if (restored > 0) logger.warn({ restored }, 'wallet claims the registry had lost restored from the ledger');
     engine = await Engine.open(store, { ...options.engine, clock });
