@@ -26,7 +26,7 @@ import {
 } from '../../protocol/index.ts';
 import type { Engine } from '../ledger/engine.ts';
 import type { Command, Outcome } from '../ledger/types.ts';
-import type { Registry, TerminalRecord } from '../registry/registry.ts';
+import type { Freshness, Registry, TerminalRecord } from '../registry/registry.ts';
 import type { HubKeys } from '../registry/hub-keyring.ts';
 import { checkPrices, holdUntilMs } from '../rules/catalog.ts';
 import { fareTableAt, quoteFare } from '../rules/fare-tables.ts';
@@ -399,9 +399,18 @@ export class SettlementService {
    * command that moves money carries the claim in its memo too, and the ledger makes it durable
    * with the money (claim-memo.ts).
    */
-  #claim(challenge: string, wallet: string, requestId: string, now: number, counter?: number): ErrorCode | null {
-    const f = this.#o.registry.claimFreshness({ challenge, wallet, requestId, nowMs: now, ledgerSeq: this.#o.engine.nextSeq, ...(counter !== undefined ? { counter } : {}) });
-    return f === 'replay' ? 'REPLAY' : null;
+  #claim(challenge: string, wallet: string, requestId: string, now: number, counter?: number): Freshness {
+    return this.#o.registry.claimFreshness({ challenge, wallet, requestId, nowMs: now, ledgerSeq: this.#o.engine.nextSeq, ...(counter !== undefined ? { counter } : {}) });
+  }
+
+  /**
+   * A retry (same request id, same wallet authorization) whose command the ledger logged with
+   * another content hash — by a hub version before claim memos, which are part of the hash — is
+   * answered with what the ledger decided then, not DUPLICATE_MISMATCH for a settled payment.
+   */
+  async #settledByAnotherVersion(claimed: Freshness, outcome: Outcome, body: RequestBody): Promise<Decision | undefined> {
+    if (claimed !== 'retry' || outcome.status !== 'declined' || outcome.code !== 'duplicate_mismatch') return undefined;
+    return await this.#settledInLedger(body);
   }
 
   async #walletPayment(
@@ -421,6 +430,7 @@ export class SettlementService {
     const blocklisted = this.#o.registry.isBlocklisted(wallet);
     const eid = engineRequestId(body.requestId);
     let cmd: Command;
+    let claimed: Freshness;
     let product: ReturnType<Registry['product']>;
 
     if (op.type === 'purchase') {
@@ -433,8 +443,8 @@ export class SettlementService {
         if (!customer.ok) return declined(customer.code);
       }
       if (auth.amountMinor <= 0) return declined('AMOUNT_INVALID');
-      const replay = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
-      if (replay) return declined(replay);
+      claimed = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
+      if (claimed === 'replay') return declined('REPLAY');
       // seed 004 claim 13: from the wallet-signed time, so a retry computes the same command.
       const holdUntil = body.offline ? undefined : holdUntilMs(prices.articles, auth.time);
       cmd = body.offline
@@ -467,8 +477,8 @@ export class SettlementService {
       const quote = quoteFare(version.table, entry, op.exitStation, op.exitTime);
       if (quote.currency !== auth.currency) return declined('CURRENCY_MISMATCH');
       if (quote.fareMinor !== auth.amountMinor) return declined('AMOUNT_MISMATCH');
-      const replay = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
-      if (replay) return declined(replay);
+      claimed = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
+      if (claimed === 'replay') return declined('REPLAY');
       if (op.entry && this.#o.registry.claimEntryRecord(op.entry.body.recordId, body.requestId) === 'replay') return declined('REPLAY');
       if (quote.fareMinor === 0) {
         return { status: 'approved', withdrawal: 'none', amountMinor: 0, currency: auth.currency, timeMs: now, wallet, cache: true };
@@ -483,8 +493,8 @@ export class SettlementService {
       if (body.offline) return declined('NOT_PERMITTED'); // a ticket needs the hub's signature
       if (blocklisted) return declined('BLOCKLISTED');
       if (auth.amountMinor <= 0) return declined('AMOUNT_INVALID');
-      const replay = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
-      if (replay) return declined(replay);
+      claimed = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
+      if (claimed === 'replay') return declined('REPLAY');
       cmd = { kind: 'purchase', requestId: eid, walletId: wallet, merchantId: terminal.merchantId, amountMinor: auth.amountMinor, currency: auth.currency };
     }
 
@@ -492,6 +502,8 @@ export class SettlementService {
     const entryRecord = op.type === 'fare' ? op.entry?.body.recordId : undefined;
     const claim = claimMemo({ wallet, challenge: auth.challenge, requestId: body.requestId, counter: auth.counter, entryRecord });
     const outcome = await this.#o.engine.submit({ ...cmd, memo: claim });
+    const settled = await this.#settledByAnotherVersion(claimed, outcome, body);
+    if (settled) return settled;
     if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
     if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistAdd(wallet, 'overspent offline', now)) {
       for (const cb of this.#blocklistListeners) cb();
@@ -557,8 +569,7 @@ export class SettlementService {
     if (!original || original.status !== 'approved' || original.engineId === null) return declined('NOT_FOUND');
     if (original.wallet !== c.wallet) return declined('NOT_PERMITTED');
     if (original.op !== 'purchase' || original.holdUntilMs === null) return declined('NOT_CANCELLABLE');
-    const replay = this.#claim(c.challenge, c.wallet, body.requestId, now);
-    if (replay) return declined(replay);
+    if (this.#claim(c.challenge, c.wallet, body.requestId, now) === 'replay') return declined('REPLAY');
     const eid = engineRequestId(body.requestId);
     const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: eid, originalRequestId: original.engineId });
     if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
@@ -616,8 +627,8 @@ export class SettlementService {
     if (!from || !to) return declined('UNKNOWN_WALLET');
     if (from.revokedMs !== null) return declined('REVOKED');
     if (this.#o.registry.isBlocklisted(t.from)) return declined('BLOCKLISTED');
-    const replay = this.#claim(t.challenge, t.from, body.requestId, now, t.counter);
-    if (replay) return declined(replay);
+    const claimed = this.#claim(t.challenge, t.from, body.requestId, now, t.counter);
+    if (claimed === 'replay') return declined('REPLAY');
     const eid = engineRequestId(body.requestId);
     const outcome = await this.#o.engine.submit({
       kind: 'transfer',
@@ -628,6 +639,8 @@ export class SettlementService {
       currency: t.currency,
       memo: claimMemo({ wallet: t.from, challenge: t.challenge, requestId: body.requestId, counter: t.counter }),
     });
+    const settled = await this.#settledByAnotherVersion(claimed, outcome, body);
+    if (settled) return settled;
     if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
     return await this.#approved(outcome, t.from, eid);
   }
@@ -636,8 +649,7 @@ export class SettlementService {
     const q = op.query.body;
     if (!withinSkew(q.time, now, this.#maxSkewMs)) return declined('STALE_TIMESTAMP');
     if (!this.#o.registry.wallet(q.wallet)) return declined('UNKNOWN_WALLET');
-    const replay = this.#claim(q.challenge, q.wallet, body.requestId, now);
-    if (replay) return declined(replay);
+    if (this.#claim(q.challenge, q.wallet, body.requestId, now) === 'replay') return declined('REPLAY');
     await this.#o.engine.flush();
     const account = await this.#o.engine.getAccount(q.wallet);
     if (!account) return declined('UNKNOWN_WALLET');

@@ -1,5 +1,6 @@
 // End to end through the hub's settlement service: real SQLite files in a temp dir, real keys,
 // real signed messages made with protocol functions. No MQTT: the service is transport-free.
+import Database from 'better-sqlite3';
 import { copyFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -300,6 +301,33 @@ describe('authentication and replay', () => {
     const other = purchase(vend, w, [{ sku: 'chips', qty: 2, unitMinor: 180 }], fx.now, { requestId: req.requestId });
     expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, other.bytes)).code).toBe('DUPLICATE_MISMATCH');
     expect(await balanceOf(w)).toBe(820);
+  });
+
+  it('answers a retry of a payment another hub version logged (another command hash) with what the ledger decided', async () => {
+    const w = await funded(1000);
+    const lines = [{ sku: 'cola', qty: 1, unitMinor: 250 }];
+    const paid = purchase(vend, w, lines, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, paid.bytes)).status).toBe('approved');
+    await fx.hub.registry.flush();
+    // As a version without claim memos logged it, and its stored result lost in a crash before the upgrade.
+    await fx.reopen(() => {
+      const ledger = new Database(join(fx.dir, 'ledger.sqlite'));
+      const registry = new Database(join(fx.dir, 'registry.sqlite'));
+      try {
+        expect(ledger.prepare('UPDATE settlement_log SET memo = NULL, hash = randomblob(32) WHERE request_id = ?').run(Buffer.from(paid.requestId, 'hex')).changes).toBe(1);
+        expect(registry.prepare('DELETE FROM results WHERE request_id = ?').run(paid.requestId).changes).toBe(1);
+      } finally {
+        ledger.close();
+        registry.close();
+      }
+    });
+    const retried = readResult(fx.hub, await fx.hub.handleRequest(vend.id, paid.bytes));
+    expect(retried).toMatchObject({ requestId: paid.requestId, status: 'approved', amountMinor: 250 });
+    expect(await balanceOf(w)).toBe(750);
+    // Another authorization under that request id is still a mismatch.
+    const other = purchase(vend, w, lines, fx.now, { requestId: paid.requestId });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, other.bytes)).code).toBe('DUPLICATE_MISMATCH');
+    expect(await balanceOf(w)).toBe(750);
   });
 
   it('a result lost in a crash after the ledger commit is rebuilt byte-identical from the ledger', async () => {
