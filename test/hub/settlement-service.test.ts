@@ -3,6 +3,7 @@
 import Database from 'better-sqlite3';
 import { copyFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   decodeAndVerify,
@@ -64,8 +65,12 @@ async function balanceOf(w: TestWallet): Promise<number> {
   return (await fx.hub.showAccount(w.id))?.account.balanceMinor ?? NaN;
 }
 
+/** What the hub logged at warn and above, parsed. */
+const hubLog: Array<{ msg: string; [k: string]: unknown }> = [];
+const logger = pino({ level: 'warn' }, { write: (line: string) => void hubLog.push(JSON.parse(line) as { msg: string }) });
+
 beforeAll(async () => {
-  fx = await openHubFixture();
+  fx = await openHubFixture({ logger });
   pos = await enroll(fx.hub, 'pos-1', 'pos', 'snacks');
   vend = await enroll(fx.hub, 'vend-1', 'vending', 'snacks');
   gateIn = await enroll(fx.hub, 'gate-in', 'gate', 'transit');
@@ -255,6 +260,7 @@ describe('authentication and replay', () => {
       copyFileSync(snapshot, registryFile);
       for (const f of [`${registryFile}-wal`, `${registryFile}-shm`]) rmSync(f, { force: true });
     });
+    expect(hubLog.at(-1)).toMatchObject({ msg: 'wallet claims the registry had lost restored from the ledger', restored: 2 });
     // A terminal that kept the authorizations relays them again under new request ids.
     const again = signRequest(vend, { type: 'purchase', authorization: first.authorization, license: w.license, lines }, fx.now);
     expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, again.bytes)).code).toBe('REPLAY');
@@ -276,6 +282,7 @@ describe('authentication and replay', () => {
       // Its claim is in the ledger with the money; the registry's deferred commit then fails.
       expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, first.bytes)).status).toBe('approved');
       await expect(fx.hub.registry.flush()).rejects.toThrow('disk full');
+      expect(hubLog.at(-1)).toMatchObject({ level: 50, err: { message: 'disk full' } });
       const failed = readResult(fx.hub, await fx.hub.handleRequest(vend.id, second.bytes));
       expect(failed).toMatchObject({ requestId: second.requestId, status: 'declined', code: 'INTERNAL', withdrawal: 'none' });
       expect(await balanceOf(w)).toBe(750);
