@@ -61,6 +61,22 @@ async function funded(amountMinor: number, options: Parameters<typeof register>[
   return w;
 }
 
+/**
+ * Copies the registry file now (the hub reopened around it); the returned function puts the copy
+ * back (reopened again): what a power cut leaves when the registry's later commits were not on disk.
+ */
+async function registryLosesWhatFollows(name: string): Promise<() => Promise<void>> {
+  const registryFile = join(fx.dir, 'registry.sqlite');
+  const snapshot = join(fx.dir, `registry.${name}`);
+  await fx.reopen(() => copyFileSync(registryFile, snapshot));
+  return async () => {
+    await fx.reopen(() => {
+      copyFileSync(snapshot, registryFile);
+      for (const f of [`${registryFile}-wal`, `${registryFile}-shm`]) rmSync(f, { force: true });
+    });
+  };
+}
+
 async function balanceOf(w: TestWallet): Promise<number> {
   return (await fx.hub.showAccount(w.id))?.account.balanceMinor ?? NaN;
 }
@@ -245,9 +261,7 @@ describe('authentication and replay', () => {
     const statement = signRequest(pos, { type: 'history', query: historyQuery(w, fx.now) }, fx.now);
     expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, statement.bytes)).status).toBe('approved');
     // The registry as a power loss will leave it: its last commits, from here on, lost.
-    const registryFile = join(fx.dir, 'registry.sqlite');
-    const snapshot = join(fx.dir, 'registry.before');
-    await fx.reopen(() => copyFileSync(registryFile, snapshot));
+    const powerCut = await registryLosesWhatFollows('before-purchase');
     const first = purchase(vend, w, lines, fx.now);
     expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, first.bytes)).status).toBe('approved');
     const t = transfer(w, to, 300, fx.now);
@@ -256,10 +270,7 @@ describe('authentication and replay', () => {
     expect(logged.get(first.requestId)?.memo).toBe(
       `claim ${w.id} ${first.authorization.body.challenge} ${first.requestId} ${first.authorization.body.counter}`,
     );
-    await fx.reopen(() => {
-      copyFileSync(snapshot, registryFile);
-      for (const f of [`${registryFile}-wal`, `${registryFile}-shm`]) rmSync(f, { force: true });
-    });
+    await powerCut();
     expect(hubLog.at(-1)).toMatchObject({ msg: 'wallet claims the registry had lost restored from the ledger', restored: 2 });
     // A terminal that kept the authorizations relays them again under new request ids.
     const again = signRequest(vend, { type: 'purchase', authorization: first.authorization, license: w.license, lines }, fx.now);
@@ -454,14 +465,9 @@ describe('gates, fares and tickets', () => {
   it('restores a used entry record the registry lost with its fare: it still pays for one exit only', async () => {
     const w = await funded(2000);
     const entry = entryRecord(w, 'central', fx.now - 20 * 60_000);
-    const registryFile = join(fx.dir, 'registry.sqlite');
-    const snapshot = join(fx.dir, 'registry.before-fare');
-    await fx.reopen(() => copyFileSync(registryFile, snapshot));
+    const powerCut = await registryLosesWhatFollows('before-fare');
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes)).status).toBe('approved');
-    await fx.reopen(() => {
-      copyFileSync(snapshot, registryFile);
-      for (const f of [`${registryFile}-wal`, `${registryFile}-shm`]) rmSync(f, { force: true });
-    });
+    await powerCut();
     // A new wallet authorization, the old entry record.
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes)).code).toBe('REPLAY');
     expect(await balanceOf(w)).toBe(1650);
