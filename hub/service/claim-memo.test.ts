@@ -112,10 +112,16 @@ describe('restoreClaimsFromLedger', () => {
     for (const c of lost) expect(fresh(c)).toBe('replay');
   });
 
-  it('reads the whole log page by page when the registry never recorded a claim', async () => {
+  // 4 claims fill their last page of 2 exactly (one more, empty read ends it); 5 do not.
+  it.each([4, 5])('reads the whole log page by page when the registry never recorded a claim (%i claims)', async (n) => {
     const claims = [];
-    for (let i = 0; i < 5; i++) claims.push(await logged(T + i, i));
-    expect(await restoreClaimsFromLedger(registry, engine.store, 2)).toBe(5);
+    for (let i = 0; i < n; i++) {
+      claims.push(await logged(T + i, i));
+      // A row whose memo is no claim, between them.
+      await engine.submit({ kind: 'purchase', requestId: rid(), walletId: walletId(2), merchantId: 'm1', amountMinor: 5, currency: 'EUR', memo: 'operator:7' });
+    }
+    expect(await restoreClaimsFromLedger(registry, engine.store, 2)).toBe(n);
     for (const c of claims) expect(fresh(c)).toBe('replay');
+    expect(registry.claimsLedgerSeq()).toBe(engine.nextSeq);
   });
 });
