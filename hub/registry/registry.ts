@@ -559,8 +559,7 @@ export class Registry implements TerminalDirectory {
   /**
    * Enters claims this file lost (its last commits, after a crash or power loss) but the ledger
    * kept, in one transaction: each challenge and entry record it lacks, each counter into its
-   * wallet's window.
-   * Claims it has already change nothing. `throughLedgerSeq`: every claim of the ledger's rows
+   * wallet's window. Claims it has already change nothing. `throughLedgerSeq`: every claim of the ledger's rows
    * before this seq is now here; it becomes claimsLedgerSeq(), lower than before too (the ledger
    * may have lost rows whose seqs a claim had recorded). Returns how many challenges were missing.
    */
