@@ -118,6 +118,40 @@ describe('SqliteLedgerStore specifics', () => {
     }
   });
 
+  it('refuses a request id logged before a restart once its request-id filter holds the log, and lets new ids skip the read', async () => {
+    const ledger = tempLedger({ writerThread: true });
+    const wallet = 'ab'.repeat(32);
+    const first = rid();
+    let engine = await ledger.openEngine();
+    let original;
+    try {
+      await engine.openWallet(wallet, 'EUR');
+      original = await engine.submit({ kind: 'topup', requestId: first, walletId: wallet, amountMinor: 100, currency: 'EUR', source: 'cash' });
+    } finally {
+      await engine.close();
+    }
+    engine = await ledger.openEngine();
+    try {
+      const store = engine.store as SqliteLedgerStore;
+      expect(await store.requestIdFilterFilled()).toBe(true);
+      // Ten at once: a batch the writer thread takes, where the filter decides what is read.
+      const topups = [first, ...Array.from({ length: 9 }, () => rid())].map((requestId) =>
+        engine.submit({ kind: 'topup', requestId, walletId: wallet, amountMinor: 100, currency: 'EUR', source: 'cash' }),
+      );
+      const outcomes = await Promise.all(topups);
+      expect(outcomes.map((o) => o.status)).toEqual(Array(10).fill('approved'));
+      // The logged one is answered with its original outcome; the nine new ones settle after it.
+      expect(outcomes[0]).toEqual(original);
+      expect(outcomes.slice(1).every((o) => o.seq > original.seq)).toBe(true);
+      await engine.flush();
+      expect((await engine.getAccount(wallet))?.balanceMinor).toBe(10 * 100);
+      expect((await verifyLedger(engine.store)).ok).toBe(true);
+    } finally {
+      await engine.close();
+      ledger.cleanup();
+    }
+  });
+
   it('applies a new migration on top and refuses a database newer than the code', () => {
     const db = new Database(':memory:');
     expect(migrate(db)).toBe(1);

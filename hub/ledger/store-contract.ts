@@ -164,6 +164,30 @@ export function describeLedgerStoreContract(name: string, makeFactory: () => Sto
         expect((await s.accountsByNum([a.wallet])).get(a.wallet)?.balanceMinor).toBe(200);
       }));
 
+    it('still refuses a request id logged before the store was reopened, in a batch of any size', async () => {
+      const f = makeFactory();
+      try {
+        let s = await f.open();
+        const a = await accounts(s);
+        await s.commitBatch(topupWrite(1, 1, a, 100));
+        await s.close();
+        s = await f.open();
+        // Eight rows: a writer thread takes a batch this large however quiet the store is.
+        const bad = topupWrite(2, 2, a, 200);
+        bad.logInserts.push(...[3, 4, 5, 6, 7, 8].map((seq) => row(seq, { state: 'logged' })), row(9, { requestId: REQ(1) }));
+        const err = await s.commitBatch(bad).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(DuplicateRequestError);
+        expect([...(err as DuplicateRequestError).requestIds]).toEqual([REQ(1)]);
+        expect(await s.counters()).toEqual({ lastSeq: 1, lastEntryId: 1, settledThroughSeq: 1 });
+        // The ids of the refused batch were never written: they go through on their own.
+        await s.commitBatch(topupWrite(2, 2, a, 200));
+        expect((await s.logByRequestIds([REQ(2)])).get(REQ(2))?.balanceAfterMinor).toBe(200);
+        await s.close();
+      } finally {
+        await f.cleanup();
+      }
+    });
+
     it('tracks unfinished log rows after the checkpoint, done ranges, updates and refund marks', () =>
       withStore(async (s) => {
         const a = await accounts(s);

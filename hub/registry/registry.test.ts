@@ -107,6 +107,28 @@ describe('registry', () => {
     expect(c('05'.repeat(16), 'r7', 7)).toBe('fresh');
   });
 
+  it('after a reopen knows every used challenge and stored result, while its negative caches fill and after', async () => {
+    const wallet = 'ab'.repeat(32);
+    const result = { terminalId: 't', hash: 'h', op: 'purchase', wallet: null, engineId: null, status: 'approved' as const, code: null, amountMinor: 1, currency: 'EUR', holdUntilMs: null, result: new Uint8Array([7]) };
+    for (let i = 0; i < 3000; i++) {
+      expect(reg.claimFreshness({ challenge: i.toString(16).padStart(32, '0'), wallet, requestId: `q${i}`, nowMs: 1 })).toBe('fresh');
+      reg.putResult({ ...result, requestId: `q${i}`, timeMs: 1 });
+    }
+    await reg.close();
+    reg = Registry.open(file);
+    // Still filling (its first chunk runs on a later turn): every lookup reads the file.
+    expect(reg.claimFreshness({ challenge: (2999).toString(16).padStart(32, '0'), wallet, requestId: 'other', nowMs: 2 })).toBe('replay');
+    expect(reg.result('q2999')?.result).toEqual(new Uint8Array([7]));
+    expect(await reg.negativeCachesFilled()).toBe(true);
+    for (const i of [0, 1500, 2998]) {
+      expect(reg.claimFreshness({ challenge: i.toString(16).padStart(32, '0'), wallet, requestId: 'other', nowMs: 2 })).toBe('replay');
+      expect(reg.claimFreshness({ challenge: i.toString(16).padStart(32, '0'), wallet, requestId: `q${i}`, nowMs: 2 })).toBe('retry');
+      expect(reg.result(`q${i}`)?.requestId).toBe(`q${i}`);
+    }
+    expect(reg.result('never')).toBeUndefined();
+    expect(reg.claimFreshness({ challenge: 'ff'.repeat(16), wallet, requestId: 'new', nowMs: 2 })).toBe('fresh');
+  });
+
   it('prunes used challenges oldest first, at most `limit` per call; a pruned challenge counts as unused again', () => {
     const wallet = 'ee'.repeat(32);
     for (const [i, nowMs] of [[1, 10], [2, 20], [3, 30]] as const) {

@@ -13,6 +13,7 @@
  */
 import Database from 'better-sqlite3';
 import { Checkpointer } from '../ledger/checkpointer.ts';
+import { TableKeyFilter } from '../ledger/table-key-filter.ts';
 import { CounterWindow, type ArticleT, type Envelope, type FareTable } from '../../protocol/index.ts';
 import type { TicketProductT } from '../rules/tickets.ts';
 import type { CatalogVersion } from '../rules/catalog.ts';
@@ -176,6 +177,16 @@ const COMMIT_MAX_PENDING = 512;
 /** Wallet records read on every payment, kept parsed (bounded; this process is the file's only writer). */
 const MAX_CACHED_WALLETS = 100_000;
 
+/** Room for this many new keys in a negative cache's first layer (~320 KB); it grows by layers. */
+const NEGATIVE_CACHE_HEADROOM = 1 << 18;
+
+/** A negative cache of one key column, filled in the background (rowids bound the row count). */
+function keysOf(db: Database.Database, table: 'results' | 'challenges', column: 'request_id' | 'challenge'): TableKeyFilter {
+  const rows = (db.prepare(`SELECT COALESCE(MAX(rowid), 0) FROM ${table}`).pluck().get() as number) ?? 0;
+  const after = db.prepare(`SELECT rowid, ${column} FROM ${table} WHERE rowid > ? ORDER BY rowid LIMIT ?`).raw();
+  return new TableKeyFilter((rowid, limit) => after.all(rowid, limit) as Array<[number, string]>, rows + NEGATIVE_CACHE_HEADROOM);
+}
+
 export class Registry implements TerminalDirectory {
   readonly db: Database.Database;
   readonly #terminals = new Map<string, TerminalRecord>();
@@ -198,6 +209,13 @@ export class Registry implements TerminalDirectory {
   #products: Map<string, TicketProductT> | undefined;
   readonly #s: Record<string, Database.Statement>;
   readonly #checkpointer: Checkpointer | undefined;
+  /**
+   * Negative caches for the two lookups every request makes (README, "Negative caches"): every
+   * request id with a stored result and every used challenge, file or queue. A new id or
+   * challenge, the usual case, skips the read.
+   */
+  readonly #resultIds: TableKeyFilter;
+  readonly #usedChallenges: TableKeyFilter;
 
   private constructor(db: Database.Database, options: RegistryOpenOptions, checkpointer?: Checkpointer) {
     this.db = db;
@@ -267,6 +285,8 @@ export class Registry implements TerminalDirectory {
     for (const r of db.prepare('SELECT wallet, reason FROM blocklist').all() as Array<{ wallet: string; reason: string }>) {
       this.#blocklist.set(r.wallet, r.reason);
     }
+    this.#resultIds = keysOf(db, 'results', 'request_id');
+    this.#usedChallenges = keysOf(db, 'challenges', 'challenge');
   }
 
   static open(file: string, options: RegistryOpenOptions = {}): Registry {
@@ -289,6 +309,8 @@ export class Registry implements TerminalDirectory {
    */
   close(): Promise<void> {
     if (!this.db.open) return Promise.resolve();
+    this.#resultIds.stop();
+    this.#usedChallenges.stop();
     const stopped = this.#checkpointer?.stop() ?? Promise.resolve();
     this.#commitPending();
     this.db.close();
@@ -307,6 +329,12 @@ export class Registry implements TerminalDirectory {
     } finally {
       this.#s.syncFull!.run();
     }
+  }
+
+  /** Resolves true once both negative caches hold their whole table (they answer "maybe" until then). */
+  async negativeCachesFilled(): Promise<boolean> {
+    const filled = await Promise.all([this.#resultIds.filled(), this.#usedChallenges.filled()]);
+    return filled.every(Boolean);
   }
 
   /** Runs fn in one immediate transaction (the CLI's "nothing half-written"). */
@@ -535,13 +563,14 @@ export class Registry implements TerminalDirectory {
   claimFreshness(input: { challenge: string; wallet: string; requestId: string; counter?: number; nowMs: number; ledgerSeq?: number }): Freshness {
     if (this.#commitFailure !== undefined) this.#commitPending();
     const pending = this.#pendingChallenges.get(input.challenge);
-    const seen = pending ?? (this.#s.challengeGet!.get(input.challenge) as { request_id: string } | undefined);
+    const seen = pending ?? (this.#usedChallenges.mightContain(input.challenge) ? (this.#s.challengeGet!.get(input.challenge) as { request_id: string } | undefined) : undefined);
     if (seen) return seen.request_id === input.requestId ? 'retry' : 'replay';
     if (input.counter !== undefined) {
       if (!this.#window(input.wallet).accept(input.counter)) return 'replay';
       this.#pendingCounters.add(input.wallet);
     }
     this.#pendingChallenges.set(input.challenge, { request_id: input.requestId, wallet: input.wallet, time_ms: input.nowMs, ledger_seq: input.ledgerSeq });
+    this.#usedChallenges.add(input.challenge);
     this.#scheduleCommit();
     return 'fresh';
   }
@@ -571,6 +600,7 @@ export class Registry implements TerminalDirectory {
     this.transaction(() => {
       for (const c of claims) {
         missing += this.#s.challengeRestore!.run(c.challenge, c.wallet, c.requestId, c.timeMs).changes;
+        this.#usedChallenges.add(c.challenge);
         if (c.entryRecord !== undefined) this.#s.entryRestore!.run(c.entryRecord, c.requestId);
         if (c.counter === undefined) continue;
         let w = windows.get(c.wallet);
@@ -744,6 +774,7 @@ export class Registry implements TerminalDirectory {
   result(requestId: string): ResultRecord | undefined {
     const pending = this.#pendingResults.get(requestId);
     if (pending) return pending;
+    if (!this.#resultIds.mightContain(requestId)) return undefined;
     const r = this.#s.resultGet!.get(requestId) as
       | {
           request_id: string;
@@ -783,6 +814,7 @@ export class Registry implements TerminalDirectory {
   putResult(r: ResultRecord): void {
     if (this.#pendingResults.has(r.requestId)) return; // first one stands (INSERT OR IGNORE for the file)
     this.#pendingResults.set(r.requestId, r);
+    this.#resultIds.add(r.requestId);
     this.#scheduleCommit();
   }
 
