@@ -5,7 +5,7 @@
  *
  * It grows by layers (a scalable Bloom filter): when a layer holds as many keys as it was sized
  * for, a new one twice as large takes further keys, so the false-positive rate stays near
- * FALSE_POSITIVE_RATE × layers instead of rising without bound.
+ * 0.8 % × layers instead of rising without bound.
  *
  * Hand-written because the hot path needs it in well under a microsecond: the `bloom-filters`
  * package took ~21 µs per lookup here (as long as the SQLite read it would save).
@@ -23,9 +23,12 @@ interface Layer {
   count: number;
 }
 
-function layer(capacity: number): Layer {
-  const words = Math.max(1, Math.ceil((capacity * BITS_PER_KEY) / 32));
-  return { bits: new Uint32Array(words), size: words * 32, capacity, count: 0 };
+/** 2^32 bits (512 MiB): a probe is a 32-bit number, so a larger layer could not use the rest. */
+const MAX_LAYER_WORDS = 2 ** 27;
+
+function layer(wanted: number): Layer {
+  const words = Math.min(MAX_LAYER_WORDS, Math.max(1, Math.ceil((wanted * BITS_PER_KEY) / 32)));
+  return { bits: new Uint32Array(words), size: words * 32, capacity: Math.floor((words * 32) / BITS_PER_KEY), count: 0 };
 }
 
 /**

@@ -152,6 +152,33 @@ describe('SqliteLedgerStore specifics', () => {
     }
   });
 
+  it('counts an id committed on the engine thread in the request-id filter, so a later batch through the writer still refuses it', async () => {
+    const ledger = tempLedger({ writerThread: true });
+    const wallet = 'cd'.repeat(32);
+    const engine = await ledger.openEngine();
+    const topup = (requestId: string) => engine.submit({ kind: 'topup', requestId, walletId: wallet, amountMinor: 100, currency: 'EUR', source: 'cash' });
+    try {
+      const store = engine.store as SqliteLedgerStore;
+      await engine.openWallet(wallet, 'EUR');
+      expect(await store.requestIdFilterFilled()).toBe(true);
+      await engine.flush();
+      await new Promise((r) => setTimeout(r, 10));
+      store.writerCommitTimes({ reset: true });
+      const lone = rid();
+      const original = await topup(lone); // quiet: committed on this thread
+      await engine.flush();
+      expect(store.writerCommitTimes({ reset: true })?.committedHere).toBe(1);
+      const outcomes = await Promise.all([lone, ...Array.from({ length: 9 }, () => rid())].map(topup));
+      expect(store.writerCommitTimes()?.committedHere).toBe(0);
+      expect(outcomes[0]).toEqual(original);
+      await engine.flush();
+      expect((await engine.getAccount(wallet))?.balanceMinor).toBe(10 * 100);
+    } finally {
+      await engine.close();
+      ledger.cleanup();
+    }
+  });
+
   it('applies a new migration on top and refuses a database newer than the code', () => {
     const db = new Database(':memory:');
     expect(migrate(db)).toBe(1);

@@ -158,6 +158,7 @@ const QUIET_COMMIT_GAP_MS = 5;
 const QUIET_MAX_ROWS = 4;
 
 export class SqliteLedgerStore implements LedgerStore {
+  /** The file, for reads and tests; log rows are written by commitBatch only (the request-id filter must see every id). */
   readonly db: Database.Database;
   readonly #s;
   readonly #commit: (b: EncodedBatch) => void;
@@ -190,7 +191,8 @@ export class SqliteLedgerStore implements LedgerStore {
       accIdInsert: p('INSERT INTO account_ids (id, num) VALUES (?, ?)'),
       logByReq: p('SELECT * FROM settlement_log WHERE request_id = ?'),
       logExists: p('SELECT 1 FROM settlement_log WHERE request_id = ?').pluck(),
-      requestIdsAfter: p('SELECT seq, lower(hex(request_id)) FROM settlement_log WHERE seq > ? ORDER BY seq LIMIT ?').raw(),
+      // Along the request-id index (hex order is byte order), not the rows.
+      requestIdsAfter: p('SELECT lower(hex(request_id)) FROM settlement_log WHERE request_id > ? ORDER BY request_id LIMIT ?').pluck(),
       logBySeq: p('SELECT * FROM settlement_log WHERE seq = ?'),
       unfinished: p('SELECT * FROM settlement_log WHERE seq > ? AND state IN (?, ?) ORDER BY seq'),
       memosFrom: p('SELECT seq, memo, at_ms AS atMs FROM settlement_log WHERE seq >= ? AND substr(memo, 1, ?) = ? ORDER BY seq LIMIT ?'),
@@ -252,7 +254,8 @@ export class SqliteLedgerStore implements LedgerStore {
       walPages = options.walAutocheckpointPages ?? 16_384;
     }
     if (options.writerThread === true && !options.readonly) {
-      store.#loggedIds = new TableKeyFilter((after, limit) => store.#s.requestIdsAfter.all(after, limit) as Array<[number, string]>, store.#rows() + LOGGED_IDS_HEADROOM);
+      const after = store.#s.requestIdsAfter;
+      store.#loggedIds = new TableKeyFilter((id, limit) => after.all(Buffer.from(id, 'hex'), limit) as string[], store.#rows() + LOGGED_IDS_HEADROOM);
       store.#writer = new WriterThread(file, { cacheKiB: options.cacheKiB ?? 65_536, walAutocheckpointPages: walPages, maxInFlight: options.writerMaxInFlight ?? 2 });
     }
     return store;

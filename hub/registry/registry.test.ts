@@ -129,6 +129,28 @@ describe('registry', () => {
     expect(reg.claimFreshness({ challenge: 'ff'.repeat(16), wallet, requestId: 'new', nowMs: 2 })).toBe('fresh');
   });
 
+  it('reads its negative caches afresh once pruning has left them holding more than twice the rows', async () => {
+    await reg.close();
+    reg = Registry.open(file, { negativeCacheHeadroom: 100 });
+    const wallet = 'cd'.repeat(32);
+    const result = { terminalId: 't', hash: 'h', op: 'purchase', wallet: null, engineId: null, status: 'approved' as const, code: null, amountMinor: 1, currency: 'EUR', holdUntilMs: null, result: new Uint8Array([1]) };
+    for (let i = 0; i < 1000; i++) {
+      reg.claimFreshness({ challenge: i.toString(16).padStart(32, '0'), wallet, requestId: `p${i}`, nowMs: i });
+      reg.putResult({ ...result, requestId: `p${i}`, timeMs: i });
+    }
+    expect(await reg.negativeCachesFilled()).toBe(true);
+    expect(reg.negativeCacheKeys()).toEqual({ results: 1000, challenges: 1000 });
+    expect(reg.pruneResults(900, 10_000)).toBe(900);
+    expect(reg.pruneChallenges(900, 10_000)).toBe(900);
+    expect(await reg.negativeCachesFilled()).toBe(true);
+    expect(reg.negativeCacheKeys()).toEqual({ results: 100, challenges: 100 });
+    // What is left is still known; what was pruned is new again.
+    expect(reg.result('p950')?.requestId).toBe('p950');
+    expect(reg.result('p5')).toBeUndefined();
+    expect(reg.claimFreshness({ challenge: (950).toString(16).padStart(32, '0'), wallet, requestId: 'x', nowMs: 2000 })).toBe('replay');
+    expect(reg.claimFreshness({ challenge: (5).toString(16).padStart(32, '0'), wallet, requestId: 'x', nowMs: 2000 })).toBe('fresh');
+  });
+
   it('prunes used challenges oldest first, at most `limit` per call; a pruned challenge counts as unused again', () => {
     const wallet = 'ee'.repeat(32);
     for (const [i, nowMs] of [[1, 10], [2, 20], [3, 30]] as const) {

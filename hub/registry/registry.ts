@@ -107,6 +107,11 @@ export interface RegistryOpenOptions {
    */
   readonly backgroundCheckpointMs?: number;
   /**
+   * Keys the negative caches make room for beyond the file's rows (default 262,144, ~320 KB
+   * each); a cache is read afresh once pruning leaves it holding more than twice rows + this.
+   */
+  readonly negativeCacheHeadroom?: number;
+  /**
    * Told when a deferred commit of claims and results fails (nobody awaits it). They stay queued
    * in memory, so a claim still refuses its replays, and new claims are refused until a commit
    * succeeds again.
@@ -180,14 +185,40 @@ const MAX_CACHED_WALLETS = 100_000;
 /** Room for this many new keys in a negative cache's first layer (~320 KB); it grows by layers. */
 const NEGATIVE_CACHE_HEADROOM = 1 << 18;
 
-/** A negative cache of one key column, filled in the background (rowids bound the row count). */
-function keysOf(db: Database.Database, table: 'results' | 'challenges', column: 'request_id' | 'challenge'): TableKeyFilter {
-  const rows = (db.prepare(`SELECT COALESCE(MAX(rowid), 0) FROM ${table}`).pluck().get() as number) ?? 0;
-  const after = db.prepare(`SELECT rowid, ${column} FROM ${table} WHERE rowid > ? ORDER BY rowid LIMIT ?`).raw();
-  return new TableKeyFilter((rowid, limit) => after.all(rowid, limit) as Array<[number, string]>, rows + NEGATIVE_CACHE_HEADROOM);
+/**
+ * A negative cache of one key column (its primary-key index), filled in the background. It is
+ * read afresh once pruning has left it holding more than twice the table's rows.
+ */
+class KeyColumnCache {
+  readonly filter: TableKeyFilter;
+  readonly #rows: Database.Statement;
+
+  readonly #headroom: number;
+
+  constructor(db: Database.Database, table: 'results' | 'challenges', column: 'request_id' | 'challenge', headroom: number) {
+    this.#headroom = headroom;
+    // Rows live between the oldest and newest rowid: an upper bound without a count's full scan.
+    this.#rows = db.prepare(`SELECT COALESCE(MAX(rowid) - MIN(rowid) + 1, 0) FROM ${table}`).pluck();
+    const after = db.prepare(`SELECT ${column} FROM ${table} WHERE ${column} > ? ORDER BY ${column} LIMIT ?`).pluck();
+    this.filter = new TableKeyFilter((key, limit) => after.all(key, limit) as string[], this.#expected());
+  }
+
+  #expected(): number {
+    return (this.#rows.get() as number) + this.#headroom;
+  }
+
+  /** After a prune: refill when the filter's keys (stale ones included) outgrow the table. */
+  pruned(): void {
+    const expected = this.#expected();
+    if (this.filter.keys > 2 * expected) this.filter.refill(expected);
+  }
 }
 
 export class Registry implements TerminalDirectory {
+  /**
+   * The file, for reads and tests. Writes go through the methods: a challenge or result row
+   * written past them would be missing from the negative caches and could pass as never used.
+   */
   readonly db: Database.Database;
   readonly #terminals = new Map<string, TerminalRecord>();
   readonly #blocklist = new Map<string, string>();
@@ -214,8 +245,8 @@ export class Registry implements TerminalDirectory {
    * request id with a stored result and every used challenge, file or queue. A new id or
    * challenge, the usual case, skips the read.
    */
-  readonly #resultIds: TableKeyFilter;
-  readonly #usedChallenges: TableKeyFilter;
+  readonly #resultIds: KeyColumnCache;
+  readonly #usedChallenges: KeyColumnCache;
 
   private constructor(db: Database.Database, options: RegistryOpenOptions, checkpointer?: Checkpointer) {
     this.db = db;
@@ -285,8 +316,9 @@ export class Registry implements TerminalDirectory {
     for (const r of db.prepare('SELECT wallet, reason FROM blocklist').all() as Array<{ wallet: string; reason: string }>) {
       this.#blocklist.set(r.wallet, r.reason);
     }
-    this.#resultIds = keysOf(db, 'results', 'request_id');
-    this.#usedChallenges = keysOf(db, 'challenges', 'challenge');
+    const headroom = options.negativeCacheHeadroom ?? NEGATIVE_CACHE_HEADROOM;
+    this.#resultIds = new KeyColumnCache(db, 'results', 'request_id', headroom);
+    this.#usedChallenges = new KeyColumnCache(db, 'challenges', 'challenge', headroom);
   }
 
   static open(file: string, options: RegistryOpenOptions = {}): Registry {
@@ -309,8 +341,8 @@ export class Registry implements TerminalDirectory {
    */
   close(): Promise<void> {
     if (!this.db.open) return Promise.resolve();
-    this.#resultIds.stop();
-    this.#usedChallenges.stop();
+    this.#resultIds.filter.stop();
+    this.#usedChallenges.filter.stop();
     const stopped = this.#checkpointer?.stop() ?? Promise.resolve();
     this.#commitPending();
     this.db.close();
@@ -331,9 +363,14 @@ export class Registry implements TerminalDirectory {
     }
   }
 
+  /** Keys each negative cache holds (its table's at its last fill, and every one added since). */
+  negativeCacheKeys(): { results: number; challenges: number } {
+    return { results: this.#resultIds.filter.keys, challenges: this.#usedChallenges.filter.keys };
+  }
+
   /** Resolves true once both negative caches hold their whole table (they answer "maybe" until then). */
   async negativeCachesFilled(): Promise<boolean> {
-    const filled = await Promise.all([this.#resultIds.filled(), this.#usedChallenges.filled()]);
+    const filled = await Promise.all([this.#resultIds.filter.filled(), this.#usedChallenges.filter.filled()]);
     return filled.every(Boolean);
   }
 
@@ -563,14 +600,14 @@ export class Registry implements TerminalDirectory {
   claimFreshness(input: { challenge: string; wallet: string; requestId: string; counter?: number; nowMs: number; ledgerSeq?: number }): Freshness {
     if (this.#commitFailure !== undefined) this.#commitPending();
     const pending = this.#pendingChallenges.get(input.challenge);
-    const seen = pending ?? (this.#usedChallenges.mightContain(input.challenge) ? (this.#s.challengeGet!.get(input.challenge) as { request_id: string } | undefined) : undefined);
+    const seen = pending ?? (this.#usedChallenges.filter.mightContain(input.challenge) ? (this.#s.challengeGet!.get(input.challenge) as { request_id: string } | undefined) : undefined);
     if (seen) return seen.request_id === input.requestId ? 'retry' : 'replay';
     if (input.counter !== undefined) {
       if (!this.#window(input.wallet).accept(input.counter)) return 'replay';
       this.#pendingCounters.add(input.wallet);
     }
     this.#pendingChallenges.set(input.challenge, { request_id: input.requestId, wallet: input.wallet, time_ms: input.nowMs, ledger_seq: input.ledgerSeq });
-    this.#usedChallenges.add(input.challenge);
+    this.#usedChallenges.filter.add(input.challenge);
     this.#scheduleCommit();
     return 'fresh';
   }
@@ -600,7 +637,7 @@ export class Registry implements TerminalDirectory {
     this.transaction(() => {
       for (const c of claims) {
         missing += this.#s.challengeRestore!.run(c.challenge, c.wallet, c.requestId, c.timeMs).changes;
-        this.#usedChallenges.add(c.challenge);
+        this.#usedChallenges.filter.add(c.challenge);
         if (c.entryRecord !== undefined) this.#s.entryRestore!.run(c.entryRecord, c.requestId);
         if (c.counter === undefined) continue;
         let w = windows.get(c.wallet);
@@ -685,7 +722,9 @@ export class Registry implements TerminalDirectory {
   /** Drops up to `limit` used challenges older than `beforeMs`, oldest first. */
   pruneChallenges(beforeMs: number, limit: number): number {
     this.#commitPending();
-    return this.#relaxed(() => this.#s.challengePrune!.run(beforeMs, limit).changes);
+    const pruned = this.#relaxed(() => this.#s.challengePrune!.run(beforeMs, limit).changes);
+    if (pruned > 0) this.#usedChallenges.pruned();
+    return pruned;
   }
 
   /**
@@ -695,7 +734,9 @@ export class Registry implements TerminalDirectory {
    */
   pruneResults(beforeMs: number, limit: number): number {
     this.#commitPending();
-    return this.#relaxed(() => this.#s.resultPrune!.run(beforeMs, limit).changes);
+    const pruned = this.#relaxed(() => this.#s.resultPrune!.run(beforeMs, limit).changes);
+    if (pruned > 0) this.#resultIds.pruned();
+    return pruned;
   }
 
   // ---------- catalogs, fares, ticket products (versioned rules) ----------
@@ -774,7 +815,7 @@ export class Registry implements TerminalDirectory {
   result(requestId: string): ResultRecord | undefined {
     const pending = this.#pendingResults.get(requestId);
     if (pending) return pending;
-    if (!this.#resultIds.mightContain(requestId)) return undefined;
+    if (!this.#resultIds.filter.mightContain(requestId)) return undefined;
     const r = this.#s.resultGet!.get(requestId) as
       | {
           request_id: string;
@@ -814,7 +855,7 @@ export class Registry implements TerminalDirectory {
   putResult(r: ResultRecord): void {
     if (this.#pendingResults.has(r.requestId)) return; // first one stands (INSERT OR IGNORE for the file)
     this.#pendingResults.set(r.requestId, r);
-    this.#resultIds.add(r.requestId);
+    this.#resultIds.filter.add(r.requestId);
     this.#scheduleCommit();
   }
 
