@@ -62,6 +62,15 @@ export function describeLedgerStoreContract(name: string, makeFactory: () => Sto
       return { float: float.num, wallet: wallet.num, transit: transit.num };
     }
 
+    /** A store with one committed top-up (REQ(1)), closed and opened again. */
+    async function reopenedAfterTopup(f: StoreFactory): Promise<{ s: LedgerStore; a: { float: number; wallet: number; transit: number } }> {
+      const first = await f.open();
+      const a = await accounts(first);
+      await first.commitBatch(topupWrite(1, 1, a, 100));
+      await first.close();
+      return { s: await f.open(), a };
+    }
+
     function topupWrite(seq: number, entryId: number, a: { float: number; wallet: number }, walletAfter: number): BatchWrite {
       return write({
         logInserts: [row(seq, { payerNum: a.float, payeeNum: a.wallet, entryId, balanceAfterMinor: walletAfter })],
@@ -130,11 +139,7 @@ export function describeLedgerStoreContract(name: string, makeFactory: () => Sto
     it('commits a batch durably: everything is there after reopening', async () => {
       const f = makeFactory();
       try {
-        let s = await f.open();
-        const a = await accounts(s);
-        await s.commitBatch(topupWrite(1, 1, a, 100));
-        await s.close();
-        s = await f.open();
+        const { s, a } = await reopenedAfterTopup(f);
         expect(await s.counters()).toEqual({ lastSeq: 1, lastEntryId: 1, settledThroughSeq: 1 });
         expect((await s.accountsByNum([a.wallet])).get(a.wallet)?.balanceMinor).toBe(100);
         const log = (await s.logByRequestIds([REQ(1)])).get(REQ(1));
@@ -167,11 +172,7 @@ export function describeLedgerStoreContract(name: string, makeFactory: () => Sto
     it('still refuses a request id logged before the store was reopened, in a batch of any size', async () => {
       const f = makeFactory();
       try {
-        let s = await f.open();
-        const a = await accounts(s);
-        await s.commitBatch(topupWrite(1, 1, a, 100));
-        await s.close();
-        s = await f.open();
+        const { s, a } = await reopenedAfterTopup(f);
         // At once after opening (a request-id filter is still filling, so ids are read), and in
         // eight rows: a writer thread takes a batch this large however quiet the store is.
         const bad = topupWrite(2, 2, a, 200);
