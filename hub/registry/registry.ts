@@ -192,7 +192,6 @@ const NEGATIVE_CACHE_HEADROOM = 1 << 18;
 class KeyColumnCache {
   readonly filter: TableKeyFilter;
   readonly #rows: Database.Statement;
-
   readonly #headroom: number;
 
   constructor(db: Database.Database, table: 'results' | 'challenges', column: 'request_id' | 'challenge', headroom: number) {
