@@ -13,7 +13,8 @@
  * Diagnostic, prefix mqtt.transport.: the same load against a sign-only service (decode, verify
  * the terminal signature on the worker pool, sign the result; no ledger), which isolates what the
  * MQTT layer itself costs from what settlement costs.
- * Env: BENCH_MQTT_PHASE_MS (default 10000), BENCH_MQTT_WORKERS (verifier threads, default 2; 0 = inline),
+ * Env: BENCH_MQTT_PHASE_MS (default 10000), BENCH_MQTT_WORKERS (verifier threads, default 1 as the hub's
+ *      `verifierThreads`; 0 = inline),
  *      BENCH_MQTT_WINDOW (closed-loop requests in flight, default 200),
  *      BENCH_MQTT_BROKERS (default aedes,mosquitto,transport),
  *      BENCH_MQTT_LATENCY_WINDOWS (closed-loop windows tried for the latency-bound figures, default
@@ -54,7 +55,7 @@ const TERMINALS = 200;
 const WALLETS_PER_TERMINAL = 10;
 const MERCHANTS = 20;
 const PHASE_MS = Number(process.env['BENCH_MQTT_PHASE_MS'] ?? 10_000);
-const WORKERS = Number(process.env['BENCH_MQTT_WORKERS'] ?? 2);
+const WORKERS = Number(process.env['BENCH_MQTT_WORKERS'] ?? 1);
 const WINDOW = Number(process.env['BENCH_MQTT_WINDOW'] ?? TERMINALS);
 const BROKERS = (process.env['BENCH_MQTT_BROKERS'] ?? 'aedes,mosquitto,transport').split(',');
 const LATENCY_WINDOWS = (process.env['BENCH_MQTT_LATENCY_WINDOWS'] ?? '64,32,16,8').split(',').filter(Boolean).map(Number);
