@@ -77,8 +77,7 @@ export class BloomFilter {
     }
     const [h1, h2] = hashes(key);
     for (let i = 0; i < PROBES; i++) {
-      const bit = (h1 + Math.imul(i, h2)) >>> 0;
-      const at = bit % top.size;
+      const at = probe(top, h1, h2, i);
       top.bits[at >>> 5]! |= 1 << (at & 31);
     }
     top.count++;
@@ -93,9 +92,14 @@ export class BloomFilter {
   }
 }
 
+/** The bit of `l` the i-th probe of a key hashed to (h1, h2) lands on; add and lookup share it. */
+function probe(l: Layer, h1: number, h2: number, i: number): number {
+  return ((h1 + Math.imul(i, h2)) >>> 0) % l.size;
+}
+
 function inLayer(l: Layer, h1: number, h2: number): boolean {
   for (let i = 0; i < PROBES; i++) {
-    const at = ((h1 + Math.imul(i, h2)) >>> 0) % l.size;
+    const at = probe(l, h1, h2, i);
     if ((l.bits[at >>> 5]! & (1 << (at & 31))) === 0) return false;
   }
   return true;
