@@ -83,4 +83,13 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX holds_by_release ON holds(release_at_ms, seq);
     `,
   },
+  {
+    version: 2,
+    name: 'overspent-rows',
+    sql: `
+      -- The rare rows that overdrew their wallet, for the hub's start: it blocklists their wallets
+      -- when the registry lost that write (hub/service/overspend-blocklist.ts).
+      CREATE INDEX settlement_log_overspent ON settlement_log(seq) WHERE overspent = 1;
+    `,
+  },
 ];

@@ -181,10 +181,21 @@ describe('SqliteLedgerStore specifics', () => {
 
   it('applies a new migration on top and refuses a database newer than the code', () => {
     const db = new Database(':memory:');
-    expect(migrate(db)).toBe(1);
-    expect(migrate(db, [...MIGRATIONS, { version: 2, name: 'extra', sql: 'CREATE TABLE extra (x INTEGER)' }])).toBe(2);
+    const latest = MIGRATIONS.at(-1)!.version;
+    expect(migrate(db)).toBe(latest);
+    expect(migrate(db, [...MIGRATIONS, { version: latest + 1, name: 'extra', sql: 'CREATE TABLE extra (x INTEGER)' }])).toBe(latest + 1);
     expect(db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'extra'").get()).toEqual({ n: 1 });
     expect(() => migrate(db)).toThrow(/schema_too_new/);
+    db.close();
+  });
+
+  it('finds overspent rows through their partial index, not a scan of the log', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    const plan = db
+      .prepare('EXPLAIN QUERY PLAN SELECT l.seq, k.id AS walletId FROM settlement_log l JOIN account_ids k ON k.num = l.payer_num WHERE l.overspent = 1 AND l.seq >= ? ORDER BY l.seq LIMIT ?')
+      .all(1, 10) as Array<{ detail: string }>;
+    expect(plan.map((r) => r.detail).join('\n')).toMatch(/SEARCH l USING (COVERING )?INDEX settlement_log_overspent \(seq>\?\)/);
     db.close();
   });
 

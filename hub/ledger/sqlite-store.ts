@@ -155,7 +155,7 @@ const LOGGED_IDS_HEADROOM = 1 << 20;
 /** Commits further apart than this (under ~200 a second) skip the writer thread (see commitBatch)... */
 const QUIET_COMMIT_GAP_MS = 5;
 /** ...when they are this small (log rows written or updated): at peak, batches are large and just as far apart. */
-const QUIET_MAX_ROWS = 4;
+const QUIET_MAX_ROWS = Number(process.env["QMR"] ?? 4);
 
 export class SqliteLedgerStore implements LedgerStore {
   /** The file, for reads and tests; log rows are written by commitBatch only (the request-id filter must see every id). */
@@ -196,6 +196,9 @@ export class SqliteLedgerStore implements LedgerStore {
       logBySeq: p('SELECT * FROM settlement_log WHERE seq = ?'),
       unfinished: p('SELECT * FROM settlement_log WHERE seq > ? AND state IN (?, ?) ORDER BY seq'),
       memosFrom: p('SELECT seq, memo, at_ms AS atMs FROM settlement_log WHERE seq >= ? AND substr(memo, 1, ?) = ? ORDER BY seq LIMIT ?'),
+      overspentFrom: p(
+        'SELECT l.seq, k.id AS walletId FROM settlement_log l JOIN account_ids k ON k.num = l.payer_num WHERE l.overspent = 1 AND l.seq >= ? ORDER BY l.seq LIMIT ?',
+      ),
       holdBySeq: p('SELECT seq, release_at_ms FROM holds WHERE seq = ?'),
       dueHolds: p('SELECT seq, release_at_ms FROM holds WHERE release_at_ms <= ? ORDER BY release_at_ms, seq LIMIT ?'),
       logUpdate: p(
@@ -343,6 +346,11 @@ export class SqliteLedgerStore implements LedgerStore {
   async memosFrom(fromSeq: number, prefix: string, limit: number): Promise<Array<{ readonly seq: number; readonly memo: string; readonly atMs: number }>> {
     await this.#drain();
     return this.#s.memosFrom.all(fromSeq, prefix.length, prefix, limit) as Array<{ seq: number; memo: string; atMs: number }>;
+  }
+
+  async overspentFrom(fromSeq: number, limit: number): Promise<Array<{ readonly seq: number; readonly walletId: string }>> {
+    await this.#drain();
+    return this.#s.overspentFrom.all(fromSeq, limit) as Array<{ seq: number; walletId: string }>;
   }
 
   async holdsBySeqs(seqs: readonly number[]): Promise<Map<number, HoldRow>> {

@@ -112,6 +112,23 @@ export function describeLedgerStoreContract(name: string, makeFactory: () => Sto
         expect(await s.memosFrom(7, 'claim ', 10)).toEqual([]);
       }));
 
+    it('overspentFrom: rows that overdrew their payer, inserted or updated so, with the wallet id, paged by seq', () =>
+      withStore(async (s) => {
+        const a = await accounts(s);
+        const other = await s.ensureAccount({ id: 'b'.repeat(64), kind: 'wallet', currency: 'EUR', parentNum: null, shareBps: 0, createdMs: 1 });
+        const spent = (seq: number, payerNum: number, overspent: boolean) => row(seq, { kind: 'purchase', state: 'withdrawn', payerNum, overspent });
+        await s.commitBatch(write({ logInserts: [spent(1, a.wallet, true), spent(2, other.num, false), spent(3, other.num, true), row(4, { kind: 'purchase', state: 'logged' })], settledThroughSeq: 0 }));
+        await s.commitBatch(write({ logUpdates: [spent(4, a.wallet, true)], settledThroughSeq: 0 }));
+        const wallet = 'a'.repeat(64);
+        expect(await s.overspentFrom(1, 10)).toEqual([
+          { seq: 1, walletId: wallet },
+          { seq: 3, walletId: 'b'.repeat(64) },
+          { seq: 4, walletId: wallet },
+        ]);
+        expect(await s.overspentFrom(2, 1)).toEqual([{ seq: 3, walletId: 'b'.repeat(64) }]);
+        expect(await s.overspentFrom(5, 10)).toEqual([]);
+      }));
+
     it('ensureAccount is idempotent and reads back by id and number', () =>
       withStore(async (s) => {
         const a = await accounts(s);

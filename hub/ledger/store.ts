@@ -129,6 +129,8 @@ export interface LedgerStore {
   unfinishedLog(): Promise<LogRow[]>;
   /** Up to `limit` rows from `fromSeq` on whose memo starts with `prefix`, in seq order (paged by seq). */
   memosFrom(fromSeq: number, prefix: string, limit: number): Promise<Array<{ readonly seq: number; readonly memo: string; readonly atMs: number }>>;
+  /** Up to `limit` rows from `fromSeq` on that overdrew their payer's wallet, with its id, in seq order. */
+  overspentFrom(fromSeq: number, limit: number): Promise<Array<{ readonly seq: number; readonly walletId: string }>>;
   holdsBySeqs(seqs: readonly number[]): Promise<Map<number, HoldRow>>;
   dueHolds(nowMs: number, limit: number): Promise<HoldRow[]>;
   /**

@@ -128,4 +128,17 @@ export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'overspend-blocks',
+    sql: `
+      -- Overspent ledger rows (by seq) whose wallet this file has blocklisted, from the
+      -- overspend_ledger_seq meta value on: the hub's start blocklists the wallets of the others
+      -- (the write lost to a crash after the ledger's commit) and never re-blocks one an operator
+      -- lifted (Registry.restoreOverspendBlocks).
+      CREATE TABLE overspend_blocks (
+        seq INTEGER PRIMARY KEY
+      );
+    `,
+  },
 ];

@@ -267,6 +267,38 @@ describe('registry', () => {
     expect(reg.blocklist()).toEqual([]);
   });
 
+  it('blocklists the wallets of overspent ledger rows it has not handled, never one it handled and an operator lifted', () => {
+    const [handled, lost, lostAgain, listed] = ['a1', 'b2', 'c3', 'd4'].map((x) => x.repeat(32)) as [string, string, string, string];
+    expect(reg.blocklistOverspent(handled, 3, 10)).toBe(true);
+    expect(reg.blocklistOverspent(handled, 4, 11)).toBe(false);
+    reg.blocklistAdd(listed, 'lost', 12);
+    expect(reg.blocklistRemove(handled, 13)).toBe(true); // the operator lifts it
+    reg.close();
+    reg = Registry.open(file);
+    expect(reg.overspendLedgerSeq()).toBe(0);
+    const rows = [
+      { seq: 3, walletId: handled },
+      { seq: 4, walletId: handled },
+      { seq: 5, walletId: lost },
+      { seq: 6, walletId: listed },
+      { seq: 7, walletId: lostAgain },
+      { seq: 8, walletId: lost },
+    ];
+    const version = reg.blocklistVersion();
+    expect(reg.restoreOverspendBlocks(rows, 9, 20)).toEqual([lost, lostAgain]);
+    expect(reg.blocklist()).toEqual([
+      { wallet: lost, reason: 'overspent offline' },
+      { wallet: lostAgain, reason: 'overspent offline' },
+      { wallet: listed, reason: 'lost' },
+    ].sort((a, b) => (a.wallet < b.wallet ? -1 : 1)));
+    expect(reg.blocklistVersion()).toBe(version + 2);
+    expect(reg.overspendLedgerSeq()).toBe(9);
+    reg.close();
+    reg = Registry.open(file);
+    expect(reg.overspendLedgerSeq()).toBe(9);
+    expect(reg.isBlocklisted(lostAgain)).toBe(true);
+  });
+
   it('enrolls and revokes terminals (TerminalDirectory)', () => {
     const t = generateKeyPair();
     const cert = issueTerminalCertificate(hub, { terminalId: 'g-1', kind: 'gate', merchantId: 'transit', publicKey: toHex(t.publicKey), notBefore: 0, notAfter: 1e13 });

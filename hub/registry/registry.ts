@@ -166,6 +166,9 @@ function toTerminal(r: TerminalRow): TerminalRecord {
 
 /** Registry meta key: claimsLedgerSeq(). */
 const CLAIMS_LEDGER_SEQ = 'claims_ledger_seq';
+/** Overspent ledger rows before this seq have had their wallet blocklisted (or an operator decide). */
+const OVERSPEND_LEDGER_SEQ = 'overspend_ledger_seq';
+const OVERSPENT_REASON = 'overspent offline';
 /** Counter windows kept in memory (bounded) and written through on every accepted counter. */
 const MAX_CACHED_WINDOWS = 100_000;
 /**
@@ -272,6 +275,9 @@ export class Registry implements TerminalDirectory {
       disclosureList: p('SELECT id, wallet, operator, reason, time_ms FROM disclosure_log ORDER BY id'),
       blockInsert: p('INSERT OR IGNORE INTO blocklist (wallet, reason, added_ms) VALUES (?, ?, ?)'),
       blockDelete: p('DELETE FROM blocklist WHERE wallet = ?'),
+      overspendBlockInsert: p('INSERT OR IGNORE INTO overspend_blocks (seq) VALUES (?)'),
+      overspendBlockGet: p('SELECT 1 FROM overspend_blocks WHERE seq = ?').pluck(),
+      overspendBlockPrune: p('DELETE FROM overspend_blocks WHERE seq < ?'),
       counterGet: p('SELECT state FROM counters WHERE wallet = ?'),
       counterSet: p('INSERT INTO counters (wallet, state) VALUES (?, ?) ON CONFLICT(wallet) DO UPDATE SET state = excluded.state'),
       challengeGet: p('SELECT request_id FROM challenges WHERE challenge = ?'),
@@ -542,21 +548,67 @@ export class Registry implements TerminalDirectory {
   /** Returns true when the list changed (and its version went up). */
   blocklistAdd(wallet: string, reason: string, nowMs: number): boolean {
     if (this.#blocklist.has(wallet)) return false;
-    this.transaction(() => {
-      this.#s.blockInsert!.run(wallet, reason, nowMs);
-      this.#setMeta('blocklist_version', this.meta('blocklist_version') + 1);
-      this.#setMeta('blocklist_time', nowMs);
-    });
+    this.transaction(() => this.#blockInsert(wallet, reason, nowMs));
     this.#blocklist.set(wallet, reason);
     return true;
+  }
+
+  /**
+   * Blocklists the wallet an overspent ledger row (`ledgerSeq`) overdrew and records the row as
+   * handled, in one transaction. Returns true when the list changed.
+   */
+  blocklistOverspent(wallet: string, ledgerSeq: number, nowMs: number): boolean {
+    const adds = !this.#blocklist.has(wallet);
+    this.transaction(() => {
+      this.#s.overspendBlockInsert!.run(ledgerSeq);
+      if (adds) this.#blockInsert(wallet, OVERSPENT_REASON, nowMs);
+    });
+    if (adds) this.#blocklist.set(wallet, OVERSPENT_REASON);
+    return adds;
+  }
+
+  /** Overspent ledger rows from this seq on may lack their blocklisting (restoreOverspendBlocks). */
+  overspendLedgerSeq(): number {
+    return this.meta(OVERSPEND_LEDGER_SEQ);
+  }
+
+  /**
+   * Blocklists the wallets of overspent ledger rows from overspendLedgerSeq() on that this file
+   * has not handled: their blocklisting was lost to a crash or power cut after the ledger's commit.
+   * A row it handled is not blocked again, so a wallet an operator lifted stays lifted. Then every
+   * row before `throughLedgerSeq` counts as handled. One transaction; returns the wallets added.
+   */
+  restoreOverspendBlocks(rows: readonly { seq: number; walletId: string }[], throughLedgerSeq: number, nowMs: number): string[] {
+    const added = new Set<string>();
+    this.transaction(() => {
+      for (const r of rows) {
+        if (this.#s.overspendBlockGet!.get(r.seq) !== undefined || this.#blocklist.has(r.walletId) || added.has(r.walletId)) continue;
+        this.#blockInsert(r.walletId, OVERSPENT_REASON, nowMs);
+        added.add(r.walletId);
+      }
+      this.#s.overspendBlockPrune!.run(throughLedgerSeq);
+      this.#setMeta(OVERSPEND_LEDGER_SEQ, throughLedgerSeq);
+    });
+    for (const wallet of added) this.#blocklist.set(wallet, OVERSPENT_REASON);
+    return [...added];
+  }
+
+  /** Inside a transaction: the row, and a new list version. */
+  #blockInsert(wallet: string, reason: string, nowMs: number): void {
+    this.#s.blockInsert!.run(wallet, reason, nowMs);
+    this.#blocklistChanged(nowMs);
+  }
+
+  #blocklistChanged(nowMs: number): void {
+    this.#setMeta('blocklist_version', this.meta('blocklist_version') + 1);
+    this.#setMeta('blocklist_time', nowMs);
   }
 
   blocklistRemove(wallet: string, nowMs: number): boolean {
     if (!this.#blocklist.has(wallet)) return false;
     this.transaction(() => {
       this.#s.blockDelete!.run(wallet);
-      this.#setMeta('blocklist_version', this.meta('blocklist_version') + 1);
-      this.#setMeta('blocklist_time', nowMs);
+      this.#blocklistChanged(nowMs);
     });
     this.#blocklist.delete(wallet);
     return true;

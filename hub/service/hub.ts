@@ -39,6 +39,7 @@ import { lockDataDir } from './data-dir-lock.ts';
 import { derivedId, engineRequestId, ledgerDecision } from './engine-ids.ts';
 import { InputError, OperationRefused } from './input-error.ts';
 import { restoreClaimsFromLedger } from './claim-memo.ts';
+import { restoreOverspendBlocklist } from './overspend-blocklist.ts';
 import { REPLAY_STATE_RETENTION_MS, SettlementService, type ReceiptOutcome, type SettlementEvent } from './settlement-service.ts';
 
 export interface CreateHubOptions {
@@ -607,6 +608,8 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
     // Before the first request: claims the registry lost to a crash or power cut come back from the ledger.
     const restored = await restoreClaimsFromLedger(registry, store);
     if (restored > 0) logger.warn({ restored }, 'wallet claims the registry had lost restored from the ledger');
+    const blocked = await restoreOverspendBlocklist(registry, store, clock());
+    if (blocked.length > 0) logger.warn({ wallets: blocked }, 'overspent wallets the registry had not blocklisted blocklisted from the ledger');
     engine = await Engine.open(store, { ...options.engine, clock });
   } catch (err) {
     try {

@@ -505,7 +505,7 @@ export class SettlementService {
     const settled = await this.#settledByAnotherVersion(claimed, outcome, body);
     if (settled) return settled;
     if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
-    if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistAdd(wallet, 'overspent offline', now)) {
+    if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistOverspent(wallet, outcome.seq, now)) {
       for (const cb of this.#blocklistListeners) cb();
     }
     const decision = await this.#approved(outcome, wallet, eid);

@@ -134,6 +134,33 @@ describe('purchase', () => {
     fx.hub.blocklistRemove(w.id);
   });
 
+  /** An offline vending sale of 250 on a wallet holding 100: approved, the wallet at -150. */
+  async function overspend(w: TestWallet): Promise<void> {
+    fx.advance(3600_000);
+    const sale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now - 1800_000, { offline: true });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes)).statement?.body.balanceMinor).toBe(-150);
+  }
+
+  it('an overspent wallet an operator lifted from the blocklist stays lifted across a restart', async () => {
+    const w = await funded(100, { offlineLimitMinor: 500 });
+    await overspend(w);
+    expect(fx.hub.blocklistRemove(w.id)).toBe(true); // the customer paid back
+    await fx.reopen();
+    expect(fx.hub.registry.isBlocklisted(w.id)).toBe(false);
+  });
+
+  it('blocklists an overspent wallet at start when a power cut took the blocklisting but not the overdraft', async () => {
+    const w = await funded(100, { offlineLimitMinor: 500 });
+    const restoreSnapshot = await registryLosesWhatFollows('overspend');
+    await overspend(w);
+    expect(fx.hub.registry.isBlocklisted(w.id)).toBe(true);
+    hubLog.length = 0;
+    await restoreSnapshot(); // the registry as before the sale; the ledger kept the overdraft
+    expect(fx.hub.blocklist().find((b) => b.wallet === w.id)?.reason).toBe('overspent offline');
+    expect(hubLog).toContainEqual(expect.objectContaining({ msg: expect.stringMatching(/overspent wallets .* blocklisted from the ledger/), wallets: [w.id] }));
+    fx.hub.blocklistRemove(w.id);
+  });
+
   it('declines a wrong price (AMOUNT_MISMATCH) and an unknown sku (UNKNOWN_ARTICLE)', async () => {
     const w = await funded(1000);
     const wrong = readResult(fx.hub, await fx.hub.handleRequest(vend.id, purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 1 }], fx.now).bytes));
