@@ -10,13 +10,15 @@
  *     taking turns (each ≤ 1 outstanding) with fewer in flight: the largest of 64, 32, 16, 8 whose
  *     p99 ≤ 30 ms. Little's law: 200 in flight within 30 ms would need > 6,700 settled/s.
  *   the same with the prefix mqtt.mosquitto.
+ * Diagnostic, prefix mqtt.floor.: the machine's floor for the latency bars, a bare QoS 1 echo with
+ * nothing of the hub in it (bench/mqtt-floor.ts), run first.
  * Diagnostic, prefix mqtt.transport.: the same load against a sign-only service (decode, verify
  * the terminal signature on the worker pool, sign the result; no ledger), which isolates what the
  * MQTT layer itself costs from what settlement costs.
  * Env: BENCH_MQTT_PHASE_MS (default 10000), BENCH_MQTT_WORKERS (verifier threads, default 1 as the hub's
  *      `verifierThreads`; 0 = inline),
  *      BENCH_MQTT_WINDOW (closed-loop requests in flight, default 200),
- *      BENCH_MQTT_BROKERS (default aedes,mosquitto,transport),
+ *      BENCH_MQTT_BROKERS (default floor,aedes,mosquitto,transport),
  *      BENCH_MQTT_LATENCY_WINDOWS (closed-loop windows tried for the latency-bound figures, default
  *      64,32,16,8; empty = skip),
  *      BENCH_MQTT_LEDGER_WRITER (1 = the ledger commits on its writer thread, still synchronous=FULL; default 1),
@@ -45,6 +47,7 @@ import type { SettlementHandler, TerminalListing, TerminalLookup } from '../hub/
 import { inlineVerifier, type SignatureVerifier } from '../hub/verify/verifier.ts';
 import { fastSignMessage, nodeSigningKey } from '../simulators/load/purchase-request.ts';
 import { WorkerVerifier } from '../hub/verify/worker-verifier.ts';
+import { runFloor } from './mqtt-floor.ts';
 import { RequestTracer } from './request-trace.ts';
 import { mainThreadCpuMs } from './thread-cpu.ts';
 import type { FleetFile, FleetTerminal, FleetWallet, FromGenerator, Phase, PhaseResult } from '../simulators/load/load-plan.ts';
@@ -57,7 +60,7 @@ const MERCHANTS = 20;
 const PHASE_MS = Number(process.env['BENCH_MQTT_PHASE_MS'] ?? 10_000);
 const WORKERS = Number(process.env['BENCH_MQTT_WORKERS'] ?? 1);
 const WINDOW = Number(process.env['BENCH_MQTT_WINDOW'] ?? TERMINALS);
-const BROKERS = (process.env['BENCH_MQTT_BROKERS'] ?? 'aedes,mosquitto,transport').split(',');
+const BROKERS = (process.env['BENCH_MQTT_BROKERS'] ?? 'floor,aedes,mosquitto,transport').split(',');
 const LATENCY_WINDOWS = (process.env['BENCH_MQTT_LATENCY_WINDOWS'] ?? '64,32,16,8').split(',').filter(Boolean).map(Number);
 const LATENCY_BOUND_MS = 30;
 const LEDGER_WRITER = (process.env['BENCH_MQTT_LEDGER_WRITER'] ?? '1') !== '0';
@@ -319,6 +322,8 @@ function round(v: number): number {
 }
 
 export async function run(report: Report): Promise<void> {
+  if (BROKERS.includes('floor')) await runFloor(report, PHASE_MS);
+  if (!BROKERS.some((b) => b !== 'floor')) return;
   const dir = mkdtempSync(path.join(tmpdir(), 'tapsettle-bench-mqtt-'));
   const setupStart = performance.now();
   const { hub, fleet } = await setUpHub(dir);
