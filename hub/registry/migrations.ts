@@ -139,6 +139,10 @@ export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
       CREATE TABLE overspend_blocks (
         seq INTEGER PRIMARY KEY
       );
+      -- A registry in use before this migration handled its overspent rows with no record of
+      -- which (an operator may have lifted some since): -1 tells the next start to count every
+      -- row logged until then as handled.
+      INSERT INTO meta (key, value) SELECT 'overspend_ledger_seq', -1 WHERE EXISTS (SELECT 1 FROM wallets);
     `,
   },
 ];

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateKeyPair, issueTerminalCertificate, issueWalletLicense, toHex } from '../../protocol/index.ts';
 import { KeyFileError, loadOrCreateEd25519Key } from './keys.ts';
-import { Registry } from './registry.ts';
+import Database from 'better-sqlite3';
+import { REGISTRY_MIGRATIONS } from './migrations.ts';
+import { Registry, migrateRegistry } from './registry.ts';
 
 let dir: string;
 let file: string;
@@ -297,6 +299,21 @@ describe('registry', () => {
     reg = Registry.open(file);
     expect(reg.overspendLedgerSeq()).toBe(9);
     expect(reg.isBlocklisted(lostAgain)).toBe(true);
+  });
+
+  it('counts the overspent rows of a registry upgraded in use as handled (-1), a new one scans from 0', () => {
+    expect(reg.overspendLedgerSeq()).toBe(0);
+    const upgraded = join(dir, 'upgraded.sqlite');
+    const db = new Database(upgraded);
+    migrateRegistry(db, REGISTRY_MIGRATIONS.filter((m) => m.name !== 'overspend-blocks'));
+    db.prepare("INSERT INTO wallets (wallet, serial, license, registered_ms, revoked_ms) VALUES (?, 's', '{}', 1, NULL)").run('ab'.repeat(32));
+    db.close();
+    const old = Registry.open(upgraded);
+    try {
+      expect(old.overspendLedgerSeq()).toBe(-1);
+    } finally {
+      old.close();
+    }
   });
 
   it('enrolls and revokes terminals (TerminalDirectory)', () => {

@@ -567,7 +567,10 @@ export class Registry implements TerminalDirectory {
     return adds;
   }
 
-  /** Overspent ledger rows from this seq on may lack their blocklisting (restoreOverspendBlocks). */
+  /**
+   * Overspent ledger rows from this seq on may lack their blocklisting (restoreOverspendBlocks);
+   * -1 after the upgrade of a registry in use: every row logged until the next start counts as handled.
+   */
   overspendLedgerSeq(): number {
     return this.meta(OVERSPEND_LEDGER_SEQ);
   }

@@ -15,6 +15,8 @@ const RESTORE_PAGE = 1_000;
 export async function restoreOverspendBlocklist(registry: Registry, store: LedgerStore, nowMs: number, pageSize = RESTORE_PAGE): Promise<string[]> {
   const { lastSeq } = await store.counters();
   let from = registry.overspendLedgerSeq();
+  // Upgraded from a registry that kept no record of the rows it handled: they all count as handled.
+  if (from < 0) return registry.restoreOverspendBlocks([], lastSeq + 1, nowMs);
   const added: string[] = [];
   for (;;) {
     const rows = await store.overspentFrom(from, pageSize);

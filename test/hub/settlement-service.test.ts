@@ -147,6 +147,14 @@ describe('purchase', () => {
     expect(fx.hub.blocklistRemove(w.id)).toBe(true); // the customer paid back
     await fx.reopen();
     expect(fx.hub.registry.isBlocklisted(w.id)).toBe(false);
+    // The same after an upgrade from a registry that kept no record of the rows it handled.
+    await fx.reopen(() => {
+      const db = new Database(join(fx.dir, 'registry.sqlite'));
+      db.exec("DELETE FROM overspend_blocks; UPDATE meta SET value = -1 WHERE key = 'overspend_ledger_seq'");
+      db.close();
+    });
+    expect(fx.hub.registry.isBlocklisted(w.id)).toBe(false);
+    expect(fx.hub.registry.overspendLedgerSeq()).toBeGreaterThan(0);
   });
 
   it('blocklists an overspent wallet at start when a power cut took the blocklisting but not the overdraft', async () => {
