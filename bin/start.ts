@@ -151,6 +151,7 @@ async function main(): Promise<void> {
   console.log(`tapsettle is running (${what} ${demo.dataDir})`);
   console.log(`  dashboard  ${demo.dashboardUrl}`);
   console.log(`  mqtt       ${demo.mqttUrl}`);
+  if (demo.adminSocket) console.log(`  admin      ${demo.adminSocket} (operator commands such as \`npx tapsettle blocklist add WALLET\` act on this hub)`);
   if (demo.terminals.length > 0) console.log(`  terminals  ${demo.terminals.map((t) => `${t.terminalId} (${t.kind})`).join(', ')}`);
   console.log('Press Ctrl-C to stop.');
 

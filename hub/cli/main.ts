@@ -3,6 +3,8 @@
  * Exit codes: 0 done; 1 refused or declined (a business outcome, or verify-ledger found a
  * discrepancy); 2 bad input (the message names the field). Input is validated before the data
  * dir is opened, and each command writes in one step, so a rejected command writes nothing.
+ * While a hub runs on the data dir, the commands that need the hub go to it over its admin
+ * channel (hub/admin/admin-channel.ts) and act on its live state; the read-only ones read the files.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -16,14 +18,33 @@ import { verifyLedger } from '../ledger/verify.ts';
 import { parseCatalogFile } from '../rules/catalog.ts';
 import { parseFareTableFile } from '../rules/fare-tables.ts';
 import { parseTicketProductsFile } from '../rules/tickets.ts';
+import { sendAdminRequest, type AdminReply, type AdminRequest, type AdminRunner } from '../admin/admin-channel.ts';
 import { createHub, type Hub } from '../service/hub.ts';
 import { InputError, OperationRefused } from '../service/input-error.ts';
 
 const EXIT_REFUSED = 1;
 const EXIT_BAD_INPUT = 2;
 
-function print(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+/** Where one CLI run writes and what it acts on: the process's streams, or an admin request's reply. */
+interface CliContext {
+  readonly argv: readonly string[];
+  /** Relative file arguments resolve against it. */
+  readonly cwd: string;
+  out(text: string): void;
+  err(text: string): void;
+  exitCode: number;
+  /** The running hub, when it runs this command line for its admin channel. */
+  readonly hub?: Hub;
+}
+
+function processContext(argv: readonly string[]): CliContext {
+  return {
+    argv,
+    cwd: process.cwd(),
+    out: (text) => void process.stdout.write(text),
+    err: (text) => void process.stderr.write(text),
+    exitCode: 0,
+  };
 }
 
 function int(field: string, text: string | undefined, min = 1): number | undefined {
@@ -40,10 +61,10 @@ function hex(field: string, text: string, chars: number | [number, number]): str
   return text;
 }
 
-function readJson(field: string, file: string): unknown {
+function readJson(field: string, cwd: string, file: string): unknown {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readFileSync(resolve(cwd, file), 'utf8');
   } catch (err) {
     throw new InputError(field, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
@@ -59,18 +80,13 @@ function preValidate<T>(r: { ok: true; value: T } | { ok: false; field: string; 
   return r.value;
 }
 
-function outcome(o: Outcome): void {
-  print(o);
-  if (o.status === 'declined') process.exitCode = EXIT_REFUSED;
-}
 
 /**
  * Reads the ledger file without taking the hub's lock, so an operator can verify and look up
  * accounts while the hub runs (SQLite WAL: readers never block the writer).
  */
-async function withLedgerReadOnly(program: Command, fn: (store: SqliteLedgerStore) => Promise<void>): Promise<void> {
-  const { dataDir } = program.opts<{ dataDir: string }>();
-  const file = join(dataDir, 'ledger.sqlite');
+async function withLedgerReadOnly(ctx: CliContext, program: Command, fn: (store: SqliteLedgerStore) => Promise<void>): Promise<void> {
+  const file = join(dataDirOf(ctx, program), 'ledger.sqlite');
   if (!existsSync(file)) throw new InputError('data-dir', `no ledger at ${file}`);
   const store = SqliteLedgerStore.open(file, { readonly: true });
   try {
@@ -80,9 +96,25 @@ async function withLedgerReadOnly(program: Command, fn: (store: SqliteLedgerStor
   }
 }
 
-/** Opens the hub, runs fn, always closes: the CLI never leaves the ledger half-flushed. */
-async function withHub(program: Command, fn: (hub: Hub) => Promise<void> | void): Promise<void> {
-  const { dataDir } = program.opts<{ dataDir: string }>();
+function dataDirOf(ctx: CliContext, program: Command): string {
+  return resolve(ctx.cwd, program.opts<{ dataDir: string }>().dataDir);
+}
+
+/**
+ * Runs fn on the hub: the running one (this command line came over its admin channel); else the
+ * hub running on the data dir gets the command line over its admin channel; else the CLI opens
+ * the hub, runs fn and always closes it, never leaving the ledger half-flushed.
+ */
+async function withHub(ctx: CliContext, program: Command, fn: (hub: Hub) => Promise<void> | void): Promise<void> {
+  if (ctx.hub) return await fn(ctx.hub);
+  const dataDir = dataDirOf(ctx, program);
+  const reply = await sendAdminRequest(dataDir, { v: 1, argv: ctx.argv, cwd: ctx.cwd });
+  if (reply) {
+    ctx.out(reply.stdout);
+    ctx.err(reply.stderr);
+    ctx.exitCode = reply.exitCode;
+    return;
+  }
   const logger = pino({ level: 'info', base: { part: 'cli' } }, pino.destination(2));
   const hub = await createHub({ dataDir, logger, holdReleaseIntervalMs: 0 });
   try {
@@ -92,12 +124,18 @@ async function withHub(program: Command, fn: (hub: Hub) => Promise<void> | void)
   }
 }
 
-export function buildProgram(): Command {
+function buildProgram(ctx: CliContext): Command {
+  const print = (value: unknown): void => ctx.out(`${JSON.stringify(value, null, 2)}\n`);
+  const outcome = (o: Outcome): void => {
+    print(o);
+    if (o.status === 'declined') ctx.exitCode = EXIT_REFUSED;
+  };
   const program = new Command();
   program
     .name('tapsettle-hub')
     .description('Operator commands for the tapsettle settlement hub')
     .option('--data-dir <dir>', 'hub data folder (keys, registry, ledger)', './data/hub')
+    .configureOutput({ writeOut: (text) => ctx.out(text), writeErr: (text) => ctx.err(text) })
     .exitOverride()
     .showHelpAfterError();
 
@@ -130,7 +168,7 @@ export function buildProgram(): Command {
         offlineLimitMinor: int('offline-limit', o['offlineLimit'], 0) ?? 0,
         validityMs: (int('validity-days', o['validityDays']) ?? 365) * 24 * 3600_000,
       };
-      await withHub(program, async (hub) => {
+      await withHub(ctx, program, async (hub) => {
         const { license, keyPair } = await hub.registerWallet(input);
         print({
           wallet: license.body.wallet,
@@ -163,7 +201,7 @@ export function buildProgram(): Command {
         ...(o['publicKey'] !== undefined ? { publicKey: hex('public-key', o['publicKey'], 64) } : {}),
         ...(o['parent'] !== undefined ? { parentMerchantId: o['parent'], shareBps: int('share-bps', o['shareBps'], 0) ?? 0 } : {}),
       };
-      await withHub(program, async (hub) => {
+      await withHub(ctx, program, async (hub) => {
         const { certificate, keyPair } = await hub.enrollTerminal(input);
         print({ terminalId: input.terminalId, ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}), certificate, hubKey: hub.trustAnchorKey });
       });
@@ -180,7 +218,7 @@ export function buildProgram(): Command {
       const plan = o['compromised']
         ? { activateInMs: 0, retireAfterMs: 0, compromised: true }
         : { activateInMs: hours('activate-in-hours', o['activateInHours']), retireAfterMs: hours('retire-after-hours', o['retireAfterHours']) };
-      await withHub(program, (hub) => {
+      await withHub(ctx, program, (hub) => {
         const next = hub.rotateHubKey(plan);
         print({ next, keys: hub.hubKeys() });
       });
@@ -192,7 +230,7 @@ export function buildProgram(): Command {
     .option('--validity-days <days>', 'certificate validity', '365')
     .action(async (terminalId: string, o: Record<string, string | undefined>) => {
       const validityMs = (int('validity-days', o['validityDays']) as number) * 24 * 3600_000;
-      await withHub(program, (hub) => {
+      await withHub(ctx, program, (hub) => {
         print({ terminalId, certificate: hub.reissueCertificate(terminalId, validityMs), hubKey: hub.trustAnchorKey });
       });
     });
@@ -201,14 +239,14 @@ export function buildProgram(): Command {
     .command('hub-keys')
     .description('the hub signing keys and their validity windows (the keys announcement lists the same)')
     .action(async () => {
-      await withHub(program, (hub) => print({ signing: hub.hubPublicKey, trustAnchor: hub.trustAnchorKey, keys: hub.hubKeys() }));
+      await withHub(ctx, program, (hub) => print({ signing: hub.hubPublicKey, trustAnchor: hub.trustAnchorKey, keys: hub.hubKeys() }));
     });
 
   program
     .command('revoke-terminal <terminalId>')
     .description('revoke a terminal (refused at once, announced in the keys message)')
     .action(async (terminalId: string) => {
-      await withHub(program, (hub) => {
+      await withHub(ctx, program, (hub) => {
         if (!hub.revokeTerminal(terminalId)) throw new OperationRefused('NOT_FOUND', `${terminalId} is unknown or already revoked`);
         print({ revoked: terminalId });
       });
@@ -219,7 +257,7 @@ export function buildProgram(): Command {
     .description("revoke a wallet's license (it is also blocklisted and announced)")
     .action(async (wallet: string) => {
       hex('wallet', wallet, 64);
-      await withHub(program, (hub) => {
+      await withHub(ctx, program, (hub) => {
         if (!hub.revokeWallet(wallet)) throw new OperationRefused('NOT_FOUND', 'wallet is unknown or already revoked');
         print({ revoked: wallet });
       });
@@ -239,7 +277,7 @@ export function buildProgram(): Command {
         operatorId: o['operator'] as string,
         ...(o['requestId'] !== undefined ? { requestId: hex('request-id', o['requestId'], 32) } : {}),
       };
-      await withHub(program, async (hub) => outcome(await hub.topUp(input)));
+      await withHub(ctx, program, async (hub) => outcome(await hub.topUp(input)));
     });
 
   for (const [name, field, parse, importer] of [
@@ -251,9 +289,9 @@ export function buildProgram(): Command {
       .command(`${name} <file>`)
       .description(`import a ${field} JSON file as a new version (announced to terminals)`)
       .action(async (file: string) => {
-        const raw = readJson('file', file);
+        const raw = readJson('file', ctx.cwd, file);
         preValidate((parse as (raw: unknown) => { ok: true; value: unknown } | { ok: false; field: string; message: string })(raw));
-        await withHub(program, (hub) => print(importer(hub, raw)));
+        await withHub(ctx, program, (hub) => print(importer(hub, raw)));
       });
   }
 
@@ -262,7 +300,7 @@ export function buildProgram(): Command {
     .description('refund a settled purchase or fare in full (at most once)')
     .action(async (requestId: string) => {
       hex('requestId', requestId, [32, 64]);
-      await withHub(program, async (hub) => outcome(await hub.refund(requestId)));
+      await withHub(ctx, program, async (hub) => outcome(await hub.refund(requestId)));
     });
 
   program
@@ -270,7 +308,7 @@ export function buildProgram(): Command {
     .description('cancel a purchase inside its cancellation window')
     .action(async (requestId: string) => {
       hex('requestId', requestId, [32, 64]);
-      await withHub(program, async (hub) => outcome(await hub.cancel(requestId)));
+      await withHub(ctx, program, async (hub) => outcome(await hub.cancel(requestId)));
     });
 
   program
@@ -285,10 +323,10 @@ export function buildProgram(): Command {
         ...(o['amount'] !== undefined ? { amountMinor: int('amount', o['amount']) as number } : {}),
         ...(o['payoutId'] !== undefined ? { payoutId: hex('payout-id', o['payoutId'], 32) } : {}),
       };
-      await withHub(program, async (hub) => {
+      await withHub(ctx, program, async (hub) => {
         const r = await hub.payout(input);
         print(r);
-        if (!r.ok) process.exitCode = EXIT_REFUSED;
+        if (!r.ok) ctx.exitCode = EXIT_REFUSED;
       });
     });
 
@@ -297,14 +335,14 @@ export function buildProgram(): Command {
     .option('--reason <text>', 'why', 'operator')
     .action(async (wallet: string, o: { reason: string }) => {
       hex('wallet', wallet, 64);
-      await withHub(program, (hub) => print({ wallet, added: hub.blocklistAdd(wallet, o.reason) }));
+      await withHub(ctx, program, (hub) => print({ wallet, added: hub.blocklistAdd(wallet, o.reason) }));
     });
   bl.command('remove <wallet>').action(async (wallet: string) => {
     hex('wallet', wallet, 64);
-    await withHub(program, (hub) => print({ wallet, removed: hub.blocklistRemove(wallet) }));
+    await withHub(ctx, program, (hub) => print({ wallet, removed: hub.blocklistRemove(wallet) }));
   });
   bl.command('list').action(async () => {
-    await withHub(program, (hub) => print({ version: hub.registry.blocklistVersion(), wallets: hub.blocklist() }));
+    await withHub(ctx, program, (hub) => print({ version: hub.registry.blocklistVersion(), wallets: hub.blocklist() }));
   });
 
   program
@@ -314,7 +352,7 @@ export function buildProgram(): Command {
     .action(async (id: string, o: { limit: string }) => {
       const limit = int('limit', o.limit) as number;
       if (limit > 1000) throw new InputError('limit', 'at most 1000');
-      await withLedgerReadOnly(program, async (store) => {
+      await withLedgerReadOnly(ctx, program, async (store) => {
         const account = (await store.accountsById([id])).get(id);
         if (!account) throw new OperationRefused('NOT_FOUND', `no account ${id}`);
         print({ account, history: await store.history(account.num, limit, null) });
@@ -325,12 +363,12 @@ export function buildProgram(): Command {
     .command('verify-ledger')
     .description('recompute balances from the journal and check conservation; exit 1 on a discrepancy; read-only')
     .action(async () => {
-      await withLedgerReadOnly(program, async (store) => {
+      await withLedgerReadOnly(ctx, program, async (store) => {
         const r = await verifyLedger(store);
         print(r);
         if (!r.ok) {
-          process.stderr.write(`verify-ledger: first discrepancy ${JSON.stringify(r.firstDiscrepancy)}\n`);
-          process.exitCode = EXIT_REFUSED;
+          ctx.err(`verify-ledger: first discrepancy ${JSON.stringify(r.firstDiscrepancy)}\n`);
+          ctx.exitCode = EXIT_REFUSED;
         }
       });
     });
@@ -342,40 +380,51 @@ export function buildProgram(): Command {
     .requiredOption('--reason <text>', 'why (kept in the disclosure log)')
     .action(async (wallet: string, o: { operator: string; reason: string }) => {
       hex('wallet', wallet, 64);
-      await withHub(program, (hub) => print({ wallet, identity: hub.revealIdentity(wallet, o.operator, o.reason) }));
+      await withHub(ctx, program, (hub) => print({ wallet, identity: hub.revealIdentity(wallet, o.operator, o.reason) }));
     });
 
   program
     .command('disclosure-log')
     .description('every identity disclosure so far')
     .action(async () => {
-      await withHub(program, (hub) => print(hub.registry.disclosureLog()));
+      await withHub(ctx, program, (hub) => print(hub.registry.disclosureLog()));
     });
 
   return program;
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+export async function main(argv: readonly string[], ctx: CliContext = processContext(argv)): Promise<number> {
+  const program = buildProgram(ctx);
   try {
     await program.parseAsync(argv as string[]);
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    return ctx.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
       return EXIT_BAD_INPUT;
     }
     if (err instanceof InputError) {
-      process.stderr.write(`error: invalid ${err.message}\n`);
+      ctx.err(`error: invalid ${err.message}\n`);
       return EXIT_BAD_INPUT;
     }
     if (err instanceof OperationRefused) {
-      process.stderr.write(`refused: ${err.message}\n`);
+      ctx.err(`refused: ${err.message}\n`);
       return EXIT_REFUSED;
     }
-    process.stderr.write(`error: ${(err as Error).message}\n`);
+    ctx.err(`error: ${(err as Error).message}\n`);
     return EXIT_REFUSED;
   }
+}
+
+/** Runs admin-channel command lines on the running hub, with this CLI's parsing and checks. */
+export function adminRunnerFor(hub: Hub): AdminRunner {
+  return async (request: AdminRequest): Promise<AdminReply> => {
+    let stdout = '';
+    let stderr = '';
+    const ctx: CliContext = { argv: request.argv, cwd: request.cwd, out: (t) => void (stdout += t), err: (t) => void (stderr += t), exitCode: 0, hub };
+    const exitCode = await main(request.argv, ctx);
+    return { stdout, stderr, exitCode };
+  };
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {

@@ -7,6 +7,8 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { DEFAULT_MAX_SKEW_MS, fromHex, hubKeysTrustedAt } from '../../protocol/index.ts';
+import { startAdminServer } from '../../hub/admin/admin-channel.ts';
+import { adminRunnerFor } from '../../hub/cli/main.ts';
 import { createHubSource, type HubSource } from '../../hub/dashboard/hub-source.ts';
 import { instrumentHandler } from '../../hub/dashboard/instrument.ts';
 import { LiveMeter } from '../../hub/dashboard/live-meter.ts';
@@ -56,6 +58,8 @@ export interface Demo {
   readonly hub: Hub;
   readonly dashboardUrl: string;
   readonly mqttUrl: string;
+  /** The admin socket operator CLI commands reach this hub by (undefined: the path is too long to bind). */
+  readonly adminSocket: string | undefined;
   readonly dataDir: string;
   readonly created: boolean;
   readonly terminals: readonly SiteTerminal[];
@@ -87,6 +91,9 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       ...(threads > 0 ? { verifier: new WorkerVerifier({ workers: threads }) } : {}),
     });
     closers.push(() => hub.close());
+    // Operator commands reach this hub while it runs (the CLI finds it by the data folder).
+    const admin = await startAdminServer({ dataDir, run: adminRunnerFor(hub), logger: o.logger.child({ part: 'admin' }) });
+    if (admin) closers.push(() => admin.close());
     const site = o.site === false ? { terminals: [], wallets: [], created: false } : await openDemoSite(hub, dataDir);
 
     const meter = new LiveMeter({ windowMs: 10_000 });
@@ -171,6 +178,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       hub,
       dashboardUrl: dashboard.url,
       mqttUrl: server.url,
+      adminSocket: admin?.path,
       dataDir,
       created: site.created,
       terminals,
