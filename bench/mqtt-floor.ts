@@ -24,14 +24,13 @@ function sendFor(url: string, rps: number, durationMs: number): Promise<FloorRes
     let result: FloorResult | undefined;
     child.once('message', (m: FloorResult) => (result = m));
     child.once('error', reject);
-    child.once('exit', (code) => (result ? resolve(result) : reject(new Error(`mqtt floor sender exited (${code}) without a result`))));
+    child.once('close', (code) => (result ? resolve(result) : reject(new Error(`mqtt floor sender exited (${code}) without a result`))));
   });
 }
 
 export async function runFloor(report: Report, phaseMs: number): Promise<void> {
   const broker = await Aedes.createBroker();
   const server = net.createServer({ noDelay: true }, (socket) => broker.handle(socket));
-  server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
   const echo = new MqttClient(noDelayStreamBuilder(url), { protocolVersion: 4, clientId: 'floor-echo', reconnectPeriod: 0 });
@@ -46,11 +45,13 @@ export async function runFloor(report: Report, phaseMs: number): Promise<void> {
       request.copy(reply, 0, 0, 4);
       echo.publish(FLOOR_REPLY_TOPIC, reply, { qos: 1 });
     });
-    await sendFor(url, 1000, Math.min(2000, phaseMs)); // warm-up
+    const warmUp = await sendFor(url, 1000, Math.min(2000, phaseMs));
+    if (warmUp.answered < warmUp.sent) console.error(`#   floor warm-up: ${warmUp.sent - warmUp.answered} of ${warmUp.sent} echoes missing`);
     for (const rps of [100, 1000]) {
       const r = await sendFor(url, rps, phaseMs);
       console.error(`#   floor, bare QoS 1 echo at ${rps} rps: sent ${r.sent}, answered ${r.answered}, rtt p50 ${r.rttP50Ms.toFixed(2)} p99 ${r.rttP99Ms.toFixed(2)} ms (of which send lag p99 ${r.sendLagP99Ms.toFixed(2)} ms)`);
-      if (r.answered < r.sent) throw new Error(`mqtt floor: ${r.sent - r.answered} of ${r.sent} requests unanswered`);
+      // A diagnostic: with echoes missing its percentiles would flatter the machine, so none is printed.
+      if (r.answered < r.sent) continue;
       report(`mqtt.floor.rtt_p50_ms_at_${rps}rps`, round(r.rttP50Ms), 'ms');
       report(`mqtt.floor.rtt_p99_ms_at_${rps}rps`, round(r.rttP99Ms), 'ms');
     }

@@ -13,6 +13,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import type { Logger } from 'pino';
+import { EXIT_BAD_INPUT, EXIT_REFUSED } from '../cli/exit-codes.ts';
 
 export const ADMIN_SOCKET_FILE = 'admin.sock';
 export const MAX_ADMIN_REQUEST_BYTES = 64 * 1024;
@@ -20,7 +21,6 @@ export const MAX_ADMIN_REQUEST_BYTES = 64 * 1024;
 const MAX_SOCKET_PATH_BYTES = 107;
 const MAX_ARGS = 64;
 const MAX_ARG_CHARS = 8192;
-const EXIT_BAD_INPUT = 2;
 
 export interface AdminRequest {
   readonly v: 1;
@@ -68,20 +68,39 @@ export function parseAdminRequest(line: string): { ok: true; request: AdminReque
   return { ok: true, request: { v: 1, argv: r.argv as string[], cwd: r.cwd } };
 }
 
-/** The subcommand words of a command line, for the log: never its values (a name, an identity). */
-function commandOf(argv: readonly string[]): string {
+/** Global options that take a value (their value is no command word). */
+const VALUED_GLOBAL_OPTIONS = new Set(['--data-dir']);
+/** Commands whose second word is a subcommand (the others' second word is a value). */
+const COMMAND_GROUPS = new Set(['blocklist']);
+
+/** The command of a command line, for the log: never its values (a wallet, a name, an identity). */
+export function commandOf(argv: readonly string[]): string {
   const words: string[] = [];
-  for (const a of argv.slice(2)) {
-    if (a.startsWith('-') || words.length === 2) break;
+  for (let i = 2; i < argv.length && words.length < 2; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('-')) {
+      if (words.length === 0 && VALUED_GLOBAL_OPTIONS.has(a)) i++;
+      if (words.length > 0) break;
+      continue;
+    }
+    if (words.length === 1 && !COMMAND_GROUPS.has(words[0]!)) break;
     words.push(a);
   }
   return words.join(' ');
 }
 
+const REQUEST_TIMEOUT_MS = 10_000;
+const MAX_CONNECTIONS = 16;
+
+function badRequest(message: string): AdminReply {
+  return { stdout: '', stderr: `error: invalid admin request: ${message}\n`, exitCode: EXIT_BAD_INPUT };
+}
+
 /**
  * Listens on `<dataDir>/admin.sock` (a stale one, left by a hub that died, is replaced: the caller
- * holds the data folder's lock). Resolves undefined, with a warning, when the path is too long to
- * bind: the hub runs, and the CLI then refuses while it holds the folder, as before.
+ * holds the data folder's lock). Resolves undefined, with a warning, when it cannot (a path too
+ * long to bind, a file system without sockets): the hub runs, and the CLI then refuses while it
+ * holds the folder, as before.
  */
 export async function startAdminServer(o: { dataDir: string; run: AdminRunner; logger: Logger }): Promise<AdminServer | undefined> {
   const path = adminSocketPath(o.dataDir);
@@ -89,55 +108,82 @@ export async function startAdminServer(o: { dataDir: string; run: AdminRunner; l
     o.logger.warn({ path }, 'admin channel off: socket path too long to bind (use a shorter data folder); the CLI cannot reach this hub while it runs');
     return undefined;
   }
-  rmSync(path, { force: true });
   const sockets = new Set<net.Socket>();
+  const running = new Set<Promise<void>>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    let buffered = '';
+    socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy());
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let taken = false;
     const answer = (reply: AdminReply) => socket.end(`${JSON.stringify(reply)}\n`);
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const newline = buffered.indexOf('\n');
-      if (newline < 0 && buffered.length <= MAX_ADMIN_REQUEST_BYTES) return;
+    const take = (line: Buffer | undefined) => {
+      taken = true;
       socket.off('data', onData);
-      if (newline < 0 || newline > MAX_ADMIN_REQUEST_BYTES) {
-        answer({ stdout: '', stderr: `error: invalid admin request: larger than ${MAX_ADMIN_REQUEST_BYTES} bytes\n`, exitCode: EXIT_BAD_INPUT });
-        return;
-      }
-      const parsed = parseAdminRequest(buffered.slice(0, newline));
+      socket.setTimeout(0); // a command may take its time; the request has arrived
+      if (line === undefined) return answer(badRequest(bytes > MAX_ADMIN_REQUEST_BYTES ? `larger than ${MAX_ADMIN_REQUEST_BYTES} bytes` : 'no request line'));
+      const parsed = parseAdminRequest(line.toString('utf8'));
       if (!parsed.ok) {
         o.logger.warn({ reason: parsed.message }, 'admin channel: invalid request refused');
-        answer({ stdout: '', stderr: `error: invalid admin request: ${parsed.message}\n`, exitCode: EXIT_BAD_INPUT });
-        return;
+        return answer(badRequest(parsed.message));
       }
       const command = commandOf(parsed.request.argv);
-      o.run(parsed.request).then(
+      const done = o.run(parsed.request).then(
         (reply) => {
           o.logger.info({ command, exitCode: reply.exitCode }, 'admin command');
           answer(reply);
         },
         (err: unknown) => {
           o.logger.error({ err, command }, 'admin command failed');
-          answer({ stdout: '', stderr: `error: ${(err as Error).message}\n`, exitCode: 1 });
+          answer({ stdout: '', stderr: `error: ${(err as Error).message}\n`, exitCode: EXIT_REFUSED });
         },
       );
+      running.add(done);
+      void done.finally(() => running.delete(done));
+    };
+    // Bytes until the first newline: a character split across reads is decoded whole.
+    const onData = (chunk: Buffer) => {
+      const newline = chunk.indexOf(0x0a);
+      const end = newline < 0 ? chunk.length : newline;
+      chunks.push(chunk.subarray(0, end));
+      bytes += end;
+      if (bytes > MAX_ADMIN_REQUEST_BYTES) return take(undefined);
+      if (newline >= 0) take(Buffer.concat(chunks));
     };
     socket.on('data', onData);
+    socket.on('end', () => {
+      if (!taken) take(undefined);
+    });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
-  });
-  chmodSync(path, 0o600);
+  server.maxConnections = MAX_CONNECTIONS;
+  try {
+    rmSync(path, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      // Bound owner-only from the start (the umask applies to the socket file); chmod to be sure.
+      const umask = process.umask(0o077);
+      try {
+        server.listen(path, () => resolve());
+      } finally {
+        process.umask(umask);
+      }
+    });
+    chmodSync(path, 0o600);
+  } catch (err) {
+    o.logger.warn({ err, path }, 'admin channel off: cannot listen on its socket; the CLI cannot reach this hub while it runs');
+    server.close();
+    return undefined;
+  }
   return {
     path,
     close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Commands already running finish and answer: their operator must learn what happened.
+      await Promise.allSettled([...running]);
+      for (const s of sockets) s.destroy();
+      await closed;
       rmSync(path, { force: true });
     },
   };
@@ -152,24 +198,26 @@ export function sendAdminRequest(dataDir: string, request: AdminRequest, timeout
   if (!bindable(path)) return Promise.resolve(undefined);
   return new Promise((resolve, reject) => {
     let connected = false;
-    let received = '';
+    const chunks: Buffer[] = [];
     const socket = net.connect(path, () => {
       connected = true;
       socket.write(`${JSON.stringify(request)}\n`);
     });
-    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`the running hub did not answer within ${timeoutMs / 1000} s`)));
-    socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+    socket.setTimeout(timeoutMs, () =>
+      socket.destroy(new Error(`the running hub did not answer within ${timeoutMs / 1000} s; the command may still take effect: check before retrying`)),
+    );
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('error', (err: NodeJS.ErrnoException) => {
       if (!connected && (err.code === 'ENOENT' || err.code === 'ECONNREFUSED')) resolve(undefined);
       else reject(new Error(`admin channel ${path}: ${err.code ?? err.message}`));
     });
     socket.on('end', () => {
       try {
-        const reply = JSON.parse(received) as AdminReply;
+        const reply = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AdminReply;
         if (typeof reply.stdout !== 'string' || typeof reply.stderr !== 'string' || !Number.isInteger(reply.exitCode)) throw new Error('bad reply');
         resolve(reply);
       } catch {
-        reject(new Error(`admin channel ${path}: the hub's answer is not a reply`));
+        reject(new Error(`admin channel ${path}: the hub's answer is not a reply (it may have stopped mid-command: check before retrying)`));
       }
     });
   });

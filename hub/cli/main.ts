@@ -20,10 +20,8 @@ import { parseFareTableFile } from '../rules/fare-tables.ts';
 import { parseTicketProductsFile } from '../rules/tickets.ts';
 import { sendAdminRequest, type AdminReply, type AdminRequest, type AdminRunner } from '../admin/admin-channel.ts';
 import { createHub, type Hub } from '../service/hub.ts';
+import { EXIT_BAD_INPUT, EXIT_REFUSED } from './exit-codes.ts';
 import { InputError, OperationRefused } from '../service/input-error.ts';
-
-const EXIT_REFUSED = 1;
-const EXIT_BAD_INPUT = 2;
 
 /** Where one CLI run writes and what it acts on: the process's streams, or an admin request's reply. */
 interface CliContext {
@@ -79,7 +77,6 @@ function preValidate<T>(r: { ok: true; value: T } | { ok: false; field: string; 
   if (!r.ok) throw new InputError(r.field, r.message);
   return r.value;
 }
-
 
 /**
  * Reads the ledger file without taking the hub's lock, so an operator can verify and look up

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { MIGRATIONS } from './migrations.ts';
-import { migrate, SqliteLedgerStore } from './sqlite-store.ts';
+import { migrate, OVERSPENT_FROM_SQL, SqliteLedgerStore } from './sqlite-store.ts';
 import { describeLedgerStoreContract } from './store-contract.ts';
 import { rid, tempLedger } from './test-helpers.ts';
 import { verifyLedger } from './verify.ts';
@@ -193,7 +193,7 @@ describe('SqliteLedgerStore specifics', () => {
     const db = new Database(':memory:');
     migrate(db);
     const plan = db
-      .prepare('EXPLAIN QUERY PLAN SELECT l.seq, k.id AS walletId FROM settlement_log l JOIN account_ids k ON k.num = l.payer_num WHERE l.overspent = 1 AND l.seq >= ? ORDER BY l.seq LIMIT ?')
+      .prepare(`EXPLAIN QUERY PLAN ${OVERSPENT_FROM_SQL}`)
       .all(1, 10) as Array<{ detail: string }>;
     expect(plan.map((r) => r.detail).join('\n')).toMatch(/SEARCH l USING (COVERING )?INDEX settlement_log_overspent \(seq>\?\)/);
     db.close();

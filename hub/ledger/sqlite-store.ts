@@ -155,7 +155,11 @@ const LOGGED_IDS_HEADROOM = 1 << 20;
 /** Commits further apart than this (under ~200 a second) skip the writer thread (see commitBatch)... */
 const QUIET_COMMIT_GAP_MS = 5;
 /** ...when they are this small (log rows written or updated): at peak, batches are large and just as far apart. */
-const QUIET_MAX_ROWS = Number(process.env["QMR"] ?? 4);
+const QUIET_MAX_ROWS = 4;
+
+/** Overspent rows from a seq on, with their payer's wallet id (through the partial index settlement_log_overspent). */
+export const OVERSPENT_FROM_SQL =
+  'SELECT l.seq, k.id AS walletId FROM settlement_log l JOIN account_ids k ON k.num = l.payer_num WHERE l.overspent = 1 AND l.seq >= ? ORDER BY l.seq LIMIT ?';
 
 export class SqliteLedgerStore implements LedgerStore {
   /** The file, for reads and tests; log rows are written by commitBatch only (the request-id filter must see every id). */
@@ -196,9 +200,7 @@ export class SqliteLedgerStore implements LedgerStore {
       logBySeq: p('SELECT * FROM settlement_log WHERE seq = ?'),
       unfinished: p('SELECT * FROM settlement_log WHERE seq > ? AND state IN (?, ?) ORDER BY seq'),
       memosFrom: p('SELECT seq, memo, at_ms AS atMs FROM settlement_log WHERE seq >= ? AND substr(memo, 1, ?) = ? ORDER BY seq LIMIT ?'),
-      overspentFrom: p(
-        'SELECT l.seq, k.id AS walletId FROM settlement_log l JOIN account_ids k ON k.num = l.payer_num WHERE l.overspent = 1 AND l.seq >= ? ORDER BY l.seq LIMIT ?',
-      ),
+      overspentFrom: p(OVERSPENT_FROM_SQL),
       holdBySeq: p('SELECT seq, release_at_ms FROM holds WHERE seq = ?'),
       dueHolds: p('SELECT seq, release_at_ms FROM holds WHERE release_at_ms <= ? ORDER BY release_at_ms, seq LIMIT ?'),
       logUpdate: p(

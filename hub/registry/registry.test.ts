@@ -287,7 +287,7 @@ describe('registry', () => {
       { seq: 8, walletId: lost },
     ];
     const version = reg.blocklistVersion();
-    expect(reg.restoreOverspendBlocks(rows, 9, 20)).toEqual([lost, lostAgain]);
+    expect(reg.restoreOverspendBlocks(rows, 9, true, 20)).toEqual([lost, lostAgain]);
     expect(reg.blocklist()).toEqual([
       { wallet: lost, reason: 'overspent offline' },
       { wallet: lostAgain, reason: 'overspent offline' },
@@ -299,6 +299,15 @@ describe('registry', () => {
     reg = Registry.open(file);
     expect(reg.overspendLedgerSeq()).toBe(9);
     expect(reg.isBlocklisted(lostAgain)).toBe(true);
+  });
+
+  it('forgets handled rows beyond the ledger’s end after the last page: a ledger restored from a backup gives those seqs out again', () => {
+    const w = 'e5'.repeat(32);
+    reg.blocklistOverspent(w, 20, 1);
+    reg.blocklistRemove(w, 2);
+    expect(reg.restoreOverspendBlocks([], 12, false, 3)).toEqual([]); // a page: seq 20 may still come
+    expect(reg.restoreOverspendBlocks([], 9, true, 5)).toEqual([]); // the ledger ends at 8 now
+    expect(reg.restoreOverspendBlocks([{ seq: 20, walletId: w }], 21, true, 6)).toEqual([w]);
   });
 
   it('counts the overspent rows of a registry upgraded in use as handled (-1), a new one scans from 0', () => {

@@ -579,9 +579,11 @@ export class Registry implements TerminalDirectory {
    * Blocklists the wallets of overspent ledger rows from overspendLedgerSeq() on that this file
    * has not handled: their blocklisting was lost to a crash or power cut after the ledger's commit.
    * A row it handled is not blocked again, so a wallet an operator lifted stays lifted. Then every
-   * row before `throughLedgerSeq` counts as handled. One transaction; returns the wallets added.
+   * row before `throughLedgerSeq` counts as handled; after the `last` page, the rows it recorded
+   * beyond the ledger's end go too (a ledger restored from a backup gives those seqs out again).
+   * One transaction; returns the wallets added.
    */
-  restoreOverspendBlocks(rows: readonly { seq: number; walletId: string }[], throughLedgerSeq: number, nowMs: number): string[] {
+  restoreOverspendBlocks(rows: readonly { seq: number; walletId: string }[], throughLedgerSeq: number, last: boolean, nowMs: number): string[] {
     const added = new Set<string>();
     this.transaction(() => {
       for (const r of rows) {
@@ -589,7 +591,7 @@ export class Registry implements TerminalDirectory {
         this.#blockInsert(r.walletId, OVERSPENT_REASON, nowMs);
         added.add(r.walletId);
       }
-      this.#s.overspendBlockPrune!.run(throughLedgerSeq);
+      this.#s.overspendBlockPrune!.run(last ? Number.MAX_SAFE_INTEGER : throughLedgerSeq);
       this.#setMeta(OVERSPEND_LEDGER_SEQ, throughLedgerSeq);
     });
     for (const wallet of added) this.#blocklist.set(wallet, OVERSPENT_REASON);

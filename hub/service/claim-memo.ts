@@ -8,6 +8,7 @@
  */
 import type { Registry, RestoredClaim } from '../registry/registry.ts';
 import type { LedgerStore } from '../ledger/store.ts';
+import { forEachLedgerPage } from './ledger-pages.ts';
 
 /** A claim as its memo carries it: the registry's RestoredClaim without the time (the row has that). */
 export type WalletClaim = Omit<RestoredClaim, 'timeMs'>;
@@ -42,18 +43,20 @@ export function parseClaimMemo(memo: string): WalletClaim | null {
  * lacked.
  */
 export async function restoreClaimsFromLedger(registry: Registry, store: LedgerStore, pageSize = RESTORE_PAGE): Promise<number> {
-  const { lastSeq } = await store.counters();
-  let from = registry.claimsLedgerSeq();
   let missing = 0;
-  for (;;) {
-    const rows = await store.memosFrom(from, PREFIX, pageSize);
-    const claims: RestoredClaim[] = [];
-    for (const row of rows) {
-      const c = parseClaimMemo(row.memo);
-      if (c) claims.push({ ...c, timeMs: row.atMs });
-    }
-    from = rows.length < pageSize ? lastSeq + 1 : rows[rows.length - 1]!.seq + 1;
-    missing += registry.restoreClaims(claims, from);
-    if (rows.length < pageSize) return missing;
-  }
+  await forEachLedgerPage(
+    store,
+    registry.claimsLedgerSeq(),
+    pageSize,
+    (from, limit) => store.memosFrom(from, PREFIX, limit),
+    (rows, throughSeq) => {
+      const claims: RestoredClaim[] = [];
+      for (const row of rows) {
+        const c = parseClaimMemo(row.memo);
+        if (c) claims.push({ ...c, timeMs: row.atMs });
+      }
+      missing += registry.restoreClaims(claims, throughSeq);
+    },
+  );
+  return missing;
 }

@@ -597,7 +597,7 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
     backgroundCheckpointMs: REGISTRY_CHECKPOINT_MS,
     onCommitError: (err) => logger.error({ err }, 'registry commit failed: its claims and results stay in memory, new claims are refused until one succeeds'),
   });
-  let engine: Engine;
+  let engine: Engine | undefined;
   let keyring: HubKeyring;
   let store: SqliteLedgerStore | undefined;
   try {
@@ -608,12 +608,13 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
     // Before the first request: claims the registry lost to a crash or power cut come back from the ledger.
     const restored = await restoreClaimsFromLedger(registry, store);
     if (restored > 0) logger.warn({ restored }, 'wallet claims the registry had lost restored from the ledger');
-    const blocked = await restoreOverspendBlocklist(registry, store, clock());
-    if (blocked.length > 0) logger.warn({ wallets: blocked }, 'overspent wallets the registry had not blocklisted blocklisted from the ledger');
     engine = await Engine.open(store, { ...options.engine, clock });
+    // After the engine has finished what a crash left open: an overdraft it settled counts too.
+    const blocked = await restoreOverspendBlocklist(registry, store, clock());
+    if (blocked.length > 0) logger.warn({ wallets: blocked }, 'overspent wallets the registry had lost blocklisted again from the ledger');
   } catch (err) {
     try {
-      await store?.close();
+      await (engine ? engine.close() : store?.close());
     } finally {
       await registry.close();
     }

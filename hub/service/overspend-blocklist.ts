@@ -7,21 +7,22 @@
  */
 import type { LedgerStore } from '../ledger/store.ts';
 import type { Registry } from '../registry/registry.ts';
+import { forEachLedgerPage } from './ledger-pages.ts';
 
 /** Overspent ledger rows read per step (one registry transaction each). */
 const RESTORE_PAGE = 1_000;
 
-/** Returns the wallets it blocklisted. */
+/** Returns the wallets it blocklisted. Run after the engine has finished the rows a crash left open. */
 export async function restoreOverspendBlocklist(registry: Registry, store: LedgerStore, nowMs: number, pageSize = RESTORE_PAGE): Promise<string[]> {
-  const { lastSeq } = await store.counters();
-  let from = registry.overspendLedgerSeq();
-  // Upgraded from a registry that kept no record of the rows it handled: they all count as handled.
-  if (from < 0) return registry.restoreOverspendBlocks([], lastSeq + 1, nowMs);
+  const from = registry.overspendLedgerSeq();
   const added: string[] = [];
-  for (;;) {
-    const rows = await store.overspentFrom(from, pageSize);
-    from = rows.length < pageSize ? lastSeq + 1 : rows[rows.length - 1]!.seq + 1;
-    added.push(...registry.restoreOverspendBlocks(rows, from, nowMs));
-    if (rows.length < pageSize) return added;
-  }
+  await forEachLedgerPage(
+    store,
+    // Upgraded from a registry that kept no record of the rows it handled: they all count as handled.
+    Math.max(0, from),
+    pageSize,
+    (seq, limit) => (from < 0 ? Promise.resolve([]) : store.overspentFrom(seq, limit)),
+    (rows, throughSeq, last) => added.push(...registry.restoreOverspendBlocks(rows, throughSeq, last, nowMs)),
+  );
+  return added;
 }

@@ -165,7 +165,7 @@ describe('purchase', () => {
     hubLog.length = 0;
     await restoreSnapshot(); // the registry as before the sale; the ledger kept the overdraft
     expect(fx.hub.blocklist().find((b) => b.wallet === w.id)?.reason).toBe('overspent offline');
-    expect(hubLog).toContainEqual(expect.objectContaining({ msg: expect.stringMatching(/overspent wallets .* blocklisted from the ledger/), wallets: [w.id] }));
+    expect(hubLog).toContainEqual(expect.objectContaining({ msg: expect.stringMatching(/overspent wallets .* blocklisted again from the ledger/), wallets: [w.id] }));
     fx.hub.blocklistRemove(w.id);
   });
 
