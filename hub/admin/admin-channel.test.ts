@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { adminSocketPath, commandOf, sendAdminRequest, startAdminServer, type AdminReply, type AdminRequest, type AdminServer } from './admin-channel.ts';
+import { adminSocketPath, commandOf, parseAdminRequest, sendAdminRequest, startAdminServer, type AdminReply, type AdminRequest, type AdminServer } from './admin-channel.ts';
 
 let dir: string;
 let server: AdminServer | undefined;
@@ -94,6 +94,13 @@ describe('admin channel', () => {
     expect(await startAdminServer({ dataDir: join(dir, 'missing', 'folder'), logger: capture, run: echo })).toBeUndefined();
     expect(await startAdminServer({ dataDir: join(dir, 'x'.repeat(120)), logger: capture, run: echo })).toBeUndefined();
     expect(warnings).toEqual([expect.stringMatching(/cannot listen/), expect.stringMatching(/too long/)]);
+  });
+
+  it('refuses requests of the wrong shape with the reason', () => {
+    expect(parseAdminRequest('{"v":1,"argv":[1],"cwd":"/"}')).toEqual({ ok: false, message: expect.stringMatching(/^argv:/) as unknown as string });
+    expect(parseAdminRequest('{"v":1,"argv":[],"cwd":"relative"}')).toEqual({ ok: false, message: 'cwd: expected an absolute path' });
+    expect(parseAdminRequest('{"v":2,"argv":[],"cwd":"/"}')).toMatchObject({ ok: false });
+    expect(parseAdminRequest('{"v":1,"argv":["a"],"cwd":"/"}')).toEqual({ ok: true, request: { v: 1, argv: ['a'], cwd: '/' } });
   });
 
   it('logs the command, never its values', () => {

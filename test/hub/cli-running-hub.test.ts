@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../protocol/index.ts';
-import { adminSocketPath, parseAdminRequest, sendAdminRequest, MAX_ADMIN_REQUEST_BYTES } from '../../hub/admin/admin-channel.ts';
+import { adminSocketPath, sendAdminRequest, MAX_ADMIN_REQUEST_BYTES } from '../../hub/admin/admin-channel.ts';
 import { startDemo, type Demo } from '../../simulators/fleet/demo.ts';
 import { SNACKS } from './kit.ts';
 
@@ -78,8 +78,6 @@ describe('operator CLI while the hub runs', () => {
   });
 
   it('refuses a malformed or oversized request with a typed error, and keeps serving', async () => {
-    expect(parseAdminRequest('{"v":1,"argv":[1],"cwd":"/"}')).toEqual({ ok: false, message: expect.stringMatching(/^argv:/) as unknown as string });
-    expect(parseAdminRequest('{"v":1,"argv":[],"cwd":"relative"}')).toEqual({ ok: false, message: 'cwd: expected an absolute path' });
     const raw = (payload: string) =>
       new Promise<string>((resolve, reject) => {
         let out = '';
