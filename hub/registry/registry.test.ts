@@ -325,6 +325,26 @@ describe('registry', () => {
     }
   });
 
+  it('durable(): commits the queued claims at once and fsyncs, on a file or in memory', async () => {
+    expect(reg.claimFreshness({ challenge: 'c1'.repeat(16), wallet: 'w1'.repeat(32), requestId: 'r1'.repeat(16), nowMs: 1 })).toBe('fresh');
+    const other = new Database(file, { readonly: true });
+    try {
+      const seen = () => other.prepare('SELECT 1 FROM challenges WHERE challenge = ?').get('c1'.repeat(16)) !== undefined;
+      expect(seen()).toBe(false); // queued for the deferred group commit
+      await reg.durable();
+      expect(seen()).toBe(true);
+    } finally {
+      other.close();
+    }
+    const memory = Registry.open(':memory:');
+    try {
+      memory.claimFreshness({ challenge: 'c2'.repeat(16), wallet: 'w1'.repeat(32), requestId: 'r2'.repeat(16), nowMs: 1 });
+      await expect(memory.durable()).resolves.toBeUndefined();
+    } finally {
+      await memory.close();
+    }
+  });
+
   it('enrolls and revokes terminals (TerminalDirectory)', () => {
     const t = generateKeyPair();
     const cert = issueTerminalCertificate(hub, { terminalId: 'g-1', kind: 'gate', merchantId: 'transit', publicKey: toHex(t.publicKey), notBefore: 0, notAfter: 1e13 });

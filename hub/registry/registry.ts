@@ -9,11 +9,13 @@
  * returns. Per-request state commits at NORMAL (#relaxed): it survives a process crash, and what a
  * power loss takes is covered by the ledger — claims and entry records come back from it (README,
  * "Claims commit with their money"), results are rebuilt from it, a receipt's refund is idempotent
- * there. A ticket use may be lost (one more passage on that ticket).
+ * there. Claims no ledger row carries (a ticket use, a zero-fare exit) are made durable before
+ * their approval leaves (durable()).
  */
 import Database from 'better-sqlite3';
 import { Checkpointer } from '../ledger/checkpointer.ts';
 import { TableKeyFilter } from '../ledger/table-key-filter.ts';
+import { WalSyncer } from '../ledger/wal-syncer.ts';
 import { CounterWindow, type ArticleT, type Envelope, type FareTable } from '../../protocol/index.ts';
 import type { TicketProductT } from '../rules/tickets.ts';
 import type { CatalogVersion } from '../rules/catalog.ts';
@@ -242,6 +244,8 @@ export class Registry implements TerminalDirectory {
   #products: Map<string, TicketProductT> | undefined;
   readonly #s: Record<string, Database.Statement>;
   readonly #checkpointer: Checkpointer | undefined;
+  /** fsyncs the WAL off the event loop for durable() (none for an in-memory file). */
+  readonly #walSyncer: WalSyncer | undefined;
   /**
    * Negative caches for the two lookups every request makes (README, "Negative caches"): every
    * request id with a stored result and every used challenge, file or queue. A new id or
@@ -253,6 +257,7 @@ export class Registry implements TerminalDirectory {
   private constructor(db: Database.Database, options: RegistryOpenOptions, checkpointer?: Checkpointer) {
     this.db = db;
     this.#checkpointer = checkpointer;
+    this.#walSyncer = db.memory ? undefined : new WalSyncer(`${db.name}-wal`);
     this.#onCommitError = options.onCommitError ?? (() => undefined);
     this.#maxCachedWindows = options.maxCachedWindows ?? MAX_CACHED_WINDOWS;
     const p = (sql: string): Database.Statement => db.prepare(sql);
@@ -348,7 +353,7 @@ export class Registry implements TerminalDirectory {
     if (!this.db.open) return Promise.resolve();
     this.#resultIds.filter.stop();
     this.#usedChallenges.filter.stop();
-    const stopped = this.#checkpointer?.stop() ?? Promise.resolve();
+    const stopped = Promise.all([this.#checkpointer?.stop(), this.#walSyncer?.close()]).then(() => undefined);
     this.#commitPending();
     this.db.close();
     return stopped;
@@ -706,6 +711,22 @@ export class Registry implements TerminalDirectory {
     // The cached windows (if any) are older than the file now.
     for (const wallet of windows.keys()) this.#windows.delete(wallet);
     return missing;
+  }
+
+  /**
+   * Resolves once every claim and result queued so far, and every per-request write before them,
+   * is on disk: the queue commits now, then the WAL is fsynced off the event loop (one fsync for
+   * every caller waiting meanwhile). For the claims no ledger row carries — a ticket use, a
+   * zero-fare exit's entry record and challenge — whose replies must not outlive a power cut.
+   */
+  async durable(): Promise<void> {
+    this.#commitPending();
+    try {
+      await this.#walSyncer?.sync();
+    } catch (err) {
+      // No WAL file: nothing was written since the last close checkpointed it away.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
 
   /** Resolves once every write queued so far (claims, results) is committed; rejects if that fails. */

@@ -481,6 +481,8 @@ export class SettlementService {
       if (claimed === 'replay') return declined('REPLAY');
       if (op.entry && this.#o.registry.claimEntryRecord(op.entry.body.recordId, body.requestId) === 'replay') return declined('REPLAY');
       if (quote.fareMinor === 0) {
+        // No ledger row carries these claims: they are on disk before the gate hears of them.
+        await this.#o.registry.durable();
         return { status: 'approved', withdrawal: 'none', amountMinor: 0, currency: auth.currency, timeMs: now, wallet, cache: true };
       }
       const base = { requestId: eid, walletId: wallet, merchantId: terminal.merchantId, amountMinor: quote.fareMinor, currency: quote.currency };
@@ -559,6 +561,8 @@ export class SettlementService {
     if (!check.ok) return declined(check.code);
     const claim = this.#o.registry.claimTicketUse(op.ticket.body.ticketId, body.requestId, terminal.terminalId, op.station, op.usedAt);
     if (claim === 'replay') return declined('TICKET_USED');
+    // No ledger row carries a ticket use: it is on disk before the gate hears of it.
+    await this.#o.registry.durable();
     return { status: 'approved', withdrawal: 'none', amountMinor: 0, currency: this.#o.currency, timeMs: now, wallet: op.ticket.body.wallet, cache: true };
   }
 
