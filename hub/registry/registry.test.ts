@@ -345,6 +345,18 @@ describe('registry', () => {
     }
   });
 
+  it('durable(): once a WAL sync has failed, refuses until reopened, and reports it', async () => {
+    const reported: unknown[] = [];
+    reg.close();
+    reg = Registry.open(file, { onCommitError: (err) => reported.push(err) });
+    reg.blocklistAdd('ab'.repeat(32), 'lost', 1); // a write: the WAL exists
+    rmSync(`${file}-wal`); // the syncer cannot open it (SQLite keeps its own descriptor)
+    await expect(reg.durable()).rejects.toMatchObject({ code: 'ENOENT' });
+    writeFileSync(`${file}-wal`, ''); // openable again: a later sync could report success
+    await expect(reg.durable()).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(reported).toHaveLength(1);
+  });
+
   it('enrolls and revokes terminals (TerminalDirectory)', () => {
     const t = generateKeyPair();
     const cert = issueTerminalCertificate(hub, { terminalId: 'g-1', kind: 'gate', merchantId: 'transit', publicKey: toHex(t.publicKey), notBefore: 0, notAfter: 1e13 });

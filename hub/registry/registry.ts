@@ -246,6 +246,8 @@ export class Registry implements TerminalDirectory {
   readonly #checkpointer: Checkpointer | undefined;
   /** fsyncs the WAL off the event loop for durable() (none for an in-memory file). */
   readonly #walSyncer: WalSyncer | undefined;
+  /** The first failed fsync: durable() refuses from then on. */
+  #syncFailure: unknown;
   /**
    * Negative caches for the two lookups every request makes (README, "Negative caches"): every
    * request id with a stored result and every used challenge, file or queue. A new id or
@@ -720,12 +722,16 @@ export class Registry implements TerminalDirectory {
    * zero-fare exit's entry record and challenge — whose replies must not outlive a power cut.
    */
   async durable(): Promise<void> {
+    // After a failed fsync the kernel may have dropped the pages and a later fsync succeed:
+    // nothing is durable any more until the file is reopened (the hub restarted).
+    if (this.#syncFailure !== undefined) throw this.#syncFailure;
     this.#commitPending();
     try {
       await this.#walSyncer?.sync();
     } catch (err) {
-      // No WAL file: nothing was written since the last close checkpointed it away.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.#syncFailure ??= err;
+      this.#onCommitError(err);
+      throw err;
     }
   }
 
