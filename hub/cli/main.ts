@@ -19,6 +19,9 @@ import { parseCatalogFile } from '../rules/catalog.ts';
 import { parseFareTableFile } from '../rules/fare-tables.ts';
 import { parseTicketProductsFile } from '../rules/tickets.ts';
 import { sendAdminRequest, type AdminReply, type AdminRequest, type AdminRunner } from '../admin/admin-channel.ts';
+import { brokerPasswordFor, writeMosquittoFiles } from '../mqtt/mosquitto-config.ts';
+import { mosquittoCredentials } from '../mqtt/mosquitto-credentials.ts';
+import type { TerminalListing } from '../mqtt/types.ts';
 import { createHub, type Hub } from '../service/hub.ts';
 import { EXIT_BAD_INPUT, EXIT_REFUSED } from './exit-codes.ts';
 import { InputError, OperationRefused } from '../service/input-error.ts';
@@ -324,6 +327,44 @@ function buildProgram(ctx: CliContext): Command {
         const r = await hub.payout(input);
         print(r);
         if (!r.ok) ctx.exitCode = EXIT_REFUSED;
+      });
+    });
+
+  program
+    .command('mosquitto-files')
+    .description(
+      'write mosquitto.conf with its password and ACL files for every enrolled terminal, for an external Mosquitto; rerun after enrolling or revoking a terminal, then reload Mosquitto (kill -HUP)',
+    )
+    .requiredOption('--out <dir>', 'folder for the files (Mosquitto must be able to read it)')
+    .requiredOption('--port <n>', 'port Mosquitto listens on')
+    .option('--host <addr>', 'address Mosquitto listens on', '127.0.0.1')
+    .option('--tls-cert <file>', 'TLS certificate (PEM) for the listener')
+    .option('--tls-key <file>', 'TLS private key (PEM) for the listener')
+    .action(async (o: Record<string, string | undefined>) => {
+      const port = int('port', o['port']) as number;
+      if (port > 65_535) throw new InputError('port', 'at most 65535');
+      if ((o['tlsCert'] === undefined) !== (o['tlsKey'] === undefined)) throw new InputError('tls-cert', 'give --tls-cert and --tls-key together');
+      const tls = o['tlsCert'] !== undefined ? { certFile: resolve(ctx.cwd, o['tlsCert']), keyFile: resolve(ctx.cwd, o['tlsKey'] as string) } : undefined;
+      await withHub(ctx, program, (hub) => {
+        const creds = mosquittoCredentials(dataDirOf(ctx, program));
+        const listing: TerminalListing = {
+          lookupTerminal: (id) => hub.lookupTerminal(id),
+          listTerminals: () => hub.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, revoked: t.revoked })),
+        };
+        const files = writeMosquittoFiles({ dir: resolve(ctx.cwd, o['out'] as string), port, host: o['host'] as string, directory: listing, ...creds, ...(tls ? { tls } : {}) });
+        // The hub's config for this broker: mqtt { kind: external, url, username, passwordFile }.
+        print({ ...files, hubPasswordFile: creds.hubPasswordFile, hubConfig: { kind: 'external', url: files.url, username: files.hubUsername, passwordFile: creds.hubPasswordFile } });
+      });
+    });
+
+  program
+    .command('broker-password <terminalId>')
+    .description("an enrolled terminal's password for an external Mosquitto (its terminal.json hub.password)")
+    .action(async (terminalId: string) => {
+      await withHub(ctx, program, (hub) => {
+        const terminal = hub.lookupTerminal(terminalId);
+        if (!terminal || terminal.revoked) throw new OperationRefused('NOT_FOUND', `${terminalId} is not an enrolled terminal`);
+        print({ terminalId, password: brokerPasswordFor(mosquittoCredentials(dataDirOf(ctx, program)).brokerSecret, terminalId) });
       });
     });
 
