@@ -8,10 +8,9 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, mosquittoAvailable, startMosquitto, type MosquittoProcess } from '../../hub/mqtt/mosquitto-process.ts';
-import { noDelayStreamBuilder } from '../../hub/mqtt/no-delay-stream.ts';
+import { tryConnect } from './fixtures.ts';
 
 const available = mosquittoAvailable();
 if (!available) console.warn('test/mqtt/cli-mosquitto: SKIPPED — no `mosquitto` binary on PATH (Debian package `mosquitto`)');
@@ -29,20 +28,6 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
     return new Promise((resolve) => {
       execFile(TSX, [CLI, '--data-dir', dataDir, ...args], { cwd: dir, timeout: 20_000 }, (err, stdout, stderr) => {
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : 99) : 0, stdout, stderr });
-      });
-    });
-  }
-
-  function tryConnect(username: string, password: string): Promise<'accepted' | number> {
-    return new Promise((resolve) => {
-      const client = new MqttClient(noDelayStreamBuilder(files.url), { protocolVersion: 4, clientId: username, username, password, reconnectPeriod: 0 });
-      client.once('connect', () => {
-        client.end(true);
-        resolve('accepted');
-      });
-      client.once('error', (err: Error & { code?: number }) => {
-        client.end(true);
-        resolve(err.code ?? -1);
       });
     });
   }
@@ -74,9 +59,9 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
   it('the broker lets in an enrolled terminal with its printed password and the hub with its file, nobody else', async () => {
     const printed = await cli('broker-password', 'pos-1');
     const { password } = JSON.parse(printed.stdout) as { password: string };
-    expect(await tryConnect('pos-1', password)).toBe('accepted');
-    expect(await tryConnect('pos-1', `${password}x`)).not.toBe('accepted');
-    expect(await tryConnect(files.hubUsername, readFileSync(files.hubPasswordFile, 'utf8').trim())).toBe('accepted');
+    expect(await tryConnect(files.url, 'pos-1', password)).toBe('accepted');
+    expect(await tryConnect(files.url, 'pos-1', `${password}x`)).not.toBe('accepted');
+    expect(await tryConnect(files.url, files.hubUsername, readFileSync(files.hubPasswordFile, 'utf8').trim())).toBe('accepted');
     // The same password again: the secret it derives from is kept in the data folder.
     expect(JSON.parse((await cli('broker-password', 'pos-1')).stdout)).toEqual({ terminalId: 'pos-1', password });
   });

@@ -5,7 +5,7 @@
  * for hub/service so the transport can be tested on its own.
  */
 import { Writable } from 'node:stream';
-import type { MqttClient } from 'mqtt';
+import { MqttClient } from 'mqtt';
 import pino, { type Logger } from 'pino';
 import {
   decodeMessage,
@@ -20,6 +20,7 @@ import {
   type KeyPair,
 } from '../../protocol/index.ts';
 import type { SignatureVerifier } from '../../hub/verify/verifier.ts';
+import { noDelayStreamBuilder } from '../../hub/mqtt/no-delay-stream.ts';
 import type { Announcement, SettlementHandler, TerminalListing } from '../../hub/mqtt/types.ts';
 import { makePurchaseRequest, nodeSigningKey, type PurchaseParty } from '../../simulators/load/purchase-request.ts';
 
@@ -194,4 +195,19 @@ export async function grantedQos(client: MqttClient, filters: string[]): Promise
     if (!granted) throw err;
     return granted.map((g) => (typeof g === 'number' ? g : g.qos));
   }
+}
+
+/** A raw CONNECT to `url` with the given credentials: resolves 'accepted' or the CONNACK refusal code. */
+export function tryConnect(url: string, username: string, password: string, clientId = username): Promise<'accepted' | number> {
+  return new Promise((resolve) => {
+    const client = new MqttClient(noDelayStreamBuilder(url), { protocolVersion: 4, clientId, username, password, clean: false, reconnectPeriod: 0 });
+    client.once('connect', () => {
+      client.end(true);
+      resolve('accepted');
+    });
+    client.once('error', (err: Error & { code?: number }) => {
+      client.end(true);
+      resolve(err.code ?? -1);
+    });
+  });
 }

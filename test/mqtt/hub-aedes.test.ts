@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MqttClient } from 'mqtt';
 import { MAX_TERMINAL_PAYLOAD_BYTES, generateKeyPair, makeConnectToken, topics } from '../../protocol/index.ts';
 import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
-import { noDelayStreamBuilder } from '../../hub/mqtt/no-delay-stream.ts';
 import { WorkerVerifier } from '../../hub/verify/worker-verifier.ts';
 import { connectTerminal } from '../../simulators/load/terminal-client.ts';
-import { MemoryDirectory, TestSettlementHandler, captureLogger, eventually, grantedQos, makeTerminal } from './fixtures.ts';
+import { MemoryDirectory, TestSettlementHandler, captureLogger, eventually, grantedQos, makeTerminal, tryConnect } from './fixtures.ts';
 import { hubContract, type HubEnv } from './hub-contract.ts';
 
 const directory = new MemoryDirectory();
@@ -27,21 +25,6 @@ afterAll(async () => {
 
 const connect: HubEnv['connect'] = (t, o = {}) => connectTerminal({ url: hub.url, terminalId: t.terminalId, secretKey: t.keys.secretKey, ...o });
 
-/** Raw CONNECT with the given credentials; resolves 'accepted' or the CONNACK refusal code. */
-function tryConnect(clientId: string, username: string, password: string): Promise<'accepted' | number> {
-  return new Promise((resolve) => {
-    const client = new MqttClient(noDelayStreamBuilder(hub.url), { protocolVersion: 4, clientId, username, password, clean: false, reconnectPeriod: 0 });
-    client.once('connect', () => {
-      client.end(true);
-      resolve('accepted');
-    });
-    client.once('error', (err: Error & { code?: number }) => {
-      client.end(true);
-      resolve(err.code ?? -1);
-    });
-  });
-}
-
 describe('hub over the embedded aedes broker', () => {
   it('listens on a free port and serves plain MQTT', () => {
     expect(hub.port).toBeGreaterThan(0);
@@ -51,7 +34,7 @@ describe('hub over the embedded aedes broker', () => {
   describe('authentication at CONNECT', () => {
     const t = () => terminals[0]!;
     it('accepts a fresh token signed by the enrolled key', async () => {
-      expect(await tryConnect(t().terminalId, t().terminalId, makeConnectToken(t().terminalId, t().keys.secretKey, Date.now()))).toBe('accepted');
+      expect(await tryConnect(hub.url, t().terminalId, makeConnectToken(t().terminalId, t().keys.secretKey, Date.now()))).toBe('accepted');
     });
     it.each<[string, () => [string, string, string]]>([
       ['an unknown terminal', () => { const k = generateKeyPair(); return ['stranger-9', 'stranger-9', makeConnectToken('stranger-9', k.secretKey, Date.now())]; }],
@@ -64,13 +47,13 @@ describe('hub over the embedded aedes broker', () => {
     ])('refuses %s with CONNACK 5 (not authorized) and logs it', async (_name, creds) => {
       const [clientId, username, password] = creds();
       const before = records.length;
-      expect(await tryConnect(clientId, username, password)).toBe(5);
+      expect(await tryConnect(hub.url, username, password, clientId)).toBe(5);
       expect(records.slice(before).some((r) => r.msg === 'mqtt: CONNECT refused')).toBe(true);
     });
     it('refuses a replayed token (single use)', async () => {
       const token = makeConnectToken(t().terminalId, t().keys.secretKey, Date.now());
-      expect(await tryConnect(t().terminalId, t().terminalId, token)).toBe('accepted');
-      expect(await tryConnect(t().terminalId, t().terminalId, token)).toBe(5);
+      expect(await tryConnect(hub.url, t().terminalId, token)).toBe('accepted');
+      expect(await tryConnect(hub.url, t().terminalId, token)).toBe(5);
       expect(records.some((r) => r.msg === 'mqtt: CONNECT refused' && r.reason === 'REPLAY')).toBe(true);
     });
   });

@@ -7,15 +7,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MqttClient } from 'mqtt';
 import { topics } from '../../protocol/index.ts';
 import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
 import { HUB_USERNAME, brokerPasswordFor, mosquittoPasswordHash, writeMosquittoFiles } from '../../hub/mqtt/mosquitto-config.ts';
 import { freePort, mosquittoAvailable, startMosquitto, type MosquittoProcess } from '../../hub/mqtt/mosquitto-process.ts';
-import { noDelayStreamBuilder } from '../../hub/mqtt/no-delay-stream.ts';
 import { WorkerVerifier } from '../../hub/verify/worker-verifier.ts';
 import { connectTerminal } from '../../simulators/load/terminal-client.ts';
-import { MemoryDirectory, TestSettlementHandler, captureLogger, makeTerminal } from './fixtures.ts';
+import { MemoryDirectory, TestSettlementHandler, captureLogger, makeTerminal, tryConnect } from './fixtures.ts';
 import { hubContract, type HubEnv } from './hub-contract.ts';
 
 const available = mosquittoAvailable();
@@ -55,20 +53,6 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
   const connect: HubEnv['connect'] = (t, o = {}) =>
     connectTerminal({ url, terminalId: t.terminalId, password: brokerPasswordFor(brokerSecret, t.terminalId), ...o });
 
-  function tryConnect(username: string, password: string): Promise<'accepted' | number> {
-    return new Promise((resolve) => {
-      const client = new MqttClient(noDelayStreamBuilder(url), { protocolVersion: 4, clientId: username, username, password, clean: false, reconnectPeriod: 0 });
-      client.once('connect', () => {
-        client.end(true);
-        resolve('accepted');
-      });
-      client.once('error', (err: Error & { code?: number }) => {
-        client.end(true);
-        resolve(err.code ?? -1);
-      });
-    });
-  }
-
   it('writes mosquitto_passwd-compatible $7$ hashes and the ACL patterns', () => {
     expect(mosquittoPasswordHash('secret', Buffer.alloc(12, 1), 101)).toMatch(/^\$7\$101\$AQEBAQEBAQEBAQEB\$[A-Za-z0-9+/]{86}==$/);
     const acl = readFileSync(path.join(dir, 'acl'), 'utf8');
@@ -82,7 +66,7 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
 
   describe('authentication at CONNECT', () => {
     it('accepts the derived per-terminal password', async () => {
-      expect(await tryConnect('pos-1', brokerPasswordFor(brokerSecret, 'pos-1'))).toBe('accepted');
+      expect(await tryConnect(url, 'pos-1', brokerPasswordFor(brokerSecret, 'pos-1'))).toBe('accepted');
     });
     it.each([
       ['an unknown terminal', 'stranger-9', () => brokerPasswordFor(brokerSecret, 'stranger-9')],
@@ -90,16 +74,16 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
       ['a wrong password', 'pos-1', () => brokerPasswordFor(brokerSecret, 'vend-2')],
       ['a password derived from another secret', 'pos-1', () => brokerPasswordFor(randomBytes(32), 'pos-1')],
     ])('refuses %s (CONNACK 4/5)', async (_name, username, password) => {
-      const code = await tryConnect(username, password());
+      const code = await tryConnect(url, username, password());
       expect([4, 5]).toContain(code);
     });
     it('refuses a terminal revoked while the broker runs, after the files are regenerated and SIGHUP', async () => {
-      expect(await tryConnect('pos-later', brokerPasswordFor(brokerSecret, 'pos-later'))).toBe('accepted');
+      expect(await tryConnect(url, 'pos-later', brokerPasswordFor(brokerSecret, 'pos-later'))).toBe('accepted');
       directory.revoke('pos-later');
       writeMosquittoFiles({ dir, port: Number(new URL(url).port), directory, brokerSecret, hubPassword });
       mosquitto.reload();
       await new Promise((r) => setTimeout(r, 300));
-      expect([4, 5]).toContain(await tryConnect('pos-later', brokerPasswordFor(brokerSecret, 'pos-later')));
+      expect([4, 5]).toContain(await tryConnect(url, 'pos-later', brokerPasswordFor(brokerSecret, 'pos-later')));
     });
   });
 
