@@ -1,0 +1,221 @@
+// Crash test over MQTT: the hub runs as its own process (`npm start -- --no-site`), terminals send
+// signed purchases over the embedded broker and resend the SAME bytes whenever no reply comes (as
+// hub/mqtt/README.md tells a terminal to), and the hub is SIGKILLed at random moments and
+// restarted on the same data folder. Afterwards, what the mission promises must hold: every
+// request got an answer, a resend never changed it, a wallet's authorization used before a crash
+// is refused under a new request id after it, and each wallet's balance moved by exactly its
+// approved requests, once each, in a ledger that verifies.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createHub } from '../../hub/service/hub.ts';
+import { engineRequestId, ledgerDecision } from '../../hub/service/engine-ids.ts';
+import { decodeAndVerify, newRequestId, type Envelope } from '../../protocol/index.ts';
+import { fastSignMessage, makePurchaseRequest, nodeSigningKey, type PurchaseParty } from '../../simulators/load/purchase-request.ts';
+import { connectTerminal, type TerminalClient } from '../../simulators/load/terminal-client.ts';
+import { spawnTs, type Spawned } from '../e2e/process.ts';
+
+const TERMINALS = 16;
+const WALLETS_PER_TERMINAL = 2;
+const PRICE_MINOR = 250;
+const START_MINOR = 1_000_000;
+const KILLS = 5;
+/** A terminal resends after this long without a reply (the hub may be down or restarting). */
+const RESEND_AFTER_MS = 1500;
+const MQTT_URL = /mqtt\s+(mqtt:\/\/127\.0\.0\.1:(\d+))/;
+
+interface Answer {
+  readonly status: 'approved' | 'declined';
+  readonly code: string | undefined;
+  readonly amountMinor: number;
+}
+
+interface Sent {
+  readonly party: PurchaseParty;
+  readonly message: Envelope<'settlement.request'>;
+  /** Every verified answer, in order: the first one and those to resends and redeliveries. */
+  readonly answers: Answer[];
+  resends: number;
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), 'tapsettle-hub-crash-'));
+let hub: Spawned | undefined;
+
+afterAll(() => {
+  if (hub && hub.child.exitCode === null) hub.child.kill('SIGKILL');
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Enrolls the terminals and funds the wallets in-process, then lets go of the data folder. */
+interface SeededTerminal {
+  readonly terminalId: string;
+  readonly secretKey: Uint8Array;
+  /** One per wallet this terminal sells to. */
+  readonly parties: PurchaseParty[];
+}
+
+async function seed(): Promise<{ terminals: SeededTerminal[]; hubKey: string }> {
+  const h = await createHub({ dataDir, logger: pino({ level: 'silent' }) });
+  try {
+    h.importCatalog({ merchantId: 'shop', articles: [{ sku: 'coffee', name: 'Coffee', priceMinor: PRICE_MINOR, currency: 'EUR' }] });
+    const terminals: SeededTerminal[] = [];
+    for (let t = 0; t < TERMINALS; t++) {
+      const terminalId = `pos-${t}`;
+      const enrolled = await h.enrollTerminal({ terminalId, kind: 'pos', merchantId: 'shop' });
+      const parties: PurchaseParty[] = [];
+      for (let w = 0; w < WALLETS_PER_TERMINAL; w++) {
+        const wallet = await h.registerWallet({});
+        await h.topUp({ wallet: wallet.license.body.wallet, amountMinor: START_MINOR, operatorId: 'crash-test' });
+        parties.push({
+          terminalId,
+          merchantId: 'shop',
+          terminalKey: nodeSigningKey(enrolled.keyPair!.secretKey),
+          walletPublicKeyHex: wallet.license.body.wallet,
+          walletKey: nodeSigningKey(wallet.keyPair!.secretKey),
+          license: wallet.license,
+        });
+      }
+      terminals.push({ terminalId, secretKey: enrolled.keyPair!.secretKey, parties });
+    }
+    return { terminals, hubKey: h.hubPublicKey };
+  } finally {
+    await h.close();
+  }
+}
+
+async function startHub(mqttPort: number): Promise<{ url: string; port: number }> {
+  hub = spawnTs('bin/start.ts', ['--no-site', '--data-dir', dataDir, '--port', '0', '--mqtt-port', String(mqttPort), '--log-level', 'error']);
+  const m = await hub.waitFor(MQTT_URL, 30_000);
+  return { url: m[1]!, port: Number(m[2]) };
+}
+
+/** A reply that is there but wrong: the test fails, no resend hides it. */
+class BadReply extends Error {}
+
+function answerOf(bytes: Buffer, hubKey: string, requestId: string): Answer {
+  const decoded = decodeAndVerify(bytes, 'settlement.result', hubKey);
+  if (!decoded.ok) throw new BadReply(`reply to ${requestId} is not a hub-signed result: ${decoded.code} ${decoded.detail}`);
+  const b = decoded.value.body;
+  if (b.requestId !== requestId) throw new BadReply(`reply to ${requestId} names ${b.requestId}`);
+  return { status: b.status, code: b.code, amountMinor: b.amountMinor };
+}
+
+describe('the hub SIGKILLed under MQTT load', () => {
+  it('answers every resent request the same way and charges each approved purchase exactly once', async () => {
+    const { terminals, hubKey } = await seed();
+    const first = await startHub(0);
+    const sent = new Map<string, Sent>();
+    let stopping = false;
+
+    const clients: TerminalClient[] = await Promise.all(terminals.map((t) => connectTerminal({ url: first.url, terminalId: t.terminalId, secretKey: t.secretKey, reconnectPeriodMs: 200 })));
+
+    /** Until a verified answer comes: send, and resend the same bytes after RESEND_AFTER_MS. */
+    async function ask(client: TerminalClient, bytes: Buffer, requestId: string, record: Sent): Promise<void> {
+      for (let attempt = 0; ; attempt++) {
+        if (attempt > 0) record.resends++;
+        try {
+          record.answers.push(answerOf(await client.request(bytes, requestId, RESEND_AFTER_MS), hubKey, requestId));
+          return;
+        } catch (err) {
+          if (err instanceof BadReply) throw err;
+          if (attempt > 200) throw new Error(`no answer to ${requestId} after ${attempt} resends`);
+        }
+      }
+    }
+
+    /** The request's wallet authorization again, in a new request the terminal signs: a replay. */
+    async function replay(client: TerminalClient, r: Sent): Promise<Answer> {
+      const requestId = newRequestId();
+      const bytes = Buffer.from(JSON.stringify(fastSignMessage('settlement.request', { ...r.message.body, requestId }, r.party.terminalKey)));
+      const again: Sent = { ...r, answers: [], resends: 0 };
+      await ask(client, bytes, requestId, again);
+      return again.answers[0]!;
+    }
+
+    const counters = new Map<PurchaseParty, number>();
+    async function terminalLoop(client: TerminalClient, own: PurchaseParty[]): Promise<void> {
+      for (let n = 0; !stopping; n++) {
+        const party = own[n % own.length]!;
+        const counter = (counters.get(party) ?? Date.now()) + 1;
+        counters.set(party, counter);
+        const req = makePurchaseRequest(party, { lines: [{ sku: 'coffee', qty: 1, unitMinor: PRICE_MINOR }], currency: 'EUR', counter, nowMs: Date.now() });
+        const record: Sent = { party, message: req.message, answers: [], resends: 0 };
+        sent.set(req.requestId, record);
+        await ask(client, req.bytes, req.requestId, record);
+        // Every fifth request is delivered once more after its answer (a redelivery).
+        if (n % 5 === 4) await ask(client, req.bytes, req.requestId, record);
+      }
+    }
+
+    const loops = Promise.all(clients.map((c, i) => terminalLoop(c, terminals[i]!.parties)));
+    loops.catch(() => undefined); // awaited below; a bad reply fails the test there
+    const kills: number[] = [];
+    try {
+      for (let k = 0; k < KILLS; k++) {
+        const delay = 500 + Math.floor(Math.random() * 1500);
+        kills.push(delay);
+        await sleep(delay);
+        const running = hub!;
+        running.child.kill('SIGKILL');
+        await running.exited();
+        await startHub(first.port);
+      }
+      await sleep(1000);
+    } finally {
+      stopping = true;
+      await loops;
+    }
+    // Every authorization the wallets gave, used again under a new request id: refused, whether
+    // its claim was committed before a kill or re-entered from the ledger after it.
+    const replays = await Promise.all(
+      clients.map(async (c, i) => {
+        const answers: Array<[string, Answer]> = [];
+        for (const [requestId, r] of sent) if (r.party.terminalId === terminals[i]!.terminalId) answers.push([requestId, await replay(c, r)]);
+        return answers;
+      }),
+    );
+    await Promise.all(clients.map((c) => c.close()));
+    // A clean stop after the last restart.
+    hub!.child.kill('SIGTERM');
+    expect(await hub!.exited()).toBe(0);
+
+    const context = `kills after ${kills.join(', ')} ms`;
+    const records = [...sent.entries()];
+    for (const [requestId, a] of replays.flat()) expect(a, `${context}: replay of ${requestId}`).toEqual({ status: 'declined', code: 'REPLAY', amountMinor: 0 });
+    // The kills came while requests were in flight: some needed a resend.
+    expect(records.reduce((n, [, r]) => n + r.resends, 0), context).toBeGreaterThan(0);
+    expect(records.length, context).toBeGreaterThan(TERMINALS * 5);
+
+    const h = await createHub({ dataDir, logger: pino({ level: 'silent' }) });
+    try {
+      const report = await h.verifyLedger();
+      expect(report.ok, `${context}: ${JSON.stringify(report)}`).toBe(true);
+      const charged = new Map<string, number>();
+      for (const [requestId, r] of records) {
+        // One answer for all deliveries of a request: a resend never turns a decline into a charge or back.
+        const firstAnswer = r.answers[0]!;
+        for (const a of r.answers) expect(a, `${context}: ${requestId}`).toEqual(firstAnswer);
+        expect(firstAnswer.status, `${context}: ${requestId} declined ${firstAnswer.code}`).toBe('approved');
+        const wallet = r.party.walletPublicKeyHex;
+        charged.set(wallet, (charged.get(wallet) ?? 0) + firstAnswer.amountMinor);
+      }
+      const wallets = terminals.flatMap((t) => t.parties.map((p) => p.walletPublicKeyHex));
+      const accounts = await h.engine.store.accountsById(wallets);
+      for (const wallet of wallets) {
+        expect(accounts.get(wallet)?.balanceMinor, `${context}: ${wallet}`).toBe(START_MINOR - (charged.get(wallet) ?? 0));
+      }
+      // And each approval is its own request's withdrawal in the ledger.
+      for (const [requestId] of records) {
+        const row = await ledgerDecision(h.engine, requestId);
+        expect(row?.amountMinor, `${context}: ${requestId} (${engineRequestId(requestId)}) in the ledger`).toBe(PRICE_MINOR);
+      }
+    } finally {
+      await h.close();
+    }
+  }, 180_000);
+});
+
