@@ -13,18 +13,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createHub } from '../../hub/service/hub.ts';
 import { engineRequestId, ledgerDecision } from '../../hub/service/engine-ids.ts';
 import { decodeAndVerify, newRequestId, type Envelope } from '../../protocol/index.ts';
-import { fastSignMessage, makePurchaseRequest, nodeSigningKey, type PurchaseParty } from '../../simulators/load/purchase-request.ts';
+import { fastSignMessage, type PurchaseParty } from '../../simulators/load/purchase-request.ts';
 import { connectTerminal, type TerminalClient } from '../../simulators/load/terminal-client.ts';
-import { spawnTs, type Spawned } from '../e2e/process.ts';
+import { PRICE_MINOR, purchaseFactory, seedHub, startHubProcess, type HubProcess } from './hub-process.ts';
 
 const TERMINALS = 16;
 const WALLETS_PER_TERMINAL = 2;
-const PRICE_MINOR = 250;
 const START_MINOR = 1_000_000;
 const KILLS = 5;
 /** A terminal resends after this long without a reply (the hub may be down or restarting). */
 const RESEND_AFTER_MS = 1500;
-const MQTT_URL = /mqtt\s+(mqtt:\/\/127\.0\.0\.1:(\d+))/;
 
 interface Answer {
   readonly status: 'approved' | 'declined';
@@ -41,58 +39,16 @@ interface Sent {
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'tapsettle-hub-crash-'));
-let hub: Spawned | undefined;
+let hub: HubProcess | undefined;
 
 afterAll(() => {
-  if (hub && hub.child.exitCode === null) hub.child.kill('SIGKILL');
+  if (hub && hub.proc.child.exitCode === null) hub.proc.child.kill('SIGKILL');
   rmSync(dataDir, { recursive: true, force: true });
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Enrolls the terminals and funds the wallets in-process, then lets go of the data folder. */
-interface SeededTerminal {
-  readonly terminalId: string;
-  readonly secretKey: Uint8Array;
-  /** One per wallet this terminal sells to. */
-  readonly parties: PurchaseParty[];
-}
-
-async function seed(): Promise<{ terminals: SeededTerminal[]; hubKey: string }> {
-  const h = await createHub({ dataDir, logger: pino({ level: 'silent' }) });
-  try {
-    h.importCatalog({ merchantId: 'shop', articles: [{ sku: 'coffee', name: 'Coffee', priceMinor: PRICE_MINOR, currency: 'EUR' }] });
-    const terminals: SeededTerminal[] = [];
-    for (let t = 0; t < TERMINALS; t++) {
-      const terminalId = `pos-${t}`;
-      const enrolled = await h.enrollTerminal({ terminalId, kind: 'pos', merchantId: 'shop' });
-      const parties: PurchaseParty[] = [];
-      for (let w = 0; w < WALLETS_PER_TERMINAL; w++) {
-        const wallet = await h.registerWallet({});
-        await h.topUp({ wallet: wallet.license.body.wallet, amountMinor: START_MINOR, operatorId: 'crash-test' });
-        parties.push({
-          terminalId,
-          merchantId: 'shop',
-          terminalKey: nodeSigningKey(enrolled.keyPair!.secretKey),
-          walletPublicKeyHex: wallet.license.body.wallet,
-          walletKey: nodeSigningKey(wallet.keyPair!.secretKey),
-          license: wallet.license,
-        });
-      }
-      terminals.push({ terminalId, secretKey: enrolled.keyPair!.secretKey, parties });
-    }
-    return { terminals, hubKey: h.hubPublicKey };
-  } finally {
-    await h.close();
-  }
-}
-
-async function startHub(mqttPort: number): Promise<{ url: string; port: number }> {
-  hub = spawnTs('bin/start.ts', ['--no-site', '--data-dir', dataDir, '--port', '0', '--mqtt-port', String(mqttPort), '--log-level', 'error']);
-  const m = await hub.waitFor(MQTT_URL, 30_000);
-  return { url: m[1]!, port: Number(m[2]) };
-}
-
 /** A reply that is there but wrong: the test fails, no resend hides it. */
 class BadReply extends Error {}
 
@@ -106,8 +62,8 @@ function answerOf(bytes: Buffer, hubKey: string, requestId: string): Answer {
 
 describe('the hub SIGKILLed under MQTT load', () => {
   it('answers every resent request the same way and charges each approved purchase exactly once', async () => {
-    const { terminals, hubKey } = await seed();
-    const first = await startHub(0);
+    const { terminals, hubKey } = await seedHub(dataDir, { terminals: TERMINALS, walletsPerTerminal: WALLETS_PER_TERMINAL, startMinor: START_MINOR });
+    const first = (hub = await startHubProcess(dataDir, 0));
     const sent = new Map<string, Sent>();
     let stopping = false;
 
@@ -136,13 +92,11 @@ describe('the hub SIGKILLed under MQTT load', () => {
       return again.answers[0]!;
     }
 
-    const counters = new Map<PurchaseParty, number>();
+    const nextPurchase = purchaseFactory();
     async function terminalLoop(client: TerminalClient, own: PurchaseParty[]): Promise<void> {
       for (let n = 0; !stopping; n++) {
         const party = own[n % own.length]!;
-        const counter = (counters.get(party) ?? Date.now()) + 1;
-        counters.set(party, counter);
-        const req = makePurchaseRequest(party, { lines: [{ sku: 'coffee', qty: 1, unitMinor: PRICE_MINOR }], currency: 'EUR', counter, nowMs: Date.now() });
+        const req = nextPurchase(party);
         const record: Sent = { party, message: req.message, answers: [], resends: 0 };
         sent.set(req.requestId, record);
         await ask(client, req.bytes, req.requestId, record);
@@ -159,10 +113,10 @@ describe('the hub SIGKILLed under MQTT load', () => {
         const delay = 500 + Math.floor(Math.random() * 1500);
         kills.push(delay);
         await sleep(delay);
-        const running = hub!;
+        const running = hub.proc;
         running.child.kill('SIGKILL');
         await running.exited();
-        await startHub(first.port);
+        hub = await startHubProcess(dataDir, first.port);
       }
       await sleep(1000);
     } finally {
@@ -180,8 +134,8 @@ describe('the hub SIGKILLed under MQTT load', () => {
     );
     await Promise.all(clients.map((c) => c.close()));
     // A clean stop after the last restart.
-    hub!.child.kill('SIGTERM');
-    expect(await hub!.exited()).toBe(0);
+    hub.proc.child.kill('SIGTERM');
+    expect(await hub.proc.exited()).toBe(0);
 
     const context = `kills after ${kills.join(', ')} ms`;
     const records = [...sent.entries()];
