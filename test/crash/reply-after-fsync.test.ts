@@ -3,13 +3,17 @@
 // purchase, something is written to the ledger's WAL after the request is read, and an fsync of
 // that WAL has returned before the reply's bytes are written to the terminal's socket. Both commit
 // paths are covered: one purchase at a time (the engine's thread commits a quiet batch itself) and
-// bursts (the ledger's writer thread commits).
+// bursts (the ledger's writer thread commits). A ticket use moves no money, so no ledger row
+// carries it: its claim must be fsynced in the registry's WAL before the gate hears "approved".
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodeAndVerify } from '../../protocol/index.ts';
+import pino from 'pino';
+import { createHub } from '../../hub/service/hub.ts';
+import { decodeAndVerify, type Envelope } from '../../protocol/index.ts';
 import { connectTerminal } from '../../simulators/load/terminal-client.ts';
+import { PRODUCTS, authorize, enroll, register, signRequest } from '../hub/kit.ts';
 import { purchaseFactory, seedHub, startHubProcess, type HubProcess } from './hub-process.ts';
 import { straceAvailable, traceProcess, type Syscall } from './syscall-trace.ts';
 
@@ -19,27 +23,31 @@ const hasStrace = straceAvailable();
 if (!hasStrace) console.warn('reply-after-fsync: strace not found (Debian package `strace`): skipping the system-call test');
 
 const dataDir = mkdtempSync(join(tmpdir(), 'tapsettle-fsync-'));
+const ticketDataDir = mkdtempSync(join(tmpdir(), 'tapsettle-fsync-ticket-'));
 let hub: HubProcess | undefined;
 
 afterAll(() => {
   if (hub && hub.proc.child.exitCode === null) hub.proc.child.kill('SIGKILL');
   rmSync(dataDir, { recursive: true, force: true });
+  rmSync(ticketDataDir, { recursive: true, force: true });
 });
 
-const isLedgerWal = (c: Syscall) => c.path?.endsWith('/ledger.sqlite-wal') === true;
+const TRACED = ['read', 'readv', 'recvfrom', 'write', 'writev', 'sendmsg', 'pwrite64', 'pwritev', 'fsync', 'fdatasync'];
+const walOf = (file: 'ledger' | 'registry') => (c: Syscall) => c.path?.endsWith(`/${file}.sqlite-wal`) === true;
+const isLedgerWal = walOf('ledger');
 const isSync = (c: Syscall) => c.name === 'fsync' || c.name === 'fdatasync';
 const onSocket = (c: Syscall) => c.path?.startsWith('socket:') === true;
 
-/** Why the reply to `requestId` is not known durable before it left, or undefined when it is. */
-function durableBeforeReply(calls: readonly Syscall[], requestId: string): string | undefined {
+/** Why the reply to `requestId` is not known durable in `isWal` before it left, or undefined when it is. */
+function durableBeforeReply(calls: readonly Syscall[], requestId: string, isWal = isLedgerWal): string | undefined {
   const arrived = calls.find((c) => onSocket(c) && c.name.startsWith('read') && c.text.includes('settlement.request') && c.text.includes(requestId));
   if (!arrived) return 'request not seen arriving';
   const replied = calls.find((c) => onSocket(c) && c.name.startsWith('write') && c.start > arrived.start && c.text.includes('settlement.result') && c.text.includes(requestId));
   if (!replied) return 'reply not seen leaving';
-  const between = calls.filter((c) => isLedgerWal(c) && c.start > arrived.end && c.end < replied.start);
+  const between = calls.filter((c) => isWal(c) && c.start > arrived.end && c.end < replied.start);
   const firstWrite = between.find((c) => c.name.startsWith('pwrite'));
-  if (!firstWrite) return 'no ledger WAL write between the request and its reply';
-  if (!between.some((c) => isSync(c) && c.start > firstWrite.start)) return `no ledger WAL fsync returned after its write (${firstWrite.start}) and before the reply (${replied.start})`;
+  if (!firstWrite) return 'no WAL write between the request and its reply';
+  if (!between.some((c) => isSync(c) && c.start > firstWrite.start)) return `no WAL fsync returned after its write (${firstWrite.start}) and before the reply (${replied.start})`;
   return undefined;
 }
 
@@ -58,7 +66,7 @@ describe.skipIf(!hasStrace)('a purchase approval and the ledger fsync, at the sy
       approved.push(req.requestId);
     };
 
-    const tracer = await traceProcess(hub.proc.child.pid!, ['read', 'readv', 'recvfrom', 'write', 'writev', 'sendmsg', 'pwrite64', 'pwritev', 'fsync', 'fdatasync'], join(dataDir, 'hub.strace'));
+    const tracer = await traceProcess(hub.proc.child.pid!, TRACED, join(dataDir, 'hub.strace'));
     let calls: Syscall[];
     try {
       for (let i = 0; i < 3; i++) await buy(0);
@@ -77,5 +85,49 @@ describe.skipIf(!hasStrace)('a purchase approval and the ledger fsync, at the sy
     const syncingThreads = new Set(calls.filter((c) => isLedgerWal(c) && isSync(c)).map((c) => c.tid));
     expect(syncingThreads.has(hub.proc.child.pid!)).toBe(true);
     expect(syncingThreads.size).toBeGreaterThan(1);
+  }, 120_000);
+
+  it('approves a ticket use only after an fsync of its claim in the registry WAL returned', async () => {
+    const seeding = await createHub({ dataDir: ticketDataDir, logger: pino({ level: 'silent' }) });
+    const gate = await enroll(seeding, 'gate-1', 'gate', 'transit');
+    const wallet = await register(seeding);
+    const hubKey = seeding.hubPublicKey;
+    try {
+      seeding.importProducts(PRODUCTS);
+      await seeding.topUp({ wallet: wallet.id, amountMinor: 10_000, operatorId: 'fsync-test' });
+    } finally {
+      await seeding.close();
+    }
+    hub = await startHubProcess(ticketDataDir, 0);
+    const client = await connectTerminal({ url: hub.url, terminalId: gate.id, secretKey: gate.keyPair.secretKey });
+    const ask = async (req: { requestId: string; bytes: Uint8Array }) => {
+      const reply = decodeAndVerify(await client.request(req.bytes, req.requestId, 20_000), 'settlement.result', hubKey);
+      if (!reply.ok) throw new Error(`${reply.code}: ${reply.detail}`);
+      return reply.value.body;
+    };
+    const tickets: Envelope<'ticket'>[] = [];
+    for (let i = 0; i < 3; i++) {
+      const sale = await ask(signRequest(gate, { type: 'ticket.sale', authorization: authorize(gate, wallet, 'ticket', 700, [], Date.now()), license: wallet.license, product: 'day-pass' }, Date.now()));
+      expect(sale.status).toBe('approved');
+      tickets.push(sale.ticket!);
+    }
+
+    const tracer = await traceProcess(hub.proc.child.pid!, TRACED, join(ticketDataDir, 'hub.strace'));
+    const uses: string[] = [];
+    let calls: Syscall[];
+    try {
+      for (const ticket of tickets) {
+        const use = signRequest(gate, { type: 'ticket.use', ticket, station: 'park', usedAt: Date.now() }, Date.now());
+        expect((await ask(use)).status).toBe('approved');
+        uses.push(use.requestId);
+      }
+    } finally {
+      calls = await tracer.stop();
+    }
+    await client.close();
+    hub.proc.child.kill('SIGTERM');
+    expect(await hub.proc.exited()).toBe(0);
+
+    expect(uses.map((id) => [id, durableBeforeReply(calls, id, walOf('registry'))]).filter(([, why]) => why !== undefined)).toEqual([]);
   }, 120_000);
 });
