@@ -48,7 +48,6 @@ afterAll(() => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Enrolls the terminals and funds the wallets in-process, then lets go of the data folder. */
 /** A reply that is there but wrong: the test fails, no resend hides it. */
 class BadReply extends Error {}
 
