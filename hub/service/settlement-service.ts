@@ -654,6 +654,9 @@ export class SettlementService {
     if (!withinSkew(q.time, now, this.#maxSkewMs)) return declined('STALE_TIMESTAMP');
     if (!this.#o.registry.wallet(q.wallet)) return declined('UNKNOWN_WALLET');
     if (this.#claim(q.challenge, q.wallet, body.requestId, now) === 'replay') return declined('REPLAY');
+    // No ledger row carries the query's challenge: on disk before the history leaves, so a signed
+    // query captured on the way cannot be replayed for the history after a power cut.
+    await this.#o.registry.durable();
     await this.#o.engine.flush();
     const account = await this.#o.engine.getAccount(q.wallet);
     if (!account) return declined('UNKNOWN_WALLET');

@@ -3,8 +3,9 @@
 // purchase, something is written to the ledger's WAL after the request is read, and an fsync of
 // that WAL has returned before the reply's bytes are written to the terminal's socket. Both commit
 // paths are covered: one purchase at a time (the engine's thread commits a quiet batch itself) and
-// bursts (the ledger's writer thread commits). A ticket use moves no money, so no ledger row
-// carries it: its claim must be fsynced in the registry's WAL before the gate hears "approved".
+// bursts (the ledger's writer thread commits). A ticket use and a history query move no money, so
+// no ledger row carries their claims: those must be fsynced in the registry's WAL before the
+// answer leaves.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import pino from 'pino';
 import { createHub } from '../../hub/service/hub.ts';
 import { decodeAndVerify, type Envelope } from '../../protocol/index.ts';
 import { connectTerminal } from '../../simulators/load/terminal-client.ts';
-import { PRODUCTS, authorize, enroll, register, signRequest } from '../hub/kit.ts';
+import { PRODUCTS, authorize, enroll, historyQuery, register, signRequest } from '../hub/kit.ts';
 import { purchaseFactory, seedHub, startHubProcess, type HubProcess } from './hub-process.ts';
 import { straceAvailable, traceProcess, type Syscall } from './syscall-trace.ts';
 
@@ -87,7 +88,7 @@ describe.skipIf(!hasStrace)('a purchase approval and the ledger fsync, at the sy
     expect(syncingThreads.size).toBeGreaterThan(1);
   }, 120_000);
 
-  it('approves a ticket use only after an fsync of its claim in the registry WAL returned', async () => {
+  it('approves a ticket use and answers a history query only after an fsync of its claim in the registry WAL returned', async () => {
     const seeding = await createHub({ dataDir: ticketDataDir, logger: pino({ level: 'silent' }) });
     const gate = await enroll(seeding, 'gate-1', 'gate', 'transit');
     const wallet = await register(seeding);
@@ -113,13 +114,16 @@ describe.skipIf(!hasStrace)('a purchase approval and the ledger fsync, at the sy
     }
 
     const tracer = await traceProcess(hub.proc.child.pid!, TRACED, join(ticketDataDir, 'hub.strace'));
-    const uses: string[] = [];
+    const answered: string[] = [];
     let calls: Syscall[];
     try {
       for (const ticket of tickets) {
         const use = signRequest(gate, { type: 'ticket.use', ticket, station: 'park', usedAt: Date.now() }, Date.now());
         expect((await ask(use)).status).toBe('approved');
-        uses.push(use.requestId);
+        answered.push(use.requestId);
+        const history = signRequest(gate, { type: 'history', query: historyQuery(wallet, Date.now()) }, Date.now());
+        expect((await ask(history)).statement?.body.entries.length).toBeGreaterThan(0);
+        answered.push(history.requestId);
       }
     } finally {
       calls = await tracer.stop();
@@ -128,6 +132,7 @@ describe.skipIf(!hasStrace)('a purchase approval and the ledger fsync, at the sy
     hub.proc.child.kill('SIGTERM');
     expect(await hub.proc.exited()).toBe(0);
 
-    expect(uses.map((id) => [id, durableBeforeReply(calls, id, walOf('registry'))]).filter(([, why]) => why !== undefined)).toEqual([]);
+    expect(answered).toHaveLength(2 * tickets.length);
+    expect(answered.map((id) => [id, durableBeforeReply(calls, id, walOf('registry'))]).filter(([, why]) => why !== undefined)).toEqual([]);
   }, 120_000);
 });
