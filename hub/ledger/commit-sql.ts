@@ -108,7 +108,8 @@ export function encodeBatch(w: BatchWrite): EncodedBatch {
 }
 
 /**
- * `(db) => (batch) => void`: prepares the statements once, returns the committing function.
+ * `(db) => (batches) => void`: prepares the statements once, returns the committing function
+ * (one transaction for all the batches given, in order).
  * Inserts go in key order (request ids, postings by account, balances by account) so each
  * B-tree is walked forward instead of hopped; many rows per INSERT statement because the
  * driver's per-call cost dominates small rows.
@@ -152,7 +153,7 @@ export const COMMIT_SOURCE = `(db) => {
   const holdDelete = db.prepare('DELETE FROM holds WHERE seq = ?');
   const setSettled = db.prepare("UPDATE meta SET value = ? WHERE key = 'settled_through_seq'");
   const byPair = (a, b) => a[0] - b[0];
-  const tx = db.transaction((b) => {
+  const apply = (b) => {
     logRows.reset();
     entryRows.reset();
     postingRows.reset();
@@ -193,13 +194,17 @@ export const COMMIT_SOURCE = `(db) => {
     for (let i = 0; i < b.holdInserts.length; i += 2) holdInsert.run(b.holdInserts[i], b.holdInserts[i + 1]);
     for (const seq of b.holdDeletes) holdDelete.run(seq);
     if (b.settledThroughSeq !== null) setSettled.run(b.settledThroughSeq);
-  });
-  return (b) => tx.immediate(b);
+  };
+  // One transaction for the batches, none of its own for each: a savepoint per batch would copy
+  // every page it touches to a sub-journal (spilled to /var/tmp past 64 KiB), and the batches of a
+  // group fail together anyway.
+  const tx = db.transaction((batches) => { for (const b of batches) apply(b); });
+  return (batches) => tx.immediate(batches);
 }`;
 
 /** COMMIT_SOURCE compiled for a connection on this thread. */
-export function makeCommit(db: Database.Database): (b: EncodedBatch) => void {
+export function makeCommit(db: Database.Database): (batches: readonly EncodedBatch[]) => void {
   // Compiled from the same text the writer thread runs: one implementation of the batch SQL.
-  const make = new Function(`return ${COMMIT_SOURCE};`)() as (db: Database.Database) => (b: EncodedBatch) => void;
+  const make = new Function(`return ${COMMIT_SOURCE};`)() as (db: Database.Database) => (batches: readonly EncodedBatch[]) => void;
   return make(db);
 }

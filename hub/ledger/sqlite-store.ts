@@ -165,7 +165,7 @@ export class SqliteLedgerStore implements LedgerStore {
   /** The file, for reads and tests; log rows are written by commitBatch only (the request-id filter must see every id). */
   readonly db: Database.Database;
   readonly #s;
-  readonly #commit: (b: EncodedBatch) => void;
+  readonly #commit: (batches: readonly EncodedBatch[]) => void;
   #writer: WriterThread | null = null;
   #lastCommitMs = -Infinity;
   #committedHere = 0;
@@ -376,7 +376,7 @@ export class SqliteLedgerStore implements LedgerStore {
     // Before the commit: the filter may hold an id the commit then refuses, never lack one it wrote.
     if (this.#loggedIds) for (const r of write.logInserts) this.#loggedIds.add(r.requestId);
     try {
-      this.#commit(encodeBatch(write));
+      this.#commit([encodeBatch(write)]);
       return this.#walSyncer ? { durable: this.#walSyncer.sync() } : DURABLE_NOW;
     } catch (err) {
       if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') {

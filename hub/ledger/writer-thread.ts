@@ -23,9 +23,7 @@ try {
   db.pragma('synchronous = FULL');
   db.pragma('cache_size = -' + workerData.cacheKiB);
   db.pragma('wal_autocheckpoint = ' + workerData.walAutocheckpointPages);
-  const commit = (${COMMIT_SOURCE})(db);
-  // Each batch's own transaction becomes a savepoint inside this one.
-  commitAll = db.transaction((batches) => { for (const b of batches) commit(b); });
+  commitAll = (${COMMIT_SOURCE})(db);
 } catch (err) {
   failed = { code: err && err.code, message: String(err && err.message || err) };
 }
@@ -44,7 +42,7 @@ parentPort.on('message', (first) => {
   if (failed === null) {
     const t0 = process.hrtime.bigint();
     try {
-      commitAll.immediate(queued.map((m) => m.batch));
+      commitAll(queued.map((m) => m.batch));
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       queued.forEach((m, i) => parentPort.postMessage({ n: m.n, ms, lead: i === 0 }));
     } catch (err) {
