@@ -196,8 +196,8 @@ export const COMMIT_SOURCE = `(db) => {
     if (b.settledThroughSeq !== null) setSettled.run(b.settledThroughSeq);
   };
   // One transaction for the batches, none of its own for each: a savepoint per batch would copy
-  // every page it touches to a sub-journal (spilled to /var/tmp past 64 KiB), and the batches of a
-  // group fail together anyway.
+  // every page it touches to a sub-journal (spilled to a temporary file past 64 KiB), and the
+  // batches of a group fail together anyway.
   const tx = db.transaction((batches) => { for (const b of batches) apply(b); });
   return (batches) => tx.immediate(batches);
 }`;

@@ -9,8 +9,8 @@
  * returns. Per-request state commits at NORMAL (#relaxed): it survives a process crash, and what a
  * power loss takes is covered by the ledger — claims and entry records come back from it (README,
  * "Claims commit with their money"), results are rebuilt from it, a receipt's refund is idempotent
- * there. Claims no ledger row carries (a ticket use, a zero-fare exit) are made durable before
- * their approval leaves (durable()).
+ * there. Claims no ledger row carries (a ticket use, a zero-fare exit, a history query) are made
+ * durable before their answer leaves (durable()).
  */
 import Database from 'better-sqlite3';
 import { Checkpointer } from '../ledger/checkpointer.ts';
@@ -719,7 +719,8 @@ export class Registry implements TerminalDirectory {
    * Resolves once every claim and result queued so far, and every per-request write before them,
    * is on disk: the queue commits now, then the WAL is fsynced off the event loop (one fsync for
    * every caller waiting meanwhile). For the claims no ledger row carries — a ticket use, a
-   * zero-fare exit's entry record and challenge — whose replies must not outlive a power cut.
+   * zero-fare exit's entry record and challenge, a history query's challenge — whose replies must
+   * not outlive a power cut.
    */
   async durable(): Promise<void> {
     // After a failed fsync the kernel may have dropped the pages and a later fsync succeed:

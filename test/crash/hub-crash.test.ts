@@ -1,4 +1,4 @@
-// Crash test over MQTT: the hub runs as its own process (`npm start -- --no-site`), terminals send
+// Crash test over MQTT: the hub runs as its own process (`bin/start.ts --no-site`), terminals send
 // signed purchases over the embedded broker and resend the SAME bytes whenever no reply comes (as
 // hub/mqtt/README.md tells a terminal to), and the hub is SIGKILLed at random moments and
 // restarted on the same data folder. Afterwards, what the mission promises must hold: every
@@ -33,7 +33,8 @@ interface Answer {
 interface Sent {
   readonly party: PurchaseParty;
   readonly message: Envelope<'settlement.request'>;
-  /** Every verified answer, in order: the first one and those to resends and redeliveries. */
+  readonly bytes: Buffer;
+  /** Every verified answer a waiting request took, in order: the first one, then redeliveries'. */
   readonly answers: Answer[];
   resends: number;
 }
@@ -67,6 +68,18 @@ describe('the hub SIGKILLed under MQTT load', () => {
     let stopping = false;
 
     const clients: TerminalClient[] = await Promise.all(terminals.map((t) => connectTerminal({ url: first.url, terminalId: t.terminalId, secretKey: t.secretKey, reconnectPeriodMs: 200 })));
+    // Every reply that arrives, also the late ones no request waits for any more.
+    const replies = new Map<string, Answer[]>();
+    for (const c of clients) {
+      c.onReply((payload) => {
+        const decoded = decodeAndVerify(payload, 'settlement.result', hubKey);
+        if (!decoded.ok) return; // answerOf fails the test for a waited-for reply
+        const b = decoded.value.body;
+        const list = replies.get(b.requestId) ?? [];
+        list.push({ status: b.status, code: b.code, amountMinor: b.amountMinor });
+        replies.set(b.requestId, list);
+      });
+    }
 
     /** Until a verified answer comes: send, and resend the same bytes after RESEND_AFTER_MS. */
     async function ask(client: TerminalClient, bytes: Buffer, requestId: string, record: Sent): Promise<void> {
@@ -86,7 +99,7 @@ describe('the hub SIGKILLed under MQTT load', () => {
     async function replay(client: TerminalClient, r: Sent): Promise<Answer> {
       const requestId = newRequestId();
       const bytes = Buffer.from(JSON.stringify(fastSignMessage('settlement.request', { ...r.message.body, requestId }, r.party.terminalKey)));
-      const again: Sent = { ...r, answers: [], resends: 0 };
+      const again: Sent = { ...r, bytes, answers: [], resends: 0 };
       await ask(client, bytes, requestId, again);
       return again.answers[0]!;
     }
@@ -96,7 +109,7 @@ describe('the hub SIGKILLed under MQTT load', () => {
       for (let n = 0; !stopping; n++) {
         const party = own[n % own.length]!;
         const req = nextPurchase(party);
-        const record: Sent = { party, message: req.message, answers: [], resends: 0 };
+        const record: Sent = { party, message: req.message, bytes: req.bytes, answers: [], resends: 0 };
         sent.set(req.requestId, record);
         await ask(client, req.bytes, req.requestId, record);
         // Every fifth request is delivered once more after its answer (a redelivery).
@@ -122,12 +135,17 @@ describe('the hub SIGKILLed under MQTT load', () => {
       stopping = true;
       await loops;
     }
-    // Every authorization the wallets gave, used again under a new request id: refused, whether
-    // its claim was committed before a kill or re-entered from the ledger after it.
+    // After the last restart, every request once more: under its own id it gets the answer it
+    // got before the kills (a late resend); under a new id its wallet authorization is refused,
+    // whether its claim was committed before a kill or re-entered from the ledger after it.
     const replays = await Promise.all(
       clients.map(async (c, i) => {
         const answers: Array<[string, Answer]> = [];
-        for (const [requestId, r] of sent) if (r.party.terminalId === terminals[i]!.terminalId) answers.push([requestId, await replay(c, r)]);
+        for (const [requestId, r] of sent) {
+          if (r.party.terminalId !== terminals[i]!.terminalId) continue;
+          await ask(c, r.bytes, requestId, r);
+          answers.push([requestId, await replay(c, r)]);
+        }
         return answers;
       }),
     );
@@ -149,9 +167,11 @@ describe('the hub SIGKILLed under MQTT load', () => {
       expect(report.ok, `${context}: ${JSON.stringify(report)}`).toBe(true);
       const charged = new Map<string, number>();
       for (const [requestId, r] of records) {
-        // One answer for all deliveries of a request: a resend never turns a decline into a charge or back.
+        // One answer for all deliveries of a request, late replies included: a resend never turns
+        // a decline into a charge or back.
         const firstAnswer = r.answers[0]!;
-        for (const a of r.answers) expect(a, `${context}: ${requestId}`).toEqual(firstAnswer);
+        expect(r.answers.length, `${context}: ${requestId}`).toBeGreaterThanOrEqual(2);
+        for (const a of [...r.answers, ...(replies.get(requestId) ?? [])]) expect(a, `${context}: ${requestId}`).toEqual(firstAnswer);
         expect(firstAnswer.status, `${context}: ${requestId} declined ${firstAnswer.code}`).toBe('approved');
         const wallet = r.party.walletPublicKeyHex;
         charged.set(wallet, (charged.get(wallet) ?? 0) + firstAnswer.amountMinor);

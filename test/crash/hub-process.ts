@@ -1,7 +1,7 @@
 /**
  * The hub as its own process for the crash tests: a data folder seeded in-process (a catalog,
- * enrolled POS terminals, funded wallets), then `npm start -- --no-site` on it, and purchases
- * signed as a terminal and a wallet sign them.
+ * enrolled POS terminals, funded wallets), then `bin/start.ts --no-site` on it (what
+ * `npm start -- --no-site` runs), and purchases signed as a terminal and a wallet sign them.
  */
 import pino from 'pino';
 import { createHub } from '../../hub/service/hub.ts';
@@ -60,7 +60,7 @@ export interface HubProcess {
 
 const MQTT_URL = /mqtt\s+(mqtt:\/\/127\.0\.0\.1:(\d+))/;
 
-/** `npm start -- --no-site` on the folder; `mqttPort` 0 = a free port (pass the first one again to restart on it). */
+/** `bin/start.ts --no-site` on the folder; `mqttPort` 0 = a free port (pass the first one again to restart on it). */
 export async function startHubProcess(dataDir: string, mqttPort: number): Promise<HubProcess> {
   const proc = spawnTs('bin/start.ts', ['--no-site', '--data-dir', dataDir, '--port', '0', '--mqtt-port', String(mqttPort), '--log-level', 'error']);
   const m = await proc.waitFor(MQTT_URL, 30_000);

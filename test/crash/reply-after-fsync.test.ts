@@ -1,61 +1,85 @@
 // seed 004 claim 24: an approval is sent only once the payer's withdrawal is durable. Observed at
 // the system calls of the running hub process (strace attached to all its threads): for each
-// purchase, something is written to the ledger's WAL after the request is read, and an fsync of
-// that WAL has returned before the reply's bytes are written to the terminal's socket. Both commit
-// paths are covered: one purchase at a time (the engine's thread commits a quiet batch itself) and
-// bursts (the ledger's writer thread commits). A ticket use and a history query move no money, so
-// no ledger row carries their claims: those must be fsynced in the registry's WAL before the
-// answer leaves.
+// purchase, the WAL page write that carries its log row (found by the row's request id bytes)
+// comes after the request is read, and an fsync of that WAL which started after that write has
+// returned 0 before the reply's bytes are written to the terminal's socket. Both commit paths are
+// covered: one purchase at a time (the engine's thread commits a quiet batch itself) and bursts
+// (the ledger's writer thread commits). A ticket use and a history query move no money, so no
+// ledger row carries their claims: the registry row naming the request must be fsynced in the
+// registry's WAL the same way before the answer leaves.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
+import { engineRequestId } from '../../hub/service/engine-ids.ts';
 import { createHub } from '../../hub/service/hub.ts';
 import { decodeAndVerify, type Envelope } from '../../protocol/index.ts';
 import { connectTerminal } from '../../simulators/load/terminal-client.ts';
 import { PRODUCTS, authorize, enroll, historyQuery, register, signRequest } from '../hub/kit.ts';
 import { purchaseFactory, seedHub, startHubProcess, type HubProcess } from './hub-process.ts';
-import { straceAvailable, traceProcess, type Syscall } from './syscall-trace.ts';
+import { bytesOf, traceProcess, tracingSupport, type Syscall } from './syscall-trace.ts';
 
 const TERMINALS = 8;
 const BURSTS = 3;
-const hasStrace = straceAvailable();
-if (!hasStrace) console.warn('reply-after-fsync: strace not found (Debian package `strace`): skipping the system-call test');
+const tracing = await tracingSupport();
+if (!tracing.ok) console.warn(`reply-after-fsync: skipping the system-call tests: ${tracing.reason}`);
 
 const dataDir = mkdtempSync(join(tmpdir(), 'tapsettle-fsync-'));
 const ticketDataDir = mkdtempSync(join(tmpdir(), 'tapsettle-fsync-ticket-'));
-let hub: HubProcess | undefined;
+const hubs: HubProcess[] = [];
 
 afterAll(() => {
-  if (hub && hub.proc.child.exitCode === null) hub.proc.child.kill('SIGKILL');
+  for (const hub of hubs) if (hub.proc.child.exitCode === null) hub.proc.child.kill('SIGKILL');
   rmSync(dataDir, { recursive: true, force: true });
   rmSync(ticketDataDir, { recursive: true, force: true });
 });
 
 const TRACED = ['read', 'readv', 'recvfrom', 'write', 'writev', 'sendmsg', 'pwrite64', 'pwritev', 'fsync', 'fdatasync'];
 const walOf = (file: 'ledger' | 'registry') => (c: Syscall) => c.path?.endsWith(`/${file}.sqlite-wal`) === true;
-const isLedgerWal = walOf('ledger');
-const isSync = (c: Syscall) => c.name === 'fsync' || c.name === 'fdatasync';
+const isSync = (c: Syscall) => (c.name === 'fsync' || c.name === 'fdatasync') && / = 0 </.test(c.text);
 const onSocket = (c: Syscall) => c.path?.startsWith('socket:') === true;
 
-/** Why the reply to `requestId` is not known durable in `isWal` before it left, or undefined when it is. */
-function durableBeforeReply(calls: readonly Syscall[], requestId: string, isWal = isLedgerWal): string | undefined {
-  const arrived = calls.find((c) => onSocket(c) && c.name.startsWith('read') && c.text.includes('settlement.request') && c.text.includes(requestId));
-  if (!arrived) return 'request not seen arriving';
-  const replied = calls.find((c) => onSocket(c) && c.name.startsWith('write') && c.start > arrived.start && c.text.includes('settlement.result') && c.text.includes(requestId));
-  if (!replied) return 'reply not seen leaving';
-  const between = calls.filter((c) => isWal(c) && c.start > arrived.end && c.end < replied.start);
-  const firstWrite = between.find((c) => c.name.startsWith('pwrite'));
-  if (!firstWrite) return 'no WAL write between the request and its reply';
-  if (!between.some((c) => isSync(c) && c.start > firstWrite.start)) return `no WAL fsync returned after its write (${firstWrite.start}) and before the reply (${replied.start})`;
-  return undefined;
+/** The data of each call, decoded once. */
+function dataOf(): (c: Syscall) => Buffer {
+  const cache = new Map<Syscall, Buffer>();
+  return (c) => {
+    let b = cache.get(c);
+    if (!b) cache.set(c, (b = bytesOf(c)));
+    return b;
+  };
 }
 
-describe.skipIf(!hasStrace)('a purchase approval and the ledger fsync, at the system calls', () => {
+interface Durability {
+  /** The WAL write that carried the request's row. */
+  readonly written: Syscall;
+}
+
+/**
+ * For `requestId`: the WAL write (of `wal`) carrying `row` between its arrival and its reply, and
+ * an fsync of that WAL that began after the write and returned 0 before the reply; or why not.
+ */
+function durableBeforeReply(calls: readonly Syscall[], data: (c: Syscall) => Buffer, requestId: string, wal: (c: Syscall) => boolean, row: Buffer): Durability | string {
+  const id = Buffer.from(requestId);
+  const has = (c: Syscall, ...needles: (Buffer | string)[]) => needles.every((n) => data(c).includes(n));
+  const arrived = calls.find((c) => onSocket(c) && c.name.startsWith('read') && has(c, 'settlement.request', id));
+  if (!arrived) return 'request not seen arriving';
+  const replied = calls.find((c) => onSocket(c) && c.name.startsWith('write') && c.start > arrived.start && has(c, 'settlement.result', id));
+  if (!replied) return 'reply not seen leaving';
+  const written = calls.find((c) => wal(c) && c.name.startsWith('pwrite') && c.start > arrived.start && has(c, row));
+  if (!written) return 'its row never written to the WAL';
+  if (written.end > replied.start) return `its row written to the WAL (${written.start}) after the reply left (${replied.start})`;
+  if (!calls.some((c) => wal(c) && isSync(c) && c.start >= written.end && c.end <= replied.start)) return `no WAL fsync began after its row was written (${written.end}) and returned before the reply (${replied.start})`;
+  return { written };
+}
+
+const failures = (results: Array<[string, Durability | string]>) => results.filter(([, r]) => typeof r === 'string');
+
+describe.skipIf(!tracing.ok)('a purchase approval and the ledger fsync, at the system calls', () => {
   it('writes every approval to the socket only after an fsync of the withdrawal in the ledger WAL has returned', async () => {
     const { terminals, hubKey } = await seedHub(dataDir, { terminals: TERMINALS, walletsPerTerminal: 1, startMinor: 100_000 });
-    hub = await startHubProcess(dataDir, 0);
+    const hub = await startHubProcess(dataDir, 0);
+    hubs.push(hub);
     const url = hub.url;
     const clients = await Promise.all(terminals.map((t) => connectTerminal({ url, terminalId: t.terminalId, secretKey: t.secretKey })));
     const nextPurchase = purchaseFactory();
@@ -80,12 +104,14 @@ describe.skipIf(!hasStrace)('a purchase approval and the ledger fsync, at the sy
     expect(await hub.proc.exited()).toBe(0);
 
     expect(approved).toHaveLength(3 + BURSTS * TERMINALS);
-    const late = approved.map((id) => [id, durableBeforeReply(calls, id)] as const).filter(([, why]) => why !== undefined);
-    expect(late).toEqual([]);
-    // Both commit paths ran: the hub's own thread and the writer thread fsynced the ledger WAL.
-    const syncingThreads = new Set(calls.filter((c) => isLedgerWal(c) && isSync(c)).map((c) => c.tid));
-    expect(syncingThreads.has(hub.proc.child.pid!)).toBe(true);
-    expect(syncingThreads.size).toBeGreaterThan(1);
+    const data = dataOf();
+    // The ledger keys its log row by the 16 bytes of the engine's request id.
+    const results = approved.map((id): [string, Durability | string] => [id, durableBeforeReply(calls, data, id, walOf('ledger'), Buffer.from(engineRequestId(id), 'hex'))]);
+    expect(failures(results)).toEqual([]);
+    // Both commit paths wrote the rows: the hub's own thread and the ledger's writer thread.
+    const writers = new Set(results.map(([, r]) => (r as Durability).written.tid));
+    expect(writers.has(hub.proc.child.pid!)).toBe(true);
+    expect(writers.size).toBe(2);
   }, 120_000);
 
   it('approves a ticket use and answers a history query only after an fsync of its claim in the registry WAL returned', async () => {
@@ -99,7 +125,8 @@ describe.skipIf(!hasStrace)('a purchase approval and the ledger fsync, at the sy
     } finally {
       await seeding.close();
     }
-    hub = await startHubProcess(ticketDataDir, 0);
+    const hub = await startHubProcess(ticketDataDir, 0);
+    hubs.push(hub);
     const client = await connectTerminal({ url: hub.url, terminalId: gate.id, secretKey: gate.keyPair.secretKey });
     const ask = async (req: { requestId: string; bytes: Uint8Array }) => {
       const reply = decodeAndVerify(await client.request(req.bytes, req.requestId, 20_000), 'settlement.result', hubKey);
@@ -133,6 +160,8 @@ describe.skipIf(!hasStrace)('a purchase approval and the ledger fsync, at the sy
     expect(await hub.proc.exited()).toBe(0);
 
     expect(answered).toHaveLength(2 * tickets.length);
-    expect(answered.map((id) => [id, durableBeforeReply(calls, id, walOf('registry'))]).filter(([, why]) => why !== undefined)).toEqual([]);
+    // The registry's rows (the ticket use, the query's challenge) name the request id as text.
+    const data = dataOf();
+    expect(failures(answered.map((id): [string, Durability | string] => [id, durableBeforeReply(calls, data, id, walOf('registry'), Buffer.from(id))]))).toEqual([]);
   }, 120_000);
 });

@@ -1,8 +1,8 @@
 /**
- * Reads `strace -f -ttt -T -y` output into one event per system call, so a test can check the
+ * Reads `strace -f -ttt -T -y -xx` output into one event per system call, so a test can check the
  * order of what a process did on disk and on the wire (an fsync before a reply). A call another
  * thread interrupted (`<unfinished ...>` … `<... name resumed>`) becomes one event with its start,
- * its end and the text of both halves.
+ * its end and the text of both halves; `bytesOf` gives the data its string arguments carried.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -57,11 +57,52 @@ function event(tid: number, name: string, start: number, text: string, lastSeen:
   const duration = DURATION.exec(text.trimEnd());
   // strace's times are to the microsecond: so is the sum.
   const end = duration ? Math.round((start + Number(duration[1])) * 1e6) / 1e6 : lastSeen;
-  return { tid, name, start, end, path: PATH.exec(text)?.[1], text };
+  const path = PATH.exec(text)?.[1];
+  return { tid, name, start, end, path: path === undefined ? undefined : unescape(path).toString('latin1'), text };
 }
 
-export function straceAvailable(): boolean {
-  return spawnSync('strace', ['-V'], { stdio: 'ignore' }).status === 0;
+const STRING_ARG = /"((?:[^"\\]|\\.)*)"/g;
+const ESCAPES: Record<string, number> = { n: 10, t: 9, r: 13, v: 11, f: 12, '"': 34, '\\': 92 };
+
+/** The bytes of every string argument of the call, concatenated (all iovecs of a writev). */
+export function bytesOf(call: Syscall): Buffer {
+  return Buffer.concat([...call.text.matchAll(STRING_ARG)].map((m) => unescape(m[1]!)));
+}
+
+/** strace's C-style escapes (`\x7b`, `\n`, octal `\0`) back to bytes. */
+function unescape(s: string): Buffer {
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] !== '\\') {
+      out.push(s.charCodeAt(i));
+      continue;
+    }
+    const next = s[++i]!;
+    if (next === 'x') {
+      out.push(parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else if (next >= '0' && next <= '7') {
+      const octal = /^[0-7]{1,3}/.exec(s.slice(i))![0];
+      out.push(parseInt(octal, 8));
+      i += octal.length - 1;
+    } else out.push(ESCAPES[next] ?? next.charCodeAt(0));
+  }
+  return Buffer.from(out);
+}
+
+/** Whether strace can attach to a running process here (installed, and ptrace allowed); why not. */
+export async function tracingSupport(): Promise<{ ok: true } | { ok: false; reason: string }> {
+  if (spawnSync('strace', ['-V'], { stdio: 'ignore' }).status !== 0) return { ok: false, reason: 'strace not found (Debian package `strace`)' };
+  const target = spawn('sleep', ['30'], { stdio: 'ignore' });
+  try {
+    const tracer = await traceProcess(target.pid!, ['nanosleep'], '/dev/null');
+    await tracer.stop();
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: `strace cannot attach to a process here: ${(err as Error).message}` };
+  } finally {
+    target.kill('SIGKILL');
+  }
 }
 
 export interface Tracer {
@@ -71,7 +112,8 @@ export interface Tracer {
 
 /** Attaches strace to every thread of `pid`; resolves once it is attached. */
 export async function traceProcess(pid: number, calls: readonly string[], outFile: string): Promise<Tracer> {
-  const child: ChildProcess = spawn('strace', ['-f', '-ttt', '-T', '-y', '-s', '1024', '-e', `trace=${calls.join(',')}`, '-o', outFile, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // -xx -s 4200: every byte of a 4 KiB page write, in hex, so a test can find a row in it.
+  const child: ChildProcess = spawn('strace', ['-f', '-ttt', '-T', '-y', '-xx', '-s', '4200', '-e', `trace=${calls.join(',')}`, '-o', outFile, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
@@ -85,7 +127,7 @@ export async function traceProcess(pid: number, calls: readonly string[], outFil
     async stop() {
       child.kill('SIGINT'); // strace detaches and exits
       await exited;
-      return parseSyscalls(readFileSync(outFile, 'utf8'));
+      return outFile === '/dev/null' ? [] : parseSyscalls(readFileSync(outFile, 'utf8'));
     },
   };
 }
