@@ -1,26 +1,13 @@
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { EncodedBatch } from './commit-sql.ts';
+import { encodeBatch, type EncodedBatch } from './commit-sql.ts';
+import { emptyBatchWrite } from './store.ts';
 import { tempLedger, type TempLedger } from './test-helpers.ts';
 import { WriterThread } from './writer-thread.ts';
 
 /** A batch that only inserts holds (their seq is the table's key, so a repeat fails in SQLite). */
 function holds(...seqs: number[]): EncodedBatch {
-  return {
-    ids: new Uint8Array(0),
-    log: [],
-    logUpdates: [],
-    logStates: [],
-    doneRange: null,
-    refundMarks: [],
-    entries: [],
-    postings: [],
-    balances: [],
-    flags: [],
-    holdInserts: seqs.flatMap((seq) => [seq, 1_000 + seq]),
-    holdDeletes: [],
-    settledThroughSeq: null,
-  };
+  return encodeBatch({ ...emptyBatchWrite(), holdInserts: seqs.map((seq) => ({ seq, releaseAtMs: 1_000 + seq })) });
 }
 
 let ledger: TempLedger | undefined;
