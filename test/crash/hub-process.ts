@@ -1,14 +1,18 @@
 /**
- * The hub as its own process for the crash tests: a data folder seeded in-process (a catalog,
- * enrolled POS terminals, funded wallets), then `bin/start.ts --no-site` on it (what
- * `npm start -- --no-site` runs), and purchases signed as a terminal and a wallet sign them.
+ * The hub as its own process for the crash tests: a data folder seeded in-process (a catalog, a
+ * fare table, enrolled POS terminals and gates, funded wallets), then `bin/start.ts --no-site` on
+ * it (what `npm start -- --no-site` runs), and purchases and fare exits signed as a terminal and a
+ * wallet sign them.
  */
 import pino from 'pino';
 import { createHub } from '../../hub/service/hub.ts';
 import { makePurchaseRequest, nodeSigningKey, type PurchaseParty } from '../../simulators/load/purchase-request.ts';
 import { spawnTs, type Spawned } from '../e2e/process.ts';
+import { FARES, authorize, enroll, register, signRequest, type TestTerminal, type TestWallet } from '../hub/kit.ts';
 
 export const PRICE_MINOR = 250;
+/** An exit without an entry record pays the maximum fare. */
+export const FARE_EXIT_MINOR = FARES.maxFareMinor;
 
 export interface SeededTerminal {
   readonly terminalId: string;
@@ -17,16 +21,27 @@ export interface SeededTerminal {
   readonly parties: PurchaseParty[];
 }
 
+export interface SeededGate {
+  readonly terminal: TestTerminal;
+  /** The wallets that leave through this gate. */
+  readonly wallets: TestWallet[];
+}
+
 export interface Seeded {
   readonly terminals: SeededTerminal[];
+  readonly gates: SeededGate[];
   readonly hubKey: string;
 }
 
-/** Enrolls `terminals` POS terminals with `walletsPerTerminal` wallets of `startMinor` each, then lets go of the folder. */
-export async function seedHub(dataDir: string, o: { terminals: number; walletsPerTerminal: number; startMinor: number }): Promise<Seeded> {
+/**
+ * Enrolls `terminals` POS terminals and `gates` exit gates with `walletsPerTerminal` wallets of
+ * `startMinor` each, then lets go of the folder.
+ */
+export async function seedHub(dataDir: string, o: { terminals: number; gates?: number; walletsPerTerminal: number; startMinor: number }): Promise<Seeded> {
   const h = await createHub({ dataDir, logger: pino({ level: 'silent' }) });
   try {
     h.importCatalog({ merchantId: 'shop', articles: [{ sku: 'coffee', name: 'Coffee', priceMinor: PRICE_MINOR, currency: 'EUR' }] });
+    h.importFares(FARES);
     const terminals: SeededTerminal[] = [];
     for (let t = 0; t < o.terminals; t++) {
       const terminalId = `pos-${t}`;
@@ -46,7 +61,18 @@ export async function seedHub(dataDir: string, o: { terminals: number; walletsPe
       }
       terminals.push({ terminalId, secretKey: enrolled.keyPair!.secretKey, parties });
     }
-    return { terminals, hubKey: h.hubPublicKey };
+    const gates: SeededGate[] = [];
+    for (let g = 0; g < (o.gates ?? 0); g++) {
+      const terminal = await enroll(h, `gate-${g}`, 'gate', 'transit');
+      const wallets: TestWallet[] = [];
+      for (let w = 0; w < o.walletsPerTerminal; w++) {
+        const wallet = await register(h);
+        await h.topUp({ wallet: wallet.id, amountMinor: o.startMinor, operatorId: 'crash-test' });
+        wallets.push(wallet);
+      }
+      gates.push({ terminal, wallets });
+    }
+    return { terminals, gates, hubKey: h.hubPublicKey };
   } finally {
     await h.close();
   }
@@ -75,4 +101,15 @@ export function purchaseFactory(): (party: PurchaseParty) => ReturnType<typeof m
     counters.set(party, counter);
     return makePurchaseRequest(party, { lines: [{ sku: 'coffee', qty: 1, unitMinor: PRICE_MINOR }], currency: 'EUR', counter, nowMs: Date.now() });
   };
+}
+
+/**
+ * A fare at the exit gate without an entry record (the maximum fare), decided at the gate
+ * (`offline`) or by the hub; `resign` wraps the same wallet authorization in a new request.
+ */
+export function fareExit(gate: TestTerminal, wallet: TestWallet, offline: boolean): { requestId: string; bytes: Buffer; resign: (requestId: string) => Buffer } {
+  const op = { type: 'fare' as const, authorization: authorize(gate, wallet, 'fare', FARE_EXIT_MINOR, [], Date.now()), license: wallet.license, entry: null, exitStation: 'harbor', exitTime: Date.now() };
+  const sign = (requestId?: string) => signRequest(gate, op, Date.now(), { offline, ...(requestId !== undefined ? { requestId } : {}) });
+  const first = sign();
+  return { requestId: first.requestId, bytes: Buffer.from(first.bytes), resign: (requestId) => Buffer.from(sign(requestId).bytes) };
 }
