@@ -1,14 +1,14 @@
 /**
  * The hub as its own process for the crash tests: a data folder seeded in-process (a catalog, a
- * fare table, enrolled POS terminals and gates, funded wallets), then `bin/start.ts --no-site` on
- * it (what `npm start -- --no-site` runs), and purchases and fare exits signed as a terminal and a
- * wallet sign them.
+ * fare table, ticket products, enrolled POS terminals and gates, funded wallets), then
+ * `bin/start.ts --no-site` on it (what `npm start -- --no-site` runs), and purchases and fare exits
+ * signed as a terminal and a wallet sign them.
  */
 import pino from 'pino';
 import { createHub } from '../../hub/service/hub.ts';
 import { makePurchaseRequest, nodeSigningKey, type PurchaseParty } from '../../simulators/load/purchase-request.ts';
 import { spawnTs, type Spawned } from '../e2e/process.ts';
-import { FARES, authorize, enroll, register, signRequest, type TestTerminal, type TestWallet } from '../hub/kit.ts';
+import { FARES, PRODUCTS, authorize, enroll, register, signRequest, type TestTerminal, type TestWallet } from '../hub/kit.ts';
 
 export const PRICE_MINOR = 250;
 /** An exit without an entry record pays the maximum fare. */
@@ -42,36 +42,27 @@ export async function seedHub(dataDir: string, o: { terminals: number; gates?: n
   try {
     h.importCatalog({ merchantId: 'shop', articles: [{ sku: 'coffee', name: 'Coffee', priceMinor: PRICE_MINOR, currency: 'EUR' }] });
     h.importFares(FARES);
-    const terminals: SeededTerminal[] = [];
-    for (let t = 0; t < o.terminals; t++) {
-      const terminalId = `pos-${t}`;
-      const enrolled = await h.enrollTerminal({ terminalId, kind: 'pos', merchantId: 'shop' });
-      const parties: PurchaseParty[] = [];
-      for (let w = 0; w < o.walletsPerTerminal; w++) {
-        const wallet = await h.registerWallet({});
-        await h.topUp({ wallet: wallet.license.body.wallet, amountMinor: o.startMinor, operatorId: 'crash-test' });
-        parties.push({
-          terminalId,
-          merchantId: 'shop',
-          terminalKey: nodeSigningKey(enrolled.keyPair!.secretKey),
-          walletPublicKeyHex: wallet.license.body.wallet,
-          walletKey: nodeSigningKey(wallet.keyPair!.secretKey),
-          license: wallet.license,
-        });
-      }
-      terminals.push({ terminalId, secretKey: enrolled.keyPair!.secretKey, parties });
-    }
-    const gates: SeededGate[] = [];
-    for (let g = 0; g < (o.gates ?? 0); g++) {
-      const terminal = await enroll(h, `gate-${g}`, 'gate', 'transit');
+    h.importProducts(PRODUCTS);
+    const fundedWallets = async (): Promise<TestWallet[]> => {
       const wallets: TestWallet[] = [];
       for (let w = 0; w < o.walletsPerTerminal; w++) {
         const wallet = await register(h);
         await h.topUp({ wallet: wallet.id, amountMinor: o.startMinor, operatorId: 'crash-test' });
         wallets.push(wallet);
       }
-      gates.push({ terminal, wallets });
+      return wallets;
+    };
+    const terminals: SeededTerminal[] = [];
+    for (let t = 0; t < o.terminals; t++) {
+      const pos = await enroll(h, `pos-${t}`, 'pos', 'shop');
+      const terminalKey = nodeSigningKey(pos.keyPair.secretKey);
+      const parties = (await fundedWallets()).map(
+        (wallet): PurchaseParty => ({ terminalId: pos.id, merchantId: pos.merchantId, terminalKey, walletPublicKeyHex: wallet.id, walletKey: nodeSigningKey(wallet.keyPair.secretKey), license: wallet.license }),
+      );
+      terminals.push({ terminalId: pos.id, secretKey: pos.keyPair.secretKey, parties });
     }
+    const gates: SeededGate[] = [];
+    for (let g = 0; g < (o.gates ?? 0); g++) gates.push({ terminal: await enroll(h, `gate-${g}`, 'gate', 'transit'), wallets: await fundedWallets() });
     return { terminals, gates, hubKey: h.hubPublicKey };
   } finally {
     await h.close();

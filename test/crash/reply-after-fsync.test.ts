@@ -11,12 +11,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import pino from 'pino';
 import { engineRequestId } from '../../hub/service/engine-ids.ts';
-import { createHub } from '../../hub/service/hub.ts';
 import { decodeAndVerify, type Envelope } from '../../protocol/index.ts';
 import { connectTerminal } from '../../simulators/load/terminal-client.ts';
-import { PRODUCTS, authorize, enroll, historyQuery, register, signRequest } from '../hub/kit.ts';
+import { authorize, historyQuery, signRequest } from '../hub/kit.ts';
 import { purchaseFactory, seedHub, startHubProcess, type HubProcess } from './hub-process.ts';
 import { bytesOf, traceProcess, tracingSupport, type Syscall } from './syscall-trace.ts';
 
@@ -115,16 +113,9 @@ describe.skipIf(!tracing.ok)('a purchase approval and the ledger fsync, at the s
   }, 120_000);
 
   it('approves a ticket use and answers a history query only after an fsync of its claim in the registry WAL returned', async () => {
-    const seeding = await createHub({ dataDir: ticketDataDir, logger: pino({ level: 'silent' }) });
-    const gate = await enroll(seeding, 'gate-1', 'gate', 'transit');
-    const wallet = await register(seeding);
-    const hubKey = seeding.hubPublicKey;
-    try {
-      seeding.importProducts(PRODUCTS);
-      await seeding.topUp({ wallet: wallet.id, amountMinor: 10_000, operatorId: 'fsync-test' });
-    } finally {
-      await seeding.close();
-    }
+    const { gates, hubKey } = await seedHub(ticketDataDir, { terminals: 0, gates: 1, walletsPerTerminal: 1, startMinor: 10_000 });
+    const gate = gates[0]!.terminal;
+    const wallet = gates[0]!.wallets[0]!;
     const hub = await startHubProcess(ticketDataDir, 0);
     hubs.push(hub);
     const client = await connectTerminal({ url: hub.url, terminalId: gate.id, secretKey: gate.keyPair.secretKey });
