@@ -16,7 +16,7 @@ import { engineRequestId, ledgerDecision } from '../../hub/service/engine-ids.ts
 import { decodeAndVerify, newRequestId } from '../../protocol/index.ts';
 import { fastSignMessage } from '../../simulators/load/purchase-request.ts';
 import { connectTerminal, type TerminalClient } from '../../simulators/load/terminal-client.ts';
-import { fareExit, purchaseFactory, seedHub, startHubProcess, type HubProcess } from './hub-process.ts';
+import { fareExit, purchaseFactory, restartablePort, seedHub, startHubProcess, type HubProcess } from './hub-process.ts';
 
 const TERMINALS = 12;
 const GATES = 4;
@@ -67,7 +67,7 @@ function answerOf(bytes: Buffer, hubKey: string, requestId: string): Answer {
 describe('the hub SIGKILLed under MQTT load', () => {
   it('answers every resent request the same way and charges each approved purchase and fare exactly once', async () => {
     const { terminals, gates, hubKey } = await seedHub(dataDir, { terminals: TERMINALS, gates: GATES, walletsPerTerminal: WALLETS_PER_TERMINAL, startMinor: START_MINOR });
-    const first = (hub = await startHubProcess(dataDir, 0));
+    const first = (hub = await startHubProcess(dataDir, await restartablePort()));
     const sent = new Map<string, Sent>();
     let stopping = false;
 

@@ -4,6 +4,8 @@
  * `bin/start.ts --no-site` on it (what `npm start -- --no-site` runs), and purchases and fare exits
  * signed as a terminal and a wallet sign them.
  */
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import pino from 'pino';
 import { createHub } from '../../hub/service/hub.ts';
 import { makePurchaseRequest, nodeSigningKey, type PurchaseParty } from '../../simulators/load/purchase-request.ts';
@@ -77,7 +79,30 @@ export interface HubProcess {
 
 const MQTT_URL = /mqtt\s+(mqtt:\/\/127\.0\.0\.1:(\d+))/;
 
-/** `bin/start.ts --no-site` on the folder; `mqttPort` 0 = a free port (pass the first one again to restart on it). */
+/**
+ * A free port below the kernel's ephemeral range, for a hub that restarts on its port while
+ * clients keep reconnecting to it. On an ephemeral port, a client's connect while the hub is down
+ * can be given that very port as its source and connect to itself (TCP simultaneous open); it
+ * then holds the port and the restart fails with EADDRINUSE. A deployed hub listens on 1883 or
+ * 8883, below the range, for the same reason.
+ */
+export async function restartablePort(): Promise<number> {
+  const range = /^(\d+)\s+\d+/.exec(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8'));
+  const low = range ? Number(range[1]) : 32768;
+  const from = Math.max(1024, low - 10_000);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = from + Math.floor(Math.random() * (low - from));
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = net.createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port in [${from}, ${low})`);
+}
+
+/** `bin/start.ts --no-site` on the folder; `mqttPort` 0 = a free port (to restart on one, see restartablePort). */
 export async function startHubProcess(dataDir: string, mqttPort: number): Promise<HubProcess> {
   const proc = spawnTs('bin/start.ts', ['--no-site', '--data-dir', dataDir, '--port', '0', '--mqtt-port', String(mqttPort), '--log-level', 'error']);
   const m = await proc.waitFor(MQTT_URL, 30_000);
