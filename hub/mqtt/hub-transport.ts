@@ -6,6 +6,7 @@
 import { MqttClient } from 'mqtt';
 import type { Aedes, AedesPublishPacket } from 'aedes';
 import { noDelayStreamBuilder, type TlsClientOptions } from './no-delay-stream.ts';
+import { corkForTurn } from './turn-cork.ts';
 
 export type MessageHandler = (topic: string, payload: Buffer) => void;
 
@@ -76,6 +77,8 @@ export async function externalTransport(options: ExternalBrokerOptions): Promise
       : undefined,
   });
   client.on('message', (topic, payload) => {
+    // Its PUBACK (sent by MQTT.js after this event) leaves with the turn's other writes.
+    corkForTurn(client.stream);
     for (const h of handlers) if (topicMatches(h.filter, topic)) h.onMessage(topic, payload);
   });
   await new Promise<void>((resolve, reject) => {
@@ -99,6 +102,7 @@ export async function externalTransport(options: ExternalBrokerOptions): Promise
       if (granted.some((g) => g.qos === 128)) throw new Error(`externalTransport: broker refused subscription to ${filter}`);
     },
     async publish(topic, payload, options) {
+      corkForTurn(client.stream);
       await client.publishAsync(topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), options);
     },
     async close() {
