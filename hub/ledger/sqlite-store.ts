@@ -328,6 +328,11 @@ export class SqliteLedgerStore implements LedgerStore {
     return out;
   }
 
+  mightHaveLogged(requestId: string): boolean {
+    // Ids enter the filter before their batch is handed over (commitBatch), so none on its way is missed.
+    return this.#loggedIds === null || this.#loggedIds.mightContain(requestId);
+  }
+
   async logBySeqs(seqs: readonly number[]): Promise<Map<number, LogRow>> {
     await this.#drain();
     const out = new Map<number, LogRow>();

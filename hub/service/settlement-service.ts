@@ -270,9 +270,12 @@ export class SettlementService {
       log().info({ check: failed.name }, 'signature check failed');
       return await this.#finish(req, terminalId, decline('BAD_SIGNATURE', true), log, hash);
     }
-    // Older than the stored results (pruned after REPLAY_STATE_RETENTION_MS): the ledger may have
-    // settled it — answer that instead of judging the request again (it would be stale now).
-    if (body.time < now - REPLAY_STATE_RETENTION_MS + DAY_MS) {
+    // No stored result, but the ledger may have settled it: results are pruned after
+    // REPLAY_STATE_RETENTION_MS, and written ~20 ms after the ledger's fsync, so a crash can lose
+    // one. Answer what the ledger decided instead of judging the request again: by now it may be
+    // stale, its price changed, its wallet revoked. The ledger's negative cache keeps this off
+    // the path of a new request.
+    if (this.#o.engine.store.mightHaveLogged(engineRequestId(body.requestId))) {
       const settled = await this.#settledInLedger(body);
       if (settled) return await this.#finish(req, terminalId, settled, log, hash);
     }

@@ -2,6 +2,8 @@
 // request); money stays right without them: a late retry is answered from the ledger (charged
 // once, refundable by the machine's failed receipt), and an operator refund finds the settlement
 // there. Real SQLite files, a movable clock.
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SNACKS, cashTopup, enroll, openHubFixture, purchase, readResult, receipt, register, type HubFixture, type TestTerminal } from './kit.ts';
 
@@ -64,5 +66,31 @@ describe('result retention', () => {
     expect((await fx.hub.showAccount(w.id))?.account.balanceMinor).toBe(1000);
     expect(await fx.hub.refund(sale.requestId)).toMatchObject({ status: 'approved' }); // the same refund, answered again
     expect((await fx.hub.showAccount(w.id))?.account.balanceMinor).toBe(1000);
+  });
+
+  it('a result a crash lost (its deferred registry commit) is answered from the ledger, even once the request is stale and the price changed', async () => {
+    const w = await register(fx.hub);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
+    const sale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes)).status).toBe('approved');
+    const balance = async () => (await fx.hub.showAccount(w.id))?.account.balanceMinor;
+    // The ledger's commit was fsynced; the registry's result row, written ~20 ms later, is lost.
+    await fx.reopen(() => {
+      const db = new Database(join(fx.dir, 'registry.sqlite'));
+      expect(db.prepare('DELETE FROM results WHERE request_id = ?').run(sale.requestId).changes).toBe(1);
+      db.close();
+    });
+    // The machine retries the same bytes six minutes later (beyond the clock skew), after a price change.
+    fx.advance(6 * 60_000);
+    fx.hub.importCatalog({ ...SNACKS, articles: SNACKS.articles.map((a) => ({ ...a, priceMinor: a.priceMinor + 50 })) });
+    const retry = readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes));
+    expect(retry).toMatchObject({ status: 'approved', amountMinor: 250, requestId: sale.requestId });
+    expect(await balance()).toBe(750);
+    expect(fx.hub.registry.result(sale.requestId)?.status).toBe('approved');
+    // A new request at the old price is judged as new: declined, nothing moves.
+    const fresh = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, fresh.bytes))).toMatchObject({ status: 'declined', code: 'AMOUNT_MISMATCH' });
+    expect(await balance()).toBe(750);
+    fx.hub.importCatalog(SNACKS);
   });
 });
