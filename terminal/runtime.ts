@@ -527,7 +527,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     if (reply.type === 'error') {
       const b = reply.body;
       if (!this.hubKeys.includes(b.hubKey) || !verifyMessage(reply, b.hubKey)) return void this.log.warn('hub error reply with a bad signature ignored');
-      if (b.requestId === undefined || !this.d.store.get(b.requestId)) return void this.log.warn({ code: b.code }, 'hub error');
+      const entry = b.requestId === undefined ? undefined : this.d.store.get(b.requestId);
+      if (b.requestId === undefined || !entry) return void this.log.warn({ code: b.code }, 'hub error');
+      // The hub's own fault ("internal error; retry with the same request id"), not a refusal.
+      if (TRANSIENT_CODES.has(b.code)) return this.retryLater(b.requestId, entry.local, b.code, () => void this.post({ e: 'hub.error', requestId: b.requestId!, code: isErrorCode(b.code) ? b.code : 'INTERNAL' }));
       this.d.store.complete(b.requestId, raw);
       this.hub.forget(b.requestId);
       this.log.warn({ requestId: b.requestId, code: b.code }, 'hub refused the request');
@@ -545,13 +548,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       return;
     }
     if (check.body.status === 'declined' && check.body.code !== undefined && TRANSIENT_CODES.has(check.body.code)) {
-      // "Retry later with the same request id": not an answer. A local decision keeps being
-      // forwarded; a customer-facing attempt is given up on (a later approval is then undone).
-      log.warn({ code: check.body.code, local: entry.local }, 'hub busy: the request stays in the outbox');
-      if (entry.local) return;
-      this.d.store.abandon(requestId);
-      void this.post({ e: 'hub.result', result: reply });
-      return;
+      return this.retryLater(requestId, entry.local, check.body.code, () => void this.post({ e: 'hub.result', result: reply }));
     }
     const first = this.d.store.complete(requestId, raw);
     this.hub.forget(requestId);
@@ -562,6 +559,18 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     this.emit('settled', requestId, check.body.status);
     if (entry.state === 'abandoned' && check.body.status === 'approved' && check.body.amountMinor > 0) this.lateApproval(requestId, reply);
     void this.post({ e: 'hub.result', result: reply });
+  }
+
+  /**
+   * "Retry later with the same request id" (a busy or failing hub): not an answer. A local
+   * decision keeps being forwarded; a customer-facing attempt is given up on (`tell` the machine;
+   * the request stays in the outbox, and a later approval is undone).
+   */
+  private retryLater(requestId: string, local: boolean, code: string, tell: () => void): void {
+    this.log.warn({ requestId, code, local }, 'hub busy: the request stays in the outbox');
+    if (local) return;
+    this.d.store.abandon(requestId);
+    tell();
   }
 
   /** The customer was told "no answer"; the hub approved afterwards. Undo, never charge twice. */

@@ -247,6 +247,40 @@ describe('vending terminal end to end', () => {
     expect(await site.balance(wallet)).toBe(750);
   });
 
+  it("hub fault (its signed error INTERNAL, 'retry with the same request id'): a forwarded offline sale stays queued until it settles", async () => {
+    const vm = await site.terminal({ kind: 'vending', config: { vending: { dropTimeoutMs: 800 } } });
+    const wallet = await site.wallet({ balanceMinor: 1000, offlineLimitMinor: 300 });
+    const log = record(vm);
+    const registry = site.hub.registry;
+    const result = registry.result;
+    const url = await site.stopServer();
+    let requestId: string;
+    let faults = 0;
+    try {
+      await eventually(() => !vm.runtime.isOnline, 15_000, 'offline');
+      await vm.runtime.select('cola');
+      vm.tap(wallet);
+      await eventually(() => log.commands.find((c) => c.c === 'receipt'), 15_000, 'dispensed offline');
+      vm.remove();
+      requestId = (log.commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>).requestId;
+      // One transient fault inside the real hub while it handles this request: it answers with its signed error.
+      registry.result = (id: string) => {
+        if (id === requestId && faults++ === 0) throw new Error('SQLITE_IOERR (injected, transient)');
+        return result.call(registry, id);
+      };
+    } finally {
+      await site.restartServer(url);
+    }
+    try {
+      await eventually(() => vm.started.store.get(requestId)?.state === 'done', 15_000, 'settled');
+    } finally {
+      registry.result = result;
+    }
+    expect(faults).toBeGreaterThan(1); // answered once with the error, then forwarded again
+    expect(JSON.parse(vm.started.store.get(requestId)!.result!)).toMatchObject({ type: 'settlement.result', body: { status: 'approved' } });
+    expect(await site.balance(wallet)).toBe(750);
+  });
+
   it('offline sale whose dispense fails: the failure receipt follows the forwarded sale, the hub refunds', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const log = record(vm);
