@@ -118,6 +118,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     }
     if (c.publicKey !== toHex(deps.keys.publicKey)) throw new TypeError('TerminalRuntime: keyFile does not match the certificate');
     this.restoreAnnouncements();
+    // A restart ends whatever the customer was waiting for: an online request still without its
+    // result was given up on, as after a timeout, so a late approval is undone (lateApproval).
+    const givenUp = deps.store.abandonOnline();
+    if (givenUp > 0) this.log.warn({ requests: givenUp }, 'restart: unanswered online requests given up; a late approval is undone');
     this.hub = new HubClient({
       url: deps.config.hub.url,
       terminalId: deps.config.terminalId,

@@ -48,6 +48,22 @@ describe('TerminalStore', () => {
     s.close();
   });
 
+  it('at a restart gives up the online requests still waiting, never a local decision', () => {
+    const s = TerminalStore.open(join(tempDir(), 't.db'));
+    s.enqueue(entry(1)); // local: decided here, keeps being forwarded
+    s.enqueue(entry(2, { local: false }));
+    s.enqueue(entry(3, { local: false }));
+    s.complete(id(3), '{"r":3}');
+    expect(s.abandonOnline()).toBe(1);
+    expect(s.open().map((e) => [e.requestId, e.state])).toEqual([
+      [id(1), 'pending'],
+      [id(2), 'abandoned'],
+    ]);
+    expect(s.get(id(3))?.state).toBe('done');
+    expect(s.abandonOnline()).toBe(0);
+    s.close();
+  });
+
   it('sums local acceptances per wallet (open, or since a statement) and per period', () => {
     const s = TerminalStore.open(join(tempDir(), 't.db'));
     s.enqueue(entry(1, { amountMinor: 100, createdMs: 1000 }));

@@ -98,6 +98,7 @@ export class TerminalStore {
       openCount: p("SELECT count(*) AS n FROM outbox WHERE state <> 'done'"),
       attempt: p('UPDATE outbox SET attempts = attempts + 1 WHERE request_id = ?'),
       abandon: p("UPDATE outbox SET state = 'abandoned' WHERE request_id = ? AND state = 'pending'"),
+      abandonOnline: p("UPDATE outbox SET state = 'abandoned' WHERE state = 'pending' AND local = 0"),
       done: p("UPDATE outbox SET state = 'done', result = ? WHERE request_id = ? AND state <> 'done'"),
       walletOpen: p("SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND wallet = ? AND state <> 'done'"),
       walletSince: p('SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND wallet = ? AND created_ms > ?'),
@@ -151,6 +152,11 @@ export class TerminalStore {
 
   abandon(requestId: string): void {
     this.st.abandon.run(requestId);
+  }
+
+  /** Every online request still waiting for its result is given up on (at a restart); how many. */
+  abandonOnline(): number {
+    return this.st.abandonOnline.run().changes;
   }
 
   /** Records the hub's verified result; false when the request was already done (duplicate reply). */

@@ -212,6 +212,37 @@ describe('vending terminal end to end', () => {
     }
   });
 
+  it('power cycle while an online purchase waits for the hub: the restarted machine gives it up, and its late approval is refunded', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tapsettle-vm-waiting-'));
+    try {
+      const first = await site.terminal({ kind: 'vending', terminalId: 'vm-waiting', dataDir });
+      const wallet = await site.wallet({ balanceMinor: 1000 });
+      const commands = record(first).commands;
+      site.faults.delayMs = 1500; // the hub answers after the machine went down
+      await first.runtime.select('cola');
+      first.tap(wallet);
+      await eventually(() => commands.find((c) => c.c === 'hub.request'), 8000, 'request sent');
+      first.remove();
+      const { requestId } = commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
+      await first.close({ keepData: true });
+      site.faults.delayMs = 0;
+      const second = await startSimulatedTerminal({ kind: 'vending', hubUrl: site.url, hub: site.hub, terminalId: 'vm-waiting', merchantId: 'merchant-vending', dataDir, config: { hub: { reconnectPeriodMs: 100, retryMs: 300 } } });
+      try {
+        const after = record(second).commands;
+        expect(second.started.store.get(requestId)?.state).toBe('abandoned');
+        // Its resend is approved (charged once); nothing was dispensed, so a failure receipt refunds it.
+        await eventually(async () => second.started.store.get(requestId)?.state === 'done' && (await site.balance(wallet)) === 1000, 15_000, 'late approval refunded');
+        await eventually(() => after.find((c) => c.c === 'receipt' && c.outcome === 'failed'), 5000, 'failure receipt');
+        expect([...commands, ...after].map((c) => c.c)).not.toContain('vend');
+      } finally {
+        await second.close({ keepData: true });
+      }
+    } finally {
+      site.faults.delayMs = 0;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('hub busy (signed UNAVAILABLE): an offline authorization keeps being forwarded; an online attempt is given up and undone', async () => {
     // Its own machine, retrying slowly: the busy reply must come back before any retry goes out.
     const vm = await site.terminal({ kind: 'vending', config: { hub: { retryMs: 1500 } } });
