@@ -47,11 +47,17 @@ describe('replay protection', () => {
     for (let c = 2001; c < 10_000; c++) w.accept(c);
     expect(JSON.stringify(w.state()).length).toBeLessThan(300);
   });
-  it('a nonce is fresh once per TTL and the cache stays bounded', () => {
+  it('a nonce is fresh once per TTL (its last millisecond included) and the cache stays bounded without forgetting a live one', () => {
     const c = new NonceCache(1000, 3);
-    expect(c.claim('a', 0)).toBe(true);
-    expect(c.claim('a', 500)).toBe(false);
-    expect(c.claim('a', 1001)).toBe(true);
-    for (const n of ['b', 'c', 'd', 'e']) expect(c.claim(n, 1002)).toBe(true);
+    expect(c.claim('a', 0)).toBe('fresh');
+    expect(c.claim('a', 500)).toBe('replay');
+    expect(c.claim('a', 1000)).toBe('replay');
+    expect(c.claim('a', 1001)).toBe('fresh');
+    expect(c.claim('b', 1001)).toBe('fresh');
+    expect(c.claim('c', 1001)).toBe('fresh');
+    expect(c.claim('d', 1002)).toBe('full'); // three live nonces: none is forgotten
+    expect(c.claim('a', 1500)).toBe('replay');
+    expect(c.claim('d', 2002)).toBe('fresh'); // a, b and c have expired and make room
+    expect(c.claim('b', 2002)).toBe('fresh');
   });
 });

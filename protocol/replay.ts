@@ -66,7 +66,10 @@ export class CounterWindow {
   }
 }
 
-/** Remembers nonces until they expire; bounded so a flood cannot grow it without limit. */
+/**
+ * Remembers nonces until they expire. Bounded: when full of live nonces it refuses new ones
+ * ('full') rather than forget one, which would let a captured nonce be replayed.
+ */
 export class NonceCache {
   private readonly entries = new Map<string, number>();
   constructor(
@@ -74,18 +77,15 @@ export class NonceCache {
     readonly maxEntries = 100_000,
   ) {}
 
-  /** True if the nonce is fresh (and now remembered); false if seen within the TTL. */
-  claim(nonce: string, nowMs: number): boolean {
+  /** 'fresh' (now remembered through nowMs + ttlMs inclusive), 'replay' (seen within that), or 'full'. */
+  claim(nonce: string, nowMs: number): 'fresh' | 'replay' | 'full' {
     const expiry = this.entries.get(nonce);
-    if (expiry !== undefined && expiry > nowMs) return false;
-    if (this.entries.size >= this.maxEntries) this.evict(nowMs);
+    if (expiry !== undefined && expiry >= nowMs) return 'replay';
+    if (expiry === undefined && this.entries.size >= this.maxEntries) {
+      for (const [k, exp] of this.entries) if (exp < nowMs) this.entries.delete(k);
+      if (this.entries.size >= this.maxEntries) return 'full';
+    }
     this.entries.set(nonce, nowMs + this.ttlMs);
-    return true;
-  }
-
-  private evict(nowMs: number): void {
-    for (const [k, exp] of this.entries) if (exp <= nowMs) this.entries.delete(k);
-    // Still full: drop the oldest insertions (Map keeps insertion order).
-    while (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    return 'fresh';
   }
 }

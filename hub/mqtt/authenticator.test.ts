@@ -5,7 +5,7 @@ import { ConnectAuthenticator } from './authenticator.ts';
 const keys = generateKeyPair();
 const directory = {
   lookupTerminal: (id: string) =>
-    id === 'pos-1' ? { publicKey: toHex(keys.publicKey), revoked: false } : id === 'pos-old' ? { publicKey: toHex(keys.publicKey), revoked: true } : undefined,
+    id === 'pos-1' || id === 'pos-2' ? { publicKey: toHex(keys.publicKey), revoked: false } : id === 'pos-old' ? { publicKey: toHex(keys.publicKey), revoked: true } : undefined,
 };
 const now = 1_800_000_000_000;
 
@@ -30,6 +30,27 @@ describe('ConnectAuthenticator', () => {
   ] as const)('refuses %s', (_name, clientId, username, password, reason) => {
     const auth = new ConnectAuthenticator(directory);
     expect(auth.check(clientId, username, password === undefined ? undefined : utf8(password), now)).toEqual({ ok: false, reason });
+  });
+
+  it('refuses the replay of a token dated at the far edge of its validity until its very last millisecond', () => {
+    const maxAge = 5 * 60_000;
+    const auth = new ConnectAuthenticator(directory, maxAge);
+    // Dated maxAge ahead: valid from its first use (now) through now + 2 × maxAge inclusive.
+    const token = utf8(makeConnectToken('pos-1', keys.secretKey, now + maxAge));
+    expect(auth.check('pos-1', 'pos-1', token, now)).toEqual({ ok: true });
+    expect(auth.check('pos-1', 'pos-1', token, now + 2 * maxAge)).toEqual({ ok: false, reason: 'REPLAY' });
+    expect(auth.check('pos-1', 'pos-1', token, now + 2 * maxAge + 1)).toEqual({ ok: false, reason: 'STALE_TIMESTAMP' });
+  });
+
+  it("a terminal flooding CONNECTs is refused once its own memory is full, and never pushes out another terminal's tokens", () => {
+    const auth = new ConnectAuthenticator(directory, undefined, 5);
+    const victimToken = utf8(makeConnectToken('pos-2', keys.secretKey, now));
+    expect(auth.check('pos-2', 'pos-2', victimToken, now)).toEqual({ ok: true });
+    for (let i = 0; i < 5; i++) expect(auth.check('pos-1', 'pos-1', utf8(makeConnectToken('pos-1', keys.secretKey, now + i)), now + 10)).toEqual({ ok: true });
+    expect(auth.check('pos-1', 'pos-1', utf8(makeConnectToken('pos-1', keys.secretKey, now + 99)), now + 10)).toEqual({ ok: false, reason: 'TOO_MANY_CONNECTS' });
+    expect(auth.check('pos-2', 'pos-2', victimToken, now + 20)).toEqual({ ok: false, reason: 'REPLAY' });
+    // Once the flood's tokens expire, the terminal connects again.
+    expect(auth.check('pos-1', 'pos-1', utf8(makeConnectToken('pos-1', keys.secretKey, now + 10 * 60_000)), now + 10 * 60_000 + 11)).toEqual({ ok: true });
   });
 
   it('refuses an absurdly long password without parsing it', () => {
