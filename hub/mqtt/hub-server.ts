@@ -89,6 +89,7 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
     transport = await externalTransport({
       ...options.external,
       presence: { topic: topics.hubPresence, online: hubPresence('online'), offline: hubPresence('offline') },
+      onDropped: (topic) => log.warn({ topic: topic.slice(0, 200) }, 'mqtt: message with no handler dropped (too many held)'),
     });
   } else {
     embedded = await startEmbeddedBroker({
@@ -142,7 +143,7 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
     }
   };
 
-  const onTerminalMessage = (topic: string, payload: Buffer) => {
+  const onTerminalMessage = (topic: string, payload: Buffer, retained: boolean) => {
     const parsed = parseTerminalTopic(topic);
     if (!parsed) return;
     const { terminalId, kind } = parsed;
@@ -154,6 +155,15 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
       return;
     }
     if (kind !== 'request' && kind !== 'receipt') return;
+    // An empty message is how a retained one is cleared (the hub's own, below): nothing to answer.
+    if (payload.length === 0) return;
+    if (retained) {
+      // Sent again at every subscribe, so never a request. The embedded broker refuses it at
+      // PUBLISH; Mosquitto's ACL can't, so the hub clears it from the broker's retained store.
+      log.warn({ terminalId, kind }, 'mqtt: retained message ignored and cleared');
+      transport.publish(topic, new Uint8Array(0), { qos: 1, retain: true }).catch((err: unknown) => log.error({ topic, err }, 'mqtt: retained message not cleared'));
+      return;
+    }
     tracker.touch(terminalId, nowMs);
     if (payload.length > MAX_TERMINAL_PAYLOAD_BYTES) {
       // The broker refuses these already; an external broker might be configured more loosely.

@@ -8,7 +8,11 @@ import type { Aedes, AedesPublishPacket } from 'aedes';
 import { noDelayStreamBuilder, type TlsClientOptions } from './no-delay-stream.ts';
 import { corkForTurn } from './turn-cork.ts';
 
-export type MessageHandler = (topic: string, payload: Buffer) => void;
+/** `retained`: delivered from the broker's retained store (at subscribe), not published live. */
+export type MessageHandler = (topic: string, payload: Buffer, retained: boolean) => void;
+
+/** Messages an external broker delivers before any handler for them is registered: at most this many are held. */
+export const MAX_EARLY_MESSAGES = 10_000;
 
 export interface PublishOptions {
   readonly qos: 0 | 1;
@@ -28,7 +32,7 @@ export function aedesTransport(broker: Aedes): HubTransport {
       // Acknowledge to mqemitter at once: the handler runs concurrently, not one message at a time.
       const deliver = (packet: AedesPublishPacket, cb: () => void) => {
         cb();
-        onMessage(packet.topic, packet.payload as Buffer);
+        onMessage(packet.topic, packet.payload as Buffer, packet.retain);
       };
       subscriptions.push({ filter, deliver });
       return new Promise((resolve) => broker.subscribe(filter, deliver, resolve));
@@ -53,6 +57,8 @@ export interface ExternalBrokerOptions {
   readonly password: string;
   readonly clientId?: string;
   readonly tls?: TlsClientOptions;
+  /** A message no handler took, dropped because MAX_EARLY_MESSAGES were already held. */
+  readonly onDropped?: (topic: string) => void;
   /** Retained state published when the hub connects; its will says the opposite. */
   readonly presence?: { readonly topic: string; readonly online: Uint8Array; readonly offline: Uint8Array };
 }
@@ -62,6 +68,10 @@ export const HUB_CLIENT_ID = 'hub@tapsettle';
 /** Connects to an external MQTT 3.1.1 broker; resolves after the first CONNACK. */
 export async function externalTransport(options: ExternalBrokerOptions): Promise<HubTransport> {
   const handlers: { filter: string; onMessage: MessageHandler }[] = [];
+  // With clean: false the broker delivers what it queued for the hub's session right after
+  // CONNACK, before subscribe() has registered a handler: held until one does, not dropped (MQTT.js
+  // has acknowledged them already). Bounded; what no handler ever takes goes with the overflow.
+  let early: { topic: string; payload: Buffer; retained: boolean }[] = [];
   const client = new MqttClient(noDelayStreamBuilder(options.url, options.tls), {
     protocolVersion: 4,
     clientId: options.clientId ?? HUB_CLIENT_ID,
@@ -76,10 +86,18 @@ export async function externalTransport(options: ExternalBrokerOptions): Promise
       ? { topic: options.presence.topic, payload: Buffer.from(options.presence.offline), qos: 1, retain: true }
       : undefined,
   });
-  client.on('message', (topic, payload) => {
+  client.on('message', (topic, payload, packet) => {
     // Its PUBACK (sent by MQTT.js after this event) leaves with the turn's other writes.
     corkForTurn(client.stream);
-    for (const h of handlers) if (topicMatches(h.filter, topic)) h.onMessage(topic, payload);
+    let taken = false;
+    for (const h of handlers) {
+      if (!topicMatches(h.filter, topic)) continue;
+      taken = true;
+      h.onMessage(topic, payload, packet.retain);
+    }
+    if (taken) return;
+    if (early.length < MAX_EARLY_MESSAGES) early.push({ topic, payload, retained: packet.retain });
+    else options.onDropped?.(topic);
   });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => {
@@ -98,6 +116,9 @@ export async function externalTransport(options: ExternalBrokerOptions): Promise
   return {
     async subscribe(filter, onMessage) {
       handlers.push({ filter, onMessage });
+      const held = early.filter((m) => topicMatches(filter, m.topic));
+      early = early.filter((m) => !topicMatches(filter, m.topic));
+      for (const m of held) onMessage(m.topic, m.payload, m.retained);
       const granted = await client.subscribeAsync(filter, { qos: 1 });
       if (granted.some((g) => g.qos === 128)) throw new Error(`externalTransport: broker refused subscription to ${filter}`);
     },

@@ -7,13 +7,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { topics } from '../../protocol/index.ts';
+import { MAX_TERMINAL_PAYLOAD_BYTES, topics } from '../../protocol/index.ts';
 import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
 import { HUB_USERNAME, brokerPasswordFor, mosquittoPasswordHash, writeMosquittoFiles } from '../../hub/mqtt/mosquitto-config.ts';
 import { freePort, mosquittoAvailable, startMosquitto, type MosquittoProcess } from '../../hub/mqtt/mosquitto-process.ts';
 import { WorkerVerifier } from '../../hub/verify/worker-verifier.ts';
 import { connectTerminal } from '../../simulators/load/terminal-client.ts';
-import { MemoryDirectory, TestSettlementHandler, captureLogger, makeTerminal, tryConnect } from './fixtures.ts';
+import { MemoryDirectory, TestSettlementHandler, captureLogger, eventually, makeTerminal, purchase, purchaseParty, tryConnect } from './fixtures.ts';
 import { hubContract, type HubEnv } from './hub-contract.ts';
 
 const available = mosquittoAvailable();
@@ -29,11 +29,13 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
   const hubPassword = randomBytes(16).toString('hex');
   const verifier = new WorkerVerifier({ workers: 1 });
   const handler = new TestSettlementHandler(directory, verifier);
-  const { logger } = captureLogger();
+  const { logger, records } = captureLogger();
   let mosquitto: MosquittoProcess;
   let hub: HubServer;
   let url: string;
   let logPath: string;
+
+  const startHub = () => createHubServer({ service: handler, directory, logger, external: { url, username: HUB_USERNAME, password: hubPassword } });
 
   beforeAll(async () => {
     const port = await freePort();
@@ -41,7 +43,7 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
     url = files.url;
     logPath = files.logPath;
     mosquitto = await startMosquitto(files.configPath, port);
-    hub = await createHubServer({ service: handler, directory, logger, external: { url, username: HUB_USERNAME, password: hubPassword } });
+    hub = await startHub();
   });
   afterAll(async () => {
     await hub?.close();
@@ -97,6 +99,77 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
     await a.close();
     expect(handler.seen.length).toBe(before);
     expect(readFileSync(logPath, 'utf8')).toMatch(/New client connected .* as gate-3/);
+  });
+
+  it('an announcement larger than a terminal may send (a 100 KiB blocklist) reaches the terminals, and the hub keeps answering', async () => {
+    const t = terminals[0]!;
+    const c = await connect(t, { subscribeAnnouncements: true });
+    try {
+      const big = Buffer.alloc(100 * 1024, 0x61);
+      expect(big.length).toBeGreaterThan(MAX_TERMINAL_PAYLOAD_BYTES);
+      handler.announce({ topic: topics.announce('blocklist'), payload: big });
+      await eventually(() => c.announcements().get(topics.announce('blocklist'))?.length === big.length, 5000);
+      const req = purchase(purchaseParty(t));
+      expect((await c.request(req.bytes, req.requestId, 5000)).length).toBeGreaterThan(0);
+      expect(readFileSync(logPath, 'utf8')).not.toMatch(/oversize/i);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("a terminal connecting with another terminal's client id, or the hub's, takes over neither session", async () => {
+    const victim = terminals[0]!;
+    const v = await connect(victim, { reconnectPeriodMs: 0 });
+    let victimClosed = false;
+    v.client.on('close', () => (victimClosed = true));
+    try {
+      // Accepted as itself: the broker replaces the client id with the username.
+      for (const clientId of [victim.terminalId, HUB_USERNAME]) expect(await tryConnect(url, 'vend-2', brokerPasswordFor(brokerSecret, 'vend-2'), clientId)).toBe('accepted');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(victimClosed).toBe(false);
+      const req = purchase(purchaseParty(victim));
+      expect((await v.request(req.bytes, req.requestId, 5000)).length).toBeGreaterThan(0);
+      expect(readFileSync(path.join(dir, 'mosquitto.conf'), 'utf8')).toContain('use_username_as_clientid true');
+    } finally {
+      await v.close();
+    }
+  });
+
+  it('a request queued for the hub while it restarts is answered once it is back', async () => {
+    const t = terminals[1]!;
+    const c = await connect(t);
+    try {
+      await hub.close();
+      const req = purchase(purchaseParty(t));
+      const reply = c.request(req.bytes, req.requestId, 10_000);
+      await new Promise((r) => setTimeout(r, 300)); // queued by Mosquitto for the hub's session
+      hub = await startHub();
+      expect((await reply).length).toBeGreaterThan(0);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('a retained request is handled once, live; at the next subscribe the hub ignores it and clears it from the broker', async () => {
+    const t = terminals[2]!;
+    const c = await connect(t);
+    const retainedLogs = () => records.filter((r) => r['msg'] === 'mqtt: retained message ignored and cleared').length;
+    try {
+      const req = purchase(purchaseParty(t));
+      const seen = () => handler.seen.filter((s) => Buffer.from(s.payload).equals(req.bytes)).length;
+      await c.client.publishAsync(topics.request(t.terminalId), req.bytes, { qos: 1, retain: true });
+      await eventually(() => seen() === 1);
+      const logged = retainedLogs();
+      for (const expectedLogs of [logged + 1, logged + 1]) {
+        await hub.close();
+        hub = await startHub();
+        await new Promise((r) => setTimeout(r, 300));
+        expect(seen()).toBe(1);
+        expect(retainedLogs()).toBe(expectedLogs); // the second restart finds nothing retained
+      }
+    } finally {
+      await c.close();
+    }
   });
 
   hubContract(() => ({ hub, handler, directory, terminals, connect }), { refusesAtSubscribe: false });
