@@ -446,6 +446,24 @@ describe('registry', () => {
       ['m2', 1],
     ]);
   });
+
+  it('answers the catalog version in force at a time, and drops versions replaced before keepSinceMs', () => {
+    const art = (priceMinor: number) => [{ sku: 'x', name: 'X', priceMinor, currency: 'EUR' }];
+    const price = (t: number) => reg.catalogAt('h1', t)?.articles[0]?.priceMinor;
+    expect(reg.catalogAt('h1', 100)).toBeUndefined();
+    reg.putCatalog('h1', art(10), 100);
+    reg.putCatalog('h1', art(20), 200);
+    reg.putCatalog('h1', art(30), 300);
+    expect([price(99), price(100), price(199), price(200), price(299), price(300), price(10_000)]).toEqual([10, 10, 10, 20, 20, 30, 30]);
+    expect(reg.catalogAt('h1', 250)?.version).toBe(2);
+    // Versions 1 and 2 were replaced by 300: before that, the oldest kept (3) stands in.
+    reg.putCatalog('h1', art(40), 400, 350);
+    const versions = () => (reg.db.prepare("SELECT version FROM catalogs WHERE merchant_id = 'h1' ORDER BY version").pluck().all() as number[]);
+    expect(versions()).toEqual([3, 4]);
+    expect([price(150), price(399), price(400)]).toEqual([30, 30, 40]);
+    reg.putCatalog('h1', art(50), 500, 10);
+    expect(versions()).toEqual([3, 4, 5]);
+  });
 });
 
 describe('key files', () => {

@@ -184,6 +184,9 @@ const COMMIT_DELAY_MS = 20;
 /** ...unless this many are waiting. */
 const COMMIT_MAX_PENDING = 512;
 
+/** Older catalog versions kept parsed (catalogAt). */
+const MAX_CACHED_CATALOG_VERSIONS = 32;
+
 /** Wallet records read on every payment, kept parsed (bounded; this process is the file's only writer). */
 const MAX_CACHED_WALLETS = 100_000;
 
@@ -230,6 +233,8 @@ export class Registry implements TerminalDirectory {
   readonly #wallets = new Map<string, WalletRecord>();
   /** Read on every request: kept parsed in memory, written through. */
   readonly #catalogs = new Map<string, CatalogVersion>();
+  /** Older catalog versions read for offline sales (catalogAt), by merchant and version; bounded. */
+  readonly #catalogHistory = new Map<string, CatalogVersion>();
   #fares: FareTableVersion[] | undefined;
   /** This turn's writes, committed together (see #commitPending). */
   readonly #pendingChallenges = new Map<string, { request_id: string; wallet: string; time_ms: number; ledger_seq: number | undefined }>();
@@ -294,6 +299,11 @@ export class Registry implements TerminalDirectory {
       resultPrune: p('DELETE FROM results WHERE rowid IN (SELECT rowid FROM results WHERE time_ms < ? ORDER BY time_ms LIMIT ?)'),
       catalogInsert: p('INSERT INTO catalogs (merchant_id, version, articles, time_ms) VALUES (?, ?, ?, ?)'),
       catalogLatest: p('SELECT * FROM catalogs WHERE merchant_id = ? ORDER BY version DESC LIMIT 1'),
+      catalogVersionAt: p('SELECT version FROM catalogs WHERE merchant_id = ? AND time_ms <= ? ORDER BY version DESC LIMIT 1').pluck(),
+      catalogOldestVersion: p('SELECT MIN(version) FROM catalogs WHERE merchant_id = ?').pluck(),
+      catalogGet: p('SELECT * FROM catalogs WHERE merchant_id = ? AND version = ?'),
+      // Versions a later one had replaced by then: never in force at or after that time.
+      catalogPrune: p('DELETE FROM catalogs WHERE merchant_id = ? AND version < (SELECT MAX(version) FROM catalogs WHERE merchant_id = ? AND time_ms <= ?)'),
       catalogAllLatest: p(
         'SELECT c.* FROM catalogs c JOIN (SELECT merchant_id, MAX(version) AS v FROM catalogs GROUP BY merchant_id) m ON c.merchant_id = m.merchant_id AND c.version = m.v ORDER BY c.merchant_id',
       ),
@@ -825,11 +835,42 @@ export class Registry implements TerminalDirectory {
 
   // ---------- catalogs, fares, ticket products (versioned rules) ----------
 
-  putCatalog(merchantId: string, articles: readonly ArticleT[], nowMs: number): CatalogVersion {
+  /**
+   * A new version, in force from nowMs. `keepSinceMs`: versions a later one had replaced by then
+   * are dropped in the same transaction (the history grows only here; an offline sale older than
+   * that is priced by the oldest version kept, catalogAt).
+   */
+  putCatalog(merchantId: string, articles: readonly ArticleT[], nowMs: number, keepSinceMs?: number): CatalogVersion {
     const version = (this.latestCatalog(merchantId)?.version ?? 0) + 1;
-    this.#s.catalogInsert!.run(merchantId, version, JSON.stringify(articles), nowMs);
+    this.transaction(() => {
+      this.#s.catalogInsert!.run(merchantId, version, JSON.stringify(articles), nowMs);
+      if (keepSinceMs !== undefined) this.#s.catalogPrune!.run(merchantId, merchantId, keepSinceMs);
+    });
     const v = { merchantId, version, articles, timeMs: nowMs };
     this.#catalogs.set(merchantId, v);
+    return v;
+  }
+
+  /**
+   * The merchant's version in force at timeMs: the newest version (by number) imported at or
+   * before it, as fareTableAt for fares; the oldest one kept when timeMs is older than all
+   * (clock trouble, or older than the history kept). The latest version answers without a read;
+   * older ones are read from the file and a few kept parsed (an offline queue forwarded after a
+   * price change asks for the same one many times).
+   */
+  catalogAt(merchantId: string, timeMs: number): CatalogVersion | undefined {
+    const latest = this.latestCatalog(merchantId);
+    if (!latest || latest.timeMs <= timeMs) return latest;
+    const version = (this.#s.catalogVersionAt!.get(merchantId, timeMs) ?? this.#s.catalogOldestVersion!.get(merchantId)) as number | null | undefined;
+    if (version === null || version === undefined || version === latest.version) return latest;
+    const key = `${merchantId}\n${version}`;
+    const cached = this.#catalogHistory.get(key);
+    if (cached) return cached;
+    const r = this.#s.catalogGet!.get(merchantId, version) as { merchant_id: string; version: number; articles: string; time_ms: number } | undefined;
+    if (!r) return latest;
+    const v: CatalogVersion = { merchantId: r.merchant_id, version: r.version, articles: JSON.parse(r.articles) as ArticleT[], timeMs: r.time_ms };
+    if (this.#catalogHistory.size >= MAX_CACHED_CATALOG_VERSIONS) this.#catalogHistory.delete(this.#catalogHistory.keys().next().value as string);
+    this.#catalogHistory.set(key, v);
     return v;
   }
 

@@ -414,7 +414,10 @@ export class Hub implements TerminalDirectory {
     parsed.value.articles.forEach((a, i) => {
       if (a.currency !== this.currency) throw new InputError(`articles.${i}.currency`, `hub settles in ${this.currency}`);
     });
-    const v = this.registry.putCatalog(merchantId, articles, this.clock());
+    // Offline sales are priced by the version in force when authorized (catalogAt): the history
+    // is kept as long as replay state, then the oldest kept version stands in.
+    const now = this.clock();
+    const v = this.registry.putCatalog(merchantId, articles, now, now - REPLAY_STATE_RETENTION_MS);
     this.announcer.refresh();
     return v;
   }

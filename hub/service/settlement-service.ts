@@ -26,7 +26,7 @@ import {
 } from '../../protocol/index.ts';
 import type { Engine } from '../ledger/engine.ts';
 import type { Command, Outcome } from '../ledger/types.ts';
-import type { Freshness, Registry, TerminalRecord } from '../registry/registry.ts';
+import type { Freshness, Registry, ResultRecord, TerminalRecord } from '../registry/registry.ts';
 import type { HubKeys } from '../registry/hub-keyring.ts';
 import { checkPrices, holdUntilMs } from '../rules/catalog.ts';
 import { fareTableAt, quoteFare } from '../rules/fare-tables.ts';
@@ -73,6 +73,9 @@ export interface ReceiptOutcome {
   readonly requestId?: string;
   readonly code?: ErrorCode;
 }
+
+/** The request a receipt reports on: its stored result, or what the ledger settled. */
+type ReceiptOriginal = Pick<ResultRecord, 'op' | 'status' | 'engineId'>;
 
 /** One settled or declined request, for the dashboard's live view. */
 export interface SettlementEvent {
@@ -438,7 +441,10 @@ export class SettlementService {
 
     if (op.type === 'purchase') {
       if (linesDigestOf(op.lines, memo) !== auth.linesDigest) return declined('AMOUNT_MISMATCH');
-      const prices = checkPrices(this.#o.registry.latestCatalog(terminal.merchantId), op.lines, auth.amountMinor, auth.currency);
+      // An offline sale is priced by the catalog in force when the wallet authorized it: the goods
+      // left at that price, and a later price change (or a removed article) must not decline it.
+      const catalog = body.offline ? this.#o.registry.catalogAt(terminal.merchantId, auth.time) : this.#o.registry.latestCatalog(terminal.merchantId);
+      const prices = checkPrices(catalog, op.lines, auth.amountMinor, auth.currency);
       if (!prices.ok) return declined(prices.code);
       // An offline sale already happened: the hub settles it and judges the wallet afterwards.
       if (!body.offline) {
@@ -759,6 +765,29 @@ export class SettlementService {
     }
   }
 
+  /**
+   * What the ledger settled for a receipt's request whose stored result is gone: it is written
+   * ~20 ms after the ledger's fsync (a crash can lose it) and pruned after
+   * REPLAY_STATE_RETENTION_MS, and a failed dispense must still be refunded. The ledger row does
+   * not name the terminal: the receipt's terminal is entitled when the row paid its merchant
+   * account. The refund's derived id keeps it at most once, whichever path found the sale.
+   */
+  async #ledgerOriginal(requestId: string, terminal: TerminalRecord): Promise<ReceiptOriginal | 'NOT_FOUND' | 'TERMINAL_MISMATCH'> {
+    const eid = engineRequestId(requestId);
+    // The ledger's negative cache: a receipt for a request it never saw costs no read.
+    if (!this.#o.engine.store.mightHaveLogged(eid)) return 'NOT_FOUND';
+    const row = await ledgerDecision(this.#o.engine, requestId);
+    if (!row) return 'NOT_FOUND';
+    const merchant = await this.#o.engine.getAccount(terminal.merchantId);
+    if (!merchant || merchant.kind !== 'merchant' || row.payeeNum !== merchant.num) return 'TERMINAL_MISMATCH';
+    return {
+      // An offline sale is an `offline_purchase` row (so is an offline fare, but that one paid a gate's merchant).
+      op: row.kind === 'offline_purchase' ? 'purchase' : row.kind,
+      status: row.state === 'declined' ? 'declined' : 'approved',
+      engineId: eid,
+    };
+  }
+
   async #receipt(terminalId: string, payload: Uint8Array): Promise<ReceiptOutcome> {
     const now = this.#o.clock();
     const decoded = decodeMessage(payload, 'completion.receipt');
@@ -772,9 +801,10 @@ export class SettlementService {
     const check = item(decoded.value, terminal.publicKey, new CanonicalMemo());
     const [ok] = check ? await this.#o.verifier.verifyMany([check]) : [false];
     if (!ok) return reject('BAD_SIGNATURE');
-    const original = this.#o.registry.result(r.requestId);
-    if (!original) return reject('NOT_FOUND');
-    if (original.terminalId !== terminalId) return reject('TERMINAL_MISMATCH');
+    const stored = this.#o.registry.result(r.requestId);
+    if (stored && stored.terminalId !== terminalId) return reject('TERMINAL_MISMATCH');
+    const original = stored ?? (await this.#ledgerOriginal(r.requestId, terminal));
+    if (typeof original === 'string') return reject(original);
     const first = this.#o.registry.putReceipt(r.requestId, r.outcome, terminalId, now);
     if (r.outcome !== 'failed') return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
     // MDB-style: money is kept only after a successful vend; a failed one is given back.

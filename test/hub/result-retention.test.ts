@@ -93,4 +93,33 @@ describe('result retention', () => {
     expect(await balance()).toBe(750);
     fx.hub.importCatalog(SNACKS);
   });
+
+  it('a failed-dispense receipt for a sale whose result a crash lost refunds from the ledger, once, and only to a terminal of the payee', async () => {
+    const other = await enroll(fx.hub, 'vend-other', 'vending', 'other');
+    const w = await register(fx.hub);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
+    const sale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes)).status).toBe('approved');
+    const balance = async () => (await fx.hub.showAccount(w.id))?.account.balanceMinor;
+    expect(await balance()).toBe(750);
+    // The machine dispensed nothing; the hub lost the result row (power cut after the ledger's fsync).
+    fx.advance(10_000);
+    await fx.reopen(() => {
+      const db = new Database(join(fx.dir, 'registry.sqlite'));
+      expect(db.prepare('DELETE FROM results WHERE request_id = ?').run(sale.requestId).changes).toBe(1);
+      db.close();
+    });
+    expect(fx.hub.registry.result(sale.requestId)).toBeUndefined();
+    // Another merchant's machine is not entitled to it; a request the ledger never saw is not found.
+    expect(await fx.hub.handleReceipt(other.id, receipt(other, sale.requestId, 'failed', fx.now))).toMatchObject({ status: 'rejected', code: 'TERMINAL_MISMATCH' });
+    expect(await fx.hub.handleReceipt(vend.id, receipt(vend, 'cd'.repeat(16), 'failed', fx.now))).toMatchObject({ status: 'rejected', code: 'NOT_FOUND' });
+    expect(await balance()).toBe(750);
+    expect(await fx.hub.handleReceipt(vend.id, receipt(vend, sale.requestId, 'failed', fx.now))).toMatchObject({ status: 'refunded', requestId: sale.requestId });
+    expect(await balance()).toBe(1000);
+    expect(await fx.hub.handleReceipt(vend.id, receipt(vend, sale.requestId, 'failed', fx.now))).toMatchObject({ status: 'duplicate' });
+    expect(await balance()).toBe(1000);
+    // The operator's refund finds it refunded already.
+    expect(await fx.hub.refund(sale.requestId)).toMatchObject({ status: 'declined', code: 'already_refunded' });
+    expect(await balance()).toBe(1000);
+  });
 });
