@@ -48,6 +48,8 @@ export interface TerminalRuntimeDeps {
 }
 
 const TICK_MS = 100;
+/** How often the store's running-time counter is saved (what a power cut may lose of it). */
+const SAVE_UPTIME_TICKS = 600;
 const LICENSE_CACHE_MAX = 10_000;
 /** Declines that mean "retry later with the same request id" (protocol/errors.ts UNAVAILABLE …). */
 const TRANSIENT_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'INTERNAL', 'TIMEOUT']);
@@ -139,8 +141,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.online = online;
       },
     });
+    let ticks = 0;
     this.ticker = setInterval(() => {
       if (this.state.s !== 'idle') this.post({ e: 'tick' });
+      if (++ticks % SAVE_UPTIME_TICKS === 0) deps.store.saveUptime();
     }, TICK_MS);
     this.tapLoop = onTap(deps.reader, (session) => this.onCard(session), {
       signal: this.abort.signal,
@@ -248,7 +252,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       limits: c.limits,
       usage: {
         walletLocalMinor: (w, since) => store.walletLocalMinor(w, since),
-        terminalPeriodMinor: (nowMs) => store.terminalPeriodMinor(nowMs - c.limits.periodMs),
+        // On the terminal's running time, not the wall clock: a clock step frees no budget (store).
+        terminalPeriodMinor: () => store.terminalPeriodMinor(c.limits.periodMs),
         ticketUsed: (id) => store.ticketUsed(id),
         abandonedFor: (wallet) => store.hasAbandoned(wallet),
         paidExit: (wallet, nowMs) => {
@@ -580,8 +585,12 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   /** The customer was told "no answer"; the hub approved afterwards. Undo, never charge twice. */
   private lateApproval(requestId: string, result: Envelope<'settlement.result'>): void {
     if (this.config.kind === 'pos') {
-      // The charge stands once: print the receipt late rather than have the customer pay again.
-      this.emit('print', ['LATE APPROVAL', `ref ${requestId}`, `TOTAL ${result.body.amountMinor} ${result.body.currency}`]);
+      // The charge (or top-up) stands once: the POS refused new ones for this wallet while this
+      // one was unanswered (usage.abandonedFor), so print the receipt late; the wallet may pay again.
+      const op = decodeMessage(this.d.store.get(requestId)?.envelope ?? '', 'settlement.request');
+      const label = op.ok && op.value.body.op.type === 'topup' ? 'TOP-UP' : 'TOTAL';
+      this.log.warn({ requestId, amountMinor: result.body.amountMinor }, 'late approval at the POS: late receipt printed');
+      void this.execute({ c: 'print', lines: ['LATE APPROVAL', `ref ${requestId}`, `${label} ${result.body.amountMinor} ${result.body.currency}`] }, this.clock());
       return;
     }
     const wallet = this.d.store.get(requestId)?.wallet;

@@ -98,6 +98,29 @@ describe('POS', () => {
     expect(kinds(r.commands)).not.toContain('print');
   });
 
+  it('while an earlier charge or top-up of the wallet is unanswered, no new one is taken (no double charge)', () => {
+    const f = new Fixture();
+    const w = f.wallet({ offlineLimitMinor: 500 });
+    const other = f.wallet();
+    const usage = { ...f.usage(), abandonedFor: (wallet: string) => wallet === w.hex };
+    const tap = (card = f.card(w)): PosEvent => ({ e: 'tap', card, requestId: f.id(), recordId: f.id() });
+    for (const online of [true, false]) {
+      const r = run(f.ctx({ usage, online }), [{ e: 'item.add', sku: 'bread', qty: 1 }, { e: 'checkout' }, tap()]);
+      expect(kinds(r.commands)).not.toContain('nfc.authorize');
+      expect(r.commands).toContainEqual({ c: 'display', text: 'previous payment still pending — please wait', tone: 'error' });
+      expect(r.commands.at(-1)).toEqual({ c: 'nfc.release' });
+      // The cart stays: once the hub has answered, the same customer taps again.
+      expect(r.state).toMatchObject({ s: 'awaiting.tap', mode: 'purchase', totalMinor: 120 });
+    }
+    const topup = run(f.ctx({ usage }), [{ e: 'topup', amountMinor: 2000, operatorId: 'alice', pin: '4711' }, tap()]);
+    expect(kinds(topup.commands)).not.toContain('hub.request');
+    expect(topup.commands).toContainEqual({ c: 'display', text: 'previous payment still pending — please wait', tone: 'error' });
+    const ticket = run(f.ctx({ usage }), [{ e: 'ticket.sell', product: 'day', priceMinor: 500 }, tap()]);
+    expect(kinds(ticket.commands)).not.toContain('nfc.authorize');
+    // Another wallet pays as usual.
+    expect(kinds(run(f.ctx({ usage }), [{ e: 'item.add', sku: 'bread', qty: 1 }, { e: 'checkout' }, tap(f.card(other))]).commands)).toContain('nfc.authorize');
+  });
+
   it('ticket sale: the wallet signs a ticket offer, the hub-signed ticket is stored on the wallet', () => {
     const f = new Fixture();
     const w = f.wallet();

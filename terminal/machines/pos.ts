@@ -40,6 +40,7 @@ export const POS_IDLE: PosState = { s: 'idle' };
 const TAP_MS = 60_000;
 const AUTHORIZE_MS = 10_000;
 const MAX_TOPUP_MINOR = 100_000;
+const PENDING_TEXT = 'previous payment still pending — please wait';
 
 function step(state: PosState, commands: Command[] = []): Step<PosState> {
   return { state, commands };
@@ -117,6 +118,10 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       if (state.s !== 'awaiting.tap') return step(state, [{ c: 'nfc.release' }]);
       const lic = checkLicense(event.card.license, ctx, nowMs);
       if (!lic.ok) return step(state, [display(`wallet refused: ${lic.code}`, 'error'), { c: 'nfc.release' }]);
+      // An earlier charge or top-up of this wallet went unanswered (timeout, "retry later") and is
+      // still being re-sent: taking it again could charge (or credit) twice when the first is
+      // approved late. Wait for the hub's answer, as the exit gate does; the cart stays.
+      if (ctx.usage.abandonedFor?.(lic.body.wallet)) return step(state, [display(PENDING_TEXT, 'error'), { c: 'nfc.release' }]);
       if (state.mode === 'topup') {
         if (!ctx.online) return step(POS_IDLE, [display('top-up needs the hub', 'error'), { c: 'nfc.release' }]);
         const op = { type: 'topup' as const, wallet: lic.body.wallet, amountMinor: state.amountMinor, currency: ctx.currency, method: 'cash' as const, operatorId: state.operatorId };

@@ -28,7 +28,10 @@ export interface UsageView {
    * after that time (a statement does not know about it); without, what the hub has not settled.
    */
   walletLocalMinor(wallet: string, sinceMs?: number): number;
-  /** Amount this terminal accepted locally in the current period. */
+  /**
+   * Amount this terminal accepted locally in the current period (the runtime measures the period
+   * on the terminal's running time, so a wall-clock step frees no budget: TerminalStore).
+   */
   terminalPeriodMinor(nowMs: number): number;
   /** A ticket this terminal already accepted (anti-reuse while the hub is away). */
   ticketUsed(ticketId: string): boolean;

@@ -1,7 +1,10 @@
 import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Body } from '../../protocol/index.ts';
+import { decideOffline, DEFAULT_RISK_LIMITS } from '../policy/risk.ts';
 import { TerminalStore } from './terminal-store.ts';
 
 const dirs: string[] = [];
@@ -65,8 +68,10 @@ describe('TerminalStore', () => {
   });
 
   it('sums local acceptances per wallet (open, or since a statement) and per period', () => {
-    const s = TerminalStore.open(join(tempDir(), 't.db'));
+    let mono = 0;
+    const s = TerminalStore.open(join(tempDir(), 't.db'), { monotonicMs: () => mono });
     s.enqueue(entry(1, { amountMinor: 100, createdMs: 1000 }));
+    mono = 1000;
     s.enqueue(entry(2, { amountMinor: 200, createdMs: 2000 }));
     s.enqueue(entry(3, { amountMinor: 400, createdMs: 3000, local: false }));
     s.enqueue(entry(4, { amountMinor: 800, createdMs: 4000, wallet: 'w2' }));
@@ -74,12 +79,73 @@ describe('TerminalStore', () => {
     expect(s.walletLocalMinor('w1')).toBe(200);
     expect(s.walletLocalMinor('w1', 500)).toBe(300);
     expect(s.walletLocalMinor('w1', 1500)).toBe(200);
-    expect(s.terminalPeriodMinor(1500)).toBe(1000);
+    mono = 1500;
+    expect(s.terminalPeriodMinor(1000)).toBe(1000); // the last 1000 ms of running time
+    expect(s.terminalPeriodMinor(2000)).toBe(1100);
     s.markTicketUsed('t1', 5);
     expect(s.ticketUsed('t1')).toBe(true);
     expect(s.ticketUsed('t2')).toBe(false);
     expect(s.nextPresenceSeq(10)).toBe(10);
     expect(s.nextPresenceSeq(5)).toBe(11);
+    s.close();
+  });
+
+  it('the period budget follows running time: a wall-clock step (NTP on a Pi without RTC) frees nothing, a restart keeps it', () => {
+    const path = join(tempDir(), 't.db');
+    const DAY = 24 * 3600_000;
+    const limits = { ...DEFAULT_RISK_LIMITS, terminalPeriodMinor: 4000, periodMs: DAY };
+    let mono = 7; // a monotonic clock starts anywhere
+    let s = TerminalStore.open(path, { monotonicMs: () => mono });
+    // As the runtime wires it (terminal/runtime.ts context().usage).
+    const usage = { walletLocalMinor: (w: string) => s.walletLocalMinor(w), terminalPeriodMinor: () => s.terminalPeriodMinor(limits.periodMs), ticketUsed: () => false };
+    let n = 0;
+    const sell = (wallNowMs: number): boolean => {
+      const wallet = (++n).toString(16).padStart(64, '0');
+      const license = { wallet, offlineLimitMinor: 2000, currency: 'EUR' } as Body<'wallet.license'>;
+      const ok = decideOffline(license, 2000, 'EUR', usage, limits, wallNowMs).ok;
+      if (ok) s.enqueue(entry(n, { wallet, amountMinor: 2000, createdMs: wallNowMs }));
+      mono += 60_000;
+      return ok;
+    };
+    const real = Date.UTC(2026, 5, 1, 12);
+    const stale = real - 2 * DAY; // booted with a two-day-old clock, offline
+    expect([0, 1, 2].map((i) => sell(stale + i * 60_000))).toEqual([true, true, false]);
+    // NTP steps the clock two days forward: the rows look two days old, but only minutes passed.
+    expect([0, 1, 2].map((i) => sell(real + i * 60_000))).toEqual([false, false, false]);
+    expect(s.terminalPeriodMinor(DAY)).toBe(4000);
+    // …and stepped back a week: nothing changes either.
+    expect(sell(real - 7 * DAY)).toBe(false);
+    // A restart (power cut after a save: the monotonic clock starts over) carries the running time on.
+    s.saveUptime();
+    s.close();
+    mono = 3;
+    s = TerminalStore.open(path, { monotonicMs: () => mono });
+    expect(s.terminalPeriodMinor(DAY)).toBe(4000);
+    // A full period of running time after the first sale it leaves the period; the second a minute later.
+    const first = s.get(id(1))!.uptimeMs;
+    mono += first + DAY - s.uptimeMs();
+    expect(s.terminalPeriodMinor(DAY)).toBe(2000);
+    mono += 60_000;
+    expect(s.terminalPeriodMinor(DAY)).toBe(0);
+    expect(sell(real + DAY)).toBe(true);
+    s.close();
+  });
+
+  it('a store from before the running-time column is upgraded in place; its local rows stay in the period', () => {
+    const path = join(tempDir(), 't.db');
+    const old = new Database(path);
+    old.exec(`CREATE TABLE outbox (request_id TEXT PRIMARY KEY, envelope TEXT NOT NULL, wallet TEXT, amount_minor INTEGER NOT NULL, local INTEGER NOT NULL,
+      created_ms INTEGER NOT NULL, state TEXT NOT NULL CHECK (state IN ('pending', 'abandoned', 'done')), result TEXT, attempts INTEGER NOT NULL DEFAULT 0)`);
+    old.prepare("INSERT INTO outbox (request_id, envelope, wallet, amount_minor, local, created_ms, state) VALUES (?, '{}', 'w1', 700, 1, 1000, 'pending')").run(id(1));
+    old.close();
+    let mono = 0;
+    const s = TerminalStore.open(path, { monotonicMs: () => mono });
+    expect(s.get(id(1))).toMatchObject({ amountMinor: 700, uptimeMs: 0 });
+    expect(s.terminalPeriodMinor(60_000)).toBe(700);
+    mono = 30_000;
+    s.enqueue(entry(2, { amountMinor: 100 }));
+    mono = 60_000;
+    expect(s.terminalPeriodMinor(60_000)).toBe(100);
     s.close();
   });
 

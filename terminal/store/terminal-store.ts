@@ -26,6 +26,8 @@ export interface OutboxEntry {
   /** The verified hub result (encoded), once it arrived. */
   result: string | null;
   attempts: number;
+  /** The terminal's running time when it was queued (`TerminalStore.uptimeMs`). */
+  uptimeMs: number;
 }
 
 export interface ReceiptEntry {
@@ -44,7 +46,8 @@ CREATE TABLE IF NOT EXISTS outbox (
   created_ms INTEGER NOT NULL,
   state TEXT NOT NULL CHECK (state IN ('pending', 'abandoned', 'done')),
   result TEXT,
-  attempts INTEGER NOT NULL DEFAULT 0
+  attempts INTEGER NOT NULL DEFAULT 0,
+  uptime_ms INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_open ON outbox (state) WHERE state <> 'done';
 CREATE INDEX IF NOT EXISTS outbox_local ON outbox (wallet, created_ms) WHERE local = 1;
@@ -56,6 +59,10 @@ CREATE TABLE IF NOT EXISTS receipts (
 CREATE TABLE IF NOT EXISTS used_tickets (ticket_id TEXT PRIMARY KEY, used_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
+/** After the migration below (a store from before `uptime_ms` gets the column first). */
+const PERIOD_INDEX = 'CREATE INDEX IF NOT EXISTS outbox_period ON outbox (uptime_ms) WHERE local = 1';
+/** kv key of the running-time counter, saved now and then (`saveUptime`) and at close. */
+const UPTIME_KEY = 'uptime.ms';
 
 /** Bound on the queue (TIGER_STYLE): a terminal that cannot forward stops accepting. */
 export const MAX_OPEN_OUTBOX = 10_000;
@@ -70,6 +77,7 @@ type Row = {
   state: OutboxState;
   result: string | null;
   attempts: number;
+  uptime_ms: number;
 };
 
 function toEntry(r: Row): OutboxEntry {
@@ -83,16 +91,29 @@ function toEntry(r: Row): OutboxEntry {
     state: r.state,
     result: r.result,
     attempts: r.attempts,
+    uptimeMs: r.uptime_ms,
   };
+}
+
+export interface TerminalStoreOptions {
+  /** A monotonic clock in ms (default `performance.now`); tests pass a fake one. */
+  monotonicMs?: () => number;
 }
 
 export class TerminalStore {
   private readonly st;
+  private readonly monotonicMs: () => number;
+  /** Running time saved by earlier runs, and the monotonic reading it continues from. */
+  private readonly uptimeBaseMs: number;
+  private readonly monotonicStartMs: number;
 
-  private constructor(readonly db: Database.Database) {
+  private constructor(
+    readonly db: Database.Database,
+    options: TerminalStoreOptions,
+  ) {
     const p = (sql: string) => db.prepare(sql);
     this.st = {
-      insert: p('INSERT INTO outbox (request_id, envelope, wallet, amount_minor, local, created_ms, state) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      insert: p('INSERT INTO outbox (request_id, envelope, wallet, amount_minor, local, created_ms, state, uptime_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       get: p('SELECT * FROM outbox WHERE request_id = ?'),
       open: p("SELECT * FROM outbox WHERE state <> 'done' ORDER BY created_ms, rowid"),
       openCount: p("SELECT count(*) AS n FROM outbox WHERE state <> 'done'"),
@@ -102,7 +123,7 @@ export class TerminalStore {
       done: p("UPDATE outbox SET state = 'done', result = ? WHERE request_id = ? AND state <> 'done'"),
       walletOpen: p("SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND wallet = ? AND state <> 'done'"),
       walletSince: p('SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND wallet = ? AND created_ms > ?'),
-      period: p('SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND created_ms >= ?'),
+      period: p('SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND uptime_ms > ?'),
       addReceipt: p('INSERT OR IGNORE INTO receipts (request_id, envelope) VALUES (?, ?)'),
       pendingReceipts: p('SELECT request_id, envelope, sent FROM receipts WHERE sent = 0 ORDER BY rowid'),
       receiptSent: p('UPDATE receipts SET sent = 1 WHERE request_id = ?'),
@@ -114,22 +135,45 @@ export class TerminalStore {
       kvDelete: p('DELETE FROM kv WHERE key = ?'),
       kvSet: p('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     };
+    this.monotonicMs = options.monotonicMs ?? (() => performance.now());
+    const maxRow = (db.prepare('SELECT coalesce(max(uptime_ms), 0) AS m FROM outbox').get() as { m: number }).m;
+    this.uptimeBaseMs = Math.max(Number(this.getKv(UPTIME_KEY) ?? '0') || 0, maxRow);
+    this.monotonicStartMs = this.monotonicMs();
   }
 
-  static open(path: string): TerminalStore {
+  static open(path: string, options: TerminalStoreOptions = {}): TerminalStore {
     const db = new Database(path);
     db.pragma('journal_mode = WAL');
     // FULL: the WAL is fsync'd at every commit, so a returned write survives a power cut.
     db.pragma('synchronous = FULL');
     db.exec(SCHEMA);
-    return new TerminalStore(db);
+    // A store from before the running-time column: its rows count as queued at running time 0,
+    // i.e. in the period for the first period of running time after the upgrade (never less).
+    const columns = db.prepare('PRAGMA table_info(outbox)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'uptime_ms')) db.exec('ALTER TABLE outbox ADD COLUMN uptime_ms INTEGER NOT NULL DEFAULT 0');
+    db.exec(PERIOD_INDEX);
+    return new TerminalStore(db, options);
+  }
+
+  /**
+   * The terminal's running time: a monotonic clock carried on across restarts (saved with every
+   * queued request, by `saveUptime` and at close). Power-off time does not count — a Pi without
+   * an RTC cannot know it — and no wall-clock step (NTP correcting a stale boot clock) moves it.
+   */
+  uptimeMs(): number {
+    return this.uptimeBaseMs + Math.max(0, Math.floor(this.monotonicMs() - this.monotonicStartMs));
+  }
+
+  /** Persist the running-time counter (the runtime calls this about once a minute). */
+  saveUptime(): void {
+    if (this.db.open) this.setKv(UPTIME_KEY, String(this.uptimeMs()));
   }
 
   /** Persist a signed request before it is sent. Throws on a reused request id (programmer error). */
   enqueue(e: { requestId: string; envelope: string; wallet: string | null; amountMinor: number; local: boolean; createdMs: number }): void {
     const open = (this.st.openCount.get() as { n: number }).n;
     if (open >= MAX_OPEN_OUTBOX) throw new RangeError(`outbox full (${open} open requests)`);
-    this.st.insert.run(e.requestId, e.envelope, e.wallet, e.amountMinor, e.local ? 1 : 0, e.createdMs, 'pending');
+    this.st.insert.run(e.requestId, e.envelope, e.wallet, e.amountMinor, e.local ? 1 : 0, e.createdMs, 'pending', this.uptimeMs());
   }
 
   get(requestId: string): OutboxEntry | undefined {
@@ -178,8 +222,15 @@ export class TerminalStore {
     return r.s;
   }
 
-  terminalPeriodMinor(sinceMs: number): number {
-    return (this.st.period.get(sinceMs) as { s: number }).s;
+  /**
+   * What this terminal accepted locally (offline, or a gate's local decision) in the last
+   * `periodMs` of its running time (`uptimeMs`), not of the wall clock: rows dated by a stale boot
+   * clock (a Pi has no RTC) look a period old once NTP steps the clock forward, and would free the
+   * whole budget again. Running time never runs ahead of real time, so whatever the wall clock
+   * does the budget renews at most once per real period (later, by the time the terminal was off).
+   */
+  terminalPeriodMinor(periodMs: number): number {
+    return (this.st.period.get(this.uptimeMs() - periodMs) as { s: number }).s;
   }
 
   addReceipt(requestId: string, envelope: string): void {
@@ -230,6 +281,7 @@ export class TerminalStore {
   }
 
   close(): void {
+    this.saveUptime();
     if (this.db.open) this.db.close();
   }
 }

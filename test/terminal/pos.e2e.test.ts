@@ -1,16 +1,21 @@
 // POS end to end: the cashier's items, the wallet's signature over them, the hub's verified
 // result, receipt + statement, cancellation inside the window, offline and a slow hub.
+import { rmSync } from 'node:fs';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newChallenge, signMessage } from '../../protocol/index.ts';
 import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import type { Command } from '../../terminal/machines/types.ts';
 import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
-import type { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
+import { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
 import { runKeypadLine } from '../../terminal/keypad.ts';
+import { startTerminal } from '../../terminal/start-terminal.ts';
 import { badSignatureCard, eventually, OPERATORS, Site } from './harness.ts';
 
 type Log = { commands: Command[]; displays: string[]; prints: string[][]; stop(): void };
-function record(t: SimulatedTerminal): Log {
+/** What a sale needs of a terminal (a simulated one, or a runtime started here on its reader). */
+type Till = Pick<SimulatedTerminal, 'runtime' | 'tap' | 'remove'>;
+function record(t: Till): Log {
   const log: Log = { commands: [], displays: [], prints: [], stop: () => undefined };
   const onC = (c: Command) => log.commands.push(c);
   const onD = (text: string) => log.displays.push(text);
@@ -21,10 +26,12 @@ function record(t: SimulatedTerminal): Log {
   log.stop = () => (t.runtime.off('command', onC), t.runtime.off('display', onD), t.runtime.off('print', onP));
   return log;
 }
+/** The POS while an earlier charge or top-up of the wallet is unanswered (terminal/machines/pos.ts). */
+const PENDING_TEXT = 'previous payment still pending — please wait';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Ring up bread ×2 and cola, take payment from `card`, wait until the POS is idle again. */
-async function sale(pos: SimulatedTerminal, card: Parameters<SimulatedTerminal['tap']>[0], items: Array<[string, number]> = [['bread', 2], ['cola', 1]]): Promise<Log> {
+async function sale(pos: Till, card: Parameters<SimulatedTerminal['tap']>[0], items: Array<[string, number]> = [['bread', 2], ['cola', 1]]): Promise<Log> {
   const log = record(pos);
   for (const [sku, qty] of items) await pos.runtime.addItem(sku, qty);
   await pos.runtime.checkout();
@@ -175,6 +182,100 @@ describe('POS end to end', () => {
     expect(log.commands.filter((c) => c.c === 'hub.request')).toHaveLength(1);
     await sleep(500); // further retries with the same id still arrive: they must not charge again
     expect(await site.balance(wallet)).toBe(750);
+  });
+
+  it('after a timeout the same wallet cannot pay again until the hub has answered: charged once, then pays as usual', async () => {
+    const slow = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { hub: { timeoutMs: 500, retryMs: 150 } } });
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    site.faults.delayMs = 3000;
+    const first = record(slow);
+    let again: Log;
+    try {
+      await slow.runtime.addItem('cola', 1);
+      await slow.runtime.checkout();
+      slow.tap(wallet);
+      await eventually(() => first.commands.find((c) => c.c === 'hub.abandon'), 8000, 'abandon');
+      expect(first.displays).toContain('no answer from the hub — you will not be charged twice');
+      slow.remove();
+      await sleep(60); // the reader sees the field empty before the next tap
+      // The cashier rings the cola up again and the customer taps again, while the hub still works on the first.
+      again = await sale(slow, wallet, [['cola', 1]]);
+    } finally {
+      site.faults.delayMs = 0;
+    }
+    expect(again.displays).toContain(PENDING_TEXT);
+    expect(again.commands.map((c) => c.c)).not.toContain('nfc.authorize');
+    await eventually(() => first.prints.find((p) => p[0] === 'LATE APPROVAL'), 8000, 'late receipt');
+    first.stop();
+    await sleep(500); // retries of the first still arrive with its id: they must not charge again
+    expect(await site.balance(wallet)).toBe(750);
+    // Answered: the next purchase goes through.
+    const next = await sale(slow, wallet, [['cola', 1]]);
+    expect(next.prints[0]!.join('\n')).toContain('TOTAL 250 EUR');
+    expect(await site.balance(wallet)).toBe(500);
+  });
+
+  it('busy hub ("retry later") on a cash top-up: a second top-up of the wallet is refused until the first is answered', async () => {
+    const wallet = await site.wallet({ balanceMinor: 0 });
+    const log = record(pos);
+    site.faults.unavailableTerminal = pos.terminalId;
+    site.faults.unavailable = 1_000_000;
+    try {
+      await pos.runtime.topUp(700, 'alice', '4711');
+      pos.tap(wallet);
+      await eventually(() => log.displays.includes('declined: UNAVAILABLE'), 8000, 'transient decline');
+      await eventually(() => pos.runtime.machineState.s === 'idle');
+      pos.remove();
+      await sleep(60);
+      // The cashier takes the cash again and retries.
+      await pos.runtime.topUp(700, 'alice', '4711');
+      pos.tap(wallet);
+      await eventually(() => log.displays.includes(PENDING_TEXT), 8000, 'refused while pending');
+      pos.remove();
+      await pos.runtime.clear();
+      expect(log.commands.filter((c) => c.c === 'hub.request')).toHaveLength(1);
+    } finally {
+      site.faults.unavailable = 0;
+      site.faults.unavailableTerminal = '';
+    }
+    await eventually(() => log.prints.find((p) => p[0] === 'LATE APPROVAL'), 8000, 'late top-up receipt');
+    log.stop();
+    expect(log.prints.find((p) => p[0] === 'LATE APPROVAL')).toContain('TOP-UP 700 EUR');
+    await sleep(300);
+    expect(await site.balance(wallet)).toBe(700);
+  });
+
+  it('offline budget: a forward clock step (NTP correcting a Pi without RTC) does not free the per-period budget', async () => {
+    // Started once online (enrolled, catalog announced and kept), then again offline on a clock we step.
+    const first = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { limits: { terminalPeriodMinor: 1000 } } });
+    await first.close({ keepData: true });
+    let nowMs = Date.now();
+    const clock = () => nowMs;
+    const wallet = async () => {
+      const reg = await site.hub.registerWallet({ ageOver: 30, offlineLimitMinor: 1000 });
+      return new SimulatedWallet({ keys: reg.keyPair!, license: reg.license, trustedHubKeys: [site.hub.trustAnchorKey], now: clock });
+    };
+    const wallets = [await wallet(), await wallet(), await wallet(), await wallet()];
+    const url = await site.stopServer();
+    const started = await startTerminal(first.config, { log: pino({ level: 'silent' }), clock });
+    const emulator = started.hardware.sim.emulator!.emulator;
+    const till: Till = { runtime: started.runtime, tap: (card) => emulator.present(card), remove: () => emulator.remove() };
+    try {
+      expect(started.runtime.isOnline).toBe(false);
+      const offline = async (w: SimulatedWallet) => (await sale(till, w)).prints.some((p) => p.join('\n').includes('OFFLINE'));
+      // 490 each against a budget of 1000 per day.
+      expect([await offline(wallets[0]!), await offline(wallets[1]!), await offline(wallets[2]!)]).toEqual([true, true, false]);
+      nowMs += 2 * 24 * 3600_000; // the clock is stepped two days forward: only seconds have passed
+      const log = record(till);
+      expect(await offline(wallets[3]!)).toBe(false);
+      log.stop();
+      expect(log.displays).toContain('offline: OFFLINE_LIMIT');
+      expect(started.store.openCount()).toBe(2);
+    } finally {
+      await started.close();
+      rmSync(first.dataDir, { recursive: true, force: true });
+      await site.restartServer(url);
+    }
   });
 
   it('the console keypad drives a sale', async () => {
