@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_TERMINAL_PAYLOAD_BYTES, topics } from '../../protocol/index.ts';
-import { mayPublish, maySubscribe } from './acl.ts';
+import { MAX_PRESENCE_BYTES, mayPublish, maySubscribe, presencePayloadOk } from './acl.ts';
 
 describe('terminal ACL', () => {
   it('lets a terminal publish its own request, receipt and (retained) presence', () => {
@@ -33,5 +33,14 @@ describe('terminal ACL', () => {
     for (const filter of [topics.reply('pos-2'), 'tapsettle/v1/terminal/+/reply', '#', 'tapsettle/#', topics.request('pos-1'), 'tapsettle/v1/hub/announce/+/x', '$SYS/#']) {
       expect(maySubscribe('pos-1', filter).ok, filter).toBe(false);
     }
+  });
+
+  it("keeps a presence only when it is a small, well-formed Presence of the publishing terminal", () => {
+    const presence = (o: Record<string, unknown> = {}) => Buffer.from(JSON.stringify({ v: 1, terminalId: 'pos-1', state: 'offline', seq: 7, time: 1_800_000_000_000, ...o }));
+    expect(presencePayloadOk('pos-1', presence())).toEqual({ ok: true });
+    expect(presencePayloadOk('pos-2', presence()).ok).toBe(false);
+    expect(presencePayloadOk('pos-1', presence({ state: 'away' })).ok).toBe(false);
+    expect(presencePayloadOk('pos-1', Buffer.from('not json')).ok).toBe(false);
+    expect(presencePayloadOk('pos-1', Buffer.alloc(MAX_PRESENCE_BYTES + 1, 0x20)).ok).toBe(false);
   });
 });

@@ -4,6 +4,7 @@
  * shared by the aedes hooks and the Mosquitto ACL generator's test.
  */
 import { MAX_TERMINAL_PAYLOAD_BYTES, TOPIC_ROOT, parseTerminalTopic } from '../../protocol/index.ts';
+import { parsePresence } from './presence-tracker.ts';
 
 export type AclVerdict = { ok: true } | { ok: false; reason: string };
 
@@ -30,4 +31,18 @@ export function maySubscribe(terminalId: string, topicFilter: string): AclVerdic
   const parsed = parseTerminalTopic(topicFilter);
   if (parsed && parsed.terminalId === terminalId && parsed.kind === 'reply') return { ok: true };
   return { ok: false, reason: 'may subscribe only to its own reply topic and hub announcements' };
+}
+
+/** A presence message is a few dozen bytes; the broker keeps it retained, so no more than this. */
+export const MAX_PRESENCE_BYTES = 256;
+
+/**
+ * The payload of a presence (or its will) the broker may keep retained: a well-formed Presence
+ * of the publishing terminal, small. Anything else would sit in the retained store for every
+ * dashboard and late subscriber to read.
+ */
+export function presencePayloadOk(terminalId: string, payload: Uint8Array): AclVerdict {
+  if (payload.length > MAX_PRESENCE_BYTES) return { ok: false, reason: `presence of ${payload.length} > ${MAX_PRESENCE_BYTES} bytes` };
+  if (!parsePresence(terminalId, payload)) return { ok: false, reason: 'presence not a Presence of this terminal' };
+  return { ok: true };
 }

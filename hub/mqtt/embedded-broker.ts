@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { AckCoalescer } from './ack-coalescer.ts';
-import { mayPublish, maySubscribe } from './acl.ts';
+import { mayPublish, maySubscribe, presencePayloadOk } from './acl.ts';
 import { ConnectAuthenticator } from './authenticator.ts';
 import type { TerminalLookup } from './types.ts';
 import { MAX_TERMINAL_PAYLOAD_BYTES, parseTerminalTopic } from '../../protocol/index.ts';
@@ -102,7 +102,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       const payloadBytes = packet.payload?.length ?? 0;
       // client is null only for the will of a session whose client is gone: presence only.
       const terminalId = client ? client.id : parseTerminalTopic(packet.topic)?.terminalId;
-      const verdict = terminalId === undefined ? { ok: false as const, reason: 'no client' } : mayPublish(terminalId, packet.topic, payloadBytes, packet.retain);
+      let verdict = terminalId === undefined ? { ok: false as const, reason: 'no client' } : mayPublish(terminalId, packet.topic, payloadBytes, packet.retain);
+      if (verdict.ok && parseTerminalTopic(packet.topic)?.kind === 'presence') verdict = presencePayloadOk(terminalId!, packet.payload as Buffer);
       if (verdict.ok && (client || parseTerminalTopic(packet.topic)?.kind === 'presence')) {
         // Checked before aedes writes the PUBACK: hold it for the reply (see replied()).
         if (client && packet.qos === 1 && parseTerminalTopic(packet.topic)?.kind === 'request') acks.hold(client.id, client.conn);

@@ -17,6 +17,16 @@ export interface TerminalHealth {
 
 export type PresenceOutcome = 'applied' | 'stale' | 'invalid';
 
+/** The presence a payload carries for `terminalId`, or undefined (malformed, or naming another terminal). */
+export function parsePresence(terminalId: string, payload: Uint8Array): PresenceT | undefined {
+  try {
+    const parsed = Presence.safeParse(JSON.parse(Buffer.from(payload).toString('utf8')));
+    return parsed.success && parsed.data.terminalId === terminalId ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class PresenceTracker {
   private readonly terminals = new Map<string, TerminalHealth>();
 
@@ -24,15 +34,8 @@ export class PresenceTracker {
 
   /** Applies a presence payload received on `topics.presence(terminalId)`. */
   apply(terminalId: string, payload: Uint8Array, nowMs: number): PresenceOutcome {
-    let msg: PresenceT;
-    try {
-      const parsed = Presence.safeParse(JSON.parse(Buffer.from(payload).toString('utf8')));
-      if (!parsed.success) return 'invalid';
-      msg = parsed.data;
-    } catch {
-      return 'invalid';
-    }
-    if (msg.terminalId !== terminalId) return 'invalid';
+    const msg = parsePresence(terminalId, payload);
+    if (!msg) return 'invalid';
     const prev = this.terminals.get(terminalId);
     // Same seq: the will of the current session (offline) wins over its birth (online).
     if (prev && (msg.seq < prev.seq || (msg.seq === prev.seq && prev.state === 'offline'))) return 'stale';

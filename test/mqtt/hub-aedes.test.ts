@@ -70,6 +70,22 @@ describe('hub over the embedded aedes broker', () => {
     await a.close({ graceful: false }).catch(() => {});
   });
 
+  it.each([
+    ['names another terminal', (id: string) => JSON.stringify({ v: 1, terminalId: `${id}-other`, state: 'online', seq: 1, time: Date.now() })],
+    ['is not a Presence', () => JSON.stringify({ junk: 'x'.repeat(100) })],
+    ['is larger than a presence ever is', (id: string) => JSON.stringify({ v: 1, terminalId: id, state: 'online', seq: 1, time: Date.now(), pad: 'x'.repeat(300) })],
+  ])('refuses a retained presence that %s, and closes the publisher', async (_name, payload) => {
+    const t = terminals[1]!;
+    const c = await connect(t, { reconnectPeriodMs: 0 });
+    const closed = new Promise<void>((resolve) => c.client.stream.once('close', () => resolve()));
+    const refused = () => records.filter((r) => r.msg === 'mqtt: PUBLISH refused' && r.terminalId === t.terminalId && String(r.reason).startsWith('presence')).length;
+    const before = refused();
+    c.client.publish(topics.presence(t.terminalId), Buffer.from(payload(t.terminalId)), { qos: 1, retain: true });
+    await closed;
+    await eventually(() => refused() > before);
+    await c.close({ graceful: false }).catch(() => {});
+  });
+
   it('logs an oversized publish as refused and closes the publisher', async () => {
     const t = terminals[1]!;
     const c = await connect(t, { reconnectPeriodMs: 0 });
