@@ -38,6 +38,8 @@ export interface HubServerOptions {
   readonly revocationCheckMs?: number;
   /** Requests being handled at once; beyond it new ones are dropped (the terminal retries). */
   readonly maxInflight?: number;
+  /** close() waits at most this long for the requests being handled to be answered (default 5 s). */
+  readonly drainMs?: number;
 }
 
 export interface HubServerStats {
@@ -119,6 +121,9 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
     settled(terminalId, kind);
   };
 
+  /** Set by close(): messages arriving from then on are left to the terminals' retries. */
+  let closing = false;
+  const running = new Set<Promise<void>>();
   const dispatch = async (terminalId: string, kind: 'request' | 'receipt', payload: Buffer) => {
     counters.inflight++;
     try {
@@ -176,9 +181,16 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
       drop(terminalId, kind);
       return;
     }
+    if (closing) {
+      log.debug({ terminalId, kind }, 'mqtt: closing, message left to the retry');
+      drop(terminalId, kind);
+      return;
+    }
     if (kind === 'request') counters.requests++;
     else counters.receipts++;
-    void dispatch(terminalId, kind, payload);
+    const handled = dispatch(terminalId, kind, payload);
+    running.add(handled);
+    void handled.finally(() => running.delete(handled));
   };
 
   const publishAnnouncement = (a: Announcement) =>
@@ -202,7 +214,6 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
   if (embedded) await transport.publish(topics.hubPresence, hubPresence('online'), { qos: 1, retain: true });
   log.info({ url, external: Boolean(options.external) }, 'mqtt: hub ready');
 
-  let closed = false;
   return {
     url,
     port: embedded?.port,
@@ -213,10 +224,22 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
       serviceSamples = 0;
     },
     async close() {
-      if (closed) return;
-      closed = true;
+      if (closing) return;
+      closing = true;
       if (typeof unsubscribeAnnouncements === 'function') (unsubscribeAnnouncements as () => void)();
       if (revocationTimer) clearInterval(revocationTimer);
+      // Answer what is being handled before the broker goes: a settled request's reply is sent,
+      // not left for a retry to fetch. Bounded, so a stuck handler can't hold up a shutdown.
+      if (running.size > 0) {
+        log.info({ inflight: running.size }, 'mqtt: closing, answering the requests in hand');
+        let timer: NodeJS.Timeout | undefined;
+        const drained = await Promise.race([
+          Promise.allSettled([...running]).then(() => true),
+          new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), options.drainMs ?? 5000))),
+        ]);
+        clearTimeout(timer);
+        if (!drained) log.warn({ inflight: running.size }, 'mqtt: closed with requests unanswered (terminals retry them)');
+      }
       if (embedded) await transport.publish(topics.hubPresence, hubPresence('offline'), { qos: 1, retain: true }).catch(() => {});
       await transport.close();
       await embedded?.close();

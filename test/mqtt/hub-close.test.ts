@@ -1,0 +1,58 @@
+/**
+ * Closing the hub's MQTT side answers the requests it is handling before the broker goes (bounded
+ * by drainMs), and takes no new ones meanwhile: a settled request's reply is sent, not left for a
+ * retry to fetch. Embedded aedes on a free port, a slow service in front of the test handler.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
+import { inlineVerifier } from '../../hub/verify/verifier.ts';
+import { connectTerminal, type TerminalClient } from '../../simulators/load/terminal-client.ts';
+import { MemoryDirectory, TestSettlementHandler, captureLogger, makeTerminal, purchase, purchaseParty } from './fixtures.ts';
+
+// unref: the stuck handler below must not keep the test process alive.
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
+const terminal = makeTerminal('pos-1');
+const directory = new MemoryDirectory();
+directory.add(terminal);
+
+describe('closing the hub server', () => {
+  let client: TerminalClient | undefined;
+  afterEach(async () => {
+    await client?.close({ graceful: false }).catch(() => {});
+    client = undefined;
+  });
+
+  async function slowHub(serviceMs: number, drainMs?: number): Promise<{ server: HubServer; handler: TestSettlementHandler; records: Record<string, unknown>[] }> {
+    const handler = new TestSettlementHandler(directory, inlineVerifier);
+    const { logger, records } = captureLogger();
+    const service = {
+      handleRequest: async (terminalId: string, payload: Uint8Array) => {
+        await sleep(serviceMs);
+        return handler.handleRequest(terminalId, payload);
+      },
+    };
+    const server = await createHubServer({ service, directory, logger, ...(drainMs !== undefined ? { drainMs } : {}) });
+    client = await connectTerminal({ url: server.url, terminalId: terminal.terminalId, secretKey: terminal.keys.secretKey, reconnectPeriodMs: 0 });
+    return { server, handler, records };
+  }
+
+  it('answers the request in hand before the broker goes', async () => {
+    const { server } = await slowHub(400);
+    const req = purchase(purchaseParty(terminal));
+    const reply = client!.request(req.bytes, req.requestId, 3000);
+    await sleep(100); // the service is working on it
+    await server.close();
+    expect((await reply).length).toBeGreaterThan(0);
+  });
+
+  it('waits no longer than drainMs for a stuck handler, and says so', async () => {
+    const { server, records } = await slowHub(60_000, 200);
+    const req = purchase(purchaseParty(terminal));
+    void client!.request(req.bytes, req.requestId, 1000).catch(() => undefined);
+    await sleep(100);
+    const started = performance.now();
+    await server.close();
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(records.some((r) => r['msg'] === 'mqtt: closed with requests unanswered (terminals retry them)' && r['inflight'] === 1)).toBe(true);
+  });
+});
