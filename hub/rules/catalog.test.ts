@@ -28,6 +28,11 @@ describe('catalog', () => {
     expect(checkPrices(catalog, [], 0, 'EUR')).toMatchObject({ ok: false, code: 'AMOUNT_MISMATCH' });
   });
 
+  it('declines lines whose total is past the safe integers (a final answer, never a throw)', () => {
+    const dear: CatalogVersion = { ...catalog, articles: [{ sku: 'yacht', name: 'Yacht', priceMinor: 2 ** 52, currency: 'EUR' }] };
+    expect(checkPrices(dear, [{ sku: 'yacht', qty: 3, unitMinor: 2 ** 52 }], Number.MAX_SAFE_INTEGER, 'EUR')).toEqual({ ok: false, code: 'AMOUNT_MISMATCH' });
+  });
+
   it('holds for the longest cancellation window among the articles (seed 004 claim 13)', () => {
     const [, jacket, hat, cola] = [null, catalog.articles[1]!, catalog.articles[2]!, catalog.articles[0]!];
     expect(holdUntilMs([hat, jacket], 1000)).toBe(901_000);

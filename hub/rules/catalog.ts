@@ -60,7 +60,15 @@ export function checkPrices(catalog: CatalogVersion | undefined, lines: readonly
     if (article.priceMinor !== line.unitMinor) return { ok: false, code: 'AMOUNT_MISMATCH', sku: line.sku };
     articles.push(article);
   }
-  const total = linesTotalMinor(lines);
+  let total: number;
+  try {
+    total = linesTotalMinor(lines);
+  } catch (err) {
+    // Lines whose sum is past the safe integers can't match any authorized amount: a final
+    // decline, not a fault of the hub's that the terminal would retry for ever.
+    if (err instanceof RangeError) return { ok: false, code: 'AMOUNT_MISMATCH' };
+    throw err;
+  }
   if (total !== authorizedMinor) return { ok: false, code: 'AMOUNT_MISMATCH' };
   return { ok: true, totalMinor: total, articles };
 }
