@@ -24,13 +24,27 @@ afterAll(async () => {
   await fx.cleanup();
 });
 
+/** A funded wallet that bought a cola (250 of its 1000) at the machine, approved. */
+async function colaSold() {
+  const w = await register(fx.hub);
+  expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
+  const sale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+  expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes)).status).toBe('approved');
+  return { w, sale, balance: async () => (await fx.hub.showAccount(w.id))?.account.balanceMinor };
+}
+
+/** The hub restarts without the request's result row: a crash after the ledger's fsync, before the registry's deferred commit. */
+async function loseStoredResult(requestId: string): Promise<void> {
+  await fx.reopen(() => {
+    const db = new Database(join(fx.dir, 'registry.sqlite'));
+    expect(db.prepare('DELETE FROM results WHERE request_id = ?').run(requestId).changes).toBe(1);
+    db.close();
+  });
+}
+
 describe('result retention', () => {
   it('prunes results older than 35 days; a late retry is answered from the ledger, charged once, and its failed receipt refunds', async () => {
-    const w = await register(fx.hub);
-    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
-    const sale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
-    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes)).status).toBe('approved');
-    const balance = async () => (await fx.hub.showAccount(w.id))?.account.balanceMinor;
+    const { sale, balance } = await colaSold();
     expect(await balance()).toBe(750);
 
     fx.advance(34 * DAY);
@@ -55,31 +69,20 @@ describe('result retention', () => {
   });
 
   it('an operator refund finds a settlement whose stored result is gone in the ledger, once', async () => {
-    const w = await register(fx.hub);
-    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
-    const sale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
-    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes)).status).toBe('approved');
+    const { sale, balance } = await colaSold();
     fx.advance(36 * DAY);
     await fx.hub.releaseDueHolds();
     expect(fx.hub.registry.result(sale.requestId)).toBeUndefined();
     expect(await fx.hub.refund(sale.requestId)).toMatchObject({ status: 'approved' });
-    expect((await fx.hub.showAccount(w.id))?.account.balanceMinor).toBe(1000);
+    expect(await balance()).toBe(1000);
     expect(await fx.hub.refund(sale.requestId)).toMatchObject({ status: 'approved' }); // the same refund, answered again
-    expect((await fx.hub.showAccount(w.id))?.account.balanceMinor).toBe(1000);
+    expect(await balance()).toBe(1000);
   });
 
   it('a result a crash lost (its deferred registry commit) is answered from the ledger, even once the request is stale and the price changed', async () => {
-    const w = await register(fx.hub);
-    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
-    const sale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
-    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes)).status).toBe('approved');
-    const balance = async () => (await fx.hub.showAccount(w.id))?.account.balanceMinor;
+    const { w, sale, balance } = await colaSold();
     // The ledger's commit was fsynced; the registry's result row, written ~20 ms later, is lost.
-    await fx.reopen(() => {
-      const db = new Database(join(fx.dir, 'registry.sqlite'));
-      expect(db.prepare('DELETE FROM results WHERE request_id = ?').run(sale.requestId).changes).toBe(1);
-      db.close();
-    });
+    await loseStoredResult(sale.requestId);
     // The machine retries the same bytes six minutes later (beyond the clock skew), after a price change.
     fx.advance(6 * 60_000);
     fx.hub.importCatalog({ ...SNACKS, articles: SNACKS.articles.map((a) => ({ ...a, priceMinor: a.priceMinor + 50 })) });
@@ -96,19 +99,11 @@ describe('result retention', () => {
 
   it('a failed-dispense receipt for a sale whose result a crash lost refunds from the ledger, once, and only to a terminal of the payee', async () => {
     const other = await enroll(fx.hub, 'vend-other', 'vending', 'other');
-    const w = await register(fx.hub);
-    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
-    const sale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
-    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes)).status).toBe('approved');
-    const balance = async () => (await fx.hub.showAccount(w.id))?.account.balanceMinor;
+    const { sale, balance } = await colaSold();
     expect(await balance()).toBe(750);
     // The machine dispensed nothing; the hub lost the result row (power cut after the ledger's fsync).
     fx.advance(10_000);
-    await fx.reopen(() => {
-      const db = new Database(join(fx.dir, 'registry.sqlite'));
-      expect(db.prepare('DELETE FROM results WHERE request_id = ?').run(sale.requestId).changes).toBe(1);
-      db.close();
-    });
+    await loseStoredResult(sale.requestId);
     expect(fx.hub.registry.result(sale.requestId)).toBeUndefined();
     // Another merchant's machine is not entitled to it; a request the ledger never saw is not found.
     expect(await fx.hub.handleReceipt(other.id, receipt(other, sale.requestId, 'failed', fx.now))).toMatchObject({ status: 'rejected', code: 'TERMINAL_MISMATCH' });
