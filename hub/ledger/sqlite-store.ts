@@ -328,9 +328,8 @@ export class SqliteLedgerStore implements LedgerStore {
     return out;
   }
 
-  mightHaveLogged(requestId: string): boolean {
-    // Ids enter the filter before their batch is handed over (commitBatch), so none on its way is missed.
-    return this.#loggedIds === null || this.#loggedIds.mightContain(requestId);
+  isLogged(requestId: string): boolean {
+    return this.#alreadyLogged([requestId]).length > 0;
   }
 
   async logBySeqs(seqs: readonly number[]): Promise<Map<number, LogRow>> {

@@ -162,6 +162,7 @@ export function describeLedgerStoreContract(name: string, makeFactory: () => Sto
         const log = (await s.logByRequestIds([REQ(1)])).get(REQ(1));
         expect(log).toEqual(row(1, { payerNum: a.float, payeeNum: a.wallet, entryId: 1, balanceAfterMinor: 100 }));
         expect((await s.logBySeqs([1])).get(1)?.requestId).toBe(REQ(1));
+        expect([s.isLogged(REQ(1)), s.isLogged(REQ(2))]).toEqual([true, false]);
         expect(await s.postingSumsByAccount()).toEqual(new Map([[a.float, -100], [a.wallet, 100]]));
         expect(await s.badEntries(10)).toEqual([]);
         const h = await s.history(a.wallet, 10, null);

@@ -124,8 +124,11 @@ export interface LedgerStore {
   accountsById(ids: readonly string[]): Promise<Map<string, Account>>;
   accountsByNum(nums: readonly number[]): Promise<Map<number, Account>>;
   logByRequestIds(requestIds: readonly string[]): Promise<Map<string, LogRow>>;
-  /** False only when `requestId` is in neither the log nor a batch on its way there (a negative cache: true may be wrong). */
-  mightHaveLogged(requestId: string): boolean;
+  /**
+   * Whether `requestId` is in the log or in a batch on its way there. Synchronous and cheap: a
+   * negative cache answers a new id, an index lookup the rest; no wait for the engine.
+   */
+  isLogged(requestId: string): boolean;
   logBySeqs(seqs: readonly number[]): Promise<Map<number, LogRow>>;
   /** Rows after settledThroughSeq still `logged` or `withdrawn`, in seq order. */
   unfinishedLog(): Promise<LogRow[]>;

@@ -10,6 +10,7 @@ import pino, { type Logger } from 'pino';
 import { MAX_TERMINAL_PAYLOAD_BYTES, parseTerminalTopic, topics } from '../../protocol/index.ts';
 import { startEmbeddedBroker, type EmbeddedBroker, type TlsServerOptions } from './embedded-broker.ts';
 import { aedesTransport, externalTransport, type HubTransport } from './hub-transport.ts';
+import { presencePayloadOk } from './acl.ts';
 import type { TlsClientOptions } from './no-delay-stream.ts';
 import { PresenceTracker, type TerminalHealth } from './presence-tracker.ts';
 import type { Announcement, SettlementHandler, TerminalLookup } from './types.ts';
@@ -153,22 +154,27 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
     if (!parsed) return;
     const { terminalId, kind } = parsed;
     const nowMs = clock();
+    // An empty message is how a retained one is cleared (the hub's own, below): nothing to do.
+    if (payload.length === 0) return;
+    // The embedded broker refuses what the hub clears here at PUBLISH; Mosquitto's ACL only
+    // knows topics, so the hub removes it from the broker's retained store itself.
+    const clearRetained = (why: string) => {
+      log.warn({ terminalId, kind, payloadBytes: payload.length, why }, 'mqtt: retained message ignored and cleared');
+      transport.publish(topic, new Uint8Array(0), { qos: 1, retain: true }).catch((err: unknown) => log.error({ topic, err }, 'mqtt: retained message not cleared'));
+    };
     if (kind === 'presence') {
+      // A terminal's presence is always retained: one that is not a small Presence of this terminal
+      // would sit there for every dashboard and late subscriber.
+      const ok = presencePayloadOk(terminalId, payload);
+      if (!ok.ok) return clearRetained(ok.reason);
       const outcome = tracker.apply(terminalId, payload, nowMs);
       if (outcome === 'applied') log.info({ terminalId, state: tracker.get(terminalId)?.state, seq: tracker.get(terminalId)?.seq }, 'mqtt: presence');
       else log.debug({ terminalId, outcome }, 'mqtt: presence ignored');
       return;
     }
     if (kind !== 'request' && kind !== 'receipt') return;
-    // An empty message is how a retained one is cleared (the hub's own, below): nothing to answer.
-    if (payload.length === 0) return;
-    if (retained) {
-      // Sent again at every subscribe, so never a request. The embedded broker refuses it at
-      // PUBLISH; Mosquitto's ACL can't, so the hub clears it from the broker's retained store.
-      log.warn({ terminalId, kind }, 'mqtt: retained message ignored and cleared');
-      transport.publish(topic, new Uint8Array(0), { qos: 1, retain: true }).catch((err: unknown) => log.error({ topic, err }, 'mqtt: retained message not cleared'));
-      return;
-    }
+    // Sent again at every subscribe, so never a request.
+    if (retained) return clearRetained(`retained ${kind}`);
     tracker.touch(terminalId, nowMs);
     if (payload.length > MAX_TERMINAL_PAYLOAD_BYTES) {
       // The broker refuses these already; an external broker might be configured more loosely.

@@ -276,9 +276,9 @@ export class SettlementService {
     // No stored result, but the ledger may have settled it: results are pruned after
     // REPLAY_STATE_RETENTION_MS, and written ~20 ms after the ledger's fsync, so a crash can lose
     // one. Answer what the ledger decided instead of judging the request again: by now it may be
-    // stale, its price changed, its wallet revoked. The ledger's negative cache keeps this off
-    // the path of a new request.
-    if (this.#o.engine.store.mightHaveLogged(engineRequestId(body.requestId))) {
+    // stale, its price changed, its wallet revoked. isLogged answers a new id from the ledger's
+    // negative cache, so only a request the ledger has waits for it.
+    if (this.#o.engine.store.isLogged(engineRequestId(body.requestId))) {
       const settled = await this.#settledInLedger(body);
       if (settled) return await this.#finish(req, terminalId, settled, log, hash);
     }
@@ -774,8 +774,7 @@ export class SettlementService {
    */
   async #ledgerOriginal(requestId: string, terminal: TerminalRecord): Promise<ReceiptOriginal | 'NOT_FOUND' | 'TERMINAL_MISMATCH'> {
     const eid = engineRequestId(requestId);
-    // The ledger's negative cache: a receipt for a request it never saw costs no read.
-    if (!this.#o.engine.store.mightHaveLogged(eid)) return 'NOT_FOUND';
+    if (!this.#o.engine.store.isLogged(eid)) return 'NOT_FOUND';
     const row = await ledgerDecision(this.#o.engine, requestId);
     if (!row) return 'NOT_FOUND';
     const merchant = await this.#o.engine.getAccount(terminal.merchantId);

@@ -1,9 +1,11 @@
 /**
  * Closing the hub's MQTT side answers the requests it is handling before the broker goes (bounded
- * by drainMs), and takes no new ones meanwhile: a settled request's reply is sent, not left for a
- * retry to fetch. Embedded aedes on a free port, a slow service in front of the test handler.
+ * by drainMs), and takes no new ones meanwhile (the broker has acknowledged them: the terminal's
+ * retry, same request id, brings them to the next hub): a settled request's reply is sent, not
+ * left for a retry to fetch. Embedded aedes on a free port, a slow service in front of the test handler.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { topics } from '../../protocol/index.ts';
 import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
 import { inlineVerifier } from '../../hub/verify/verifier.ts';
 import { connectTerminal, type TerminalClient } from '../../simulators/load/terminal-client.ts';
@@ -22,27 +24,36 @@ describe('closing the hub server', () => {
     client = undefined;
   });
 
-  async function slowHub(serviceMs: number, drainMs?: number): Promise<{ server: HubServer; handler: TestSettlementHandler; records: Record<string, unknown>[] }> {
+  /** `arrived`: every request the hub handed to the service, as it arrived. */
+  async function slowHub(serviceMs: number, drainMs?: number): Promise<{ server: HubServer; arrived: Buffer[]; records: Record<string, unknown>[] }> {
     const handler = new TestSettlementHandler(directory, inlineVerifier);
     const { logger, records } = captureLogger();
+    const arrived: Buffer[] = [];
     const service = {
       handleRequest: async (terminalId: string, payload: Uint8Array) => {
+        arrived.push(Buffer.from(payload));
         await sleep(serviceMs);
         return handler.handleRequest(terminalId, payload);
       },
     };
     const server = await createHubServer({ service, directory, logger, ...(drainMs !== undefined ? { drainMs } : {}) });
     client = await connectTerminal({ url: server.url, terminalId: terminal.terminalId, secretKey: terminal.keys.secretKey, reconnectPeriodMs: 0 });
-    return { server, handler, records };
+    return { server, arrived, records };
   }
 
-  it('answers the request in hand before the broker goes', async () => {
-    const { server } = await slowHub(400);
-    const req = purchase(purchaseParty(terminal));
+  it('answers the request in hand before the broker goes, and takes no new one meanwhile', async () => {
+    const { server, arrived } = await slowHub(400);
+    const party = purchaseParty(terminal);
+    const req = purchase(party);
     const reply = client!.request(req.bytes, req.requestId, 3000);
     await sleep(100); // the service is working on it
-    await server.close();
+    const closing = server.close();
+    // Arrives while closing: acknowledged by the broker, left to the terminal's retry (same id).
+    const late = purchase(party);
+    client!.client.publish(topics.request(terminal.terminalId), Buffer.from(late.bytes), { qos: 1 });
+    await closing;
     expect((await reply).length).toBeGreaterThan(0);
+    expect(arrived.map((payload) => payload.equals(Buffer.from(late.bytes)))).toEqual([false]);
   });
 
   it('waits no longer than drainMs for a stuck handler, and says so', async () => {

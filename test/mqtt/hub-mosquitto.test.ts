@@ -172,5 +172,23 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
     }
   });
 
+  it("a presence that is not a small Presence of its terminal is cleared from Mosquitto's retained store", async () => {
+    const t = terminals[2]!;
+    const c = await connect(t);
+    const cleared = () => records.filter((r) => r['msg'] === 'mqtt: retained message ignored and cleared' && r['terminalId'] === t.terminalId && String(r['why']).startsWith('presence')).length;
+    try {
+      const before = cleared();
+      await c.client.publishAsync(topics.presence(t.terminalId), Buffer.alloc(1024, 0x61), { qos: 1, retain: true });
+      await eventually(() => cleared() === before + 1);
+      // Gone from the store: the hub's next subscribe finds nothing to clear.
+      await hub.close();
+      hub = await startHub();
+      await new Promise((r) => setTimeout(r, 300));
+      expect(cleared()).toBe(before + 1);
+    } finally {
+      await c.close({ graceful: false }).catch(() => {});
+    }
+  });
+
   hubContract(() => ({ hub, handler, directory, terminals, connect }), { refusesAtSubscribe: false });
 });
