@@ -83,8 +83,8 @@ const MQTT_URL = /mqtt\s+(mqtt:\/\/127\.0\.0\.1:(\d+))/;
  * A free port below the kernel's ephemeral range, for a hub that restarts on its port while
  * clients keep reconnecting to it. On an ephemeral port, a client's connect while the hub is down
  * can be given that very port as its source and connect to itself (TCP simultaneous open); it
- * then holds the port and the restart fails with EADDRINUSE. A deployed hub listens on 1883 or
- * 8883, below the range, for the same reason.
+ * then holds the port and the restart fails with EADDRINUSE. A deployed hub is configured on a
+ * fixed port below the range (docs/examples/hub.json: 8883) for the same reason.
  */
 export async function restartablePort(): Promise<number> {
   const range = /^(\d+)\s+\d+/.exec(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8'));
