@@ -171,7 +171,17 @@ const WalletOpFields = {
 };
 
 export const SettlementOp = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('purchase'), ...WalletOpFields, lines: LineItems }),
+  z.strictObject({
+    type: z.literal('purchase'),
+    ...WalletOpFields,
+    lines: LineItems,
+    /**
+     * The catalog version the terminal priced the lines by (its latest announcement). An offline
+     * sale is priced by it at the hub: a machine offline through a price change sold at the price
+     * it had. Optional: without it, the version in force at the authorization's time.
+     */
+    catalogVersion: Counter.optional(),
+  }),
   z.strictObject({
     type: z.literal('fare'),
     ...WalletOpFields,

@@ -248,6 +248,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       blocklist: this.blocklist.wallets,
       online: this.online,
       catalog: this.catalog?.articles ?? [],
+      catalogVersion: this.catalog?.version ?? null,
       fares: this.fares?.table ?? null,
       limits: c.limits,
       usage: {

@@ -862,12 +862,19 @@ export class Registry implements TerminalDirectory {
     const latest = this.latestCatalog(merchantId);
     if (!latest || latest.timeMs <= timeMs) return latest;
     const version = (this.#s.catalogVersionAt!.get(merchantId, timeMs) ?? this.#s.catalogOldestVersion!.get(merchantId)) as number | null | undefined;
-    if (version === null || version === undefined || version === latest.version) return latest;
+    if (version === null || version === undefined) return latest;
+    return this.catalogVersion(merchantId, version) ?? latest;
+  }
+
+  /** One version of the merchant's catalog, while it is kept (putCatalog's keepSinceMs); a few kept parsed. */
+  catalogVersion(merchantId: string, version: number): CatalogVersion | undefined {
+    const latest = this.latestCatalog(merchantId);
+    if (latest?.version === version) return latest;
     const key = `${merchantId}\n${version}`;
     const cached = this.#catalogHistory.get(key);
     if (cached) return cached;
     const r = this.#s.catalogGet!.get(merchantId, version) as { merchant_id: string; version: number; articles: string; time_ms: number } | undefined;
-    if (!r) return latest;
+    if (!r) return undefined;
     const v: CatalogVersion = { merchantId: r.merchant_id, version: r.version, articles: JSON.parse(r.articles) as ArticleT[], timeMs: r.time_ms };
     if (this.#catalogHistory.size >= MAX_CACHED_CATALOG_VERSIONS) this.#catalogHistory.delete(this.#catalogHistory.keys().next().value as string);
     this.#catalogHistory.set(key, v);

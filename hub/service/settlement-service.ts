@@ -441,9 +441,13 @@ export class SettlementService {
 
     if (op.type === 'purchase') {
       if (linesDigestOf(op.lines, memo) !== auth.linesDigest) return declined('AMOUNT_MISMATCH');
-      // An offline sale is priced by the catalog in force when the wallet authorized it: the goods
-      // left at that price, and a later price change (or a removed article) must not decline it.
-      const catalog = body.offline ? this.#o.registry.catalogAt(terminal.merchantId, auth.time) : this.#o.registry.latestCatalog(terminal.merchantId);
+      // An offline sale is priced by the catalog the machine priced it by (the version it names,
+      // while kept; else the one in force when the wallet authorized it): the goods left at that
+      // price, and a price change it had not heard of (or a removed article) must not decline it.
+      // Only its own merchant's catalog: a terminal can't price another merchant's goods.
+      const catalog = body.offline
+        ? ((op.catalogVersion !== undefined ? this.#o.registry.catalogVersion(terminal.merchantId, op.catalogVersion) : undefined) ?? this.#o.registry.catalogAt(terminal.merchantId, auth.time))
+        : this.#o.registry.latestCatalog(terminal.merchantId);
       const prices = checkPrices(catalog, op.lines, auth.amountMinor, auth.currency);
       if (!prices.ok) return declined(prices.code);
       // An offline sale already happened: the hub settles it and judges the wallet afterwards.

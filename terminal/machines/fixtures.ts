@@ -58,6 +58,7 @@ export class Fixture {
         { sku: 'beer', name: 'Beer', priceMinor: 400, currency: 'EUR', slot: 4, restriction: { minAge: 18 } },
         { sku: 'bread', name: 'Bread', priceMinor: 120, currency: 'EUR' },
       ],
+      catalogVersion: 7,
       fares: FARES,
       limits: DEFAULT_RISK_LIMITS,
       usage: this.usage(),

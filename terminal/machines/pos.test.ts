@@ -28,7 +28,7 @@ describe('POS', () => {
     const lines = [{ sku: 'bread', qty: 2, unitMinor: 120 }, { sku: 'cola', qty: 1, unitMinor: 250 }];
     expect(r.commands.find((c) => c.c === 'nfc.authorize')).toEqual({ c: 'nfc.authorize', offer: { purpose: 'purchase', amountMinor: 490, currency: 'EUR', lines } });
     r = run(ctx, [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'purchase', amountMinor: 490, currency: 'EUR', lines }) }], r.state);
-    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ requestId: rid, offline: false, op: { type: 'purchase', lines } });
+    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ requestId: rid, offline: false, op: { type: 'purchase', lines, catalogVersion: 7 } });
     expect(kinds(r.commands)).not.toContain('print');
     const st = f.statement(w.hex, 510);
     r = run(ctx, [{ e: 'hub.result', result: f.result(rid, { amountMinor: 490, statement: st, holdUntil: T0 + 600_000 }) }], r.state);

@@ -5,7 +5,7 @@
 import { sha256, toHex, utf8, linesTotalMinor, type Body, type Envelope, type LineItemT } from '../../protocol/index.ts';
 import { checkLicense, decideOffline } from '../policy/risk.ts';
 import { checkHubResult } from './checks.ts';
-import { display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export interface PosOperator {
   id: string;
@@ -148,7 +148,7 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
           display('issuing ticket…'),
         ]);
       }
-      const op = { type: 'purchase' as const, authorization: event.authorization, license: state.license, lines: state.lines };
+      const op = { type: 'purchase' as const, authorization: event.authorization, license: state.license, lines: state.lines, ...catalogVersionOf(ctx) };
       const request = { c: 'hub.request' as const, requestId: state.requestId, op, wallet: state.license.body.wallet, amountMinor: state.totalMinor };
       if (ctx.online) {
         return step({ s: 'settling', kind: 'purchase', requestId: state.requestId, lines: state.lines, untilMs: nowMs + ctx.timeouts.hubMs }, [{ ...request, offline: false }, display('settling…')]);

@@ -38,6 +38,8 @@ export interface TerminalContext {
   /** True while the hub connection is up; decides online vs offline authorization. */
   online: boolean;
   catalog: readonly ArticleT[];
+  /** The announced catalog's version (null before any): purchases carry it. */
+  catalogVersion: number | null;
   fares: FareTable | null;
   limits: RiskLimits;
   usage: UsageView;
@@ -104,6 +106,11 @@ export type CommonEvent =
 export interface Step<S> {
   state: S;
   commands: Command[];
+}
+
+/** A purchase's `catalogVersion`: the announced catalog it was priced by, when there is one. */
+export function catalogVersionOf(ctx: TerminalContext): { catalogVersion?: number } {
+  return ctx.catalogVersion === null ? {} : { catalogVersion: ctx.catalogVersion };
 }
 
 export function display(text: string, tone: Tone = 'info'): Command {

@@ -28,7 +28,7 @@ describe('vending machine', () => {
     expect(auth).toMatchObject({ offer: { purpose: 'purchase', amountMinor: 250, lines: [{ sku: 'cola', qty: 1, unitMinor: 250 }] } });
     r = run(f, [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'purchase', amountMinor: 250, currency: 'EUR', lines: [{ sku: 'cola', qty: 1, unitMinor: 250 }] }) }], f.ctx(), r.state);
     expect(r.state.s).toBe('settling');
-    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ requestId: rid, offline: false, amountMinor: 250, op: { type: 'purchase' } });
+    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ requestId: rid, offline: false, amountMinor: 250, op: { type: 'purchase', catalogVersion: 7 } });
     expect(kinds(r.commands)).not.toContain('vend');
     const st = f.statement(w.hex, 750);
     r = run(f, [{ e: 'hub.result', result: f.result(rid, { statement: st }) }], f.ctx(), r.state);
@@ -115,7 +115,7 @@ describe('vending machine', () => {
     const spec = { purpose: 'purchase' as const, amountMinor: 250, currency: 'EUR', lines: [{ sku: 'cola', qty: 1, unitMinor: 250 }] };
     let r = run(f, [{ e: 'select', sku: 'cola' }, { e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }, { e: 'wallet.authorized', authorization: f.authorize(w, spec) }], offline);
     expect(r.state.s).toBe('dispensing');
-    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true });
+    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true, op: { catalogVersion: 7 } });
     expect(kinds(r.commands)).toContain('vend');
     f.walletLocal.set(w.hex, 250);
     r = run(f, [{ e: 'select', sku: 'cola' }, { e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }, { e: 'wallet.authorized', authorization: f.authorize(w, spec) }], f.ctx({ online: false }));

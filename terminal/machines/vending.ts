@@ -5,7 +5,7 @@
 import type { ArticleT, Envelope } from '../../protocol/index.ts';
 import { checkLicense, decideOffline } from '../policy/risk.ts';
 import { checkHubResult, restrictionAllows } from './checks.ts';
-import { display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export type VendingState =
   | { s: 'idle' }
@@ -54,7 +54,7 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
       if (state.s !== 'authorizing') return step(state);
       const a = state.article;
       const license = state.license;
-      const op = { type: 'purchase' as const, authorization: event.authorization, license, lines: [{ sku: a.sku, qty: 1, unitMinor: a.priceMinor }] };
+      const op = { type: 'purchase' as const, authorization: event.authorization, license, lines: [{ sku: a.sku, qty: 1, unitMinor: a.priceMinor }], ...catalogVersionOf(ctx) };
       const request = { c: 'hub.request' as const, requestId: state.requestId, op, wallet: license.body.wallet, amountMinor: a.priceMinor };
       if (ctx.online) {
         return step({ s: 'settling', article: a, requestId: state.requestId, untilMs: nowMs + ctx.timeouts.hubMs }, [

@@ -129,10 +129,11 @@ export function purchase(
   wallet: TestWallet,
   lines: LineItemT[],
   nowMs: number,
-  extra: { requestId?: string; offline?: boolean } = {},
+  { catalogVersion, ...extra }: { requestId?: string; offline?: boolean; catalogVersion?: number } = {},
 ): { requestId: string; bytes: Uint8Array; authorization: Envelope<'wallet.authorization'> } {
   const authorization = authorize(terminal, wallet, 'purchase', linesTotalMinor(lines), lines, nowMs);
-  return { ...signRequest(terminal, { type: 'purchase', authorization, license: wallet.license, lines }, nowMs, extra), authorization };
+  const op = { type: 'purchase' as const, authorization, license: wallet.license, lines, ...(catalogVersion !== undefined ? { catalogVersion } : {}) };
+  return { ...signRequest(terminal, op, nowMs, extra), authorization };
 }
 
 export function cashTopup(pos: TestTerminal, wallet: TestWallet, amountMinor: number, nowMs: number): { requestId: string; bytes: Uint8Array } {

@@ -34,20 +34,28 @@ describe('offline sales and catalog versions', () => {
   it('an offline sale forwarded after a price change settles at the price it was sold for; online sales pay the new one', async () => {
     const w = await funded(1000);
     const sale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now, { offline: true });
+    const known = fx.hub.registry.latestCatalog('snacks')!.version;
     fx.advance(HOUR);
     fx.hub.importCatalog(repriced('cola', 270));
     fx.advance(HOUR);
-    // A second sale, authorized after the change at the machine's old price: the new one was in force.
-    const late = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now, { offline: true });
+    // Sales authorized after the change, by a machine still offline: it had not heard of it and
+    // sold at its old price. Named by the machine, that version prices them; without a version
+    // the one in force at the authorization does, and it declines.
+    const late = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now, { offline: true, catalogVersion: known });
+    const unnamed = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now, { offline: true });
     fx.advance(HOUR);
     expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, sale.bytes))).toMatchObject({ status: 'approved', amountMinor: 250 });
-    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, late.bytes))).toMatchObject({ status: 'declined', code: 'AMOUNT_MISMATCH' });
-    expect(await balance(w)).toBe(750);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, late.bytes))).toMatchObject({ status: 'approved', amountMinor: 250 });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, unnamed.bytes))).toMatchObject({ status: 'declined', code: 'AMOUNT_MISMATCH' });
+    expect(await balance(w)).toBe(500);
     const online = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
     expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, online.bytes))).toMatchObject({ status: 'declined', code: 'AMOUNT_MISMATCH' });
+    // Online, the current catalog prices a sale, whatever version it names.
+    const stale = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now, { catalogVersion: known });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, stale.bytes))).toMatchObject({ status: 'declined', code: 'AMOUNT_MISMATCH' });
     const current = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 270 }], fx.now);
     expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, current.bytes))).toMatchObject({ status: 'approved', amountMinor: 270 });
-    expect(await balance(w)).toBe(480);
+    expect(await balance(w)).toBe(230);
     fx.hub.importCatalog(SNACKS);
   });
 

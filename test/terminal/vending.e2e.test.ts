@@ -179,6 +179,33 @@ describe('vending terminal end to end', () => {
     await eventually(async () => (await site.balance(wallet)) === 750, 8000, 'settled');
   });
 
+  it('a price change while the machine is offline: its sale at the price it had settles at that price', async () => {
+    const vm = await site.terminal({ kind: 'vending' });
+    const wallet = await site.wallet({ balanceMinor: 1000, offlineLimitMinor: 300 });
+    const log = record(vm);
+    const articles = vm.runtime.articles;
+    const cola = articles.find((a) => a.sku === 'cola')!;
+    const url = await site.stopServer();
+    try {
+      await eventually(() => !vm.runtime.isOnline, 5000, 'offline');
+      // The operator raises the price; the announcement can't reach the machine.
+      site.hub.importCatalog({ merchantId: 'merchant-vending', articles: articles.map((a) => (a.sku === 'cola' ? { ...a, priceMinor: a.priceMinor + 20 } : a)) });
+      await vm.runtime.select('cola');
+      vm.tap(wallet);
+      await eventually(() => log.commands.find((c) => c.c === 'receipt'), 8000, 'dispensed offline');
+      vm.remove();
+    } finally {
+      await site.restartServer(url);
+    }
+    await eventually(() => vm.started.store.openCount() === 0, 15_000, 'forwarded');
+    const { requestId } = log.commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
+    expect(JSON.parse(vm.started.store.get(requestId)!.result!)).toMatchObject({ body: { status: 'approved', amountMinor: cola.priceMinor } });
+    expect(await site.balance(wallet)).toBe(1000 - cola.priceMinor);
+    // The old prices again, for the tests after this one (every machine hears of it).
+    site.hub.importCatalog({ merchantId: 'merchant-vending', articles });
+    await eventually(() => vm.runtime.articles.find((a) => a.sku === 'cola')?.priceMinor === cola.priceMinor, 8000, 'old prices announced');
+  });
+
   it('power cycle while offline: the offline authorization survives a restart and is forwarded with its original id', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tapsettle-vm-restart-'));
     try {
