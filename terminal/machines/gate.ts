@@ -8,7 +8,7 @@
 import { computeFare, type Envelope, type FareQuote } from '../../protocol/index.ts';
 import { checkLicense, decideGateLocal } from '../policy/risk.ts';
 import { checkHubResult, checkTicket } from './checks.ts';
-import { display, price, type CardInfo, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { PAYMENT_PENDING_TEXT, display, price, type CardInfo, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export type GateState =
   | { s: 'idle' }
@@ -201,7 +201,7 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
   }
   // An earlier fare of this wallet went unanswered and may still settle: charging again could
   // charge twice. Wait for the hub's answer (then the wallet leaves as paid, or pays anew).
-  if (ctx.usage.abandonedFor?.(wallet)) return deny('previous payment still pending — please wait');
+  if (ctx.usage.abandonedFor?.(wallet)) return deny(PAYMENT_PENDING_TEXT);
   if (!ctx.fares) return deny('no fare table yet');
   // No entry record (or a stale one): computeFare charges the maximum fare.
   const e = entry?.message.body;

@@ -5,7 +5,7 @@
 import { sha256, toHex, utf8, linesTotalMinor, type Body, type Envelope, type LineItemT } from '../../protocol/index.ts';
 import { checkLicense, decideOffline } from '../policy/risk.ts';
 import { checkHubResult } from './checks.ts';
-import { catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { PAYMENT_PENDING_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export interface PosOperator {
   id: string;
@@ -40,7 +40,6 @@ export const POS_IDLE: PosState = { s: 'idle' };
 const TAP_MS = 60_000;
 const AUTHORIZE_MS = 10_000;
 const MAX_TOPUP_MINOR = 100_000;
-const PENDING_TEXT = 'previous payment still pending — please wait';
 
 function step(state: PosState, commands: Command[] = []): Step<PosState> {
   return { state, commands };
@@ -121,7 +120,7 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       // An earlier charge or top-up of this wallet went unanswered (timeout, "retry later") and is
       // still being re-sent: taking it again could charge (or credit) twice when the first is
       // approved late. Wait for the hub's answer, as the exit gate does; the cart stays.
-      if (ctx.usage.abandonedFor?.(lic.body.wallet)) return step(state, [display(PENDING_TEXT, 'error'), { c: 'nfc.release' }]);
+      if (ctx.usage.abandonedFor?.(lic.body.wallet)) return step(state, [display(PAYMENT_PENDING_TEXT, 'error'), { c: 'nfc.release' }]);
       if (state.mode === 'topup') {
         if (!ctx.online) return step(POS_IDLE, [display('top-up needs the hub', 'error'), { c: 'nfc.release' }]);
         const op = { type: 'topup' as const, wallet: lic.body.wallet, amountMinor: state.amountMinor, currency: ctx.currency, method: 'cash' as const, operatorId: state.operatorId };

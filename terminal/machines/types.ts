@@ -108,6 +108,9 @@ export interface Step<S> {
   commands: Command[];
 }
 
+/** Shown when a wallet's earlier payment went unanswered and is still being re-sent (gate and POS). */
+export const PAYMENT_PENDING_TEXT = 'previous payment still pending — please wait';
+
 /** A purchase's `catalogVersion`: the announced catalog it was priced by, when there is one. */
 export function catalogVersionOf(ctx: TerminalContext): { catalogVersion?: number } {
   return ctx.catalogVersion === null ? {} : { catalogVersion: ctx.catalogVersion };
