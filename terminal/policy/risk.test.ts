@@ -47,4 +47,12 @@ describe('risk policy', () => {
     expect(decideGateLocal({ ...base, statement: f.statement(w.hex, 1000), fareMinor: 300, usage: usage(800, 0, 800) })).toEqual({ ok: false, code: 'INSUFFICIENT_FUNDS' });
     expect(decideGateLocal({ ...base, statement: f.statement(w.hex, 5000, T0, new Fixture().hub), fareMinor: 300, usage: usage(800) })).toEqual({ ok: false, code: 'OFFLINE_LIMIT' });
   });
+
+  it("gate: what it let through since a statement is counted from the statement's time minus the allowed clock skew", () => {
+    const asked: number[] = [];
+    const seen: UsageView = { walletLocalMinor: (_w, since) => (since === undefined ? 800 : (asked.push(since), 800)), terminalPeriodMinor: () => 0, ticketUsed: () => false };
+    const asOf = T0 - 60_000;
+    decideGateLocal({ license: w.license.body, currency: 'EUR', hubKeys: [f.hubKey], limits: DEFAULT_RISK_LIMITS, nowMs: T0, statement: f.statement(w.hex, 5000, asOf), fareMinor: 300, usage: seen });
+    expect(asked).toEqual([asOf - 5 * 60_000]);
+  });
 });

@@ -2,7 +2,7 @@
 // acceptance on license + signature) and what a gate may open on before the hub settles
 // (PRODUCT.md §3, Suica-style local decision). Limits: per wallet from its license, per terminal
 // per period, the blocklist of the last announcement, and the age of the wallet's statement.
-import { verifyMessage, verifyWalletLicense, type Body, type Envelope, type ErrorCode } from '../../protocol/index.ts';
+import { DEFAULT_MAX_SKEW_MS, verifyMessage, verifyWalletLicense, type Body, type Envelope, type ErrorCode } from '../../protocol/index.ts';
 
 export interface RiskLimits {
   /** Total a terminal may accept on its own per period (offline and local gate decisions). */
@@ -24,8 +24,9 @@ export const DEFAULT_RISK_LIMITS: RiskLimits = {
 /** Read-only usage figures from the terminal's durable store. */
 export interface UsageView {
   /**
-   * Amount this terminal accepted locally for the wallet: with `sinceMs`, everything decided
-   * after that time (a statement does not know about it); without, what the hub has not settled.
+   * Amount this terminal accepted locally for the wallet and the hub has not settled; with
+   * `sinceMs`, also what it settled of those decided after that time (terminal clock): what a
+   * statement of then may not know about.
    */
   walletLocalMinor(wallet: string, sinceMs?: number): number;
   /**
@@ -91,7 +92,7 @@ export function trustedStatement(
   if (!statement) return null;
   const b = statement.body;
   if (b.wallet !== wallet || !hubKeys.includes(b.hubKey)) return null;
-  if (nowMs - b.asOf > limits.maxStatementAgeMs || b.asOf > nowMs + 5 * 60_000) return null;
+  if (nowMs - b.asOf > limits.maxStatementAgeMs || b.asOf > nowMs + DEFAULT_MAX_SKEW_MS) return null;
   return verifyMessage(statement, b.hubKey) ? b : null;
 }
 
@@ -120,7 +121,11 @@ export function decideGateLocal(input: {
   if (input.statement === undefined) return { ok: 'need-statement' };
   const st = trustedStatement(input.statement, license.wallet, input.hubKeys, limits, nowMs);
   if (!st) return { ok: false, code: 'OFFLINE_LIMIT' };
-  const since = usage.walletLocalMinor(license.wallet, st.asOf);
+  // asOf is the hub's clock, the rows' dates this terminal's: reach back by the clock skew the
+  // protocol allows, so a gate running behind counts an exit it let through just after the
+  // statement (counting one twice only refuses sooner). Unsettled exits count whatever their
+  // date: a stale clock's rows look old, and the hub has not seen them.
+  const since = usage.walletLocalMinor(license.wallet, st.asOf - DEFAULT_MAX_SKEW_MS);
   if (st.currency === input.currency && st.balanceMinor - since >= fareMinor) return { ok: true, basis: 'statement' };
   return { ok: false, code: 'INSUFFICIENT_FUNDS' };
 }

@@ -79,6 +79,12 @@ describe('TerminalStore', () => {
     expect(s.walletLocalMinor('w1')).toBe(200);
     expect(s.walletLocalMinor('w1', 500)).toBe(300);
     expect(s.walletLocalMinor('w1', 1500)).toBe(200);
+    // Unsettled rows count whatever their date (a stale clock's rows look old); settled ones only
+    // when after the statement's time.
+    expect(s.walletLocalMinor('w1', 5000)).toBe(200);
+    s.complete(id(2), '{}');
+    expect(s.walletLocalMinor('w1', 1500)).toBe(200);
+    expect(s.walletLocalMinor('w1', 5000)).toBe(0);
     mono = 1500;
     expect(s.terminalPeriodMinor(1000)).toBe(1000); // the last 1000 ms of running time
     expect(s.terminalPeriodMinor(2000)).toBe(1100);

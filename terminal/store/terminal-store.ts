@@ -122,7 +122,7 @@ export class TerminalStore {
       abandonOnline: p("UPDATE outbox SET state = 'abandoned' WHERE state = 'pending' AND local = 0"),
       done: p("UPDATE outbox SET state = 'done', result = ? WHERE request_id = ? AND state <> 'done'"),
       walletOpen: p("SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND wallet = ? AND state <> 'done'"),
-      walletSince: p('SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND wallet = ? AND created_ms > ?'),
+      walletSince: p("SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND wallet = ? AND (state <> 'done' OR created_ms > ?)"),
       period: p('SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND uptime_ms > ?'),
       addReceipt: p('INSERT OR IGNORE INTO receipts (request_id, envelope) VALUES (?, ?)'),
       pendingReceipts: p('SELECT request_id, envelope, sent FROM receipts WHERE sent = 0 ORDER BY rowid'),
