@@ -42,6 +42,22 @@ function noDelayStream(url: string): () => net.Socket {
 
 /** Bound on re-sends per retry tick (TIGER_STYLE: a limit on everything). */
 const MAX_SENDS_PER_TICK = 256;
+/** Sends of one request at retryMs before the interval starts doubling. */
+const RETRIES_BEFORE_BACKOFF = 3;
+/** The longest wait between two sends of one request. */
+export const MAX_RETRY_INTERVAL_MS = 5 * 60_000;
+/** Sends after which a request the hub keeps not answering is logged as an error (once). */
+export const ALERT_AFTER_SENDS = 10;
+
+/**
+ * How long after its last send a request goes out again, after `sends` sends while connected:
+ * retryMs for the first few, then doubling up to MAX_RETRY_INTERVAL_MS, so a request the hub
+ * keeps failing ("retry with the same request id") is not re-sent every second for ever.
+ */
+export function retryIntervalMs(sends: number, retryMs: number): number {
+  const doublings = Math.min(30, Math.max(0, sends - RETRIES_BEFORE_BACKOFF));
+  return Math.min(retryMs * 2 ** doublings, Math.max(retryMs, MAX_RETRY_INTERVAL_MS));
+}
 
 export class HubClient {
   private readonly client: MqttClient;
@@ -165,7 +181,10 @@ export class HubClient {
     let budget = MAX_SENDS_PER_TICK;
     for (const e of this.o.store.open()) {
       const last = this.lastSentMs.get(e.requestId);
-      if (last !== undefined && now - last < this.o.retryMs) continue;
+      if (last !== undefined && now - last < retryIntervalMs(e.attempts, this.o.retryMs)) continue;
+      if (e.attempts + 1 === ALERT_AFTER_SENDS) {
+        this.o.log.error({ requestId: e.requestId, sends: e.attempts + 1 }, 'hub: request still without an answer; re-sent ever more slowly (is the hub failing it?)');
+      }
       this.send(e.requestId, e.envelope);
       // A long offline backlog goes out in slices, oldest first, not all in one burst.
       if (--budget === 0) return;
