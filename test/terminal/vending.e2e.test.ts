@@ -339,6 +339,36 @@ describe('vending terminal end to end', () => {
     expect(await site.balance(wallet)).toBe(750);
   });
 
+  it('a hub that keeps answering "retry later" gets the request ever more slowly, then settles it', async () => {
+    const vm = await site.terminal({ kind: 'vending', config: { hub: { retryMs: 300 } } });
+    const wallet = await site.wallet({ balanceMinor: 1000, offlineLimitMinor: 300 });
+    const log = record(vm);
+    const url = await site.stopServer();
+    try {
+      await eventually(() => !vm.runtime.isOnline, 15_000, 'offline');
+      await vm.runtime.select('cola');
+      vm.tap(wallet);
+      await eventually(() => log.commands.find((c) => c.c === 'receipt'), 15_000, 'offline sale');
+      vm.remove();
+      site.faults.unavailableTerminal = vm.terminalId;
+      site.faults.unavailable = 1000;
+    } finally {
+      await site.restartServer(url);
+    }
+    try {
+      // At a steady 300 ms that is ~13 sends in 4 s; backing off after three, about 6.
+      await new Promise((r) => setTimeout(r, 4000));
+      const sends = 1000 - site.faults.unavailable;
+      expect(sends).toBeGreaterThanOrEqual(3);
+      expect(sends).toBeLessThanOrEqual(8);
+    } finally {
+      site.faults.unavailable = 0;
+      site.faults.unavailableTerminal = '';
+    }
+    await eventually(() => vm.started.store.openCount() === 0, 30_000, 'settled once the hub answers');
+    expect(await site.balance(wallet)).toBe(750);
+  });
+
   it('offline sale whose dispense fails: the failure receipt follows the forwarded sale, the hub refunds', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const log = record(vm);
