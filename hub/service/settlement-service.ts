@@ -173,8 +173,14 @@ export class SettlementService {
     const row = await ledgerDecision(this.#o.engine, body.requestId);
     if (!row) return undefined;
     const base = { currency: row.currency, timeMs: row.atMs, cache: true };
-    if (row.state === 'declined') return { ...base, status: 'declined', code: mapDecline(row.code ?? 'not_found'), withdrawal: 'none', amountMinor: 0 };
     const wallet = 'authorization' in body.op ? body.op.authorization.body.wallet : undefined;
+    // The stored result's content hash is gone with it; the ledger row still names its payer: a
+    // request under the same id from another wallet is not that settlement.
+    if (wallet !== undefined && row.payerNum !== null && row.payerNum !== (await this.#o.engine.getAccount(wallet))?.num) {
+      // Not stored under the id: the settlement's own retry must still find the ledger's answer.
+      return { ...base, cache: false, status: 'declined', code: 'DUPLICATE_MISMATCH', withdrawal: 'none', amountMinor: 0 };
+    }
+    if (row.state === 'declined') return { ...base, status: 'declined', code: mapDecline(row.code ?? 'not_found'), withdrawal: 'none', amountMinor: 0 };
     return {
       ...base,
       status: 'approved',

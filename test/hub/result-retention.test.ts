@@ -83,6 +83,10 @@ describe('result retention', () => {
     const { w, sale, balance } = await colaSold();
     // The ledger's commit was fsynced; the registry's result row, written ~20 ms later, is lost.
     await loseStoredResult(sale.requestId);
+    // Another wallet's purchase under the same request id is not that settlement (and leaves no
+    // answer under the id for the settlement's own retry below).
+    const impostor = purchase(vend, await register(fx.hub), [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now, { requestId: sale.requestId });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, impostor.bytes))).toMatchObject({ status: 'declined', code: 'DUPLICATE_MISMATCH' });
     // The machine retries the same bytes six minutes later (beyond the clock skew), after a price change.
     fx.advance(6 * 60_000);
     fx.hub.importCatalog({ ...SNACKS, articles: SNACKS.articles.map((a) => ({ ...a, priceMinor: a.priceMinor + 50 })) });
