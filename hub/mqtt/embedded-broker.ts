@@ -104,6 +104,9 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       const terminalId = client ? client.id : parseTerminalTopic(packet.topic)?.terminalId;
       let verdict = terminalId === undefined ? { ok: false as const, reason: 'no client' } : mayPublish(terminalId, packet.topic, payloadBytes, packet.retain);
       if (verdict.ok && parseTerminalTopic(packet.topic)?.kind === 'presence') verdict = presencePayloadOk(terminalId!, packet.payload as Buffer);
+      // Terminals publish QoS 1 (README): a QoS 2 request would escape the PUBACK hold below yet
+      // release another request's hold when answered.
+      if (verdict.ok && packet.qos === 2) verdict = { ok: false, reason: 'QoS 2 (terminals publish at QoS 1)' };
       if (verdict.ok && (client || parseTerminalTopic(packet.topic)?.kind === 'presence')) {
         // Checked before aedes writes the PUBACK: hold it for the reply (see replied()).
         if (client && packet.qos === 1 && parseTerminalTopic(packet.topic)?.kind === 'request') acks.hold(client.id, client.conn);

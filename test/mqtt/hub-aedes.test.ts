@@ -86,6 +86,18 @@ describe('hub over the embedded aedes broker', () => {
     await c.close({ graceful: false }).catch(() => {});
   });
 
+  it('refuses a QoS 2 publish (terminals publish at QoS 1) and closes the publisher', async () => {
+    const t = terminals[1]!;
+    const c = await connect(t, { reconnectPeriodMs: 0 });
+    const closed = new Promise<void>((resolve) => c.client.stream.once('close', () => resolve()));
+    const seen = handler.seen.length;
+    c.client.publish(topics.request(t.terminalId), Buffer.from('{}'), { qos: 2 });
+    await closed;
+    await eventually(() => records.some((r) => r.msg === 'mqtt: PUBLISH refused' && r.terminalId === t.terminalId && String(r.reason).startsWith('QoS 2')));
+    expect(handler.seen.length).toBe(seen);
+    await c.close({ graceful: false }).catch(() => {});
+  });
+
   it('logs an oversized publish as refused and closes the publisher', async () => {
     const t = terminals[1]!;
     const c = await connect(t, { reconnectPeriodMs: 0 });
