@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import type { Command } from '../../terminal/machines/types.ts';
 import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
+import type { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
 import { badSignatureCard, eventually, Site } from './harness.ts';
 
 function record(t: SimulatedTerminal): { commands: Command[]; displays: string[] } {
@@ -16,6 +17,17 @@ function record(t: SimulatedTerminal): { commands: Command[]; displays: string[]
   return log;
 }
 const idle = (t: SimulatedTerminal) => t.runtime.machineState.s === 'idle';
+
+/** Sells `wallet` a cola at `t` (online or off) and waits for its completion receipt; the request's id. */
+async function sellCola(t: SimulatedTerminal, wallet: SimulatedWallet, log: ReturnType<typeof record>): Promise<string> {
+  const receipts = () => log.commands.filter((c) => c.c === 'receipt').length;
+  const before = receipts();
+  await t.runtime.select('cola');
+  t.tap(wallet);
+  await eventually(() => receipts() > before, 15_000, 'receipt');
+  t.remove();
+  return (log.commands.filter((c) => c.c === 'hub.request').at(-1) as Extract<Command, { c: 'hub.request' }>).requestId;
+}
 
 describe('vending terminal end to end', () => {
   let site: Site;
@@ -186,19 +198,16 @@ describe('vending terminal end to end', () => {
     const articles = vm.runtime.articles;
     const cola = articles.find((a) => a.sku === 'cola')!;
     const url = await site.stopServer();
+    let requestId: string;
     try {
       await eventually(() => !vm.runtime.isOnline, 5000, 'offline');
       // The operator raises the price; the announcement can't reach the machine.
       site.hub.importCatalog({ merchantId: 'merchant-vending', articles: articles.map((a) => (a.sku === 'cola' ? { ...a, priceMinor: a.priceMinor + 20 } : a)) });
-      await vm.runtime.select('cola');
-      vm.tap(wallet);
-      await eventually(() => log.commands.find((c) => c.c === 'receipt'), 8000, 'dispensed offline');
-      vm.remove();
+      requestId = await sellCola(vm, wallet, log);
     } finally {
       await site.restartServer(url);
     }
     await eventually(() => vm.started.store.openCount() === 0, 15_000, 'forwarded');
-    const { requestId } = log.commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
     expect(JSON.parse(vm.started.store.get(requestId)!.result!)).toMatchObject({ body: { status: 'approved', amountMinor: cola.priceMinor } });
     expect(await site.balance(wallet)).toBe(1000 - cola.priceMinor);
     // The old prices again, for the tests after this one (every machine hears of it).
@@ -291,10 +300,7 @@ describe('vending terminal end to end', () => {
     const url = await site.stopServer();
     try {
       await eventually(() => !vm.runtime.isOnline, 15_000, 'offline');
-      await vm.runtime.select('cola');
-      vm.tap(wallet);
-      await eventually(() => log.commands.filter((c) => c.c === 'receipt').length === 2, 15_000, 'offline sale');
-      vm.remove();
+      await sellCola(vm, wallet, log);
       site.faults.unavailable = 2;
     } finally {
       await site.restartServer(url);
@@ -316,11 +322,7 @@ describe('vending terminal end to end', () => {
     let faults = 0;
     try {
       await eventually(() => !vm.runtime.isOnline, 15_000, 'offline');
-      await vm.runtime.select('cola');
-      vm.tap(wallet);
-      await eventually(() => log.commands.find((c) => c.c === 'receipt'), 15_000, 'dispensed offline');
-      vm.remove();
-      requestId = (log.commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>).requestId;
+      requestId = await sellCola(vm, wallet, log);
       // One transient fault inside the real hub while it handles this request: it answers with its signed error.
       registry.result = (id: string) => {
         if (id === requestId && faults++ === 0) throw new Error('SQLITE_IOERR (injected, transient)');
@@ -346,10 +348,7 @@ describe('vending terminal end to end', () => {
     const url = await site.stopServer();
     try {
       await eventually(() => !vm.runtime.isOnline, 15_000, 'offline');
-      await vm.runtime.select('cola');
-      vm.tap(wallet);
-      await eventually(() => log.commands.find((c) => c.c === 'receipt'), 15_000, 'offline sale');
-      vm.remove();
+      await sellCola(vm, wallet, log);
       site.faults.unavailableTerminal = vm.terminalId;
       site.faults.unavailable = 1000;
     } finally {
