@@ -49,6 +49,7 @@ import { inlineVerifier, type SignatureVerifier } from '../hub/verify/verifier.t
 import { fastSignMessage, nodeSigningKey } from '../simulators/load/purchase-request.ts';
 import { WorkerVerifier } from '../hub/verify/worker-verifier.ts';
 import { runFloor } from './mqtt-floor.ts';
+import { searchPeak, type Measured } from './peak-search.ts';
 import { RequestTracer } from './request-trace.ts';
 import { mainThreadCpuMs } from './thread-cpu.ts';
 import type { FleetFile, FleetTerminal, FleetWallet, FromGenerator, Phase, PhaseResult } from '../simulators/load/load-plan.ts';
@@ -63,8 +64,6 @@ const WORKERS = Number(process.env['BENCH_MQTT_WORKERS'] ?? 1);
 const WINDOW = Number(process.env['BENCH_MQTT_WINDOW'] ?? TERMINALS);
 const BROKERS = (process.env['BENCH_MQTT_BROKERS'] ?? 'floor,aedes,mosquitto,transport').split(',');
 const PEAK_STEPS = Number(process.env['BENCH_MQTT_PEAK_STEPS'] ?? 4);
-const PEAK_P99_BAR_MS = 30;
-const MIN_PEAK_WINDOW = 8;
 const LEDGER_WRITER = (process.env['BENCH_MQTT_LEDGER_WRITER'] ?? '1') !== '0';
 const tracer = process.env['BENCH_MQTT_TRACE'] === '1' ? new RequestTracer() : undefined;
 const PROFILE_DIR = process.env['BENCH_MQTT_PROFILE'] || undefined;
@@ -279,7 +278,7 @@ async function runPhases(
     report(`${prefix}saturated.hub_cpu_us_per_settled`, saturated.cpuUsPerSettled, 'µs');
     report(`${prefix}saturated.rtt_p99_ms`, round(saturated.result.rttP99Ms), 'ms');
     if (PEAK_STEPS === 0) return;
-    const peak = await searchPeak(saturated, closedLoop);
+    const peak = await searchPeak(saturated, closedLoop, PEAK_STEPS);
     report(`${prefix}settled_per_s_peak`, peak.result.settledPerS, '/s');
     report(`${prefix}rtt_p99_ms_at_peak`, round(peak.result.rttP99Ms), 'ms');
     report(`${prefix}rtt_p50_ms_at_peak`, round(peak.result.rttP50Ms), 'ms');
@@ -290,41 +289,6 @@ async function runPhases(
     gc.stop();
     await gen.close();
   }
-}
-
-/** One closed-loop phase: its window (requests in flight), the generator's result and the hub's CPU per settled request. */
-interface Measured {
-  readonly window: number;
-  readonly result: PhaseResult;
-  readonly cpuUsPerSettled: number;
-}
-
-/**
- * The peak: the most settled/s of a closed loop over all 200 terminals whose p99 is within the
- * bar (TPC-C's rule: a throughput counts only with its response times met). The terminals take
- * turns, each with at most one request out; the window (requests in flight at once) is bisected
- * on a log scale between MIN_PEAK_WINDOW and the saturated window, PEAK_STEPS phases. The
- * saturated loop alone cannot meet the bar: by Little's law 200 in flight within 30 ms would need
- * more than 6,700 settled/s. If no window met it, the smallest is measured and reported as it is.
- */
-async function searchPeak(saturated: Measured, closedLoop: (window: number) => Promise<Measured>): Promise<Measured> {
-  const meets = (m: Measured) => m.result.rttP99Ms <= PEAK_P99_BAR_MS;
-  if (meets(saturated)) return saturated;
-  let best: Measured | undefined;
-  let lo = MIN_PEAK_WINDOW;
-  let hi = saturated.window;
-  for (let step = 0; step < PEAK_STEPS; step++) {
-    const window = Math.round(Math.sqrt(lo * hi));
-    if (window <= lo || window >= hi) break;
-    const m = await closedLoop(window);
-    if (meets(m)) {
-      lo = window;
-      if (best === undefined || m.result.settledPerS > best.result.settledPerS) best = m;
-    } else {
-      hi = window;
-    }
-  }
-  return best ?? (await closedLoop(MIN_PEAK_WINDOW));
 }
 
 /** Runs fn under V8's sampling CPU and allocation profilers when BENCH_MQTT_PROFILE names a directory; writes file.cpuprofile and file.heapprofile. */
