@@ -12,6 +12,7 @@ import type { RequestTiming } from '../simulators/load/load-plan.ts';
 
 const REQUEST_ID = Buffer.from('"requestId":"');
 const now = () => performance.timeOrigin + performance.now();
+const BURST_GAP_MS = 20;
 
 function requestIdOf(payload: Uint8Array): string {
   const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
@@ -89,16 +90,20 @@ export class RequestTracer {
     const rows: number[][] = [];
     for (const [requestId, due, sent, answered] of timings) {
       const service = this.#service.get(requestId);
-      if (service) rows.push([answered - due, sent - due, service[0] - sent, service[1] - service[0], answered - service[1]]);
+      if (service) rows.push([answered - due, sent - due, service[0] - sent, service[1] - service[0], answered - service[1], due]);
     }
     if (rows.length === 0) return 'trace: no requests matched';
     rows.sort((a, b) => a[0]! - b[0]!);
     const tail = rows.slice(Math.floor(rows.length * 0.99));
     const mean = (i: number) => (tail.reduce((sum, r) => sum + r[i]!, 0) / tail.length).toFixed(1);
+    // One stall (a GC pause, a slow fsync, the VM descheduling the hub) delays every request due
+    // during it: count the slow ones' bursts, due within BURST_GAP_MS of each other.
+    const dues = tail.map((r) => r[5]!).sort((a, b) => a - b);
+    const bursts = dues.filter((d, i) => i === 0 || d - dues[i - 1]! > BURST_GAP_MS).length;
     const stages = [...this.#stages].map(([name, ms]) => {
       const sorted = [...ms].sort((a, b) => a - b);
       return `${name} ${quantile(sorted, 0.99).toFixed(1)}/${sorted.at(-1)!.toFixed(1)}`;
     });
-    return `trace: slowest 1 % (${tail.length}, rtt ${mean(0)} ms) = send lag ${mean(1)} + to the service ${mean(2)} + in the service ${mean(3)} + reply ${mean(4)} ms (means); stage p99/max ms: ${stages.join(', ')}`;
+    return `trace: slowest 1 % (${tail.length} in ${bursts} bursts, rtt ${mean(0)} ms) = send lag ${mean(1)} + to the service ${mean(2)} + in the service ${mean(3)} + reply ${mean(4)} ms (means); stage p99/max ms: ${stages.join(', ')}`;
   }
 }

@@ -21,7 +21,7 @@ describe('RequestTracer (BENCH_MQTT_TRACE)', () => {
     }
     const line = tracer.describe(timings);
     // The slowest 1 % of three requests is the slow one alone.
-    const m = /slowest 1 % \((\d+), rtt ([\d.]+) ms\) = send lag ([\d.]+) \+ to the service ([\d.]+) \+ in the service ([\d.]+) \+ reply ([\d.]+)/.exec(line);
+    const m = /slowest 1 % \((\d+) in 1 bursts, rtt ([\d.]+) ms\) = send lag ([\d.]+) \+ to the service ([\d.]+) \+ in the service ([\d.]+) \+ reply ([\d.]+)/.exec(line);
     expect(m, line).not.toBeNull();
     const [count, rtt, lag, toService, inService, reply] = m!.slice(1).map(Number);
     expect(count).toBe(1);
@@ -30,6 +30,17 @@ describe('RequestTracer (BENCH_MQTT_TRACE)', () => {
     expect(inService).toBeGreaterThanOrEqual(35);
     expect(reply).toBeLessThan(20);
     expect(Math.abs(lag! + toService! + inService! + reply! - rtt!)).toBeLessThanOrEqual(0.3);
+  });
+
+  it('counts the slowest requests\' bursts: those due within 20 ms of each other are one stall', async () => {
+    const tracer = new RequestTracer();
+    const service = tracer.service({ handleRequest: async () => new Uint8Array() });
+    const ids = Array.from({ length: 200 }, (_, i) => `r${i}`);
+    for (const id of ids) await service.handleRequest('pos-1', payload(id));
+    // 200 requests due 10 ms apart, 1 ms each, but for two slow ones (the slowest 1 %).
+    const timings = (slow: readonly number[]): RequestTiming[] => ids.map((id, i) => [id, i * 10, i * 10, i * 10 + (slow.includes(i) ? 50 : 1)]);
+    expect(tracer.describe(timings([40, 41]))).toMatch(/slowest 1 % \(2 in 1 bursts, rtt 50\.0 ms\)/);
+    expect(tracer.describe(timings([40, 90]))).toMatch(/slowest 1 % \(2 in 2 bursts, rtt 50\.0 ms\)/);
   });
 
   it('times verifier calls and passes their verdicts through; reset forgets everything', async () => {
