@@ -253,7 +253,7 @@ async function runPhases(
       const main = mainMs === undefined ? '' : ` (main thread ${Math.round((mainMs / r.elapsedMs) * 100)}%, ${Math.round((mainMs * 1000) / Math.max(1, r.sent))} µs/request)`;
       const commits = ledgerCommits();
       const ledger = commits ? `; ledger batches ${commits.commits} in ${commits.transactions} writer commits (+${commits.committedHere} on the engine thread), p50 ${commits.p50Ms.toFixed(2)} p99 ${commits.p99Ms.toFixed(2)} max ${commits.maxMs.toFixed(1)} ms` : '';
-      console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}%${main} generator ${r.generatorCpuPercent}% of a core; hub event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms; GC ${gc.describe()}${ledger}; load ${loadavg()[0]!.toFixed(1)}`);
+      console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}%${main} generator ${r.generatorCpuPercent}% of a core; hub event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms; GC ${gc.describe()}, heap ${Math.round(process.memoryUsage().heapUsed / 1e6)} MB${ledger}; load ${loadavg()[0]!.toFixed(1)}`);
       if (tracer && r.timings) console.error(`#     ${tracer.describe(r.timings)}`);
       if (r.signatureBad > 0) throw new Error(`${r.name}: ${r.signatureBad} replies failed the hub signature check`);
       // What the hub process (all threads) spent per settled request: capacity ≈ cores × 1e6 / this.
