@@ -102,8 +102,8 @@ export class RequestTracer {
     const bursts = dues.filter((d, i) => i === 0 || d - dues[i - 1]! > BURST_GAP_MS).length;
     const stages = [...this.#stages].map(([name, ms]) => {
       const sorted = [...ms].sort((a, b) => a - b);
-      return `${name} ${quantile(sorted, 0.99).toFixed(1)}/${sorted.at(-1)!.toFixed(1)}`;
+      return `${name} ${quantile(sorted, 0.5).toFixed(2)}/${quantile(sorted, 0.99).toFixed(1)}/${sorted.at(-1)!.toFixed(1)}`;
     });
-    return `trace: slowest 1 % (${tail.length} in ${bursts} bursts, rtt ${mean(0)} ms) = send lag ${mean(1)} + to the service ${mean(2)} + in the service ${mean(3)} + reply ${mean(4)} ms (means); stage p99/max ms: ${stages.join(', ')}`;
+    return `trace: slowest 1 % (${tail.length} in ${bursts} bursts, rtt ${mean(0)} ms) = send lag ${mean(1)} + to the service ${mean(2)} + in the service ${mean(3)} + reply ${mean(4)} ms (means); stage p50/p99/max ms: ${stages.join(', ')}`;
   }
 }

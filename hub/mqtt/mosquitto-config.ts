@@ -80,7 +80,8 @@ export function writeMosquittoFiles(options: MosquittoFilesOptions): MosquittoFi
   const logPath = path.join(options.dir, 'mosquitto.log');
   const lines = [`${HUB_USERNAME}:${mosquittoPasswordHash(options.hubPassword)}`];
   for (const t of options.directory.listTerminals()) {
-    // Revoked terminals get no account: refused at CONNECT once the broker reloads (SIGHUP).
+    // Revoked terminals get no account: once the broker reloads (SIGHUP) it closes their open
+    // sessions and refuses them at CONNECT.
     if (!t.revoked) lines.push(`${t.terminalId}:${mosquittoPasswordHash(brokerPasswordFor(options.brokerSecret, t.terminalId))}`);
   }
   writeFileSync(passwordPath, `${lines.join('\n')}\n`, { mode: 0o600 });

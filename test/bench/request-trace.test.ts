@@ -52,7 +52,7 @@ describe('RequestTracer (BENCH_MQTT_TRACE)', () => {
     const service = tracer.service({ handleRequest: async () => new Uint8Array() });
     await service.handleRequest('pos-1', payload('a'));
     const line = tracer.describe([['a', 0, 0, 1]]);
-    expect(line).toMatch(/verify [\d.]+\/[\d.]+, commit [\d.]+\/[\d.]+/);
+    expect(line).toMatch(/verify [\d.]+\/[\d.]+\/[\d.]+, commit [\d.]+\/[\d.]+\/[\d.]+/);
     expect(Number(/verify ([\d.]+)/.exec(line)![1])).toBeGreaterThanOrEqual(8);
     tracer.reset();
     expect(tracer.describe([['a', 0, 0, 1]])).toBe('trace: no requests matched');

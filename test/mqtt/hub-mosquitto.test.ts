@@ -79,13 +79,23 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
       const code = await tryConnect(url, username, password());
       expect([4, 5]).toContain(code);
     });
-    it('refuses a terminal revoked while the broker runs, after the files are regenerated and SIGHUP', async () => {
-      expect(await tryConnect(url, 'pos-later', brokerPasswordFor(brokerSecret, 'pos-later'))).toBe('accepted');
-      directory.revoke('pos-later');
-      writeMosquittoFiles({ dir, port: Number(new URL(url).port), directory, brokerSecret, hubPassword });
-      mosquitto.reload();
-      await new Promise((r) => setTimeout(r, 300));
-      expect([4, 5]).toContain(await tryConnect(url, 'pos-later', brokerPasswordFor(brokerSecret, 'pos-later')));
+    it('closes the open session of a terminal revoked while the broker runs, and refuses it after, once the files are regenerated and SIGHUP', async () => {
+      const later = terminals[4]!;
+      const open = await connect(later, { reconnectPeriodMs: 0 });
+      let closed = false;
+      open.client.on('close', () => (closed = true));
+      try {
+        directory.revoke('pos-later');
+        writeMosquittoFiles({ dir, port: Number(new URL(url).port), directory, brokerSecret, hubPassword });
+        mosquitto.reload();
+        // Mosquitto checks every connected client against the reloaded password file.
+        await eventually(() => closed, 3000);
+        expect([4, 5]).toContain(await tryConnect(url, 'pos-later', brokerPasswordFor(brokerSecret, 'pos-later')));
+        // The other terminals' sessions stay.
+        expect(await tryConnect(url, 'pos-1', brokerPasswordFor(brokerSecret, 'pos-1'))).toBe('accepted');
+      } finally {
+        await open.close();
+      }
     });
   });
 
