@@ -22,6 +22,8 @@
  *      BENCH_MQTT_BROKERS (default floor,aedes,mosquitto,transport),
  *      BENCH_MQTT_PEAK_STEPS (closed-loop windows bisected for the peak, default 4; 0 = skip the
  *      search, for quick A/B runs of the saturated capacity),
+ *      BENCH_MQTT_AEDES_ROUNDS (run the aedes phases this many times on the same hub, default 1:
+ *      how the figures move as the ledger and registry grow),
  *      BENCH_MQTT_LEDGER_WRITER (1 = the ledger commits on its writer thread, still synchronous=FULL; default 1),
  *      BENCH_MQTT_TRACE (1 = print per phase where the slowest 1 % of requests spent their time:
  *      bench/request-trace.ts; a diagnostic, the wrapping costs some CPU),
@@ -51,7 +53,7 @@ import { WorkerVerifier } from '../hub/verify/worker-verifier.ts';
 import { runFloor } from './mqtt-floor.ts';
 import { searchPeak, type Measured } from './peak-search.ts';
 import { RequestTracer } from './request-trace.ts';
-import { mainThreadCpuMs } from './thread-cpu.ts';
+import { mainThreadCpuMs, mainThreadReadCalls } from './thread-cpu.ts';
 import type { FleetFile, FleetTerminal, FleetWallet, FromGenerator, Phase, PhaseResult } from '../simulators/load/load-plan.ts';
 
 type Report = (name: string, value: number, unit: string) => void;
@@ -64,6 +66,7 @@ const WORKERS = Number(process.env['BENCH_MQTT_WORKERS'] ?? 1);
 const WINDOW = Number(process.env['BENCH_MQTT_WINDOW'] ?? TERMINALS);
 const BROKERS = (process.env['BENCH_MQTT_BROKERS'] ?? 'floor,aedes,mosquitto,transport').split(',');
 const PEAK_STEPS = Number(process.env['BENCH_MQTT_PEAK_STEPS'] ?? 4);
+const AEDES_ROUNDS = Number(process.env['BENCH_MQTT_AEDES_ROUNDS'] ?? 1);
 const LEDGER_WRITER = (process.env['BENCH_MQTT_LEDGER_WRITER'] ?? '1') !== '0';
 const tracer = process.env['BENCH_MQTT_TRACE'] === '1' ? new RequestTracer() : undefined;
 const PROFILE_DIR = process.env['BENCH_MQTT_PROFILE'] || undefined;
@@ -231,6 +234,7 @@ async function runPhases(
     if (ready.event === 'ready') console.error(`# ${prefix || 'aedes '}: ${TERMINALS} terminals connected in ${ready.connectMs} ms`);
     let hubCpu = process.cpuUsage();
     let mainCpuMs = mainThreadCpuMs();
+    let mainReads = mainThreadReadCalls();
     const phase = async (p: Phase) => {
       server.resetStats();
       loopDelay.reset();
@@ -239,6 +243,7 @@ async function runPhases(
       tracer?.reset();
       hubCpu = process.cpuUsage();
       mainCpuMs = mainThreadCpuMs();
+      mainReads = mainThreadReadCalls();
       return gen.phase(tracer ? { ...p, trace: true } : p);
     };
     /** Prints the phase's line; returns the hub's CPU (all threads) per approved request, in µs. */
@@ -250,7 +255,9 @@ async function runPhases(
       const hubCpuPercent = Math.round((cpuMs / r.elapsedMs) * 100);
       const mainMs = mainCpuMs === undefined ? undefined : (mainThreadCpuMs() as number) - mainCpuMs;
       // The event loop is what requests queue on: its CPU per request is the figure to drive down.
-      const main = mainMs === undefined ? '' : ` (main thread ${Math.round((mainMs / r.elapsedMs) * 100)}%, ${Math.round((mainMs * 1000) / Math.max(1, r.sent))} µs/request)`;
+      const reads = mainReads === undefined ? undefined : (mainThreadReadCalls() as number) - mainReads;
+      const readsPart = reads === undefined ? '' : `, ${(reads / Math.max(1, r.sent)).toFixed(2)} reads/request`;
+      const main = mainMs === undefined ? '' : ` (main thread ${Math.round((mainMs / r.elapsedMs) * 100)}%, ${Math.round((mainMs * 1000) / Math.max(1, r.sent))} µs/request${readsPart})`;
       const commits = ledgerCommits();
       const ledger = commits ? `; ledger batches ${commits.commits} in ${commits.transactions} writer commits (+${commits.committedHere} on the engine thread), p50 ${commits.p50Ms.toFixed(2)} p99 ${commits.p99Ms.toFixed(2)} max ${commits.maxMs.toFixed(1)} ms` : '';
       console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}%${main} generator ${r.generatorCpuPercent}% of a core; hub event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms; GC ${gc.describe()}, heap ${Math.round(process.memoryUsage().heapUsed / 1e6)} MB${ledger}; load ${loadavg()[0]!.toFixed(1)}`);
@@ -335,7 +342,10 @@ export async function run(report: Report): Promise<void> {
     if (BROKERS.includes('aedes')) {
       const server = await createHubServer({ service: traced(hub), directory: hub, logger });
       try {
-        await runPhases('mqtt.', server, server.url, hub.hubPublicKey, fleet, undefined, dir, report, ledgerCommitsOf(hub));
+        for (let round = 1; round <= AEDES_ROUNDS; round++) {
+          if (AEDES_ROUNDS > 1) console.error(`# aedes round ${round} of ${AEDES_ROUNDS}: the hub's stores hold what the rounds before settled`);
+          await runPhases('mqtt.', server, server.url, hub.hubPublicKey, fleet, undefined, dir, report, ledgerCommitsOf(hub));
+        }
       } finally {
         await server.close();
       }

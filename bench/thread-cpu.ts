@@ -18,3 +18,19 @@ export function mainThreadCpuMs(): number | undefined {
   const ticks = Number(fields[11]) + Number(fields[12]);
   return Number.isFinite(ticks) ? (ticks * 1000) / TICKS_PER_S : undefined;
 }
+
+/**
+ * Read system calls (read, pread, recv…) of the main thread so far (`syscr` of /proc/self/task/PID/io),
+ * or undefined without /proc. Page-cache misses of SQLite's own cache show here as preads on
+ * the event loop.
+ */
+export function mainThreadReadCalls(): number | undefined {
+  let io: string;
+  try {
+    io = readFileSync(`/proc/self/task/${process.pid}/io`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const m = /^syscr:\s*(\d+)$/m.exec(io);
+  return m ? Number(m[1]) : undefined;
+}

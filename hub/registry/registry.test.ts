@@ -50,6 +50,16 @@ describe('registry', () => {
     expect(reg.db.pragma('synchronous', { simple: true })).toBe(2);
   });
 
+  it('keeps a 64 MiB page cache (the random-keyed result and challenge indexes stay in it), or the size asked for', () => {
+    expect(reg.db.pragma('cache_size', { simple: true })).toBe(-65_536);
+    const small = Registry.open(join(dir, 'small.db'), { cacheKiB: 2_000 });
+    try {
+      expect(small.db.pragma('cache_size', { simple: true })).toBe(-2_000);
+    } finally {
+      small.close();
+    }
+  });
+
   it('records the ledger seq of its last committed claim; only a restore sets it back', async () => {
     const wallet = 'aa'.repeat(32);
     expect(reg.claimsLedgerSeq()).toBe(0);

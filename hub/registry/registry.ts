@@ -121,7 +121,16 @@ export interface RegistryOpenOptions {
   readonly onCommitError?: (err: unknown) => void;
   /** Counter windows kept in memory (default 100,000 wallets). */
   readonly maxCachedWindows?: number;
+  /**
+   * Page cache in KiB (SQLite cache_size = -N; default 64 MiB). Results and used challenges are
+   * keyed by random ids, so each one inserts into a random leaf of its index: with SQLite's
+   * default 2 MiB those leaves no longer fit once the tables hold ~100,000 rows, and every insert
+   * reads its pages back from the OS on the event loop.
+   */
+  readonly cacheKiB?: number;
 }
+
+const DEFAULT_CACHE_KIB = 65_536;
 
 /** WAL pages before the committing thread checkpoints itself when a background checkpointer runs. */
 const BACKSTOP_AUTOCHECKPOINT_PAGES = 10_000;
@@ -348,6 +357,7 @@ export class Registry implements TerminalDirectory {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');
+    db.pragma(`cache_size = -${options.cacheKiB ?? DEFAULT_CACHE_KIB}`);
     migrateRegistry(db);
     const everyMs = options.backgroundCheckpointMs ?? 0;
     if (everyMs > 0 && file !== ':memory:') {

@@ -1,6 +1,6 @@
 import { platform } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { mainThreadCpuMs } from '../../bench/thread-cpu.ts';
+import { mainThreadCpuMs, mainThreadReadCalls } from '../../bench/thread-cpu.ts';
 
 describe.runIf(platform() === 'linux')('mainThreadCpuMs', () => {
   it('grows by about the CPU this thread burns, and not by a worker thread’s', async () => {
@@ -28,5 +28,18 @@ describe.runIf(platform() === 'linux')('mainThreadCpuMs', () => {
     expect(afterSpin - before).toBeLessThanOrEqual(spinProcess + 20);
     expect(workerProcess).toBeGreaterThan(30);
     expect(afterWorker - afterSpin).toBeLessThan(0.4 * workerProcess);
+  });
+
+  it('counts this thread\'s read calls', async () => {
+    const { openSync, readSync, closeSync } = await import('node:fs');
+    const fd = openSync('/proc/self/stat', 'r');
+    const buf = Buffer.alloc(64);
+    const before = mainThreadReadCalls() as number;
+    for (let i = 0; i < 50; i++) readSync(fd, buf, 0, 64, 0);
+    const after = mainThreadReadCalls() as number;
+    closeSync(fd);
+    // 50 preads, plus the one that read the counter itself.
+    expect(after - before).toBeGreaterThanOrEqual(50);
+    expect(after - before).toBeLessThan(60);
   });
 });
