@@ -3,10 +3,20 @@ import fc from 'fast-check';
 import { CounterWindow, NonceCache, newChallenge, newRequestId, withinSkew } from './replay.ts';
 
 describe('replay protection', () => {
-  it('challenges and request ids carry 128 random bits', () => {
-    const ids = new Set(Array.from({ length: 1000 }, () => newRequestId()));
-    expect(ids.size).toBe(1000);
+  it('challenges carry 128 random bits; request ids 48 bits of time then 80 random, so they sort by time', () => {
     expect(newChallenge()).toMatch(/^[0-9a-f]{32}$/);
+    const challenges = new Set(Array.from({ length: 1000 }, () => newChallenge().slice(0, 12)));
+    expect(challenges.size).toBeGreaterThan(990);
+    // Many in one millisecond: the same time prefix, still all different.
+    const sameMs = Array.from({ length: 1000 }, () => newRequestId(1_796_000_000_123));
+    expect(new Set(sameMs).size).toBe(1000);
+    for (const id of sameMs) expect(id).toMatch(/^01a2[0-9a-f]{28}$/);
+    expect(sameMs[0]!.slice(0, 12)).toBe((1_796_000_000_123).toString(16).padStart(12, '0'));
+    // Sorted as text, ids follow their times.
+    const times = [5, 1_796_000_000_000, 1_796_000_000_001, 2 ** 47, 2 ** 48 - 1];
+    const ids = times.map((t) => newRequestId(t));
+    expect([...ids].sort()).toEqual(ids);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{32}$/);
   });
   it('bounds clock skew', () => {
     expect(withinSkew(1000, 1000 + 300_000)).toBe(true);
