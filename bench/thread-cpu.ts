@@ -1,18 +1,23 @@
-// CPU time of this process's main thread alone (Node 20 has no process.threadCpuUsage): the
+// CPU time (and read calls) of this process's main thread alone (Node 20 has no process.threadCpuUsage): the
 // hub's event loop is the resource its latency queues on, so the bench reports it apart from
 // the worker threads. Linux only (/proc); elsewhere undefined and the figure is left out.
 import { readFileSync } from 'node:fs';
 
 const TICKS_PER_S = 100; // USER_HZ: 100 on every Linux ABI Node runs on
 
-/** User + system CPU milliseconds of the main thread so far, or undefined without /proc. */
-export function mainThreadCpuMs(): number | undefined {
-  let stat: string;
+/** A file of the main thread's /proc entry (stat, io), or undefined without /proc. */
+function mainThreadProc(file: string): string | undefined {
   try {
-    stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    return readFileSync(`/proc/self/task/${process.pid}/${file}`, 'utf8');
   } catch {
     return undefined;
   }
+}
+
+/** User + system CPU milliseconds of the main thread so far, or undefined without /proc. */
+export function mainThreadCpuMs(): number | undefined {
+  const stat = mainThreadProc('stat');
+  if (stat === undefined) return undefined;
   // Fields after the parenthesised command name (which may itself hold spaces): utime is the 12th, stime the 13th.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
@@ -25,12 +30,6 @@ export function mainThreadCpuMs(): number | undefined {
  * the event loop.
  */
 export function mainThreadReadCalls(): number | undefined {
-  let io: string;
-  try {
-    io = readFileSync(`/proc/self/task/${process.pid}/io`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const m = /^syscr:\s*(\d+)$/m.exec(io);
+  const m = /^syscr:\s*(\d+)$/m.exec(mainThreadProc('io') ?? '');
   return m ? Number(m[1]) : undefined;
 }
