@@ -85,7 +85,7 @@ export class RequestTracer {
     return (arg) => this.#timed(name, call(arg), now());
   }
 
-  /** One line: the mean split of the slowest 1 % of requests, and each stage's p99/max. */
+  /** One line: the mean split of the slowest 1 % of requests, their bursts, and each stage's p50/p99/max. */
   describe(timings: readonly RequestTiming[]): string {
     const rows: number[][] = [];
     for (const [requestId, due, sent, answered] of timings) {

@@ -17,6 +17,11 @@ describe('replay protection', () => {
     const ids = times.map((t) => newRequestId(t));
     expect([...ids].sort()).toEqual(ids);
     for (const id of ids) expect(id).toMatch(/^[0-9a-f]{32}$/);
+    // Past 2^48 ms (year 10889) the time wraps; it never makes a longer id.
+    expect(newRequestId(2 ** 48 + 7)).toMatch(/^000000000007[0-9a-f]{20}$/);
+  });
+  it('refuses a time that is not a non-negative integer of ms, rather than make an id the schema refuses', () => {
+    for (const t of [-1, 1.5, NaN, Infinity, 2 ** 53]) expect(() => newRequestId(t), String(t)).toThrow(RangeError);
   });
   it('bounds clock skew', () => {
     expect(withinSkew(1000, 1000 + 300_000)).toBe(true);

@@ -12,11 +12,13 @@ export function newChallenge(): string {
  * bits are the Unix time in ms and the other 80 random (UUIDv7's layout, RFC 9562 §5.7, without
  * its version bits), so ids made close in time sort close: the hub's request-id indexes then
  * grow at their right edge, and a commit writes a page or two of each instead of one random leaf
- * per request. The hub relies on nothing of this but uniqueness; 80 random bits per millisecond
- * keep the ids unguessable.
+ * per request. The hub relies on their being unique and unguessable (ids are global: a terminal
+ * that learned another's id first could take it), not on their order; 80 random bits per
+ * millisecond keep them so, and the time they show is the request's `time` anyway.
  */
 export function newRequestId(nowMs: number = Date.now()): string {
-  return nowMs.toString(16).padStart(12, '0').slice(-12) + toHex(randomId(10));
+  if (!Number.isSafeInteger(nowMs) || nowMs < 0) throw new RangeError(`newRequestId: time must be a non-negative integer of ms (${nowMs})`);
+  return (nowMs % 2 ** 48).toString(16).padStart(12, '0') + toHex(randomId(10));
 }
 
 export const DEFAULT_MAX_SKEW_MS = 5 * 60_000;

@@ -9,7 +9,7 @@ import { ERROR_CODE_LIST } from './errors.ts';
 export const Hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 32 bytes as 64 lowercase hex chars');
 export const PublicKeyHex = Hex32;
 export const SignatureHex = z.string().regex(/^[0-9a-f]{128}$/, 'expected 64 bytes as 128 lowercase hex chars');
-/** Request ids and challenges: at least 128 random bits. */
+/** Request ids and challenges: 128 to 256 bits of hex; challenges all random, request ids at least 80 random bits (newRequestId). */
 export const Nonce128 = z.string().regex(/^[0-9a-f]{32,64}$/, 'expected 16..32 bytes as lowercase hex');
 export const RequestId = Nonce128;
 export const Challenge = Nonce128;

@@ -29,7 +29,7 @@ export class SimulatedClearing implements ClearingAdapter {
       return { ok: false, reason: 'simulated_bank_unavailable' };
     }
     this.transfers.push(t);
-    const result: ClearingResult = { ok: true, reference: `SIM-${t.payoutId.slice(0, 12)}` };
+    const result: ClearingResult = { ok: true, reference: `SIM-${t.payoutId.slice(-12)}` };
     this.#done.set(t.payoutId, result);
     return result;
   }

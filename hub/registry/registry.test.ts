@@ -50,7 +50,7 @@ describe('registry', () => {
     expect(reg.db.pragma('synchronous', { simple: true })).toBe(2);
   });
 
-  it('keeps a 64 MiB page cache (the random-keyed result and challenge indexes stay in it), or the size asked for', () => {
+  it('keeps a 64 MiB page cache (the challenge index, and result ids of other terminals than ours, are keyed at random), or the size asked for', () => {
     expect(reg.db.pragma('cache_size', { simple: true })).toBe(-65_536);
     const small = Registry.open(join(dir, 'small.db'), { cacheKiB: 2_000 });
     try {

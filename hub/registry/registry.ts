@@ -122,10 +122,11 @@ export interface RegistryOpenOptions {
   /** Counter windows kept in memory (default 100,000 wallets). */
   readonly maxCachedWindows?: number;
   /**
-   * Page cache in KiB (SQLite cache_size = -N; default 64 MiB). Results and used challenges are
-   * keyed by random ids, so each one inserts into a random leaf of its index: with SQLite's
-   * default 2 MiB those leaves no longer fit once the tables hold ~100,000 rows, and every insert
-   * reads its pages back from the OS on the event loop.
+   * Page cache in KiB (SQLite cache_size = -N; default 64 MiB). Used challenges are random, and
+   * so are the request ids of terminals other than ours (newRequestId orders its ids by time):
+   * each such insert lands in a random leaf of its index. With SQLite's default 2 MiB those
+   * leaves no longer fit once the tables hold ~100,000 rows, and every insert reads its pages
+   * back from the OS on the event loop.
    */
   readonly cacheKiB?: number;
 }

@@ -45,6 +45,13 @@ describe('searchPeak', () => {
     expect(hub.tried.at(-1)).toBe(MIN_PEAK_WINDOW);
   });
 
+  it('searches nothing below the smallest window: a saturated window that small is the peak, met or not', async () => {
+    const hub = modelHub(200, 10);
+    const saturated = hub.measure(MIN_PEAK_WINDOW);
+    expect(await searchPeak(saturated, hub.closedLoop, 4)).toBe(saturated);
+    expect(hub.tried).toEqual([]);
+  });
+
   it('measures nothing beyond the saturated phase with no steps, bar the smallest window as the fallback', async () => {
     const hub = modelHub(5000, 10);
     const peak = await searchPeak(hub.measure(200), hub.closedLoop, 0);
