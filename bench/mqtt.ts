@@ -124,7 +124,7 @@ class SignOnlyService implements SettlementHandler {
   async handleRequest(terminalId: string, payload: Uint8Array): Promise<Uint8Array> {
     const now = Date.now();
     const decoded = decodeMessage(payload, 'settlement.request');
-    if (!decoded.ok) return encodeMessage(fastSignMessage('error', { code: decoded.code, message: decoded.detail.slice(0, 200), time: now, hubKey: this.hubKeyHex }, this.signingKey));
+    if (!decoded.ok) return encodeMessage(fastSignMessage('error', { terminalId, code: decoded.code, message: decoded.detail.slice(0, 200), time: now, hubKey: this.hubKeyHex }, this.signingKey));
     const req = decoded.value;
     const previous = this.replies.get(req.body.requestId);
     if (previous) return previous;

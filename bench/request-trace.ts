@@ -57,7 +57,7 @@ export class RequestTracer {
         this.#service.set(requestIdOf(payload), [start, now()]);
         return reply;
       },
-      ...(inner.handleReceipt ? { handleReceipt: (t: string, p: Uint8Array) => inner.handleReceipt!(t, p) } : {}),
+      ...(inner.answerReceipt ? { answerReceipt: (t: string, p: Uint8Array) => inner.answerReceipt!(t, p) } : {}),
       ...(inner.announcements ? { announcements: () => inner.announcements!() } : {}),
       ...(inner.onAnnouncement ? { onAnnouncement: (cb: Parameters<NonNullable<SettlementHandler['onAnnouncement']>>[0]) => inner.onAnnouncement!(cb) } : {}),
     };

@@ -35,6 +35,7 @@ export const COMPACT_TYPES: readonly MessageType[] = [
   'announce.catalog',
   'announce.fares',
   'announce.keys',
+  'receipt.ack',
 ];
 
 /** Field names by index (append-only). A test checks every schema field is listed. */

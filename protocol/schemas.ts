@@ -265,9 +265,28 @@ export const CompletionReceiptBody = z.strictObject({
 });
 export const CompletionReceipt = signedEnvelope('completion.receipt', CompletionReceiptBody);
 
+/**
+ * Hub-signed answer to a completion receipt, sent once what it did is durable (a failed
+ * dispense's refund included). The terminal re-sends the receipt until one arrives: the broker's
+ * PUBACK is delivery, never this answer.
+ */
+export const ReceiptAckBody = z.strictObject({
+  requestId: RequestId,
+  /** The terminal the hub authenticated as the receipt's sender. */
+  terminalId: Name,
+  status: z.enum(['recorded', 'refunded', 'duplicate', 'rejected']),
+  /** Present iff rejected. */
+  code: ErrorCodeSchema.optional(),
+  time: TimeMs,
+  hubKey: PublicKeyHex,
+});
+export const ReceiptAck = signedEnvelope('receipt.ack', ReceiptAckBody);
+
 /** Hub-signed error for a request that could not be read far enough to answer with a result. */
 export const ErrorMessageBody = z.strictObject({
   requestId: RequestId.optional(),
+  /** The terminal the hub authenticated as the sender (not what the unread bytes claim). */
+  terminalId: Name,
   code: ErrorCodeSchema,
   message: Text,
   time: TimeMs,
@@ -369,6 +388,7 @@ export const MESSAGE_SCHEMAS = {
   'settlement.result': SettlementResult,
   'balance.statement': BalanceStatement,
   'completion.receipt': CompletionReceipt,
+  'receipt.ack': ReceiptAck,
   error: ErrorMessage,
   'announce.blocklist': Blocklist,
   'announce.catalog': Catalog,
@@ -396,6 +416,7 @@ export const MAX_BYTES: Record<MessageType, number> = {
   'settlement.result': 32 * 1024,
   'balance.statement': 24 * 1024,
   'completion.receipt': 1024,
+  'receipt.ack': 1024,
   error: 1024,
   'announce.blocklist': 8 * 1024 * 1024,
   'announce.catalog': 512 * 1024,

@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfigFile, parseConfig } from './config.ts';
+import { ConfigError, loadConfigFile, parseConfig, readCaFile } from './config.ts';
 
 const KEY = 'a'.repeat(64);
 const base = {
@@ -46,7 +47,7 @@ describe('terminal config', () => {
 
   it('names every bad field', () => {
     expect(issues({ ...base, hub: { ...base.hub, url: 'http://x', hubKey: 'nope' } })).toEqual([
-      'hub.url: expected mqtt://host:port',
+      'hub.url: expected mqtt://host:port or mqtts://host:port',
       'hub.hubKey: expected 64 lowercase hex chars (an Ed25519 public key)',
     ]);
     expect(issues({ ...base, gate: undefined })).toEqual(['gate: required when kind is "gate"']);
@@ -75,5 +76,74 @@ describe('terminal config', () => {
     const no = spawnSync(process.execPath, ['--import', 'tsx', 'terminal/main.ts', '--config', bad, '--check'], { encoding: 'utf8' });
     expect(no.status).toBe(78);
     expect(no.stderr).toContain('kind: ');
+  });
+
+  describe('hub.caFile (mqtts://)', () => {
+    // A real CA certificate in PEM (Node's bundled roots), so no openssl is needed here.
+    const caPem = rootCertificates[0]!;
+    const tlsHub = { ...base.hub, url: 'mqtts://hub.lan:8883' };
+    const write = (name: string, text: string): string => {
+      const p = join(dir, name);
+      writeFileSync(p, text);
+      return p;
+    };
+    const check = (file: string) => spawnSync(process.execPath, ['--import', 'tsx', 'terminal/main.ts', '--config', file, '--check'], { encoding: 'utf8' });
+    const loadIssues = (file: string): string[] => {
+      try {
+        loadConfigFile(file, {});
+      } catch (err) {
+        if (err instanceof ConfigError) return err.issues;
+        throw err;
+      }
+      return [];
+    };
+
+    it('mqtts:// without caFile is accepted (Node default CAs); with mqtt:// a caFile is refused, saying why', () => {
+      expect(parseConfig({ ...base, hub: tlsHub }, '/opt/t', {}).hub.caFile).toBeUndefined();
+      expect(issues({ ...base, hub: { ...base.hub, caFile: 'hub-ca.pem' } })).toEqual([
+        'hub.caFile: only for an mqtts:// hub.url: mqtt:// is plain TCP, no certificate is checked (use mqtts:// or remove caFile)',
+      ]);
+      // parseConfig resolves the path against the config file's folder (and reads nothing).
+      expect(parseConfig({ ...base, hub: { ...tlsHub, caFile: 'hub-ca.pem' } }, '/opt/t', {}).hub.caFile).toBe('/opt/t/hub-ca.pem');
+    });
+
+    it('a readable PEM bundle is accepted by loadConfigFile and --check, and readCaFile returns its certificates', () => {
+      write('ca.pem', `# the hub's CA\n${caPem}\n${rootCertificates[1]!}\n`);
+      const file = write('tls-good.json', JSON.stringify({ ...base, hub: { ...tlsHub, caFile: 'ca.pem' } }));
+      const c = loadConfigFile(file, {});
+      expect(c.hub.caFile).toBe(join(dir, 'ca.pem'));
+      expect(c.hub.url).toBe('mqtts://hub.lan:8883');
+      const pem = readCaFile(c.hub.caFile!);
+      expect(pem.match(/-----BEGIN CERTIFICATE-----/g)).toHaveLength(2);
+      expect(pem).not.toContain('# the hub');
+      const ok = check(file);
+      expect(ok.stderr).toBe('');
+      expect(ok.status).toBe(0);
+      expect(ok.stdout).toContain('config OK: gate-3 (gate) → mqtts://hub.lan:8883');
+    });
+
+    it('a missing CA file is a ConfigError at load, and --check exits 78 naming hub.caFile', () => {
+      const file = write('tls-missing.json', JSON.stringify({ ...base, hub: { ...tlsHub, caFile: 'no-such-ca.pem' } }));
+      expect(() => loadConfigFile(file, {})).toThrow(ConfigError);
+      expect(loadIssues(file)).toEqual([expect.stringMatching(new RegExp(`^hub\\.caFile: cannot read ${join(dir, 'no-such-ca.pem')}: ENOENT`))]);
+      const no = check(file);
+      expect(no.status).toBe(78);
+      expect(no.stderr).toContain(`hub.caFile: cannot read ${join(dir, 'no-such-ca.pem')}`);
+    });
+
+    it('a file that is not a PEM certificate bundle (a directory, a key, a broken certificate) is a ConfigError', () => {
+      const cfg = (caFile: string) => write('tls-bad.json', JSON.stringify({ ...base, hub: { ...tlsHub, caFile } }));
+      expect(loadIssues(cfg(dir))[0]).toMatch(/^hub\.caFile: cannot read .*EISDIR/);
+      write('key.pem', '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n');
+      expect(loadIssues(cfg('key.pem'))).toEqual([`hub.caFile: ${join(dir, 'key.pem')} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`]);
+      const body = caPem.split('\n');
+      write('broken.pem', [...body.slice(0, 3), ...body.slice(6)].join('\n'));
+      expect(loadIssues(cfg('broken.pem'))[0]).toMatch(/^hub\.caFile: certificate 1 in .*broken\.pem does not parse/);
+      // The mqtt:// check does not depend on the file: it is refused even when the file is fine.
+      write('ca.pem', caPem);
+      const plain = write('tls-plain.json', JSON.stringify({ ...base, hub: { ...base.hub, caFile: 'ca.pem' } }));
+      expect(loadIssues(plain)).toEqual([expect.stringMatching(/^hub\.caFile: only for an mqtts:\/\/ hub\.url/)]);
+      expect(check(plain).status).toBe(78);
+    });
   });
 });

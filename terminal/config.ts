@@ -1,5 +1,6 @@
 // The terminal's configuration: one JSON file, validated at start-up (zod), frozen, injected.
 // This is the ONLY module of terminal/ that reads process.env (TAPSETTLE_TERMINAL_LOG_LEVEL).
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
@@ -65,7 +66,13 @@ export const TerminalConfigSchema = z
     /** The hub-issued terminal certificate (JSON envelope) from enrollment. */
     certificateFile: z.string().min(1),
     hub: z.strictObject({
-      url: z.string().regex(/^mqtts?:\/\/[^/]+$/, 'expected mqtt://host:port'),
+      url: z.string().regex(/^mqtts?:\/\/[^/]+$/, 'expected mqtt://host:port or mqtts://host:port'),
+      /**
+       * mqtts only: PEM file of the CA certificate(s) the hub's broker certificate must chain to
+       * (for a self-signed hub certificate: that certificate). Replaces Node's default CAs;
+       * omitted: Node's default CAs. Read and checked by loadConfigFile (--check).
+       */
+      caFile: z.string().min(1).optional(),
       /** The hub's signing key, pinned at enrollment; later keys come signed in announce.keys. */
       hubKey: Hex32,
       issuerKeys: z.array(Hex32).min(1).max(8),
@@ -107,6 +114,9 @@ export const TerminalConfigSchema = z
   .superRefine((c, ctx) => {
     if (c.kind === 'gate' && !c.gate) ctx.addIssue({ code: 'custom', path: ['gate'], message: 'required when kind is "gate"' });
     if (c.io.kind === 'johnny-five' && !c.io[c.kind]) ctx.addIssue({ code: 'custom', path: ['io', c.kind], message: `pin map required for a ${c.kind} on johnny-five` });
+    if (c.hub.caFile !== undefined && !c.hub.url.startsWith('mqtts://')) {
+      ctx.addIssue({ code: 'custom', path: ['hub', 'caFile'], message: 'only for an mqtts:// hub.url: mqtt:// is plain TCP, no certificate is checked (use mqtts:// or remove caFile)' });
+    }
   });
 
 export type TerminalConfig = Readonly<z.infer<typeof TerminalConfigSchema>>;
@@ -148,6 +158,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), env: NodeJS.P
     dataDir: abs(c.dataDir),
     keyFile: abs(c.keyFile),
     certificateFile: abs(c.certificateFile),
+    hub: { ...c.hub, ...(c.hub.caFile !== undefined ? { caFile: abs(c.hub.caFile) } : {}) },
     ...(log?.success ? { log: log.data } : {}),
   });
 }
@@ -165,5 +176,33 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
   } catch (err) {
     throw new ConfigError(`config file ${path} is not JSON: ${(err as Error).message}`);
   }
-  return parseConfig(raw, dirname(resolve(path)), env);
+  const config = parseConfig(raw, dirname(resolve(path)), env);
+  if (config.hub.caFile !== undefined) readCaFile(config.hub.caFile);
+  return config;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/**
+ * The CA certificates of `hub.caFile` (PEM, for tls.connect's `ca`): the file must be readable
+ * and hold at least one certificate, each of which parses — a DER file, a key or a truncated
+ * copy is refused here (--check, start-up) as a ConfigError, not at every TLS handshake.
+ */
+export function readCaFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('invalid terminal config', [`hub.caFile: cannot read ${path}: ${(err as Error).message}`]);
+  }
+  const blocks = text.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) throw new ConfigError('invalid terminal config', [`hub.caFile: ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`]);
+  for (const [i, pem] of blocks.entries()) {
+    try {
+      new X509Certificate(pem);
+    } catch (err) {
+      throw new ConfigError('invalid terminal config', [`hub.caFile: certificate ${i + 1} in ${path} does not parse: ${(err as Error).message}`]);
+    }
+  }
+  return `${blocks.join('\n')}\n`;
 }

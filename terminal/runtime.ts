@@ -16,9 +16,9 @@ import type { RecordKindName } from '../hardware/wallet-apdu/apdu.ts';
 import type { Gate } from '../hardware/actuators/gate.ts';
 import type { Vending } from '../hardware/actuators/vending.ts';
 import type { Pos } from '../hardware/actuators/pos.ts';
-import type { TerminalConfig } from './config.ts';
+import { readCaFile, type TerminalConfig } from './config.ts';
 import { HubClient, type AnnouncementMessage, type ReplyMessage } from './hub/hub-client.ts';
-import { checkHubResult } from './machines/checks.ts';
+import { checkHubAnswer, checkHubResult } from './machines/checks.ts';
 import { GATE_IDLE, gateStep, type GateEvent, type GateState } from './machines/gate.ts';
 import { POS_IDLE, posStep, type PosEvent, type PosState } from './machines/pos.ts';
 import type { CardInfo, Command, Step, TerminalContext } from './machines/types.ts';
@@ -76,6 +76,8 @@ export interface RuntimeEvents {
   state: [state: RuntimeState];
   /** A hub-signed result (verified) was stored for a request. */
   settled: [requestId: string, status: string];
+  /** The hub acknowledged a completion receipt (verified): recorded, refunded, duplicate or rejected. */
+  receipt: [requestId: string, status: string];
   print: [lines: string[]];
   tap: [atMs: number];
 }
@@ -114,6 +116,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     this.log = deps.log.child({ terminalId: deps.config.terminalId, kind: deps.config.kind });
     this.state = deps.config.kind === 'vending' ? VENDING_IDLE : deps.config.kind === 'gate' ? GATE_IDLE : POS_IDLE;
     this.issuerKeys = [...deps.config.hub.issuerKeys];
+    // mqtts: the broker's CA, read (a ConfigError if unreadable) before anything is touched.
+    const hubCa = deps.config.hub.caFile !== undefined ? readCaFile(deps.config.hub.caFile) : undefined;
     const c = deps.certificate.body;
     if (c.terminalId !== deps.config.terminalId || c.merchantId !== deps.config.merchantId || c.kind !== deps.config.kind) {
       throw new TypeError('TerminalRuntime: the certificate names another terminal, merchant or kind than the config');
@@ -129,6 +133,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       terminalId: deps.config.terminalId,
       secretKey: deps.keys.secretKey,
       ...(deps.config.hub.password !== undefined ? { password: deps.config.hub.password } : {}),
+      ...(hubCa !== undefined ? { tls: { ca: hubCa } } : {}),
       store: deps.store,
       log: this.log.child({ part: 'hub' }),
       clock: this.clock,
@@ -534,18 +539,22 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   }
 
   private onReply(reply: ReplyMessage, raw: string): void {
+    if (reply.type === 'receipt.ack') return this.onReceiptAck(reply);
     if (reply.type === 'error') {
-      const b = reply.body;
-      if (!this.hubKeys.includes(b.hubKey) || !verifyMessage(reply, b.hubKey)) return void this.log.warn('hub error reply with a bad signature ignored');
-      const entry = b.requestId === undefined ? undefined : this.d.store.get(b.requestId);
-      if (b.requestId === undefined || !entry) return void this.log.warn({ code: b.code }, 'hub error');
+      const checked = checkHubAnswer(reply, this.config.terminalId, this.hubKeys);
+      // An error about another terminal's bytes (one that claimed our request id) is not ours either.
+      if (!checked.ok) return void this.log.warn({ code: checked.code, errorCode: reply.body.code }, 'hub error reply not verified; ignored');
+      const { requestId, code } = checked.body;
+      const entry = requestId === undefined ? undefined : this.d.store.get(requestId);
+      if (requestId === undefined || !entry) return void this.log.warn({ code }, 'hub error');
+      const tell = () => void this.post({ e: 'hub.error', requestId, code: isErrorCode(code) ? code : 'INTERNAL' });
       // The hub's own fault ("internal error; retry with the same request id"), not a refusal.
-      if (TRANSIENT_CODES.has(b.code)) return this.retryLater(b.requestId, entry.local, b.code, () => void this.post({ e: 'hub.error', requestId: b.requestId!, code: isErrorCode(b.code) ? b.code : 'INTERNAL' }));
-      this.d.store.complete(b.requestId, raw);
-      this.hub.forget(b.requestId);
-      this.log.warn({ requestId: b.requestId, code: b.code }, 'hub refused the request');
-      this.emit('settled', b.requestId, 'error');
-      void this.post({ e: 'hub.error', requestId: b.requestId, code: isErrorCode(b.code) ? b.code : 'INTERNAL' });
+      if (TRANSIENT_CODES.has(code)) return this.retryLater(requestId, entry.local, code, tell);
+      this.d.store.complete(requestId, raw);
+      this.hub.forget(requestId);
+      this.log.warn({ requestId, code }, 'hub refused the request');
+      this.emit('settled', requestId, 'error');
+      tell();
       return;
     }
     const requestId = reply.body.requestId;
@@ -565,10 +574,24 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     if (!first) return void log.debug('duplicate hub reply');
     log.info({ status: check.body.status, code: check.body.code, amountMinor: check.body.amountMinor, local: entry.local }, 'hub result');
     const receipt = this.d.store.getReceipt(requestId);
-    if (receipt && !receipt.sent) this.hub.publishReceipt(requestId, receipt.envelope);
+    if (receipt && !receipt.acknowledged) this.hub.publishReceipt(requestId, receipt.envelope);
     this.emit('settled', requestId, check.body.status);
     if (entry.state === 'abandoned' && check.body.status === 'approved' && check.body.amountMinor > 0) this.lateApproval(requestId, reply);
     void this.post({ e: 'hub.result', result: reply });
+  }
+
+  /** The hub's signed answer to a completion receipt: verified, it ends the receipt's re-sends. */
+  private onReceiptAck(ack: Envelope<'receipt.ack'>): void {
+    const checked = checkHubAnswer(ack, this.config.terminalId, this.hubKeys);
+    if (!checked.ok) return void this.log.warn({ code: checked.code, requestId: ack.body.requestId }, 'receipt acknowledgement not verified; ignored');
+    const b = checked.body;
+    if (!this.d.store.getReceipt(b.requestId)) return void this.log.warn({ requestId: b.requestId }, 'receipt acknowledgement for no receipt of ours ignored');
+    // The hub's own fault: the receipt keeps being re-sent until it is recorded.
+    if (b.status === 'rejected' && b.code !== undefined && TRANSIENT_CODES.has(b.code)) return void this.log.warn({ requestId: b.requestId, code: b.code }, 'hub could not take the receipt yet; it is re-sent');
+    this.hub.receiptAcknowledged(b.requestId);
+    if (b.status === 'rejected') this.log.error({ requestId: b.requestId, code: b.code }, 'hub refused the completion receipt');
+    else this.log.info({ requestId: b.requestId, status: b.status }, 'completion receipt acknowledged');
+    this.emit('receipt', b.requestId, b.status);
   }
 
   /**

@@ -32,7 +32,7 @@ export function instrumentHandler(handler: SettlementHandler, meter: LiveMeter, 
       return reply;
     },
   };
-  if (handler.handleReceipt) wrapped.handleReceipt = (terminalId, payload) => handler.handleReceipt!(terminalId, payload);
+  if (handler.answerReceipt) wrapped.answerReceipt = (terminalId, payload) => handler.answerReceipt!(terminalId, payload);
   if (handler.announcements) wrapped.announcements = () => handler.announcements!();
   if (handler.onAnnouncement) wrapped.onAnnouncement = (cb) => handler.onAnnouncement!(cb);
   return wrapped;

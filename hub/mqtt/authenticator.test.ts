@@ -53,6 +53,15 @@ describe('ConnectAuthenticator', () => {
     expect(auth.check('pos-1', 'pos-1', utf8(makeConnectToken('pos-1', keys.secretKey, now + 10 * 60_000)), now + 10 * 60_000 + 11)).toEqual({ ok: true });
   });
 
+  it('refuses a token dated before the broker started (its nonce memory starts then), from its very millisecond on accepts', () => {
+    const started = now;
+    const auth = new ConnectAuthenticator(directory, undefined, undefined, started);
+    expect(auth.check('pos-1', 'pos-1', utf8(makeConnectToken('pos-1', keys.secretKey, started - 1)), started + 1000)).toEqual({ ok: false, reason: 'BEFORE_START' });
+    expect(auth.check('pos-1', 'pos-1', utf8(makeConnectToken('pos-1', keys.secretKey, started)), started + 1000)).toEqual({ ok: true });
+    // Still the signature first: a forged old token is BAD_SIGNATURE, not a hint about the start.
+    expect(auth.check('pos-1', 'pos-1', utf8(makeConnectToken('pos-1', generateKeyPair().secretKey, started - 1)), started + 1000)).toEqual({ ok: false, reason: 'BAD_SIGNATURE' });
+  });
+
   it('refuses an absurdly long password without parsing it', () => {
     const auth = new ConnectAuthenticator(directory);
     expect(auth.check('pos-1', 'pos-1', new Uint8Array(10_000), now)).toEqual({ ok: false, reason: 'MALFORMED' });

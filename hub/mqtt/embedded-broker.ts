@@ -27,6 +27,8 @@ export interface EmbeddedBrokerOptions {
   readonly connectTokenMaxAgeMs?: number;
   /** Largest MQTT packet accepted (default: the terminal payload limit + 1 KiB for topic and header). */
   readonly maxPacketBytes?: number;
+  /** Longest a request's PUBACK waits for the reply before it is written anyway (default 1 s). */
+  readonly ackHoldMs?: number;
 }
 
 export interface EmbeddedBroker {
@@ -78,8 +80,9 @@ function notAuthorized(): AuthenticateError {
 
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
   const log = options.logger;
-  const auth = new ConnectAuthenticator(options.directory, options.connectTokenMaxAgeMs);
-  const acks = new AckCoalescer();
+  // Its nonce memory starts empty: tokens dated before now (captured before a restart) are refused.
+  const auth = new ConnectAuthenticator(options.directory, options.connectTokenMaxAgeMs, undefined, options.clock());
+  const acks = new AckCoalescer(options.ackHoldMs);
   const broker = await Aedes.createBroker({
     // mq deliveries in flight at once; the hub's handlers acknowledge immediately.
     concurrency: 10_000,

@@ -9,7 +9,7 @@
 import pino, { type Logger } from 'pino';
 import { MAX_TERMINAL_PAYLOAD_BYTES, parseTerminalTopic, topics } from '../../protocol/index.ts';
 import { startEmbeddedBroker, type EmbeddedBroker, type TlsServerOptions } from './embedded-broker.ts';
-import { aedesTransport, externalTransport, type HubTransport } from './hub-transport.ts';
+import { aedesTransport, externalTransport, type ExternalTransport, type HubTransport } from './hub-transport.ts';
 import { presencePayloadOk } from './acl.ts';
 import type { TlsClientOptions } from './no-delay-stream.ts';
 import { PresenceTracker, type TerminalHealth } from './presence-tracker.ts';
@@ -37,6 +37,8 @@ export interface HubServerOptions {
   readonly connectTokenMaxAgeMs?: number;
   /** Embedded broker: how often connected sessions are checked against the directory (default 30 s). */
   readonly revocationCheckMs?: number;
+  /** Embedded broker: longest a request's PUBACK is held for its reply (default 1 s; hub/mqtt/ack-coalescer.ts). */
+  readonly ackHoldMs?: number;
   /** Requests being handled at once; beyond it new ones are dropped (the terminal retries). */
   readonly maxInflight?: number;
   /** close() waits at most this long for the requests being handled to be answered (default 5 s). */
@@ -56,6 +58,8 @@ export interface HubServerStats {
 }
 
 const SERVICE_TIMES = 4096;
+/** The hub's clear of a retained message comes back within this (else it is not waited for). */
+const OWN_CLEAR_RETURN_MS = 10_000;
 
 export interface HubServer {
   /** Where terminals connect (the embedded broker's URL, or the external broker's). */
@@ -87,9 +91,10 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
 
   let embedded: EmbeddedBroker | undefined;
   let transport: HubTransport;
+  let external: ExternalTransport | undefined;
   const hubPresence = (state: 'online' | 'offline') => Buffer.from(JSON.stringify({ v: 1, state, time: clock() }));
   if (options.external) {
-    transport = await externalTransport({
+    transport = external = await externalTransport({
       ...options.external,
       presence: { topic: topics.hubPresence, online: hubPresence('online'), offline: hubPresence('offline') },
       onDropped: (topic) => log.warn({ topic: topic.slice(0, 200) }, 'mqtt: message with no handler dropped (too many held)'),
@@ -103,6 +108,7 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
       port: options.port ?? 0,
       tls: options.tls,
       connectTokenMaxAgeMs: options.connectTokenMaxAgeMs,
+      ackHoldMs: options.ackHoldMs,
     });
     transport = aedesTransport(embedded.broker);
   }
@@ -134,9 +140,8 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
         serviceTimes[serviceSamples++ % SERVICE_TIMES] = performance.now() - start;
         await publishReply(terminalId, reply);
       } else {
-        const outcome = await service.handleReceipt?.(terminalId, payload);
-        if (outcome instanceof Uint8Array) await publishReply(terminalId, outcome);
-        else log.debug({ terminalId, outcome }, 'mqtt: receipt handled');
+        const ack = await service.answerReceipt?.(terminalId, payload);
+        if (ack) await publishReply(terminalId, ack);
       }
     } catch (err) {
       // The service answers every bad request with a signed rejection; a throw is a hub fault. No
@@ -149,17 +154,35 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
     }
   };
 
+  /** Empty retained messages the hub published to clear a request or receipt topic, not yet back: topic → times. */
+  const ownClears = new Map<string, number[]>();
+  const takeOwnClear = (topic: string, nowMs: number): boolean => {
+    const pending = ownClears.get(topic)?.filter((atMs) => nowMs - atMs < OWN_CLEAR_RETURN_MS);
+    const ours = pending !== undefined && pending.length > 0;
+    if (ours) pending.shift();
+    if (pending && pending.length > 0) ownClears.set(topic, pending);
+    else ownClears.delete(topic);
+    return ours;
+  };
+
   const onTerminalMessage = (topic: string, payload: Buffer, retained: boolean) => {
     const parsed = parseTerminalTopic(topic);
     if (!parsed) return;
     const { terminalId, kind } = parsed;
     const nowMs = clock();
-    // An empty message is how a retained one is cleared (the hub's own, below): nothing to do.
-    if (payload.length === 0) return;
+    if (payload.length === 0) {
+      // An empty message is how a retained one is cleared: on a presence topic, nothing to do.
+      if (kind !== 'request' && kind !== 'receipt') return;
+      // The hub's own clear of a retained request or receipt (below) comes back to it, and live
+      // with RETAIN 0 ([MQTT-3.3.1-9]): told apart by its topic, and never held by the broker.
+      // Any other empty request is a malformed one, answered (signed) like any other below.
+      if (takeOwnClear(topic, nowMs) || retained) return;
+    }
     // The embedded broker refuses what the hub clears here at PUBLISH; Mosquitto's ACL only
     // knows topics, so the hub removes it from the broker's retained store itself.
     const clearRetained = (why: string) => {
       log.warn({ terminalId, kind, payloadBytes: payload.length, why }, 'mqtt: retained message ignored and cleared');
+      if (kind !== 'presence') ownClears.set(topic, [...(ownClears.get(topic) ?? []), nowMs]);
       transport.publish(topic, new Uint8Array(0), { qos: 1, retain: true }).catch((err: unknown) => log.error({ topic, err }, 'mqtt: retained message not cleared'));
     };
     if (kind === 'presence') {
@@ -209,6 +232,18 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
   ]);
   // Retained, so a terminal that connects later gets the current versions at once.
   await Promise.all((service.announcements?.() ?? []).map(publishAnnouncement));
+  // An external broker may come back without them (restarted with `persistence false`, or crashed
+  // since its last save: a present session says nothing about the retained store), and it has
+  // published the hub's will: at EVERY reconnect the hub publishes its presence and the current
+  // announcements again. Idempotent (same topics, latest bytes). What MQTT.js still had in flight
+  // or queued from the outage goes out too, in publish order: each topic still ends on its latest.
+  external?.onReconnect(({ sessionPresent }) => {
+    if (closing) return;
+    const announcements = service.announcements?.() ?? [];
+    log.info({ sessionPresent, announcements: announcements.length }, 'mqtt: reconnected to the broker; retained state published again');
+    transport.publish(topics.hubPresence, hubPresence('online'), { qos: 1, retain: true }).catch((err: unknown) => log.error({ err }, 'mqtt: hub presence not published'));
+    for (const a of announcements) void publishAnnouncement(a);
+  });
   // A revocation changes the keys announcement; sessions opened before it end then (and on a
   // timer, for directories that change without an announcement).
   const unsubscribeAnnouncements = service.onAnnouncement?.((a) => {

@@ -65,9 +65,20 @@ export interface ExternalBrokerOptions {
 
 export const HUB_CLIENT_ID = 'hub@tapsettle';
 
+export interface ExternalTransport extends HubTransport {
+  /**
+   * Called at every CONNACK after the first one (MQTT.js reconnects on its own). The broker may
+   * have lost its retained store (a restart without persistence, or a crash since its last save)
+   * and has published the hub's will: the caller republishes its retained state. `sessionPresent`
+   * is the CONNACK's flag (informational: it says nothing about the retained store, see hub-server.ts).
+   */
+  onReconnect(listener: (connack: { readonly sessionPresent: boolean }) => void): void;
+}
+
 /** Connects to an external MQTT 3.1.1 broker; resolves after the first CONNACK. */
-export async function externalTransport(options: ExternalBrokerOptions): Promise<HubTransport> {
+export async function externalTransport(options: ExternalBrokerOptions): Promise<ExternalTransport> {
   const handlers: { filter: string; onMessage: MessageHandler }[] = [];
+  const reconnectListeners: ((connack: { readonly sessionPresent: boolean }) => void)[] = [];
   // With clean: false the broker delivers what it queued for the hub's session right after
   // CONNACK, before subscribe() has registered a handler: held until one does, not dropped (MQTT.js
   // has acknowledged them already). Bounded; what no handler ever takes goes with the overflow.
@@ -112,8 +123,17 @@ export async function externalTransport(options: ExternalBrokerOptions): Promise
   });
   // Later errors are reconnects, reported by the caller's logger through 'close'/'offline'.
   client.on('error', () => {});
+  // Registered after the first CONNACK: every 'connect' from here on is a reconnect. MQTT.js emits
+  // it once it has resent its unacknowledged publishes; its offline queue then goes out in order,
+  // one at a time, and it subscribes again when the broker lost the session.
+  client.on('connect', (connack) => {
+    for (const listener of reconnectListeners) listener({ sessionPresent: connack.sessionPresent });
+  });
   if (options.presence) await client.publishAsync(options.presence.topic, Buffer.from(options.presence.online), { qos: 1, retain: true });
   return {
+    onReconnect(listener) {
+      reconnectListeners.push(listener);
+    },
     async subscribe(filter, onMessage) {
       handlers.push({ filter, onMessage });
       const held = early.filter((m) => topicMatches(filter, m.topic));

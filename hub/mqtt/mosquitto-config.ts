@@ -99,6 +99,9 @@ export function writeMosquittoFiles(options: MosquittoFilesOptions): MosquittoFi
     // The hub receives every request: no per-client in-flight cap of 20 in its way.
     'max_inflight_messages 0',
     'max_queued_messages 100000',
+    // Deliberately off (README "A restart of the broker"): the hub republishes its retained state at
+    // every reconnect and terminals re-send by request id, so nothing depends on the broker's store;
+    // a saved store would be up to autosave_interval old after a crash anyway.
     'persistence false',
     // Stay root when started as root, so the generated 0600 files stay readable.
     'user root',

@@ -12,10 +12,11 @@ export interface SettlementHandler {
   /** Untrusted request bytes in, the encoded hub-signed reply out (a result or a signed error). */
   handleRequest(terminalId: string, payload: Uint8Array): Promise<Uint8Array>;
   /**
-   * Terminal-signed completion receipt. If it resolves to bytes they go back on the reply topic;
-   * any other value (hub/service returns a `ReceiptOutcome`) is only logged.
+   * Terminal-signed completion receipt in, the encoded hub-signed `receipt.ack` (or a signed
+   * error) out, sent once what the receipt did is durable. The terminal re-sends the receipt
+   * until that answer arrives.
    */
-  handleReceipt?(terminalId: string, payload: Uint8Array): Promise<unknown>;
+  answerReceipt?(terminalId: string, payload: Uint8Array): Promise<Uint8Array>;
   /** Current retained announcements (blocklist, fares, keys, catalogs). */
   announcements?(): readonly Announcement[];
   /** Called for every new announcement; may return an unsubscribe function. */

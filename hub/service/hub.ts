@@ -281,6 +281,10 @@ export class Hub implements TerminalDirectory {
     return this.service.handleReceipt(terminalId, payload);
   }
 
+  answerReceipt(terminalId: string, payload: Uint8Array): Promise<Uint8Array> {
+    return this.service.answerReceipt(terminalId, payload);
+  }
+
   lookupTerminal(terminalId: string): TerminalInfo | undefined {
     return this.registry.lookupTerminal(terminalId);
   }

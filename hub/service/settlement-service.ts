@@ -67,7 +67,7 @@ export interface SettlementServiceOptions {
   readonly maxTopupMinor?: number;
 }
 
-/** What a receipt did; the terminal needs no answer beyond the MQTT delivery. */
+/** What a receipt did (answerReceipt signs it for the terminal). */
 export interface ReceiptOutcome {
   readonly status: 'recorded' | 'refunded' | 'duplicate' | 'rejected';
   readonly requestId?: string;
@@ -217,10 +217,10 @@ export class SettlementService {
   async handleRequest(terminalId: string, payload: Uint8Array): Promise<Uint8Array> {
     const now = this.#o.clock();
     if (payload.length > MAX_BYTES['settlement.request']) {
-      return this.#error('TOO_LARGE', `${payload.length} bytes > ${MAX_BYTES['settlement.request']}`, now, undefined);
+      return this.#error(terminalId, 'TOO_LARGE', `${payload.length} bytes > ${MAX_BYTES['settlement.request']}`, now, undefined);
     }
     const decoded = decodeMessage(payload, 'settlement.request');
-    if (!decoded.ok) return this.#error(decoded.code, decoded.detail, now, sniffRequestId(payload));
+    if (!decoded.ok) return this.#error(terminalId, decoded.code, decoded.detail, now, sniffRequestId(payload));
     const req = decoded.value;
     const id = req.body.requestId;
     // Concurrent deliveries of one id (QoS 1 redelivery) wait for the first, then read its result.
@@ -229,7 +229,7 @@ export class SettlementService {
     const work = this.#handle(terminalId, req, now).catch((err: unknown) => {
       // Never silence: even a failure of our own gets a signed answer the terminal can retry on.
       this.#o.logger.error({ err, terminalId, requestId: id }, 'request failed');
-      return this.#error('INTERNAL', 'internal error; retry with the same request id', now, id);
+      return this.#error(terminalId, 'INTERNAL', 'internal error; retry with the same request id', now, id);
     });
     this.#inflight.set(id, work);
     try {
@@ -701,7 +701,9 @@ export class SettlementService {
     const key = this.#keyAt(this.#o.clock());
     const result: Omit<ResultBody, 'statement'> = {
       requestId: body.requestId,
-      terminalId: body.terminalId,
+      // The sender the broker authenticated, never the id the request claims: a decline of a
+      // request claiming another terminal's id must not be an answer that terminal accepts.
+      terminalId,
       status: d.status,
       ...(d.code !== undefined ? { code: d.code } : {}),
       withdrawal: d.withdrawal,
@@ -747,10 +749,12 @@ export class SettlementService {
     return bytes;
   }
 
-  #error(code: ErrorCode, message: string, now: number, requestId: string | undefined): Uint8Array {
+  /** A signed error for the authenticated sender `terminalId` (a request id read from bad bytes is only echoed). */
+  #error(terminalId: string, code: ErrorCode, message: string, now: number, requestId: string | undefined): Uint8Array {
     const key = this.#keyAt(now);
     const body: Body<'error'> = {
       ...(requestId !== undefined ? { requestId } : {}),
+      terminalId,
       code,
       message: message.slice(0, 200),
       time: now,
@@ -771,8 +775,40 @@ export class SettlementService {
       return await this.#receipt(terminalId, payload);
     } catch (err) {
       this.#o.logger.error({ err, terminalId }, 'receipt failed');
-      return { status: 'rejected', code: 'INTERNAL' };
+      const requestId = sniffRequestId(payload);
+      return { status: 'rejected', code: 'INTERNAL', ...(requestId !== undefined ? { requestId } : {}) };
     }
+  }
+
+  /**
+   * handleReceipt, answered: a hub-signed `receipt.ack` once what the receipt did is durable (the
+   * refund is, when the ledger answers; the receipt's own record is fsynced here), or a signed
+   * `error` for bytes too bad to name their request. The terminal re-sends the receipt until
+   * the ack arrives, so a receipt dropped by an overloaded or closing hub is not lost.
+   */
+  async answerReceipt(terminalId: string, payload: Uint8Array): Promise<Uint8Array> {
+    let outcome = await this.handleReceipt(terminalId, payload);
+    const now = this.#o.clock();
+    const requestId = outcome.requestId;
+    if (requestId === undefined) return this.#error(terminalId, outcome.code ?? 'MALFORMED', 'completion receipt not readable', now, undefined);
+    if (outcome.status !== 'rejected') {
+      try {
+        await this.#o.registry.durable();
+      } catch (err) {
+        this.#o.logger.error({ err, terminalId, requestId: outcome.requestId }, 'receipt not durable');
+        outcome = { status: 'rejected', requestId, code: 'INTERNAL' };
+      }
+    }
+    const key = this.#keyAt(now);
+    const body: Body<'receipt.ack'> = {
+      requestId,
+      terminalId,
+      status: outcome.status,
+      ...(outcome.status === 'rejected' ? { code: outcome.code ?? 'INTERNAL' } : {}),
+      time: now,
+      hubKey: key.hex,
+    };
+    return encodeMessage(signMessage('receipt.ack', body, key.pair.secretKey));
   }
 
   /**
@@ -800,7 +836,11 @@ export class SettlementService {
   async #receipt(terminalId: string, payload: Uint8Array): Promise<ReceiptOutcome> {
     const now = this.#o.clock();
     const decoded = decodeMessage(payload, 'completion.receipt');
-    if (!decoded.ok) return { status: 'rejected', code: decoded.code };
+    if (!decoded.ok) {
+      // Named when it can be, so the terminal stops re-sending a receipt that will never read.
+      const requestId = sniffRequestId(payload);
+      return { status: 'rejected', code: decoded.code, ...(requestId !== undefined ? { requestId } : {}) };
+    }
     const r = decoded.value.body;
     const reject = (code: ErrorCode): ReceiptOutcome => ({ status: 'rejected', requestId: r.requestId, code });
     const terminal = this.#o.registry.terminal(terminalId);

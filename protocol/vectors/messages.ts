@@ -99,7 +99,8 @@ export function buildSampleMessages(): Envelope<MessageType>[] {
     wallet.secretKey,
   );
   const query = signMessage('history.query', { wallet: walletHex, time: T0 + 7000, challenge: nonce(10), limit: 20 }, wallet.secretKey);
-  const error = signMessage('error', { requestId: nonce(11), code: 'MALFORMED', message: 'op.type: invalid', time: T0 + 8000, hubKey }, hub.secretKey);
+  const error = signMessage('error', { requestId: nonce(11), terminalId: 'pos-1', code: 'MALFORMED', message: 'op.type: invalid', time: T0 + 8000, hubKey }, hub.secretKey);
+  const receiptAck = signMessage('receipt.ack', { requestId: nonce(4), terminalId: 'pos-1', status: 'recorded', time: T0 + 2100, hubKey }, hub.secretKey);
   const blocklist = signMessage('announce.blocklist', { version: 3, wallets: [toHex(wallet2.publicKey)], time: T0, hubKey }, hub.secretKey);
   const catalog = signMessage(
     'announce.catalog',
@@ -150,7 +151,7 @@ export function buildSampleMessages(): Envelope<MessageType>[] {
     },
     terminal.secretKey,
   );
-  return [cert, license, offer, authorization, request, fareRequest, result, declined, statement, receipt, admission, ticket, cancellation, transfer, query, error, blocklist, catalog, fares, keys];
+  return [cert, license, offer, authorization, request, fareRequest, result, declined, statement, receipt, receiptAck, admission, ticket, cancellation, transfer, query, error, blocklist, catalog, fares, keys];
 }
 
 export interface MessageVector {

@@ -100,10 +100,8 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     const handler = instrumentHandler(
       {
         handleRequest: (terminalId, payload) => hub.handleRequest(terminalId, payload),
-        // The hub records receipts (refunds a failed dispense); no acknowledgement goes back.
-        handleReceipt: async (terminalId, payload) => {
-          await hub.handleReceipt(terminalId, payload);
-        },
+        // The hub records receipts (refunds a failed dispense) and acknowledges each, signed.
+        answerReceipt: (terminalId, payload) => hub.answerReceipt(terminalId, payload),
         announcements: () => hub.announcements(),
         onAnnouncement: (cb) => hub.onAnnouncement(cb),
       },

@@ -135,9 +135,7 @@ export async function runFleet(o: FleetRunOptions): Promise<FleetSummary> {
       service: instrumentHandler(instrumentHandler(
         {
           handleRequest: (t, p) => hub.handleRequest(t, p),
-          handleReceipt: async (t, p) => {
-            await hub.handleReceipt(t, p);
-          },
+          answerReceipt: (t, p) => hub.answerReceipt(t, p),
           announcements: () => hub.announcements(),
           onAnnouncement: (cb) => hub.onAnnouncement(cb),
         },

@@ -3,16 +3,17 @@
 // TCP no-delay, requests QoS 1 on the terminal's request topic, replies matched by request id.
 // Requests come from the durable outbox and are re-sent with the SAME bytes (same request id)
 // until a hub-signed result arrives; on reconnect the whole outbox (including offline
-// authorizations) and unsent receipts are forwarded. Nothing here decides: replies and
-// announcements are handed to the runtime, which verifies and acts.
-import net from 'node:net';
+// authorizations) and unacknowledged receipts are forwarded. Completion receipts likewise go
+// out again until a hub-signed receipt.ack arrives: a PUBACK is delivery, never an answer.
+// Nothing here decides: replies and announcements are handed to the runtime, which verifies and acts.
 import { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { decodeMessage, makeConnectToken, topics, type Envelope } from '../../protocol/index.ts';
 import type { TerminalStore } from '../store/terminal-store.ts';
+import { hubStream, type HubTlsOptions } from './hub-stream.ts';
 
 export type AnnouncementMessage = Envelope<'announce.blocklist' | 'announce.fares' | 'announce.keys' | 'announce.catalog'>;
-export type ReplyMessage = Envelope<'settlement.result' | 'error'>;
+export type ReplyMessage = Envelope<'settlement.result' | 'error' | 'receipt.ack'>;
 
 export interface HubClientOptions {
   url: string;
@@ -20,6 +21,8 @@ export interface HubClientOptions {
   secretKey: Uint8Array;
   /** External broker: a fixed per-terminal password instead of a connect token. */
   password?: string;
+  /** mqtts:// only: the CA the broker's certificate must chain to (hub.caFile); omitted: Node's default CAs. */
+  tls?: HubTlsOptions;
   store: TerminalStore;
   log: Logger;
   clock: () => number;
@@ -29,15 +32,6 @@ export interface HubClientOptions {
   onReply: (reply: ReplyMessage, raw: string) => void;
   onAnnouncement: (message: AnnouncementMessage) => void;
   onOnlineChange: (online: boolean) => void;
-}
-
-/** MQTT.js never sets TCP no-delay; without it a loopback QoS 1 round trip takes 44–88 ms. */
-function noDelayStream(url: string): () => net.Socket {
-  const u = new URL(url);
-  if (u.protocol !== 'mqtt:' && u.protocol !== 'tcp:') throw new TypeError(`hub.url: only mqtt:// is supported here, got ${u.protocol}`);
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  const port = u.port ? Number(u.port) : 1883;
-  return () => net.connect({ host, port, noDelay: true });
 }
 
 /** Bound on re-sends per retry tick (TIGER_STYLE: a limit on everything). */
@@ -64,13 +58,15 @@ export class HubClient {
   private seq: number;
   /** requestId → last time its bytes went out (in memory: after a restart everything is re-sent once). */
   private readonly lastSentMs = new Map<string, number>();
+  /** Receipts published and not yet acknowledged by the hub, re-sent like requests. */
+  private readonly unacknowledged = new Map<string, { envelope: string; lastSentMs: number; sends: number }>();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
 
   constructor(private readonly o: HubClientOptions) {
     this.seq = o.store.nextPresenceSeq(o.clock());
     const id = o.terminalId;
-    this.client = new MqttClient(noDelayStream(o.url), {
+    this.client = new MqttClient(hubStream(o.url, o.tls), {
       protocolVersion: 4,
       clientId: id,
       clean: false,
@@ -123,19 +119,19 @@ export class HubClient {
     }
     this.o.log.info({ seq: this.seq, open: this.o.store.openCount() }, 'hub: online; forwarding outbox');
     this.o.onOnlineChange(true);
-    // Reconnect: forward every open request (offline authorizations included) and unsent receipts.
-    this.lastSentMs.clear();
-    this.retryDue();
+    // Reconnect: forward every unacknowledged receipt and open request (offline authorizations included).
     for (const r of this.o.store.pendingReceipts()) {
       // Receipts of requests the hub has not settled yet follow their result (runtime.onReply).
       if (this.o.store.get(r.requestId)?.state === 'done') this.publishReceipt(r.requestId, r.envelope);
     }
+    this.lastSentMs.clear();
+    this.retryDue();
   }
 
   private onMessage(topic: string, payload: Buffer): void {
     const raw = payload.toString('utf8');
     if (topic === topics.reply(this.o.terminalId)) {
-      const d = decodeMessage(raw, ['settlement.result', 'error']);
+      const d = decodeMessage(raw, ['settlement.result', 'error', 'receipt.ack']);
       if (!d.ok) {
         this.o.log.warn({ code: d.code, detail: d.detail }, 'hub: unreadable reply ignored');
         return;
@@ -162,12 +158,25 @@ export class HubClient {
     });
   }
 
-  /** Publish a persisted completion receipt; marked sent once the broker has it (PUBACK). */
+  /**
+   * Publish a persisted completion receipt (QoS 1), and again every retry interval until the
+   * runtime has verified the hub's receipt.ack (receiptAcknowledged): a hub that drops it while
+   * overloaded or closing, or crashes before its refund is durable, gets it again.
+   */
   publishReceipt(requestId: string, envelope: string): void {
-    if (!this.client.connected) return;
+    const sends = this.unacknowledged.get(requestId)?.sends ?? 0;
+    const connected = this.client.connected;
+    this.unacknowledged.set(requestId, { envelope, lastSentMs: this.o.clock(), sends: connected ? sends + 1 : sends });
+    if (!connected) return; // forwarded on reconnect
     this.client.publish(topics.receipt(this.o.terminalId), envelope, { qos: 1 }, (err) => {
-      if (!err && !this.closed) this.o.store.markReceiptSent(requestId);
+      if (err) this.o.log.warn({ requestId, err: err.message }, 'hub: receipt publish failed; will retry');
     });
+  }
+
+  /** The hub's verified receipt.ack arrived: the receipt is done. */
+  receiptAcknowledged(requestId: string): void {
+    this.unacknowledged.delete(requestId);
+    this.o.store.markReceiptAcknowledged(requestId);
   }
 
   forget(requestId: string): void {
@@ -187,6 +196,12 @@ export class HubClient {
       }
       this.send(e.requestId, e.envelope);
       // A long offline backlog goes out in slices, oldest first, not all in one burst.
+      if (--budget === 0) return;
+    }
+    for (const [requestId, r] of this.unacknowledged) {
+      if (now - r.lastSentMs < retryIntervalMs(r.sends, this.o.retryMs)) continue;
+      if (r.sends + 1 === ALERT_AFTER_SENDS) this.o.log.error({ requestId, sends: r.sends + 1 }, 'hub: receipt still not acknowledged; re-sent ever more slowly');
+      this.publishReceipt(requestId, r.envelope);
       if (--budget === 0) return;
     }
   }

@@ -4,17 +4,30 @@ import { TICKET_HORIZON_MS, verifyMessage, type Body, type Envelope, type ErrorC
 
 export type Checked<B> = { ok: true; body: B } | { ok: false; code: ErrorCode };
 
+/**
+ * A hub-signed answer (result, error, receipt acknowledgement) meant for this terminal: addressed
+ * to it (the hub names the sender it authenticated, so an answer to another terminal about our
+ * request id is refused), under a hub key it trusts, with a valid signature.
+ */
+export function checkHubAnswer<M extends { type: string; body: { terminalId: string; hubKey: string }; sig: string }>(
+  answer: M,
+  terminalId: string,
+  hubKeys: readonly string[],
+): Checked<M['body']> {
+  const b = answer.body;
+  if (b.terminalId !== terminalId) return { ok: false, code: 'TERMINAL_MISMATCH' };
+  if (!hubKeys.includes(b.hubKey)) return { ok: false, code: 'UNKNOWN_ISSUER' };
+  if (!verifyMessage(answer, b.hubKey)) return { ok: false, code: 'BAD_SIGNATURE' };
+  return { ok: true, body: b };
+}
+
 export function checkHubResult(
   result: Envelope<'settlement.result'>,
   expected: { requestId: string; terminalId: string },
   hubKeys: readonly string[],
 ): Checked<Body<'settlement.result'>> {
-  const b = result.body;
-  if (b.requestId !== expected.requestId) return { ok: false, code: 'NOT_FOUND' };
-  if (b.terminalId !== expected.terminalId) return { ok: false, code: 'TERMINAL_MISMATCH' };
-  if (!hubKeys.includes(b.hubKey)) return { ok: false, code: 'UNKNOWN_ISSUER' };
-  if (!verifyMessage(result, b.hubKey)) return { ok: false, code: 'BAD_SIGNATURE' };
-  return { ok: true, body: b };
+  if (result.body.requestId !== expected.requestId) return { ok: false, code: 'NOT_FOUND' };
+  return checkHubAnswer(result, expected.terminalId, hubKeys);
 }
 
 /** A ticket is usable at this station now: hub-signed, for this wallet, in its validity window. */

@@ -43,8 +43,8 @@ describe('TerminalStore', () => {
     expect(s.complete(id(1), '{"r":1}', { envelope: '{"receipt":1}' })).toBe(true);
     expect(s.complete(id(1), '{"r":2}')).toBe(false); // a duplicate reply changes nothing
     expect(s.get(id(1))).toMatchObject({ state: 'done', result: '{"r":1}' });
-    expect(s.pendingReceipts()).toEqual([{ requestId: id(1), envelope: '{"receipt":1}', sent: false }]);
-    s.markReceiptSent(id(1));
+    expect(s.pendingReceipts()).toEqual([{ requestId: id(1), envelope: '{"receipt":1}', acknowledged: false }]);
+    s.markReceiptAcknowledged(id(1));
     expect(s.pendingReceipts()).toEqual([]);
     s.abandon(id(2));
     expect(s.open().map((e) => e.state)).toEqual(['abandoned']);

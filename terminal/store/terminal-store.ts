@@ -33,7 +33,8 @@ export interface OutboxEntry {
 export interface ReceiptEntry {
   requestId: string;
   envelope: string;
-  sent: boolean;
+  /** The hub answered it with a verified receipt.ack (a broker's PUBACK is not enough). */
+  acknowledged: boolean;
 }
 
 const SCHEMA = `
@@ -51,6 +52,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_open ON outbox (state) WHERE state <> 'done';
 CREATE INDEX IF NOT EXISTS outbox_local ON outbox (wallet, created_ms) WHERE local = 1;
+-- sent: 1 once the hub acknowledged the receipt (a verified receipt.ack); the name predates the ack.
 CREATE TABLE IF NOT EXISTS receipts (
   request_id TEXT PRIMARY KEY,
   envelope TEXT NOT NULL,
@@ -126,7 +128,7 @@ export class TerminalStore {
       period: p('SELECT coalesce(sum(amount_minor), 0) AS s FROM outbox WHERE local = 1 AND uptime_ms > ?'),
       addReceipt: p('INSERT OR IGNORE INTO receipts (request_id, envelope) VALUES (?, ?)'),
       pendingReceipts: p('SELECT request_id, envelope, sent FROM receipts WHERE sent = 0 ORDER BY rowid'),
-      receiptSent: p('UPDATE receipts SET sent = 1 WHERE request_id = ?'),
+      receiptAcknowledged: p('UPDATE receipts SET sent = 1 WHERE request_id = ?'),
       getReceipt: p('SELECT request_id, envelope, sent FROM receipts WHERE request_id = ?'),
       useTicket: p('INSERT OR IGNORE INTO used_tickets (ticket_id, used_ms) VALUES (?, ?)'),
       ticketUsed: p('SELECT 1 FROM used_tickets WHERE ticket_id = ?'),
@@ -238,16 +240,17 @@ export class TerminalStore {
   }
 
   pendingReceipts(): ReceiptEntry[] {
-    return (this.st.pendingReceipts.all() as { request_id: string; envelope: string; sent: number }[]).map((r) => ({ requestId: r.request_id, envelope: r.envelope, sent: r.sent === 1 }));
+    return (this.st.pendingReceipts.all() as { request_id: string; envelope: string; sent: number }[]).map((r) => ({ requestId: r.request_id, envelope: r.envelope, acknowledged: r.sent === 1 }));
   }
 
   getReceipt(requestId: string): ReceiptEntry | undefined {
     const r = this.st.getReceipt.get(requestId) as { request_id: string; envelope: string; sent: number } | undefined;
-    return r ? { requestId: r.request_id, envelope: r.envelope, sent: r.sent === 1 } : undefined;
+    return r ? { requestId: r.request_id, envelope: r.envelope, acknowledged: r.sent === 1 } : undefined;
   }
 
-  markReceiptSent(requestId: string): void {
-    this.st.receiptSent.run(requestId);
+  /** The hub acknowledged the receipt: it is no longer re-sent. */
+  markReceiptAcknowledged(requestId: string): void {
+    this.st.receiptAcknowledged.run(requestId);
   }
 
   markTicketUsed(ticketId: string, nowMs: number): void {

@@ -256,7 +256,10 @@ describe('authentication and replay', () => {
     const lines = [{ sku: 'cola', qty: 1, unitMinor: 250 }];
     const ghost: TestTerminal = { ...vend, id: 'ghost-1', keyPair: generateKeyPair() };
     expect(readResult(fx.hub, await fx.hub.handleRequest('ghost-1', purchase(ghost, w, lines, fx.now).bytes)).code).toBe('UNKNOWN_TERMINAL');
-    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(vend, w, lines, fx.now).bytes)).code).toBe('TERMINAL_MISMATCH');
+    // A request claiming another terminal's id is declined to its sender, never in the other's name
+    // (that terminal would accept a signed decline of its own request id).
+    const claimed = readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(vend, w, lines, fx.now).bytes));
+    expect(claimed).toMatchObject({ code: 'TERMINAL_MISMATCH', terminalId: pos.id });
     const doomed = await enroll(fx.hub, 'vend-doomed', 'vending', 'snacks');
     expect(fx.hub.lookupTerminal('vend-doomed')).toMatchObject({ kind: 'vending', merchantId: 'snacks', revoked: false });
     expect(fx.hub.revokeTerminal('vend-doomed')).toBe(true);
@@ -401,9 +404,10 @@ describe('authentication and replay', () => {
   it('answers undecodable and oversized payloads with a hub-signed error', async () => {
     const junk = await fx.hub.handleRequest(vend.id, new TextEncoder().encode('{"v":1,"type":"settlement.request","body":{"requestId":"' + 'a'.repeat(32) + '"}}'));
     expect(messageType(junk)).toBe('error');
-    expect(readError(fx.hub, junk)).toMatchObject({ code: 'MALFORMED', requestId: 'a'.repeat(32) });
+    // Named to the authenticated sender: the request id it echoes may be anyone's.
+    expect(readError(fx.hub, junk)).toMatchObject({ code: 'MALFORMED', requestId: 'a'.repeat(32), terminalId: vend.id });
     const big = await fx.hub.handleRequest(vend.id, new Uint8Array(100_000).fill(32));
-    expect(readError(fx.hub, big).code).toBe('TOO_LARGE');
+    expect(readError(fx.hub, big)).toMatchObject({ code: 'TOO_LARGE', terminalId: vend.id });
     expect(readError(fx.hub, await fx.hub.handleRequest(vend.id, new Uint8Array([0xff, 0xfe]))).code).toBe('MALFORMED');
   });
 });

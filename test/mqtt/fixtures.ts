@@ -67,8 +67,8 @@ export class TestSettlementHandler implements SettlementHandler {
     private readonly retained: Announcement[] = [],
   ) {}
 
-  private error(code: 'MALFORMED' | 'TOO_LARGE' | 'WRONG_TYPE' | 'UNSUPPORTED_VERSION' | 'BAD_SIGNATURE', message: string, requestId?: string): Uint8Array {
-    return encodeMessage(signMessage('error', { requestId, code, message: message.slice(0, 200), time: Date.now(), hubKey: this.hubKeyHex }, this.hub.secretKey));
+  private error(terminalId: string, code: 'MALFORMED' | 'TOO_LARGE' | 'WRONG_TYPE' | 'UNSUPPORTED_VERSION' | 'BAD_SIGNATURE', message: string, requestId?: string): Uint8Array {
+    return encodeMessage(signMessage('error', { requestId, terminalId, code, message: message.slice(0, 200), time: Date.now(), hubKey: this.hubKeyHex }, this.hub.secretKey));
   }
 
   async handleRequest(terminalId: string, payload: Uint8Array): Promise<Uint8Array> {
@@ -77,7 +77,7 @@ export class TestSettlementHandler implements SettlementHandler {
     this.maxConcurrent = Math.max(this.maxConcurrent, this.current);
     try {
       const decoded = decodeMessage(payload, 'settlement.request');
-      if (!decoded.ok) return this.error(decoded.code as 'MALFORMED', decoded.detail);
+      if (!decoded.ok) return this.error(terminalId, decoded.code as 'MALFORMED', decoded.detail);
       const request = decoded.value;
       const body = request.body;
       const op = body.op;
@@ -116,9 +116,13 @@ export class TestSettlementHandler implements SettlementHandler {
     }
   }
 
-  async handleReceipt(terminalId: string, payload: Uint8Array): Promise<undefined> {
+  /** Records the receipt and acknowledges it, signed (what the contract needs of the service). */
+  async answerReceipt(terminalId: string, payload: Uint8Array): Promise<Uint8Array> {
     this.receipts.push({ terminalId, payload });
-    return undefined;
+    const decoded = decodeMessage(payload, 'completion.receipt');
+    if (!decoded.ok) return this.error(terminalId, decoded.code as 'MALFORMED', decoded.detail);
+    const body = { requestId: decoded.value.body.requestId, terminalId, status: 'recorded' as const, time: Date.now(), hubKey: this.hubKeyHex };
+    return encodeMessage(signMessage('receipt.ack', body, this.hub.secretKey));
   }
 
   announcements(): readonly Announcement[] {

@@ -127,5 +127,5 @@ describe('hub over the embedded aedes broker', () => {
     await c.close({ graceful: false }).catch(() => {});
   });
 
-  hubContract(() => ({ hub, handler, directory, terminals, connect }), { refusesAtSubscribe: true });
+  hubContract(() => ({ hub, handler, directory, terminals, connect }), { refusesAtSubscribe: true, closesRefusedPublisher: true });
 });

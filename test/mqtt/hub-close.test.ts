@@ -1,11 +1,12 @@
 /**
  * Closing the hub's MQTT side answers the requests it is handling before the broker goes (bounded
- * by drainMs), and takes no new ones meanwhile (the broker has acknowledged them: the terminal's
- * retry, same request id, brings them to the next hub): a settled request's reply is sent, not
+ * by drainMs), and takes no new requests or receipts meanwhile (the broker has acknowledged them:
+ * the terminal re-sends both until the hub answers — a result, a receipt.ack — so the next hub gets
+ * them; test/terminal/vending.e2e.test.ts shows a lost receipt re-sent): a settled request's reply is sent, not
  * left for a retry to fetch. Embedded aedes on a free port, a slow service in front of the test handler.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { topics } from '../../protocol/index.ts';
+import { encodeMessage, signMessage, topics } from '../../protocol/index.ts';
 import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
 import { inlineVerifier } from '../../hub/verify/verifier.ts';
 import { connectTerminal, type TerminalClient } from '../../simulators/load/terminal-client.ts';
@@ -24,7 +25,7 @@ describe('closing the hub server', () => {
     client = undefined;
   });
 
-  /** `arrived`: every request the hub handed to the service, as it arrived. */
+  /** `arrived`: every request and receipt the hub handed to the service, as it arrived. */
   async function slowHub(serviceMs: number, drainMs?: number): Promise<{ server: HubServer; arrived: Buffer[]; records: Record<string, unknown>[] }> {
     const handler = new TestSettlementHandler(directory, inlineVerifier);
     const { logger, records } = captureLogger();
@@ -34,6 +35,10 @@ describe('closing the hub server', () => {
         arrived.push(Buffer.from(payload));
         await sleep(serviceMs);
         return handler.handleRequest(terminalId, payload);
+      },
+      answerReceipt: async (terminalId: string, payload: Uint8Array) => {
+        arrived.push(Buffer.from(payload));
+        return handler.answerReceipt(terminalId, payload);
       },
     };
     const server = await createHubServer({ service, directory, logger, ...(drainMs !== undefined ? { drainMs } : {}) });
@@ -51,9 +56,12 @@ describe('closing the hub server', () => {
     // Arrives while closing: acknowledged by the broker, left to the terminal's retry (same id).
     const late = purchase(party);
     client!.client.publish(topics.request(terminal.terminalId), Buffer.from(late.bytes), { qos: 1 });
+    const receipt = encodeMessage(signMessage('completion.receipt', { requestId: req.requestId, terminalId: terminal.terminalId, outcome: 'failed', time: Date.now() }, terminal.keys.secretKey));
+    client!.client.publish(topics.receipt(terminal.terminalId), Buffer.from(receipt), { qos: 1 });
     await closing;
     expect((await reply).length).toBeGreaterThan(0);
-    expect(arrived.map((payload) => payload.equals(Buffer.from(late.bytes)))).toEqual([false]);
+    // Only the request in hand reached the service: neither the late request nor the receipt.
+    expect(arrived.map((payload) => payload.equals(Buffer.from(req.bytes)))).toEqual([true]);
   });
 
   it('waits no longer than drainMs for a stuck handler, and says so', async () => {

@@ -26,7 +26,25 @@ function onceClosed(client: MqttClient): Promise<void> {
   });
 }
 
-export function hubContract(env: () => HubEnv, { refusesAtSubscribe }: { refusesAtSubscribe: boolean }): void {
+/**
+ * `refusesAtSubscribe`: SUBACK 0x80 for a forbidden filter (aedes), rather than a grant that never
+ * delivers (Mosquitto 2.0). `closesRefusedPublisher`: a forbidden PUBLISH closes the connection
+ * (aedes), rather than being acknowledged and dropped (Mosquitto).
+ */
+/**
+ * Publishes QoS 1 a message the broker must refuse: 'closed' when it closes the connection (aedes:
+ * MQTT 3.1.1 has no negative PUBACK), 'acknowledged' when it acks and drops it (Mosquitto 2.0).
+ */
+async function refusedPublish(client: MqttClient, topic: string, payload: Uint8Array): Promise<'closed' | 'acknowledged' | 'failed'> {
+  const closed = onceClosed(client).then(() => 'closed' as const);
+  const sent = client.publishAsync(topic, Buffer.from(payload), { qos: 1 }).then(
+    () => 'acknowledged' as const,
+    () => 'failed' as const,
+  );
+  return Promise.race([closed, sent]);
+}
+
+export function hubContract(env: () => HubEnv, { refusesAtSubscribe, closesRefusedPublisher }: { refusesAtSubscribe: boolean; closesRefusedPublisher: boolean }): void {
   it('round trip: a signed purchase request gets a hub-signed result the terminal verifies', async () => {
     const { terminals, handler, connect } = env();
     const t = terminals[0]!;
@@ -105,28 +123,73 @@ export function hubContract(env: () => HubEnv, { refusesAtSubscribe }: { refuses
     const { terminals, connect, handler } = env();
     const [victim, attacker] = [terminals[0]!, terminals[2]!];
     const v = await connect(victim);
+    const received: Buffer[] = [];
+    v.onReply((p) => received.push(p));
     const a = await connect(attacker, { reconnectPeriodMs: 0 });
+    let forger: Awaited<ReturnType<HubEnv['connect']>> | undefined;
     try {
       const granted = await grantedQos(a.client, [topics.reply(victim.terminalId), topics.reply(victim.terminalId).replace(victim.terminalId, '+'), 'tapsettle/#']);
       // aedes refuses at SUBSCRIBE (0x80); Mosquitto 2.0 grants and then never delivers.
       if (refusesAtSubscribe) expect(granted).toEqual([128, 128, 128]);
       const stolen: string[] = [];
       a.client.on('message', (topic) => stolen.push(topic));
+      const party = purchaseParty(victim);
+      /**
+       * Waits, without a timer, until whatever an acknowledged (or refused) publish was routed to
+       * has arrived: the broker routes a publish before it acknowledges it, and delivers to each
+       * subscriber (the hub, the victim) in the order it routed. So once the victim has the reply
+       * to a request it makes after that, a forged message routed earlier would have arrived.
+       */
+      const barrier = async () => {
+        const req = purchase(party);
+        expect(decodeAndVerify(await v.request(req.bytes, req.requestId), 'settlement.result', handler.hubKeyHex).ok).toBe(true);
+      };
 
       // The victim's own request works, and its reply never reaches the attacker.
-      const vreq = purchase(purchaseParty(victim));
-      await v.request(vreq.bytes, vreq.requestId);
+      await barrier();
 
-      const forged = purchase(purchaseParty(victim));
+      // A request forged on the victim's request topic never reaches the hub.
+      const forged = purchase(party);
       const before = handler.seen.length;
-      a.client.publish(topics.request(victim.terminalId), forged.bytes, { qos: 1 });
-      a.client.publish(topics.reply(victim.terminalId), forged.bytes, { qos: 1 });
-      await new Promise((r) => setTimeout(r, 300));
+      expect(await refusedPublish(a.client, topics.request(victim.terminalId), forged.bytes)).toBe(closesRefusedPublisher ? 'closed' : 'acknowledged');
+      await barrier();
       expect(handler.seen.slice(before).some((s) => Buffer.from(s.payload).equals(forged.bytes))).toBe(false);
       expect(stolen.filter((topic) => topic.includes(victim.terminalId))).toEqual([]);
+      await a.close({ graceful: false }).catch(() => {});
+
+      // A reply forged on the victim's reply topic, from a fresh connection (on aedes the refused
+      // request above closed the first one): a genuine hub-signed result for a request of the
+      // victim's that it never sent, so exactly what the victim would act on. It never arrives.
+      const unsent = purchase(party);
+      const genuine = Buffer.from(await handler.handleRequest(victim.terminalId, unsent.bytes));
+      expect(decodeAndVerify(genuine, 'settlement.result', handler.hubKeyHex).ok).toBe(true);
+      forger = await connect(attacker, { reconnectPeriodMs: 0 });
+      expect(await refusedPublish(forger.client, topics.reply(victim.terminalId), genuine)).toBe(closesRefusedPublisher ? 'closed' : 'acknowledged');
+      await barrier();
+      expect(received.length).toBeGreaterThanOrEqual(2);
+      expect(received.some((r) => r.equals(genuine) || r.includes(Buffer.from(unsent.requestId)))).toBe(false);
     } finally {
       await a.close({ graceful: false }).catch(() => {});
+      await forger?.close({ graceful: false }).catch(() => {});
       await v.close();
+    }
+  });
+
+  it('an empty request is malformed: answered with a hub-signed MALFORMED error, and the next request as usual', async () => {
+    const { terminals, connect, handler } = env();
+    const t = terminals[1]!;
+    const c = await connect(t);
+    try {
+      const replies: Buffer[] = [];
+      c.onReply((p) => replies.push(p));
+      await c.client.publishAsync(topics.request(t.terminalId), Buffer.alloc(0), { qos: 1 });
+      const answer = await eventually(() => replies.find((r) => decodeAndVerify(r, 'error', handler.hubKeyHex).ok));
+      const err = decodeAndVerify(answer, 'error', handler.hubKeyHex);
+      expect(err.ok && err.value.body.code).toBe('MALFORMED');
+      const req = purchase(purchaseParty(t));
+      expect(decodeAndVerify(await c.request(req.bytes, req.requestId), 'settlement.result', handler.hubKeyHex).ok).toBe(true);
+    } finally {
+      await c.close();
     }
   });
 

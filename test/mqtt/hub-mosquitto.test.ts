@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_TERMINAL_PAYLOAD_BYTES, topics } from '../../protocol/index.ts';
+import { MAX_TERMINAL_PAYLOAD_BYTES, decodeAndVerify, topics } from '../../protocol/index.ts';
 import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
 import { HUB_USERNAME, brokerPasswordFor, mosquittoPasswordHash, writeMosquittoFiles } from '../../hub/mqtt/mosquitto-config.ts';
 import { freePort, mosquittoAvailable, startMosquitto, type MosquittoProcess } from '../../hub/mqtt/mosquitto-process.ts';
@@ -170,7 +170,11 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
     const t = terminals[2]!;
     const c = await connect(t);
     const retainedLogs = () => records.filter((r) => r['msg'] === 'mqtt: retained message ignored and cleared').length;
+    const replies: Buffer[] = [];
+    c.onReply((p) => replies.push(p));
+    const emptySeen = () => handler.seen.filter((s) => s.terminalId === t.terminalId && s.payload.length === 0).length;
     try {
+      const emptyBefore = emptySeen();
       const req = purchase(purchaseParty(t));
       const seen = () => handler.seen.filter((s) => Buffer.from(s.payload).equals(req.bytes)).length;
       await c.client.publishAsync(topics.request(t.terminalId), req.bytes, { qos: 1, retain: true });
@@ -183,6 +187,9 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
         expect(seen()).toBe(1);
         expect(retainedLogs()).toBe(expectedLogs); // the second restart finds nothing retained
       }
+      // The hub's clear came back to it live (RETAIN 0): not taken for an empty request, not answered.
+      expect(emptySeen()).toBe(emptyBefore);
+      expect(replies.filter((r) => decodeAndVerify(r, 'error', handler.hubKeyHex).ok)).toEqual([]);
     } finally {
       await c.close();
     }
@@ -206,5 +213,5 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
     }
   });
 
-  hubContract(() => ({ hub, handler, directory, terminals, connect }), { refusesAtSubscribe: false });
+  hubContract(() => ({ hub, handler, directory, terminals, connect }), { refusesAtSubscribe: false, closesRefusedPublisher: false });
 });

@@ -102,12 +102,20 @@ describe('hub over MQTT with the real settlement service', () => {
     expect(decoded.ok && decoded.value.body.hubKeys[0]!.publicKey).toBe(hub.hubPublicKey);
   });
 
-  it('hands completion receipts to the service', async () => {
+  it('answers a completion receipt with a hub-signed acknowledgement, once recorded', async () => {
     const req = buy();
     await client.request(req.bytes, req.requestId);
+    const acks: Buffer[] = [];
+    client.onReply((payload) => acks.push(payload));
     const receipt = signMessage('completion.receipt', { requestId: req.requestId, terminalId: 'pos-1', outcome: 'delivered', time: Date.now() }, terminalSecret);
     await client.publishReceipt(encodeMessage(receipt));
-    await eventually(() => records.some((r) => r.msg === 'mqtt: receipt handled' && (r.outcome as { status?: string })?.status === 'recorded'));
+    const ackOf = (n: number) => eventually(() => acks.map((a) => decodeAndVerify(a, 'receipt.ack', hub.hubPublicKey)).filter((d) => d.ok)[n]);
+    const first = await ackOf(0);
+    expect(first.ok && first.value.body).toMatchObject({ requestId: req.requestId, terminalId: 'pos-1', status: 'recorded' });
+    // The same receipt again (the terminal re-sends until acknowledged): recorded once.
+    await client.publishReceipt(encodeMessage(receipt));
+    const second = await ackOf(1);
+    expect(second.ok && second.value.body).toMatchObject({ requestId: req.requestId, status: 'duplicate' });
   });
 
   it('on revocation closes the open session, refuses CONNECT, and says so in the announcements', async () => {

@@ -49,7 +49,10 @@ export class Site {
   server: HubServer | undefined;
   /** Fault injection in front of the real service: a slow hub, or replies with a broken signature. */
   /** `unavailable`: the next N requests (of `unavailableTerminal` only, when set) get a busy reply. */
-  readonly faults = { delayMs: 0, corruptReplies: false, unavailable: 0, unavailableTerminal: '' };
+  /** `lostReceipts`: the next N receipts are delivered (PUBACK) and lost unread, as by a hub that crashed or was closing. */
+  readonly faults = { delayMs: 0, corruptReplies: false, unavailable: 0, unavailableTerminal: '', lostReceipts: 0 };
+  /** Receipts the faults above lost. */
+  lostReceipts = 0;
   private readonly service = {
     handleRequest: async (terminalId: string, payload: Uint8Array): Promise<Uint8Array> => {
       if (this.faults.delayMs > 0) await new Promise((r) => setTimeout(r, this.faults.delayMs));
@@ -67,7 +70,14 @@ export class Site {
       msg.sig = (msg.sig[0] === '0' ? '1' : '0') + msg.sig.slice(1);
       return Buffer.from(JSON.stringify(msg));
     },
-    handleReceipt: (terminalId: string, payload: Uint8Array) => this.hub.handleReceipt(terminalId, payload).then(() => undefined),
+    answerReceipt: async (terminalId: string, payload: Uint8Array): Promise<Uint8Array> => {
+      if (this.faults.lostReceipts > 0) {
+        this.faults.lostReceipts -= 1;
+        this.lostReceipts += 1;
+        throw new Error('receipt lost (fault injection)');
+      }
+      return await this.hub.answerReceipt(terminalId, payload);
+    },
     announcements: () => this.hub.announcements(),
     onAnnouncement: (cb: Parameters<Hub['onAnnouncement']>[0]) => this.hub.onAnnouncement(cb),
   };

@@ -93,6 +93,36 @@ describe('vending terminal end to end', () => {
     await eventually(() => idle(vm));
   });
 
+  it('a failure receipt the hub loses after its PUBACK is re-sent until the hub acknowledges it: refunded once', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(vm);
+    const acks: Array<[string, string]> = [];
+    const onAck = (requestId: string, status: string) => acks.push([requestId, status]);
+    vm.runtime.on('receipt', onAck);
+    site.faults.lostReceipts = 2;
+    const lostBefore = site.lostReceipts;
+    vm.setSlot(1, { kind: 'jammed' });
+    try {
+      await vm.runtime.select('cola');
+      vm.tap(wallet);
+      await eventually(() => log.commands.find((c) => c.c === 'receipt'), 8000, 'receipt');
+      vm.remove();
+      vm.setSlot(1, { kind: 'drops', afterMs: 40 });
+      const requestId = (log.commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>).requestId;
+      await eventually(() => acks.find(([id]) => id === requestId), 15_000, 'receipt acknowledged');
+      // Lost twice (a PUBACK each time), then delivered again and answered.
+      expect(site.lostReceipts - lostBefore).toBe(2);
+      expect(acks.filter(([id]) => id === requestId)).toEqual([[requestId, 'refunded']]);
+      expect(vm.started.store.getReceipt(requestId)?.acknowledged).toBe(true);
+      expect(await site.balance(wallet)).toBe(1000);
+    } finally {
+      site.faults.lostReceipts = 0;
+      vm.runtime.off('receipt', onAck);
+      vm.setSlot(1, { kind: 'drops', afterMs: 40 });
+    }
+    await eventually(() => idle(vm));
+  });
+
   it('card pulled mid-tap (during AUTHORIZE): nothing is sent, nothing charged', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const log = record(vm);
