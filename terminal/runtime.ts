@@ -368,10 +368,15 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.hub.send(cmd.requestId, envelope);
         return;
       }
-      case 'hub.abandon':
+      case 'hub.abandon': {
+        // The machine's deadline and the hub's result can cross: the result was recorded while
+        // the deadline waited in the event queue, and the machine has now given up on it anyway.
+        const entry = this.d.store.get(cmd.requestId);
+        if (entry?.state === 'done') return this.resultCrossedDeadline(cmd.requestId, entry.result);
         this.d.store.abandon(cmd.requestId);
         this.log.child({ requestId: cmd.requestId }).warn('hub did not answer in time; request stays in the outbox');
         return;
+      }
       case 'receipt':
         return this.sendReceipt(cmd.requestId, cmd.outcome, cmd.reason, nowMs);
       case 'gate.open': {
@@ -604,6 +609,16 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     if (local) return;
     this.d.store.abandon(requestId);
     tell();
+  }
+
+  /**
+   * The machine gave up on a request whose result had arrived just before (it did not act on it):
+   * an approval is undone as a late one (a vending machine's failure receipt refunds it).
+   */
+  private resultCrossedDeadline(requestId: string, resultEncoded: string | null): void {
+    const result = decodeMessage(resultEncoded ?? '', 'settlement.result');
+    this.log.warn({ requestId, status: result.ok ? result.value.body.status : 'error' }, 'hub answered as the machine gave up; undone as a late answer');
+    if (result.ok && result.value.body.status === 'approved' && result.value.body.amountMinor > 0) this.lateApproval(requestId, result.value);
   }
 
   /** The customer was told "no answer"; the hub approved afterwards. Undo, never charge twice. */

@@ -92,6 +92,9 @@ export async function externalTransport(options: ExternalBrokerOptions): Promise
     clean: false,
     keepalive: 30,
     reconnectPeriod: 1000,
+    // A refusal after the first CONNECT (the broker restarted before its password file was
+    // regenerated) is retried: MQTT.js would otherwise stop reconnecting for good.
+    reconnectOnConnackError: true,
     connectTimeout: 10_000,
     will: options.presence
       ? { topic: options.presence.topic, payload: Buffer.from(options.presence.offline), qos: 1, retain: true }

@@ -1,6 +1,6 @@
 /**
  * The hub's settlement service, transport-independent: bytes in from an authenticated terminal,
- * hub-signed bytes out. The MQTT layer (issue 4) calls handleRequest/handleReceipt; tests call
+ * hub-signed bytes out. The MQTT layer (issue 4) calls handleRequest/answerReceipt; tests call
  * them directly. Steps for a request (seed 003 first → second signature, seed 004 claims 24–33):
  *   size → decode → terminal enrolled/not revoked/same id → signatures (batched, through the
  *   injected SignatureVerifier) → duplicate request id → license/authorization/replay → rules →

@@ -36,6 +36,8 @@ export interface SimulatedTerminalOptions {
   gate?: { station: string; mode: 'entry' | 'exit'; passageTimeoutMs?: number; closeDelayMs?: number };
   /** Keep state across restarts by passing the same dir; default a fresh temp dir (removed on close). */
   dataDir?: string;
+  /** The terminal's clock (default Date.now): tests move it to stage a deadline. */
+  clock?: () => number;
   /** Anything else of the terminal config (hub timeouts, limits, POS operators, …). */
   config?: Partial<Omit<TerminalConfigInput, 'kind' | 'terminalId' | 'merchantId' | 'dataDir' | 'keyFile' | 'certificateFile' | 'nfc' | 'io' | 'hub'>> & {
     hub?: Partial<TerminalConfigInput['hub']>;
@@ -109,7 +111,7 @@ export async function startSimulatedTerminal(options: SimulatedTerminalOptions):
   writeFileSync(configPath, JSON.stringify(raw, null, 2));
   const config = parseConfig(raw, dataDir, {});
   const log = options.log ?? pino({ level: 'silent' });
-  const started = await startTerminal(config, { log });
+  const started = await startTerminal(config, { log, ...(options.clock ? { clock: options.clock } : {}) });
   const { emulator, walker, mechanics } = started.hardware.sim;
   if (!emulator) throw new Error('startSimulatedTerminal: no emulated reader');
   // By default everyone walks through when the barrier opens.

@@ -34,6 +34,8 @@ export interface HubClientOptions {
   onOnlineChange: (online: boolean) => void;
 }
 
+/** Longest wait between CONNECT attempts the broker keeps refusing (the period doubles from hub.reconnectPeriodMs). */
+export const MAX_REFUSED_RECONNECT_MS = 60_000;
 /** Bound on re-sends per retry tick (TIGER_STYLE: a limit on everything). */
 const MAX_SENDS_PER_TICK = 256;
 /** Sends of one request at retryMs before the interval starts doubling. */
@@ -75,6 +77,10 @@ export class HubClient {
       will: this.will(),
       keepalive: 10,
       reconnectPeriod: o.reconnectPeriodMs,
+      // A refused CONNECT (a token dated before the hub's restart by a lagging clock, a stale
+      // token before NTP has synced, a revocation later lifted) is tried again with a new token:
+      // MQTT.js would otherwise stop reconnecting for good, and the terminal stay offline.
+      reconnectOnConnackError: true,
       connectTimeout: 5_000,
       resubscribe: true,
     });
@@ -84,9 +90,19 @@ export class HubClient {
       this.client.options.password = this.credentials();
       this.client.options.will = this.will();
     });
-    this.client.on('connect', () => void this.onConnect());
+    this.client.on('connect', () => {
+      this.client.options.reconnectPeriod = o.reconnectPeriodMs;
+      void this.onConnect();
+    });
     this.client.on('close', () => this.o.onOnlineChange(false));
-    this.client.on('error', (err) => o.log.warn({ err: err.message }, 'hub: connection error'));
+    this.client.on('error', (err) => {
+      const refusal = (err as { code?: unknown }).code;
+      if (typeof refusal !== 'number') return void o.log.warn({ err: err.message }, 'hub: connection error');
+      // The broker refused this terminal: retried, ever more slowly, and said loudly.
+      const period = this.client.options.reconnectPeriod ?? o.reconnectPeriodMs;
+      this.client.options.reconnectPeriod = Math.min(Math.max(period, o.reconnectPeriodMs) * 2, Math.max(o.reconnectPeriodMs, MAX_REFUSED_RECONNECT_MS));
+      o.log.error({ err: err.message, returnCode: refusal, retryInMs: this.client.options.reconnectPeriod }, 'hub: CONNECT refused; retrying with a new token');
+    });
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
     this.timer = setInterval(() => this.retryDue(), Math.max(50, Math.floor(o.retryMs / 4)));
     this.timer.unref();

@@ -123,6 +123,27 @@ describe('vending terminal end to end', () => {
     await eventually(() => idle(vm));
   });
 
+  it("the hub's approval and the machine's deadline cross: nothing dispensed, the approval undone by a failure receipt", async () => {
+    let skewMs = 0;
+    const crossing = await site.terminal({ kind: 'vending', clock: () => Date.now() + skewMs, config: { vending: { dropTimeoutMs: 800 } } });
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(crossing);
+    // The result is recorded; before the machine takes it, its deadline tick is already queued
+    // (as when the event queue was busy with a slow display while the deadline passed).
+    crossing.runtime.once('settled', () => {
+      skewMs = 60_000;
+      void (crossing.runtime as unknown as { post(event: { e: 'tick' }): Promise<void> }).post({ e: 'tick' });
+    });
+    await crossing.runtime.select('cola');
+    crossing.tap(wallet);
+    await eventually(() => log.commands.find((c) => c.c === 'receipt'), 8000, 'receipt');
+    crossing.remove();
+    expect(log.displays.some((d) => d.startsWith('no answer from the hub'))).toBe(true);
+    expect(log.commands.map((c) => c.c)).not.toContain('vend');
+    expect(log.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'failed', reason: 'abandoned after hub timeout' });
+    await eventually(async () => (await site.balance(wallet)) === 1000, 8000, 'refunded');
+  });
+
   it('card pulled mid-tap (during AUTHORIZE): nothing is sent, nothing charged', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const log = record(vm);
