@@ -98,6 +98,10 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
       ...options.external,
       presence: { topic: topics.hubPresence, online: hubPresence('online'), offline: hubPresence('offline') },
       onDropped: (topic) => log.warn({ topic: topic.slice(0, 200) }, 'mqtt: message with no handler dropped (too many held)'),
+      onLink: (event, err) => {
+        if (event === 'lost') log.warn('mqtt: connection to the broker lost; reconnecting');
+        else log.error({ err: err?.message, returnCode: typeof err?.code === 'number' ? err.code : undefined }, 'mqtt: cannot reach the broker; retrying');
+      },
     });
   } else {
     embedded = await startEmbeddedBroker({

@@ -59,6 +59,12 @@ export interface ExternalBrokerOptions {
   readonly tls?: TlsClientOptions;
   /** A message no handler took, dropped because MAX_EARLY_MESSAGES were already held. */
   readonly onDropped?: (topic: string) => void;
+  /**
+   * The link to the broker after the first CONNACK: `lost` once per outage (MQTT.js reconnects on
+   * its own), `error` for the first failed attempt of an outage (a refused CONNACK has a numeric
+   * `code`), so an outage is told once, not every reconnect period.
+   */
+  readonly onLink?: (event: 'lost' | 'error', err?: Error & { code?: unknown }) => void;
   /** Retained state published when the hub connects; its will says the opposite. */
   readonly presence?: { readonly topic: string; readonly online: Uint8Array; readonly offline: Uint8Array };
 }
@@ -124,12 +130,19 @@ export async function externalTransport(options: ExternalBrokerOptions): Promise
       resolve();
     });
   });
-  // Later errors are reconnects, reported by the caller's logger through 'close'/'offline'.
-  client.on('error', () => {});
+  // Later errors are reconnect attempts: the first of each outage is told (onLink).
+  let errorTold = false;
+  client.on('error', (err) => {
+    if (errorTold) return;
+    errorTold = true;
+    options.onLink?.('error', err);
+  });
+  client.on('offline', () => options.onLink?.('lost'));
   // Registered after the first CONNACK: every 'connect' from here on is a reconnect. MQTT.js emits
   // it once it has resent its unacknowledged publishes; its offline queue then goes out in order,
   // one at a time, and it subscribes again when the broker lost the session.
   client.on('connect', (connack) => {
+    errorTold = false;
     for (const listener of reconnectListeners) listener({ sessionPresent: connack.sessionPresent });
   });
   if (options.presence) await client.publishAsync(options.presence.topic, Buffer.from(options.presence.online), { qos: 1, retain: true });

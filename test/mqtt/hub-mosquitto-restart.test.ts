@@ -112,6 +112,8 @@ describe.skipIf(!available)('hub over an external Mosquitto that restarts', () =
     expect(Object.fromEntries(view)).toEqual(expected);
     expect(await hubPresence()).toMatchObject({ retain: true, payload: expect.stringContaining('"state":"online"') });
     expect(records.find((r) => r['msg'] === 'mqtt: reconnected to the broker; retained state published again')).toMatchObject({ sessionPresent: false, announcements: 3 });
+    // The outage was told once, not at every reconnect attempt.
+    expect(records.filter((r) => r['msg'] === 'mqtt: connection to the broker lost; reconnecting')).toHaveLength(1);
     // The broker lost the hub's subscriptions too (MQTT.js subscribes again): requests are answered.
     const c = await connectTerminal({ url, terminalId: terminal.terminalId, password: brokerPasswordFor(brokerSecret, terminal.terminalId), reconnectPeriodMs: 0 });
     try {
