@@ -350,6 +350,9 @@ export const FaresBody = z.strictObject({
 });
 export const Fares = signedEnvelope('announce.fares', FaresBody);
 
+/** Most gates a keys announcement lists (≈ 150 bytes each: well inside its MAX_BYTES). */
+export const MAX_ANNOUNCED_GATES = 2_000;
+
 /** The hub's signing keys with their validity windows (rotation: protocol/hub-keys.ts). */
 export const HubKeyRing = z.array(z.strictObject({ publicKey: PublicKeyHex, notBefore: TimeMs, notAfter: TimeMs })).min(1).max(8);
 
@@ -358,6 +361,12 @@ export const KeysBody = z.strictObject({
   hubKeys: HubKeyRing,
   issuerKeys: z.array(PublicKeyHex).max(8),
   revokedTerminals: z.array(Name).max(10_000),
+  /**
+   * The enrolled, unrevoked gates and their keys: an exit gate verifies a wallet's admission record
+   * against them (a record it cannot verify is no record: the maximum fare). Optional for
+   * announcements of older hubs; without it no record verifies.
+   */
+  gates: z.array(z.strictObject({ terminalId: Name, publicKey: PublicKeyHex })).max(MAX_ANNOUNCED_GATES).optional(),
   time: TimeMs,
   hubKey: PublicKeyHex,
 });

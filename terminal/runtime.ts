@@ -24,6 +24,9 @@ import { POS_IDLE, posStep, type PosEvent, type PosState } from './machines/pos.
 import type { CardInfo, Command, Step, TerminalContext } from './machines/types.ts';
 import { VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './machines/vending.ts';
 import type { TerminalStore } from './store/terminal-store.ts';
+import {
+  addUnsignedPassage, hasUnsignedPassage, parseUnsignedPassages, unsignedPeriodMinor, unsignedWalletMinor, UNSIGNED_PASSAGES_KEY, type UnsignedPassage,
+} from './policy/unsigned.ts';
 
 export type RuntimeEvent = VendingEvent | GateEvent | PosEvent;
 export type RuntimeState = VendingState | GateState | PosState;
@@ -102,6 +105,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private fares: { version: number; table: FareTable } | null = null;
   private catalog: { version: number; articles: ArticleT[] } | null = null;
   private keysVersion = -1;
+  /** Exit gates: the enrolled gates' keys from the keys announcement (admission records). */
+  private gateKeys: ReadonlyMap<string, string> | undefined;
+  /** Gate: unsigned passages (policy/unsigned.ts), loaded from the store on first use. */
+  private unsignedPassages: UnsignedPassage[] | undefined;
   private online = false;
   private closed = false;
   /** Gate: licenses by card UID (bounded), so a returning card skips ≈480 bytes of NFC. */
@@ -146,6 +153,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.online = online;
       },
     });
+    this.recoverVends();
     let ticks = 0;
     this.ticker = setInterval(() => {
       if (this.state.s !== 'idle') this.post({ e: 'tick' });
@@ -257,9 +265,11 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       fares: this.fares?.table ?? null,
       limits: c.limits,
       usage: {
-        walletLocalMinor: (w, since) => store.walletLocalMinor(w, since),
+        // Unsigned passages (a gate opened, the wallet never signed) count as unsettled exposure.
+        walletLocalMinor: (w, since) => store.walletLocalMinor(w, since) + unsignedWalletMinor(this.unsigned(), w, store.uptimeMs()),
         // On the terminal's running time, not the wall clock: a clock step frees no budget (store).
-        terminalPeriodMinor: () => store.terminalPeriodMinor(c.limits.periodMs),
+        terminalPeriodMinor: () => store.terminalPeriodMinor(c.limits.periodMs) + unsignedPeriodMinor(this.unsigned(), store.uptimeMs(), c.limits.periodMs),
+        unsignedPassage: (wallet) => hasUnsignedPassage(this.unsigned(), wallet, store.uptimeMs()),
         ticketUsed: (id) => store.ticketUsed(id),
         abandonedFor: (wallet) => store.hasAbandoned(wallet),
         paidExit: (wallet, nowMs) => {
@@ -270,8 +280,14 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         },
       },
       timeouts: { hubMs: c.hub.timeoutMs, dropMs: c.vending?.dropTimeoutMs ?? 4000, tapMs: 10_000 },
+      ...(c.kind === 'pos' ? { heldTickets: (wallet: string) => this.heldTickets(wallet) } : {}),
       ...(c.gate ? { gate: { station: c.gate.station, mode: c.gate.mode } } : {}),
+      ...(this.gateKeys ? { gateKeys: this.gateKeys } : {}),
     };
+  }
+
+  private unsigned(): UnsignedPassage[] {
+    return (this.unsignedPassages ??= parseUnsignedPassages(this.d.store.getKv(UNSIGNED_PASSAGES_KEY)));
   }
 
   private stepMachine(event: RuntimeEvent, nowMs: number): Step<RuntimeState> {
@@ -319,8 +335,17 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         return this.nfcAuthorize(cmd.offer, nowMs, cmd.consumeRecordId);
       case 'nfc.store': {
         const card = this.current?.card;
-        if (!card) return;
-        await card.storeRecord(cmd.kind, this.walletBytes(cmd.message), { replace: cmd.replace }).catch((err: unknown) => this.log.info({ err: (err as Error).message }, 'could not store record on the wallet'));
+        let stored = false;
+        if (card) {
+          try {
+            stored = (await card.storeRecord(cmd.kind, this.walletBytes(cmd.message), { replace: cmd.replace })) !== 'full';
+            if (!stored) this.log.info({ kind: cmd.kind }, 'wallet full: record not stored');
+          } catch (err) {
+            this.log.info({ err: (err as Error).message, kind: cmd.kind }, 'could not store record on the wallet');
+          }
+        }
+        // A ticket's outcome goes back to the machine: kept in the store until the wallet has it.
+        if (cmd.ticketId !== undefined) void this.post({ e: 'ticket.stored', ticketId: cmd.ticketId, ok: stored });
         return;
       }
       case 'nfc.storeAdmission': {
@@ -363,7 +388,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         );
         const envelope = Buffer.from(encodeMessage(request)).toString('utf8');
         // Persisted (fsync'd) BEFORE it is sent; every retry sends these same bytes.
-        this.d.store.enqueue({ requestId: cmd.requestId, envelope, wallet: cmd.wallet, amountMinor: cmd.amountMinor, local: cmd.offline, createdMs: nowMs });
+        this.d.store.enqueue({ requestId: cmd.requestId, envelope, wallet: cmd.wallet, amountMinor: cmd.amountMinor, local: cmd.offline, createdMs: nowMs, vend: this.config.kind === 'vending' });
         this.log.child({ requestId: cmd.requestId }).info({ op: cmd.op.type, offline: cmd.offline, amountMinor: cmd.amountMinor }, 'request queued');
         this.hub.send(cmd.requestId, envelope);
         return;
@@ -396,6 +421,9 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       case 'vend': {
         const vending = this.d.devices.vending;
         if (!vending) return void this.post({ e: 'dispense.failed' });
+        // Durably BEFORE the motor runs (MDB "vend started"): a power cut from here on is a
+        // failed dispense at start-up (recoverVends), refunded by the hub.
+        this.d.store.markVendStarted(cmd.requestId, cmd.slot, nowMs);
         vending
           .dispense(cmd.slot, { timeoutMs: this.config.vending?.dropTimeoutMs ?? 4000 })
           .then((r) => void this.post(r.kind === 'dispensed' ? { e: 'drop' } : { e: 'dispense.failed' }))
@@ -410,16 +438,32 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         if (this.d.devices.print) this.d.devices.print(cmd.lines);
         else this.log.info({ receipt: cmd.lines }, 'receipt');
         return;
+      case 'ticket.hold':
+        this.d.store.holdTicket(cmd.ticket.body.ticketId, cmd.ticket.body.wallet, Buffer.from(encodeMessage(cmd.ticket)).toString('utf8'), nowMs);
+        return;
+      case 'ticket.collected':
+        this.d.store.releaseTicket(cmd.ticketId);
+        this.log.info({ ticketId: cmd.ticketId }, 'ticket stored on its wallet');
+        return;
       case 'ticket.markUsed':
         this.d.store.markTicketUsed(cmd.ticketId, nowMs);
         return;
       case 'paidExit.consume':
         this.d.store.deleteKv(`paid-exit.${cmd.wallet}`);
         return;
+      case 'paidExit.grant':
+        // Paid (or a ticket trip) but nobody passed: the next exit of this wallet opens for free.
+        this.d.store.setKv(`paid-exit.${cmd.wallet}`, JSON.stringify({ requestId: cmd.requestId, timeMs: nowMs }));
+        this.log.warn({ requestId: cmd.requestId }, 'exit paid but not passed: the next exit of this wallet is paid');
+        return;
       case 'incident':
         // A UID that led to an unsigned passage is not trusted for the license cache any more.
         if (this.current) this.licenseByUid.delete(toHex(this.current.session.uid));
         this.d.store.setKv(`incident.${cmd.requestId}`, JSON.stringify({ ...cmd, timeMs: nowMs }));
+        // Exposure that no outbox row carries: counted toward the wallet's and this terminal's
+        // limits, and the wallet gets no more local decisions here (policy/unsigned.ts).
+        this.unsignedPassages = addUnsignedPassage(this.unsigned(), { requestId: cmd.requestId, wallet: cmd.wallet, amountMinor: cmd.amountMinor, timeMs: nowMs, uptimeMs: this.d.store.uptimeMs() });
+        this.d.store.setKv(UNSIGNED_PASSAGES_KEY, JSON.stringify(this.unsignedPassages));
         this.log.warn({ requestId: cmd.requestId, kind: cmd.kind, wallet: `${cmd.wallet.slice(0, 12)}…`, amountMinor: cmd.amountMinor, detail: cmd.detail }, 'incident');
         return;
     }
@@ -621,15 +665,63 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     if (result.ok && result.value.body.status === 'approved' && result.value.body.amountMinor > 0) this.lateApproval(requestId, result.value);
   }
 
+  /**
+   * Start-up, vending (MDB: a vend that never reported success or failure): every vend left open
+   * without its completion receipt was cut short by a power loss. Its motor was driven, or its
+   * sale stood (approved by the hub, or accepted offline) with nothing dispensed yet: a `failed`
+   * receipt, so the hub refunds (at most once; re-sent until its receipt.ack, after the sale's
+   * result for an offline one). A request still waiting for the hub is left to lateApproval; one
+   * the hub declined or refused needs nothing.
+   */
+  private recoverVends(): void {
+    if (this.config.kind !== 'vending') return;
+    const nowMs = this.clock();
+    for (const v of this.d.store.openVends()) {
+      const entry = this.d.store.get(v.requestId);
+      if (v.started) {
+        this.log.error({ requestId: v.requestId, slot: v.slot }, 'restart: power lost during dispense; failure receipt (refund)');
+        this.sendReceipt(v.requestId, 'failed', 'power lost during dispense', nowMs);
+      } else if (entry?.state === 'done' ? this.approvedResult(entry.result) : entry?.local === true) {
+        this.log.error({ requestId: v.requestId }, 'restart: sale stood but nothing was dispensed; failure receipt (refund)');
+        this.sendReceipt(v.requestId, 'failed', 'power lost before dispense', nowMs);
+      } else if (!entry || entry.state === 'done') {
+        this.d.store.clearVend(v.requestId);
+      }
+    }
+  }
+
+  private approvedResult(encoded: string | null): boolean {
+    const r = decodeMessage(encoded ?? '', 'settlement.result');
+    return r.ok && r.value.body.status === 'approved' && r.value.body.amountMinor > 0;
+  }
+
+  /** POS: the tickets held for a wallet (sold here, not yet on it), as the machine sees them. */
+  private heldTickets(wallet: string): Envelope<'ticket'>[] {
+    const out: Envelope<'ticket'>[] = [];
+    for (const raw of this.d.store.heldTickets(wallet)) {
+      const d = decodeMessage(raw, 'ticket');
+      if (d.ok && d.value.body.wallet === wallet) out.push(d.value);
+    }
+    return out;
+  }
+
   /** The customer was told "no answer"; the hub approved afterwards. Undo, never charge twice. */
   private lateApproval(requestId: string, result: Envelope<'settlement.result'>): void {
     if (this.config.kind === 'pos') {
       // The charge (or top-up) stands once: the POS refused new ones for this wallet while this
       // one was unanswered (usage.abandonedFor), so print the receipt late; the wallet may pay again.
       const op = decodeMessage(this.d.store.get(requestId)?.envelope ?? '', 'settlement.request');
-      const label = op.ok && op.value.body.op.type === 'topup' ? 'TOP-UP' : 'TOTAL';
-      this.log.warn({ requestId, amountMinor: result.body.amountMinor }, 'late approval at the POS: late receipt printed');
-      void this.execute({ c: 'print', lines: ['LATE APPROVAL', `ref ${requestId}`, `${label} ${result.body.amountMinor} ${result.body.currency}`] }, this.clock());
+      const type = op.ok ? op.value.body.op.type : undefined;
+      const label = type === 'topup' ? 'TOP-UP' : type === 'ticket.sale' ? 'TICKET' : 'TOTAL';
+      const ticket = result.body.ticket;
+      const lines = ['LATE APPROVAL', `ref ${requestId}`, `${label} ${result.body.amountMinor} ${result.body.currency}`];
+      if (ticket) {
+        // A paid ticket is never thrown away: kept here until the wallet's next tap at this POS collects it.
+        void this.execute({ c: 'ticket.hold', ticket }, this.clock());
+        lines.push(`ticket ${ticket.body.product} valid until ${new Date(ticket.body.validUntil).toISOString()}`, 'tap your wallet at this POS to collect it');
+      }
+      this.log.warn({ requestId, amountMinor: result.body.amountMinor, ticket: ticket?.body.ticketId }, 'late approval at the POS: late receipt printed');
+      void this.execute({ c: 'print', lines }, this.clock());
       return;
     }
     const wallet = this.d.store.get(requestId)?.wallet;
@@ -646,34 +738,53 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private onAnnouncement(m: AnnouncementMessage): void {
     const hubKey = m.body.hubKey;
     if (!this.hubKeys.includes(hubKey) || !verifyMessage(m, hubKey)) return void this.log.warn({ type: m.type }, 'announcement with an untrusted signature ignored');
-    this.applyAnnouncement(m);
+    // Only what is in force is kept: an older announcement delivered late (ignored here) must not
+    // replace the stored copy, or an offline restart would go back to it (an unblocked wallet).
+    // The version in force, re-signed (the hub re-signs under its new key when the old one retires), is.
+    if (this.applyAnnouncement(m) === 'stale') return void this.log.debug({ type: m.type, version: m.body.version }, 'older announcement ignored');
     this.d.store.setKv(m.type === 'announce.catalog' ? `announce.catalog.${m.body.merchantId}` : m.type, JSON.stringify(m));
   }
 
-  private applyAnnouncement(m: AnnouncementMessage): void {
+  /**
+   * Applies a verified announcement when it is newer than the one in force: `applied`; the version
+   * in force again: `current` (nothing to apply); an older one, or not for this terminal: `stale`.
+   */
+  private applyAnnouncement(m: AnnouncementMessage): 'applied' | 'current' | 'stale' {
+    const versus = (inForce: number | undefined): 'current' | 'stale' | undefined =>
+      inForce === undefined || m.body.version > inForce ? undefined : m.body.version === inForce ? 'current' : 'stale';
     switch (m.type) {
-      case 'announce.keys':
-        if (m.body.version <= this.keysVersion) return;
+      case 'announce.keys': {
+        const old = versus(this.keysVersion);
+        if (old) return old;
         this.keysVersion = m.body.version;
         // Rotation: the ring was announced under a key we already trust. It is kept on its own
         // too, so a restart after that key retired still trusts its successor.
         this.hubKeyRing = m.body.hubKeys;
         this.d.store.setKv(HUB_KEY_RING, JSON.stringify({ pinned: this.config.hub.hubKey, ring: m.body.hubKeys }));
         this.issuerKeys = [...new Set([...this.config.hub.issuerKeys, ...m.body.issuerKeys])];
-        return;
-      case 'announce.blocklist':
-        if (m.body.version <= this.blocklist.version) return;
+        this.gateKeys = new Map((m.body.gates ?? []).map((g) => [g.terminalId, g.publicKey]));
+        return 'applied';
+      }
+      case 'announce.blocklist': {
+        const old = versus(this.blocklist.version);
+        if (old) return old;
         this.blocklist = { version: m.body.version, wallets: new Set(m.body.wallets) };
         this.log.info({ version: m.body.version, size: m.body.wallets.length }, 'blocklist updated');
-        return;
-      case 'announce.fares':
-        if (this.fares && m.body.version <= this.fares.version) return;
+        return 'applied';
+      }
+      case 'announce.fares': {
+        const old = versus(this.fares?.version);
+        if (old) return old;
         this.fares = { version: m.body.version, table: m.body.table };
-        return;
-      case 'announce.catalog':
-        if (m.body.merchantId !== this.config.merchantId || (this.catalog && m.body.version <= this.catalog.version)) return;
+        return 'applied';
+      }
+      case 'announce.catalog': {
+        if (m.body.merchantId !== this.config.merchantId) return 'stale';
+        const old = versus(this.catalog?.version);
+        if (old) return old;
         this.catalog = { version: m.body.version, articles: m.body.articles };
-        return;
+        return 'applied';
+      }
     }
   }
 

@@ -15,16 +15,23 @@ export interface ClearingAdapter {
   transfer(t: ClearingTransfer): Promise<ClearingResult>;
 }
 
-/** Records transfers in memory; `failNext` makes the next transfer fail (to test the retry path). */
+/**
+ * Records transfers in memory (each payout id pays once: `transfers`). Fault injection for the
+ * retry path: `failNext` fails the next transfer, `unavailable` every one until it is cleared;
+ * `attempts` counts every call, answered or failed.
+ */
 export class SimulatedClearing implements ClearingAdapter {
   readonly transfers: ClearingTransfer[] = [];
   readonly #done = new Map<string, ClearingResult>();
   failNext = false;
+  unavailable = false;
+  attempts = 0;
 
   async transfer(t: ClearingTransfer): Promise<ClearingResult> {
+    this.attempts++;
     const known = this.#done.get(t.payoutId);
     if (known) return known;
-    if (this.failNext) {
+    if (this.failNext || this.unavailable) {
       this.failNext = false;
       return { ok: false, reason: 'simulated_bank_unavailable' };
     }

@@ -1,7 +1,8 @@
 /**
  * Operator CLI for the hub: `npm run cli -- <command> [--data-dir ./data/hub]`.
  * Exit codes: 0 done; 1 refused or declined (a business outcome, or verify-ledger found a
- * discrepancy); 2 bad input (the message names the field). Input is validated before the data
+ * discrepancy); 2 bad input (the message names the field); 3 a payout debited but not taken by the
+ * clearing yet (held, sent again by the hub and by `payout retry`). Input is validated before the data
  * dir is opened, and each command writes in one step, so a rejected command writes nothing.
  * While a hub runs on the data dir, the commands that need the hub go to it over its admin
  * channel (hub/admin/admin-channel.ts) and act on its live state; the read-only ones read the files.
@@ -23,7 +24,8 @@ import { brokerPasswordFor, writeMosquittoFiles } from '../mqtt/mosquitto-config
 import { mosquittoCredentials } from '../mqtt/mosquitto-credentials.ts';
 import type { TerminalListing } from '../mqtt/types.ts';
 import { createHub, type Hub } from '../service/hub.ts';
-import { EXIT_BAD_INPUT, EXIT_REFUSED } from './exit-codes.ts';
+import { EXIT_BAD_INPUT, EXIT_PENDING, EXIT_REFUSED } from './exit-codes.ts';
+import { isPayoutHeld, type PayoutHeld } from '../clearing/payouts.ts';
 import { InputError, OperationRefused } from '../service/input-error.ts';
 
 /** Where one CLI run writes and what it acts on: the process's streams, or an admin request's reply. */
@@ -116,7 +118,8 @@ async function withHub(ctx: CliContext, program: Command, fn: (hub: Hub) => Prom
     return;
   }
   const logger = pino({ level: 'info', base: { part: 'cli' } }, pino.destination(2));
-  const hub = await createHub({ dataDir, logger, holdReleaseIntervalMs: 0 });
+  // No timers: holds are released and held payouts sent by the running hub (or `payout retry`).
+  const hub = await createHub({ dataDir, logger, holdReleaseIntervalMs: 0, payoutRetry: { intervalMs: 0 } });
   try {
     await fn(hub);
   } finally {
@@ -311,22 +314,54 @@ function buildProgram(ctx: CliContext): Command {
       await withHub(ctx, program, async (hub) => outcome(await hub.cancel(requestId)));
     });
 
-  program
+  const held = (p: PayoutHeld): void => {
+    const { payoutId, merchantId, amountMinor, currency } = p.payout;
+    ctx.err(
+      `payout ${payoutId} NOT SENT (${p.code}): the clearing did not take it. ${amountMinor} ${currency} is debited from ${merchantId} and held in clearing; ` +
+        `the running hub sends it again with the same payout id (at its start and on its retry timer). Retry now: ${p.retry}\n`,
+    );
+    ctx.exitCode = EXIT_PENDING;
+  };
+
+  const payout = program
     .command('payout')
-    .description("pay a merchant's balance out through the clearing adapter")
-    .requiredOption('--merchant <merchantId>', 'merchant id')
+    .description("pay a merchant's balance out through the clearing adapter; `payout retry` sends held payouts again")
+    .option('--merchant <merchantId>', 'merchant id (required)')
     .option('--amount <minor>', 'amount (default: the whole balance)')
     .option('--payout-id <hex>', 'idempotency key (reuse it when retrying)')
     .action(async (o: Record<string, string | undefined>) => {
+      if (o['merchant'] === undefined) throw new InputError('merchant', "required: payout --merchant M (or 'payout retry' to send held payouts)");
       const input = {
-        merchantId: o['merchant'] as string,
+        merchantId: o['merchant'],
         ...(o['amount'] !== undefined ? { amountMinor: int('amount', o['amount']) as number } : {}),
         ...(o['payoutId'] !== undefined ? { payoutId: hex('payout-id', o['payoutId'], 32) } : {}),
       };
       await withHub(ctx, program, async (hub) => {
         const r = await hub.payout(input);
         print(r);
-        if (!r.ok) ctx.exitCode = EXIT_REFUSED;
+        if (isPayoutHeld(r)) held(r);
+        else if (!r.ok) ctx.exitCode = EXIT_REFUSED;
+      });
+    });
+
+  payout
+    .command('retry')
+    .description('send payouts the clearing has not taken again, with their own payout ids (all, or one); first records ledger payouts the registry lost')
+    .option('--payout-id <hex>', 'only this payout')
+    .action(async (o: Record<string, string | undefined>, cmd: Command) => {
+      // `payout` has a --payout-id too: commander hands it to the parent when given after `retry`.
+      const parent = cmd.parent?.opts<Record<string, string | undefined>>() ?? {};
+      for (const field of ['merchant', 'amount'] as const) if (parent[field] !== undefined) throw new InputError(field, 'not an option of payout retry');
+      const id = o['payoutId'] ?? parent['payoutId'];
+      const payoutId = id !== undefined ? hex('payout-id', id, 32) : undefined;
+      await withHub(ctx, program, async (hub) => {
+        const tried = await hub.retryPayouts(payoutId !== undefined ? { payoutId } : {});
+        const failed = tried.filter((p) => p.state !== 'sent');
+        print({ sent: tried.filter((p) => p.state === 'sent'), failed });
+        if (failed.length > 0) {
+          ctx.err(`${failed.length} payout(s) still NOT SENT (UNAVAILABLE): held in clearing; the running hub keeps retrying them with their own ids\n`);
+          ctx.exitCode = EXIT_PENDING;
+        }
       });
     });
 

@@ -329,6 +329,7 @@ export class Registry implements TerminalDirectory {
       ),
       ticketInsert: p('INSERT OR IGNORE INTO tickets (ticket_id, wallet, product, request_id, issued_ms) VALUES (?, ?, ?, ?, ?)'),
       ticketUseGet: p('SELECT request_id FROM ticket_uses WHERE ticket_id = ?'),
+      ticketGet: p('SELECT 1 FROM tickets WHERE ticket_id = ?'),
       ticketUseInsert: p('INSERT INTO ticket_uses (ticket_id, request_id, terminal_id, station, used_ms) VALUES (?, ?, ?, ?, ?)'),
       entryGet: p('SELECT request_id FROM entry_records WHERE record_id = ?'),
       entryInsert: p('INSERT INTO entry_records (record_id, request_id) VALUES (?, ?)'),
@@ -1022,6 +1023,10 @@ export class Registry implements TerminalDirectory {
 
   putTicket(ticketId: string, wallet: string, product: string, requestId: string, issuedMs: number): void {
     this.#relaxed(() => this.#s.ticketInsert!.run(ticketId, wallet, product, requestId, issuedMs));
+  }
+
+  hasTicket(ticketId: string): boolean {
+    return this.#s.ticketGet!.get(ticketId) !== undefined;
   }
 
   /** First reported use wins; the same request id reporting again is a retry, not a second use. */

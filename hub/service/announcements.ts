@@ -1,6 +1,7 @@
 /**
  * Retained, hub-signed announcements (issue 4): blocklist, catalog per merchant, fare table and
- * keys (the hub key ring with its windows, for rotation: hub-keyring.ts). Each is rebuilt from
+ * keys (the hub key ring with its windows, for rotation: hub-keyring.ts; the issuer keys; revoked
+ * terminals; the enrolled gates' keys, which exit gates check admission records with). Each is rebuilt from
  * the registry; its `time` is the time of the change it announces (for keys: the latest
  * revocation or key start, which may lie ahead), so an unchanged announcement signs to identical
  * bytes and is not republished. The keys announcement changes signer and list at window edges
@@ -8,6 +9,7 @@
  */
 import {
   encodeMessage,
+  MAX_ANNOUNCED_GATES,
   signMessage,
   toHex,
   topics,
@@ -74,17 +76,28 @@ export class Announcer {
       ),
     });
     const revoked = r.terminals().filter((t) => t.revoked);
+    // Exit gates verify admission records against the enrolled gates' keys. Enrolling a gate does
+    // not bump keys_version (only rotations and revocations do), so the version also counts every
+    // gate ever enrolled: both only grow, and a terminal applies only a newer version.
+    const allGates = r.terminals().filter((t) => t.kind === 'gate');
+    const gates = allGates
+      .filter((t) => !t.revoked)
+      .sort((a, b) => b.enrolledMs - a.enrolledMs || (a.terminalId < b.terminalId ? -1 : 1))
+      .slice(0, MAX_ANNOUNCED_GATES) // the newest; records of a gate left off pay the maximum fare
+      .map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey }))
+      .sort((a, b) => (a.terminalId < b.terminalId ? -1 : a.terminalId > b.terminalId ? 1 : 0));
     out.push({
       topic: topics.announce('keys'),
       payload: encodeMessage(
         signMessage(
           'announce.keys',
           {
-            version: r.meta('keys_version'),
+            version: r.meta('keys_version') + allGates.length,
             hubKeys: ring.map(({ publicKey, notBefore, notAfter }) => ({ publicKey, notBefore, notAfter })),
             issuerKeys: [...this.#issuerKeys],
             revokedTerminals: revoked.map((t) => t.terminalId).sort(),
-            time: Math.max(revoked.reduce((m, t) => Math.max(m, t.revokedMs ?? 0), 0), ...ring.map((k) => k.notBefore)),
+            gates,
+            time: Math.max(revoked.reduce((m, t) => Math.max(m, t.revokedMs ?? 0), 0), ...allGates.map((t) => t.enrolledMs), ...ring.map((k) => k.notBefore)),
             hubKey: toHex(anchor.publicKey),
           },
           anchor.secretKey,

@@ -20,7 +20,7 @@ import {
 } from '../../protocol/index.ts';
 import { CardAuthorizerSimulator } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
 import { SimulatedClearing, type ClearingAdapter } from '../clearing/clearing-adapter.ts';
-import { payoutMerchant, retryPayouts, type PayoutOutcome } from '../clearing/payouts.ts';
+import { PayoutDesk, payoutRetryOptions, type PayoutOutcome, type PayoutRetryOptions, type RetriedPayout } from '../clearing/payouts.ts';
 import { isMerchantId, isRequestId } from '../ledger/command.ts';
 import { Engine, type EngineOptions } from '../ledger/engine.ts';
 import { SqliteLedgerStore, type SqliteStoreOptions } from '../ledger/sqlite-store.ts';
@@ -28,7 +28,7 @@ import { verifyLedger, type VerifyReport } from '../ledger/verify.ts';
 import type { Account, HistoryItem, HoldInfo, Outcome, SettlementSummary } from '../ledger/types.ts';
 import { loadOrCreateEd25519Key, loadOrCreateSecret } from '../registry/keys.ts';
 import { HubKeyring, nextKeyEdge, RotationError, type HubKeyWindow, type RotationPlan } from '../registry/hub-keyring.ts';
-import { Registry, type PayoutRecord, type TerminalDirectory, type TerminalInfo, type TerminalKindT } from '../registry/registry.ts';
+import { Registry, type TerminalDirectory, type TerminalInfo, type TerminalKindT } from '../registry/registry.ts';
 import { parseCatalogFile, type CatalogVersion } from '../rules/catalog.ts';
 import { parseFareTableFile, type FareTableVersion } from '../rules/fare-tables.ts';
 import { parseTicketProductsFile } from '../rules/tickets.ts';
@@ -55,6 +55,11 @@ export interface CreateHubOptions {
   readonly cardAuthorizer?: CardAuthorizer;
   /** Default: SimulatedClearing. */
   readonly clearing?: ClearingAdapter;
+  /**
+   * Payouts the clearing did not take are sent again at start and on this timer (hub/clearing
+   * README); `intervalMs: 0` turns the timer and the start-up send off (the CLI on a stopped hub).
+   */
+  readonly payoutRetry?: PayoutRetryOptions;
   /** How often due holds are released (0 = never by timer; call releaseDueHolds()). Default 1000. */
   readonly holdReleaseIntervalMs?: number;
   readonly engine?: Omit<EngineOptions, 'clock'>;
@@ -146,6 +151,7 @@ export class Hub implements TerminalDirectory {
   readonly #verifier: SignatureVerifier;
   readonly #events: SettlementEvent[] = [];
   #timer: NodeJS.Timeout | undefined;
+  readonly #payouts: PayoutDesk;
   readonly #lock: { release(): void };
   #closed = false;
 
@@ -162,6 +168,7 @@ export class Hub implements TerminalDirectory {
     logger: Logger;
     maxSkewMs?: number;
     holdReleaseIntervalMs: number;
+    payoutRetry?: PayoutRetryOptions;
     lock: { release(): void };
   }) {
     this.#lock = parts.lock;
@@ -189,6 +196,10 @@ export class Hub implements TerminalDirectory {
       ...(parts.maxSkewMs !== undefined ? { maxSkewMs: parts.maxSkewMs } : {}),
     });
     this.announcer = new Announcer(parts.registry, parts.keyring, issuerKeys, parts.clock);
+    this.#payouts = new PayoutDesk(
+      { engine: parts.engine, registry: parts.registry, clearing: parts.clearing, clock: parts.clock, currency: parts.currency, logger: parts.logger },
+      parts.payoutRetry,
+    );
     this.#armKeyTimer();
     this.service.onBlocklistChange(() => this.announcer.refresh());
     this.service.onSettlement((e) => {
@@ -326,6 +337,8 @@ export class Hub implements TerminalDirectory {
     });
     const certificate = this.#certificate({ terminalId: input.terminalId, kind: input.kind, merchantId: input.merchantId, publicKey }, now, validityMs);
     this.registry.insertTerminal(certificate, now);
+    // Exit gates learn a new gate's key from the keys announcement (admission records).
+    if (input.kind === 'gate') this.announcer.refresh();
     return keyPair ? { certificate, keyPair } : { certificate };
   }
 
@@ -477,7 +490,23 @@ export class Hub implements TerminalDirectory {
     }
     if (!original) throw new OperationRefused('NOT_FOUND', `no approved settlement ${requestId}`);
     if (options.requireHold && original.holdUntilMs === null) throw new OperationRefused('NOT_CANCELLABLE', 'the purchase has no cancellation window');
-    return this.engine.submit({ kind: 'refund', requestId: derivedId('operator-refund', requestId), originalRequestId: original.engineId });
+    const refundId = derivedId('operator-refund', requestId);
+    await this.#voidTicketOf(requestId, stored?.op === 'ticket.sale', refundId);
+    return this.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });
+  }
+
+  /**
+   * A refunded ticket sale takes its ticket with it: the refund claims the ticket's single use
+   * (durably, before the money moves back), so an online gate refuses it from then on (TICKET_USED),
+   * and a ticket already used is not refunded. A gate deciding offline has not heard of it: it
+   * admits the ticket once, and its later report is refused.
+   */
+  async #voidTicketOf(requestId: string, knownTicketSale: boolean, refundId: string): Promise<void> {
+    const ticketId = derivedId('ticket', requestId);
+    if (!knownTicketSale && !this.registry.hasTicket(ticketId)) return;
+    const claim = this.registry.claimTicketUse(ticketId, refundId, 'hub', 'refund', this.clock());
+    if (claim === 'replay') throw new OperationRefused('TICKET_USED', `the ticket of ${requestId} was used: not refunded`);
+    await this.registry.durable();
   }
 
   /** Cancellation inside the window (seed 004 claim 13) on the operator's word. */
@@ -485,11 +514,15 @@ export class Hub implements TerminalDirectory {
     return this.refund(requestId, { requireHold: true });
   }
 
+  /**
+   * Pays a merchant out (hub/clearing/payouts.ts): `ok` once the clearing took it; a send the
+   * clearing refused is `UNAVAILABLE` with the payout held (debited, sent again with its id).
+   */
   payout(input: { merchantId: string; amountMinor?: number; payoutId?: string }): Promise<PayoutOutcome> {
     if (!isMerchantId(input.merchantId)) throw new InputError('merchantId', 'invalid merchant id');
     if (input.amountMinor !== undefined) assertAmount('amountMinor', input.amountMinor);
     if (input.payoutId !== undefined && !isRequestId(input.payoutId)) throw new InputError('payoutId', 'expected 32 lowercase hex chars');
-    return payoutMerchant({ engine: this.engine, registry: this.registry, clearing: this.clearing, clock: this.clock }, input);
+    return this.#payouts.pay(input);
   }
 
   /**
@@ -504,9 +537,19 @@ export class Hub implements TerminalDirectory {
     return this.engine.releaseDueHolds(now);
   }
 
-  /** Sends payouts that were recorded in the ledger but not confirmed by the clearing adapter. */
-  retryPayouts(): Promise<PayoutRecord[]> {
-    return retryPayouts({ engine: this.engine, registry: this.registry, clearing: this.clearing, clock: this.clock });
+  /**
+   * Sends payouts that were recorded in the ledger but not confirmed by the clearing adapter (all,
+   * or one), with their own ids, after recording the ledger payouts the registry lacks. Returns the
+   * payouts it tried, as they are now (a `reason` on those still not sent).
+   */
+  retryPayouts(options: { payoutId?: string } = {}): Promise<RetriedPayout[]> {
+    if (options.payoutId !== undefined && !isRequestId(options.payoutId)) throw new InputError('payoutId', 'expected 32 lowercase hex chars');
+    return this.#payouts.retry(options.payoutId);
+  }
+
+  /** At start: reconcile the ledger's payouts with the registry, then retry unsent ones (payouts.ts). */
+  startPayouts(): Promise<void> {
+    return this.#payouts.start();
   }
 
   // ---------- blocklist ----------
@@ -569,6 +612,7 @@ export class Hub implements TerminalDirectory {
     if (this.#timer) clearInterval(this.#timer);
     if (this.#keyTimer) clearTimeout(this.#keyTimer);
     try {
+      await this.#payouts.close();
       await this.engine.close();
       await this.#verifier.close();
       await this.registry.close();
@@ -583,6 +627,7 @@ export async function createHub(options: CreateHubOptions): Promise<Hub> {
   const logger = options.logger ?? pino({ level: 'silent' });
   const currency = options.currency ?? 'EUR';
   if (!/^[A-Z]{3}$/.test(currency)) throw new InputError('currency', 'expected an ISO 4217 code');
+  payoutRetryOptions(options.payoutRetry); // bad values: a typed InputError before anything opens
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const lock = lockDataDir(options.dataDir);
   try {
@@ -630,7 +675,7 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
   const cardAuthorizer =
     options.cardAuthorizer ??
     new CardAuthorizerSimulator({ secretKey: loadOrCreateSecret(options.dataDir, 'card-authorizer-x25519', () => x25519.utils.randomSecretKey()) });
-  return new Hub({
+  const hub = new Hub({
     registry,
     engine,
     keyring,
@@ -643,6 +688,11 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
     logger,
     ...(options.maxSkewMs !== undefined ? { maxSkewMs: options.maxSkewMs } : {}),
     holdReleaseIntervalMs: options.holdReleaseIntervalMs ?? 1000,
+    ...(options.payoutRetry !== undefined ? { payoutRetry: options.payoutRetry } : {}),
     lock,
   });
+  // Ledger payouts a crash left without a registry record are recorded before the first command;
+  // unsent payouts go out in the background (a slow clearing does not hold up the start).
+  await hub.startPayouts();
+  return hub;
 }

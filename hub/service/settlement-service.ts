@@ -181,7 +181,7 @@ export class SettlementService {
       return { ...base, cache: false, status: 'declined', code: 'DUPLICATE_MISMATCH', withdrawal: 'none', amountMinor: 0 };
     }
     if (row.state === 'declined') return { ...base, status: 'declined', code: mapDecline(row.code ?? 'not_found'), withdrawal: 'none', amountMinor: 0 };
-    return {
+    const decision: Decision = {
       ...base,
       status: 'approved',
       withdrawal: 'complete',
@@ -190,6 +190,14 @@ export class SettlementService {
       ...(wallet !== undefined ? { wallet } : {}),
       engineId: engineRequestId(body.requestId),
     };
+    if (body.op.type === 'ticket.sale' && wallet !== undefined) {
+      // The customer paid for a ticket: the retry's answer carries it (the same one: id and date
+      // derive from the sale), by the product's definition now.
+      const product = this.#o.registry.product(body.op.product);
+      if (product) decision.ticket = this.#issueTicket(product, wallet, body.requestId, row.atMs);
+      else this.#o.logger.error({ requestId: body.requestId, product: body.op.product }, 'paid ticket sale whose product is gone: answered without a ticket; refund it');
+    }
+    return decision;
   }
 
   /** A stored result answers a duplicate; one signed by a key that has since stopped signing is signed again. */
@@ -464,8 +472,9 @@ export class SettlementService {
       if (auth.amountMinor <= 0) return declined('AMOUNT_INVALID');
       claimed = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
       if (claimed === 'replay') return declined('REPLAY');
-      // seed 004 claim 13: from the wallet-signed time, so a retry computes the same command.
-      const holdUntil = body.offline ? undefined : holdUntilMs(prices.articles, auth.time);
+      // seed 004 claim 13: from signed times, so a retry computes the same command; the earlier of
+      // the wallet's and the terminal's, so neither can stretch the window by dating ahead (within skew).
+      const holdUntil = body.offline ? undefined : holdUntilMs(prices.articles, Math.min(auth.time, body.time));
       cmd = body.offline
         ? { kind: 'offline_purchase', requestId: eid, walletId: wallet, merchantId: terminal.merchantId, amountMinor: auth.amountMinor, currency: auth.currency }
         : {
@@ -530,13 +539,20 @@ export class SettlementService {
       for (const cb of this.#blocklistListeners) cb();
     }
     const decision = await this.#approved(outcome, wallet, eid);
-    if (op.type === 'ticket.sale' && product) {
-      const ticketId = derivedId('ticket', body.requestId);
-      // Honoured for its whole validity, also after this key retires (hub-keyring.ts).
-      decision.ticket = signTicket(this.#keyAt(this.#o.clock()).pair, product, wallet, ticketId, outcome.atMs);
-      this.#o.registry.putTicket(ticketId, wallet, product.name, body.requestId, outcome.atMs);
-    }
+    if (op.type === 'ticket.sale' && product) decision.ticket = this.#issueTicket(product, wallet, body.requestId, outcome.atMs);
     return decision;
+  }
+
+  /**
+   * The ticket a sale pays for: its id derived from the request's and dated at the settlement, so
+   * the answer to a retry — also one answered from the ledger after a crash lost the stored
+   * result — carries the same ticket. Honoured for its whole validity, also after this key
+   * retires (hub-keyring.ts).
+   */
+  #issueTicket(product: NonNullable<ReturnType<Registry['product']>>, wallet: string, requestId: string, settledAtMs: number): Envelope<'ticket'> {
+    const ticketId = derivedId('ticket', requestId);
+    this.#o.registry.putTicket(ticketId, wallet, product.name, requestId, settledAtMs);
+    return signTicket(this.#keyAt(this.#o.clock()).pair, product, wallet, ticketId, settledAtMs);
   }
 
   async #approved(outcome: Extract<Outcome, { status: 'approved' }>, wallet: string, eid: string): Promise<Decision> {
@@ -617,13 +633,7 @@ export class SettlementService {
     } else {
       if (!op.sealedCard) return declined('MALFORMED');
       if (body.offline) return declined('NOT_PERMITTED');
-      const auth = await this.#o.cardAuthorizer.authorize({
-        requestId: body.requestId,
-        sealedCard: op.sealedCard,
-        amountMinor: op.amountMinor,
-        currency: op.currency,
-      });
-      if (!auth.approved) return declined('CARD_DECLINED');
+      return await this.#cardTopup(body, op, op.sealedCard, declined);
     }
     const eid = engineRequestId(body.requestId);
     const outcome = await this.#o.engine.submit({
@@ -637,6 +647,79 @@ export class SettlementService {
     });
     if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
     return await this.#approved(outcome, op.wallet, eid);
+  }
+
+  /**
+   * Card top-up: the authorization is bound to the request id, amount, currency, wallet and
+   * sealed card (card-authorizer.ts), then the ledger credits. Nothing credited without a charge:
+   * the ledger credits only after an approval of this very content, and no void is sent once the
+   * ledger may have logged the credit (its recovery would still credit it). Nothing charged
+   * without a credit: an approval the ledger declines, or fails before logging, is voided, and so
+   * is an authorization whose answer was lost (a timeout reversal). A void that fails leaves the
+   * authorization standing: the terminal's retry (the answer was INTERNAL, not stored) gets the
+   * approval replayed and the ledger credits it; after a ledger decline it is logged for the
+   * operator to reverse (hub/service README, "Card top-ups").
+   */
+  async #cardTopup(
+    body: RequestBody,
+    op: Extract<Op, { type: 'topup' }>,
+    sealedCard: NonNullable<Extract<Op, { type: 'topup' }>['sealedCard']>,
+    declined: (c: ErrorCode) => Decision,
+  ): Promise<Decision> {
+    const card = { requestId: body.requestId, amountMinor: op.amountMinor, currency: op.currency, wallet: op.wallet };
+    let auth: Awaited<ReturnType<CardAuthorizer['authorize']>>;
+    try {
+      auth = await this.#o.cardAuthorizer.authorize({ ...card, sealedCard });
+    } catch (err) {
+      // The id authorized other content before (its answer lost, no result stored): refused, nothing
+      // credited, and no void — the original's own retry must still find its approval. Not stored
+      // under the id, for that retry.
+      if (err instanceof Error && 'code' in err && err.code === 'idempotency_mismatch') return { ...declined('DUPLICATE_MISMATCH'), cache: false };
+      // Charged or not, the hub can't tell: give it back, then answer INTERNAL (not stored).
+      await this.#voidCard(card, 'no_answer', err);
+      throw err;
+    }
+    if (!auth.approved) return declined('CARD_DECLINED');
+    const eid = engineRequestId(body.requestId);
+    let outcome: Outcome;
+    try {
+      outcome = await this.#o.engine.submit({ kind: 'topup', requestId: eid, walletId: op.wallet, amountMinor: op.amountMinor, currency: op.currency, source: 'card' });
+    } catch (err) {
+      // queue_full, closed, a failed turn: nothing logged, the card is given back. A command the
+      // ledger logged (a crash hook, an fsync that failed after the write) is settled by its
+      // recovery: that charge stays, and a retry gets the ledger's answer.
+      if (!this.#ledgerMayHaveLogged(eid)) await this.#voidCard(card, 'ledger_failed', err);
+      throw err;
+    }
+    if (outcome.status === 'declined') {
+      await this.#voidCard(card, 'ledger_declined', outcome.code);
+      return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
+    }
+    return await this.#approved(outcome, op.wallet, eid);
+  }
+
+  /** True unless the ledger surely has no row for the id (an unreadable ledger may have one). */
+  #ledgerMayHaveLogged(eid: string): boolean {
+    try {
+      return this.#o.engine.store.isLogged(eid);
+    } catch {
+      return true;
+    }
+  }
+
+  /** Voids a card authorization; false (logged) when the authorizer did not confirm it. */
+  async #voidCard(card: Parameters<CardAuthorizer['void']>[0], reason: Parameters<CardAuthorizer['void']>[1], cause: unknown): Promise<boolean> {
+    try {
+      await this.#o.cardAuthorizer.void(card, reason);
+      this.#o.logger.warn({ requestId: card.requestId, amountMinor: card.amountMinor, reason, cause }, 'card authorization voided');
+      return true;
+    } catch (err) {
+      this.#o.logger.error(
+        { err, requestId: card.requestId, amountMinor: card.amountMinor, currency: card.currency, wallet: card.wallet, reason, cause },
+        'card authorization NOT voided: the card may stay charged without a credit; reverse it at the authorizer',
+      );
+      return false;
+    }
   }
 
   async #transfer(body: RequestBody, op: Extract<Op, { type: 'transfer' }>, now: number, declined: (c: ErrorCode) => Decision): Promise<Decision> {

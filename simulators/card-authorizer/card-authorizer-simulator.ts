@@ -1,12 +1,23 @@
 /**
  * In-process stand-in for a card-payment authorizer: opens the sealed card with its X25519 key
  * (protocol openCard), declines the test PANs it was told to and cards failing the Luhn check,
- * approves the rest. Idempotent by request id, like a real acquirer's idempotency key.
+ * approves the rest. Idempotent by request id, like a real acquirer's idempotency key, and bound
+ * to what was authorized: the same id with another amount, currency, wallet or card is
+ * refused (CardAuthorizationMismatchError). Voids (reversals) are idempotent; a voided
+ * authorization is answered `voided` from then on. Records are kept in memory only: the hub's
+ * default authorizer forgets them on restart (a real acquirer keeps them durably).
  */
 import { x25519 } from '@noble/curves/ed25519.js';
 import { createHash } from 'node:crypto';
-import { generateSealingKeyPair, openCard } from '../../protocol/index.ts';
-import type { CardAuthorization, CardAuthorizationRequest, CardAuthorizer } from '../../hub/service/card-authorizer.ts';
+import { generateSealingKeyPair, openCard, type CardDetails } from '../../protocol/index.ts';
+import {
+  CardAuthorizationMismatchError,
+  type CardAuthorization,
+  type CardAuthorizationBinding,
+  type CardAuthorizationRequest,
+  type CardAuthorizer,
+  type CardVoidReason,
+} from '../../hub/service/card-authorizer.ts';
 
 /** Stripe-style test numbers: both pass Luhn; the second is declined by default. */
 export const TEST_PAN_APPROVED = '4242424242424242';
@@ -34,14 +45,35 @@ export interface CardAuthorizerSimulatorOptions {
   readonly maxAmountMinor?: number;
 }
 
+/** One idempotency key's record: what it was bound to and its answer. */
+interface Attempt {
+  /** Amount, currency and wallet. */
+  readonly binding: string;
+  /** Binding and card (its number's hash; a re-sealed same card matches); null for a void that came first. */
+  readonly content: string | null;
+  readonly answer: CardAuthorization;
+  voided: boolean;
+}
+
+function bindingKey(b: CardAuthorizationBinding): string {
+  return JSON.stringify([b.amountMinor, b.currency, b.wallet]);
+}
+
+function contentKey(b: CardAuthorizationBinding, card: CardDetails | null): string {
+  const cardHash = card ? createHash('sha256').update(`card:${card.pan}:${card.expiry}`).digest('hex') : 'unreadable';
+  return JSON.stringify([bindingKey(b), cardHash]);
+}
+
 export class CardAuthorizerSimulator implements CardAuthorizer {
   readonly sealingPublicKey: Uint8Array;
   readonly #secretKey: Uint8Array;
   readonly #decline: Set<string>;
   readonly #maxAmountMinor: number;
-  readonly #answers = new Map<string, CardAuthorization>();
+  readonly #attempts = new Map<string, Attempt>();
   /** Approved authorizations, for tests and the dashboard (last 4 digits only). */
   readonly approvals: Array<{ requestId: string; last4: string; amountMinor: number; currency: string }> = [];
+  /** Approved authorizations given back (reversed in full), in order. */
+  readonly voids: Array<{ requestId: string; amountMinor: number; currency: string; reason: CardVoidReason }> = [];
 
   constructor(options: CardAuthorizerSimulatorOptions = {}) {
     this.#secretKey = options.secretKey ?? generateSealingKeyPair().secretKey;
@@ -51,15 +83,40 @@ export class CardAuthorizerSimulator implements CardAuthorizer {
   }
 
   async authorize(req: CardAuthorizationRequest): Promise<CardAuthorization> {
-    const known = this.#answers.get(req.requestId);
-    if (known) return known;
-    const answer = this.#decide(req);
-    this.#answers.set(req.requestId, answer);
+    const card = openCard(req.sealedCard, { secretKey: this.#secretKey, publicKey: this.sealingPublicKey }, req.requestId);
+    const content = contentKey(req, card);
+    const known = this.#attempts.get(req.requestId);
+    if (known) {
+      if (known.content !== null ? known.content !== content : known.binding !== bindingKey(req)) throw new CardAuthorizationMismatchError(req.requestId);
+      return known.voided ? { approved: false, reason: 'voided' } : known.answer;
+    }
+    const answer = this.#decide(req, card);
+    this.#attempts.set(req.requestId, { binding: bindingKey(req), content, answer, voided: false });
     return answer;
   }
 
-  #decide(req: CardAuthorizationRequest): CardAuthorization {
-    const card = openCard(req.sealedCard, { secretKey: this.#secretKey, publicKey: this.sealingPublicKey }, req.requestId);
+  async void(binding: CardAuthorizationBinding, reason: CardVoidReason): Promise<void> {
+    const known = this.#attempts.get(binding.requestId);
+    if (!known) {
+      // The authorization may still be on its way: it is declined when it arrives.
+      this.#attempts.set(binding.requestId, { binding: bindingKey(binding), content: null, answer: { approved: false, reason: 'voided' }, voided: true });
+      return;
+    }
+    if (known.binding !== bindingKey(binding)) throw new CardAuthorizationMismatchError(binding.requestId, 'the void names another amount, currency or wallet');
+    if (known.voided) return;
+    known.voided = true;
+    if (known.answer.approved) this.voids.push({ requestId: binding.requestId, amountMinor: binding.amountMinor, currency: binding.currency, reason });
+  }
+
+  /** Approved and not voided: what the cards are charged, per request id. */
+  charged(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const a of this.approvals) out.set(a.requestId, a.amountMinor);
+    for (const v of this.voids) out.delete(v.requestId);
+    return out;
+  }
+
+  #decide(req: CardAuthorizationRequest, card: CardDetails | null): CardAuthorization {
     if (!card) return { approved: false, reason: 'unreadable' };
     if (!luhnValid(card.pan)) return { approved: false, reason: 'invalid_number' };
     if (this.#decline.has(card.pan)) return { approved: false, reason: 'do_not_honor' };

@@ -27,6 +27,8 @@ export class Fixture {
   readonly usedTickets = new Set<string>();
   walletLocal = new Map<string, number>();
   periodMinor = 0;
+  /** Wallets with an unsigned passage on file (policy/unsigned.ts). */
+  readonly unsignedWallets = new Set<string>();
   private n = 0;
 
   constructor(readonly terminalId = 'term-1', readonly merchantId = 'shop-1') {}
@@ -40,6 +42,7 @@ export class Fixture {
       walletLocalMinor: (w) => this.walletLocal.get(w) ?? 0,
       terminalPeriodMinor: () => this.periodMinor,
       ticketUsed: (id) => this.usedTickets.has(id),
+      unsignedPassage: (w) => this.unsignedWallets.has(w),
     };
   }
 
@@ -63,6 +66,8 @@ export class Fixture {
       limits: DEFAULT_RISK_LIMITS,
       usage: this.usage(),
       timeouts: { hubMs: 3000, dropMs: 2000, tapMs: 5000 },
+      // admission(): records of the enrolled entry gate 'gate-in' (signed with the terminal key).
+      gateKeys: new Map([['gate-in', toHex(this.terminal.publicKey)]]),
       ...over,
     };
   }

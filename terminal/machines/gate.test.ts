@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { computeFare } from '../../protocol/index.ts';
+import { computeFare, generateKeyPair, signMessage } from '../../protocol/index.ts';
 import { FARES, Fixture, T0 } from './fixtures.ts';
 import { GATE_IDLE, gateStep, type GateEvent, type GateState } from './gate.ts';
 import type { Command, TerminalContext } from './types.ts';
@@ -173,7 +173,7 @@ describe('gate: exit', () => {
 
   it('hub silent while a fare waits: abandon and stay closed', () => {
     const f = new Fixture('gate-out');
-    const s: GateState = { s: 'exit.settling', requestId: f.id(), entryRecordId: null, untilMs: T0 + 100 };
+    const s = { s: 'exit.settling', requestId: f.id(), wallet: f.wallet().hex, entryRecordId: null, untilMs: T0 + 100 } satisfies GateState;
     const r = gateStep(s, { e: 'tick' }, exitCtx(f), T0 + 100);
     expect(r.commands[0]).toEqual({ c: 'hub.abandon', requestId: s.requestId });
     expect(kinds(r.commands)).not.toContain('gate.open');
@@ -215,5 +215,110 @@ describe('gate: exit', () => {
     expect(paid.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'paidExit.consume', wallet: w.hex }]);
     expect(paid.commands).toContainEqual({ c: 'nfc.delete', recordId: 5 });
     expect(kinds(paid.commands)).not.toContain('hub.request');
+  });
+});
+
+describe('gate: exit — admission records must verify (an enrolled gate signed them)', () => {
+  it('a forged ticket record (any key, unknown gate, or no gate list yet) is no record: no free exit, the maximum fare, entry null', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const stranger = generateKeyPair();
+    const body = { recordId: f.id(), wallet: w.hex, station: 'C', time: T0 - 60_000, ticketId: f.id() };
+    const cases: [string, ReturnType<Fixture['admission']>, TerminalContext][] = [
+      // Claims the enrolled entry gate but is signed by another key.
+      ['bad signature', signMessage('gate.admission', { ...body, terminalId: 'gate-in' }, stranger.secretKey), exitCtx(f)],
+      // Signed by a key no enrolled gate has (the customer's own).
+      ['unknown gate', signMessage('gate.admission', { ...body, terminalId: 'no-such-gate' }, stranger.secretKey), exitCtx(f)],
+      // A genuine record, but its gate is not (or no longer: revoked) in the announced list.
+      ['gate not announced', f.admission(w.hex, 'B', T0 - 60_000, f.id()), exitCtx(f, { gateKeys: new Map() })],
+      ['no announcement yet', f.admission(w.hex, 'B', T0 - 60_000, f.id()), exitCtx(f, { gateKeys: undefined })],
+    ];
+    for (const [what, message, ctx] of cases) {
+      const card = f.card(w, { admission: { recordId: 4, message }, statement: f.statement(w.hex, 5000) });
+      const rid = f.id();
+      const tapped = run(ctx, [{ e: 'tap', card, requestId: rid, recordId: f.id() }]);
+      expect(tapped.state.s, what).toBe('exit.authorizing');
+      const authorize = tapped.commands.find((c) => c.c === 'nfc.authorize') as Extract<Command, { c: 'nfc.authorize' }>;
+      expect(authorize.offer.amountMinor, what).toBe(FARES.maxFareMinor);
+      expect(authorize, what).not.toHaveProperty('consumeRecordId');
+      const signed = run(ctx, [{ e: 'wallet.authorized', authorization: f.authorize(w, authorize.offer) }], tapped.state);
+      expect(signed.commands.find((c) => c.c === 'hub.request'), what).toMatchObject({ requestId: rid, amountMinor: FARES.maxFareMinor, op: { type: 'fare', entry: null } });
+    }
+  });
+
+  it('a verified record prices the trip and a verified ticket record exits without a fare', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const trip = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission: { recordId: 9, message: f.admission(w.hex, 'A', T0 - 60_000) } }), requestId: f.id(), recordId: f.id() }]);
+    expect(trip.commands.find((c) => c.c === 'nfc.authorize')).toMatchObject({ offer: { amountMinor: 300 }, consumeRecordId: 9 });
+    const ticket = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'A', T0 - 60_000, f.id()) } }), requestId: f.id(), recordId: f.id() }]);
+    expect(ticket.commands[0]).toEqual({ c: 'gate.open' });
+    expect(kinds(ticket.commands)).not.toContain('nfc.authorize');
+  });
+});
+
+describe('gate: exit — a wallet with an unsigned passage on file', () => {
+  it('gets no local decision: online it waits for the hub, offline it is refused', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet({ offlineLimitMinor: 5000 });
+    f.unsignedWallets.add(w.hex);
+    const card = f.card(w, { statement: f.statement(w.hex, 5000) });
+    const online = run(exitCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+    expect(kinds(online.commands)).toEqual(['nfc.authorize']);
+    expect(online.state).toMatchObject({ s: 'exit.authorizing', opened: false });
+    const offline = run(exitCtx(f, { online: false }), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+    expect(kinds(offline.commands)).toContain('gate.deny');
+    expect(kinds(offline.commands)).not.toContain('gate.open');
+    // Another wallet still exits on the local decision.
+    const other = f.wallet({ offlineLimitMinor: 5000 });
+    expect(run(exitCtx(f), [{ e: 'tap', card: f.card(other), requestId: f.id(), recordId: f.id() }]).commands[0]).toEqual({ c: 'gate.open' });
+  });
+});
+
+describe('gate: exit — paid but nobody passed', () => {
+  const FAIL = (requestId: string) => ({ c: 'receipt', requestId, outcome: 'failed', reason: 'no passage' });
+
+  it('a hub-approved fare: the failed receipt, and the next exit of the wallet is granted as paid', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet({ offlineLimitMinor: 0 });
+    const card = f.card(w, { admission: { recordId: 5, message: f.admission(w.hex, 'B', T0 - 600_000) }, statement: null });
+    const rid = f.id();
+    let r = run(exitCtx(f), [{ e: 'tap', card, requestId: rid, recordId: f.id() }]);
+    const spec = (r.commands.find((c) => c.c === 'nfc.authorize') as Extract<Command, { c: 'nfc.authorize' }>).offer;
+    r = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(w, spec) }, { e: 'hub.result', result: f.result(rid, { amountMinor: spec.amountMinor }) }], r.state);
+    expect(r.commands).toContainEqual({ c: 'nfc.delete', recordId: 5 });
+    r = run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 8_001);
+    expect(r.state.s).toBe('idle');
+    expect(r.commands).toEqual([FAIL(rid), { c: 'paidExit.grant', wallet: w.hex, requestId: rid }]);
+    // The runtime keeps the grant (usage.paidExit): the next tap opens without a new charge.
+    const next = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => rid } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 20_000);
+    expect(next.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'paidExit.consume', wallet: w.hex }]);
+    expect(kinds(next.commands)).not.toContain('nfc.authorize');
+  });
+
+  it('a fare submitted on the local decision, a ticket trip, a paid exit: each is granted again; a passage grants nothing', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const rid = f.id();
+    let r = run(exitCtx(f), [{ e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }]);
+    r = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], r.state);
+    expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true });
+    expect(run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 8_001).commands).toEqual([FAIL(rid), { c: 'paidExit.grant', wallet: w.hex, requestId: rid }]);
+    expect(run(exitCtx(f), [{ e: 'passage' }], r.state).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
+
+    const ticketId = f.id();
+    const ticket = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'A', T0 - 60_000, ticketId) } }), requestId: f.id(), recordId: f.id() }]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], ticket.state, T0 + 8_001).commands).toEqual([{ c: 'paidExit.grant', wallet: w.hex, requestId: ticketId }]);
+
+    const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => 'r1' } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], paid.state, T0 + 8_001).commands).toEqual([{ c: 'paidExit.grant', wallet: w.hex, requestId: 'r1' }]);
+  });
+
+  it('an unsigned passage that did not happen grants nothing (nothing was paid)', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    let r = run(exitCtx(f), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }, { e: 'card.lost' }]);
+    r = run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 8_001);
+    expect(kinds(r.commands)).not.toContain('paidExit.grant');
   });
 });

@@ -4,8 +4,9 @@
 // Exit: read the record → computeFare with the hub's fare table → local risk decision from the
 // license, deny list and the wallet's last hub-signed statement → open and send the settlement
 // request at once (the hub settles behind); a fare the policy cannot cover waits for a verified
-// hub approval.
-import { computeFare, type Envelope, type FareQuote } from '../../protocol/index.ts';
+// hub approval. The record counts only when it verifies against an enrolled gate's key (the hub's
+// keys announcement): a wallet can store any record, so one that does not is no record at all.
+import { computeFare, verifyMessage, type Envelope, type FareQuote } from '../../protocol/index.ts';
 import { checkLicense, decideGateLocal } from '../policy/risk.ts';
 import { checkHubResult, checkTicket } from './checks.ts';
 import { PAYMENT_PENDING_TEXT, display, price, type CardInfo, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
@@ -27,9 +28,13 @@ export type GateState =
     }
   /** The license's offline credit does not cover the fare: reading the wallet's statement. */
   | { s: 'exit.reading'; tap: Extract<CommonEvent, { e: 'tap' }>; untilMs: number }
-  | { s: 'exit.settling'; requestId: string; entryRecordId: number | null; untilMs: number }
-  /** Barrier open: waiting for the passage sensor (one passage per decision). */
-  | { s: 'passing'; requestId: string | null; untilMs: number };
+  | { s: 'exit.settling'; requestId: string; wallet: string; entryRecordId: number | null; untilMs: number }
+  /**
+   * Barrier open: waiting for the passage sensor (one passage per decision). `paid`: an exit the
+   * wallet has paid for (fare approved or submitted, ticket trip, paid exit): when nobody passes,
+   * the wallet's next exit is granted as paid (the fare is not refunded, the entry record is gone).
+   */
+  | { s: 'passing'; requestId: string | null; paid?: { wallet: string; requestId: string }; untilMs: number };
 
 export type GateEvent = CommonEvent | { e: 'passage' };
 
@@ -48,8 +53,8 @@ function deny(text: string): Step<GateState> {
   return step(GATE_IDLE, [{ c: 'gate.deny' }, { c: 'nfc.release' }, display(text, 'error')]);
 }
 
-function passing(requestId: string | null, nowMs: number, commands: Command[]): Step<GateState> {
-  return step({ s: 'passing', requestId, untilMs: nowMs + PASSAGE_MS }, commands);
+function passing(requestId: string | null, nowMs: number, commands: Command[], paid?: { wallet: string; requestId: string }): Step<GateState> {
+  return step({ s: 'passing', requestId, ...(paid ? { paid } : {}), untilMs: nowMs + PASSAGE_MS }, commands);
 }
 
 export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContext, nowMs: number): Step<GateState> {
@@ -92,9 +97,9 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         const removeEntry: Command[] = state.entry ? [{ c: 'nfc.delete', recordId: state.entry.recordId }] : [];
         const commands: Command[] = [{ ...request, offline: true }, ...removeEntry, { c: 'nfc.release' }];
         if (state.passed) return step(GATE_IDLE, [...commands, { c: 'receipt', requestId: state.requestId, outcome: 'passed' }]);
-        return passing(state.requestId, nowMs, commands);
+        return passing(state.requestId, nowMs, commands, { wallet: license.body.wallet, requestId: state.requestId });
       }
-      return step({ s: 'exit.settling', requestId: state.requestId, entryRecordId: state.entry?.recordId ?? null, untilMs: nowMs + ctx.timeouts.hubMs }, [
+      return step({ s: 'exit.settling', requestId: state.requestId, wallet: license.body.wallet, entryRecordId: state.entry?.recordId ?? null, untilMs: nowMs + ctx.timeouts.hubMs }, [
         { ...request, offline: false },
         display('checking…'),
       ]);
@@ -119,7 +124,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       if (state.entryRecordId !== null) commands.push({ c: 'nfc.delete', recordId: state.entryRecordId });
       if (r.body.statement) commands.push({ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true });
       commands.push({ c: 'nfc.release' }, display(`fare ${price(r.body.amountMinor, r.body.currency)}`, 'ok'));
-      return passing(state.requestId, nowMs, commands);
+      return passing(state.requestId, nowMs, commands, { wallet: state.wallet, requestId: state.requestId });
     }
     case 'hub.error':
       if (state.s !== 'exit.settling' || event.requestId !== state.requestId) return step(state);
@@ -134,7 +139,12 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         const d = deny('no answer from the hub — you will not be charged twice');
         return step(d.state, [{ c: 'hub.abandon', requestId: state.requestId }, ...d.commands]);
       }
-      if (state.s === 'passing') return step(GATE_IDLE, state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no passage' }] : []);
+      if (state.s === 'passing') {
+        const commands: Command[] = state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no passage' }] : [];
+        // Paid but not through (hesitated past the window, the beam missed): never charge twice.
+        if (state.paid) commands.push({ c: 'paidExit.grant', ...state.paid });
+        return step(GATE_IDLE, commands);
+      }
       if (state.s === 'exit.authorizing' && state.opened) return unsigned(state, nowMs, 'wallet did not sign in time');
       return deny('timed out');
   }
@@ -144,7 +154,8 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
  * The barrier opened on the local decision but the wallet never signed (pulled away, refused):
  * nothing can be settled. The admission record stays on the wallet, so the trip stays open (the
  * next entry is refused by anti-passback, the next exit charges it); the incident is kept for
- * the operator.
+ * the operator, and the runtime counts the fare as an unsigned passage (policy/unsigned.ts):
+ * exposure toward the wallet's and the terminal's limits, and no more local decisions for that wallet.
  */
 function unsigned(state: GateState & { s: 'exit.authorizing' }, nowMs: number, detail: string): Step<GateState> {
   const commands: Command[] = [
@@ -153,6 +164,17 @@ function unsigned(state: GateState & { s: 'exit.authorizing' }, nowMs: number, d
     display('see staff: payment not completed', 'error'),
   ];
   return state.passed ? step(GATE_IDLE, commands) : passing(null, nowMs, commands);
+}
+
+/**
+ * The wallet's admission record if it is this wallet's and signed by an enrolled, unrevoked gate
+ * (ctx.gateKeys, from the hub's keys announcement); else null — the maximum fare, no ticket exit.
+ * Anyone can store a record on their own wallet: an unverified one proves no entry.
+ */
+function verifiedEntry(admission: CardInfo['admission'], wallet: string, ctx: TerminalContext): CardInfo['admission'] {
+  if (!admission || admission.message.body.wallet !== wallet) return null;
+  const key = ctx.gateKeys?.get(admission.message.body.terminalId);
+  return key !== undefined && verifyMessage(admission.message, key) ? admission : null;
 }
 
 function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, station: string): Step<GateState> {
@@ -186,18 +208,19 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
   const lic = checkLicense(event.card.license, ctx, nowMs);
   if (!lic.ok) return deny(`wallet refused: ${lic.code}`);
   const wallet = lic.body.wallet;
-  // A record written for another wallet is no record at all.
-  const entry = event.card.admission && event.card.admission.message.body.wallet === wallet ? event.card.admission : null;
+  const entry = verifiedEntry(event.card.admission, wallet, ctx);
   const maxTripMs = ctx.fares?.maxTripMs ?? DEFAULT_MAX_TRIP_MS;
-  if (entry?.message.body.ticketId !== undefined && nowMs - entry.message.body.time <= maxTripMs) {
+  const ticketId = entry?.message.body.ticketId;
+  if (entry && ticketId !== undefined && nowMs - entry.message.body.time <= maxTripMs) {
     // Entered on a ticket (its use was reported at the entrance): nothing to settle here.
-    return passing(null, nowMs, [{ c: 'gate.open' }, { c: 'nfc.delete', recordId: entry.recordId }, { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')]);
+    return passing(null, nowMs, [{ c: 'gate.open' }, { c: 'nfc.delete', recordId: entry.recordId }, { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { wallet, requestId: ticketId });
   }
   const paid = ctx.usage.paidExit?.(wallet, nowMs);
   if (paid !== undefined) {
-    // The hub approved this wallet's fare after we had turned it away: it has paid — never charge twice.
+    // The hub approved this wallet's fare after we had turned it away, or it paid and did not
+    // pass: it has paid — never charge twice.
     const removeEntry: Command[] = entry ? [{ c: 'nfc.delete', recordId: entry.recordId }] : [];
-    return passing(null, nowMs, [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...removeEntry, { c: 'nfc.release' }, display('paid — goodbye', 'ok')]);
+    return passing(null, nowMs, [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...removeEntry, { c: 'nfc.release' }, display('paid — goodbye', 'ok')], { wallet, requestId: paid });
   }
   // An earlier fare of this wallet went unanswered and may still settle: charging again could
   // charge twice. Wait for the hub's answer (then the wallet leaves as paid, or pays anew).

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { sha256, signMessage, toHex, utf8 } from '../../protocol/index.ts';
 import { Fixture, T0 } from './fixtures.ts';
-import { POS_IDLE, posStep, type PosEvent, type PosOperator, type PosState } from './pos.ts';
+import { COLLECT_TICKET_TEXT, POS_IDLE, posStep, type PosEvent, type PosOperator, type PosState } from './pos.ts';
 import type { Command, TerminalContext } from './types.ts';
 
 const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
@@ -131,7 +131,68 @@ describe('POS', () => {
     expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ op: { type: 'ticket.sale', product: 'day' }, offline: false });
     const ticket = f.ticket(w.hex);
     r = run(f.ctx(), [{ e: 'hub.result', result: f.result(rid, { amountMinor: 500, ticket }) }], r.state);
-    expect(r.commands).toContainEqual({ c: 'nfc.store', kind: 'Ticket', message: ticket, replace: false });
+    expect(r.commands).toContainEqual({ c: 'ticket.hold', ticket });
+    expect(r.commands).toContainEqual({ c: 'nfc.store', kind: 'Ticket', message: ticket, replace: false, ticketId: ticket.body.ticketId });
+    // Kept (ticket.hold) before the wallet is asked to store it; success only once it has.
+    expect(kinds(r.commands).indexOf('ticket.hold')).toBeLessThan(kinds(r.commands).indexOf('nfc.store'));
+    expect(r.state.s).toBe('delivering');
+    expect(r.commands).not.toContainEqual(expect.objectContaining({ c: 'display', tone: 'ok' }));
+    r = run(f.ctx(), [{ e: 'ticket.stored', ticketId: ticket.body.ticketId, ok: true }], r.state);
+    expect(r.state.s).toBe('idle');
+    expect(r.commands).toContainEqual({ c: 'ticket.collected', ticketId: ticket.body.ticketId });
+    expect(r.commands).toContainEqual({ c: 'display', text: 'ticket stored on your wallet', tone: 'ok' });
     expect(run(f.ctx({ online: false }), [{ e: 'ticket.sell', product: 'day', priceMinor: 500 }]).state.s).toBe('idle');
+  });
+
+  it('ticket sale whose wallet left before the ticket was stored: no success shown, the ticket stays held until the next tap collects it', () => {
+    const f = new Fixture();
+    const w = f.wallet();
+    const rid = f.id();
+    const ticket = f.ticket(w.hex);
+    const settling: PosState = { s: 'settling', kind: 'ticket', requestId: rid, lines: [], untilMs: T0 + 3000 };
+    let r = run(f.ctx(), [{ e: 'hub.result', result: f.result(rid, { amountMinor: 500, ticket }) }, { e: 'ticket.stored', ticketId: ticket.body.ticketId, ok: false }], settling);
+    expect(r.state.s).toBe('idle');
+    expect(kinds(r.commands)).not.toContain('ticket.collected');
+    expect(r.commands).toContainEqual({ c: 'display', text: COLLECT_TICKET_TEXT, tone: 'error' });
+    expect(r.commands).not.toContainEqual(expect.objectContaining({ c: 'display', tone: 'ok' }));
+    // No outcome at all (the reader hung): the same at the deadline.
+    const waiting = run(f.ctx(), [{ e: 'hub.result', result: f.result(rid, { amountMinor: 500, ticket }) }], settling).state;
+    const timedOut = run(f.ctx(), [{ e: 'tick' }], waiting, T0 + 60_000);
+    expect(timedOut.state.s).toBe('idle');
+    expect(timedOut.commands).toContainEqual({ c: 'display', text: COLLECT_TICKET_TEXT, tone: 'error' });
+    // The wallet taps again at the idle POS (or while the cashier rings up the next cart): the held ticket is written.
+    const held = f.ctx({ heldTickets: (wallet) => (wallet === w.hex ? [ticket] : []) });
+    for (const start of [POS_IDLE, { s: 'cart', lines: [{ sku: 'cola', qty: 1, unitMinor: 250 }] } as PosState]) {
+      r = run(held, [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], start);
+      expect(r.state.s).toBe('delivering');
+      expect(r.commands).toContainEqual({ c: 'nfc.store', kind: 'Ticket', message: ticket, replace: false, ticketId: ticket.body.ticketId });
+      r = run(held, [{ e: 'ticket.stored', ticketId: ticket.body.ticketId, ok: true }], r.state);
+      expect(r.state).toEqual(start);
+      expect(r.commands).toContainEqual({ c: 'ticket.collected', ticketId: ticket.body.ticketId });
+    }
+    // Another wallet's tap collects nothing.
+    r = run(held, [{ e: 'tap', card: f.card(f.wallet()), requestId: f.id(), recordId: f.id() }]);
+    expect(r.state.s).toBe('idle');
+    expect(kinds(r.commands)).not.toContain('nfc.store');
+  });
+
+  it('offline: every line is checked against its article restriction at the decision (beer to a minor refused)', () => {
+    const f = new Fixture();
+    const minor = f.wallet({ ageOver: 16 });
+    const adult = f.wallet({ ageOver: 18 });
+    const lines = [{ sku: 'cola', qty: 1, unitMinor: 250 }, { sku: 'beer', qty: 1, unitMinor: 400 }];
+    const spec = { purpose: 'purchase' as const, amountMinor: 650, currency: 'EUR', lines };
+    for (const [w, sold] of [[minor, false], [adult, true]] as const) {
+      // Online at the tap, offline once the wallet has signed (the link dropped in between).
+      let r = run(f.ctx(), [{ e: 'item.add', sku: 'cola', qty: 1 }, { e: 'item.add', sku: 'beer', qty: 1 }, { e: 'checkout' }, { e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
+      expect(r.state.s).toBe('authorizing');
+      r = run(f.ctx({ online: false }), [{ e: 'wallet.authorized', authorization: f.authorize(w, spec) }], r.state);
+      expect(kinds(r.commands).includes('hub.request')).toBe(sold);
+      expect(kinds(r.commands).includes('print')).toBe(sold);
+      if (!sold) {
+        expect(r.state.s).toBe('awaiting.tap');
+        expect(r.commands).toContainEqual({ c: 'display', text: 'Beer: not available for this customer', tone: 'error' });
+      }
+    }
   });
 });

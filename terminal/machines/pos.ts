@@ -4,7 +4,7 @@
 // staff-authorized cash top-up.
 import { sha256, toHex, utf8, linesTotalMinor, type Body, type Envelope, type LineItemT } from '../../protocol/index.ts';
 import { checkLicense, decideOffline } from '../policy/risk.ts';
-import { checkHubResult } from './checks.ts';
+import { checkHubResult, restrictionAllows } from './checks.ts';
 import { PAYMENT_PENDING_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export interface PosOperator {
@@ -23,7 +23,12 @@ export type PosState =
   /** Ticket vending (seed 004 claims 15–16): the hub signs the ticket, the wallet stores it. */
   | { s: 'awaiting.tap'; mode: 'ticket'; product: string; priceMinor: number; untilMs: number }
   | { s: 'authorizing'; lines: LineItemT[]; totalMinor: number; requestId: string; license: Envelope<'wallet.license'>; untilMs: number; product?: string }
-  | { s: 'settling'; kind: SettleKind; requestId: string; lines: LineItemT[]; untilMs: number };
+  | { s: 'settling'; kind: SettleKind; requestId: string; lines: LineItemT[]; untilMs: number }
+  /**
+   * Writing hub-signed tickets (held durably in the terminal store, `ticket.hold`) to the wallet in
+   * the field: waits for each `ticket.stored`. `lines`: the cart to go back to (a collecting tap).
+   */
+  | { s: 'delivering'; ticketIds: string[]; failed: boolean; lines: LineItemT[]; untilMs: number };
 
 export type PosEvent =
   | CommonEvent
@@ -33,16 +38,35 @@ export type PosEvent =
   | { e: 'topup'; amountMinor: number; operatorId: string; pin: string }
   | { e: 'ticket.sell'; product: string; priceMinor: number }
   /** A wallet-signed cancellation (from the wallet app) of a purchase made here. */
-  | { e: 'cancel'; cancellation: Envelope<'cancellation'>; requestId: string };
+  | { e: 'cancel'; cancellation: Envelope<'cancellation'>; requestId: string }
+  /** The outcome of an `nfc.store` of a ticket: `ok` = the wallet holds it now. */
+  | { e: 'ticket.stored'; ticketId: string; ok: boolean };
 
 export const POS_IDLE: PosState = { s: 'idle' };
 
 const TAP_MS = 60_000;
 const AUTHORIZE_MS = 10_000;
 const MAX_TOPUP_MINOR = 100_000;
+/** Writing a ticket to the wallet: a few APDUs; the runtime's exchange timeout answers sooner. */
+const DELIVER_MS = 5_000;
+/** The ticket is paid for and kept here; the wallet did not take it (left the field, full). */
+export const COLLECT_TICKET_TEXT = 'paid — tap your wallet again to collect your ticket';
 
 function step(state: PosState, commands: Command[] = []): Step<PosState> {
   return { state, commands };
+}
+
+/** Write these hub-signed tickets to the wallet in the field, then go back to `lines`. */
+function deliver(tickets: readonly Envelope<'ticket'>[], lines: LineItemT[], nowMs: number, before: Command[] = []): Step<PosState> {
+  return step({ s: 'delivering', ticketIds: tickets.map((t) => t.body.ticketId), failed: false, lines, untilMs: nowMs + DELIVER_MS }, [
+    ...before,
+    ...tickets.map((t): Command => ({ c: 'nfc.store', kind: 'Ticket', message: t, replace: false, ticketId: t.body.ticketId })),
+    display('storing the ticket on your wallet — keep it on the reader'),
+  ]);
+}
+
+function backTo(lines: LineItemT[]): PosState {
+  return lines.length > 0 ? { s: 'cart', lines } : POS_IDLE;
 }
 
 function cartOf(state: PosState): LineItemT[] | null {
@@ -114,6 +138,12 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       ]);
     }
     case 'tap': {
+      if (state.s === 'idle' || state.s === 'cart') {
+        // A wallet whose ticket sold here could not be written to it comes to collect it.
+        const lic = checkLicense(event.card.license, ctx, nowMs);
+        const held = lic.ok ? (ctx.heldTickets?.(lic.body.wallet) ?? []) : [];
+        if (held.length > 0) return deliver(held, state.s === 'cart' ? state.lines : [], nowMs);
+      }
       if (state.s !== 'awaiting.tap') return step(state, [{ c: 'nfc.release' }]);
       const lic = checkLicense(event.card.license, ctx, nowMs);
       if (!lic.ok) return step(state, [display(`wallet refused: ${lic.code}`, 'error'), { c: 'nfc.release' }]);
@@ -154,6 +184,12 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       }
       const risk = decideOffline(state.license.body, state.totalMinor, ctx.currency, ctx.usage, ctx.limits, nowMs);
       const back = { s: 'awaiting.tap' as const, mode: 'purchase' as const, lines: state.lines, totalMinor: state.totalMinor, untilMs: nowMs + TAP_MS };
+      // Offline the terminal applies every line's article restriction itself (online the hub does).
+      for (const l of state.lines) {
+        const article = ctx.catalog.find((a) => a.sku === l.sku);
+        if (!article) return step(back, [display(`offline: unknown article ${l.sku}`, 'error'), { c: 'nfc.release' }]);
+        if (!restrictionAllows(article.restriction, state.license.body)) return step(back, [display(`${article.name}: not available for this customer`, 'error'), { c: 'nfc.release' }]);
+      }
       if (!risk.ok) return step(back, [display(`offline: ${risk.code}`, 'error'), { c: 'nfc.release' }]);
       return step(POS_IDLE, [
         { ...request, offline: true },
@@ -174,10 +210,12 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       if (!r.ok) return step(state, [display(`ignored hub reply: ${r.code}`, 'error')]);
       const statement: Command[] = r.body.statement ? [{ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true }] : [];
       if (r.body.status !== 'approved') return step(POS_IDLE, [...statement, { c: 'nfc.release' }, display(`declined: ${r.body.code ?? 'unknown'}`, 'error')]);
-      const ticket: Command[] = r.body.ticket ? [{ c: 'nfc.store', kind: 'Ticket', message: r.body.ticket, replace: false }] : [];
+      const printed: Command = { c: 'print', lines: receiptLines(ctx, state.kind, state.lines, r.body) };
+      // The ticket is kept durably first; the wallet in the field gets it, or a later tap collects it.
+      if (r.body.ticket) return deliver([r.body.ticket], [], nowMs, [printed, { c: 'ticket.hold', ticket: r.body.ticket }, ...statement]);
+      if (state.kind === 'ticket') return step(POS_IDLE, [printed, ...statement, { c: 'nfc.release' }, display('paid, but the hub sent no ticket — ask staff', 'error')]);
       return step(POS_IDLE, [
-        { c: 'print', lines: receiptLines(ctx, state.kind, state.lines, r.body) },
-        ...ticket,
+        printed,
         ...statement,
         { c: 'nfc.release' },
         ...(state.kind === 'purchase' ? [{ c: 'receipt' as const, requestId: state.requestId, outcome: 'delivered' as const }] : []),
@@ -187,8 +225,17 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
     case 'hub.error':
       if (state.s !== 'settling' || event.requestId !== state.requestId) return step(state);
       return step(POS_IDLE, [{ c: 'nfc.release' }, display(`declined: ${event.code}`, 'error')]);
+    case 'ticket.stored': {
+      const collected: Command[] = event.ok ? [{ c: 'ticket.collected', ticketId: event.ticketId }] : [];
+      if (state.s !== 'delivering' || !state.ticketIds.includes(event.ticketId)) return step(state, collected);
+      const ticketIds = state.ticketIds.filter((id) => id !== event.ticketId);
+      const failed = state.failed || !event.ok;
+      if (ticketIds.length > 0) return step({ ...state, ticketIds, failed }, collected);
+      return step(backTo(state.lines), [...collected, { c: 'nfc.release' }, failed ? display(COLLECT_TICKET_TEXT, 'error') : display('ticket stored on your wallet', 'ok')]);
+    }
     case 'tick':
       if (!('untilMs' in state) || nowMs < state.untilMs) return step(state);
+      if (state.s === 'delivering') return step(backTo(state.lines), [{ c: 'nfc.release' }, display(COLLECT_TICKET_TEXT, 'error')]);
       if (state.s === 'settling') return step(POS_IDLE, [{ c: 'hub.abandon', requestId: state.requestId }, { c: 'nfc.release' }, display('no answer from the hub — you will not be charged twice', 'error')]);
       return step(POS_IDLE, [{ c: 'nfc.release' }, display('timed out')]);
     case 'wallet.stored':

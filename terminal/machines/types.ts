@@ -45,6 +45,13 @@ export interface TerminalContext {
   usage: UsageView;
   timeouts: { hubMs: number; dropMs: number; tapMs: number };
   gate?: { station: string; mode: 'entry' | 'exit' };
+  /**
+   * Exit gate: the enrolled gates' keys (terminal id → public key hex) from the hub's keys
+   * announcement; an admission record verifies against them or counts as no record.
+   */
+  gateKeys?: ReadonlyMap<string, string>;
+  /** POS: hub-signed tickets sold here and held for this wallet until its next tap collects them. */
+  heldTickets?: (wallet: string) => readonly Envelope<'ticket'>[];
 }
 
 /** What the wallet is asked to sign (the runtime builds and signs the offer around it). */
@@ -65,8 +72,15 @@ export type Command =
    * gate exit consumes the admission record so it cannot be shown twice). Older wallets: nfc.delete.
    */
   | { c: 'nfc.authorize'; offer: OfferSpec; consumeRecordId?: number }
-  /** Store a hub-signed record (statement, ticket) on the wallet; best effort. */
-  | { c: 'nfc.store'; kind: RecordKindName; message: Envelope<'balance.statement'> | Envelope<'ticket'>; replace: boolean }
+  /**
+   * Store a hub-signed record (statement, ticket) on the wallet; best effort, except with
+   * `ticketId`: then answered by `ticket.stored` (POS) with whether the wallet holds it now.
+   */
+  | { c: 'nfc.store'; kind: RecordKindName; message: Envelope<'balance.statement'> | Envelope<'ticket'>; replace: boolean; ticketId?: string }
+  /** POS: keep a sold ticket durably for its wallet until it is stored on it. */
+  | { c: 'ticket.hold'; ticket: Envelope<'ticket'> }
+  /** POS: the held ticket is on its wallet now. */
+  | { c: 'ticket.collected'; ticketId: string }
   /** Sign and store a gate admission record; answered by wallet.stored / card.lost. */
   | { c: 'nfc.storeAdmission'; body: Body<'gate.admission'> }
   | { c: 'nfc.delete'; recordId: number }
@@ -81,11 +95,14 @@ export type Command =
   | { c: 'receipt'; requestId: string; outcome: Body<'completion.receipt'>['outcome']; reason?: string }
   | { c: 'gate.open' }
   | { c: 'gate.deny' }
-  | { c: 'vend'; slot: number }
+  /** Drive the slot's motor; the runtime first records durably that this request's vend started. */
+  | { c: 'vend'; slot: number; requestId: string }
   | { c: 'print'; lines: string[] }
   | { c: 'ticket.markUsed'; ticketId: string }
   /** The late-approved exit fare of this wallet has been used to let it out. */
   | { c: 'paidExit.consume'; wallet: string }
+  /** This wallet's exit was paid (or its trip settled) but it did not pass: its next exit is paid. */
+  | { c: 'paidExit.grant'; wallet: string; requestId: string }
   /** Something the operator must look at (kept durably, logged). */
   | { c: 'incident'; kind: 'unsigned-passage'; requestId: string; wallet: string; amountMinor: number; detail: string };
 

@@ -33,7 +33,7 @@ describe('vending machine', () => {
     const st = f.statement(w.hex, 750);
     r = run(f, [{ e: 'hub.result', result: f.result(rid, { statement: st }) }], f.ctx(), r.state);
     expect(r.state.s).toBe('dispensing');
-    expect(r.commands).toContainEqual({ c: 'vend', slot: 3 });
+    expect(r.commands).toContainEqual({ c: 'vend', slot: 3, requestId: rid });
     expect(r.commands).toContainEqual({ c: 'nfc.store', kind: 'BalanceStatement', message: st, replace: true });
     r = run(f, [{ e: 'drop' }], f.ctx(), r.state);
     expect(r.state.s).toBe('idle');
@@ -125,6 +125,26 @@ describe('vending machine', () => {
     const minor = f.wallet({ ageOver: 16 });
     r = run(f, [{ e: 'select', sku: 'beer' }, { e: 'tap', card: f.card(minor), requestId: f.id(), recordId: f.id() }], offline);
     expect(kinds(r.commands)).not.toContain('nfc.authorize');
+  });
+
+  it('the link drops between the tap and the signature: the restriction is checked at the offline decision', () => {
+    const f = new Fixture();
+    const minor = f.wallet({ ageOver: 16 });
+    const spec = { purpose: 'purchase' as const, amountMinor: 400, currency: 'EUR', lines: [{ sku: 'beer', qty: 1, unitMinor: 400 }] };
+    // Online at the tap (the hub would decide the restriction), offline once the wallet has signed.
+    let r = run(f, [{ e: 'select', sku: 'beer' }, { e: 'tap', card: f.card(minor), requestId: f.id(), recordId: f.id() }], f.ctx({ online: true }));
+    expect(r.state.s).toBe('authorizing');
+    r = run(f, [{ e: 'wallet.authorized', authorization: f.authorize(minor, spec) }], f.ctx({ online: false }), r.state);
+    expect(r.state.s).toBe('selected');
+    expect(kinds(r.commands)).not.toContain('vend');
+    expect(kinds(r.commands)).not.toContain('hub.request');
+    expect(r.commands).toContainEqual({ c: 'display', text: 'not available for this customer', tone: 'error' });
+    // An adult is served offline the same way.
+    const adult = f.wallet({ ageOver: 21 });
+    r = run(f, [{ e: 'select', sku: 'beer' }, { e: 'tap', card: f.card(adult), requestId: f.id(), recordId: f.id() }], f.ctx({ online: true }));
+    r = run(f, [{ e: 'wallet.authorized', authorization: f.authorize(adult, spec) }], f.ctx({ online: false }), r.state);
+    expect(r.state.s).toBe('dispensing');
+    expect(kinds(r.commands)).toContain('vend');
   });
 
   it('unknown article and taps while busy are refused', () => {

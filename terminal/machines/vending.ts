@@ -62,13 +62,18 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
           display('settling…'),
         ]);
       }
-      // seed 002: hub unreachable — accept on license + signature alone, within limits.
+      // seed 002: hub unreachable — accept on license + signature alone, within limits. The
+      // article restriction is checked here, at the offline decision (the link may have dropped
+      // since the tap, when the hub was still expected to decide it).
+      if (!restrictionAllows(a.restriction, license.body)) {
+        return step({ s: 'selected', article: a, untilMs: nowMs + SELECTION_MS }, [display('not available for this customer', 'error'), { c: 'nfc.release' }]);
+      }
       const risk = decideOffline(license.body, a.priceMinor, a.currency, ctx.usage, ctx.limits, nowMs);
       if (!risk.ok) return step({ s: 'selected', article: a, untilMs: nowMs + SELECTION_MS }, [display(`offline: ${risk.code}`, 'error'), { c: 'nfc.release' }]);
       return step({ s: 'dispensing', article: a, requestId: state.requestId, untilMs: nowMs + ctx.timeouts.dropMs }, [
         { ...request, offline: true },
         { c: 'nfc.release' },
-        { c: 'vend', slot: a.slot ?? 0 },
+        { c: 'vend', slot: a.slot ?? 0, requestId: state.requestId },
         display('dispensing (offline)…'),
       ]);
     }
@@ -89,7 +94,7 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
         return step(VENDING_IDLE, [...statement, { c: 'nfc.release' }, display(`declined: ${r.body.code ?? 'unknown'}`, 'error')]);
       }
       return step({ s: 'dispensing', article: state.article, requestId: state.requestId, untilMs: nowMs + ctx.timeouts.dropMs }, [
-        { c: 'vend', slot: state.article.slot ?? 0 },
+        { c: 'vend', slot: state.article.slot ?? 0, requestId: state.requestId },
         ...statement,
         { c: 'nfc.release' },
         display('dispensing…'),

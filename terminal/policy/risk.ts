@@ -43,6 +43,11 @@ export interface UsageView {
   paidExit?(wallet: string, nowMs: number): string | undefined;
   /** A request for this wallet was given up on but may still settle: do not start another one. */
   abandonedFor?(wallet: string): boolean;
+  /**
+   * Gate: this terminal let the wallet through on a local decision and it never signed the fare
+   * (policy/unsigned.ts). Such fares are also counted in walletLocalMinor / terminalPeriodMinor.
+   */
+  unsignedPassage?(wallet: string): boolean;
 }
 
 export type LicenseCheck = { ok: true; body: Body<'wallet.license'>; license: Envelope<'wallet.license'> } | { ok: false; code: ErrorCode };
@@ -116,6 +121,8 @@ export function decideGateLocal(input: {
 }): RiskDecision | { ok: 'need-statement' } {
   const { license, fareMinor, usage, limits, nowMs } = input;
   if (input.currency !== license.currency) return { ok: false, code: 'CURRENCY_MISMATCH' };
+  // A wallet that left here once without signing gets no more credit: the hub approves first.
+  if (usage.unsignedPassage?.(license.wallet)) return { ok: false, code: 'OFFLINE_LIMIT' };
   if (!withinTerminalLimits(fareMinor, usage, limits, nowMs)) return { ok: false, code: 'OFFLINE_LIMIT' };
   if (usage.walletLocalMinor(license.wallet) + fareMinor <= license.offlineLimitMinor) return { ok: true, basis: 'offline-limit' };
   if (input.statement === undefined) return { ok: 'need-statement' };

@@ -186,4 +186,39 @@ describe('TerminalStore', () => {
       expect(existsSync(join(d, 'c.db'))).toBe(true);
     }
   });
+  it('a vending request is an open vend from its queueing until its receipt, across a restart; "started" is durable', () => {
+    const dir = tempDir();
+    const path = join(dir, 't.db');
+    let s = TerminalStore.open(path);
+    s.enqueue(entry(1, { vend: true }));
+    s.enqueue(entry(2, { vend: true }));
+    s.enqueue(entry(3)); // not a vending request
+    s.markVendStarted(id(2), 4, 5000);
+    s.close();
+    s = TerminalStore.open(path);
+    expect(s.openVends()).toEqual([
+      { requestId: id(1), slot: null, started: false },
+      { requestId: id(2), slot: 4, started: true },
+    ]);
+    s.addReceipt(id(2), '{"receipt":2}'); // the receipt closes it
+    s.clearVend(id(1)); // declined: nothing to close
+    expect(s.openVends()).toEqual([]);
+    s.close();
+  });
+
+  it('keeps a ticket held for its wallet across a restart until it is released', () => {
+    const dir = tempDir();
+    const path = join(dir, 't.db');
+    let s = TerminalStore.open(path);
+    s.holdTicket('t1', 'w1', '{"t":1}', 1000);
+    s.holdTicket('t1', 'w1', '{"t":1}', 2000); // the same ticket twice is one
+    s.holdTicket('t2', 'w2', '{"t":2}', 1000);
+    s.close();
+    s = TerminalStore.open(path);
+    expect(s.heldTickets('w1')).toEqual(['{"t":1}']);
+    s.releaseTicket('t1');
+    expect(s.heldTickets('w1')).toEqual([]);
+    expect(s.heldTickets('w2')).toEqual(['{"t":2}']);
+    s.close();
+  });
 });

@@ -60,6 +60,13 @@ CREATE TABLE IF NOT EXISTS receipts (
 );
 CREATE TABLE IF NOT EXISTS used_tickets (ticket_id TEXT PRIMARY KEY, used_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Vending (MDB "vend request / vend started"): one row per vending request from its queueing to
+-- its completion receipt. started: 0 = requested (nothing dispensed), 1 = the motor was driven.
+-- A row left at start-up is a dispense a power cut interrupted (TerminalRuntime recovery).
+CREATE TABLE IF NOT EXISTS vends (request_id TEXT PRIMARY KEY, started INTEGER NOT NULL DEFAULT 0, slot INTEGER, started_ms INTEGER);
+-- POS: hub-signed tickets sold here and not yet written to their wallet (the next tap collects them).
+CREATE TABLE IF NOT EXISTS held_tickets (ticket_id TEXT PRIMARY KEY, wallet TEXT NOT NULL, envelope TEXT NOT NULL, held_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS held_tickets_wallet ON held_tickets (wallet);
 `;
 /** After the migration below (a store from before `uptime_ms` gets the column first). */
 const PERIOD_INDEX = 'CREATE INDEX IF NOT EXISTS outbox_period ON outbox (uptime_ms) WHERE local = 1';
@@ -95,6 +102,15 @@ function toEntry(r: Row): OutboxEntry {
     attempts: r.attempts,
     uptimeMs: r.uptime_ms,
   };
+}
+
+/** A vending request not yet closed by its completion receipt. */
+export interface VendEntry {
+  requestId: string;
+  /** The slot driven (null: not started). */
+  slot: number | null;
+  /** The motor was driven (`markVendStarted`): something may have left the machine. */
+  started: boolean;
 }
 
 export interface TerminalStoreOptions {
@@ -136,6 +152,13 @@ export class TerminalStore {
       abandoned: p("SELECT 1 FROM outbox WHERE wallet = ? AND state = 'abandoned' LIMIT 1"),
       kvDelete: p('DELETE FROM kv WHERE key = ?'),
       kvSet: p('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      vendInsert: p('INSERT OR IGNORE INTO vends (request_id) VALUES (?)'),
+      vendStart: p('INSERT INTO vends (request_id, started, slot, started_ms) VALUES (?, 1, ?, ?) ON CONFLICT (request_id) DO UPDATE SET started = 1, slot = excluded.slot, started_ms = excluded.started_ms'),
+      vendClear: p('DELETE FROM vends WHERE request_id = ?'),
+      vendsOpen: p('SELECT request_id, slot, started FROM vends ORDER BY rowid'),
+      holdTicket: p('INSERT OR IGNORE INTO held_tickets (ticket_id, wallet, envelope, held_ms) VALUES (?, ?, ?, ?)'),
+      heldTickets: p('SELECT envelope FROM held_tickets WHERE wallet = ? ORDER BY rowid LIMIT 16'),
+      releaseTicket: p('DELETE FROM held_tickets WHERE ticket_id = ?'),
     };
     this.monotonicMs = options.monotonicMs ?? (() => performance.now());
     const maxRow = (db.prepare('SELECT coalesce(max(uptime_ms), 0) AS m FROM outbox').get() as { m: number }).m;
@@ -171,11 +194,32 @@ export class TerminalStore {
     if (this.db.open) this.setKv(UPTIME_KEY, String(this.uptimeMs()));
   }
 
-  /** Persist a signed request before it is sent. Throws on a reused request id (programmer error). */
-  enqueue(e: { requestId: string; envelope: string; wallet: string | null; amountMinor: number; local: boolean; createdMs: number }): void {
+  /**
+   * Persist a signed request before it is sent. Throws on a reused request id (programmer error).
+   * `vend`: a vending request, recorded (same transaction) as an open vend until its receipt.
+   */
+  enqueue(e: { requestId: string; envelope: string; wallet: string | null; amountMinor: number; local: boolean; createdMs: number; vend?: boolean }): void {
     const open = (this.st.openCount.get() as { n: number }).n;
     if (open >= MAX_OPEN_OUTBOX) throw new RangeError(`outbox full (${open} open requests)`);
-    this.st.insert.run(e.requestId, e.envelope, e.wallet, e.amountMinor, e.local ? 1 : 0, e.createdMs, 'pending', this.uptimeMs());
+    this.db.transaction(() => {
+      this.st.insert.run(e.requestId, e.envelope, e.wallet, e.amountMinor, e.local ? 1 : 0, e.createdMs, 'pending', this.uptimeMs());
+      if (e.vend === true) this.st.vendInsert.run(e.requestId);
+    })();
+  }
+
+  /** Durably (fsync'd) BEFORE the motor is driven: a power cut from here on is a failed dispense. */
+  markVendStarted(requestId: string, slot: number, nowMs: number): void {
+    this.st.vendStart.run(requestId, slot, nowMs);
+  }
+
+  /** The vend needs no receipt (the hub declined or refused its request). */
+  clearVend(requestId: string): void {
+    this.st.vendClear.run(requestId);
+  }
+
+  /** Vending requests without their completion receipt yet (what start-up recovery looks at). */
+  openVends(): VendEntry[] {
+    return (this.st.vendsOpen.all() as { request_id: string; slot: number | null; started: number }[]).map((r) => ({ requestId: r.request_id, slot: r.slot, started: r.started === 1 }));
   }
 
   get(requestId: string): OutboxEntry | undefined {
@@ -209,7 +253,10 @@ export class TerminalStore {
   complete(requestId: string, resultEncoded: string, receipt?: { envelope: string }): boolean {
     return this.db.transaction(() => {
       const changed = this.st.done.run(resultEncoded, requestId).changes === 1;
-      if (changed && receipt) this.st.addReceipt.run(requestId, receipt.envelope);
+      if (changed && receipt) {
+        this.st.addReceipt.run(requestId, receipt.envelope);
+        this.st.vendClear.run(requestId);
+      }
       return changed;
     })();
   }
@@ -235,8 +282,12 @@ export class TerminalStore {
     return (this.st.period.get(this.uptimeMs() - periodMs) as { s: number }).s;
   }
 
+  /** Stores a completion receipt; it closes the request's vend (same transaction). */
   addReceipt(requestId: string, envelope: string): void {
-    this.st.addReceipt.run(requestId, envelope);
+    this.db.transaction(() => {
+      this.st.addReceipt.run(requestId, envelope);
+      this.st.vendClear.run(requestId);
+    })();
   }
 
   pendingReceipts(): ReceiptEntry[] {
@@ -251,6 +302,21 @@ export class TerminalStore {
   /** The hub acknowledged the receipt: it is no longer re-sent. */
   markReceiptAcknowledged(requestId: string): void {
     this.st.receiptAcknowledged.run(requestId);
+  }
+
+  /** POS: a hub-signed ticket sold here, kept until it is on its wallet (`releaseTicket`). */
+  holdTicket(ticketId: string, wallet: string, envelope: string, nowMs: number): void {
+    this.st.holdTicket.run(ticketId, wallet, envelope, nowMs);
+  }
+
+  /** The encoded tickets held for a wallet (at most 16, oldest first). */
+  heldTickets(wallet: string): string[] {
+    return (this.st.heldTickets.all(wallet) as { envelope: string }[]).map((r) => r.envelope);
+  }
+
+  /** The ticket is on its wallet now. */
+  releaseTicket(ticketId: string): void {
+    this.st.releaseTicket.run(ticketId);
   }
 
   markTicketUsed(ticketId: string, nowMs: number): void {

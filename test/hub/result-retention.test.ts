@@ -5,18 +5,21 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SNACKS, cashTopup, enroll, openHubFixture, purchase, readResult, receipt, register, type HubFixture, type TestTerminal } from './kit.ts';
+import { PRODUCTS, SNACKS, authorize, cashTopup, enroll, openHubFixture, purchase, readResult, receipt, register, signRequest, type HubFixture, type TestTerminal } from './kit.ts';
 
 const DAY = 24 * 3600_000;
 let fx: HubFixture;
 let pos: TestTerminal;
 let vend: TestTerminal;
+let gate: TestTerminal;
 
 beforeAll(async () => {
   fx = await openHubFixture();
   pos = await enroll(fx.hub, 'pos-ret', 'pos', 'snacks');
   vend = await enroll(fx.hub, 'vend-ret', 'vending', 'snacks');
+  gate = await enroll(fx.hub, 'gate-ret', 'gate', 'transit');
   fx.hub.importCatalog(SNACKS);
+  fx.hub.importProducts(PRODUCTS);
 });
 afterAll(async () => {
   const check = await fx.hub.verifyLedger();
@@ -33,13 +36,28 @@ async function colaSold() {
   return { w, sale, balance: async () => (await fx.hub.showAccount(w.id))?.account.balanceMinor };
 }
 
-/** The hub restarts without the request's result row: a crash after the ledger's fsync, before the registry's deferred commit. */
-async function loseStoredResult(requestId: string): Promise<void> {
+/**
+ * The hub restarts without the request's result row (and the ticket it issued): a crash after
+ * the ledger's fsync, before the registry's deferred commit.
+ */
+async function loseStoredResult(requestId: string, options: { ticket?: boolean } = {}): Promise<void> {
   await fx.reopen(() => {
     const db = new Database(join(fx.dir, 'registry.sqlite'));
     expect(db.prepare('DELETE FROM results WHERE request_id = ?').run(requestId).changes).toBe(1);
+    if (options.ticket) expect(db.prepare('DELETE FROM tickets WHERE request_id = ?').run(requestId).changes).toBe(1);
     db.close();
   });
+}
+
+/** A day pass sold at the gate (700 of the wallet's 1000), approved with its ticket. */
+async function dayPassSold() {
+  const w = await register(fx.hub);
+  expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
+  const sale = signRequest(gate, { type: 'ticket.sale', authorization: authorize(gate, w, 'ticket', 700, [], fx.now), license: w.license, product: 'day-pass' }, fx.now);
+  const result = readResult(fx.hub, await fx.hub.handleRequest(gate.id, sale.bytes));
+  expect(result).toMatchObject({ status: 'approved', amountMinor: 700 });
+  const use = (at: number) => signRequest(gate, { type: 'ticket.use', ticket: result.ticket!, station: 'park', usedAt: at }, at);
+  return { w, sale, ticket: result.ticket!, use, balance: async () => (await fx.hub.showAccount(w.id))?.account.balanceMinor };
 }
 
 describe('result retention', () => {
@@ -120,5 +138,32 @@ describe('result retention', () => {
     // The operator's refund finds it refunded already.
     expect(await fx.hub.refund(sale.requestId)).toMatchObject({ status: 'declined', code: 'already_refunded' });
     expect(await balance()).toBe(1000);
+  });
+
+  it('a ticket sale whose result and ticket a crash lost: the retry is answered with the same ticket, charged once', async () => {
+    const { sale, ticket, use, balance } = await dayPassSold();
+    await loseStoredResult(sale.requestId, { ticket: true });
+    const retry = readResult(fx.hub, await fx.hub.handleRequest(gate.id, sale.bytes));
+    expect(retry).toMatchObject({ status: 'approved', amountMinor: 700 });
+    expect(retry.ticket?.body).toEqual(ticket.body);
+    expect(await balance()).toBe(300);
+    // The ticket is known again: its use is single.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, use(fx.now).bytes)).status).toBe('approved');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, use(fx.now + 1).bytes)).code).toBe('TICKET_USED');
+  });
+
+  it('refunding a ticket sale voids the ticket; a used ticket is not refunded', async () => {
+    const sold = await dayPassSold();
+    expect(await fx.hub.refund(sold.sale.requestId)).toMatchObject({ status: 'approved' });
+    expect(await sold.balance()).toBe(1000);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, sold.use(fx.now).bytes)).code).toBe('TICKET_USED');
+    // Asked again: the same refund, nothing more.
+    expect(await fx.hub.refund(sold.sale.requestId)).toMatchObject({ status: 'approved' });
+    expect(await sold.balance()).toBe(1000);
+
+    const used = await dayPassSold();
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, used.use(fx.now).bytes)).status).toBe('approved');
+    await expect(fx.hub.refund(used.sale.requestId)).rejects.toMatchObject({ code: 'TICKET_USED' });
+    expect(await used.balance()).toBe(300);
   });
 });

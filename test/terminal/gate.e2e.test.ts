@@ -1,7 +1,7 @@
 // Ticket gates end to end (entry at "north", exit at "south") with a POS for top-ups and ticket
 // sales: real terminal runtimes on the PN532 emulator and the virtual board, a real hub.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { computeFare } from '../../protocol/index.ts';
+import { computeFare, encodeMessage, generateKeyPair, newChallenge, signMessage } from '../../protocol/index.ts';
 import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import type { Command } from '../../terminal/machines/types.ts';
 import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
@@ -157,6 +157,44 @@ describe('gate terminals end to end', () => {
     expect(admissions(wallet)).toHaveLength(1); // the next entry is refused (anti-passback), the next exit charges it
     expect((await pass(gateIn, wallet)).opened).toBe(false);
     expect(await site.balance(wallet)).toBe(1000);
+  });
+
+  it('after an unsigned passage the wallet exposure is counted in the store and its next exit waits for the hub (no local decision)', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000, offlineLimitMinor: 5000 });
+    const store = gateOut.started.store;
+    const pull = (c: Command) => {
+      if (c.c === 'nfc.authorize') gateOut.pullOnNextExchange();
+    };
+    gateOut.runtime.on('command', pull);
+    const unsigned = await pass(gateOut, wallet);
+    gateOut.runtime.off('command', pull);
+    expect(unsigned.opened).toBe(true);
+    const incident = unsigned.commands.find((c) => c.c === 'incident') as Extract<Command, { c: 'incident' }>;
+    expect(incident).toMatchObject({ kind: 'unsigned-passage', amountMinor: FARES.maxFareMinor });
+    expect(store.get(incident.requestId)).toBeUndefined(); // no outbox row carries it
+    // Durably in the terminal store, beside the outbox (which has no row for it).
+    expect(JSON.parse(store.getKv('unsigned-passages') ?? '[]')).toContainEqual(expect.objectContaining({ wallet: wallet.publicKeyHex, amountMinor: FARES.maxFareMinor }));
+    // The runtime's limits count it: the same wallet's next exit is not decided locally.
+    const next = await pass(gateOut, wallet);
+    const order = next.commands.map((c) => c.c);
+    expect(next.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: false, amountMinor: FARES.maxFareMinor });
+    expect(order.indexOf('gate.open')).toBeGreaterThan(order.indexOf('hub.request')); // opened on the hub's approval
+    expect(order).not.toContain('incident');
+    await eventually(async () => (await site.balance(wallet)) === 1000 - FARES.maxFareMinor, 8000, 'fare settled');
+  });
+
+  it('a forged admission record (signed by the customer, even claiming a ticket) is no record: no free exit, the maximum fare is settled', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const forger = generateKeyPair();
+    for (const terminalId of [gateIn.terminalId, 'no-such-gate']) {
+      const forged = signMessage('gate.admission', { recordId: newChallenge(), wallet: wallet.publicKeyHex, terminalId, station: 'north', time: Date.now() - 60_000, ticketId: newChallenge() }, forger.secretKey);
+      wallet.applet.records.store(RecordKind.Admission, encodeMessage(forged), true);
+      const before = await site.balance(wallet);
+      const exit = await pass(gateOut, wallet);
+      expect(exit.displays).not.toContain('goodbye (ticket)');
+      expect(exit.commands.find((c) => c.c === 'hub.request')).toMatchObject({ amountMinor: FARES.maxFareMinor, op: { type: 'fare', entry: null } });
+      await eventually(async () => (await site.balance(wallet)) === before - FARES.maxFareMinor, 8000, 'maximum fare settled');
+    }
   });
 
   it('card pulled at the exit while a fare waits for the wallet (no offline credit): the barrier stays shut', async () => {

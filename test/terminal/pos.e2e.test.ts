@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newChallenge, signMessage } from '../../protocol/index.ts';
 import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
+import { COLLECT_TICKET_TEXT } from '../../terminal/machines/pos.ts';
 import type { Command } from '../../terminal/machines/types.ts';
 import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
@@ -182,6 +183,61 @@ describe('POS end to end', () => {
     expect(log.commands.filter((c) => c.c === 'hub.request')).toHaveLength(1);
     await sleep(500); // further retries with the same id still arrive: they must not charge again
     expect(await site.balance(wallet)).toBe(750);
+  });
+
+  it('ticket sale whose wallet left before the ticket was stored: no success shown, the ticket is kept and the next tap collects it', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const tickets = () => wallet.applet.records.list(RecordKind.Ticket);
+    const log = record(pos);
+    site.faults.delayMs = 400; // an ordinary slow answer, well inside the deadline
+    try {
+      await pos.runtime.sellTicket('day', 500);
+      pos.tap(wallet);
+      await eventually(() => log.commands.find((c) => c.c === 'hub.request'), 8000, 'request');
+      pos.remove(); // the customer lifts the wallet after it beeped
+      await eventually(() => log.displays.includes(COLLECT_TICKET_TEXT), 8000, 'collect message');
+    } finally {
+      site.faults.delayMs = 0;
+    }
+    expect(log.displays).not.toContain('ticket stored on your wallet');
+    expect(tickets()).toHaveLength(0);
+    expect(pos.started.store.heldTickets(wallet.publicKeyHex)).toHaveLength(1);
+    expect(await site.balance(wallet)).toBe(500);
+    // The customer taps again: the ticket is written, and no longer held.
+    await eventually(() => pos.runtime.machineState.s === 'idle', 5000, 'idle');
+    pos.tap(wallet);
+    await eventually(() => log.displays.at(-1) === 'ticket stored on your wallet', 8000, 'ticket collected');
+    pos.remove();
+    log.stop();
+    expect(tickets()).toHaveLength(1);
+    expect(pos.started.store.heldTickets(wallet.publicKeyHex)).toHaveLength(0);
+    expect(log.commands.filter((c) => c.c === 'hub.request')).toHaveLength(1);
+    expect(await site.balance(wallet)).toBe(500);
+  });
+
+  it('a ticket sale approved after the POS gave up: the late receipt says to collect it, and the next tap does', async () => {
+    const slow = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { hub: { timeoutMs: 500, retryMs: 150 } } });
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(slow);
+    site.faults.delayMs = 1000;
+    try {
+      await slow.runtime.sellTicket('day', 500);
+      slow.tap(wallet);
+      await eventually(() => log.commands.find((c) => c.c === 'hub.abandon'), 8000, 'abandon');
+      slow.remove();
+      await eventually(() => log.prints.length > 0, 8000, 'late receipt');
+    } finally {
+      site.faults.delayMs = 0;
+    }
+    expect(log.prints[0]).toContain('tap your wallet at this POS to collect it');
+    expect(slow.started.store.heldTickets(wallet.publicKeyHex)).toHaveLength(1);
+    await eventually(() => slow.runtime.machineState.s === 'idle', 5000, 'idle');
+    slow.tap(wallet);
+    await eventually(() => wallet.applet.records.list(RecordKind.Ticket).length === 1, 8000, 'ticket collected');
+    slow.remove();
+    log.stop();
+    await eventually(() => slow.started.store.heldTickets(wallet.publicKeyHex).length === 0, 5000, 'no longer held');
+    expect(await site.balance(wallet)).toBe(500);
   });
 
   it('after a timeout the same wallet cannot pay again until the hub has answered: charged once, then pays as usual', async () => {

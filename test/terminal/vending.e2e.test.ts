@@ -4,6 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeMessage, generateKeyPair, signMessage, toHex, type Envelope } from '../../protocol/index.ts';
+import { loadOrCreateEd25519Key } from '../../hub/registry/keys.ts';
 import { startSimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import type { Command } from '../../terminal/machines/types.ts';
 import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
@@ -17,6 +19,13 @@ function record(t: SimulatedTerminal): { commands: Command[]; displays: string[]
   return log;
 }
 const idle = (t: SimulatedTerminal) => t.runtime.machineState.s === 'idle';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The completion receipt a terminal stored for a request (outcome, reason). */
+function storedReceipt(t: SimulatedTerminal, requestId: string): Envelope<'completion.receipt'>['body'] | undefined {
+  const r = t.started.store.getReceipt(requestId);
+  const d = r ? decodeMessage(r.envelope, 'completion.receipt') : undefined;
+  return d?.ok ? d.value.body : undefined;
+}
 
 /** Sells `wallet` a cola at `t` (online or off) and waits for its completion receipt; the request's id. */
 async function sellCola(t: SimulatedTerminal, wallet: SimulatedWallet, log: ReturnType<typeof record>): Promise<string> {
@@ -326,6 +335,125 @@ describe('vending terminal end to end', () => {
       }
     } finally {
       site.faults.delayMs = 0;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  /**
+   * A power cut at a vending machine `name` while a cola is sold to a fresh wallet: `cut` runs once
+   * the sale has reached `until` (the motor started, or the vend command issued), then the machine
+   * is switched off and on again (same data dir), the hub up or down as `offline` says.
+   */
+  async function powerCutDuringVend(name: string, opts: { offline: boolean; beforeMotor?: boolean }): Promise<{ wallet: SimulatedWallet; requestId: string; second: SimulatedTerminal; dataDir: string; url: string }> {
+    const dataDir = mkdtempSync(join(tmpdir(), `tapsettle-${name}-`));
+    const first = await site.terminal({ kind: 'vending', terminalId: name, dataDir, config: { vending: { dropTimeoutMs: 3000 } } });
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const commands = record(first).commands;
+    first.setSlot(1, { kind: 'jammed' }); // the motor runs, nothing has dropped yet when the power goes
+    const motor: number[] = [];
+    if (opts.beforeMotor) {
+      // The power goes after the approval was stored, before the vend was recorded and the motor driven.
+      first.started.store.markVendStarted = () => {
+        throw new Error('power cut (test)');
+      };
+    } else {
+      const mark = first.started.store.markVendStarted.bind(first.started.store);
+      first.started.store.markVendStarted = (...args) => (mark(...args), void motor.push(Date.now()));
+    }
+    const url = site.url;
+    if (opts.offline) {
+      await site.stopServer();
+      await eventually(() => !first.runtime.isOnline, 5000, 'offline');
+    }
+    await first.runtime.select('cola');
+    first.tap(wallet);
+    await eventually(() => commands.find((c) => c.c === 'vend'), 8000, 'vend command');
+    first.remove();
+    if (!opts.beforeMotor) expect(motor).toHaveLength(1);
+    const { requestId } = commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
+    await first.close({ keepData: true }); // the power cut: nothing more runs
+    expect(commands.map((c) => c.c)).not.toContain('receipt');
+    const second = await startSimulatedTerminal({ kind: 'vending', hubUrl: url, hub: site.hub, terminalId: name, merchantId: 'merchant-vending', dataDir, config: { hub: { reconnectPeriodMs: 100, retryMs: 300 } } });
+    return { wallet, requestId, second, dataDir, url };
+  }
+
+  it('power cut while the motor runs (approved online, no drop yet): the restarted machine reports the vend failed, refunded once', async () => {
+    const { wallet, requestId, second, dataDir } = await powerCutDuringVend('vm-cut-online', { offline: false });
+    try {
+      expect(storedReceipt(second, requestId)).toMatchObject({ outcome: 'failed', reason: 'power lost during dispense' });
+      await eventually(() => second.started.store.getReceipt(requestId)?.acknowledged, 15_000, 'failure receipt acknowledged');
+      expect(await site.balance(wallet)).toBe(1000);
+      expect(second.started.store.openVends()).toEqual([]);
+      await sleep(700); // the hub's refund is at most once: nothing more comes back
+      expect(await site.balance(wallet)).toBe(1000);
+    } finally {
+      await second.close({ keepData: true });
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('power cut between the stored approval and the motor: the restarted machine reports the vend failed, refunded', async () => {
+    const { wallet, requestId, second, dataDir } = await powerCutDuringVend('vm-cut-before', { offline: false, beforeMotor: true });
+    try {
+      expect(storedReceipt(second, requestId)).toMatchObject({ outcome: 'failed', reason: 'power lost before dispense' });
+      await eventually(() => second.started.store.getReceipt(requestId)?.acknowledged, 15_000, 'failure receipt acknowledged');
+      expect(await site.balance(wallet)).toBe(1000);
+    } finally {
+      await second.close({ keepData: true });
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('power cut while an offline sale dispenses: after the restart the sale is forwarded, then its failure receipt, refunded once', async () => {
+    const { wallet, requestId, second, dataDir, url } = await powerCutDuringVend('vm-cut-offline', { offline: true });
+    try {
+      expect(second.started.store.get(requestId)?.state).toBe('pending');
+      expect(storedReceipt(second, requestId)).toMatchObject({ outcome: 'failed', reason: 'power lost during dispense' });
+      await site.restartServer(url);
+      await eventually(() => second.started.store.get(requestId)?.state === 'done' && second.started.store.getReceipt(requestId)?.acknowledged, 15_000, 'sale and receipt forwarded');
+      expect(await site.balance(wallet)).toBe(1000);
+      await sleep(700);
+      expect(await site.balance(wallet)).toBe(1000);
+    } finally {
+      if (!site.server) await site.restartServer(url);
+      await second.close({ keepData: true });
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('an older announcement arriving late changes nothing, in memory or in the store (an offline restart keeps the newer one)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tapsettle-vm-announce-'));
+    try {
+      const t = await site.terminal({ kind: 'vending', terminalId: 'vm-announce', dataDir });
+      const hub = loadOrCreateEd25519Key(join(site.dir, 'hub'), 'hub-signing');
+      const hubKey = toHex(hub.publicKey);
+      const victim = await site.wallet({ balanceMinor: 0 });
+      const extraKey = toHex(generateKeyPair().publicKey);
+      const deliver = (m: Envelope<'announce.blocklist'> | Envelope<'announce.keys'>) => (t.runtime as unknown as { onAnnouncement(m: unknown): void }).onAnnouncement(m);
+      const blocklist = (version: number, wallets: string[]) => signMessage('announce.blocklist', { version, wallets, time: Date.now(), hubKey }, hub.secretKey);
+      const keys = (version: number, ring: string[]) =>
+        signMessage('announce.keys', { version, hubKeys: ring.map((publicKey) => ({ publicKey, notBefore: 0, notAfter: Date.now() + 3600_000 })), issuerKeys: [], revokedTerminals: [], time: Date.now(), hubKey }, hub.secretKey);
+      const v = 2 ** 40;
+      deliver(blocklist(v + 1, [victim.publicKeyHex]));
+      deliver(blocklist(v, [])); // an older one delivered late
+      deliver(keys(v + 1, [hubKey, extraKey]));
+      deliver(keys(v, [hubKey]));
+      expect(t.runtime.isBlocklisted(victim.publicKeyHex)).toBe(true);
+      expect(t.runtime.trustedHubKeys).toContain(extraKey);
+      await t.close({ keepData: true });
+      const url = await site.stopServer(); // the machine restarts with the hub away: only its store
+      try {
+        const again = await startSimulatedTerminal({ kind: 'vending', hubUrl: url, hub: site.hub, terminalId: 'vm-announce', merchantId: 'merchant-vending', dataDir });
+        try {
+          expect(again.runtime.isBlocklisted(victim.publicKeyHex)).toBe(true);
+          expect(again.runtime.trustedHubKeys).toContain(extraKey);
+        } finally {
+          await again.close({ keepData: true });
+        }
+      } finally {
+        await site.restartServer(url);
+      }
+    } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });

@@ -1,0 +1,175 @@
+// Card top-ups through the real hub service and SQLite ledger: the card authorization is bound to
+// what it authorized (amount, currency, wallet, card), and a card the ledger did not credit is
+// given back (void). The authorizer is the simulator behind a recorder that can lose answers, as a
+// network timeout does; what the cards are charged is read from the recorder and the simulator's
+// approval list, so these tests say the same thing about any hub version.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { newRequestId, sealCard, type SealedCardT } from '../../protocol/index.ts';
+import type { CardAuthorizationBinding, CardAuthorizationRequest, CardAuthorizer, CardVoidReason } from '../../hub/service/card-authorizer.ts';
+import { LedgerError } from '../../hub/ledger/errors.ts';
+import { createHub } from '../../hub/service/hub.ts';
+import { CardAuthorizerSimulator, TEST_PAN_APPROVED } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
+import { enroll, openHubFixture, readResult, register, signRequest, type HubFixture, type TestTerminal, type TestWallet } from './kit.ts';
+
+/** The simulator as seen over a network: the first `lose.authorize` answers and `lose.void` acks are lost after the authorizer acted. */
+class LossyAuthorizer implements CardAuthorizer {
+  readonly sim = new CardAuthorizerSimulator();
+  readonly sealingPublicKey = this.sim.sealingPublicKey;
+  readonly authorizeCalls: CardAuthorizationRequest[] = [];
+  /** Voids the authorizer received (acknowledged or not). */
+  readonly voided: Array<{ requestId: string; reason: CardVoidReason }> = [];
+  constructor(private lose: { authorize?: number; void?: number } = {}) {}
+
+  async authorize(request: CardAuthorizationRequest) {
+    this.authorizeCalls.push(request);
+    const answer = await this.sim.authorize(request);
+    if ((this.lose.authorize ?? 0) > 0) {
+      this.lose = { ...this.lose, authorize: (this.lose.authorize ?? 0) - 1 };
+      throw Object.assign(new Error('ETIMEDOUT'), { code: 'ETIMEDOUT' });
+    }
+    return answer;
+  }
+
+  async void(binding: CardAuthorizationBinding, reason: CardVoidReason) {
+    if ((this.lose.void ?? 0) > 0) {
+      // Lost on the way: the authorizer never hears of it.
+      this.lose = { ...this.lose, void: (this.lose.void ?? 0) - 1 };
+      throw Object.assign(new Error('ECONNRESET'), { code: 'ECONNRESET' });
+    }
+    await this.sim.void(binding, reason);
+    this.voided.push({ requestId: binding.requestId, reason });
+  }
+
+  /** Approved and not voided, per request id: what the cards are charged. */
+  charged(): Record<string, number> {
+    const voided = new Set(this.voided.map((v) => v.requestId));
+    return Object.fromEntries(this.sim.approvals.filter((a) => !voided.has(a.requestId)).map((a) => [a.requestId, a.amountMinor]));
+  }
+}
+
+let fx: HubFixture | undefined;
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await fx?.cleanup();
+  fx = undefined;
+});
+
+async function setup(authorizer: LossyAuthorizer, options: Parameters<typeof openHubFixture>[0] = {}) {
+  fx = await openHubFixture({ cardAuthorizer: authorizer, ...options });
+  const pos = await enroll(fx.hub, 'pos-1', 'pos', 'cafe');
+  const w1 = await register(fx.hub);
+  const w2 = await register(fx.hub);
+  return { fx, pos, w1, w2 };
+}
+
+function cardTopup(f: HubFixture, pos: TestTerminal, wallet: TestWallet, amountMinor: number, requestId: string, sealedCard: SealedCardT) {
+  return signRequest(pos, { type: 'topup', wallet: wallet.id, amountMinor, currency: 'EUR', method: 'card', sealedCard }, f.now, { requestId });
+}
+
+async function balance(f: HubFixture, w: TestWallet): Promise<number | undefined> {
+  return (await f.hub.showAccount(w.id))?.account.balanceMinor;
+}
+
+describe('card top-up', () => {
+  it('normal path: approved, credited once, charged once; a retry gets the same bytes and charges nothing more', async () => {
+    const auth = new LossyAuthorizer();
+    const { fx: f, pos, w1 } = await setup(auth);
+    const requestId = newRequestId(f.now);
+    const req = cardTopup(f, pos, w1, 2000, requestId, sealCard({ pan: TEST_PAN_APPROVED, expiry: '12/30' }, auth.sealingPublicKey, requestId));
+    const first = await f.hub.handleRequest(pos.id, req.bytes);
+    expect(readResult(f.hub, first)).toMatchObject({ status: 'approved', amountMinor: 2000, withdrawal: 'complete' });
+    expect(Buffer.from(await f.hub.handleRequest(pos.id, req.bytes)).equals(Buffer.from(first))).toBe(true);
+    expect(await balance(f, w1)).toBe(2000);
+    expect(auth.charged()).toEqual({ [requestId]: 2000 });
+    expect(auth.voided).toEqual([]);
+    // The authorizer is told what it authorizes: amount, currency and the wallet credited.
+    expect(auth.authorizeCalls[0]).toMatchObject({ requestId, amountMinor: 2000, currency: 'EUR', wallet: w1.id });
+  });
+
+  it('the same request id with a larger amount and another wallet after a lost authorizer answer is refused and credits nothing', async () => {
+    // The first answer is lost after the card was charged; the hub's timeout reversal is lost too.
+    const auth = new LossyAuthorizer({ authorize: 1, void: 1 });
+    const { fx: f, pos, w1, w2 } = await setup(auth);
+    const requestId = newRequestId(f.now);
+    const sealedCard = sealCard({ pan: TEST_PAN_APPROVED, expiry: '12/30' }, auth.sealingPublicKey, requestId);
+    const original = cardTopup(f, pos, w1, 1000, requestId, sealedCard);
+    expect(readResult(f.hub, await f.hub.handleRequest(pos.id, original.bytes))).toMatchObject({ status: 'declined', code: 'INTERNAL' });
+
+    const forged = cardTopup(f, pos, w2, 900_000, requestId, sealedCard);
+    expect(readResult(f.hub, await f.hub.handleRequest(pos.id, forged.bytes))).toMatchObject({ status: 'declined', code: 'DUPLICATE_MISMATCH', amountMinor: 0 });
+    expect(readResult(f.hub, await f.hub.handleRequest(pos.id, forged.bytes)).code).toBe('DUPLICATE_MISMATCH');
+    expect([await balance(f, w1), await balance(f, w2)]).toEqual([0, 0]);
+    expect(auth.sim.approvals.map((a) => a.amountMinor)).toEqual([1000]);
+
+    // The refusal was not stored under the id, and did not void the card: the original's own
+    // retry gets its approval replayed and the ledger credits what the card was charged.
+    expect(readResult(f.hub, await f.hub.handleRequest(pos.id, original.bytes))).toMatchObject({ status: 'approved', amountMinor: 1000 });
+    expect([await balance(f, w1), await balance(f, w2)]).toEqual([1000, 0]);
+    expect(auth.charged()).toEqual({ [requestId]: 1000 });
+  });
+
+  it('a lost authorizer answer is voided (timeout reversal): the retry is declined, nothing charged, nothing credited', async () => {
+    const auth = new LossyAuthorizer({ authorize: 1 });
+    const { fx: f, pos, w1, w2 } = await setup(auth);
+    const requestId = newRequestId(f.now);
+    const sealedCard = sealCard({ pan: TEST_PAN_APPROVED, expiry: '12/30' }, auth.sealingPublicKey, requestId);
+    const original = cardTopup(f, pos, w1, 1000, requestId, sealedCard);
+    expect(readResult(f.hub, await f.hub.handleRequest(pos.id, original.bytes)).code).toBe('INTERNAL');
+    expect(auth.voided).toEqual([{ requestId, reason: 'no_answer' }]);
+    expect(readResult(f.hub, await f.hub.handleRequest(pos.id, original.bytes)).code).toBe('CARD_DECLINED');
+    expect(readResult(f.hub, await f.hub.handleRequest(pos.id, cardTopup(f, pos, w2, 900_000, requestId, sealedCard).bytes)).code).toBe('DUPLICATE_MISMATCH');
+    expect([await balance(f, w1), await balance(f, w2)]).toEqual([0, 0]);
+    expect(auth.charged()).toEqual({});
+  });
+
+  it('the ledger refusing the credit after the card was approved voids the card (real ledger balance limit)', async () => {
+    const auth = new LossyAuthorizer();
+    const { fx: f, pos, w1 } = await setup(auth);
+    // A wallet one euro short of the ledger's balance limit (Number.MAX_SAFE_INTEGER).
+    const near = Number.MAX_SAFE_INTEGER - 500;
+    expect((await f.hub.engine.submit({ kind: 'topup', requestId: newRequestId(f.now).slice(0, 32), walletId: w1.id, amountMinor: near, currency: 'EUR', source: 'cash' })).status).toBe(
+      'approved',
+    );
+    const requestId = newRequestId(f.now);
+    const req = cardTopup(f, pos, w1, 1000, requestId, sealCard({ pan: TEST_PAN_APPROVED, expiry: '12/30' }, auth.sealingPublicKey, requestId));
+    const r = readResult(f.hub, await f.hub.handleRequest(pos.id, req.bytes));
+    expect(r).toMatchObject({ status: 'declined', code: 'AMOUNT_INVALID' });
+    expect(auth.sim.approvals.map((a) => a.requestId)).toEqual([requestId]);
+    expect(auth.voided).toEqual([{ requestId, reason: 'ledger_declined' }]);
+    expect(auth.charged()).toEqual({});
+    expect(await balance(f, w1)).toBe(near);
+    // A retry is answered from the stored decline: no second authorization, no second void.
+    expect(readResult(f.hub, await f.hub.handleRequest(pos.id, req.bytes))).toEqual(r);
+    expect([auth.sim.approvals.length, auth.voided.length]).toEqual([1, 1]);
+  });
+
+  it('the ledger failing before it logged the credit voids the card; the retry is declined and credits nothing', async () => {
+    const auth = new LossyAuthorizer();
+    const { fx: f, pos, w1 } = await setup(auth);
+    vi.spyOn(f.hub.engine, 'submit').mockRejectedValueOnce(new LedgerError('queue_full', 'test'));
+    const requestId = newRequestId(f.now);
+    const req = cardTopup(f, pos, w1, 1000, requestId, sealCard({ pan: TEST_PAN_APPROVED, expiry: '12/30' }, auth.sealingPublicKey, requestId));
+    expect(readResult(f.hub, await f.hub.handleRequest(pos.id, req.bytes)).code).toBe('UNAVAILABLE');
+    expect(auth.voided).toEqual([{ requestId, reason: 'ledger_failed' }]);
+    expect(readResult(f.hub, await f.hub.handleRequest(pos.id, req.bytes)).code).toBe('CARD_DECLINED');
+    expect(await balance(f, w1)).toBe(0);
+    expect(auth.charged()).toEqual({});
+  });
+
+  it('a ledger that logged the credit before failing is not voided: its recovery credits what the card was charged', async () => {
+    const auth = new LossyAuthorizer();
+    // The engine commits the next batch's log rows and stops (a crash after the log write).
+    const { fx: f, pos, w1 } = await setup(auth, { engine: { hooks: { stopAfter: 'log' } } });
+    const requestId = newRequestId(f.now);
+    const req = cardTopup(f, pos, w1, 1000, requestId, sealCard({ pan: TEST_PAN_APPROVED, expiry: '12/30' }, auth.sealingPublicKey, requestId));
+    expect(readResult(f.hub, await f.hub.handleRequest(pos.id, req.bytes)).code).toBe('UNAVAILABLE');
+    expect(auth.voided).toEqual([]);
+    // Restart without the hook, same authorizer (an acquirer outlives the hub).
+    await f.hub.close();
+    const hub = await createHub({ dataDir: f.dir, clock: () => f.now, holdReleaseIntervalMs: 0, cardAuthorizer: auth });
+    (f as { hub: typeof hub }).hub = hub;
+    expect(readResult(hub, await hub.handleRequest(pos.id, req.bytes))).toMatchObject({ status: 'approved', amountMinor: 1000 });
+    expect(await balance(f, w1)).toBe(1000);
+    expect(auth.charged()).toEqual({ [requestId]: 1000 });
+  });
+});
