@@ -173,10 +173,19 @@ export class SettlementService {
     const row = await ledgerDecision(this.#o.engine, body.requestId);
     if (!row) return undefined;
     const base = { currency: row.currency, timeMs: row.atMs, cache: true };
-    const wallet = 'authorization' in body.op ? body.op.authorization.body.wallet : undefined;
-    // The stored result's content hash is gone with it; the ledger row still names its payer: a
-    // request under the same id from another wallet is not that settlement.
-    if (wallet !== undefined && row.payerNum !== null && row.payerNum !== (await this.#o.engine.getAccount(wallet))?.num) {
+    const op = body.op;
+    const wallet = 'authorization' in op ? op.authorization.body.wallet : undefined;
+    const credited = op.type === 'topup' ? op.wallet : undefined;
+    const amountMinor = 'authorization' in op ? op.authorization.body.amountMinor : op.type === 'topup' ? op.amountMinor : undefined;
+    const accountNum = async (id: string) => (await this.#o.engine.getAccount(id))?.num;
+    // The stored result's content hash is gone with it; the ledger row still names its payer (a
+    // top-up's payee) and amount: a request under the same id from another wallet, or for
+    // another amount, is not that settlement.
+    const another =
+      (wallet !== undefined && row.payerNum !== null && row.payerNum !== (await accountNum(wallet))) ||
+      (credited !== undefined && row.payeeNum !== null && row.payeeNum !== (await accountNum(credited))) ||
+      (row.state !== 'declined' && amountMinor !== undefined && row.amountMinor !== amountMinor);
+    if (another) {
       // Not stored under the id: the settlement's own retry must still find the ledger's answer.
       return { ...base, cache: false, status: 'declined', code: 'DUPLICATE_MISMATCH', withdrawal: 'none', amountMinor: 0 };
     }

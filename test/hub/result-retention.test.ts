@@ -166,4 +166,21 @@ describe('result retention', () => {
     await expect(fx.hub.refund(used.sale.requestId)).rejects.toMatchObject({ code: 'TICKET_USED' });
     expect(await used.balance()).toBe(300);
   });
+
+  it('a top-up whose stored result a crash lost: the same id for another wallet or amount is not that top-up', async () => {
+    const w = await register(fx.hub);
+    const other = await register(fx.hub);
+    const topup = (wallet: typeof w, amountMinor: number, requestId?: string) =>
+      signRequest(pos, { type: 'topup', wallet: wallet.id, amountMinor, currency: 'EUR', method: 'cash', operatorId: 'op-1' }, fx.now, requestId ? { requestId } : {});
+    const first = topup(w, 1000);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, first.bytes)).status).toBe('approved');
+    await loseStoredResult(first.requestId);
+    for (const impostor of [topup(other, 1000, first.requestId), topup(w, 90_000, first.requestId)]) {
+      expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, impostor.bytes))).toMatchObject({ status: 'declined', code: 'DUPLICATE_MISMATCH' });
+    }
+    // The top-up's own retry is still answered from the ledger: approved, credited once.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, first.bytes))).toMatchObject({ status: 'approved', amountMinor: 1000 });
+    expect((await fx.hub.showAccount(w.id))?.account.balanceMinor).toBe(1000);
+    expect((await fx.hub.showAccount(other.id))?.account.balanceMinor).toBe(0);
+  });
 });
