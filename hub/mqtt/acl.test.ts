@@ -25,12 +25,13 @@ describe('terminal ACL', () => {
     expect(mayPublish('pos-1', topics.request('pos-1'), MAX_TERMINAL_PAYLOAD_BYTES + 1, false)).toMatchObject({ ok: false });
   });
 
-  it('lets a terminal subscribe to its own reply and the announcements only', () => {
+  it("lets a terminal subscribe to its own reply, the announcements and the hub's presence only", () => {
     expect(maySubscribe('pos-1', topics.reply('pos-1')).ok).toBe(true);
+    expect(maySubscribe('pos-1', topics.hubPresence).ok).toBe(true);
     expect(maySubscribe('pos-1', topics.allAnnouncements).ok).toBe(true);
     expect(maySubscribe('pos-1', topics.announce('blocklist')).ok).toBe(true);
     expect(maySubscribe('pos-1', topics.catalog('canteen')).ok).toBe(true);
-    for (const filter of [topics.reply('pos-2'), 'tapsettle/v1/terminal/+/reply', '#', 'tapsettle/#', topics.request('pos-1'), 'tapsettle/v1/hub/announce/+/x', '$SYS/#']) {
+    for (const filter of [topics.reply('pos-2'), 'tapsettle/v1/terminal/+/reply', '#', 'tapsettle/#', topics.request('pos-1'), 'tapsettle/v1/hub/announce/+/x', 'tapsettle/v1/hub/+', '$SYS/#']) {
       expect(maySubscribe('pos-1', filter).ok, filter).toBe(false);
     }
   });

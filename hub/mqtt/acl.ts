@@ -1,6 +1,6 @@
 /**
  * Per-terminal ACL (issue 4): a terminal publishes only on its own request, receipt and presence
- * topics and subscribes only to its own reply topic and the hub announcements. Pure functions,
+ * topics and subscribes only to its own reply topic, the hub announcements and the hub's presence. Pure functions,
  * shared by the aedes hooks and the Mosquitto ACL generator's test.
  */
 import { MAX_TERMINAL_PAYLOAD_BYTES, TOPIC_ROOT, parseTerminalTopic } from '../../protocol/index.ts';
@@ -10,6 +10,8 @@ export type AclVerdict = { ok: true } | { ok: false; reason: string };
 
 const ANNOUNCE_PREFIX = `${TOPIC_ROOT}/hub/announce/`;
 const ANNOUNCE_ALL = `${TOPIC_ROOT}/hub/announce/#`;
+/** The hub's retained presence: a terminal goes offline-capable while the hub's will stands. */
+const HUB_PRESENCE = `${TOPIC_ROOT}/hub/presence`;
 
 export function mayPublish(terminalId: string, topic: string, payloadBytes: number, retain: boolean): AclVerdict {
   if (payloadBytes > MAX_TERMINAL_PAYLOAD_BYTES) return { ok: false, reason: `payload ${payloadBytes} > ${MAX_TERMINAL_PAYLOAD_BYTES} bytes` };
@@ -25,12 +27,12 @@ export function mayPublish(terminalId: string, topic: string, payloadBytes: numb
 }
 
 export function maySubscribe(terminalId: string, topicFilter: string): AclVerdict {
-  if (topicFilter === ANNOUNCE_ALL) return { ok: true };
+  if (topicFilter === ANNOUNCE_ALL || topicFilter === HUB_PRESENCE) return { ok: true };
   if (topicFilter.startsWith(ANNOUNCE_PREFIX) && !topicFilter.includes('+') && !topicFilter.includes('#')) return { ok: true };
   if (topicFilter.endsWith('/#') && topicFilter.startsWith(ANNOUNCE_PREFIX)) return { ok: true };
   const parsed = parseTerminalTopic(topicFilter);
   if (parsed && parsed.terminalId === terminalId && parsed.kind === 'reply') return { ok: true };
-  return { ok: false, reason: 'may subscribe only to its own reply topic and hub announcements' };
+  return { ok: false, reason: "may subscribe only to its own reply topic, hub announcements and the hub's presence" };
 }
 
 /** A presence message is a few dozen bytes; the broker keeps it retained, so no more than this. */

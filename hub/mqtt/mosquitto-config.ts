@@ -63,6 +63,7 @@ export function mosquittoAcl(): string {
     `pattern write ${TOPIC_ROOT}/terminal/%u/presence`,
     `pattern read ${TOPIC_ROOT}/terminal/%u/reply`,
     `pattern read ${TOPIC_ROOT}/hub/announce/#`,
+    `pattern read ${TOPIC_ROOT}/hub/presence`,
     '',
     '# the hub',
     `user ${HUB_USERNAME}`,

@@ -64,6 +64,14 @@ export class HubClient {
   private readonly unacknowledged = new Map<string, { envelope: string; lastSentMs: number; sends: number }>();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  /** Subscribed after the last CONNACK (cleared when the connection closes). */
+  private linked = false;
+  /**
+   * The hub's own retained presence (its will says offline): with an external broker the broker
+   * can be up while the hub is down, and then the terminal must decide as offline, not wait.
+   */
+  private hubUp = true;
+  private reportedOnline = false;
 
   constructor(private readonly o: HubClientOptions) {
     this.seq = o.store.nextPresenceSeq(o.clock());
@@ -94,7 +102,10 @@ export class HubClient {
       this.client.options.reconnectPeriod = o.reconnectPeriodMs;
       void this.onConnect();
     });
-    this.client.on('close', () => this.o.onOnlineChange(false));
+    this.client.on('close', () => {
+      this.linked = false;
+      this.reportOnline();
+    });
     this.client.on('error', (err) => {
       const refusal = (err as { code?: unknown }).code;
       if (typeof refusal !== 'number') return void o.log.warn({ err: err.message }, 'hub: connection error');
@@ -108,8 +119,16 @@ export class HubClient {
     this.timer.unref();
   }
 
+  /** Connected to the broker, subscribed, and the hub itself is up. */
   get online(): boolean {
-    return this.client.connected;
+    return this.client.connected && this.linked && this.hubUp;
+  }
+
+  private reportOnline(): void {
+    const online = this.online;
+    if (online === this.reportedOnline) return;
+    this.reportedOnline = online;
+    this.o.onOnlineChange(online);
   }
 
   private credentials(): string {
@@ -127,15 +146,20 @@ export class HubClient {
   private async onConnect(): Promise<void> {
     const id = this.o.terminalId;
     try {
-      await this.client.subscribeAsync([topics.reply(id), topics.allAnnouncements], { qos: 1 });
+      await this.client.subscribeAsync([topics.reply(id), topics.allAnnouncements, topics.hubPresence], { qos: 1 });
       await this.client.publishAsync(topics.presence(id), this.presence('online'), { qos: 1, retain: true });
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'hub: setup after CONNACK failed');
       return;
     }
-    this.o.log.info({ seq: this.seq, open: this.o.store.openCount() }, 'hub: online; forwarding outbox');
-    this.o.onOnlineChange(true);
-    // Reconnect: forward every unacknowledged receipt and open request (offline authorizations included).
+    this.linked = true;
+    this.o.log.info({ seq: this.seq, open: this.o.store.openCount(), hubUp: this.hubUp }, 'hub: connected; forwarding outbox');
+    this.reportOnline();
+    this.forward();
+  }
+
+  /** Forward every unacknowledged receipt and open request (offline authorizations included). */
+  private forward(): void {
     for (const r of this.o.store.pendingReceipts()) {
       // Receipts of requests the hub has not settled yet follow their result (runtime.onReply).
       if (this.o.store.get(r.requestId)?.state === 'done') this.publishReceipt(r.requestId, r.envelope);
@@ -145,6 +169,7 @@ export class HubClient {
   }
 
   private onMessage(topic: string, payload: Buffer): void {
+    if (topic === topics.hubPresence) return this.onHubPresence(payload);
     const raw = payload.toString('utf8');
     if (topic === topics.reply(this.o.terminalId)) {
       const d = decodeMessage(raw, ['settlement.result', 'error', 'receipt.ack']);
@@ -162,6 +187,22 @@ export class HubClient {
       return;
     }
     this.o.onAnnouncement(d.value);
+  }
+
+  /** The hub's retained presence `{ v: 1, state, time }`: offline while its will stands. */
+  private onHubPresence(payload: Buffer): void {
+    let state: unknown;
+    try {
+      state = (JSON.parse(payload.toString('utf8')) as { state?: unknown }).state;
+    } catch {
+      state = undefined;
+    }
+    if (state !== 'online' && state !== 'offline') return void this.o.log.warn({ bytes: payload.length }, 'hub: unreadable hub presence ignored');
+    const wasUp = this.hubUp;
+    this.hubUp = state === 'online';
+    if (wasUp !== this.hubUp) this.o.log.warn({ hubUp: this.hubUp }, this.hubUp ? 'hub: the hub is back' : 'hub: the hub is down (its broker is up): deciding offline');
+    this.reportOnline();
+    if (!wasUp && this.hubUp && this.linked) this.forward();
   }
 
   /** Publish a persisted request now (QoS 1). The outbox row must exist first. */

@@ -1,0 +1,81 @@
+/**
+ * With an external broker the broker can be up while the hub is down: the terminal follows the
+ * hub's retained presence (its will says offline), decides offline meanwhile instead of waiting
+ * for answers that cannot come, and forwards its outbox when the hub is back. The real terminal
+ * hub client against a real aedes broker on a free port, the hub's presence published as the hub does.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Aedes } from 'aedes';
+import { afterAll, describe, expect, it } from 'vitest';
+import { newRequestId, topics } from '../../protocol/index.ts';
+import { HubClient } from '../../terminal/hub/hub-client.ts';
+import { TerminalStore } from '../../terminal/store/terminal-store.ts';
+import { captureLogger, eventually, makeTerminal } from '../mqtt/fixtures.ts';
+
+describe("the hub's presence on the terminal", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapsettle-hub-presence-'));
+  let broker: Aedes | undefined;
+  let server: Server | undefined;
+  let client: HubClient | undefined;
+  let store: TerminalStore | undefined;
+  afterAll(async () => {
+    await client?.close();
+    store?.close();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) => (broker ? broker.close(() => resolve()) : resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is offline while the hub is down behind a live broker, and forwards its outbox when the hub is back', async () => {
+    broker = await Aedes.createBroker();
+    server = createServer(broker.handle);
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const hubPresence = (state: 'online' | 'offline') =>
+      new Promise<void>((resolve, reject) =>
+        broker!.publish({ cmd: 'publish', topic: topics.hubPresence, payload: Buffer.from(JSON.stringify({ v: 1, state, time: Date.now() })), qos: 1, retain: true, dup: false }, (err) => (err ? reject(err) : resolve())),
+      );
+    const requests: string[] = [];
+    const terminalStates: string[] = [];
+    broker.subscribe(topics.allRequests, (packet, cb) => (requests.push(Buffer.from(packet.payload).toString('utf8')), cb()), () => undefined);
+    broker.subscribe(topics.allPresence, (packet, cb) => (terminalStates.push((JSON.parse(Buffer.from(packet.payload).toString('utf8')) as { state: string }).state), cb()), () => undefined);
+    await hubPresence('offline'); // the hub's will, retained: the hub is down
+
+    const terminal = makeTerminal('vend-1');
+    store = TerminalStore.open(join(dir, 'terminal.db'));
+    const online: boolean[] = [];
+    client = new HubClient({
+      url,
+      terminalId: terminal.terminalId,
+      secretKey: terminal.keys.secretKey,
+      store,
+      log: captureLogger().logger,
+      clock: Date.now,
+      retryMs: 60_000,
+      reconnectPeriodMs: 100,
+      onReply: () => undefined,
+      onAnnouncement: () => undefined,
+      onOnlineChange: (up) => online.push(up),
+    });
+    // Connected and subscribed (its own presence, published after subscribing, is out), yet offline: the hub is down.
+    await eventually(() => terminalStates.includes('online'));
+    expect(client.online).toBe(false);
+    expect(online).toEqual([]);
+
+    // An offline sale queued meanwhile goes out when the hub is back.
+    const requestId = newRequestId();
+    store.enqueue({ requestId, envelope: `{"offline-sale":"${requestId}"}`, wallet: null, amountMinor: 250, local: true, createdMs: Date.now() });
+    await hubPresence('online');
+    await eventually(() => online.at(-1) === true);
+    expect(client.online).toBe(true);
+    await eventually(() => requests.includes(`{"offline-sale":"${requestId}"}`));
+
+    await hubPresence('offline');
+    await eventually(() => online.at(-1) === false);
+    expect(client.online).toBe(false);
+    expect(online).toEqual([true, false]);
+  });
+});
