@@ -85,6 +85,9 @@ export interface RuntimeEvents {
   tap: [atMs: number];
 }
 
+/** An admission record's id among the used ticket ids (ids of both are hex; the prefix keeps them apart). */
+const admissionKey = (recordId: string): string => `admission:${recordId}`;
+
 export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   readonly config: TerminalConfig;
   private readonly d: TerminalRuntimeDeps;
@@ -96,6 +99,9 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private readonly abort = new AbortController();
   private readonly tapLoop: Promise<void>;
   private readonly ticker: NodeJS.Timeout;
+  /** The dispense in progress (drop or timeout, then its event handled); close() waits for it. */
+  private dispensing: Promise<void> | undefined;
+  private closing = false;
   private current: { card: WalletCard; session: NfcSession; done: () => void; v2: boolean; walletKeyHex: string | undefined; consumed: Set<number> } | undefined;
   // Hub announcements (verified), persisted so an offline restart still has them.
   /** Hub key windows from the last keys announcement; until one arrives, only the pinned key. */
@@ -271,6 +277,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         terminalPeriodMinor: () => store.terminalPeriodMinor(c.limits.periodMs) + unsignedPeriodMinor(this.unsigned(), store.uptimeMs(), c.limits.periodMs),
         unsignedPassage: (wallet) => hasUnsignedPassage(this.unsigned(), wallet, store.uptimeMs()),
         ticketUsed: (id) => store.ticketUsed(id),
+        admissionUsed: (recordId) => store.ticketUsed(admissionKey(recordId)),
         abandonedFor: (wallet) => store.hasAbandoned(wallet),
         paidExit: (wallet, nowMs) => {
           const raw = store.getKv(`paid-exit.${wallet}`);
@@ -281,7 +288,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       },
       timeouts: { hubMs: c.hub.timeoutMs, dropMs: c.vending?.dropTimeoutMs ?? 4000, tapMs: 10_000 },
       ...(c.kind === 'pos' ? { heldTickets: (wallet: string) => this.heldTickets(wallet) } : {}),
-      ...(c.gate ? { gate: { station: c.gate.station, mode: c.gate.mode } } : {}),
+      ...(c.gate ? { gate: { station: c.gate.station, mode: c.gate.mode, passageTimeoutMs: c.gate.passageTimeoutMs } } : {}),
       ...(this.gateKeys ? { gateKeys: this.gateKeys } : {}),
     };
   }
@@ -424,13 +431,17 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         // Durably BEFORE the motor runs (MDB "vend started"): a power cut from here on is a
         // failed dispense at start-up (recoverVends), refunded by the hub.
         this.d.store.markVendStarted(cmd.requestId, cmd.slot, nowMs);
-        vending
+        const dispensing = vending
           .dispense(cmd.slot, { timeoutMs: this.config.vending?.dropTimeoutMs ?? 4000 })
-          .then((r) => void this.post(r.kind === 'dispensed' ? { e: 'drop' } : { e: 'dispense.failed' }))
+          .then((r) => this.post(r.kind === 'dispensed' ? { e: 'drop' } : { e: 'dispense.failed' }))
           .catch((err: unknown) => {
             this.log.error({ err }, 'dispense failed');
-            void this.post({ e: 'dispense.failed' });
+            return this.post({ e: 'dispense.failed' });
           });
+        this.dispensing = dispensing;
+        void dispensing.finally(() => {
+          if (this.dispensing === dispensing) this.dispensing = undefined;
+        });
         return;
       }
       case 'print':
@@ -450,6 +461,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         return;
       case 'paidExit.consume':
         this.d.store.deleteKv(`paid-exit.${cmd.wallet}`);
+        return;
+      case 'admission.used':
+        // Kept with the used tickets (the same durable set of ids, anti-reuse while the hub is away).
+        this.d.store.markTicketUsed(admissionKey(cmd.recordId), nowMs);
         return;
       case 'paidExit.grant':
         // Paid (or a ticket trip) but nobody passed: the next exit of this wallet opens for free.
@@ -810,7 +825,17 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closing) return;
+    this.closing = true;
+    // A dispense under way is seen to its end first (its drop sensor decides the receipt), bounded:
+    // a restart must not turn a delivered article into a "power lost" refund at the next start.
+    const dispensing = this.closed ? undefined : this.dispensing;
+    if (dispensing) {
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, (this.config.vending?.dropTimeoutMs ?? 4000) + 1000)));
+      await Promise.race([dispensing, bound]);
+      clearTimeout(timer);
+    }
     this.closed = true;
     clearInterval(this.ticker);
     this.abort.abort();
@@ -818,6 +843,12 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     await this.hub.close();
     await this.tapLoop;
     await this.queue.catch(() => undefined);
+  }
+
+  /** Test hook: from now on nothing is handled, as after a power cut; close() then waits for nothing. */
+  simulatePowerCut(): void {
+    this.closed = true;
+    clearInterval(this.ticker);
   }
 
   /** Test hook: drop the MQTT socket without DISCONNECT. */

@@ -331,6 +331,7 @@ export class Registry implements TerminalDirectory {
       ticketUseGet: p('SELECT request_id FROM ticket_uses WHERE ticket_id = ?'),
       ticketGet: p('SELECT 1 FROM tickets WHERE ticket_id = ?'),
       ticketUseInsert: p('INSERT INTO ticket_uses (ticket_id, request_id, terminal_id, station, used_ms) VALUES (?, ?, ?, ?, ?)'),
+      ticketUseRelease: p('DELETE FROM ticket_uses WHERE ticket_id = ? AND request_id = ?'),
       entryGet: p('SELECT request_id FROM entry_records WHERE record_id = ?'),
       entryInsert: p('INSERT INTO entry_records (record_id, request_id) VALUES (?, ?)'),
       entryRestore: p('INSERT OR IGNORE INTO entry_records (record_id, request_id) VALUES (?, ?)'),
@@ -1023,6 +1024,11 @@ export class Registry implements TerminalDirectory {
 
   putTicket(ticketId: string, wallet: string, product: string, requestId: string, issuedMs: number): void {
     this.#relaxed(() => this.#s.ticketInsert!.run(ticketId, wallet, product, requestId, issuedMs));
+  }
+
+  /** Undoes a use claimed by `requestId` (a refund that was declined after it voided the ticket). */
+  releaseTicketUse(ticketId: string, requestId: string): void {
+    this.#relaxed(() => this.#s.ticketUseRelease!.run(ticketId, requestId));
   }
 
   hasTicket(ticketId: string): boolean {

@@ -491,8 +491,12 @@ export class Hub implements TerminalDirectory {
     if (!original) throw new OperationRefused('NOT_FOUND', `no approved settlement ${requestId}`);
     if (options.requireHold && original.holdUntilMs === null) throw new OperationRefused('NOT_CANCELLABLE', 'the purchase has no cancellation window');
     const refundId = derivedId('operator-refund', requestId);
-    await this.#voidTicketOf(requestId, stored?.op === 'ticket.sale', refundId);
-    return this.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });
+    const voided = await this.#voidTicketOf(requestId, stored?.op === 'ticket.sale', refundId);
+    const outcome = await this.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });
+    // Not refunded (the merchant's balance short of it, say): the customer keeps a usable ticket.
+    // Refunded already, by this or another path: the ticket stays void.
+    if (voided && outcome.status === 'declined' && outcome.code !== 'already_refunded') this.registry.releaseTicketUse(voided, refundId);
+    return outcome;
   }
 
   /**
@@ -501,12 +505,13 @@ export class Hub implements TerminalDirectory {
    * and a ticket already used is not refunded. A gate deciding offline has not heard of it: it
    * admits the ticket once, and its later report is refused.
    */
-  async #voidTicketOf(requestId: string, knownTicketSale: boolean, refundId: string): Promise<void> {
+  async #voidTicketOf(requestId: string, knownTicketSale: boolean, refundId: string): Promise<string | undefined> {
     const ticketId = derivedId('ticket', requestId);
-    if (!knownTicketSale && !this.registry.hasTicket(ticketId)) return;
+    if (!knownTicketSale && !this.registry.hasTicket(ticketId)) return undefined;
     const claim = this.registry.claimTicketUse(ticketId, refundId, 'hub', 'refund', this.clock());
     if (claim === 'replay') throw new OperationRefused('TICKET_USED', `the ticket of ${requestId} was used: not refunded`);
     await this.registry.durable();
+    return ticketId;
   }
 
   /** Cancellation inside the window (seed 004 claim 13) on the operator's word. */

@@ -29,6 +29,8 @@ export class Fixture {
   periodMinor = 0;
   /** Wallets with an unsigned passage on file (policy/unsigned.ts). */
   readonly unsignedWallets = new Set<string>();
+  /** Admission records this (exit) gate already let a wallet out on. */
+  readonly usedAdmissions = new Set<string>();
   private n = 0;
 
   constructor(readonly terminalId = 'term-1', readonly merchantId = 'shop-1') {}
@@ -43,6 +45,7 @@ export class Fixture {
       terminalPeriodMinor: () => this.periodMinor,
       ticketUsed: (id) => this.usedTickets.has(id),
       unsignedPassage: (w) => this.unsignedWallets.has(w),
+      admissionUsed: (recordId) => this.usedAdmissions.has(recordId),
     };
   }
 

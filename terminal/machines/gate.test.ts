@@ -173,7 +173,7 @@ describe('gate: exit', () => {
 
   it('hub silent while a fare waits: abandon and stay closed', () => {
     const f = new Fixture('gate-out');
-    const s = { s: 'exit.settling', requestId: f.id(), wallet: f.wallet().hex, entryRecordId: null, untilMs: T0 + 100 } satisfies GateState;
+    const s = { s: 'exit.settling', requestId: f.id(), wallet: f.wallet().hex, entry: null, untilMs: T0 + 100 } satisfies GateState;
     const r = gateStep(s, { e: 'tick' }, exitCtx(f), T0 + 100);
     expect(r.commands[0]).toEqual({ c: 'hub.abandon', requestId: s.requestId });
     expect(kinds(r.commands)).not.toContain('gate.open');
@@ -257,6 +257,32 @@ describe('gate: exit — admission records must verify (an enrolled gate signed 
   });
 });
 
+describe('gate: exit — an admission record is good for one exit here', () => {
+  it('leaving on a record remembers it; a copy written back to the wallet is no record: the maximum fare, no ticket exit', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const record = f.admission(w.hex, 'A', T0 - 60_000, f.id());
+    const card = f.card(w, { admission: { recordId: 4, message: record }, statement: f.statement(w.hex, 5000) });
+    const first = run(exitCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+    expect(first.commands).toContainEqual({ c: 'admission.used', recordId: record.body.recordId });
+    f.usedAdmissions.add(record.body.recordId); // what the runtime stores for that command
+    const copy = run(exitCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+    // Charged the maximum fare (the barrier may open on the local decision; the wallet signs for it).
+    expect(copy.commands.find((c) => c.c === 'nfc.authorize')).toMatchObject({ offer: { amountMinor: FARES.maxFareMinor } });
+  });
+
+  it('a fare exit on a record remembers it too', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const record = f.admission(w.hex, 'A', T0 - 60_000);
+    const tapped = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission: { recordId: 9, message: record } }), requestId: f.id(), recordId: f.id() }]);
+    const authorize = tapped.commands.find((c) => c.c === 'nfc.authorize') as Extract<Command, { c: 'nfc.authorize' }>;
+    const signed = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(w, authorize.offer) }], tapped.state);
+    const settled = signed.state.s === 'exit.settling' ? run(exitCtx(f), [{ e: 'hub.result', result: f.result(signed.state.requestId, { status: 'approved', amountMinor: 300 }) }], signed.state) : signed;
+    expect([...signed.commands, ...settled.commands]).toContainEqual({ c: 'admission.used', recordId: record.body.recordId });
+  });
+});
+
 describe('gate: exit — a wallet with an unsigned passage on file', () => {
   it('gets no local decision: online it waits for the hub, offline it is refused', () => {
     const f = new Fixture('gate-out');
@@ -287,13 +313,30 @@ describe('gate: exit — paid but nobody passed', () => {
     const spec = (r.commands.find((c) => c.c === 'nfc.authorize') as Extract<Command, { c: 'nfc.authorize' }>).offer;
     r = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(w, spec) }, { e: 'hub.result', result: f.result(rid, { amountMinor: spec.amountMinor }) }], r.state);
     expect(r.commands).toContainEqual({ c: 'nfc.delete', recordId: 5 });
-    r = run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 8_001);
+    r = run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 10_001);
     expect(r.state.s).toBe('idle');
     expect(r.commands).toEqual([FAIL(rid), { c: 'paidExit.grant', wallet: w.hex, requestId: rid }]);
     // The runtime keeps the grant (usage.paidExit): the next tap opens without a new charge.
     const next = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => rid } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 20_000);
     expect(next.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'paidExit.consume', wallet: w.hex }]);
     expect(kinds(next.commands)).not.toContain('nfc.authorize');
+  });
+
+  it("waits for the barrier's whole configured window: a passage at 10 s of a 15 s window is a passage, not a free exit", () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const ctx = exitCtx(f, { gate: { station: 'C', mode: 'exit', passageTimeoutMs: 15_000 } });
+    const rid = f.id();
+    let r = run(ctx, [{ e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }]);
+    r = run(ctx, [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], r.state);
+    r = run(ctx, [{ e: 'tick' }], r.state, T0 + 10_001);
+    expect(r.state.s).toBe('passing');
+    r = run(ctx, [{ e: 'passage' }], r.state, T0 + 10_002);
+    expect(r.commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
+    // Nobody within the window and its margin: then the grant.
+    const quiet = run(ctx, [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
+    const signed = run(ctx, [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], quiet.state);
+    expect(kinds(run(ctx, [{ e: 'tick' }], signed.state, T0 + 17_001).commands)).toContain('paidExit.grant');
   });
 
   it('a fare submitted on the local decision, a ticket trip, a paid exit: each is granted again; a passage grants nothing', () => {
@@ -303,22 +346,22 @@ describe('gate: exit — paid but nobody passed', () => {
     let r = run(exitCtx(f), [{ e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }]);
     r = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], r.state);
     expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true });
-    expect(run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 8_001).commands).toEqual([FAIL(rid), { c: 'paidExit.grant', wallet: w.hex, requestId: rid }]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 10_001).commands).toEqual([FAIL(rid), { c: 'paidExit.grant', wallet: w.hex, requestId: rid }]);
     expect(run(exitCtx(f), [{ e: 'passage' }], r.state).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
 
     const ticketId = f.id();
     const ticket = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'A', T0 - 60_000, ticketId) } }), requestId: f.id(), recordId: f.id() }]);
-    expect(run(exitCtx(f), [{ e: 'tick' }], ticket.state, T0 + 8_001).commands).toEqual([{ c: 'paidExit.grant', wallet: w.hex, requestId: ticketId }]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], ticket.state, T0 + 10_001).commands).toEqual([{ c: 'paidExit.grant', wallet: w.hex, requestId: ticketId }]);
 
     const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => 'r1' } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
-    expect(run(exitCtx(f), [{ e: 'tick' }], paid.state, T0 + 8_001).commands).toEqual([{ c: 'paidExit.grant', wallet: w.hex, requestId: 'r1' }]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], paid.state, T0 + 10_001).commands).toEqual([{ c: 'paidExit.grant', wallet: w.hex, requestId: 'r1' }]);
   });
 
   it('an unsigned passage that did not happen grants nothing (nothing was paid)', () => {
     const f = new Fixture('gate-out');
     const w = f.wallet();
     let r = run(exitCtx(f), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }, { e: 'card.lost' }]);
-    r = run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 8_001);
+    r = run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 10_001);
     expect(kinds(r.commands)).not.toContain('paidExit.grant');
   });
 });

@@ -28,7 +28,7 @@ export type GateState =
     }
   /** The license's offline credit does not cover the fare: reading the wallet's statement. */
   | { s: 'exit.reading'; tap: Extract<CommonEvent, { e: 'tap' }>; untilMs: number }
-  | { s: 'exit.settling'; requestId: string; wallet: string; entryRecordId: number | null; untilMs: number }
+  | { s: 'exit.settling'; requestId: string; wallet: string; entry: CardInfo['admission']; untilMs: number }
   /**
    * Barrier open: waiting for the passage sensor (one passage per decision). `paid`: an exit the
    * wallet has paid for (fare approved or submitted, ticket trip, paid exit): when nobody passes,
@@ -41,7 +41,13 @@ export type GateEvent = CommonEvent | { e: 'passage' };
 export const GATE_IDLE: GateState = { s: 'idle' };
 
 const AUTHORIZE_MS = 5_000;
+/** The barrier's passage window when the config names none (hardware DEFAULT_GATE_TIMING). */
 const PASSAGE_MS = 8_000;
+/**
+ * The machine waits this much longer than the barrier stays open: a passage the sensor saw in time
+ * must reach it before it concludes "nobody passed" (and grants the wallet's next exit as paid).
+ */
+const PASSAGE_MARGIN_MS = 2_000;
 /** Without a fare table an admission record counts as "inside" for this long (anti-passback). */
 const DEFAULT_MAX_TRIP_MS = 4 * 3600_000;
 
@@ -53,8 +59,9 @@ function deny(text: string): Step<GateState> {
   return step(GATE_IDLE, [{ c: 'gate.deny' }, { c: 'nfc.release' }, display(text, 'error')]);
 }
 
-function passing(requestId: string | null, nowMs: number, commands: Command[], paid?: { wallet: string; requestId: string }): Step<GateState> {
-  return step({ s: 'passing', requestId, ...(paid ? { paid } : {}), untilMs: nowMs + PASSAGE_MS }, commands);
+function passing(ctx: TerminalContext, requestId: string | null, nowMs: number, commands: Command[], paid?: { wallet: string; requestId: string }): Step<GateState> {
+  const windowMs = (ctx.gate?.passageTimeoutMs ?? PASSAGE_MS) + PASSAGE_MARGIN_MS;
+  return step({ s: 'passing', requestId, ...(paid ? { paid } : {}), untilMs: nowMs + windowMs }, commands);
 }
 
 export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContext, nowMs: number): Step<GateState> {
@@ -77,12 +84,12 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         );
       }
       commands.push({ c: 'nfc.release' }, display(state.ticket ? 'welcome (ticket)' : 'welcome', 'ok'));
-      return passing(state.ticket ? state.requestId : null, nowMs, commands);
+      return passing(ctx, state.ticket ? state.requestId : null, nowMs, commands);
     }
     case 'wallet.authorized': {
       if (state.s !== 'exit.authorizing') return step(state);
       const license = state.license;
-      if (event.authorization.body.wallet !== license.body.wallet) return unsigned(state, nowMs, 'authorization from another wallet than the license');
+      if (event.authorization.body.wallet !== license.body.wallet) return unsigned(ctx, state, nowMs, 'authorization from another wallet than the license');
       const op = {
         type: 'fare' as const,
         authorization: event.authorization,
@@ -94,25 +101,24 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       const request = { c: 'hub.request' as const, requestId: state.requestId, op, wallet: license.body.wallet, amountMinor: state.fare.fareMinor };
       if (state.opened) {
         // The local decision already opened the barrier; the hub settles right behind it.
-        const removeEntry: Command[] = state.entry ? [{ c: 'nfc.delete', recordId: state.entry.recordId }] : [];
-        const commands: Command[] = [{ ...request, offline: true }, ...removeEntry, { c: 'nfc.release' }];
+        const commands: Command[] = [{ ...request, offline: true }, ...consumeEntry(state.entry), { c: 'nfc.release' }];
         if (state.passed) return step(GATE_IDLE, [...commands, { c: 'receipt', requestId: state.requestId, outcome: 'passed' }]);
-        return passing(state.requestId, nowMs, commands, { wallet: license.body.wallet, requestId: state.requestId });
+        return passing(ctx, state.requestId, nowMs, commands, { wallet: license.body.wallet, requestId: state.requestId });
       }
-      return step({ s: 'exit.settling', requestId: state.requestId, wallet: license.body.wallet, entryRecordId: state.entry?.recordId ?? null, untilMs: nowMs + ctx.timeouts.hubMs }, [
+      return step({ s: 'exit.settling', requestId: state.requestId, wallet: license.body.wallet, entry: state.entry, untilMs: nowMs + ctx.timeouts.hubMs }, [
         { ...request, offline: false },
         display('checking…'),
       ]);
     }
     case 'wallet.declined':
       if (state.s !== 'exit.authorizing') return step(state);
-      return state.opened ? unsigned(state, nowMs, `wallet declined: ${event.code}`) : deny(`wallet declined: ${event.code}`);
+      return state.opened ? unsigned(ctx, state, nowMs, `wallet declined: ${event.code}`) : deny(`wallet declined: ${event.code}`);
     case 'card.statement':
       if (state.s !== 'exit.reading') return step(state);
       return exitTap({ ...state.tap, card: { ...state.tap.card, statement: event.statement } }, ctx, nowMs, gate.station);
     case 'card.lost':
       if (state.s === 'exit.reading') return deny('card removed — tap again');
-      if (state.s === 'exit.authorizing' && state.opened) return unsigned(state, nowMs, 'card removed before signing');
+      if (state.s === 'exit.authorizing' && state.opened) return unsigned(ctx, state, nowMs, 'card removed before signing');
       if (state.s === 'admitting' || state.s === 'exit.authorizing') return deny('card removed — tap again');
       return step(state);
     case 'hub.result': {
@@ -120,11 +126,10 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       const r = checkHubResult(event.result, { requestId: state.requestId, terminalId: ctx.terminalId }, ctx.hubKeys);
       if (!r.ok) return step(state, [display(`ignored hub reply: ${r.code}`, 'error')]);
       if (r.body.status !== 'approved') return deny(`declined: ${r.body.code ?? 'unknown'}`);
-      const commands: Command[] = [{ c: 'gate.open' }];
-      if (state.entryRecordId !== null) commands.push({ c: 'nfc.delete', recordId: state.entryRecordId });
+      const commands: Command[] = [{ c: 'gate.open' }, ...consumeEntry(state.entry)];
       if (r.body.statement) commands.push({ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true });
       commands.push({ c: 'nfc.release' }, display(`fare ${price(r.body.amountMinor, r.body.currency)}`, 'ok'));
-      return passing(state.requestId, nowMs, commands, { wallet: state.wallet, requestId: state.requestId });
+      return passing(ctx, state.requestId, nowMs, commands, { wallet: state.wallet, requestId: state.requestId });
     }
     case 'hub.error':
       if (state.s !== 'exit.settling' || event.requestId !== state.requestId) return step(state);
@@ -145,7 +150,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         if (state.paid) commands.push({ c: 'paidExit.grant', ...state.paid });
         return step(GATE_IDLE, commands);
       }
-      if (state.s === 'exit.authorizing' && state.opened) return unsigned(state, nowMs, 'wallet did not sign in time');
+      if (state.s === 'exit.authorizing' && state.opened) return unsigned(ctx, state, nowMs, 'wallet did not sign in time');
       return deny('timed out');
   }
 }
@@ -157,13 +162,13 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
  * the operator, and the runtime counts the fare as an unsigned passage (policy/unsigned.ts):
  * exposure toward the wallet's and the terminal's limits, and no more local decisions for that wallet.
  */
-function unsigned(state: GateState & { s: 'exit.authorizing' }, nowMs: number, detail: string): Step<GateState> {
+function unsigned(ctx: TerminalContext, state: GateState & { s: 'exit.authorizing' }, nowMs: number, detail: string): Step<GateState> {
   const commands: Command[] = [
     { c: 'incident', kind: 'unsigned-passage', requestId: state.requestId, wallet: state.license.body.wallet, amountMinor: state.fare.fareMinor, detail },
     { c: 'nfc.release' },
     display('see staff: payment not completed', 'error'),
   ];
-  return state.passed ? step(GATE_IDLE, commands) : passing(null, nowMs, commands);
+  return state.passed ? step(GATE_IDLE, commands) : passing(ctx, null, nowMs, commands);
 }
 
 /**
@@ -173,8 +178,15 @@ function unsigned(state: GateState & { s: 'exit.authorizing' }, nowMs: number, d
  */
 function verifiedEntry(admission: CardInfo['admission'], wallet: string, ctx: TerminalContext): CardInfo['admission'] {
   if (!admission || admission.message.body.wallet !== wallet) return null;
+  // A record this gate already let the wallet out on, written back to the wallet: proves nothing.
+  if (ctx.usage.admissionUsed?.(admission.message.body.recordId)) return null;
   const key = ctx.gateKeys?.get(admission.message.body.terminalId);
   return key !== undefined && verifyMessage(admission.message, key) ? admission : null;
+}
+
+/** Leaving on an admission record: deleted from the wallet, and remembered so a copy of it opens nothing here again. */
+function consumeEntry(entry: CardInfo['admission']): Command[] {
+  return entry ? [{ c: 'nfc.delete', recordId: entry.recordId }, { c: 'admission.used', recordId: entry.message.body.recordId }] : [];
 }
 
 function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, station: string): Step<GateState> {
@@ -213,14 +225,13 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
   const ticketId = entry?.message.body.ticketId;
   if (entry && ticketId !== undefined && nowMs - entry.message.body.time <= maxTripMs) {
     // Entered on a ticket (its use was reported at the entrance): nothing to settle here.
-    return passing(null, nowMs, [{ c: 'gate.open' }, { c: 'nfc.delete', recordId: entry.recordId }, { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { wallet, requestId: ticketId });
+    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, ...consumeEntry(entry), { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { wallet, requestId: ticketId });
   }
   const paid = ctx.usage.paidExit?.(wallet, nowMs);
   if (paid !== undefined) {
     // The hub approved this wallet's fare after we had turned it away, or it paid and did not
     // pass: it has paid — never charge twice.
-    const removeEntry: Command[] = entry ? [{ c: 'nfc.delete', recordId: entry.recordId }] : [];
-    return passing(null, nowMs, [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...removeEntry, { c: 'nfc.release' }, display('paid — goodbye', 'ok')], { wallet, requestId: paid });
+    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...consumeEntry(entry), { c: 'nfc.release' }, display('paid — goodbye', 'ok')], { wallet, requestId: paid });
   }
   // An earlier fare of this wallet went unanswered and may still settle: charging again could
   // charge twice. Wait for the hub's answer (then the wallet leaves as paid, or pays anew).

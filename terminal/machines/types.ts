@@ -44,7 +44,8 @@ export interface TerminalContext {
   limits: RiskLimits;
   usage: UsageView;
   timeouts: { hubMs: number; dropMs: number; tapMs: number };
-  gate?: { station: string; mode: 'entry' | 'exit' };
+  /** passageTimeoutMs: how long the barrier stays open for the passage (the hardware's window). */
+  gate?: { station: string; mode: 'entry' | 'exit'; passageTimeoutMs?: number };
   /**
    * Exit gate: the enrolled gates' keys (terminal id → public key hex) from the hub's keys
    * announcement; an admission record verifies against them or counts as no record.
@@ -101,6 +102,8 @@ export type Command =
   | { c: 'ticket.markUsed'; ticketId: string }
   /** The late-approved exit fare of this wallet has been used to let it out. */
   | { c: 'paidExit.consume'; wallet: string }
+  /** Exit gate: the wallet left on this admission record; a copy of it proves no entry here again. */
+  | { c: 'admission.used'; recordId: string }
   /** This wallet's exit was paid (or its trip settled) but it did not pass: its next exit is paid. */
   | { c: 'paidExit.grant'; wallet: string; requestId: string }
   /** Something the operator must look at (kept durably, logged). */

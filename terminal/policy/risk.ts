@@ -37,6 +37,12 @@ export interface UsageView {
   /** A ticket this terminal already accepted (anti-reuse while the hub is away). */
   ticketUsed(ticketId: string): boolean;
   /**
+   * Exit gate: an admission record (by its recordId) this gate already let a wallet out on. A
+   * copy written back to the wallet proves no entry: a ticket trip is never reported to the hub,
+   * and a fare on a local decision is refused by the hub only after the barrier opened.
+   */
+  admissionUsed?(recordId: string): boolean;
+  /**
    * Gate: an exit fare the hub approved after this gate had given up waiting (the customer was
    * turned away); the next tap of that wallet opens without charging again. Returns its request id.
    */

@@ -183,4 +183,13 @@ describe('result retention', () => {
     expect((await fx.hub.showAccount(w.id))?.account.balanceMinor).toBe(1000);
     expect((await fx.hub.showAccount(other.id))?.account.balanceMinor).toBe(0);
   });
+
+  it('a ticket-sale refund the ledger declines (the merchant already paid out) leaves the ticket usable', async () => {
+    const sold = await dayPassSold();
+    const payout = await fx.hub.payout({ merchantId: 'transit' });
+    expect(payout.ok).toBe(true);
+    expect(await fx.hub.refund(sold.sale.requestId)).toMatchObject({ status: 'declined', code: 'insufficient_funds' });
+    expect(await sold.balance()).toBe(300);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, sold.use(fx.now).bytes)).status).toBe('approved');
+  });
 });

@@ -371,11 +371,37 @@ describe('vending terminal end to end', () => {
     first.remove();
     if (!opts.beforeMotor) expect(motor).toHaveLength(1);
     const { requestId } = commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
-    await first.close({ keepData: true }); // the power cut: nothing more runs
+    first.runtime.simulatePowerCut(); // nothing more runs
+    await first.close({ keepData: true });
     expect(commands.map((c) => c.c)).not.toContain('receipt');
     const second = await startSimulatedTerminal({ kind: 'vending', hubUrl: url, hub: site.hub, terminalId: name, merchantId: 'merchant-vending', dataDir, config: { hub: { reconnectPeriodMs: 100, retryMs: 300 } } });
     return { wallet, requestId, second, dataDir, url };
   }
+
+  it('a restart (systemctl) while an article drops waits for the drop: dispensed, not refunded', async () => {
+    const name = 'vm-graceful';
+    const dataDir = mkdtempSync(join(tmpdir(), `tapsettle-${name}-`));
+    const first = await site.terminal({ kind: 'vending', terminalId: name, dataDir, config: { vending: { dropTimeoutMs: 3000 } } });
+    first.setSlot(1, { kind: 'drops', afterMs: 150 });
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const commands = record(first).commands;
+    await first.runtime.select('cola');
+    first.tap(wallet);
+    await eventually(() => commands.find((c) => c.c === 'vend'), 8000, 'vend command');
+    first.remove();
+    const { requestId } = commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
+    await first.close({ keepData: true }); // SIGTERM right after the motor started
+    const second = await startSimulatedTerminal({ kind: 'vending', hubUrl: site.url, hub: site.hub, terminalId: name, merchantId: 'merchant-vending', dataDir, config: { hub: { reconnectPeriodMs: 100, retryMs: 300 } } });
+    try {
+      expect(storedReceipt(second, requestId)).toMatchObject({ outcome: 'dispensed' });
+      expect(second.started.store.openVends()).toEqual([]);
+      await eventually(() => second.started.store.getReceipt(requestId)?.acknowledged, 15_000, 'receipt acknowledged');
+      expect(await site.balance(wallet)).toBe(750);
+    } finally {
+      await second.close({ keepData: true });
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 
   it('power cut while the motor runs (approved online, no drop yet): the restarted machine reports the vend failed, refunded once', async () => {
     const { wallet, requestId, second, dataDir } = await powerCutDuringVend('vm-cut-online', { offline: false });
