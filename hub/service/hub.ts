@@ -490,12 +490,18 @@ export class Hub implements TerminalDirectory {
     }
     if (!original) throw new OperationRefused('NOT_FOUND', `no approved settlement ${requestId}`);
     if (options.requireHold && original.holdUntilMs === null) throw new OperationRefused('NOT_CANCELLABLE', 'the purchase has no cancellation window');
-    const refundId = derivedId('operator-refund', requestId);
-    const voided = await this.#voidTicketOf(requestId, stored?.op === 'ticket.sale', refundId);
+    const firstId = derivedId('operator-refund', requestId);
+    // The ledger keeps a decline under its id: after one for a cause that can pass (the merchant
+    // short of funds after a payout), a new attempt gets a new id. At most one refund of a sale
+    // still holds: the ledger refuses a second (already_refunded), whatever its id.
+    const prior = await ledgerDecision(this.engine, firstId);
+    const refundId = prior?.state === 'declined' && prior.code !== 'already_refunded' ? derivedId('operator-refund', `${requestId}:${this.clock()}`) : firstId;
+    // The ticket's void is claimed under the first id whatever the attempt: asking again is a retry of it.
+    const voided = await this.#voidTicketOf(requestId, stored?.op === 'ticket.sale', firstId);
     const outcome = await this.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });
     // Not refunded (the merchant's balance short of it, say): the customer keeps a usable ticket.
     // Refunded already, by this or another path: the ticket stays void.
-    if (voided && outcome.status === 'declined' && outcome.code !== 'already_refunded') this.registry.releaseTicketUse(voided, refundId);
+    if (voided && outcome.status === 'declined' && outcome.code !== 'already_refunded') this.registry.releaseTicketUse(voided, firstId);
     return outcome;
   }
 

@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { derivedId } from '../../hub/service/engine-ids.ts';
 import { PRODUCTS, SNACKS, authorize, cashTopup, enroll, openHubFixture, purchase, readResult, receipt, register, signRequest, type HubFixture, type TestTerminal } from './kit.ts';
 
 const DAY = 24 * 3600_000;
@@ -184,12 +185,24 @@ describe('result retention', () => {
     expect((await fx.hub.showAccount(other.id))?.account.balanceMinor).toBe(0);
   });
 
-  it('a ticket-sale refund the ledger declines (the merchant already paid out) leaves the ticket usable', async () => {
+  it('a ticket-sale refund the ledger declines (the merchant already paid out) leaves the ticket usable, and is tried anew later', async () => {
     const sold = await dayPassSold();
     const payout = await fx.hub.payout({ merchantId: 'transit' });
     expect(payout.ok).toBe(true);
     expect(await fx.hub.refund(sold.sale.requestId)).toMatchObject({ status: 'declined', code: 'insufficient_funds' });
     expect(await sold.balance()).toBe(300);
-    expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, sold.use(fx.now).bytes)).status).toBe('approved');
+    // The ticket was given back: an online gate would admit it (checked without using it up).
+    expect(fx.hub.registry.claimTicketUse(derivedId('ticket', sold.sale.requestId), 'ef'.repeat(16), 'probe', 'x', fx.now)).toBe('fresh');
+    fx.hub.registry.releaseTicketUse(derivedId('ticket', sold.sale.requestId), 'ef'.repeat(16));
+    // Once the merchant has money again, the refund is tried anew, not answered with the old decline.
+    await dayPassSold();
+    fx.advance(1000);
+    expect(await fx.hub.refund(sold.sale.requestId)).toMatchObject({ status: 'approved', amountMinor: 700 });
+    expect(await sold.balance()).toBe(1000);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, sold.use(fx.now).bytes)).code).toBe('TICKET_USED');
+    // And only once, however often it is asked.
+    fx.advance(1000);
+    expect(await fx.hub.refund(sold.sale.requestId)).toMatchObject({ status: 'declined', code: 'already_refunded' });
+    expect(await sold.balance()).toBe(1000);
   });
 });
