@@ -238,6 +238,8 @@ describe('gate: exit — admission records must verify (an enrolled gate signed 
       const rid = f.id();
       const tapped = run(ctx, [{ e: 'tap', card, requestId: rid, recordId: f.id() }]);
       expect(tapped.state.s, what).toBe('exit.authorizing');
+      // Removed from the wallet (it would keep the next entry refused), once the gate has a gate list.
+      expect(tapped.commands.some((c) => c.c === 'nfc.delete' && c.recordId === 4), what).toBe(ctx.gateKeys !== undefined);
       const authorize = tapped.commands.find((c) => c.c === 'nfc.authorize') as Extract<Command, { c: 'nfc.authorize' }>;
       expect(authorize.offer.amountMinor, what).toBe(FARES.maxFareMinor);
       expect(authorize, what).not.toHaveProperty('consumeRecordId');
@@ -267,6 +269,7 @@ describe('gate: exit — an admission record is good for one exit here', () => {
     expect(first.commands).toContainEqual({ c: 'admission.used', recordId: record.body.recordId });
     f.usedAdmissions.add(record.body.recordId); // what the runtime stores for that command
     const copy = run(exitCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+    expect(copy.commands[0]).toEqual({ c: 'nfc.delete', recordId: 4 });
     // Charged the maximum fare (the barrier may open on the local decision; the wallet signs for it).
     expect(copy.commands.find((c) => c.c === 'nfc.authorize')).toMatchObject({ offer: { amountMinor: FARES.maxFareMinor } });
   });

@@ -70,7 +70,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
   switch (event.e) {
     case 'tap':
       if (state.s !== 'idle') return step(state, [{ c: 'nfc.release' }]);
-      return gate.mode === 'entry' ? entryTap(event, ctx, nowMs, gate.station) : exitTap(event, ctx, nowMs, gate.station);
+      return gate.mode === 'entry' ? entryTap(event, ctx, nowMs, gate.station) : removeUnprovenRecord(event, ctx, exitTap(event, ctx, nowMs, gate.station));
     case 'wallet.stored': {
       if (state.s !== 'admitting') return step(state);
       const commands: Command[] = [{ c: 'gate.open' }];
@@ -182,6 +182,21 @@ function verifiedEntry(admission: CardInfo['admission'], wallet: string, ctx: Te
   if (ctx.usage.admissionUsed?.(admission.message.body.recordId)) return null;
   const key = ctx.gateKeys?.get(admission.message.body.terminalId);
   return key !== undefined && verifyMessage(admission.message, key) ? admission : null;
+}
+
+/**
+ * An exit that goes ahead (barrier or payment) without the wallet's admission record counting —
+ * its gate is not among the announced ones, its signature fails, or this gate let the wallet out
+ * on it before — removes it from the wallet: left there it would keep the next entry refused as
+ * "already inside" until the trip's time ran out, and price a trip again once its gate is known.
+ * Not before the gate has a gate list at all (a fresh gate charges no one for its own ignorance).
+ */
+function removeUnprovenRecord(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, next: Step<GateState>): Step<GateState> {
+  const record = event.card.admission;
+  const wallet = event.card.license?.body.wallet;
+  if (!record || ctx.gateKeys === undefined || record.message.body.wallet !== wallet) return next;
+  if (next.commands[0]?.c === 'gate.deny' || verifiedEntry(record, wallet, ctx) !== null) return next;
+  return { state: next.state, commands: [{ c: 'nfc.delete', recordId: record.recordId }, ...next.commands] };
 }
 
 /** Leaving on an admission record: deleted from the wallet, and remembered so a copy of it opens nothing here again. */

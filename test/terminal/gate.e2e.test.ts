@@ -194,6 +194,8 @@ describe('gate terminals end to end', () => {
       expect(exit.displays).not.toContain('goodbye (ticket)');
       expect(exit.commands.find((c) => c.c === 'hub.request')).toMatchObject({ amountMinor: FARES.maxFareMinor, op: { type: 'fare', entry: null } });
       await eventually(async () => (await site.balance(wallet)) === before - FARES.maxFareMinor, 8000, 'maximum fare settled');
+      // Gone from the wallet: left there it would keep the next entry refused as "already inside".
+      expect(wallet.applet.records.list(RecordKind.Admission)).toEqual([]);
     }
   });
 
