@@ -85,6 +85,10 @@ export interface RuntimeEvents {
   tap: [atMs: number];
 }
 
+/** Ticks between two prunings of used admission records (hourly). */
+const PRUNE_TICKS = Math.round(3600_000 / TICK_MS);
+/** A gate without a fare table yet keeps used admission records this long (gate.ts's default trip). */
+const DEFAULT_MAX_TRIP_MS = 4 * 3600_000;
 /** An admission record's id among the used ticket ids (ids of both are hex; the prefix keeps them apart). */
 const admissionKey = (recordId: string): string => `admission:${recordId}`;
 
@@ -160,10 +164,12 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       },
     });
     this.recoverVends();
+    this.pruneUsedAdmissions();
     let ticks = 0;
     this.ticker = setInterval(() => {
       if (this.state.s !== 'idle') this.post({ e: 'tick' });
       if (++ticks % SAVE_UPTIME_TICKS === 0) deps.store.saveUptime();
+      if (ticks % PRUNE_TICKS === 0) this.pruneUsedAdmissions();
     }, TICK_MS);
     this.tapLoop = onTap(deps.reader, (session) => this.onCard(session), {
       signal: this.abort.signal,
@@ -688,6 +694,13 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
    * result for an offline one). A request still waiting for the hub is left to lateApproval; one
    * the hub declined or refused needs nothing.
    */
+  /** Used admission records matter for a trip's longest time; beyond it a copy is stale anyway. */
+  private pruneUsedAdmissions(): void {
+    if (this.config.kind !== 'gate') return;
+    const maxTripMs = this.fareTable?.maxTripMs ?? DEFAULT_MAX_TRIP_MS;
+    this.d.store.pruneUsed(admissionKey(''), this.clock() - maxTripMs - DEFAULT_MAX_SKEW_MS);
+  }
+
   private recoverVends(): void {
     if (this.config.kind !== 'vending') return;
     const nowMs = this.clock();

@@ -143,6 +143,8 @@ export class Hub implements TerminalDirectory {
   readonly cardAuthorizer: CardAuthorizer;
   readonly clearing: ClearingAdapter;
   readonly currency: string;
+  /** The refund of each sale in progress (refund()). */
+  readonly #refunding = new Map<string, Promise<Outcome>>();
   readonly clock: () => number;
   readonly logger: Logger;
   readonly #keyring: HubKeyring;
@@ -477,8 +479,23 @@ export class Hub implements TerminalDirectory {
     });
   }
 
-  /** Full refund of a settled purchase/fare by its request id, at most once. */
+  /**
+   * Full refund of a settled purchase/fare by its request id, at most once. Refunds of one sale
+   * run one at a time: a declined attempt gives a ticket back, which must not overtake a
+   * concurrent attempt that refunds it.
+   */
   async refund(requestId: string, options: { requireHold?: boolean } = {}): Promise<Outcome> {
+    const before = this.#refunding.get(requestId) ?? Promise.resolve();
+    const attempt = before.catch(() => undefined).then(() => this.#refund(requestId, options));
+    this.#refunding.set(requestId, attempt);
+    try {
+      return await attempt;
+    } finally {
+      if (this.#refunding.get(requestId) === attempt) this.#refunding.delete(requestId);
+    }
+  }
+
+  async #refund(requestId: string, options: { requireHold?: boolean }): Promise<Outcome> {
     if (!/^[0-9a-f]{32,64}$/.test(requestId)) throw new InputError('requestId', 'expected 32..64 lowercase hex chars');
     const stored = this.registry.result(requestId);
     let original = stored && stored.status === 'approved' && stored.engineId !== null ? { engineId: stored.engineId, holdUntilMs: stored.holdUntilMs } : undefined;

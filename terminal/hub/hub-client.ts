@@ -146,7 +146,8 @@ export class HubClient {
   private async onConnect(): Promise<void> {
     const id = this.o.terminalId;
     try {
-      await this.client.subscribeAsync([topics.reply(id), topics.allAnnouncements, topics.hubPresence], { qos: 1 });
+      await this.client.subscribeAsync([topics.reply(id), topics.allAnnouncements], { qos: 1 });
+      await this.followHubPresence();
       await this.client.publishAsync(topics.presence(id), this.presence('online'), { qos: 1, retain: true });
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'hub: setup after CONNACK failed');
@@ -187,6 +188,19 @@ export class HubClient {
       return;
     }
     this.o.onAnnouncement(d.value);
+  }
+
+  /**
+   * Subscribed on its own: a broker whose ACL predates it (an older hub, Mosquitto files not
+   * regenerated) refuses it, and then the terminal goes by its connection alone, as before.
+   */
+  private async followHubPresence(): Promise<void> {
+    try {
+      await this.client.subscribeAsync(topics.hubPresence, { qos: 1 });
+    } catch (err) {
+      this.hubUp = true;
+      this.o.log.warn({ err: (err as Error).message }, "hub: the broker refuses the hub's presence topic; going by the connection alone (upgrade the hub / regenerate the Mosquitto files)");
+    }
   }
 
   /** The hub's retained presence `{ v: 1, state, time }`: offline while its will stands. */

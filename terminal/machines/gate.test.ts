@@ -238,8 +238,9 @@ describe('gate: exit — admission records must verify (an enrolled gate signed 
       const rid = f.id();
       const tapped = run(ctx, [{ e: 'tap', card, requestId: rid, recordId: f.id() }]);
       expect(tapped.state.s, what).toBe('exit.authorizing');
-      // Removed from the wallet (it would keep the next entry refused), once the gate has a gate list.
+      // Removed from the wallet as the barrier opens (it would keep the next entry refused), once the gate has a gate list.
       expect(tapped.commands.some((c) => c.c === 'nfc.delete' && c.recordId === 4), what).toBe(ctx.gateKeys !== undefined);
+      if (ctx.gateKeys !== undefined) expect(kinds(tapped.commands).slice(0, 2), what).toEqual(['gate.open', 'nfc.delete']);
       const authorize = tapped.commands.find((c) => c.c === 'nfc.authorize') as Extract<Command, { c: 'nfc.authorize' }>;
       expect(authorize.offer.amountMinor, what).toBe(FARES.maxFareMinor);
       expect(authorize, what).not.toHaveProperty('consumeRecordId');
@@ -269,7 +270,7 @@ describe('gate: exit — an admission record is good for one exit here', () => {
     expect(first.commands).toContainEqual({ c: 'admission.used', recordId: record.body.recordId });
     f.usedAdmissions.add(record.body.recordId); // what the runtime stores for that command
     const copy = run(exitCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
-    expect(copy.commands[0]).toEqual({ c: 'nfc.delete', recordId: 4 });
+    expect(copy.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'nfc.delete', recordId: 4 }]);
     // Charged the maximum fare (the barrier may open on the local decision; the wallet signs for it).
     expect(copy.commands.find((c) => c.c === 'nfc.authorize')).toMatchObject({ offer: { amountMinor: FARES.maxFareMinor } });
   });
@@ -283,6 +284,17 @@ describe('gate: exit — an admission record is good for one exit here', () => {
     const signed = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(w, authorize.offer) }], tapped.state);
     const settled = signed.state.s === 'exit.settling' ? run(exitCtx(f), [{ e: 'hub.result', result: f.result(signed.state.requestId, { status: 'approved', amountMinor: 300 }) }], signed.state) : signed;
     expect([...signed.commands, ...settled.commands]).toContainEqual({ c: 'admission.used', recordId: record.body.recordId });
+  });
+});
+
+describe('gate: exit — an unproven record is removed only as the barrier opens', () => {
+  it('an exit that waits for the hub keeps it (a refusal must not cost the customer the record)', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet({ offlineLimitMinor: 0 });
+    const unknown = f.admission(w.hex, 'B', T0 - 60_000);
+    const card = f.card(w, { admission: { recordId: 6, message: unknown }, statement: null });
+    const waits = run(exitCtx(f, { gateKeys: new Map() }), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+    expect(kinds(waits.commands)).toEqual(['nfc.authorize']);
   });
 });
 

@@ -185,18 +185,23 @@ function verifiedEntry(admission: CardInfo['admission'], wallet: string, ctx: Te
 }
 
 /**
- * An exit that goes ahead (barrier or payment) without the wallet's admission record counting —
- * its gate is not among the announced ones, its signature fails, or this gate let the wallet out
- * on it before — removes it from the wallet: left there it would keep the next entry refused as
- * "already inside" until the trip's time ran out, and price a trip again once its gate is known.
- * Not before the gate has a gate list at all (a fresh gate charges no one for its own ignorance).
+ * An exit the barrier opens for at once (the local decision, a paid exit) without the wallet's
+ * admission record counting — its gate is not among the announced ones, its signature fails, or
+ * this gate let the wallet out on it before — removes it from the wallet, after the barrier is
+ * told to open: left there it would keep the next entry refused as "already inside" until the
+ * trip's time ran out, and price a trip again once its gate is known. An exit that waits (for the
+ * hub, the statement) keeps it: a refusal must not cost the customer the record. Not before the
+ * gate has a gate list at all (a fresh gate charges no one for its own ignorance).
  */
 function removeUnprovenRecord(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, next: Step<GateState>): Step<GateState> {
   const record = event.card.admission;
   const wallet = event.card.license?.body.wallet;
   if (!record || ctx.gateKeys === undefined || record.message.body.wallet !== wallet) return next;
-  if (next.commands[0]?.c === 'gate.deny' || verifiedEntry(record, wallet, ctx) !== null) return next;
-  return { state: next.state, commands: [{ c: 'nfc.delete', recordId: record.recordId }, ...next.commands] };
+  const opens = next.commands.findIndex((c) => c.c === 'gate.open');
+  if (opens < 0 || verifiedEntry(record, wallet, ctx) !== null) return next;
+  const commands = [...next.commands];
+  commands.splice(opens + 1, 0, { c: 'nfc.delete', recordId: record.recordId });
+  return { state: next.state, commands };
 }
 
 /** Leaving on an admission record: deleted from the wallet, and remembered so a copy of it opens nothing here again. */

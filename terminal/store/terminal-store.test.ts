@@ -221,4 +221,14 @@ describe('TerminalStore', () => {
     expect(s.heldTickets('w2')).toEqual(['{"t":2}']);
     s.close();
   });
+
+  it('prunes used ids under a prefix before a time, and nothing else', () => {
+    const s = TerminalStore.open(join(tempDir(), 't.db'));
+    s.markTicketUsed('admission:aa', 1000);
+    s.markTicketUsed('admission:bb', 5000);
+    s.markTicketUsed('aa'.repeat(16), 1000); // a ticket id, not an admission record
+    expect(s.pruneUsed('admission:', 3000)).toBe(1);
+    expect([s.ticketUsed('admission:aa'), s.ticketUsed('admission:bb'), s.ticketUsed('aa'.repeat(16))]).toEqual([false, true, true]);
+    s.close();
+  });
 });

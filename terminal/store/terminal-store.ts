@@ -148,6 +148,7 @@ export class TerminalStore {
       getReceipt: p('SELECT request_id, envelope, sent FROM receipts WHERE request_id = ?'),
       useTicket: p('INSERT OR IGNORE INTO used_tickets (ticket_id, used_ms) VALUES (?, ?)'),
       ticketUsed: p('SELECT 1 FROM used_tickets WHERE ticket_id = ?'),
+      pruneUsed: p("DELETE FROM used_tickets WHERE ticket_id >= ? AND ticket_id < ? AND used_ms < ?"),
       kvGet: p('SELECT value FROM kv WHERE key = ?'),
       abandoned: p("SELECT 1 FROM outbox WHERE wallet = ? AND state = 'abandoned' LIMIT 1"),
       kvDelete: p('DELETE FROM kv WHERE key = ?'),
@@ -317,6 +318,12 @@ export class TerminalStore {
   /** The ticket is on its wallet now. */
   releaseTicket(ticketId: string): void {
     this.st.releaseTicket.run(ticketId);
+  }
+
+  /** Drops used ids under `prefix` (e.g. `admission:`) marked before `beforeMs`; how many. */
+  pruneUsed(prefix: string, beforeMs: number): number {
+    // A range on the key (the primary key's index), not LIKE: ids are [0-9a-f:] after the prefix.
+    return this.st.pruneUsed.run(prefix, `${prefix}\uffff`, beforeMs).changes;
   }
 
   markTicketUsed(ticketId: string, nowMs: number): void {

@@ -146,7 +146,7 @@ describe('hub CLI', () => {
     expect(reissued.code).toBe(0);
     expect(json<{ certificate: Envelope<'terminal.certificate'> }>(reissued.stdout).certificate.body).toMatchObject({ terminalId: 'pos-1', issuerKey: replaced.next.publicKey });
     expect((await cli('reissue-certificate', 'nobody')).code).toBe(1);
-  });
+  }, 90_000); // eight CLI processes, each a tsx start: slow on a loaded 2-core machine
 
   it('while a hub runs: read-only commands work, writing ones are refused', async () => {
     const hub = await createHub({ dataDir: join(dir, 'hub'), holdReleaseIntervalMs: 0 });

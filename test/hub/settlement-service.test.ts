@@ -1,7 +1,7 @@
 // End to end through the hub's settlement service: real SQLite files in a temp dir, real keys,
 // real signed messages made with protocol functions. No MQTT: the service is transport-free.
 import Database from 'better-sqlite3';
-import { copyFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,12 +68,16 @@ async function funded(amountMinor: number, options: Parameters<typeof register>[
 async function registryLosesWhatFollows(name: string): Promise<() => Promise<void>> {
   const registryFile = join(fx.dir, 'registry.sqlite');
   const snapshot = join(fx.dir, `registry.${name}`);
-  await fx.reopen(() => copyFileSync(registryFile, snapshot));
+  // The file with its WAL, if the close left one (a checkpoint is not guaranteed): what is on disk.
+  const copyWithWal = (from: string, to: string) => {
+    copyFileSync(from, to);
+    rmSync(`${to}-wal`, { force: true });
+    rmSync(`${to}-shm`, { force: true });
+    if (existsSync(`${from}-wal`)) copyFileSync(`${from}-wal`, `${to}-wal`);
+  };
+  await fx.reopen(() => copyWithWal(registryFile, snapshot));
   return async () => {
-    await fx.reopen(() => {
-      copyFileSync(snapshot, registryFile);
-      for (const f of [`${registryFile}-wal`, `${registryFile}-shm`]) rmSync(f, { force: true });
-    });
+    await fx.reopen(() => copyWithWal(snapshot, registryFile));
   };
 }
 

@@ -78,4 +78,37 @@ describe("the hub's presence on the terminal", () => {
     expect(client.online).toBe(false);
     expect(online).toEqual([true, false]);
   });
+
+  it("goes by its connection alone when the broker refuses the hub's presence topic (an ACL from before it)", async () => {
+    const old = await Aedes.createBroker();
+    // The older ACL: the hub's presence topic is refused (SUBACK 0x80), the rest granted.
+    old.authorizeSubscribe = (_client, sub, done) => done(null, sub.topic === topics.hubPresence ? null : sub);
+    const oldServer = createServer(old.handle);
+    await new Promise<void>((resolve) => oldServer.listen(0, '127.0.0.1', resolve));
+    const oldStore = TerminalStore.open(join(dir, 'terminal-old.db'));
+    const terminal = makeTerminal('vend-2');
+    const online: boolean[] = [];
+    const oldClient = new HubClient({
+      url: `mqtt://127.0.0.1:${(oldServer.address() as AddressInfo).port}`,
+      terminalId: terminal.terminalId,
+      secretKey: terminal.keys.secretKey,
+      store: oldStore,
+      log: captureLogger().logger,
+      clock: Date.now,
+      retryMs: 60_000,
+      reconnectPeriodMs: 100,
+      onReply: () => undefined,
+      onAnnouncement: () => undefined,
+      onOnlineChange: (up) => online.push(up),
+    });
+    try {
+      await eventually(() => online.at(-1) === true);
+      expect(oldClient.online).toBe(true);
+    } finally {
+      await oldClient.close();
+      oldStore.close();
+      await new Promise<void>((resolve) => oldServer.close(() => resolve()));
+      await new Promise<void>((resolve) => old.close(() => resolve()));
+    }
+  });
 });
