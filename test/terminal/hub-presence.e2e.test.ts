@@ -15,6 +15,24 @@ import { HubClient } from '../../terminal/hub/hub-client.ts';
 import { TerminalStore } from '../../terminal/store/terminal-store.ts';
 import { captureLogger, eventually, makeTerminal } from '../mqtt/fixtures.ts';
 
+/** The real terminal hub client; `online` records every change it reports. */
+function terminalClient(url: string, terminalId: string, store: TerminalStore, online: boolean[]): HubClient {
+  const terminal = makeTerminal(terminalId);
+  return new HubClient({
+    url,
+    terminalId,
+    secretKey: terminal.keys.secretKey,
+    store,
+    log: captureLogger().logger,
+    clock: Date.now,
+    retryMs: 60_000,
+    reconnectPeriodMs: 100,
+    onReply: () => undefined,
+    onAnnouncement: () => undefined,
+    onOnlineChange: (up) => online.push(up),
+  });
+}
+
 describe("the hub's presence on the terminal", () => {
   const dir = mkdtempSync(join(tmpdir(), 'tapsettle-hub-presence-'));
   let broker: Aedes | undefined;
@@ -44,22 +62,9 @@ describe("the hub's presence on the terminal", () => {
     broker.subscribe(topics.allPresence, (packet, cb) => (terminalStates.push((JSON.parse(Buffer.from(packet.payload).toString('utf8')) as { state: string }).state), cb()), () => undefined);
     await hubPresence('offline'); // the hub's will, retained: the hub is down
 
-    const terminal = makeTerminal('vend-1');
     store = TerminalStore.open(join(dir, 'terminal.db'));
     const online: boolean[] = [];
-    client = new HubClient({
-      url,
-      terminalId: terminal.terminalId,
-      secretKey: terminal.keys.secretKey,
-      store,
-      log: captureLogger().logger,
-      clock: Date.now,
-      retryMs: 60_000,
-      reconnectPeriodMs: 100,
-      onReply: () => undefined,
-      onAnnouncement: () => undefined,
-      onOnlineChange: (up) => online.push(up),
-    });
+    client = terminalClient(url, 'vend-1', store, online);
     // Connected and subscribed (its own presence, published after subscribing, is out), yet offline: the hub is down.
     await eventually(() => terminalStates.includes('online'));
     expect(client.online).toBe(false);
@@ -86,21 +91,8 @@ describe("the hub's presence on the terminal", () => {
     const oldServer = createServer(old.handle);
     await new Promise<void>((resolve) => oldServer.listen(0, '127.0.0.1', resolve));
     const oldStore = TerminalStore.open(join(dir, 'terminal-old.db'));
-    const terminal = makeTerminal('vend-2');
     const online: boolean[] = [];
-    const oldClient = new HubClient({
-      url: `mqtt://127.0.0.1:${(oldServer.address() as AddressInfo).port}`,
-      terminalId: terminal.terminalId,
-      secretKey: terminal.keys.secretKey,
-      store: oldStore,
-      log: captureLogger().logger,
-      clock: Date.now,
-      retryMs: 60_000,
-      reconnectPeriodMs: 100,
-      onReply: () => undefined,
-      onAnnouncement: () => undefined,
-      onOnlineChange: (up) => online.push(up),
-    });
+    const oldClient = terminalClient(`mqtt://127.0.0.1:${(oldServer.address() as AddressInfo).port}`, 'vend-2', oldStore, online);
     try {
       await eventually(() => online.at(-1) === true);
       expect(oldClient.online).toBe(true);
