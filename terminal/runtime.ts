@@ -19,7 +19,7 @@ import type { Pos } from '../hardware/actuators/pos.ts';
 import { readCaFile, type TerminalConfig } from './config.ts';
 import { HubClient, type AnnouncementMessage, type ReplyMessage } from './hub/hub-client.ts';
 import { checkHubAnswer, checkHubResult } from './machines/checks.ts';
-import { GATE_IDLE, gateStep, type GateEvent, type GateState } from './machines/gate.ts';
+import { DEFAULT_MAX_TRIP_MS, GATE_IDLE, gateStep, type GateEvent, type GateState } from './machines/gate.ts';
 import { POS_IDLE, posStep, type PosEvent, type PosState } from './machines/pos.ts';
 import type { CardInfo, Command, Step, TerminalContext } from './machines/types.ts';
 import { VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './machines/vending.ts';
@@ -85,10 +85,14 @@ export interface RuntimeEvents {
   tap: [atMs: number];
 }
 
+/** A stored (verified) hub result that moved money: approved, for more than nothing. */
+function approvalIn(encoded: string | null): Envelope<'settlement.result'> | undefined {
+  const r = decodeMessage(encoded ?? '', 'settlement.result');
+  return r.ok && r.value.body.status === 'approved' && r.value.body.amountMinor > 0 ? r.value : undefined;
+}
+
 /** Ticks between two prunings of used admission records (hourly). */
 const PRUNE_TICKS = Math.round(3600_000 / TICK_MS);
-/** A gate without a fare table yet keeps used admission records this long (gate.ts's default trip). */
-const DEFAULT_MAX_TRIP_MS = 4 * 3600_000;
 /** An admission record's id among the used ticket ids (ids of both are hex; the prefix keeps them apart). */
 const admissionKey = (recordId: string): string => `admission:${recordId}`;
 
@@ -681,9 +685,9 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
    * an approval is undone as a late one (a vending machine's failure receipt refunds it).
    */
   private resultCrossedDeadline(requestId: string, resultEncoded: string | null): void {
-    const result = decodeMessage(resultEncoded ?? '', 'settlement.result');
-    this.log.warn({ requestId, status: result.ok ? result.value.body.status : 'error' }, 'hub answered as the machine gave up; undone as a late answer');
-    if (result.ok && result.value.body.status === 'approved' && result.value.body.amountMinor > 0) this.lateApproval(requestId, result.value);
+    const approval = approvalIn(resultEncoded);
+    this.log.warn({ requestId, approved: approval !== undefined }, 'hub answered as the machine gave up; undone as a late answer');
+    if (approval) this.lateApproval(requestId, approval);
   }
 
   /**
@@ -709,7 +713,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       if (v.started) {
         this.log.error({ requestId: v.requestId, slot: v.slot }, 'restart: power lost during dispense; failure receipt (refund)');
         this.sendReceipt(v.requestId, 'failed', 'power lost during dispense', nowMs);
-      } else if (entry?.state === 'done' ? this.approvedResult(entry.result) : entry?.local === true) {
+      } else if (entry?.state === 'done' ? approvalIn(entry.result) !== undefined : entry?.local === true) {
         this.log.error({ requestId: v.requestId }, 'restart: sale stood but nothing was dispensed; failure receipt (refund)');
         this.sendReceipt(v.requestId, 'failed', 'power lost before dispense', nowMs);
       } else if (!entry || entry.state === 'done') {
@@ -718,10 +722,6 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     }
   }
 
-  private approvedResult(encoded: string | null): boolean {
-    const r = decodeMessage(encoded ?? '', 'settlement.result');
-    return r.ok && r.value.body.status === 'approved' && r.value.body.amountMinor > 0;
-  }
 
   /** POS: the tickets held for a wallet (sold here, not yet on it), as the machine sees them. */
   private heldTickets(wallet: string): Envelope<'ticket'>[] {

@@ -49,7 +49,7 @@ const PASSAGE_MS = 8_000;
  */
 const PASSAGE_MARGIN_MS = 2_000;
 /** Without a fare table an admission record counts as "inside" for this long (anti-passback). */
-const DEFAULT_MAX_TRIP_MS = 4 * 3600_000;
+export const DEFAULT_MAX_TRIP_MS = 4 * 3600_000;
 
 function step(state: GateState, commands: Command[] = []): Step<GateState> {
   return { state, commands };
@@ -198,7 +198,10 @@ function removeUnprovenRecord(event: Extract<GateEvent, { e: 'tap' }>, ctx: Term
   const wallet = event.card.license?.body.wallet;
   if (!record || ctx.gateKeys === undefined || record.message.body.wallet !== wallet) return next;
   const opens = next.commands.findIndex((c) => c.c === 'gate.open');
-  if (opens < 0 || verifiedEntry(record, wallet, ctx) !== null) return next;
+  // exitTap already judged it (no second signature check on the tap's path): a record that counted
+  // is consumed now (admission.used) or carried to the fare's end (the state's entry).
+  const counted = next.commands.some((c) => c.c === 'admission.used') || ('entry' in next.state && next.state.entry !== null);
+  if (opens < 0 || counted) return next;
   const commands = [...next.commands];
   commands.splice(opens + 1, 0, { c: 'nfc.delete', recordId: record.recordId });
   return { state: next.state, commands };
