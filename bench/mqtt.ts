@@ -26,10 +26,12 @@
  *      how the figures move as the ledger and registry grow),
  *      BENCH_MQTT_LEDGER_WRITER (1 = the ledger commits on its writer thread, still synchronous=FULL; default 1),
  *      BENCH_MQTT_TRACE (1 = print per phase where the slowest 1 % of requests spent their time:
- *      bench/request-trace.ts; a diagnostic, the wrapping costs some CPU),
+ *      bench/request-trace.ts, and how many of their bursts a hub GC pause fell into; 2 = also one
+ *      line per burst; a diagnostic, the wrapping costs some CPU),
  *      BENCH_MQTT_PROFILE (a directory: writes CPU and allocation profiles of the hub's main thread
  *      over the 1000 rps and saturated phases there, <prefix>1000rps.cpuprofile / .heapprofile and
- *      <prefix>saturated.*, for Chrome DevTools).
+ *      <prefix>saturated.*, for Chrome DevTools),
+ *      BENCH_MQTT_PROFILE_LIVE (1 = the allocation profile shows only what survived a scavenge).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -68,8 +70,11 @@ const BROKERS = (process.env['BENCH_MQTT_BROKERS'] ?? 'floor,aedes,mosquitto,tra
 const PEAK_STEPS = Number(process.env['BENCH_MQTT_PEAK_STEPS'] ?? 4);
 const AEDES_ROUNDS = Number(process.env['BENCH_MQTT_AEDES_ROUNDS'] ?? 1);
 const LEDGER_WRITER = (process.env['BENCH_MQTT_LEDGER_WRITER'] ?? '1') !== '0';
-const tracer = process.env['BENCH_MQTT_TRACE'] === '1' ? new RequestTracer() : undefined;
+const TRACE = process.env['BENCH_MQTT_TRACE'];
+const tracer = TRACE === '1' || TRACE === '2' ? new RequestTracer(TRACE === '2') : undefined;
 const PROFILE_DIR = process.env['BENCH_MQTT_PROFILE'] || undefined;
+/** BENCH_MQTT_PROFILE_LIVE=1: the allocation profile leaves out what scavenges freed: what it shows survived one (was copied, and mostly promoted). */
+const PROFILE_LIVE = process.env['BENCH_MQTT_PROFILE_LIVE'] === '1';
 const GENERATOR = fileURLToPath(new URL('../simulators/load/load-generator.ts', import.meta.url));
 
 /** BENCH_MQTT_WORKERS=0 verifies on the main thread (for comparison). */
@@ -158,7 +163,7 @@ class Generator {
   private readonly child: ChildProcess;
   private readonly waiting: ((m: FromGenerator) => void)[] = [];
   constructor(fleetPath: string) {
-    this.child = fork(GENERATOR, [fleetPath], { execArgv: ['--import', 'tsx', ...(process.env['BENCH_MQTT_PROFILE_GENERATOR'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_MQTT_PROFILE_GENERATOR']}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = fork(GENERATOR, [fleetPath], { execArgv: ['--expose-gc', '--import', 'tsx', ...(process.env['BENCH_MQTT_PROFILE_GENERATOR'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_MQTT_PROFILE_GENERATOR']}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.child.on('message', (m: FromGenerator) => this.waiting.shift()?.(m));
   }
   next(): Promise<FromGenerator> {
@@ -261,7 +266,7 @@ async function runPhases(
       const commits = ledgerCommits();
       const ledger = commits ? `; ledger batches ${commits.commits} in ${commits.transactions} writer commits (+${commits.committedHere} on the engine thread), p50 ${commits.p50Ms.toFixed(2)} p99 ${commits.p99Ms.toFixed(2)} max ${commits.maxMs.toFixed(1)} ms` : '';
       console.error(`#   ${describe(r)}; hub: service time p50 ${st.serviceMsP50.toFixed(2)} p99 ${st.serviceMsP99.toFixed(2)} ms (last 4096), dropped ${st.dropped}, failed ${st.failed}; CPU hub ${hubCpuPercent}%${main} generator ${r.generatorCpuPercent}% of a core; hub event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms; GC ${gc.describe()}, heap ${Math.round(process.memoryUsage().heapUsed / 1e6)} MB${ledger}; load ${loadavg()[0]!.toFixed(1)}`);
-      if (tracer && r.timings) console.error(`#     ${tracer.describe(r.timings)}`);
+      if (tracer && r.timings) console.error(`#     ${tracer.describe(r.timings, gc.intervals)}`);
       if (r.signatureBad > 0) throw new Error(`${r.name}: ${r.signatureBad} replies failed the hub signature check`);
       // What the hub process (all threads) spent per settled request: capacity ≈ cores × 1e6 / this.
       return Math.round((cpuMs * 1000) / Math.max(1, r.approved));
@@ -309,7 +314,7 @@ async function profiled<T>(file: string, fn: () => Promise<T>): Promise<T> {
     await session.post('Profiler.setSamplingInterval', { interval: 200 });
     await session.post('Profiler.start');
     // Allocation sampling beside it: every byte allocated brings the next scavenge closer.
-    await session.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !PROFILE_LIVE });
     const result = await fn();
     const { profile } = await session.post('Profiler.stop');
     const { profile: heap } = await session.post('HeapProfiler.stopSampling');
@@ -394,13 +399,17 @@ export async function run(report: Report): Promise<void> {
 }
 
 /** GC pauses of the hub's main thread per phase (minor = scavenge; major = mark-compact and its steps); worker heaps are not counted. */
-function gcPauses(): { reset(): void; describe(): string; stop(): void } {
+function gcPauses(): { reset(): void; describe(): string; stop(): void; readonly intervals: Array<[number, number]> } {
   let minor: number[] = [];
   let major: number[] = [];
+  /** [start, end] in absolute ms (timeOrigin-based, as the tracer stamps). */
+  const intervals: Array<[number, number]> = [];
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
       (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR ? minor : major).push(e.duration);
+      const start = performance.timeOrigin + e.startTime;
+      intervals.push([start, start + e.duration]);
     }
   });
   obs.observe({ entryTypes: ['gc'] });
@@ -409,7 +418,9 @@ function gcPauses(): { reset(): void; describe(): string; stop(): void } {
     reset: () => {
       minor = [];
       major = [];
+      intervals.length = 0;
     },
+    intervals,
     describe: () => `minor ${fmt(minor)} major ${fmt(major)}`,
     stop: () => obs.disconnect(),
   };

@@ -27,16 +27,31 @@ function quantile(sorted: readonly number[], q: number): number {
 }
 
 export class RequestTracer {
+  /** Also one line per burst of slow requests. */
+  readonly #verbose: boolean;
+
+  constructor(verbose = false) {
+    this.#verbose = verbose;
+  }
+
   /** requestId → [service start, service end] (absolute ms). */
   #service = new Map<string, [number, number]>();
   #stages = new Map<string, number[]>();
+  /** Per stage, [started, ms] of every call, for the per-burst lines. */
+  #stageCalls = new Map<string, Array<[number, number]>>();
 
   reset(): void {
     this.#service = new Map();
     this.#stages = new Map();
+    this.#stageCalls = new Map();
   }
 
-  #stage(name: string, ms: number): void {
+  #stage(name: string, ms: number, started: number): void {
+    if (this.#verbose) {
+      let calls = this.#stageCalls.get(name);
+      if (!calls) this.#stageCalls.set(name, (calls = []));
+      calls.push([started, ms]);
+    }
     let list = this.#stages.get(name);
     if (!list) this.#stages.set(name, (list = []));
     list.push(ms);
@@ -44,7 +59,7 @@ export class RequestTracer {
 
   async #timed<T>(name: string, work: Promise<T>, started: number): Promise<T> {
     const value = await work;
-    this.#stage(name, now() - started);
+    this.#stage(name, now() - started, started);
     return value;
   }
 
@@ -86,7 +101,7 @@ export class RequestTracer {
   }
 
   /** One line: the mean split of the slowest 1 % of requests, their bursts, and each stage's p50/p99/max. */
-  describe(timings: readonly RequestTiming[]): string {
+  describe(timings: readonly RequestTiming[], gcPauses: ReadonlyArray<readonly [number, number]> = []): string {
     const rows: number[][] = [];
     for (const [requestId, due, sent, answered] of timings) {
       const service = this.#service.get(requestId);
@@ -95,15 +110,37 @@ export class RequestTracer {
     if (rows.length === 0) return 'trace: no requests matched';
     rows.sort((a, b) => a[0]! - b[0]!);
     const tail = rows.slice(Math.floor(rows.length * 0.99));
+    const phaseStart = Math.min(...rows.map((r) => r[5]!));
     const mean = (i: number) => (tail.reduce((sum, r) => sum + r[i]!, 0) / tail.length).toFixed(1);
     // One stall (a GC pause, a slow fsync, the VM descheduling the hub) delays every request due
     // during it: count the slow ones' bursts, due within BURST_GAP_MS of each other.
-    const dues = tail.map((r) => r[5]!).sort((a, b) => a - b);
-    const bursts = dues.filter((d, i) => i === 0 || d - dues[i - 1]! > BURST_GAP_MS).length;
+    const bursts: Array<{ from: number; to: number; lastDue: number; rows: number[][] }> = [];
+    for (const r of [...tail].sort((a, b) => a[5]! - b[5]!)) {
+      const last = bursts.at(-1);
+      if (last && r[5]! - last.lastDue <= BURST_GAP_MS) {
+        last.to = Math.max(last.to, r[5]! + r[0]!);
+        last.lastDue = r[5]!;
+        last.rows.push(r);
+      } else bursts.push({ from: r[5]!, to: r[5]! + r[0]!, lastDue: r[5]!, rows: [r] });
+    }
+    // A burst is the GC's when one of the hub's main-thread pauses fell between its first request's due time and its last answer.
+    const gcIn = (b: { from: number; to: number }) => gcPauses.filter(([s, e]) => s < b.to && e > b.from);
+    const withGc = bursts.filter((b) => gcIn(b).length > 0).length;
+    const perBurst = this.#verbose
+      ? bursts.map((b) => {
+          const m = (i: number) => (b.rows.reduce((sum, r) => sum + r[i]!, 0) / b.rows.length).toFixed(1);
+          const gc = gcIn(b).map(([s, e]) => (e - s).toFixed(1));
+          const stageMeans = [...this.#stageCalls].map(([name, calls]) => {
+            const inside = calls.filter(([at]) => at >= b.from && at <= b.to);
+            return inside.length === 0 ? '' : ` ${name} ${(inside.reduce((sum, [, ms]) => sum + ms, 0) / inside.length).toFixed(1)}`;
+          });
+          return `\n#       burst at +${((b.from - phaseStart) / 1000).toFixed(2)} s: ${b.rows.length} requests, rtt max ${Math.max(...b.rows.map((r) => r[0]!)).toFixed(1)} = send lag ${m(1)} + to the service ${m(2)} + in the service ${m(3)} + reply ${m(4)} ms${gc.length > 0 ? `; GC ${gc.join(', ')} ms` : ''}; stage means:${stageMeans.join('')}`;
+        })
+      : [];
     const stages = [...this.#stages].map(([name, ms]) => {
       const sorted = [...ms].sort((a, b) => a - b);
       return `${name} ${quantile(sorted, 0.5).toFixed(2)}/${quantile(sorted, 0.99).toFixed(1)}/${sorted.at(-1)!.toFixed(1)}`;
     });
-    return `trace: slowest 1 % (${tail.length} in ${bursts} bursts, rtt ${mean(0)} ms) = send lag ${mean(1)} + to the service ${mean(2)} + in the service ${mean(3)} + reply ${mean(4)} ms (means); stage p50/p99/max ms: ${stages.join(', ')}`;
+    return `trace: slowest 1 % (${tail.length} in ${bursts.length} bursts, ${withGc} of them across a hub GC pause, rtt ${mean(0)} ms) = send lag ${mean(1)} + to the service ${mean(2)} + in the service ${mean(3)} + reply ${mean(4)} ms (means); stage p50/p99/max ms: ${stages.join(', ')}${perBurst.join('')}`;
   }
 }

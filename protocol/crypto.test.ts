@@ -3,6 +3,8 @@ import fc from 'fast-check';
 import {
   generateKeyPair,
   publicKeyOf,
+  sha256,
+  sha256Hex,
   sign,
   signNode,
   signNoble,
@@ -15,7 +17,7 @@ import {
   setVerifyBackend,
   getVerifyBackend,
 } from './crypto.ts';
-import { fromHex, toHex } from './hex.ts';
+import { fromHex, toHex, utf8 } from './hex.ts';
 import vectors from './vectors/ed25519.json' with { type: 'json' };
 
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;
@@ -32,6 +34,17 @@ function addLToS(sigHex: string): string {
   }
   return toHex(out);
 }
+
+describe('sha256Hex', () => {
+  it('is SHA-256 in lowercase hex (FIPS 180-2 "abc" vector), for text and bytes alike', () => {
+    expect(sha256Hex('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(sha256Hex(utf8('abc'))).toBe(sha256Hex('abc'));
+  });
+
+  it('agrees with the noble sha256 on any text (UTF-8 encoded)', () => {
+    fc.assert(fc.property(fc.string({ unit: 'grapheme' }), (text) => sha256Hex(text) === toHex(sha256(utf8(text)))));
+  });
+});
 
 describe('Ed25519', () => {
   it.each(vectors.sign)('$name: derives the public key and signature', (v) => {

@@ -1,6 +1,6 @@
 // Validation and content hash of commands. A malformed command is a programmer error (the rules
 // layer validates wire input first), so it throws; business problems are decided later.
-import { createHash, hash as oneShotHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Command } from './types.ts';
 
 const REQUEST_ID_RE = /^[0-9a-f]{32}$/;
@@ -100,6 +100,5 @@ export function canonicalCommand(cmd: Command): string {
 
 /** sha256 hex of the canonical content: the log's content hash (same id + other hash = mismatch). */
 export function commandHash(cmd: Command): string {
-  // crypto.hash (Node ≥ 20.12) is the one-shot form: half the cost of createHash per command.
-  return typeof oneShotHash === 'function' ? oneShotHash('sha256', canonicalCommand(cmd), 'hex') : createHash('sha256').update(canonicalCommand(cmd)).digest('hex');
+  return hash('sha256', canonicalCommand(cmd), 'hex');
 }

@@ -3,16 +3,16 @@
  * Longer ids are hashed down; commands the hub makes on a request's behalf (a refund after a
  * failed dispense, a ticket id) get ids derived from it, so a retry derives the same id again.
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../protocol/index.ts';
 import type { Engine } from '../ledger/engine.ts';
 import type { LogRow } from '../ledger/store.ts';
 
 export function engineRequestId(requestId: string): string {
-  return requestId.length === 32 ? requestId : createHash('sha256').update(`wire:${requestId}`).digest('hex').slice(0, 32);
+  return requestId.length === 32 ? requestId : sha256Hex(`wire:${requestId}`).slice(0, 32);
 }
 
 export function derivedId(tag: string, requestId: string): string {
-  return createHash('sha256').update(`${tag}:${requestId}`).digest('hex').slice(0, 32);
+  return sha256Hex(`${tag}:${requestId}`).slice(0, 32);
 }
 
 /**

@@ -8,7 +8,6 @@
  * Every rejection is a signed result (or a signed `error` when the request can't be read), never
  * silence. Results are stored by request id: a retry gets byte-identical bytes back.
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   DEFAULT_MAX_SKEW_MS,
@@ -16,6 +15,7 @@ import {
   decodeMessage,
   encodeMessage,
   fromHex,
+  sha256Hex,
   signMessage,
   toHex,
   withinSkew,
@@ -137,7 +137,7 @@ function item(message: { type: string; body: unknown; sig: string }, publicKeyHe
 
 /** protocol's `linesDigest` from the memo's text (the request's canonicalization already made it). */
 function linesDigestOf(lines: unknown, memo: CanonicalMemo): string {
-  return createHash('sha256').update(memo.json(lines)).digest('hex');
+  return sha256Hex(memo.json(lines));
 }
 
 export class SettlementService {
@@ -281,7 +281,7 @@ export class SettlementService {
     const memo = new CanonicalMemo();
     const sigs = this.#signatureItems(req, terminal, memo);
     // Content hash of the request from the bytes the terminal signed (before a verifier may move them).
-    const hash = createHash('sha256').update((sigs.items[0] as VerifyItem).message).digest('hex');
+    const hash = sha256Hex((sigs.items[0] as VerifyItem).message);
     const results = await this.#o.verifier.verifyMany(sigs.items);
     if (!results[0]) return await this.#finish(req, terminalId, decline('BAD_SIGNATURE'), log);
 
