@@ -13,8 +13,11 @@ export function fromHex(hex: string): Uint8Array {
   return hexToBytes(hex);
 }
 
+const encoder = new TextEncoder();
+
+/** UTF-8 bytes in their own ArrayBuffer of exact size (never a slice of Buffer's shared pool). */
 export function utf8(text: string): Uint8Array {
-  return new TextEncoder().encode(text);
+  return encoder.encode(text);
 }
 
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {

@@ -28,9 +28,11 @@ export class CanonicalMemo implements JcsMemo {
   bytes(type: string, body: unknown): Uint8Array {
     const prefix = domainPrefix(type);
     const text = this.json(body);
-    const out = new Uint8Array(prefix.length + text.length * 3);
+    // Exact size: a backing store is external memory until a scavenge frees it, and V8 starts a
+    // mark-compact when external memory has grown 64 MiB (worst-case 3 bytes a char was ~3×).
+    const out = new Uint8Array(prefix.length + Buffer.byteLength(text, 'utf8'));
     out.set(prefix, 0);
-    const { written } = encoder.encodeInto(text, out.subarray(prefix.length));
-    return out.subarray(0, prefix.length + written);
+    encoder.encodeInto(text, out.subarray(prefix.length));
+    return out;
   }
 }

@@ -139,8 +139,12 @@ function signResult(signer, { result, statement }) {
   }
   const text = jcs(result);
   const sig = signedText(signer, 'settlement.result', text);
-  return Buffer.from(`{"v":${PROTOCOL_VERSION},"type":"settlement.result","body":${text},"sig":"${sig}"}`);
+  // Its own ArrayBuffer, exact size, so it can be transferred: a Buffer.from slice would clone its
+  // whole 8 KiB pool slab into the hub's thread, kept there as long as any result in it lives.
+  return utf8.encode(`{"v":${PROTOCOL_VERSION},"type":"settlement.result","body":${text},"sig":"${sig}"}`);
 }
+
+const utf8 = new TextEncoder();
 
 function signJobs(id, secretKey, jobs) {
   const signer = signerFor(secretKey);
@@ -151,7 +155,7 @@ function signJobs(id, secretKey, jobs) {
       return String(err?.message ?? err);
     }
   });
-  parentPort.postMessage({ id, wires });
+  parentPort.postMessage({ id, wires }, wires.filter((w) => typeof w !== 'string').map((w) => w.buffer));
 }
 
 parentPort.on('message', (message) => {

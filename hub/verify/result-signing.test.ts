@@ -52,6 +52,15 @@ describe('result signing', () => {
     );
   });
 
+  it('gives each result its own exact-size ArrayBuffer, inline and from the workers (a slice of Buffer\'s 8 KiB pool kept the whole slab alive)', async () => {
+    const jobs = [job(250, 1000), job(100, null), job(7, 3)];
+    const results = [...jobs.map((j) => signResultInline(hub.secretKey, j)), ...(await Promise.all(jobs.map((j) => pooled.signResult(j))))];
+    for (const wire of results) {
+      expect(wire.byteOffset).toBe(0);
+      expect(wire.buffer.byteLength).toBe(wire.byteLength);
+    }
+  });
+
   it('refuses an amount that is not a safe integer, on the workers as inline', async () => {
     const bad = job(0.5, 10);
     expect(() => signResultInline(hub.secretKey, bad)).toThrow(/safe integer/);

@@ -5,7 +5,7 @@
  * the same on the calling thread (small sites, tests, and the pool's quiet turns). Equal byte
  * for byte to the worker's, and to protocol's `signMessage` + decode (tested).
  */
-import { PROTOCOL_VERSION, canonicalJson, domainPrefix, sign, toHex, type Body, type JcsMemo } from '../../protocol/index.ts';
+import { PROTOCOL_VERSION, canonicalJson, domainPrefix, sign, toHex, utf8, type Body, type JcsMemo } from '../../protocol/index.ts';
 
 type ResultBody = Body<'settlement.result'>;
 
@@ -35,7 +35,10 @@ export function signResultInline(secretKey: Uint8Array, job: ResultSigningJob): 
   }
   const text = canonicalJson(result, memo);
   const sig = signText('settlement.result', text, secretKey);
-  return Buffer.from(`{"v":${PROTOCOL_VERSION},"type":"settlement.result","body":${text},"sig":"${sig}"}`);
+  // Not Buffer.from: a result outlives the request (QoS 1 store, the registry's group commit), and
+  // a pool slice that gets promoted keeps its whole 8 KiB slab until the next mark-compact; that
+  // external memory is what starts mark-compacts (measured: 4.0 → 1.1 KB a request at 1000 rps).
+  return utf8(`{"v":${PROTOCOL_VERSION},"type":"settlement.result","body":${text},"sig":"${sig}"}`);
 }
 
 export function inlineResultSigner(secretKey: Uint8Array): ResultSigner {
