@@ -21,7 +21,7 @@ describe('RequestTracer (BENCH_MQTT_TRACE)', () => {
     }
     const line = tracer.describe(timings);
     // The slowest 1 % of three requests is the slow one alone.
-    const m = /slowest 1 % \((\d+) in 1 bursts, rtt ([\d.]+) ms\) = send lag ([\d.]+) \+ to the service ([\d.]+) \+ in the service ([\d.]+) \+ reply ([\d.]+)/.exec(line);
+    const m = /slowest 1 % \((\d+) in 1 bursts, 0 of them across a hub GC pause, rtt ([\d.]+) ms\) = send lag ([\d.]+) \+ to the service ([\d.]+) \+ in the service ([\d.]+) \+ reply ([\d.]+)/.exec(line);
     expect(m, line).not.toBeNull();
     const [count, rtt, lag, toService, inService, reply] = m!.slice(1).map(Number);
     expect(count).toBe(1);
@@ -39,8 +39,22 @@ describe('RequestTracer (BENCH_MQTT_TRACE)', () => {
     for (const id of ids) await service.handleRequest('pos-1', payload(id));
     // 200 requests due 10 ms apart, 1 ms each, but for two slow ones (the slowest 1 %).
     const timings = (slow: readonly number[]): RequestTiming[] => ids.map((id, i) => [id, i * 10, i * 10, i * 10 + (slow.includes(i) ? 50 : 1)]);
-    expect(tracer.describe(timings([40, 41]))).toMatch(/slowest 1 % \(2 in 1 bursts, rtt 50\.0 ms\)/);
-    expect(tracer.describe(timings([40, 90]))).toMatch(/slowest 1 % \(2 in 2 bursts, rtt 50\.0 ms\)/);
+    expect(tracer.describe(timings([40, 41]))).toMatch(/slowest 1 % \(2 in 1 bursts, 0 of them across a hub GC pause, rtt 50\.0 ms\)/);
+    expect(tracer.describe(timings([40, 90]))).toMatch(/slowest 1 % \(2 in 2 bursts, 0 of them across a hub GC pause, rtt 50\.0 ms\)/);
+  });
+
+  it('chains a burst from each slow request to the next (a stall longer than 20 ms is one burst), names the GC pauses it spans and, verbose, prints each', async () => {
+    const tracer = new RequestTracer(true);
+    const service = tracer.service({ handleRequest: async () => new Uint8Array() });
+    const ids = Array.from({ length: 400 }, (_, i) => `r${i}`);
+    for (const id of ids) await service.handleRequest('pos-1', payload(id));
+    const slow = [40, 41, 42, 43];
+    const timings: RequestTiming[] = ids.map((id, i) => [id, i * 10, i * 10, i * 10 + (slow.includes(i) ? 50 : 1)]);
+    // Due 400 to 430 ms, each within 20 ms of the one before: one burst, from 400 to 480 ms.
+    const during = tracer.describe(timings, [[1000, 1004], [470, 475]]);
+    expect(during).toMatch(/slowest 1 % \(4 in 1 bursts, 1 of them across a hub GC pause, rtt 50\.0 ms\)/);
+    expect(during).toMatch(/\n#\s+burst at \+0\.40 s: 4 requests, rtt max 50\.0 = .*; GC 5\.0 ms/);
+    expect(tracer.describe(timings, [[1000, 1004]])).toMatch(/4 in 1 bursts, 0 of them across a hub GC pause/);
   });
 
   it('times verifier calls and passes their verdicts through; reset forgets everything', async () => {
