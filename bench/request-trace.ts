@@ -110,7 +110,6 @@ export class RequestTracer {
     if (rows.length === 0) return 'trace: no requests matched';
     rows.sort((a, b) => a[0]! - b[0]!);
     const tail = rows.slice(Math.floor(rows.length * 0.99));
-    const phaseStart = Math.min(...rows.map((r) => r[5]!));
     const mean = (i: number) => (tail.reduce((sum, r) => sum + r[i]!, 0) / tail.length).toFixed(1);
     // One stall (a GC pause, a slow fsync, the VM descheduling the hub) delays every request due
     // during it: count the slow ones' bursts, due within BURST_GAP_MS of each other.
@@ -126,6 +125,8 @@ export class RequestTracer {
     // A burst is the GC's when one of the hub's main-thread pauses fell between its first request's due time and its last answer.
     const gcIn = (b: { from: number; to: number }) => gcPauses.filter(([s, e]) => s < b.to && e > b.from);
     const withGc = bursts.filter((b) => gcIn(b).length > 0).length;
+    // No spread into Math.min: a saturated phase has tens of thousands of rows.
+    const phaseStart = this.#verbose ? rows.reduce((min, r) => Math.min(min, r[5]!), Infinity) : 0;
     const perBurst = this.#verbose
       ? bursts.map((b) => {
           const m = (i: number) => (b.rows.reduce((sum, r) => sum + r[i]!, 0) / b.rows.length).toFixed(1);

@@ -128,6 +128,8 @@ function assertSafe(value) {
   }
 }
 
+const utf8 = new TextEncoder();
+
 function signedText(signer, type, text) {
   return signer(Buffer.from(`tapsettle/${PROTOCOL_VERSION}/${type}\n${text}`)).toString('hex');
 }
@@ -143,8 +145,6 @@ function signResult(signer, { result, statement }) {
   // whole 8 KiB pool slab into the hub's thread, kept there as long as any result in it lives.
   return utf8.encode(`{"v":${PROTOCOL_VERSION},"type":"settlement.result","body":${text},"sig":"${sig}"}`);
 }
-
-const utf8 = new TextEncoder();
 
 function signJobs(id, secretKey, jobs) {
   const signer = signerFor(secretKey);
