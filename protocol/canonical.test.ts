@@ -2,7 +2,18 @@ import canonicalize from 'canonicalize';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, type JcsMemo } from './canonical.ts';
+import { decodeMessage, encodeMessage } from './codec.ts';
+import { MESSAGE_TYPES } from './schemas.ts';
 import { safeJson } from './test-helpers.ts';
+import { buildSampleMessages } from './vectors/messages.ts';
+
+/** A copy with every object's keys inserted in sorted order (the order JSON.stringify then writes). */
+function sortedCopy(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedCopy);
+  if (value === null || typeof value !== 'object') return value;
+  const keys = Object.keys(value).sort();
+  return Object.fromEntries(keys.map((k) => [k, sortedCopy((value as Record<string, unknown>)[k])]));
+}
 
 // The `canonicalize` package (RFC 8785's reference-style implementation) is the oracle.
 const oracle = canonicalize as unknown as (v: unknown) => string;
@@ -15,6 +26,28 @@ describe('canonicalJson (RFC 8785 JCS)', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it('equals the canonicalize package on values already in canonical order (the native serializer path)', () => {
+    fc.assert(
+      fc.property(safeJson, (value) => {
+        const sorted = sortedCopy(value);
+        expect(canonicalJson(sorted)).toBe(oracle(sorted));
+      }),
+      { numRuns: 1000 },
+    );
+    // Integer-like keys are enumerated first, in numeric order: not canonical, so rendered.
+    expect(canonicalJson({ '2': 0, '10': 1, a: 2 })).toBe('{"10":1,"2":0,"a":2}');
+    expect(canonicalJson({ a: { toJSON: () => 'x' }, b: 1 })).toBe('{"a":"x","b":1}');
+  });
+
+  it('decoded messages come out in canonical key order, so their JSON.stringify is their JCS', () => {
+    // Every schema object's shape is sorted (schemas.ts); a record keeps its input's order.
+    for (const message of buildSampleMessages().filter((m) => m.type !== 'announce.fares')) {
+      const decoded = decodeMessage(encodeMessage(message), MESSAGE_TYPES);
+      if (!decoded.ok) throw new Error(`${message.type}: ${decoded.detail}`);
+      expect(JSON.stringify(decoded.value.body), message.type).toBe(oracle(decoded.value.body));
+    }
   });
 
   it('sorts large objects by UTF-16 code units too (past the in-place sort)', () => {

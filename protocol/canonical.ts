@@ -39,11 +39,19 @@ export interface JcsMemo {
  * canonicalization the hub's largest allocator.
  */
 export function canonicalJson(value: unknown, memo?: JcsMemo): string {
-  let text: string | undefined;
+  let text = typeof value === 'object' && value !== null ? memo?.texts.get(value) : undefined;
+  if (text !== undefined) return text;
+  if (stringifiesCanonically(value)) {
+    // Already in canonical order (what our schemas decode is): the native serializer writes the
+    // same text in one flat string, where rendering builds it from many small pieces.
+    text = JSON.stringify(value);
+    if (memo !== undefined) memo.texts.set(value as object, text);
+    return text;
+  }
   try {
     text = render(value, memo, true);
   } catch (err) {
-    // Found on the fast path; walk again to name where it is.
+    // Walk again to name where it is.
     if (err instanceof UnsafeNumber) assertJsonSafe(value, '$');
     throw err;
   }
@@ -52,6 +60,40 @@ export function canonicalJson(value: unknown, memo?: JcsMemo): string {
 }
 
 class UnsafeNumber extends TypeError {}
+
+/**
+ * Whether `JSON.stringify(value)` is already its JCS: every object plain with its keys in sorted
+ * order (`for…in` gives them in JSON.stringify's order), every number a safe integer, no toJSON.
+ * Anything else (and top-level undefined) is left to `render`, which also names what is wrong.
+ */
+function stringifiesCanonically(value: unknown): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isSafeInteger(value);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype || Object.hasOwn(value, 'toJSON')) return false;
+    for (let i = 0; i < value.length; i++) if (!stringifiesCanonically(value[i])) return false;
+    return true;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  let previous: string | undefined;
+  for (const key in value) {
+    if (previous !== undefined && !(previous < key)) return false;
+    previous = key;
+    const item = (value as Record<string, unknown>)[key];
+    if (item !== undefined && !stringifiesCanonically(item)) return false;
+  }
+  return true;
+}
 
 /** undefined for what JSON leaves out (undefined, functions, symbols). */
 function render(value: unknown, memo: JcsMemo | undefined, remember: boolean): string | undefined {

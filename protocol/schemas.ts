@@ -23,14 +23,24 @@ export const ErrorCodeSchema = z.enum(ERROR_CODE_LIST as [string, ...string[]]);
 export const TerminalKind = z.enum(['vending', 'gate', 'pos']);
 export const Text = z.string().max(200);
 
+/**
+ * `z.strictObject` with its shape in canonical (JCS) key order. zod builds what it parses in shape
+ * order, so everything decoded comes out with its keys sorted, and canonicalJson can hand it to
+ * the native JSON.stringify instead of rendering it piece by piece (protocol/canonical.ts).
+ */
+function strictObject<S extends z.core.$ZodLooseShape>(shape: S): z.ZodObject<S, z.core.$strict> {
+  const sorted = Object.keys(shape).sort().map((key) => [key, shape[key]] as const);
+  return z.strictObject(Object.fromEntries(sorted) as S);
+}
+
 /** The wire envelope around every signed body. */
 export function signedEnvelope<T extends string, B extends z.ZodType>(type: T, body: B) {
-  return z.strictObject({ v: z.literal(1), type: z.literal(type), body, sig: SignatureHex });
+  return strictObject({ v: z.literal(1), type: z.literal(type), body, sig: SignatureHex });
 }
 
 // ---------- identities (seed 001 certificate authority, seed 002 licenses) ----------
 
-export const TerminalCertificateBody = z.strictObject({
+export const TerminalCertificateBody = strictObject({
   serial: Nonce128,
   terminalId: Name,
   kind: TerminalKind,
@@ -41,7 +51,7 @@ export const TerminalCertificateBody = z.strictObject({
   issuerKey: PublicKeyHex,
 });
 
-export const WalletLicenseBody = z.strictObject({
+export const WalletLicenseBody = strictObject({
   serial: Nonce128,
   wallet: PublicKeyHex,
   issuerKey: PublicKeyHex,
@@ -59,7 +69,7 @@ export const WalletLicense = signedEnvelope('wallet.license', WalletLicenseBody)
 
 // ---------- purchase: offer → wallet authorization → settlement request → result ----------
 
-export const LineItem = z.strictObject({
+export const LineItem = strictObject({
   sku: Name,
   qty: z.int().min(1).max(1000),
   unitMinor: AmountMinor,
@@ -69,7 +79,7 @@ export const LineItems = z.array(LineItem).max(64);
 export const OfferPurpose = z.enum(['purchase', 'fare', 'ticket', 'topup', 'transfer', 'entry']);
 
 /** Terminal → wallet over NFC, with a fresh challenge (seed 004 claim 8). */
-export const PurchaseOfferBody = z.strictObject({
+export const PurchaseOfferBody = strictObject({
   terminalId: Name,
   merchantId: Name,
   purpose: OfferPurpose,
@@ -89,7 +99,7 @@ export const PurchaseOfferBody = z.strictObject({
 export const PurchaseOffer = signedEnvelope('purchase.offer', PurchaseOfferBody);
 
 /** Wallet → terminal: seed 002's SKU(y, IdS, Rs, Ts) plus a per-wallet counter. */
-export const WalletAuthorizationBody = z.strictObject({
+export const WalletAuthorizationBody = strictObject({
   wallet: PublicKeyHex,
   terminalId: Name,
   merchantId: Name,
@@ -104,7 +114,7 @@ export const WalletAuthorizationBody = z.strictObject({
 export const WalletAuthorization = signedEnvelope('wallet.authorization', WalletAuthorizationBody);
 
 /** Gate-signed entry record written to the wallet (seed 004 claim 11). */
-export const GateAdmissionBody = z.strictObject({
+export const GateAdmissionBody = strictObject({
   recordId: Nonce128,
   wallet: PublicKeyHex,
   terminalId: Name,
@@ -116,7 +126,7 @@ export const GateAdmissionBody = z.strictObject({
 export const GateAdmission = signedEnvelope('gate.admission', GateAdmissionBody);
 
 /** Hub-signed ticket stored in the wallet (seed 004 claims 15–18). */
-export const TicketBody = z.strictObject({
+export const TicketBody = strictObject({
   ticketId: Nonce128,
   wallet: PublicKeyHex,
   product: Name,
@@ -129,7 +139,7 @@ export const TicketBody = z.strictObject({
 export const Ticket = signedEnvelope('ticket', TicketBody);
 
 /** Wallet-signed cancellation inside a cancellation window (seed 004 claim 13). */
-export const CancellationBody = z.strictObject({
+export const CancellationBody = strictObject({
   originalRequestId: RequestId,
   wallet: PublicKeyHex,
   time: TimeMs,
@@ -138,7 +148,7 @@ export const CancellationBody = z.strictObject({
 export const Cancellation = signedEnvelope('cancellation', CancellationBody);
 
 /** Wallet-signed transfer to another wallet (seed 001 figs. 8–9). */
-export const TransferBody = z.strictObject({
+export const TransferBody = strictObject({
   from: PublicKeyHex,
   to: PublicKeyHex,
   amountMinor: AmountMinor,
@@ -150,7 +160,7 @@ export const TransferBody = z.strictObject({
 export const Transfer = signedEnvelope('transfer', TransferBody);
 
 /** Wallet-signed history/balance query (seed 004 claims 3, 5). */
-export const HistoryQueryBody = z.strictObject({
+export const HistoryQueryBody = strictObject({
   wallet: PublicKeyHex,
   time: TimeMs,
   challenge: Challenge,
@@ -159,7 +169,7 @@ export const HistoryQueryBody = z.strictObject({
 export const HistoryQuery = signedEnvelope('history.query', HistoryQueryBody);
 
 /** Card number sealed to the card authorizer's X25519 key; hub and terminals never see it. */
-export const SealedCard = z.strictObject({
+export const SealedCard = strictObject({
   ephemeralPublicKey: Hex32,
   nonce: z.string().regex(/^[0-9a-f]{24}$/),
   ciphertext: z.string().regex(/^(?:[0-9a-f]{2}){17,256}$/),
@@ -171,7 +181,7 @@ const WalletOpFields = {
 };
 
 export const SettlementOp = z.discriminatedUnion('type', [
-  z.strictObject({
+  strictObject({
     type: z.literal('purchase'),
     ...WalletOpFields,
     lines: LineItems,
@@ -182,7 +192,7 @@ export const SettlementOp = z.discriminatedUnion('type', [
      */
     catalogVersion: Counter.optional(),
   }),
-  z.strictObject({
+  strictObject({
     type: z.literal('fare'),
     ...WalletOpFields,
     /** Null when the wallet carries no entry record: the maximum fare applies. */
@@ -190,10 +200,10 @@ export const SettlementOp = z.discriminatedUnion('type', [
     exitStation: Name,
     exitTime: TimeMs,
   }),
-  z.strictObject({ type: z.literal('ticket.sale'), ...WalletOpFields, product: Name }),
-  z.strictObject({ type: z.literal('ticket.use'), ticket: Ticket, station: Name, usedAt: TimeMs }),
-  z.strictObject({ type: z.literal('cancel'), cancellation: Cancellation }),
-  z.strictObject({
+  strictObject({ type: z.literal('ticket.sale'), ...WalletOpFields, product: Name }),
+  strictObject({ type: z.literal('ticket.use'), ticket: Ticket, station: Name, usedAt: TimeMs }),
+  strictObject({ type: z.literal('cancel'), cancellation: Cancellation }),
+  strictObject({
     type: z.literal('topup'),
     wallet: PublicKeyHex,
     amountMinor: AmountMinor,
@@ -202,12 +212,12 @@ export const SettlementOp = z.discriminatedUnion('type', [
     operatorId: Name.optional(),
     sealedCard: SealedCard.optional(),
   }),
-  z.strictObject({ type: z.literal('transfer'), transfer: Transfer }),
-  z.strictObject({ type: z.literal('history'), query: HistoryQuery }),
+  strictObject({ type: z.literal('transfer'), transfer: Transfer }),
+  strictObject({ type: z.literal('history'), query: HistoryQuery }),
 ]);
 
 /** Terminal-signed request to the hub (seed 003 first signature). */
-export const SettlementRequestBody = z.strictObject({
+export const SettlementRequestBody = strictObject({
   requestId: RequestId,
   terminalId: Name,
   time: TimeMs,
@@ -218,14 +228,14 @@ export const SettlementRequestBody = z.strictObject({
 export const SettlementRequest = signedEnvelope('settlement.request', SettlementRequestBody);
 
 /** Hub-signed balance statement; a gate trusts it for its local risk decision. */
-export const StatementEntry = z.strictObject({
+export const StatementEntry = strictObject({
   requestId: RequestId,
   kind: Name,
   amountMinor: SignedAmountMinor,
   time: TimeMs,
   counterparty: Name.optional(),
 });
-export const BalanceStatementBody = z.strictObject({
+export const BalanceStatementBody = strictObject({
   wallet: PublicKeyHex,
   balanceMinor: SignedAmountMinor,
   currency: Currency,
@@ -236,7 +246,7 @@ export const BalanceStatementBody = z.strictObject({
 export const BalanceStatement = signedEnvelope('balance.statement', BalanceStatementBody);
 
 /** Hub-signed answer to a settlement request (seed 003 second/third signatures). */
-export const SettlementResultBody = z.strictObject({
+export const SettlementResultBody = strictObject({
   requestId: RequestId,
   terminalId: Name,
   status: z.enum(['approved', 'declined']),
@@ -256,7 +266,7 @@ export const SettlementResultBody = z.strictObject({
 export const SettlementResult = signedEnvelope('settlement.result', SettlementResultBody);
 
 /** Terminal-signed completion receipt (seed 003 fourth signature). */
-export const CompletionReceiptBody = z.strictObject({
+export const CompletionReceiptBody = strictObject({
   requestId: RequestId,
   terminalId: Name,
   outcome: z.enum(['dispensed', 'passed', 'delivered', 'failed']),
@@ -270,7 +280,7 @@ export const CompletionReceipt = signedEnvelope('completion.receipt', Completion
  * dispense's refund included). The terminal re-sends the receipt until one arrives: the broker's
  * PUBACK is delivery, never this answer.
  */
-export const ReceiptAckBody = z.strictObject({
+export const ReceiptAckBody = strictObject({
   requestId: RequestId,
   /** The terminal the hub authenticated as the receipt's sender. */
   terminalId: Name,
@@ -283,7 +293,7 @@ export const ReceiptAckBody = z.strictObject({
 export const ReceiptAck = signedEnvelope('receipt.ack', ReceiptAckBody);
 
 /** Hub-signed error for a request that could not be read far enough to answer with a result. */
-export const ErrorMessageBody = z.strictObject({
+export const ErrorMessageBody = strictObject({
   requestId: RequestId.optional(),
   /** The terminal the hub authenticated as the sender (not what the unread bytes claim). */
   terminalId: Name,
@@ -296,7 +306,7 @@ export const ErrorMessage = signedEnvelope('error', ErrorMessageBody);
 
 // ---------- retained hub announcements ----------
 
-export const BlocklistBody = z.strictObject({
+export const BlocklistBody = strictObject({
   version: Counter,
   wallets: z.array(PublicKeyHex).max(100_000),
   time: TimeMs,
@@ -304,12 +314,12 @@ export const BlocklistBody = z.strictObject({
 });
 export const Blocklist = signedEnvelope('announce.blocklist', BlocklistBody);
 
-export const Restriction = z.strictObject({
+export const Restriction = strictObject({
   minAge: z.int().min(0).max(150).optional(),
   groupsAny: z.array(Name).max(16).optional(),
   groupsNone: z.array(Name).max(16).optional(),
 });
-export const Article = z.strictObject({
+export const Article = strictObject({
   sku: Name,
   name: Text,
   priceMinor: AmountMinor,
@@ -318,7 +328,7 @@ export const Article = z.strictObject({
   restriction: Restriction.optional(),
   slot: z.int().min(0).max(255).optional(),
 });
-export const CatalogBody = z.strictObject({
+export const CatalogBody = strictObject({
   merchantId: Name,
   version: Counter,
   articles: z.array(Article).max(1000),
@@ -327,7 +337,7 @@ export const CatalogBody = z.strictObject({
 });
 export const Catalog = signedEnvelope('announce.catalog', CatalogBody);
 
-export const FareTableSchema = z.strictObject({
+export const FareTableSchema = strictObject({
   currency: Currency,
   /** station id → zone number */
   stations: z.record(Name, z.int().min(0).max(99)),
@@ -339,10 +349,10 @@ export const FareTableSchema = z.strictObject({
   /** Local time = UTC + offset, for time-of-day bands. */
   utcOffsetMinutes: z.int().min(-14 * 60).max(14 * 60),
   timeBands: z
-    .array(z.strictObject({ fromMinute: z.int().min(0).max(1439), toMinute: z.int().min(1).max(1440), percent: z.int().min(0).max(1000) }))
+    .array(strictObject({ fromMinute: z.int().min(0).max(1439), toMinute: z.int().min(1).max(1440), percent: z.int().min(0).max(1000) }))
     .max(24),
 });
-export const FaresBody = z.strictObject({
+export const FaresBody = strictObject({
   version: Counter,
   table: FareTableSchema,
   time: TimeMs,
@@ -354,9 +364,9 @@ export const Fares = signedEnvelope('announce.fares', FaresBody);
 export const MAX_ANNOUNCED_GATES = 2_000;
 
 /** The hub's signing keys with their validity windows (rotation: protocol/hub-keys.ts). */
-export const HubKeyRing = z.array(z.strictObject({ publicKey: PublicKeyHex, notBefore: TimeMs, notAfter: TimeMs })).min(1).max(8);
+export const HubKeyRing = z.array(strictObject({ publicKey: PublicKeyHex, notBefore: TimeMs, notAfter: TimeMs })).min(1).max(8);
 
-export const KeysBody = z.strictObject({
+export const KeysBody = strictObject({
   version: Counter,
   hubKeys: HubKeyRing,
   issuerKeys: z.array(PublicKeyHex).max(8),
@@ -366,14 +376,14 @@ export const KeysBody = z.strictObject({
    * against them (a record it cannot verify is no record: the maximum fare). Optional for
    * announcements of older hubs; without it no record verifies.
    */
-  gates: z.array(z.strictObject({ terminalId: Name, publicKey: PublicKeyHex })).max(MAX_ANNOUNCED_GATES).optional(),
+  gates: z.array(strictObject({ terminalId: Name, publicKey: PublicKeyHex })).max(MAX_ANNOUNCED_GATES).optional(),
   time: TimeMs,
   hubKey: PublicKeyHex,
 });
 export const Keys = signedEnvelope('announce.keys', KeysBody);
 
 /** Terminal presence (Sparkplug-style): `seq` grows per connection so a late will can't mark a live terminal dead. */
-export const Presence = z.strictObject({
+export const Presence = strictObject({
   v: z.literal(1),
   terminalId: Name,
   state: z.enum(['online', 'offline']),
