@@ -219,10 +219,21 @@ export class HubClient {
     if (!wasUp && this.hubUp && this.linked) this.forward();
   }
 
+  /**
+   * Whether to publish now: the broker is connected and the hub itself is up. While the hub is
+   * down behind a live broker, requests and receipts wait in the outbox, unsent and uncounted, and
+   * go out when it is back (`forward`): re-sending meanwhile would only pile copies into the hub's
+   * queue at the broker (Mosquitto drops past max_queued_messages), and count as sends the hub
+   * failed to answer (backing the request off for minutes and raising the alert after the outage).
+   */
+  private get canSend(): boolean {
+    return this.client.connected && this.hubUp;
+  }
+
   /** Publish a persisted request now (QoS 1). The outbox row must exist first. */
   send(requestId: string, envelope: string): void {
     this.lastSentMs.set(requestId, this.o.clock());
-    if (!this.client.connected) return; // forwarded on reconnect
+    if (!this.canSend) return; // forwarded when the broker and the hub are back
     this.o.store.countAttempt(requestId);
     this.client.publish(topics.request(this.o.terminalId), envelope, { qos: 1 }, (err) => {
       if (err) this.o.log.warn({ requestId, err: err.message }, 'hub: publish failed; will retry');
@@ -236,9 +247,9 @@ export class HubClient {
    */
   publishReceipt(requestId: string, envelope: string): void {
     const sends = this.unacknowledged.get(requestId)?.sends ?? 0;
-    const connected = this.client.connected;
-    this.unacknowledged.set(requestId, { envelope, lastSentMs: this.o.clock(), sends: connected ? sends + 1 : sends });
-    if (!connected) return; // forwarded on reconnect
+    const canSend = this.canSend;
+    this.unacknowledged.set(requestId, { envelope, lastSentMs: this.o.clock(), sends: canSend ? sends + 1 : sends });
+    if (!canSend) return; // forwarded when the broker and the hub are back
     this.client.publish(topics.receipt(this.o.terminalId), envelope, { qos: 1 }, (err) => {
       if (err) this.o.log.warn({ requestId, err: err.message }, 'hub: receipt publish failed; will retry');
     });
@@ -256,7 +267,7 @@ export class HubClient {
 
   /** Re-send every open request whose last send is older than retryMs — same id, same bytes. */
   private retryDue(): void {
-    if (this.closed || !this.client.connected) return;
+    if (this.closed || !this.canSend) return;
     const now = this.o.clock();
     let budget = MAX_SENDS_PER_TICK;
     for (const e of this.o.store.open()) {

@@ -16,7 +16,7 @@ import { TerminalStore } from '../../terminal/store/terminal-store.ts';
 import { captureLogger, eventually, makeTerminal } from '../mqtt/fixtures.ts';
 
 /** The real terminal hub client; `online` records every change it reports. */
-function terminalClient(url: string, terminalId: string, store: TerminalStore, online: boolean[]): HubClient {
+function terminalClient(url: string, terminalId: string, store: TerminalStore, online: boolean[], retryMs = 60_000): HubClient {
   const terminal = makeTerminal(terminalId);
   return new HubClient({
     url,
@@ -25,7 +25,7 @@ function terminalClient(url: string, terminalId: string, store: TerminalStore, o
     store,
     log: captureLogger().logger,
     clock: Date.now,
-    retryMs: 60_000,
+    retryMs,
     reconnectPeriodMs: 100,
     onReply: () => undefined,
     onAnnouncement: () => undefined,
@@ -64,19 +64,29 @@ describe("the hub's presence on the terminal", () => {
 
     store = TerminalStore.open(join(dir, 'terminal.db'));
     const online: boolean[] = [];
-    client = terminalClient(url, 'vend-1', store, online);
+    // Re-sends every 50 ms, were they allowed while the hub is down.
+    client = terminalClient(url, 'vend-1', store, online, 50);
     // Connected and subscribed (its own presence, published after subscribing, is out), yet offline: the hub is down.
     await eventually(() => terminalStates.includes('online'));
     expect(client.online).toBe(false);
     expect(online).toEqual([]);
 
-    // An offline sale queued meanwhile goes out when the hub is back.
+    // An offline sale queued and sent meanwhile waits in the outbox, unsent and uncounted (through
+    // a dozen retry intervals), and goes out once when the hub is back.
     const requestId = newRequestId();
-    store.enqueue({ requestId, envelope: `{"offline-sale":"${requestId}"}`, wallet: null, amountMinor: 250, local: true, createdMs: Date.now() });
+    const envelope = `{"offline-sale":"${requestId}"}`;
+    store.enqueue({ requestId, envelope, wallet: null, amountMinor: 250, local: true, createdMs: Date.now() });
+    client.send(requestId, envelope);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(store.get(requestId)?.attempts).toBe(0);
     await hubPresence('online');
     await eventually(() => online.at(-1) === true);
     expect(client.online).toBe(true);
-    await eventually(() => requests.includes(`{"offline-sale":"${requestId}"}`));
+    await eventually(() => requests.includes(envelope));
+    store.complete(requestId, '{}'); // answered: no more re-sends
+    // Every send counted reached the broker, and none was counted while the hub was down.
+    await eventually(() => requests.filter((r) => r === envelope).length === store!.get(requestId)!.attempts);
+    expect(store.get(requestId)!.attempts).toBeLessThanOrEqual(2);
 
     await hubPresence('offline');
     await eventually(() => online.at(-1) === false);
