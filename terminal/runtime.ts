@@ -91,8 +91,12 @@ function approvalIn(encoded: string | null): Envelope<'settlement.result'> | und
   return r.ok && r.value.body.status === 'approved' && r.value.body.amountMinor > 0 ? r.value : undefined;
 }
 
-/** Ticks between two prunings of used admission records (hourly). */
+/** Ticks between two prunings of the store's history (hourly). */
 const PRUNE_TICKS = Math.round(3600_000 / TICK_MS);
+/** Most settled requests dropped per pruning (one bounded transaction on the terminal's thread). */
+const PRUNE_MAX_ROWS = 5_000;
+/** Kept past what the limits read: a clock stepped back, a late duplicate answer, an operator's look. */
+const HISTORY_MARGIN_MS = 24 * 3600_000;
 /** An admission record's id among the used ticket ids (ids of both are hex; the prefix keeps them apart). */
 const admissionKey = (recordId: string): string => `admission:${recordId}`;
 
@@ -168,12 +172,12 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       },
     });
     this.recoverVends();
-    this.pruneUsedAdmissions();
+    this.pruneHistory();
     let ticks = 0;
     this.ticker = setInterval(() => {
       if (this.state.s !== 'idle') this.post({ e: 'tick' });
       if (++ticks % SAVE_UPTIME_TICKS === 0) deps.store.saveUptime();
-      if (ticks % PRUNE_TICKS === 0) this.pruneUsedAdmissions();
+      if (ticks % PRUNE_TICKS === 0) this.pruneHistory();
     }, TICK_MS);
     this.tapLoop = onTap(deps.reader, (session) => this.onCard(session), {
       signal: this.abort.signal,
@@ -691,6 +695,41 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   }
 
   /**
+   * Keeps the store bounded (a Pi's SD card): drops what no decision reads any more. Settled
+   * requests (and their acknowledged receipts) once past both windows the limits look back over
+   * (`limits.maxStatementAgeMs` of wall clock for a statement's exits, `limits.periodMs` of running
+   * time for the terminal's budget); incidents after the same; unused paid exits once expired;
+   * used admission records after a trip's longest time; held tickets once expired.
+   */
+  private pruneHistory(): void {
+    const nowMs = this.clock();
+    const { periodMs, maxStatementAgeMs } = this.config.limits;
+    const keepMs = Math.max(periodMs, maxStatementAgeMs) + DEFAULT_MAX_SKEW_MS + HISTORY_MARGIN_MS;
+    const beforeUptimeMs = this.d.store.uptimeMs() - periodMs - HISTORY_MARGIN_MS;
+    const pruned = {
+      settled: this.d.store.pruneSettled(nowMs - keepMs, beforeUptimeMs, PRUNE_MAX_ROWS),
+      incidents: this.d.store.pruneKv('incident.', nowMs - keepMs),
+      paidExits: this.d.store.pruneKv('paid-exit.', nowMs - PAID_EXIT_VALID_MS - DEFAULT_MAX_SKEW_MS),
+      admissions: 0,
+      heldTickets: 0,
+    };
+    if (this.config.kind === 'gate') {
+      // Used admission records matter for a trip's longest time; beyond it a copy is stale anyway.
+      const maxTripMs = this.fareTable?.maxTripMs ?? DEFAULT_MAX_TRIP_MS;
+      pruned.admissions = this.d.store.pruneUsed(admissionKey(''), nowMs - maxTripMs - DEFAULT_MAX_SKEW_MS);
+    }
+    if (this.config.kind === 'pos') {
+      for (const held of this.d.store.allHeldTickets(PRUNE_MAX_ROWS)) {
+        const ticket = decodeMessage(held.envelope, 'ticket');
+        if (ticket.ok && ticket.value.body.validUntil + DEFAULT_MAX_SKEW_MS >= nowMs) continue;
+        this.d.store.releaseTicket(held.ticketId);
+        pruned.heldTickets++;
+      }
+    }
+    if (Object.values(pruned).some((n) => n > 0)) this.log.info(pruned, 'store: pruned history no limit reads any more');
+  }
+
+  /**
    * Start-up, vending (MDB: a vend that never reported success or failure): every vend left open
    * without its completion receipt was cut short by a power loss. Its motor was driven, or its
    * sale stood (approved by the hub, or accepted offline) with nothing dispensed yet: a `failed`
@@ -698,13 +737,6 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
    * result for an offline one). A request still waiting for the hub is left to lateApproval; one
    * the hub declined or refused needs nothing.
    */
-  /** Used admission records matter for a trip's longest time; beyond it a copy is stale anyway. */
-  private pruneUsedAdmissions(): void {
-    if (this.config.kind !== 'gate') return;
-    const maxTripMs = this.fareTable?.maxTripMs ?? DEFAULT_MAX_TRIP_MS;
-    this.d.store.pruneUsed(admissionKey(''), this.clock() - maxTripMs - DEFAULT_MAX_SKEW_MS);
-  }
-
   private recoverVends(): void {
     if (this.config.kind !== 'vending') return;
     const nowMs = this.clock();

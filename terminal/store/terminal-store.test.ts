@@ -231,4 +231,49 @@ describe('TerminalStore', () => {
     expect([s.ticketUsed('admission:aa'), s.ticketUsed('admission:bb'), s.ticketUsed('aa'.repeat(16))]).toEqual([false, true, true]);
     s.close();
   });
+
+  it('prunes settled requests past both lines, with their acknowledged receipts; never open ones or unacknowledged receipts', () => {
+    let mono = 0;
+    const s = TerminalStore.open(join(tempDir(), 't.db'), { monotonicMs: () => mono });
+    const at = (n: number, createdMs: number) => {
+      s.enqueue(entry(n, { createdMs }));
+      mono += 1000; // each a second of running time after the last
+    };
+    at(1, 1000); // settled, receipt acknowledged
+    at(2, 1000); // settled, receipt not yet acknowledged by the hub
+    at(3, 1000); // still waiting for the hub
+    at(4, 1000); // abandoned by the customer, no hub result
+    at(5, 1000); // settled, no receipt (a gate's fare)
+    at(6, 9000); // settled, but recent by the wall clock
+    at(7, 1000); // settled, but recent by running time
+    for (const n of [1, 2, 5, 6, 7]) s.complete(id(n), `{"r":${n}}`);
+    s.addReceipt(id(1), '{"receipt":1}');
+    s.addReceipt(id(2), '{"receipt":2}');
+    s.markReceiptAcknowledged(id(1));
+    s.abandon(id(4));
+    const beforeUptime = s.get(id(7))!.uptimeMs;
+    expect(s.pruneSettled(5000, beforeUptime, 1)).toBe(1); // bounded: oldest first
+    expect(s.get(id(1))).toBeUndefined();
+    expect(s.getReceipt(id(1))).toBeUndefined();
+    expect(s.pruneSettled(5000, beforeUptime, 100)).toBe(1);
+    expect([1, 2, 3, 4, 5, 6, 7].filter((n) => s.get(id(n)) !== undefined)).toEqual([2, 3, 4, 6, 7]);
+    expect(s.pendingReceipts().map((r) => r.requestId)).toEqual([id(2)]);
+    // Once the hub acknowledges it, the request goes too.
+    s.markReceiptAcknowledged(id(2));
+    expect(s.pruneSettled(5000, beforeUptime, 100)).toBe(1);
+    expect(s.getReceipt(id(2))).toBeUndefined();
+    expect(s.openCount()).toBe(2);
+    s.close();
+  });
+
+  it('prunes kv entries under a prefix by the time in their value, and nothing else', () => {
+    const s = TerminalStore.open(join(tempDir(), 't.db'));
+    s.setKv('incident.a', JSON.stringify({ timeMs: 1000 }));
+    s.setKv('incident.b', JSON.stringify({ timeMs: 5000 }));
+    s.setKv('paid-exit.a', JSON.stringify({ timeMs: 1000 }));
+    s.setKv('incidentals', JSON.stringify({ timeMs: 1000 }));
+    expect(s.pruneKv('incident.', 3000)).toBe(1);
+    expect(['incident.a', 'incident.b', 'paid-exit.a', 'incidentals'].map((k) => s.getKv(k) !== undefined)).toEqual([false, true, true, true]);
+    s.close();
+  });
 });

@@ -160,6 +160,14 @@ export class TerminalStore {
       holdTicket: p('INSERT OR IGNORE INTO held_tickets (ticket_id, wallet, envelope, held_ms) VALUES (?, ?, ?, ?)'),
       heldTickets: p('SELECT envelope FROM held_tickets WHERE wallet = ? ORDER BY rowid LIMIT 16'),
       releaseTicket: p('DELETE FROM held_tickets WHERE ticket_id = ?'),
+      allHeldTickets: p('SELECT ticket_id, envelope FROM held_tickets ORDER BY rowid LIMIT ?'),
+      // Oldest first (rowid is insertion order), so the scan stops early at the retention line.
+      settledBefore: p(
+        "SELECT request_id FROM outbox o WHERE state = 'done' AND created_ms < ? AND uptime_ms < ? AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.request_id = o.request_id AND r.sent = 0) ORDER BY rowid LIMIT ?",
+      ),
+      deleteRequest: p('DELETE FROM outbox WHERE request_id = ?'),
+      deleteReceipt: p('DELETE FROM receipts WHERE request_id = ?'),
+      pruneKv: p("DELETE FROM kv WHERE key >= ? AND key < ? AND json_extract(value, '$.timeMs') < ?"),
     };
     this.monotonicMs = options.monotonicMs ?? (() => performance.now());
     const maxRow = (db.prepare('SELECT coalesce(max(uptime_ms), 0) AS m FROM outbox').get() as { m: number }).m;
@@ -318,6 +326,33 @@ export class TerminalStore {
   /** The ticket is on its wallet now. */
   releaseTicket(ticketId: string): void {
     this.st.releaseTicket.run(ticketId);
+  }
+
+  /** Every held ticket (at most `limit`, oldest first), for pruning the expired ones. */
+  allHeldTickets(limit: number): { ticketId: string; envelope: string }[] {
+    return (this.st.allHeldTickets.all(limit) as { ticket_id: string; envelope: string }[]).map((r) => ({ ticketId: r.ticket_id, envelope: r.envelope }));
+  }
+
+  /**
+   * Drops settled history: requests answered (`done`) that were created before `beforeMs` (wall
+   * clock) and recorded before `beforeUptimeMs` (running time), with their receipts — only once
+   * the hub acknowledged the receipt, which is re-sent until then. At most `max` a call, in one
+   * transaction; how many went.
+   */
+  pruneSettled(beforeMs: number, beforeUptimeMs: number, max: number): number {
+    return this.db.transaction(() => {
+      const rows = this.st.settledBefore.all(beforeMs, beforeUptimeMs, max) as { request_id: string }[];
+      for (const r of rows) {
+        this.st.deleteReceipt.run(r.request_id);
+        this.st.deleteRequest.run(r.request_id);
+      }
+      return rows.length;
+    })();
+  }
+
+  /** Drops kv entries under `prefix` whose JSON value has a `timeMs` before `beforeMs`; how many. */
+  pruneKv(prefix: string, beforeMs: number): number {
+    return this.st.pruneKv.run(prefix, `${prefix}\uffff`, beforeMs).changes;
   }
 
   /** Drops used ids under `prefix` (e.g. `admission:`) marked before `beforeMs`; how many. */

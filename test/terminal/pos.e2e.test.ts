@@ -1,9 +1,11 @@
 // POS end to end: the cashier's items, the wallet's signature over them, the hub's verified
 // result, receipt + statement, cancellation inside the window, offline and a slow hub.
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newChallenge, signMessage } from '../../protocol/index.ts';
+import { generateKeyPair, newChallenge, newRequestId, signMessage, toHex } from '../../protocol/index.ts';
 import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import { COLLECT_TICKET_TEXT } from '../../terminal/machines/pos.ts';
 import type { Command } from '../../terminal/machines/types.ts';
@@ -333,6 +335,41 @@ describe('POS end to end', () => {
       await started.close();
       rmSync(first.dataDir, { recursive: true, force: true });
       await site.restartServer(url);
+    }
+  });
+
+  it('a restart prunes what no limit reads any more: settled sales past both windows, expired held tickets, old incidents', async () => {
+    const DAY = 24 * 3600_000;
+    const first = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { limits: { periodMs: 60_000, maxStatementAgeMs: 60_000 } } });
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = await sale(first, wallet);
+    const requestId = log.commands.find((c) => c.c === 'hub.request')!.requestId;
+    const store = first.started.store;
+    await eventually(() => store.getReceipt(requestId)?.acknowledged, 8000, 'receipt acknowledged');
+    // Staged as a terminal's history: two held tickets (one expired), an incident of last week.
+    const issuer = generateKeyPair();
+    const ticket = (validUntil: number) =>
+      signMessage('ticket', { ticketId: newRequestId(), wallet: wallet.publicKeyHex, product: 'day', stations: [], validFrom: 0, validUntil, issuedAt: 0, hubKey: toHex(issuer.publicKey) }, issuer.secretKey);
+    const expired = ticket(Date.now() - DAY);
+    const valid = ticket(Date.now() + 30 * DAY);
+    for (const t of [expired, valid]) store.holdTicket(t.body.ticketId, wallet.publicKeyHex, JSON.stringify(t), Date.now());
+    store.setKv(`incident.${newRequestId()}`, JSON.stringify({ timeMs: Date.now() - 7 * DAY }));
+    const incidents = (db: Database.Database) => (db.prepare("SELECT count(*) AS n FROM kv WHERE key LIKE 'incident.%'").get() as { n: number }).n;
+    expect(incidents(store.db)).toBe(1);
+    await first.close({ keepData: true });
+    // Restarted three days later, after two days of running time (the counter the store keeps).
+    const db = new Database(join(first.config.dataDir, 'terminal.sqlite'));
+    db.prepare("UPDATE kv SET value = CAST(value AS INTEGER) + ? WHERE key = 'uptime.ms'").run(2 * DAY);
+    db.close();
+    const started = await startTerminal(first.config, { log: pino({ level: 'silent' }), clock: () => Date.now() + 3 * DAY });
+    try {
+      expect(started.store.get(requestId)).toBeUndefined();
+      expect(started.store.getReceipt(requestId)).toBeUndefined();
+      expect(started.store.heldTickets(wallet.publicKeyHex)).toEqual([JSON.stringify(valid)]);
+      expect(incidents(started.store.db)).toBe(0);
+    } finally {
+      await started.close();
+      rmSync(first.dataDir, { recursive: true, force: true });
     }
   });
 
