@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { payoutRetryOptions } from '../hub/clearing/payouts.ts';
+import { InputError } from '../hub/service/input-error.ts';
 
 const Port = z.int().min(0).max(65535);
 const Host = z.string().min(1).max(255);
@@ -39,6 +41,11 @@ export const HubConfigSchema = z.strictObject({
   /** Worker threads for signature checks (0 = on the main thread). */
   verifierThreads: z.int().min(0).max(16).default(1),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('warn') }).default({ level: 'warn' }),
+  /**
+   * Payouts the clearing did not take are sent again at start and every `intervalMs`, the delay
+   * doubling per failing round up to `maxIntervalMs` (hub/clearing/payouts.ts checks the values).
+   */
+  payoutRetry: z.strictObject({ intervalMs: z.int().optional(), maxIntervalMs: z.int().optional() }).default({}),
   /** The simulated demo site (two gates, a vending machine, a POS, customers). Off in production. */
   site: z
     .strictObject({
@@ -83,7 +90,14 @@ export function parseHubConfig(raw: unknown, baseDir = process.cwd()): HubConfig
       ? { ...c.mqtt, ...(c.mqtt.tls ? { tls: { keyFile: abs(c.mqtt.tls.keyFile), certFile: abs(c.mqtt.tls.certFile) } } : {}) }
       : { ...c.mqtt, passwordFile: abs(c.mqtt.passwordFile), ...(c.mqtt.caFile ? { caFile: abs(c.mqtt.caFile) } : {}) };
   if (c.site.enabled && c.currency !== 'EUR') throw new HubConfigError('invalid hub config', ['site.enabled: the demo site prices are in EUR; set currency to EUR or disable the site']);
-  return deepFreeze({ ...c, dataDir: abs(c.dataDir), mqtt });
+  let payoutRetry;
+  try {
+    payoutRetry = payoutRetryOptions(c.payoutRetry);
+  } catch (err) {
+    if (err instanceof InputError) throw new HubConfigError('invalid hub config', [err.message]);
+    throw err;
+  }
+  return deepFreeze({ ...c, dataDir: abs(c.dataDir), mqtt, payoutRetry });
 }
 
 export function loadHubConfigFile(file: string): HubConfig {

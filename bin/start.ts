@@ -114,6 +114,7 @@ async function main(): Promise<void> {
     dataDir: config.dataDir,
     currency: config.currency,
     verifierThreads: config.verifierThreads,
+    payoutRetry: config.payoutRetry,
     host: config.mqtt.kind === 'embedded' ? config.mqtt.host : '127.0.0.1',
     mqttPort: config.mqtt.kind === 'embedded' ? config.mqtt.port : 0,
     ...(config.mqtt.kind === 'embedded' && config.mqtt.tls ? { mqttTls: { key: readFileSync(config.mqtt.tls.keyFile), cert: readFileSync(config.mqtt.tls.certFile) } } : {}),

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { DEFAULT_MAX_SKEW_MS, fromHex, hubKeysTrustedAt } from '../../protocol/index.ts';
+import type { PayoutRetryOptions } from '../../hub/clearing/payouts.ts';
 import { startAdminServer } from '../../hub/admin/admin-channel.ts';
 import { adminRunnerFor } from '../../hub/cli/main.ts';
 import { createHubSource, type HubSource } from '../../hub/dashboard/hub-source.ts';
@@ -48,6 +49,8 @@ export interface DemoOptions {
   readonly currency?: string;
   /** Worker threads for signature checks; 0 = inline. Default 1. */
   readonly verifierThreads?: number;
+  /** When unsent payouts are sent again (createHub's `payoutRetry`). */
+  readonly payoutRetry?: PayoutRetryOptions;
   /** Embedded broker over TLS (PEM). */
   readonly mqttTls?: { readonly key: Buffer; readonly cert: Buffer };
   /** Use an external broker (Mosquitto) instead of the embedded one. */
@@ -88,6 +91,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       dataDir,
       logger: o.logger.child({ part: 'hub' }),
       ...(o.currency !== undefined ? { currency: o.currency } : {}),
+      ...(o.payoutRetry !== undefined ? { payoutRetry: o.payoutRetry } : {}),
       ...(threads > 0 ? { verifier: new WorkerVerifier({ workers: threads }) } : {}),
     });
     closers.push(() => hub.close());

@@ -19,6 +19,7 @@ describe('hub config', () => {
       mqtt: { kind: 'embedded', host: '127.0.0.1', port: 0 },
       dashboard: { host: '127.0.0.1', port: 4600 },
       site: { enabled: true, customersPerS: 5, terminalMode: 'runtime' },
+      payoutRetry: { intervalMs: 60_000, maxIntervalMs: 30 * 60_000 },
     });
     expect(Object.isFrozen(c.mqtt)).toBe(true);
   });
@@ -29,6 +30,12 @@ describe('hub config', () => {
     expect(() => parseHubConfig({ dashbord: {} })).toThrow(HubConfigError);
     expect(() => parseHubConfig({ currency: 'CHF' })).toThrow(/site\.enabled/);
     expect(parseHubConfig({ currency: 'CHF', site: { enabled: false } }).currency).toBe('CHF');
+    // The payout retry timer: checked by the rule the hub applies, named by its field.
+    expect(() => parseHubConfig({ payoutRetry: { intervalMs: -1 } })).toThrow(/payoutRetry\.intervalMs: expected an integer number of ms/);
+    expect(() => parseHubConfig({ payoutRetry: { intervalMs: 120_000, maxIntervalMs: 60_000 } })).toThrow(/payoutRetry\.maxIntervalMs/);
+    expect(() => parseHubConfig({ payoutRetry: { intervalMs: 1.5 } })).toThrow(HubConfigError);
+    expect(() => parseHubConfig({ payoutRetry: { every: 1 } })).toThrow(HubConfigError);
+    expect(parseHubConfig({ payoutRetry: { intervalMs: 0 } }).payoutRetry).toEqual({ intervalMs: 0, maxIntervalMs: 30 * 60_000 });
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, '{ not json');
     expect(() => loadHubConfigFile(bad)).toThrow(/is not JSON/);
