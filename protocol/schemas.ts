@@ -214,6 +214,19 @@ export const SettlementOp = z.discriminatedUnion('type', [
   }),
   strictObject({ type: z.literal('transfer'), transfer: Transfer }),
   strictObject({ type: z.literal('history'), query: HistoryQuery }),
+  /**
+   * Terminal-signed report of what could not be settled: a gate opened on its local decision and
+   * the wallet never signed (pulled away). Nothing moves without the wallet's signature; the hub
+   * records it for the operator. `amountMinor` is the fare that went unpaid.
+   */
+  strictObject({
+    type: z.literal('incident'),
+    kind: z.enum(['unsigned-passage']),
+    wallet: PublicKeyHex,
+    amountMinor: AmountMinor,
+    currency: Currency,
+    detail: Text,
+  }),
 ]);
 
 /** Terminal-signed request to the hub (seed 003 first signature). */

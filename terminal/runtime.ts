@@ -401,19 +401,9 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       case 'nfc.release':
         this.current?.done();
         return;
-      case 'hub.request': {
-        const request = signMessage(
-          'settlement.request',
-          { requestId: cmd.requestId, terminalId: this.config.terminalId, time: nowMs, offline: cmd.offline, op: cmd.op },
-          this.d.keys.secretKey,
-        );
-        const envelope = Buffer.from(encodeMessage(request)).toString('utf8');
-        // Persisted (fsync'd) BEFORE it is sent; every retry sends these same bytes.
-        this.d.store.enqueue({ requestId: cmd.requestId, envelope, wallet: cmd.wallet, amountMinor: cmd.amountMinor, local: cmd.offline, createdMs: nowMs, vend: this.config.kind === 'vending' });
-        this.log.child({ requestId: cmd.requestId }).info({ op: cmd.op.type, offline: cmd.offline, amountMinor: cmd.amountMinor }, 'request queued');
-        this.hub.send(cmd.requestId, envelope);
+      case 'hub.request':
+        this.queueRequest(cmd, nowMs, this.config.kind === 'vending');
         return;
-      }
       case 'hub.abandon': {
         // The machine's deadline and the hub's result can cross: the result was recorded while
         // the deadline waited in the event queue, and the machine has now given up on it anyway.
@@ -494,6 +484,14 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.unsignedPassages = addUnsignedPassage(this.unsigned(), { requestId: cmd.requestId, wallet: cmd.wallet, amountMinor: cmd.amountMinor, timeMs: nowMs, uptimeMs: this.d.store.uptimeMs() });
         this.d.store.setKv(UNSIGNED_PASSAGES_KEY, JSON.stringify(this.unsignedPassages));
         this.log.warn({ requestId: cmd.requestId, kind: cmd.kind, wallet: `${cmd.wallet.slice(0, 12)}…`, amountMinor: cmd.amountMinor, detail: cmd.detail }, 'incident');
+        // Reported to the hub for the operator, through the outbox like any request (re-sent until
+        // answered, kept across restarts), under the id of the passage that went unpaid: its
+        // request was never made. Amount 0 here: the exposure is counted as an unsigned passage.
+        this.queueRequest(
+          { requestId: cmd.requestId, op: { type: 'incident', kind: cmd.kind, wallet: cmd.wallet, amountMinor: cmd.amountMinor, currency: this.config.currency, detail: cmd.detail.slice(0, 200) }, offline: true, wallet: cmd.wallet, amountMinor: 0 },
+          nowMs,
+          false,
+        );
         return;
     }
   }
@@ -727,6 +725,15 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       }
     }
     if (Object.values(pruned).some((n) => n > 0)) this.log.info(pruned, 'store: pruned history no limit reads any more');
+  }
+
+  /** Signs a request, persists it (fsync'd) BEFORE it is sent, and sends it; every retry sends these same bytes. */
+  private queueRequest(r: Omit<Extract<Command, { c: 'hub.request' }>, 'c'>, nowMs: number, vend: boolean): void {
+    const request = signMessage('settlement.request', { requestId: r.requestId, terminalId: this.config.terminalId, time: nowMs, offline: r.offline, op: r.op }, this.d.keys.secretKey);
+    const envelope = Buffer.from(encodeMessage(request)).toString('utf8');
+    this.d.store.enqueue({ requestId: r.requestId, envelope, wallet: r.wallet, amountMinor: r.amountMinor, local: r.offline, createdMs: nowMs, vend });
+    this.log.child({ requestId: r.requestId }).info({ op: r.op.type, offline: r.offline, amountMinor: r.amountMinor }, 'request queued');
+    this.hub.send(r.requestId, envelope);
   }
 
   /**

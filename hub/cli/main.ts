@@ -419,6 +419,17 @@ function buildProgram(ctx: CliContext): Command {
   });
 
   program
+    .command('incidents')
+    .description('what terminals reported they could not settle (a gate opened, the wallet never signed), newest first')
+    .option('--wallet <publicKey>', "one wallet's")
+    .option('--limit <n>', 'at most this many (1 to 1000)', '100')
+    .action(async (o: { wallet?: string; limit: string }) => {
+      const limit = int('limit', o.limit) as number;
+      if (o.wallet !== undefined) hex('wallet', o.wallet, 64);
+      await withHub(ctx, program, (hub) => print({ incidents: hub.incidents({ limit, ...(o.wallet !== undefined ? { wallet: o.wallet } : {}) }) }));
+    });
+
+  program
     .command('show-account <id>')
     .description('balance and history of a wallet (public key) or merchant; read-only, works while the hub runs')
     .option('--limit <n>', 'history entries', '50')

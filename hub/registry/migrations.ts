@@ -145,4 +145,25 @@ export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
       INSERT INTO meta (key, value) SELECT 'overspend_ledger_seq', -1 WHERE EXISTS (SELECT 1 FROM wallets);
     `,
   },
+  {
+    version: 4,
+    name: 'incidents',
+    sql: `
+      -- What terminals could not settle and reported (a gate opened, the wallet never signed),
+      -- for the operator; by the report's request id, so a resent report is one row.
+      CREATE TABLE incidents (
+        request_id TEXT PRIMARY KEY,
+        terminal_id TEXT NOT NULL,
+        wallet TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        amount_minor INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        recorded_ms INTEGER NOT NULL
+      );
+      CREATE INDEX incidents_time ON incidents (time_ms);
+      CREATE INDEX incidents_wallet ON incidents (wallet, time_ms);
+    `,
+  },
 ];

@@ -324,7 +324,7 @@ describe('registry', () => {
     expect(reg.overspendLedgerSeq()).toBe(0);
     const upgraded = join(dir, 'upgraded.sqlite');
     const db = new Database(upgraded);
-    migrateRegistry(db, REGISTRY_MIGRATIONS.filter((m) => m.name !== 'overspend-blocks'));
+    migrateRegistry(db, REGISTRY_MIGRATIONS.filter((m) => m.version < 3)); // a registry from before 'overspend-blocks'
     db.prepare("INSERT INTO wallets (wallet, serial, license, registered_ms, revoked_ms) VALUES (?, 's', '{}', 1, NULL)").run('ab'.repeat(32));
     db.close();
     const old = Registry.open(upgraded);

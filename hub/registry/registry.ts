@@ -69,6 +69,22 @@ export interface ResultRecord {
   readonly timeMs: number;
 }
 
+/** A terminal's report of what it could not settle (protocol op `incident`). */
+export interface IncidentRecord {
+  readonly requestId: string;
+  readonly terminalId: string;
+  readonly wallet: string;
+  readonly kind: string;
+  /** The amount that went unpaid. */
+  readonly amountMinor: number;
+  readonly currency: string;
+  readonly detail: string;
+  /** When it happened, by the terminal's clock (the report's signed time). */
+  readonly timeMs: number;
+  /** When the hub recorded it. */
+  readonly recordedMs: number;
+}
+
 export interface PayoutRecord {
   readonly payoutId: string;
   readonly merchantId: string;
@@ -336,6 +352,12 @@ export class Registry implements TerminalDirectory {
       entryInsert: p('INSERT INTO entry_records (record_id, request_id) VALUES (?, ?)'),
       entryRestore: p('INSERT OR IGNORE INTO entry_records (record_id, request_id) VALUES (?, ?)'),
       receiptInsert: p('INSERT OR IGNORE INTO receipts (request_id, outcome, terminal_id, time_ms) VALUES (?, ?, ?, ?)'),
+      incidentInsert: p(
+        `INSERT OR IGNORE INTO incidents (request_id, terminal_id, wallet, kind, amount_minor, currency, detail, time_ms, recorded_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      incidentList: p('SELECT * FROM incidents ORDER BY time_ms DESC, rowid DESC LIMIT ?'),
+      incidentListWallet: p('SELECT * FROM incidents WHERE wallet = ? ORDER BY time_ms DESC, rowid DESC LIMIT ?'),
       payoutUpsert: p(
         `INSERT INTO payouts (payout_id, merchant_id, amount_minor, currency, state, reference, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(payout_id) DO UPDATE SET state = excluded.state, reference = excluded.reference`,
@@ -1056,6 +1078,20 @@ export class Registry implements TerminalDirectory {
     return this.#relaxed(() => this.#s.receiptInsert!.run(requestId, outcome, terminalId, nowMs).changes > 0);
   }
 
+  // ---------- incidents ----------
+
+  /** Recorded at synchronous=FULL (rare, and the operator's only record); false if the id was recorded before. */
+  putIncident(r: IncidentRecord): boolean {
+    return this.#s.incidentInsert!.run(r.requestId, r.terminalId, r.wallet, r.kind, r.amountMinor, r.currency, r.detail, r.timeMs, r.recordedMs).changes > 0;
+  }
+
+  /** Newest first; one wallet's, or all. */
+  incidents(options: { wallet?: string; limit?: number } = {}): IncidentRecord[] {
+    const limit = options.limit ?? 100;
+    const rows = (options.wallet !== undefined ? this.#s.incidentListWallet!.all(options.wallet, limit) : this.#s.incidentList!.all(limit)) as IncidentRow[];
+    return rows.map(toIncident);
+  }
+
   // ---------- payouts (seed 001 fig. 11) ----------
 
   putPayout(p: PayoutRecord): void {
@@ -1091,5 +1127,31 @@ function toPayout(r: PayoutRow): PayoutRecord {
     state: r.state,
     reference: r.reference,
     timeMs: r.time_ms,
+  };
+}
+
+interface IncidentRow {
+  request_id: string;
+  terminal_id: string;
+  wallet: string;
+  kind: string;
+  amount_minor: number;
+  currency: string;
+  detail: string;
+  time_ms: number;
+  recorded_ms: number;
+}
+
+function toIncident(r: IncidentRow): IncidentRecord {
+  return {
+    requestId: r.request_id,
+    terminalId: r.terminal_id,
+    wallet: r.wallet,
+    kind: r.kind,
+    amountMinor: r.amount_minor,
+    currency: r.currency,
+    detail: r.detail,
+    timeMs: r.time_ms,
+    recordedMs: r.recorded_ms,
   };
 }

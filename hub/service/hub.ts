@@ -28,7 +28,7 @@ import { verifyLedger, type VerifyReport } from '../ledger/verify.ts';
 import type { Account, HistoryItem, HoldInfo, Outcome, SettlementSummary } from '../ledger/types.ts';
 import { loadOrCreateEd25519Key, loadOrCreateSecret } from '../registry/keys.ts';
 import { HubKeyring, nextKeyEdge, RotationError, type HubKeyWindow, type RotationPlan } from '../registry/hub-keyring.ts';
-import { Registry, type TerminalDirectory, type TerminalInfo, type TerminalKindT } from '../registry/registry.ts';
+import { Registry, type IncidentRecord, type TerminalDirectory, type TerminalInfo, type TerminalKindT } from '../registry/registry.ts';
 import { parseCatalogFile, type CatalogVersion } from '../rules/catalog.ts';
 import { parseFareTableFile, type FareTableVersion } from '../rules/fare-tables.ts';
 import { parseTicketProductsFile } from '../rules/tickets.ts';
@@ -599,6 +599,14 @@ export class Hub implements TerminalDirectory {
 
   blocklist(): Array<{ wallet: string; reason: string }> {
     return this.registry.blocklist();
+  }
+
+  /** What terminals reported they could not settle (an unsigned passage at a gate), newest first. */
+  incidents(options: { wallet?: string; limit?: number } = {}): IncidentRecord[] {
+    if (options.wallet !== undefined) assertWallet('wallet', options.wallet);
+    const limit = options.limit ?? 100;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) throw new InputError('limit', `expected 1 to 1000, got ${String(options.limit)}`);
+    return this.registry.incidents({ ...options, limit });
   }
 
   // ---------- reads ----------

@@ -365,6 +365,7 @@ export class SettlementService {
         add('query', op.query, op.query.body.wallet);
         break;
       case 'topup':
+      case 'incident':
         break;
     }
     return { items, checks };
@@ -394,7 +395,20 @@ export class SettlementService {
         return this.#transfer(body, op, now, declined);
       case 'history':
         return this.#history(body, op, now, declined);
+      case 'incident':
+        return this.#incident(terminal, body, op, now);
     }
+  }
+
+  /**
+   * A terminal's report of what it could not settle (a gate opened, the wallet never signed):
+   * recorded for the operator (`tapsettle incidents`); nothing moves without the wallet's signature.
+   */
+  #incident(terminal: TerminalRecord, body: RequestBody, op: Extract<Op, { type: 'incident' }>, now: number): Decision {
+    const { wallet, kind, amountMinor, currency, detail } = op;
+    const recorded = this.#o.registry.putIncident({ requestId: body.requestId, terminalId: terminal.terminalId, wallet, kind, amountMinor, currency, detail, timeMs: body.time, recordedMs: now });
+    if (recorded) this.#o.logger.warn({ terminalId: terminal.terminalId, requestId: body.requestId, wallet, kind, amountMinor, currency, detail }, 'incident reported');
+    return { status: 'approved', withdrawal: 'none', amountMinor: 0, currency: this.#o.currency, timeMs: now, wallet, cache: true };
   }
 
   /** License + authorization checks shared by purchase, fare and ticket sale (seed 002, 004 cl. 8). */

@@ -43,7 +43,7 @@ function live(list: readonly UnsignedPassage[], uptimeNowMs: number): UnsignedPa
   return list.filter((x) => uptimeNowMs - x.uptimeMs <= UNSIGNED_RETAIN_MS);
 }
 
-/** Unpaid fares of this wallet let through here (counted whatever their date: the hub never saw them). */
+/** Unpaid fares of this wallet let through here (counted whatever their date: the hub records the report, charges nothing). */
 export function unsignedWalletMinor(list: readonly UnsignedPassage[], wallet: string, uptimeNowMs: number): number {
   return live(list, uptimeNowMs).reduce((s, x) => (x.wallet === wallet ? s + x.amountMinor : s), 0);
 }

@@ -171,8 +171,14 @@ describe('gate terminals end to end', () => {
     expect(unsigned.opened).toBe(true);
     const incident = unsigned.commands.find((c) => c.c === 'incident') as Extract<Command, { c: 'incident' }>;
     expect(incident).toMatchObject({ kind: 'unsigned-passage', amountMinor: FARES.maxFareMinor });
-    expect(store.get(incident.requestId)).toBeUndefined(); // no outbox row carries it
-    // Durably in the terminal store, beside the outbox (which has no row for it).
+    // Reported to the hub through the outbox under the passage's id, for nothing (no money moves
+    // without the wallet's signature); the hub records it for the operator.
+    expect(JSON.parse(store.get(incident.requestId)!.envelope)).toMatchObject({ body: { offline: true, op: { type: 'incident', kind: 'unsigned-passage', wallet: wallet.publicKeyHex, amountMinor: FARES.maxFareMinor } } });
+    expect(store.get(incident.requestId)!.amountMinor).toBe(0);
+    const reported = await eventually(() => site.hub.incidents({ wallet: wallet.publicKeyHex })[0], 8000, 'incident at the hub');
+    expect(reported).toMatchObject({ requestId: incident.requestId, terminalId: gateOut.terminalId, kind: 'unsigned-passage', amountMinor: FARES.maxFareMinor, currency: 'EUR' });
+    await eventually(() => store.get(incident.requestId)?.state === 'done', 8000, 'report answered');
+    // The exposure is counted durably in the terminal store, apart from the outbox.
     expect(JSON.parse(store.getKv('unsigned-passages') ?? '[]')).toContainEqual(expect.objectContaining({ wallet: wallet.publicKeyHex, amountMinor: FARES.maxFareMinor }));
     // The runtime's limits count it: the same wallet's next exit is not decided locally.
     const next = await pass(gateOut, wallet);
