@@ -21,9 +21,9 @@ export function domainPrefix(type: string): Uint8Array {
 }
 
 /**
- * Texts already rendered, by object: canonicalJson splices a known object's text instead of
- * walking it again (a request's nested envelopes are rendered for their own signature checks
- * and again inside the outer body). Never mutate an object after its text was remembered.
+ * Texts already made, by object: canonicalJson returns a known value's text, and when it renders
+ * (a value not in canonical order, such as a result the hub builds) splices a known nested
+ * object's text instead of walking it again. Never mutate an object after its text was remembered.
  */
 export interface JcsMemo {
   readonly texts: Map<object, string>;
@@ -34,9 +34,11 @@ export interface JcsMemo {
 /**
  * RFC 8785 JCS; refuses values JSON cannot carry exactly (non-finite numbers, unsafe integers).
  * Written here rather than with the `canonicalize` package (the tests' oracle) because every
- * request and result passes through it: one pass, keys sorted in place, numbers checked as they
- * are written — the package's template-literal folds and a separate validating walk made
- * canonicalization the hub's largest allocator.
+ * request and result passes through it: a value already in canonical order (everything decoded)
+ * goes to the native JSON.stringify after one checking walk that allocates nothing; any other is
+ * rendered in one pass, keys sorted in place, numbers checked as they are written — the package's
+ * template-literal folds and a separate validating walk made canonicalization the hub's largest
+ * allocator.
  */
 export function canonicalJson(value: unknown, memo?: JcsMemo): string {
   let text = typeof value === 'object' && value !== null ? memo?.texts.get(value) : undefined;

@@ -1,8 +1,10 @@
 /**
- * RFC 8785 JCS for the settlement hot path, memoized by object for ONE request: the request's
- * nested envelopes (authorization, license) are canonicalized once, while the terminal's signed
- * bytes are, and reused for their own signature checks, the license cache and the lines digest.
- * It is protocol's `canonicalJson` with this as its memo. Use a fresh memo per request and never
+ * RFC 8785 JCS for the settlement hot path, memoized by object for ONE request: each text (the
+ * request body, the authorization's, the license's, the lines') is made once and reused for the
+ * signature checks, the license cache and the lines digest. What was decoded is in canonical
+ * order and goes to the native serializer; objects the hub builds are rendered, splicing the
+ * remembered texts of their envelope bodies and line lists. It is protocol's `canonicalJson`
+ * with this as its memo. Use a fresh memo per request and never
  * mutate an object after it was canonicalized. The memo holds what it canonicalized strongly (a
  * plain Map: a weak one costs the collector ephemeron work, and one kept across requests kept
  * their objects alive through scavenges): drop it with the request.
