@@ -3,7 +3,7 @@
  * without a hub (`npx tsx hub/dashboard/preview.ts`). The real one is `hub-source.ts`.
  */
 import { LiveMeter } from './live-meter.ts';
-import type { DashboardAccount, DashboardHold, DashboardMerchant, DashboardSnapshot, DashboardSource, DashboardTerminal } from './types.ts';
+import type { DashboardAccount, DashboardHold, DashboardIncident, DashboardMerchant, DashboardSnapshot, DashboardSource, DashboardTerminal } from './types.ts';
 
 export class FixtureSource implements DashboardSource {
   readonly meter = new LiveMeter({ windowMs: 10_000 });
@@ -11,6 +11,7 @@ export class FixtureSource implements DashboardSource {
   holds: DashboardHold[] = [];
   merchants: DashboardMerchant[] = [];
   blocklist: string[] = [];
+  incidents: DashboardIncident[] = [];
   accounts = new Map<string, DashboardAccount>();
   private readonly listeners = new Set<() => void>();
   private readonly startedAtMs = Date.now();
@@ -33,6 +34,7 @@ export class FixtureSource implements DashboardSource {
       merchants: this.merchants,
       flagged: [...this.accounts.values()].filter((a) => a.flagged).map((a) => ({ id: a.id, balanceMinor: a.balanceMinor, currency: a.currency })),
       blocklist: { version: this.blocklist.length > 0 ? 1 : null, count: this.blocklist.length, wallets: this.blocklist },
+      incidents: this.incidents,
       verify: { ok: true, checkedAtMs: now, detail: 'fixture: conservation holds' },
       throughput: this.meter.snapshot(now),
     };

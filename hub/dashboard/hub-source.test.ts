@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toHex } from '../../protocol/index.ts';
+import { encodeMessage, newRequestId, signMessage, toHex } from '../../protocol/index.ts';
 import { makePurchaseRequest, nodeSigningKey } from '../../simulators/load/purchase-request.ts';
 import { createHub, type Hub } from '../service/hub.ts';
 import { createHubSource, type HubSource } from './hub-source.ts';
@@ -83,5 +83,24 @@ describe('createHubSource on a real hub', () => {
     expect(account!.history.map((h) => [h.entryKind, h.amountMinor])).toEqual(expect.arrayContaining([['topup', 5_000]]));
     expect((await source.account(poor.license.body.wallet))?.blocklisted).toBe(true);
     expect(await source.account(toHex(new Uint8Array(32)))).toBeNull();
+  });
+
+  it("lists the incidents terminals reported, newest first, and what went unpaid", async () => {
+    const gate = await hub.enrollTerminal({ terminalId: 'gate-out', kind: 'gate', merchantId: 'transit' });
+    const wallet = (await hub.registerWallet({})).license.body.wallet;
+    const report = (amountMinor: number, time: number) => {
+      const op = { type: 'incident' as const, kind: 'unsigned-passage' as const, wallet, amountMinor, currency: 'EUR', detail: 'wallet did not sign in time' };
+      const body = { requestId: newRequestId(), terminalId: 'gate-out', time, offline: true, op };
+      return { requestId: body.requestId, bytes: encodeMessage(signMessage('settlement.request', body, gate.keyPair!.secretKey)) };
+    };
+    const older = report(300, Date.now() - 60_000);
+    const newer = report(450, Date.now());
+    const handler = instrumentHandler(hub, meter);
+    for (const r of [older, newer]) await handler.handleRequest('gate-out', r.bytes);
+    const snap = await source.snapshot();
+    expect(snap.incidents).toEqual([
+      { requestId: newer.requestId, terminalId: 'gate-out', wallet, kind: 'unsigned-passage', amountMinor: 450, currency: 'EUR', detail: 'wallet did not sign in time', timeMs: expect.any(Number) },
+      expect.objectContaining({ requestId: older.requestId, amountMinor: 300 }),
+    ]);
   });
 });

@@ -31,6 +31,8 @@ export interface HubSource extends DashboardSource {
 const RECENT_LIMIT = 50;
 /** Flagged accounts and blocklisted wallets listed on the page (the counts are complete). */
 const MAX_LISTED = 200;
+/** Incidents listed on the page, the latest (the CLI lists any: `tapsettle incidents`). */
+const MAX_INCIDENTS = 20;
 
 export function createHubSource(options: HubSourceOptions): HubSource {
   const { hub, meter } = options;
@@ -113,6 +115,7 @@ export function createHubSource(options: HubSourceOptions): HubSource {
         merchants: merchantAccounts.flatMap((a) => (a ? [{ id: a.id, balanceMinor: a.balanceMinor, currency: a.currency, terminals: terminalsByMerchant.get(a.id) ?? 0 }] : [])),
         flagged: flagged.slice(0, MAX_LISTED).map((a) => ({ id: a.id, balanceMinor: a.balanceMinor, currency: a.currency })),
         blocklist: { version: hub.registry.blocklistVersion(), count: blocked.length, wallets: blocked.slice(0, MAX_LISTED).map((b) => b.wallet) },
+        incidents: hub.incidents({ limit: MAX_INCIDENTS }).map(({ recordedMs: _recorded, ...incident }) => incident),
         verify,
         throughput: meter.snapshot(now),
       };

@@ -69,6 +69,18 @@ export interface DashboardThroughput {
   readonly declinedByCode: Readonly<Record<string, number>>;
 }
 
+export interface DashboardIncident {
+  readonly requestId: string;
+  readonly terminalId: string;
+  readonly wallet: string;
+  readonly kind: string;
+  /** What went unpaid. */
+  readonly amountMinor: number;
+  readonly currency: string;
+  readonly detail: string;
+  readonly timeMs: number;
+}
+
 export interface DashboardSnapshot {
   readonly hub: {
     readonly name: string;
@@ -84,6 +96,8 @@ export interface DashboardSnapshot {
   readonly flagged: readonly DashboardFlagged[];
   /** `wallets` is the first few hundred; `count` is how many there are. */
   readonly blocklist: { readonly version: number | null; readonly count: number; readonly wallets: readonly string[] };
+  /** The latest incidents terminals reported (what they could not settle), newest first. */
+  readonly incidents: readonly DashboardIncident[];
   readonly verify: DashboardVerify | null;
   readonly throughput: DashboardThroughput;
 }

@@ -23,6 +23,9 @@ describe.skipIf(chromiumMissingReason !== null)('dashboard page in Chromium', ()
       { terminalId: XSS, kind: '<b>pos</b>', state: 'offline', lastSeenMs: Date.now(), sinceMs: Date.now() },
     ];
     source.blocklist = ['f'.repeat(64)];
+    source.incidents = [
+      { requestId: 'e'.repeat(32), terminalId: 'gate-2', wallet: 'e'.repeat(64), kind: 'unsigned-passage', amountMinor: 300, currency: 'EUR', detail: XSS, timeMs: Date.now() },
+    ];
     source.merchants = [{ id: 'kiosk-shop', balanceMinor: 123456, currency: 'EUR', terminals: 2 }];
     source.accounts.set('kiosk-shop', {
       id: 'kiosk-shop',
@@ -54,6 +57,9 @@ describe.skipIf(chromiumMissingReason !== null)('dashboard page in Chromium', ()
     expect(await page.textContent('#settlements tbody')).toContain('2.50 EUR');
     expect(await page.textContent('#verify')).toContain('ledger verified');
     expect(await page.textContent('#blocklist-count')).toBe('1');
+    expect(await page.textContent('#incidents tbody')).toContain('3.00 EUR');
+    expect(await page.textContent('#incidents tbody')).toContain(`unsigned-passage: ${XSS}`);
+    expect(await page.locator('#incidents img').count()).toBe(0);
     expect(await page.textContent('#kpi-terminals')).toBe('1 / 2');
 
     // XSS: the hostile terminal id shows as text; no element was created from it and nothing ran.

@@ -52,6 +52,10 @@ function clock(ms) {
   return new Date(ms).toLocaleTimeString('en-GB', { hour12: false });
 }
 
+function dateTime(ms) {
+  return new Date(ms).toLocaleString('en-GB', { hour12: false });
+}
+
 function ago(ms, nowMs) {
   if (typeof ms !== 'number') return '–';
   const s = Math.max(0, Math.round((nowMs - ms) / 1000));
@@ -198,6 +202,15 @@ function render(snap) {
 
   setText('flagged-count', snap.flagged.length);
   fillTable('flagged', snap.flagged, (f) => [accountLink(f.id), td(money(f.balanceMinor, f.currency), 'num mono neg')], 'no flagged accounts');
+
+  setText('incidents-count', snap.incidents.length);
+  fillTable('incidents', snap.incidents, (i) => [
+    td(dateTime(i.timeMs), 'mono'),
+    td(i.terminalId, 'mono'),
+    accountLink(i.wallet),
+    td(`${i.kind}: ${i.detail}`),
+    td(money(i.amountMinor, i.currency), 'num mono'),
+  ], 'no incidents reported');
 
   setText('blocklist-count', snap.blocklist.count);
   setText('blocklist-version', snap.blocklist.version === null ? 'not announced yet' : `announced version ${snap.blocklist.version}`);
