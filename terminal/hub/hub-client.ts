@@ -32,6 +32,8 @@ export interface HubClientOptions {
   onReply: (reply: ReplyMessage, raw: string) => void;
   onAnnouncement: (message: AnnouncementMessage) => void;
   onOnlineChange: (online: boolean) => void;
+  /** While the hub's presence says down: how often the oldest open request goes out anyway (default HUB_DOWN_PROBE_MS). */
+  hubDownProbeMs?: number;
 }
 
 /** Longest wait between CONNECT attempts the broker keeps refusing (the period doubles from hub.reconnectPeriodMs). */
@@ -44,6 +46,10 @@ const RETRIES_BEFORE_BACKOFF = 3;
 export const MAX_RETRY_INTERVAL_MS = 5 * 60_000;
 /** Sends after which a request the hub keeps not answering is logged as an error (once). */
 export const ALERT_AFTER_SENDS = 10;
+/** While the hub's presence says down: one uncounted send of the oldest open request this often. */
+export const HUB_DOWN_PROBE_MS = 60_000;
+/** The hub's presence has said down this long with requests waiting: logged as an error (once). */
+export const HUB_DOWN_ALERT_MS = 15 * 60_000;
 
 /**
  * How long after its last send a request goes out again, after `sends` sends while connected:
@@ -72,6 +78,8 @@ export class HubClient {
    */
   private hubUp = true;
   private reportedOnline = false;
+  /** While the hub looks down: since when, the last probe, and the request id it carried. */
+  private hubDown: { sinceMs: number; probedMs: number; probes: number; probeId: string | undefined; alerted: boolean } | undefined;
 
   constructor(private readonly o: HubClientOptions) {
     this.seq = o.store.nextPresenceSeq(o.clock());
@@ -178,6 +186,8 @@ export class HubClient {
         this.o.log.warn({ code: d.code, detail: d.detail }, 'hub: unreadable reply ignored');
         return;
       }
+      // An answer to the probe: the hub is up whatever its retained presence says.
+      if (this.hubDown?.probeId !== undefined && d.value.body.requestId === this.hubDown.probeId) this.hubIsUp('hub: the hub answered while its presence said down; going by its answers');
       this.o.onReply(d.value, raw);
       return;
     }
@@ -199,6 +209,7 @@ export class HubClient {
       await this.client.subscribeAsync(topics.hubPresence, { qos: 1 });
     } catch (err) {
       this.hubUp = true;
+      this.hubDown = undefined;
       this.o.log.warn({ err: (err as Error).message }, "hub: the broker refuses the hub's presence topic; going by the connection alone (upgrade the hub / regenerate the Mosquitto files)");
     }
   }
@@ -212,11 +223,47 @@ export class HubClient {
       state = undefined;
     }
     if (state !== 'online' && state !== 'offline') return void this.o.log.warn({ bytes: payload.length }, 'hub: unreadable hub presence ignored');
-    const wasUp = this.hubUp;
-    this.hubUp = state === 'online';
-    if (wasUp !== this.hubUp) this.o.log.warn({ hubUp: this.hubUp }, this.hubUp ? 'hub: the hub is back' : 'hub: the hub is down (its broker is up): deciding offline');
+    if (state === 'online') return this.hubIsUp('hub: the hub is back');
+    if (!this.hubUp) return;
+    this.hubUp = false;
+    const now = this.o.clock();
+    this.hubDown = { sinceMs: now, probedMs: now, probes: 0, probeId: undefined, alerted: false };
+    this.o.log.warn({ hubUp: false }, 'hub: the hub is down (its broker is up): deciding offline');
     this.reportOnline();
-    if (!wasUp && this.hubUp && this.linked) this.forward();
+  }
+
+  private hubIsUp(why: string): void {
+    const wasUp = this.hubUp;
+    this.hubUp = true;
+    this.hubDown = undefined;
+    if (wasUp) return;
+    this.o.log.warn({ hubUp: true }, why);
+    this.reportOnline();
+    if (this.linked) this.forward();
+  }
+
+  /**
+   * While the hub's presence says down, the oldest open request goes out now and then anyway,
+   * uncounted, ever more slowly (a copy each queues for a hub that is really down): a retained
+   * "offline" can outlive a hub that is up (a hub from before presence, a re-publish that failed),
+   * and a hub that answers the probe is up (onMessage). Held long with requests waiting, it is
+   * said loudly: nothing else would (no send is counted meanwhile).
+   */
+  private probe(now: number): void {
+    const down = this.hubDown;
+    if (!down || now - down.probedMs < retryIntervalMs(down.probes, this.o.hubDownProbeMs ?? HUB_DOWN_PROBE_MS)) return;
+    down.probedMs = now;
+    const oldest = this.o.store.oldestOpen();
+    if (!oldest) return;
+    if (!down.alerted && now - down.sinceMs >= HUB_DOWN_ALERT_MS) {
+      down.alerted = true;
+      this.o.log.error({ downForMs: now - down.sinceMs, open: this.o.store.openCount() }, "hub: its presence has said down for long with requests waiting (is the hub running? its presence topic stale?)");
+    }
+    down.probes += 1;
+    down.probeId = oldest.requestId;
+    this.client.publish(topics.request(this.o.terminalId), oldest.envelope, { qos: 1 }, (err) => {
+      if (err) this.o.log.warn({ requestId: oldest.requestId, err: err.message }, 'hub: probe publish failed');
+    });
   }
 
   /**
@@ -267,8 +314,9 @@ export class HubClient {
 
   /** Re-send every open request whose last send is older than retryMs — same id, same bytes. */
   private retryDue(): void {
-    if (this.closed || !this.canSend) return;
+    if (this.closed || !this.client.connected) return;
     const now = this.o.clock();
+    if (!this.hubUp) return this.probe(now);
     let budget = MAX_SENDS_PER_TICK;
     for (const e of this.o.store.open()) {
       const last = this.lastSentMs.get(e.requestId);

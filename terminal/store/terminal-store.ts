@@ -134,6 +134,7 @@ export class TerminalStore {
       insert: p('INSERT INTO outbox (request_id, envelope, wallet, amount_minor, local, created_ms, state, uptime_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       get: p('SELECT * FROM outbox WHERE request_id = ?'),
       open: p("SELECT * FROM outbox WHERE state <> 'done' ORDER BY created_ms, rowid"),
+      oldestOpen: p("SELECT * FROM outbox WHERE state <> 'done' ORDER BY created_ms, rowid LIMIT 1"),
       openCount: p("SELECT count(*) AS n FROM outbox WHERE state <> 'done'"),
       attempt: p('UPDATE outbox SET attempts = attempts + 1 WHERE request_id = ?'),
       abandon: p("UPDATE outbox SET state = 'abandoned' WHERE request_id = ? AND state = 'pending'"),
@@ -239,6 +240,12 @@ export class TerminalStore {
   /** Requests without a hub result yet, oldest first: what a reconnect forwards. */
   open(): OutboxEntry[] {
     return (this.st.open.all() as Row[]).map(toEntry);
+  }
+
+  /** The open request that has waited longest, if any. */
+  oldestOpen(): OutboxEntry | undefined {
+    const r = this.st.oldestOpen.get() as Row | undefined;
+    return r ? toEntry(r) : undefined;
   }
 
   openCount(): number {
