@@ -694,19 +694,29 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
 
   /**
    * Keeps the store bounded (a Pi's SD card): drops what no decision reads any more. Settled
-   * requests (and their acknowledged receipts) once past both windows the limits look back over
-   * (`limits.maxStatementAgeMs` of wall clock for a statement's exits, `limits.periodMs` of running
-   * time for the terminal's budget); incidents after the same; unused paid exits once expired;
-   * used admission records after a trip's longest time; held tickets once expired.
+   * requests (and their acknowledged receipts) once past the windows the limits look back over
+   * (`limits.maxStatementAgeMs` for a statement's exits, `limits.periodMs` for the terminal's
+   * budget) by the wall clock AND by running time: a wall clock that ran ahead (an RTC gone wrong)
+   * must not make last week's exits look old, and running time never runs ahead. Incidents after
+   * the same; unused paid exits once expired; used admission records after a trip's longest
+   * time; held tickets once expired. A failure is logged, never fatal: the terminal sells on.
    */
   private pruneHistory(): void {
+    try {
+      this.pruneHistoryOnce();
+    } catch (err) {
+      this.log.error({ err }, 'store: pruning history failed; will try again in an hour');
+    }
+  }
+
+  private pruneHistoryOnce(): void {
     const nowMs = this.clock();
     const { periodMs, maxStatementAgeMs } = this.config.limits;
-    const keepMs = Math.max(periodMs, maxStatementAgeMs) + DEFAULT_MAX_SKEW_MS + HISTORY_MARGIN_MS;
-    const beforeUptimeMs = this.d.store.uptimeMs() - periodMs - HISTORY_MARGIN_MS;
+    const windowMs = Math.max(periodMs, maxStatementAgeMs) + DEFAULT_MAX_SKEW_MS + HISTORY_MARGIN_MS;
+    const beforeUptimeMs = this.d.store.uptimeMs() - windowMs;
     const pruned = {
-      settled: this.d.store.pruneSettled(nowMs - keepMs, beforeUptimeMs, PRUNE_MAX_ROWS),
-      incidents: this.d.store.pruneKv('incident.', nowMs - keepMs),
+      settled: this.d.store.pruneSettled(nowMs - windowMs, beforeUptimeMs, PRUNE_MAX_ROWS),
+      incidents: this.d.store.pruneKv('incident.', nowMs - windowMs),
       paidExits: this.d.store.pruneKv('paid-exit.', nowMs - PAID_EXIT_VALID_MS - DEFAULT_MAX_SKEW_MS),
       admissions: 0,
       heldTickets: 0,
@@ -720,6 +730,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       for (const held of this.d.store.allHeldTickets(PRUNE_MAX_ROWS)) {
         const ticket = decodeMessage(held.envelope, 'ticket');
         if (ticket.ok && ticket.value.body.validUntil + DEFAULT_MAX_SKEW_MS >= nowMs) continue;
+        // Expired (or unreadable: never deliverable), so never collected: named for the operator.
+        this.log.warn({ ticketId: held.ticketId, validUntil: ticket.ok ? ticket.value.body.validUntil : null }, 'store: held ticket dropped, never collected');
         this.d.store.releaseTicket(held.ticketId);
         pruned.heldTickets++;
       }

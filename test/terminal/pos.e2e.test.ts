@@ -340,7 +340,8 @@ describe('POS end to end', () => {
 
   it('a restart prunes what no limit reads any more: settled sales past both windows, expired held tickets, old incidents', async () => {
     const DAY = 24 * 3600_000;
-    const first = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { limits: { periodMs: 60_000, maxStatementAgeMs: 60_000 } } });
+    // A statement is trusted for a day, the period budget is a minute: the longer one decides.
+    const first = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { limits: { periodMs: 60_000, maxStatementAgeMs: DAY } } });
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const log = await sale(first, wallet);
     const requestId = log.commands.find((c) => c.c === 'hub.request')!.requestId;
@@ -357,11 +358,19 @@ describe('POS end to end', () => {
     const incidents = (db: Database.Database) => (db.prepare("SELECT count(*) AS n FROM kv WHERE key LIKE 'incident.%'").get() as { n: number }).n;
     expect(incidents(store.db)).toBe(1);
     await first.close({ keepData: true });
-    // Restarted three days later, after two days of running time (the counter the store keeps).
-    const db = new Database(join(first.config.dataDir, 'terminal.sqlite'));
-    db.prepare("UPDATE kv SET value = CAST(value AS INTEGER) + ? WHERE key = 'uptime.ms'").run(2 * DAY);
-    db.close();
-    const started = await startTerminal(first.config, { log: pino({ level: 'silent' }), clock: () => Date.now() + 3 * DAY });
+    /** Restarted three days later by the wall clock, after `ranMs` more of running time (the counter the store keeps). */
+    const restart = async (ranMs: number) => {
+      const db = new Database(join(first.config.dataDir, 'terminal.sqlite'));
+      db.prepare("UPDATE kv SET value = CAST(value AS INTEGER) + ? WHERE key = 'uptime.ms'").run(ranMs);
+      db.close();
+      return await startTerminal(first.config, { log: pino({ level: 'silent' }), clock: () => Date.now() + 3 * DAY });
+    };
+    // Only a day and a half of running time (a wall clock that ran ahead, say): the sale stays,
+    // for a statement's exits look back a day (plus a day's margin) whatever the wall clock says.
+    const early = await restart(1.5 * DAY);
+    expect(early.store.get(requestId)?.state).toBe('done');
+    await early.close();
+    const started = await restart(1.5 * DAY);
     try {
       expect(started.store.get(requestId)).toBeUndefined();
       expect(started.store.getReceipt(requestId)).toBeUndefined();
