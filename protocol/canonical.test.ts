@@ -1,6 +1,6 @@
 import canonicalize from 'canonicalize';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { canonicalJson, type JcsMemo } from './canonical.ts';
 import { decodeMessage, encodeMessage } from './codec.ts';
 import { MESSAGE_TYPES } from './schemas.ts';
@@ -36,6 +36,21 @@ describe('canonicalJson (RFC 8785 JCS)', () => {
       }),
       { numRuns: 1000 },
     );
+    // A value in canonical order is handed to the native serializer whole; any other is not.
+    const stringify = vi.spyOn(JSON, 'stringify');
+    try {
+      const sorted = { a: [1, { b: 'x', c: null }], d: true };
+      const unsorted = { d: true, a: [1, { c: null, b: 'x' }] };
+      expect(canonicalJson(sorted)).toBe(canonicalJson(unsorted));
+      expect(stringify.mock.calls.filter(([v]) => v === sorted)).toHaveLength(1);
+      expect(stringify.mock.calls.filter(([v]) => v === unsorted)).toHaveLength(0);
+    } finally {
+      stringify.mockRestore();
+    }
+    // A toJSON that is not enumerable is still honoured.
+    const hidden = { a: 1 };
+    Object.defineProperty(hidden, 'toJSON', { value: () => ({ z: 1, a: 2 }), enumerable: false });
+    expect(canonicalJson(hidden)).toBe('{"a":2,"z":1}');
     // Integer-like keys are enumerated first, in numeric order: not canonical, so rendered.
     expect(canonicalJson({ '2': 0, '10': 1, a: 2 })).toBe('{"10":1,"2":0,"a":2}');
     expect(canonicalJson({ a: { toJSON: () => 'x' }, b: 1 })).toBe('{"a":"x","b":1}');

@@ -86,7 +86,8 @@ function stringifiesCanonically(value: unknown): boolean {
     for (let i = 0; i < value.length; i++) if (!stringifiesCanonically(value[i])) return false;
     return true;
   }
-  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  // toJSON may be own and not enumerable, which the walk below would not see.
+  if (Object.getPrototypeOf(value) !== Object.prototype || typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
   let previous: string | undefined;
   for (const key in value) {
     if (previous !== undefined && !(previous < key)) return false;

@@ -217,7 +217,8 @@ export const SettlementOp = z.discriminatedUnion('type', [
   /**
    * Terminal-signed report of what could not be settled: a gate opened on its local decision and
    * the wallet never signed (pulled away). Nothing moves without the wallet's signature; the hub
-   * records it for the operator. `amountMinor` is the fare that went unpaid.
+   * records it for the operator. `amountMinor` is the fare left open (the trip stays open on the
+   * wallet: its next exit charges it).
    */
   strictObject({
     type: z.literal('incident'),

@@ -85,7 +85,7 @@ describe('createHubSource on a real hub', () => {
     expect(await source.account(toHex(new Uint8Array(32)))).toBeNull();
   });
 
-  it("lists the incidents terminals reported, newest first, and what went unpaid", async () => {
+  it("lists the incidents terminals reported, newest first, and the fare each left open", async () => {
     const gate = await hub.enrollTerminal({ terminalId: 'gate-out', kind: 'gate', merchantId: 'transit' });
     const wallet = (await hub.registerWallet({})).license.body.wallet;
     const report = (amountMinor: number, time: number) => {

@@ -74,7 +74,7 @@ export interface DashboardIncident {
   readonly terminalId: string;
   readonly wallet: string;
   readonly kind: string;
-  /** What went unpaid. */
+  /** The fare left open at that passage (the next exit charges the trip). */
   readonly amountMinor: number;
   readonly currency: string;
   readonly detail: string;

@@ -162,8 +162,8 @@ export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
         time_ms INTEGER NOT NULL,
         recorded_ms INTEGER NOT NULL
       );
-      CREATE INDEX incidents_time ON incidents (time_ms);
-      CREATE INDEX incidents_wallet ON incidents (wallet, time_ms);
+      CREATE INDEX incidents_recorded ON incidents (recorded_ms);
+      CREATE INDEX incidents_wallet ON incidents (wallet, recorded_ms);
     `,
   },
 ];

@@ -75,7 +75,7 @@ export interface IncidentRecord {
   readonly terminalId: string;
   readonly wallet: string;
   readonly kind: string;
-  /** The amount that went unpaid. */
+  /** The fare left open at that passage (the wallet's next exit charges the trip). */
   readonly amountMinor: number;
   readonly currency: string;
   readonly detail: string;
@@ -356,8 +356,9 @@ export class Registry implements TerminalDirectory {
         `INSERT OR IGNORE INTO incidents (request_id, terminal_id, wallet, kind, amount_minor, currency, detail, time_ms, recorded_ms)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      incidentList: p('SELECT * FROM incidents ORDER BY time_ms DESC, rowid DESC LIMIT ?'),
-      incidentListWallet: p('SELECT * FROM incidents WHERE wallet = ? ORDER BY time_ms DESC, rowid DESC LIMIT ?'),
+      // By when the hub recorded them: a terminal's clock (a Pi booted without RTC) may be far off.
+      incidentList: p('SELECT * FROM incidents ORDER BY recorded_ms DESC, rowid DESC LIMIT ?'),
+      incidentListWallet: p('SELECT * FROM incidents WHERE wallet = ? ORDER BY recorded_ms DESC, rowid DESC LIMIT ?'),
       payoutUpsert: p(
         `INSERT INTO payouts (payout_id, merchant_id, amount_minor, currency, state, reference, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(payout_id) DO UPDATE SET state = excluded.state, reference = excluded.reference`,
@@ -1080,12 +1081,16 @@ export class Registry implements TerminalDirectory {
 
   // ---------- incidents ----------
 
-  /** Recorded at synchronous=FULL (rare, and the operator's only record); false if the id was recorded before. */
+  /**
+   * Per-request state like a claim: committed at NORMAL (no fsync on the event loop); the caller
+   * makes it durable (durable()) before answering, so a terminal whose report was answered never
+   * has it lost. False if the id was recorded before.
+   */
   putIncident(r: IncidentRecord): boolean {
-    return this.#s.incidentInsert!.run(r.requestId, r.terminalId, r.wallet, r.kind, r.amountMinor, r.currency, r.detail, r.timeMs, r.recordedMs).changes > 0;
+    return this.#relaxed(() => this.#s.incidentInsert!.run(r.requestId, r.terminalId, r.wallet, r.kind, r.amountMinor, r.currency, r.detail, r.timeMs, r.recordedMs).changes > 0);
   }
 
-  /** Newest first; one wallet's, or all. */
+  /** Newest recorded first; one wallet's, or all. */
   incidents(options: { wallet?: string; limit?: number } = {}): IncidentRecord[] {
     const limit = options.limit ?? 100;
     const rows = (options.wallet !== undefined ? this.#s.incidentListWallet!.all(options.wallet, limit) : this.#s.incidentList!.all(limit)) as IncidentRow[];

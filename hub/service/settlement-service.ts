@@ -404,10 +404,12 @@ export class SettlementService {
    * A terminal's report of what it could not settle (a gate opened, the wallet never signed):
    * recorded for the operator (`tapsettle incidents`); nothing moves without the wallet's signature.
    */
-  #incident(terminal: TerminalRecord, body: RequestBody, op: Extract<Op, { type: 'incident' }>, now: number): Decision {
+  async #incident(terminal: TerminalRecord, body: RequestBody, op: Extract<Op, { type: 'incident' }>, now: number): Promise<Decision> {
     const { wallet, kind, amountMinor, currency, detail } = op;
     const recorded = this.#o.registry.putIncident({ requestId: body.requestId, terminalId: terminal.terminalId, wallet, kind, amountMinor, currency, detail, timeMs: body.time, recordedMs: now });
     if (recorded) this.#o.logger.warn({ terminalId: terminal.terminalId, requestId: body.requestId, wallet, kind, amountMinor, currency, detail }, 'incident reported');
+    // On disk before the answer leaves: answered, the gate stops re-sending it.
+    await this.#o.registry.durable();
     return { status: 'approved', withdrawal: 'none', amountMinor: 0, currency: this.#o.currency, timeMs: now, wallet, cache: true };
   }
 
