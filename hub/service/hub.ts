@@ -121,6 +121,8 @@ export interface HubStatus {
 
 const DAY_MS = 24 * 3600_000;
 const PRUNED_PER_TICK = 2000;
+/** Incidents are the operator's record of fares left open: kept a year and a month. */
+export const INCIDENT_RETENTION_MS = 400 * 24 * 3600_000;
 const MAX_EVENTS = 100;
 
 function assertName(field: string, value: string): void {
@@ -554,14 +556,15 @@ export class Hub implements TerminalDirectory {
   }
 
   /**
-   * Moves holds whose window has ended to their merchants, and prunes replay state past its
-   * retention: a bounded slice of used challenges and stored results per call (the hold timer
-   * runs every second), never one long delete on the event loop.
+   * Moves holds whose window has ended to their merchants, and prunes replay state and incidents
+   * past their retention: a bounded slice of each per call (the hold timer runs every second),
+   * never one long delete on the event loop.
    */
   async releaseDueHolds(): Promise<{ releasedCount: number }> {
     const now = this.clock();
     this.registry.pruneChallenges(now - REPLAY_STATE_RETENTION_MS, PRUNED_PER_TICK);
     this.registry.pruneResults(now - REPLAY_STATE_RETENTION_MS, PRUNED_PER_TICK);
+    this.registry.pruneIncidents(now - INCIDENT_RETENTION_MS, PRUNED_PER_TICK);
     return this.engine.releaseDueHolds(now);
   }
 

@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { INCIDENT_RETENTION_MS } from '../../hub/service/hub.ts';
 import { openHubFixture, enroll, readError, readResult, register, signRequest, type HubFixture, type TestTerminal, type TestWallet } from './kit.ts';
 
 const TSX = join(process.cwd(), 'node_modules/.bin/tsx');
@@ -66,5 +67,24 @@ describe('incident reports', () => {
     const bad = await cli(fx.dir, 'incidents', '--limit', '0');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('limit');
+  });
+
+  it('keeps them for INCIDENT_RETENTION_MS, then the hold timer drops them', async () => {
+    const own = await openHubFixture();
+    try {
+      const ownGate = await enroll(own.hub, 'gate-out', 'gate', 'transit');
+      const ownWallet = await register(own.hub);
+      const op = { type: 'incident' as const, kind: 'unsigned-passage' as const, wallet: ownWallet.id, amountMinor: 120, currency: 'EUR', detail: 'card pulled' };
+      const { requestId, bytes } = signRequest(ownGate, op, own.now, { offline: true });
+      await own.hub.handleRequest(ownGate.id, bytes);
+      own.advance(INCIDENT_RETENTION_MS - 1_000);
+      await own.hub.releaseDueHolds();
+      expect(own.hub.incidents().map((i) => i.requestId)).toEqual([requestId]);
+      own.advance(2_000);
+      await own.hub.releaseDueHolds();
+      expect(own.hub.incidents()).toEqual([]);
+    } finally {
+      await own.cleanup();
+    }
   });
 });
