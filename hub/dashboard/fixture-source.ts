@@ -34,7 +34,7 @@ export class FixtureSource implements DashboardSource {
       merchants: this.merchants,
       flagged: [...this.accounts.values()].filter((a) => a.flagged).map((a) => ({ id: a.id, balanceMinor: a.balanceMinor, currency: a.currency })),
       blocklist: { version: this.blocklist.length > 0 ? 1 : null, count: this.blocklist.length, wallets: this.blocklist },
-      incidents: this.incidents,
+      incidents: { count: this.incidents.length, latest: this.incidents },
       verify: { ok: true, checkedAtMs: now, detail: 'fixture: conservation holds' },
       throughput: this.meter.snapshot(now),
     };

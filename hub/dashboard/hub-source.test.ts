@@ -98,7 +98,8 @@ describe('createHubSource on a real hub', () => {
     const handler = instrumentHandler(hub, meter);
     for (const r of [older, newer]) await handler.handleRequest('gate-out', r.bytes);
     const snap = await source.snapshot();
-    expect(snap.incidents).toEqual([
+    expect(snap.incidents.count).toBe(2);
+    expect(snap.incidents.latest).toEqual([
       { requestId: newer.requestId, terminalId: 'gate-out', wallet, kind: 'unsigned-passage', amountMinor: 450, currency: 'EUR', detail: 'wallet did not sign in time', timeMs: expect.any(Number) },
       expect.objectContaining({ requestId: older.requestId, amountMinor: 300 }),
     ]);

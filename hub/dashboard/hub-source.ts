@@ -115,7 +115,10 @@ export function createHubSource(options: HubSourceOptions): HubSource {
         merchants: merchantAccounts.flatMap((a) => (a ? [{ id: a.id, balanceMinor: a.balanceMinor, currency: a.currency, terminals: terminalsByMerchant.get(a.id) ?? 0 }] : [])),
         flagged: flagged.slice(0, MAX_LISTED).map((a) => ({ id: a.id, balanceMinor: a.balanceMinor, currency: a.currency })),
         blocklist: { version: hub.registry.blocklistVersion(), count: blocked.length, wallets: blocked.slice(0, MAX_LISTED).map((b) => b.wallet) },
-        incidents: hub.incidents({ limit: MAX_INCIDENTS }).map(({ recordedMs: _recorded, ...incident }) => incident),
+        incidents: {
+          count: hub.registry.incidentCount(),
+          latest: hub.incidents({ limit: MAX_INCIDENTS }).map(({ recordedMs: _recorded, ...incident }) => incident),
+        },
         verify,
         throughput: meter.snapshot(now),
       };

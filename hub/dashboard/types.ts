@@ -96,8 +96,8 @@ export interface DashboardSnapshot {
   readonly flagged: readonly DashboardFlagged[];
   /** `wallets` is the first few hundred; `count` is how many there are. */
   readonly blocklist: { readonly version: number | null; readonly count: number; readonly wallets: readonly string[] };
-  /** The latest incidents terminals reported (what they could not settle), newest first. */
-  readonly incidents: readonly DashboardIncident[];
+  /** Incidents terminals reported (what they could not settle): `latest` newest first; `count` how many are kept. */
+  readonly incidents: { readonly count: number; readonly latest: readonly DashboardIncident[] };
   readonly verify: DashboardVerify | null;
   readonly throughput: DashboardThroughput;
 }

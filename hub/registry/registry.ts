@@ -359,6 +359,7 @@ export class Registry implements TerminalDirectory {
       // By when the hub recorded them: a terminal's clock (a Pi booted without RTC) may be far off.
       incidentList: p('SELECT * FROM incidents ORDER BY recorded_ms DESC, rowid DESC LIMIT ?'),
       incidentListWallet: p('SELECT * FROM incidents WHERE wallet = ? ORDER BY recorded_ms DESC, rowid DESC LIMIT ?'),
+      incidentCount: p('SELECT count(*) AS n FROM incidents'),
       incidentPrune: p('DELETE FROM incidents WHERE rowid IN (SELECT rowid FROM incidents WHERE recorded_ms < ? ORDER BY recorded_ms LIMIT ?)'),
       payoutUpsert: p(
         `INSERT INTO payouts (payout_id, merchant_id, amount_minor, currency, state, reference, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -1089,6 +1090,10 @@ export class Registry implements TerminalDirectory {
    */
   putIncident(r: IncidentRecord): boolean {
     return this.#relaxed(() => this.#s.incidentInsert!.run(r.requestId, r.terminalId, r.wallet, r.kind, r.amountMinor, r.currency, r.detail, r.timeMs, r.recordedMs).changes > 0);
+  }
+
+  incidentCount(): number {
+    return (this.#s.incidentCount!.get() as { n: number }).n;
   }
 
   /** Drops up to `limit` incidents recorded before `beforeMs`, oldest first. */

@@ -57,6 +57,7 @@ describe.skipIf(chromiumMissingReason !== null)('dashboard page in Chromium', ()
     expect(await page.textContent('#settlements tbody')).toContain('2.50 EUR');
     expect(await page.textContent('#verify')).toContain('ledger verified');
     expect(await page.textContent('#blocklist-count')).toBe('1');
+    expect(await page.textContent('#incidents-count')).toBe('1');
     expect(await page.textContent('#incidents tbody')).toContain('3.00 EUR');
     expect(await page.textContent('#incidents tbody')).toContain(`unsigned-passage: ${XSS}`);
     expect(await page.locator('#incidents img').count()).toBe(0);

@@ -203,8 +203,9 @@ function render(snap) {
   setText('flagged-count', snap.flagged.length);
   fillTable('flagged', snap.flagged, (f) => [accountLink(f.id), td(money(f.balanceMinor, f.currency), 'num mono neg')], 'no flagged accounts');
 
-  setText('incidents-count', snap.incidents.length);
-  fillTable('incidents', snap.incidents, (i) => [
+  const { count, latest } = snap.incidents;
+  setText('incidents-count', count > latest.length ? `${count} (latest ${latest.length} shown)` : count);
+  fillTable('incidents', latest, (i) => [
     td(dateTime(i.timeMs), 'mono'),
     td(i.terminalId, 'mono'),
     accountLink(i.wallet),
