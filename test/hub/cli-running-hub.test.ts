@@ -1,7 +1,6 @@
 // The operator CLI against a RUNNING hub (the production wiring, startDemo without a site): its
 // commands travel over the hub's admin socket and act on the live state at once; the CLI is a
 // real child process, the socket a real Unix socket in the data folder.
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,22 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../protocol/index.ts';
 import { adminSocketPath, sendAdminRequest, MAX_ADMIN_REQUEST_BYTES } from '../../hub/admin/admin-channel.ts';
 import { startDemo, type Demo } from '../../simulators/fleet/demo.ts';
-import { SNACKS } from './kit.ts';
+import { runCli, SNACKS } from './kit.ts';
 
-const TSX = join(process.cwd(), 'node_modules/.bin/tsx');
-const CLI = join(process.cwd(), 'hub/cli/main.ts');
 let dir: string;
 let dataDir: string;
+const cli = (cwd: string, ...args: string[]) => runCli(dataDir, args, { cwd });
 let demo: Demo;
 const announced: string[] = [];
-
-function cli(cwd: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(TSX, [CLI, '--data-dir', dataDir, ...args], { cwd, timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 99) : 0, stdout, stderr });
-    });
-  });
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tapsettle-admin-'));

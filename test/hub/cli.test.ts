@@ -1,6 +1,5 @@
 // The operator CLI as a real child process on a temp data dir: typed errors with exit code 2 that
 // name the field, nothing written on bad input, verify-ledger exits non-zero on a discrepancy.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,19 +7,10 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyWalletLicense, type Envelope } from '../../protocol/index.ts';
 import { createHub } from '../../hub/service/hub.ts';
-import { SNACKS } from './kit.ts';
+import { runCli, SNACKS } from './kit.ts';
 
-const TSX = join(process.cwd(), 'node_modules/.bin/tsx');
 let dir: string;
-
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(TSX, ['hub/cli/main.ts', '--data-dir', join(dir, 'hub'), ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 99) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (...args: string[]) => runCli(join(dir, 'hub'), args);
 
 function json<T>(text: string): T {
   return JSON.parse(text) as T;

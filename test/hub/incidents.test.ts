@@ -2,21 +2,11 @@
 // terminal-signed `incident` op: the hub records it once for the operator, moves no money, answers
 // with a signed result, and the operator CLI lists it. A real hub on a temp data dir; the CLI as
 // a child process.
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INCIDENT_RETENTION_MS } from '../../hub/service/hub.ts';
-import { openHubFixture, enroll, readError, readResult, register, signRequest, type HubFixture, type TestTerminal, type TestWallet } from './kit.ts';
+import { openHubFixture, enroll, readError, readResult, register, runCli, signRequest, type HubFixture, type TestTerminal, type TestWallet } from './kit.ts';
 
-const TSX = join(process.cwd(), 'node_modules/.bin/tsx');
-
-function cli(dataDir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(TSX, ['hub/cli/main.ts', '--data-dir', dataDir, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 99) : 0, stdout, stderr });
-    });
-  });
-}
+const cli = (dataDir: string, ...args: string[]) => runCli(dataDir, args);
 
 describe('incident reports', () => {
   let fx: HubFixture;

@@ -3,6 +3,7 @@
  * enrolled terminals and registered wallets with real keys, and request builders that go through
  * the same protocol functions a terminal and a wallet use (createOffer → authorizeOffer → sign).
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -203,3 +204,20 @@ export const FARES = {
 export const PRODUCTS = {
   products: [{ name: 'day-pass', priceMinor: 700, currency: 'EUR', validityMs: 24 * 3600_000, stations: [] }],
 };
+
+export interface CliRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The operator CLI (`hub/cli/main.ts`) as a real child process on a data folder. */
+export function runCli(dataDir: string, args: readonly string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliRun> {
+  const tsx = join(process.cwd(), 'node_modules/.bin/tsx');
+  const cli = join(process.cwd(), 'hub/cli/main.ts');
+  return new Promise((resolve) => {
+    execFile(tsx, [cli, '--data-dir', dataDir, ...args], { cwd: options.cwd, timeout: options.timeoutMs ?? 20_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 99) : 0, stdout, stderr });
+    });
+  });
+}

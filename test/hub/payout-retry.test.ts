@@ -3,7 +3,6 @@
 // operator's `payout retry` — and a ledger payout whose registry record a crash lost is found at
 // start and sent. Real SQLite files in a temp folder, the real hub, the simulated clearing with
 // fault injection (it pays each payout id once, so `transfers` is what the bank paid).
-import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,10 +15,10 @@ import { adminRunnerFor } from '../../hub/cli/main.ts';
 import { EXIT_PENDING } from '../../hub/cli/exit-codes.ts';
 import { createHub, type CreateHubOptions, type Hub } from '../../hub/service/hub.ts';
 import { InputError } from '../../hub/service/input-error.ts';
-import { SNACKS, T0, cashTopup, enroll, purchase, readResult, register } from './kit.ts';
+import { SNACKS, T0, cashTopup, enroll, purchase, readResult, register, runCli } from './kit.ts';
 
-const TSX = join(process.cwd(), 'node_modules/.bin/tsx');
-const CLI = join(process.cwd(), 'hub/cli/main.ts');
+const cli = (dataDir: string, ...args: string[]) => runCli(dataDir, args, { timeoutMs: 30_000 });
+
 /** No timer, no send at start: only what the test (or the operator) triggers. */
 const NO_TIMER = { intervalMs: 0 } as const;
 /** A timer that never comes round during a test: only the start-up round sends. */
@@ -76,14 +75,6 @@ function copyRegistry(from: string, to: string): void {
   mkdirSync(to, { recursive: true });
   for (const f of readdirSync(to)) if (f.startsWith('registry.sqlite')) rmSync(join(to, f));
   for (const f of readdirSync(from)) if (f.startsWith('registry.sqlite')) copyFileSync(join(from, f), join(to, f));
-}
-
-function cli(dataDir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(TSX, [CLI, '--data-dir', dataDir, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 99) : 0, stdout, stderr });
-    });
-  });
 }
 
 describe('a payout the clearing does not take', () => {
