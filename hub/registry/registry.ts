@@ -1101,10 +1101,10 @@ export class Registry implements TerminalDirectory {
     return this.#relaxed(() => this.#s.incidentPrune!.run(beforeMs, limit).changes);
   }
 
-  /** Newest recorded first; one wallet's, or all. */
-  incidents(options: { wallet?: string; limit?: number } = {}): IncidentRecord[] {
-    const limit = options.limit ?? 100;
-    const rows = (options.wallet !== undefined ? this.#s.incidentListWallet!.all(options.wallet, limit) : this.#s.incidentList!.all(limit)) as IncidentRow[];
+  /** Newest recorded first; one wallet's, or all (the hub checks the limit: Hub.incidents). */
+  incidents(options: { wallet?: string; limit: number }): IncidentRecord[] {
+    const { wallet, limit } = options;
+    const rows = (wallet !== undefined ? this.#s.incidentListWallet!.all(wallet, limit) : this.#s.incidentList!.all(limit)) as IncidentRow[];
     return rows.map(toIncident);
   }
 

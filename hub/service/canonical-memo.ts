@@ -4,10 +4,10 @@
  * signature checks, the license cache and the lines digest. What was decoded is in canonical
  * order and goes to the native serializer; objects the hub builds are rendered, splicing the
  * remembered texts of their envelope bodies and line lists. It is protocol's `canonicalJson`
- * with this as its memo. Use a fresh memo per request and never
- * mutate an object after it was canonicalized. The memo holds what it canonicalized strongly (a
- * plain Map: a weak one costs the collector ephemeron work, and one kept across requests kept
- * their objects alive through scavenges): drop it with the request.
+ * with this as its memo. Use a fresh memo per request and never mutate an object after it was
+ * canonicalized. The memo holds what it canonicalized strongly (a plain Map: a weak one costs
+ * the collector ephemeron work, and one kept across requests kept their objects alive through
+ * scavenges): drop it with the request.
  */
 import { canonicalJson, domainPrefix, type JcsMemo } from '../../protocol/index.ts';
 

@@ -162,7 +162,8 @@ export class TerminalStore {
       heldTickets: p('SELECT envelope FROM held_tickets WHERE wallet = ? ORDER BY rowid LIMIT 16'),
       releaseTicket: p('DELETE FROM held_tickets WHERE ticket_id = ?'),
       allHeldTickets: p('SELECT ticket_id, envelope FROM held_tickets ORDER BY rowid LIMIT ?'),
-      // Oldest first (rowid is insertion order), so the scan stops early at the retention line.
+      // Oldest first (rowid is insertion order); the scan stops after `max` matches, and reads the
+      // whole table (hourly) only when nothing is old enough yet.
       settledBefore: p(
         "SELECT request_id FROM outbox o WHERE state = 'done' AND created_ms < ? AND uptime_ms < ? AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.request_id = o.request_id AND r.sent = 0) ORDER BY rowid LIMIT ?",
       ),
