@@ -34,12 +34,17 @@ export const topics = {
 
 export type TerminalTopicKind = 'request' | 'receipt' | 'reply' | 'presence';
 
+const TERMINAL_PREFIX = `${TOPIC_ROOT}/terminal/`;
+
 /** Parses `tapsettle/v1/terminal/<id>/<kind>`; null for anything else. */
 export function parseTerminalTopic(topic: string): { terminalId: string; kind: TerminalTopicKind } | null {
-  const parts = topic.split('/');
-  if (parts.length !== 5 || `${parts[0]}/${parts[1]}` !== TOPIC_ROOT || parts[2] !== 'terminal') return null;
-  const [, , , terminalId, kind] = parts as [string, string, string, string, string];
+  // Sliced in place, not split: the hub parses the topic of every message it receives.
+  if (!topic.startsWith(TERMINAL_PREFIX)) return null;
+  const slash = topic.indexOf('/', TERMINAL_PREFIX.length);
+  if (slash === -1) return null;
+  const terminalId = topic.slice(TERMINAL_PREFIX.length, slash);
   if (!SAFE_ID.test(terminalId)) return null;
+  const kind = topic.slice(slash + 1);
   if (kind !== 'request' && kind !== 'receipt' && kind !== 'reply' && kind !== 'presence') return null;
   return { terminalId, kind };
 }

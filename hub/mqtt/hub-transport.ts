@@ -169,14 +169,36 @@ export async function externalTransport(options: ExternalBrokerOptions): Promise
   };
 }
 
-/** MQTT topic filter match ([MQTT-4.7]): '+' one level, '#' the rest. */
+/**
+ * MQTT topic filter match ([MQTT-4.7]): '+' one level, '#' the rest (and the parent level:
+ * `a/#` matches `a`). Walks both strings in place: it runs for every message and handler, and
+ * splitting allocated two arrays of strings each time.
+ */
 export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  let f = 0;
+  let t = 0;
+  for (;;) {
+    const fEnd = levelEnd(filter, f);
+    if (fEnd - f === 1 && filter.charCodeAt(f) === HASH) return true;
+    if (t > topic.length) return false; // the topic has fewer levels
+    const tEnd = levelEnd(topic, t);
+    if (!(fEnd - f === 1 && filter.charCodeAt(f) === PLUS) && !sameLevel(filter, f, fEnd, topic, t, tEnd)) return false;
+    if (fEnd === filter.length) return tEnd === topic.length;
+    f = fEnd + 1;
+    t = tEnd + 1;
   }
-  return f.length === t.length;
+}
+
+const PLUS = 0x2b;
+const HASH = 0x23;
+
+function levelEnd(s: string, from: number): number {
+  const i = s.indexOf('/', from);
+  return i === -1 ? s.length : i;
+}
+
+function sameLevel(a: string, aFrom: number, aEnd: number, b: string, bFrom: number, bEnd: number): boolean {
+  if (aEnd - aFrom !== bEnd - bFrom) return false;
+  for (let i = 0; i < aEnd - aFrom; i++) if (a.charCodeAt(aFrom + i) !== b.charCodeAt(bFrom + i)) return false;
+  return true;
 }
