@@ -160,10 +160,16 @@ describe('POS', () => {
     const timedOut = run(f.ctx(), [{ e: 'tick' }], waiting, T0 + 60_000);
     expect(timedOut.state.s).toBe('idle');
     expect(timedOut.commands).toContainEqual({ c: 'display', text: COLLECT_TICKET_TEXT, tone: 'error' });
-    // The wallet taps again at the idle POS (or while the cashier rings up the next cart): the held ticket is written.
+    // The wallet taps again at the idle POS (or while the cashier rings up the next cart): it signs
+    // a zero-amount offer with its license's key, and the held ticket is written.
     const held = f.ctx({ heldTickets: (wallet) => (wallet === w.hex ? [ticket] : []) });
+    const collect = { purpose: 'ticket' as const, amountMinor: 0, currency: 'EUR', lines: [] };
     for (const start of [POS_IDLE, { s: 'cart', lines: [{ sku: 'cola', qty: 1, unitMinor: 250 }] } as PosState]) {
       r = run(held, [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], start);
+      expect(r.state.s).toBe('collecting');
+      expect(r.commands).toContainEqual({ c: 'nfc.authorize', offer: collect });
+      expect(kinds(r.commands)).not.toContain('nfc.store');
+      r = run(held, [{ e: 'wallet.authorized', authorization: f.authorize(w, collect) }], r.state);
       expect(r.state.s).toBe('delivering');
       expect(r.commands).toContainEqual({ c: 'nfc.store', kind: 'Ticket', message: ticket, replace: false, ticketId: ticket.body.ticketId });
       r = run(held, [{ e: 'ticket.stored', ticketId: ticket.body.ticketId, ok: true }], r.state);
@@ -174,6 +180,34 @@ describe('POS', () => {
     r = run(held, [{ e: 'tap', card: f.card(f.wallet()), requestId: f.id(), recordId: f.id() }]);
     expect(r.state.s).toBe('idle');
     expect(kinds(r.commands)).not.toContain('nfc.store');
+  });
+
+  it('a held ticket goes only to the wallet that signs with its license key: a copied license collects nothing', () => {
+    const f = new Fixture();
+    const w = f.wallet();
+    const thief = f.wallet();
+    const ticket = f.ticket(w.hex);
+    const held = f.ctx({ heldTickets: (wallet) => (wallet === w.hex ? [ticket] : []) });
+    const collect = { purpose: 'ticket' as const, amountMinor: 0, currency: 'EUR', lines: [] };
+    const cart: PosState = { s: 'cart', lines: [{ sku: 'cola', qty: 1, unitMinor: 250 }] };
+    // The victim's license, copied onto another device: that device signs with its own key.
+    const tapped = run(held, [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], cart).state;
+    let r = run(held, [{ e: 'wallet.authorized', authorization: f.authorize(thief, collect) }], tapped);
+    expect(r.state).toEqual(cart);
+    expect(kinds(r.commands)).not.toContain('nfc.store');
+    expect(r.commands).toContainEqual({ c: 'display', text: 'wallet refused: not the license holder', tone: 'error' });
+    // The right key, but a payment instead of the zero-amount collection offer: refused as well.
+    r = run(held, [{ e: 'wallet.authorized', authorization: f.authorize(w, { ...collect, amountMinor: 250, lines: cart.lines }) }], tapped);
+    expect(kinds(r.commands)).not.toContain('nfc.store');
+    // Declined, removed, or no answer: the cart is back and the ticket stays held.
+    for (const ev of [{ e: 'wallet.declined', code: 'USER_DECLINED' }, { e: 'card.lost' }] as PosEvent[]) {
+      r = run(held, [ev], tapped);
+      expect(r.state).toEqual(cart);
+      expect(kinds(r.commands)).not.toContain('nfc.store');
+    }
+    r = run(held, [{ e: 'tick' }], tapped, T0 + 60_000);
+    expect(r.state).toEqual(cart);
+    expect(r.commands).toContainEqual({ c: 'display', text: COLLECT_TICKET_TEXT, tone: 'error' });
   });
 
   it('offline: every line is checked against its article restriction at the decision (beer to a minor refused)', () => {

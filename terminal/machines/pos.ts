@@ -28,7 +28,12 @@ export type PosState =
    * Writing hub-signed tickets (held durably in the terminal store, `ticket.hold`) to the wallet in
    * the field: waits for each `ticket.stored`. `lines`: the cart to go back to (a collecting tap).
    */
-  | { s: 'delivering'; ticketIds: string[]; failed: boolean; lines: LineItemT[]; untilMs: number };
+  | { s: 'delivering'; ticketIds: string[]; failed: boolean; lines: LineItemT[]; untilMs: number }
+  /**
+   * A wallet with held tickets tapped: its license is public (any reader can copy it), so the
+   * tickets go only to the wallet that signs a fresh zero-amount offer with the license's key.
+   */
+  | { s: 'collecting'; wallet: string; lines: LineItemT[]; untilMs: number };
 
 export type PosEvent =
   | CommonEvent
@@ -51,6 +56,8 @@ const MAX_TOPUP_MINOR = 100_000;
 const DELIVER_MS = 5_000;
 /** The ticket is paid for and kept here; the wallet did not take it (left the field, full). */
 export const COLLECT_TICKET_TEXT = 'paid — tap your wallet again to collect your ticket';
+/** A wallet with held tickets tapped: it signs a zero-amount offer to prove it holds the license's key. */
+export const COLLECTING_TEXT = 'your ticket is here — confirm on your wallet to collect it';
 
 function step(state: PosState, commands: Command[] = []): Step<PosState> {
   return { state, commands };
@@ -63,6 +70,21 @@ function deliver(tickets: readonly Envelope<'ticket'>[], lines: LineItemT[], now
     ...tickets.map((t): Command => ({ c: 'nfc.store', kind: 'Ticket', message: t, replace: false, ticketId: t.body.ticketId })),
     display('storing the ticket on your wallet — keep it on the reader'),
   ]);
+}
+
+/**
+ * The wallet signed the collection offer (the runtime has checked the signature and that it
+ * answers this very offer): its tickets are written only if it signed with the key of the
+ * license it showed.
+ */
+function collect(state: Extract<PosState, { s: 'collecting' }>, authorization: Envelope<'wallet.authorization'>, ctx: TerminalContext, nowMs: number): Step<PosState> {
+  const a = authorization.body;
+  if (a.wallet !== state.wallet || a.purpose !== 'ticket' || a.amountMinor !== 0) {
+    return step(backTo(state.lines), [display('wallet refused: not the license holder', 'error'), { c: 'nfc.release' }]);
+  }
+  const held = ctx.heldTickets?.(state.wallet) ?? [];
+  if (held.length === 0) return step(backTo(state.lines), [{ c: 'nfc.release' }]);
+  return deliver(held, state.lines, nowMs);
 }
 
 function backTo(lines: LineItemT[]): PosState {
@@ -142,7 +164,12 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
         // A wallet whose ticket sold here could not be written to it comes to collect it.
         const lic = checkLicense(event.card.license, ctx, nowMs);
         const held = lic.ok ? (ctx.heldTickets?.(lic.body.wallet) ?? []) : [];
-        if (held.length > 0) return deliver(held, state.s === 'cart' ? state.lines : [], nowMs);
+        if (lic.ok && held.length > 0) {
+          return step({ s: 'collecting', wallet: lic.body.wallet, lines: state.s === 'cart' ? state.lines : [], untilMs: nowMs + AUTHORIZE_MS }, [
+            { c: 'nfc.authorize', offer: { purpose: 'ticket', amountMinor: 0, currency: ctx.currency, lines: [] } },
+            display(COLLECTING_TEXT),
+          ]);
+        }
       }
       if (state.s !== 'awaiting.tap') return step(state, [{ c: 'nfc.release' }]);
       const lic = checkLicense(event.card.license, ctx, nowMs);
@@ -169,6 +196,7 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       ]);
     }
     case 'wallet.authorized': {
+      if (state.s === 'collecting') return collect(state, event.authorization, ctx, nowMs);
       if (state.s !== 'authorizing') return step(state);
       if (state.product !== undefined) {
         const op = { type: 'ticket.sale' as const, authorization: event.authorization, license: state.license, product: state.product };
@@ -199,9 +227,11 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       ]);
     }
     case 'wallet.declined':
+      if (state.s === 'collecting') return step(backTo(state.lines), [display(`wallet declined: ${event.code}`, 'error'), { c: 'nfc.release' }]);
       if (state.s !== 'authorizing') return step(state);
       return step({ s: 'awaiting.tap', mode: 'purchase', lines: state.lines, totalMinor: state.totalMinor, untilMs: nowMs + TAP_MS }, [display(`wallet declined: ${event.code}`, 'error'), { c: 'nfc.release' }]);
     case 'card.lost':
+      if (state.s === 'collecting') return step(backTo(state.lines), [display(COLLECT_TICKET_TEXT, 'error')]);
       if (state.s !== 'authorizing') return step(state);
       return step({ s: 'awaiting.tap', mode: 'purchase', lines: state.lines, totalMinor: state.totalMinor, untilMs: nowMs + TAP_MS }, [display('card removed — tap again', 'error')]);
     case 'hub.result': {
@@ -235,7 +265,7 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
     }
     case 'tick':
       if (!('untilMs' in state) || nowMs < state.untilMs) return step(state);
-      if (state.s === 'delivering') return step(backTo(state.lines), [{ c: 'nfc.release' }, display(COLLECT_TICKET_TEXT, 'error')]);
+      if (state.s === 'delivering' || state.s === 'collecting') return step(backTo(state.lines), [{ c: 'nfc.release' }, display(COLLECT_TICKET_TEXT, 'error')]);
       if (state.s === 'settling') return step(POS_IDLE, [{ c: 'hub.abandon', requestId: state.requestId }, { c: 'nfc.release' }, display('no answer from the hub — you will not be charged twice', 'error')]);
       return step(POS_IDLE, [{ c: 'nfc.release' }, display('timed out')]);
     case 'wallet.stored':

@@ -205,8 +205,18 @@ describe('POS end to end', () => {
     expect(tickets()).toHaveLength(0);
     expect(pos.started.store.heldTickets(wallet.publicKeyHex)).toHaveLength(1);
     expect(await site.balance(wallet)).toBe(500);
-    // The customer taps again: the ticket is written, and no longer held.
     await eventually(() => pos.runtime.machineState.s === 'idle', 5000, 'idle');
+    // A copy of its license (any reader can read one) on another device: it cannot sign with the
+    // license's key, and collects nothing.
+    const copy = new SimulatedWallet({ keys: generateKeyPair(), license: wallet.license, trustedHubKeys: [site.hub.trustAnchorKey] });
+    const shown = log.displays.length;
+    pos.tap(copy);
+    await eventually(() => log.displays.slice(shown).some((d) => d.startsWith('wallet ')), 8000, 'copy refused');
+    pos.remove();
+    await eventually(() => pos.runtime.machineState.s === 'idle', 5000, 'idle');
+    expect(copy.applet.records.list(RecordKind.Ticket)).toHaveLength(0);
+    expect(pos.started.store.heldTickets(wallet.publicKeyHex)).toHaveLength(1);
+    // The customer taps again: the ticket is written, and no longer held.
     pos.tap(wallet);
     await eventually(() => log.displays.at(-1) === 'ticket stored on your wallet', 8000, 'ticket collected');
     pos.remove();
