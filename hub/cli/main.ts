@@ -26,6 +26,8 @@ import type { TerminalListing } from '../mqtt/types.ts';
 import { createHub, type Hub } from '../service/hub.ts';
 import { EXIT_BAD_INPUT, EXIT_PENDING, EXIT_REFUSED } from './exit-codes.ts';
 import { isPayoutHeld, type PayoutHeld } from '../clearing/payouts.ts';
+import { parseAcquirerReport } from '../clearing/acquirer-report.ts';
+import { reconcileCardsWithLedger } from '../clearing/ledger-card-credits.ts';
 import { InputError, OperationRefused } from '../service/input-error.ts';
 
 /** Where one CLI run writes and what it acts on: the process's streams, or an admin request's reply. */
@@ -76,6 +78,16 @@ function readJson(field: string, cwd: string, file: string): unknown {
   } catch (err) {
     throw new InputError(field, `${file} is not JSON: ${(err as Error).message}`);
   }
+}
+
+/** An instant: ISO 8601 with a time zone or a plain date (UTC midnight), or ms since the epoch. */
+function instant(field: string, text: string): number {
+  if (/^\d{1,15}$/.test(text)) return Number(text);
+  const isoDate = /^\d{4}-\d{2}-\d{2}$/;
+  const isoTime = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
+  const ms = isoDate.test(text) || isoTime.test(text) ? Date.parse(text) : Number.NaN;
+  if (!Number.isSafeInteger(ms) || ms < 0) throw new InputError(field, `expected an ISO 8601 date or time with zone (2026-12-01, 2026-12-01T06:00:00Z) or ms since the epoch, got ${JSON.stringify(text)}`);
+  return ms;
 }
 
 function preValidate<T>(r: { ok: true; value: T } | { ok: false; field: string; message: string }): T {
@@ -452,6 +464,29 @@ function buildProgram(ctx: CliContext): Command {
         print(r);
         if (!r.ok) {
           ctx.err(`verify-ledger: first discrepancy ${JSON.stringify(r.firstDiscrepancy)}\n`);
+          ctx.exitCode = EXIT_REFUSED;
+        }
+      });
+    });
+
+  program
+    .command('reconcile-cards')
+    .description("compare the card acquirer's settlement report with the ledger's card top-ups of a period; exit 1 on a discrepancy; read-only")
+    .requiredOption('--report <file>', 'the acquirer\'s report as JSON: {"charges": [{"requestId", "amountMinor", "currency", "wallet"?, "authCode"?}]}')
+    .requiredOption('--from <time>', 'period start, inclusive (ISO 8601 date or time with zone, or ms)')
+    .requiredOption('--to <time>', 'period end, exclusive')
+    .action(async (o: { report: string; from: string; to: string }) => {
+      const fromMs = instant('from', o.from);
+      const toMs = instant('to', o.to);
+      if (toMs <= fromMs) throw new InputError('to', 'the period must end after it starts');
+      const report = preValidate(parseAcquirerReport(readJson('report', ctx.cwd, o.report)));
+      await withLedgerReadOnly(ctx, program, async (store) => {
+        const r = await reconcileCardsWithLedger(store, report, fromMs, toMs);
+        print(r);
+        if (!r.ok) {
+          ctx.err(
+            `reconcile-cards: ${r.chargedNotCredited.length} charged but not credited, ${r.creditedNotCharged.length} credited but not charged, ${r.mismatched.length} mismatched, ${r.duplicateCharges.length} duplicate charges\n`,
+          );
           ctx.exitCode = EXIT_REFUSED;
         }
       });

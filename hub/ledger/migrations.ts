@@ -92,4 +92,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX settlement_log_overspent ON settlement_log(seq) WHERE overspent = 1;
     `,
   },
+  {
+    version: 3,
+    name: 'card-topups',
+    sql: `
+      -- Card top-ups by time, for reconciling them with the card acquirer's settlement report
+      -- (hub/clearing/card-reconciliation.ts). kind 4 = topup (codes.ts); a top-up's memo starts
+      -- with its source.
+      CREATE INDEX settlement_log_card_topups ON settlement_log(at_ms) WHERE kind = 4 AND substr(memo, 1, 4) = 'card';
+    `,
+  },
 ];

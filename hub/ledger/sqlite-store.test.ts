@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { MIGRATIONS } from './migrations.ts';
-import { migrate, OVERSPENT_FROM_SQL, SqliteLedgerStore } from './sqlite-store.ts';
+import { migrate, CARD_TOPUPS_SQL, OVERSPENT_FROM_SQL, SqliteLedgerStore } from './sqlite-store.ts';
 import { describeLedgerStoreContract } from './store-contract.ts';
 import { rid, tempLedger } from './test-helpers.ts';
 import { verifyLedger } from './verify.ts';
@@ -195,6 +195,14 @@ describe('SqliteLedgerStore specifics', () => {
     expect(migrate(db, [...MIGRATIONS, { version: latest + 1, name: 'extra', sql: 'CREATE TABLE extra (x INTEGER)' }])).toBe(latest + 1);
     expect(db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'extra'").get()).toEqual({ n: 1 });
     expect(() => migrate(db)).toThrow(/schema_too_new/);
+    db.close();
+  });
+
+  it('finds card top-ups by time through their partial index, not a scan of the log', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    const plan = db.prepare(`EXPLAIN QUERY PLAN ${CARD_TOPUPS_SQL}`).all(0, 1, 10) as Array<{ detail: string }>;
+    expect(plan.map((r) => r.detail).join('\n')).toMatch(/SEARCH settlement_log USING INDEX settlement_log_card_topups \(at_ms>\? AND at_ms<\?\)/);
     db.close();
   });
 

@@ -164,6 +164,10 @@ const QUIET_MAX_ROWS = 4;
 export const OVERSPENT_FROM_SQL =
   'SELECT l.seq, k.id AS walletId FROM settlement_log l JOIN account_ids k ON k.num = l.payer_num WHERE l.overspent = 1 AND l.seq >= ? ORDER BY l.seq LIMIT ?';
 
+/** Card top-ups credited (or being credited) in a time window, through the partial index settlement_log_card_topups (its terms verbatim). */
+export const CARD_TOPUPS_SQL = `SELECT * FROM settlement_log WHERE kind = ${commandKindCode.encode('topup')} AND substr(memo, 1, 4) = 'card'
+  AND at_ms >= ? AND at_ms < ? ORDER BY at_ms, seq LIMIT ?`;
+
 export class SqliteLedgerStore implements LedgerStore {
   /** The file, for reads and tests; log rows are written by commitBatch only (the request-id filter must see every id). */
   readonly db: Database.Database;
@@ -204,6 +208,7 @@ export class SqliteLedgerStore implements LedgerStore {
       unfinished: p('SELECT * FROM settlement_log WHERE seq > ? AND state IN (?, ?) ORDER BY seq'),
       memosFrom: p('SELECT seq, memo, at_ms AS atMs FROM settlement_log WHERE seq >= ? AND substr(memo, 1, ?) = ? ORDER BY seq LIMIT ?'),
       overspentFrom: p(OVERSPENT_FROM_SQL),
+      cardTopups: p(CARD_TOPUPS_SQL),
       holdBySeq: p('SELECT seq, release_at_ms FROM holds WHERE seq = ?'),
       dueHolds: p('SELECT seq, release_at_ms FROM holds WHERE release_at_ms <= ? ORDER BY release_at_ms, seq LIMIT ?'),
       logUpdate: p(
@@ -355,6 +360,11 @@ export class SqliteLedgerStore implements LedgerStore {
   async memosFrom(fromSeq: number, prefix: string, limit: number): Promise<Array<{ readonly seq: number; readonly memo: string; readonly atMs: number }>> {
     await this.#drain();
     return this.#s.memosFrom.all(fromSeq, prefix.length, prefix, limit) as Array<{ seq: number; memo: string; atMs: number }>;
+  }
+
+  async cardTopups(fromMs: number, toMs: number, limit: number): Promise<LogRow[]> {
+    await this.#drain();
+    return (this.#s.cardTopups.all(fromMs, toMs, limit) as LogDbRow[]).map(toLogRow);
   }
 
   async overspentFrom(fromSeq: number, limit: number): Promise<Array<{ readonly seq: number; readonly walletId: string }>> {

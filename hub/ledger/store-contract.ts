@@ -112,6 +112,28 @@ export function describeLedgerStoreContract(name: string, makeFactory: () => Sto
         expect(await s.memosFrom(7, 'claim ', 10)).toEqual([]);
       }));
 
+    it('cardTopups: top-ups whose memo starts with card, in [from, to), by time then seq, limited', () =>
+      withStore(async (s) => {
+        const rows = [
+          row(1, { memo: 'card', atMs: 1000 }),
+          row(2, { memo: 'cash', atMs: 1000 }),
+          row(3, { memo: 'card\noperator:7', atMs: 1500, state: 'withdrawn' }),
+          row(4, { kind: 'purchase', memo: 'card', atMs: 1200 }),
+          row(5, { memo: 'card', atMs: 1100, state: 'declined', code: 'unknown_account' }),
+          row(6, { memo: 'card', atMs: 2000 }),
+          row(7, { memo: null, atMs: 1000 }),
+        ];
+        await s.commitBatch(write({ logInserts: rows, settledThroughSeq: 2 }));
+        expect((await s.cardTopups(1000, 2000, 10)).map((r) => [r.seq, r.state])).toEqual([
+          [1, 'done'],
+          [5, 'declined'],
+          [3, 'withdrawn'],
+        ]);
+        expect((await s.cardTopups(1000, 2001, 2)).map((r) => r.seq)).toEqual([1, 5]);
+        expect((await s.cardTopups(1001, 2001, 10)).map((r) => r.seq)).toEqual([5, 3, 6]);
+        expect(await s.cardTopups(2001, 3000, 10)).toEqual([]);
+      }));
+
     it('overspentFrom: rows that overdrew their payer, inserted or updated so, with the wallet id, paged by seq', () =>
       withStore(async (s) => {
         const a = await accounts(s);

@@ -134,6 +134,8 @@ export interface LedgerStore {
   unfinishedLog(): Promise<LogRow[]>;
   /** Up to `limit` rows from `fromSeq` on whose memo starts with `prefix`, in seq order (paged by seq). */
   memosFrom(fromSeq: number, prefix: string, limit: number): Promise<Array<{ readonly seq: number; readonly memo: string; readonly atMs: number }>>;
+  /** Up to `limit` card top-ups (any state) whose row was last written in [fromMs, toMs), by time then seq. */
+  cardTopups(fromMs: number, toMs: number, limit: number): Promise<LogRow[]>;
   /** Up to `limit` rows from `fromSeq` on that overdrew their payer's wallet, with its id, in seq order. */
   overspentFrom(fromSeq: number, limit: number): Promise<Array<{ readonly seq: number; readonly walletId: string }>>;
   holdsBySeqs(seqs: readonly number[]): Promise<Map<number, HoldRow>>;

@@ -14,7 +14,7 @@ describe('card authorizer simulator', () => {
     const ok = await auth(TEST_PAN_APPROVED, id);
     expect(ok).toMatchObject({ approved: true });
     expect(await auth(TEST_PAN_APPROVED, id)).toEqual(ok);
-    expect(sim.approvals).toEqual([{ requestId: id, last4: '4242', amountMinor: 1000, currency: 'EUR' }]);
+    expect(sim.approvals).toEqual([{ requestId: id, last4: '4242', amountMinor: 1000, currency: 'EUR', wallet: WALLET, authCode: ok.approved ? ok.authCode : '?' }]);
     expect(await auth(TEST_PAN_DECLINED)).toEqual({ approved: false, reason: 'do_not_honor' });
     expect(await auth('4242424242424241')).toEqual({ approved: false, reason: 'invalid_number' });
     expect(await auth(TEST_PAN_APPROVED, newRequestId(), 10_000_000)).toEqual({ approved: false, reason: 'limit_exceeded' });
@@ -53,11 +53,12 @@ describe('card authorizer simulator', () => {
     const req = { requestId: id, sealedCard: sealCard({ pan: TEST_PAN_APPROVED, expiry: '01/30' }, sim.sealingPublicKey, id), amountMinor: 1000, currency: 'EUR', wallet: WALLET };
     expect(await sim.authorize(req)).toMatchObject({ approved: true });
     await expect(sim.void({ ...req, amountMinor: 1 }, 'ledger_declined')).rejects.toBeInstanceOf(CardAuthorizationMismatchError);
-    expect(sim.charged()).toEqual(new Map([[id, 1000]]));
+    const auth = await sim.authorize(req);
+    expect(sim.settlementReport()).toEqual({ charges: [{ requestId: id, amountMinor: 1000, currency: 'EUR', wallet: WALLET, authCode: auth.approved ? auth.authCode : '?' }] });
     await sim.void(req, 'ledger_declined');
     await sim.void(req, 'ledger_declined');
     expect(sim.voids).toEqual([{ requestId: id, amountMinor: 1000, currency: 'EUR', reason: 'ledger_declined' }]);
-    expect(sim.charged()).toEqual(new Map());
+    expect(sim.settlementReport()).toEqual({ charges: [] });
     expect(await sim.authorize(req)).toEqual({ approved: false, reason: 'voided' });
     // A void that overtook its authorization: the late authorization charges nothing.
     const late = newRequestId();

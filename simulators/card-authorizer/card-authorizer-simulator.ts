@@ -18,6 +18,7 @@ import {
   type CardAuthorizer,
   type CardVoidReason,
 } from '../../hub/service/card-authorizer.ts';
+import type { AcquirerReportT } from '../../hub/clearing/acquirer-report.ts';
 
 /** Stripe-style test numbers: both pass Luhn; the second is declined by default. */
 export const TEST_PAN_APPROVED = '4242424242424242';
@@ -71,7 +72,7 @@ export class CardAuthorizerSimulator implements CardAuthorizer {
   readonly #maxAmountMinor: number;
   readonly #attempts = new Map<string, Attempt>();
   /** Approved authorizations, for tests and the dashboard (last 4 digits only). */
-  readonly approvals: Array<{ requestId: string; last4: string; amountMinor: number; currency: string }> = [];
+  readonly approvals: Array<{ requestId: string; last4: string; amountMinor: number; currency: string; wallet: string; authCode: string }> = [];
   /** Approved authorizations given back (reversed in full), in order. */
   readonly voids: Array<{ requestId: string; amountMinor: number; currency: string; reason: CardVoidReason }> = [];
 
@@ -108,12 +109,14 @@ export class CardAuthorizerSimulator implements CardAuthorizer {
     if (known.answer.approved) this.voids.push({ requestId: binding.requestId, amountMinor: binding.amountMinor, currency: binding.currency, reason });
   }
 
-  /** Approved and not voided: what the cards are charged, per request id. */
-  charged(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const a of this.approvals) out.set(a.requestId, a.amountMinor);
-    for (const v of this.voids) out.delete(v.requestId);
-    return out;
+  /** The acquirer's settlement report (hub/clearing/acquirer-report.ts): every approval not voided, so far. */
+  settlementReport(): AcquirerReportT {
+    const voided = new Set(this.voids.map((v) => v.requestId));
+    return {
+      charges: this.approvals
+        .filter((a) => !voided.has(a.requestId))
+        .map(({ requestId, amountMinor, currency, wallet, authCode }) => ({ requestId, amountMinor, currency, wallet, authCode })),
+    };
   }
 
   #decide(req: CardAuthorizationRequest, card: CardDetails | null): CardAuthorization {
@@ -121,8 +124,8 @@ export class CardAuthorizerSimulator implements CardAuthorizer {
     if (!luhnValid(card.pan)) return { approved: false, reason: 'invalid_number' };
     if (this.#decline.has(card.pan)) return { approved: false, reason: 'do_not_honor' };
     if (req.amountMinor > this.#maxAmountMinor) return { approved: false, reason: 'limit_exceeded' };
-    this.approvals.push({ requestId: req.requestId, last4: card.pan.slice(-4), amountMinor: req.amountMinor, currency: req.currency });
     const authCode = createHash('sha256').update(`auth:${req.requestId}`).digest('hex').slice(0, 12);
+    this.approvals.push({ requestId: req.requestId, last4: card.pan.slice(-4), amountMinor: req.amountMinor, currency: req.currency, wallet: req.wallet, authCode });
     return { approved: true, authCode };
   }
 }

@@ -3,13 +3,17 @@
 // given back (void). The authorizer is the simulator behind a recorder that can lose answers, as a
 // network timeout does; what the cards are charged is read from the recorder and the simulator's
 // approval list, so these tests say the same thing about any hub version.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { newRequestId, sealCard, type SealedCardT } from '../../protocol/index.ts';
 import type { CardAuthorizationBinding, CardAuthorizationRequest, CardAuthorizer, CardVoidReason } from '../../hub/service/card-authorizer.ts';
 import { LedgerError } from '../../hub/ledger/errors.ts';
+import { main as cliMain } from '../../hub/cli/main.ts';
 import { createHub } from '../../hub/service/hub.ts';
-import { CardAuthorizerSimulator, TEST_PAN_APPROVED } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
-import { enroll, openHubFixture, readResult, register, signRequest, type HubFixture, type TestTerminal, type TestWallet } from './kit.ts';
+import { CardAuthorizerSimulator, TEST_PAN_APPROVED, TEST_PAN_DECLINED } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
+import { enroll, openHubFixture, readResult, register, runCli, signRequest, type HubFixture, type TestTerminal, type TestWallet } from './kit.ts';
 
 /** The simulator as seen over a network: the first `lose.authorize` answers and `lose.void` acks are lost after the authorizer acted. */
 class LossyAuthorizer implements CardAuthorizer {
@@ -171,5 +175,98 @@ describe('card top-up', () => {
     expect(readResult(hub, await hub.handleRequest(pos.id, req.bytes))).toMatchObject({ status: 'approved', amountMinor: 1000 });
     expect(await balance(f, w1)).toBe(1000);
     expect(auth.charged()).toEqual({ [requestId]: 1000 });
+  });
+});
+
+describe('card top-ups reconciled with the acquirer (`reconcile-cards`, the operator CLI as a child process)', () => {
+  type Reconciliation = {
+    ok: boolean;
+    matched: { count: number; totalsMinor: Record<string, number> };
+    chargedNotCredited: Array<{ charge: { requestId: string }; ledger: unknown }>;
+    creditedNotCharged: Array<{ ledgerRequestId: string; wallet: string; amountMinor: number }>;
+    mismatched: Array<{ charge: { requestId: string }; fields: string[] }>;
+    duplicateCharges: Array<{ requestId: string }>;
+  };
+
+  it("finds the charge whose reversal was lost, and every way the acquirer's report can disagree with the ledger", async () => {
+    // The first authorization's answer is lost after the card was charged, and so is the hub's reversal.
+    const auth = new LossyAuthorizer({ authorize: 1, void: 1 });
+    const { fx: f, pos, w1, w2 } = await setup(auth);
+    const top = async (w: TestWallet, amountMinor: number, pan = TEST_PAN_APPROVED) => {
+      const requestId = newRequestId(f.now);
+      const req = cardTopup(f, pos, w, amountMinor, requestId, sealCard({ pan, expiry: '12/30' }, auth.sealingPublicKey, requestId));
+      return { requestId, result: readResult(f.hub, await f.hub.handleRequest(pos.id, req.bytes)) };
+    };
+    const lost = await top(w1, 900);
+    expect(lost.result.code).toBe('INTERNAL');
+    const [a, b, c] = [await top(w1, 2000), await top(w2, 1500), await top(w1, 500)];
+    expect((await top(w2, 700, TEST_PAN_DECLINED)).result.code).toBe('CARD_DECLINED'); // neither charged nor credited
+    const report = auth.sim.settlementReport();
+    expect(report.charges.map((ch) => ch.requestId)).toEqual([lost.requestId, a.requestId, b.requestId, c.requestId]);
+
+    const file = (name: string, value: unknown) => {
+      const path = join(f.dir, name);
+      writeFileSync(path, JSON.stringify(value));
+      return path;
+    };
+    const period = ['--from', '2026-11-23', '--to', '2026-11-24T00:00:00Z'];
+    const reconcile = async (path: string) => {
+      const r = await runCli(f.dir, ['reconcile-cards', '--report', path, ...period]);
+      return { code: r.code, stderr: r.stderr, out: r.code === 2 ? undefined : (JSON.parse(r.stdout) as Reconciliation) };
+    };
+    const without = (ids: string[]) => report.charges.filter((ch) => !ids.includes(ch.requestId));
+    const [asReported, lostAside, tampered] = await Promise.all([
+      reconcile(file('acquirer.json', report)),
+      reconcile(file('acquirer-reversed.json', { charges: without([lost.requestId]) })),
+      reconcile(file('acquirer-tampered.json', { charges: [...without([lost.requestId, b.requestId, c.requestId]), { ...report.charges[3]!, amountMinor: 600 }, report.charges[1]!] })),
+    ]);
+
+    // The acquirer's own report: the lost reversal's charge is there, and no wallet has its money.
+    expect(asReported.code).toBe(1);
+    expect(asReported.stderr).toContain('1 charged but not credited');
+    expect(asReported.out).toMatchObject({ ok: false, matched: { count: 3, totalsMinor: { EUR: 4000 } }, creditedNotCharged: [], mismatched: [], duplicateCharges: [] });
+    expect(asReported.out?.chargedNotCredited).toEqual([{ charge: report.charges[0], ledger: null }]);
+    // Once the operator has reversed it at the acquirer, its next report matches the ledger.
+    expect(lostAside.code).toBe(0);
+    expect(lostAside.out).toMatchObject({ ok: true, matched: { count: 3, totalsMinor: { EUR: 4000 } } });
+    // A report that dropped b, changed c's amount and lists a twice.
+    expect(tampered.code).toBe(1);
+    expect(tampered.out?.creditedNotCharged).toMatchObject([{ ledgerRequestId: b.requestId, wallet: w2.id, amountMinor: 1500 }]);
+    expect(tampered.out?.mismatched).toMatchObject([{ charge: { requestId: c.requestId }, fields: ['amountMinor'] }]);
+    expect(tampered.out?.duplicateCharges).toMatchObject([{ requestId: a.requestId }]);
+    expect(tampered.out?.matched.count).toBe(1);
+  });
+
+  it('bad input: exit 2 naming the field, before the ledger is opened (the CLI in this process)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tapsettle-reconcile-'));
+    const cli = async (...args: string[]) => {
+      const ctx = { argv: [], cwd: dir, stdout: '', stderr: '', out: (t: string) => void (ctx.stdout += t), err: (t: string) => void (ctx.stderr += t), exitCode: 0 };
+      const code = await cliMain(['node', 'tapsettle', '--data-dir', join(dir, 'hub'), ...args], ctx);
+      return { code, stderr: ctx.stderr };
+    };
+    try {
+      const good = { charges: [{ requestId: '0'.repeat(32), amountMinor: 100, currency: 'EUR' }] };
+      writeFileSync(join(dir, 'ok.json'), JSON.stringify(good));
+      writeFileSync(join(dir, 'float.json'), JSON.stringify({ charges: [{ ...good.charges[0], amountMinor: 12.5 }] }));
+      writeFileSync(join(dir, 'broken.json'), '{"charges": [');
+      const day = ['--from', '2026-11-23', '--to', '2026-11-24'];
+      const cases: Array<[string[], string]> = [
+        [['--report', 'float.json', ...day], 'invalid charges.0.amountMinor'],
+        [['--report', 'broken.json', ...day], 'broken.json is not JSON'],
+        [['--report', 'missing.json', ...day], 'invalid report: cannot read missing.json: ENOENT'],
+        [['--report', 'ok.json', '--from', 'yesterday', '--to', '2026-11-24'], 'invalid from: expected an ISO 8601 date'],
+        // A time without a zone is ambiguous.
+        [['--report', 'ok.json', '--from', '2026-11-23T10:00:00', '--to', '2026-11-24'], 'invalid from: expected an ISO 8601 date'],
+        [['--report', 'ok.json', '--from', '2026-11-24', '--to', '2026-11-23'], 'invalid to: the period must end after it starts'],
+        // A valid report and period on a folder without a ledger: the folder is named.
+        [['--report', 'ok.json', ...day], 'invalid data-dir: no ledger at'],
+      ];
+      for (const [args, message] of cases) {
+        const r = await cli('reconcile-cards', ...args);
+        expect([args, r.code, r.stderr]).toEqual([args, 2, expect.stringContaining(message)]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
