@@ -34,6 +34,26 @@ export const ARTICLES = [
   { sku: 'bread', name: 'Bread', priceMinor: 120, currency: 'EUR', cancelWindowMs: 600_000 },
 ];
 
+/**
+ * Taps `card` as a new tap: the reader starts a session only once it has seen the last card gone
+ * (one tap, one session), and on a loaded machine its next poll can come later than any fixed
+ * wait. So the card is taken away and put back until the runtime reports the tap.
+ */
+export async function tapAfresh(t: Pick<SimulatedTerminal, 'runtime' | 'tap' | 'remove'>, card: ContactlessCard, attempts = 5): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    t.remove();
+    await new Promise((r) => setTimeout(r, 150 * (i + 1)));
+    const seen = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => (t.runtime.off('tap', onTap), resolve(false)), 2000);
+      const onTap = () => (clearTimeout(timer), resolve(true));
+      t.runtime.once('tap', onTap);
+    });
+    t.tap(card);
+    if (await seen) return;
+  }
+  throw new Error(`the reader did not see a new tap in ${attempts} attempts`);
+}
+
 export async function eventually<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 8000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

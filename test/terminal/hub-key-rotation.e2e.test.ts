@@ -11,7 +11,7 @@ import { decodeMessage, topics } from '../../protocol/index.ts';
 import { startSimulatedTerminal, type SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import type { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
 import type { Command } from '../../terminal/machines/types.ts';
-import { eventually, Site } from './harness.ts';
+import { eventually, Site, tapAfresh } from './harness.ts';
 
 /** One cola sold on `t`: returns the hub key that signed the stored result. */
 async function sellCola(site: Site, t: SimulatedTerminal, wallet: SimulatedWallet): Promise<{ hubKey: string }> {
@@ -20,11 +20,9 @@ async function sellCola(site: Site, t: SimulatedTerminal, wallet: SimulatedWalle
   t.runtime.on('command', onCommand);
   try {
     await t.runtime.select('cola');
-    t.tap(wallet);
+    await tapAfresh(t, wallet);
     const receipt = await eventually(() => commands.find((c) => c.c === 'receipt'), 8000, 'receipt');
     t.remove();
-    // Let the reader see the card gone, or the next sale's tap counts as the same card left on it.
-    await new Promise((r) => setTimeout(r, 150));
     expect(receipt).toMatchObject({ outcome: 'dispensed' });
     const request = commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
     const stored = site.hub.registry.result(request.requestId);

@@ -10,7 +10,7 @@ import { startSimulatedTerminal } from '../../simulators/site/start-simulated-te
 import type { Command } from '../../terminal/machines/types.ts';
 import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import type { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
-import { badSignatureCard, eventually, Site } from './harness.ts';
+import { badSignatureCard, eventually, Site, tapAfresh } from './harness.ts';
 
 function record(t: SimulatedTerminal): { commands: Command[]; displays: string[] } {
   const log = { commands: [] as Command[], displays: [] as string[] };
@@ -235,10 +235,9 @@ describe('vending terminal end to end', () => {
       expect(log.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true });
       expect(log.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'dispensed' });
       await eventually(() => idle(vm));
-      await new Promise((r) => setTimeout(r, 150)); // the reader must see the card gone before a new tap
       // Beyond the license's offline limit (250 used of 300): refused.
       await vm.runtime.select('cola');
-      vm.tap(wallet);
+      await tapAfresh(vm, wallet);
       await eventually(() => log.displays.find((d) => d.includes('OFFLINE_LIMIT')), 8000, 'offline limit');
       vm.remove();
       await vm.runtime.cancelSelection();
