@@ -27,7 +27,12 @@ export class SimulatedWallet implements ContactlessCard {
   readonly license: Envelope<'wallet.license'>;
   readonly uid: Uint8Array;
   readonly applet: WalletApplet;
-  /** Monotonic authorization counter (replay protection at the hub, like BoltCard's tap counter). */
+  /**
+   * Monotonic authorization counter (replay protection at the hub, like BoltCard's tap counter).
+   * A card keeps it in its own memory; this wallet lives in a process, so each counter is at least
+   * the time in ms: a wallet made again for the same key (a restarted demo) never reuses one the
+   * hub has seen.
+   */
   counter = 0;
   /** Every authorization this wallet signed, newest last (test visibility). */
   readonly signed: Envelope<'wallet.authorization'>[] = [];
@@ -113,7 +118,7 @@ export class SimulatedWallet implements ContactlessCard {
     if (!check.ok) return { kind: 'declined', code: check.code };
     const refusal = this.options.consent?.(decoded.value.body);
     if (refusal !== undefined) return { kind: 'declined', code: refusal };
-    this.counter += 1;
+    this.counter = Math.max(this.counter + 1, nowMs);
     const auth = authorizeOffer(this.keys, decoded.value, this.counter, nowMs);
     this.signed.push(auth);
     if (short) return { kind: 'authorized', authorizationBytes: encodeShortAuthorization({ timeMs: auth.body.time, counter: auth.body.counter, signature: fromHex(auth.sig) }) };
