@@ -211,6 +211,12 @@ export class Engine {
     await this.store.close();
   }
 
+  /** Opens the system accounts of `currency` (float, clearing, …): from then on the ledger holds it. Idempotent. */
+  async openCurrency(currency: string): Promise<void> {
+    if (!isCurrencyCode(currency)) throw new TypeError(`currency=${currency}`);
+    await this.#ensureSystem(currency);
+  }
+
   async openWallet(pubkeyHex: string, currency: string): Promise<Account> {
     if (!isWalletId(pubkeyHex)) throw new TypeError(`pubkeyHex must be 64 lowercase hex chars: ${pubkeyHex}`);
     if (!isCurrencyCode(currency)) throw new TypeError(`currency=${currency}`);

@@ -3,6 +3,7 @@
 import Database from 'better-sqlite3';
 import { Checkpointer } from './checkpointer.ts';
 import { TableKeyFilter } from './table-key-filter.ts';
+import { systemAccountId } from './batch.ts';
 import { commandKindCode, entryKindCode, logStateCode } from './codes.ts';
 import { encodeBatch, makeCommit, type EncodedBatch } from './commit-sql.ts';
 import { DuplicateRequestError, LedgerError } from './errors.ts';
@@ -560,6 +561,13 @@ export class SqliteLedgerStore implements LedgerStore {
   async listAccounts(): Promise<Account[]> {
     await this.#drain();
     return (this.db.prepare('SELECT k.id, a.* FROM accounts a JOIN account_ids k ON k.num = a.num ORDER BY a.num').all() as AccountDbRow[]).map(toAccount);
+  }
+
+  async currencies(): Promise<string[]> {
+    await this.#drain();
+    // The float account of each currency, along the account_ids key: '@float:EUR' … ('@float;' is the next prefix).
+    const prefix = systemAccountId('float', '');
+    return this.db.prepare('SELECT substr(id, ?) FROM account_ids WHERE id > ? AND id < ? ORDER BY id').pluck().all(prefix.length + 1, prefix, `${prefix.slice(0, -1)};`) as string[];
   }
 
   async postingSumsByAccount(): Promise<Map<number, number>> {

@@ -2,7 +2,9 @@
 // *.test.ts with a factory that can open the SAME store again (durability is part of the contract).
 import { describe, expect, it } from 'vitest';
 import { DuplicateRequestError } from './errors.ts';
+import { systemAccountId } from './batch.ts';
 import { emptyBatchWrite, logRow, type BatchWrite, type LedgerStore, type LogRow } from './store.ts';
+import { SYSTEM_KINDS } from './types.ts';
 
 export interface StoreFactory {
   /** Opens (creating on first call) the store under test; later calls reopen the same data. */
@@ -110,6 +112,17 @@ export function describeLedgerStoreContract(name: string, makeFactory: () => Sto
         ]);
         expect(await s.memosFrom(5, 'claim ', 10)).toEqual([{ seq: 6, memo: 'claim c', atMs: 1995 }]);
         expect(await s.memosFrom(7, 'claim ', 10)).toEqual([]);
+      }));
+
+    it('currencies: those the ledger opened system accounts in, not its wallets or merchants', () =>
+      withStore(async (s) => {
+        expect(await s.currencies()).toEqual([]);
+        for (const currency of ['USD', 'EUR']) {
+          for (const kind of SYSTEM_KINDS) await s.ensureAccount({ id: systemAccountId(kind, currency), kind, currency, parentNum: null, shareBps: 0, createdMs: 1 });
+        }
+        await s.ensureAccount({ id: 'c'.repeat(64), kind: 'wallet', currency: 'CHF', parentNum: null, shareBps: 0, createdMs: 1 });
+        await s.ensureAccount({ id: '@floatX', kind: 'merchant', currency: 'GBP', parentNum: null, shareBps: 0, createdMs: 1 });
+        expect(await s.currencies()).toEqual(['EUR', 'USD']);
       }));
 
     it('cardTopups: top-ups whose memo starts with card, in [from, to), by time then seq, limited', () =>

@@ -157,6 +157,8 @@ export interface LedgerStore {
 
   // Reads for verifyLedger.
   listAccounts(): Promise<Account[]>;
+  /** The currencies the ledger has opened (its system accounts'), in code order. */
+  currencies(): Promise<string[]>;
   postingSumsByAccount(): Promise<Map<number, number>>;
   /** Entries whose postings do not sum to zero, or post to an account of another currency. */
   badEntries(limit: number): Promise<Array<DiscrepancyEntry & { readonly reason: 'unbalanced' | 'currency' | 'empty' }>>;

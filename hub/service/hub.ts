@@ -47,7 +47,10 @@ export interface CreateHubOptions {
   /** Wall clock in ms (tests move it to cross cancellation windows). */
   readonly clock?: () => number;
   readonly logger?: Logger;
-  /** The hub's one settlement currency. Default EUR. */
+  /**
+   * The hub's one settlement currency: a new ledger's (default EUR). Once the ledger holds one,
+   * this must name it or be left out (then the ledger's is used): a mismatch is an InputError.
+   */
   readonly currency?: string;
   /** Signature checks; the MQTT layer plugs a worker-thread pool here. Default inline. */
   readonly verifier?: SignatureVerifier;
@@ -664,13 +667,12 @@ export class Hub implements TerminalDirectory {
 export async function createHub(options: CreateHubOptions): Promise<Hub> {
   const clock = options.clock ?? Date.now;
   const logger = options.logger ?? pino({ level: 'silent' });
-  const currency = options.currency ?? 'EUR';
-  if (!/^[A-Z]{3}$/.test(currency)) throw new InputError('currency', 'expected an ISO 4217 code');
+  if (options.currency !== undefined && !/^[A-Z]{3}$/.test(options.currency)) throw new InputError('currency', 'expected an ISO 4217 code');
   payoutRetryOptions(options.payoutRetry); // bad values: a typed InputError before anything opens
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const lock = lockDataDir(options.dataDir);
   try {
-    return await openHub(options, clock, logger, currency, lock);
+    return await openHub(options, clock, logger, lock);
   } catch (err) {
     lock.release();
     throw err;
@@ -680,7 +682,25 @@ export async function createHub(options: CreateHubOptions): Promise<Hub> {
 /** The registry's WAL is checkpointed off the event loop this often (registry.ts). */
 const REGISTRY_CHECKPOINT_MS = 200;
 
-async function openHub(options: CreateHubOptions, clock: () => number, logger: Logger, currency: string, lock: { release(): void }): Promise<Hub> {
+/** The default settlement currency of a new hub. */
+export const DEFAULT_CURRENCY = 'EUR';
+
+/**
+ * The currency the hub settles in: the one its ledger holds. A configured one must be it (a hub
+ * started again with another would open accounts in it beside the old ones, and a CLI without
+ * the config would open them in the default); a new ledger takes the configured one or EUR.
+ */
+export function settlementCurrency(configured: string | undefined, held: readonly string[]): string {
+  if (held.length === 0) return configured ?? DEFAULT_CURRENCY;
+  if (configured === undefined) {
+    if (held.length === 1) return held[0] as string;
+    throw new InputError('currency', `the ledger holds ${held.join(' and ')}: set the hub's currency in its config`);
+  }
+  if (!held.includes(configured)) throw new InputError('currency', `this data folder settles in ${held.join(' and ')}, not ${configured}: a hub keeps the currency it started with`);
+  return configured;
+}
+
+async function openHub(options: CreateHubOptions, clock: () => number, logger: Logger, lock: { release(): void }): Promise<Hub> {
   const issuerKey = loadOrCreateEd25519Key(options.dataDir, 'issuer');
   const registryFile = join(options.dataDir, 'registry.sqlite');
   const ledgerFile = join(options.dataDir, 'ledger.sqlite');
@@ -691,15 +711,18 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
   let engine: Engine | undefined;
   let keyring: HubKeyring;
   let store: SqliteLedgerStore | undefined;
+  let currency: string;
   try {
     keyring = HubKeyring.open(options.dataDir, registry, clock());
     store = SqliteLedgerStore.open(ledgerFile, { ...options.ledgerStore, durability: options.ledgerDurability ?? 'full' });
     // Identities and money: owner-only, like the key files (SQLite gives -wal/-shm the same mode).
     for (const f of [registryFile, ledgerFile]) chmodSync(f, 0o600);
+    currency = settlementCurrency(options.currency, await store.currencies());
     // Before the first request: claims the registry lost to a crash or power cut come back from the ledger.
     const restored = await restoreClaimsFromLedger(registry, store);
     if (restored > 0) logger.warn({ restored }, 'wallet claims the registry had lost restored from the ledger');
     engine = await Engine.open(store, { ...options.engine, clock });
+    await engine.openCurrency(currency); // a new ledger holds its currency from its first start
     // After the engine has finished what a crash left open: an overdraft it settled counts too.
     const blocked = await restoreOverspendBlocklist(registry, store, clock());
     if (blocked.length > 0) logger.warn({ wallets: blocked }, 'overspent wallets the registry had lost blocklisted again from the ledger');
