@@ -1,7 +1,8 @@
 /**
  * The hub's config file (`npm start -- --config hub.json`), validated at start-up with clear
- * errors, frozen, then overridden by command-line flags. The only module of bin/ that reads a
- * file or environment for configuration. Relative paths resolve against the config file.
+ * errors, frozen, then overridden by command-line flags. Relative paths resolve against the
+ * config file. The files it names (TLS key and certificate, broker password, CA) are read and
+ * checked by bin/start.ts before anything starts, each error naming its field.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -114,13 +115,4 @@ export function loadHubConfigFile(file: string): HubConfig {
     throw new HubConfigError(`hub config ${file} is not JSON: ${(err as Error).message}`);
   }
   return parseHubConfig(raw, dirname(resolve(file)));
-}
-
-/** Reads a secret file (a broker password), trimmed; never logged. */
-export function readSecretFile(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch (err) {
-    throw new HubConfigError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
 }

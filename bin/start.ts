@@ -5,11 +5,15 @@
  * URL; Ctrl-C stops everything cleanly. Re-running reuses the data folder.
  * With `--config hub.json` (site disabled) the same entry runs a production hub for real kiosks.
  */
-import { readFileSync } from 'node:fs';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { startDemo, type Demo, type DemoOptions } from '../simulators/fleet/demo.ts';
-import { HubConfigError, loadHubConfigFile, parseHubConfig, readSecretFile, type HubConfig } from './hub-config.ts';
+import type { Demo, DemoOptions } from '../simulators/fleet/demo.ts';
+import { InputError } from '../hub/service/input-error.ts';
+import { HubConfigError, loadHubConfigFile, parseHubConfig, type HubConfig } from './hub-config.ts';
 
 const USAGE = `usage: npm start -- [options]     (or: npx tsx bin/start.ts [options])
 
@@ -103,6 +107,86 @@ function resolveConfig(args: ReturnType<typeof parse>): HubConfig {
   }
 }
 
+const errCode = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+
+/** A file the config names (TLS key/cert, CA, broker password), read before anything starts; unreadable: exit 2 naming the field. */
+function configFile(field: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    fail(`${field}: cannot read ${file}: ${errCode(err)}`);
+  }
+}
+
+/** The PEM files the config names, checked for what they must hold (a key, a certificate, the pair matching). */
+function readConfigFiles(config: HubConfig): Pick<DemoOptions, 'mqttTls' | 'externalMqtt'> {
+  const mqtt = config.mqtt;
+  if (mqtt.kind === 'embedded') {
+    if (!mqtt.tls) return {};
+    const key = configFile('mqtt.tls.keyFile', mqtt.tls.keyFile);
+    const cert = configFile('mqtt.tls.certFile', mqtt.tls.certFile);
+    let privateKey;
+    try {
+      privateKey = createPrivateKey(key);
+    } catch {
+      fail(`mqtt.tls.keyFile: no PEM private key in ${mqtt.tls.keyFile}`);
+    }
+    let x509;
+    try {
+      x509 = new X509Certificate(cert);
+    } catch {
+      fail(`mqtt.tls.certFile: no PEM certificate in ${mqtt.tls.certFile}`);
+    }
+    if (!x509.checkPrivateKey(privateKey)) fail(`mqtt.tls.keyFile: ${mqtt.tls.keyFile} is not the key of mqtt.tls.certFile ${mqtt.tls.certFile}`);
+    return { mqttTls: { key, cert } };
+  }
+  const password = configFile('mqtt.passwordFile', mqtt.passwordFile).toString('utf8').trim();
+  if (password === '') fail(`mqtt.passwordFile: ${mqtt.passwordFile} is empty`);
+  let ca: Buffer | undefined;
+  if (mqtt.caFile) {
+    ca = configFile('mqtt.caFile', mqtt.caFile);
+    try {
+      new X509Certificate(ca);
+    } catch {
+      fail(`mqtt.caFile: no PEM certificate in ${mqtt.caFile}`);
+    }
+  }
+  return { externalMqtt: { url: mqtt.url, username: mqtt.username, password, ...(ca ? { tls: { ca } } : {}) } };
+}
+
+/**
+ * The data folder must be a directory the hub can write, or creatable: checked before anything
+ * is created, so a typo names the field and exits 2 instead of failing half-way.
+ */
+function checkDataDir(field: string, dataDir: string): void {
+  for (let dir = dataDir; ; dir = dirname(dir)) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(dir).isDirectory();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code === 'ENOENT' || code === 'ENOTDIR') && dirname(dir) !== dir) continue;
+      fail(`${field}: cannot use ${dataDir}: ${dir === dataDir ? '' : `${dir}: `}${errCode(err)}`);
+    }
+    if (!isDir) fail(`${field}: cannot use ${dataDir}: ${dir === dataDir ? 'not a directory' : `${dir} is not a directory`}`);
+    try {
+      accessSync(dir, constants.W_OK | constants.X_OK);
+    } catch (err) {
+      fail(`${field}: cannot use ${dataDir}: ${dir === dataDir ? '' : `${dir}: `}${errCode(err)}`);
+    }
+    return;
+  }
+}
+
+/** The operator CLI's default data folder, run from the install folder (where `npx tapsettle` works). */
+const CLI_DEFAULT_DATA_DIR = resolve(fileURLToPath(new URL('..', import.meta.url)), 'data/hub');
+const shellWord = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
+
+/** `npx tapsettle <command>` acting on this hub's folder (the flag after the command, or npm takes it). */
+function cliCommand(command: string, dataDir: string): string {
+  return `npx tapsettle ${command}${resolve(dataDir) === CLI_DEFAULT_DATA_DIR ? '' : ` --data-dir ${shellWord(dataDir)}`}`;
+}
+
 async function main(): Promise<void> {
   const args = parse();
   if (args.help) {
@@ -110,6 +194,8 @@ async function main(): Promise<void> {
     return;
   }
   const config = resolveConfig(args);
+  checkDataDir(args['data-dir'] !== undefined || args.config === undefined ? '--data-dir' : 'dataDir', config.dataDir);
+  const files = readConfigFiles(config);
   const options: DemoOptions = {
     dataDir: config.dataDir,
     currency: config.currency,
@@ -117,17 +203,7 @@ async function main(): Promise<void> {
     payoutRetry: config.payoutRetry,
     host: config.mqtt.kind === 'embedded' ? config.mqtt.host : '127.0.0.1',
     mqttPort: config.mqtt.kind === 'embedded' ? config.mqtt.port : 0,
-    ...(config.mqtt.kind === 'embedded' && config.mqtt.tls ? { mqttTls: { key: readFileSync(config.mqtt.tls.keyFile), cert: readFileSync(config.mqtt.tls.certFile) } } : {}),
-    ...(config.mqtt.kind === 'external'
-      ? {
-          externalMqtt: {
-            url: config.mqtt.url,
-            username: config.mqtt.username,
-            password: readSecretFile(config.mqtt.passwordFile),
-            ...(config.mqtt.caFile ? { tls: { ca: readFileSync(config.mqtt.caFile) } } : {}),
-          },
-        }
-      : {}),
+    ...files,
     dashboardHost: config.dashboard.host,
     dashboardPort: config.dashboard.port,
     site: config.site.enabled,
@@ -137,6 +213,8 @@ async function main(): Promise<void> {
     onNotice: (message) => console.error(`tapsettle: ${message}`),
   };
 
+  // Loaded only once the config and the files it names are good: a config error exits at once.
+  const { startDemo } = await import('../simulators/fleet/demo.ts');
   let demo: Demo;
   try {
     demo = await startDemo(options);
@@ -145,6 +223,9 @@ async function main(): Promise<void> {
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && args.port === undefined && args.config === undefined) {
       console.error(`tapsettle: port ${options.dashboardPort} is taken; the dashboard uses a free port instead`);
       demo = await startDemo({ ...options, dashboardPort: 0 });
+    } else if (err instanceof InputError) {
+      // The data folder disagrees with the config (e.g. its currency): the operator's to fix.
+      fail(err.message);
     } else throw err;
   }
 
@@ -152,7 +233,7 @@ async function main(): Promise<void> {
   console.log(`tapsettle is running (${what} ${demo.dataDir})`);
   console.log(`  dashboard  ${demo.dashboardUrl}`);
   console.log(`  mqtt       ${demo.mqttUrl}`);
-  if (demo.adminSocket) console.log(`  admin      ${demo.adminSocket} (operator commands such as \`npx tapsettle blocklist add WALLET\` act on this hub)`);
+  if (demo.adminSocket) console.log(`  admin      ${demo.adminSocket} (operator commands such as \`${cliCommand('blocklist add WALLET', demo.dataDir)}\` act on this hub)`);
   if (demo.terminals.length > 0) console.log(`  terminals  ${demo.terminals.map((t) => `${t.terminalId} (${t.kind})`).join(', ')}`);
   console.log('Press Ctrl-C to stop.');
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { generateKeyPair, issueTerminalCertificate, toHex } from '../protocol/index.ts';
 import { ConfigError, loadConfigFile, parseConfig, readCaFile } from './config.ts';
 
 const KEY = 'a'.repeat(64);
@@ -33,6 +34,13 @@ function issues(raw: unknown): string[] {
 describe('terminal config', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tapsettle-terminal-config-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  // --check reads and cross-checks the key and the certificate: real ones for gate-3.
+  const keys = generateKeyPair();
+  const now = Date.now();
+  writeFileSync(join(dir, 'terminal.key'), `${toHex(keys.secretKey)}\n`, { mode: 0o600 });
+  const cert = issueTerminalCertificate(generateKeyPair(), { terminalId: 'gate-3', kind: 'gate', merchantId: 'transit', publicKey: toHex(keys.publicKey), notBefore: now, notAfter: now + 86_400_000 });
+  writeFileSync(join(dir, 'terminal.cert.json'), JSON.stringify(cert));
+  const creds = { keyFile: 'terminal.key', certificateFile: 'terminal.cert.json' };
 
   it('fills defaults, resolves paths against the config file, and freezes', () => {
     const c = parseConfig(base, '/opt/t', {});
@@ -67,7 +75,7 @@ describe('terminal config', () => {
     expect(() => loadConfigFile(bad)).toThrow(/not JSON/);
     expect(() => loadConfigFile(join(dir, 'missing.json'))).toThrow(/cannot read/);
     const good = join(dir, 'good.json');
-    writeFileSync(good, JSON.stringify(base));
+    writeFileSync(good, JSON.stringify({ ...base, ...creds }));
     expect(loadConfigFile(good, {}).dataDir).toBe(join(dir, 'state'));
     const ok = spawnSync(process.execPath, ['--import', 'tsx', 'terminal/main.ts', '--config', good, '--check'], { encoding: 'utf8' });
     expect(ok.stdout).toContain('config OK: gate-3 (gate)');
@@ -109,7 +117,7 @@ describe('terminal config', () => {
 
     it('a readable PEM bundle is accepted by loadConfigFile and --check, and readCaFile returns its certificates', () => {
       write('ca.pem', `# the hub's CA\n${caPem}\n${rootCertificates[1]!}\n`);
-      const file = write('tls-good.json', JSON.stringify({ ...base, hub: { ...tlsHub, caFile: 'ca.pem' } }));
+      const file = write('tls-good.json', JSON.stringify({ ...base, ...creds, hub: { ...tlsHub, caFile: 'ca.pem' } }));
       const c = loadConfigFile(file, {});
       expect(c.hub.caFile).toBe(join(dir, 'ca.pem'));
       expect(c.hub.url).toBe('mqtts://hub.lan:8883');

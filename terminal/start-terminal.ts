@@ -1,14 +1,47 @@
 // Start a terminal from a validated config: keys and certificate from their files, the durable
 // store in dataDir, the hardware the config names, then the runtime.
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants as fsConstants, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
-import { decodeMessage, fromHex, generateKeyPair, type Envelope, type KeyPair } from '../protocol/index.ts';
+import { decodeMessage, fromHex, generateKeyPair, toHex, type Envelope, type KeyPair } from '../protocol/index.ts';
+import { isHardwareError } from '../hardware/errors.ts';
 import { ConfigError, type TerminalConfig } from './config.ts';
 import { openHardware, type OpenedHardware } from './devices.ts';
 import { TerminalRuntime } from './runtime.ts';
 import { TerminalStore } from './store/terminal-store.ts';
 
+/**
+ * Start-up failures that are not the config's fault but the machine's: a device the config names
+ * is missing or cannot be opened, dataDir cannot be created. Retrying can help (a USB reader
+ * plugged in, udev fixing permissions, a file system remounted rw): terminal/main.ts exits with
+ * a code the systemd unit restarts on (terminal/README.md, "Starting, --check and exit codes").
+ */
+export const START_ERROR_CODES = {
+  DEVICE_UNAVAILABLE: 'a device the config names (nfc.path, io.port, the IO board) is missing, not accessible or does not answer',
+  DATA_DIR_UNAVAILABLE: 'dataDir cannot be created, or the store in it cannot be opened',
+} as const;
+
+export type StartErrorCode = keyof typeof START_ERROR_CODES;
+
+export class StartError extends Error {
+  constructor(
+    readonly code: StartErrorCode,
+    /** The config field naming the device or folder (`nfc.path`, `io.port`, `dataDir`, …). */
+    readonly field: string,
+    /** The device path or folder (or IO plugin name) concerned. */
+    readonly path: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'StartError';
+  }
+}
+
+export function isStartError(err: unknown, code?: StartErrorCode): err is StartError {
+  return err instanceof StartError && (code === undefined || err.code === code);
+}
 export interface StartedTerminal {
   runtime: TerminalRuntime;
   hardware: OpenedHardware;
@@ -16,14 +49,16 @@ export interface StartedTerminal {
   close(): Promise<void>;
 }
 
+const invalid = (issue: string): ConfigError => new ConfigError('invalid terminal config', [issue]);
+
 export function readTerminalKey(path: string): KeyPair {
   let text: string;
   try {
     text = readFileSync(path, 'utf8').trim();
   } catch (err) {
-    throw new ConfigError(`keyFile: cannot read ${path}: ${(err as Error).message}`);
+    throw invalid(`keyFile: cannot read ${path}: ${(err as Error).message}`);
   }
-  if (!/^[0-9a-f]{64}$/.test(text)) throw new ConfigError(`keyFile: ${path} must hold 64 lowercase hex chars (the Ed25519 secret key)`);
+  if (!/^[0-9a-f]{64}$/.test(text)) throw invalid(`keyFile: ${path} must hold 64 lowercase hex chars (the Ed25519 secret key)`);
   return generateKeyPair(fromHex(text));
 }
 
@@ -32,25 +67,148 @@ export function readCertificate(path: string): Envelope<'terminal.certificate'> 
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`certificateFile: cannot read ${path}: ${(err as Error).message}`);
+    throw invalid(`certificateFile: cannot read ${path}: ${(err as Error).message}`);
   }
   const d = decodeMessage(text, 'terminal.certificate');
-  if (!d.ok) throw new ConfigError(`certificateFile: ${path} is not a terminal certificate: ${d.code} ${d.detail}`);
+  if (!d.ok) throw invalid(`certificateFile: ${path} is not a terminal certificate: ${d.code} ${d.detail}`);
   return d.value;
+}
+
+/** The repository root (where `npm install` puts an IO plugin so that devices.ts can import it). */
+const INSTALL_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
+
+/**
+ * `io.ioPlugin` must be a package devices.ts can import. Resolved from this folder (the same
+ * node_modules lookup as devices.ts), without loading it: a plugin may touch the GPIO on import.
+ */
+function checkIoPlugin(config: TerminalConfig): void {
+  if (config.io.kind !== 'johnny-five' || config.io.ioPlugin === undefined) return;
+  const name = config.io.ioPlugin;
+  try {
+    import.meta.resolve(name);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ERR_MODULE_NOT_FOUND') throw invalid(`io.ioPlugin: the IO plugin package "${name}" is not installed; install it with: cd ${INSTALL_DIR} && npm install ${name}`);
+    throw invalid(`io.ioPlugin: cannot resolve "${name}": ${e.code ?? ''} ${e.message}`.replace(/ {2,}/g, ' '));
+  }
+}
+
+export interface TerminalCredentials {
+  keys: KeyPair;
+  certificate: Envelope<'terminal.certificate'>;
+}
+
+/**
+ * Everything about a loaded config that can be checked without touching devices or dataDir,
+ * run by `main.ts --check` and by startTerminal alike: the key and the certificate are read and
+ * parsed, the key is the certificate's key, the certificate names this terminal id, merchant
+ * and kind (TerminalRuntime keeps the same guard), and `io.ioPlugin` is installed. Every
+ * problem is a ConfigError naming the field (exit 78: retrying does not help).
+ */
+export function checkTerminalConfig(config: TerminalConfig): TerminalCredentials {
+  const keys = readTerminalKey(config.keyFile);
+  const certificate = readCertificate(config.certificateFile);
+  const c = certificate.body;
+  const issues: string[] = [];
+  const names = [
+    ['terminalId', c.terminalId, config.terminalId],
+    ['merchantId', c.merchantId, config.merchantId],
+    ['kind', c.kind, config.kind],
+  ] as const;
+  for (const [field, inCert, inConfig] of names) {
+    if (inCert !== inConfig) issues.push(`certificateFile: ${config.certificateFile} is for ${field} "${inCert}", the config has ${field} "${inConfig}" (the certificate of another terminal?)`);
+  }
+  const publicKey = toHex(keys.publicKey);
+  if (c.publicKey !== publicKey) {
+    issues.push(`keyFile: ${config.keyFile} does not match certificateFile ${config.certificateFile}: its public key is ${publicKey}, the certificate's is ${c.publicKey}`);
+  }
+  if (issues.length > 0) throw new ConfigError('invalid terminal config', issues);
+  checkIoPlugin(config);
+  return { keys, certificate };
+}
+
+/**
+ * A serial device the config names must exist and be readable and writable before the drivers
+ * open it: a missing one is a StartError (a USB adapter may be plugged in later; systemd retries),
+ * and johnny-five's Firmata would otherwise die on an unhandled 'error' event. A path that
+ * exists but is no device (a file, a folder) is a ConfigError.
+ */
+function checkDevicePath(field: string, path: string, what: string): void {
+  let isDevice: boolean;
+  try {
+    isDevice = statSync(path).isCharacterDevice();
+    if (isDevice) accessSync(path, fsConstants.R_OK | fsConstants.W_OK);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const hint =
+      e.code === 'ENOENT' ? `does not exist (${what} not connected?)` : e.code === 'EACCES' ? 'is not readable and writable by this user (in the dialout group?)' : `cannot be opened: ${e.message}`;
+    throw new StartError('DEVICE_UNAVAILABLE', field, path, `${field}: ${path} ${hint}`, { cause: err });
+  }
+  if (!isDevice) throw invalid(`${field}: ${path} is not a serial device (a character device such as /dev/serial0 or /dev/ttyUSB0)`);
+}
+
+function checkDevices(config: TerminalConfig): void {
+  if (config.nfc.kind === 'pn532') checkDevicePath('nfc.path', config.nfc.path, 'PN532');
+  if (config.io.kind === 'johnny-five' && config.io.port !== undefined) checkDevicePath('io.port', config.io.port, 'Firmata board');
+}
+
+/** The innermost message of an error's cause chain (the OS's or the driver's own words). */
+function rootMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** A driver's HardwareError while opening the devices, as a StartError naming the config field. */
+function deviceError(config: TerminalConfig, err: unknown): unknown {
+  if (!isHardwareError(err)) return err;
+  let field: string;
+  let path: string;
+  if (err.code.startsWith('NFC_')) {
+    field = config.nfc.kind === 'pn532' ? 'nfc.path' : 'nfc';
+    path = config.nfc.kind === 'pn532' ? config.nfc.path : '(emulated PN532)';
+  } else if (config.io.kind === 'johnny-five') {
+    field = config.io.port !== undefined ? 'io.port' : config.io.ioPlugin !== undefined ? 'io.ioPlugin' : 'io';
+    path = config.io.port ?? config.io.ioPlugin ?? '(johnny-five default)';
+  } else {
+    field = 'io';
+    path = '(virtual IO board)';
+  }
+  const cause = rootMessage(err);
+  const what = err.message.includes(path) ? err.message : `${path}: ${err.message}`;
+  return new StartError('DEVICE_UNAVAILABLE', field, path, `${field}: ${what}${cause !== err.message ? ` (${cause.replace(/^Error: /, '')})` : ''} [${err.code}]`, { cause: err });
+}
+
+function openStore(config: TerminalConfig): TerminalStore {
+  const fail = (what: string, err: unknown): StartError =>
+    new StartError('DATA_DIR_UNAVAILABLE', 'dataDir', config.dataDir, `dataDir: ${what}: ${(err as Error).message}`, { cause: err });
+  try {
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw fail(`cannot create ${config.dataDir}`, err);
+  }
+  const file = join(config.dataDir, 'terminal.sqlite');
+  try {
+    return TerminalStore.open(file);
+  } catch (err) {
+    // The file system's refusals (permissions, read-only); anything else (a corrupt store) stays a crash.
+    if (/^SQLITE_(CANTOPEN|READONLY|PERM|IOERR)/.test(String((err as { code?: unknown }).code))) throw fail(`cannot open ${file}`, err);
+    throw err;
+  }
 }
 
 export async function startTerminal(config: TerminalConfig, options: { log?: Logger; clock?: () => number; hardware?: OpenedHardware } = {}): Promise<StartedTerminal> {
   const log = options.log ?? pino({ level: config.log.level, base: { terminalId: config.terminalId } });
-  const keys = readTerminalKey(config.keyFile);
-  const certificate = readCertificate(config.certificateFile);
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = TerminalStore.open(join(config.dataDir, 'terminal.sqlite'));
+  // Config problems first (ConfigError), then the machine's: nothing is created before these pass.
+  const { keys, certificate } = checkTerminalConfig(config);
+  if (!options.hardware) checkDevices(config);
+  const store = openStore(config);
   let hardware: OpenedHardware;
   try {
     hardware = options.hardware ?? (await openHardware(config, log));
   } catch (err) {
     store.close();
-    throw err;
+    throw deviceError(config, err);
   }
   let runtime: TerminalRuntime;
   try {

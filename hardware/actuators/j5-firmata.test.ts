@@ -1,5 +1,8 @@
 // johnny-five's default path for real boards: Firmata over a serial port. Here the port is a
 // socat pty and the board a Firmata emulator, so johnny-five, firmata.js and its serialport run.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeGateContract, describeVendingContract } from './actuators.contract.ts';
 import { openJ5Board } from './j5-board.ts';
@@ -10,6 +13,20 @@ import { startEmulatedFirmataBoard } from '../../simulators/virtual-io/firmata-b
 import { attachGateWalker, attachVendingMechanics } from '../../simulators/virtual-io/sensor-sims.ts';
 
 const noSocat = !isSocatAvailable();
+
+describe('johnny-five over Firmata: a port that cannot be opened', () => {
+  it('is a typed start failure, not an unhandled error event', async () => {
+    // A regular file is no serial port: serialport's open fails, and firmata re-emits it as 'error'.
+    const dir = mkdtempSync(join(tmpdir(), 'tapsettle-firmata-'));
+    try {
+      const notATty = join(dir, 'not-a-tty');
+      writeFileSync(notATty, '');
+      await expect(openJ5Board({ port: notATty, readyTimeoutMs: 5000 })).rejects.toMatchObject({ code: 'ACTUATOR_NOT_READY' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe.skipIf(noSocat)('johnny-five over Firmata on a pty', () => {
   it('becomes ready and drives a servo the way StandardFirmata sees it', async () => {

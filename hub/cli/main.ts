@@ -129,6 +129,11 @@ async function withHub(ctx: CliContext, program: Command, fn: (hub: Hub) => Prom
     ctx.exitCode = reply.exitCode;
     return;
   }
+  // A mistyped --data-dir (or the default, run from the wrong folder) must not quietly become a
+  // second hub with keys of its own.
+  if (!existsSync(join(dataDir, 'ledger.sqlite')) && program.opts<{ init?: boolean }>().init !== true) {
+    throw new InputError('data-dir', `no hub at ${dataDir} (no ledger.sqlite): give the hub's --data-dir, or pass --init to create a new hub there`);
+  }
   const logger = pino({ level: 'info', base: { part: 'cli' } }, pino.destination(2));
   // No timers: holds are released and held payouts sent by the running hub (or `payout retry`).
   const hub = await createHub({ dataDir, logger, holdReleaseIntervalMs: 0, payoutRetry: { intervalMs: 0 } });
@@ -150,6 +155,7 @@ function buildProgram(ctx: CliContext): Command {
     .name('tapsettle-hub')
     .description('Operator commands for the tapsettle settlement hub')
     .option('--data-dir <dir>', 'hub data folder (keys, registry, ledger)', './data/hub')
+    .option('--init', 'create a new hub in --data-dir if there is none (otherwise a folder without a hub is refused)')
     .configureOutput({ writeOut: (text) => ctx.out(text), writeErr: (text) => ctx.err(text) })
     .exitOverride()
     .showHelpAfterError();

@@ -13,7 +13,7 @@ const example = (name: string): unknown => JSON.parse(readFileSync(new URL(`../.
 describe('docs/examples', () => {
   it('hub configs parse', () => {
     expect(parseHubConfig(example('hub.json'), '/etc/tapsettle').mqtt).toMatchObject({ kind: 'embedded', port: 8883 });
-    expect(parseHubConfig(example('hub-mosquitto.json'), '/etc/tapsettle').mqtt).toMatchObject({ kind: 'external', passwordFile: '/etc/tapsettle/hub-broker-password' });
+    expect(parseHubConfig(example('hub-mosquitto.json'), '/etc/tapsettle').mqtt).toMatchObject({ kind: 'external', passwordFile: '/var/lib/tapsettle/hub/mosquitto-hub.password' });
   });
 
   it('terminal configs parse', () => {

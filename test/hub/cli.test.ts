@@ -1,6 +1,6 @@
 // The operator CLI as a real child process on a temp data dir: typed errors with exit code 2 that
 // name the field, nothing written on bad input, verify-ledger exits non-zero on a discrepancy.
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -27,8 +27,14 @@ afterAll(() => {
 describe('hub CLI', () => {
   let wallet = '';
 
+  it('refuses a folder without a hub unless told to create one', async () => {
+    const r = await cli('blocklist', 'list');
+    expect([r.code, r.stderr]).toEqual([2, expect.stringContaining('invalid data-dir: no hub at')]);
+    expect(existsSync(join(dir, 'hub', 'hub-signing.key'))).toBe(false);
+  });
+
   it('registers a wallet (license verifies against the issuer key), keys are mode 0600', async () => {
-    const r = await cli('register-wallet', '--name', 'Alice Example', '--age-over', '21', '--groups', 'staff');
+    const r = await cli('register-wallet', '--init', '--name', 'Alice Example', '--age-over', '21', '--groups', 'staff');
     expect(r.code).toBe(0);
     const out = json<{ wallet: string; secretKey: string; license: Envelope<'wallet.license'>; issuerKey: string }>(r.stdout);
     wallet = out.wallet;
