@@ -6,11 +6,11 @@
  * process, reports progress from the hub's live meter, and ends with verify-ledger.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
 import { toHex } from '../../protocol/index.ts';
 import { createHubSource, describeReport, type HubSource } from '../../hub/dashboard/hub-source.ts';
@@ -18,7 +18,8 @@ import { startDashboard, type Dashboard } from '../../hub/dashboard/server.ts';
 import { instrumentHandler } from '../../hub/dashboard/instrument.ts';
 import { LiveMeter } from '../../hub/dashboard/live-meter.ts';
 import { createHubServer } from '../../hub/mqtt/hub-server.ts';
-import { createHub } from '../../hub/service/hub.ts';
+import { DataDirBusyError } from '../../hub/service/data-dir-lock.ts';
+import { createHub, type Hub } from '../../hub/service/hub.ts';
 import { WorkerVerifier } from '../../hub/verify/worker-verifier.ts';
 import type { FleetFile, FleetWallet, FromGenerator, PhaseResult } from '../load/load-plan.ts';
 
@@ -96,12 +97,49 @@ function nextMessage(child: ChildProcess): Promise<FromGenerator> {
   });
 }
 
+/** Marks a data folder as the simulator's own throw-away hub (it mints money into its ledger). */
+export const SIM_DATA_DIR_MARKER = 'tapsettle-sim.txt';
+
+/** `--data-dir` names a folder the simulator may not use (a real hub's, or one in use). */
+export class SimDataDirError extends Error {
+  readonly code = 'SIM_DATA_DIR';
+}
+
+/**
+ * The simulator funds thousands of wallets out of thin air: it runs only on an empty folder, or
+ * one an earlier run made (marked), never on a real hub's data.
+ */
+function claimSimDataDir(dir: string): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new SimDataDirError(`--data-dir ${dir} is not a folder`);
+  if (existsSync(dir) && readdirSync(dir).length > 0 && !existsSync(path.join(dir, SIM_DATA_DIR_MARKER))) {
+    throw new SimDataDirError(`--data-dir ${dir} is not empty and was not made by tapsettle sim: the simulator mints money into its hub's ledger, so it runs only in an empty folder or one of its own`);
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(path.join(dir, SIM_DATA_DIR_MARKER), 'A throw-away hub made by `tapsettle sim`: its money is simulated.\n');
+}
+
+async function openSimHub(dataDir: string, logger: Logger): Promise<Hub> {
+  try {
+    return await createHub({ dataDir, verifier: new WorkerVerifier({ workers: 1 }), holdReleaseIntervalMs: 0, logger });
+  } catch (err) {
+    if (err instanceof DataDirBusyError) throw new SimDataDirError(`--data-dir ${dataDir} is in use by another hub (${err.message})`);
+    throw err;
+  }
+}
+
 export async function runFleet(o: FleetRunOptions): Promise<FleetSummary> {
   const stage = o.onStage ?? (() => {});
+  if (o.dataDir !== undefined) claimSimDataDir(o.dataDir);
+  const logger = pino({ level: 'error' }, pino.destination(2));
   const workDir = mkdtempSync(path.join(tmpdir(), 'tapsettle-sim-'));
   const dataDir = o.dataDir ?? path.join(workDir, 'hub');
-  const logger = pino({ level: 'error' }, pino.destination(2));
-  const hub = await createHub({ dataDir, verifier: new WorkerVerifier({ workers: 1 }), holdReleaseIntervalMs: 0, logger });
+  let hub: Hub;
+  try {
+    hub = await openSimHub(dataDir, logger);
+  } catch (err) {
+    rmSync(workDir, { recursive: true, force: true });
+    throw err;
+  }
   let child: ChildProcess | undefined;
   try {
     // A fresh run id, so a reused --data-dir never collides with an earlier run's terminals.

@@ -4,7 +4,7 @@
  * the summary. Exit 0 when money is conserved and every checked hub signature verified, else 1.
  */
 import { parseArgs } from 'node:util';
-import { runFleet, type FleetProgress, type FleetSummary } from './fleet-run.ts';
+import { runFleet, SimDataDirError, type FleetProgress, type FleetSummary } from './fleet-run.ts';
 
 export const SIM_USAGE = `usage: tapsettle sim [options]
 
@@ -15,7 +15,8 @@ Drives a fleet of simulated POS terminals over MQTT against a real hub on this m
   --rate R                  signed purchase requests per second, open loop  default 100
   --duration S              seconds of load (up to 3600)                    default 10
   --wallets-per-terminal N  customers per terminal (1–100)                  default 5
-  --data-dir DIR            keep the hub's ledger here (default: a temp folder, removed)
+  --data-dir DIR            keep its throw-away hub here: an empty folder or an earlier run's
+                            (default: a temp folder, removed)
   --dashboard               serve the operator dashboard while it runs (URL on stderr)
   --json                    print the summary as JSON
   -h, --help                this text
@@ -159,6 +160,10 @@ export async function runSimCli(argv: readonly string[], out: NodeJS.WriteStream
       signal: abort.signal,
     });
   } catch (e) {
+    if (e instanceof SimDataDirError) {
+      err.write(`tapsettle sim: ${e.message}\n`);
+      return 2;
+    }
     if (!abort.signal.aborted) throw e;
     if (tty && lastWidth > 0) err.write('\n');
     err.write('tapsettle sim: interrupted; hub closed and temporary files removed\n');

@@ -1,5 +1,10 @@
 /** `tapsettle sim`: a tiny real run through the bin entry, and argument errors (exit 2). */
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createHub } from '../../hub/service/hub.ts';
+import { SIM_DATA_DIR_MARKER } from '../../simulators/fleet/fleet-run.ts';
 import { parseSimArgs, UsageError } from '../../simulators/fleet/sim-cli.ts';
 import { spawnTs } from './process.ts';
 
@@ -22,6 +27,29 @@ describe('tapsettle sim', () => {
     // Not a TTY here: progress comes as periodic lines on stderr.
     expect(p.stderr()).toMatch(/\[\d+\.\d\/3 s\s+\d+%\] settled \d+/);
   }, 60_000);
+
+  it("never runs on a real hub's data folder: only an empty one, or one an earlier run made", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tapsettle-sim-dir-'));
+    try {
+      // A hub's folder (made by the hub itself, not the simulator).
+      const hubDir = join(dir, 'hub');
+      await (await createHub({ dataDir: hubDir, holdReleaseIntervalMs: 0 })).close();
+      const before = readdirSync(hubDir).sort();
+      const refused = spawnTs('bin/tapsettle.ts', ['sim', '--terminals', '1', '--rate', '5', '--duration', '0.5', '--data-dir', hubDir]);
+      expect(await refused.exited()).toBe(2);
+      expect(refused.stderr()).toContain(`--data-dir ${hubDir} is not empty and was not made by tapsettle sim`);
+      expect(readdirSync(hubDir).sort()).toEqual(before);
+      // An empty folder is taken and marked; the next run may reuse it.
+      const simDir = join(dir, 'sim');
+      for (let run = 0; run < 2; run++) {
+        const p = spawnTs('bin/tapsettle.ts', ['sim', '--terminals', '1', '--rate', '5', '--duration', '0.5', '--data-dir', simDir]);
+        expect(await p.exited()).toBe(0);
+      }
+      expect(existsSync(join(simDir, SIM_DATA_DIR_MARKER))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('refuses bad arguments with exit code 2 and says which', async () => {
     const p = spawnTs('bin/tapsettle.ts', ['sim', '--terminals', '0']);
