@@ -211,7 +211,7 @@ function buildProgram(ctx: CliContext): Command {
     .requiredOption('--merchant <merchantId>', 'merchant the terminal sells for')
     .option('--public-key <hex>', "the terminal's Ed25519 public key")
     .option('--parent <merchantId>', 'parent merchant (mall) of this merchant')
-    .option('--share-bps <bps>', "parent's share of the merchant's revenue in basis points", '0')
+    .option('--share-bps <bps>', "parent's share of the merchant's revenue in basis points (with --parent; default 0)")
     .action(async (o: Record<string, string | undefined>) => {
       const kind = o['kind'] as string;
       if (!['vending', 'gate', 'pos'].includes(kind)) throw new InputError('kind', 'expected vending, gate or pos');
@@ -222,9 +222,11 @@ function buildProgram(ctx: CliContext): Command {
         ...(o['publicKey'] !== undefined ? { publicKey: hex('public-key', o['publicKey'], 64) } : {}),
         ...(o['parent'] !== undefined ? { parentMerchantId: o['parent'], shareBps: int('share-bps', o['shareBps'], 0) ?? 0 } : {}),
       };
+      if (o['shareBps'] !== undefined && o['parent'] === undefined) throw new InputError('share-bps', 'only with --parent');
+      if ((input.shareBps ?? 0) > 10_000) throw new InputError('share-bps', 'at most 10000 (basis points)');
       await withHub(ctx, program, async (hub) => {
-        const { certificate, keyPair } = await hub.enrollTerminal(input);
-        print({ terminalId: input.terminalId, ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}), certificate, hubKey: hub.trustAnchorKey });
+        const { certificate, keyPair, openedMerchants } = await hub.enrollTerminal(input);
+        print({ terminalId: input.terminalId, ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}), certificate, hubKey: hub.trustAnchorKey, openedMerchants });
       });
     });
 

@@ -89,6 +89,8 @@ export interface EnrolledTerminal {
   readonly certificate: Envelope<'terminal.certificate'>;
   /** Only when the hub generated the key. */
   readonly keyPair?: KeyPair;
+  /** Merchant accounts this enrollment opened (the merchant, a new parent), so a typo shows. */
+  readonly openedMerchants: readonly string[];
 }
 
 export interface RegisterWalletInput {
@@ -334,6 +336,7 @@ export class Hub implements TerminalDirectory {
     const validityMs = input.validityMs ?? 365 * DAY_MS;
     if (!Number.isSafeInteger(validityMs) || validityMs <= 0) throw new InputError('validityMs', 'expected a positive integer');
     if (this.registry.terminal(input.terminalId)) throw new InputError('terminalId', `${input.terminalId} is already enrolled`);
+    const opened = await this.#checkMerchants(input);
     const keyPair = input.publicKey === undefined ? generateKeyPair() : undefined;
     const publicKey = input.publicKey ?? toHex((keyPair as KeyPair).publicKey);
     const now = this.clock();
@@ -346,7 +349,34 @@ export class Hub implements TerminalDirectory {
     this.registry.insertTerminal(certificate, now);
     // Exit gates learn a new gate's key from the keys announcement (admission records).
     if (input.kind === 'gate') this.announcer.refresh();
-    return keyPair ? { certificate, keyPair } : { certificate };
+    return { certificate, ...(keyPair ? { keyPair } : {}), openedMerchants: opened };
+  }
+
+  /**
+   * Everything the ledger would refuse about the merchant and its parent, checked before anything
+   * is written (a refused enrollment opens no account); returns the merchant ids it will open.
+   */
+  async #checkMerchants(input: EnrollTerminalInput): Promise<string[]> {
+    const parentId = input.parentMerchantId;
+    const shareBps = input.shareBps ?? 0;
+    if (!Number.isSafeInteger(shareBps) || shareBps < 0 || shareBps > 10_000) throw new InputError('shareBps', 'expected an integer from 0 to 10000 (basis points)');
+    if (shareBps > 0 && parentId === undefined) throw new InputError('shareBps', 'a share needs a parent merchant');
+    if (parentId === input.merchantId) throw new InputError('parentMerchantId', 'a merchant cannot be its own parent');
+    const opened: string[] = [];
+    const existing = async (field: string, id: string) => {
+      const a = await this.engine.getAccount(id);
+      if (a === null) opened.push(id);
+      else if (a.kind !== 'merchant' || a.currency !== this.currency) throw new InputError(field, `${id} exists as a ${a.currency} ${a.kind}, not a ${this.currency} merchant`);
+      return a;
+    };
+    const parent = parentId === undefined ? null : await existing('parentMerchantId', parentId);
+    if (parent !== null && parent.parentNum !== null) throw new InputError('parentMerchantId', `${parentId} is itself a sub-merchant (one level only)`);
+    const merchant = await existing('merchantId', input.merchantId);
+    if (merchant !== null && parentId !== undefined && (parent === null || merchant.parentNum !== parent.num)) {
+      const now = merchant.parentNum === null ? 'without a parent' : 'under another parent';
+      throw new InputError('parentMerchantId', `${input.merchantId} already exists ${now}: enrolling a terminal does not change its revenue split`);
+    }
+    return opened;
   }
 
   /**

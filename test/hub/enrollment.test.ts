@@ -1,0 +1,53 @@
+// Enrolling a terminal: everything the ledger would refuse about its merchant and a parent (mall)
+// is refused first, naming the field, and a refused enrollment opens no account (real hub, SQLite).
+import { afterEach, describe, expect, it } from 'vitest';
+import { InputError } from '../../hub/service/input-error.ts';
+import { main as cliMain } from '../../hub/cli/main.ts';
+import { openHubFixture, register, type HubFixture } from './kit.ts';
+
+let fx: HubFixture | undefined;
+afterEach(async () => {
+  await fx?.cleanup();
+  fx = undefined;
+});
+
+describe('enroll-terminal', () => {
+  it('refuses a bad share, a self-parent, a sub-merchant as parent, a wallet as merchant and a changed split, writing nothing', async () => {
+    const f = (fx = await openHubFixture());
+    const ok = await f.hub.enrollTerminal({ terminalId: 'shop-a-pos', kind: 'pos', merchantId: 'shop-a', parentMerchantId: 'mall', shareBps: 1000 });
+    expect(ok.openedMerchants).toEqual(['mall', 'shop-a']);
+    const wallet = await register(f.hub);
+    const cases: Array<[Parameters<typeof f.hub.enrollTerminal>[0], string, RegExp]> = [
+      [{ terminalId: 't1', kind: 'pos', merchantId: 'shop-b', parentMerchantId: 'mall', shareBps: 10_001 }, 'shareBps', /0 to 10000/],
+      [{ terminalId: 't2', kind: 'pos', merchantId: 'shop-b', parentMerchantId: 'mall', shareBps: 2.5 }, 'shareBps', /integer/],
+      [{ terminalId: 't3', kind: 'pos', merchantId: 'shop-b', shareBps: 500 }, 'shareBps', /needs a parent/],
+      [{ terminalId: 't4', kind: 'pos', merchantId: 'shop-b', parentMerchantId: 'shop-b' }, 'parentMerchantId', /own parent/],
+      [{ terminalId: 't5', kind: 'pos', merchantId: 'shop-b', parentMerchantId: 'shop-a' }, 'parentMerchantId', /sub-merchant/],
+      [{ terminalId: 't6', kind: 'pos', merchantId: wallet.id }, 'merchantId', /exists as a EUR wallet/],
+      [{ terminalId: 't7', kind: 'pos', merchantId: 'shop-a', parentMerchantId: 'other-mall', shareBps: 100 }, 'parentMerchantId', /under another parent/],
+      [{ terminalId: 't8', kind: 'pos', merchantId: 'mall', parentMerchantId: 'other-mall' }, 'parentMerchantId', /without a parent/],
+    ];
+    for (const [input, field, message] of cases) {
+      const err = await f.hub.enrollTerminal(input).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect([input.terminalId, err instanceof InputError ? err.field : err]).toEqual([input.terminalId, field]);
+      expect((err as Error).message).toMatch(message);
+    }
+    for (const id of ['shop-b', 'other-mall']) expect(await f.hub.engine.getAccount(id)).toBeNull();
+    expect(f.hub.registry.terminal('t1')).toBeUndefined();
+    // The same split again is no change: a second till for shop-a.
+    expect((await f.hub.enrollTerminal({ terminalId: 'shop-a-pos-2', kind: 'pos', merchantId: 'shop-a', parentMerchantId: 'mall', shareBps: 1000 })).openedMerchants).toEqual([]);
+  });
+
+  it('the CLI: --share-bps only with --parent and at most 10000, exit 2 before the folder is opened', async () => {
+    const out: string[] = [];
+    const ctx = { argv: [], cwd: '/', out: (t: string) => void out.push(t), err: (t: string) => void out.push(t), exitCode: 0 };
+    const run = (...args: string[]) => cliMain(['node', 'tapsettle', '--data-dir', '/nonexistent/hub', 'enroll-terminal', '--id', 'p1', '--kind', 'pos', '--merchant', 'shop', ...args], ctx);
+    expect(await run('--share-bps', '100')).toBe(2);
+    expect(out.join('')).toContain('invalid share-bps: only with --parent');
+    expect(await run('--parent', 'mall', '--share-bps', '10001')).toBe(2);
+    expect(out.join('')).toContain('invalid share-bps: at most 10000');
+  });
+});
