@@ -59,6 +59,7 @@ import { PEAK_P99_BAR_MS, searchPeak, type Measured } from './peak-search.ts';
 import { RequestTracer } from './request-trace.ts';
 import { mainThreadCpuMs, mainThreadReadCalls } from './thread-cpu.ts';
 import type { FleetFile, FleetTerminal, FleetWallet, FromGenerator, Phase, PhaseResult } from '../simulators/load/load-plan.ts';
+import { fundSimulatedWallet } from '../simulators/fleet/fund.ts';
 
 type Report = (name: string, value: number, unit: string) => void;
 
@@ -112,7 +113,7 @@ async function setUpHub(dir: string): Promise<{ hub: Hub; fleet: Fleet }> {
   const wallets: FleetWallet[] = [];
   for (let chunk = 0; chunk < TERMINALS * WALLETS_PER_TERMINAL; chunk += 500) {
     const registered = await Promise.all(Array.from({ length: 500 }, () => hub.registerWallet({})));
-    await Promise.all(registered.map((w) => hub.topUp({ wallet: w.license.body.wallet, amountMinor: 10_000_000, operatorId: 'bench' })));
+    await Promise.all(registered.map((w) => fundSimulatedWallet(hub, w.license.body.wallet, 10_000_000, 'bench')));
     registered.forEach((w, i) => wallets.push({ secretKeyHex: toHex(w.keyPair!.secretKey), license: w.license, terminal: (chunk + i) % TERMINALS }));
   }
   return { hub, fleet: { terminals, wallets } };

@@ -23,7 +23,7 @@ import { sendAdminRequest, type AdminReply, type AdminRequest, type AdminRunner 
 import { brokerPasswordFor, writeMosquittoFiles } from '../mqtt/mosquitto-config.ts';
 import { mosquittoCredentials } from '../mqtt/mosquitto-credentials.ts';
 import type { TerminalListing } from '../mqtt/types.ts';
-import { createHub, type Hub } from '../service/hub.ts';
+import { createHub, MAX_OPERATOR_TOPUP_MINOR, type Hub } from '../service/hub.ts';
 import { EXIT_BAD_INPUT, EXIT_PENDING, EXIT_REFUSED } from './exit-codes.ts';
 import { isPayoutHeld, type PayoutHeld } from '../clearing/payouts.ts';
 import { parseAcquirerReport } from '../clearing/acquirer-report.ts';
@@ -59,6 +59,9 @@ function int(field: string, text: string | undefined, min = 1): number | undefin
   if (n < min) throw new InputError(field, `expected an integer ≥ ${min}`);
   return n;
 }
+
+/** rotate-hub-key's hours: the key ring plans at most a year ahead (hub-keyring.ts, TICKET_HORIZON_MS). */
+const MAX_ROTATION_HOURS = 365 * 24;
 
 function hex(field: string, text: string, chars: number | [number, number]): string {
   const [lo, hi] = Array.isArray(chars) ? chars : [chars, chars];
@@ -237,7 +240,11 @@ function buildProgram(ctx: CliContext): Command {
     .option('--retire-after-hours <hours>', 'how long the current key stays trusted once the new one signs', '168')
     .option('--compromised', 'the key files leaked: replace every hub key by a new one at once (hours ignored; every terminal and wallet must be given the new key)')
     .action(async (o: Record<string, string | boolean | undefined>) => {
-      const hours = (field: string, text: unknown) => (int(field, String(text), 0) as number) * 3600_000;
+      const hours = (field: string, text: unknown) => {
+        const h = int(field, String(text), 0) as number;
+        if (h > MAX_ROTATION_HOURS) throw new InputError(field, `at most ${MAX_ROTATION_HOURS} (a year)`);
+        return h * 3600_000;
+      };
       const plan = o['compromised']
         ? { activateInMs: 0, retireAfterMs: 0, compromised: true }
         : { activateInMs: hours('activate-in-hours', o['activateInHours']), retireAfterMs: hours('retire-after-hours', o['retireAfterHours']) };
@@ -300,6 +307,8 @@ function buildProgram(ctx: CliContext): Command {
         operatorId: o['operator'] as string,
         ...(o['requestId'] !== undefined ? { requestId: hex('request-id', o['requestId'], 32) } : {}),
       };
+      // The hub checks it too; here it is refused before the folder is opened.
+      if (input.amountMinor > MAX_OPERATOR_TOPUP_MINOR) throw new InputError('amount', `at most ${MAX_OPERATOR_TOPUP_MINOR} minor units per top-up`);
       await withHub(ctx, program, async (hub) => outcome(await hub.topUp(input)));
     });
 

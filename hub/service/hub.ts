@@ -138,6 +138,9 @@ function assertWallet(field: string, value: string): void {
   if (!PublicKeyHex.safeParse(value).success) throw new InputError(field, 'expected a wallet public key: 64 lowercase hex chars');
 }
 
+/** Largest operator (cash) top-up in one command: 10,000.00 in a two-decimal currency. */
+export const MAX_OPERATOR_TOPUP_MINOR = 1_000_000;
+
 function assertAmount(field: string, value: number): void {
   if (!Number.isSafeInteger(value) || value <= 0) throw new InputError(field, 'expected a positive integer number of minor units');
 }
@@ -500,6 +503,8 @@ export class Hub implements TerminalDirectory {
   async topUp(input: { wallet: string; amountMinor: number; operatorId: string; requestId?: string }): Promise<Outcome> {
     assertWallet('wallet', input.wallet);
     assertAmount('amountMinor', input.amountMinor);
+    // Cash counted by an operator: a typo of a few digits must not mint a fortune.
+    if (input.amountMinor > MAX_OPERATOR_TOPUP_MINOR) throw new InputError('amountMinor', `at most ${MAX_OPERATOR_TOPUP_MINOR} minor units per top-up`);
     assertName('operatorId', input.operatorId);
     if (input.requestId !== undefined && !isRequestId(input.requestId)) throw new InputError('requestId', 'expected 32 lowercase hex chars');
     if (!this.registry.wallet(input.wallet)) throw new OperationRefused('UNKNOWN_WALLET', 'wallet is not registered');

@@ -20,6 +20,7 @@ import { LiveMeter } from '../../hub/dashboard/live-meter.ts';
 import { createHubServer } from '../../hub/mqtt/hub-server.ts';
 import { DataDirBusyError } from '../../hub/service/data-dir-lock.ts';
 import { createHub, type Hub } from '../../hub/service/hub.ts';
+import { fundSimulatedWallet } from './fund.ts';
 import { WorkerVerifier } from '../../hub/verify/worker-verifier.ts';
 import type { FleetFile, FleetWallet, FromGenerator, PhaseResult } from '../load/load-plan.ts';
 
@@ -160,7 +161,7 @@ export async function runFleet(o: FleetRunOptions): Promise<FleetSummary> {
       const registered = await Promise.all(Array.from({ length: n }, () => hub.registerWallet({ offlineLimitMinor: 0 })));
       await Promise.all(
         registered.map((w, k) =>
-          hub.topUp({ wallet: w.license.body.wallet, amountMinor: (start + k) % poorEvery === 0 ? POOR_MINOR : FUNDED_MINOR, operatorId: 'sim' }),
+          fundSimulatedWallet(hub, w.license.body.wallet, (start + k) % poorEvery === 0 ? POOR_MINOR : FUNDED_MINOR, 'sim'),
         ),
       );
       registered.forEach((w, k) => wallets.push({ secretKeyHex: toHex(w.keyPair!.secretKey), license: w.license, terminal: (start + k) % o.terminals }));

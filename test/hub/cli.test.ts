@@ -62,8 +62,10 @@ describe('hub CLI', () => {
     const notJson = join(dir, 'not.json');
     writeFileSync(notJson, '{ nope');
     // Independent refusals run side by side (each is a process start).
-    const [amount, kind, missing, cat, fares, refund] = await Promise.all([
+    const [amount, huge, kind, missing, cat, fares, refund] = await Promise.all([
       cli('top-up', '--wallet', wallet, '--amount', '12.5', '--operator', 'op'),
+      // A few digits too many: refused, not minted.
+      cli('top-up', '--wallet', wallet, '--amount', '999999999999999', '--operator', 'op'),
       cli('enroll-terminal', '--id', 'x-1', '--kind', 'toaster', '--merchant', 'snacks'),
       cli('top-up', '--wallet', wallet),
       cli('import-catalog', bad),
@@ -75,6 +77,7 @@ describe('hub CLI', () => {
     expect(refund.stderr).toContain('NOT_FOUND');
     expect(amount.code).toBe(2);
     expect(amount.stderr).toContain('amount');
+    expect([huge.code, huge.stderr]).toEqual([2, expect.stringContaining('invalid amount: at most 1000000 minor units per top-up')]);
     expect(kind.code).toBe(2);
     expect(kind.stderr).toContain('kind');
     expect(missing.code).toBe(2);
@@ -116,6 +119,8 @@ describe('hub CLI', () => {
   it('rotates the hub key: the next key is planned and listed, a second rotation is refused, a leak replaces the ring, bad hours exit 2', async () => {
     const before = json<{ signing: string; trustAnchor: string; keys: Array<{ publicKey: string }> }>((await cli('hub-keys')).stdout);
     expect(before.keys.map((k) => k.publicKey)).toEqual([before.signing]);
+    const tooFar = await cli('rotate-hub-key', '--activate-in-hours', '99999');
+    expect([tooFar.code, tooFar.stderr]).toEqual([2, expect.stringContaining('invalid activate-in-hours: at most 8760')]);
     const bad = await cli('rotate-hub-key', '--activate-in-hours', '-3');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('activate-in-hours');
