@@ -38,5 +38,7 @@ describe('fare tables (seed 004 claim 11)', () => {
   it('validates an imported fare table file', () => {
     expect(parseFareTableFile(table).ok).toBe(true);
     expect(parseFareTableFile({ ...table, maxFareMinor: -1 })).toMatchObject({ ok: false, field: 'maxFareMinor' });
+    expect(parseFareTableFile({ ...table, maxFareMinor: table.baseFareMinor - 1 })).toMatchObject({ ok: false, field: 'maxFareMinor', message: expect.stringContaining('below baseFareMinor') });
+    expect(parseFareTableFile({ ...table, maxFareMinor: table.baseFareMinor }).ok).toBe(true);
   });
 });

@@ -14,7 +14,10 @@ export interface FareTableVersion {
 }
 
 export function parseFareTableFile(raw: unknown): ParseResult<FareTable> {
-  return parseWith(FareTableSchema, raw);
+  const r = parseWith(FareTableSchema, raw);
+  // The wire accepts it (every fare is then the cap), but in a file it is a typo.
+  if (r.ok && r.value.maxFareMinor < r.value.baseFareMinor) return { ok: false, field: 'maxFareMinor', message: `below baseFareMinor (${r.value.baseFareMinor})` };
+  return r;
 }
 
 /** The newest version in force at timeMs; versions sorted by version ascending. */

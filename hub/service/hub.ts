@@ -491,8 +491,13 @@ export class Hub implements TerminalDirectory {
   importProducts(raw: unknown): number {
     const parsed = parseTicketProductsFile(raw);
     if (!parsed.ok) throw new InputError(parsed.field, parsed.message);
+    // A station the fare table in force does not know would make a ticket no gate accepts.
+    const stations = this.registry.fareVersions().at(-1)?.table.stations;
     parsed.value.forEach((p, i) => {
       if (p.currency !== this.currency) throw new InputError(`products.${i}.currency`, `hub settles in ${this.currency}`);
+      p.stations.forEach((st, j) => {
+        if (stations !== undefined && !Object.hasOwn(stations, st)) throw new InputError(`products.${i}.stations.${j}`, `${st} is not a station of the fare table in force`);
+      });
     });
     return this.registry.putProducts(parsed.value);
   }

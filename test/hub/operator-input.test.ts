@@ -1,9 +1,10 @@
-// Enrolling a terminal: everything the ledger would refuse about its merchant and a parent (mall)
-// is refused first, naming the field, and a refused enrollment opens no account (real hub, SQLite).
+// Operator input the hub checks against what it holds (real hub, SQLite): enrolling a terminal
+// (everything the ledger would refuse about its merchant and a parent is refused first, naming the
+// field, and a refused enrollment opens no account), and ticket products against the fare table.
 import { afterEach, describe, expect, it } from 'vitest';
 import { InputError } from '../../hub/service/input-error.ts';
 import { main as cliMain } from '../../hub/cli/main.ts';
-import { openHubFixture, register, type HubFixture } from './kit.ts';
+import { FARES, openHubFixture, PRODUCTS, register, type HubFixture } from './kit.ts';
 
 let fx: HubFixture | undefined;
 afterEach(async () => {
@@ -49,5 +50,17 @@ describe('enroll-terminal', () => {
     expect(out.join('')).toContain('invalid share-bps: only with --parent');
     expect(await run('--parent', 'mall', '--share-bps', '10001')).toBe(2);
     expect(out.join('')).toContain('invalid share-bps: at most 10000');
+  });
+});
+
+describe('import-products', () => {
+  it('refuses a station the fare table in force does not know (no gate would take the ticket)', async () => {
+    const f = (fx = await openHubFixture());
+    const product = (stations: string[]) => ({ products: [{ ...PRODUCTS.products[0], stations }] });
+    // Before any fare table there is nothing to check against.
+    expect(f.hub.importProducts(product(['nowhere']))).toBe(1);
+    f.hub.importFares(FARES);
+    expect(() => f.hub.importProducts(product(['central', 'nowhere']))).toThrow(expect.objectContaining({ field: 'products.0.stations.1' }));
+    expect(f.hub.importProducts(product(['central', 'harbor']))).toBe(2);
   });
 });
