@@ -161,7 +161,8 @@ export async function runFleet(o: FleetRunOptions): Promise<FleetSummary> {
       const registered = await Promise.all(Array.from({ length: n }, () => hub.registerWallet({ offlineLimitMinor: 0 })));
       await Promise.all(
         registered.map((w, k) =>
-          fundSimulatedWallet(hub, w.license.body.wallet, (start + k) % poorEvery === 0 ? POOR_MINOR : FUNDED_MINOR, 'sim'),
+          // The first wallet is always a funded one: a run with a single wallet still settles.
+          fundSimulatedWallet(hub, w.license.body.wallet, (start + k) % poorEvery === poorEvery - 1 ? POOR_MINOR : FUNDED_MINOR, 'sim'),
         ),
       );
       registered.forEach((w, k) => wallets.push({ secretKeyHex: toHex(w.keyPair!.secretKey), license: w.license, terminal: (start + k) % o.terminals }));

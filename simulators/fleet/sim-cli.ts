@@ -125,13 +125,16 @@ export async function runSimCli(argv: readonly string[], out: NodeJS.WriteStream
   const everyMs = Math.max(1000, Math.min(10_000, Math.round((args.durationS * 1000) / 10)));
   let lastLineMs = 0;
   let lastWidth = 0;
+  let lastLine = '';
   const onProgress = (p: FleetProgress) => {
     const line = progressLine(p);
     if (tty) {
       err.write(`\r${line.padEnd(lastWidth)}`);
       lastWidth = line.length;
-    } else if (Date.now() - lastLineMs >= everyMs && p.elapsedS > 0) {
+    } else if (Date.now() - lastLineMs >= everyMs && p.elapsedS > 0 && line !== lastLine) {
+      // Not a TTY (a log): a line per period, none while nothing changes (the drain after the run).
       lastLineMs = Date.now();
+      lastLine = line;
       err.write(`${line}\n`);
     }
   };
