@@ -33,7 +33,7 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
   }
 
   beforeAll(async () => {
-    for (const id of ['pos-1', 'pos-2']) expect((await cli('enroll-terminal', '--id', id, '--kind', 'pos', '--merchant', 'shop')).code).toBe(0);
+    for (const id of ['pos-1', 'pos-2']) expect((await cli('enroll-terminal', '--init', '--id', id, '--kind', 'pos', '--merchant', 'shop')).code).toBe(0);
     expect((await cli('revoke-terminal', 'pos-2')).code).toBe(0);
     const port = await freePort();
     const r = await cli('mosquitto-files', '--out', 'mosquitto', '--port', String(port));
