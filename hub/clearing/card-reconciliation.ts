@@ -6,8 +6,9 @@
  *
  * - **charged, not credited**: the acquirer charged a card and no wallet got the money (no ledger
  *   row, or the ledger declined it): give it back to the card at the acquirer.
- * - **credited, not charged**: a wallet got money in the period that no card paid for, unless the
- *   acquirer reports the charge in a later period (one made just before the period's end).
+ * - **credited, not charged**: a wallet got money in the period that no charge in the report names
+ *   (listed all the same when the acquirer may report it in its next period: a top-up made just
+ *   before the period's end; the operator checks it against that report).
  * - **mismatched**: both sides know the request, with another amount, currency or wallet.
  * - **duplicate charges**: the report lists a request id twice.
  */

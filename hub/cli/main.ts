@@ -23,7 +23,7 @@ import { sendAdminRequest, type AdminReply, type AdminRequest, type AdminRunner 
 import { brokerPasswordFor, writeMosquittoFiles } from '../mqtt/mosquitto-config.ts';
 import { mosquittoCredentials } from '../mqtt/mosquitto-credentials.ts';
 import type { TerminalListing } from '../mqtt/types.ts';
-import { createHub, MAX_OPERATOR_TOPUP_MINOR, type Hub } from '../service/hub.ts';
+import { createHub, DEFAULT_CURRENCY, MAX_OPERATOR_TOPUP_MINOR, type Hub } from '../service/hub.ts';
 import { EXIT_BAD_INPUT, EXIT_PENDING, EXIT_REFUSED } from './exit-codes.ts';
 import { isPayoutHeld, type PayoutHeld } from '../clearing/payouts.ts';
 import { parseAcquirerReport } from '../clearing/acquirer-report.ts';
@@ -88,7 +88,11 @@ function instant(field: string, text: string): number {
   if (/^\d{1,15}$/.test(text)) return Number(text);
   const isoDate = /^\d{4}-\d{2}-\d{2}$/;
   const isoTime = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
-  const ms = isoDate.test(text) || isoTime.test(text) ? Date.parse(text) : Number.NaN;
+  // Date.parse rolls impossible dates over (2026-02-31 → 3 March, T24:00 → the next day): refused.
+  const [y, mo, d, h = '0', mi = '0', sec = '0'] = text.split(/[-T:.Z+]/);
+  const real = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
+  const calendar = real.getUTCDate() === Number(d) && real.getUTCMonth() === Number(mo) - 1 && Number(h) < 24 && Number(mi) < 60 && Number(sec) < 60;
+  const ms = (isoDate.test(text) || isoTime.test(text)) && calendar ? Date.parse(text) : Number.NaN;
   if (!Number.isSafeInteger(ms) || ms < 0) throw new InputError(field, `expected an ISO 8601 date or time with zone (2026-12-01, 2026-12-01T06:00:00Z) or ms since the epoch, got ${JSON.stringify(text)}`);
   return ms;
 }
@@ -134,12 +138,16 @@ async function withHub(ctx: CliContext, program: Command, fn: (hub: Hub) => Prom
   }
   // A mistyped --data-dir (or the default, run from the wrong folder) must not quietly become a
   // second hub with keys of its own.
-  if (!existsSync(join(dataDir, 'ledger.sqlite')) && program.opts<{ init?: boolean }>().init !== true) {
+  const { init, currency } = program.opts<{ init?: boolean; currency?: string }>();
+  const isNew = !existsSync(join(dataDir, 'ledger.sqlite'));
+  if (isNew && init !== true) {
     throw new InputError('data-dir', `no hub at ${dataDir} (no ledger.sqlite): give the hub's --data-dir, or pass --init to create a new hub there`);
   }
   const logger = pino({ level: 'info', base: { part: 'cli' } }, pino.destination(2));
   // No timers: holds are released and held payouts sent by the running hub (or `payout retry`).
-  const hub = await createHub({ dataDir, logger, holdReleaseIntervalMs: 0, payoutRetry: { intervalMs: 0 } });
+  // A new hub takes its currency for good (EUR unless named); an existing one keeps its ledger's.
+  const named = currency ?? (isNew ? DEFAULT_CURRENCY : undefined);
+  const hub = await createHub({ dataDir, logger, holdReleaseIntervalMs: 0, payoutRetry: { intervalMs: 0 }, ...(named !== undefined ? { currency: named } : {}) });
   try {
     await fn(hub);
   } finally {
@@ -159,6 +167,7 @@ function buildProgram(ctx: CliContext): Command {
     .description('Operator commands for the tapsettle settlement hub')
     .option('--data-dir <dir>', 'hub data folder (keys, registry, ledger)', './data/hub')
     .option('--init', 'create a new hub in --data-dir if there is none (otherwise a folder without a hub is refused)')
+    .option('--currency <code>', "the hub's currency: a new hub's with --init (default EUR), or which one of a ledger that holds several")
     .configureOutput({ writeOut: (text) => ctx.out(text), writeErr: (text) => ctx.err(text) })
     .exitOverride()
     .showHelpAfterError();
@@ -223,7 +232,9 @@ function buildProgram(ctx: CliContext): Command {
         kind: kind as 'vending' | 'gate' | 'pos',
         merchantId: o['merchant'] as string,
         ...(o['publicKey'] !== undefined ? { publicKey: hex('public-key', o['publicKey'], 64) } : {}),
-        ...(o['parent'] !== undefined ? { parentMerchantId: o['parent'], shareBps: int('share-bps', o['shareBps'], 0) ?? 0 } : {}),
+        ...(o['parent'] !== undefined ? { parentMerchantId: o['parent'] } : {}),
+        // Left out for an existing merchant: it keeps its share (a new one gets 0).
+        ...(o['shareBps'] !== undefined ? { shareBps: int('share-bps', o['shareBps'], 0) as number } : {}),
       };
       if (o['shareBps'] !== undefined && o['parent'] === undefined) throw new InputError('share-bps', 'only with --parent');
       if ((input.shareBps ?? 0) > 10_000) throw new InputError('share-bps', 'at most 10000 (basis points)');

@@ -343,11 +343,14 @@ export class Hub implements TerminalDirectory {
     const keyPair = input.publicKey === undefined ? generateKeyPair() : undefined;
     const publicKey = input.publicKey ?? toHex((keyPair as KeyPair).publicKey);
     const now = this.clock();
-    if (input.parentMerchantId !== undefined) await this.engine.openMerchant(input.parentMerchantId, { currency: this.currency });
-    await this.engine.openMerchant(input.merchantId, {
-      currency: this.currency,
-      ...(input.parentMerchantId !== undefined ? { parentId: input.parentMerchantId, shareBps: input.shareBps ?? 0 } : {}),
-    });
+    // A merchant that exists keeps its split (checked above): only new accounts are opened.
+    if (input.parentMerchantId !== undefined && opened.includes(input.parentMerchantId)) await this.engine.openMerchant(input.parentMerchantId, { currency: this.currency });
+    if (opened.includes(input.merchantId)) {
+      await this.engine.openMerchant(input.merchantId, {
+        currency: this.currency,
+        ...(input.parentMerchantId !== undefined ? { parentId: input.parentMerchantId, shareBps: input.shareBps ?? 0 } : {}),
+      });
+    }
     const certificate = this.#certificate({ terminalId: input.terminalId, kind: input.kind, merchantId: input.merchantId, publicKey }, now, validityMs);
     this.registry.insertTerminal(certificate, now);
     // Exit gates learn a new gate's key from the keys announcement (admission records).
@@ -375,9 +378,13 @@ export class Hub implements TerminalDirectory {
     const parent = parentId === undefined ? null : await existing('parentMerchantId', parentId);
     if (parent !== null && parent.parentNum !== null) throw new InputError('parentMerchantId', `${parentId} is itself a sub-merchant (one level only)`);
     const merchant = await existing('merchantId', input.merchantId);
+    // Another till for an existing merchant: its split stays; --parent/--share-bps may repeat it or be left out.
     if (merchant !== null && parentId !== undefined && (parent === null || merchant.parentNum !== parent.num)) {
       const now = merchant.parentNum === null ? 'without a parent' : 'under another parent';
       throw new InputError('parentMerchantId', `${input.merchantId} already exists ${now}: enrolling a terminal does not change its revenue split`);
+    }
+    if (merchant !== null && input.shareBps !== undefined && input.shareBps !== merchant.shareBps) {
+      throw new InputError('shareBps', `${input.merchantId} already shares ${merchant.shareBps} bps with its parent: enrolling a terminal does not change its revenue split`);
     }
     return opened;
   }
@@ -734,7 +741,7 @@ export function settlementCurrency(configured: string | undefined, held: readonl
   if (held.length === 0) return configured ?? DEFAULT_CURRENCY;
   if (configured === undefined) {
     if (held.length === 1) return held[0] as string;
-    throw new InputError('currency', `the ledger holds ${held.join(' and ')}: set the hub's currency in its config`);
+    throw new InputError('currency', `the ledger holds ${held.join(' and ')}: name the hub's currency (its config's currency, the CLI's --currency)`);
   }
   if (!held.includes(configured)) throw new InputError('currency', `this data folder settles in ${held.join(' and ')}, not ${configured}: a hub keeps the currency it started with`);
   return configured;
@@ -762,7 +769,9 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
     const restored = await restoreClaimsFromLedger(registry, store);
     if (restored > 0) logger.warn({ restored }, 'wallet claims the registry had lost restored from the ledger');
     engine = await Engine.open(store, { ...options.engine, clock });
-    await engine.openCurrency(currency); // a new ledger holds its currency from its first start
+    // Named (the hub's config, the CLI's --init/--currency): the ledger holds it from now on. Not
+    // by default: a CLI command on an old folder without accounts must not make it EUR for good.
+    if (options.currency !== undefined) await engine.openCurrency(currency);
     // After the engine has finished what a crash left open: an overdraft it settled counts too.
     const blocked = await restoreOverspendBlocklist(registry, store, clock());
     if (blocked.length > 0) logger.warn({ wallets: blocked }, 'overspent wallets the registry had lost blocklisted again from the ledger');

@@ -28,12 +28,13 @@ export class SimulatedWallet implements ContactlessCard {
   readonly uid: Uint8Array;
   readonly applet: WalletApplet;
   /**
-   * Monotonic authorization counter (replay protection at the hub, like BoltCard's tap counter).
-   * A card keeps it in its own memory; this wallet lives in a process, so each counter is at least
-   * the time in ms: a wallet made again for the same key (a restarted demo) never reuses one the
-   * hub has seen.
+   * Monotonic authorization counter (replay protection at the hub, like BoltCard's tap counter),
+   * one up per authorization. A card keeps it in its own memory; this wallet lives in a process,
+   * so it starts at the time in ms: a wallet made again for the same key (a restarted demo) starts
+   * past every counter the earlier one used, and consecutive authorizations stay inside the hub's
+   * counter window (an offline one uploaded after a later online one is not taken for a replay).
    */
-  counter = 0;
+  counter: number;
   /** Every authorization this wallet signed, newest last (test visibility). */
   readonly signed: Envelope<'wallet.authorization'>[] = [];
   private readonly now: () => number;
@@ -44,6 +45,7 @@ export class SimulatedWallet implements ContactlessCard {
     this.keys = options.keys;
     this.license = options.license;
     this.now = options.now ?? Date.now;
+    this.counter = this.now();
     this.uid = options.uid ?? Uint8Array.from([0x04, ...sha256(this.keys.publicKey).subarray(0, 6)]);
     const licenseBytes = encodeMessage(this.license);
     const compactLicenseBytes = encodeCompact(this.license);
@@ -118,7 +120,7 @@ export class SimulatedWallet implements ContactlessCard {
     if (!check.ok) return { kind: 'declined', code: check.code };
     const refusal = this.options.consent?.(decoded.value.body);
     if (refusal !== undefined) return { kind: 'declined', code: refusal };
-    this.counter = Math.max(this.counter + 1, nowMs);
+    this.counter += 1;
     const auth = authorizeOffer(this.keys, decoded.value, this.counter, nowMs);
     this.signed.push(auth);
     if (short) return { kind: 'authorized', authorizationBytes: encodeShortAuthorization({ timeMs: auth.body.time, counter: auth.body.counter, signature: fromHex(auth.sig) }) };

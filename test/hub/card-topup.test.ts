@@ -255,6 +255,9 @@ describe('card top-ups reconciled with the acquirer (`reconcile-cards`, the oper
         [['--report', 'broken.json', ...day], 'broken.json is not JSON'],
         [['--report', 'missing.json', ...day], 'invalid report: cannot read missing.json: ENOENT'],
         [['--report', 'ok.json', '--from', 'yesterday', '--to', '2026-11-24'], 'invalid from: expected an ISO 8601 date'],
+        // Dates Date.parse would roll over into the next month or day.
+        [['--report', 'ok.json', '--from', '2026-02-31', '--to', '2026-11-24'], 'invalid from: expected an ISO 8601 date'],
+        [['--report', 'ok.json', '--from', '2026-11-23T24:00Z', '--to', '2026-11-24T12:00Z'], 'invalid from: expected an ISO 8601 date'],
         // A time without a zone is ambiguous.
         [['--report', 'ok.json', '--from', '2026-11-23T10:00:00', '--to', '2026-11-24'], 'invalid from: expected an ISO 8601 date'],
         [['--report', 'ok.json', '--from', '2026-11-24', '--to', '2026-11-23'], 'invalid to: the period must end after it starts'],

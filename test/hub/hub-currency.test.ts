@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { main as cliMain } from '../../hub/cli/main.ts';
+import { Engine } from '../../hub/ledger/engine.ts';
 import { createHub, settlementCurrency } from '../../hub/service/hub.ts';
 import { InputError } from '../../hub/service/input-error.ts';
 import { SqliteLedgerStore } from '../../hub/ledger/sqlite-store.ts';
@@ -55,5 +57,37 @@ describe("the hub's currency", () => {
     const top = await runCli(dataDir, ['top-up', '--wallet', wallet, '--amount', '500', '--operator', 'op']);
     expect([top.code, JSON.parse(top.stdout)]).toMatchObject([0, { status: 'approved', currency: 'USD' }]);
     expect(await ledgerCurrencies(dataDir)).toEqual(['USD']);
+  });
+
+  it('the CLI: --init --currency makes a new hub in that currency, --currency picks one of a mixed ledger, and nothing else names one for good', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tapsettle-currency-'));
+    const root = dir;
+    const cli = async (dataDir: string, ...args: string[]) => {
+      const ctx = { argv: [], cwd: root, stdout: '', stderr: '', out: (t: string) => void (ctx.stdout += t), err: (t: string) => void (ctx.stderr += t), exitCode: 0 };
+      const code = await cliMain(['node', 'tapsettle', '--data-dir', dataDir, ...args], ctx);
+      return { code, stdout: ctx.stdout, stderr: ctx.stderr };
+    };
+    const chf = join(root, 'chf');
+    expect((await cli(chf, 'hub-keys', '--init', '--currency', 'CHF')).code).toBe(0);
+    expect(await ledgerCurrencies(chf)).toEqual(['CHF']);
+    expect((await cli(chf, 'hub-keys', '--currency', 'eur')).stderr).toContain('invalid currency: expected an ISO 4217 code');
+
+    // A folder from before the hub held its currency, with no account yet: a CLI command leaves it so.
+    const bare = join(root, 'bare');
+    await (await createHub({ dataDir: bare, holdReleaseIntervalMs: 0 })).close();
+    expect(await ledgerCurrencies(bare)).toEqual([]);
+    expect((await cli(bare, 'hub-keys')).code).toBe(0);
+    expect(await ledgerCurrencies(bare)).toEqual([]);
+
+    // A folder an older CLI mixed (EUR accounts beside USD ones): refused until one is named.
+    const mixed = join(root, 'mixed');
+    await (await createHub({ dataDir: mixed, currency: 'USD', holdReleaseIntervalMs: 0 })).close();
+    const store = SqliteLedgerStore.open(join(mixed, 'ledger.sqlite'));
+    const engine = await Engine.open(store);
+    await engine.openCurrency('EUR');
+    await engine.close();
+    const refused = await cli(mixed, 'blocklist', 'list');
+    expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining("the ledger holds EUR and USD: name the hub's currency (its config's currency, the CLI's --currency)")]);
+    expect((await cli(mixed, 'blocklist', 'list', '--currency', 'USD')).code).toBe(0);
   });
 });

@@ -38,8 +38,17 @@ describe('enroll-terminal', () => {
     }
     for (const id of ['shop-b', 'other-mall']) expect(await f.hub.engine.getAccount(id)).toBeNull();
     expect(f.hub.registry.terminal('t1')).toBeUndefined();
-    // The same split again is no change: a second till for shop-a.
-    expect((await f.hub.enrollTerminal({ terminalId: 'shop-a-pos-2', kind: 'pos', merchantId: 'shop-a', parentMerchantId: 'mall', shareBps: 1000 })).openedMerchants).toEqual([]);
+    // More tills for shop-a: its split repeated, its parent alone, or nothing about it.
+    for (const [terminalId, split] of [
+      ['shop-a-pos-2', { parentMerchantId: 'mall', shareBps: 1000 }],
+      ['shop-a-pos-3', { parentMerchantId: 'mall' }],
+      ['shop-a-pos-4', {}],
+    ] as const) {
+      expect((await f.hub.enrollTerminal({ terminalId, kind: 'pos', merchantId: 'shop-a', ...split })).openedMerchants).toEqual([]);
+    }
+    // A different share for it: refused, naming shareBps.
+    await expect(f.hub.enrollTerminal({ terminalId: 'shop-a-pos-5', kind: 'pos', merchantId: 'shop-a', parentMerchantId: 'mall', shareBps: 500 })).rejects.toMatchObject({ field: 'shareBps' });
+    expect((await f.hub.engine.getAccount('shop-a'))?.shareBps).toBe(1000);
   });
 
   it('the CLI: --share-bps only with --parent and at most 10000, exit 2 before the folder is opened', async () => {
