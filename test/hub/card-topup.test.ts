@@ -10,10 +10,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { newRequestId, sealCard, type SealedCardT } from '../../protocol/index.ts';
 import type { CardAuthorizationBinding, CardAuthorizationRequest, CardAuthorizer, CardVoidReason } from '../../hub/service/card-authorizer.ts';
 import { LedgerError } from '../../hub/ledger/errors.ts';
-import { main as cliMain } from '../../hub/cli/main.ts';
 import { createHub } from '../../hub/service/hub.ts';
 import { CardAuthorizerSimulator, TEST_PAN_APPROVED, TEST_PAN_DECLINED } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
-import { enroll, openHubFixture, readResult, register, runCli, signRequest, type HubFixture, type TestTerminal, type TestWallet } from './kit.ts';
+import { enroll, openHubFixture, readResult, register, runCli, runCliHere, signRequest, type HubFixture, type TestTerminal, type TestWallet } from './kit.ts';
 
 /** The simulator as seen over a network: the first `lose.authorize` answers and `lose.void` acks are lost after the authorizer acted. */
 class LossyAuthorizer implements CardAuthorizer {
@@ -239,11 +238,7 @@ describe('card top-ups reconciled with the acquirer (`reconcile-cards`, the oper
 
   it('bad input: exit 2 naming the field, before the ledger is opened (the CLI in this process)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tapsettle-reconcile-'));
-    const cli = async (...args: string[]) => {
-      const ctx = { argv: [], cwd: dir, stdout: '', stderr: '', out: (t: string) => void (ctx.stdout += t), err: (t: string) => void (ctx.stderr += t), exitCode: 0 };
-      const code = await cliMain(['node', 'tapsettle', '--data-dir', join(dir, 'hub'), ...args], ctx);
-      return { code, stderr: ctx.stderr };
-    };
+    const cli = (...args: string[]) => runCliHere(join(dir, 'hub'), args, dir);
     try {
       const good = { charges: [{ requestId: '0'.repeat(32), amountMinor: 100, currency: 'EUR' }] };
       writeFileSync(join(dir, 'ok.json'), JSON.stringify(good));

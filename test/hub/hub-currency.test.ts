@@ -5,12 +5,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { main as cliMain } from '../../hub/cli/main.ts';
 import { Engine } from '../../hub/ledger/engine.ts';
 import { createHub, settlementCurrency } from '../../hub/service/hub.ts';
 import { InputError } from '../../hub/service/input-error.ts';
 import { SqliteLedgerStore } from '../../hub/ledger/sqlite-store.ts';
-import { runCli } from './kit.ts';
+import { runCli, runCliHere } from './kit.ts';
 
 let dir: string | undefined;
 afterEach(() => {
@@ -62,11 +61,7 @@ describe("the hub's currency", () => {
   it('the CLI: --init --currency makes a new hub in that currency, --currency picks one of a mixed ledger, and nothing else names one for good', async () => {
     dir = mkdtempSync(join(tmpdir(), 'tapsettle-currency-'));
     const root = dir;
-    const cli = async (dataDir: string, ...args: string[]) => {
-      const ctx = { argv: [], cwd: root, stdout: '', stderr: '', out: (t: string) => void (ctx.stdout += t), err: (t: string) => void (ctx.stderr += t), exitCode: 0 };
-      const code = await cliMain(['node', 'tapsettle', '--data-dir', dataDir, ...args], ctx);
-      return { code, stdout: ctx.stdout, stderr: ctx.stderr };
-    };
+    const cli = (dataDir: string, ...args: string[]) => runCliHere(dataDir, args, root);
     const chf = join(root, 'chf');
     expect((await cli(chf, 'hub-keys', '--init', '--currency', 'CHF')).code).toBe(0);
     expect(await ledgerCurrencies(chf)).toEqual(['CHF']);

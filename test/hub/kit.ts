@@ -3,6 +3,7 @@
  * enrolled terminals and registered wallets with real keys, and request builders that go through
  * the same protocol functions a terminal and a wallet use (createOffer → authorizeOffer → sign).
  */
+import { main as cliMain } from '../../hub/cli/main.ts';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -209,6 +210,22 @@ export interface CliRun {
   readonly code: number;
   readonly stdout: string;
   readonly stderr: string;
+}
+
+/**
+ * The operator CLI's own entry (`main` of hub/cli/main.ts) in this process: the same parsing and
+ * checks without a process start, for the many bad-input cases (which exit before any folder opens).
+ */
+export async function runCliHere(dataDir: string, args: readonly string[], cwd = process.cwd()): Promise<CliRun> {
+  const run = { stdout: '', stderr: '' };
+  const code = await cliMain(['node', 'tapsettle', '--data-dir', dataDir, ...args], {
+    argv: [],
+    cwd,
+    out: (t) => void (run.stdout += t),
+    err: (t) => void (run.stderr += t),
+    exitCode: 0,
+  });
+  return { code, ...run };
 }
 
 /** The operator CLI (`hub/cli/main.ts`) as a real child process on a data folder. */

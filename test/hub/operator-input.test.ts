@@ -3,8 +3,7 @@
 // field, and a refused enrollment opens no account), and ticket products against the fare table.
 import { afterEach, describe, expect, it } from 'vitest';
 import { InputError } from '../../hub/service/input-error.ts';
-import { main as cliMain } from '../../hub/cli/main.ts';
-import { FARES, openHubFixture, PRODUCTS, register, type HubFixture } from './kit.ts';
+import { FARES, openHubFixture, PRODUCTS, register, runCliHere, type HubFixture } from './kit.ts';
 
 let fx: HubFixture | undefined;
 afterEach(async () => {
@@ -52,13 +51,9 @@ describe('enroll-terminal', () => {
   });
 
   it('the CLI: --share-bps only with --parent and at most 10000, exit 2 before the folder is opened', async () => {
-    const out: string[] = [];
-    const ctx = { argv: [], cwd: '/', out: (t: string) => void out.push(t), err: (t: string) => void out.push(t), exitCode: 0 };
-    const run = (...args: string[]) => cliMain(['node', 'tapsettle', '--data-dir', '/nonexistent/hub', 'enroll-terminal', '--id', 'p1', '--kind', 'pos', '--merchant', 'shop', ...args], ctx);
-    expect(await run('--share-bps', '100')).toBe(2);
-    expect(out.join('')).toContain('invalid share-bps: only with --parent');
-    expect(await run('--parent', 'mall', '--share-bps', '10001')).toBe(2);
-    expect(out.join('')).toContain('invalid share-bps: at most 10000');
+    const run = (...args: string[]) => runCliHere('/nonexistent/hub', ['enroll-terminal', '--id', 'p1', '--kind', 'pos', '--merchant', 'shop', ...args]);
+    expect(await run('--share-bps', '100')).toEqual({ code: 2, stdout: '', stderr: expect.stringContaining('invalid share-bps: only with --parent') });
+    expect(await run('--parent', 'mall', '--share-bps', '10001')).toEqual({ code: 2, stdout: '', stderr: expect.stringContaining('invalid share-bps: at most 10000') });
   });
 });
 
