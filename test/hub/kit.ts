@@ -3,7 +3,6 @@
  * enrolled terminals and registered wallets with real keys, and request builders that go through
  * the same protocol functions a terminal and a wallet use (createOffer → authorizeOffer → sign).
  */
-import { main as cliMain } from '../../hub/cli/main.ts';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +23,7 @@ import {
   type KeyPair,
   type LineItemT,
 } from '../../protocol/index.ts';
+import { main as cliMain } from '../../hub/cli/main.ts';
 import { createHub, type CreateHubOptions, type Hub } from '../../hub/service/hub.ts';
 
 export const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);

@@ -4,19 +4,16 @@
  * broker password; a real Mosquitto started on those files lets exactly them in. Skipped (with a
  * message) without the binary.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, mosquittoAvailable, startMosquitto, type MosquittoProcess } from '../../hub/mqtt/mosquitto-process.ts';
+import { runCli } from '../hub/kit.ts';
 import { tryConnect } from './fixtures.ts';
 
 const available = mosquittoAvailable();
 if (!available) console.warn('test/mqtt/cli-mosquitto: SKIPPED — no `mosquitto` binary on PATH (Debian package `mosquitto`)');
-
-const TSX = path.join(process.cwd(), 'node_modules/.bin/tsx');
-const CLI = path.join(process.cwd(), 'hub/cli/main.ts');
 
 describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'tapsettle-cli-mosquitto-'));
@@ -24,13 +21,7 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
   let mosquitto: MosquittoProcess | undefined;
   let files: { configPath: string; passwordPath: string; aclPath: string; url: string; hubUsername: string; hubPasswordFile: string; hubConfig: Record<string, unknown> };
 
-  function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      execFile(TSX, [CLI, '--data-dir', dataDir, ...args], { cwd: dir, timeout: 20_000 }, (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 99) : 0, stdout, stderr });
-      });
-    });
-  }
+  const cli = (...args: string[]) => runCli(dataDir, args, { cwd: dir });
 
   beforeAll(async () => {
     for (const id of ['pos-1', 'pos-2']) expect((await cli('enroll-terminal', '--init', '--id', id, '--kind', 'pos', '--merchant', 'shop')).code).toBe(0);
