@@ -15,6 +15,7 @@ import { pino } from 'pino';
 import { toHex } from '../../protocol/index.ts';
 import { SqliteLedgerStore } from '../ledger/sqlite-store.ts';
 import type { Outcome } from '../ledger/types.ts';
+import { BPS_DENOMINATOR } from '../ledger/split.ts';
 import { verifyLedger } from '../ledger/verify.ts';
 import { parseCatalogFile } from '../rules/catalog.ts';
 import { parseFareTableFile } from '../rules/fare-tables.ts';
@@ -237,7 +238,7 @@ function buildProgram(ctx: CliContext): Command {
         ...(o['shareBps'] !== undefined ? { shareBps: int('share-bps', o['shareBps'], 0) as number } : {}),
       };
       if (o['shareBps'] !== undefined && o['parent'] === undefined) throw new InputError('share-bps', 'only with --parent');
-      if ((input.shareBps ?? 0) > 10_000) throw new InputError('share-bps', 'at most 10000 (basis points)');
+      if ((input.shareBps ?? 0) > BPS_DENOMINATOR) throw new InputError('share-bps', `at most ${BPS_DENOMINATOR} (basis points)`);
       await withHub(ctx, program, async (hub) => {
         const { certificate, keyPair, openedMerchants } = await hub.enrollTerminal(input);
         print({ terminalId: input.terminalId, ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}), certificate, hubKey: hub.trustAnchorKey, openedMerchants });

@@ -1,6 +1,7 @@
 // The settlement engine (seed 004 claims 24–33). Group commit: submit() enqueues; once per
 // event-loop turn the engine deposits what the previous turn withdrew, then logs and withdraws
 // the queued commands, all in ONE durable transaction, and only then resolves their promises.
+import { BPS_DENOMINATOR } from './split.ts';
 import { BatchBuilder, systemAccountId, type SystemNums } from './batch.ts';
 import { assertCommand, commandHash, isCurrencyCode, isMerchantId, isWalletId } from './command.ts';
 import { DuplicateRequestError, LedgerError } from './errors.ts';
@@ -243,7 +244,7 @@ export class Engine {
     if (!isMerchantId(id)) throw new TypeError(`merchant id=${id}`);
     if (!isCurrencyCode(options.currency)) throw new TypeError(`currency=${options.currency}`);
     const shareBps = options.shareBps ?? 0;
-    if (!Number.isInteger(shareBps) || shareBps < 0 || shareBps > 10_000) throw new TypeError(`shareBps=${shareBps}`);
+    if (!Number.isInteger(shareBps) || shareBps < 0 || shareBps > BPS_DENOMINATOR) throw new TypeError(`shareBps=${shareBps}`);
     if (shareBps > 0 && options.parentId === undefined) throw new TypeError('shareBps needs parentId');
     let parentNum: number | null = null;
     if (options.parentId !== undefined) {

@@ -37,6 +37,7 @@ import { Announcer, type Announcement } from './announcements.ts';
 import type { CardAuthorizer } from './card-authorizer.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { derivedId, engineRequestId, ledgerDecision } from './engine-ids.ts';
+import { BPS_DENOMINATOR } from '../ledger/split.ts';
 import { InputError, OperationRefused } from './input-error.ts';
 import { restoreClaimsFromLedger } from './claim-memo.ts';
 import { restoreOverspendBlocklist } from './overspend-blocklist.ts';
@@ -365,7 +366,7 @@ export class Hub implements TerminalDirectory {
   async #checkMerchants(input: EnrollTerminalInput): Promise<string[]> {
     const parentId = input.parentMerchantId;
     const shareBps = input.shareBps ?? 0;
-    if (!Number.isSafeInteger(shareBps) || shareBps < 0 || shareBps > 10_000) throw new InputError('shareBps', 'expected an integer from 0 to 10000 (basis points)');
+    if (!Number.isSafeInteger(shareBps) || shareBps < 0 || shareBps > BPS_DENOMINATOR) throw new InputError('shareBps', `expected an integer from 0 to ${BPS_DENOMINATOR} (basis points)`);
     if (shareBps > 0 && parentId === undefined) throw new InputError('shareBps', 'a share needs a parent merchant');
     if (parentId === input.merchantId) throw new InputError('parentMerchantId', 'a merchant cannot be its own parent');
     const opened: string[] = [];
