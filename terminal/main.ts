@@ -12,6 +12,7 @@ import { dirname, resolve } from 'node:path';
 import { Command, type CommanderError } from 'commander';
 import { pino } from 'pino';
 import { generateKeyPair, toHex } from '../protocol/index.ts';
+import { certificateWarning } from './certificate-validity.ts';
 import { ConfigError, loadConfigFile, type TerminalConfig } from './config.ts';
 import { attachKeypad } from './keypad.ts';
 import { checkTerminalConfig, startTerminal, StartError } from './start-terminal.ts';
@@ -67,8 +68,10 @@ let config: TerminalConfig | undefined;
 try {
   config = loadConfigFile(opts.config);
   if (opts.check) {
-    checkTerminalConfig(config); // the same checks startTerminal runs before it touches anything
+    const { certificate } = checkTerminalConfig(config); // the same checks startTerminal runs before it touches anything
     console.log(`config OK: ${config.terminalId} (${config.kind}) → ${config.hub.url}`);
+    const warning = certificateWarning(certificate.body, Date.now());
+    if (warning) console.error(`warning: ${warning.code}: ${warning.message}`);
     process.exit(0);
   }
   const terminal = await startTerminal(config);

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
-import { toHex } from '../../protocol/index.ts';
+import { TICKET_HORIZON_MS, toHex } from '../../protocol/index.ts';
 import { SqliteLedgerStore } from '../ledger/sqlite-store.ts';
 import type { Outcome } from '../ledger/types.ts';
 import { BPS_DENOMINATOR } from '../ledger/split.ts';
@@ -61,8 +61,8 @@ function int(field: string, text: string | undefined, min = 1): number | undefin
   return n;
 }
 
-/** rotate-hub-key's hours: the key ring plans at most a year ahead (hub-keyring.ts, TICKET_HORIZON_MS). */
-const MAX_ROTATION_HOURS = 365 * 24;
+/** rotate-hub-key's hours: the key ring plans at most the ticket horizon ahead (hub-keyring.ts). */
+const MAX_ROTATION_HOURS = Math.floor(TICKET_HORIZON_MS / 3600_000);
 
 function hex(field: string, text: string, chars: number | [number, number]): string {
   const [lo, hi] = Array.isArray(chars) ? chars : [chars, chars];
@@ -254,7 +254,7 @@ function buildProgram(ctx: CliContext): Command {
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const hours = (field: string, text: unknown) => {
         const h = int(field, String(text), 0) as number;
-        if (h > MAX_ROTATION_HOURS) throw new InputError(field, `at most ${MAX_ROTATION_HOURS} (a year)`);
+        if (h > MAX_ROTATION_HOURS) throw new InputError(field, `at most ${MAX_ROTATION_HOURS} (the ticket horizon, ${MAX_ROTATION_HOURS / 24} days)`);
         return h * 3600_000;
       };
       const plan = o['compromised']

@@ -120,15 +120,16 @@ describe('hub CLI', () => {
     const before = json<{ signing: string; trustAnchor: string; keys: Array<{ publicKey: string }> }>((await cli('hub-keys')).stdout);
     expect(before.keys.map((k) => k.publicKey)).toEqual([before.signing]);
     const tooFar = await cli('rotate-hub-key', '--activate-in-hours', '99999');
-    expect([tooFar.code, tooFar.stderr]).toEqual([2, expect.stringContaining('invalid activate-in-hours: at most 8760')]);
+    expect([tooFar.code, tooFar.stderr]).toEqual([2, expect.stringContaining('invalid activate-in-hours: at most 8784 (the ticket horizon, 366 days)')]);
     const bad = await cli('rotate-hub-key', '--activate-in-hours', '-3');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('activate-in-hours');
-    const r = await cli('rotate-hub-key', '--activate-in-hours', '48', '--retire-after-hours', '24');
+    // The CLI's cap is the key ring's: the longest retirement it allows is planned.
+    const r = await cli('rotate-hub-key', '--activate-in-hours', '48', '--retire-after-hours', '8784');
     expect(r.code).toBe(0);
     const out = json<{ next: { publicKey: string; notBefore: number }; keys: Array<{ publicKey: string; notBefore: number; notAfter: number }> }>(r.stdout);
     expect(out.keys).toHaveLength(2);
-    expect(out.keys[0]).toMatchObject({ publicKey: before.signing, notAfter: out.next.notBefore + 24 * 3600_000 });
+    expect(out.keys[0]).toMatchObject({ publicKey: before.signing, notAfter: out.next.notBefore + 8784 * 3600_000 });
     expect(out.next.notBefore - Date.now()).toBeGreaterThan(47 * 3600_000);
     expect(statSync(join(dir, 'hub', `hub-signing-${out.next.publicKey.slice(0, 16)}.key`)).mode & 0o777).toBe(0o600);
     // Still the old key signing and anchoring until the new one starts.
