@@ -24,6 +24,7 @@ import { sendAdminRequest, type AdminReply, type AdminRequest, type AdminRunner 
 import { brokerPasswordFor, writeMosquittoFiles } from '../mqtt/mosquitto-config.ts';
 import { mosquittoCredentials } from '../mqtt/mosquitto-credentials.ts';
 import type { TerminalListing } from '../mqtt/types.ts';
+import { mapDecline } from '../service/decline-codes.ts';
 import { createHub, DEFAULT_CURRENCY, MAX_OPERATOR_TOPUP_MINOR, type Hub } from '../service/hub.ts';
 import { EXIT_BAD_INPUT, EXIT_PENDING, EXIT_REFUSED } from './exit-codes.ts';
 import { isPayoutHeld, type PayoutHeld } from '../clearing/payouts.ts';
@@ -159,7 +160,8 @@ async function withHub(ctx: CliContext, program: Command, fn: (hub: Hub) => Prom
 function buildProgram(ctx: CliContext): Command {
   const print = (value: unknown): void => ctx.out(`${JSON.stringify(value, null, 2)}\n`);
   const outcome = (o: Outcome): void => {
-    print(o);
+    // A decline in the wire's code (protocol ERROR_CODES), as terminals and refusals show it.
+    print(o.status === 'declined' ? { ...o, code: mapDecline(o.code) } : o);
     if (o.status === 'declined') ctx.exitCode = EXIT_REFUSED;
   };
   const program = new Command();

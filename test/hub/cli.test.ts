@@ -54,6 +54,9 @@ describe('hub CLI', () => {
     expect(json<{ status: string }>(t.stdout).status).toBe('approved');
     const s = await cli('show-account', wallet);
     expect(json<{ account: { balanceMinor: number }; history: unknown[] }>(s.stdout).account.balanceMinor).toBe(1500);
+    // A ledger decline exits 1 and prints the wire's code, as a refusal does.
+    const refund = await cli('refund', json<{ requestId: string }>(t.stdout).requestId);
+    expect([refund.code, json<{ status: string; code: string }>(refund.stdout)]).toEqual([1, expect.objectContaining({ status: 'declined', code: 'NOT_CANCELLABLE' })]);
   });
 
   it('bad input: exit 2, names the field, writes nothing', async () => {
