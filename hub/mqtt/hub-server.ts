@@ -203,12 +203,10 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
     // Sent again at every subscribe, so never a request.
     if (retained) return clearRetained(`retained ${kind}`);
     tracker.touch(terminalId, nowMs);
-    if (payload.length > MAX_TERMINAL_PAYLOAD_BYTES) {
-      // The broker refuses these already; an external broker might be configured more loosely.
-      log.warn({ terminalId, kind, payloadBytes: payload.length }, 'mqtt: oversized message ignored');
-      drop(terminalId, kind);
-      return;
-    }
+    // The embedded broker refuses these; an external one lets them through (Mosquitto's packet
+    // limit is one for all, and announcements are larger). The service answers a signed TOO_LARGE
+    // from the length alone, so the terminal hears why instead of retrying into silence.
+    if (payload.length > MAX_TERMINAL_PAYLOAD_BYTES) log.warn({ terminalId, kind, payloadBytes: payload.length }, 'mqtt: oversized message, answered TOO_LARGE');
     if (counters.inflight >= maxInflight) {
       log.warn({ terminalId, kind, inflight: counters.inflight }, 'mqtt: overloaded, message dropped (terminal will retry)');
       drop(terminalId, kind);

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import {
   DEFAULT_MAX_SKEW_MS,
   MAX_BYTES,
+  MAX_TERMINAL_PAYLOAD_BYTES,
   decodeMessage,
   encodeMessage,
   fromHex,
@@ -118,6 +119,8 @@ const TRANSIENT: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'INTERNAL', 'T
 
 /** Best effort: the request id of bytes that failed to decode, so the error can name it. */
 function sniffRequestId(payload: Uint8Array): string | undefined {
+  // Bytes no terminal may send (an external broker let them through) are not parsed at all.
+  if (payload.length > MAX_TERMINAL_PAYLOAD_BYTES) return undefined;
   try {
     const raw = JSON.parse(Buffer.from(payload).toString('utf8')) as { body?: { requestId?: unknown } };
     const id = raw?.body?.requestId;
