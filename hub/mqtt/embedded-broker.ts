@@ -78,6 +78,11 @@ function notAuthorized(): AuthenticateError {
   return Object.assign(new Error('not authorized'), { returnCode: 5 as const });
 }
 
+/** The longest keepalive a client may ask for, in seconds (aedes `keepaliveLimit`). */
+export const MAX_KEEPALIVE_S = 120;
+/** aedes's CONNACK return code for a keepalive outside the limit (3.1.1 reserves 6 and above). */
+const KEEPALIVE_REFUSED = 6;
+
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
   const log = options.logger;
   // Its nonce memory starts empty: tokens dated before now (captured before a restart) are refused.
@@ -90,6 +95,10 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     connectTimeout: 10_000,
     drainTimeout: 10_000,
     heartbeatInterval: 60_000,
+    // A CONNECT without keepalive (0), or above 2 min, is refused (CONNACK 6): a half-open
+    // connection then ends within 1.5 keepalives, its will fires and presence says offline.
+    // Terminals use 10 s, the simulators 30 s.
+    keepaliveLimit: MAX_KEEPALIVE_S,
     queueLimit: 64,
     authenticate(client, username, password, done) {
       const verdict = auth.check(client.id, username, password, options.clock());
@@ -134,7 +143,10 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     if (err.message.startsWith('packet of ')) log.warn({ terminalId: client.id, reason: err.message }, 'mqtt: oversized packet refused');
     else log.debug({ terminalId: client.id, err: err.message }, 'mqtt: client error');
   });
-  broker.on('connectionError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'mqtt: connection error'));
+  broker.on('connectionError', (client, err) => {
+    if ((err as { errorCode?: number }).errorCode === KEEPALIVE_REFUSED) log.warn({ clientId: client.id?.slice(0, 64), reason: `keepalive not within 1..${MAX_KEEPALIVE_S} s` }, 'mqtt: CONNECT refused');
+    else log.debug({ clientId: client.id, err: err.message }, 'mqtt: connection error');
+  });
 
   const maxPacketBytes = options.maxPacketBytes ?? MAX_TERMINAL_PAYLOAD_BYTES + 1024;
   let guardMissingLogged = false;

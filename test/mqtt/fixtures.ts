@@ -202,9 +202,9 @@ export async function grantedQos(client: MqttClient, filters: string[]): Promise
 }
 
 /** A raw CONNECT to `url` with the given credentials: resolves 'accepted' or the CONNACK refusal code. */
-export function tryConnect(url: string, username: string, password: string, clientId = username): Promise<'accepted' | number> {
+export function tryConnect(url: string, username: string, password: string, clientId = username, keepalive = 60): Promise<'accepted' | number> {
   return new Promise((resolve) => {
-    const client = new MqttClient(noDelayStreamBuilder(url), { protocolVersion: 4, clientId, username, password, clean: false, reconnectPeriod: 0 });
+    const client = new MqttClient(noDelayStreamBuilder(url), { protocolVersion: 4, clientId, username, password, clean: false, reconnectPeriod: 0, keepalive });
     client.once('connect', () => {
       client.end(true);
       resolve('accepted');

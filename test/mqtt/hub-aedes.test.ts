@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_TERMINAL_PAYLOAD_BYTES, generateKeyPair, makeConnectToken, topics } from '../../protocol/index.ts';
+import { MAX_KEEPALIVE_S } from '../../hub/mqtt/embedded-broker.ts';
 import { createHubServer, type HubServer } from '../../hub/mqtt/hub-server.ts';
 import { WorkerVerifier } from '../../hub/verify/worker-verifier.ts';
 import { connectTerminal } from '../../simulators/load/terminal-client.ts';
@@ -49,6 +50,12 @@ describe('hub over the embedded aedes broker', () => {
       const before = records.length;
       expect(await tryConnect(hub.url, username, password, clientId)).toBe(5);
       expect(records.slice(before).some((r) => r.msg === 'mqtt: CONNECT refused')).toBe(true);
+    });
+    it.each([0, MAX_KEEPALIVE_S + 1])('refuses keepalive %i s (a half-open connection must end), and logs it; the limit itself is accepted', async (keepalive) => {
+      const before = records.length;
+      expect(await tryConnect(hub.url, t().terminalId, makeConnectToken(t().terminalId, t().keys.secretKey, Date.now()), t().terminalId, keepalive)).toBe(6);
+      await eventually(() => records.slice(before).some((r) => r.msg === 'mqtt: CONNECT refused' && String(r.reason).startsWith('keepalive')));
+      expect(await tryConnect(hub.url, t().terminalId, makeConnectToken(t().terminalId, t().keys.secretKey, Date.now()), t().terminalId, MAX_KEEPALIVE_S)).toBe('accepted');
     });
     it('refuses a replayed token (single use)', async () => {
       const token = makeConnectToken(t().terminalId, t().keys.secretKey, Date.now());
