@@ -73,6 +73,11 @@ export interface HubServer {
   close(): Promise<void>;
 }
 
+/** An address only this machine reaches (a name other than localhost is not resolved: not loopback). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 export async function createHubServer(options: HubServerOptions): Promise<HubServer> {
   const log = (options.logger ?? pino({ level: 'info' })).child({ part: 'mqtt' });
   const clock = options.clock ?? Date.now;
@@ -256,6 +261,10 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
   revocationTimer?.unref();
   if (embedded) await transport.publish(topics.hubPresence, hubPresence('online'), { qos: 1, retain: true });
   log.info({ url, external: Boolean(options.external) }, 'mqtt: hub ready');
+  const host = options.host ?? '127.0.0.1';
+  if (embedded && !options.tls && !isLoopback(host)) {
+    log.warn({ host }, 'mqtt: plain TCP beyond this machine: requests and replies (balances, statements) cross the network unencrypted; give the broker a TLS key and certificate (mqtt.tls)');
+  }
 
   return {
     url,

@@ -32,6 +32,18 @@ describe('hub over the embedded aedes broker', () => {
     expect(hub.url).toBe(`mqtt://127.0.0.1:${hub.port}`);
   });
 
+  it('warns when it serves plain TCP beyond loopback, and not on loopback', async () => {
+    const PLAIN = 'mqtt: plain TCP beyond this machine: requests and replies (balances, statements) cross the network unencrypted; give the broker a TLS key and certificate (mqtt.tls)';
+    expect(records.some((r) => r.msg === PLAIN)).toBe(false);
+    const wide = captureLogger();
+    const open = await createHubServer({ service: handler, directory, logger: wide.logger, host: '0.0.0.0' });
+    try {
+      expect(wide.records.find((r) => r.msg === PLAIN)).toMatchObject({ level: 40, host: '0.0.0.0' });
+    } finally {
+      await open.close();
+    }
+  });
+
   describe('authentication at CONNECT', () => {
     const t = () => terminals[0]!;
     it('accepts a fresh token signed by the enrolled key', async () => {
