@@ -787,10 +787,18 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   /** The customer was told "no answer"; the hub approved afterwards. Undo, never charge twice. */
   private lateApproval(requestId: string, result: Envelope<'settlement.result'>): void {
     if (this.config.kind === 'pos') {
-      // The charge (or top-up) stands once: the POS refused new ones for this wallet while this
-      // one was unanswered (usage.abandonedFor), so print the receipt late; the wallet may pay again.
       const op = decodeMessage(this.d.store.get(requestId)?.envelope ?? '', 'settlement.request');
       const type = op.ok ? op.value.body.op.type : undefined;
+      if (type === 'purchase') {
+        // Nothing was handed over and the customer may have paid elsewhere: a timeout reversal,
+        // as a failed vend (the hub refunds). The slip is the cashier's record of it.
+        this.log.warn({ requestId, amountMinor: result.body.amountMinor }, 'late approval at the POS: reversed');
+        void this.execute({ c: 'receipt', requestId, outcome: 'failed', reason: 'abandoned after hub timeout' }, this.clock());
+        void this.execute({ c: 'print', lines: ['LATE APPROVAL REVERSED', `ref ${requestId}`, `REFUND ${result.body.amountMinor} ${result.body.currency}`] }, this.clock());
+        return;
+      }
+      // A top-up or a ticket stands once: the POS refused new ones for this wallet while this
+      // one was unanswered (usage.abandonedFor), so print the receipt late; the wallet may pay again.
       const label = type === 'topup' ? 'TOP-UP' : type === 'ticket.sale' ? 'TICKET' : 'TOTAL';
       const ticket = result.body.ticket;
       const lines = ['LATE APPROVAL', `ref ${requestId}`, `${label} ${result.body.amountMinor} ${result.body.currency}`];

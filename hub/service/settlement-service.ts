@@ -967,8 +967,9 @@ export class SettlementService {
     if (typeof original === 'string') return reject(original);
     const first = this.#o.registry.putReceipt(r.requestId, r.outcome, terminalId, now);
     if (r.outcome !== 'failed') return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
-    // MDB-style: money is kept only after a successful vend; a failed one is given back.
-    if (terminal.kind !== 'vending' || original.op !== 'purchase' || original.status !== 'approved' || original.engineId === null) {
+    // MDB-style: money is kept only after a successful vend; a failed one is given back. A POS
+    // sends one for a sale it gave up on (its timeout: nothing was handed over), a timeout reversal.
+    if ((terminal.kind !== 'vending' && terminal.kind !== 'pos') || original.op !== 'purchase' || original.status !== 'approved' || original.engineId === null) {
       return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
     }
     const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: derivedId('receipt-refund', r.requestId), originalRequestId: original.engineId });

@@ -130,6 +130,8 @@ export interface Step<S> {
 
 /** Shown when a wallet's earlier payment went unanswered and is still being re-sent (gate and POS). */
 export const PAYMENT_PENDING_TEXT = 'previous payment still pending — please wait';
+/** A sale given up on after the hub's timeout: a late approval is reversed (failure receipt, the hub refunds). */
+export const NOT_CHARGED_TEXT = 'no answer from the hub — not charged';
 
 /** A purchase's `catalogVersion`: the announced catalog it was priced by, when there is one. */
 export function catalogVersionOf(ctx: TerminalContext): { catalogVersion?: number } {

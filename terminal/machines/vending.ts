@@ -5,7 +5,7 @@
 import type { ArticleT, Envelope } from '../../protocol/index.ts';
 import { checkLicense, decideOffline } from '../policy/risk.ts';
 import { checkHubResult, restrictionAllows } from './checks.ts';
-import { catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { NOT_CHARGED_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export type VendingState =
   | { s: 'idle' }
@@ -115,7 +115,7 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
       }
       if (state.s === 'settling') {
         // A late approval is reversed by a failure receipt (the hub refunds), so: not charged.
-        return step(VENDING_IDLE, [{ c: 'hub.abandon', requestId: state.requestId }, { c: 'nfc.release' }, display('no answer from the hub — not charged', 'error')]);
+        return step(VENDING_IDLE, [{ c: 'hub.abandon', requestId: state.requestId }, { c: 'nfc.release' }, display(NOT_CHARGED_TEXT, 'error')]);
       }
       return step(VENDING_IDLE, [{ c: 'nfc.release' }, display('timed out')]);
     case 'wallet.stored':

@@ -491,6 +491,16 @@ describe('cancellation window and receipts', () => {
     expect(await fx.hub.handleReceipt(vend.id, forged)).toMatchObject({ status: 'rejected', code: 'BAD_SIGNATURE' });
     expect(await balanceOf(w)).toBe(820);
   });
+
+  it("a POS's failed receipt (a sale it gave up on after its timeout) refunds it once: a timeout reversal", async () => {
+    const w = await funded(1000);
+    const sale = purchase(pos, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, sale.bytes)).status).toBe('approved');
+    const failed = receipt(pos, sale.requestId, 'failed', fx.now);
+    expect(await fx.hub.handleReceipt(pos.id, failed)).toMatchObject({ status: 'refunded', requestId: sale.requestId });
+    expect(await fx.hub.handleReceipt(pos.id, failed)).toMatchObject({ status: 'duplicate' });
+    expect(await balanceOf(w)).toBe(1000);
+  });
 });
 
 describe('gates, fares and tickets', () => {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, newChallenge, newRequestId, signMessage, toHex } from '../../protocol/index.ts';
 import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import { COLLECT_TICKET_TEXT } from '../../terminal/machines/pos.ts';
-import type { Command } from '../../terminal/machines/types.ts';
+import { NOT_CHARGED_TEXT, type Command } from '../../terminal/machines/types.ts';
 import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
 import { runKeypadLine } from '../../terminal/keypad.ts';
@@ -164,7 +164,7 @@ describe('POS end to end', () => {
     expect(await site.balance(wallet)).toBe(510);
   });
 
-  it('hub answers after the POS timed out: the retry reuses the request id, charged exactly once', async () => {
+  it('hub answers after the POS timed out: the retry reuses the request id, and the late approval is reversed (nothing was handed over)', async () => {
     const slow = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { hub: { timeoutMs: 500, retryMs: 150 } } });
     const wallet = await site.wallet({ balanceMinor: 1000 });
     site.faults.delayMs = 1000;
@@ -181,10 +181,14 @@ describe('POS end to end', () => {
       site.faults.delayMs = 0;
     }
     log.stop();
-    expect(log.prints[0]![0]).toBe('LATE APPROVAL');
+    const requestId = (log.commands.find((c) => c.c === 'hub.request') as { requestId: string }).requestId;
+    expect(log.prints[0]!.slice(0, 3)).toEqual(['LATE APPROVAL REVERSED', `ref ${requestId}`, 'REFUND 250 EUR']);
     expect(log.commands.filter((c) => c.c === 'hub.request')).toHaveLength(1);
-    await sleep(500); // further retries with the same id still arrive: they must not charge again
-    expect(await site.balance(wallet)).toBe(750);
+    expect(log.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'failed' });
+    // The failure receipt refunds the charge once; retries with the same id charge nothing again.
+    await eventually(async () => (await site.balance(wallet)) === 1000, 8000, 'late approval refunded');
+    await sleep(500);
+    expect(await site.balance(wallet)).toBe(1000);
   });
 
   it('ticket sale whose wallet left before the ticket was stored: no success shown, the ticket is kept and the next tap collects it', async () => {
@@ -254,7 +258,7 @@ describe('POS end to end', () => {
     expect(await site.balance(wallet)).toBe(500);
   });
 
-  it('after a timeout the same wallet cannot pay again until the hub has answered: charged once, then pays as usual', async () => {
+  it('after a timeout the same wallet cannot pay again until the hub has answered: the late approval is reversed, then it pays as usual', async () => {
     const slow = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { hub: { timeoutMs: 500, retryMs: 150 } } });
     const wallet = await site.wallet({ balanceMinor: 1000 });
     site.faults.delayMs = 3000;
@@ -265,7 +269,7 @@ describe('POS end to end', () => {
       await slow.runtime.checkout();
       slow.tap(wallet);
       await eventually(() => first.commands.find((c) => c.c === 'hub.abandon'), 8000, 'abandon');
-      expect(first.displays).toContain('no answer from the hub — you will not be charged twice');
+      expect(first.displays).toContain(NOT_CHARGED_TEXT);
       slow.remove();
       await sleep(60); // the reader sees the field empty before the next tap
       // The cashier rings the cola up again and the customer taps again, while the hub still works on the first.
@@ -275,14 +279,15 @@ describe('POS end to end', () => {
     }
     expect(again.displays).toContain(PENDING_TEXT);
     expect(again.commands.map((c) => c.c)).not.toContain('nfc.authorize');
-    await eventually(() => first.prints.find((p) => p[0] === 'LATE APPROVAL'), 8000, 'late receipt');
+    await eventually(() => first.prints.find((p) => p[0] === 'LATE APPROVAL REVERSED'), 8000, 'reversal slip');
     first.stop();
+    await eventually(async () => (await site.balance(wallet)) === 1000, 8000, 'late approval refunded');
     await sleep(500); // retries of the first still arrive with its id: they must not charge again
-    expect(await site.balance(wallet)).toBe(750);
+    expect(await site.balance(wallet)).toBe(1000);
     // Answered: the next purchase goes through.
     const next = await sale(slow, wallet, [['cola', 1]]);
     expect(next.prints[0]!.join('\n')).toContain('TOTAL 250 EUR');
-    expect(await site.balance(wallet)).toBe(500);
+    expect(await site.balance(wallet)).toBe(750);
   });
 
   it('busy hub ("retry later") on a cash top-up: a second top-up of the wallet is refused until the first is answered', async () => {
