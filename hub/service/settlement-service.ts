@@ -972,11 +972,22 @@ export class SettlementService {
     if ((terminal.kind !== 'vending' && terminal.kind !== 'pos') || original.op !== 'purchase' || original.status !== 'approved' || original.engineId === null) {
       return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
     }
-    const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: derivedId('receipt-refund', r.requestId), originalRequestId: original.engineId });
+    // The ledger keeps a decline under its id: after one that can pass later (the merchant short of
+    // the amount after a payout), each new attempt gets an id of its own. At most one refund of a
+    // sale holds whatever its id (already_refunded), as for the operator's refunds (hub.ts).
+    const firstId = derivedId('receipt-refund', r.requestId);
+    const prior = await ledgerDecision(this.#o.engine, firstId);
+    const refundId = prior?.state === 'declined' && prior.code !== 'already_refunded' ? derivedId('receipt-refund', `${r.requestId}:${now}`) : firstId;
+    const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });
     if (outcome.status === 'declined') {
+      // Refunded already (by an earlier attempt, or the operator): the customer has the money back.
+      if (outcome.code === 'already_refunded') return { status: 'duplicate', requestId: r.requestId };
       this.#o.logger.warn({ terminalId, requestId: r.requestId, code: outcome.code }, 'refund after failed dispense declined');
-      return reject(mapDecline(outcome.code));
+      // Short of funds now, not for ever: UNAVAILABLE keeps the terminal re-sending the receipt
+      // (its backoff paces the attempts) until the merchant's account covers the refund.
+      return reject(outcome.code === 'insufficient_funds' ? 'UNAVAILABLE' : mapDecline(outcome.code));
     }
-    return { status: first ? 'refunded' : 'duplicate', requestId: r.requestId };
+    // The first id again, after its refund: a re-sent receipt (its ack was lost).
+    return { status: refundId === firstId && !first ? 'duplicate' : 'refunded', requestId: r.requestId };
   }
 }

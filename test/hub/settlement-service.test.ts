@@ -492,6 +492,27 @@ describe('cancellation window and receipts', () => {
     expect(await balanceOf(w)).toBe(820);
   });
 
+  it('a failed-dispense refund the merchant cannot cover yet (paid out) is retried: UNAVAILABLE until it can, then refunded once', async () => {
+    const w = await funded(1000);
+    const buy = purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, buy.bytes)).status).toBe('approved');
+    expect((await fx.hub.payout({ merchantId: 'snacks' })).ok).toBe(true);
+    const failed = receipt(vend, buy.requestId, 'failed', fx.now);
+    // Not a refusal the terminal stops at: it re-sends the receipt.
+    expect(await fx.hub.handleReceipt(vend.id, failed)).toMatchObject({ status: 'rejected', code: 'UNAVAILABLE', requestId: buy.requestId });
+    fx.advance(1000);
+    expect(await fx.hub.handleReceipt(vend.id, failed)).toMatchObject({ status: 'rejected', code: 'UNAVAILABLE' });
+    expect(await balanceOf(w)).toBe(750);
+    // The merchant sells again; the next re-send is refunded, and later ones refund nothing more.
+    const other = await funded(1000);
+    await fx.hub.handleRequest(vend.id, purchase(vend, other, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now).bytes);
+    fx.advance(1000);
+    expect(await fx.hub.handleReceipt(vend.id, failed)).toMatchObject({ status: 'refunded', requestId: buy.requestId });
+    fx.advance(1000);
+    expect(await fx.hub.handleReceipt(vend.id, failed)).toMatchObject({ status: 'duplicate' });
+    expect(await balanceOf(w)).toBe(1000);
+  });
+
   it("a POS's failed receipt (a sale it gave up on after its timeout) refunds it once: a timeout reversal", async () => {
     const w = await funded(1000);
     const sale = purchase(pos, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now);
