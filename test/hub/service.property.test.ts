@@ -81,7 +81,8 @@ describe('settlement service properties', () => {
             const s = sent[a.pick % sent.length]!;
             const out = await fx.hub.handleReceipt(s.terminal.id, receipt(s.terminal, s.requestId, 'failed', fx.now));
             if (out.status === 'refunded') {
-              expect(s.approved && !s.refunded && s.terminal === vend).toBe(true);
+              // A vending machine's failed dispense, or a POS's timeout reversal: either refunds once.
+              expect(s.approved && !s.refunded).toBe(true);
               s.refunded = true;
               model[s.wallet] = (model[s.wallet] as number) + s.amount;
             }
