@@ -809,6 +809,8 @@ export class SettlementService {
   /** Signs the result; stores it under the request id when the terminal was authenticated (hash given). */
   async #finish(req: Request, terminalId: string, d: Decision, log: () => Logger, hash?: string): Promise<Uint8Array> {
     const body = req.body;
+    // `hash`: the terminal's signature verified, so the report is the terminal's own.
+    if (hash !== undefined && body.offline && d.status === 'declined') await this.#declinedLocalDecision(terminalId, body, d);
     const key = this.#keyAt(this.#o.clock());
     const result: Omit<ResultBody, 'statement'> = {
       requestId: body.requestId,
@@ -858,6 +860,22 @@ export class SettlementService {
     };
     for (const cb of this.#settlementListeners) cb(event);
     return bytes;
+  }
+
+  /**
+   * A sale or fare the terminal decided without the hub (offline, or a gate's local decision) that
+   * the hub refuses for good (a fare priced by an older table, a replayed counter): the goods or
+   * the passage went unpaid, and only the operator can follow it up. Recorded as an incident
+   * (`tapsettle incidents`), on disk before the answer; a retry finds the stored answer.
+   */
+  async #declinedLocalDecision(terminalId: string, body: RequestBody, d: Decision): Promise<void> {
+    const op = body.op;
+    if (d.code === undefined || TRANSIENT.has(d.code) || (op.type !== 'purchase' && op.type !== 'fare')) return;
+    const a = op.authorization.body;
+    const detail = `${op.type} decided without the hub, declined: ${d.code}`;
+    const incident = { requestId: body.requestId, terminalId, wallet: a.wallet, kind: 'declined-offline', amountMinor: a.amountMinor, currency: a.currency, detail, timeMs: body.time, recordedMs: this.#o.clock() };
+    if (this.#o.registry.putIncident(incident)) this.#o.logger.warn(incident, 'incident: a decision made without the hub was declined');
+    await this.#o.registry.durable();
   }
 
   /** A signed error for the authenticated sender `terminalId` (a request id read from bad bytes is only echoed). */

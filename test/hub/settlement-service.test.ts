@@ -550,6 +550,22 @@ describe('gates, fares and tickets', () => {
     expect(await balanceOf(w)).toBe(850);
   });
 
+  it('a fare the gate decided locally that the hub declines is an incident for the operator (the passage went unpaid); an online decline is not', async () => {
+    const w = await funded(2000);
+    const online = fareRequest(w, null, 'harbor', 350);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, online.bytes)).code).toBe('AMOUNT_MISMATCH');
+    expect(fx.hub.incidents({ wallet: w.id })).toEqual([]);
+    // Priced by a table the hub no longer holds: the barrier opened on the gate's own decision.
+    const local = fareRequest(w, null, 'harbor', 350, true);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, local.bytes)).code).toBe('AMOUNT_MISMATCH');
+    // Its retry is answered from the stored result: still one incident.
+    await fx.hub.handleRequest(gateOut.id, local.bytes);
+    expect(fx.hub.incidents({ wallet: w.id })).toEqual([
+      expect.objectContaining({ requestId: local.requestId, terminalId: gateOut.id, kind: 'declined-offline', amountMinor: 350, currency: 'EUR', detail: 'fare decided without the hub, declined: AMOUNT_MISMATCH' }),
+    ]);
+    expect(await balanceOf(w)).toBe(2000);
+  });
+
   it('restores a used entry record the registry lost with its fare: it still pays for one exit only', async () => {
     const w = await funded(2000);
     const entry = entryRecord(w, 'central', fx.now - 20 * 60_000);
