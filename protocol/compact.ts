@@ -52,7 +52,7 @@ export const FIELD_KEYS: readonly string[] = [
   'groupsAny', 'groupsNone', 'name', 'priceMinor', 'cancelWindowMs', 'restriction', 'slot',
   'articles', 'baseFareMinor', 'perZoneMinor', 'maxFareMinor', 'maxTripMs', 'utcOffsetMinutes',
   'timeBands', 'fromMinute', 'toMinute', 'percent', 'table', 'hubKeys', 'issuerKeys',
-  'revokedTerminals', 'catalogVersion', 'gates', 'detail',
+  'revokedTerminals', 'catalogVersion', 'gates', 'detail', 'fareTableVersion',
 ];
 
 const KEY_INDEX = new Map(FIELD_KEYS.map((k, i) => [k, i]));

@@ -199,6 +199,13 @@ export const SettlementOp = z.discriminatedUnion('type', [
     entry: GateAdmission.nullable(),
     exitStation: Name,
     exitTime: TimeMs,
+    /**
+     * The fare table version the gate priced by (its latest announcement). A fare decided without
+     * the hub (offline, or the gate's local decision) is priced by it at the hub: a gate that had
+     * not heard of a fare change let the passage through at the fare it had. Optional: without
+     * it, the version in force at the exit time.
+     */
+    fareTableVersion: Counter.optional(),
   }),
   strictObject({ type: z.literal('ticket.sale'), ...WalletOpFields, product: Name }),
   strictObject({ type: z.literal('ticket.use'), ticket: Ticket, station: Name, usedAt: TimeMs }),

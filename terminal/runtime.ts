@@ -283,6 +283,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       catalog: this.catalog?.articles ?? [],
       catalogVersion: this.catalog?.version ?? null,
       fares: this.fares?.table ?? null,
+      faresVersion: this.fares?.version ?? null,
       limits: c.limits,
       usage: {
         // Unsigned passages (a gate opened, the wallet never signed) count as unsettled exposure.

@@ -528,7 +528,10 @@ export class SettlementService {
         if (op.entry.body.wallet !== wallet) return declined('MALFORMED');
         entry = { station: op.entry.body.station, time: op.entry.body.time };
       }
-      const version = fareTableAt(this.#o.registry.fareVersions(), op.exitTime);
+      // Decided without the hub: priced by the table the gate had (the passage went at that
+      // fare), as an offline sale by its catalog version; online, by the table in force.
+      const versions = this.#o.registry.fareVersions();
+      const version = (body.offline && op.fareTableVersion !== undefined ? versions.find((v) => v.version === op.fareTableVersion) : undefined) ?? fareTableAt(versions, op.exitTime);
       if (!version) return declined('UNAVAILABLE');
       const quote = quoteFare(version.table, entry, op.exitStation, op.exitTime);
       if (quote.currency !== auth.currency) return declined('CURRENCY_MISMATCH');

@@ -65,6 +65,7 @@ export class Fixture {
         { sku: 'bread', name: 'Bread', priceMinor: 120, currency: 'EUR' },
       ],
       catalogVersion: 7,
+      faresVersion: 4,
       fares: FARES,
       limits: DEFAULT_RISK_LIMITS,
       usage: this.usage(),

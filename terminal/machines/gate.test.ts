@@ -104,7 +104,7 @@ describe('gate: exit', () => {
     expect(spec.amountMinor).toBe(300);
     expect(kinds(tapped.commands).slice(0, 2)).toEqual(['gate.open', 'nfc.authorize']);
     expect(tapped.commands[1]).toMatchObject({ consumeRecordId: 9 }); // the signature consumes the entry record
-    expect(authorized.commands[0]).toMatchObject({ c: 'hub.request', requestId: rid, offline: true, amountMinor: 300, op: { type: 'fare', entry, exitStation: 'C', exitTime: T0 } });
+    expect(authorized.commands[0]).toMatchObject({ c: 'hub.request', requestId: rid, offline: true, amountMinor: 300, op: { type: 'fare', entry, exitStation: 'C', exitTime: T0, fareTableVersion: 4 } });
     expect(authorized.commands).toContainEqual({ c: 'nfc.delete', recordId: 9 });
     expect(authorized.state.s).toBe('passing');
   });

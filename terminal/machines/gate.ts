@@ -97,6 +97,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         entry: state.entry?.message ?? null,
         exitStation: gate.station,
         exitTime: nowMs,
+        ...(ctx.faresVersion === null ? {} : { fareTableVersion: ctx.faresVersion }),
       };
       const request = { c: 'hub.request' as const, requestId: state.requestId, op, wallet: license.body.wallet, amountMinor: state.fare.fareMinor };
       if (state.opened) {

@@ -41,6 +41,8 @@ export interface TerminalContext {
   /** The announced catalog's version (null before any): purchases carry it. */
   catalogVersion: number | null;
   fares: FareTable | null;
+  /** The announced fare table's version (null before any): fares carry it. */
+  faresVersion: number | null;
   limits: RiskLimits;
   usage: UsageView;
   timeouts: { hubMs: number; dropMs: number; tapMs: number };

@@ -529,9 +529,10 @@ describe('gates, fares and tickets', () => {
     return signMessage('gate.admission', { recordId: newRequestId(), wallet: w.id, terminalId: gateIn.id, station, time }, gateIn.keyPair.secretKey);
   }
 
-  function fareRequest(w: TestWallet, entry: Envelope<'gate.admission'> | null, exitStation: string, fareMinor: number, offline = false) {
+  function fareRequest(w: TestWallet, entry: Envelope<'gate.admission'> | null, exitStation: string, fareMinor: number, offline = false, fareTableVersion?: number) {
     const authorization = authorize(gateOut, w, 'fare', fareMinor, [], fx.now);
-    return signRequest(gateOut, { type: 'fare', authorization, license: w.license, entry, exitStation, exitTime: fx.now }, fx.now, { offline });
+    const op = { type: 'fare' as const, authorization, license: w.license, entry, exitStation, exitTime: fx.now, ...(fareTableVersion !== undefined ? { fareTableVersion } : {}) };
+    return signRequest(gateOut, op, fx.now, { offline });
   }
 
   it('charges the zone fare with an entry record, and the maximum fare without one', async () => {
@@ -564,6 +565,24 @@ describe('gates, fares and tickets', () => {
       expect.objectContaining({ requestId: local.requestId, terminalId: gateOut.id, kind: 'declined-offline', amountMinor: 350, currency: 'EUR', detail: 'fare decided without the hub, declined: AMOUNT_MISMATCH' }),
     ]);
     expect(await balanceOf(w)).toBe(2000);
+  });
+
+  it('a fare decided without the hub is priced by the table version the gate had; online, by the table in force', async () => {
+    const w = await funded(2000);
+    const before = fx.hub.registry.fareVersions().at(-1)!;
+    const known = before.version;
+    // The fares go up while the gate has not heard of it.
+    fx.hub.importFares({ ...before.table, maxFareMinor: before.table.maxFareMinor + 100 });
+    fx.advance(1000);
+    const old = before.table.maxFareMinor;
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, null, 'harbor', old, true, known).bytes))).toMatchObject({ status: 'approved', amountMinor: old });
+    // Online the gate waits for the hub: the table in force decides, whatever version it names.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, null, 'harbor', old, false, known).bytes)).code).toBe('AMOUNT_MISMATCH');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, null, 'harbor', old + 100).bytes))).toMatchObject({ status: 'approved', amountMinor: old + 100 });
+    // A version the hub never had: the table in force at the exit.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, null, 'harbor', old, true, known + 99).bytes)).code).toBe('AMOUNT_MISMATCH');
+    expect(await balanceOf(w)).toBe(2000 - old - (old + 100));
+    fx.hub.importFares(before.table);
   });
 
   it('restores a used entry record the registry lost with its fare: it still pays for one exit only', async () => {
