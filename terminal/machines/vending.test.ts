@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../protocol/index.ts';
 import { Fixture, T0 } from './fixtures.ts';
 import type { Command } from './types.ts';
-import { VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './vending.ts';
+import { DEVICE_VERDICT_GRACE_MS, VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './vending.ts';
 
 const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
 
@@ -73,6 +73,21 @@ describe('vending machine', () => {
     const r = vendingStep(s, { e: 'tick' }, f.ctx(), T0 + 2000);
     expect(r.state.s).toBe('idle');
     expect(r.commands).toContainEqual({ c: 'receipt', requestId: rid, outcome: 'failed', reason: 'no drop detected' });
+    // The dispenser's own verdict comes first, from the same failure receipt.
+    const failed = vendingStep(s, { e: 'dispense.failed' }, f.ctx(), T0 + 10);
+    expect(failed.commands).toContainEqual({ c: 'receipt', requestId: rid, outcome: 'failed', reason: 'no drop detected' });
+  });
+
+  it("the machine's deadline leaves the dispenser its whole window: a drop late in it is a sale, not a refund", () => {
+    const f = new Fixture();
+    const rid = f.id();
+    const approved = vendingStep({ s: 'settling', article: f.ctx().catalog[0]!, requestId: rid, untilMs: T0 + 3000 }, { e: 'hub.result', result: f.result(rid) }, f.ctx(), T0);
+    expect(approved.state).toMatchObject({ s: 'dispensing', untilMs: T0 + f.ctx().timeouts.dropMs + DEVICE_VERDICT_GRACE_MS });
+    // The motor started late (the durable write, a queued motor): the drop comes after dropMs.
+    const late = T0 + f.ctx().timeouts.dropMs + 500;
+    expect(vendingStep(approved.state, { e: 'tick' }, f.ctx(), late).state).toEqual(approved.state);
+    const dropped = vendingStep(approved.state, { e: 'drop' }, f.ctx(), late);
+    expect(dropped.commands).toContainEqual({ c: 'receipt', requestId: rid, outcome: 'dispensed' });
   });
 
   it('hub silent past the deadline: abandon (a late approval is reversed), no vend', () => {

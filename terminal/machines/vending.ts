@@ -25,6 +25,14 @@ function step(state: VendingState, commands: Command[] = []): Step<VendingState>
   return { state, commands };
 }
 
+/**
+ * The dispenser decides (a drop, or `dispense.failed` after its own dropMs from the motor's
+ * start); this deadline is only the backstop for a device that never answers. It starts earlier
+ * (before the durable "vend started" write and the motor), so without the grace an article
+ * dropping late in the device's window was reported failed, refunded, and delivered.
+ */
+export const DEVICE_VERDICT_GRACE_MS = 5000;
+
 export function vendingStep(state: VendingState, event: VendingEvent, ctx: TerminalContext, nowMs: number): Step<VendingState> {
   switch (event.e) {
     case 'select': {
@@ -70,7 +78,7 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
       }
       const risk = decideOffline(license.body, a.priceMinor, a.currency, ctx.usage, ctx.limits, nowMs);
       if (!risk.ok) return step({ s: 'selected', article: a, untilMs: nowMs + SELECTION_MS }, [display(`offline: ${risk.code}`, 'error'), { c: 'nfc.release' }]);
-      return step({ s: 'dispensing', article: a, requestId: state.requestId, untilMs: nowMs + ctx.timeouts.dropMs }, [
+      return step({ s: 'dispensing', article: a, requestId: state.requestId, untilMs: nowMs + ctx.timeouts.dropMs + DEVICE_VERDICT_GRACE_MS }, [
         { ...request, offline: true },
         { c: 'nfc.release' },
         { c: 'vend', slot: a.slot ?? 0, requestId: state.requestId },
@@ -93,7 +101,7 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
       if (r.body.status !== 'approved') {
         return step(VENDING_IDLE, [...statement, { c: 'nfc.release' }, display(`declined: ${r.body.code ?? 'unknown'}`, 'error')]);
       }
-      return step({ s: 'dispensing', article: state.article, requestId: state.requestId, untilMs: nowMs + ctx.timeouts.dropMs }, [
+      return step({ s: 'dispensing', article: state.article, requestId: state.requestId, untilMs: nowMs + ctx.timeouts.dropMs + DEVICE_VERDICT_GRACE_MS }, [
         { c: 'vend', slot: state.article.slot ?? 0, requestId: state.requestId },
         ...statement,
         { c: 'nfc.release' },
