@@ -38,7 +38,7 @@ describe('terminal config', () => {
   const keys = generateKeyPair();
   const now = Date.now();
   writeFileSync(join(dir, 'terminal.key'), `${toHex(keys.secretKey)}\n`, { mode: 0o600 });
-  const cert = issueTerminalCertificate(generateKeyPair(), { terminalId: 'gate-3', kind: 'gate', merchantId: 'transit', publicKey: toHex(keys.publicKey), notBefore: now, notAfter: now + 86_400_000 });
+  const cert = issueTerminalCertificate(generateKeyPair(), { terminalId: 'gate-3', kind: 'gate', merchantId: 'transit', publicKey: toHex(keys.publicKey), notBefore: now, notAfter: now + 365 * 86_400_000 });
   writeFileSync(join(dir, 'terminal.cert.json'), JSON.stringify(cert));
   const creds = { keyFile: 'terminal.key', certificateFile: 'terminal.cert.json' };
 
