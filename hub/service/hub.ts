@@ -36,7 +36,7 @@ import { inlineVerifier, type SignatureVerifier } from '../verify/verifier.ts';
 import { Announcer, type Announcement } from './announcements.ts';
 import type { CardAuthorizer } from './card-authorizer.ts';
 import { lockDataDir } from './data-dir-lock.ts';
-import { derivedId, engineRequestId, ledgerDecision } from './engine-ids.ts';
+import { derivedId, engineRequestId, ledgerDecision, refundAttemptId } from './engine-ids.ts';
 import { BPS_DENOMINATOR } from '../ledger/split.ts';
 import { InputError, OperationRefused } from './input-error.ts';
 import { restoreClaimsFromLedger } from './claim-memo.ts';
@@ -560,12 +560,7 @@ export class Hub implements TerminalDirectory {
     }
     if (!original) throw new OperationRefused('NOT_FOUND', `no approved settlement ${requestId}`);
     if (options.requireHold && original.holdUntilMs === null) throw new OperationRefused('NOT_CANCELLABLE', 'the purchase has no cancellation window');
-    const firstId = derivedId('operator-refund', requestId);
-    // The ledger keeps a decline under its id: after one for a cause that can pass (the merchant
-    // short of funds after a payout), a new attempt gets a new id. At most one refund of a sale
-    // still holds: the ledger refuses a second (already_refunded), whatever its id.
-    const prior = await ledgerDecision(this.engine, firstId);
-    const refundId = prior?.state === 'declined' && prior.code !== 'already_refunded' ? derivedId('operator-refund', `${requestId}:${this.clock()}`) : firstId;
+    const { firstId, refundId } = await refundAttemptId(this.engine, 'operator-refund', requestId, this.clock());
     // The ticket's void is claimed under the first id whatever the attempt: asking again is a retry of it.
     const voided = await this.#voidTicketOf(requestId, stored?.op === 'ticket.sale', firstId);
     const outcome = await this.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });

@@ -40,7 +40,7 @@ import type { CardAuthorizer } from './card-authorizer.ts';
 import { CanonicalMemo } from './canonical-memo.ts';
 import { claimMemo } from './claim-memo.ts';
 import { mapDecline } from './decline-codes.ts';
-import { derivedId, engineRequestId, ledgerDecision } from './engine-ids.ts';
+import { derivedId, engineRequestId, ledgerDecision, refundAttemptId } from './engine-ids.ts';
 
 type Request = Envelope<'settlement.request'>;
 type RequestBody = Body<'settlement.request'>;
@@ -993,12 +993,7 @@ export class SettlementService {
     if ((terminal.kind !== 'vending' && terminal.kind !== 'pos') || original.op !== 'purchase' || original.status !== 'approved' || original.engineId === null) {
       return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
     }
-    // The ledger keeps a decline under its id: after one that can pass later (the merchant short of
-    // the amount after a payout), each new attempt gets an id of its own. At most one refund of a
-    // sale holds whatever its id (already_refunded), as for the operator's refunds (hub.ts).
-    const firstId = derivedId('receipt-refund', r.requestId);
-    const prior = await ledgerDecision(this.#o.engine, firstId);
-    const refundId = prior?.state === 'declined' && prior.code !== 'already_refunded' ? derivedId('receipt-refund', `${r.requestId}:${now}`) : firstId;
+    const { firstId, refundId } = await refundAttemptId(this.#o.engine, 'receipt-refund', r.requestId, now);
     const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });
     if (outcome.status === 'declined') {
       // Refunded already (by an earlier attempt, or the operator): the customer has the money back.
