@@ -73,7 +73,7 @@ describe('vending machine', () => {
     const r = vendingStep(s, { e: 'tick' }, f.ctx(), T0 + 2000);
     expect(r.state.s).toBe('idle');
     expect(r.commands).toContainEqual({ c: 'receipt', requestId: rid, outcome: 'failed', reason: 'no drop detected' });
-    // The dispenser's own verdict comes first, from the same failure receipt.
+    // The dispenser's own verdict (dispense.failed) gives the same failure receipt, before the backstop.
     const failed = vendingStep(s, { e: 'dispense.failed' }, f.ctx(), T0 + 10);
     expect(failed.commands).toContainEqual({ c: 'receipt', requestId: rid, outcome: 'failed', reason: 'no drop detected' });
   });
