@@ -95,6 +95,7 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
   };
 
   let embedded: EmbeddedBroker | undefined;
+  const host = options.host ?? '127.0.0.1';
   let transport: HubTransport;
   let external: ExternalTransport | undefined;
   const hubPresence = (state: 'online' | 'offline') => Buffer.from(JSON.stringify({ v: 1, state, time: clock() }));
@@ -113,7 +114,7 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
       directory: options.directory,
       logger: log,
       clock,
-      host: options.host ?? '127.0.0.1',
+      host,
       port: options.port ?? 0,
       tls: options.tls,
       connectTokenMaxAgeMs: options.connectTokenMaxAgeMs,
@@ -261,7 +262,6 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
   revocationTimer?.unref();
   if (embedded) await transport.publish(topics.hubPresence, hubPresence('online'), { qos: 1, retain: true });
   log.info({ url, external: Boolean(options.external) }, 'mqtt: hub ready');
-  const host = options.host ?? '127.0.0.1';
   if (embedded && !options.tls && !isLoopback(host)) {
     log.warn({ host }, 'mqtt: plain TCP beyond this machine: requests and replies (balances, statements) cross the network unencrypted; give the broker a TLS key and certificate (mqtt.tls)');
   }

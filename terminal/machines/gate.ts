@@ -9,7 +9,7 @@
 import { computeFare, verifyMessage, type Envelope, type FareQuote } from '../../protocol/index.ts';
 import { checkLicense, decideGateLocal } from '../policy/risk.ts';
 import { checkHubResult, checkTicket } from './checks.ts';
-import { PAYMENT_PENDING_TEXT, display, price, type CardInfo, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { CHARGED_AT_MOST_ONCE_TEXT, PAYMENT_PENDING_TEXT, display, price, type CardInfo, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export type GateState =
   | { s: 'idle' }
@@ -142,7 +142,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
     case 'tick':
       if (state.s === 'idle' || nowMs < state.untilMs) return step(state);
       if (state.s === 'exit.settling') {
-        const d = deny('no answer from the hub — you will not be charged twice');
+        const d = deny(CHARGED_AT_MOST_ONCE_TEXT);
         return step(d.state, [{ c: 'hub.abandon', requestId: state.requestId }, ...d.commands]);
       }
       if (state.s === 'passing') {

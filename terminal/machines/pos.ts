@@ -5,7 +5,7 @@
 import { sha256, toHex, utf8, linesTotalMinor, type Body, type Envelope, type LineItemT } from '../../protocol/index.ts';
 import { checkLicense, decideOffline } from '../policy/risk.ts';
 import { checkHubResult, restrictionAllows } from './checks.ts';
-import { NOT_CHARGED_TEXT, PAYMENT_PENDING_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { CHARGED_AT_MOST_ONCE_TEXT, NOT_CHARGED_TEXT, PAYMENT_PENDING_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export interface PosOperator {
   id: string;
@@ -268,7 +268,7 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       if (state.s === 'delivering' || state.s === 'collecting') return step(backTo(state.lines), [{ c: 'nfc.release' }, display(COLLECT_TICKET_TEXT, 'error')]);
       if (state.s === 'settling') {
         // A sale's late approval is reversed (nothing was handed over); a top-up's or a ticket's stands once.
-        const text = state.kind === 'purchase' ? NOT_CHARGED_TEXT : 'no answer from the hub — you will not be charged twice';
+        const text = state.kind === 'purchase' ? NOT_CHARGED_TEXT : CHARGED_AT_MOST_ONCE_TEXT;
         return step(POS_IDLE, [{ c: 'hub.abandon', requestId: state.requestId }, { c: 'nfc.release' }, display(text, 'error')]);
       }
       return step(POS_IDLE, [{ c: 'nfc.release' }, display('timed out')]);

@@ -134,6 +134,8 @@ export interface Step<S> {
 export const PAYMENT_PENDING_TEXT = 'previous payment still pending — please wait';
 /** A sale given up on after the hub's timeout: a late approval is reversed (failure receipt, the hub refunds). */
 export const NOT_CHARGED_TEXT = 'no answer from the hub — not charged';
+/** An attempt given up on whose late approval stands once (a top-up, a ticket, a fare): no second one meanwhile. */
+export const CHARGED_AT_MOST_ONCE_TEXT = 'no answer from the hub — you will not be charged twice';
 
 /** A purchase's `catalogVersion`: the announced catalog it was priced by, when there is one. */
 export function catalogVersionOf(ctx: TerminalContext): { catalogVersion?: number } {
