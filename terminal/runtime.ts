@@ -21,7 +21,7 @@ import { HubClient, type AnnouncementMessage, type ReplyMessage } from './hub/hu
 import { checkHubAnswer, checkHubResult } from './machines/checks.ts';
 import { DEFAULT_MAX_TRIP_MS, GATE_IDLE, gateStep, type GateEvent, type GateState } from './machines/gate.ts';
 import { POS_IDLE, posStep, type PosEvent, type PosState } from './machines/pos.ts';
-import type { CardInfo, Command, Step, TerminalContext } from './machines/types.ts';
+import type { CardInfo, Command, PaidExit, Step, TerminalContext } from './machines/types.ts';
 import { VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './machines/vending.ts';
 import type { TerminalStore } from './store/terminal-store.ts';
 import {
@@ -58,6 +58,25 @@ const LICENSE_CACHE_MAX = 10_000;
 const TRANSIENT_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'INTERNAL', 'TIMEOUT']);
 /** How long a late-approved exit fare lets its wallet out without a new charge. */
 const PAID_EXIT_VALID_MS = 3 * 3600_000;
+const PAID_EXIT_PREFIX = 'paid-exit.';
+
+/** A gate's paid exit as kept in the store (kv `paid-exit.<wallet>`). */
+interface StoredPaidExit {
+  readonly requestId: string;
+  readonly refundable: boolean;
+  readonly timeMs: number;
+}
+
+/** A stored grant; an unreadable one is no grant (the wallet pays as usual). */
+function parseStoredPaidExit(raw: string): StoredPaidExit | undefined {
+  try {
+    const v = JSON.parse(raw) as Partial<StoredPaidExit>;
+    if (typeof v.requestId !== 'string' || typeof v.timeMs !== 'number') return undefined;
+    return { requestId: v.requestId, timeMs: v.timeMs, refundable: v.refundable === true };
+  } catch {
+    return undefined;
+  }
+}
 /** Store key of the last announced hub key ring (kept apart from the announcement: see applyAnnouncement). */
 const HUB_KEY_RING = 'hub-key-ring';
 /** The ring as stored: with the key pinned when it was accepted, so re-pinning the config drops it. */
@@ -295,10 +314,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         admissionUsed: (recordId) => store.ticketUsed(admissionKey(recordId)),
         abandonedFor: (wallet) => store.hasAbandoned(wallet),
         paidExit: (wallet, nowMs) => {
-          const raw = store.getKv(`paid-exit.${wallet}`);
-          if (!raw) return undefined;
-          const p = JSON.parse(raw) as { requestId: string; timeMs: number };
-          return nowMs - p.timeMs <= PAID_EXIT_VALID_MS ? p.requestId : undefined;
+          const grant = this.paidExitGrant(wallet);
+          return grant && nowMs - grant.timeMs <= PAID_EXIT_VALID_MS ? { requestId: grant.requestId, refundable: grant.refundable } : undefined;
         },
       },
       timeouts: { hubMs: c.hub.timeoutMs, dropMs: c.vending?.dropTimeoutMs ?? 4000, tapMs: 10_000 },
@@ -465,7 +482,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.d.store.markTicketUsed(cmd.ticketId, nowMs);
         return;
       case 'paidExit.consume':
-        this.d.store.deleteKv(`paid-exit.${cmd.wallet}`);
+        this.d.store.deleteKv(`${PAID_EXIT_PREFIX}${cmd.wallet}`);
         return;
       case 'admission.used':
         // Kept with the used tickets (the same durable set of ids, anti-reuse while the hub is away).
@@ -473,7 +490,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         return;
       case 'paidExit.grant':
         // Paid (or a ticket trip) but nobody passed: the next exit of this wallet opens for free.
-        this.d.store.setKv(`paid-exit.${cmd.wallet}`, JSON.stringify({ requestId: cmd.requestId, timeMs: nowMs }));
+        this.grantPaidExit(cmd, nowMs);
         this.log.warn({ requestId: cmd.requestId }, 'exit paid but not passed: the next exit of this wallet is paid');
         return;
       case 'incident':
@@ -610,9 +627,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     const envelope = Buffer.from(encodeMessage(receipt)).toString('utf8');
     this.d.store.addReceipt(requestId, envelope);
     this.log.info({ requestId, outcome, reason }, 'completion receipt');
-    // A receipt only means something once the hub has settled its request (a failed offline
-    // dispense must reach the hub after the sale, or there is nothing to refund): else it waits.
-    if (this.d.store.get(requestId)?.state === 'done') this.hub.publishReceipt(requestId, envelope);
+    // Else it waits for its request's result (runtime.onReply).
+    if (this.d.store.receiptDeliverable(requestId)) this.hub.publishReceipt(requestId, envelope);
   }
 
   private onReply(reply: ReplyMessage, raw: string): void {
@@ -718,7 +734,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     const pruned = {
       settled: this.d.store.pruneSettled(nowMs - windowMs, beforeUptimeMs, PRUNE_MAX_ROWS),
       incidents: this.d.store.pruneKv('incident.', nowMs - windowMs),
-      paidExits: this.d.store.pruneKv('paid-exit.', nowMs - PAID_EXIT_VALID_MS - DEFAULT_MAX_SKEW_MS),
+      paidExits: this.expirePaidExits(nowMs - PAID_EXIT_VALID_MS - DEFAULT_MAX_SKEW_MS),
       admissions: 0,
       heldTickets: 0,
     };
@@ -785,6 +801,38 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     return out;
   }
 
+  private grantPaidExit(grant: PaidExit, nowMs: number): void {
+    // One grant per wallet: an older one (expired, not yet pruned) that this one replaces ends now.
+    const prior = this.paidExitGrant(grant.wallet);
+    if (prior && prior.requestId !== grant.requestId) this.endUnusedGrant(prior);
+    const stored: StoredPaidExit = { requestId: grant.requestId, refundable: grant.refundable, timeMs: nowMs };
+    this.d.store.setKv(`${PAID_EXIT_PREFIX}${grant.wallet}`, JSON.stringify(stored));
+  }
+
+  /** A refundable grant that ends unused is given back: the customer left through another gate and paid there, or is still inside and will. */
+  private endUnusedGrant(grant: StoredPaidExit): void {
+    if (!grant.refundable) return;
+    this.log.warn({ requestId: grant.requestId }, 'paid exit never used: failure receipt (refund)');
+    this.sendReceipt(grant.requestId, 'failed', 'paid exit unused', this.clock());
+  }
+
+  private paidExitGrant(wallet: string): StoredPaidExit | undefined {
+    const raw = this.d.store.getKv(`${PAID_EXIT_PREFIX}${wallet}`);
+    return raw === undefined ? undefined : parseStoredPaidExit(raw);
+  }
+
+  /** Grants made before `beforeMs` and never used end (endUnusedGrant); how many. */
+  private expirePaidExits(beforeMs: number): number {
+    const expired = this.d.store.kvBefore(PAID_EXIT_PREFIX, beforeMs);
+    for (const { key, value } of expired) {
+      const grant = parseStoredPaidExit(value);
+      if (grant) this.endUnusedGrant(grant);
+      // After the receipt is in the store: a crash in between ends the grant again (one refund).
+      this.d.store.deleteKv(key);
+    }
+    return expired.length;
+  }
+
   /** The customer was told "no answer"; the hub approved afterwards. Undo, never charge twice. */
   private lateApproval(requestId: string, result: Envelope<'settlement.result'>): void {
     if (this.config.kind === 'pos') {
@@ -812,11 +860,16 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       void this.execute({ c: 'print', lines }, this.clock());
       return;
     }
-    const wallet = this.d.store.get(requestId)?.wallet;
-    if (this.config.kind === 'gate' && wallet) {
+    const entry = this.d.store.get(requestId);
+    if (this.config.kind === 'gate' && entry?.wallet) {
       // The customer was turned away but has paid: the next tap of this wallet opens for free.
-      this.d.store.setKv(`paid-exit.${wallet}`, JSON.stringify({ requestId, timeMs: this.clock() }));
-      this.log.warn({ requestId }, 'late fare approval: the next exit of this wallet is paid');
+      // Without an admission record the fare is refunded if that grant expires unused (the
+      // customer left through another gate, and paid there). With one, the hub has claimed the
+      // record, still on the wallet, for this fare: no other exit can charge it again.
+      const op = decodeMessage(entry.envelope, 'settlement.request');
+      const refundable = op.ok && op.value.body.op.type === 'fare' && op.value.body.op.entry === null;
+      this.grantPaidExit({ wallet: entry.wallet, requestId, refundable }, this.clock());
+      this.log.warn({ requestId, refundable }, 'late fare approval: the next exit of this wallet is paid');
       return;
     }
     // Vending: nothing was delivered — a failure receipt, and the hub refunds.

@@ -988,9 +988,7 @@ export class SettlementService {
     if (typeof original === 'string') return reject(original);
     const first = this.#o.registry.putReceipt(r.requestId, r.outcome, terminalId, now);
     if (r.outcome !== 'failed') return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
-    // MDB-style: money is kept only after a successful vend; a failed one is given back. A POS
-    // sends one for a sale it gave up on (its timeout: nothing was handed over), a timeout reversal.
-    if ((terminal.kind !== 'vending' && terminal.kind !== 'pos') || original.op !== 'purchase' || original.status !== 'approved' || original.engineId === null) {
+    if (!refundsOnFailure(terminal.kind, original.op) || original.status !== 'approved' || original.engineId === null) {
       return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
     }
     const { firstId, refundId } = await refundAttemptId(this.#o.engine, 'receipt-refund', r.requestId, now);
@@ -998,7 +996,7 @@ export class SettlementService {
     if (outcome.status === 'declined') {
       // Refunded already (by an earlier attempt, or the operator): the customer has the money back.
       if (outcome.code === 'already_refunded') return { status: 'duplicate', requestId: r.requestId };
-      this.#o.logger.warn({ terminalId, requestId: r.requestId, code: outcome.code }, 'refund after failed dispense declined');
+      this.#o.logger.warn({ terminalId, requestId: r.requestId, code: outcome.code }, 'refund after failure receipt declined');
       // Short of funds now, not for ever: UNAVAILABLE keeps the terminal re-sending the receipt
       // (its backoff paces the attempts) until the merchant's account covers the refund.
       return reject(outcome.code === 'insufficient_funds' ? 'UNAVAILABLE' : mapDecline(outcome.code));
@@ -1006,4 +1004,14 @@ export class SettlementService {
     // The first id again, after its refund: a re-sent receipt (its ack was lost).
     return { status: refundId === firstId && !first ? 'duplicate' : 'refunded', requestId: r.requestId };
   }
+}
+
+/**
+ * A failure receipt gives the money back (MDB-style: kept only after a successful vend) for: a
+ * vending machine's failed dispense; a POS sale it gave up on (its timeout: nothing was handed
+ * over), a timeout reversal; an exit gate's fare whose paid exit expired unused (the customer
+ * left elsewhere and paid there; the gate sends none while its record could still be claimed).
+ */
+function refundsOnFailure(kind: TerminalRecord['kind'], op: string): boolean {
+  return ((kind === 'vending' || kind === 'pos') && op === 'purchase') || (kind === 'gate' && op === 'fare');
 }

@@ -171,7 +171,7 @@ export class HubClient {
   private forward(): void {
     for (const r of this.o.store.pendingReceipts()) {
       // Receipts of requests the hub has not settled yet follow their result (runtime.onReply).
-      if (this.o.store.get(r.requestId)?.state === 'done') this.publishReceipt(r.requestId, r.envelope);
+      if (this.o.store.receiptDeliverable(r.requestId)) this.publishReceipt(r.requestId, r.envelope);
     }
     this.lastSentMs.clear();
     this.retryDue();

@@ -211,7 +211,7 @@ describe('gate: exit', () => {
     const waiting = run(exitCtx(f, { usage: { ...f.usage(), abandonedFor: () => true } }), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
     expect(kinds(waiting.commands)).toContain('gate.deny');
     expect(kinds(waiting.commands)).not.toContain('nfc.authorize');
-    const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => 'r1' } }), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+    const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: 'r1', refundable: false }) } }), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
     expect(paid.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'paidExit.consume', wallet: w.hex }]);
     expect(paid.commands).toContainEqual({ c: 'nfc.delete', recordId: 5 });
     expect(kinds(paid.commands)).not.toContain('hub.request');
@@ -317,9 +317,9 @@ describe('gate: exit — a wallet with an unsigned passage on file', () => {
 });
 
 describe('gate: exit — paid but nobody passed', () => {
-  const FAIL = (requestId: string) => ({ c: 'receipt', requestId, outcome: 'failed', reason: 'no passage' });
+  const GRANT = (wallet: string, requestId: string, refundable = true) => ({ c: 'paidExit.grant', wallet, requestId, refundable });
 
-  it('a hub-approved fare: the failed receipt, and the next exit of the wallet is granted as paid', () => {
+  it('a hub-approved fare: the next exit of the wallet is granted as paid, and no receipt yet (the grant decides it)', () => {
     const f = new Fixture('gate-out');
     const w = f.wallet({ offlineLimitMinor: 0 });
     const card = f.card(w, { admission: { recordId: 5, message: f.admission(w.hex, 'B', T0 - 600_000) }, statement: null });
@@ -330,11 +330,14 @@ describe('gate: exit — paid but nobody passed', () => {
     expect(r.commands).toContainEqual({ c: 'nfc.delete', recordId: 5 });
     r = run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 10_001);
     expect(r.state.s).toBe('idle');
-    expect(r.commands).toEqual([FAIL(rid), { c: 'paidExit.grant', wallet: w.hex, requestId: rid }]);
+    // The record is gone from the wallet: only the grant stands for the fare, so it is refundable.
+    expect(r.commands).toEqual([GRANT(w.hex, rid)]);
     // The runtime keeps the grant (usage.paidExit): the next tap opens without a new charge.
-    const next = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => rid } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 20_000);
+    const next = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: rid, refundable: true }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 20_000);
     expect(next.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'paidExit.consume', wallet: w.hex }]);
     expect(kinds(next.commands)).not.toContain('nfc.authorize');
+    // Not through again: granted again, as refundable as before.
+    expect(run(exitCtx(f), [{ e: 'tick' }], next.state, T0 + 30_001).commands).toEqual([GRANT(w.hex, rid)]);
   });
 
   it("waits for the barrier's whole configured window: a passage at 10 s of a 15 s window is a passage, not a free exit", () => {
@@ -361,15 +364,16 @@ describe('gate: exit — paid but nobody passed', () => {
     let r = run(exitCtx(f), [{ e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }]);
     r = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], r.state);
     expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true });
-    expect(run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 10_001).commands).toEqual([FAIL(rid), { c: 'paidExit.grant', wallet: w.hex, requestId: rid }]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, rid)]);
     expect(run(exitCtx(f), [{ e: 'passage' }], r.state).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
 
     const ticketId = f.id();
     const ticket = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'A', T0 - 60_000, ticketId) } }), requestId: f.id(), recordId: f.id() }]);
-    expect(run(exitCtx(f), [{ e: 'tick' }], ticket.state, T0 + 10_001).commands).toEqual([{ c: 'paidExit.grant', wallet: w.hex, requestId: ticketId }]);
+    // A ticket trip paid no fare here: nothing to refund.
+    expect(run(exitCtx(f), [{ e: 'tick' }], ticket.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, ticketId, false)]);
 
-    const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => 'r1' } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
-    expect(run(exitCtx(f), [{ e: 'tick' }], paid.state, T0 + 10_001).commands).toEqual([{ c: 'paidExit.grant', wallet: w.hex, requestId: 'r1' }]);
+    const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: 'r1', refundable: false }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], paid.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, 'r1', false)]);
   });
 
   it('an unsigned passage that did not happen grants nothing (nothing was paid)', () => {

@@ -9,7 +9,7 @@
 import { computeFare, verifyMessage, type Envelope, type FareQuote } from '../../protocol/index.ts';
 import { checkLicense, decideGateLocal } from '../policy/risk.ts';
 import { checkHubResult, checkTicket } from './checks.ts';
-import { CHARGED_AT_MOST_ONCE_TEXT, PAYMENT_PENDING_TEXT, display, price, type CardInfo, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { CHARGED_AT_MOST_ONCE_TEXT, PAYMENT_PENDING_TEXT, display, price, type CardInfo, type CommonEvent, type Command, type PaidExit, type Step, type TerminalContext } from './types.ts';
 
 export type GateState =
   | { s: 'idle' }
@@ -32,9 +32,10 @@ export type GateState =
   /**
    * Barrier open: waiting for the passage sensor (one passage per decision). `paid`: an exit the
    * wallet has paid for (fare approved or submitted, ticket trip, paid exit): when nobody passes,
-   * the wallet's next exit is granted as paid (the fare is not refunded, the entry record is gone).
+   * the wallet's next exit is granted as paid, and a fare's grant unused until it expires is
+   * refunded (the entry record is gone from the wallet by then: only the grant stands for it).
    */
-  | { s: 'passing'; requestId: string | null; paid?: { wallet: string; requestId: string }; untilMs: number };
+  | { s: 'passing'; requestId: string | null; paid?: PaidExit; untilMs: number };
 
 export type GateEvent = CommonEvent | { e: 'passage' };
 
@@ -59,7 +60,7 @@ function deny(text: string): Step<GateState> {
   return step(GATE_IDLE, [{ c: 'gate.deny' }, { c: 'nfc.release' }, display(text, 'error')]);
 }
 
-function passing(ctx: TerminalContext, requestId: string | null, nowMs: number, commands: Command[], paid?: { wallet: string; requestId: string }): Step<GateState> {
+function passing(ctx: TerminalContext, requestId: string | null, nowMs: number, commands: Command[], paid?: PaidExit): Step<GateState> {
   const windowMs = (ctx.gate?.passageTimeoutMs ?? PASSAGE_MS) + PASSAGE_MARGIN_MS;
   return step({ s: 'passing', requestId, ...(paid ? { paid } : {}), untilMs: nowMs + windowMs }, commands);
 }
@@ -104,7 +105,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         // The local decision already opened the barrier; the hub settles right behind it.
         const commands: Command[] = [{ ...request, offline: true }, ...consumeEntry(state.entry), { c: 'nfc.release' }];
         if (state.passed) return step(GATE_IDLE, [...commands, { c: 'receipt', requestId: state.requestId, outcome: 'passed' }]);
-        return passing(ctx, state.requestId, nowMs, commands, { wallet: license.body.wallet, requestId: state.requestId });
+        return passing(ctx, state.requestId, nowMs, commands, { wallet: license.body.wallet, requestId: state.requestId, refundable: true });
       }
       return step({ s: 'exit.settling', requestId: state.requestId, wallet: license.body.wallet, entry: state.entry, untilMs: nowMs + ctx.timeouts.hubMs }, [
         { ...request, offline: false },
@@ -130,7 +131,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       const commands: Command[] = [{ c: 'gate.open' }, ...consumeEntry(state.entry)];
       if (r.body.statement) commands.push({ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true });
       commands.push({ c: 'nfc.release' }, display(`fare ${price(r.body.amountMinor, r.body.currency)}`, 'ok'));
-      return passing(ctx, state.requestId, nowMs, commands, { wallet: state.wallet, requestId: state.requestId });
+      return passing(ctx, state.requestId, nowMs, commands, { wallet: state.wallet, requestId: state.requestId, refundable: true });
     }
     case 'hub.error':
       if (state.s !== 'exit.settling' || event.requestId !== state.requestId) return step(state);
@@ -146,10 +147,10 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         return step(d.state, [{ c: 'hub.abandon', requestId: state.requestId }, ...d.commands]);
       }
       if (state.s === 'passing') {
-        const commands: Command[] = state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no passage' }] : [];
         // Paid but not through (hesitated past the window, the beam missed): never charge twice.
-        if (state.paid) commands.push({ c: 'paidExit.grant', ...state.paid });
-        return step(GATE_IDLE, commands);
+        // The grant decides the fare's receipt: passed on it, or failed (refunded) once it expires.
+        if (state.paid) return step(GATE_IDLE, [{ c: 'paidExit.grant', ...state.paid }]);
+        return step(GATE_IDLE, state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no passage' }] : []);
       }
       if (state.s === 'exit.authorizing' && state.opened) return unsigned(ctx, state, nowMs, 'wallet did not sign in time');
       return deny('timed out');
@@ -249,13 +250,13 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
   const ticketId = entry?.message.body.ticketId;
   if (entry && ticketId !== undefined && nowMs - entry.message.body.time <= maxTripMs) {
     // Entered on a ticket (its use was reported at the entrance): nothing to settle here.
-    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, ...consumeEntry(entry), { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { wallet, requestId: ticketId });
+    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, ...consumeEntry(entry), { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { wallet, requestId: ticketId, refundable: false });
   }
   const paid = ctx.usage.paidExit?.(wallet, nowMs);
   if (paid !== undefined) {
     // The hub approved this wallet's fare after we had turned it away, or it paid and did not
     // pass: it has paid — never charge twice.
-    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...consumeEntry(entry), { c: 'nfc.release' }, display('paid — goodbye', 'ok')], { wallet, requestId: paid });
+    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...consumeEntry(entry), { c: 'nfc.release' }, display('paid — goodbye', 'ok')], { wallet, ...paid });
   }
   // An earlier fare of this wallet went unanswered and may still settle: charging again could
   // charge twice. Wait for the hub's answer (then the wallet leaves as paid, or pays anew).

@@ -107,9 +107,22 @@ export type Command =
   /** Exit gate: the wallet left on this admission record; a copy of it proves no entry here again. */
   | { c: 'admission.used'; recordId: string }
   /** This wallet's exit was paid (or its trip settled) but it did not pass: its next exit is paid. */
-  | { c: 'paidExit.grant'; wallet: string; requestId: string }
+  | ({ c: 'paidExit.grant' } & PaidExit)
   /** Something the operator must look at (kept durably, logged). */
   | { c: 'incident'; kind: 'unsigned-passage'; requestId: string; wallet: string; amountMinor: number; detail: string };
+
+/**
+ * An exit gate's grant: `wallet` paid (`requestId`: the fare, or the ticket the trip was on) and
+ * did not pass, or was turned away before the hub approved. Its next exit here opens for free.
+ * `refundable`: the fare's charge stands on nothing else — no admission record left on the wallet
+ * that the hub has claimed for it — so a grant that expires unused (the customer left through
+ * another gate, and paid there) is given back with a failure receipt, never charged twice.
+ */
+export interface PaidExit {
+  wallet: string;
+  requestId: string;
+  refundable: boolean;
+}
 
 /** Events every machine understands; kind-specific ones are added by each machine. */
 export type CommonEvent =

@@ -3,6 +3,7 @@
 // (PRODUCT.md §3, Suica-style local decision). Limits: per wallet from its license, per terminal
 // per period, the blocklist of the last announcement, and the age of the wallet's statement.
 import { DEFAULT_MAX_SKEW_MS, verifyMessage, verifyWalletLicense, type Body, type Envelope, type ErrorCode } from '../../protocol/index.ts';
+import type { PaidExit } from '../machines/types.ts';
 
 export interface RiskLimits {
   /** Total a terminal may accept on its own per period (offline and local gate decisions). */
@@ -43,10 +44,11 @@ export interface UsageView {
    */
   admissionUsed?(recordId: string): boolean;
   /**
-   * Gate: an exit fare the hub approved after this gate had given up waiting (the customer was
-   * turned away); the next tap of that wallet opens without charging again. Returns its request id.
+   * Gate: an exit this wallet paid for and did not make (a fare the hub approved after this gate
+   * had turned the customer away, or no passage after the barrier opened): the next tap of that
+   * wallet opens without charging again. Its grant, while valid.
    */
-  paidExit?(wallet: string, nowMs: number): string | undefined;
+  paidExit?(wallet: string, nowMs: number): Omit<PaidExit, 'wallet'> | undefined;
   /** A request for this wallet was given up on but may still settle: do not start another one. */
   abandonedFor?(wallet: string): boolean;
   /**

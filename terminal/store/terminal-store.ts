@@ -170,6 +170,7 @@ export class TerminalStore {
       deleteRequest: p('DELETE FROM outbox WHERE request_id = ?'),
       deleteReceipt: p('DELETE FROM receipts WHERE request_id = ?'),
       pruneKv: p("DELETE FROM kv WHERE key >= ? AND key < ? AND json_extract(value, '$.timeMs') < ?"),
+      kvBefore: p("SELECT key, value FROM kv WHERE key >= ? AND key < ? AND json_extract(value, '$.timeMs') < ? ORDER BY key"),
     };
     this.monotonicMs = options.monotonicMs ?? (() => performance.now());
     const maxRow = (db.prepare('SELECT coalesce(max(uptime_ms), 0) AS m FROM outbox').get() as { m: number }).m;
@@ -307,6 +308,16 @@ export class TerminalStore {
     })();
   }
 
+  /**
+   * Whether a receipt of this request can go to the hub: once the hub has settled the request (a
+   * failed offline dispense must follow its sale, or there is nothing to refund), or when the
+   * request is no longer kept (pruned: settled long ago).
+   */
+  receiptDeliverable(requestId: string): boolean {
+    const entry = this.get(requestId);
+    return entry === undefined || entry.state === 'done';
+  }
+
   pendingReceipts(): ReceiptEntry[] {
     return (this.st.pendingReceipts.all() as { request_id: string; envelope: string; sent: number }[]).map((r) => ({ requestId: r.request_id, envelope: r.envelope, acknowledged: r.sent === 1 }));
   }
@@ -361,6 +372,11 @@ export class TerminalStore {
   /** Drops kv entries under `prefix` whose JSON value has a `timeMs` before `beforeMs`; how many. */
   pruneKv(prefix: string, beforeMs: number): number {
     return this.st.pruneKv.run(prefix, `${prefix}\uffff`, beforeMs).changes;
+  }
+
+  /** The kv entries under `prefix` whose JSON value has a `timeMs` before `beforeMs` (what pruneKv would drop). */
+  kvBefore(prefix: string, beforeMs: number): { key: string; value: string }[] {
+    return this.st.kvBefore.all(prefix, `${prefix}\uffff`, beforeMs) as { key: string; value: string }[];
   }
 
   /** Drops used ids under `prefix` (e.g. `admission:`) marked before `beforeMs`; how many. */

@@ -100,7 +100,7 @@ describe('the hub SIGKILLed under MQTT load', () => {
         } catch (err) {
           if (err instanceof BadReply) throw err;
           // 90 s of resends, inside the test's timeout: a request that never gets its answer is named.
-          if (attempt > 60) throw new Error(`no answer to ${requestId} after ${attempt} resends (hub stderr: ${hub?.proc.stderr().slice(-2000)})`);
+          if (attempt > 60) throw new Error(`no answer to ${requestId} after ${attempt} resends (hub stdout: ${hub?.proc.stdout().slice(-2000)}; stderr: ${hub?.proc.stderr().slice(-2000)})`);
         }
       }
     }

@@ -1,11 +1,14 @@
 // Ticket gates end to end (entry at "north", exit at "south") with a POS for top-ups and ticket
 // sales: real terminal runtimes on the PN532 emulator and the virtual board, a real hub.
+import { rmSync } from 'node:fs';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeFare, encodeMessage, generateKeyPair, newChallenge, signMessage } from '../../protocol/index.ts';
 import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import type { Command } from '../../terminal/machines/types.ts';
 import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import type { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
+import { startTerminal } from '../../terminal/start-terminal.ts';
 import { badSignatureCard, eventually, FARES, OPERATORS, Site } from './harness.ts';
 
 const TRIP_MINOR = computeFare(FARES, { station: 'north', time: 0 }, 'south', 60_000).fareMinor; // 300
@@ -258,10 +261,44 @@ describe('gate terminals end to end', () => {
     } finally {
       site.faults.delayMs = 0;
     }
+    // The hub claimed the entry record, still on the wallet, for this fare: no other exit can
+    // charge it again, so the grant is not refunded if it goes unused.
+    expect(JSON.parse(slowExit.started.store.getKv(`paid-exit.${wallet.publicKeyHex}`)!)).toMatchObject({ refundable: false });
     const paid = await pass(slowExit, wallet);
     expect(paid.opened).toBe(true);
     expect(paid.commands.map((c) => c.c)).not.toContain('hub.request');
     expect(admissions(wallet)).toHaveLength(0);
     expect(await site.balance(wallet)).toBe(1000 - TRIP_MINOR);
+  });
+
+  it('hub answers after the exit gave up, no entry record: the customer pays again at another gate, and the grant left unused is refunded when it expires', async () => {
+    const slowExit = await site.terminal({ kind: 'gate', merchantId: 'transit', gate: { station: 'south', mode: 'exit' }, config: { hub: { timeoutMs: 500, retryMs: 150 } } });
+    const wallet = await site.wallet({ balanceMinor: 2000, offlineLimitMinor: 0 });
+    site.faults.delayMs = 1500;
+    try {
+      expect((await pass(slowExit, wallet)).opened).toBe(false);
+      await eventually(() => slowExit.started.store.openCount() === 0, 8000, 'late answer');
+    } finally {
+      site.faults.delayMs = 0;
+    }
+    const key = `paid-exit.${wallet.publicKeyHex}`;
+    const grant = JSON.parse(slowExit.started.store.getKv(key)!) as { requestId: string; refundable: boolean; timeMs: number };
+    expect(grant.refundable).toBe(true);
+    // Out through the other gate, which knows nothing of the first fare: charged there.
+    expect((await pass(gateOut, wallet)).opened).toBe(true);
+    await eventually(async () => (await site.balance(wallet)) === 2000 - 2 * FARES.maxFareMinor, 8000, 'charged at the other gate');
+    // Hours later (staged: the grant made 4 h ago), the slow gate restarts and its start-up pruning ends the grant.
+    slowExit.started.store.setKv(key, JSON.stringify({ ...grant, timeMs: Date.now() - 4 * 3600_000 }));
+    await slowExit.close({ keepData: true });
+    const again = await startTerminal(slowExit.config, { log: pino({ level: 'silent' }) });
+    try {
+      expect(again.store.getKv(key)).toBeUndefined();
+      await eventually(async () => (await site.balance(wallet)) === 2000 - FARES.maxFareMinor, 8000, 'the unused fare refunded');
+      await eventually(() => again.store.getReceipt(grant.requestId)?.acknowledged === true, 8000, 'receipt acknowledged');
+      expect(again.store.getReceipt(grant.requestId)!.envelope).toContain('paid exit unused');
+    } finally {
+      await again.close();
+      rmSync(slowExit.dataDir, { recursive: true, force: true });
+    }
   });
 });
