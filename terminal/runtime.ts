@@ -56,7 +56,7 @@ const SAVE_UPTIME_TICKS = 600;
 const LICENSE_CACHE_MAX = 10_000;
 /** Declines that mean "retry later with the same request id" (protocol/errors.ts UNAVAILABLE …). */
 const TRANSIENT_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'INTERNAL', 'TIMEOUT']);
-/** How long a late-approved exit fare lets its wallet out without a new charge. */
+/** How long a paid exit (a late-approved fare, paid but not passed) lets its wallet out without a new charge; a fare's left unused is then refunded. */
 const PAID_EXIT_VALID_MS = 3 * 3600_000;
 const PAID_EXIT_PREFIX = 'paid-exit.';
 

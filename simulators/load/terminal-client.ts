@@ -68,6 +68,10 @@ export async function connectTerminal(options: TerminalClientOptions): Promise<T
     will: will(),
     keepalive: 30,
     reconnectPeriod: options.reconnectPeriodMs ?? 1000,
+    // A refused CONNECT is retried too (MQTT.js stops for good by default), with a fresh token
+    // ('reconnect' below): right after a hub restart a token made a moment before the hub
+    // started, by a client busy between making it and connecting, is refused as BEFORE_START.
+    reconnectOnConnackError: true,
     connectTimeout: 10_000,
   });
   client.on('reconnect', () => {

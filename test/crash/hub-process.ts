@@ -4,7 +4,8 @@
  * `bin/start.ts --no-site` on it (what `npm start -- --no-site` runs), and purchases and fare exits
  * signed as a terminal and a wallet sign them.
  */
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import net from 'node:net';
 import pino from 'pino';
 import { createHub } from '../../hub/service/hub.ts';
@@ -102,9 +103,19 @@ export async function restartablePort(): Promise<number> {
   throw new Error(`no free port in [${from}, ${low})`);
 }
 
-/** `bin/start.ts --no-site` on the folder; `mqttPort` 0 = a free port (to restart on one, see restartablePort). */
+/**
+ * `bin/start.ts --no-site` on the folder; `mqttPort` 0 = a free port (to restart on one, see
+ * restartablePort). Logs at warn (a refused CONNECT, an incident: what a failure message quotes);
+ * with HUB_CRASH_LOG_DIR set, each instance's whole output is kept there too (a flake's history).
+ */
 export async function startHubProcess(dataDir: string, mqttPort: number): Promise<HubProcess> {
-  const proc = spawnTs('bin/start.ts', ['--no-site', '--data-dir', dataDir, '--port', '0', '--mqtt-port', String(mqttPort), '--log-level', 'error']);
+  const proc = spawnTs('bin/start.ts', ['--no-site', '--data-dir', dataDir, '--port', '0', '--mqtt-port', String(mqttPort), '--log-level', 'warn']);
+  const logDir = process.env.HUB_CRASH_LOG_DIR;
+  if (logDir) {
+    const file = createWriteStream(join(logDir, `hub-${Date.now()}-${proc.child.pid}.log`));
+    proc.child.stdout!.pipe(file, { end: false });
+    proc.child.stderr!.pipe(file, { end: false });
+  }
   const m = await proc.waitFor(MQTT_URL, 30_000);
   return { proc, url: m[1]!, port: Number(m[2]) };
 }

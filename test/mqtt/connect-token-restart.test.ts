@@ -58,4 +58,26 @@ describe('connect tokens across a hub restart (embedded broker)', () => {
     expect(refusals()).toBe(1);
     expect(await tryConnect(second.url, terminal.terminalId, makeConnectToken(terminal.terminalId, terminal.keys.secretKey, Date.now()))).toBe('accepted');
   });
+
+  it('a reconnect refused as BEFORE_START (its token made before the hub started: a busy terminal stalled between making it and connecting) is retried with a fresh token', async () => {
+    const { logger, records } = captureLogger();
+    const first = await createHubServer({ service: handler, directory, logger });
+    open.push(first);
+    let lagMs = 0;
+    client = await connectTerminal({ url: first.url, terminalId: terminal.terminalId, secretKey: terminal.keys.secretKey, reconnectPeriodMs: 100, clock: () => Date.now() - lagMs });
+    let reconnected = false;
+    client.client.on('connect', () => (reconnected = true));
+    const port = first.port!;
+    await first.close();
+    open.splice(0);
+    lagMs = 60_000; // every token it makes now is dated before the next hub's start
+    const second = await createHubServer({ service: handler, directory, logger, port });
+    open.push(second);
+    const refused = () => records.some((r) => r['msg'] === 'mqtt: CONNECT refused' && r['terminalId'] === terminal.terminalId && r['reason'] === 'BEFORE_START');
+    await eventually(refused, 5000);
+    lagMs = 0;
+    await eventually(() => reconnected, 5000);
+    const req = purchase(purchaseParty(terminal));
+    expect((await client.request(req.bytes, req.requestId, 5000)).length).toBeGreaterThan(0);
+  });
 });
