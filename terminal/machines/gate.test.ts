@@ -336,8 +336,9 @@ describe('gate: exit — paid but nobody passed', () => {
     const next = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: rid, refundable: true }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 20_000);
     expect(next.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'paidExit.consume', wallet: w.hex }]);
     expect(kinds(next.commands)).not.toContain('nfc.authorize');
-    // Not through again: granted again, as refundable as before.
+    // Not through again: granted again, as refundable as before; through: the fare's exit is reported.
     expect(run(exitCtx(f), [{ e: 'tick' }], next.state, T0 + 30_001).commands).toEqual([GRANT(w.hex, rid)]);
+    expect(run(exitCtx(f), [{ e: 'passage' }], next.state, T0 + 21_000).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
   });
 
   it("waits for the barrier's whole configured window: a passage at 10 s of a 15 s window is a passage, not a free exit", () => {
@@ -374,6 +375,7 @@ describe('gate: exit — paid but nobody passed', () => {
 
     const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: 'r1', refundable: false }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
     expect(run(exitCtx(f), [{ e: 'tick' }], paid.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, 'r1', false)]);
+    expect(run(exitCtx(f), [{ e: 'passage' }], paid.state).commands).toEqual([]);
   });
 
   it('an unsigned passage that did not happen grants nothing (nothing was paid)', () => {

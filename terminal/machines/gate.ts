@@ -256,7 +256,9 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
   if (paid !== undefined) {
     // The hub approved this wallet's fare after we had turned it away, or it paid and did not
     // pass: it has paid — never charge twice.
-    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...consumeEntry(entry), { c: 'nfc.release' }, display('paid — goodbye', 'ok')], { wallet, ...paid });
+    // A fare's exit made at last is reported (`passed`) like any other; a ticket trip's has no request.
+    const fare = paid.refundable ? paid.requestId : null;
+    return passing(ctx, fare, nowMs, [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...consumeEntry(entry), { c: 'nfc.release' }, display('paid — goodbye', 'ok')], { wallet, ...paid });
   }
   // An earlier fare of this wallet went unanswered and may still settle: charging again could
   // charge twice. Wait for the hub's answer (then the wallet leaves as paid, or pays anew).
