@@ -352,6 +352,7 @@ export class Registry implements TerminalDirectory {
       entryInsert: p('INSERT INTO entry_records (record_id, request_id) VALUES (?, ?)'),
       entryRestore: p('INSERT OR IGNORE INTO entry_records (record_id, request_id) VALUES (?, ?)'),
       receiptInsert: p('INSERT OR IGNORE INTO receipts (request_id, outcome, terminal_id, time_ms) VALUES (?, ?, ?, ?)'),
+      receiptOutcomes: p('SELECT outcome FROM receipts WHERE request_id = ?'),
       incidentInsert: p(
         `INSERT OR IGNORE INTO incidents (request_id, terminal_id, wallet, kind, amount_minor, currency, detail, time_ms, recorded_ms)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -1079,6 +1080,11 @@ export class Registry implements TerminalDirectory {
   /** Returns true the first time this (request, outcome) receipt is recorded. */
   putReceipt(requestId: string, outcome: string, terminalId: string, nowMs: number): boolean {
     return this.#relaxed(() => this.#s.receiptInsert!.run(requestId, outcome, terminalId, nowMs).changes > 0);
+  }
+
+  /** Every outcome a receipt of this request was recorded with. */
+  receiptOutcomes(requestId: string): string[] {
+    return (this.#s.receiptOutcomes!.all(requestId) as { outcome: string }[]).map((r) => r.outcome);
   }
 
   // ---------- incidents ----------

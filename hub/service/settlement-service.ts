@@ -991,6 +991,12 @@ export class SettlementService {
     if (!refundsOnFailure(terminal.kind, original.op) || original.status !== 'approved' || original.engineId === null) {
       return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
     }
+    // The terminal reported the goods or the passage delivered before: kept, never both.
+    const delivered = this.#o.registry.receiptOutcomes(r.requestId).find((o) => o !== 'failed');
+    if (delivered !== undefined) {
+      if (first) this.#o.logger.warn({ terminalId, requestId: r.requestId, delivered }, 'failure receipt after a success receipt: recorded, not refunded');
+      return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
+    }
     const { firstId, refundId } = await refundAttemptId(this.#o.engine, 'receipt-refund', r.requestId, now);
     const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });
     if (outcome.status === 'declined') {

@@ -486,6 +486,8 @@ describe('cancellation window and receipts', () => {
     const ok = purchase(vend, w, [{ sku: 'chips', qty: 1, unitMinor: 180 }], fx.now);
     await fx.hub.handleRequest(vend.id, ok.bytes);
     expect(await fx.hub.handleReceipt(vend.id, receipt(vend, ok.requestId, 'dispensed', fx.now))).toMatchObject({ status: 'recorded' });
+    // Dispensed, then failed: the first report stands, nothing is refunded.
+    expect(await fx.hub.handleReceipt(vend.id, receipt(vend, ok.requestId, 'failed', fx.now))).toMatchObject({ status: 'recorded' });
     expect(await fx.hub.handleReceipt(pos.id, receipt(vend, ok.requestId, 'failed', fx.now))).toMatchObject({ status: 'rejected', code: 'TERMINAL_MISMATCH' });
     const forged = receipt({ ...vend, keyPair: generateKeyPair() }, ok.requestId, 'failed', fx.now);
     expect(await fx.hub.handleReceipt(vend.id, forged)).toMatchObject({ status: 'rejected', code: 'BAD_SIGNATURE' });
@@ -549,6 +551,21 @@ describe('gates, fares and tickets', () => {
     // One entry record pays for one exit only.
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes)).code).toBe('REPLAY');
     expect(await balanceOf(w)).toBe(850);
+  });
+
+  it("an exit gate's failed receipt (its paid exit expired unused) refunds the fare once; not after the passage was reported", async () => {
+    const w = await funded(2000);
+    const unused = fareRequest(w, null, 'harbor', 800);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, unused.bytes)).status).toBe('approved');
+    const failed = receipt(gateOut, unused.requestId, 'failed', fx.now);
+    expect(await fx.hub.handleReceipt(gateOut.id, failed)).toMatchObject({ status: 'refunded', requestId: unused.requestId });
+    expect(await fx.hub.handleReceipt(gateOut.id, failed)).toMatchObject({ status: 'duplicate' });
+    expect(await balanceOf(w)).toBe(2000);
+    const passed = fareRequest(w, null, 'harbor', 800);
+    await fx.hub.handleRequest(gateOut.id, passed.bytes);
+    expect(await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, passed.requestId, 'passed', fx.now))).toMatchObject({ status: 'recorded' });
+    expect(await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, passed.requestId, 'failed', fx.now))).toMatchObject({ status: 'recorded' });
+    expect(await balanceOf(w)).toBe(1200);
   });
 
   it('a fare the gate decided locally that the hub declines is an incident for the operator (the passage went unpaid); an online decline is not', async () => {
