@@ -263,6 +263,26 @@ describe('TerminalStore', () => {
     expect(s.pruneSettled(5000, beforeUptime, 100)).toBe(1);
     expect(s.getReceipt(id(2))).toBeUndefined();
     expect(s.openCount()).toBe(2);
+    // A receipt of a request pruned before it was made (a paid exit's, hours later) is deliverable
+    // at once, and goes once acknowledged: no request is left to prune it with.
+    expect(s.receiptDeliverable(id(1))).toBe(true);
+    expect(s.receiptDeliverable(id(3))).toBe(false);
+    s.addReceipt(id(1), '{"receipt":"late"}');
+    s.markReceiptAcknowledged(id(1));
+    expect(s.getReceipt(id(1))).toBeUndefined();
+    s.close();
+  });
+
+  it('lists the kv entries under a prefix before a time, as pruneKv would drop them', () => {
+    const s = TerminalStore.open(join(tempDir(), 't.db'));
+    s.setKv('paid-exit.b', JSON.stringify({ timeMs: 1000 }));
+    s.setKv('paid-exit.a', JSON.stringify({ timeMs: 2000 }));
+    s.setKv('paid-exit.c', JSON.stringify({ timeMs: 5000 }));
+    s.setKv('paid-exits', JSON.stringify({ timeMs: 1000 }));
+    expect(s.kvBefore('paid-exit.', 3000)).toEqual([
+      { key: 'paid-exit.a', value: JSON.stringify({ timeMs: 2000 }) },
+      { key: 'paid-exit.b', value: JSON.stringify({ timeMs: 1000 }) },
+    ]);
     s.close();
   });
 

@@ -329,7 +329,9 @@ export class TerminalStore {
 
   /** The hub acknowledged the receipt: it is no longer re-sent. */
   markReceiptAcknowledged(requestId: string): void {
-    this.st.receiptAcknowledged.run(requestId);
+    // A receipt whose request was pruned already (a paid exit's, hours later): nothing would prune it.
+    if (this.get(requestId) === undefined) this.st.deleteReceipt.run(requestId);
+    else this.st.receiptAcknowledged.run(requestId);
   }
 
   /** POS: a hub-signed ticket sold here, kept until it is on its wallet (`releaseTicket`). */
