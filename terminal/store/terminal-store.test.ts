@@ -273,26 +273,18 @@ describe('TerminalStore', () => {
     s.close();
   });
 
-  it('lists the kv entries under a prefix before a time, as pruneKv would drop them', () => {
+  it('lists (kvBefore) and prunes kv entries under a prefix by the time in their value, and nothing else', () => {
     const s = TerminalStore.open(join(tempDir(), 't.db'));
-    s.setKv('paid-exit.b', JSON.stringify({ timeMs: 1000 }));
-    s.setKv('paid-exit.a', JSON.stringify({ timeMs: 2000 }));
-    s.setKv('paid-exit.c', JSON.stringify({ timeMs: 5000 }));
-    s.setKv('paid-exits', JSON.stringify({ timeMs: 1000 }));
-    expect(s.kvBefore('paid-exit.', 3000)).toEqual([
-      { key: 'paid-exit.a', value: JSON.stringify({ timeMs: 2000 }) },
-      { key: 'paid-exit.b', value: JSON.stringify({ timeMs: 1000 }) },
-    ]);
-    s.close();
-  });
-
-  it('prunes kv entries under a prefix by the time in their value, and nothing else', () => {
-    const s = TerminalStore.open(join(tempDir(), 't.db'));
+    s.setKv('incident.c', JSON.stringify({ timeMs: 2000 }));
     s.setKv('incident.a', JSON.stringify({ timeMs: 1000 }));
     s.setKv('incident.b', JSON.stringify({ timeMs: 5000 }));
     s.setKv('paid-exit.a', JSON.stringify({ timeMs: 1000 }));
     s.setKv('incidentals', JSON.stringify({ timeMs: 1000 }));
-    expect(s.pruneKv('incident.', 3000)).toBe(1);
+    expect(s.kvBefore('incident.', 3000)).toEqual([
+      { key: 'incident.a', value: JSON.stringify({ timeMs: 1000 }) },
+      { key: 'incident.c', value: JSON.stringify({ timeMs: 2000 }) },
+    ]);
+    expect(s.pruneKv('incident.', 3000)).toBe(2);
     expect(['incident.a', 'incident.b', 'paid-exit.a', 'incidentals'].map((k) => s.getKv(k) !== undefined)).toEqual([false, true, true, true]);
     s.close();
   });
