@@ -835,9 +835,11 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
 
   /** The customer was told "no answer"; the hub approved afterwards. Undo, never charge twice. */
   private lateApproval(requestId: string, result: Envelope<'settlement.result'>): void {
+    const entry = this.d.store.get(requestId);
+    const request = decodeMessage(entry?.envelope ?? '', 'settlement.request');
+    const op = request.ok ? request.value.body.op : undefined;
     if (this.config.kind === 'pos') {
-      const op = decodeMessage(this.d.store.get(requestId)?.envelope ?? '', 'settlement.request');
-      const type = op.ok ? op.value.body.op.type : undefined;
+      const type = op?.type;
       if (type === 'purchase') {
         // Nothing was handed over and the customer may have paid elsewhere: a timeout reversal,
         // as a failed vend (the hub refunds). The slip is the cashier's record of it.
@@ -860,14 +862,12 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       void this.execute({ c: 'print', lines }, this.clock());
       return;
     }
-    const entry = this.d.store.get(requestId);
     if (this.config.kind === 'gate' && entry?.wallet) {
       // The customer was turned away but has paid: the next tap of this wallet opens for free.
       // Without an admission record the fare is refunded if that grant expires unused (the
       // customer left through another gate, and paid there). With one, the hub has claimed the
       // record, still on the wallet, for this fare: no other exit can charge it again.
-      const op = decodeMessage(entry.envelope, 'settlement.request');
-      const refundable = op.ok && op.value.body.op.type === 'fare' && op.value.body.op.entry === null;
+      const refundable = op?.type === 'fare' && op.entry === null;
       this.grantPaidExit({ wallet: entry.wallet, requestId, refundable }, this.clock());
       this.log.warn({ requestId, refundable }, 'late fare approval: the next exit of this wallet is paid');
       return;

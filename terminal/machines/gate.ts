@@ -256,7 +256,8 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
   if (paid !== undefined) {
     // The hub approved this wallet's fare after we had turned it away, or it paid and did not
     // pass: it has paid — never charge twice.
-    // A fare's exit made at last is reported (`passed`) like any other; a ticket trip's has no request.
+    // A refundable fare's exit made at last is reported (`passed`) like any other. A ticket trip's
+    // grant names no request; a late-approved fare with a record is left unreported (not refundable).
     const fare = paid.refundable ? paid.requestId : null;
     return passing(ctx, fare, nowMs, [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...consumeEntry(entry), { c: 'nfc.release' }, display('paid — goodbye', 'ok')], { wallet, ...paid });
   }
