@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { AckCoalescer } from './ack-coalescer.ts';
 import { mayPublish, maySubscribe, presencePayloadOk } from './acl.ts';
 import { ConnectAuthenticator } from './authenticator.ts';
+import { ConnectThrottle, sourceKey, type ConnectThrottleOptions } from './connect-throttle.ts';
 import type { TerminalLookup } from './types.ts';
 import { MAX_TERMINAL_PAYLOAD_BYTES, parseTerminalTopic } from '../../protocol/index.ts';
 
@@ -29,6 +30,8 @@ export interface EmbeddedBrokerOptions {
   readonly maxPacketBytes?: number;
   /** Longest a request's PUBACK waits for the reply before it is written anyway (default 1 s). */
   readonly ackHoldMs?: number;
+  /** Refused CONNECTs allowed per source address (hub/mqtt/connect-throttle.ts). */
+  readonly connectThrottle?: ConnectThrottleOptions;
 }
 
 export interface EmbeddedBroker {
@@ -88,6 +91,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   // Its nonce memory starts empty: tokens dated before now (captured before a restart) are refused.
   const auth = new ConnectAuthenticator(options.directory, options.connectTokenMaxAgeMs, undefined, options.clock());
   const acks = new AckCoalescer(options.ackHoldMs);
+  const throttle = new ConnectThrottle(options.connectThrottle);
   const broker = await Aedes.createBroker({
     // mq deliveries in flight at once; the hub's handlers acknowledge immediately.
     concurrency: 10_000,
@@ -101,13 +105,23 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     keepaliveLimit: MAX_KEEPALIVE_S,
     queueLimit: 64,
     authenticate(client, username, password, done) {
-      const verdict = auth.check(client.id, username, password, options.clock());
+      const now = options.clock();
+      const source = (client.conn as Partial<net.Socket>).remoteAddress;
+      const who = { terminalId: username?.slice(0, 64), clientId: client.id.slice(0, 64), source };
+      // Refused without a lookup or a signature check, and logged at debug: a flood costs little.
+      if (!throttle.allows(source, now)) {
+        log.debug({ ...who, reason: 'THROTTLED' }, 'mqtt: CONNECT refused');
+        done(notAuthorized(), false);
+        return;
+      }
+      const verdict = auth.check(client.id, username, password, now);
       if (verdict.ok) {
         log.info({ terminalId: username }, 'mqtt: terminal authenticated');
         done(null, true);
         return;
       }
-      log.warn({ terminalId: username?.slice(0, 64), clientId: client.id.slice(0, 64), reason: verdict.reason }, 'mqtt: CONNECT refused');
+      log.warn({ ...who, reason: verdict.reason }, 'mqtt: CONNECT refused');
+      if (throttle.refused(source, now)) log.warn({ source: sourceKey(source), reason: 'THROTTLED' }, 'mqtt: too many refused CONNECTs from one source; refusing it until it slows down');
       done(notAuthorized(), false);
     },
     authorizePublish(client, packet, done) {

@@ -8,6 +8,7 @@
  */
 import pino, { type Logger } from 'pino';
 import { MAX_TERMINAL_PAYLOAD_BYTES, parseTerminalTopic, topics } from '../../protocol/index.ts';
+import type { ConnectThrottleOptions } from './connect-throttle.ts';
 import { startEmbeddedBroker, type EmbeddedBroker, type TlsServerOptions } from './embedded-broker.ts';
 import { aedesTransport, externalTransport, type ExternalTransport, type HubTransport } from './hub-transport.ts';
 import { presencePayloadOk } from './acl.ts';
@@ -39,6 +40,8 @@ export interface HubServerOptions {
   readonly revocationCheckMs?: number;
   /** Embedded broker: longest a request's PUBACK is held for its reply (default 1 s; hub/mqtt/ack-coalescer.ts). */
   readonly ackHoldMs?: number;
+  /** Embedded broker: refused CONNECTs allowed per source address (hub/mqtt/connect-throttle.ts). */
+  readonly connectThrottle?: ConnectThrottleOptions;
   /** Requests being handled at once; beyond it new ones are dropped (the terminal retries). */
   readonly maxInflight?: number;
   /** close() waits at most this long for the requests being handled to be answered (default 5 s). */
@@ -119,6 +122,7 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
       tls: options.tls,
       connectTokenMaxAgeMs: options.connectTokenMaxAgeMs,
       ackHoldMs: options.ackHoldMs,
+      connectThrottle: options.connectThrottle,
     });
     transport = aedesTransport(embedded.broker);
   }

@@ -4,6 +4,7 @@
  * answers duplicates with the original reply, signs every reply with the hub key). It stands in
  * for hub/service so the transport can be tested on its own.
  */
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import { MqttClient } from 'mqtt';
 import pino, { type Logger } from 'pino';
@@ -201,10 +202,20 @@ export async function grantedQos(client: MqttClient, filters: string[]): Promise
   }
 }
 
+export interface TryConnectOptions {
+  readonly clientId?: string;
+  readonly keepalive?: number;
+  /** Connect from this local address (plain TCP only), e.g. another loopback address. */
+  readonly localAddress?: string;
+}
+
 /** A raw CONNECT to `url` with the given credentials: resolves 'accepted' or the CONNACK refusal code. */
-export function tryConnect(url: string, username: string, password: string, clientId = username, keepalive = 60): Promise<'accepted' | number> {
+export function tryConnect(url: string, username: string, password: string, options: TryConnectOptions = {}): Promise<'accepted' | number> {
+  const { clientId = username, keepalive = 60, localAddress } = options;
+  const { hostname, port } = new URL(url);
+  const stream = localAddress === undefined ? noDelayStreamBuilder(url) : () => net.connect({ host: hostname, port: Number(port), localAddress, noDelay: true });
   return new Promise((resolve) => {
-    const client = new MqttClient(noDelayStreamBuilder(url), { protocolVersion: 4, clientId, username, password, clean: false, reconnectPeriod: 0, keepalive });
+    const client = new MqttClient(stream, { protocolVersion: 4, clientId, username, password, clean: false, reconnectPeriod: 0, keepalive });
     client.once('connect', () => {
       client.end(true);
       resolve('accepted');

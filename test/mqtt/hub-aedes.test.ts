@@ -60,14 +60,36 @@ describe('hub over the embedded aedes broker', () => {
     ])('refuses %s with CONNACK 5 (not authorized) and logs it', async (_name, creds) => {
       const [clientId, username, password] = creds();
       const before = records.length;
-      expect(await tryConnect(hub.url, username, password, clientId)).toBe(5);
+      expect(await tryConnect(hub.url, username, password, { clientId })).toBe(5);
       expect(records.slice(before).some((r) => r.msg === 'mqtt: CONNECT refused')).toBe(true);
     });
     it.each([0, MAX_KEEPALIVE_S + 1])('refuses keepalive %i s (a half-open connection must end), and logs it; the limit itself is accepted', async (keepalive) => {
       const before = records.length;
-      expect(await tryConnect(hub.url, t().terminalId, makeConnectToken(t().terminalId, t().keys.secretKey, Date.now()), t().terminalId, keepalive)).toBe(6);
+      expect(await tryConnect(hub.url, t().terminalId, makeConnectToken(t().terminalId, t().keys.secretKey, Date.now()), { keepalive })).toBe(6);
       await eventually(() => records.slice(before).some((r) => r.msg === 'mqtt: CONNECT refused' && String(r.reason).startsWith('keepalive')));
-      expect(await tryConnect(hub.url, t().terminalId, makeConnectToken(t().terminalId, t().keys.secretKey, Date.now()), t().terminalId, MAX_KEEPALIVE_S)).toBe('accepted');
+      expect(await tryConnect(hub.url, t().terminalId, makeConnectToken(t().terminalId, t().keys.secretKey, Date.now()), { keepalive: MAX_KEEPALIVE_S })).toBe('accepted');
+    });
+    it('throttles a source address that keeps being refused: refused at once, logged once, while other addresses connect', async () => {
+      const own = captureLogger();
+      // Refills one refusal an hour: nothing comes back during the test.
+      const guarded = await createHubServer({ service: handler, directory, logger: own.logger, connectThrottle: { burst: 3, refillPerS: 1 / 3600 } });
+      try {
+        const flood = { localAddress: '127.0.0.2' };
+        const forged = () => makeConnectToken(t().terminalId, generateKeyPair().secretKey, Date.now());
+        for (let i = 0; i < 3; i++) expect(await tryConnect(guarded.url, t().terminalId, forged(), flood)).toBe(5);
+        const signatureRefusals = () => own.records.filter((r) => r.msg === 'mqtt: CONNECT refused' && r.reason === 'BAD_SIGNATURE').length;
+        expect(signatureRefusals()).toBe(3);
+        // Spent: even a good token from that address is refused now, and nothing is checked or logged at warn.
+        for (let i = 0; i < 5; i++) expect(await tryConnect(guarded.url, t().terminalId, forged(), flood)).toBe(5);
+        expect(await tryConnect(guarded.url, t().terminalId, makeConnectToken(t().terminalId, t().keys.secretKey, Date.now()), flood)).toBe(5);
+        expect(signatureRefusals()).toBe(3);
+        expect(own.records.filter((r) => r.reason === 'THROTTLED' && r.level === 40)).toEqual([
+          expect.objectContaining({ source: '127.0.0.2', msg: 'mqtt: too many refused CONNECTs from one source; refusing it until it slows down' }),
+        ]);
+        expect(await tryConnect(guarded.url, t().terminalId, makeConnectToken(t().terminalId, t().keys.secretKey, Date.now()))).toBe('accepted');
+      } finally {
+        await guarded.close();
+      }
     });
     it('refuses a replayed token (single use)', async () => {
       const token = makeConnectToken(t().terminalId, t().keys.secretKey, Date.now());

@@ -140,7 +140,7 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
     v.client.on('close', () => (victimClosed = true));
     try {
       // Accepted as itself: the broker replaces the client id with the username.
-      for (const clientId of [victim.terminalId, HUB_USERNAME]) expect(await tryConnect(url, 'vend-2', brokerPasswordFor(brokerSecret, 'vend-2'), clientId)).toBe('accepted');
+      for (const clientId of [victim.terminalId, HUB_USERNAME]) expect(await tryConnect(url, 'vend-2', brokerPasswordFor(brokerSecret, 'vend-2'), { clientId })).toBe('accepted');
       await new Promise((r) => setTimeout(r, 300));
       expect(victimClosed).toBe(false);
       const req = purchase(purchaseParty(victim));
