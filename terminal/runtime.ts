@@ -63,6 +63,7 @@ const PAID_EXIT_PREFIX = 'paid-exit.';
 /** A gate's paid exit as kept in the store (kv `paid-exit.<wallet>`). */
 interface StoredPaidExit {
   readonly requestId: string;
+  readonly kind: 'fare' | 'ticket';
   readonly refundable: boolean;
   readonly timeMs: number;
 }
@@ -72,7 +73,10 @@ function parseStoredPaidExit(raw: string): StoredPaidExit | undefined {
   try {
     const v = JSON.parse(raw) as Partial<StoredPaidExit>;
     if (typeof v.requestId !== 'string' || typeof v.timeMs !== 'number') return undefined;
-    return { requestId: v.requestId, timeMs: v.timeMs, refundable: v.refundable === true };
+    const refundable = v.refundable === true;
+    // Kept before grants had a kind: only a fare's were refundable (and reported).
+    const kind = v.kind === 'fare' || v.kind === 'ticket' ? v.kind : refundable ? 'fare' : 'ticket';
+    return { requestId: v.requestId, timeMs: v.timeMs, kind, refundable };
   } catch {
     return undefined;
   }
@@ -315,7 +319,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         abandonedFor: (wallet) => store.hasAbandoned(wallet),
         paidExit: (wallet, nowMs) => {
           const grant = this.paidExitGrant(wallet);
-          return grant && nowMs - grant.timeMs <= PAID_EXIT_VALID_MS ? { requestId: grant.requestId, refundable: grant.refundable } : undefined;
+          return grant && nowMs - grant.timeMs <= PAID_EXIT_VALID_MS ? { requestId: grant.requestId, kind: grant.kind, refundable: grant.refundable } : undefined;
         },
       },
       timeouts: { hubMs: c.hub.timeoutMs, dropMs: c.vending?.dropTimeoutMs ?? 4000, tapMs: 10_000 },
@@ -805,7 +809,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     // One grant per wallet: an older one (expired, not yet pruned) that this one replaces ends now.
     const prior = this.paidExitGrant(grant.wallet);
     if (prior && prior.requestId !== grant.requestId) this.endUnusedGrant(prior);
-    const stored: StoredPaidExit = { requestId: grant.requestId, refundable: grant.refundable, timeMs: nowMs };
+    const stored: StoredPaidExit = { requestId: grant.requestId, kind: grant.kind, refundable: grant.refundable, timeMs: nowMs };
     this.d.store.setKv(`${PAID_EXIT_PREFIX}${grant.wallet}`, JSON.stringify(stored));
   }
 
@@ -868,7 +872,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       // customer left through another gate, and paid there). With one, the hub has claimed the
       // record, still on the wallet, for this fare: no other exit can charge it again.
       const refundable = op?.type === 'fare' && op.entry === null;
-      this.grantPaidExit({ wallet: entry.wallet, requestId, refundable }, this.clock());
+      this.grantPaidExit({ wallet: entry.wallet, requestId, kind: 'fare', refundable }, this.clock());
       this.log.warn({ requestId, refundable }, 'late fare approval: the next exit of this wallet is paid');
       return;
     }

@@ -211,7 +211,7 @@ describe('gate: exit', () => {
     const waiting = run(exitCtx(f, { usage: { ...f.usage(), abandonedFor: () => true } }), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
     expect(kinds(waiting.commands)).toContain('gate.deny');
     expect(kinds(waiting.commands)).not.toContain('nfc.authorize');
-    const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: 'r1', refundable: false }) } }), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+    const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: 'r1', kind: 'fare', refundable: false }) } }), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
     expect(paid.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'paidExit.consume', wallet: w.hex }]);
     expect(paid.commands).toContainEqual({ c: 'nfc.delete', recordId: 5 });
     expect(kinds(paid.commands)).not.toContain('hub.request');
@@ -317,7 +317,7 @@ describe('gate: exit — a wallet with an unsigned passage on file', () => {
 });
 
 describe('gate: exit — paid but nobody passed', () => {
-  const GRANT = (wallet: string, requestId: string, refundable = true) => ({ c: 'paidExit.grant', wallet, requestId, refundable });
+  const GRANT = (wallet: string, requestId: string, kind: 'fare' | 'ticket' = 'fare', refundable = kind === 'fare') => ({ c: 'paidExit.grant', wallet, requestId, kind, refundable });
 
   it('a hub-approved fare: the next exit of the wallet is granted as paid, and no receipt yet (the grant decides it)', () => {
     const f = new Fixture('gate-out');
@@ -333,7 +333,7 @@ describe('gate: exit — paid but nobody passed', () => {
     // The record is gone from the wallet: only the grant stands for the fare, so it is refundable.
     expect(r.commands).toEqual([GRANT(w.hex, rid)]);
     // The runtime keeps the grant (usage.paidExit): the next tap opens without a new charge.
-    const next = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: rid, refundable: true }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 20_000);
+    const next = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: rid, kind: 'fare', refundable: true }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 20_000);
     expect(next.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'paidExit.consume', wallet: w.hex }]);
     expect(kinds(next.commands)).not.toContain('nfc.authorize');
     // Not through again: granted again, as refundable as before; through: the fare's exit is reported.
@@ -371,11 +371,17 @@ describe('gate: exit — paid but nobody passed', () => {
     const ticketId = f.id();
     const ticket = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'A', T0 - 60_000, ticketId) } }), requestId: f.id(), recordId: f.id() }]);
     // A ticket trip paid no fare here: nothing to refund.
-    expect(run(exitCtx(f), [{ e: 'tick' }], ticket.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, ticketId, false)]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], ticket.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, ticketId, 'ticket')]);
 
-    const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: 'r1', refundable: false }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
-    expect(run(exitCtx(f), [{ e: 'tick' }], paid.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, 'r1', false)]);
-    expect(run(exitCtx(f), [{ e: 'passage' }], paid.state).commands).toEqual([]);
+    // A late-approved fare whose record the hub claimed: granted again as it was (not refundable),
+    // and its exit, made at last, is reported like any fare's.
+    const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: 'r1', kind: 'fare', refundable: false }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], paid.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, 'r1', 'fare', false)]);
+    expect(run(exitCtx(f), [{ e: 'passage' }], paid.state).commands).toEqual([{ c: 'receipt', requestId: 'r1', outcome: 'passed' }]);
+    // A ticket trip's grant: granted again as a ticket's; its exit names no request.
+    const onTicket = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: ticketId, kind: 'ticket', refundable: false }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], onTicket.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, ticketId, 'ticket')]);
+    expect(run(exitCtx(f), [{ e: 'passage' }], onTicket.state).commands).toEqual([]);
   });
 
   it('an unsigned passage that did not happen grants nothing (nothing was paid)', () => {

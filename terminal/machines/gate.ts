@@ -105,7 +105,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         // The local decision already opened the barrier; the hub settles right behind it.
         const commands: Command[] = [{ ...request, offline: true }, ...consumeEntry(state.entry), { c: 'nfc.release' }];
         if (state.passed) return step(GATE_IDLE, [...commands, { c: 'receipt', requestId: state.requestId, outcome: 'passed' }]);
-        return passing(ctx, state.requestId, nowMs, commands, { wallet: license.body.wallet, requestId: state.requestId, refundable: true });
+        return passing(ctx, state.requestId, nowMs, commands, { wallet: license.body.wallet, requestId: state.requestId, kind: 'fare', refundable: true });
       }
       return step({ s: 'exit.settling', requestId: state.requestId, wallet: license.body.wallet, entry: state.entry, untilMs: nowMs + ctx.timeouts.hubMs }, [
         { ...request, offline: false },
@@ -131,7 +131,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       const commands: Command[] = [{ c: 'gate.open' }, ...consumeEntry(state.entry)];
       if (r.body.statement) commands.push({ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true });
       commands.push({ c: 'nfc.release' }, display(`fare ${price(r.body.amountMinor, r.body.currency)}`, 'ok'));
-      return passing(ctx, state.requestId, nowMs, commands, { wallet: state.wallet, requestId: state.requestId, refundable: true });
+      return passing(ctx, state.requestId, nowMs, commands, { wallet: state.wallet, requestId: state.requestId, kind: 'fare', refundable: true });
     }
     case 'hub.error':
       if (state.s !== 'exit.settling' || event.requestId !== state.requestId) return step(state);
@@ -250,15 +250,14 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
   const ticketId = entry?.message.body.ticketId;
   if (entry && ticketId !== undefined && nowMs - entry.message.body.time <= maxTripMs) {
     // Entered on a ticket (its use was reported at the entrance): nothing to settle here.
-    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, ...consumeEntry(entry), { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { wallet, requestId: ticketId, refundable: false });
+    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, ...consumeEntry(entry), { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { wallet, requestId: ticketId, kind: 'ticket', refundable: false });
   }
   const paid = ctx.usage.paidExit?.(wallet, nowMs);
   if (paid !== undefined) {
     // The hub approved this wallet's fare after we had turned it away, or it paid and did not
     // pass: it has paid — never charge twice.
-    // A refundable fare's exit made at last is reported (`passed`) like any other. A ticket trip's
-    // grant names no request; a late-approved fare with a record is left unreported (not refundable).
-    const fare = paid.refundable ? paid.requestId : null;
+    // A fare's exit made at last is reported (`passed`) like any other; a ticket trip's grant names no request.
+    const fare = paid.kind === 'fare' ? paid.requestId : null;
     return passing(ctx, fare, nowMs, [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...consumeEntry(entry), { c: 'nfc.release' }, display('paid — goodbye', 'ok')], { wallet, ...paid });
   }
   // An earlier fare of this wallet went unanswered and may still settle: charging again could

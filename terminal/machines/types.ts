@@ -113,14 +113,17 @@ export type Command =
 
 /**
  * An exit gate's grant: `wallet` paid (`requestId`: the fare, or the ticket the trip was on) and
- * did not pass, or was turned away before the hub approved. Its next exit here opens for free.
+ * did not pass, or was turned away before the hub approved. Its next exit here opens for free,
+ * and a fare's is reported `passed`.
  * `refundable`: the fare's charge stands on nothing else — no admission record left on the wallet
  * that the hub has claimed for it — so a grant that expires unused (the customer left through
- * another gate, and paid there) is given back with a failure receipt, never charged twice.
+ * another gate, and paid there) is given back with a failure receipt, never charged twice. A
+ * ticket's grant never is (no fare was paid).
  */
 export interface PaidExit {
   wallet: string;
   requestId: string;
+  kind: 'fare' | 'ticket';
   refundable: boolean;
 }
 

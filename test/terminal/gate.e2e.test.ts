@@ -263,10 +263,13 @@ describe('gate terminals end to end', () => {
     }
     // The hub claimed the entry record, still on the wallet, for this fare: no other exit can
     // charge it again, so the grant is not refunded if it goes unused.
-    expect(JSON.parse(slowExit.started.store.getKv(`paid-exit.${wallet.publicKeyHex}`)!)).toMatchObject({ refundable: false });
+    const grant = JSON.parse(slowExit.started.store.getKv(`paid-exit.${wallet.publicKeyHex}`)!) as { requestId: string };
+    expect(grant).toMatchObject({ kind: 'fare', refundable: false });
     const paid = await pass(slowExit, wallet);
     expect(paid.opened).toBe(true);
     expect(paid.commands.map((c) => c.c)).not.toContain('hub.request');
+    // The exit made at last on that fare is reported, as any fare's is.
+    expect(paid.commands.find((c) => c.c === 'receipt')).toEqual({ c: 'receipt', requestId: grant.requestId, outcome: 'passed' });
     expect(admissions(wallet)).toHaveLength(0);
     expect(await site.balance(wallet)).toBe(1000 - TRIP_MINOR);
   });
