@@ -65,6 +65,7 @@ interface StoredPaidExit {
   readonly requestId: string;
   readonly kind: 'fare' | 'ticket';
   readonly refundable: boolean;
+  readonly onRecord?: string;
   readonly timeMs: number;
 }
 
@@ -76,7 +77,7 @@ function parseStoredPaidExit(raw: string): StoredPaidExit | undefined {
     const refundable = v.refundable === true;
     // Kept before grants had a kind: only a fare's were refundable (and reported).
     const kind = v.kind === 'fare' || v.kind === 'ticket' ? v.kind : refundable ? 'fare' : 'ticket';
-    return { requestId: v.requestId, timeMs: v.timeMs, kind, refundable };
+    return { requestId: v.requestId, timeMs: v.timeMs, kind, refundable, ...(typeof v.onRecord === 'string' ? { onRecord: v.onRecord } : {}) };
   } catch {
     return undefined;
   }
@@ -319,7 +320,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         abandonedFor: (wallet) => store.hasAbandoned(wallet),
         paidExit: (wallet, nowMs) => {
           const grant = this.paidExitGrant(wallet);
-          return grant && nowMs - grant.timeMs <= PAID_EXIT_VALID_MS ? { requestId: grant.requestId, kind: grant.kind, refundable: grant.refundable } : undefined;
+          return grant && nowMs - grant.timeMs <= PAID_EXIT_VALID_MS ? { requestId: grant.requestId, kind: grant.kind, refundable: grant.refundable, ...(grant.onRecord === undefined ? {} : { onRecord: grant.onRecord }) } : undefined;
         },
       },
       timeouts: { hubMs: c.hub.timeoutMs, dropMs: c.vending?.dropTimeoutMs ?? 4000, tapMs: 10_000 },
@@ -809,7 +810,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     // One grant per wallet: an older one (expired, not yet pruned) that this one replaces ends now.
     const prior = this.paidExitGrant(grant.wallet);
     if (prior && prior.requestId !== grant.requestId) this.endUnusedGrant(prior);
-    const stored: StoredPaidExit = { requestId: grant.requestId, kind: grant.kind, refundable: grant.refundable, timeMs: nowMs };
+    const { wallet: _wallet, ...kept } = grant;
+    const stored: StoredPaidExit = { ...kept, timeMs: nowMs };
     this.d.store.setKv(`${PAID_EXIT_PREFIX}${grant.wallet}`, JSON.stringify(stored));
   }
 
@@ -870,10 +872,12 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       // The customer was turned away but has paid: the next tap of this wallet opens for free.
       // Without an admission record the fare is refunded if that grant expires unused (the
       // customer left through another gate, and paid there). With one, the hub has claimed the
-      // record, still on the wallet, for this fare: no other exit can charge it again.
+      // record, still on the wallet, for this fare: no other exit can charge it again, and the
+      // grant holds only while the wallet carries it (another exit that consumes it ends it).
+      const onRecord = op?.type === 'fare' ? op.entry?.body.recordId : undefined;
       const refundable = op?.type === 'fare' && op.entry === null;
-      this.grantPaidExit({ wallet: entry.wallet, requestId, kind: 'fare', refundable }, this.clock());
-      this.log.warn({ requestId, refundable }, 'late fare approval: the next exit of this wallet is paid');
+      this.grantPaidExit({ wallet: entry.wallet, requestId, kind: 'fare', refundable, ...(onRecord === undefined ? {} : { onRecord }) }, this.clock());
+      this.log.warn({ requestId, refundable, onRecord }, 'late fare approval: the next exit of this wallet is paid');
       return;
     }
     // Vending: nothing was delivered — a failure receipt, and the hub refunds.

@@ -373,15 +373,33 @@ describe('gate: exit — paid but nobody passed', () => {
     // A ticket trip paid no fare here: nothing to refund.
     expect(run(exitCtx(f), [{ e: 'tick' }], ticket.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, ticketId, 'ticket')]);
 
-    // A late-approved fare whose record the hub claimed: granted again as it was (not refundable),
-    // and its exit, made at last, is reported like any fare's.
-    const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: 'r1', kind: 'fare', refundable: false }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
-    expect(run(exitCtx(f), [{ e: 'tick' }], paid.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, 'r1', 'fare', false)]);
+    // A late-approved fare whose record the hub claimed: the grant consumes the record, so granted
+    // again it stands on nothing else and is refundable; its exit, made at last, is reported.
+    const record = f.admission(w.hex, 'A', T0 - 60_000);
+    const onRecord = { requestId: 'r1', kind: 'fare' as const, refundable: false, onRecord: record.body.recordId };
+    const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => onRecord } }), [{ e: 'tap', card: f.card(w, { admission: { recordId: 6, message: record } }), requestId: f.id(), recordId: f.id() }]);
+    expect(paid.commands).toContainEqual({ c: 'nfc.delete', recordId: 6 });
+    expect(run(exitCtx(f), [{ e: 'tick' }], paid.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, 'r1')]);
     expect(run(exitCtx(f), [{ e: 'passage' }], paid.state).commands).toEqual([{ c: 'receipt', requestId: 'r1', outcome: 'passed' }]);
     // A ticket trip's grant: granted again as a ticket's; its exit names no request.
     const onTicket = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: ticketId, kind: 'ticket', refundable: false }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
     expect(run(exitCtx(f), [{ e: 'tick' }], onTicket.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, ticketId, 'ticket')]);
     expect(run(exitCtx(f), [{ e: 'passage' }], onTicket.state).commands).toEqual([]);
+  });
+
+  it('a grant resting on an admission record opens only while the wallet carries that record: gone or replaced, the wallet pays as usual', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const claimed = f.admission(w.hex, 'A', T0 - 3_600_000);
+    const ctx = exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: 'r1', kind: 'fare', refundable: false, onRecord: claimed.body.recordId }) } });
+    const withIt = run(ctx, [{ e: 'tap', card: f.card(w, { admission: { recordId: 3, message: claimed } }), requestId: f.id(), recordId: f.id() }]);
+    expect(withIt.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'paidExit.consume', wallet: w.hex }]);
+    // Another exit consumed it (the customer left there), then a new trip began at B: a new fare.
+    for (const card of [f.card(w), f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'B', T0 - 60_000) } })]) {
+      const r = run(ctx, [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+      expect(kinds(r.commands)).not.toContain('paidExit.consume');
+      expect(kinds(r.commands)).toContain('nfc.authorize');
+    }
   });
 
   it('an unsigned passage that did not happen grants nothing (nothing was paid)', () => {

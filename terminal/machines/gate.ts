@@ -252,13 +252,18 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
     // Entered on a ticket (its use was reported at the entrance): nothing to settle here.
     return passing(ctx, null, nowMs, [{ c: 'gate.open' }, ...consumeEntry(entry), { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { wallet, requestId: ticketId, kind: 'ticket', refundable: false });
   }
-  const paid = ctx.usage.paidExit?.(wallet, nowMs);
+  const granted = ctx.usage.paidExit?.(wallet, nowMs);
+  // A grant resting on an admission record holds only while the wallet still carries that record.
+  const paid = granted?.onRecord === undefined || granted.onRecord === entry?.message.body.recordId ? granted : undefined;
   if (paid !== undefined) {
     // The hub approved this wallet's fare after we had turned it away, or it paid and did not
     // pass: it has paid — never charge twice.
     // A fare's exit made at last is reported (`passed`) like any other; a ticket trip's grant names no request.
     const fare = paid.kind === 'fare' ? paid.requestId : null;
-    return passing(ctx, fare, nowMs, [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...consumeEntry(entry), { c: 'nfc.release' }, display('paid — goodbye', 'ok')], { wallet, ...paid });
+    const commands: Command[] = [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...consumeEntry(entry), { c: 'nfc.release' }, display('paid — goodbye', 'ok')];
+    // Not through after all: granted again. Its record is consumed now, so a fare's grant stands
+    // on nothing else and is refundable (another gate would charge the wallet, record-less).
+    return passing(ctx, fare, nowMs, commands, { wallet, requestId: paid.requestId, kind: paid.kind, refundable: paid.kind === 'fare' });
   }
   // An earlier fare of this wallet went unanswered and may still settle: charging again could
   // charge twice. Wait for the hub's answer (then the wallet leaves as paid, or pays anew).

@@ -119,12 +119,16 @@ export type Command =
  * that the hub has claimed for it — so a grant that expires unused (the customer left through
  * another gate, and paid there) is given back with a failure receipt, never charged twice. A
  * ticket's grant never is (no fare was paid).
+ * `onRecord`: the admission record (its `recordId`) a fare that is not refundable rests on. The
+ * grant opens only while the wallet still carries it: once another exit has consumed it, or a new
+ * trip replaced it, the grant would be a free exit on a fare already used.
  */
 export interface PaidExit {
   wallet: string;
   requestId: string;
   kind: 'fare' | 'ticket';
   refundable: boolean;
+  onRecord?: string;
 }
 
 /** Events every machine understands; kind-specific ones are added by each machine. */

@@ -264,7 +264,8 @@ describe('gate terminals end to end', () => {
     // The hub claimed the entry record, still on the wallet, for this fare: no other exit can
     // charge it again, so the grant is not refunded if it goes unused.
     const grant = JSON.parse(slowExit.started.store.getKv(`paid-exit.${wallet.publicKeyHex}`)!) as { requestId: string };
-    expect(grant).toMatchObject({ kind: 'fare', refundable: false });
+    // It rests on that record (the tap below opens only if the stored record id is the wallet's).
+    expect(grant).toMatchObject({ kind: 'fare', refundable: false, onRecord: expect.any(String) });
     const paid = await pass(slowExit, wallet);
     expect(paid.opened).toBe(true);
     expect(paid.commands.map((c) => c.c)).not.toContain('hub.request');
