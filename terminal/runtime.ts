@@ -442,7 +442,12 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         const gate = this.d.devices.gate;
         if (!gate) return;
         gate
-          .admit({ direction: this.config.gate?.mode ?? 'entry', passageTimeoutMs: this.config.gate?.passageTimeoutMs ?? 8000 })
+          .admit({
+            direction: this.config.gate?.mode ?? 'entry',
+            passageTimeoutMs: this.config.gate?.passageTimeoutMs ?? 8000,
+            // Told at once: the machine must not conclude "nobody passed" while someone is in the beam.
+            onEntered: () => void this.post({ e: 'passage.entered' }),
+          })
           .then((r) => {
             if (r.kind === 'passed') void this.post({ e: 'passage' });
           })

@@ -67,19 +67,27 @@ export function describeGateContract(name: string, make: () => Promise<GateHarne
 
     it('closes after the timeout when nobody comes', async () => {
       h.visitor({ kind: 'nobody' });
-      const result = await h.gate.admit({ direction: 'exit', passageTimeoutMs: 80 });
+      let entered = false;
+      const result = await h.gate.admit({ direction: 'exit', passageTimeoutMs: 80, onEntered: () => (entered = true) });
       expect(result).toMatchObject({ kind: 'timeout', direction: 'exit' });
+      expect(entered).toBe(false);
       await expectSoon(() => h.barrierOpen(), false);
     });
 
-    it('never closes while the beam is blocked, even past the timeout', async () => {
+    it('never closes while the beam is blocked, even past the timeout; tells at once that someone entered', async () => {
       h.visitor({ kind: 'linger', walkInMs: 20, blockedMs: 250 });
       const safety = watchSafety(h);
-      const admitting = h.gate.admit({ passageTimeoutMs: 60 });
+      let entered = 0;
+      let done = false;
+      const admitting = h.gate.admit({ passageTimeoutMs: 60, onEntered: () => entered++ });
+      void admitting.then(() => (done = true));
       await new Promise((r) => setTimeout(r, 150)); // timeout passed, person still in the beam
       await expectSoon(() => h.beamBlocked(), true);
       await expectSoon(() => h.barrierOpen(), true);
+      // Known while they are still in the beam, long before the barrier closes (and only once).
+      expect([entered, done]).toEqual([1, false]);
       const result = await admitting;
+      expect(entered).toBe(1);
       expect(result.kind).toBe('passed');
       expect(result.openMs).toBeGreaterThanOrEqual(250);
       await expectSoon(() => h.barrierOpen(), false);

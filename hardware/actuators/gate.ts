@@ -9,12 +9,22 @@ export type PassageResult =
   /** Nobody came within the passage timeout; the gate closed again. */
   | { kind: 'timeout'; direction: GateDirection; openMs: number };
 
+export interface AdmitOptions {
+  direction?: GateDirection;
+  passageTimeoutMs?: number;
+  /**
+   * Called once, when someone first blocks the beam: the passage is then certain (the barrier
+   * waits for them however long they stay), only its end is not. Whoever paid for it has passed.
+   */
+  onEntered?: () => void;
+}
+
 export interface Gate {
   /**
    * Open for one passage, then close: after the beam was blocked and cleared, or after the
    * passage timeout — never while the beam is blocked (it waits for the beam to clear).
    */
-  admit(options?: { direction?: GateDirection; passageTimeoutMs?: number }): Promise<PassageResult>;
+  admit(options?: AdmitOptions): Promise<PassageResult>;
   /** Refusal feedback: red/exit LED blink and a long beep; the barrier stays closed. */
   deny(): Promise<void>;
   readonly isOpen: boolean;
@@ -63,7 +73,7 @@ export class GateController implements Gate {
     return this.hw.beamBlocked();
   }
 
-  async admit(options: { direction?: GateDirection; passageTimeoutMs?: number } = {}): Promise<PassageResult> {
+  async admit(options: AdmitOptions = {}): Promise<PassageResult> {
     if (this.busy) throw new Error('Gate.admit: a passage is already in progress');
     this.busy = true;
     const direction = options.direction ?? 'entry';
@@ -74,12 +84,22 @@ export class GateController implements Gate {
       this.hw.setBarrier(true);
       this.hw.setLed(direction, true);
       void this.beep(this.timing.beepMs);
-      const entered = this.hw.beamBlocked() || (await this.waitBeam(true, timeoutMs));
-      if (entered) await this.waitBeam(false, Infinity);
-      // Never close on a person: wait until the beam stayed clear for the whole close delay.
+      let entered = false;
+      const enter = () => {
+        if (entered) return;
+        entered = true;
+        options.onEntered?.();
+      };
+      if (this.hw.beamBlocked() || (await this.waitBeam(true, timeoutMs))) enter();
+      // Never close on a person: wait until the beam stayed clear for the whole close delay. The
+      // barrier is still open meanwhile, so someone who steps in now goes through too.
       for (;;) {
-        if (this.hw.beamBlocked()) await this.waitBeam(false, Infinity);
+        if (this.hw.beamBlocked()) {
+          enter();
+          await this.waitBeam(false, Infinity);
+        }
         const blockedAgain = await this.waitBeam(true, this.timing.closeDelayMs);
+        if (blockedAgain) enter();
         if (!blockedAgain && !this.hw.beamBlocked()) break;
       }
       this.hw.setBarrier(false);

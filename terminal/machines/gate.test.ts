@@ -387,6 +387,25 @@ describe('gate: exit — paid but nobody passed', () => {
     expect(run(exitCtx(f), [{ e: 'passage' }], onTicket.state).commands).toEqual([]);
   });
 
+  it('someone in the beam is going through: no grant while they stay, however long, and their passage is reported', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const rid = f.id();
+    let r = run(exitCtx(f), [{ e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }]);
+    // Entered while the wallet still signs (the barrier opened on the local decision).
+    const early = run(exitCtx(f), [{ e: 'passage.entered' }, { e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], r.state);
+    expect(run(exitCtx(f), [{ e: 'tick' }], early.state, T0 + 10_001).commands).toEqual([]);
+    r = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], r.state);
+    // Steps into the beam at 7 s and stands there past the barrier's window.
+    r = run(exitCtx(f), [{ e: 'passage.entered' }], r.state, T0 + 7_000);
+    const waiting = run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 10_001);
+    expect(waiting.commands).toEqual([]);
+    expect(waiting.state.s).toBe('passing');
+    expect(run(exitCtx(f), [{ e: 'passage' }], waiting.state, T0 + 30_000).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
+    // The barrier never reports them through: after two minutes, counted as through all the same.
+    expect(run(exitCtx(f), [{ e: 'tick' }], waiting.state, T0 + 7_000 + 120_000).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
+  });
+
   it('a grant resting on an admission record opens only while the wallet carries that record: gone or replaced, the wallet pays as usual', () => {
     const f = new Fixture('gate-out');
     const w = f.wallet();

@@ -24,6 +24,8 @@ export type GateState =
       opened: boolean;
       /** The customer already walked through while the wallet was still signing. */
       passed?: boolean;
+      /** Someone is in the passage (the beam is blocked): they are going through. */
+      entered?: boolean;
       untilMs: number;
     }
   /** The license's offline credit does not cover the fare: reading the wallet's statement. */
@@ -34,10 +36,14 @@ export type GateState =
    * wallet has paid for (fare approved or submitted, ticket trip, paid exit): when nobody passes,
    * the wallet's next exit is granted as paid, and a fare's grant unused until it expires is
    * refunded (the entry record is gone from the wallet by then: only the grant stands for it).
+   * `entered`: someone blocked the beam, so whoever paid passes — the barrier waits for them
+   * however long they stay, and so does the machine (it must not grant, and later refund, an exit
+   * that is being made).
    */
-  | { s: 'passing'; requestId: string | null; paid?: PaidExit; untilMs: number };
+  | { s: 'passing'; requestId: string | null; paid?: PaidExit; entered?: boolean; untilMs: number };
 
-export type GateEvent = CommonEvent | { e: 'passage' };
+/** `passage.entered`: someone blocked the beam (the barrier's onEntered); `passage`: they are through and it closed. */
+export type GateEvent = CommonEvent | { e: 'passage.entered' } | { e: 'passage' };
 
 export const GATE_IDLE: GateState = { s: 'idle' };
 
@@ -49,6 +55,11 @@ const PASSAGE_MS = 8_000;
  * must reach it before it concludes "nobody passed" (and grants the wallet's next exit as paid).
  */
 const PASSAGE_MARGIN_MS = 2_000;
+/**
+ * Someone in the beam holds the barrier open as long as they stay. Past this the machine stops
+ * waiting for the barrier to report them through and counts them as through (they entered).
+ */
+const IN_PASSAGE_MAX_MS = 120_000;
 /** Without a fare table an admission record counts as "inside" for this long (anti-passback). */
 export const DEFAULT_MAX_TRIP_MS = 4 * 3600_000;
 
@@ -60,9 +71,9 @@ function deny(text: string): Step<GateState> {
   return step(GATE_IDLE, [{ c: 'gate.deny' }, { c: 'nfc.release' }, display(text, 'error')]);
 }
 
-function passing(ctx: TerminalContext, requestId: string | null, nowMs: number, commands: Command[], paid?: PaidExit): Step<GateState> {
-  const windowMs = (ctx.gate?.passageTimeoutMs ?? PASSAGE_MS) + PASSAGE_MARGIN_MS;
-  return step({ s: 'passing', requestId, ...(paid ? { paid } : {}), untilMs: nowMs + windowMs }, commands);
+function passing(ctx: TerminalContext, requestId: string | null, nowMs: number, commands: Command[], paid?: PaidExit, entered = false): Step<GateState> {
+  const windowMs = entered ? IN_PASSAGE_MAX_MS : (ctx.gate?.passageTimeoutMs ?? PASSAGE_MS) + PASSAGE_MARGIN_MS;
+  return step({ s: 'passing', requestId, ...(paid ? { paid } : {}), ...(entered ? { entered } : {}), untilMs: nowMs + windowMs }, commands);
 }
 
 export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContext, nowMs: number): Step<GateState> {
@@ -105,7 +116,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         // The local decision already opened the barrier; the hub settles right behind it.
         const commands: Command[] = [{ ...request, offline: true }, ...consumeEntry(state.entry), { c: 'nfc.release' }];
         if (state.passed) return step(GATE_IDLE, [...commands, { c: 'receipt', requestId: state.requestId, outcome: 'passed' }]);
-        return passing(ctx, state.requestId, nowMs, commands, { wallet: license.body.wallet, requestId: state.requestId, kind: 'fare', refundable: true });
+        return passing(ctx, state.requestId, nowMs, commands, { wallet: license.body.wallet, requestId: state.requestId, kind: 'fare', refundable: true }, state.entered);
       }
       return step({ s: 'exit.settling', requestId: state.requestId, wallet: license.body.wallet, entry: state.entry, untilMs: nowMs + ctx.timeouts.hubMs }, [
         { ...request, offline: false },
@@ -136,6 +147,10 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
     case 'hub.error':
       if (state.s !== 'exit.settling' || event.requestId !== state.requestId) return step(state);
       return deny(`declined: ${event.code}`);
+    case 'passage.entered':
+      if (state.s === 'exit.authorizing' && state.opened) return step({ ...state, entered: true });
+      if (state.s !== 'passing' || state.entered) return step(state);
+      return step({ ...state, entered: true, untilMs: nowMs + IN_PASSAGE_MAX_MS });
     case 'passage':
       if (state.s === 'exit.authorizing' && state.opened) return step({ ...state, passed: true });
       if (state.s !== 'passing') return step(state);
@@ -147,6 +162,8 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         return step(d.state, [{ c: 'hub.abandon', requestId: state.requestId }, ...d.commands]);
       }
       if (state.s === 'passing') {
+        // In the beam all this time and never reported through: they entered, so they passed.
+        if (state.entered) return step(GATE_IDLE, state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'passed' }] : []);
         // Paid but not through (hesitated past the window, the beam missed): never charge twice.
         // The grant decides the fare's receipt: passed on it, or failed (refunded) once it expires.
         if (state.paid) return step(GATE_IDLE, [{ c: 'paidExit.grant', ...state.paid }]);
@@ -170,7 +187,7 @@ function unsigned(ctx: TerminalContext, state: GateState & { s: 'exit.authorizin
     { c: 'nfc.release' },
     display('see staff: payment not completed', 'error'),
   ];
-  return state.passed ? step(GATE_IDLE, commands) : passing(ctx, null, nowMs, commands);
+  return state.passed ? step(GATE_IDLE, commands) : passing(ctx, null, nowMs, commands, undefined, state.entered);
 }
 
 /**

@@ -227,6 +227,20 @@ describe('gate terminals end to end', () => {
     expect(exit.displays.some((d) => d.includes('BAD_SIGNATURE'))).toBe(true);
   });
 
+  it('a customer who stands in the beam past the passage window is through: reported passed, no paid exit granted (nor refunded later)', async () => {
+    const slowWalk = await site.terminal({ kind: 'gate', merchantId: 'transit', gate: { station: 'south', mode: 'exit', passageTimeoutMs: 500 } });
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    expect((await pass(gateIn, wallet)).opened).toBe(true);
+    // The machine's own window is 0.5 s + 2 s: in the beam from 0.3 s until 3.3 s.
+    slowWalk.nextVisitor({ kind: 'linger', walkInMs: 300, blockedMs: 3000 });
+    const exit = await pass(slowWalk, wallet);
+    expect(exit.opened).toBe(true);
+    expect(exit.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'passed' });
+    expect(exit.commands.map((c) => c.c)).not.toContain('paidExit.grant');
+    expect(slowWalk.started.store.getKv(`paid-exit.${wallet.publicKeyHex}`)).toBeUndefined();
+    await eventually(async () => (await site.balance(wallet)) === 1000 - TRIP_MINOR, 8000, 'fare settled');
+  });
+
   it('hub down: entry and exit still work on the local policy; the fare settles when the hub is back', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const url = await site.stopServer();
