@@ -295,6 +295,13 @@ export const CompletionReceiptBody = strictObject({
   reason: Text.optional(),
 });
 export const CompletionReceipt = signedEnvelope('completion.receipt', CompletionReceiptBody);
+/**
+ * The `reason` of an exit gate's failure receipt for a fare whose paid exit expired unused: the
+ * only gate failure the hub refunds. Gates before paid exits were refundable sent `failed` ("no
+ * passage") for every paid exit nobody went through AND let the wallet out free later: refunding
+ * those would give both.
+ */
+export const PAID_EXIT_UNUSED = 'paid exit unused';
 
 /**
  * Hub-signed answer to a completion receipt, sent once what it did is durable (a failed

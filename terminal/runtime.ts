@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import {
   checkAuthorization, createOffer, decodeAnyForm, decodeMessage, DEFAULT_MAX_SKEW_MS, encodeCompact, HubKeyRing, hubKeysTrustedAt, isErrorCode, PublicKeyHex, ticketKeysAt, encodeMessage, newChallenge, newRequestId,
-  signMessage, toHex, verifyMessage, type ArticleT, type Envelope, type FareTable, type HubKeyWindow, type KeyPair,
+  PAID_EXIT_UNUSED, signMessage, toHex, verifyMessage, type ArticleT, type Envelope, type FareTable, type HubKeyWindow, type KeyPair,
 } from '../protocol/index.ts';
 import { isHardwareError } from '../hardware/errors.ts';
 import { onTap, type NfcReader, type NfcSession } from '../hardware/nfc/nfc-reader.ts';
@@ -824,7 +824,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private endUnusedGrant(grant: StoredPaidExit): void {
     if (!grant.refundable) return;
     this.log.warn({ requestId: grant.requestId }, 'paid exit never used: failure receipt (refund)');
-    this.sendReceipt(grant.requestId, 'failed', 'paid exit unused', this.clock());
+    this.sendReceipt(grant.requestId, 'failed', PAID_EXIT_UNUSED, this.clock());
   }
 
   private paidExitGrant(wallet: string): StoredPaidExit | undefined {

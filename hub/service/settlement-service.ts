@@ -17,6 +17,7 @@ import {
   encodeMessage,
   fromHex,
   sha256Hex,
+  PAID_EXIT_UNUSED,
   signMessage,
   toHex,
   withinSkew,
@@ -958,8 +959,8 @@ export class SettlementService {
     const merchant = await this.#o.engine.getAccount(terminal.merchantId);
     if (!merchant || merchant.kind !== 'merchant' || row.payeeNum !== merchant.num) return 'TERMINAL_MISMATCH';
     return {
-      // An offline sale is an `offline_purchase` row (so is an offline fare, but that one paid a gate's merchant).
-      op: row.kind === 'offline_purchase' ? 'purchase' : row.kind,
+      // An offline sale is an `offline_purchase` row, and so is a fare a gate decided locally.
+      op: row.kind === 'offline_purchase' ? (terminal.kind === 'gate' ? 'fare' : 'purchase') : row.kind,
       status: row.state === 'declined' ? 'declined' : 'approved',
       engineId: eid,
     };
@@ -988,7 +989,7 @@ export class SettlementService {
     if (typeof original === 'string') return reject(original);
     const first = this.#o.registry.putReceipt(r.requestId, r.outcome, terminalId, now);
     if (r.outcome !== 'failed') return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
-    if (!refundsOnFailure(terminal.kind, original.op) || original.status !== 'approved' || original.engineId === null) {
+    if (!refundsOnFailure(terminal.kind, original.op, r.reason) || original.status !== 'approved' || original.engineId === null) {
       return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
     }
     // The terminal reported the goods or the passage delivered before: kept, never both.
@@ -1016,8 +1017,9 @@ export class SettlementService {
  * A failure receipt gives the money back (MDB-style: kept only after a successful vend) for: a
  * vending machine's failed dispense; a POS sale it gave up on (its timeout: nothing was handed
  * over), a timeout reversal; an exit gate's fare whose paid exit expired unused (the customer
- * left elsewhere and paid there; the gate sends none while its record could still be claimed).
+ * left elsewhere and paid there; the gate sends none while its record could still be claimed),
+ * named so by its reason (PAID_EXIT_UNUSED).
  */
-function refundsOnFailure(kind: TerminalRecord['kind'], op: string): boolean {
-  return ((kind === 'vending' || kind === 'pos') && op === 'purchase') || (kind === 'gate' && op === 'fare');
+function refundsOnFailure(kind: TerminalRecord['kind'], op: string, reason: string | undefined): boolean {
+  return ((kind === 'vending' || kind === 'pos') && op === 'purchase') || (kind === 'gate' && op === 'fare' && reason === PAID_EXIT_UNUSED);
 }

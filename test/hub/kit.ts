@@ -158,8 +158,8 @@ export function transfer(from: TestWallet, to: TestWallet, amountMinor: number, 
   );
 }
 
-export function receipt(terminal: TestTerminal, requestId: string, outcome: Body<'completion.receipt'>['outcome'], nowMs: number): Uint8Array {
-  return encodeMessage(signMessage('completion.receipt', { requestId, terminalId: terminal.id, outcome, time: nowMs }, terminal.keyPair.secretKey));
+export function receipt(terminal: TestTerminal, requestId: string, outcome: Body<'completion.receipt'>['outcome'], nowMs: number, reason?: string): Uint8Array {
+  return encodeMessage(signMessage('completion.receipt', { requestId, terminalId: terminal.id, outcome, time: nowMs, ...(reason === undefined ? {} : { reason }) }, terminal.keyPair.secretKey));
 }
 
 /** Decodes a hub answer and checks the hub's signature; throws when it is not a signed result. */

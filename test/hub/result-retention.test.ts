@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { derivedId } from '../../hub/service/engine-ids.ts';
-import { PRODUCTS, SNACKS, authorize, cashTopup, enroll, openHubFixture, purchase, readResult, receipt, register, signRequest, type HubFixture, type TestTerminal } from './kit.ts';
+import { PAID_EXIT_UNUSED } from '../../protocol/index.ts';
+import { FARES, PRODUCTS, SNACKS, authorize, cashTopup, enroll, openHubFixture, purchase, readResult, receipt, register, signRequest, type HubFixture, type TestTerminal } from './kit.ts';
 
 const DAY = 24 * 3600_000;
 let fx: HubFixture;
@@ -21,6 +22,7 @@ beforeAll(async () => {
   gate = await enroll(fx.hub, 'gate-ret', 'gate', 'transit');
   fx.hub.importCatalog(SNACKS);
   fx.hub.importProducts(PRODUCTS);
+  fx.hub.importFares(FARES);
 });
 afterAll(async () => {
   const check = await fx.hub.verifyLedger();
@@ -138,6 +140,24 @@ describe('result retention', () => {
     expect(await balance()).toBe(1000);
     // The operator's refund finds it refunded already.
     expect(await fx.hub.refund(sale.requestId)).toMatchObject({ status: 'declined', code: 'already_refunded' });
+    expect(await balance()).toBe(1000);
+  });
+
+  it("a fare a gate decided locally, whose result a crash lost: its unused paid exit's failed receipt refunds it from the ledger, once", async () => {
+    const w = await register(fx.hub);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
+    const maxFare = FARES.maxFareMinor;
+    const op = { type: 'fare' as const, authorization: authorize(gate, w, 'fare', maxFare, [], fx.now), license: w.license, entry: null, exitStation: 'harbor', exitTime: fx.now };
+    const fare = signRequest(gate, op, fx.now, { offline: true });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, fare.bytes)).status).toBe('approved');
+    const balance = async () => (await fx.hub.showAccount(w.id))?.account.balanceMinor;
+    expect(await balance()).toBe(1000 - maxFare);
+    fx.advance(10_000);
+    await loseStoredResult(fare.requestId);
+    // The ledger row is an offline purchase: at a gate that is a fare, refunded like one.
+    expect(await fx.hub.handleReceipt(gate.id, receipt(gate, fare.requestId, 'failed', fx.now, PAID_EXIT_UNUSED))).toMatchObject({ status: 'refunded' });
+    expect(await balance()).toBe(1000);
+    expect(await fx.hub.handleReceipt(gate.id, receipt(gate, fare.requestId, 'failed', fx.now, PAID_EXIT_UNUSED))).toMatchObject({ status: 'duplicate' });
     expect(await balance()).toBe(1000);
   });
 

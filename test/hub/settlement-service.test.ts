@@ -12,6 +12,7 @@ import {
   issueWalletLicense,
   newChallenge,
   newRequestId,
+  PAID_EXIT_UNUSED,
   sealCard,
   signMessage,
   toHex,
@@ -553,18 +554,24 @@ describe('gates, fares and tickets', () => {
     expect(await balanceOf(w)).toBe(850);
   });
 
-  it("an exit gate's failed receipt (its paid exit expired unused) refunds the fare once; not after the passage was reported", async () => {
-    const w = await funded(2000);
+  it("an exit gate's failed receipt (its paid exit expired unused) refunds the fare once; not after the passage was reported, nor for any other reason", async () => {
+    const w = await funded(2800);
+    // A gate from before refundable paid exits reported every paid exit nobody went through as
+    // failed ("no passage") and let the wallet out free later: recorded, never refunded.
+    const older = fareRequest(w, null, 'harbor', 800);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, older.bytes)).status).toBe('approved');
+    expect(await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, older.requestId, 'failed', fx.now, 'no passage'))).toMatchObject({ status: 'recorded' });
+    expect(await balanceOf(w)).toBe(2000);
     const unused = fareRequest(w, null, 'harbor', 800);
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, unused.bytes)).status).toBe('approved');
-    const failed = receipt(gateOut, unused.requestId, 'failed', fx.now);
+    const failed = receipt(gateOut, unused.requestId, 'failed', fx.now, PAID_EXIT_UNUSED);
     expect(await fx.hub.handleReceipt(gateOut.id, failed)).toMatchObject({ status: 'refunded', requestId: unused.requestId });
     expect(await fx.hub.handleReceipt(gateOut.id, failed)).toMatchObject({ status: 'duplicate' });
     expect(await balanceOf(w)).toBe(2000);
     const passed = fareRequest(w, null, 'harbor', 800);
     await fx.hub.handleRequest(gateOut.id, passed.bytes);
     expect(await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, passed.requestId, 'passed', fx.now))).toMatchObject({ status: 'recorded' });
-    expect(await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, passed.requestId, 'failed', fx.now))).toMatchObject({ status: 'recorded' });
+    expect(await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, passed.requestId, 'failed', fx.now, PAID_EXIT_UNUSED))).toMatchObject({ status: 'recorded' });
     expect(await balanceOf(w)).toBe(1200);
   });
 
