@@ -166,4 +166,15 @@ export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
       CREATE INDEX incidents_wallet ON incidents (wallet, recorded_ms);
     `,
   },
+  {
+    version: 5,
+    name: 'entry-record-contested',
+    sql: `
+      -- The first locally decided fare (a gate opened on it) that presented an entry record
+      -- already claimed by another fare: that fare's paid exit, if it expires unused, is not
+      -- refunded — the customer left on its record elsewhere (SettlementService #receipt).
+      ALTER TABLE entry_records ADD COLUMN contested_by TEXT;
+      CREATE INDEX entry_records_request ON entry_records (request_id);
+    `,
+  },
 ];

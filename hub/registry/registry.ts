@@ -350,6 +350,8 @@ export class Registry implements TerminalDirectory {
       ticketUseRelease: p('DELETE FROM ticket_uses WHERE ticket_id = ? AND request_id = ?'),
       entryGet: p('SELECT request_id FROM entry_records WHERE record_id = ?'),
       entryInsert: p('INSERT INTO entry_records (record_id, request_id) VALUES (?, ?)'),
+      entryContest: p('UPDATE entry_records SET contested_by = ? WHERE record_id = ? AND contested_by IS NULL'),
+      entryContestedBy: p('SELECT contested_by FROM entry_records WHERE request_id = ? AND contested_by IS NOT NULL'),
       entryRestore: p('INSERT OR IGNORE INTO entry_records (record_id, request_id) VALUES (?, ?)'),
       receiptInsert: p('INSERT OR IGNORE INTO receipts (request_id, outcome, terminal_id, time_ms) VALUES (?, ?, ?, ?)'),
       receiptOutcomes: p('SELECT outcome FROM receipts WHERE request_id = ?'),
@@ -1069,12 +1071,22 @@ export class Registry implements TerminalDirectory {
     return 'fresh';
   }
 
-  /** A gate entry record pays for one exit only. */
-  claimEntryRecord(recordId: string, requestId: string): Freshness {
+  /**
+   * A gate entry record pays for one exit only. `opened`: the request's gate let the customer out
+   * already (a local decision), so a replay is an exit made on the record: it is kept against the
+   * fare that claimed it (entryRecordContestedBy).
+   */
+  claimEntryRecord(recordId: string, requestId: string, opened = false): Freshness {
     const seen = this.#s.entryGet!.get(recordId) as { request_id: string } | undefined;
+    if (seen && seen.request_id !== requestId && opened) this.#relaxed(() => this.#s.entryContest!.run(requestId, recordId));
     if (seen) return seen.request_id === requestId ? 'retry' : 'replay';
     this.#relaxed(() => this.#s.entryInsert!.run(recordId, requestId));
     return 'fresh';
+  }
+
+  /** The locally decided fare that exited on the entry record `requestId` claimed, if one did. */
+  entryRecordContestedBy(requestId: string): string | undefined {
+    return (this.#s.entryContestedBy!.get(requestId) as { contested_by: string } | undefined)?.contested_by;
   }
 
   /** Returns true the first time this (request, outcome) receipt is recorded. */

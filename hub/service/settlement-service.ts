@@ -539,7 +539,7 @@ export class SettlementService {
       if (quote.fareMinor !== auth.amountMinor) return declined('AMOUNT_MISMATCH');
       claimed = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
       if (claimed === 'replay') return declined('REPLAY');
-      if (op.entry && this.#o.registry.claimEntryRecord(op.entry.body.recordId, body.requestId) === 'replay') return declined('REPLAY');
+      if (op.entry && this.#o.registry.claimEntryRecord(op.entry.body.recordId, body.requestId, body.offline === true) === 'replay') return declined('REPLAY');
       if (quote.fareMinor === 0) {
         // No ledger row carries these claims: they are on disk before the gate hears of them.
         await this.#o.registry.durable();
@@ -996,6 +996,13 @@ export class SettlementService {
     const delivered = this.#o.registry.receiptOutcomes(r.requestId).find((o) => o !== 'failed');
     if (delivered !== undefined) {
       if (first) this.#o.logger.warn({ terminalId, requestId: r.requestId, delivered }, 'failure receipt after a success receipt: recorded, not refunded');
+      return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
+    }
+    // Its entry record was left on the wallet (a delete the card missed) and a gate let the customer
+    // out on it: the fare paid for that exit, nothing to give back.
+    const exitedOn = terminal.kind === 'gate' ? this.#o.registry.entryRecordContestedBy(r.requestId) : undefined;
+    if (exitedOn !== undefined) {
+      if (first) this.#o.logger.warn({ terminalId, requestId: r.requestId, exitedOn }, 'paid exit unused, but its entry record let the customer out elsewhere: recorded, not refunded');
       return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
     }
     const { firstId, refundId } = await refundAttemptId(this.#o.engine, 'receipt-refund', r.requestId, now);

@@ -575,6 +575,25 @@ describe('gates, fares and tickets', () => {
     expect(await balanceOf(w)).toBe(1200);
   });
 
+  it("a fare whose entry record a gate later let the customer out on (a local decision the hub declines REPLAY) is not refunded when its paid exit expires unused; an online REPLAY changes nothing", async () => {
+    const w = await funded(2000);
+    const left = entryRecord(w, 'central', fx.now - 20 * 60_000);
+    const fare = fareRequest(w, left, 'harbor', 350);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fare.bytes)).status).toBe('approved');
+    // The record stayed on the wallet; another gate opened on it, then asked the hub.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, left, 'harbor', 350, true).bytes)).code).toBe('REPLAY');
+    expect(await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, fare.requestId, 'failed', fx.now, PAID_EXIT_UNUSED))).toMatchObject({ status: 'recorded' });
+    expect(await balanceOf(w)).toBe(1650);
+
+    const kept = entryRecord(w, 'central', fx.now - 10 * 60_000);
+    const other = fareRequest(w, kept, 'harbor', 350);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, other.bytes)).status).toBe('approved');
+    // A gate that waited for the hub was refused: it did not open, the customer did not leave there.
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, kept, 'harbor', 350).bytes)).code).toBe('REPLAY');
+    expect(await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, other.requestId, 'failed', fx.now, PAID_EXIT_UNUSED))).toMatchObject({ status: 'refunded' });
+    expect(await balanceOf(w)).toBe(1650);
+  });
+
   it('a fare the gate decided locally that the hub declines is an incident for the operator (the passage went unpaid); an online decline is not', async () => {
     const w = await funded(2000);
     const online = fareRequest(w, null, 'harbor', 350);
