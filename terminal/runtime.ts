@@ -492,16 +492,16 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.d.store.markTicketUsed(cmd.ticketId, nowMs);
         return;
       case 'paidExit.consume':
-        this.d.store.deleteKv(`${PAID_EXIT_PREFIX}${cmd.wallet}`);
+        if (this.paidExitGrant(cmd.wallet)?.requestId === cmd.requestId) this.d.store.deleteKv(`${PAID_EXIT_PREFIX}${cmd.wallet}`);
         return;
       case 'admission.used':
         // Kept with the used tickets (the same durable set of ids, anti-reuse while the hub is away).
         this.d.store.markTicketUsed(admissionKey(cmd.recordId), nowMs);
         return;
       case 'paidExit.grant':
-        // Paid (or a ticket trip) but nobody passed: the next exit of this wallet opens for free.
+        // Paid (or a ticket trip) but nobody passed, or a grant in use restated: the next exit of this wallet opens for free.
         this.grantPaidExit(cmd, nowMs);
-        this.log.warn({ requestId: cmd.requestId }, 'exit paid but not passed: the next exit of this wallet is paid');
+        this.log.warn({ requestId: cmd.requestId, refundable: cmd.refundable }, 'paid exit granted: the next exit of this wallet here is paid');
         return;
       case 'incident':
         // A UID that led to an unsigned passage is not trusted for the license cache any more.
@@ -634,8 +634,9 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       { requestId, terminalId: this.config.terminalId, outcome, time: nowMs, ...(reason !== undefined ? { reason } : {}) },
       this.d.keys.secretKey,
     );
-    const envelope = Buffer.from(encodeMessage(receipt)).toString('utf8');
-    this.d.store.addReceipt(requestId, envelope);
+    this.d.store.addReceipt(requestId, Buffer.from(encodeMessage(receipt)).toString('utf8'));
+    // The first receipt of a request stands (the store keeps it): the hub gets what a restart re-sends.
+    const envelope = this.d.store.getReceipt(requestId)!.envelope;
     this.log.info({ requestId, outcome, reason }, 'completion receipt');
     // Else it waits for its request's result (runtime.onReply).
     if (this.d.store.receiptDeliverable(requestId)) this.hub.publishReceipt(requestId, envelope);
@@ -812,12 +813,15 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   }
 
   private grantPaidExit(grant: PaidExit, nowMs: number): void {
-    // One grant per wallet: an older one (expired, not yet pruned) that this one replaces ends now.
-    const prior = this.paidExitGrant(grant.wallet);
-    if (prior && prior.requestId !== grant.requestId) this.endUnusedGrant(prior);
     const { wallet: _wallet, ...kept } = grant;
     const stored: StoredPaidExit = { ...kept, timeMs: nowMs };
-    this.d.store.setKv(`${PAID_EXIT_PREFIX}${grant.wallet}`, JSON.stringify(stored));
+    // One transaction: a crash must not keep the old grant's end and lose the new grant.
+    this.d.store.atomically(() => {
+      // One grant per wallet: an older one (expired, not yet pruned) that this one replaces ends now.
+      const prior = this.paidExitGrant(grant.wallet);
+      if (prior && prior.requestId !== grant.requestId) this.endUnusedGrant(prior);
+      this.d.store.setKv(`${PAID_EXIT_PREFIX}${grant.wallet}`, JSON.stringify(stored));
+    });
   }
 
   /** A refundable grant that ends unused is given back: the customer left through another gate and paid there, or is still inside and will. */

@@ -212,9 +212,12 @@ describe('gate: exit', () => {
     expect(kinds(waiting.commands)).toContain('gate.deny');
     expect(kinds(waiting.commands)).not.toContain('nfc.authorize');
     const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: 'r1', kind: 'fare', refundable: false }) } }), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
-    expect(paid.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'paidExit.consume', wallet: w.hex }]);
+    expect(paid.commands[0]).toEqual({ c: 'gate.open' });
     expect(paid.commands).toContainEqual({ c: 'nfc.delete', recordId: 5 });
     expect(kinds(paid.commands)).not.toContain('hub.request');
+    // The grant is used up once the customer is through, not at the tap.
+    expect(kinds(paid.commands)).not.toContain('paidExit.consume');
+    expect(run(exitCtx(f), [{ e: 'passage' }], paid.state).commands).toContainEqual({ c: 'paidExit.consume', wallet: w.hex, requestId: 'r1' });
   });
 });
 
@@ -334,11 +337,15 @@ describe('gate: exit — paid but nobody passed', () => {
     expect(r.commands).toEqual([GRANT(w.hex, rid)]);
     // The runtime keeps the grant (usage.paidExit): the next tap opens without a new charge.
     const next = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: rid, kind: 'fare', refundable: true }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 20_000);
-    expect(next.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'paidExit.consume', wallet: w.hex }]);
+    // Kept while the barrier is open (a power cut then must not lose it): used up at the passage.
+    expect(next.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'nfc.release' }]);
     expect(kinds(next.commands)).not.toContain('nfc.authorize');
     // Not through again: granted again, as refundable as before; through: the fare's exit is reported.
     expect(run(exitCtx(f), [{ e: 'tick' }], next.state, T0 + 30_001).commands).toEqual([GRANT(w.hex, rid)]);
-    expect(run(exitCtx(f), [{ e: 'passage' }], next.state, T0 + 21_000).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
+    expect(run(exitCtx(f), [{ e: 'passage' }], next.state, T0 + 21_000).commands).toEqual([
+      { c: 'receipt', requestId: rid, outcome: 'passed' },
+      { c: 'paidExit.consume', wallet: w.hex, requestId: rid },
+    ]);
   });
 
   it("waits for the barrier's whole configured window: a passage at 10 s of a 15 s window is a passage, not a free exit", () => {
@@ -379,12 +386,17 @@ describe('gate: exit — paid but nobody passed', () => {
     const onRecord = { requestId: 'r1', kind: 'fare' as const, refundable: false, onRecord: record.body.recordId };
     const paid = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => onRecord } }), [{ e: 'tap', card: f.card(w, { admission: { recordId: 6, message: record } }), requestId: f.id(), recordId: f.id() }]);
     expect(paid.commands).toContainEqual({ c: 'nfc.delete', recordId: 6 });
+    // Restated at once, with the record: refundable from now on.
+    expect(paid.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, GRANT(w.hex, 'r1')]);
     expect(run(exitCtx(f), [{ e: 'tick' }], paid.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, 'r1')]);
-    expect(run(exitCtx(f), [{ e: 'passage' }], paid.state).commands).toEqual([{ c: 'receipt', requestId: 'r1', outcome: 'passed' }]);
+    expect(run(exitCtx(f), [{ e: 'passage' }], paid.state).commands).toEqual([
+      { c: 'receipt', requestId: 'r1', outcome: 'passed' },
+      { c: 'paidExit.consume', wallet: w.hex, requestId: 'r1' },
+    ]);
     // A ticket trip's grant: granted again as a ticket's; its exit names no request.
     const onTicket = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: ticketId, kind: 'ticket', refundable: false }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
     expect(run(exitCtx(f), [{ e: 'tick' }], onTicket.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, ticketId, 'ticket')]);
-    expect(run(exitCtx(f), [{ e: 'passage' }], onTicket.state).commands).toEqual([]);
+    expect(run(exitCtx(f), [{ e: 'passage' }], onTicket.state).commands).toEqual([{ c: 'paidExit.consume', wallet: w.hex, requestId: ticketId }]);
   });
 
   it('someone in the beam is going through: no grant while they stay, however long, and their passage is reported', () => {
@@ -412,11 +424,11 @@ describe('gate: exit — paid but nobody passed', () => {
     const claimed = f.admission(w.hex, 'A', T0 - 3_600_000);
     const ctx = exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: 'r1', kind: 'fare', refundable: false, onRecord: claimed.body.recordId }) } });
     const withIt = run(ctx, [{ e: 'tap', card: f.card(w, { admission: { recordId: 3, message: claimed } }), requestId: f.id(), recordId: f.id() }]);
-    expect(withIt.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'paidExit.consume', wallet: w.hex }]);
+    expect(withIt.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, GRANT(w.hex, 'r1')]);
     // Another exit consumed it (the customer left there), then a new trip began at B: a new fare.
     for (const card of [f.card(w), f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'B', T0 - 60_000) } })]) {
       const r = run(ctx, [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
-      expect(kinds(r.commands)).not.toContain('paidExit.consume');
+      expect(kinds(r.commands)).not.toContain('paidExit.grant');
       expect(kinds(r.commands)).toContain('nfc.authorize');
     }
   });

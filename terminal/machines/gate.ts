@@ -38,9 +38,10 @@ export type GateState =
    * refunded (the entry record is gone from the wallet by then: only the grant stands for it).
    * `entered`: someone blocked the beam, so whoever paid passes — the barrier waits for them
    * however long they stay, and so does the machine (it must not grant, and later refund, an exit
-   * that is being made).
+   * that is being made). `usingGrant`: the exit is made on the wallet's paid-exit grant, which
+   * stays stored until the passage (a power cut while the barrier is open must not lose it).
    */
-  | { s: 'passing'; requestId: string | null; paid?: PaidExit; entered?: boolean; untilMs: number };
+  | { s: 'passing'; requestId: string | null; paid?: PaidExit; usingGrant?: boolean; entered?: boolean; untilMs: number };
 
 /** `passage.entered`: someone blocked the beam (the barrier's onEntered); `passage`: they are through and it closed. */
 export type GateEvent = CommonEvent | { e: 'passage.entered' } | { e: 'passage' };
@@ -71,9 +72,22 @@ function deny(text: string): Step<GateState> {
   return step(GATE_IDLE, [{ c: 'gate.deny' }, { c: 'nfc.release' }, display(text, 'error')]);
 }
 
-function passing(ctx: TerminalContext, requestId: string | null, nowMs: number, commands: Command[], paid?: PaidExit, entered = false): Step<GateState> {
+function passing(
+  ctx: TerminalContext,
+  requestId: string | null,
+  nowMs: number,
+  commands: Command[],
+  { paid, usingGrant = false, entered = false }: { paid?: PaidExit; usingGrant?: boolean; entered?: boolean | undefined } = {},
+): Step<GateState> {
   const windowMs = entered ? IN_PASSAGE_MAX_MS : (ctx.gate?.passageTimeoutMs ?? PASSAGE_MS) + PASSAGE_MARGIN_MS;
-  return step({ s: 'passing', requestId, ...(paid ? { paid } : {}), ...(entered ? { entered } : {}), untilMs: nowMs + windowMs }, commands);
+  return step({ s: 'passing', requestId, ...(paid ? { paid } : {}), ...(usingGrant ? { usingGrant } : {}), ...(entered ? { entered } : {}), untilMs: nowMs + windowMs }, commands);
+}
+
+/** Through: the fare's passage is reported, and a grant the exit was made on is used up. */
+function passed(state: GateState & { s: 'passing' }): Step<GateState> {
+  const commands: Command[] = state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'passed' }] : [];
+  if (state.usingGrant && state.paid) commands.push({ c: 'paidExit.consume', wallet: state.paid.wallet, requestId: state.paid.requestId });
+  return step(GATE_IDLE, commands);
 }
 
 export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContext, nowMs: number): Step<GateState> {
@@ -116,7 +130,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         // The local decision already opened the barrier; the hub settles right behind it.
         const commands: Command[] = [{ ...request, offline: true }, ...consumeEntry(state.entry), { c: 'nfc.release' }];
         if (state.passed) return step(GATE_IDLE, [...commands, { c: 'receipt', requestId: state.requestId, outcome: 'passed' }]);
-        return passing(ctx, state.requestId, nowMs, commands, { wallet: license.body.wallet, requestId: state.requestId, kind: 'fare', refundable: true }, state.entered);
+        return passing(ctx, state.requestId, nowMs, commands, { paid: { wallet: license.body.wallet, requestId: state.requestId, kind: 'fare', refundable: true }, entered: state.entered });
       }
       return step({ s: 'exit.settling', requestId: state.requestId, wallet: license.body.wallet, entry: state.entry, untilMs: nowMs + ctx.timeouts.hubMs }, [
         { ...request, offline: false },
@@ -142,7 +156,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       const commands: Command[] = [{ c: 'gate.open' }, ...consumeEntry(state.entry)];
       if (r.body.statement) commands.push({ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true });
       commands.push({ c: 'nfc.release' }, display(`fare ${price(r.body.amountMinor, r.body.currency)}`, 'ok'));
-      return passing(ctx, state.requestId, nowMs, commands, { wallet: state.wallet, requestId: state.requestId, kind: 'fare', refundable: true });
+      return passing(ctx, state.requestId, nowMs, commands, { paid: { wallet: state.wallet, requestId: state.requestId, kind: 'fare', refundable: true } });
     }
     case 'hub.error':
       if (state.s !== 'exit.settling' || event.requestId !== state.requestId) return step(state);
@@ -154,7 +168,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
     case 'passage':
       if (state.s === 'exit.authorizing' && state.opened) return step({ ...state, passed: true });
       if (state.s !== 'passing') return step(state);
-      return step(GATE_IDLE, state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'passed' }] : []);
+      return passed(state);
     case 'tick':
       if (state.s === 'idle' || nowMs < state.untilMs) return step(state);
       if (state.s === 'exit.settling') {
@@ -163,7 +177,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       }
       if (state.s === 'passing') {
         // In the beam all this time and never reported through: they entered, so they passed.
-        if (state.entered) return step(GATE_IDLE, state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'passed' }] : []);
+        if (state.entered) return passed(state);
         // Paid but not through (hesitated past the window, the beam missed): never charge twice.
         // The grant decides the fare's receipt: passed on it, or failed (refunded) once it expires.
         if (state.paid) return step(GATE_IDLE, [{ c: 'paidExit.grant', ...state.paid }]);
@@ -187,7 +201,7 @@ function unsigned(ctx: TerminalContext, state: GateState & { s: 'exit.authorizin
     { c: 'nfc.release' },
     display('see staff: payment not completed', 'error'),
   ];
-  return state.passed ? step(GATE_IDLE, commands) : passing(ctx, null, nowMs, commands, undefined, state.entered);
+  return state.passed ? step(GATE_IDLE, commands) : passing(ctx, null, nowMs, commands, { entered: state.entered });
 }
 
 /**
@@ -267,7 +281,7 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
   const ticketId = entry?.message.body.ticketId;
   if (entry && ticketId !== undefined && nowMs - entry.message.body.time <= maxTripMs) {
     // Entered on a ticket (its use was reported at the entrance): nothing to settle here.
-    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, ...consumeEntry(entry), { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { wallet, requestId: ticketId, kind: 'ticket', refundable: false });
+    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, ...consumeEntry(entry), { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { paid: { wallet, requestId: ticketId, kind: 'ticket', refundable: false } });
   }
   const granted = ctx.usage.paidExit?.(wallet, nowMs);
   // A grant resting on an admission record holds only while the wallet still carries that record.
@@ -277,10 +291,12 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
     // pass: it has paid — never charge twice.
     // A fare's exit made at last is reported (`passed`) like any other; a ticket trip's grant names no request.
     const fare = paid.kind === 'fare' ? paid.requestId : null;
-    const commands: Command[] = [{ c: 'gate.open' }, { c: 'paidExit.consume', wallet }, ...consumeEntry(entry), { c: 'nfc.release' }, display('paid — goodbye', 'ok')];
-    // Not through after all: granted again. Its record is consumed now, so a fare's grant stands
-    // on nothing else and is refundable (another gate would charge the wallet, record-less).
-    return passing(ctx, fare, nowMs, commands, { wallet, requestId: paid.requestId, kind: paid.kind, refundable: paid.kind === 'fare' });
+    // The grant is used up at the passage, not now. Its record is consumed now, so from here on a
+    // fare's grant stands on nothing else and is refundable (another gate would charge the wallet,
+    // record-less): stored so at once.
+    const using: PaidExit = { wallet, requestId: paid.requestId, kind: paid.kind, refundable: paid.kind === 'fare' };
+    const commands: Command[] = [{ c: 'gate.open' }, ...(paid.onRecord === undefined ? [] : [{ c: 'paidExit.grant' as const, ...using }]), ...consumeEntry(entry), { c: 'nfc.release' }, display('paid — goodbye', 'ok')];
+    return passing(ctx, fare, nowMs, commands, { paid: using, usingGrant: true });
   }
   // An earlier fare of this wallet went unanswered and may still settle: charging again could
   // charge twice. Wait for the hub's answer (then the wallet leaves as paid, or pays anew).

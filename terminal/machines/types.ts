@@ -103,7 +103,8 @@ export type Command =
   | { c: 'print'; lines: string[] }
   | { c: 'ticket.markUsed'; ticketId: string }
   /** The late-approved exit fare of this wallet has been used to let it out. */
-  | { c: 'paidExit.consume'; wallet: string }
+  /** The wallet's grant for `requestId` is used up (a newer grant of the wallet stays). */
+  | { c: 'paidExit.consume'; wallet: string; requestId: string }
   /** Exit gate: the wallet left on this admission record; a copy of it proves no entry here again. */
   | { c: 'admission.used'; recordId: string }
   /** This wallet's exit was paid (or its trip settled) but it did not pass: its next exit is paid. */

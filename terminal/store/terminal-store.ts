@@ -395,6 +395,11 @@ export class TerminalStore {
     return this.st.ticketUsed.get(ticketId) !== undefined;
   }
 
+  /** Runs `fn`'s writes as one transaction: all of them survive a crash, or none. */
+  atomically<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
   getKv(key: string): string | undefined {
     return (this.st.kvGet.get(key) as { value: string } | undefined)?.value;
   }

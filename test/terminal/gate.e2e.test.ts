@@ -285,6 +285,8 @@ describe('gate terminals end to end', () => {
     expect(paid.commands.map((c) => c.c)).not.toContain('hub.request');
     // The exit made at last on that fare is reported, as any fare's is.
     expect(paid.commands.find((c) => c.c === 'receipt')).toEqual({ c: 'receipt', requestId: grant.requestId, outcome: 'passed' });
+    // Used up once the customer was through.
+    expect(slowExit.started.store.getKv(`paid-exit.${wallet.publicKeyHex}`)).toBeUndefined();
     expect(admissions(wallet)).toHaveLength(0);
     expect(await site.balance(wallet)).toBe(1000 - TRIP_MINOR);
   });
