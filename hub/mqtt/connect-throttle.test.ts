@@ -14,8 +14,11 @@ describe('ConnectThrottle', () => {
     expect(throttle.allows('10.0.0.7', t0 + 499)).toBe(false);
     expect(throttle.allows('10.0.0.8', t0)).toBe(true); // another source is not affected
     expect(throttle.allows('10.0.0.7', t0 + 500)).toBe(true);
-    expect(throttle.refused('10.0.0.7', t0 + 500)).toBe(true);
+    // A flood that keeps at it is one episode: not told again at each token it gets back.
+    expect(throttle.refused('10.0.0.7', t0 + 500)).toBe(false);
     expect(throttle.allows('10.0.0.7', t0 + 600)).toBe(false);
+    // Once it has refilled whole, running out again is a new episode.
+    expect([1, 2, 3].map(() => throttle.refused('10.0.0.7', t0 + 60_000))).toEqual([false, false, true]);
   });
 
   it('refills no further than the burst, however long the source was quiet', () => {

@@ -3,17 +3,17 @@
  * bucket; an address whose bucket is empty is refused (`THROTTLED`) before anything is looked up
  * or any signature checked. Without it, anyone who can reach the port and knows a terminal id
  * makes the hub verify a signature, and write a warn line, per CONNECT they send. An accepted
- * CONNECT costs nothing, so a fleet behind one NAT reconnecting at once after a hub restart is
- * never throttled; a terminal that keeps failing (a revoked key, a clock far off) is slowed to the
- * refill rate, which its reconnect backoff already stays under.
+ * CONNECT costs nothing, so a fleet behind one NAT reconnecting at once after a hub restart is not
+ * throttled, unless more than a burst of them is refused (tokens dated before the restart); a
+ * terminal that keeps failing (a revoked key, a clock far off) is slowed to the refill rate.
  * IPv6 sources are counted per /64, the block one host usually gets; IPv4-mapped ones as IPv4.
  */
 import ipaddr from 'ipaddr.js';
 
 export interface ConnectThrottleOptions {
-  /** Refusals an address may run up at once (default 20). */
+  /** Refusals an address may run up at once (default 50). */
   readonly burst?: number;
-  /** Refusals per second an address gets back (default 1). */
+  /** Refusals per second an address gets back (default 5). */
   readonly refillPerS?: number;
   /** Addresses remembered; beyond it the fully refilled are dropped, then the oldest (default 10,000). */
   readonly maxSources?: number;
@@ -22,6 +22,8 @@ export interface ConnectThrottleOptions {
 interface Bucket {
   tokens: number;
   atMs: number;
+  /** Ran out, and has not refilled whole since: one episode, told once. */
+  throttled: boolean;
 }
 
 export class ConnectThrottle {
@@ -31,8 +33,8 @@ export class ConnectThrottle {
   private readonly maxSources: number;
 
   constructor(options: ConnectThrottleOptions = {}) {
-    this.burst = options.burst ?? 20;
-    this.refillPerMs = (options.refillPerS ?? 1) / 1000;
+    this.burst = options.burst ?? 50;
+    this.refillPerMs = (options.refillPerS ?? 5) / 1000;
     this.maxSources = options.maxSources ?? 10_000;
   }
 
@@ -42,17 +44,21 @@ export class ConnectThrottle {
     return !bucket || this.refill(bucket, nowMs) >= 1;
   }
 
-  /** Counts a refusal; true when it spent the source's last token (worth one log line). */
+  /**
+   * Counts a refusal; true when it spent the source's last token and the source was not already
+   * throttled since it last refilled whole (one log line per episode of a sustained flood).
+   */
   refused(address: string | undefined, nowMs: number): boolean {
     const key = sourceKey(address);
     let bucket = this.buckets.get(key);
     if (!bucket) {
       if (this.buckets.size >= this.maxSources) this.makeRoom(nowMs);
-      this.buckets.set(key, (bucket = { tokens: this.burst, atMs: nowMs }));
+      this.buckets.set(key, (bucket = { tokens: this.burst, atMs: nowMs, throttled: false }));
     }
-    const left = this.refill(bucket, nowMs);
-    bucket.tokens = Math.max(0, left - 1);
-    return left >= 1 && bucket.tokens < 1;
+    bucket.tokens = Math.max(0, this.refill(bucket, nowMs) - 1);
+    if (bucket.tokens >= 1 || bucket.throttled) return false;
+    bucket.throttled = true;
+    return true;
   }
 
   get sources(): number {
@@ -62,6 +68,7 @@ export class ConnectThrottle {
   private refill(bucket: Bucket, nowMs: number): number {
     bucket.tokens = Math.min(this.burst, bucket.tokens + Math.max(0, nowMs - bucket.atMs) * this.refillPerMs);
     bucket.atMs = nowMs;
+    if (bucket.tokens >= this.burst) bucket.throttled = false;
     return bucket.tokens;
   }
 
