@@ -350,6 +350,7 @@ export class Registry implements TerminalDirectory {
       ticketUseRelease: p('DELETE FROM ticket_uses WHERE ticket_id = ? AND request_id = ?'),
       entryGet: p('SELECT request_id FROM entry_records WHERE record_id = ?'),
       entryInsert: p('INSERT INTO entry_records (record_id, request_id) VALUES (?, ?)'),
+      entryRelease: p('DELETE FROM entry_records WHERE record_id = ? AND request_id = ?'),
       entryContest: p('UPDATE entry_records SET contested_by = ? WHERE record_id = ? AND contested_by IS NULL'),
       entryContestedBy: p('SELECT contested_by FROM entry_records WHERE request_id = ? AND contested_by IS NOT NULL'),
       entryRestore: p('INSERT OR IGNORE INTO entry_records (record_id, request_id) VALUES (?, ?)'),
@@ -1082,6 +1083,11 @@ export class Registry implements TerminalDirectory {
     if (seen) return seen.request_id === requestId ? 'retry' : 'replay';
     this.#relaxed(() => this.#s.entryInsert!.run(recordId, requestId));
     return 'fresh';
+  }
+
+  /** The fare `requestId` did not settle (the ledger declined it): its entry record pays for an exit again. */
+  releaseEntryRecord(recordId: string, requestId: string): void {
+    this.#relaxed(() => this.#s.entryRelease!.run(recordId, requestId));
   }
 
   /** The locally decided fare that exited on the entry record `requestId` claimed, if one did. */

@@ -566,7 +566,12 @@ export class SettlementService {
     const outcome = await this.#o.engine.submit({ ...cmd, memo: claim });
     const settled = await this.#settledByAnotherVersion(claimed, outcome, body);
     if (settled) return settled;
-    if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
+    if (outcome.status === 'declined') {
+      // No money moved: the gate keeps the record on the wallet, and it must pay for the exit
+      // once the customer has topped up (left claimed, every later fare on it would be a REPLAY).
+      if (entryRecord !== undefined) this.#o.registry.releaseEntryRecord(entryRecord, body.requestId);
+      return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
+    }
     if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistOverspent(wallet, outcome.seq, now)) {
       for (const cb of this.#blocklistListeners) cb();
     }

@@ -575,6 +575,16 @@ describe('gates, fares and tickets', () => {
     expect(await balanceOf(w)).toBe(1200);
   });
 
+  it('a fare the ledger declines (short of funds) leaves its entry record unclaimed: after a top-up the same record pays for the exit', async () => {
+    const w = await funded(100);
+    const entry = entryRecord(w, 'central', fx.now - 20 * 60_000);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes)).code).toBe('INSUFFICIENT_FUNDS');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes))).toMatchObject({ status: 'approved', amountMinor: 350 });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes)).code).toBe('REPLAY');
+    expect(await balanceOf(w)).toBe(750);
+  });
+
   it("a fare whose entry record a gate later let the customer out on (a local decision the hub declines REPLAY) is not refunded when its paid exit expires unused; an online REPLAY changes nothing", async () => {
     const w = await funded(2000);
     const left = entryRecord(w, 'central', fx.now - 20 * 60_000);
