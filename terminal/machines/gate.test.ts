@@ -418,6 +418,18 @@ describe('gate: exit — paid but nobody passed', () => {
     expect(run(exitCtx(f), [{ e: 'tick' }], waiting.state, T0 + 7_000 + 120_000).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
   });
 
+  it('no new decision while the barrier is still open for the last one: the tap is refused, nothing charged or opened', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    let busy = true;
+    const ctx = exitCtx(f, { gate: { station: 'C', mode: 'exit', barrierBusy: () => busy } });
+    const refused = run(ctx, [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
+    expect(refused.state).toEqual(GATE_IDLE);
+    expect(refused.commands).toEqual([{ c: 'gate.deny' }, { c: 'nfc.release' }, { c: 'display', text: 'please wait', tone: 'error' }]);
+    busy = false;
+    expect(kinds(run(ctx, [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]).commands)).toContain('gate.open');
+  });
+
   it('a grant resting on an admission record opens only while the wallet carries that record: gone or replaced, the wallet pays as usual', () => {
     const f = new Fixture('gate-out');
     const w = f.wallet();

@@ -96,6 +96,9 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
   switch (event.e) {
     case 'tap':
       if (state.s !== 'idle') return step(state, [{ c: 'nfc.release' }]);
+      // No new decision while the barrier is open for the last one: it could not open for this
+      // one, and the last one's passage would be taken for this one's.
+      if (gate.barrierBusy?.()) return deny('please wait');
       return gate.mode === 'entry' ? entryTap(event, ctx, nowMs, gate.station) : removeUnprovenRecord(event, ctx, exitTap(event, ctx, nowMs, gate.station));
     case 'wallet.stored': {
       if (state.s !== 'admitting') return step(state);

@@ -47,7 +47,13 @@ export interface TerminalContext {
   usage: UsageView;
   timeouts: { hubMs: number; dropMs: number; tapMs: number };
   /** passageTimeoutMs: how long the barrier stays open for the passage (the hardware's window). */
-  gate?: { station: string; mode: 'entry' | 'exit'; passageTimeoutMs?: number };
+  gate?: {
+    station: string;
+    mode: 'entry' | 'exit';
+    passageTimeoutMs?: number;
+    /** The barrier is still open from the last decision (someone in the beam, its close delay). */
+    barrierBusy?: () => boolean;
+  };
   /**
    * Exit gate: the enrolled gates' keys (terminal id → public key hex) from the hub's keys
    * announcement; an admission record verifies against them or counts as no record.

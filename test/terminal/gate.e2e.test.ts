@@ -241,6 +241,21 @@ describe('gate terminals end to end', () => {
     await eventually(async () => (await site.balance(wallet)) === 1000 - TRIP_MINOR, 8000, 'fare settled');
   });
 
+  it('a tap while the barrier is still open for the last decision is refused, not decided (its admit would fail, or take the last passage for its own)', async () => {
+    // Nobody comes: the barrier closes 0.5 s + 4 s of clear beam later; the machine gave up at 2.5 s.
+    const lazy = await site.terminal({ kind: 'gate', merchantId: 'transit', gate: { station: 'south', mode: 'exit', passageTimeoutMs: 500, closeDelayMs: 4000 } });
+    const [first, second] = [await site.wallet({ balanceMinor: 1000 }), await site.wallet({ balanceMinor: 1000 })];
+    for (const w of [first, second]) expect((await pass(gateIn, w)).opened).toBe(true);
+    lazy.nextVisitor({ kind: 'nobody' });
+    expect((await pass(lazy, first)).opened).toBe(true);
+    expect(lazy.runtime.machineState.s).toBe('idle');
+    const early = await pass(lazy, second);
+    expect(early.opened).toBe(false);
+    expect(early.displays).toContain('please wait');
+    await eventually(() => lazy.started.hardware.devices.gate?.isOpen === false, 8000, 'barrier closed');
+    expect((await pass(lazy, second)).opened).toBe(true);
+  });
+
   it('hub down: entry and exit still work on the local policy; the fare settles when the hub is back', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const url = await site.stopServer();
