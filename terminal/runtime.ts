@@ -60,6 +60,12 @@ const TRANSIENT_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'INTERNAL',
 const PAID_EXIT_VALID_MS = 3 * 3600_000;
 const PAID_EXIT_PREFIX = 'paid-exit.';
 
+type ReceiptOutcome = 'dispensed' | 'passed' | 'delivered' | 'failed';
+interface StoredReceipt {
+  readonly requestId: string;
+  readonly envelope: string;
+}
+
 /** A gate's paid exit as kept in the store (kv `paid-exit.<wallet>`). */
 interface StoredPaidExit {
   readonly requestId: string;
@@ -628,16 +634,24 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
 
   // ---------- hub ----------
 
-  private sendReceipt(requestId: string, outcome: 'dispensed' | 'passed' | 'delivered' | 'failed', reason: string | undefined, nowMs: number): void {
+  private sendReceipt(requestId: string, outcome: ReceiptOutcome, reason: string | undefined, nowMs: number): void {
+    this.deliverReceipt(this.recordReceipt(requestId, outcome, reason, nowMs));
+  }
+
+  /** Signs and stores a receipt (inside a caller's transaction, if any); deliverReceipt sends it once committed. */
+  private recordReceipt(requestId: string, outcome: ReceiptOutcome, reason: string | undefined, nowMs: number): StoredReceipt {
     const receipt = signMessage(
       'completion.receipt',
       { requestId, terminalId: this.config.terminalId, outcome, time: nowMs, ...(reason !== undefined ? { reason } : {}) },
       this.d.keys.secretKey,
     );
     this.d.store.addReceipt(requestId, Buffer.from(encodeMessage(receipt)).toString('utf8'));
-    // The first receipt of a request stands (the store keeps it): the hub gets what a restart re-sends.
-    const envelope = this.d.store.getReceipt(requestId)!.envelope;
     this.log.info({ requestId, outcome, reason }, 'completion receipt');
+    // The first receipt of a request stands (the store keeps it): the hub gets what a restart re-sends.
+    return { requestId, envelope: this.d.store.getReceipt(requestId)!.envelope };
+  }
+
+  private deliverReceipt({ requestId, envelope }: StoredReceipt): void {
     // Else it waits for its request's result (runtime.onReply).
     if (this.d.store.receiptDeliverable(requestId)) this.hub.publishReceipt(requestId, envelope);
   }
@@ -815,20 +829,26 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private grantPaidExit(grant: PaidExit, nowMs: number): void {
     const { wallet: _wallet, ...kept } = grant;
     const stored: StoredPaidExit = { ...kept, timeMs: nowMs };
-    // One transaction: a crash must not keep the old grant's end and lose the new grant.
-    this.d.store.atomically(() => {
+    // One transaction: a crash must not keep the old grant's end and lose the new grant. The
+    // refund's receipt goes to the hub once both are committed.
+    const ended = this.d.store.atomically(() => {
       // One grant per wallet: an older one (expired, not yet pruned) that this one replaces ends now.
       const prior = this.paidExitGrant(grant.wallet);
-      if (prior && prior.requestId !== grant.requestId) this.endUnusedGrant(prior);
+      const receipt = prior && prior.requestId !== grant.requestId ? this.endUnusedGrant(prior) : undefined;
       this.d.store.setKv(`${PAID_EXIT_PREFIX}${grant.wallet}`, JSON.stringify(stored));
+      return receipt;
     });
+    if (ended) this.deliverReceipt(ended);
   }
 
-  /** A refundable grant that ends unused is given back: the customer left through another gate and paid there, or is still inside and will. */
-  private endUnusedGrant(grant: StoredPaidExit): void {
-    if (!grant.refundable) return;
+  /**
+   * A refundable grant that ends unused is given back: the customer left through another gate and
+   * paid there, or is still inside and will. Returns its failure receipt, stored, to deliver.
+   */
+  private endUnusedGrant(grant: StoredPaidExit): StoredReceipt | undefined {
+    if (!grant.refundable) return undefined;
     this.log.warn({ requestId: grant.requestId }, 'paid exit never used: failure receipt (refund)');
-    this.sendReceipt(grant.requestId, 'failed', PAID_EXIT_UNUSED, this.clock());
+    return this.recordReceipt(grant.requestId, 'failed', PAID_EXIT_UNUSED, this.clock());
   }
 
   private paidExitGrant(wallet: string): StoredPaidExit | undefined {
@@ -841,7 +861,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     const expired = this.d.store.kvBefore(PAID_EXIT_PREFIX, beforeMs);
     for (const { key, value } of expired) {
       const grant = parseStoredPaidExit(value);
-      if (grant) this.endUnusedGrant(grant);
+      const receipt = grant && this.endUnusedGrant(grant);
+      if (receipt) this.deliverReceipt(receipt);
       // After the receipt is in the store: a crash in between ends the grant again (one refund).
       this.d.store.deleteKv(key);
     }

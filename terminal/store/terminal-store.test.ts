@@ -273,6 +273,21 @@ describe('TerminalStore', () => {
     s.close();
   });
 
+  it('atomically: a receipt and a kv write that fail together leave neither; that succeed, keep both', () => {
+    const s = TerminalStore.open(join(tempDir(), 't.db'));
+    expect(() =>
+      s.atomically(() => {
+        s.addReceipt('ab'.repeat(16), '{"receipt":1}');
+        s.setKv('paid-exit.w', '{}');
+        throw new Error('disk full');
+      }),
+    ).toThrow('disk full');
+    expect([s.getReceipt('ab'.repeat(16)), s.getKv('paid-exit.w')]).toEqual([undefined, undefined]);
+    expect(s.atomically(() => (s.addReceipt('ab'.repeat(16), '{"receipt":1}'), s.setKv('paid-exit.w', '{}'), 'done'))).toBe('done');
+    expect(s.getReceipt('ab'.repeat(16))?.envelope).toBe('{"receipt":1}');
+    expect(s.getKv('paid-exit.w')).toBe('{}');
+  });
+
   it('lists (kvBefore) and prunes kv entries under a prefix by the time in their value, and nothing else', () => {
     const s = TerminalStore.open(join(tempDir(), 't.db'));
     s.setKv('incident.c', JSON.stringify({ timeMs: 2000 }));
