@@ -119,6 +119,12 @@ async function withLedgerReadOnly(ctx: CliContext, program: Command, fn: (store:
   }
 }
 
+/** A catalog for a merchant no terminal sells for is announced to nobody: most often a typo. */
+function warnIfNoTerminalSells(ctx: CliContext, hub: Hub, merchantId: string): void {
+  if (hub.listTerminals().some((t) => t.merchantId === merchantId && !t.revoked)) return;
+  ctx.err(`warning: no enrolled terminal sells for merchant '${merchantId}' (a typo?); its terminals get this catalog once enrolled\n`);
+}
+
 function dataDirOf(ctx: CliContext, program: Command): string {
   return resolve(ctx.cwd, program.opts<{ dataDir: string }>().dataDir);
 }
@@ -337,7 +343,10 @@ function buildProgram(ctx: CliContext): Command {
       .action(async (file: string) => {
         const raw = readJson('file', ctx.cwd, file);
         preValidate((parse as (raw: unknown) => { ok: true; value: unknown } | { ok: false; field: string; message: string })(raw));
-        await withHub(ctx, program, (hub) => print(importer(hub, raw)));
+        await withHub(ctx, program, (hub) => {
+          print(importer(hub, raw));
+          if (name === 'import-catalog') warnIfNoTerminalSells(ctx, hub, (raw as { merchantId: string }).merchantId);
+        });
       });
   }
 

@@ -104,6 +104,13 @@ describe('hub CLI', () => {
     const c = await cli('import-catalog', good);
     expect(c.code).toBe(0);
     expect(json<{ version: number }>(c.stdout).version).toBe(1);
+    expect(c.stderr).not.toContain('warning');
+    // A merchant nobody sells for (a typo): imported, and the operator is told.
+    const typo = join(dir, 'typo.json');
+    writeFileSync(typo, JSON.stringify({ ...SNACKS, merchantId: 'snakcs' }));
+    const t = await cli('import-catalog', typo);
+    expect(t.code).toBe(0);
+    expect(t.stderr).toContain("warning: no enrolled terminal sells for merchant 'snakcs' (a typo?)");
     // One process per data dir at a time (hub.lock): these run one after the other.
     const added = await cli('blocklist', 'add', wallet, '--reason', 'lost card');
     expect(added.code).toBe(0);
