@@ -93,6 +93,8 @@ export const TerminalConfigSchema = z
         passageTimeoutMs: Ms(500, 60_000).default(8000),
         /** Keep the barrier open this long after the beam cleared. */
         closeDelayMs: Ms(0, 10_000).default(300),
+        /** Someone in the beam this long is counted as through (the barrier still waits for them). */
+        inPassageMaxMs: Ms(1000, 600_000).default(120_000),
       })
       .optional(),
     vending: z.strictObject({ dropTimeoutMs: Ms(100, 60_000).default(4000), slotCount: z.int().min(1).max(64).default(8) }).optional(),

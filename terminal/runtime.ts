@@ -331,7 +331,18 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       },
       timeouts: { hubMs: c.hub.timeoutMs, dropMs: c.vending?.dropTimeoutMs ?? 4000, tapMs: 10_000 },
       ...(c.kind === 'pos' ? { heldTickets: (wallet: string) => this.heldTickets(wallet) } : {}),
-      ...(c.gate ? { gate: { station: c.gate.station, mode: c.gate.mode, passageTimeoutMs: c.gate.passageTimeoutMs, barrierBusy: () => this.d.devices.gate?.isOpen === true } } : {}),
+      ...(c.gate
+        ? {
+            gate: {
+              station: c.gate.station,
+              mode: c.gate.mode,
+              passageTimeoutMs: c.gate.passageTimeoutMs,
+              closeDelayMs: c.gate.closeDelayMs,
+              inPassageMaxMs: c.gate.inPassageMaxMs,
+              barrierBusy: () => this.d.devices.gate?.isOpen === true,
+            },
+          }
+        : {}),
       ...(this.gateKeys ? { gateKeys: this.gateKeys } : {}),
     };
   }

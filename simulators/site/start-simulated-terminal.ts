@@ -33,7 +33,7 @@ export interface SimulatedTerminalOptions {
   credentials?: { keys: KeyPair; certificate: Envelope<'terminal.certificate'>; hubKey: string; issuerKeys: string[] };
   terminalId?: string;
   merchantId?: string;
-  gate?: { station: string; mode: 'entry' | 'exit'; passageTimeoutMs?: number; closeDelayMs?: number };
+  gate?: { station: string; mode: 'entry' | 'exit'; passageTimeoutMs?: number; closeDelayMs?: number; inPassageMaxMs?: number };
   /** Keep state across restarts by passing the same dir; default a fresh temp dir (removed on close). */
   dataDir?: string;
   /** The terminal's clock (default Date.now): tests move it to stage a deadline. */

@@ -4,6 +4,10 @@ import { FARES, Fixture, T0 } from './fixtures.ts';
 import { GATE_IDLE, gateStep, type GateEvent, type GateState } from './gate.ts';
 import type { Command, TerminalContext } from './types.ts';
 
+/** The machine's default passage window: the barrier's 8 s, its 0.3 s close delay, a 2 s margin. */
+const WINDOW_MS = 8_000 + 300 + 2_000;
+const AFTER_WINDOW = T0 + WINDOW_MS + 1;
+
 const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
 const entryCtx = (f: Fixture, over: Partial<TerminalContext> = {}): TerminalContext => f.ctx({ gate: { station: 'A', mode: 'entry' }, ...over });
 const exitCtx = (f: Fixture, over: Partial<TerminalContext> = {}): TerminalContext => f.ctx({ gate: { station: 'C', mode: 'exit' }, ...over });
@@ -331,7 +335,7 @@ describe('gate: exit — paid but nobody passed', () => {
     const spec = (r.commands.find((c) => c.c === 'nfc.authorize') as Extract<Command, { c: 'nfc.authorize' }>).offer;
     r = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(w, spec) }, { e: 'hub.result', result: f.result(rid, { amountMinor: spec.amountMinor }) }], r.state);
     expect(r.commands).toContainEqual({ c: 'nfc.delete', recordId: 5 });
-    r = run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 10_001);
+    r = run(exitCtx(f), [{ e: 'tick' }], r.state, AFTER_WINDOW);
     expect(r.state.s).toBe('idle');
     // The record is gone from the wallet: only the grant stands for the fare, so it is refundable.
     expect(r.commands).toEqual([GRANT(w.hex, rid)]);
@@ -341,7 +345,7 @@ describe('gate: exit — paid but nobody passed', () => {
     expect(next.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, { c: 'nfc.release' }]);
     expect(kinds(next.commands)).not.toContain('nfc.authorize');
     // Not through again: granted again, as refundable as before; through: the fare's exit is reported.
-    expect(run(exitCtx(f), [{ e: 'tick' }], next.state, T0 + 30_001).commands).toEqual([GRANT(w.hex, rid)]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], next.state, T0 + 20_000 + WINDOW_MS + 1).commands).toEqual([GRANT(w.hex, rid)]);
     expect(run(exitCtx(f), [{ e: 'passage' }], next.state, T0 + 21_000).commands).toEqual([
       { c: 'receipt', requestId: rid, outcome: 'passed' },
       { c: 'paidExit.consume', wallet: w.hex, requestId: rid },
@@ -362,7 +366,14 @@ describe('gate: exit — paid but nobody passed', () => {
     // Nobody within the window and its margin: then the grant.
     const quiet = run(ctx, [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
     const signed = run(ctx, [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], quiet.state);
-    expect(kinds(run(ctx, [{ e: 'tick' }], signed.state, T0 + 17_001).commands)).toContain('paidExit.grant');
+    expect(kinds(run(ctx, [{ e: 'tick' }], signed.state, T0 + 17_299).commands)).not.toContain('paidExit.grant');
+    expect(kinds(run(ctx, [{ e: 'tick' }], signed.state, T0 + 17_300).commands)).toContain('paidExit.grant');
+    // Its close delay too: the barrier is still open then, and someone may still step in.
+    const slowClose = exitCtx(f, { gate: { station: 'C', mode: 'exit', passageTimeoutMs: 15_000, closeDelayMs: 5_000 } });
+    const late = run(slowClose, [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
+    const lateSigned = run(slowClose, [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], late.state);
+    expect(run(slowClose, [{ e: 'tick' }], lateSigned.state, T0 + 21_999).state.s).toBe('passing');
+    expect(kinds(run(slowClose, [{ e: 'tick' }], lateSigned.state, T0 + 22_000).commands)).toContain('paidExit.grant');
   });
 
   it('a fare submitted on the local decision, a ticket trip, a paid exit: each is granted again; a passage grants nothing', () => {
@@ -372,13 +383,13 @@ describe('gate: exit — paid but nobody passed', () => {
     let r = run(exitCtx(f), [{ e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }]);
     r = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], r.state);
     expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true });
-    expect(run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, rid)]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], r.state, AFTER_WINDOW).commands).toEqual([GRANT(w.hex, rid)]);
     expect(run(exitCtx(f), [{ e: 'passage' }], r.state).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
 
     const ticketId = f.id();
     const ticket = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'A', T0 - 60_000, ticketId) } }), requestId: f.id(), recordId: f.id() }]);
     // A ticket trip paid no fare here: nothing to refund.
-    expect(run(exitCtx(f), [{ e: 'tick' }], ticket.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, ticketId, 'ticket')]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], ticket.state, AFTER_WINDOW).commands).toEqual([GRANT(w.hex, ticketId, 'ticket')]);
 
     // A late-approved fare whose record the hub claimed: the grant consumes the record, so granted
     // again it stands on nothing else and is refundable; its exit, made at last, is reported.
@@ -388,14 +399,14 @@ describe('gate: exit — paid but nobody passed', () => {
     expect(paid.commands).toContainEqual({ c: 'nfc.delete', recordId: 6 });
     // Restated at once, with the record: refundable from now on.
     expect(paid.commands.slice(0, 2)).toEqual([{ c: 'gate.open' }, GRANT(w.hex, 'r1')]);
-    expect(run(exitCtx(f), [{ e: 'tick' }], paid.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, 'r1')]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], paid.state, AFTER_WINDOW).commands).toEqual([GRANT(w.hex, 'r1')]);
     expect(run(exitCtx(f), [{ e: 'passage' }], paid.state).commands).toEqual([
       { c: 'receipt', requestId: 'r1', outcome: 'passed' },
       { c: 'paidExit.consume', wallet: w.hex, requestId: 'r1' },
     ]);
     // A ticket trip's grant: granted again as a ticket's; its exit names no request.
     const onTicket = run(exitCtx(f, { usage: { ...f.usage(), paidExit: () => ({ requestId: ticketId, kind: 'ticket', refundable: false }) } }), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
-    expect(run(exitCtx(f), [{ e: 'tick' }], onTicket.state, T0 + 10_001).commands).toEqual([GRANT(w.hex, ticketId, 'ticket')]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], onTicket.state, AFTER_WINDOW).commands).toEqual([GRANT(w.hex, ticketId, 'ticket')]);
     expect(run(exitCtx(f), [{ e: 'passage' }], onTicket.state).commands).toEqual([{ c: 'paidExit.consume', wallet: w.hex, requestId: ticketId }]);
   });
 
@@ -406,11 +417,11 @@ describe('gate: exit — paid but nobody passed', () => {
     let r = run(exitCtx(f), [{ e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }]);
     // Entered while the wallet still signs (the barrier opened on the local decision).
     const early = run(exitCtx(f), [{ e: 'passage.entered' }, { e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], r.state);
-    expect(run(exitCtx(f), [{ e: 'tick' }], early.state, T0 + 10_001).commands).toEqual([]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], early.state, AFTER_WINDOW).commands).toEqual([]);
     r = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], r.state);
     // Steps into the beam at 7 s and stands there past the barrier's window.
     r = run(exitCtx(f), [{ e: 'passage.entered' }], r.state, T0 + 7_000);
-    const waiting = run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 10_001);
+    const waiting = run(exitCtx(f), [{ e: 'tick' }], r.state, AFTER_WINDOW);
     expect(waiting.commands).toEqual([]);
     expect(waiting.state.s).toBe('passing');
     expect(run(exitCtx(f), [{ e: 'passage' }], waiting.state, T0 + 30_000).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
@@ -449,7 +460,7 @@ describe('gate: exit — paid but nobody passed', () => {
     const f = new Fixture('gate-out');
     const w = f.wallet();
     let r = run(exitCtx(f), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }, { e: 'card.lost' }]);
-    r = run(exitCtx(f), [{ e: 'tick' }], r.state, T0 + 10_001);
+    r = run(exitCtx(f), [{ e: 'tick' }], r.state, AFTER_WINDOW);
     expect(kinds(r.commands)).not.toContain('paidExit.grant');
   });
 });

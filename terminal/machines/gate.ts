@@ -49,16 +49,19 @@ export type GateEvent = CommonEvent | { e: 'passage.entered' } | { e: 'passage' 
 export const GATE_IDLE: GateState = { s: 'idle' };
 
 const AUTHORIZE_MS = 5_000;
-/** The barrier's passage window when the config names none (hardware DEFAULT_GATE_TIMING). */
+/** The barrier's passage window and close delay when the config names none (hardware DEFAULT_GATE_TIMING). */
 const PASSAGE_MS = 8_000;
+const CLOSE_DELAY_MS = 300;
 /**
- * The machine waits this much longer than the barrier stays open: a passage the sensor saw in time
- * must reach it before it concludes "nobody passed" (and grants the wallet's next exit as paid).
+ * The machine waits this much longer than the barrier stays open (its window, then its close
+ * delay, in which someone may still step in): a passage the sensor saw in time must reach it
+ * before it concludes "nobody passed" (and grants the wallet's next exit as paid).
  */
 const PASSAGE_MARGIN_MS = 2_000;
 /**
- * Someone in the beam holds the barrier open as long as they stay. Past this the machine stops
- * waiting for the barrier to report them through and counts them as through (they entered).
+ * Someone in the beam holds the barrier open as long as they stay. Past this (config
+ * `gate.inPassageMaxMs`) the machine stops waiting for the barrier to report them through and
+ * counts them as through (they entered); no new decision until the barrier has closed.
  */
 const IN_PASSAGE_MAX_MS = 120_000;
 /** Without a fare table an admission record counts as "inside" for this long (anti-passback). */
@@ -79,8 +82,12 @@ function passing(
   commands: Command[],
   { paid, usingGrant = false, entered = false }: { paid?: PaidExit; usingGrant?: boolean; entered?: boolean | undefined } = {},
 ): Step<GateState> {
-  const windowMs = entered ? IN_PASSAGE_MAX_MS : (ctx.gate?.passageTimeoutMs ?? PASSAGE_MS) + PASSAGE_MARGIN_MS;
+  const windowMs = entered ? inPassageMaxMs(ctx) : (ctx.gate?.passageTimeoutMs ?? PASSAGE_MS) + (ctx.gate?.closeDelayMs ?? CLOSE_DELAY_MS) + PASSAGE_MARGIN_MS;
   return step({ s: 'passing', requestId, ...(paid ? { paid } : {}), ...(usingGrant ? { usingGrant } : {}), ...(entered ? { entered } : {}), untilMs: nowMs + windowMs }, commands);
+}
+
+function inPassageMaxMs(ctx: TerminalContext): number {
+  return ctx.gate?.inPassageMaxMs ?? IN_PASSAGE_MAX_MS;
 }
 
 /** Through: the fare's passage is reported, and a grant the exit was made on is used up. */
@@ -167,7 +174,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
     case 'passage.entered':
       if (state.s === 'exit.authorizing' && state.opened) return step({ ...state, entered: true });
       if (state.s !== 'passing' || state.entered) return step(state);
-      return step({ ...state, entered: true, untilMs: nowMs + IN_PASSAGE_MAX_MS });
+      return step({ ...state, entered: true, untilMs: nowMs + inPassageMaxMs(ctx) });
     case 'passage':
       if (state.s === 'exit.authorizing' && state.opened) return step({ ...state, passed: true });
       if (state.s !== 'passing') return step(state);

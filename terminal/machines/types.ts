@@ -51,6 +51,8 @@ export interface TerminalContext {
     station: string;
     mode: 'entry' | 'exit';
     passageTimeoutMs?: number;
+    closeDelayMs?: number;
+    inPassageMaxMs?: number;
     /** The barrier is still open from the last decision (someone in the beam, its close delay). */
     barrierBusy?: () => boolean;
   };
