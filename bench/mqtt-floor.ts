@@ -6,6 +6,7 @@
  * of this is the hub's; what this takes, the machine (its scheduler, wake-ups, loopback TCP) takes
  * from every design.
  *   mqtt.floor.rtt_p50_ms_at_100rps / p99, mqtt.floor.rtt_p50_ms_at_1000rps / p99
+ *   mqtt.floor.cpu_canonical_encode_ops_s, mqtt.floor.cpu_verify_sodium_ops_s (cpuSpeed)
  */
 import { fork } from 'node:child_process';
 import net from 'node:net';
@@ -13,8 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { Aedes } from 'aedes';
 import { MqttClient } from 'mqtt';
 import { noDelayStreamBuilder } from '../hub/mqtt/no-delay-stream.ts';
+import { canonicalBytes, fromHex, verifySodium } from '../protocol/index.ts';
+import { buildSampleMessages, VECTOR_KEYS } from '../protocol/vectors/messages.ts';
 import { FLOOR_REPLY_BYTES, FLOOR_REPLY_TOPIC, FLOOR_REQUEST_TOPIC, type FloorResult } from './mqtt-floor-sender.ts';
-import { round, type Report } from './harness.ts';
+import { opsPerSecond, round, type Report } from './harness.ts';
 
 const SENDER = fileURLToPath(new URL('./mqtt-floor-sender.ts', import.meta.url));
 
@@ -26,6 +29,19 @@ function sendFor(url: string, rps: number, durationMs: number): Promise<FloorRes
     child.once('error', reject);
     child.once('close', (code) => (result ? resolve(result) : reject(new Error(`mqtt floor sender exited (${code}) without a result`))));
   });
+}
+
+/**
+ * The host's CPU speed, for reading the throughput figures of the same run: the same VM has run
+ * at about half speed on some days. Two operations of the hub's request path, one core.
+ */
+export function cpuSpeed(report: Report, prefix: string): void {
+  const request = buildSampleMessages().find((m) => m.type === 'settlement.request' && m.body.op.type === 'purchase');
+  if (!request || request.type !== 'settlement.request') throw new Error('bench/mqtt-floor: no request in the vectors');
+  const bytes = canonicalBytes(request.type, request.body);
+  const sig = fromHex(request.sig);
+  report(`${prefix}_canonical_encode_ops_s`, opsPerSecond(() => canonicalBytes(request.type, request.body)), 'ops/s');
+  report(`${prefix}_verify_sodium_ops_s`, opsPerSecond(() => verifySodium(sig, bytes, VECTOR_KEYS.terminal.publicKey)), 'ops/s');
 }
 
 export async function runFloor(report: Report, phaseMs: number): Promise<void> {

@@ -12,7 +12,9 @@
  *     law: 200 in flight at a 30 ms MEAN already need 6,667 settled/s.
  *   the same with the prefix mqtt.mosquitto.
  * Diagnostic, prefix mqtt.floor.: the machine's floor for the latency bars, a bare QoS 1 echo with
- * nothing of the hub in it (bench/mqtt-floor.ts), run first.
+ * nothing of the hub in it (bench/mqtt-floor.ts), run first; and the host's CPU speed in the same
+ * run (mqtt.floor.cpu_*: canonical encodes and sodium verifies a second, one core), the scale
+ * for the throughput bar: this VM has been seen at 162k / 26.6k and at 91k / 19.8k.
  * Diagnostic, prefix mqtt.transport.: the same load against a sign-only service (decode, verify
  * the terminal signature on the worker pool, sign the result; no ledger), which isolates what the
  * MQTT layer itself costs from what settlement costs.
@@ -54,7 +56,7 @@ import type { SettlementHandler, TerminalListing, TerminalLookup } from '../hub/
 import { inlineVerifier, type SignatureVerifier } from '../hub/verify/verifier.ts';
 import { fastSignMessage, nodeSigningKey } from '../simulators/load/purchase-request.ts';
 import { WorkerVerifier } from '../hub/verify/worker-verifier.ts';
-import { runFloor } from './mqtt-floor.ts';
+import { cpuSpeed, runFloor } from './mqtt-floor.ts';
 import { PEAK_P99_BAR_MS, searchPeak, type Measured } from './peak-search.ts';
 import { RequestTracer } from './request-trace.ts';
 import { mainThreadCpuMs, mainThreadReadCalls } from './thread-cpu.ts';
@@ -349,7 +351,10 @@ function round(v: number): number {
 }
 
 export async function run(report: Report): Promise<void> {
-  if (BROKERS.includes('floor')) await runFloor(report, PHASE_MS);
+  if (BROKERS.includes('floor')) {
+    await runFloor(report, PHASE_MS);
+    cpuSpeed(report, 'mqtt.floor.cpu');
+  }
   if (!BROKERS.some((b) => b !== 'floor')) return;
   const dir = mkdtempSync(path.join(tmpdir(), 'tapsettle-bench-mqtt-'));
   const setupStart = performance.now();
