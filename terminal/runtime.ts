@@ -326,7 +326,9 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         abandonedFor: (wallet) => store.hasAbandoned(wallet),
         paidExit: (wallet, nowMs) => {
           const grant = this.paidExitGrant(wallet);
-          return grant && nowMs - grant.timeMs <= PAID_EXIT_VALID_MS ? { requestId: grant.requestId, kind: grant.kind, refundable: grant.refundable, ...(grant.onRecord === undefined ? {} : { onRecord: grant.onRecord }) } : undefined;
+          if (!grant || nowMs - grant.timeMs > PAID_EXIT_VALID_MS) return undefined;
+          const { timeMs: _timeMs, ...paid } = grant;
+          return paid;
         },
       },
       timeouts: { hubMs: c.hub.timeoutMs, dropMs: c.vending?.dropTimeoutMs ?? 4000, tapMs: 10_000 },
