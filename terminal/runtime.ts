@@ -66,14 +66,8 @@ interface StoredReceipt {
   readonly envelope: string;
 }
 
-/** A gate's paid exit as kept in the store (kv `paid-exit.<wallet>`). */
-interface StoredPaidExit {
-  readonly requestId: string;
-  readonly kind: 'fare' | 'ticket';
-  readonly refundable: boolean;
-  readonly onRecord?: string;
-  readonly timeMs: number;
-}
+/** A gate's paid exit as kept in the store (kv `paid-exit.<wallet>`), made at `timeMs`. */
+type StoredPaidExit = Omit<PaidExit, 'wallet'> & { readonly timeMs: number };
 
 /** A stored grant; an unreadable one is no grant (the wallet pays as usual). */
 function parseStoredPaidExit(raw: string): StoredPaidExit | undefined {
