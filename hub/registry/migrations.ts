@@ -170,9 +170,9 @@ export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
     version: 5,
     name: 'entry-record-contested',
     sql: `
-      -- The first other fare whose exit was made on an entry record already claimed (approved at
-      -- 0, or a gate opened on it before asking): the claiming fare's paid exit, if it expires
-      -- unused, is not refunded — the customer left on its record elsewhere (SettlementService).
+      -- The first locally decided fare (a gate opened on it) that presented an entry record
+      -- already claimed by another fare: that fare's paid exit, if it expires unused, is not
+      -- refunded — the customer left on its record elsewhere (SettlementService #receipt).
       ALTER TABLE entry_records ADD COLUMN contested_by TEXT;
       CREATE INDEX entry_records_request ON entry_records (request_id);
     `,

@@ -348,7 +348,7 @@ export class Registry implements TerminalDirectory {
       ticketGet: p('SELECT 1 FROM tickets WHERE ticket_id = ?'),
       ticketUseInsert: p('INSERT INTO ticket_uses (ticket_id, request_id, terminal_id, station, used_ms) VALUES (?, ?, ?, ?, ?)'),
       ticketUseRelease: p('DELETE FROM ticket_uses WHERE ticket_id = ? AND request_id = ?'),
-      entryGet: p('SELECT request_id, contested_by FROM entry_records WHERE record_id = ?'),
+      entryGet: p('SELECT request_id FROM entry_records WHERE record_id = ?'),
       entryInsert: p('INSERT INTO entry_records (record_id, request_id) VALUES (?, ?)'),
       entryRelease: p('DELETE FROM entry_records WHERE request_id = ?'),
       entryContest: p('UPDATE entry_records SET contested_by = ? WHERE record_id = ? AND contested_by IS NULL'),
@@ -1072,38 +1072,28 @@ export class Registry implements TerminalDirectory {
     return 'fresh';
   }
 
-  /** A gate entry record pays for one fare only. */
-  claimEntryRecord(recordId: string, requestId: string): Freshness {
+  /**
+   * A gate entry record pays for one exit only. `opened`: the request's gate let the customer out
+   * already (a local decision), so a replay is an exit made on the record: it is kept against the
+   * fare that claimed it (entryRecordContestedBy).
+   */
+  claimEntryRecord(recordId: string, requestId: string, opened = false): Freshness {
     const seen = this.#s.entryGet!.get(recordId) as { request_id: string } | undefined;
+    if (seen && seen.request_id !== requestId && opened) this.#relaxed(() => this.#s.entryContest!.run(requestId, recordId));
     if (seen) return seen.request_id === requestId ? 'retry' : 'replay';
     this.#relaxed(() => this.#s.entryInsert!.run(recordId, requestId));
     return 'fresh';
   }
 
-  /** The fare that claimed this entry record, if one did. */
-  entryRecordClaimant(recordId: string): string | undefined {
-    return (this.#s.entryGet!.get(recordId) as { request_id: string } | undefined)?.request_id;
-  }
-
   /**
-   * Another fare's exit was made on a record already claimed (a gate opened on it): kept against
-   * the claiming fare (entryRecordContestedBy). True when `requestId` is that exit — the first to
-   * contest the record, or its retry — false when another got there first.
-   */
-  contestEntryRecord(recordId: string, requestId: string): boolean {
-    this.#relaxed(() => this.#s.entryContest!.run(requestId, recordId));
-    return (this.#s.entryGet!.get(recordId) as { contested_by: string | null } | undefined)?.contested_by === requestId;
-  }
-
-  /**
-   * The fare `requestId` paid nothing after all (the ledger declined it, or it was refunded): the
-   * entry record it claimed pays for an exit again.
+   * The fare `requestId` paid nothing after all (the ledger declined it, or its unused paid exit
+   * was refunded): the entry record it claimed pays for an exit again.
    */
   releaseEntryRecordOf(requestId: string): void {
     this.#relaxed(() => this.#s.entryRelease!.run(requestId));
   }
 
-  /** The fare whose exit was made on the entry record `requestId` claimed, if one was (contestEntryRecord). */
+  /** The locally decided fare that exited on the entry record `requestId` claimed, if one did. */
   entryRecordContestedBy(requestId: string): string | undefined {
     return (this.#s.entryContestedBy!.get(requestId) as { contested_by: string } | undefined)?.contested_by;
   }

@@ -539,12 +539,7 @@ export class SettlementService {
       if (quote.fareMinor !== auth.amountMinor) return declined('AMOUNT_MISMATCH');
       claimed = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
       if (claimed === 'replay') return declined('REPLAY');
-      if (op.entry && this.#o.registry.claimEntryRecord(op.entry.body.recordId, body.requestId) === 'replay') {
-        if (!this.#exitOnClaimedRecord(op.entry.body.recordId, body.requestId, wallet, body.offline === true)) return declined('REPLAY');
-        // Paid by the fare that claimed the record: a claim of its own, on disk before the gate hears.
-        await this.#o.registry.durable();
-        return { status: 'approved', withdrawal: 'none', amountMinor: 0, currency: auth.currency, timeMs: now, wallet, cache: true };
-      }
+      if (op.entry && this.#o.registry.claimEntryRecord(op.entry.body.recordId, body.requestId, body.offline === true) === 'replay') return declined('REPLAY');
       if (quote.fareMinor === 0) {
         // No ledger row carries these claims: they are on disk before the gate hears of them.
         await this.#o.registry.durable();
@@ -583,22 +578,6 @@ export class SettlementService {
     const decision = await this.#approved(outcome, wallet, eid);
     if (op.type === 'ticket.sale' && product) decision.ticket = this.#issueTicket(product, wallet, body.requestId, outcome.atMs);
     return decision;
-  }
-
-  /**
-   * A fare presents an entry record another fare of the wallet claimed, whose exit was never made:
-   * the hub approved it after its gate had turned the customer away, or nobody passed there, and
-   * the record is still on the wallet. That fare paid for this exit — approved at 0, once — and
-   * the exit is kept against it, so its unused paid exit is not refunded. A REPLAY otherwise: the
-   * first fare's exit reported (`passed`) or refunded, or another exit already made on the record.
-   * A gate that opened on it before asking (offline) has made an exit on it either way: kept too.
-   */
-  #exitOnClaimedRecord(recordId: string, requestId: string, wallet: string, opened: boolean): boolean {
-    const claimant = this.#o.registry.entryRecordClaimant(recordId);
-    const first = claimant === undefined ? undefined : this.#o.registry.result(claimant);
-    const unused = first?.status === 'approved' && first.op === 'fare' && first.wallet === wallet && this.#o.registry.receiptOutcomes(claimant!).length === 0;
-    if (!unused && !opened) return false;
-    return this.#o.registry.contestEntryRecord(recordId, requestId) && unused;
   }
 
   /**
