@@ -603,8 +603,13 @@ describe('gates, fares and tickets', () => {
     expect(await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, other.requestId, 'failed', fx.now, PAID_EXIT_UNUSED))).toMatchObject({ status: 'refunded' });
     expect(await balanceOf(w)).toBe(1650);
     // Refunded, the fare gives its record back: an exit made on it later is charged, once.
-    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, kept, 'harbor', 350).bytes))).toMatchObject({ status: 'approved', amountMinor: 350 });
+    const later = fareRequest(w, kept, 'harbor', 350);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, later.bytes))).toMatchObject({ status: 'approved', amountMinor: 350 });
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, kept, 'harbor', 350).bytes)).code).toBe('REPLAY');
+    expect(await balanceOf(w)).toBe(1300);
+    // So does an operator's refund.
+    expect(await fx.hub.refund(later.requestId)).toMatchObject({ status: 'approved' });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, kept, 'harbor', 350).bytes))).toMatchObject({ status: 'approved', amountMinor: 350 });
     expect(await balanceOf(w)).toBe(1300);
   });
 
