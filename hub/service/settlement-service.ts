@@ -993,23 +993,21 @@ export class SettlementService {
     const original = stored ?? (await this.#ledgerOriginal(r.requestId, terminal));
     if (typeof original === 'string') return reject(original);
     const first = this.#o.registry.putReceipt(r.requestId, r.outcome, terminalId, now);
-    if (r.outcome !== 'failed') return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
-    if (!refundsOnFailure(terminal.kind, original.op, r.reason) || original.status !== 'approved' || original.engineId === null) {
-      return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
-    }
+    const recorded: ReceiptOutcome = { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
+    /** A failure receipt that would refund, kept without a refund: said once, at its first arrival. */
+    const notRefunded = (why: Record<string, string>, msg: string): ReceiptOutcome => {
+      if (first) this.#o.logger.warn({ terminalId, requestId: r.requestId, ...why }, msg);
+      return recorded;
+    };
+    if (r.outcome !== 'failed') return recorded;
+    if (!refundsOnFailure(terminal.kind, original.op, r.reason) || original.status !== 'approved' || original.engineId === null) return recorded;
     // The terminal reported the goods or the passage delivered before: kept, never both.
     const delivered = this.#o.registry.receiptOutcomes(r.requestId).find((o) => o !== 'failed');
-    if (delivered !== undefined) {
-      if (first) this.#o.logger.warn({ terminalId, requestId: r.requestId, delivered }, 'failure receipt after a success receipt: recorded, not refunded');
-      return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
-    }
+    if (delivered !== undefined) return notRefunded({ delivered }, 'failure receipt after a success receipt: recorded, not refunded');
     // Its entry record was left on the wallet (a delete the card missed) and a gate let the customer
     // out on it: the fare paid for that exit, nothing to give back.
     const exitedOn = terminal.kind === 'gate' ? this.#o.registry.entryRecordContestedBy(r.requestId) : undefined;
-    if (exitedOn !== undefined) {
-      if (first) this.#o.logger.warn({ terminalId, requestId: r.requestId, exitedOn }, 'paid exit unused, but its entry record let the customer out elsewhere: recorded, not refunded');
-      return { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
-    }
+    if (exitedOn !== undefined) return notRefunded({ exitedOn }, 'paid exit unused, but its entry record let the customer out elsewhere: recorded, not refunded');
     const { firstId, refundId } = await refundAttemptId(this.#o.engine, 'receipt-refund', r.requestId, now);
     const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });
     if (outcome.status === 'declined') {
