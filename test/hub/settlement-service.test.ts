@@ -602,8 +602,9 @@ describe('gates, fares and tickets', () => {
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, kept, 'harbor', 350).bytes)).code).toBe('REPLAY');
     expect(await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, other.requestId, 'failed', fx.now, PAID_EXIT_UNUSED))).toMatchObject({ status: 'refunded' });
     expect(await balanceOf(w)).toBe(1650);
-    // Refunded, the fare gives its record back: an exit made on it later is charged, once.
-    const later = fareRequest(w, kept, 'harbor', 350);
+    // Refunded, the fare gives its record back: an exit made on it later is charged, once — also
+    // when that exit was a gate's local decision that reached the hub only after the refund.
+    const later = fareRequest(w, kept, 'harbor', 350, true);
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, later.bytes))).toMatchObject({ status: 'approved', amountMinor: 350 });
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, kept, 'harbor', 350).bytes)).code).toBe('REPLAY');
     expect(await balanceOf(w)).toBe(1300);
