@@ -37,7 +37,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
@@ -385,6 +385,8 @@ export async function run(report: Report): Promise<void> {
         lookupTerminal: (id) => hub.lookupTerminal(id),
         listTerminals: () => hub.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, revoked: t.revoked })),
       };
+      // Started as root, Mosquitto switches to its own account, which must get through this folder.
+      chmodSync(dir, 0o711);
       const files = writeMosquittoFiles({ dir: path.join(dir, 'mosquitto'), port, directory: listing, brokerSecret, hubPassword });
       const mosquitto = await startMosquitto(files.configPath, port);
       try {

@@ -31,6 +31,7 @@ import { isPayoutHeld, type PayoutHeld } from '../clearing/payouts.ts';
 import { parseAcquirerReport } from '../clearing/acquirer-report.ts';
 import { reconcileCardsWithLedger } from '../clearing/ledger-card-credits.ts';
 import { InputError, OperationRefused } from '../service/input-error.ts';
+import { BrokerAccountError } from '../mqtt/broker-account.ts';
 
 /** Where one CLI run writes and what it acts on: the process's streams, or an admin request's reply. */
 interface CliContext {
@@ -427,6 +428,7 @@ function buildProgram(ctx: CliContext): Command {
     .option('--host <addr>', 'address Mosquitto listens on', '127.0.0.1')
     .option('--tls-cert <file>', 'TLS certificate (PEM) for the listener')
     .option('--tls-key <file>', 'TLS private key (PEM) for the listener')
+    .option('--broker-user <name>', 'account Mosquitto runs as (started as root, it switches to it before reading these files)', 'mosquitto')
     .action(async (o: Record<string, string | undefined>) => {
       const port = int('port', o['port']) as number;
       if (port > 65_535) throw new InputError('port', 'at most 65535');
@@ -438,7 +440,9 @@ function buildProgram(ctx: CliContext): Command {
           lookupTerminal: (id) => hub.lookupTerminal(id),
           listTerminals: () => hub.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, revoked: t.revoked })),
         };
-        const files = writeMosquittoFiles({ dir: resolve(ctx.cwd, o['out'] as string), port, host: o['host'] as string, directory: listing, ...creds, ...(tls ? { tls } : {}) });
+        const files = brokerInput(() =>
+          writeMosquittoFiles({ dir: resolve(ctx.cwd, o['out'] as string), port, host: o['host'] as string, directory: listing, brokerUser: o['brokerUser'] as string, ...creds, ...(tls ? { tls } : {}) }),
+        );
         // The hub's config for this broker: mqtt { kind: external, url, username, passwordFile }.
         print({ ...files, hubPasswordFile: creds.hubPasswordFile, hubConfig: { kind: 'external', url: files.url, username: files.hubUsername, passwordFile: creds.hubPasswordFile } });
       });
@@ -550,6 +554,16 @@ function buildProgram(ctx: CliContext): Command {
     });
 
   return program;
+}
+
+/** What the broker's account cannot use is the operator's input to fix: exit 2, naming the option. */
+function brokerInput<T>(write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    if (!(err instanceof BrokerAccountError)) throw err;
+    throw new InputError({ BROKER_USER_UNKNOWN: 'broker-user', BROKER_CANNOT_REACH: 'out', BROKER_CANNOT_READ: 'tls-cert/tls-key' }[err.code], err.message);
+  }
 }
 
 export async function main(argv: readonly string[], ctx: CliContext = processContext(argv)): Promise<number> {

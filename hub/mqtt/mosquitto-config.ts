@@ -8,8 +8,10 @@
  */
 import { createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import path from 'node:path';
 import { MAX_MESSAGE_BYTES, TOPIC_ROOT } from '../../protocol/index.ts';
+import { assertReachable, assertReadable, canChown, giveTo, lookupBrokerAccount } from './broker-account.ts';
 import { HUB_CLIENT_ID } from './hub-transport.ts';
 import type { TerminalListing } from './types.ts';
 
@@ -43,6 +45,14 @@ export interface MosquittoFilesOptions {
    */
   readonly maxPacketBytes?: number;
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  /**
+   * The account Mosquitto runs as (its `user`): started as root it switches to it before reading
+   * any of these files. Written as root, the folder and files are given to it; the certificate and
+   * key must already be readable by it. Default: `mosquitto` (the Debian package's) when this
+   * process is root, else this process's own account, for a Mosquitto this process starts (one
+   * not started as root never switches).
+   */
+  readonly brokerUser?: string;
 }
 
 export interface MosquittoFiles {
@@ -52,6 +62,9 @@ export interface MosquittoFiles {
   readonly logPath: string;
   readonly url: string;
   readonly hubUsername: string;
+  readonly brokerUser: string;
+  /** Written by someone else than root or the broker's account: the command that hands them over. */
+  readonly chownCommand?: string;
 }
 
 export function mosquittoAcl(): string {
@@ -74,6 +87,11 @@ export function mosquittoAcl(): string {
 
 export function writeMosquittoFiles(options: MosquittoFilesOptions): MosquittoFiles {
   const host = options.host ?? '127.0.0.1';
+  // Checked before anything is written: a broker that cannot read its files would fail only at its
+  // start (or, for a reload, keep running on the old ones).
+  const account = lookupBrokerAccount(options.brokerUser ?? (canChown() ? 'mosquitto' : userInfo().username));
+  if (options.tls) for (const f of [options.tls.certFile, options.tls.keyFile]) assertReadable(f, account);
+  assertReachable(path.dirname(path.resolve(options.dir)), account);
   mkdirSync(options.dir, { recursive: true });
   const configPath = path.join(options.dir, 'mosquitto.conf');
   const passwordPath = path.join(options.dir, 'passwd');
@@ -104,8 +122,7 @@ export function writeMosquittoFiles(options: MosquittoFilesOptions): MosquittoFi
     // every reconnect and terminals re-send by request id, so nothing depends on the broker's store;
     // a saved store would be up to autosave_interval old after a crash anyway.
     'persistence false',
-    // Stay root when started as root, so the generated 0600 files stay readable.
-    'user root',
+    `user ${account.name}`,
     `log_dest file ${logPath}`,
     'log_type error',
     'log_type warning',
@@ -123,5 +140,9 @@ export function writeMosquittoFiles(options: MosquittoFilesOptions): MosquittoFi
     '',
   ].join('\n');
   writeFileSync(configPath, config, { mode: 0o600 });
-  return { configPath, passwordPath, aclPath, logPath, url: `${options.tls ? 'mqtts' : 'mqtt'}://${host}:${options.port}`, hubUsername: HUB_USERNAME };
+  const written = { configPath, passwordPath, aclPath, logPath, url: `${options.tls ? 'mqtts' : 'mqtt'}://${host}:${options.port}`, hubUsername: HUB_USERNAME, brokerUser: account.name };
+  // The folder too: Mosquitto creates its log there.
+  if (canChown()) giveTo(account, [options.dir, configPath, passwordPath, aclPath]);
+  else if (process.getuid?.() !== account.uid) return { ...written, chownCommand: `chown -R ${account.name}: ${path.resolve(options.dir)}` };
+  return written;
 }

@@ -4,10 +4,11 @@
  * broker password; a real Mosquitto started on those files lets exactly them in. Skipped (with a
  * message) without the binary.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lookupBrokerAccount } from '../../hub/mqtt/broker-account.ts';
 import { freePort, mosquittoAvailable, startMosquitto, type MosquittoProcess } from '../../hub/mqtt/mosquitto-process.ts';
 import { runCli } from '../hub/kit.ts';
 import { tryConnect } from './fixtures.ts';
@@ -19,11 +20,13 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
   const dir = mkdtempSync(path.join(tmpdir(), 'tapsettle-cli-mosquitto-'));
   const dataDir = path.join(dir, 'hub');
   let mosquitto: MosquittoProcess | undefined;
-  let files: { configPath: string; passwordPath: string; aclPath: string; url: string; hubUsername: string; hubPasswordFile: string; hubConfig: Record<string, unknown> };
+  let files: { configPath: string; passwordPath: string; aclPath: string; url: string; hubUsername: string; brokerUser: string; chownCommand?: string; hubPasswordFile: string; hubConfig: Record<string, unknown> };
 
   const cli = (...args: string[]) => runCli(dataDir, args, { cwd: dir });
 
   beforeAll(async () => {
+    // Mosquitto, started as root, switches to its account: it must get through the test's folder.
+    chmodSync(dir, 0o711);
     for (const id of ['pos-1', 'pos-2']) expect((await cli('enroll-terminal', '--init', '--id', id, '--kind', 'pos', '--merchant', 'shop')).code).toBe(0);
     expect((await cli('revoke-terminal', 'pos-2')).code).toBe(0);
     const port = await freePort();
@@ -47,6 +50,22 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
     expect(files.hubConfig).toEqual({ kind: 'external', url: files.url, username: files.hubUsername, passwordFile: path.join(dataDir, 'mosquitto-hub.password') });
   });
 
+  it('makes Mosquitto run as its own account, not root, with the files given to it', () => {
+    const account = lookupBrokerAccount('mosquitto');
+    expect(files.brokerUser).toBe('mosquitto');
+    expect(readFileSync(files.configPath, 'utf8')).toMatch(/^user mosquitto$/m);
+    // The broker process's real and effective uid after its start (Linux /proc).
+    const uids = /^Uid:\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${mosquitto!.child.pid}/status`, 'utf8'));
+    if (process.getuid?.() === 0) {
+      for (const f of [path.dirname(files.configPath), files.configPath, files.passwordPath, files.aclPath]) expect(statSync(f).uid, f).toBe(account.uid);
+      expect(uids?.slice(1, 3).map(Number)).toEqual([account.uid, account.uid]);
+      expect(files).not.toHaveProperty('chownCommand');
+    } else {
+      // Not root: the files stay the operator's, who is told how to hand them over.
+      expect(files).toMatchObject({ chownCommand: `chown -R mosquitto: ${path.dirname(files.configPath)}` });
+    }
+  });
+
   it('the broker lets in an enrolled terminal with its printed password and the hub with its file, nobody else', async () => {
     const printed = await cli('broker-password', 'pos-1');
     const { password } = JSON.parse(printed.stdout) as { password: string };
@@ -61,5 +80,17 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
     expect(await cli('broker-password', 'pos-2')).toMatchObject({ code: 1, stderr: expect.stringMatching(/refused: NOT_FOUND/) as unknown as string });
     expect(await cli('broker-password', 'nobody')).toMatchObject({ code: 1 });
     expect(await cli('mosquitto-files', '--out', 'x', '--port', '70000')).toMatchObject({ code: 2, stderr: expect.stringMatching(/invalid port/) as unknown as string });
+  });
+
+  it('refuses, writing nothing, files the broker’s account could not use: an unknown account, a folder it cannot enter, a key it cannot read', async () => {
+    const port = '1884';
+    expect(await cli('mosquitto-files', '--out', 'a', '--port', port, '--broker-user', 'no-such-account')).toMatchObject({ code: 2, stderr: expect.stringMatching(/invalid broker-user: no account "no-such-account"/) as unknown as string });
+    const closed = path.join(dir, 'closed');
+    mkdirSync(closed, { mode: 0o700 });
+    expect(await cli('mosquitto-files', '--out', path.join(closed, 'b'), '--port', port)).toMatchObject({ code: 2, stderr: expect.stringMatching(/invalid out: .*cannot enter .*closed/) as unknown as string });
+    const key = path.join(dir, 'server.key');
+    writeFileSync(key, 'not really a key\n', { mode: 0o600 });
+    expect(await cli('mosquitto-files', '--out', 'c', '--port', port, '--tls-cert', key, '--tls-key', key)).toMatchObject({ code: 2, stderr: expect.stringMatching(/cannot read .*server\.key/) as unknown as string });
+    for (const d of ['a', path.join(closed, 'b'), 'c']) expect(existsSync(path.resolve(dir, d)), d).toBe(false);
   });
 });
