@@ -121,30 +121,35 @@ describe('Engine', () => {
     expect(await balance(e, 'shop')).toBe(10);
   });
 
-  it('holds money in a cancellation window: cancel inside refunds, after it declines, release pays the merchant', async () => {
+  it('holds money in a cancellation window: a refund comes back from the holds until the release pays the merchant, then from the merchant', async () => {
     const clock = manualClock();
     const e = await setup({ clock: clock.now });
     await e.submit(topup(W1, 1000));
     const cancelled = purchase(200, { holdUntilMs: clock.now() + 60_000 });
+    const late = purchase(100, { holdUntilMs: clock.now() + 60_000 });
     const kept = purchase(300, { holdUntilMs: clock.now() + 60_000 });
     expect(approved(await e.submit(cancelled)).holdUntilMs).toBe(clock.now() + 60_000);
+    await e.submit(late);
     await e.submit(kept);
-    expect(await balance(e, '@holds:EUR')).toBe(500);
-    expect((await e.pendingHolds()).map((h) => h.amountMinor)).toEqual([200, 300]);
+    expect(await balance(e, '@holds:EUR')).toBe(600);
+    expect((await e.pendingHolds()).map((h) => h.amountMinor)).toEqual([200, 100, 300]);
     clock.advance(30_000);
     const refund = approved(await e.submit({ kind: 'refund', requestId: rid(), originalRequestId: cancelled.requestId }));
-    expect(refund.balanceAfterMinor).toBe(700);
+    expect(refund.balanceAfterMinor).toBe(600);
     expect(refund.amountMinor).toBe(200);
     expect(await e.releaseDueHolds()).toEqual({ releasedCount: 0 });
+    // Past the window (the buyer's cancellation is the service's to refuse by then), not yet released:
+    // a refund for goods never delivered still comes from the holds, and nothing is released twice.
     clock.advance(30_000);
-    expect(await e.submit({ kind: 'refund', requestId: rid(), originalRequestId: kept.requestId })).toMatchObject({
-      status: 'declined',
-      code: 'cancel_window_closed',
-    });
+    expect(approved(await e.submit({ kind: 'refund', requestId: rid(), originalRequestId: late.requestId })).balanceAfterMinor).toBe(700);
     expect(await e.releaseDueHolds()).toEqual({ releasedCount: 1 });
     expect(await balance(e, 'shop')).toBe(300);
     expect(await balance(e, '@holds:EUR')).toBe(0);
     expect(await e.pendingHolds()).toEqual([]);
+    // Released: the merchant gives it back, once.
+    expect(approved(await e.submit({ kind: 'refund', requestId: rid(), originalRequestId: kept.requestId })).balanceAfterMinor).toBe(1000);
+    expect(await e.submit({ kind: 'refund', requestId: rid(), originalRequestId: kept.requestId })).toMatchObject({ status: 'declined', code: 'already_refunded' });
+    expect(await balance(e, 'shop')).toBe(0);
     await expectVerified(e);
   });
 

@@ -90,6 +90,8 @@ export const DECLINE_CODES = [
   'unknown_account',
   'currency_mismatch',
   'duplicate_mismatch',
+  // No longer decided by the ledger (the window is the service's rule); kept for the declined
+  // refunds older ledgers logged with it, which a retry is answered from.
   'cancel_window_closed',
   'already_refunded',
   'not_found',

@@ -559,7 +559,11 @@ export class Hub implements TerminalDirectory {
       if (row && row.state !== 'declined') original = { engineId: engineRequestId(requestId), holdUntilMs: row.holdUntilMs };
     }
     if (!original) throw new OperationRefused('NOT_FOUND', `no approved settlement ${requestId}`);
-    if (options.requireHold && original.holdUntilMs === null) throw new OperationRefused('NOT_CANCELLABLE', 'the purchase has no cancellation window');
+    if (options.requireHold) {
+      const until = original.holdUntilMs;
+      if (until === null) throw new OperationRefused('NOT_CANCELLABLE', 'the purchase has no cancellation window');
+      if (this.clock() >= until) throw new OperationRefused('CANCEL_WINDOW_CLOSED', `its window closed at ${new Date(until).toISOString()}: refund it instead`);
+    }
     const { firstId, refundId } = await refundAttemptId(this.engine, 'operator-refund', requestId, this.clock());
     // The ticket's void is claimed under the first id whatever the attempt: asking again is a retry of it.
     const voided = await this.#voidTicketOf(requestId, stored?.op === 'ticket.sale', firstId);

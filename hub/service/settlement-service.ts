@@ -645,6 +645,8 @@ export class SettlementService {
     if (!original || original.status !== 'approved' || original.engineId === null) return declined('NOT_FOUND');
     if (original.wallet !== c.wallet) return declined('NOT_PERMITTED');
     if (original.op !== 'purchase' || original.holdUntilMs === null) return declined('NOT_CANCELLABLE');
+    // seed 004 claim 13: the buyer may cancel until the window closes, judged when the hub hears of it.
+    if (now >= original.holdUntilMs) return declined('CANCEL_WINDOW_CLOSED');
     if (this.#claim(c.challenge, c.wallet, body.requestId, now) === 'replay') return declined('REPLAY');
     const eid = engineRequestId(body.requestId);
     const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: eid, originalRequestId: original.engineId });

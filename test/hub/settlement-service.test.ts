@@ -462,6 +462,47 @@ describe('cancellation window and receipts', () => {
     expect(await balanceOf(w)).toBe(1000);
   });
 
+  it('past the window, before the hold is released: the buyer’s cancellation and the operator’s are refused CANCEL_WINDOW_CLOSED', async () => {
+    const w = await funded(6000);
+    const buy = purchase(pos, w, [{ sku: 'jacket', qty: 1, unitMinor: 5000 }], fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, buy.bytes)).status).toBe('approved');
+    fx.advance(15 * 60_000);
+    const c = signRequest(pos, { type: 'cancel', cancellation: cancellation(w, buy.requestId, fx.now) }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, c.bytes)).code).toBe('CANCEL_WINDOW_CLOSED');
+    await expect(fx.hub.cancel(buy.requestId)).rejects.toMatchObject({ code: 'CANCEL_WINDOW_CLOSED' });
+    expect(await balanceOf(w)).toBe(1000);
+    await fx.hub.releaseDueHolds(); // the merchant's now, not left for the next test's release
+  });
+
+  it('goods never delivered are refunded after the window too: a failed-dispense receipt before the release (from the holds) and after it (from the merchant), and the operator’s refund', async () => {
+    const w = await funded(11_000);
+    const merchant = async () => (await fx.hub.showAccount('snacks'))?.account.balanceMinor ?? 0;
+    // The machine lost power while dispensing; it is back 20 minutes later, past the 15-minute window.
+    const held = purchase(vend, w, [{ sku: 'jacket', qty: 1, unitMinor: 5000 }], fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, held.bytes))).toMatchObject({ status: 'approved', holdUntil: fx.now + 15 * 60_000 });
+    const released = purchase(vend, w, [{ sku: 'jacket', qty: 1, unitMinor: 5000 }], fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, released.bytes)).status).toBe('approved');
+    fx.advance(20 * 60_000);
+    expect(await fx.hub.handleReceipt(vend.id, receipt(vend, held.requestId, 'failed', fx.now, 'power lost during dispense'))).toMatchObject({ status: 'refunded' });
+    const before = await merchant();
+    await fx.hub.releaseDueHolds();
+    await fx.hub.engine.flush();
+    expect(await merchant()).toBe(before + 5000); // only the one still held
+    expect(await fx.hub.handleReceipt(vend.id, receipt(vend, released.requestId, 'failed', fx.now, 'power lost during dispense'))).toMatchObject({ status: 'refunded' });
+    await fx.hub.engine.flush();
+    expect(await merchant()).toBe(before);
+    expect(await balanceOf(w)).toBe(11_000);
+    // A customer's complaint weeks later: the operator refunds a windowed sale, once.
+    const sold = purchase(pos, w, [{ sku: 'jacket', qty: 1, unitMinor: 5000 }], fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, sold.bytes)).status).toBe('approved');
+    fx.advance(20 * 60_000);
+    await fx.hub.releaseDueHolds();
+    expect(await fx.hub.refund(sold.requestId)).toMatchObject({ status: 'approved' });
+    // Asked again: a retry of that refund, nothing more moves.
+    expect(await fx.hub.refund(sold.requestId)).toMatchObject({ status: 'approved' });
+    expect(await balanceOf(w)).toBe(11_000);
+  });
+
   it('refuses a cancellation signed by another wallet, and of a purchase without window', async () => {
     const w = await funded(6000);
     const thief = await funded(0);
