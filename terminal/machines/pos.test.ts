@@ -182,6 +182,33 @@ describe('POS', () => {
     expect(kinds(r.commands)).not.toContain('nfc.store');
   });
 
+  for (const failure of [{ e: 'wallet.declined', code: 'USER_CANCELLED' }, { e: 'card.lost' }] as PosEvent[]) {
+    it(`after ${failure.e} during a ticket sale, the next tap is still a ticket sale (not a purchase of an empty cart)`, () => {
+      const f = new Fixture();
+      const w = f.wallet({ offlineLimitMinor: 5000 });
+      let r = run(f.ctx(), [{ e: 'ticket.sell', product: 'day', priceMinor: 500 }, { e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }, failure]);
+      expect(r.state).toEqual({ s: 'awaiting.tap', mode: 'ticket', product: 'day', priceMinor: 500, untilMs: T0 + 60_000 });
+      // The hub went away meanwhile: offline a purchase would be accepted, printed and never ticketed.
+      const offline = f.ctx({ online: false });
+      r = run(offline, [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], r.state);
+      const offer = r.commands.find((c) => c.c === 'nfc.authorize');
+      expect(offer).toEqual({ c: 'nfc.authorize', offer: { purpose: 'ticket', amountMinor: 500, currency: 'EUR', lines: [] } });
+      r = run(offline, [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'ticket', amountMinor: 500, currency: 'EUR', lines: [] }) }], r.state);
+      expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ op: { type: 'ticket.sale', product: 'day' }, offline: false });
+      expect(kinds(r.commands)).not.toContain('print');
+      expect(r.commands).not.toContainEqual(expect.objectContaining({ c: 'display', tone: 'ok' }));
+    });
+  }
+
+  it('after a wallet decline or a pulled card during a purchase, the same cart waits for the next tap', () => {
+    const f = new Fixture();
+    const w = f.wallet();
+    for (const failure of [{ e: 'wallet.declined', code: 'USER_CANCELLED' }, { e: 'card.lost' }] as PosEvent[]) {
+      const r = run(f.ctx(), [{ e: 'item.add', sku: 'bread', qty: 2 }, { e: 'checkout' }, { e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }, failure]);
+      expect(r.state).toEqual({ s: 'awaiting.tap', mode: 'purchase', lines: [{ sku: 'bread', qty: 2, unitMinor: 120 }], totalMinor: 240, untilMs: T0 + 60_000 });
+    }
+  });
+
   it('a held ticket goes only to the wallet that signs with its license key: a copied license collects nothing', () => {
     const f = new Fixture();
     const w = f.wallet();

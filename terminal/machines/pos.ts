@@ -87,6 +87,17 @@ function collect(state: Extract<PosState, { s: 'collecting' }>, authorization: E
   return deliver(held, state.lines, nowMs);
 }
 
+/**
+ * The wallet did not sign (declined, or left the field): the same sale waits for the next tap. A
+ * ticket sale stays a ticket sale — as a purchase it would be an offer for an empty cart, which
+ * offline is even accepted (paid, and no ticket).
+ */
+function tapAgain(state: Extract<PosState, { s: 'authorizing' }>, nowMs: number): PosState {
+  const untilMs = nowMs + TAP_MS;
+  if (state.product !== undefined) return { s: 'awaiting.tap', mode: 'ticket', product: state.product, priceMinor: state.totalMinor, untilMs };
+  return { s: 'awaiting.tap', mode: 'purchase', lines: state.lines, totalMinor: state.totalMinor, untilMs };
+}
+
 function backTo(lines: LineItemT[]): PosState {
   return lines.length > 0 ? { s: 'cart', lines } : POS_IDLE;
 }
@@ -229,11 +240,11 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
     case 'wallet.declined':
       if (state.s === 'collecting') return step(backTo(state.lines), [display(`wallet declined: ${event.code}`, 'error'), { c: 'nfc.release' }]);
       if (state.s !== 'authorizing') return step(state);
-      return step({ s: 'awaiting.tap', mode: 'purchase', lines: state.lines, totalMinor: state.totalMinor, untilMs: nowMs + TAP_MS }, [display(`wallet declined: ${event.code}`, 'error'), { c: 'nfc.release' }]);
+      return step(tapAgain(state, nowMs), [display(`wallet declined: ${event.code}`, 'error'), { c: 'nfc.release' }]);
     case 'card.lost':
       if (state.s === 'collecting') return step(backTo(state.lines), [display(COLLECT_TICKET_TEXT, 'error')]);
       if (state.s !== 'authorizing') return step(state);
-      return step({ s: 'awaiting.tap', mode: 'purchase', lines: state.lines, totalMinor: state.totalMinor, untilMs: nowMs + TAP_MS }, [display('card removed — tap again', 'error')]);
+      return step(tapAgain(state, nowMs), [display('card removed — tap again', 'error')]);
     case 'hub.result': {
       if (state.s !== 'settling' || event.result.body.requestId !== state.requestId) return step(state);
       const r = checkHubResult(event.result, { requestId: state.requestId, terminalId: ctx.terminalId }, ctx.hubKeys);
