@@ -29,14 +29,14 @@ export async function ledgerDecision(engine: Engine, requestId: string): Promise
 
 /**
  * The id of an attempt to refund `requestId` (`tag`: who refunds). The ledger keeps a decline
- * under its id: after one for a cause that can pass (the merchant short of funds after a payout),
+ * under its id: after one for the cause that can pass (the merchant short of funds after a payout),
  * a new attempt gets an id of its own (by `nowMs`); otherwise the first id, so a retry is the same
- * command. At most one refund of a sale holds whatever its id: the ledger refuses a second
+ * command (and a refusal for good, such as not_refundable, is answered again, not logged again). At most one refund of a sale holds whatever its id: the ledger refuses a second
  * (already_refunded).
  */
 export async function refundAttemptId(engine: Engine, tag: string, requestId: string, nowMs: number): Promise<{ firstId: string; refundId: string }> {
   const firstId = derivedId(tag, requestId);
   const prior = await ledgerDecision(engine, firstId);
-  const refundId = prior?.state === 'declined' && prior.code !== 'already_refunded' ? derivedId(tag, `${requestId}:${nowMs}`) : firstId;
+  const refundId = prior?.state === 'declined' && prior.code === 'insufficient_funds' ? derivedId(tag, `${requestId}:${nowMs}`) : firstId;
   return { firstId, refundId };
 }

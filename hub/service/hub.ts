@@ -571,8 +571,10 @@ export class Hub implements TerminalDirectory {
     // Not refunded (the merchant's balance short of it, say): the customer keeps a usable ticket.
     // Refunded already, by this or another path: the ticket stays void.
     if (voided && outcome.status === 'declined' && outcome.code !== 'already_refunded') this.registry.releaseTicketUse(voided, firstId);
-    // A refunded fare paid for no exit: its entry record pays for one again (as after a receipt's refund).
-    if (outcome.status === 'approved' && stored?.op === 'fare') this.registry.releaseEntryRecordOf(requestId);
+    // A refunded fare paid for no exit: its entry record pays for one again (as after a receipt's
+    // refund). Also when its stored result is gone (pruned, or lost in a crash): a sale that claimed
+    // no record releases nothing.
+    if (outcome.status === 'approved') this.registry.releaseEntryRecordOf(requestId);
     return outcome;
   }
 
