@@ -6,7 +6,10 @@
  *   injected SignatureVerifier) → duplicate request id → license/authorization/replay → rules →
  *   engine.submit (resolves once the withdrawal is durable) → hub-signed result.
  * Every rejection is a signed result (or a signed `error` when the request can't be read), never
- * silence. Results are stored by request id: a retry gets byte-identical bytes back.
+ * silence. Results are stored by request id: a retry gets byte-identical bytes back. When the
+ * stored result is gone (pruned after 35 days, or lost with the registry's last unsynced commit in
+ * a power cut) the ledger answers instead (#settledInLedger): the same decision and amount, signed
+ * anew, without the balance statement or ticket the first answer carried.
  */
 import type { Logger } from 'pino';
 import {
