@@ -18,7 +18,7 @@ import type { Vending } from '../hardware/actuators/vending.ts';
 import type { Pos } from '../hardware/actuators/pos.ts';
 import { readCaFile, type TerminalConfig } from './config.ts';
 import { HubClient, type AnnouncementMessage, type ReplyMessage } from './hub/hub-client.ts';
-import { checkHubAnswer, checkHubResult } from './machines/checks.ts';
+import { checkHubAnswer, checkHubResult, isRetryLater } from './machines/checks.ts';
 import { DEFAULT_MAX_TRIP_MS, GATE_IDLE, gateStep, type GateEvent, type GateState } from './machines/gate.ts';
 import { POS_IDLE, posStep, type PosEvent, type PosState } from './machines/pos.ts';
 import type { CardInfo, Command, PaidExit, Step, TerminalContext } from './machines/types.ts';
@@ -54,8 +54,6 @@ const TICK_MS = 100;
 /** How often the store's running-time counter is saved (what a power cut may lose of it). */
 const SAVE_UPTIME_TICKS = 600;
 const LICENSE_CACHE_MAX = 10_000;
-/** Declines that mean "retry later with the same request id" (protocol/errors.ts UNAVAILABLE …). */
-const TRANSIENT_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'INTERNAL', 'TIMEOUT']);
 /** How long a paid exit (a late-approved fare, paid but not passed) lets its wallet out without a new charge; a fare's left unused is then refunded. */
 const PAID_EXIT_VALID_MS = 3 * 3600_000;
 const PAID_EXIT_PREFIX = 'paid-exit.';
@@ -114,6 +112,9 @@ function approvalIn(encoded: string | null): Envelope<'settlement.result'> | und
   const r = decodeMessage(encoded ?? '', 'settlement.result');
   return r.ok && r.value.body.status === 'approved' && r.value.body.amountMinor > 0 ? r.value : undefined;
 }
+
+/** A POS's failure receipt for a ticket sale whose ticket expired in its store, never collected. */
+export const TICKET_NEVER_COLLECTED = 'ticket never collected';
 
 /** Ticks between two prunings of the store's history (hourly). */
 const PRUNE_TICKS = Math.round(3600_000 / TICK_MS);
@@ -495,7 +496,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         else this.log.info({ receipt: cmd.lines }, 'receipt');
         return;
       case 'ticket.hold':
-        this.d.store.holdTicket(cmd.ticket.body.ticketId, cmd.ticket.body.wallet, Buffer.from(encodeMessage(cmd.ticket)).toString('utf8'), nowMs);
+        this.d.store.holdTicket(cmd.ticket.body.ticketId, cmd.ticket.body.wallet, Buffer.from(encodeMessage(cmd.ticket)).toString('utf8'), nowMs, cmd.requestId);
         return;
       case 'ticket.collected':
         this.d.store.releaseTicket(cmd.ticketId);
@@ -674,11 +675,12 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       if (requestId === undefined || !entry) return void this.log.warn({ code }, 'hub error');
       const tell = () => void this.post({ e: 'hub.error', requestId, code: isErrorCode(code) ? code : 'INTERNAL' });
       // The hub's own fault ("internal error; retry with the same request id"), not a refusal.
-      if (TRANSIENT_CODES.has(code)) return this.retryLater(requestId, entry.local, code, tell);
-      this.d.store.complete(requestId, raw);
+      if (isRetryLater(code)) return this.retryLater(requestId, entry.local, code, tell);
+      const first = this.d.store.complete(requestId, raw);
       this.hub.forget(requestId);
       this.log.warn({ requestId, code }, 'hub refused the request');
       this.emit('settled', requestId, 'error');
+      if (first && entry.state === 'abandoned') this.lateDecline(requestId, code);
       tell();
       return;
     }
@@ -691,8 +693,9 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       void this.post({ e: 'hub.result', result: reply });
       return;
     }
-    if (check.body.status === 'declined' && check.body.code !== undefined && TRANSIENT_CODES.has(check.body.code)) {
-      return this.retryLater(requestId, entry.local, check.body.code, () => void this.post({ e: 'hub.result', result: reply }));
+    const code = check.body.code;
+    if (check.body.status === 'declined' && code !== undefined && isRetryLater(code)) {
+      return this.retryLater(requestId, entry.local, code, () => void this.post({ e: 'hub.result', result: reply }));
     }
     const first = this.d.store.complete(requestId, raw);
     this.hub.forget(requestId);
@@ -702,6 +705,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     if (receipt && !receipt.acknowledged) this.hub.publishReceipt(requestId, receipt.envelope);
     this.emit('settled', requestId, check.body.status);
     if (entry.state === 'abandoned' && check.body.status === 'approved' && check.body.amountMinor > 0) this.lateApproval(requestId, reply);
+    else if (entry.state === 'abandoned' && check.body.status !== 'approved') this.lateDecline(requestId, check.body.code ?? 'unknown');
     void this.post({ e: 'hub.result', result: reply });
   }
 
@@ -712,7 +716,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     const b = checked.body;
     if (!this.d.store.getReceipt(b.requestId)) return void this.log.warn({ requestId: b.requestId }, 'receipt acknowledgement for no receipt of ours ignored');
     // The hub's own fault: the receipt keeps being re-sent until it is recorded.
-    if (b.status === 'rejected' && b.code !== undefined && TRANSIENT_CODES.has(b.code)) return void this.log.warn({ requestId: b.requestId, code: b.code }, 'hub could not take the receipt yet; it is re-sent');
+    if (b.status === 'rejected' && isRetryLater(b.code)) return void this.log.warn({ requestId: b.requestId, code: b.code }, 'hub could not take the receipt yet; it is re-sent');
     this.hub.receiptAcknowledged(b.requestId);
     if (b.status === 'rejected') this.log.error({ requestId: b.requestId, code: b.code }, 'hub refused the completion receipt');
     else this.log.info({ requestId: b.requestId, status: b.status }, 'completion receipt acknowledged');
@@ -720,15 +724,14 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   }
 
   /**
-   * "Retry later with the same request id" (a busy or failing hub): not an answer. A local
-   * decision keeps being forwarded; a customer-facing attempt is given up on (`tell` the machine;
-   * the request stays in the outbox, and a later approval is undone).
+   * "Retry later with the same request id" (a busy or failing hub): not an answer, the request
+   * stays pending in the outbox and is re-sent. A local decision has nothing to tell; for a
+   * customer-facing attempt the machine decides (`tell`): a POS waits on until its deadline, a
+   * vending machine or a gate gives up at once (`hub.abandon`: a later approval is undone).
    */
   private retryLater(requestId: string, local: boolean, code: string, tell: () => void): void {
     this.log.warn({ requestId, code, local }, 'hub busy: the request stays in the outbox');
-    if (local) return;
-    this.d.store.abandon(requestId);
-    tell();
+    if (!local) tell();
   }
 
   /**
@@ -738,7 +741,11 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private resultCrossedDeadline(requestId: string, resultEncoded: string | null): void {
     const approval = approvalIn(resultEncoded);
     this.log.warn({ requestId, approved: approval !== undefined }, 'hub answered as the machine gave up; undone as a late answer');
-    if (approval) this.lateApproval(requestId, approval);
+    if (approval) return this.lateApproval(requestId, approval);
+    // A refusal the machine did not show (a cash top-up's cashier was told to keep the cash).
+    const result = decodeMessage(resultEncoded ?? '', 'settlement.result');
+    if (!result.ok) this.lateDecline(requestId, 'refused');
+    else if (result.value.body.status !== 'approved') this.lateDecline(requestId, result.value.body.code ?? 'unknown');
   }
 
   /**
@@ -779,8 +786,17 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       for (const held of this.d.store.allHeldTickets(PRUNE_MAX_ROWS)) {
         const ticket = decodeMessage(held.envelope, 'ticket');
         if (ticket.ok && ticket.value.body.validUntil + DEFAULT_MAX_SKEW_MS >= nowMs) continue;
-        // Expired (or unreadable: never deliverable), so never collected: named for the operator.
-        this.log.warn({ ticketId: held.ticketId, validUntil: ticket.ok ? ticket.value.body.validUntil : null }, 'store: held ticket dropped, never collected');
+        // Expired (or unreadable: never deliverable), so never collected: the customer paid for
+        // nothing — a failure receipt for its sale, as for a vend that never dropped (re-sent
+        // until acknowledged). Stored before the ticket goes: a crash in between sends it again,
+        // and the store keeps the first.
+        const log = { ticketId: held.ticketId, requestId: held.requestId, validUntil: ticket.ok ? ticket.value.body.validUntil : null };
+        if (held.requestId !== null) {
+          this.log.warn(log, 'store: held ticket expired, never collected: failure receipt for its sale (refund)');
+          this.sendReceipt(held.requestId, 'failed', TICKET_NEVER_COLLECTED, nowMs);
+        } else {
+          this.log.error(log, 'store: held ticket expired, never collected, held without its sale: refund it by hand');
+        }
         this.d.store.releaseTicket(held.ticketId);
         pruned.heldTickets++;
       }
@@ -898,7 +914,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       const lines = ['LATE APPROVAL', `ref ${requestId}`, `${label} ${result.body.amountMinor} ${result.body.currency}`];
       if (ticket) {
         // A paid ticket is never thrown away: kept here until the wallet's next tap at this POS collects it.
-        void this.execute({ c: 'ticket.hold', ticket }, this.clock());
+        void this.execute({ c: 'ticket.hold', ticket, requestId }, this.clock());
         lines.push(`ticket ${ticket.body.product} valid until ${new Date(ticket.body.validUntil).toISOString()}`, 'tap your wallet at this POS to collect it');
       }
       this.log.warn({ requestId, amountMinor: result.body.amountMinor, ticket: ticket?.body.ticketId }, 'late approval at the POS: late receipt printed');
@@ -919,6 +935,20 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     }
     // Vending: nothing was delivered — a failure receipt, and the hub refunds.
     void this.execute({ c: 'receipt', requestId, outcome: 'failed', reason: 'abandoned after hub timeout' }, this.clock());
+  }
+
+  /**
+   * The hub refused a request after the terminal gave up on it: nothing moved. Only a POS cash
+   * top-up needs telling — its cashier kept the cash until this slip (TOPUP_PENDING_TEXT).
+   */
+  private lateDecline(requestId: string, code: string): void {
+    if (this.config.kind !== 'pos') return;
+    const entry = this.d.store.get(requestId);
+    const request = decodeMessage(entry?.envelope ?? '', 'settlement.request');
+    if (!request.ok || request.value.body.op.type !== 'topup') return;
+    const op = request.value.body.op;
+    this.log.warn({ requestId, code, amountMinor: op.amountMinor }, 'late decline of a cash top-up at the POS: slip printed');
+    void this.execute({ c: 'print', lines: ['LATE DECLINE', `ref ${requestId}`, `TOP-UP ${op.amountMinor} ${op.currency} NOT MADE (${code})`, 'give the cash back'] }, this.clock());
   }
 
   private onAnnouncement(m: AnnouncementMessage): void {

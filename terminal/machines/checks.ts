@@ -21,6 +21,17 @@ export function checkHubAnswer<M extends { type: string; body: { terminalId: str
   return { ok: true, body: b };
 }
 
+/**
+ * A hub answer that means "retry later with the same request id" (protocol/errors.ts: the hub's
+ * own fault or load): not a decision. The request stays in the outbox and is re-sent, so it may
+ * still be approved; each machine says whether it waits on or gives up (`hub.abandon`).
+ */
+export const RETRY_LATER_CODES: ReadonlySet<string> = new Set<ErrorCode>(['UNAVAILABLE', 'INTERNAL', 'TIMEOUT']);
+
+export function isRetryLater(code: string | undefined): boolean {
+  return code !== undefined && RETRY_LATER_CODES.has(code);
+}
+
 export function checkHubResult(
   result: Envelope<'settlement.result'>,
   expected: { requestId: string; terminalId: string },

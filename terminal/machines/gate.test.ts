@@ -183,6 +183,19 @@ describe('gate: exit', () => {
     expect(kinds(r.commands)).not.toContain('gate.open');
   });
 
+  it('"retry later" from the hub while a fare waits: given up on at once (hub.abandon: a late approval grants a paid exit), closed', () => {
+    const f = new Fixture('gate-out');
+    const s = { s: 'exit.settling', requestId: f.id(), wallet: f.wallet().hex, entry: null, untilMs: T0 + 3000 } satisfies GateState;
+    const busy = gateStep(s, { e: 'hub.result', result: f.result(s.requestId, { status: 'declined', code: 'UNAVAILABLE', withdrawal: 'none' }) }, exitCtx(f), T0);
+    const error = gateStep(s, { e: 'hub.error', requestId: s.requestId, code: 'TIMEOUT' }, exitCtx(f), T0);
+    for (const r of [busy, error]) {
+      expect(r.state.s).toBe('idle');
+      expect(r.commands[0]).toEqual({ c: 'hub.abandon', requestId: s.requestId });
+      expect(kinds(r.commands)).not.toContain('gate.open');
+    }
+    expect(kinds(gateStep(s, { e: 'hub.error', requestId: s.requestId, code: 'INSUFFICIENT_FUNDS' }, exitCtx(f), T0).commands)).not.toContain('hub.abandon');
+  });
+
   it('statement not read yet and the offline credit is short: reads it, then decides', () => {
     const f = new Fixture('gate-out');
     const w = f.wallet({ offlineLimitMinor: 100 });

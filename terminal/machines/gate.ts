@@ -8,7 +8,7 @@
 // keys announcement): a wallet can store any record, so one that does not is no record at all.
 import { computeFare, verifyMessage, type Envelope, type FareQuote } from '../../protocol/index.ts';
 import { checkLicense, decideGateLocal } from '../policy/risk.ts';
-import { checkHubResult, checkTicket } from './checks.ts';
+import { checkHubResult, checkTicket, isRetryLater } from './checks.ts';
 import { CHARGED_AT_MOST_ONCE_TEXT, PAYMENT_PENDING_TEXT, display, price, type CardInfo, type CommonEvent, type Command, type PaidExit, type Step, type TerminalContext } from './types.ts';
 
 export type GateState =
@@ -73,6 +73,12 @@ function step(state: GateState, commands: Command[] = []): Step<GateState> {
 
 function deny(text: string): Step<GateState> {
   return step(GATE_IDLE, [{ c: 'gate.deny' }, { c: 'nfc.release' }, display(text, 'error')]);
+}
+
+/** The hub declined the fare. "Retry later" is given up on at once (a late approval grants a paid exit). */
+function declined(requestId: string, code: string): Step<GateState> {
+  const d = deny(`declined: ${code}`);
+  return isRetryLater(code) ? step(d.state, [{ c: 'hub.abandon', requestId }, ...d.commands]) : d;
 }
 
 function passing(
@@ -162,7 +168,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       if (state.s !== 'exit.settling' || event.result.body.requestId !== state.requestId) return step(state);
       const r = checkHubResult(event.result, { requestId: state.requestId, terminalId: ctx.terminalId }, ctx.hubKeys);
       if (!r.ok) return step(state, [display(`ignored hub reply: ${r.code}`, 'error')]);
-      if (r.body.status !== 'approved') return deny(`declined: ${r.body.code ?? 'unknown'}`);
+      if (r.body.status !== 'approved') return declined(state.requestId, r.body.code ?? 'unknown');
       const commands: Command[] = [{ c: 'gate.open' }, ...consumeEntry(state.entry)];
       if (r.body.statement) commands.push({ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true });
       commands.push({ c: 'nfc.release' }, display(`fare ${price(r.body.amountMinor, r.body.currency)}`, 'ok'));
@@ -170,7 +176,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
     }
     case 'hub.error':
       if (state.s !== 'exit.settling' || event.requestId !== state.requestId) return step(state);
-      return deny(`declined: ${event.code}`);
+      return declined(state.requestId, event.code);
     case 'passage.entered':
       if (state.s === 'exit.authorizing' && state.opened) return step({ ...state, entered: true });
       if (state.s !== 'passing' || state.entered) return step(state);

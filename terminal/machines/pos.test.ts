@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { sha256, signMessage, toHex, utf8 } from '../../protocol/index.ts';
 import { Fixture, T0 } from './fixtures.ts';
 import { COLLECT_TICKET_TEXT, POS_IDLE, posStep, type PosEvent, type PosOperator, type PosState } from './pos.ts';
-import type { Command, TerminalContext } from './types.ts';
+import { CHARGED_AT_MOST_ONCE_TEXT, HUB_BUSY_TEXT, NOT_CHARGED_TEXT, TOPUP_PENDING_TEXT, type Command, type TerminalContext } from './types.ts';
 
 const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
 const operators: PosOperator[] = [{ id: 'alice', pinSha256: toHex(sha256(utf8('4711'))) }];
@@ -98,6 +98,36 @@ describe('POS', () => {
     expect(kinds(r.commands)).not.toContain('print');
   });
 
+  it('"retry later" from the hub is never shown as declined: the POS waits on (the request is re-sent), its deadline gives up as when the hub is silent', () => {
+    const f = new Fixture();
+    const w = f.wallet();
+    for (const kind of ['purchase', 'ticket', 'topup', 'cancel'] as const) {
+      const rid = f.id();
+      const s: PosState = { s: 'settling', kind, requestId: rid, lines: [], untilMs: T0 + 3000 };
+      for (const busy of [{ e: 'hub.result', result: f.result(rid, { status: 'declined', code: 'UNAVAILABLE', withdrawal: 'none' }) }, { e: 'hub.error', requestId: rid, code: 'INTERNAL' }] as PosEvent[]) {
+        const r = posStep(s, busy, f.ctx(), T0 + 100);
+        expect(r.state).toEqual(s);
+        expect(r.commands).toEqual([{ c: 'display', text: HUB_BUSY_TEXT, tone: 'info' }]);
+      }
+      // The retry's approval is acted on as usual.
+      const ticket = kind === 'ticket' ? { ticket: f.ticket(w.hex) } : {};
+      const approved = run(f.ctx(), [{ e: 'hub.result', result: f.result(rid, { status: 'declined', code: 'TIMEOUT', withdrawal: 'none' }) }, { e: 'hub.result', result: f.result(rid, { amountMinor: 500, ...ticket }) }], s);
+      expect(kinds(approved.commands)).toContain('print');
+      expect(approved.commands).not.toContainEqual(expect.objectContaining({ c: 'display', text: expect.stringContaining('declined') }));
+      // Still busy at the deadline: given up on, with the timeout's words (not "declined").
+      const gaveUp = posStep(s, { e: 'tick' }, f.ctx(), T0 + 3000);
+      expect(gaveUp.state.s).toBe('idle');
+      expect(gaveUp.commands[0]).toEqual({ c: 'hub.abandon', requestId: rid });
+      const text = { purchase: NOT_CHARGED_TEXT, ticket: CHARGED_AT_MOST_ONCE_TEXT, topup: TOPUP_PENDING_TEXT, cancel: CHARGED_AT_MOST_ONCE_TEXT }[kind];
+      expect(gaveUp.commands).toContainEqual({ c: 'display', text, tone: 'error' });
+    }
+    // A final decline ends it at once.
+    const s: PosState = { s: 'settling', kind: 'topup', requestId: f.id(), lines: [], untilMs: T0 + 3000 };
+    const declined = posStep(s, { e: 'hub.result', result: f.result(s.requestId, { status: 'declined', code: 'REVOKED', withdrawal: 'none' }) }, f.ctx(), T0);
+    expect(declined.state.s).toBe('idle');
+    expect(declined.commands).toContainEqual({ c: 'display', text: 'declined: REVOKED', tone: 'error' });
+  });
+
   it('while an earlier charge or top-up of the wallet is unanswered, no new one is taken (no double charge)', () => {
     const f = new Fixture();
     const w = f.wallet({ offlineLimitMinor: 500 });
@@ -131,7 +161,7 @@ describe('POS', () => {
     expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ op: { type: 'ticket.sale', product: 'day' }, offline: false });
     const ticket = f.ticket(w.hex);
     r = run(f.ctx(), [{ e: 'hub.result', result: f.result(rid, { amountMinor: 500, ticket }) }], r.state);
-    expect(r.commands).toContainEqual({ c: 'ticket.hold', ticket });
+    expect(r.commands).toContainEqual({ c: 'ticket.hold', ticket, requestId: rid });
     expect(r.commands).toContainEqual({ c: 'nfc.store', kind: 'Ticket', message: ticket, replace: false, ticketId: ticket.body.ticketId });
     // Kept (ticket.hold) before the wallet is asked to store it; success only once it has.
     expect(kinds(r.commands).indexOf('ticket.hold')).toBeLessThan(kinds(r.commands).indexOf('nfc.store'));

@@ -4,8 +4,8 @@
 // staff-authorized cash top-up.
 import { sha256, toHex, utf8, linesTotalMinor, type Body, type Envelope, type LineItemT } from '../../protocol/index.ts';
 import { checkLicense, decideOffline } from '../policy/risk.ts';
-import { checkHubResult, restrictionAllows } from './checks.ts';
-import { CHARGED_AT_MOST_ONCE_TEXT, NOT_CHARGED_TEXT, PAYMENT_PENDING_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { checkHubResult, isRetryLater, restrictionAllows } from './checks.ts';
+import { CHARGED_AT_MOST_ONCE_TEXT, HUB_BUSY_TEXT, NOT_CHARGED_TEXT, PAYMENT_PENDING_TEXT, TOPUP_PENDING_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export interface PosOperator {
   id: string;
@@ -249,11 +249,15 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       if (state.s !== 'settling' || event.result.body.requestId !== state.requestId) return step(state);
       const r = checkHubResult(event.result, { requestId: state.requestId, terminalId: ctx.terminalId }, ctx.hubKeys);
       if (!r.ok) return step(state, [display(`ignored hub reply: ${r.code}`, 'error')]);
+      // "Retry later" is no answer: the request is re-sent and may still be approved, so the POS
+      // never says "declined" for it (the cashier would hand the cash back, the customer would
+      // leave and be charged). It waits on; its deadline gives up as when the hub is silent.
+      if (r.body.status === 'declined' && isRetryLater(r.body.code)) return step(state, [display(HUB_BUSY_TEXT)]);
       const statement: Command[] = r.body.statement ? [{ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true }] : [];
       if (r.body.status !== 'approved') return step(POS_IDLE, [...statement, { c: 'nfc.release' }, display(`declined: ${r.body.code ?? 'unknown'}`, 'error')]);
       const printed: Command = { c: 'print', lines: receiptLines(ctx, state.kind, state.lines, r.body) };
       // The ticket is kept durably first; the wallet in the field gets it, or a later tap collects it.
-      if (r.body.ticket) return deliver([r.body.ticket], [], nowMs, [printed, { c: 'ticket.hold', ticket: r.body.ticket }, ...statement]);
+      if (r.body.ticket) return deliver([r.body.ticket], [], nowMs, [printed, { c: 'ticket.hold', ticket: r.body.ticket, requestId: state.requestId }, ...statement]);
       if (state.kind === 'ticket') return step(POS_IDLE, [printed, ...statement, { c: 'nfc.release' }, display('paid, but the hub sent no ticket — ask staff', 'error')]);
       return step(POS_IDLE, [
         printed,
@@ -265,6 +269,7 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
     }
     case 'hub.error':
       if (state.s !== 'settling' || event.requestId !== state.requestId) return step(state);
+      if (isRetryLater(event.code)) return step(state, [display(HUB_BUSY_TEXT)]);
       return step(POS_IDLE, [{ c: 'nfc.release' }, display(`declined: ${event.code}`, 'error')]);
     case 'ticket.stored': {
       const collected: Command[] = event.ok ? [{ c: 'ticket.collected', ticketId: event.ticketId }] : [];
@@ -278,8 +283,10 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       if (!('untilMs' in state) || nowMs < state.untilMs) return step(state);
       if (state.s === 'delivering' || state.s === 'collecting') return step(backTo(state.lines), [{ c: 'nfc.release' }, display(COLLECT_TICKET_TEXT, 'error')]);
       if (state.s === 'settling') {
-        // A sale's late approval is reversed (nothing was handed over); a top-up's or a ticket's stands once.
-        const text = state.kind === 'purchase' ? NOT_CHARGED_TEXT : CHARGED_AT_MOST_ONCE_TEXT;
+        // A sale's late approval is reversed (nothing was handed over); a ticket's is held here for
+        // the wallet to collect (refunded if it never is); a top-up cannot be undone: the cashier
+        // keeps the cash until the late slip says whether it was made.
+        const text = state.kind === 'purchase' ? NOT_CHARGED_TEXT : state.kind === 'topup' ? TOPUP_PENDING_TEXT : CHARGED_AT_MOST_ONCE_TEXT;
         return step(POS_IDLE, [{ c: 'hub.abandon', requestId: state.requestId }, { c: 'nfc.release' }, display(text, 'error')]);
       }
       return step(POS_IDLE, [{ c: 'nfc.release' }, display('timed out')]);

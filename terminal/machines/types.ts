@@ -88,8 +88,8 @@ export type Command =
    * `ticketId`: then answered by `ticket.stored` (POS) with whether the wallet holds it now.
    */
   | { c: 'nfc.store'; kind: RecordKindName; message: Envelope<'balance.statement'> | Envelope<'ticket'>; replace: boolean; ticketId?: string }
-  /** POS: keep a sold ticket durably for its wallet until it is stored on it. */
-  | { c: 'ticket.hold'; ticket: Envelope<'ticket'> }
+  /** POS: keep a sold ticket durably for its wallet until it is stored on it; `requestId`: its sale (refunded if never collected). */
+  | { c: 'ticket.hold'; ticket: Envelope<'ticket'>; requestId: string }
   /** POS: the held ticket is on its wallet now. */
   | { c: 'ticket.collected'; ticketId: string }
   /** Sign and store a gate admission record; answered by wallet.stored / card.lost. */
@@ -101,7 +101,7 @@ export type Command =
   | { c: 'nfc.release' }
   /** Sign, persist in the outbox, then send (a request id is persisted BEFORE it is sent). */
   | { c: 'hub.request'; requestId: string; op: SettlementOpT; offline: boolean; wallet: string | null; amountMinor: number }
-  /** The customer gave up waiting; a late approval must be reversed with a failure receipt. */
+  /** The customer gave up waiting (timeout, or a "retry later" the machine does not wait through): a late approval is undone. */
   | { c: 'hub.abandon'; requestId: string }
   | { c: 'receipt'; requestId: string; outcome: Body<'completion.receipt'>['outcome']; reason?: string }
   | { c: 'gate.open' }
@@ -163,6 +163,13 @@ export interface Step<S> {
 export const PAYMENT_PENDING_TEXT = 'previous payment still pending — please wait';
 /** A sale given up on after the hub's timeout: a late approval is reversed (failure receipt, the hub refunds). */
 export const NOT_CHARGED_TEXT = 'no answer from the hub — not charged';
+/** "Retry later" from the hub: the request is re-sent and may still be approved — never shown as declined. */
+export const HUB_BUSY_TEXT = 'hub busy — waiting for its answer…';
+/**
+ * A cash top-up given up on: it cannot be undone once the hub approves it, so the cash stays with
+ * the cashier until the late slip (made, or not made: give it back) arrives.
+ */
+export const TOPUP_PENDING_TEXT = 'no answer from the hub — keep the cash: a slip prints when the hub answers';
 /** An attempt given up on whose late approval stands once (a top-up, a ticket, a fare): no second one meanwhile. */
 export const CHARGED_AT_MOST_ONCE_TEXT = 'no answer from the hub — you will not be charged twice';
 

@@ -102,6 +102,21 @@ describe('vending machine', () => {
     expect(kinds(late.commands)).not.toContain('vend');
   });
 
+  it('"retry later" from the hub: given up on at once (hub.abandon: a late approval is refunded), no vend', () => {
+    const f = new Fixture();
+    const rid = f.id();
+    const s: VendingState = { s: 'settling', article: f.ctx().catalog[0]!, requestId: rid, untilMs: T0 + 3000 };
+    const busy = vendingStep(s, { e: 'hub.result', result: f.result(rid, { status: 'declined', code: 'UNAVAILABLE', withdrawal: 'none' }) }, f.ctx(), T0);
+    const error = vendingStep(s, { e: 'hub.error', requestId: rid, code: 'INTERNAL' }, f.ctx(), T0);
+    for (const r of [busy, error]) {
+      expect(r.state.s).toBe('idle');
+      expect(r.commands[0]).toEqual({ c: 'hub.abandon', requestId: rid });
+      expect(kinds(r.commands)).not.toContain('vend');
+    }
+    // A final decline needs no undoing.
+    expect(kinds(vendingStep(s, { e: 'hub.result', result: f.result(rid, { status: 'declined', code: 'INSUFFICIENT_FUNDS', withdrawal: 'none' }) }, f.ctx(), T0).commands)).not.toContain('hub.abandon');
+  });
+
   it('card pulled before the wallet signed: back to selected, nothing sent', () => {
     const f = new Fixture();
     const w = f.wallet();

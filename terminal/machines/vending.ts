@@ -4,7 +4,7 @@
 // confirms → signed completion receipt; no drop in time → failure receipt, the hub refunds.
 import type { ArticleT, Envelope } from '../../protocol/index.ts';
 import { checkLicense, decideOffline } from '../policy/risk.ts';
-import { checkHubResult, restrictionAllows } from './checks.ts';
+import { checkHubResult, isRetryLater, restrictionAllows } from './checks.ts';
 import { NOT_CHARGED_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export type VendingState =
@@ -99,7 +99,9 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
       if (!r.ok) return step(state, [display(`ignored hub reply: ${r.code}`, 'error')]);
       const statement: Command[] = r.body.statement ? [{ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true }] : [];
       if (r.body.status !== 'approved') {
-        return step(VENDING_IDLE, [...statement, { c: 'nfc.release' }, display(`declined: ${r.body.code ?? 'unknown'}`, 'error')]);
+        // "Retry later": given up on now (the customer is not kept waiting at a machine); a late approval is refunded.
+        const abandon: Command[] = isRetryLater(r.body.code) ? [{ c: 'hub.abandon', requestId: state.requestId }] : [];
+        return step(VENDING_IDLE, [...abandon, ...statement, { c: 'nfc.release' }, display(`declined: ${r.body.code ?? 'unknown'}`, 'error')]);
       }
       return step({ s: 'dispensing', article: state.article, requestId: state.requestId, untilMs: nowMs + ctx.timeouts.dropMs + DEVICE_VERDICT_GRACE_MS }, [
         { c: 'vend', slot: state.article.slot ?? 0, requestId: state.requestId },
@@ -108,9 +110,11 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
         display('dispensing…'),
       ]);
     }
-    case 'hub.error':
+    case 'hub.error': {
       if (state.s !== 'settling' || event.requestId !== state.requestId) return step(state);
-      return step(VENDING_IDLE, [{ c: 'nfc.release' }, display(`declined: ${event.code}`, 'error')]);
+      const abandon: Command[] = isRetryLater(event.code) ? [{ c: 'hub.abandon', requestId: state.requestId }] : [];
+      return step(VENDING_IDLE, [...abandon, { c: 'nfc.release' }, display(`declined: ${event.code}`, 'error')]);
+    }
     case 'drop':
       if (state.s !== 'dispensing') return step(state);
       return step(VENDING_IDLE, [{ c: 'receipt', requestId: state.requestId, outcome: 'dispensed' }, display('enjoy!', 'ok')]);

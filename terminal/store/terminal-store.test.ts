@@ -222,6 +222,22 @@ describe('TerminalStore', () => {
     s.close();
   });
 
+  it('keeps the sale of a held ticket (its refund if never collected); a store from before that column is upgraded', () => {
+    const dir = tempDir();
+    const path = join(dir, 't.db');
+    const old = new Database(path);
+    old.exec('CREATE TABLE held_tickets (ticket_id TEXT PRIMARY KEY, wallet TEXT NOT NULL, envelope TEXT NOT NULL, held_ms INTEGER NOT NULL)');
+    old.prepare('INSERT INTO held_tickets VALUES (?, ?, ?, ?)').run('t0', 'w1', '{"t":0}', 500);
+    old.close();
+    const s = TerminalStore.open(path);
+    s.holdTicket('t1', 'w1', '{"t":1}', 1000, id(7));
+    expect(s.allHeldTickets(10)).toEqual([
+      { ticketId: 't0', envelope: '{"t":0}', requestId: null },
+      { ticketId: 't1', envelope: '{"t":1}', requestId: id(7) },
+    ]);
+    s.close();
+  });
+
   it('prunes used ids under a prefix before a time, and nothing else', () => {
     const s = TerminalStore.open(join(tempDir(), 't.db'));
     s.markTicketUsed('admission:aa', 1000);

@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- A row left at start-up is a dispense a power cut interrupted (TerminalRuntime recovery).
 CREATE TABLE IF NOT EXISTS vends (request_id TEXT PRIMARY KEY, started INTEGER NOT NULL DEFAULT 0, slot INTEGER, started_ms INTEGER);
 -- POS: hub-signed tickets sold here and not yet written to their wallet (the next tap collects them).
-CREATE TABLE IF NOT EXISTS held_tickets (ticket_id TEXT PRIMARY KEY, wallet TEXT NOT NULL, envelope TEXT NOT NULL, held_ms INTEGER NOT NULL);
+-- request_id: the sale, refunded by a failure receipt if the ticket expires here (NULL: held before it was kept).
+CREATE TABLE IF NOT EXISTS held_tickets (ticket_id TEXT PRIMARY KEY, wallet TEXT NOT NULL, envelope TEXT NOT NULL, held_ms INTEGER NOT NULL, request_id TEXT);
 CREATE INDEX IF NOT EXISTS held_tickets_wallet ON held_tickets (wallet);
 `;
 /** After the migration below (a store from before `uptime_ms` gets the column first). */
@@ -158,10 +159,10 @@ export class TerminalStore {
       vendStart: p('INSERT INTO vends (request_id, started, slot, started_ms) VALUES (?, 1, ?, ?) ON CONFLICT (request_id) DO UPDATE SET started = 1, slot = excluded.slot, started_ms = excluded.started_ms'),
       vendClear: p('DELETE FROM vends WHERE request_id = ?'),
       vendsOpen: p('SELECT request_id, slot, started FROM vends ORDER BY rowid'),
-      holdTicket: p('INSERT OR IGNORE INTO held_tickets (ticket_id, wallet, envelope, held_ms) VALUES (?, ?, ?, ?)'),
+      holdTicket: p('INSERT OR IGNORE INTO held_tickets (ticket_id, wallet, envelope, held_ms, request_id) VALUES (?, ?, ?, ?, ?)'),
       heldTickets: p('SELECT envelope FROM held_tickets WHERE wallet = ? ORDER BY rowid LIMIT 16'),
       releaseTicket: p('DELETE FROM held_tickets WHERE ticket_id = ?'),
-      allHeldTickets: p('SELECT ticket_id, envelope FROM held_tickets ORDER BY rowid LIMIT ?'),
+      allHeldTickets: p('SELECT ticket_id, envelope, request_id FROM held_tickets ORDER BY rowid LIMIT ?'),
       // Oldest first (rowid is insertion order); the scan stops after `max` matches, and reads the
       // whole table (hourly) only when nothing is old enough yet.
       settledBefore: p(
@@ -188,6 +189,8 @@ export class TerminalStore {
     // i.e. in the period for the first period of running time after the upgrade (never less).
     const columns = db.prepare('PRAGMA table_info(outbox)').all() as { name: string }[];
     if (!columns.some((c) => c.name === 'uptime_ms')) db.exec('ALTER TABLE outbox ADD COLUMN uptime_ms INTEGER NOT NULL DEFAULT 0');
+    const held = db.prepare('PRAGMA table_info(held_tickets)').all() as { name: string }[];
+    if (!held.some((c) => c.name === 'request_id')) db.exec('ALTER TABLE held_tickets ADD COLUMN request_id TEXT');
     db.exec(PERIOD_INDEX);
     return new TerminalStore(db, options);
   }
@@ -334,9 +337,9 @@ export class TerminalStore {
     else this.st.receiptAcknowledged.run(requestId);
   }
 
-  /** POS: a hub-signed ticket sold here, kept until it is on its wallet (`releaseTicket`). */
-  holdTicket(ticketId: string, wallet: string, envelope: string, nowMs: number): void {
-    this.st.holdTicket.run(ticketId, wallet, envelope, nowMs);
+  /** POS: a hub-signed ticket sold here (by request `requestId`), kept until it is on its wallet (`releaseTicket`). */
+  holdTicket(ticketId: string, wallet: string, envelope: string, nowMs: number, requestId?: string): void {
+    this.st.holdTicket.run(ticketId, wallet, envelope, nowMs, requestId ?? null);
   }
 
   /** The encoded tickets held for a wallet (at most 16, oldest first). */
@@ -349,9 +352,9 @@ export class TerminalStore {
     this.st.releaseTicket.run(ticketId);
   }
 
-  /** Every held ticket (at most `limit`, oldest first), for pruning the expired ones. */
-  allHeldTickets(limit: number): { ticketId: string; envelope: string }[] {
-    return (this.st.allHeldTickets.all(limit) as { ticket_id: string; envelope: string }[]).map((r) => ({ ticketId: r.ticket_id, envelope: r.envelope }));
+  /** Every held ticket (at most `limit`, oldest first), for pruning the expired ones; `requestId`: its sale, if kept. */
+  allHeldTickets(limit: number): { ticketId: string; envelope: string; requestId: string | null }[] {
+    return (this.st.allHeldTickets.all(limit) as { ticket_id: string; envelope: string; request_id: string | null }[]).map((r) => ({ ticketId: r.ticket_id, envelope: r.envelope, requestId: r.request_id }));
   }
 
   /**

@@ -5,14 +5,15 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeyPair, newChallenge, newRequestId, signMessage, toHex } from '../../protocol/index.ts';
+import { decodeMessage, generateKeyPair, newChallenge, newRequestId, signMessage, toHex } from '../../protocol/index.ts';
 import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import { COLLECT_TICKET_TEXT } from '../../terminal/machines/pos.ts';
-import { NOT_CHARGED_TEXT, type Command } from '../../terminal/machines/types.ts';
+import { HUB_BUSY_TEXT, NOT_CHARGED_TEXT, TOPUP_PENDING_TEXT, type Command } from '../../terminal/machines/types.ts';
 import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
 import { runKeypadLine } from '../../terminal/keypad.ts';
 import { startTerminal } from '../../terminal/start-terminal.ts';
+import { TICKET_NEVER_COLLECTED } from '../../terminal/runtime.ts';
 import { badSignatureCard, eventually, OPERATORS, Site } from './harness.ts';
 
 type Log = { commands: Command[]; displays: string[]; prints: string[][]; stop(): void };
@@ -290,24 +291,52 @@ describe('POS end to end', () => {
     expect(await site.balance(wallet)).toBe(750);
   });
 
-  it('busy hub ("retry later") on a cash top-up: a second top-up of the wallet is refused until the first is answered', async () => {
+  it('a busy hub ("retry later") on a ticket sale is never shown as declined: the POS waits, and the retry\'s approval hands the ticket over (charged once)', async () => {
+    const busy = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { hub: { retryMs: 150 } } });
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(busy);
+    site.faults.unavailableTerminal = busy.terminalId;
+    site.faults.unavailable = 1;
+    try {
+      await busy.runtime.sellTicket('day', 500);
+      busy.tap(wallet);
+      await eventually(() => log.displays.includes('ticket stored on your wallet'), 8000, 'ticket stored');
+      await eventually(() => busy.runtime.machineState.s === 'idle', 5000, 'idle');
+      busy.remove();
+    } finally {
+      site.faults.unavailable = 0;
+      site.faults.unavailableTerminal = '';
+    }
+    await sleep(1000); // the request's retries (same id) must charge nothing more
+    log.stop();
+    expect(log.displays).toContain(HUB_BUSY_TEXT);
+    expect(log.displays.filter((d) => d.includes('declined'))).toEqual([]);
+    expect(log.prints.filter((p) => p[0]!.startsWith('LATE'))).toEqual([]);
+    expect(wallet.applet.records.list(RecordKind.Ticket)).toHaveLength(1);
+    expect(busy.started.store.heldTickets(wallet.publicKeyHex)).toHaveLength(0);
+    expect(await site.balance(wallet)).toBe(500);
+  });
+
+  it('busy hub ("retry later") on a cash top-up: never "declined"; past the deadline the cashier keeps the cash, a second top-up of the wallet is refused, the late slip says it was made', async () => {
+    const busy = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { hub: { timeoutMs: 800, retryMs: 150 }, pos: { operators: OPERATORS } } });
     const wallet = await site.wallet({ balanceMinor: 0 });
-    const log = record(pos);
-    site.faults.unavailableTerminal = pos.terminalId;
+    const log = record(busy);
+    site.faults.unavailableTerminal = busy.terminalId;
     site.faults.unavailable = 1_000_000;
     try {
-      await pos.runtime.topUp(700, 'alice', '4711');
-      pos.tap(wallet);
-      await eventually(() => log.displays.includes('declined: UNAVAILABLE'), 8000, 'transient decline');
-      await eventually(() => pos.runtime.machineState.s === 'idle');
-      pos.remove();
+      await busy.runtime.topUp(700, 'alice', '4711');
+      busy.tap(wallet);
+      await eventually(() => log.displays.includes(HUB_BUSY_TEXT), 8000, 'busy shown');
+      await eventually(() => log.displays.includes(TOPUP_PENDING_TEXT), 8000, 'given up at the deadline');
+      await eventually(() => busy.runtime.machineState.s === 'idle');
+      busy.remove();
       await sleep(60);
-      // The cashier takes the cash again and retries.
-      await pos.runtime.topUp(700, 'alice', '4711');
-      pos.tap(wallet);
+      // Another try for the same wallet while the first is re-sent: refused (it may yet be made).
+      await busy.runtime.topUp(700, 'alice', '4711');
+      busy.tap(wallet);
       await eventually(() => log.displays.includes(PENDING_TEXT), 8000, 'refused while pending');
-      pos.remove();
-      await pos.runtime.clear();
+      busy.remove();
+      await busy.runtime.clear();
       expect(log.commands.filter((c) => c.c === 'hub.request')).toHaveLength(1);
     } finally {
       site.faults.unavailable = 0;
@@ -315,9 +344,32 @@ describe('POS end to end', () => {
     }
     await eventually(() => log.prints.find((p) => p[0] === 'LATE APPROVAL'), 8000, 'late top-up receipt');
     log.stop();
+    expect(log.displays.filter((d) => d.includes('declined'))).toEqual([]);
     expect(log.prints.find((p) => p[0] === 'LATE APPROVAL')).toContain('TOP-UP 700 EUR');
     await sleep(300);
     expect(await site.balance(wallet)).toBe(700);
+  });
+
+  it('a cash top-up given up on and then refused by the hub prints a slip: not made, give the cash back', async () => {
+    const busy = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { hub: { timeoutMs: 800, retryMs: 150 }, pos: { operators: OPERATORS } } });
+    const wallet = await site.wallet({ balanceMinor: 0 });
+    const log = record(busy);
+    site.faults.unavailableTerminal = busy.terminalId;
+    site.faults.unavailable = 1_000_000;
+    try {
+      await busy.runtime.topUp(700, 'alice', '4711');
+      busy.tap(wallet);
+      await eventually(() => log.displays.includes(TOPUP_PENDING_TEXT), 8000, 'given up at the deadline');
+      busy.remove();
+      site.hub.revokeWallet(wallet.publicKeyHex);
+    } finally {
+      site.faults.unavailable = 0;
+      site.faults.unavailableTerminal = '';
+    }
+    const slip = await eventually(() => log.prints.find((p) => p[0] === 'LATE DECLINE'), 8000, 'late decline slip');
+    log.stop();
+    expect(slip).toContain('TOP-UP 700 EUR NOT MADE (REVOKED)');
+    expect(await site.balance(wallet)).toBe(0);
   });
 
   it('offline budget: a forward clock step (NTP correcting a Pi without RTC) does not free the per-period budget', async () => {
@@ -396,6 +448,49 @@ describe('POS end to end', () => {
       rmSync(first.dataDir, { recursive: true, force: true });
     }
   });
+
+  it('a sold ticket never collected: when it expires in the POS store, its sale gets a failure receipt, sent to the hub', async () => {
+    const DAY = 24 * 3600_000;
+    const till = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos' });
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(till);
+    site.faults.delayMs = 400;
+    try {
+      await till.runtime.sellTicket('day', 500);
+      till.tap(wallet);
+      await eventually(() => log.commands.find((c) => c.c === 'hub.request'), 8000, 'request');
+      till.remove(); // gone before the ticket could be written, and never back
+      await eventually(() => log.displays.includes(COLLECT_TICKET_TEXT), 8000, 'collect message');
+    } finally {
+      site.faults.delayMs = 0;
+    }
+    log.stop();
+    const saleId = log.commands.find((c) => c.c === 'hub.request')!.requestId;
+    expect(till.started.store.heldTickets(wallet.publicKeyHex)).toHaveLength(1);
+    await till.close({ keepData: true });
+    // Two days later the day ticket has expired, uncollected: the customer paid for nothing.
+    const later = await startTerminal(till.config, { log: pino({ level: 'silent' }), clock: () => Date.now() + 2 * DAY });
+    try {
+      expect(later.store.heldTickets(wallet.publicKeyHex)).toHaveLength(0);
+      const receipt = decodeMessage(later.store.getReceipt(saleId)?.envelope ?? '', 'completion.receipt');
+      expect(receipt.ok && receipt.value.body).toMatchObject({ requestId: saleId, outcome: 'failed', reason: TICKET_NEVER_COLLECTED });
+    } finally {
+      await later.close();
+    }
+    // Re-sent until the hub acknowledges it (here after a restart on the right clock).
+    const again = await startTerminal(till.config, { log: pino({ level: 'silent' }) });
+    try {
+      await eventually(() => again.store.getReceipt(saleId)?.acknowledged, 8000, 'receipt acknowledged');
+    } finally {
+      await again.close();
+      rmSync(till.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  // Reported, not done here (hub/ is another engineer's): hub/service/settlement-service.ts
+  // refundsOnFailure refunds a POS failure receipt for a `purchase` only; a `ticket.sale`'s is
+  // recorded, not refunded (the operator's `tapsettle refund <requestId>` voids the ticket and refunds).
+  it.todo('the hub refunds a POS ticket sale on its failure receipt "ticket never collected" (voiding the ticket, unless used)');
 
   it('the console keypad drives a sale', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
