@@ -113,6 +113,8 @@ function approvalIn(encoded: string | null): Envelope<'settlement.result'> | und
   return r.ok && r.value.body.status === 'approved' && r.value.body.amountMinor > 0 ? r.value : undefined;
 }
 
+/** A POS's failure receipt for a sale the hub approved while the power went, before the POS showed it. */
+export const POWER_LOST_BEFORE_SHOWN = 'power lost before the sale was shown';
 /** A POS's failure receipt for a ticket sale whose ticket expired in its store, never collected. */
 export const TICKET_NEVER_COLLECTED = 'ticket never collected';
 
@@ -196,7 +198,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.online = online;
       },
     });
-    this.recoverVends();
+    this.recoverSales();
     this.pruneHistory();
     let ticks = 0;
     this.ticker = setInterval(() => {
@@ -439,7 +441,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.current?.done();
         return;
       case 'hub.request':
-        this.queueRequest(cmd, nowMs, this.config.kind === 'vending');
+        this.queueRequest(cmd, nowMs, this.opensSale(cmd));
         return;
       case 'hub.abandon': {
         // The machine's deadline and the hub's result can cross: the result was recorded while
@@ -475,7 +477,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         const vending = this.d.devices.vending;
         if (!vending) return void this.post({ e: 'dispense.failed' });
         // Durably BEFORE the motor runs (MDB "vend started"): a power cut from here on is a
-        // failed dispense at start-up (recoverVends), refunded by the hub.
+        // failed dispense at start-up (recoverSales), refunded by the hub.
         this.d.store.markVendStarted(cmd.requestId, cmd.slot, nowMs);
         const dispensing = vending
           .dispense(cmd.slot, { timeoutMs: this.config.vending?.dropTimeoutMs ?? 4000 })
@@ -814,22 +816,44 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   }
 
   /**
-   * Start-up, vending (MDB: a vend that never reported success or failure): every vend left open
-   * without its completion receipt was cut short by a power loss. Its motor was driven, or its
-   * sale stood (approved by the hub, or accepted offline) with nothing dispensed yet: a `failed`
-   * receipt, so the hub refunds (at most once; re-sent until its receipt.ack, after the sale's
-   * result for an offline one). A request still waiting for the hub is left to lateApproval; one
-   * the hub declined or refused needs nothing.
+   * Requests kept as open sales (the store's vends) from their queueing until their outcome is
+   * recorded: every vending request (closed by its receipt), and a POS's online purchase (its
+   * `delivered` receipt, written after the receipt is printed) or ticket sale (its ticket held).
+   * What is still open at start-up was cut short by a power loss (recoverSales).
    */
-  private recoverVends(): void {
-    if (this.config.kind !== 'vending') return;
+  private opensSale(cmd: Extract<Command, { c: 'hub.request' }>): boolean {
+    if (this.config.kind === 'vending') return true;
+    return this.config.kind === 'pos' && !cmd.offline && (cmd.op.type === 'purchase' || cmd.op.type === 'ticket.sale');
+  }
+
+  /**
+   * Start-up (MDB: a vend that never reported success or failure): every sale left open was cut
+   * short by a power loss. A vend whose motor ran, or whose sale stood (approved by the hub, or
+   * accepted offline) with nothing dispensed yet: a `failed` receipt, so the hub refunds (at most
+   * once; re-sent until its receipt.ack, after the sale's result for an offline one). A POS sale
+   * the hub approved that the POS never showed: the cashier saw no "paid" and rings it up again,
+   * so it is reversed the same way (a slip tells the cashier) — unless it sold a ticket, which is
+   * held for its wallet to collect, as after the wallet left. A request still waiting for the hub
+   * is left to lateApproval; one the hub declined or refused needs nothing.
+   */
+  private recoverSales(): void {
+    if (this.config.kind === 'gate') return;
+    const pos = this.config.kind === 'pos';
     const nowMs = this.clock();
     for (const v of this.d.store.openVends()) {
       const entry = this.d.store.get(v.requestId);
+      const approval = entry?.state === 'done' ? approvalIn(entry.result) : undefined;
       if (v.started) {
         this.log.error({ requestId: v.requestId, slot: v.slot }, 'restart: power lost during dispense; failure receipt (refund)');
         this.sendReceipt(v.requestId, 'failed', 'power lost during dispense', nowMs);
-      } else if (entry?.state === 'done' ? approvalIn(entry.result) !== undefined : entry?.local === true) {
+      } else if (pos && approval?.body.ticket) {
+        this.log.error({ requestId: v.requestId, ticketId: approval.body.ticket.body.ticketId }, 'restart: ticket sale approved as the power went; ticket held for its wallet');
+        this.d.store.holdTicket(approval.body.ticket.body.ticketId, approval.body.ticket.body.wallet, Buffer.from(encodeMessage(approval.body.ticket)).toString('utf8'), nowMs, v.requestId);
+      } else if (pos && approval) {
+        this.log.error({ requestId: v.requestId, amountMinor: approval.body.amountMinor }, 'restart: sale approved as the power went, never shown; failure receipt (refund)');
+        this.sendReceipt(v.requestId, 'failed', POWER_LOST_BEFORE_SHOWN, nowMs);
+        void this.execute({ c: 'print', lines: ['POWER LOST — SALE REVERSED', `ref ${v.requestId}`, `REFUND ${approval.body.amountMinor} ${approval.body.currency}`] }, nowMs);
+      } else if (entry?.state === 'done' ? approval !== undefined : entry?.local === true) {
         this.log.error({ requestId: v.requestId }, 'restart: sale stood but nothing was dispensed; failure receipt (refund)');
         this.sendReceipt(v.requestId, 'failed', 'power lost before dispense', nowMs);
       } else if (!entry || entry.state === 'done') {
@@ -837,7 +861,6 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       }
     }
   }
-
 
   /** POS: the tickets held for a wallet (sold here, not yet on it), as the machine sees them. */
   private heldTickets(wallet: string): Envelope<'ticket'>[] {

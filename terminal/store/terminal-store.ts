@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS receipts (
 CREATE TABLE IF NOT EXISTS used_tickets (ticket_id TEXT PRIMARY KEY, used_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- Vending (MDB "vend request / vend started"): one row per vending request from its queueing to
--- its completion receipt. started: 0 = requested (nothing dispensed), 1 = the motor was driven.
+-- its completion receipt; a POS's online purchase or ticket sale likewise, until its receipt or held ticket. started: 0 = requested (nothing dispensed), 1 = the motor was driven.
 -- A row left at start-up is a dispense a power cut interrupted (TerminalRuntime recovery).
 CREATE TABLE IF NOT EXISTS vends (request_id TEXT PRIMARY KEY, started INTEGER NOT NULL DEFAULT 0, slot INTEGER, started_ms INTEGER);
 -- POS: hub-signed tickets sold here and not yet written to their wallet (the next tap collects them).
@@ -339,7 +339,11 @@ export class TerminalStore {
 
   /** POS: a hub-signed ticket sold here (by request `requestId`), kept until it is on its wallet (`releaseTicket`). */
   holdTicket(ticketId: string, wallet: string, envelope: string, nowMs: number, requestId?: string): void {
-    this.st.holdTicket.run(ticketId, wallet, envelope, nowMs, requestId ?? null);
+    this.db.transaction(() => {
+      this.st.holdTicket.run(ticketId, wallet, envelope, nowMs, requestId ?? null);
+      // A POS ticket sale's outcome is recorded once its ticket is kept (its open sale ends).
+      if (requestId !== undefined) this.st.vendClear.run(requestId);
+    })();
   }
 
   /** The encoded tickets held for a wallet (at most 16, oldest first). */

@@ -1,6 +1,7 @@
 // POS end to end: the cashier's items, the wallet's signature over them, the hub's verified
 // result, receipt + statement, cancellation inside the window, offline and a slow hub.
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
@@ -9,11 +10,11 @@ import { decodeMessage, generateKeyPair, newChallenge, newRequestId, signMessage
 import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import { COLLECT_TICKET_TEXT } from '../../terminal/machines/pos.ts';
 import { HUB_BUSY_TEXT, NOT_CHARGED_TEXT, TOPUP_PENDING_TEXT, type Command } from '../../terminal/machines/types.ts';
-import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
+import { startSimulatedTerminal, type SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
 import { runKeypadLine } from '../../terminal/keypad.ts';
 import { startTerminal } from '../../terminal/start-terminal.ts';
-import { TICKET_NEVER_COLLECTED } from '../../terminal/runtime.ts';
+import { POWER_LOST_BEFORE_SHOWN, TICKET_NEVER_COLLECTED } from '../../terminal/runtime.ts';
 import { badSignatureCard, eventually, OPERATORS, Site } from './harness.ts';
 
 type Log = { commands: Command[]; displays: string[]; prints: string[][]; stop(): void };
@@ -491,6 +492,66 @@ describe('POS end to end', () => {
   // refundsOnFailure refunds a POS failure receipt for a `purchase` only; a `ticket.sale`'s is
   // recorded, not refunded (the operator's `tapsettle refund <requestId>` voids the ticket and refunds).
   it.todo('the hub refunds a POS ticket sale on its failure receipt "ticket never collected" (voiding the ticket, unless used)');
+
+  /**
+   * A power cut at POS `name` right after the hub's approval of what `ring` starts was stored, before
+   * the POS acted on it (printed, showed, held a ticket); then switched on again (same data dir).
+   */
+  async function powerCutAfterApproval(name: string, ring: (t: SimulatedTerminal) => Promise<void>, wallet: SimulatedWallet): Promise<{ requestId: string; log: Log; second: SimulatedTerminal; dataDir: string }> {
+    const dataDir = mkdtempSync(join(tmpdir(), `tapsettle-${name}-`));
+    const first = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', terminalId: name, dataDir });
+    const log = record(first);
+    const store = first.started.store;
+    const complete = store.complete.bind(store);
+    store.complete = (...args) => {
+      const first_ = complete(...args);
+      first.runtime.simulatePowerCut(); // the result is on disk; nothing more runs
+      return first_;
+    };
+    await ring(first);
+    first.tap(wallet);
+    const requestId = (await eventually(() => log.commands.find((c) => c.c === 'hub.request'), 8000, 'request')).requestId;
+    await eventually(() => store.get(requestId)?.state === 'done', 8000, 'approval stored');
+    first.remove();
+    log.stop();
+    await first.close({ keepData: true });
+    expect(log.prints).toEqual([]);
+    expect(log.displays.filter((d) => /paid|stored/.test(d))).toEqual([]);
+    const second = await startSimulatedTerminal({ kind: 'pos', hubUrl: site.url, hub: site.hub, terminalId: name, merchantId: 'merchant-pos', dataDir, config: { hub: { reconnectPeriodMs: 100, retryMs: 300 } } });
+    return { requestId, log, second, dataDir };
+  }
+
+  it('a power cut after the hub approved a sale, before the POS showed it: at start-up the sale is reversed (failure receipt, the hub refunds) — the cashier rings it again, charged once', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const { requestId, second, dataDir } = await powerCutAfterApproval('pos-cut-sale', async (t) => (await t.runtime.addItem('cola', 1), await t.runtime.checkout()), wallet);
+    try {
+      const receipt = decodeMessage(second.started.store.getReceipt(requestId)?.envelope ?? '', 'completion.receipt');
+      expect(receipt.ok && receipt.value.body).toMatchObject({ requestId, outcome: 'failed', reason: POWER_LOST_BEFORE_SHOWN });
+      await eventually(() => second.started.store.getReceipt(requestId)?.acknowledged, 15_000, 'receipt acknowledged');
+      expect(await site.balance(wallet)).toBe(1000);
+      expect(second.started.store.openVends()).toEqual([]);
+    } finally {
+      await second.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a power cut after the hub approved a ticket sale, before the POS kept the ticket: at start-up the ticket is held for the wallet to collect', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const { second, dataDir } = await powerCutAfterApproval('pos-cut-ticket', (t) => t.runtime.sellTicket('day', 500), wallet);
+    try {
+      expect(second.started.store.heldTickets(wallet.publicKeyHex)).toHaveLength(1);
+      expect(second.started.store.openVends()).toEqual([]);
+      await eventually(() => second.runtime.isOnline, 8000, 'online');
+      second.tap(wallet);
+      await eventually(() => wallet.applet.records.list(RecordKind.Ticket).length === 1, 8000, 'ticket collected');
+      second.remove();
+      expect(await site.balance(wallet)).toBe(500);
+    } finally {
+      await second.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 
   it('the console keypad drives a sale', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
