@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Engine } from './engine.ts';
 import { LedgerError } from './errors.ts';
@@ -333,5 +334,52 @@ describe('Engine', () => {
     expect(approved(await engine.submit(t)).balanceAfterMinor).toBe(1000);
     expect((await engine.recentSettlements(1))[0]).toMatchObject({ status: 'approved', state: 'done' });
     await expectVerified(engine);
+  });
+});
+
+describe('Engine, after the writer thread failed a batch', () => {
+  /** Makes the writer's next journal entry collide: its id is taken from a second connection (an I/O error's stand-in). */
+  function takeNextEntryId(file: string): number {
+    const side = new Database(file);
+    const next = (side.prepare('SELECT MAX(id) AS m FROM journal_entries').get() as { m: number }).m + 1;
+    side.prepare("INSERT INTO journal_entries (id, seq, kind, currency, at_ms) VALUES (?, 0, 0, 'EUR', 0)").run(next);
+    side.close();
+    return next;
+  }
+
+  it('commits no batch decided on top of the failed one (a refund of a settled purchase), and the file stays balanced', async () => {
+    ledger = tempLedger({ writerThread: true });
+    const e = await ledger.openEngine({ maxBatch: 5 });
+    engine = e;
+    await e.openWallet(W1, 'EUR');
+    await e.openMerchant('shop', { currency: 'EUR' });
+    await e.submit(topup(W1, 10_000));
+    const p0 = purchase(100);
+    await e.submit(p0);
+    await e.flush();
+    const taken = takeNextEntryId(ledger.file);
+    // Five rows: the writer thread commits them (and fails); the refund is decided on top of them.
+    const n = Array.from({ length: 5 }, () => e.submit(purchase(1000)));
+    const b = e.submit({ kind: 'refund', requestId: rid(), originalRequestId: p0.requestId });
+    const settledN = await Promise.allSettled(n);
+    const [settledB] = await Promise.allSettled([b]);
+    await e.close().catch(() => undefined);
+    engine = undefined;
+
+    expect(settledN.map((s) => s.status)).toEqual(Array(5).fill('rejected'));
+    // store_failed when decided on top of the failed batch (the case at stake); engine_closed
+    // when the writer failed first (a loaded machine) and the refund was still queued.
+    expect(settledB.status).toBe('rejected');
+    expect(['store_failed', 'engine_closed']).toContain((settledB as PromiseRejectedResult).reason?.code);
+    const side = new Database(ledger.file);
+    side.prepare('DELETE FROM journal_entries WHERE id = ?').run(taken); // the stand-in fault, not the ledger's
+    side.close();
+    const store = ledger.openStore();
+    try {
+      expect((await verifyLedger(store)).firstDiscrepancy).toBeNull();
+      expect((await store.accountsById([W1])).get(W1)?.balanceMinor).toBe(9_900);
+    } finally {
+      await store.close();
+    }
   });
 });

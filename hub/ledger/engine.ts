@@ -120,6 +120,8 @@ export class Engine {
   readonly #notYetDurable = new Map<number, LogRow>();
   #inflightDurable = 0;
   #lastError: unknown = null;
+  /** Set when a batch applied in memory failed to become durable: nothing decided after it may commit. */
+  #failure: LedgerError | null = null;
   readonly #retryMs = 100;
   #stats = { batches: 0, commands: 0, largestBatch: 0 };
 
@@ -440,6 +442,7 @@ export class Engine {
       for (;;) {
         const b = this.#compute({ nowMs, items, recovered, dueHolds, originals, bySeq, known, accounts });
         try {
+          this.#assertMayCommit();
           if (b.stopAfterLog) {
             const w = b.builder.write;
             await (await store.commitBatch({ ...emptyBatchWrite(), logInserts: w.logInserts })).durable;
@@ -462,6 +465,15 @@ export class Engine {
       this.#recovered.unshift(...recovered);
       throw err;
     }
+  }
+
+  /**
+   * A batch is decided on top of every earlier one (#afterCommit applies them before they are
+   * durable): once one of those failed, or the engine stopped meanwhile, this one must not commit.
+   */
+  #assertMayCommit(): void {
+    if (this.#failure) throw new LedgerError('store_failed', 'a batch this one was decided on top of failed to commit', { cause: this.#failure });
+    if (this.#closed) throw new LedgerError('engine_closed', 'stopped before this batch was committed');
   }
 
   #compute(args: {
@@ -570,12 +582,14 @@ export class Engine {
           for (const r of releases) r.resolve({ releasedCount: c.released });
         },
         (err: unknown) => {
-          // The disk refused an fsync: nothing more is trustworthy in this process (crash-only).
-          const e = new LedgerError('store_failed', 'fsync of the commit failed', { cause: err });
+          // The disk refused the commit or its fsync: nothing more is trustworthy in this process
+          // (crash-only). Later batches were decided on top of this one: none may commit.
+          const e = new LedgerError('store_failed', 'the commit failed before it was durable', { cause: err });
+          this.#failure ??= e;
           this.#lastError = e;
           for (const p of items) p.reject(e);
           for (const r of releases) r.reject(e);
-          void this.#stop();
+          void this.#stop('stopped: a commit failed');
         },
       )
       .finally(() => {
@@ -692,10 +706,10 @@ export class Engine {
     }
   }
 
-  /** Test hook: behave like a crash (no deposit, no flush), but close the file cleanly. */
-  async #stop(): Promise<void> {
+  /** Behave like a crash (no deposit, no flush), but close the file cleanly: test hooks, a failed commit. */
+  async #stop(why = 'stopped by test hook'): Promise<void> {
     this.#closed = true;
-    const err = new LedgerError('engine_closed', 'stopped by test hook');
+    const err = new LedgerError('engine_closed', why);
     for (const p of this.#queue.splice(0)) p.reject(err);
     for (const r of this.#releases.splice(0)) r.reject(err);
     await this.store.close();

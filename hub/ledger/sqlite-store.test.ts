@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { MIGRATIONS } from './migrations.ts';
 import { migrate, CARD_TOPUPS_SQL, OVERSPENT_FROM_SQL, SqliteLedgerStore } from './sqlite-store.ts';
 import { describeLedgerStoreContract } from './store-contract.ts';
+import { emptyBatchWrite, logRow, type BatchWrite } from './store.ts';
 import { rid, tempLedger } from './test-helpers.ts';
 import { verifyLedger } from './verify.ts';
 
@@ -32,6 +33,22 @@ describeLedgerStoreContract('SqliteLedgerStore (commits on the calling thread)',
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   };
 });
+
+/** A batch that only inserts holds (their seq is the table's key, so a repeat fails in SQLite). */
+function holdsBatch(seqs: readonly number[]): BatchWrite {
+  return { ...emptyBatchWrite(), holdInserts: seqs.map((seq) => ({ seq, releaseAtMs: 1_000 + seq })) };
+}
+
+/** Declined log rows (no money moves) at `seqs`, plus `holdSeqs` holds. */
+function declinedBatch(seqs: readonly number[], holdSeqs: readonly number[] = []): BatchWrite {
+  const row = (seq: number) =>
+    logRow({
+      seq, requestId: rid(), hash: '00'.repeat(32), kind: 'purchase', payerNum: null, payeeNum: null, amountMinor: 1, feeMinor: 0,
+      currency: 'EUR', holdUntilMs: null, refSeq: null, memo: null, state: 'declined', code: 'unknown_account', entryId: null,
+      balanceAfterMinor: null, atMs: 0, overspent: false, refundedBySeq: null,
+    });
+  return { ...holdsBatch(holdSeqs), logInserts: seqs.map(row) };
+}
 
 describe('SqliteLedgerStore specifics', () => {
   it('opens with WAL, synchronous=FULL and records applied migrations once', async () => {
@@ -184,6 +201,43 @@ describe('SqliteLedgerStore specifics', () => {
       expect((await engine.getAccount(wallet))?.balanceMinor).toBe((tries + 9) * 100);
     } finally {
       await engine.close();
+      ledger.cleanup();
+    }
+  });
+
+  it('refuses every batch after one failed in the writer thread, on the small-batch shortcut as on the writer, and keeps none of them', async () => {
+    const ledger = tempLedger({ writerThread: true });
+    const store = ledger.openStore();
+    try {
+      await (await store.commitBatch(holdsBatch([1]))).durable;
+      // Five log rows: the writer thread takes it, and fails it (hold 1 exists).
+      const failing = await store.commitBatch(declinedBatch([1, 2, 3, 4, 5], [1]));
+      await expect(failing.durable).rejects.toMatchObject({ code: 'store_failed' });
+      // Writer idle, last commit > 5 ms ago, one row: the shortcut would commit this one here.
+      await new Promise((r) => setTimeout(r, 10));
+      await expect(store.commitBatch(declinedBatch([1]))).rejects.toMatchObject({ code: 'store_failed' });
+      await expect(store.commitBatch(declinedBatch([1, 2, 3, 4, 5, 6]))).rejects.toMatchObject({ code: 'store_failed' });
+      expect(store.db.prepare('SELECT COUNT(*) FROM settlement_log').pluck().get()).toBe(0);
+    } finally {
+      await store.close();
+      ledger.cleanup();
+    }
+  });
+
+  it('refuses a batch once close() has begun, while the writer thread still finishes what it was handed', async () => {
+    const ledger = tempLedger({ writerThread: true });
+    const store = ledger.openStore();
+    try {
+      const handed = await store.commitBatch(declinedBatch([1, 2, 3, 4, 5]));
+      const closing = store.close();
+      await expect(store.commitBatch(declinedBatch([6]))).rejects.toMatchObject({ code: 'store_failed' });
+      await handed.durable;
+      await closing;
+      const db = new Database(ledger.file, { readonly: true });
+      expect(db.prepare('SELECT seq FROM settlement_log ORDER BY seq').pluck().all()).toEqual([1, 2, 3, 4, 5]);
+      db.close();
+    } finally {
+      await store.close();
       ledger.cleanup();
     }
   });

@@ -188,6 +188,11 @@ export class SqliteLedgerStore implements LedgerStore {
   #loggedIds: TableKeyFilter | null = null;
   #checkpointer: Checkpointer | null = null;
   #walSyncer: WalSyncer | null = null;
+  /**
+   * Why commitBatch refuses every batch from now on: a batch it accepted failed before it was
+   * durable (the engine has already decided later batches on top of it), or close() began.
+   */
+  #refusal: LedgerError | null = null;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -390,12 +395,13 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async commitBatch(write: BatchWrite): Promise<CommitReceipt> {
+    this.#refuseAfterFailure();
     if (this.#writer && !this.#quietEnoughToCommitHere(this.#writer, write)) return this.#commitInWriter(this.#writer, write);
     // Before the commit: the filter may hold an id the commit then refuses, never lack one it wrote.
     if (this.#loggedIds) for (const r of write.logInserts) this.#loggedIds.add(r.requestId);
     try {
       this.#commit([encodeBatch(write)]);
-      return this.#walSyncer ? { durable: this.#walSyncer.sync() } : DURABLE_NOW;
+      return this.#walSyncer ? { durable: this.#refuseAfterFailedSync(this.#walSyncer.sync()) } : DURABLE_NOW;
     } catch (err) {
       if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
         // Rolled back: report every colliding id at once so the engine re-runs the batch once.
@@ -404,6 +410,26 @@ export class SqliteLedgerStore implements LedgerStore {
       }
       throw new LedgerError('store_failed', 'batch rolled back', { cause: err });
     }
+  }
+
+  /**
+   * A failed commit fails every later batch too (each was decided on top of it): once the writer
+   * thread failed a batch, or close() began, no path commits — not the writer, not the
+   * small-batch shortcut (the writer is idle after a failure), not this thread after close()
+   * let the writer go while the file is still open.
+   */
+  #refuseAfterFailure(): void {
+    const failure = this.#writer?.failure;
+    if (failure) this.#refusal ??= new LedgerError('store_failed', 'an earlier batch failed in the writer thread', { cause: failure });
+    if (this.#refusal) throw this.#refusal;
+  }
+
+  /** A failed fsync (durability 'pipelined') fails the later batches the same way. */
+  #refuseAfterFailedSync(synced: Promise<void>): Promise<void> {
+    return synced.catch((err: unknown) => {
+      this.#refusal ??= new LedgerError('store_failed', 'an earlier fsync of the WAL failed', { cause: err });
+      throw err;
+    });
   }
 
   /**
@@ -613,6 +639,8 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   async close(): Promise<void> {
+    // First: without its writer, commitBatch would commit on this thread while the file is open.
+    this.#refusal ??= new LedgerError('store_failed', 'the store is closed');
     this.#loggedIds?.stop();
     const writer = this.#writer;
     this.#writer = null;

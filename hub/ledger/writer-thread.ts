@@ -98,6 +98,8 @@ export class WriterThread {
   #next = 1;
   #room: Array<() => void> = [];
   #exited: Error | null = null;
+  /** The first error a handed-over batch failed with: every later batch was decided on top of it. */
+  #failure: Error | null = null;
   #stopped: Promise<void> | null = null;
   /** One sample per batch (a group commit repeats its time for each of its batches). */
   readonly #commitMs = new Float64Array(COMMIT_SAMPLES);
@@ -120,6 +122,7 @@ export class WriterThread {
       }
       const w = this.#waiting.get(m.n);
       this.#waiting.delete(m.n);
+      if (m.error) this.#failure ??= new WriterThreadError(m.error.message, m.error.code);
       if (w) {
         if (m.error) w.reject(new WriterThreadError(m.error.message, m.error.code));
         else w.resolve();
@@ -128,6 +131,7 @@ export class WriterThread {
     });
     const fail = (err: Error): void => {
       this.#exited = err;
+      if (this.#waiting.size > 0) this.#failure ??= err;
       for (const w of this.#waiting.values()) w.reject(err);
       this.#waiting.clear();
       for (const r of this.#room.splice(0)) r();
@@ -147,6 +151,14 @@ export class WriterThread {
   resetCommitTimes(): void {
     this.#commits = 0;
     this.#transactions = 0;
+  }
+
+  /**
+   * Set, before any promise of it rejects, once a handed-over batch failed (its transaction, or
+   * the thread): from then on nothing may commit, on this thread or another (see the store).
+   */
+  get failure(): Error | null {
+    return this.#failure;
   }
 
   /** Batches handed over and not yet committed. */
