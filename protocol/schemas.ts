@@ -302,6 +302,11 @@ export const CompletionReceipt = signedEnvelope('completion.receipt', Completion
  * those would give both.
  */
 export const PAID_EXIT_UNUSED = 'paid exit unused';
+/**
+ * The `reason` of a POS's failure receipt for a ticket sale whose ticket expired in its store,
+ * never written to the wallet: the hub voids the ticket and refunds the sale (not if it was used).
+ */
+export const TICKET_NEVER_COLLECTED = 'ticket never collected';
 
 /**
  * Hub-signed answer to a completion receipt, sent once what it did is durable (a failed

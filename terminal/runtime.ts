@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import {
   checkAuthorization, createOffer, decodeAnyForm, decodeMessage, DEFAULT_MAX_SKEW_MS, encodeCompact, HubKeyRing, hubKeysTrustedAt, isErrorCode, PublicKeyHex, ticketKeysAt, encodeMessage, newChallenge, newRequestId,
-  PAID_EXIT_UNUSED, signMessage, toHex, verifyMessage, type ArticleT, type Envelope, type FareTable, type HubKeyWindow, type KeyPair,
+  PAID_EXIT_UNUSED, signMessage, TICKET_NEVER_COLLECTED, toHex, verifyMessage, type ArticleT, type Envelope, type FareTable, type HubKeyWindow, type KeyPair,
 } from '../protocol/index.ts';
 import { isHardwareError } from '../hardware/errors.ts';
 import { onTap, type NfcReader, type NfcSession } from '../hardware/nfc/nfc-reader.ts';
@@ -115,8 +115,6 @@ function approvalIn(encoded: string | null): Envelope<'settlement.result'> | und
 
 /** A POS's failure receipt for a sale the hub approved while the power went, before the POS showed it. */
 export const POWER_LOST_BEFORE_SHOWN = 'power lost before the sale was shown';
-/** A POS's failure receipt for a ticket sale whose ticket expired in its store, never collected. */
-export const TICKET_NEVER_COLLECTED = 'ticket never collected';
 
 /** Ticks between two prunings of the store's history (hourly). */
 const PRUNE_TICKS = Math.round(3600_000 / TICK_MS);

@@ -28,6 +28,7 @@ import { verifyLedger, type VerifyReport } from '../ledger/verify.ts';
 import type { Account, HistoryItem, HoldInfo, Outcome, SettlementSummary } from '../ledger/types.ts';
 import { loadOrCreateEd25519Key, loadOrCreateSecret } from '../registry/keys.ts';
 import { HubKeyring, nextKeyEdge, RotationError, type HubKeyWindow, type RotationPlan } from '../registry/hub-keyring.ts';
+import { voidTicketOf } from './ticket-void.ts';
 import { Registry, type IncidentRecord, type TerminalDirectory, type TerminalInfo, type TerminalKindT } from '../registry/registry.ts';
 import { parseCatalogFile, type CatalogVersion } from '../rules/catalog.ts';
 import { parseFareTableFile, type FareTableVersion } from '../rules/fare-tables.ts';
@@ -36,7 +37,7 @@ import { inlineVerifier, type SignatureVerifier } from '../verify/verifier.ts';
 import { Announcer, type Announcement } from './announcements.ts';
 import type { CardAuthorizer } from './card-authorizer.ts';
 import { lockDataDir } from './data-dir-lock.ts';
-import { derivedId, engineRequestId, ledgerDecision, refundAttemptId } from './engine-ids.ts';
+import { engineRequestId, ledgerDecision, refundAttemptId } from './engine-ids.ts';
 import { BPS_DENOMINATOR } from '../ledger/split.ts';
 import { InputError, OperationRefused } from './input-error.ts';
 import { restoreClaimsFromLedger } from './claim-memo.ts';
@@ -566,7 +567,8 @@ export class Hub implements TerminalDirectory {
     }
     const { firstId, refundId } = await refundAttemptId(this.engine, 'operator-refund', requestId, this.clock());
     // The ticket's void is claimed under the first id whatever the attempt: asking again is a retry of it.
-    const voided = await this.#voidTicketOf(requestId, stored?.op === 'ticket.sale', firstId);
+    const voided = await voidTicketOf(this.registry, requestId, stored?.op === 'ticket.sale', firstId, this.clock());
+    if (voided === 'used') throw new OperationRefused('TICKET_USED', `the ticket of ${requestId} was used: not refunded`);
     const outcome = await this.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });
     // Not refunded (the merchant's balance short of it, say): the customer keeps a usable ticket.
     // Refunded already, by this or another path: the ticket stays void.
@@ -576,21 +578,6 @@ export class Hub implements TerminalDirectory {
     // no record releases nothing.
     if (outcome.status === 'approved') this.registry.releaseEntryRecordOf(requestId);
     return outcome;
-  }
-
-  /**
-   * A refunded ticket sale takes its ticket with it: the refund claims the ticket's single use
-   * (durably, before the money moves back), so an online gate refuses it from then on (TICKET_USED),
-   * and a ticket already used is not refunded. A gate deciding offline has not heard of it: it
-   * admits the ticket once, and its later report is refused.
-   */
-  async #voidTicketOf(requestId: string, knownTicketSale: boolean, refundId: string): Promise<string | undefined> {
-    const ticketId = derivedId('ticket', requestId);
-    if (!knownTicketSale && !this.registry.hasTicket(ticketId)) return undefined;
-    const claim = this.registry.claimTicketUse(ticketId, refundId, 'hub', 'refund', this.clock());
-    if (claim === 'replay') throw new OperationRefused('TICKET_USED', `the ticket of ${requestId} was used: not refunded`);
-    await this.registry.durable();
-    return ticketId;
   }
 
   /** Cancellation inside the window (seed 004 claim 13) on the operator's word. */

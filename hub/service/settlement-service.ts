@@ -22,6 +22,7 @@ import {
   sha256Hex,
   PAID_EXIT_UNUSED,
   signMessage,
+  TICKET_NEVER_COLLECTED,
   toHex,
   withinSkew,
   type Body,
@@ -33,6 +34,7 @@ import type { Engine } from '../ledger/engine.ts';
 import type { Command, Outcome } from '../ledger/types.ts';
 import type { Freshness, Registry, ResultRecord, TerminalRecord } from '../registry/registry.ts';
 import type { HubKeys } from '../registry/hub-keyring.ts';
+import { voidTicketOf } from './ticket-void.ts';
 import { checkPrices, holdUntilMs } from '../rules/catalog.ts';
 import { fareTableAt, quoteFare } from '../rules/fare-tables.ts';
 import { blocklistAfterSettlement } from '../rules/offline-policy.ts';
@@ -1014,10 +1016,16 @@ export class SettlementService {
     const exitedOn = terminal.kind === 'gate' ? this.#o.registry.entryRecordContestedBy(r.requestId) : undefined;
     if (exitedOn !== undefined) return notRefunded({ exitedOn }, 'paid exit unused, but its entry record let the customer out elsewhere: recorded, not refunded');
     const { firstId, refundId } = await refundAttemptId(this.#o.engine, 'receipt-refund', r.requestId, now);
+    // A ticket sale's refund takes its ticket with it (also when the stored result that said it was
+    // one is gone); one the customer used after all is kept, paid.
+    const voided = terminal.kind === 'pos' ? await voidTicketOf(this.#o.registry, r.requestId, original.op === 'ticket.sale', firstId, now) : undefined;
+    if (voided === 'used') return notRefunded({ ticket: 'used' }, 'failure receipt for a ticket sale whose ticket was used: recorded, not refunded');
     const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });
     if (outcome.status === 'declined') {
       // Refunded already (by an earlier attempt, or the operator): the customer has the money back.
       if (outcome.code === 'already_refunded') return { status: 'duplicate', requestId: r.requestId };
+      // Not refunded (yet): the customer keeps a usable ticket meanwhile.
+      if (voided !== undefined) this.#o.registry.releaseTicketUse(voided, firstId);
       this.#o.logger.warn({ terminalId, requestId: r.requestId, code: outcome.code }, 'refund after failure receipt declined');
       // Short of funds now, not for ever: UNAVAILABLE keeps the terminal re-sending the receipt
       // (its backoff paces the attempts) until the merchant's account covers the refund.
@@ -1035,8 +1043,13 @@ export class SettlementService {
  * vending machine's failed dispense; a POS sale it gave up on (its timeout: nothing was handed
  * over), a timeout reversal; an exit gate's fare whose paid exit expired unused (the customer
  * left elsewhere and paid there; the gate sends none while its record could still be claimed),
- * named so by its reason (PAID_EXIT_UNUSED).
+ * named so by its reason (PAID_EXIT_UNUSED); a POS's ticket sale whose ticket expired in its store
+ * uncollected (TICKET_NEVER_COLLECTED; the ticket is voided first).
  */
 function refundsOnFailure(kind: TerminalRecord['kind'], op: string, reason: string | undefined): boolean {
-  return ((kind === 'vending' || kind === 'pos') && op === 'purchase') || (kind === 'gate' && op === 'fare' && reason === PAID_EXIT_UNUSED);
+  return (
+    ((kind === 'vending' || kind === 'pos') && op === 'purchase') ||
+    (kind === 'pos' && op === 'ticket.sale' && reason === TICKET_NEVER_COLLECTED) ||
+    (kind === 'gate' && op === 'fare' && reason === PAID_EXIT_UNUSED)
+  );
 }

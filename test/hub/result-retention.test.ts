@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { derivedId } from '../../hub/service/engine-ids.ts';
-import { PAID_EXIT_UNUSED } from '../../protocol/index.ts';
+import { PAID_EXIT_UNUSED, TICKET_NEVER_COLLECTED } from '../../protocol/index.ts';
 import { FARES, PRODUCTS, SNACKS, authorize, cashTopup, enroll, openHubFixture, purchase, readResult, receipt, register, signRequest, type HubFixture, type TestTerminal } from './kit.ts';
 
 const DAY = 24 * 3600_000;
@@ -186,6 +186,35 @@ describe('result retention', () => {
     expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, used.use(fx.now).bytes)).status).toBe('approved');
     await expect(fx.hub.refund(used.sale.requestId)).rejects.toMatchObject({ code: 'TICKET_USED' });
     expect(await used.balance()).toBe(300);
+  });
+
+  it("a POS's failure receipt for a ticket never collected refunds the sale and voids the ticket; not for a used ticket, nor for another reason", async () => {
+    const till = await enroll(fx.hub, 'pos-tickets', 'pos', 'transit');
+    const sell = async () => {
+      const w = await register(fx.hub);
+      expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
+      const sale = signRequest(till, { type: 'ticket.sale', authorization: authorize(till, w, 'ticket', 700, [], fx.now), license: w.license, product: 'day-pass' }, fx.now);
+      const result = readResult(fx.hub, await fx.hub.handleRequest(till.id, sale.bytes));
+      expect(result).toMatchObject({ status: 'approved', amountMinor: 700 });
+      const use = signRequest(gate, { type: 'ticket.use', ticket: result.ticket!, station: 'park', usedAt: fx.now }, fx.now);
+      return { sale, use, balance: async () => (await fx.hub.showAccount(w.id))?.account.balanceMinor };
+    };
+    const uncollected = await sell();
+    const failed = receipt(till, uncollected.sale.requestId, 'failed', fx.now, TICKET_NEVER_COLLECTED);
+    expect(await fx.hub.handleReceipt(till.id, failed)).toMatchObject({ status: 'refunded' });
+    expect(await fx.hub.handleReceipt(till.id, failed)).toMatchObject({ status: 'duplicate' });
+    expect(await uncollected.balance()).toBe(1000);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, uncollected.use.bytes)).code).toBe('TICKET_USED');
+
+    const used = await sell();
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, used.use.bytes)).status).toBe('approved');
+    expect(await fx.hub.handleReceipt(till.id, receipt(till, used.sale.requestId, 'failed', fx.now, TICKET_NEVER_COLLECTED))).toMatchObject({ status: 'recorded' });
+    expect(await used.balance()).toBe(300);
+
+    const other = await sell();
+    expect(await fx.hub.handleReceipt(till.id, receipt(till, other.sale.requestId, 'failed', fx.now, 'printer jam'))).toMatchObject({ status: 'recorded' });
+    expect(await other.balance()).toBe(300);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, other.use.bytes)).status).toBe('approved');
   });
 
   it('a top-up whose stored result a crash lost: the same id for another wallet or amount is not that top-up', async () => {
