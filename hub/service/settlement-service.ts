@@ -405,6 +405,8 @@ export class SettlementService {
       case 'history':
         return this.#history(body, op, now, declined);
       case 'incident':
+        // Only a gate lets someone through unpaid: no other kind writes the operator's incident list.
+        if (terminal.kind !== 'gate') return declined('NOT_PERMITTED');
         return this.#incident(terminal, body, op, now);
     }
   }

@@ -37,13 +37,17 @@ describe('incident reports', () => {
     expect((await fx.hub.showAccount(wallet.id))?.account.balanceMinor).toBe(1000);
   });
 
-  it('refuses a report claiming another terminal, and a malformed one, with signed answers', async () => {
+  it('refuses a report claiming another terminal, a malformed one, and one from a terminal that is not a gate, with signed answers', async () => {
     const other = await enroll(fx.hub, 'gate-other', 'gate', 'transit');
     const claimed = report(400, fx.now);
     expect(readResult(fx.hub, await fx.hub.handleRequest(other.id, claimed.bytes))).toMatchObject({ status: 'declined', code: 'TERMINAL_MISMATCH' });
     const message = JSON.parse(Buffer.from(report(400, fx.now).bytes).toString('utf8')) as { body: { op: { detail: string } } };
     message.body.op.detail = 'x'.repeat(201); // over the schema's bound
     expect(readError(fx.hub, await fx.hub.handleRequest(gate.id, Buffer.from(JSON.stringify(message))))).toMatchObject({ code: 'MALFORMED', terminalId: gate.id });
+    // Only a gate lets someone through unpaid: a POS or vending machine may not write incidents.
+    const till = await enroll(fx.hub, 'pos-incident', 'pos', 'shop');
+    const fromPos = signRequest(till, { type: 'incident', kind: 'unsigned-passage', wallet: wallet.id, amountMinor: 100, currency: 'EUR', detail: 'x' }, fx.now, { offline: true });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(till.id, fromPos.bytes))).toMatchObject({ status: 'declined', code: 'NOT_PERMITTED' });
     expect(fx.hub.incidents()).toHaveLength(1);
   });
 
