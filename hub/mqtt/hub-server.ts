@@ -44,6 +44,12 @@ export interface HubServerOptions {
   readonly connectThrottle?: ConnectThrottleOptions;
   /** Requests being handled at once; beyond it new ones are dropped (the terminal retries). */
   readonly maxInflight?: number;
+  /**
+   * Requests and receipts of ONE terminal being handled at once (default 1,000); beyond it its new
+   * ones are dropped (it retries): one terminal flooding, enrolled or stolen, cannot take the whole
+   * of maxInflight from the fleet.
+   */
+  readonly maxInflightPerTerminal?: number;
   /** close() waits at most this long for the requests being handled to be answered (default 5 s). */
   readonly drainMs?: number;
 }
@@ -85,6 +91,7 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
   const log = (options.logger ?? pino({ level: 'info' })).child({ part: 'mqtt' });
   const clock = options.clock ?? Date.now;
   const maxInflight = options.maxInflight ?? 50_000;
+  const maxInflightPerTerminal = options.maxInflightPerTerminal ?? 1_000;
   const tracker = new PresenceTracker();
   const service = options.service;
   const counters = { requests: 0, receipts: 0, replies: 0, dropped: 0, failed: 0, inflight: 0 };
@@ -145,8 +152,12 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
   /** Set by close(): messages arriving from then on are left to the terminals' retries. */
   let closing = false;
   const running = new Set<Promise<void>>();
+  /** Per terminal: messages being handled, and whether it is at its cap (warned once per episode). */
+  const inflightOf = new Map<string, number>();
+  const capped = new Set<string>();
   const dispatch = async (terminalId: string, kind: 'request' | 'receipt', payload: Buffer) => {
     counters.inflight++;
+    inflightOf.set(terminalId, (inflightOf.get(terminalId) ?? 0) + 1);
     try {
       if (kind === 'request') {
         const start = performance.now();
@@ -164,6 +175,10 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
       log.error({ terminalId, kind, err }, 'mqtt: handler failed; no reply sent');
     } finally {
       counters.inflight--;
+      const left = (inflightOf.get(terminalId) ?? 1) - 1;
+      if (left === 0) inflightOf.delete(terminalId);
+      else inflightOf.set(terminalId, left);
+      if (left < maxInflightPerTerminal) capped.delete(terminalId);
       settled(terminalId, kind);
     }
   };
@@ -219,6 +234,12 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
     if (payload.length > MAX_TERMINAL_PAYLOAD_BYTES) log.warn({ terminalId, kind, payloadBytes: payload.length }, 'mqtt: oversized message, answered TOO_LARGE');
     if (counters.inflight >= maxInflight) {
       log.warn({ terminalId, kind, inflight: counters.inflight }, 'mqtt: overloaded, message dropped (terminal will retry)');
+      drop(terminalId, kind);
+      return;
+    }
+    if ((inflightOf.get(terminalId) ?? 0) >= maxInflightPerTerminal) {
+      if (!capped.has(terminalId)) log.warn({ terminalId, kind, inflight: maxInflightPerTerminal }, 'mqtt: terminal at its cap of messages in flight, its new ones dropped (it will retry)');
+      capped.add(terminalId);
       drop(terminalId, kind);
       return;
     }
