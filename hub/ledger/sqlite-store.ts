@@ -16,6 +16,7 @@ import type {
   HoldRow,
   LedgerStore,
   LogRow,
+  MemoRow,
   NewAccount,
   StoreCounters,
 } from './store.ts';
@@ -212,7 +213,7 @@ export class SqliteLedgerStore implements LedgerStore {
       requestIdsAfter: p('SELECT lower(hex(request_id)) FROM settlement_log WHERE request_id > ? ORDER BY request_id LIMIT ?').pluck(),
       logBySeq: p('SELECT * FROM settlement_log WHERE seq = ?'),
       unfinished: p('SELECT * FROM settlement_log WHERE seq > ? AND state IN (?, ?) ORDER BY seq'),
-      memosFrom: p('SELECT seq, memo, at_ms AS atMs FROM settlement_log WHERE seq >= ? AND substr(memo, 1, ?) = ? ORDER BY seq LIMIT ?'),
+      memosFrom: p('SELECT seq, memo, at_ms, state, refunded_by_seq FROM settlement_log WHERE seq >= ? AND substr(memo, 1, ?) = ? ORDER BY seq LIMIT ?'),
       overspentFrom: p(OVERSPENT_FROM_SQL),
       cardTopups: p(CARD_TOPUPS_SQL),
       holdBySeq: p('SELECT seq, release_at_ms FROM holds WHERE seq = ?'),
@@ -363,9 +364,10 @@ export class SqliteLedgerStore implements LedgerStore {
     return rows.map(toLogRow);
   }
 
-  async memosFrom(fromSeq: number, prefix: string, limit: number): Promise<Array<{ readonly seq: number; readonly memo: string; readonly atMs: number }>> {
+  async memosFrom(fromSeq: number, prefix: string, limit: number): Promise<MemoRow[]> {
     await this.#drain();
-    return this.#s.memosFrom.all(fromSeq, prefix.length, prefix, limit) as Array<{ seq: number; memo: string; atMs: number }>;
+    const rows = this.#s.memosFrom.all(fromSeq, prefix.length, prefix, limit) as Array<Pick<LogDbRow, 'seq' | 'memo' | 'at_ms' | 'state' | 'refunded_by_seq'>>;
+    return rows.map((r) => ({ seq: r.seq, memo: r.memo as string, atMs: r.at_ms, state: logStateCode.decode(r.state), refundedBySeq: r.refunded_by_seq }));
   }
 
   async cardTopups(fromMs: number, toMs: number, limit: number): Promise<LogRow[]> {

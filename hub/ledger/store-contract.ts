@@ -96,22 +96,26 @@ export function describeLedgerStoreContract(name: string, makeFactory: () => Sto
         expect(await s.unfinishedLog()).toEqual([]);
       }));
 
-    it('memosFrom: rows from a seq on whose memo has the prefix, in seq order, paged', () =>
+    it('memosFrom: rows from a seq on whose memo has the prefix, in seq order, paged, with their state and refund', () =>
       withStore(async (s) => {
         const memos = ['claim a', null, 'operator:7', 'claim b', 'claimc', 'claim c'];
         const rows = memos.map((memo, i) => row(i + 1, { memo, state: 'declined', code: 'unknown_account', atMs: 2000 - i }));
         await s.commitBatch(write({ logInserts: rows, settledThroughSeq: rows.length }));
+        const declined = { state: 'declined', refundedBySeq: null };
         expect(await s.memosFrom(1, 'claim ', 10)).toEqual([
-          { seq: 1, memo: 'claim a', atMs: 2000 },
-          { seq: 4, memo: 'claim b', atMs: 1997 },
-          { seq: 6, memo: 'claim c', atMs: 1995 },
+          { seq: 1, memo: 'claim a', atMs: 2000, ...declined },
+          { seq: 4, memo: 'claim b', atMs: 1997, ...declined },
+          { seq: 6, memo: 'claim c', atMs: 1995, ...declined },
         ]);
         expect(await s.memosFrom(1, 'claim ', 2)).toEqual([
-          { seq: 1, memo: 'claim a', atMs: 2000 },
-          { seq: 4, memo: 'claim b', atMs: 1997 },
+          { seq: 1, memo: 'claim a', atMs: 2000, ...declined },
+          { seq: 4, memo: 'claim b', atMs: 1997, ...declined },
         ]);
-        expect(await s.memosFrom(5, 'claim ', 10)).toEqual([{ seq: 6, memo: 'claim c', atMs: 1995 }]);
+        expect(await s.memosFrom(5, 'claim ', 10)).toEqual([{ seq: 6, memo: 'claim c', atMs: 1995, ...declined }]);
         expect(await s.memosFrom(7, 'claim ', 10)).toEqual([]);
+        // A settled row, then refunded by a later one: the mark is on the original.
+        await s.commitBatch(write({ logInserts: [row(7, { memo: 'claim d', atMs: 3000 }), row(8, { kind: 'refund', refSeq: 7 })], refundMarks: [[7, 8]], settledThroughSeq: 8 }));
+        expect(await s.memosFrom(7, 'claim ', 10)).toEqual([{ seq: 7, memo: 'claim d', atMs: 3000, state: 'done', refundedBySeq: 8 }]);
       }));
 
     it('currencies: those the ledger opened system accounts in, not its wallets or merchants', () =>

@@ -115,6 +115,17 @@ export interface CurrencyTotal {
   readonly amountMinor: number;
 }
 
+/** A log row's memo, for the start-up restores (memosFrom). */
+export interface MemoRow {
+  readonly seq: number;
+  readonly memo: string;
+  readonly atMs: number;
+  /** 'declined': the row moved no money. */
+  readonly state: LogState;
+  /** The refund that gave the row's money back, if one did. */
+  readonly refundedBySeq: number | null;
+}
+
 export interface LedgerStore {
   counters(): Promise<StoreCounters>;
   /** Inserts the account, or returns the existing one with that id (idempotent). */
@@ -132,8 +143,11 @@ export interface LedgerStore {
   logBySeqs(seqs: readonly number[]): Promise<Map<number, LogRow>>;
   /** Rows after settledThroughSeq still `logged` or `withdrawn`, in seq order. */
   unfinishedLog(): Promise<LogRow[]>;
-  /** Up to `limit` rows from `fromSeq` on whose memo starts with `prefix`, in seq order (paged by seq). */
-  memosFrom(fromSeq: number, prefix: string, limit: number): Promise<Array<{ readonly seq: number; readonly memo: string; readonly atMs: number }>>;
+  /**
+   * Up to `limit` rows from `fromSeq` on whose memo starts with `prefix`, in seq order (paged by
+   * seq), with whether each moved money for good (state, refundedBySeq).
+   */
+  memosFrom(fromSeq: number, prefix: string, limit: number): Promise<MemoRow[]>;
   /** Up to `limit` card top-ups (any state) whose row was last written in [fromMs, toMs), by time then seq. */
   cardTopups(fromMs: number, toMs: number, limit: number): Promise<LogRow[]>;
   /** Up to `limit` rows from `fromSeq` on that overdrew their payer's wallet, with its id, in seq order. */

@@ -103,6 +103,30 @@ describe('registry', () => {
     expect(reg.claimFreshness({ challenge: '07'.repeat(16), wallet: a, requestId: 'r7', counter: 6, nowMs: 70 })).toBe('fresh');
   });
 
+  it('restores an entry record its fare gave back as given back (a lost release too), never over a later claim; the challenge and counter stay claimed', () => {
+    const wallet = 'aa'.repeat(32);
+    const [e1, e2, e3] = ['e1', 'e2', 'e3'].map((x) => x.repeat(16)) as [string, string, string];
+    // The file kept e1's claim by the declined fare r1 but lost its release (a power cut).
+    expect(reg.claimEntryRecord(e1, 'r1')).toBe('fresh');
+    const restored = [
+      { challenge: '01'.repeat(16), wallet, requestId: 'r1', counter: 1, entryRecord: e1, entryRecordGivenBack: true, timeMs: 50 },
+      // e2: declined by r2, then claimed and paid by r3 (seq order).
+      { challenge: '02'.repeat(16), wallet, requestId: 'r2', counter: 2, entryRecord: e2, entryRecordGivenBack: true, timeMs: 51 },
+      { challenge: '03'.repeat(16), wallet, requestId: 'r3', counter: 3, entryRecord: e2, timeMs: 52 },
+      { challenge: '04'.repeat(16), wallet, requestId: 'r4', counter: 4, entryRecord: e3, entryRecordGivenBack: true, timeMs: 53 },
+    ];
+    expect(reg.restoreClaims(restored, 20)).toBe(4);
+    expect(reg.restoreClaims(restored, 20)).toBe(0);
+    expect(reg.claimEntryRecord(e2, 'r3')).toBe('retry');
+    expect(reg.claimEntryRecord(e2, 'r9')).toBe('replay');
+    expect(reg.claimEntryRecord(e1, 'r5')).toBe('fresh');
+    expect(reg.claimEntryRecord(e3, 'r6')).toBe('fresh');
+    for (const [challenge, counter] of [['01'.repeat(16), 1], ['04'.repeat(16), 4]] as const) {
+      expect(reg.claimFreshness({ challenge, wallet, requestId: 'rx', nowMs: 70 })).toBe('replay');
+      expect(reg.claimFreshness({ challenge: `${counter}${'f'.repeat(31)}`, wallet, requestId: 'ry', counter, nowMs: 70 })).toBe('replay');
+    }
+  });
+
   it('claims challenges and counters once; a retry of the same request is recognised; state survives reopen', () => {
     const wallet = 'aa'.repeat(32);
     const c = (challenge: string, requestId: string, counter?: number) =>

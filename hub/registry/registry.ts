@@ -113,6 +113,11 @@ export interface RestoredClaim {
   readonly counter?: number | undefined;
   /** A fare's gate entry record, used once (claimEntryRecord). */
   readonly entryRecord?: string | undefined;
+  /**
+   * The fare paid nothing after all (its ledger row was declined, or refunded): the hub gave its
+   * entry record back (releaseEntryRecordOf), so the restore gives it back too, never claims it.
+   */
+  readonly entryRecordGivenBack?: boolean | undefined;
   readonly timeMs: number;
 }
 
@@ -354,6 +359,8 @@ export class Registry implements TerminalDirectory {
       entryContest: p('UPDATE entry_records SET contested_by = ? WHERE record_id = ? AND contested_by IS NULL'),
       entryContestedBy: p('SELECT contested_by FROM entry_records WHERE request_id = ? AND contested_by IS NOT NULL'),
       entryRestore: p('INSERT OR IGNORE INTO entry_records (record_id, request_id) VALUES (?, ?)'),
+      // Only this fare's claim: a later fare may have claimed the record since it was given back.
+      entryRestoreGivenBack: p('DELETE FROM entry_records WHERE record_id = ? AND request_id = ?'),
       receiptInsert: p('INSERT OR IGNORE INTO receipts (request_id, outcome, terminal_id, time_ms) VALUES (?, ?, ?, ?)'),
       receiptOutcomes: p('SELECT outcome FROM receipts WHERE request_id = ?'),
       incidentInsert: p(
@@ -740,7 +747,9 @@ export class Registry implements TerminalDirectory {
   /**
    * Enters claims this file lost (its last commits, after a crash or power loss) but the ledger
    * kept, in one transaction: each challenge and entry record it lacks, each counter into its
-   * wallet's window. Claims it has already change nothing. `throughLedgerSeq`: every claim of the ledger's rows
+   * wallet's window. Claims it has already change nothing. An entry record its fare gave back
+   * (entryRecordGivenBack) is given back again (the release may be what was lost), not claimed;
+   * the challenge and counter stay claimed all the same. `throughLedgerSeq`: every claim of the ledger's rows
    * before this seq is now here; it becomes claimsLedgerSeq(), lower than before too (the ledger
    * may have lost rows whose seqs a claim had recorded). Returns how many challenges were missing.
    */
@@ -753,7 +762,7 @@ export class Registry implements TerminalDirectory {
       for (const c of claims) {
         missing += this.#s.challengeRestore!.run(c.challenge, c.wallet, c.requestId, c.timeMs).changes;
         this.#usedChallenges.filter.add(c.challenge);
-        if (c.entryRecord !== undefined) this.#s.entryRestore!.run(c.entryRecord, c.requestId);
+        if (c.entryRecord !== undefined) this.#restoreEntryRecord(c.entryRecord, c.requestId, c.entryRecordGivenBack === true);
         if (c.counter === undefined) continue;
         let w = windows.get(c.wallet);
         if (!w) windows.set(c.wallet, (w = this.#loadWindow(c.wallet)));
@@ -765,6 +774,15 @@ export class Registry implements TerminalDirectory {
     // The cached windows (if any) are older than the file now.
     for (const wallet of windows.keys()) this.#windows.delete(wallet);
     return missing;
+  }
+
+  /**
+   * Claims are restored in ledger seq order, so a record given back and claimed again by a later
+   * fare ends with that fare: the earlier row releases only its own claim, the later one inserts.
+   */
+  #restoreEntryRecord(recordId: string, requestId: string, givenBack: boolean): void {
+    if (givenBack) this.#s.entryRestoreGivenBack!.run(recordId, requestId);
+    else this.#s.entryRestore!.run(recordId, requestId);
   }
 
   /**

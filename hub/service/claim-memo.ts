@@ -53,7 +53,9 @@ export async function restoreClaimsFromLedger(registry: Registry, store: LedgerS
       const claims: RestoredClaim[] = [];
       for (const row of rows) {
         const c = parseClaimMemo(row.memo);
-        if (c) claims.push({ ...c, timeMs: row.atMs });
+        // A fare that paid nothing (declined, refunded) gave its entry record back (settlement-service, hub.refund).
+        const givenBack = c?.entryRecord !== undefined && (row.state === 'declined' || row.refundedBySeq !== null);
+        if (c) claims.push({ ...c, timeMs: row.atMs, ...(givenBack ? { entryRecordGivenBack: true } : {}) });
       }
       missing += registry.restoreClaims(claims, throughSeq);
     },
