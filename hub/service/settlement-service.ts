@@ -576,7 +576,12 @@ export class SettlementService {
     if (outcome.status === 'declined') {
       // No money moved: the gate keeps the record on the wallet, and it must pay for the exit
       // once the customer has topped up (left claimed, every later fare on it would be a REPLAY).
-      if (entryRecord !== undefined) this.#o.registry.releaseEntryRecordOf(body.requestId);
+      // On disk before the answer: a later claim's commit moves the restore's starting point past
+      // this fare, so a release a power cut took would not be redone.
+      if (entryRecord !== undefined) {
+        this.#o.registry.releaseEntryRecordOf(body.requestId);
+        await this.#o.registry.durable();
+      }
       return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
     }
     if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistOverspent(wallet, outcome.seq, now)) {
