@@ -154,6 +154,19 @@ describe('Engine', () => {
     await expectVerified(e);
   });
 
+  it('decided() waits for what was submitted before it, not for what comes after (flush() waits until idle)', async () => {
+    const e = await setup({ maxBatch: 1 });
+    await e.submit(topup(W1, 1000));
+    const order: string[] = [];
+    const first = e.submit(purchase(10)).then(() => order.push('first'));
+    const decided = e.decided().then(() => order.push('decided'));
+    const later = Array.from({ length: 20 }, () => e.submit(purchase(10)));
+    const rest = Promise.all(later).then(() => order.push('later'));
+    await Promise.all([first, decided, rest, e.flush()]);
+    // One command a batch: decided() is answered after the first, before the rest are decided.
+    expect(order).toEqual(['first', 'decided', 'later']);
+  });
+
   it('refunds a settled purchase at most once (vending dispense failure)', async () => {
     const e = await setup();
     await e.submit(topup(W1, 1000));

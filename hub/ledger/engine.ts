@@ -99,6 +99,8 @@ export class Engine {
   readonly #maxRelease: number;
   #hooks: EngineHooks;
   #queue: Pending[] = [];
+  /** The outcome of the newest submit (settled either way): see decided(). */
+  #lastSubmitted: Promise<unknown> = Promise.resolve();
   #releases: ReleaseWaiter[] = [];
   /** Withdrawn, deposit pending: deposited at the start of the next turn. */
   #pendingDeposits = new Map<number, LogRow>();
@@ -182,10 +184,22 @@ export class Engine {
     if (this.#closed) return Promise.reject(new LedgerError('engine_closed', 'submit after close'));
     if (this.#queue.length >= this.#maxQueue) return Promise.reject(new LedgerError('queue_full', `${this.#queue.length} waiting`));
     const hash = commandHash(cmd);
-    return new Promise<Outcome>((resolve, reject) => {
+    const outcome = new Promise<Outcome>((resolve, reject) => {
       this.#queue.push({ cmd, hash, resolve, reject });
       this.#schedule();
     });
+    this.#lastSubmitted = outcome.catch(() => undefined);
+    return outcome;
+  }
+
+  /**
+   * Resolves once every command submitted so far is decided and durable (batches run in order, so
+   * the last one's outcome covers all before it). Unlike flush(), it waits neither for commands
+   * submitted later nor for deposits: a lookup of what the ledger decided for an id cannot be held
+   * up indefinitely by steady traffic.
+   */
+  async decided(): Promise<void> {
+    await this.#lastSubmitted;
   }
 
   /** Moves holds whose release time ≤ nowMs to their merchants (seed 004 claim 13). */

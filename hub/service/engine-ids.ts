@@ -17,12 +17,13 @@ export function derivedId(tag: string, requestId: string): string {
 
 /**
  * What the ledger decided for a wire request id (undefined: never logged, or logged and not yet
- * decided), after everything queued is written. The ledger outlives the registry's stored
- * results, which are pruned: a late retry and an operator refund look here.
+ * decided), once everything submitted before the call is decided (not later traffic: under load
+ * the engine is never idle). The ledger outlives the registry's stored results, which are pruned:
+ * a late retry, a failure receipt's refund and an operator refund look here.
  */
 export async function ledgerDecision(engine: Engine, requestId: string): Promise<LogRow | undefined> {
   const eid = engineRequestId(requestId);
-  await engine.flush();
+  await engine.decided();
   const row = (await engine.store.logByRequestIds([eid])).get(eid);
   return row && row.state !== 'logged' ? row : undefined;
 }
