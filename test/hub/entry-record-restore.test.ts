@@ -2,8 +2,6 @@
 // start re-reads the most recent fares from the ledger to restore the claims a crash may have
 // taken from the registry, and must not claim such a record again (the customer's next exit on
 // it would be a REPLAY). The wallet's authorization stays claimed all the same.
-import { copyFileSync, existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newRequestId, PAID_EXIT_UNUSED, signMessage, type Envelope } from '../../protocol/index.ts';
 import {
@@ -14,6 +12,7 @@ import {
   enroll,
   openHubFixture,
   readResult,
+  registryLosesWhatFollows,
   receipt,
   register,
   signRequest,
@@ -41,25 +40,6 @@ afterAll(async () => {
   expect(check.discrepancies).toEqual([]);
   await fx.cleanup();
 });
-
-/**
- * Copies the registry file now (the hub reopened around it); the returned function puts the copy
- * back (reopened again): what a power cut leaves when the registry's later commits were not on disk.
- */
-async function registryLosesWhatFollows(name: string): Promise<() => Promise<void>> {
-  const registryFile = join(fx.dir, 'registry.sqlite');
-  const snapshot = join(fx.dir, `registry.${name}`);
-  const copyWithWal = (from: string, to: string) => {
-    copyFileSync(from, to);
-    rmSync(`${to}-wal`, { force: true });
-    rmSync(`${to}-shm`, { force: true });
-    if (existsSync(`${from}-wal`)) copyFileSync(`${from}-wal`, `${to}-wal`);
-  };
-  await fx.reopen(() => copyWithWal(registryFile, snapshot));
-  return async () => {
-    await fx.reopen(() => copyWithWal(snapshot, registryFile));
-  };
-}
 
 async function funded(amountMinor: number): Promise<TestWallet> {
   const w = await register(fx.hub);
@@ -128,7 +108,7 @@ describe('an entry record given back stays given back after a restart', () => {
   it('a record given back and claimed again by a later fare is that fare\'s after a power cut took both claims: its refund gives it back', async () => {
     const w = await funded(100);
     const entry = entryRecord(w, 'central', fx.now - 20 * 60_000);
-    const putBack = await registryLosesWhatFollows('before-fares');
+    const putBack = await registryLosesWhatFollows(fx, 'before-fares');
     expect((await fare(fareRequest(w, entry, 350))).code).toBe('INSUFFICIENT_FUNDS');
     expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
     const second = fareRequest(w, entry, 350);

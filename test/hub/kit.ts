@@ -4,7 +4,7 @@
  * the same protocol functions a terminal and a wallet use (createOffer → authorizeOffer → sign).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -50,6 +50,26 @@ export interface HubFixture {
   /** Closes the hub, runs `whileClosed` (e.g. to copy or replace its files), opens it again. */
   reopen(whileClosed?: () => void): Promise<Hub>;
   cleanup(): Promise<void>;
+}
+
+/**
+ * Copies the registry file now (the hub reopened around it); the returned function puts the copy
+ * back (reopened again): what a power cut leaves when the registry's later commits were not on disk.
+ */
+export async function registryLosesWhatFollows(fx: HubFixture, name: string): Promise<() => Promise<void>> {
+  const registryFile = join(fx.dir, 'registry.sqlite');
+  const snapshot = join(fx.dir, `registry.${name}`);
+  // The file with its WAL, if the close left one (a checkpoint is not guaranteed): what is on disk.
+  const copyWithWal = (from: string, to: string) => {
+    copyFileSync(from, to);
+    rmSync(`${to}-wal`, { force: true });
+    rmSync(`${to}-shm`, { force: true });
+    if (existsSync(`${from}-wal`)) copyFileSync(`${from}-wal`, `${to}-wal`);
+  };
+  await fx.reopen(() => copyWithWal(registryFile, snapshot));
+  return async () => {
+    await fx.reopen(() => copyWithWal(snapshot, registryFile));
+  };
 }
 
 export async function openHubFixture(options: Partial<CreateHubOptions> = {}): Promise<HubFixture> {

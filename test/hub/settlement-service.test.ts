@@ -1,7 +1,6 @@
 // End to end through the hub's settlement service: real SQLite files in a temp dir, real keys,
 // real signed messages made with protocol functions. No MQTT: the service is transport-free.
 import Database from 'better-sqlite3';
-import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +37,7 @@ import {
   purchase,
   readError,
   readResult,
+  registryLosesWhatFollows,
   receipt,
   register,
   signRequest,
@@ -60,26 +60,6 @@ async function funded(amountMinor: number, options: Parameters<typeof register>[
     expect(r.status).toBe('approved');
   }
   return w;
-}
-
-/**
- * Copies the registry file now (the hub reopened around it); the returned function puts the copy
- * back (reopened again): what a power cut leaves when the registry's later commits were not on disk.
- */
-async function registryLosesWhatFollows(name: string): Promise<() => Promise<void>> {
-  const registryFile = join(fx.dir, 'registry.sqlite');
-  const snapshot = join(fx.dir, `registry.${name}`);
-  // The file with its WAL, if the close left one (a checkpoint is not guaranteed): what is on disk.
-  const copyWithWal = (from: string, to: string) => {
-    copyFileSync(from, to);
-    rmSync(`${to}-wal`, { force: true });
-    rmSync(`${to}-shm`, { force: true });
-    if (existsSync(`${from}-wal`)) copyFileSync(`${from}-wal`, `${to}-wal`);
-  };
-  await fx.reopen(() => copyWithWal(registryFile, snapshot));
-  return async () => {
-    await fx.reopen(() => copyWithWal(snapshot, registryFile));
-  };
 }
 
 async function balanceOf(w: TestWallet): Promise<number> {
@@ -164,7 +144,7 @@ describe('purchase', () => {
 
   it('blocklists an overspent wallet at start when a power cut took the blocklisting but not the overdraft', async () => {
     const w = await funded(100, { offlineLimitMinor: 500 });
-    const restoreSnapshot = await registryLosesWhatFollows('overspend');
+    const restoreSnapshot = await registryLosesWhatFollows(fx, 'overspend');
     await overspend(w);
     expect(fx.hub.registry.isBlocklisted(w.id)).toBe(true);
     hubLog.length = 0;
@@ -304,7 +284,7 @@ describe('authentication and replay', () => {
     const statement = signRequest(pos, { type: 'history', query: historyQuery(w, fx.now) }, fx.now);
     expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, statement.bytes)).status).toBe('approved');
     // The registry as a power loss will leave it: its last commits, from here on, lost.
-    const powerCut = await registryLosesWhatFollows('before-purchase');
+    const powerCut = await registryLosesWhatFollows(fx, 'before-purchase');
     const first = purchase(vend, w, lines, fx.now);
     expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, first.bytes)).status).toBe('approved');
     const t = transfer(w, to, 300, fx.now);
@@ -693,7 +673,7 @@ describe('gates, fares and tickets', () => {
   it('restores a used entry record the registry lost with its fare: it still pays for one exit only', async () => {
     const w = await funded(2000);
     const entry = entryRecord(w, 'central', fx.now - 20 * 60_000);
-    const powerCut = await registryLosesWhatFollows('before-fare');
+    const powerCut = await registryLosesWhatFollows(fx, 'before-fare');
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes)).status).toBe('approved');
     await powerCut();
     // A new wallet authorization, the old entry record.
