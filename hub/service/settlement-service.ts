@@ -298,7 +298,11 @@ export class SettlementService {
     const stored = this.#o.registry.result(body.requestId);
     if (stored) {
       if (stored.hash === hash) return await this.#storedAnswer(stored.result);
-      return await this.#finish(req, terminalId, decline('DUPLICATE_MISMATCH'), log);
+      // Ids are 80 random bits: another terminal's result under this one means the id leaked (an
+      // offline slip prints it) and was taken first. A sale decided here without the hub then goes
+      // unpaid: `hash` makes it the operator's incident, as any declined local decision is.
+      if (stored.terminalId !== terminalId) log().error({ firstUsedBy: stored.terminalId }, 'request id already used by another terminal');
+      return await this.#finish(req, terminalId, decline('DUPLICATE_MISMATCH'), log, hash);
     }
     const failed = sigs.checks.find((c) => !results[c.index]);
     if (failed !== undefined) {

@@ -344,6 +344,16 @@ describe('authentication and replay', () => {
     expect(await balanceOf(w)).toBe(820);
   });
 
+  it("an offline sale whose id another terminal used first (it leaked on the slip) is declined DUPLICATE_MISMATCH and becomes the operator's incident", async () => {
+    const w = await funded(1000);
+    const thief = await funded(1000);
+    const sale = purchase(pos, w, [{ sku: 'chips', qty: 1, unitMinor: 180 }], fx.now, { offline: true });
+    const squat = purchase(vend, thief, [{ sku: 'chips', qty: 1, unitMinor: 180 }], fx.now, { requestId: sale.requestId });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, squat.bytes)).status).toBe('approved');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, sale.bytes)).code).toBe('DUPLICATE_MISMATCH');
+    expect(fx.hub.incidents().find((i) => i.requestId === sale.requestId)).toMatchObject({ terminalId: pos.id, wallet: w.id, kind: 'declined-offline', amountMinor: 180 });
+  });
+
   it('answers a retry of a payment another hub version logged (another command hash) with what the ledger decided', async () => {
     const w = await funded(1000);
     const lines = [{ sku: 'cola', qty: 1, unitMinor: 250 }];
