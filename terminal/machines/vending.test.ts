@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../protocol/index.ts';
 import { Fixture, T0 } from './fixtures.ts';
-import type { Command } from './types.ts';
+import { display, HUB_BUSY_TEXT, type Command } from './types.ts';
 import { DEVICE_VERDICT_GRACE_MS, VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './vending.ts';
 
 const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
@@ -102,17 +102,21 @@ describe('vending machine', () => {
     expect(kinds(late.commands)).not.toContain('vend');
   });
 
-  it('"retry later" from the hub: given up on at once (hub.abandon: a late approval is refunded), no vend', () => {
+  it('"retry later" from the hub: never shown as declined; the machine waits on until its deadline, which gives up (hub.abandon: a late approval is refunded)', () => {
     const f = new Fixture();
     const rid = f.id();
     const s: VendingState = { s: 'settling', article: f.ctx().catalog[0]!, requestId: rid, untilMs: T0 + 3000 };
     const busy = vendingStep(s, { e: 'hub.result', result: f.result(rid, { status: 'declined', code: 'UNAVAILABLE', withdrawal: 'none' }) }, f.ctx(), T0);
     const error = vendingStep(s, { e: 'hub.error', requestId: rid, code: 'INTERNAL' }, f.ctx(), T0);
     for (const r of [busy, error]) {
-      expect(r.state.s).toBe('idle');
-      expect(r.commands[0]).toEqual({ c: 'hub.abandon', requestId: rid });
-      expect(kinds(r.commands)).not.toContain('vend');
+      expect(r.state).toEqual(s);
+      expect(r.commands).toEqual([display(HUB_BUSY_TEXT)]);
     }
+    // The retry's approval within the deadline vends; past it, the machine gives up.
+    expect(kinds(vendingStep(busy.state, { e: 'hub.result', result: f.result(rid) }, f.ctx(), T0 + 1500).commands)).toContain('vend');
+    const gaveUp = vendingStep(busy.state, { e: 'tick' }, f.ctx(), T0 + 3000);
+    expect(gaveUp.state.s).toBe('idle');
+    expect(gaveUp.commands[0]).toEqual({ c: 'hub.abandon', requestId: rid });
     // A final decline needs no undoing.
     expect(kinds(vendingStep(s, { e: 'hub.result', result: f.result(rid, { status: 'declined', code: 'INSUFFICIENT_FUNDS', withdrawal: 'none' }) }, f.ctx(), T0).commands)).not.toContain('hub.abandon');
   });

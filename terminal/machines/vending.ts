@@ -5,7 +5,7 @@
 import type { ArticleT, Envelope } from '../../protocol/index.ts';
 import { checkLicense, decideOffline } from '../policy/risk.ts';
 import { checkHubResult, isRetryLater, restrictionAllows } from './checks.ts';
-import { NOT_CHARGED_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { HUB_BUSY_TEXT, NOT_CHARGED_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export type VendingState =
   | { s: 'idle' }
@@ -97,12 +97,12 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
       const r = checkHubResult(event.result, { requestId: state.requestId, terminalId: ctx.terminalId }, ctx.hubKeys);
       // A reply that does not verify is not an answer: keep waiting (the retry may bring a good one).
       if (!r.ok) return step(state, [display(`ignored hub reply: ${r.code}`, 'error')]);
+      // "Retry later" is no answer: the request is re-sent and may still be approved, so the machine
+      // never says "declined" for it; it waits on until its deadline, which gives up as on a silent
+      // hub (a late approval is refunded).
+      if (r.body.status === 'declined' && isRetryLater(r.body.code)) return step(state, [display(HUB_BUSY_TEXT)]);
       const statement: Command[] = r.body.statement ? [{ c: 'nfc.store', kind: 'BalanceStatement', message: r.body.statement, replace: true }] : [];
-      if (r.body.status !== 'approved') {
-        // "Retry later": given up on now (the customer is not kept waiting at a machine); a late approval is refunded.
-        const abandon: Command[] = isRetryLater(r.body.code) ? [{ c: 'hub.abandon', requestId: state.requestId }] : [];
-        return step(VENDING_IDLE, [...abandon, ...statement, { c: 'nfc.release' }, display(`declined: ${r.body.code ?? 'unknown'}`, 'error')]);
-      }
+      if (r.body.status !== 'approved') return step(VENDING_IDLE, [...statement, { c: 'nfc.release' }, display(`declined: ${r.body.code ?? 'unknown'}`, 'error')]);
       return step({ s: 'dispensing', article: state.article, requestId: state.requestId, untilMs: nowMs + ctx.timeouts.dropMs + DEVICE_VERDICT_GRACE_MS }, [
         { c: 'vend', slot: state.article.slot ?? 0, requestId: state.requestId },
         ...statement,
@@ -112,8 +112,8 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
     }
     case 'hub.error': {
       if (state.s !== 'settling' || event.requestId !== state.requestId) return step(state);
-      const abandon: Command[] = isRetryLater(event.code) ? [{ c: 'hub.abandon', requestId: state.requestId }] : [];
-      return step(VENDING_IDLE, [...abandon, { c: 'nfc.release' }, display(`declined: ${event.code}`, 'error')]);
+      if (isRetryLater(event.code)) return step(state, [display(HUB_BUSY_TEXT)]);
+      return step(VENDING_IDLE, [{ c: 'nfc.release' }, display(`declined: ${event.code}`, 'error')]);
     }
     case 'drop':
       if (state.s !== 'dispensing') return step(state);
