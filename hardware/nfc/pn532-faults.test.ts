@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isHardwareError } from '../errors.ts';
 import { Pn532Driver } from '../pn532/pn532-driver.ts';
 import { WalletCard } from '../wallet-apdu/wallet-card.ts';
+import type { NfcSession } from './nfc-reader.ts';
 import { Pn532NfcReader } from './pn532-nfc-reader.ts';
 import { isSocatAvailable } from '../../simulators/pn532-emulator/pty-pair.ts';
 import { startEmulatedReader, type EmulatedReader } from '../../simulators/pn532-emulator/start-emulated-reader.ts';
@@ -174,6 +175,60 @@ describe.skipIf(!isSocatAvailable())('PN532 driver faults (socat pty + emulator)
     const err = await card.readRecords().catch((e: unknown) => e);
     expect(isHardwareError(err, 'NFC_CARD_REMOVED')).toBe(true);
     expect(transmits).toBe(3);
+  });
+
+  /** Count InListPassiveTarget polls as they finish, and those that failed (the real command still runs). */
+  function countPolls(reader: Pn532NfcReader): { polls: number; failures: number; empty: number } {
+    const counts = { polls: 0, failures: 0, empty: 0 };
+    const original = reader.driver.inListPassiveTarget.bind(reader.driver);
+    reader.driver.inListPassiveTarget = async () => {
+      try {
+        const targets = await original();
+        if (targets.length === 0) counts.empty++;
+        return targets;
+      } catch (err) {
+        counts.failures++;
+        throw err;
+      } finally {
+        counts.polls++;
+      }
+    };
+    return counts;
+  }
+
+  it('a failed poll is not an empty field: a card resting on the reader gets no second session', async () => {
+    const reader = await openReader();
+    const wallet = world.newWallet();
+    emulated.emulator.present(wallet);
+    const first = await reader.waitForCard();
+    await new WalletCard(first).select();
+    await first.release(); // the card stays on the reader
+    const counts = countPolls(reader);
+    const sessions: NfcSession[] = [];
+    const next = reader.waitForCard().then((s) => {
+      sessions.push(s);
+      return s;
+    });
+    // Polls whose answer stays corrupted through every NACK (NFC_FRAME_INVALID). The fault may land
+    // on an InRelease answer instead, so keep arming it until two polls failed.
+    while (counts.failures < 2 && sessions.length === 0) {
+      if (emulated.emulator.faults.corruptResponses === 0) emulated.emulator.faults.corruptResponses = 4;
+      await sleep(5);
+    }
+    emulated.emulator.faults.corruptResponses = 0;
+    const polled = counts.polls;
+    await waitFor(() => counts.polls >= polled + 3 || sessions.length > 0); // clean polls that see the resting card
+    expect(sessions).toHaveLength(0);
+
+    // Taken away and tapped again: exactly one new session.
+    emulated.emulator.remove();
+    const empty = counts.empty;
+    await waitFor(() => counts.empty > empty);
+    emulated.emulator.present(wallet);
+    const second = await next;
+    expect(sessions).toEqual([second]);
+    expect(second.uid).toEqual(wallet.uid);
+    await second.release();
   });
 
   it('reconnects by itself after the USB adapter is unplugged and plugged back', async () => {

@@ -93,16 +93,20 @@ export class Pn532NfcReader implements NfcReader {
         await this.pause(this.pollIntervalMs);
         continue;
       }
-      let targets: TargetA[] = [];
+      let targets: TargetA[];
       try {
         targets = await this.driver.inListPassiveTarget();
       } catch (err) {
-        // Unplugged, garbage, lost ACK: the driver recovers on its own; keep polling.
+        // Unplugged, garbage, lost ACK: the driver recovers on its own; keep polling. A failed poll
+        // says nothing about the field: a resting card stays lingering, or it would be charged twice.
         if (!isHardwareError(err)) throw err;
         if (err.code === 'NFC_CLOSED') return;
+        await this.pause(this.pollIntervalMs);
+        continue;
       }
       const target = targets[0];
       if (target === undefined) {
+        // Only a poll that succeeded and found nothing proves the card left.
         this.lingeringUid = undefined;
       } else if (toHex(target.uid) !== this.lingeringUid && this.waiters.length > 0 && !this.closed) {
         if (!(await this.raiseBitRate(target))) {
