@@ -58,6 +58,8 @@ export interface SimulatedTerminal {
   remove(): void;
   /** The next InDataExchange finds the card gone (pulled mid-tap). */
   pullOnNextExchange(): void;
+  /** The card processes the next APDU, then leaves before its answer comes back (the answer is lost). */
+  pullAfterNextExchange(): void;
   /** Gate: what the next person does when the barrier opens (default: walks through). */
   nextVisitor(v: Visitor): void;
   /** Vending: how a slot's mechanism behaves (drops, jammed, empty). */
@@ -135,6 +137,9 @@ export async function startSimulatedTerminal(options: SimulatedTerminalOptions):
     remove: () => emulator.emulator.remove(),
     pullOnNextExchange: () => {
       emulator.emulator.faults.pullOnNextExchange = true;
+    },
+    pullAfterNextExchange: () => {
+      emulator.emulator.faults.pullAfterNextExchange = true;
     },
     nextVisitor: (v) => {
       if (!walker) throw new Error('nextVisitor: not a gate');

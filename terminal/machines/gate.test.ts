@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { computeFare, generateKeyPair, signMessage } from '../../protocol/index.ts';
 import { FARES, Fixture, T0 } from './fixtures.ts';
-import { GATE_IDLE, gateStep, type GateEvent, type GateState } from './gate.ts';
+import { ENTRY_RETAP_MS, GATE_IDLE, gateStep, type GateEvent, type GateState } from './gate.ts';
 import type { Command, TerminalContext } from './types.ts';
 
 /** The machine's default passage window: the barrier's 8 s, its 0.3 s close delay, a 2 s margin. */
@@ -42,6 +42,25 @@ describe('gate: entry', () => {
     const r = run(entryCtx(f), [{ e: 'tap', card: f.card(f.wallet()), requestId: f.id(), recordId: f.id() }, { e: 'card.lost' }]);
     expect(kinds(r.commands)).not.toContain('gate.open');
     expect(kinds(r.commands)).toContain('gate.deny');
+  });
+
+  it("a record written whose answer was lost (card pulled, RF error): the same wallet's retap within a minute is that entry's retry, not 'already inside'", () => {
+    const f = new Fixture('gate-in');
+    const w = f.wallet();
+    const recordId = f.id();
+    const tapped = run(entryCtx(f), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId }]).state;
+    // The wallet holds the record after all (its answer was lost).
+    const written = f.card(w, { admission: { recordId: 3, message: signMessage('gate.admission', { recordId, wallet: w.hex, terminalId: 'gate-in', station: 'A', time: T0 }, f.terminal.secretKey) } });
+    const other = f.card(w, { admission: { recordId: 3, message: f.admission(w.hex, 'A', T0) } });
+    for (const [at, lost] of [[T0, { e: 'card.lost' }], [T0 + 10_000, { e: 'tick' }]] as const) {
+      const given = run(entryCtx(f), [lost], tapped, at);
+      expect(kinds(given.commands)).toEqual(['gate.deny', 'nfc.release', 'display']);
+      expect(given.state).toEqual({ s: 'idle', unopened: { wallet: w.hex, recordId, untilMs: at + ENTRY_RETAP_MS } });
+      expect(run(entryCtx(f), [{ e: 'tap', card: written, requestId: f.id(), recordId: f.id() }], given.state, at + 5_000).state.s).toBe('admitting');
+      // Past the minute, or another record of the wallet: anti-passback as ever.
+      expect(kinds(run(entryCtx(f), [{ e: 'tap', card: written, requestId: f.id(), recordId: f.id() }], given.state, at + ENTRY_RETAP_MS + 1).commands)).toContain('gate.deny');
+      expect(kinds(run(entryCtx(f), [{ e: 'tap', card: other, requestId: f.id(), recordId: f.id() }], given.state, at + 5_000).commands)).toContain('gate.deny');
+    }
   });
 
   it('denies blocklisted wallets and anti-passback (already inside)', () => {

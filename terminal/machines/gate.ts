@@ -12,8 +12,13 @@ import { checkHubResult, checkTicket, isRetryLater } from './checks.ts';
 import { CHARGED_AT_MOST_ONCE_TEXT, PAYMENT_PENDING_TEXT, display, price, type CardInfo, type CommonEvent, type Command, type PaidExit, type Step, type TerminalContext } from './types.ts';
 
 export type GateState =
-  | { s: 'idle' }
-  | { s: 'admitting'; wallet: string; ticket: { recordId: number; message: Envelope<'ticket'> } | null; requestId: string; untilMs: number }
+  /**
+   * `unopened`: the admission record the last entry tap wrote that never opened the barrier (the
+   * wallet's answer to the write was lost: pulled away, RF error). On the wallet it would read as
+   * "already inside"; the same wallet tapping again soon is that entry's retry.
+   */
+  | { s: 'idle'; unopened?: { wallet: string; recordId: string; untilMs: number } }
+  | { s: 'admitting'; wallet: string; recordId: string; ticket: { recordId: number; message: Envelope<'ticket'> } | null; requestId: string; untilMs: number }
   | {
       s: 'exit.authorizing';
       requestId: string;
@@ -75,6 +80,15 @@ function deny(text: string): Step<GateState> {
   return step(GATE_IDLE, [{ c: 'gate.deny' }, { c: 'nfc.release' }, display(text, 'error')]);
 }
 
+/** How long an entry whose record write went unanswered may be retried by the same wallet. */
+export const ENTRY_RETAP_MS = 60_000;
+
+/** An entry given up after its record was written, perhaps: the same wallet's next tap retries it. */
+function denyUnopened(state: GateState & { s: 'admitting' }, nowMs: number, text: string): Step<GateState> {
+  const d = deny(text);
+  return step({ s: 'idle', unopened: { wallet: state.wallet, recordId: state.recordId, untilMs: nowMs + ENTRY_RETAP_MS } }, d.commands);
+}
+
 /** The hub declined the fare. "Retry later" is given up on at once (a late approval grants a paid exit). */
 function declined(requestId: string, code: string): Step<GateState> {
   const d = deny(`declined: ${code}`);
@@ -112,7 +126,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       // No new decision while the barrier is open for the last one: it could not open for this
       // one, and the last one's passage would be taken for this one's.
       if (gate.barrierBusy?.()) return deny('please wait');
-      return gate.mode === 'entry' ? entryTap(event, ctx, nowMs, gate.station) : removeUnprovenRecord(event, ctx, exitTap(event, ctx, nowMs, gate.station));
+      return gate.mode === 'entry' ? entryTap(event, ctx, nowMs, gate.station, state.unopened) : removeUnprovenRecord(event, ctx, exitTap(event, ctx, nowMs, gate.station));
     case 'wallet.stored': {
       if (state.s !== 'admitting') return step(state);
       const commands: Command[] = [{ c: 'gate.open' }];
@@ -162,7 +176,8 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
     case 'card.lost':
       if (state.s === 'exit.reading') return deny('card removed — tap again');
       if (state.s === 'exit.authorizing' && state.opened) return unsigned(ctx, state, nowMs, 'card removed before signing');
-      if (state.s === 'admitting' || state.s === 'exit.authorizing') return deny('card removed — tap again');
+      if (state.s === 'admitting') return denyUnopened(state, nowMs, 'card removed — tap again');
+      if (state.s === 'exit.authorizing') return deny('card removed — tap again');
       return step(state);
     case 'hub.result': {
       if (state.s !== 'exit.settling' || event.result.body.requestId !== state.requestId) return step(state);
@@ -200,6 +215,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         return step(GATE_IDLE, state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no passage' }] : []);
       }
       if (state.s === 'exit.authorizing' && state.opened) return unsigned(ctx, state, nowMs, 'wallet did not sign in time');
+      if (state.s === 'admitting') return denyUnopened(state, nowMs, 'timed out');
       return deny('timed out');
   }
 }
@@ -261,14 +277,23 @@ function consumeEntry(entry: CardInfo['admission']): Command[] {
   return entry ? [{ c: 'nfc.delete', recordId: entry.recordId }, { c: 'admission.used', recordId: entry.message.body.recordId }] : [];
 }
 
-function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, station: string): Step<GateState> {
+function entryTap(
+  event: Extract<GateEvent, { e: 'tap' }>,
+  ctx: TerminalContext,
+  nowMs: number,
+  station: string,
+  unopened: (GateState & { s: 'idle' })['unopened'],
+): Step<GateState> {
   const lic = checkLicense(event.card.license, ctx, nowMs);
   if (!lic.ok) return deny(`wallet refused: ${lic.code}`);
   const wallet = lic.body.wallet;
   const prior = event.card.admission?.message.body;
   const maxTripMs = ctx.fares?.maxTripMs ?? DEFAULT_MAX_TRIP_MS;
+  // The record this gate wrote a moment ago without opening: a retry of that entry, not a passback
+  // (the write replaces it).
+  const retry = unopened !== undefined && prior?.recordId === unopened.recordId && prior.wallet === unopened.wallet && nowMs <= unopened.untilMs;
   // Anti-passback: a fresh admission record means this wallet is already inside.
-  if (prior && prior.wallet === wallet && nowMs - prior.time <= maxTripMs && prior.time <= nowMs + 60_000) return deny('already inside');
+  if (!retry && prior && prior.wallet === wallet && nowMs - prior.time <= maxTripMs && prior.time <= nowMs + 60_000) return deny('already inside');
   let ticket: CardInfo['tickets'][number] | null = null;
   for (const t of event.card.tickets) {
     const ok = checkTicket(t.message, { wallet, station, ticketKeysAt: ctx.ticketKeysAt, nowMs, used: (id) => ctx.usage.ticketUsed(id) });
@@ -285,7 +310,7 @@ function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext,
     time: nowMs,
     ...(ticket ? { ticketId: ticket.message.body.ticketId } : {}),
   };
-  return step({ s: 'admitting', wallet, ticket, requestId: event.requestId, untilMs: nowMs + AUTHORIZE_MS }, [{ c: 'nfc.storeAdmission', body }]);
+  return step({ s: 'admitting', wallet, recordId: event.recordId, ticket, requestId: event.requestId, untilMs: nowMs + AUTHORIZE_MS }, [{ c: 'nfc.storeAdmission', body }]);
 }
 
 function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, station: string): Step<GateState> {

@@ -162,6 +162,24 @@ describe('gate terminals end to end', () => {
     expect(await site.balance(wallet)).toBe(1000);
   });
 
+  it("entry: the wallet stored the admission record but its answer was lost (card pulled): the retap is that entry's retry, not 'already inside'", async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const pull = (c: Command) => {
+      if (c.c === 'nfc.storeAdmission') gateIn.pullAfterNextExchange();
+    };
+    gateIn.runtime.on('command', pull);
+    const lost = await pass(gateIn, wallet);
+    gateIn.runtime.off('command', pull);
+    expect(lost.opened).toBe(false);
+    expect(admissions(wallet)).toHaveLength(1); // written, though the gate never heard so
+    expect((await pass(gateIn, wallet)).opened).toBe(true);
+    expect(admissions(wallet)).toHaveLength(1); // replaced, not added
+    // In for real now: anti-passback holds.
+    expect((await pass(gateIn, wallet)).opened).toBe(false);
+    expect((await pass(gateOut, wallet)).opened).toBe(true);
+    expect(await site.balance(wallet)).toBe(1000 - TRIP_MINOR);
+  });
+
   it('after an unsigned passage the wallet exposure is counted in the store and its next exit waits for the hub (no local decision)', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000, offlineLimitMinor: 5000 });
     const store = gateOut.started.store;
