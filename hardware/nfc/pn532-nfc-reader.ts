@@ -113,10 +113,19 @@ export class Pn532NfcReader implements NfcReader {
           await this.pause(this.pollIntervalMs);
           continue;
         }
+        // The waiter may have been aborted (or the reader closed) during the InPSL round trip.
+        const waiter = this.closed ? undefined : this.waiters.shift();
+        if (waiter === undefined) {
+          // Nobody takes this tap: deselect it like any card nobody waits for (not lingering, so
+          // the next waitForCard still gets it) and keep polling.
+          await this.driver.inRelease(target.tg).catch(() => undefined);
+          await this.pause(this.pollIntervalMs);
+          continue;
+        }
         this.session = new Pn532Session(this.driver, target, this.exchangeTimeoutMs, (uid) => {
           this.lingeringUid = uid;
         });
-        this.waiters.shift()!.resolve(this.session);
+        waiter.resolve(this.session);
         continue;
       } else {
         // A resting card, or a new one nobody waits for yet: deselect it and keep watching.

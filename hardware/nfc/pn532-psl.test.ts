@@ -1,6 +1,7 @@
 // InPSL (UM0701-02 §7.3.10) through the real driver and serialport on a pty: the reader raises
 // the ISO/IEC 14443-4 bit rate after activation when the card's ATS offers it.
 import { afterEach, describe, expect, it } from 'vitest';
+import { isHardwareError } from '../errors.ts';
 import { atsSupportsBitRate, BitRateCode } from '../pn532/commands.ts';
 import { WalletCard } from '../wallet-apdu/wallet-card.ts';
 import { isSocatAvailable } from '../../simulators/pn532-emulator/pty-pair.ts';
@@ -24,6 +25,40 @@ describe.skipIf(!isSocatAvailable())('InPSL through Pn532NfcReader on the emulat
   afterEach(async () => {
     await reader?.close();
     await emulated?.close();
+  });
+
+  it('a waiter aborted during InPSL gets no session; the card is deselected and the next waitForCard gets it', async () => {
+    emulated = await startEmulatedReader();
+    reader = await Pn532NfcReader.open({ path: emulated.path, bitRateKbps: 424 });
+    const ac = new AbortController();
+    const driver = reader.driver;
+    const inPsl = driver.inPsl.bind(driver);
+    let psls = 0;
+    let firstPslDone: () => void;
+    const firstPsl = new Promise<void>((resolve) => (firstPslDone = resolve));
+    driver.inPsl = async (...args) => {
+      const first = ++psls === 1;
+      if (first) ac.abort(new Error('terminal gave up'));
+      try {
+        return await inPsl(...args);
+      } finally {
+        if (first) setTimeout(firstPslDone, 0); // after the poll loop went on from the round trip
+      }
+    };
+    const waiting = reader.waitForCard(ac.signal);
+    const wallet = createWalletWorld().newWallet();
+    emulated.emulator.present(wallet);
+    await expect(waiting).rejects.toThrow('terminal gave up');
+    await firstPsl; // nobody waits while the InPSL round trip ends
+    // The reader is still consistent: no orphan session, and the card (never handed out) is a tap.
+    const session = await reader.waitForCard();
+    expect(session.uid).toEqual(wallet.uid);
+    expect(await new WalletCard(session).select()).toEqual({ appletVersion: 2 });
+    await session.release();
+    const r = reader;
+    reader = undefined;
+    await r.close(); // resolves: the poll loop did not die
+    expect(isHardwareError(await r.waitForCard().catch((e: unknown) => e), 'NFC_CLOSED')).toBe(true);
   });
 
   for (const kbps of [106, 424] as const) {
