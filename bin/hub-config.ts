@@ -47,18 +47,25 @@ export const HubConfigSchema = z.strictObject({
    * doubling per failing round up to `maxIntervalMs` (hub/clearing/payouts.ts checks the values).
    */
   payoutRetry: z.strictObject({ intervalMs: z.int().optional(), maxIntervalMs: z.int().optional() }).default({}),
-  /** The simulated demo site (two gates, a vending machine, a POS, customers). Off in production. */
+  /**
+   * The simulated demo site (two gates, a vending machine, a POS, customers). Off unless a config
+   * says `"enabled": true`: it enrolls terminals and mints money, so a production config that
+   * leaves `site` out must not run it. Only the zero-config `npm start` turns it on (bin/start.ts).
+   */
   site: z
     .strictObject({
-      enabled: z.boolean().default(true),
+      enabled: z.boolean().default(false),
       /** Simulated customer actions per second; 0 = terminals only. */
       customersPerS: z.number().min(0).max(1000).default(5),
       terminalMode: z.enum(['runtime', 'direct']).default('runtime'),
     })
-    .default({ enabled: true, customersPerS: 5, terminalMode: 'runtime' }),
+    .default({ enabled: false, customersPerS: 5, terminalMode: 'runtime' }),
 });
 
 export type HubConfig = Readonly<z.infer<typeof HubConfigSchema>>;
+
+/** What `npm start` runs without `--config`: the documented quick start, demo site included. */
+export const ZERO_CONFIG = { site: { enabled: true } } as const;
 
 /** Operational error: the config file is missing, not JSON, or invalid; `issues` name the fields. */
 export class HubConfigError extends Error {

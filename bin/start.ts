@@ -3,7 +3,8 @@
  * broker on a free port), operator dashboard, a simulated site (two gates, a vending machine, a
  * POS: real terminal runtimes on emulated hardware) and simulated customers. Prints the dashboard
  * URL; Ctrl-C stops everything cleanly. Re-running reuses the data folder.
- * With `--config hub.json` (site disabled) the same entry runs a production hub for real kiosks.
+ * With `--config hub.json` the same entry runs a production hub for real kiosks: the demo site is
+ * off there unless the file says `"site": { "enabled": true }`.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import type { Demo, DemoOptions } from '../simulators/fleet/demo.ts';
 import { InputError } from '../hub/service/input-error.ts';
-import { HubConfigError, loadHubConfigFile, parseHubConfig, type HubConfig } from './hub-config.ts';
+import { HubConfigError, loadHubConfigFile, parseHubConfig, ZERO_CONFIG, type HubConfig } from './hub-config.ts';
 
 const USAGE = `usage: npm start -- [options]     (or: npx tsx bin/start.ts [options])
 
@@ -71,7 +72,7 @@ function parse() {
 function resolveConfig(args: ReturnType<typeof parse>): HubConfig {
   let base: HubConfig;
   try {
-    base = args.config !== undefined ? loadHubConfigFile(args.config) : parseHubConfig({});
+    base = args.config !== undefined ? loadHubConfigFile(args.config) : parseHubConfig(ZERO_CONFIG);
   } catch (err) {
     if (err instanceof HubConfigError) fail(err.message);
     throw err;
@@ -194,7 +195,8 @@ async function main(): Promise<void> {
     return;
   }
   const config = resolveConfig(args);
-  checkDataDir(args['data-dir'] !== undefined || args.config === undefined ? '--data-dir' : 'dataDir', config.dataDir);
+  const dataDirField = args['data-dir'] !== undefined || args.config === undefined ? '--data-dir' : 'dataDir';
+  checkDataDir(dataDirField, config.dataDir);
   const files = readConfigFiles(config);
   const options: DemoOptions = {
     dataDir: config.dataDir,
@@ -214,7 +216,7 @@ async function main(): Promise<void> {
   };
 
   // Loaded only once the config and the files it names are good: a config error exits at once.
-  const { startDemo } = await import('../simulators/fleet/demo.ts');
+  const { startDemo, DemoDataDirError } = await import('../simulators/fleet/demo.ts');
   let demo: Demo;
   try {
     demo = await startDemo(options);
@@ -223,6 +225,8 @@ async function main(): Promise<void> {
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && args.port === undefined && args.config === undefined) {
       console.error(`tapsettle: port ${options.dashboardPort} is taken; the dashboard uses a free port instead`);
       demo = await startDemo({ ...options, dashboardPort: 0 });
+    } else if (err instanceof DemoDataDirError) {
+      fail(`${dataDirField}: ${err.message}`);
     } else if (err instanceof InputError) {
       // The data folder disagrees with the config (e.g. its currency): the operator's to fix.
       fail(err.message);

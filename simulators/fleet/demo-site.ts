@@ -4,7 +4,7 @@
  * customers' wallets registered and topped up once. The simulated devices' secret keys live in
  * `<dataDir>/demo-site.json` (mode 0600), so a re-run reuses the same terminals and wallets.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromHex, newRequestId, toHex, type Envelope } from '../../protocol/index.ts';
 import type { Hub } from '../../hub/service/hub.ts';
@@ -35,6 +35,30 @@ export interface DemoSite {
 
 export class DemoSiteError extends Error {
   readonly code = 'DEMO_SITE_STATE';
+}
+
+/** Marks a data folder as the demo's own (its hub holds simulated money and terminals with known keys). */
+export const DEMO_DATA_DIR_MARKER = 'tapsettle-demo.txt';
+
+/** The data folder holds something the demo did not make (a real hub's data): the demo must not run there. */
+export class DemoDataDirError extends Error {
+  readonly code = 'DEMO_DATA_DIR';
+}
+
+/**
+ * The demo enrolls terminals whose secret keys sit in demo-site.json and tops wallets up from
+ * nothing, so it runs only in a missing or empty folder (then marked) or one it marked before —
+ * never on a real hub's data (as `tapsettle sim`, fleet-run.ts). Checked before anything is written.
+ */
+export function claimDemoDataDir(dir: string): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new DemoDataDirError(`${dir} is not a folder`);
+  if (existsSync(dir) && readdirSync(dir).length > 0 && !existsSync(join(dir, DEMO_DATA_DIR_MARKER))) {
+    throw new DemoDataDirError(
+      `${dir} is not empty and was not made by the demo site: the demo enrolls terminals with known keys and mints money into its hub's ledger, so it runs only in an empty folder or one of its own (a real hub: set "site": { "enabled": false } or pass --no-site)`,
+    );
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, DEMO_DATA_DIR_MARKER), 'A demo hub made by `npm start`: its terminals and money are simulated.\n');
 }
 
 function saveState(file: string, state: DemoState): void {

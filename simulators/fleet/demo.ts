@@ -20,9 +20,11 @@ import { WorkerVerifier } from '../../hub/verify/worker-verifier.ts';
 import { isSocatAvailable } from '../pn532-emulator/pty-pair.ts';
 import { startCustomers, type CustomerEvent, type CustomerSim } from './customers.ts';
 import { DEMO_TERMINALS } from './demo-data.ts';
-import { openDemoSite } from './demo-site.ts';
+import { claimDemoDataDir, openDemoSite } from './demo-site.ts';
 import { DEMO_OPERATOR, startRuntimeTerminal } from './runtime-terminal.ts';
 import { startDirectTerminal, type SiteTerminal } from './site-terminal.ts';
+
+export { DemoDataDirError } from './demo-site.ts';
 
 export interface DemoOptions {
   readonly dataDir: string;
@@ -73,6 +75,8 @@ export interface Demo {
 
 export async function startDemo(o: DemoOptions): Promise<Demo> {
   const dataDir = resolve(o.dataDir);
+  // Before the hub writes anything: the demo site never runs on a real hub's folder.
+  if (o.site !== false) claimDemoDataDir(dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const closers: Array<() => Promise<void> | void> = [];
   const closeAll = async () => {
