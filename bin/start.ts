@@ -22,7 +22,8 @@ const USAGE = `usage: npm start -- [options]     (or: npx tsx bin/start.ts [opti
   --data-dir DIR     hub data folder (ledger, registry, keys)      default ./data/hub
   --port N           dashboard port; 0 = any free port             default 4600 (a free port if taken)
   --mqtt-port N      embedded MQTT broker port; 0 = any free port  default 0
-  --host ADDR        address the dashboard and broker bind         default 127.0.0.1
+  --host ADDR        address the embedded broker binds (the dashboard stays where
+                     dashboard.host says)                          default 127.0.0.1
   --rate N           simulated customer actions per second         default 5
   --no-customers     start the site without simulated customers
   --no-site          hub, broker and dashboard only (real kiosks connect)
@@ -94,7 +95,9 @@ function resolveConfig(args: ReturnType<typeof parse>): HubConfig {
       ...base,
       ...(args['data-dir'] !== undefined ? { dataDir: args['data-dir'] } : {}),
       mqtt,
-      dashboard: { ...base.dashboard, ...(args.host !== undefined ? { host: args.host } : {}), ...(port !== undefined ? { port } : {}) },
+      // --host is the broker's address only: the dashboard has no authentication, so it moves off
+      // loopback only where its own config says so.
+      dashboard: { ...base.dashboard, ...(port !== undefined ? { port } : {}) },
       log: { level: level ?? base.log.level },
       site: {
         enabled: args['no-site'] ? false : base.site.enabled,
@@ -235,7 +238,8 @@ async function main(): Promise<void> {
 
   const what = config.site.enabled ? (demo.created ? 'new site created in' : 'reusing') : 'hub only, data in';
   console.log(`tapsettle is running (${what} ${demo.dataDir})`);
-  console.log(`  dashboard  ${demo.dashboardUrl}`);
+  const everyInterface = demo.dashboardHost === '0.0.0.0' || demo.dashboardHost === '::';
+  console.log(`  dashboard  ${demo.dashboardUrl}${everyInterface ? ' (every interface of this machine, no authentication)' : ''}`);
   console.log(`  mqtt       ${demo.mqttUrl}`);
   if (demo.adminSocket) console.log(`  admin      ${demo.adminSocket} (operator commands such as \`${cliCommand('blocklist add WALLET', demo.dataDir)}\` act on this hub)`);
   if (demo.terminals.length > 0) console.log(`  terminals  ${demo.terminals.map((t) => `${t.terminalId} (${t.kind})`).join(', ')}`);

@@ -1,4 +1,6 @@
 import http from 'node:http';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FixtureSource } from './fixture-source.ts';
 import { startDashboard, type Dashboard } from './server.ts';
@@ -109,5 +111,26 @@ describe('dashboard server', () => {
     // Drain: the server ended the stream, so the reader finishes.
     for (;;) if ((await reader.read()).done) break;
     dash = undefined;
+  });
+
+  it('says where it is bound: beyond loopback it warns (no authentication) and its URL names the address', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) }));
+    dash = await startDashboard({ source: new FixtureSource(), logger });
+    expect(lines).toEqual([]);
+    await dash.close();
+
+    dash = await startDashboard({ source: new FixtureSource(), host: '0.0.0.0', logger });
+    expect(dash.url).toBe(`http://0.0.0.0:${dash.port}/`);
+    expect(dash.host).toBe('0.0.0.0');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 40, host: '0.0.0.0', port: dash.port, msg: expect.stringMatching(/no authentication.*reverse proxy/) });
+  });
+
+  it('on a loopback address other than 127.0.0.1 it still refuses foreign Host headers', async () => {
+    dash = await startDashboard({ source: new FixtureSource(), host: '127.0.0.2' });
+    expect(dash.url).toBe(`http://127.0.0.2:${dash.port}/`);
+    expect((await fetch(new URL('api/snapshot', dash.url))).status).toBe(200);
+    expect((await rawGet(new URL('api/snapshot', dash.url).toString(), { host: 'evil.example' })).status).toBe(421);
   });
 });

@@ -2,11 +2,14 @@
  * The operator dashboard: one static page (vanilla JS/CSS, no build step), a JSON API and a
  * Server-Sent Events stream of snapshots. Read-only: GET only, nothing in the API changes state.
  * Binds 127.0.0.1 by default; on a loopback bind it also refuses foreign Host headers (DNS
- * rebinding). The page renders every value with textContent, and the CSP forbids inline script.
+ * rebinding). It has no authentication: bound beyond loopback it warns at start (put it behind an
+ * authenticating reverse proxy). The page renders every value with textContent, and the CSP
+ * forbids inline script.
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
 import type { DashboardSource } from './types.ts';
 
 export interface DashboardOptions {
@@ -22,10 +25,15 @@ export interface DashboardOptions {
   /** Upper bound on open event streams. Default 64. */
   readonly maxStreams?: number;
   readonly onError?: (err: unknown) => void;
+  /** Where the start-up warning of a bind beyond loopback goes. */
+  readonly logger?: Pick<Logger, 'warn'>;
 }
 
 export interface Dashboard {
+  /** The address actually bound: `http://0.0.0.0:PORT/` for every IPv4 interface, never a loopback URL in its place. */
   readonly url: string;
+  /** The bound address (`0.0.0.0` / `::` = every interface). */
+  readonly host: string;
   readonly port: number;
   close(): Promise<void>;
 }
@@ -47,6 +55,8 @@ const SECURITY_HEADERS = {
 };
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+/** An address only this machine reaches (as hub/mqtt/hub-server.ts decides for the broker). */
+const isLoopback = (host: string): boolean => LOOPBACK_HOSTS.has(host) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 const MAX_ACCOUNT_ID_CHARS = 128;
 
 export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
@@ -58,7 +68,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const onError = options.onError ?? (() => {});
   const assets = new Map(Object.entries(ASSETS).map(([path, a]) => [path, { body: readFileSync(new URL(a.file, PUBLIC_DIR)), type: a.type }]));
   const streams = new Set<http.ServerResponse>();
-  const loopbackOnly = LOOPBACK_HOSTS.has(host);
+  const loopbackOnly = isLoopback(host);
 
   const send = (res: http.ServerResponse, status: number, type: string, body: string | Buffer) => {
     res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': type, 'content-length': Buffer.byteLength(body) });
@@ -116,7 +126,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     }
     if (loopbackOnly) {
       const hostname = (req.headers.host ?? '').replace(/:\d+$/, '');
-      if (!LOOPBACK_HOSTS.has(hostname)) return sendJson(res, 421, { error: 'unexpected Host header' });
+      if (!LOOPBACK_HOSTS.has(hostname) && hostname !== host) return sendJson(res, 421, { error: 'unexpected Host header' });
     }
     const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
     const asset = assets.get(url.pathname);
@@ -153,12 +163,21 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
-  const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  const bound = server.address() as AddressInfo;
+  const port = bound.port;
+  const urlHost = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  if (!loopbackOnly) {
+    // Balances, the blocklist and every account's history, to anyone who reaches the port.
+    options.logger?.warn(
+      { host: bound.address, port },
+      'dashboard: bound beyond this machine and it has no authentication: anyone who reaches it reads balances, the blocklist and account histories; bind it to 127.0.0.1 (dashboard.host) and put it behind an authenticating reverse proxy',
+    );
+  }
 
   let closed = false;
   return {
     url: `http://${urlHost}:${port}/`,
+    host: bound.address,
     port,
     async close() {
       if (closed) return;

@@ -31,7 +31,10 @@ export interface DemoOptions {
   readonly logger: Logger;
   /** Dashboard port; 0 = a free port. */
   readonly dashboardPort: number;
-  /** Dashboard bind address (default: `host`). Read-only, but keep it on loopback or a trusted LAN. */
+  /**
+   * Dashboard bind address, default 127.0.0.1 (never `host`: the broker's address is for kiosks on
+   * the LAN; the dashboard has no authentication and warns when bound beyond loopback).
+   */
   readonly dashboardHost?: string;
   /** Embedded broker port; 0 = a free port (never fails because 1883 is taken). */
   readonly mqttPort: number;
@@ -62,6 +65,8 @@ export interface DemoOptions {
 export interface Demo {
   readonly hub: Hub;
   readonly dashboardUrl: string;
+  /** The address the dashboard bound (`0.0.0.0` / `::`: every interface). */
+  readonly dashboardHost: string;
   readonly mqttUrl: string;
   /** The admin socket operator CLI commands reach this hub by (undefined: the path is too long to bind). */
   readonly adminSocket: string | undefined;
@@ -128,7 +133,13 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
 
     const source = createHubSource({ hub, server: () => server, meter, name: `tapsettle hub ${hub.hubPublicKey.slice(0, 8)}`, onError: (err) => o.logger.warn({ err }, 'dashboard: verify failed') });
     closers.push(() => source.close());
-    const dashboard: Dashboard = await startDashboard({ source, host: o.dashboardHost ?? o.host, port: o.dashboardPort, onError: (err) => o.logger.warn({ err }, 'dashboard error') });
+    const dashboard: Dashboard = await startDashboard({
+      source,
+      host: o.dashboardHost ?? '127.0.0.1',
+      port: o.dashboardPort,
+      logger: o.logger,
+      onError: (err) => o.logger.warn({ err }, 'dashboard error'),
+    });
     closers.push(() => dashboard.close());
 
     const fares = () => hub.registry.fareVersions().at(-1)?.table;
@@ -183,6 +194,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     return {
       hub,
       dashboardUrl: dashboard.url,
+      dashboardHost: dashboard.host,
       mqttUrl: server.url,
       adminSocket: admin?.path,
       dataDir,
