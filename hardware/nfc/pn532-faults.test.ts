@@ -1,7 +1,11 @@
 // Every failure of the real world, through the real driver and the real serialport binding on a pty.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { encodeMessage } from '../../protocol/index.ts';
 import { isHardwareError } from '../errors.ts';
+import { Command } from '../pn532/commands.ts';
+import { TFI_PN532_TO_HOST, encodeInformationFrame } from '../pn532/frame.ts';
 import { Pn532Driver } from '../pn532/pn532-driver.ts';
+import { CLA_ISO, Ins, WALLET_AID, encodeCommandApdu } from '../wallet-apdu/apdu.ts';
 import { WalletCard } from '../wallet-apdu/wallet-card.ts';
 import type { NfcSession } from './nfc-reader.ts';
 import { Pn532NfcReader } from './pn532-nfc-reader.ts';
@@ -81,6 +85,59 @@ describe.skipIf(!isSocatAvailable())('PN532 driver faults (socat pty + emulator)
     expect(await card.select()).toEqual({ appletVersion: 2 });
     expect(emulated.emulator.stats.nacksReceived).toBe(2);
     await session.release();
+  });
+
+  /** A wallet that puts `noise` on the line while it processes its `nth` APDU (the ACK has gone). */
+  function noisyWallet(nth: number, noise: Uint8Array): ReturnType<WalletWorld['newWallet']> {
+    const wallet = world.newWallet();
+    const original = wallet.processApdu.bind(wallet);
+    let apdus = 0;
+    wallet.processApdu = async (apdu) => {
+      if (++apdus === nth) {
+        await emulated.emulator.injectRaw(noise);
+        await sleep(20); // the host has read the noise before the real answer starts
+      }
+      return original(apdu);
+    };
+    return wallet;
+  }
+
+  // 00 FF LEN 03 LCS FD, D5 41 00 (InDataExchange answer, status 00), bad DCS EE: looks like our answer.
+  const PLAUSIBLE_NOISE = Uint8Array.of(0x00, 0xff, 0x03, 0xfd, 0xd5, 0x41, 0x00, 0xee, 0x00);
+  // Same, but not an InDataExchange answer (code 0x99): plain garbage.
+  const IMPLAUSIBLE_NOISE = Uint8Array.of(0x00, 0xff, 0x03, 0xfd, 0xd5, 0x99, 0x00, 0xee, 0x00);
+
+  for (const [name, noise] of [['a corrupt frame that looks like the answer', PLAUSIBLE_NOISE], ['a corrupt frame that is not the answer', IMPLAUSIBLE_NOISE]] as const) {
+    it(`never takes the previous APDU's answer for the current one after line noise: ${name}`, async () => {
+      const reader = await openReader();
+      const wallet = noisyWallet(2, noise);
+      emulated.emulator.present(wallet);
+      const session = await reader.waitForCard();
+      const card = new WalletCard(session);
+      expect(await card.select()).toEqual({ appletVersion: 2 });
+      expect(await card.getLicense()).toEqual(encodeMessage(wallet.license)); // not SELECT's "02"
+      expect(await card.deleteRecord(999)).toBe(false); // the line is in step for the next APDU too
+      expect(session.active).toBe(true);
+      if (noise === IMPLAUSIBLE_NOISE) expect(emulated.emulator.stats.nacksReceived).toBe(0);
+      await session.release();
+    });
+  }
+
+  it('takes no repeat of the last answer for the answer to a command the PN532 never got', async () => {
+    const driver = new Pn532Driver({ path: emulated.path, ackTimeoutMs: 150 });
+    toClose.push(driver);
+    await driver.open();
+    emulated.emulator.present(world.newWallet());
+    const [target] = await driver.inListPassiveTarget();
+    const select = encodeCommandApdu({ cla: CLA_ISO, ins: Ins.Select, p1: 0x04, p2: 0x00, data: WALLET_AID, le: 256 });
+    const answer = await driver.inDataExchange(target!.tg, select);
+    // The next APDU is lost on the line; what arrives instead is the last answer again, with no ACK.
+    emulated.emulator.faults.dropCommands = 1;
+    const exchanges = emulated.emulator.stats.exchanges;
+    const lost = driver.inDataExchange(target!.tg, select).catch((e: unknown) => e);
+    await emulated.emulator.injectRaw(encodeInformationFrame(TFI_PN532_TO_HOST, Uint8Array.from([Command.InDataExchange + 1, ...answer])));
+    expect(isHardwareError(await lost, 'NFC_ACK_TIMEOUT')).toBe(true);
+    expect(emulated.emulator.stats.exchanges).toBe(exchanges);
   });
 
   it('fails with NFC_FRAME_INVALID when every retransmission is corrupted too', async () => {

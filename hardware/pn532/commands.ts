@@ -92,6 +92,28 @@ export function encodeInListPassiveTargetResponse(targets: readonly TargetA[]): 
   return Uint8Array.from(out);
 }
 
+/**
+ * TFI + response code + data lengths (LEN) a response to `code` can have (§7): the driver NACKs a
+ * corrupted frame only if it could be the answer it waits for, not line noise.
+ */
+export function plausibleResponseLength(code: number, len: number): boolean {
+  switch (code) {
+    case Command.GetFirmwareVersion:
+      return len === 6; // D5 03 IC Ver Rev Support
+    case Command.SAMConfiguration:
+    case Command.RFConfiguration:
+      return len === 2;
+    case Command.InPSL:
+    case Command.InRelease:
+      return len === 3; // D5 code Status
+    case Command.InListPassiveTarget:
+    case Command.InDataExchange:
+      return len >= 3 && len <= 265; // NbTg or Status, then data; up to an extended frame
+    default:
+      return len >= 2 && len <= 265;
+  }
+}
+
 /** §7.3.10 InPSL BRit/BRti codes: 0x00 106, 0x01 212, 0x02 424 kbps. */
 export const BitRateCode = { Kbps106: 0x00, Kbps212: 0x01, Kbps424: 0x02 } as const;
 export type BitRateKbps = 106 | 212 | 424;

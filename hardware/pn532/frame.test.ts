@@ -53,7 +53,7 @@ describe('PN532 frame codec (UM0701-02 §6.2.1)', () => {
     const bad = encodeInformationFrame(TFI_PN532_TO_HOST, Uint8Array.of(0x41, 0x00, 0x90, 0x00));
     bad[bad.length - 2] = bad[bad.length - 2]! ^ 0xff;
     const events = p.push(Uint8Array.from([...bad, ...ACK_FRAME]));
-    expect(events[0]).toEqual({ kind: 'corrupt', reason: 'dcs' });
+    expect(events[0]).toEqual({ kind: 'corrupt', reason: 'dcs', body: Uint8Array.of(0xd5, 0x41, 0x00, 0x90, 0x00) });
     expect(events.at(-1)).toEqual({ kind: 'ack' });
   });
 

@@ -57,12 +57,16 @@ export function encodeInformationFrame(tfi: number, data: Uint8Array): Uint8Arra
   return out;
 }
 
-export type ParseEvent = Frame | { readonly kind: 'corrupt'; readonly reason: 'lcs' | 'dcs' | 'length' };
+export type ParseEvent =
+  | Frame
+  | { readonly kind: 'corrupt'; readonly reason: 'lcs' | 'length' }
+  /** A frame with a good length (LCS) but a bad DCS: `body` is TFI+data as received, maybe damaged. */
+  | { readonly kind: 'corrupt'; readonly reason: 'dcs'; readonly body: Uint8Array };
 
 /**
  * Streaming parser: feed it whatever the serial line delivers. It looks for the start code
  * 00 FF, skips garbage before it, waits for partial frames to complete, and reports frames whose
- * LCS/DCS fail as 'corrupt' (the driver answers those with a NACK, §6.2.1.4). The preamble and
+ * LCS/DCS fail as 'corrupt' (the driver NACKs those that look like its answer, §6.2.1.4). The preamble and
  * postamble are optional on receive: some PN532 clones drop them.
  */
 export class FrameParser {
@@ -170,8 +174,9 @@ export class FrameParser {
   private finishInfo(body: Uint8Array, dcs: number, total: number, extended: boolean): ParseEvent {
     if (checksum(body) !== dcs) {
       // Skip only the start code: a false start inside garbage may hide a real frame behind it.
+      const copy = body.slice();
       this.consume(2);
-      return { kind: 'corrupt', reason: 'dcs' };
+      return { kind: 'corrupt', reason: 'dcs', body: copy };
     }
     const tfi = body[0]!;
     const data = body.slice(1);

@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { SerialPort } from 'serialport';
 import { HardwareError, isHardwareError } from '../errors.ts';
 import { ACK_FRAME, FrameParser, HSU_WAKEUP_PREAMBLE, NACK_FRAME, TFI_HOST_TO_PN532, TFI_PN532_TO_HOST, encodeInformationFrame, type ParseEvent } from './frame.ts';
-import { BRTY_106_TYPE_A, Command, RfConfigItem, parseFirmwareVersion, parseInListPassiveTarget, type FirmwareVersion, type TargetA } from './commands.ts';
+import { BRTY_106_TYPE_A, Command, RfConfigItem, parseFirmwareVersion, parseInListPassiveTarget, plausibleResponseLength, type FirmwareVersion, type TargetA } from './commands.ts';
 
 export type Pn532DriverOptions = {
   path: string;
@@ -33,6 +33,8 @@ type Waiter = { resolve: (ev: ParseEvent | undefined) => void; timer: ReturnType
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+const sameBytes = (a: Uint8Array, b: Uint8Array | undefined): boolean => b !== undefined && Buffer.from(a).equals(Buffer.from(b));
+
 /** A response that passed its checksums but not its layout is an operational error, not a bug. */
 function parsed<T>(parse: (data: Uint8Array) => T, data: Uint8Array): T {
   try {
@@ -40,6 +42,11 @@ function parsed<T>(parse: (data: Uint8Array) => T, data: Uint8Array): T {
   } catch (err) {
     throw new HardwareError('NFC_UNEXPECTED_RESPONSE', (err as Error).message, { cause: err });
   }
+}
+
+/** A corrupted frame (TFI+data as received) whose header can be the answer to `code`. */
+function couldAnswer(body: Uint8Array, code: number): boolean {
+  return body[0] === TFI_PN532_TO_HOST && body[1] === code + 1 && plausibleResponseLength(code, body.length);
 }
 
 /**
@@ -60,6 +67,13 @@ export class Pn532Driver extends EventEmitter {
   private needsWakeup = true;
   private reconnecting: Promise<void> | undefined;
   private configuring = false;
+  /** Response code and data of the last answer taken: a PN532 resending it is not a new answer. */
+  private lastResponse: Uint8Array | undefined;
+  /**
+   * An earlier command's answer may still be on the line (aborted after a timeout, or resent after
+   * a NACK): the next command then takes no answer before its own ACK.
+   */
+  private staleMayFollow = false;
 
   constructor(options: Pn532DriverOptions) {
     super();
@@ -179,7 +193,10 @@ export class Pn532Driver extends EventEmitter {
           break;
         }
         if (ev.kind === 'error' || (ev.kind === 'info' && ev.tfi === TFI_PN532_TO_HOST && ev.data[0] === code + 1)) {
-          // The ACK was lost on the line but the answer arrived: it answers this command.
+          // The ACK was lost on the line but the answer arrived: it answers this command — unless
+          // an earlier answer may still be arriving, or it repeats the last answer (the PN532
+          // resending it after a NACK). Then only the ACK says the PN532 took this command.
+          if (this.staleMayFollow || (ev.kind === 'info' && sameBytes(ev.data, this.lastResponse))) continue;
           this.inbox.unshift(ev);
           acked = true;
           break;
@@ -203,26 +220,44 @@ export class Pn532Driver extends EventEmitter {
     }
     this.needsWakeup = false;
     let nacks = 0;
+    let nackedLength: number | undefined;
+    let clean = false;
     const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const ev = await this.nextEvent(deadline - performance.now());
-      if (this.port !== port) throw new HardwareError('NFC_DISCONNECTED', 'serial adapter gone during a command');
-      if (ev === undefined) {
-        await this.write(port, ACK_FRAME);
-        throw new HardwareError('NFC_RESPONSE_TIMEOUT', `no response to command 0x${code.toString(16)} within ${timeoutMs} ms`);
+    try {
+      for (;;) {
+        const ev = await this.nextEvent(deadline - performance.now());
+        if (this.port !== port) throw new HardwareError('NFC_DISCONNECTED', 'serial adapter gone during a command');
+        if (ev === undefined) {
+          await this.write(port, ACK_FRAME);
+          throw new HardwareError('NFC_RESPONSE_TIMEOUT', `no response to command 0x${code.toString(16)} within ${timeoutMs} ms`);
+        }
+        if (ev.kind === 'error') {
+          clean = nacks === 0;
+          throw new HardwareError('NFC_ERROR_FRAME', `PN532 error frame for command 0x${code.toString(16)}`);
+        }
+        if (ev.kind === 'corrupt') {
+          // §6.2.1.4 a NACK makes the PN532 send its LAST response again: only worth it for a frame
+          // that can be this command's answer. After line noise the last response is the previous
+          // command's, and for InDataExchange (D5 41 again) it would pass for this one's.
+          if (ev.reason !== 'dcs' || !couldAnswer(ev.body, code)) continue; // garbage: keep reading
+          if (nacks++ >= this.opts.nackRetries) throw new HardwareError('NFC_FRAME_INVALID', `corrupted response to 0x${code.toString(16)}`);
+          nackedLength = ev.body.length;
+          await this.write(port, NACK_FRAME);
+          continue;
+        }
+        if (ev.kind !== 'info' || ev.tfi !== TFI_PN532_TO_HOST) continue;
+        if (ev.data[0] !== code + 1) {
+          throw new HardwareError('NFC_UNEXPECTED_RESPONSE', `response code 0x${(ev.data[0] ?? 0).toString(16)} to command 0x${code.toString(16)}`);
+        }
+        // The previous answer, resent, but not the length of the frame we NACKed: that frame was
+        // noise, not our answer. Drop the resend; the real answer is still to come.
+        if (nackedLength !== undefined && ev.data.length + 1 !== nackedLength && sameBytes(ev.data, this.lastResponse)) continue;
+        this.lastResponse = ev.data;
+        clean = nacks === 0;
+        return ev.data.slice(1);
       }
-      if (ev.kind === 'error') throw new HardwareError('NFC_ERROR_FRAME', `PN532 error frame for command 0x${code.toString(16)}`);
-      if (ev.kind === 'corrupt') {
-        if (ev.reason !== 'dcs') continue; // garbage that looked like a start code
-        if (nacks++ >= this.opts.nackRetries) throw new HardwareError('NFC_FRAME_INVALID', `corrupted response to 0x${code.toString(16)}`);
-        await this.write(port, NACK_FRAME); // §6.2.1.4: ask for the response again
-        continue;
-      }
-      if (ev.kind !== 'info' || ev.tfi !== TFI_PN532_TO_HOST) continue;
-      if (ev.data[0] !== code + 1) {
-        throw new HardwareError('NFC_UNEXPECTED_RESPONSE', `response code 0x${(ev.data[0] ?? 0).toString(16)} to command 0x${code.toString(16)}`);
-      }
-      return ev.data.slice(1);
+    } finally {
+      this.staleMayFollow = !clean;
     }
   }
 
@@ -236,6 +271,8 @@ export class Pn532Driver extends EventEmitter {
     this.parser.reset();
     this.inbox = [];
     this.needsWakeup = true;
+    this.lastResponse = undefined;
+    this.staleMayFollow = false;
     this.port = port;
     port.on('data', (chunk: Buffer) => this.onData(new Uint8Array(chunk)));
     port.on('error', (err: Error) => this.dropConnection(new HardwareError('NFC_DISCONNECTED', 'serial port error', { cause: err })));
