@@ -3,7 +3,7 @@
  * the settlement service, announcements, holds release and the operator actions the CLI, the
  * dashboard, the MQTT layer and the simulators call. Transport-free: no MQTT in here.
  */
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { pino, type Logger } from 'pino';
@@ -711,12 +711,32 @@ export async function createHub(options: CreateHubOptions): Promise<Hub> {
   if (options.currency !== undefined && !/^[A-Z]{3}$/.test(options.currency)) throw new InputError('currency', 'expected an ISO 4217 code');
   payoutRetryOptions(options.payoutRetry); // bad values: a typed InputError before anything opens
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  ownerOnlyDataDir(options.dataDir, logger);
   const lock = lockDataDir(options.dataDir);
   try {
     return await openHub(options, clock, logger, lock);
   } catch (err) {
     lock.release();
     throw err;
+  }
+}
+
+/**
+ * The data folder is owner-only (0700) whoever made it: SQLite creates its -wal/-shm files under
+ * the umask before any chmod of ours can run, and they hold wallet names and balances, so the
+ * folder itself keeps others out of everything in it. A folder another user owns is left as it
+ * is, with a warning.
+ */
+function ownerOnlyDataDir(dataDir: string, logger: Logger): void {
+  const mode = statSync(dataDir).mode & 0o777;
+  if ((mode & 0o077) === 0) return;
+  try {
+    chmodSync(dataDir, 0o700);
+  } catch (err) {
+    logger.warn(
+      { dataDir, mode: mode.toString(8), err },
+      'data folder: others can reach it and it cannot be made owner-only (another user owns it?): its SQLite WAL files (wallet names, balances) may be readable by them; chmod 700 it',
+    );
   }
 }
 
