@@ -14,6 +14,8 @@ export const HARDWARE_ERROR_CODES = {
   WALLET_RESPONSE_INVALID: 'the wallet answered with bytes that do not follow the applet protocol',
   WALLET_RESPONSE_TOO_LONG: 'the wallet answer exceeded the host limit',
   ACTUATOR_NOT_READY: 'the johnny-five board did not become ready in time',
+  ACTUATOR_BUSY: 'the actuator is already doing this (a gate passage is in progress)',
+  ACTUATOR_CLOSED: 'the actuator was closed',
 } as const;
 
 export type HardwareErrorCode = keyof typeof HARDWARE_ERROR_CODES;

@@ -1,6 +1,7 @@
 // One contract per actuator interface, run against johnny-five on the virtual IO board and
 // against the in-memory hardware.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isHardwareError } from '../errors.ts';
 import type { Gate } from './gate.ts';
 import type { Vending } from './vending.ts';
 import type { Pos } from './pos.ts';
@@ -92,6 +93,26 @@ export function describeGateContract(name: string, make: () => Promise<GateHarne
       expect(result.openMs).toBeGreaterThanOrEqual(250);
       await expectSoon(() => h.barrierOpen(), false);
       expect(safety.stop()).toBe(0);
+    });
+
+    it('close() while open leaves the barrier closed (fail-secure) and ends the passage', async () => {
+      h.visitor({ kind: 'nobody' });
+      const admitting = h.gate.admit({ direction: 'exit', passageTimeoutMs: 5000 });
+      await expectSoon(() => h.barrierOpen(), true);
+      await h.gate.close();
+      await expectSoon(() => h.barrierOpen(), false);
+      expect(h.gate.isOpen).toBe(false);
+      expect(await admitting).toMatchObject({ kind: 'timeout', direction: 'exit' });
+      await expectSoon(() => h.led('exit'), false);
+      expect(isHardwareError(await h.gate.admit().catch((e: unknown) => e), 'ACTUATOR_CLOSED')).toBe(true);
+      await expectSoon(() => h.barrierOpen(), false);
+    });
+
+    it('refuses a second admit while a passage is in progress with ACTUATOR_BUSY', async () => {
+      h.visitor({ kind: 'nobody' });
+      const admitting = h.gate.admit({ passageTimeoutMs: 60 });
+      expect(isHardwareError(await h.gate.admit().catch((e: unknown) => e), 'ACTUATOR_BUSY')).toBe(true);
+      expect((await admitting).kind).toBe('timeout');
     });
 
     it('signals a refusal without opening', async () => {

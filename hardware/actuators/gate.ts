@@ -1,5 +1,6 @@
 // Gate: barrier + passage beam + entry/exit LEDs + buzzer (seed 004 claim 11 entrance-exit control).
 // The logic lives here once; GateHardware is the thin part a board (johnny-five) or a simulator provides.
+import { HardwareError } from '../errors.ts';
 
 export type GateDirection = 'entry' | 'exit';
 
@@ -29,6 +30,10 @@ export interface Gate {
   deny(): Promise<void>;
   readonly isOpen: boolean;
   readonly beamBlocked: boolean;
+  /**
+   * Fail-secure: the barrier is closed (even mid-passage; a passage in progress ends) and the
+   * outputs are off, since a Firmata board keeps its pins after the host has gone.
+   */
   close(): Promise<void>;
 }
 
@@ -58,6 +63,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export class GateController implements Gate {
   private openFlag = false;
   private busy = false;
+  private closed = false;
+  /** Wakes a passage waiting on the beam when the gate is closed. */
+  private readonly onClose = new Set<() => void>();
   private readonly timing: GateTiming;
 
   constructor(private readonly hw: GateHardware, timing: Partial<GateTiming> = {}) {
@@ -74,7 +82,8 @@ export class GateController implements Gate {
   }
 
   async admit(options: AdmitOptions = {}): Promise<PassageResult> {
-    if (this.busy) throw new Error('Gate.admit: a passage is already in progress');
+    if (this.closed) throw new HardwareError('ACTUATOR_CLOSED', 'Gate.admit: the gate was closed');
+    if (this.busy) throw new HardwareError('ACTUATOR_BUSY', 'Gate.admit: a passage is already in progress');
     this.busy = true;
     const direction = options.direction ?? 'entry';
     const timeoutMs = options.passageTimeoutMs ?? this.timing.passageTimeoutMs;
@@ -93,10 +102,11 @@ export class GateController implements Gate {
       if (this.hw.beamBlocked() || (await this.waitBeam(true, timeoutMs))) enter();
       // Never close on a person: wait until the beam stayed clear for the whole close delay. The
       // barrier is still open meanwhile, so someone who steps in now goes through too.
-      for (;;) {
+      while (!this.closed) {
         if (this.hw.beamBlocked()) {
           enter();
           await this.waitBeam(false, Infinity);
+          if (this.closed) break;
         }
         const blockedAgain = await this.waitBeam(true, this.timing.closeDelayMs);
         if (blockedAgain) enter();
@@ -119,6 +129,15 @@ export class GateController implements Gate {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // A board keeps its output pins after the host exits (stopped service, crash loop): leave the
+    // barrier closed, never open. This overrides "never close on a person": a stop cannot wait.
+    this.hw.setBarrier(false);
+    this.openFlag = false;
+    for (const led of ['entry', 'exit', 'denied'] as const) this.hw.setLed(led, false);
+    this.hw.setBuzzer(false);
+    for (const wake of [...this.onClose]) wake();
     await this.hw.dispose();
   }
 
@@ -130,17 +149,21 @@ export class GateController implements Gate {
 
   /** Resolve true when the beam reaches `blocked`, false after `timeoutMs`. */
   private waitBeam(blocked: boolean, timeoutMs: number): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
     if (this.hw.beamBlocked() === blocked) return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = Number.isFinite(timeoutMs) ? setTimeout(() => finish(false), timeoutMs) : undefined;
       const off = this.hw.onBeamChange((now) => {
         if (now === blocked) finish(true);
       });
-      function finish(result: boolean): void {
+      const onClose = (): void => finish(false);
+      this.onClose.add(onClose);
+      const finish = (result: boolean): void => {
         if (timer !== undefined) clearTimeout(timer);
         off();
+        this.onClose.delete(onClose);
         resolve(result);
-      }
+      };
     });
   }
 }

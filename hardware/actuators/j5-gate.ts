@@ -82,6 +82,8 @@ export class J5GateHardware implements GateHardware {
   async dispose(): Promise<void> {
     this.disposed = true;
     this.listeners.clear();
+    // Fail-secure: the board keeps its pins after the host exits; the barrier must be left closed.
+    this.setBarrier(false);
     for (const led of [...Object.values(this.leds), this.buzzer]) led.off();
   }
 
