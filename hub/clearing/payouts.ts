@@ -139,7 +139,7 @@ export class PayoutDesk {
       return this.#outcome(await this.#send(known));
     }
     if (this.#committing.has(payoutId)) return { ok: false, code: 'REPLAY', detail: `payout ${payoutId} is being recorded` };
-    await d.engine.flush(); // deposits of earlier turns count toward the balance
+    await d.engine.settled(); // deposits of earlier turns count toward the balance (not later traffic: a busy hub is never idle)
     const account = await d.engine.getAccount(input.merchantId);
     if (!account || account.kind !== 'merchant') return { ok: false, code: 'NOT_FOUND', detail: `no merchant ${input.merchantId}` };
     const amountMinor = input.amountMinor ?? account.balanceMinor;
@@ -192,7 +192,7 @@ export class PayoutDesk {
    */
   async reconcile(): Promise<PayoutRecord[]> {
     const { engine, registry, currency, logger } = this.#d;
-    await engine.flush();
+    await engine.settled();
     const clearingId = systemAccountId('clearing', currency);
     const written: PayoutRecord[] = [];
     let before: number | undefined;
@@ -332,7 +332,7 @@ export class PayoutDesk {
 
   /** A payout the ledger has under this id, as a `recorded` record (written to the registry). */
   async #adopt(payoutId: string): Promise<PayoutRecord | undefined> {
-    await this.#d.engine.flush();
+    await this.#d.engine.settled();
     const [record] = await this.#fromLedger([payoutId]);
     if (!record) return undefined;
     const again = this.#d.registry.payout(payoutId);

@@ -167,6 +167,25 @@ describe('Engine', () => {
     expect(order).toEqual(['first', 'decided', 'later']);
   });
 
+  it('settled() waits until what was submitted before it is deposited (the merchant credited), not for what comes after', async () => {
+    const e = await setup({ maxBatch: 1 });
+    await e.submit(topup(W1, 1000));
+    const order: string[] = [];
+    void e.submit(purchase(10));
+    let shopWhenSettled: Promise<number> | undefined;
+    const settled = e.settled().then(() => {
+      order.push('settled');
+      shopWhenSettled = balance(e, 'shop'); // (a read waits for the writer: what it sees grows meanwhile)
+    });
+    const later = Array.from({ length: 20 }, () => e.submit(purchase(10)));
+    const rest = Promise.all(later).then(() => order.push('later'));
+    await Promise.all([settled, rest, e.flush()]);
+    expect(order).toEqual(['settled', 'later']);
+    expect(await shopWhenSettled).toBeGreaterThanOrEqual(10);
+    expect(await balance(e, 'shop')).toBe(210);
+    await expectVerified(e);
+  });
+
   it('refunds a settled purchase at most once (vending dispense failure)', async () => {
     const e = await setup();
     await e.submit(topup(W1, 1000));

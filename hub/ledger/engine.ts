@@ -202,6 +202,21 @@ export class Engine {
     await this.#lastSubmitted;
   }
 
+  /**
+   * Resolves once every command submitted so far is decided, durable AND deposited (its payee
+   * credited): what a balance shown to the operator or a payout must include. A turn deposits
+   * every pending deposit, so the first turn after decided() covers them (its release step with no
+   * release time releases nothing). Unlike flush(), later traffic does not hold it up.
+   */
+  async settled(): Promise<void> {
+    await this.decided();
+    if (this.#closed) return; // as flush(): nothing more will be deposited
+    await new Promise<unknown>((resolve, reject) => {
+      this.#releases.push({ nowMs: -Infinity, resolve, reject });
+      this.#schedule();
+    });
+  }
+
   /** Moves holds whose release time ≤ nowMs to their merchants (seed 004 claim 13). */
   releaseDueHolds(nowMs: number = this.#clock()): Promise<{ releasedCount: number }> {
     if (this.#closed) return Promise.reject(new LedgerError('engine_closed', 'releaseDueHolds after close'));
@@ -401,7 +416,8 @@ export class Engine {
     const recovered = this.#recovered.splice(0, this.#maxBatch);
     try {
       const releaseNowMs = releases.reduce((m, r) => Math.max(m, r.nowMs), -Infinity);
-      const dueHolds = releases.length > 0 ? await store.dueHolds(releaseNowMs, this.#maxRelease) : [];
+      // settled() waits on a turn with a release time of -Infinity: nothing to release for it.
+      const dueHolds = releaseNowMs > -Infinity ? await store.dueHolds(releaseNowMs, this.#maxRelease) : [];
 
       // Load what this turn touches and the cache lacks: accounts, refund originals, holds.
       const accountIds = new Set<string>();

@@ -814,7 +814,7 @@ export class SettlementService {
     // No ledger row carries the query's challenge: on disk before the history leaves, so a signed
     // query captured on the way cannot be replayed for the history after a power cut.
     await this.#o.registry.durable();
-    await this.#o.engine.flush();
+    await this.#o.engine.settled(); // its credits (transfers) included; not later traffic
     const account = await this.#o.engine.getAccount(q.wallet);
     if (!account) return declined('UNKNOWN_WALLET');
     const items = q.limit > 0 ? await this.#o.engine.history(q.wallet, { limit: q.limit }) : [];
