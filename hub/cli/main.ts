@@ -249,7 +249,11 @@ function buildProgram(ctx: CliContext): Command {
       if (o['shareBps'] !== undefined && o['parent'] === undefined) throw new InputError('share-bps', 'only with --parent');
       if ((input.shareBps ?? 0) > BPS_DENOMINATOR) throw new InputError('share-bps', `at most ${BPS_DENOMINATOR} (basis points)`);
       await withHub(ctx, program, async (hub) => {
-        const { certificate, keyPair, openedMerchants } = await hub.enrollTerminal(input);
+        const { certificate, keyPair, openedMerchants } = await hub.enrollTerminal(input).catch((err: unknown) => {
+          // The service names its API's field; the operator typed --public-key.
+          if (err instanceof InputError && err.field === 'publicKey') throw new InputError('public-key', err.message.slice('publicKey: '.length));
+          throw err;
+        });
         print({ terminalId: input.terminalId, ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}), certificate, hubKey: hub.trustAnchorKey, openedMerchants });
       });
     });

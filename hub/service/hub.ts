@@ -341,6 +341,9 @@ export class Hub implements TerminalDirectory {
     const validityMs = input.validityMs ?? 365 * DAY_MS;
     if (!Number.isSafeInteger(validityMs) || validityMs <= 0) throw new InputError('validityMs', 'expected a positive integer');
     if (this.registry.terminal(input.terminalId)) throw new InputError('terminalId', `${input.terminalId} is already enrolled`);
+    // One key, one terminal: a revoked (stolen) kiosk's key enrolled again under a new id would work again.
+    const holder = input.publicKey === undefined ? undefined : this.registry.terminals().find((t) => t.publicKey === input.publicKey);
+    if (holder) throw new InputError('publicKey', `terminal ${holder.terminalId}${holder.revoked ? ' (revoked)' : ''} already holds this key: each terminal needs a key of its own`);
     const opened = await this.#checkMerchants(input);
     const keyPair = input.publicKey === undefined ? generateKeyPair() : undefined;
     const publicKey = input.publicKey ?? toHex((keyPair as KeyPair).publicKey);

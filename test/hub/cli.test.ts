@@ -160,6 +160,22 @@ describe('hub CLI', () => {
     expect((await cli('reissue-certificate', 'nobody')).code).toBe(1);
   }, 90_000); // eight CLI processes, each a tsx start: slow on a loaded 2-core machine
 
+  it('refuses to enroll a key another terminal holds, revoked or live (exit 2, nothing written)', async () => {
+    const first = await cli('enroll-terminal', '--id', 'pos-stolen', '--kind', 'pos', '--merchant', 'snacks');
+    expect(first.code).toBe(0);
+    const stolenKey = json<{ certificate: Envelope<'terminal.certificate'> }>(first.stdout).certificate.body.publicKey;
+    expect((await cli('revoke-terminal', 'pos-stolen')).code).toBe(0);
+    const again = await cli('enroll-terminal', '--id', 'pos-2', '--kind', 'pos', '--merchant', 'snacks', '--public-key', stolenKey);
+    expect([again.code, again.stderr]).toEqual([2, expect.stringContaining('invalid public-key: terminal pos-stolen (revoked) already holds this key')]);
+    const db = new Database(join(dir, 'hub', 'registry.sqlite'), { readonly: true });
+    const live = (db.prepare("SELECT public_key FROM terminals WHERE terminal_id = 'pos-1'").get() as { public_key: string }).public_key;
+    const rows = db.prepare("SELECT COUNT(*) AS n FROM terminals WHERE terminal_id = 'pos-2'").get() as { n: number };
+    db.close();
+    expect(rows.n).toBe(0);
+    const copy = await cli('enroll-terminal', '--id', 'pos-3', '--kind', 'pos', '--merchant', 'snacks', '--public-key', live);
+    expect([copy.code, copy.stderr]).toEqual([2, expect.stringContaining('invalid public-key: terminal pos-1 already holds this key')]);
+  }, 60_000);
+
   it('while a hub runs: read-only commands work, writing ones are refused', async () => {
     const hub = await createHub({ dataDir: join(dir, 'hub'), holdReleaseIntervalMs: 0 });
     try {
