@@ -87,6 +87,11 @@ export const MAX_RECORD_BYTES = 8 * 1024;
 export const MAX_COMMAND_DATA_BYTES = 8 * 1024;
 /** Largest reassembled response the host accepts. */
 export const MAX_RESPONSE_DATA_BYTES = 48 * 1024;
+/**
+ * Most GET RESPONSEs the host sends for one answer: 48 KiB in parts of 96 bytes or more. The
+ * bytes bound alone lets a wallet trickling 1 byte per part hold the reader for 48 K round trips.
+ */
+export const MAX_GET_RESPONSES = 512;
 
 export type CommandApdu = {
   cla: number;

@@ -3,8 +3,8 @@ import { decodeAnyForm, encodeCompact, encodeMessage, toHex, type Envelope } fro
 import { HardwareError } from '../errors.ts';
 import type { NfcSession } from '../nfc/nfc-reader.ts';
 import {
-  AuthorizeOutcome, CLA_CHAINING_BIT, CLA_ISO, CLA_PROPRIETARY, Ins, MAX_COMMAND_CHUNK_BYTES, MAX_COMMAND_DATA_BYTES, MAX_RESPONSE_DATA_BYTES,
-  MAX_RECORD_BYTES, P2_COMPACT, RecordKind, STORE_P2_REPLACE, Sw, TAP_INFO_P2_LICENSE, WALLET_AID, decodeRecordList, decodeTapInfo, encodeCommandApdu, parseResponseApdu,
+  AuthorizeOutcome, CLA_CHAINING_BIT, CLA_ISO, CLA_PROPRIETARY, Ins, MAX_COMMAND_CHUNK_BYTES, MAX_COMMAND_DATA_BYTES, MAX_GET_RESPONSES,
+  MAX_RESPONSE_DATA_BYTES, MAX_RECORD_BYTES, P2_COMPACT, RecordKind, STORE_P2_REPLACE, Sw, TAP_INFO_P2_LICENSE, WALLET_AID, decodeRecordList, decodeTapInfo, encodeCommandApdu, parseResponseApdu,
   decodeShortAuthorization, tapInfoKindBit, type RecordKindName, type StoredRecord,
 } from './apdu.ts';
 
@@ -174,9 +174,13 @@ export class WalletCard {
     const parts: Uint8Array[] = [last.data];
     let total = last.data.length;
     let sw = last.sw;
-    while ((sw & 0xff00) === Sw.BytesRemaining) {
+    // Bounded by bytes and by round trips: this read runs before the terminal's session timer.
+    for (let getResponses = 0; (sw & 0xff00) === Sw.BytesRemaining; getResponses++) {
+      if (getResponses >= MAX_GET_RESPONSES) throw new HardwareError('WALLET_RESPONSE_TOO_LONG', `answer needs more than ${MAX_GET_RESPONSES} GET RESPONSEs`);
       const le = sw & 0xff || 256;
       const r = await this.transmit({ cla: CLA_ISO, ins: Ins.GetResponse, p1: 0, p2: 0, data: new Uint8Array(0), le });
+      // No data, yet "more remain" (61xx): the wallet makes no progress; asking again would loop.
+      if (r.data.length === 0 && (r.sw & 0xff00) === Sw.BytesRemaining) throw new HardwareError('WALLET_RESPONSE_INVALID', 'GET RESPONSE answered 61xx with no data');
       total += r.data.length;
       if (total > MAX_RESPONSE_DATA_BYTES) throw new HardwareError('WALLET_RESPONSE_TOO_LONG', `answer exceeds ${MAX_RESPONSE_DATA_BYTES} bytes`);
       parts.push(r.data);
