@@ -55,6 +55,7 @@ export async function openHardware(config: TerminalConfig, log: Logger): Promise
     }
     const reader = await Pn532NfcReader.open({ path: readerPath, baudRate: 115_200, pollIntervalMs, exchangeTimeoutMs, bitRateKbps: config.nfc.bitRateKbps });
     closers.push(() => reader.close());
+    logReaderLink(reader, log.child({ nfcPath: readerPath }));
 
     // ---- actuators (johnny-five, real or virtual IO) ----
     let board: J5Board;
@@ -111,4 +112,13 @@ export async function openHardware(config: TerminalConfig, log: Logger): Promise
     await close();
     throw err;
   }
+}
+
+/**
+ * An unplugged reader leaves the kiosk showing "tap your wallet" while nothing can be read: say so
+ * in the log. The driver reconnects on its own ('connected' after open() is always a reconnect).
+ */
+function logReaderLink(reader: Pn532NfcReader, log: Logger): void {
+  reader.driver.on('disconnected', (cause: unknown) => log.error({ err: cause }, 'NFC reader disconnected; taps cannot be read, reconnecting in the background'));
+  reader.driver.on('connected', () => log.info('NFC reader reconnected'));
 }
