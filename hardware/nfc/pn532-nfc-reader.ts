@@ -55,7 +55,7 @@ export class Pn532NfcReader implements NfcReader {
   }
 
   waitForCard(signal?: AbortSignal): Promise<NfcSession> {
-    if (this.session?.active) return Promise.reject(new Error('waitForCard: release the current session first'));
+    if (this.session?.active) return Promise.reject(new HardwareError('NFC_SESSION_ACTIVE', 'waitForCard: release the current session first'));
     if (this.closed) return Promise.reject(new HardwareError('NFC_CLOSED'));
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise((resolve, reject) => {
