@@ -63,6 +63,15 @@ function int(field: string, text: string | undefined, min = 1): number | undefin
   return n;
 }
 
+/** Licenses and certificates: at most 100 years (a typo's extra digits are refused, not signed). */
+const MAX_VALIDITY_DAYS = 36_500;
+
+function validityMs(text: string | undefined): number {
+  const days = int('validity-days', text) ?? 365;
+  if (days > MAX_VALIDITY_DAYS) throw new InputError('validity-days', `at most ${MAX_VALIDITY_DAYS} (100 years)`);
+  return days * 24 * 3600_000;
+}
+
 /** rotate-hub-key's hours: the key ring plans at most the ticket horizon ahead (hub-keyring.ts). */
 const MAX_ROTATION_HOURS = Math.floor(TICKET_HORIZON_MS / 3600_000);
 
@@ -209,7 +218,7 @@ function buildProgram(ctx: CliContext): Command {
         ageOver: int('age-over', o['ageOver'], 0) ?? 0,
         groups: (o['groups'] ?? '').split(',').filter((g) => g.length > 0),
         offlineLimitMinor: int('offline-limit', o['offlineLimit'], 0) ?? 0,
-        validityMs: (int('validity-days', o['validityDays']) ?? 365) * 24 * 3600_000,
+        validityMs: validityMs(o['validityDays']),
       };
       await withHub(ctx, program, async (hub) => {
         const { license, keyPair } = await hub.registerWallet(input);
@@ -284,9 +293,9 @@ function buildProgram(ctx: CliContext): Command {
     .description("issue an enrolled terminal a new certificate under the hub's current trust anchor (after a key rotation); install it as the terminal's certificateFile")
     .option('--validity-days <days>', 'certificate validity', '365')
     .action(async (terminalId: string, o: Record<string, string | undefined>) => {
-      const validityMs = (int('validity-days', o['validityDays']) as number) * 24 * 3600_000;
+      const validity = validityMs(o['validityDays']);
       await withHub(ctx, program, (hub) => {
-        print({ terminalId, certificate: hub.reissueCertificate(terminalId, validityMs), hubKey: hub.trustAnchorKey });
+        print({ terminalId, certificate: hub.reissueCertificate(terminalId, validity), hubKey: hub.trustAnchorKey });
       });
     });
 

@@ -339,7 +339,7 @@ export class Hub implements TerminalDirectory {
     if (input.publicKey !== undefined && !PublicKeyHex.safeParse(input.publicKey).success) throw new InputError('publicKey', 'expected 64 lowercase hex chars');
     if (input.parentMerchantId !== undefined && !isMerchantId(input.parentMerchantId)) throw new InputError('parentMerchantId', 'invalid merchant id');
     const validityMs = input.validityMs ?? 365 * DAY_MS;
-    if (!Number.isSafeInteger(validityMs) || validityMs <= 0) throw new InputError('validityMs', 'expected a positive integer');
+    checkValidityMs(validityMs);
     if (this.registry.terminal(input.terminalId)) throw new InputError('terminalId', `${input.terminalId} is already enrolled`);
     // One key, one terminal: a revoked (stolen) kiosk's key enrolled again under a new id would work again.
     const holder = input.publicKey === undefined ? undefined : this.registry.terminals().find((t) => t.publicKey === input.publicKey);
@@ -400,7 +400,7 @@ export class Hub implements TerminalDirectory {
    */
   reissueCertificate(terminalId: string, validityMs = 365 * DAY_MS): Envelope<'terminal.certificate'> {
     assertName('terminalId', terminalId);
-    if (!Number.isSafeInteger(validityMs) || validityMs <= 0) throw new InputError('validityMs', 'expected a positive integer');
+    checkValidityMs(validityMs);
     const t = this.registry.terminal(terminalId);
     if (!t) throw new OperationRefused('NOT_FOUND', `${terminalId} is not enrolled`);
     if (t.revoked) throw new OperationRefused('REVOKED', `${terminalId} is revoked`);
@@ -432,7 +432,7 @@ export class Hub implements TerminalDirectory {
     const offlineLimitMinor = input.offlineLimitMinor ?? 0;
     if (!Number.isSafeInteger(offlineLimitMinor) || offlineLimitMinor < 0) throw new InputError('offlineLimitMinor', 'expected an integer ≥ 0');
     const validityMs = input.validityMs ?? 365 * DAY_MS;
-    if (!Number.isSafeInteger(validityMs) || validityMs <= 0) throw new InputError('validityMs', 'expected a positive integer');
+    checkValidityMs(validityMs);
     const identity = input.identity ?? {};
     if (JSON.stringify(identity).length > 4096) throw new InputError('identity', 'at most 4 KiB');
     const keyPair = input.publicKey === undefined ? generateKeyPair() : undefined;
@@ -741,6 +741,13 @@ function ownerOnlyDataDir(dataDir: string, logger: Logger): void {
       'data folder: others can reach it and it cannot be made owner-only (another user owns it?): its SQLite WAL files (wallet names, balances) may be readable by them; chmod 700 it',
     );
   }
+}
+
+/** A license's or certificate's lifetime: at most 100 years (the CLI's --validity-days checks the same). */
+const MAX_VALIDITY_MS = 36_500 * DAY_MS;
+
+function checkValidityMs(validityMs: number): void {
+  if (!Number.isSafeInteger(validityMs) || validityMs <= 0 || validityMs > MAX_VALIDITY_MS) throw new InputError('validityMs', `expected a positive integer of at most ${MAX_VALIDITY_MS} ms (100 years)`);
 }
 
 /** The registry's WAL is checkpointed off the event loop this often (registry.ts). */

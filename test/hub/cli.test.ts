@@ -176,6 +176,35 @@ describe('hub CLI', () => {
     expect([copy.code, copy.stderr]).toEqual([2, expect.stringContaining('invalid public-key: terminal pos-1 already holds this key')]);
   }, 60_000);
 
+  it('bounds --validity-days as operator input: exit 2 naming it, nothing written', async () => {
+    const count = (table: string) => {
+      const db = new Database(join(dir, 'hub', 'registry.sqlite'), { readonly: true });
+      try {
+        return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    };
+    const wallets = count('wallets');
+    const certificate = () => {
+      const db = new Database(join(dir, 'hub', 'registry.sqlite'), { readonly: true });
+      try {
+        return db.prepare("SELECT certificate FROM terminals WHERE terminal_id = 'pos-1'").get();
+      } finally {
+        db.close();
+      }
+    };
+    const cert = certificate();
+    const [overflow, tooLong, reissue] = await Promise.all([
+      cli('register-wallet', '--validity-days', '104249990'),
+      cli('register-wallet', '--validity-days', '100000000'),
+      cli('reissue-certificate', 'pos-1', '--validity-days', '36501'),
+    ]);
+    for (const r of [overflow, tooLong, reissue]) expect([r.code, r.stderr]).toEqual([2, expect.stringContaining('invalid validity-days: at most 36500 (100 years)')]);
+    expect(count('wallets')).toBe(wallets);
+    expect(certificate()).toEqual(cert);
+  }, 60_000);
+
   it('while a hub runs: read-only commands work, writing ones are refused', async () => {
     const hub = await createHub({ dataDir: join(dir, 'hub'), holdReleaseIntervalMs: 0 });
     try {
