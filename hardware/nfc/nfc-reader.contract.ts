@@ -163,6 +163,13 @@ export function describeNfcReaderContract(name: string, makeHarness: () => Promi
       await again.release();
     });
 
+    it('rejects waitForCard with NFC_SESSION_ACTIVE while the previous session is not released', async () => {
+      h.tap(world.newWallet());
+      const session = await h.reader.waitForCard();
+      expect(isHardwareError(await h.reader.waitForCard().catch((e: unknown) => e), 'NFC_SESSION_ACTIVE')).toBe(true);
+      await session.release();
+    });
+
     it('rejects waitForCard when aborted', async () => {
       const ac = new AbortController();
       const waiting = h.reader.waitForCard(ac.signal);

@@ -34,7 +34,7 @@ export class SimulatedNfcReader implements NfcReader {
   }
 
   async waitForCard(signal?: AbortSignal): Promise<NfcSession> {
-    if (this.session?.active) throw new Error('waitForCard: release the current session first');
+    if (this.session?.active) throw new HardwareError('NFC_SESSION_ACTIVE', 'waitForCard: release the current session first');
     for (;;) {
       if (this.closed) throw new HardwareError('NFC_CLOSED');
       if (signal?.aborted) throw abortError(signal);
