@@ -9,6 +9,7 @@ export const HARDWARE_ERROR_CODES = {
   NFC_CARD_REMOVED: 'the card left the field during an exchange; no response was delivered',
   NFC_SESSION_RELEASED: 'the session was already released',
   NFC_SESSION_ACTIVE: 'waitForCard while the previous session is still active: release it first',
+  NFC_SESSION_EXPIRED: 'the tap took longer than its session allows: no more APDUs on it',
   NFC_DISCONNECTED: 'the serial adapter is gone; the driver reconnects on its own',
   NFC_CLOSED: 'the reader was closed',
   WALLET_STATUS: 'the wallet answered with an unexpected ISO 7816 status word',

@@ -54,6 +54,8 @@ const TICK_MS = 100;
 /** How often the store's running-time counter is saved (what a power cut may lose of it). */
 const SAVE_UPTIME_TICKS = 600;
 const LICENSE_CACHE_MAX = 10_000;
+/** Longest one tap may hold the reader, reading the wallet included. */
+const TAP_SESSION_MS = 15_000;
 /** How long a paid exit (a late-approved fare, paid but not passed) lets its wallet out without a new charge; a fare's left unused is then refunded. */
 const PAID_EXIT_VALID_MS = 3 * 3600_000;
 const PAID_EXIT_PREFIX = 'paid-exit.';
@@ -543,7 +545,15 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private async onCard(session: NfcSession): Promise<void> {
     const tapMs = this.clock();
     this.emit('tap', tapMs);
-    const card = new WalletCard(session);
+    // One tap's whole time on the reader, its reading included: past it the wallet gets no more
+    // APDUs and the machine's decision is over (the next tap can come).
+    const expiry = new AbortController();
+    let done: () => void = () => {};
+    const timer = setTimeout(() => {
+      expiry.abort();
+      done();
+    }, TAP_SESSION_MS);
+    const card = new WalletCard(session, { signal: expiry.signal });
     const gate = this.config.kind === 'gate';
     let info: CardInfo;
     let v2 = false;
@@ -575,13 +585,13 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       if (gate) info.statement = undefined;
       if (gate && cached === undefined && info.license && licenseBytes) this.cacheLicense(uid, licenseBytes);
     } catch (err) {
+      clearTimeout(timer);
       this.log.info({ err: (err as Error).message }, 'tap aborted before the wallet was read');
       return;
     }
-    let done!: () => void;
+    if (expiry.signal.aborted) return void this.log.info('tap aborted: the wallet took the whole session to read');
     const finished = new Promise<void>((resolve) => (done = resolve));
     this.current = { card, session, done, v2, walletKeyHex: info.license?.body.wallet, consumed: new Set() };
-    const timer = setTimeout(done, 15_000);
     try {
       await this.post({ e: 'tap', card: info, requestId: newRequestId(), recordId: newChallenge() });
       await finished;

@@ -40,3 +40,15 @@ describe('WalletCard GET RESPONSE loop', () => {
     expect(getResponses()).toBe(MAX_GET_RESPONSES);
   });
 });
+
+describe('WalletCard session expiry', () => {
+  it('refuses every APDU with NFC_SESSION_EXPIRED once its signal aborts (a wallet cannot hold the reader past its session)', async () => {
+    const reader = new SimulatedNfcReader();
+    reader.tap(createWalletWorld().newWallet());
+    const expiry = new AbortController();
+    const card = new WalletCard(await reader.waitForCard(), { signal: expiry.signal });
+    expect((await card.select()).appletVersion).toBeGreaterThan(0);
+    expiry.abort();
+    expect(isHardwareError(await card.getLicense().catch((e: unknown) => e), 'NFC_SESSION_EXPIRED')).toBe(true);
+  });
+});

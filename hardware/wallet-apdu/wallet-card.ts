@@ -22,6 +22,11 @@ export type ReadOptions = { compact?: boolean };
 export type WalletCardOptions = {
   /** Command data per APDU before chaining (1..250; default 250, version 1 hosts used 200). */
   commandChunkBytes?: number;
+  /**
+   * The session's time is up once it aborts: every later APDU fails with NFC_SESSION_EXPIRED. A
+   * wallet that keeps answering (a phone app looping on GET RESPONSE, say) cannot hold the reader.
+   */
+  signal?: AbortSignal;
 };
 
 export type TapInfo = {
@@ -61,8 +66,10 @@ const toWalletRecord = (rec: StoredRecord): WalletRecord => ({ kind: KIND_NAMES[
  */
 export class WalletCard {
   private readonly commandChunkBytes: number;
+  private readonly signal: AbortSignal | undefined;
 
   constructor(private readonly session: NfcSession, options: WalletCardOptions = {}) {
+    this.signal = options.signal;
     const chunk = options.commandChunkBytes ?? MAX_COMMAND_CHUNK_BYTES;
     if (!Number.isInteger(chunk) || chunk < 1 || chunk > 250) throw new RangeError(`commandChunkBytes must be 1..250, got ${chunk}`);
     this.commandChunkBytes = chunk;
@@ -190,6 +197,7 @@ export class WalletCard {
   }
 
   private async transmit(apdu: Parameters<typeof encodeCommandApdu>[0]): Promise<{ data: Uint8Array; sw: number }> {
+    if (this.signal?.aborted) throw new HardwareError('NFC_SESSION_EXPIRED');
     const raw = await this.session.transmit(encodeCommandApdu(apdu));
     const r = parseResponseApdu(raw);
     if (r === undefined) throw new HardwareError('WALLET_RESPONSE_INVALID', 'response APDU shorter than a status word');
