@@ -662,7 +662,7 @@ export class Hub implements TerminalDirectory {
   // ---------- reads ----------
 
   async showAccount(id: string, limit = 50): Promise<{ account: Account; history: HistoryItem[] } | undefined> {
-    await this.engine.flush();
+    await this.engine.settled(); // its deposits included; not later traffic (a busy hub is never idle)
     const account = await this.engine.getAccount(id);
     if (!account) return undefined;
     return { account, history: await this.engine.history(id, { limit }) };
@@ -670,7 +670,7 @@ export class Hub implements TerminalDirectory {
 
   /** Recomputes balances from the journal and checks conservation (hub/ledger/verify.ts). */
   async verifyLedger(): Promise<VerifyReport> {
-    await this.engine.flush();
+    await this.engine.settled();
     return verifyLedger(this.engine.store);
   }
 
