@@ -240,7 +240,8 @@ async function main(): Promise<void> {
   console.log(`tapsettle is running (${what} ${demo.dataDir})`);
   const everyInterface = demo.dashboardHost === '0.0.0.0' || demo.dashboardHost === '::';
   console.log(`  dashboard  ${demo.dashboardUrl}${everyInterface ? ' (every interface of this machine, no authentication)' : ''}`);
-  console.log(`  mqtt       ${demo.mqttUrl}`);
+  const brokerEverywhere = config.mqtt.kind === 'embedded' && (config.mqtt.host === '0.0.0.0' || config.mqtt.host === '::');
+  console.log(`  mqtt       ${demo.mqttUrl}${brokerEverywhere ? ` (listening on every interface, ${config.mqtt.host}: kiosks use this machine's address)` : ''}`);
   if (demo.adminSocket) console.log(`  admin      ${demo.adminSocket} (operator commands such as \`${cliCommand('blocklist add WALLET', demo.dataDir)}\` act on this hub)`);
   if (demo.terminals.length > 0) console.log(`  terminals  ${demo.terminals.map((t) => `${t.terminalId} (${t.kind})`).join(', ')}`);
   console.log('Press Ctrl-C to stop.');

@@ -45,7 +45,7 @@ describe('npm start --host', () => {
       await p.waitFor(/Press Ctrl-C/, 30_000);
       const port = Number(/dashboard\s+http:\/\/127\.0\.0\.1:(\d+)\/\n/.exec(p.stdout())?.[1]);
       expect(port, p.stdout()).toBeGreaterThan(0);
-      const mqttPort = Number(/mqtt\s+mqtt:\/\/[\d.]+:(\d+)/.exec(p.stdout())?.[1]);
+      const mqttPort = Number(/mqtt\s+mqtt:\/\/[\d.]+:(\d+) \(listening on every interface, 0\.0\.0\.0/.exec(p.stdout())?.[1]);
       expect(await get('127.0.0.1', port, '/api/snapshot')).toBe(200);
       // Bound to loopback, it checks the Host header (DNS rebinding) and is not on the LAN.
       expect(await get('127.0.0.1', port, '/api/snapshot', { host: 'evil.example' })).toBe(421);
