@@ -3,18 +3,19 @@
 // taken from the registry, and must not claim such a record again (the customer's next exit on
 // it would be a REPLAY). The wallet's authorization stays claimed all the same.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newRequestId, PAID_EXIT_UNUSED, signMessage, type Envelope } from '../../protocol/index.ts';
+import { PAID_EXIT_UNUSED, type Envelope } from '../../protocol/index.ts';
 import {
   FARES,
   SNACKS,
+  admissionRecord,
   authorize,
   cashTopup,
   enroll,
+  fundedWallet,
   openHubFixture,
   readResult,
-  registryLosesWhatFollows,
   receipt,
-  register,
+  registryLosesWhatFollows,
   signRequest,
   type HubFixture,
   type TestTerminal,
@@ -41,15 +42,9 @@ afterAll(async () => {
   await fx.cleanup();
 });
 
-async function funded(amountMinor: number): Promise<TestWallet> {
-  const w = await register(fx.hub);
-  if (amountMinor > 0) expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, amountMinor, fx.now).bytes)).status).toBe('approved');
-  return w;
-}
+const funded = (amountMinor: number) => fundedWallet(fx, pos, amountMinor);
 
-function entryRecord(w: TestWallet, station: string, time: number): Envelope<'gate.admission'> {
-  return signMessage('gate.admission', { recordId: newRequestId(), wallet: w.id, terminalId: gateIn.id, station, time }, gateIn.keyPair.secretKey);
-}
+const entryRecord = (w: TestWallet, station: string, time: number) => admissionRecord(gateIn, w, station, time);
 
 /** A fare request; `authorization` given: the same wallet authorization sent again under a new request id. */
 function fareRequest(w: TestWallet, entry: Envelope<'gate.admission'>, fareMinor: number, options: { offline?: boolean; authorization?: Envelope<'wallet.authorization'> } = {}) {

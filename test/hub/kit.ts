@@ -108,6 +108,21 @@ export async function register(hub: Hub, options: Parameters<Hub['registerWallet
   return { id: toHex(keyPair.publicKey), keyPair, license, counter: 0 };
 }
 
+/** A wallet registered and topped up in cash at `till` (a POS); throws unless the top-up is approved. */
+export async function fundedWallet(fx: HubFixture, till: TestTerminal, amountMinor: number, options: Parameters<Hub['registerWallet']>[0] = {}): Promise<TestWallet> {
+  const w = await register(fx.hub, options);
+  if (amountMinor > 0) {
+    const r = readResult(fx.hub, await fx.hub.handleRequest(till.id, cashTopup(till, w, amountMinor, fx.now).bytes));
+    if (r.status !== 'approved') throw new Error(`top-up of ${amountMinor} not approved: ${r.code ?? r.status}`);
+  }
+  return w;
+}
+
+/** An admission record as entry gate `gate` writes it onto the wallet. */
+export function admissionRecord(gate: TestTerminal, w: TestWallet, station: string, time: number): Envelope<'gate.admission'> {
+  return signMessage('gate.admission', { recordId: newRequestId(), wallet: w.id, terminalId: gate.id, station, time }, gate.keyPair.secretKey);
+}
+
 export function signRequest(
   terminal: TestTerminal,
   op: Body<'settlement.request'>['op'],

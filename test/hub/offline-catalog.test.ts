@@ -2,7 +2,7 @@
 // the machine at that price, and a price change or a removed article before the machine forwards
 // it must not decline it (fares: the table in force at the exit). Online sales use the current one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SNACKS, cashTopup, enroll, openHubFixture, purchase, readResult, register, type HubFixture, type TestTerminal, type TestWallet } from './kit.ts';
+import { SNACKS, enroll, fundedWallet, openHubFixture, purchase, readResult, type HubFixture, type TestTerminal, type TestWallet } from './kit.ts';
 
 const HOUR = 3600_000;
 let fx: HubFixture;
@@ -21,11 +21,7 @@ afterAll(async () => {
   await fx.cleanup();
 });
 
-async function funded(amountMinor: number): Promise<TestWallet> {
-  const w = await register(fx.hub, { offlineLimitMinor: 1000 });
-  expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, amountMinor, fx.now).bytes)).status).toBe('approved');
-  return w;
-}
+const funded = (amountMinor: number) => fundedWallet(fx, pos, amountMinor, { offlineLimitMinor: 1000 });
 
 const balance = async (w: TestWallet) => (await fx.hub.showAccount(w.id))?.account.balanceMinor;
 const repriced = (sku: string, priceMinor: number) => ({ ...SNACKS, articles: SNACKS.articles.map((a) => (a.sku === sku ? { ...a, priceMinor } : a)) });

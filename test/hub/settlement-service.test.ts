@@ -13,7 +13,6 @@ import {
   newRequestId,
   PAID_EXIT_UNUSED,
   sealCard,
-  signMessage,
   toHex,
   topics,
   type Envelope,
@@ -27,19 +26,21 @@ import {
   PRODUCTS,
   SNACKS,
   T0,
+  admissionRecord,
   authorize,
   cancellation,
   cashTopup,
   enroll,
+  fundedWallet,
   historyQuery,
   messageType,
   openHubFixture,
   purchase,
   readError,
   readResult,
-  registryLosesWhatFollows,
   receipt,
   register,
+  registryLosesWhatFollows,
   signRequest,
   transfer,
   type HubFixture,
@@ -53,14 +54,7 @@ let vend: TestTerminal;
 let gateIn: TestTerminal;
 let gateOut: TestTerminal;
 
-async function funded(amountMinor: number, options: Parameters<typeof register>[1] = {}): Promise<TestWallet> {
-  const w = await register(fx.hub, options);
-  if (amountMinor > 0) {
-    const r = readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, amountMinor, fx.now).bytes));
-    expect(r.status).toBe('approved');
-  }
-  return w;
-}
+const funded = (amountMinor: number, options: Parameters<typeof register>[1] = {}) => fundedWallet(fx, pos, amountMinor, options);
 
 async function balanceOf(w: TestWallet): Promise<number> {
   return (await fx.hub.showAccount(w.id))?.account.balanceMinor ?? NaN;
@@ -559,9 +553,7 @@ describe('cancellation window and receipts', () => {
 });
 
 describe('gates, fares and tickets', () => {
-  function entryRecord(w: TestWallet, station: string, time: number): Envelope<'gate.admission'> {
-    return signMessage('gate.admission', { recordId: newRequestId(), wallet: w.id, terminalId: gateIn.id, station, time }, gateIn.keyPair.secretKey);
-  }
+  const entryRecord = (w: TestWallet, station: string, time: number) => admissionRecord(gateIn, w, station, time);
 
   function fareRequest(w: TestWallet, entry: Envelope<'gate.admission'> | null, exitStation: string, fareMinor: number, offline = false, fareTableVersion?: number) {
     const authorization = authorize(gateOut, w, 'fare', fareMinor, [], fx.now);
