@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DataDirBusyError, lockDataDir } from './data-dir-lock.ts';
 import { derivedId, engineRequestId } from './engine-ids.ts';
@@ -15,19 +15,47 @@ afterEach(() => {
 });
 
 describe('data dir lock', () => {
-  it('one holder at a time; released on release()', () => {
+  it('one holder at a time, also within one process; release() frees it', () => {
     const a = lockDataDir(dir);
     expect(() => lockDataDir(dir)).toThrow(DataDirBusyError);
     a.release();
-    expect(existsSync(join(dir, 'hub.lock'))).toBe(false);
     lockDataDir(dir).release();
   });
 
-  it('takes over a lock left by a dead process', () => {
+  it('held by another process: busy, naming its pid; freed by the kernel the moment that process is killed (no stale lock)', async () => {
+    const holder = spawn(process.execPath, ['--import', 'tsx', '-e', `import(${JSON.stringify(join(import.meta.dirname, 'data-dir-lock.ts'))}).then((m) => { m.lockDataDir(${JSON.stringify(dir)}); console.log('locked'); setInterval(() => {}, 1000); })`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());
+        holder.once('exit', (code) => reject(new Error(`holder exited ${code}`)));
+      });
+      const busy = (() => {
+        try {
+          lockDataDir(dir);
+          return undefined;
+        } catch (err) {
+          return err;
+        }
+      })();
+      expect(busy).toBeInstanceOf(DataDirBusyError);
+      expect((busy as DataDirBusyError).pid).toBe(holder.pid);
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((resolve) => holder.once('exit', resolve));
+    }
+    lockDataDir(dir).release();
+  });
+
+  it("takes over an older hub's pid file left by a dead process; one of a live process is busy", () => {
     const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
     writeFileSync(join(dir, 'hub.lock'), `${dead.stdout}\n`);
-    const lock = lockDataDir(dir);
-    lock.release();
+    lockDataDir(dir).release();
+    rmSync(join(dir, 'hub.lock'));
+    writeFileSync(join(dir, 'hub.lock'), `${process.pid}\n`);
+    expect(() => lockDataDir(dir)).toThrow(DataDirBusyError);
+    expect(existsSync(join(dir, 'hub.lock'))).toBe(true);
   });
 });
 
