@@ -458,7 +458,9 @@ export class Hub implements TerminalDirectory {
     assertWallet('wallet', wallet);
     const now = this.clock();
     const revoked = this.registry.revokeWallet(wallet, now);
-    if (revoked && this.registry.blocklistAdd(wallet, reason, now)) this.announcer.refresh();
+    // Offline terminals learn of a revocation only from the blocklist: listed whether revoked now
+    // or before (an entry lifted before blocklistRemove refused that comes back).
+    if ((revoked || (this.registry.wallet(wallet)?.revokedMs ?? null) !== null) && this.registry.blocklistAdd(wallet, reason, now)) this.announcer.refresh();
     return revoked;
   }
 
@@ -524,7 +526,10 @@ export class Hub implements TerminalDirectory {
     if (input.amountMinor > MAX_OPERATOR_TOPUP_MINOR) throw new InputError('amountMinor', `at most ${MAX_OPERATOR_TOPUP_MINOR} minor units per top-up`);
     assertName('operatorId', input.operatorId);
     if (input.requestId !== undefined && !isRequestId(input.requestId)) throw new InputError('requestId', 'expected 32 lowercase hex chars');
-    if (!this.registry.wallet(input.wallet)) throw new OperationRefused('UNKNOWN_WALLET', 'wallet is not registered');
+    const target = this.registry.wallet(input.wallet);
+    if (!target) throw new OperationRefused('UNKNOWN_WALLET', 'wallet is not registered');
+    // As at a POS: nothing can ever spend a revoked wallet's balance.
+    if (target.revokedMs !== null) throw new OperationRefused('REVOKED', 'the wallet is revoked: a top-up could never be spent');
     return this.engine.submit({
       kind: 'topup',
       requestId: input.requestId ?? newRequestId(),
@@ -642,6 +647,9 @@ export class Hub implements TerminalDirectory {
 
   blocklistRemove(wallet: string): boolean {
     assertWallet('wallet', wallet);
+    // Offline terminals know a revocation only from the blocklist: lifted, the stolen card would
+    // buy offline again (and the hub decline it: goods unpaid).
+    if ((this.registry.wallet(wallet)?.revokedMs ?? null) !== null) throw new OperationRefused('REVOKED', 'a revoked wallet stays on the blocklist');
     const changed = this.registry.blocklistRemove(wallet, this.clock());
     if (changed) this.announcer.refresh();
     return changed;

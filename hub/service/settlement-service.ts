@@ -31,7 +31,7 @@ import {
   type KeyPair,
 } from '../../protocol/index.ts';
 import type { Engine } from '../ledger/engine.ts';
-import type { Command, Outcome } from '../ledger/types.ts';
+import type { Command, CommandKind, Outcome } from '../ledger/types.ts';
 import type { Freshness, Registry, ResultRecord, TerminalRecord } from '../registry/registry.ts';
 import type { HubKeys } from '../registry/hub-keyring.ts';
 import { voidTicketOf } from './ticket-void.ts';
@@ -183,14 +183,16 @@ export class SettlementService {
     if (!row) return undefined;
     const base = { currency: row.currency, timeMs: row.atMs, cache: true };
     const op = body.op;
-    const wallet = 'authorization' in op ? op.authorization.body.wallet : undefined;
-    const credited = op.type === 'topup' ? op.wallet : undefined;
-    const amountMinor = 'authorization' in op ? op.authorization.body.amountMinor : op.type === 'topup' ? op.amountMinor : undefined;
+    const transfer = op.type === 'transfer' ? op.transfer.body : undefined;
+    const wallet = 'authorization' in op ? op.authorization.body.wallet : transfer?.from;
+    const credited = op.type === 'topup' ? op.wallet : transfer?.to;
+    const amountMinor = 'authorization' in op ? op.authorization.body.amountMinor : op.type === 'topup' ? op.amountMinor : transfer?.amountMinor;
     const accountNum = async (id: string) => (await this.#o.engine.getAccount(id))?.num;
-    // The stored result's content hash is gone with it; the ledger row still names its payer (a
-    // top-up's payee) and amount: a request under the same id from another wallet, or for
-    // another amount, is not that settlement.
+    // The stored result's content hash is gone with it; the ledger row still names its kind, its
+    // payer (a top-up's, a transfer's payee) and amount: a request under the same id of another
+    // kind, from another wallet, or for another amount, is not that settlement.
     const another =
+      !LEDGER_KINDS_OF[op.type].includes(row.kind) ||
       (wallet !== undefined && row.payerNum !== null && row.payerNum !== (await accountNum(wallet))) ||
       (credited !== undefined && row.payeeNum !== null && row.payeeNum !== (await accountNum(credited))) ||
       (row.state !== 'declined' && amountMinor !== undefined && row.amountMinor !== amountMinor);
@@ -786,7 +788,9 @@ export class SettlementService {
     const from = this.#o.registry.wallet(t.from);
     const to = this.#o.registry.wallet(t.to);
     if (!from || !to) return declined('UNKNOWN_WALLET');
-    if (from.revokedMs !== null) return declined('REVOKED');
+    // Nothing can ever spend a revoked wallet's balance, so nothing goes to one either (as a top-up).
+    // A blocklisted recipient may receive: an overspent wallet is repaid that way.
+    if (from.revokedMs !== null || to.revokedMs !== null) return declined('REVOKED');
     if (this.#o.registry.isBlocklisted(t.from)) return declined('BLOCKLISTED');
     const claimed = this.#claim(t.challenge, t.from, body.requestId, now, t.counter);
     if (claimed === 'replay') return declined('REPLAY');
@@ -1064,3 +1068,16 @@ function refundsOnFailure(kind: TerminalRecord['kind'], op: string, reason: stri
     (kind === 'gate' && op === 'fare' && reason === PAID_EXIT_UNUSED)
   );
 }
+
+/** The ledger row kinds each request settles as (none: the op moves no money, so a row under its id is another request's). */
+const LEDGER_KINDS_OF: Record<RequestBody['op']['type'], readonly CommandKind[]> = {
+  purchase: ['purchase', 'offline_purchase'],
+  fare: ['fare', 'offline_purchase'],
+  'ticket.sale': ['purchase'],
+  topup: ['topup'],
+  transfer: ['transfer'],
+  cancel: ['refund'],
+  'ticket.use': [],
+  history: [],
+  incident: [],
+};

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { derivedId } from '../../hub/service/engine-ids.ts';
 import { PAID_EXIT_UNUSED, TICKET_NEVER_COLLECTED } from '../../protocol/index.ts';
-import { FARES, PRODUCTS, SNACKS, authorize, cashTopup, enroll, openHubFixture, purchase, readResult, receipt, register, signRequest, type HubFixture, type TestTerminal } from './kit.ts';
+import { FARES, PRODUCTS, SNACKS, authorize, cashTopup, enroll, historyQuery, openHubFixture, purchase, readResult, receipt, register, signRequest, transfer, type HubFixture, type TestTerminal } from './kit.ts';
 
 const DAY = 24 * 3600_000;
 let fx: HubFixture;
@@ -215,6 +215,25 @@ describe('result retention', () => {
     expect(await fx.hub.handleReceipt(till.id, receipt(till, other.sale.requestId, 'failed', fx.now, 'printer jam'))).toMatchObject({ status: 'recorded' });
     expect(await other.balance()).toBe(300);
     expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, other.use.bytes)).status).toBe('approved');
+  });
+
+  it('a transfer whose stored result was pruned: its own retry gets the ledger answer; another transfer, or a history query, under its id is DUPLICATE_MISMATCH', async () => {
+    const a = await register(fx.hub);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, a, 1000, fx.now).bytes)).status).toBe('approved');
+    const b = await register(fx.hub);
+    const c = await register(fx.hub);
+    const first = signRequest(pos, { type: 'transfer', transfer: transfer(a, b, 100, fx.now) }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, first.bytes)).status).toBe('approved');
+    fx.advance(36 * DAY);
+    await fx.hub.releaseDueHolds(); // prunes results older than 35 days
+    expect(fx.hub.registry.result(first.requestId)).toBeUndefined();
+    const history = signRequest(pos, { type: 'history', query: historyQuery(a, fx.now) }, fx.now, { requestId: first.requestId });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, history.bytes))).toMatchObject({ status: 'declined', code: 'DUPLICATE_MISMATCH' });
+    const other = signRequest(pos, { type: 'transfer', transfer: transfer(a, c, 900, fx.now) }, fx.now, { requestId: first.requestId });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, other.bytes))).toMatchObject({ status: 'declined', code: 'DUPLICATE_MISMATCH' });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, first.bytes))).toMatchObject({ status: 'approved', amountMinor: 100 });
+    const balances = await Promise.all([a, b, c].map(async (w) => (await fx.hub.showAccount(w.id))?.account.balanceMinor));
+    expect(balances).toEqual([900, 100, 0]);
   });
 
   it('a top-up whose stored result a crash lost: the same id for another wallet or amount is not that top-up', async () => {

@@ -206,7 +206,18 @@ describe('mall and revocation', () => {
     expect(fx.hub.revokeWallet(w.id)).toBe(true);
     expect(readResult(fx.hub, await fx.hub.handleRequest(vend.id, purchase(vend, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now).bytes)).code).toBe('REVOKED');
     expect(fx.hub.blocklist().map((b) => b.wallet)).toContain(w.id);
-    fx.hub.blocklistRemove(w.id);
+    // It stays listed (offline terminals learn of revocations only there), receives no money, and
+    // revoking again lists it whatever happened to the entry.
+    expect(() => fx.hub.blocklistRemove(w.id)).toThrow(expect.objectContaining({ code: 'REVOKED' }) as unknown as Error);
+    expect(fx.hub.blocklist().map((b) => b.wallet)).toContain(w.id);
+    await expect(fx.hub.topUp({ wallet: w.id, amountMinor: 500, operatorId: 'op-1' })).rejects.toMatchObject({ code: 'REVOKED' });
+    const a = await funded(1000);
+    const gift = signRequest(pos, { type: 'transfer', transfer: transfer(a, w, 400, fx.now) }, fx.now);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, gift.bytes))).toMatchObject({ status: 'declined', code: 'REVOKED' });
+    expect([await balanceOf(a), await balanceOf(w)]).toEqual([1000, 1000]);
+    fx.hub.registry.blocklistRemove(w.id, fx.now); // lifted behind the hub's back (before the refusal existed)
+    expect(fx.hub.revokeWallet(w.id)).toBe(false);
+    expect(fx.hub.blocklist().map((b) => b.wallet)).toContain(w.id);
   });
 });
 
