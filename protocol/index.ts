@@ -14,3 +14,4 @@ export * from './sealed-card.ts';
 export * from './connect-token.ts';
 export * from './compact.ts';
 export * from './hub-keys.ts';
+export * from './loopback.ts';

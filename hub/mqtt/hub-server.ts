@@ -7,7 +7,7 @@
  * signed reply is (seed 003 second signature).
  */
 import pino, { type Logger } from 'pino';
-import { MAX_TERMINAL_PAYLOAD_BYTES, parseTerminalTopic, topics } from '../../protocol/index.ts';
+import { MAX_TERMINAL_PAYLOAD_BYTES, isLoopbackHost, parseTerminalTopic, topics } from '../../protocol/index.ts';
 import type { ConnectThrottleOptions } from './connect-throttle.ts';
 import { startEmbeddedBroker, type EmbeddedBroker, type TlsServerOptions } from './embedded-broker.ts';
 import { aedesTransport, externalTransport, type ExternalTransport, type HubTransport } from './hub-transport.ts';
@@ -80,11 +80,6 @@ export interface HubServer {
   /** Zeroes the counters and service times (e.g. between benchmark phases). */
   resetStats(): void;
   close(): Promise<void>;
-}
-
-/** An address only this machine reaches (a name other than localhost is not resolved: not loopback). */
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 export async function createHubServer(options: HubServerOptions): Promise<HubServer> {
@@ -287,7 +282,7 @@ export async function createHubServer(options: HubServerOptions): Promise<HubSer
   revocationTimer?.unref();
   if (embedded) await transport.publish(topics.hubPresence, hubPresence('online'), { qos: 1, retain: true });
   log.info({ url, external: Boolean(options.external) }, 'mqtt: hub ready');
-  if (embedded && !options.tls && !isLoopback(host)) {
+  if (embedded && !options.tls && !isLoopbackHost(host)) {
     log.warn({ host }, 'mqtt: plain TCP beyond this machine: requests and replies (balances, statements) cross the network unencrypted; give the broker a TLS key and certificate (mqtt.tls)');
   }
 
