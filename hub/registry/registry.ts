@@ -1104,11 +1104,14 @@ export class Registry implements TerminalDirectory {
   }
 
   /**
-   * The fare `requestId` paid nothing after all (the ledger declined it, or its unused paid exit
-   * was refunded): the entry record it claimed pays for an exit again.
+   * The fare `requestId` paid nothing after all (the ledger declined it, or it was refunded): the
+   * entry record it claimed pays for an exit again. On disk when it resolves: a later claim's
+   * commit moves the restore's starting point past this fare, so a release a power cut took would
+   * not be redone.
    */
-  releaseEntryRecordOf(requestId: string): void {
+  async releaseEntryRecordOf(requestId: string): Promise<void> {
     this.#relaxed(() => this.#s.entryRelease!.run(requestId));
+    await this.durable();
   }
 
   /** The locally decided fare that exited on the entry record `requestId` claimed, if one did. */

@@ -584,10 +584,7 @@ export class Hub implements TerminalDirectory {
     // A refunded fare paid for no exit: its entry record pays for one again (as after a receipt's
     // refund). Also when its stored result is gone (pruned, or lost in a crash): a sale that claimed
     // no record releases nothing.
-    if (outcome.status === 'approved') {
-      this.registry.releaseEntryRecordOf(requestId);
-      await this.registry.durable(); // as the receipt's refund is, before it is answered
-    }
+    if (outcome.status === 'approved') await this.registry.releaseEntryRecordOf(requestId);
     return outcome;
   }
 

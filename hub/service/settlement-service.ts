@@ -582,12 +582,7 @@ export class SettlementService {
     if (outcome.status === 'declined') {
       // No money moved: the gate keeps the record on the wallet, and it must pay for the exit
       // once the customer has topped up (left claimed, every later fare on it would be a REPLAY).
-      // On disk before the answer: a later claim's commit moves the restore's starting point past
-      // this fare, so a release a power cut took would not be redone.
-      if (entryRecord !== undefined) {
-        this.#o.registry.releaseEntryRecordOf(body.requestId);
-        await this.#o.registry.durable();
-      }
+      if (entryRecord !== undefined) await this.#o.registry.releaseEntryRecordOf(body.requestId);
       return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
     }
     if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistOverspent(wallet, outcome.seq, now)) {
@@ -1047,7 +1042,7 @@ export class SettlementService {
       return reject(outcome.code === 'insufficient_funds' ? 'UNAVAILABLE' : mapDecline(outcome.code));
     }
     // Refunded: the customer owes the exit its record was claimed for (a later fare on it is charged).
-    if (terminal.kind === 'gate') this.#o.registry.releaseEntryRecordOf(r.requestId);
+    if (terminal.kind === 'gate') await this.#o.registry.releaseEntryRecordOf(r.requestId);
     // The first id again, after its refund: a re-sent receipt (its ack was lost).
     return { status: refundId === firstId && !first ? 'duplicate' : 'refunded', requestId: r.requestId };
   }
