@@ -20,7 +20,8 @@ import { readCaFile, type TerminalConfig } from './config.ts';
 import { HubClient, type AnnouncementMessage, type ReplyMessage } from './hub/hub-client.ts';
 import { checkHubAnswer, checkHubResult, isRetryLater } from './machines/checks.ts';
 import { DEFAULT_MAX_TRIP_MS, GATE_IDLE, gateStep, type GateEvent, type GateState } from './machines/gate.ts';
-import { POS_IDLE, posStep, type PosEvent, type PosState } from './machines/pos.ts';
+import { POS_IDLE, pinMatches, posStep, type PosEvent, type PosState } from './machines/pos.ts';
+import { pinLockedUntil, recordPinAttempt, type PinAttempts } from './policy/pin-attempts.ts';
 import type { CardInfo, Command, PaidExit, Step, TerminalContext } from './machines/types.ts';
 import { VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './machines/vending.ts';
 import type { TerminalStore } from './store/terminal-store.ts';
@@ -54,6 +55,8 @@ const TICK_MS = 100;
 /** How often the store's running-time counter is saved (what a power cut may lose of it). */
 const SAVE_UPTIME_TICKS = 600;
 const LICENSE_CACHE_MAX = 10_000;
+/** Store key of the staff PIN attempts (policy/pin-attempts.ts). */
+const PIN_ATTEMPTS_KEY = 'pos.pin-attempts';
 /** Longest one tap may hold the reader, reading the wallet included. */
 const TAP_SESSION_MS = 15_000;
 /** How long a paid exit (a late-approved fare, paid but not passed) lets its wallet out without a new charge; a fare's left unused is then refunded. */
@@ -278,6 +281,17 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
 
   /** Staff-authorized cash top-up: the operator's id and PIN, then the customer taps. */
   topUp(amountMinor: number, operatorId: string, pin: string): Promise<void> {
+    // Counted here, where the store keeps it: the machine only says whether the PIN matched.
+    const uptimeMs = this.d.store.uptimeMs();
+    const attempts = JSON.parse(this.d.store.getKv(PIN_ATTEMPTS_KEY) ?? '{}') as PinAttempts;
+    const lockedUntil = pinLockedUntil(attempts, operatorId, uptimeMs);
+    if (lockedUntil !== undefined) {
+      this.log.warn({ operatorId }, 'staff PIN locked after repeated wrong PINs');
+      return this.execute({ c: 'display', text: `staff PIN locked — try again in ${Math.ceil((lockedUntil - uptimeMs) / 60_000)} min`, tone: 'error' }, this.clock());
+    }
+    const ok = pinMatches(this.config.pos?.operators ?? [], operatorId, pin);
+    this.d.store.setKv(PIN_ATTEMPTS_KEY, JSON.stringify(recordPinAttempt(attempts, operatorId, ok, uptimeMs)));
+    if (!ok) this.log.warn({ operatorId }, 'wrong staff PIN');
     return this.post({ e: 'topup', amountMinor, operatorId, pin });
   }
 

@@ -15,6 +15,7 @@ import { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
 import { runKeypadLine } from '../../terminal/keypad.ts';
 import { startTerminal } from '../../terminal/start-terminal.ts';
 import { POWER_LOST_BEFORE_SHOWN } from '../../terminal/runtime.ts';
+import { PIN_MAX_FAILURES } from '../../terminal/policy/pin-attempts.ts';
 import { badSignatureCard, eventually, OPERATORS, Site } from './harness.ts';
 
 type Log = { commands: Command[]; displays: string[]; prints: string[][]; stop(): void };
@@ -129,6 +130,28 @@ describe('POS end to end', () => {
     c.stop();
     expect(c.prints[0]!.join('\n')).toContain('REFUND 120');
     expect(await site.balance(wallet)).toBe(1000);
+  });
+
+  it(`staff PIN: after ${PIN_MAX_FAILURES} wrong PINs in a row the operator is locked, the right PIN too, also across a restart`, async () => {
+    const till = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { pos: { operators: OPERATORS } } });
+    const log = record(till);
+    for (let i = 0; i < PIN_MAX_FAILURES; i++) await till.runtime.topUp(700, 'alice', '0000');
+    expect(log.displays.filter((d) => d === 'staff PIN refused')).toHaveLength(PIN_MAX_FAILURES);
+    await till.runtime.topUp(700, 'alice', '4711');
+    expect(log.displays.at(-1)).toMatch(/^staff PIN locked — try again in 5 min$/);
+    expect(till.runtime.machineState.s).toBe('idle');
+    log.stop();
+    await till.close({ keepData: true });
+    const again = await startTerminal(till.config, { log: pino({ level: 'silent' }) });
+    try {
+      const shown: string[] = [];
+      again.runtime.on('display', (t) => shown.push(t));
+      await again.runtime.topUp(700, 'alice', '4711');
+      expect(shown).toEqual(['staff PIN locked — try again in 5 min']);
+    } finally {
+      await again.close();
+      rmSync(till.dataDir, { recursive: true, force: true });
+    }
   });
 
   it('staff top-up: wrong PIN refused; right PIN credits the wallet', async () => {
