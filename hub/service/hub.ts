@@ -460,8 +460,12 @@ export class Hub implements TerminalDirectory {
     const revoked = this.registry.revokeWallet(wallet, now);
     // Offline terminals learn of a revocation only from the blocklist: listed whether revoked now
     // or before (an entry lifted before blocklistRemove refused that comes back).
-    if ((revoked || (this.registry.wallet(wallet)?.revokedMs ?? null) !== null) && this.registry.blocklistAdd(wallet, reason, now)) this.announcer.refresh();
+    if (this.#walletRevoked(wallet) && this.registry.blocklistAdd(wallet, reason, now)) this.announcer.refresh();
     return revoked;
+  }
+
+  #walletRevoked(wallet: string): boolean {
+    return (this.registry.wallet(wallet)?.revokedMs ?? null) !== null;
   }
 
   /** seed 001/002: an explicit operator action, logged before the identity is returned. */
@@ -646,7 +650,7 @@ export class Hub implements TerminalDirectory {
     assertWallet('wallet', wallet);
     // Offline terminals know a revocation only from the blocklist: lifted, the stolen card would
     // buy offline again (and the hub decline it: goods unpaid).
-    if ((this.registry.wallet(wallet)?.revokedMs ?? null) !== null) throw new OperationRefused('REVOKED', 'a revoked wallet stays on the blocklist');
+    if (this.#walletRevoked(wallet)) throw new OperationRefused('REVOKED', 'a revoked wallet stays on the blocklist');
     const changed = this.registry.blocklistRemove(wallet, this.clock());
     if (changed) this.announcer.refresh();
     return changed;
