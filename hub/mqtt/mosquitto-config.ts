@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { sync as writeFileAtomicSync } from 'write-file-atomic';
 import { userInfo } from 'node:os';
 import path from 'node:path';
-import { MAX_MESSAGE_BYTES, TOPIC_ROOT } from '../../protocol/index.ts';
+import { MAX_MESSAGE_BYTES, TOPIC_ROOT, isLoopbackHost } from '../../protocol/index.ts';
 import { assertReachable, assertReadable, canChown, giveTo, lookupBrokerAccount } from './broker-account.ts';
 import { HUB_CLIENT_ID } from './hub-transport.ts';
 import type { TerminalListing } from './types.ts';
@@ -66,6 +66,8 @@ export interface MosquittoFiles {
   readonly brokerUser: string;
   /** Written by someone else than root or the broker's account: the command that hands them over. */
   readonly chownCommand?: string;
+  /** A plain-TCP listener beyond this machine: terminals' passwords and requests cross the network in clear. */
+  readonly warning?: string;
 }
 
 export function mosquittoAcl(): string {
@@ -145,7 +147,18 @@ export function writeMosquittoFiles(options: MosquittoFilesOptions): MosquittoFi
   for (const [file, text] of [[passwordPath, `${lines.join('\n')}\n`], [aclPath, mosquittoAcl()], [configPath, config]] as const) {
     writeFileAtomicSync(file, text, { mode: 0o600, ...owner });
   }
-  const written = { configPath, passwordPath, aclPath, logPath, url: `${options.tls ? 'mqtts' : 'mqtt'}://${host}:${options.port}`, hubUsername: HUB_USERNAME, brokerUser: account.name };
+  const written = {
+    configPath,
+    passwordPath,
+    aclPath,
+    logPath,
+    url: `${options.tls ? 'mqtts' : 'mqtt'}://${host}:${options.port}`,
+    hubUsername: HUB_USERNAME,
+    brokerUser: account.name,
+    ...(!options.tls && !isLoopbackHost(host)
+      ? { warning: `plain TCP on ${host}: terminals' broker passwords and every request and reply cross the network unencrypted; give --tls-cert and --tls-key` }
+      : {}),
+  };
   // The folder too: Mosquitto creates its log there.
   if (canChown()) giveTo(account, [options.dir]);
   else if (process.getuid?.() !== account.uid) return { ...written, chownCommand: `chown -R ${account.name}: ${path.resolve(options.dir)}` };

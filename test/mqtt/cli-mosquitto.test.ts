@@ -48,6 +48,13 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
     const accounts = readFileSync(files.passwordPath, 'utf8').split('\n').filter(Boolean).map((l) => l.split(':')[0]);
     expect(accounts).toEqual([files.hubUsername, 'pos-1']);
     expect(files.hubConfig).toEqual({ kind: 'external', url: files.url, username: files.hubUsername, passwordFile: path.join(dataDir, 'mosquitto-hub.password') });
+    expect(files).not.toHaveProperty('warning'); // loopback
+  });
+
+  it('warns about a plain-TCP listener beyond this machine', async () => {
+    const r = await cli('mosquitto-files', '--out', 'lan', '--port', '1884', '--host', '0.0.0.0');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ warning: expect.stringMatching(/^plain TCP on 0\.0\.0\.0: .*--tls-cert/) as unknown as string });
   });
 
   it('makes Mosquitto run as its own account, not root, with the files given to it', () => {
