@@ -36,6 +36,7 @@ export const COMPACT_TYPES: readonly MessageType[] = [
   'announce.fares',
   'announce.keys',
   'receipt.ack',
+  'announce.products',
 ];
 
 /** Field names by index (append-only). A test checks every schema field is listed. */
@@ -52,7 +53,8 @@ export const FIELD_KEYS: readonly string[] = [
   'groupsAny', 'groupsNone', 'name', 'priceMinor', 'cancelWindowMs', 'restriction', 'slot',
   'articles', 'baseFareMinor', 'perZoneMinor', 'maxFareMinor', 'maxTripMs', 'utcOffsetMinutes',
   'timeBands', 'fromMinute', 'toMinute', 'percent', 'table', 'hubKeys', 'issuerKeys',
-  'revokedTerminals', 'catalogVersion', 'gates', 'detail', 'fareTableVersion',
+  'revokedTerminals', 'catalogVersion', 'gates', 'detail', 'fareTableVersion', 'products',
+  'validityMs',
 ];
 
 const KEY_INDEX = new Map(FIELD_KEYS.map((k, i) => [k, i]));

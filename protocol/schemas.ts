@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ERROR_CODE_LIST } from './errors.ts';
+import { TICKET_HORIZON_MS } from './hub-keys.ts';
 
 export const Hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 32 bytes as 64 lowercase hex chars');
 export const PublicKeyHex = Hex32;
@@ -393,6 +394,25 @@ export const FaresBody = strictObject({
 });
 export const Fares = signedEnvelope('announce.fares', FaresBody);
 
+/** A ticket product (seed 004 claims 15–16): what a POS sells, at the hub's price. */
+export const TicketProduct = strictObject({
+  name: Name,
+  priceMinor: AmountMinor,
+  currency: Currency,
+  /** How long a sold ticket is valid, from the sale. */
+  validityMs: z.int().min(60_000).max(TICKET_HORIZON_MS),
+  /** Stations where it admits; empty = every station. */
+  stations: z.array(Name).max(64),
+});
+export const MAX_TICKET_PRODUCTS = 200;
+export const ProductsBody = strictObject({
+  version: Counter,
+  products: z.array(TicketProduct).max(MAX_TICKET_PRODUCTS),
+  time: TimeMs,
+  hubKey: PublicKeyHex,
+});
+export const Products = signedEnvelope('announce.products', ProductsBody);
+
 /** Most gates a keys announcement lists (≈ 150 bytes each: well inside its MAX_BYTES). */
 export const MAX_ANNOUNCED_GATES = 2_000;
 
@@ -446,6 +466,7 @@ export const MESSAGE_SCHEMAS = {
   'announce.catalog': Catalog,
   'announce.fares': Fares,
   'announce.keys': Keys,
+  'announce.products': Products,
 } as const;
 
 export type MessageType = keyof typeof MESSAGE_SCHEMAS;
@@ -474,11 +495,13 @@ export const MAX_BYTES: Record<MessageType, number> = {
   'announce.catalog': 512 * 1024,
   'announce.fares': 64 * 1024,
   'announce.keys': 512 * 1024,
+  'announce.products': 64 * 1024,
 };
 export const MAX_MESSAGE_BYTES = Math.max(...Object.values(MAX_BYTES));
 
 export type LineItemT = z.infer<typeof LineItem>;
 export type ArticleT = z.infer<typeof Article>;
+export type TicketProductT = z.infer<typeof TicketProduct>;
 export type FareTable = z.infer<typeof FareTableSchema>;
 export type SettlementOpT = z.infer<typeof SettlementOp>;
 export type PresenceT = z.infer<typeof Presence>;

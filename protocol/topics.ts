@@ -18,8 +18,8 @@ export const topics = {
   receipt: (terminalId: string) => `${terminalBase(terminalId)}/receipt`,
   reply: (terminalId: string) => `${terminalBase(terminalId)}/reply`,
   presence: (terminalId: string) => `${terminalBase(terminalId)}/presence`,
-  /** Retained, hub-signed: blocklist, fares, keys, catalog/<merchantId>. */
-  announce: (kind: 'blocklist' | 'fares' | 'keys') => `${TOPIC_ROOT}/hub/announce/${kind}`,
+  /** Retained, hub-signed: blocklist, fares, keys, ticket products, catalog/<merchantId>. */
+  announce: (kind: 'blocklist' | 'fares' | 'keys' | 'products') => `${TOPIC_ROOT}/hub/announce/${kind}`,
   catalog: (merchantId: string) => {
     if (!SAFE_ID.test(merchantId)) throw new TypeError(`topics: invalid merchantId ${JSON.stringify(merchantId)}`);
     return `${TOPIC_ROOT}/hub/announce/catalog/${merchantId}`;

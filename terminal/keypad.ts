@@ -1,7 +1,7 @@
 // The cashier's / customer's keypad as a text console (stdin lines), for a POS or vending unit
 // without a dedicated keypad, and for trying a terminal by hand:
 //   vending:  select <sku> | cancel
-//   pos:      add <sku> [qty] | checkout | clear | topup <amountMinor> <operatorId> <pin> | ticket <product> <priceMinor>
+//   pos:      add <sku> [qty] | checkout | clear | topup <amountMinor> <operatorId> <pin> | ticket <product>
 //   any:      status | help
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
@@ -9,7 +9,7 @@ import type { TerminalRuntime } from './runtime.ts';
 
 const HELP = {
   vending: 'select <sku> | cancel | status',
-  pos: 'add <sku> [qty] | checkout | clear | topup <amountMinor> <operatorId> <pin> | ticket <product> <priceMinor> | status',
+  pos: 'add <sku> [qty] | checkout | clear | topup <amountMinor> <operatorId> <pin> | ticket <product> | status',
   gate: 'status (a gate has no keypad: tap a wallet)',
 } as const;
 
@@ -45,9 +45,8 @@ export async function runKeypadLine(runtime: TerminalRuntime, line: string): Pro
       return runtime.lastDisplay;
     }
     case 'pos:ticket': {
-      const price = int(args[1]);
-      if (!args[0] || price === undefined) return 'usage: ticket <product> <priceMinor>';
-      await runtime.sellTicket(args[0], price);
+      if (!args[0] || args.length > 1) return `usage: ticket <product> (products: ${runtime.products.map((p) => p.name).join(', ') || 'none announced yet'})`;
+      await runtime.sellTicket(args[0]);
       return runtime.lastDisplay;
     }
     default:

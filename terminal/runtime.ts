@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import {
   checkAuthorization, createOffer, decodeAnyForm, decodeMessage, DEFAULT_MAX_SKEW_MS, encodeCompact, HubKeyRing, hubKeysTrustedAt, isErrorCode, PublicKeyHex, ticketKeysAt, encodeMessage, newChallenge, newRequestId,
-  PAID_EXIT_UNUSED, signMessage, TICKET_NEVER_COLLECTED, toHex, verifyMessage, type ArticleT, type Envelope, type FareTable, type HubKeyWindow, type KeyPair,
+  PAID_EXIT_UNUSED, signMessage, TICKET_NEVER_COLLECTED, toHex, verifyMessage, type ArticleT, type TicketProductT, type Envelope, type FareTable, type HubKeyWindow, type KeyPair,
 } from '../protocol/index.ts';
 import { isHardwareError } from '../hardware/errors.ts';
 import { onTap, type NfcReader, type NfcSession } from '../hardware/nfc/nfc-reader.ts';
@@ -17,7 +17,7 @@ import type { Gate } from '../hardware/actuators/gate.ts';
 import type { Vending } from '../hardware/actuators/vending.ts';
 import type { Pos } from '../hardware/actuators/pos.ts';
 import { readCaFile, type TerminalConfig } from './config.ts';
-import { HubClient, type AnnouncementMessage, type ReplyMessage } from './hub/hub-client.ts';
+import { ANNOUNCEMENT_TYPES, HubClient, type AnnouncementMessage, type ReplyMessage } from './hub/hub-client.ts';
 import { checkHubAnswer, checkHubResult, isRetryLater } from './machines/checks.ts';
 import { DEFAULT_MAX_TRIP_MS, GATE_IDLE, gateStep, type GateEvent, type GateState } from './machines/gate.ts';
 import { POS_IDLE, pinMatches, posStep, type PosEvent, type PosState } from './machines/pos.ts';
@@ -152,6 +152,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private blocklist = { version: -1, wallets: new Set<string>() };
   private fares: { version: number; table: FareTable } | null = null;
   private catalog: { version: number; articles: ArticleT[] } | null = null;
+  private ticketProducts: { version: number; products: TicketProductT[] } | null = null;
   private keysVersion = -1;
   /** Exit gates: the enrolled gates' keys from the keys announcement (admission records). */
   private gateKeys: ReadonlyMap<string, string> | undefined;
@@ -295,9 +296,14 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     return this.post({ e: 'topup', amountMinor, operatorId, pin });
   }
 
-  /** Ticket vending: sell a hub product at its price; the hub signs the ticket, the wallet keeps it. */
-  sellTicket(product: string, priceMinor: number): Promise<void> {
-    return this.post({ e: 'ticket.sell', product, priceMinor });
+  /** Ticket vending: sell a hub product at its announced price; the hub signs the ticket, the wallet keeps it. */
+  sellTicket(product: string): Promise<void> {
+    return this.post({ e: 'ticket.sell', product });
+  }
+
+  /** The hub's ticket products as announced (empty before the first announcement). */
+  get products(): readonly TicketProductT[] {
+    return this.ticketProducts?.products ?? [];
   }
 
   /** Relay a wallet-signed cancellation of a purchase made here; returns the new request id. */
@@ -323,6 +329,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       online: this.online,
       catalog: this.catalog?.articles ?? [],
       catalogVersion: this.catalog?.version ?? null,
+      ticketProducts: this.ticketProducts?.products ?? [],
       fares: this.fares?.table ?? null,
       faresVersion: this.fares?.version ?? null,
       limits: c.limits,
@@ -1039,6 +1046,12 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.fares = { version: m.body.version, table: m.body.table };
         return 'applied';
       }
+      case 'announce.products': {
+        const old = versus(this.ticketProducts?.version);
+        if (old) return old;
+        this.ticketProducts = { version: m.body.version, products: m.body.products };
+        return 'applied';
+      }
       case 'announce.catalog': {
         if (m.body.merchantId !== this.config.merchantId) return 'stale';
         const old = versus(this.catalog?.version);
@@ -1057,10 +1070,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     // Kept announcements were verified on arrival: one signed by a key that has retired since
     // (a terminal offline through a rotation) still stands until a newer one replaces it.
     const known = this.hubKeyRing ? this.hubKeyRing.map((k) => k.publicKey) : [this.config.hub.hubKey];
-    for (const key of ['announce.keys', 'announce.blocklist', 'announce.fares', `announce.catalog.${this.config.merchantId}`]) {
+    for (const key of ['announce.keys', 'announce.blocklist', 'announce.fares', 'announce.products', `announce.catalog.${this.config.merchantId}`]) {
       const raw = this.d.store.getKv(key);
       if (!raw) continue;
-      const d = decodeMessage(raw, ['announce.blocklist', 'announce.fares', 'announce.keys', 'announce.catalog']);
+      const d = decodeMessage(raw, ANNOUNCEMENT_TYPES);
       if (d.ok && known.includes(d.value.body.hubKey) && verifyMessage(d.value, d.value.body.hubKey)) this.applyAnnouncement(d.value);
     }
   }

@@ -982,13 +982,15 @@ export class Registry implements TerminalDirectory {
     return this.#fares;
   }
 
-  putProducts(products: readonly TicketProductT[]): number {
+  /** Replaces the ticket products; their version and time are what the announcement carries. */
+  putProducts(products: readonly TicketProductT[], nowMs: number): number {
     this.#products = undefined;
     return this.transaction(() => {
       this.#s.productsClear!.run();
       for (const p of products) this.#s.productInsert!.run(p.name, JSON.stringify(p));
       const v = this.meta('products_version') + 1;
       this.#setMeta('products_version', v);
+      this.#setMeta('products_time', nowMs);
       return v;
     });
   }

@@ -5,30 +5,21 @@
  */
 import { z } from 'zod';
 import {
-  AmountMinor,
-  Currency,
-  Name,
-  signMessage,
+  MAX_TICKET_PRODUCTS,
   TICKET_HORIZON_MS,
+  signMessage,
+  TicketProduct,
   toHex,
   verifyMessage,
   type Envelope,
   type KeyPair,
+  type TicketProductT,
 } from '../../protocol/index.ts';
 import { parseWith, type ParseResult } from './catalog.ts';
 
-export const TicketProduct = z.strictObject({
-  name: Name,
-  priceMinor: AmountMinor,
-  currency: Currency,
-  /** How long a sold ticket is valid, from the sale. */
-  validityMs: z.int().min(60_000).max(TICKET_HORIZON_MS),
-  /** Stations where it admits; empty = every station. */
-  stations: z.array(Name).max(64),
-});
-export type TicketProductT = z.infer<typeof TicketProduct>;
+export type { TicketProductT };
 
-export const TicketProductsFile = z.strictObject({ products: z.array(TicketProduct).max(200) });
+export const TicketProductsFile = z.strictObject({ products: z.array(TicketProduct).max(MAX_TICKET_PRODUCTS) });
 
 export function parseTicketProductsFile(raw: unknown): ParseResult<TicketProductT[]> {
   const r = parseWith(TicketProductsFile, raw);

@@ -1,8 +1,8 @@
 /**
- * Retained, hub-signed announcements (issue 4): blocklist, catalog per merchant, fare table and
- * keys (the hub key ring with its windows, for rotation: hub-keyring.ts; the issuer keys; revoked
- * terminals; the enrolled gates' keys, which exit gates check admission records with). Each is rebuilt from
- * the registry; its `time` is the time of the change it announces (for keys: the latest
+ * Retained, hub-signed announcements (issue 4): blocklist, catalog per merchant, fare table,
+ * ticket products and keys (the hub key ring with its windows, for rotation: hub-keyring.ts; the
+ * issuer keys; revoked terminals; the enrolled gates' keys, which exit gates check admission
+ * records with). Each is rebuilt from the registry; its `time` is the time of the change it announces (for keys: the latest
  * revocation or key start, which may lie ahead), so an unchanged announcement signs to identical
  * bytes and is not republished. The keys announcement changes signer and list at window edges
  * without a new version: terminals apply the windows themselves and only keep the newer bytes.
@@ -109,6 +109,13 @@ export class Announcer {
       out.push({
         topic: topics.announce('fares'),
         payload: encodeMessage(signMessage('announce.fares', { version: fares.version, table: fares.table, time: fares.timeMs, hubKey }, sk)),
+      });
+    }
+    const productsVersion = r.meta('products_version');
+    if (productsVersion > 0) {
+      out.push({
+        topic: topics.announce('products'),
+        payload: encodeMessage(signMessage('announce.products', { version: productsVersion, products: r.products(), time: r.meta('products_time'), hubKey }, sk)),
       });
     }
     for (const c of r.catalogs()) {

@@ -517,7 +517,9 @@ export class Hub implements TerminalDirectory {
         if (stations !== undefined && !Object.hasOwn(stations, st)) throw new InputError(`products.${i}.stations.${j}`, `${st} is not a station of the fare table in force`);
       });
     });
-    return this.registry.putProducts(parsed.value);
+    const v = this.registry.putProducts(parsed.value, this.clock());
+    this.announcer.refresh();
+    return v;
   }
 
   // ---------- money movements by the operator ----------

@@ -140,6 +140,11 @@ export function buildSampleMessages(): Envelope<MessageType>[] {
     { version: 1, hubKeys: [{ publicKey: hubKey, notBefore: T0, notAfter: T0 + 365 * 86_400_000 }], issuerKeys: [toHex(issuer.publicKey)], revokedTerminals: [], time: T0, hubKey },
     hub.secretKey,
   );
+  const products = signMessage(
+    'announce.products',
+    { version: 2, products: [{ name: 'day-pass', priceMinor: 900, currency: 'EUR', validityMs: 86_400_000, stations: ['central', 'harbour'] }], time: T0, hubKey },
+    hub.secretKey,
+  );
   const fareRequest = signMessage(
     'settlement.request',
     {
@@ -151,7 +156,7 @@ export function buildSampleMessages(): Envelope<MessageType>[] {
     },
     terminal.secretKey,
   );
-  return [cert, license, offer, authorization, request, fareRequest, result, declined, statement, receipt, receiptAck, admission, ticket, cancellation, transfer, query, error, blocklist, catalog, fares, keys];
+  return [cert, license, offer, authorization, request, fareRequest, result, declined, statement, receipt, receiptAck, admission, ticket, cancellation, transfer, query, error, blocklist, catalog, fares, keys, products];
 }
 
 export interface MessageVector {

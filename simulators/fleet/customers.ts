@@ -97,7 +97,7 @@ export function startCustomers(o: CustomerSimOptions): CustomerSim {
       case 'pos':
         return t.purchase(w, line(t));
       case 'ticket':
-        return t.sellTicket!(w, DEMO_PRODUCTS.products[0]!.name, DEMO_PRODUCTS.products[0]!.priceMinor);
+        return t.sellTicket!(w, DEMO_PRODUCTS.products[0]!.name);
       case 'vending':
         return t.purchase(w, line(t));
       case 'vending-jam':

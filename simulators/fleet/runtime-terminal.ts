@@ -157,9 +157,9 @@ export async function startRuntimeTerminal(o: RuntimeTerminalOptions): Promise<S
       requireKind(['pos'], 'take cash');
       return transact(wallet, () => rt.topUp(amountMinor, DEMO_OPERATOR.id, DEMO_OPERATOR.pin));
     },
-    async sellTicket(wallet, product, priceMinor) {
+    async sellTicket(wallet, product) {
       requireKind(['pos'], 'sell tickets');
-      return transact(wallet, () => rt.sellTicket(product, priceMinor));
+      return transact(wallet, () => rt.sellTicket(product));
     },
     async cancel(wallet, originalRequestId) {
       requireKind(['pos'], 'cancel');

@@ -41,7 +41,7 @@ export interface SiteTerminal {
   /** Staffed POS: cash top-up (seed 004 claims 34–35). */
   topupCash(wallet: SimWallet, amountMinor: number, operatorId: string): Promise<SiteOutcome>;
   /** POS: sell a hub ticket product; the hub-signed ticket goes onto the wallet (seed 004 claims 15–16). Optional. */
-  sellTicket?(wallet: SimWallet, product: string, priceMinor: number): Promise<SiteOutcome>;
+  sellTicket?(wallet: SimWallet, product: string): Promise<SiteOutcome>;
   /** POS: the buyer cancels inside the window (seed 004 claim 13). */
   cancel(wallet: SimWallet, originalRequestId: string): Promise<SiteOutcome>;
   /** Gate entry: writes a gate-signed admission record to the wallet (approved = the barrier opened). */

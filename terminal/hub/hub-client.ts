@@ -12,7 +12,8 @@ import { decodeMessage, makeConnectToken, topics, type Envelope } from '../../pr
 import type { TerminalStore } from '../store/terminal-store.ts';
 import { hubStream, type HubTlsOptions } from './hub-stream.ts';
 
-export type AnnouncementMessage = Envelope<'announce.blocklist' | 'announce.fares' | 'announce.keys' | 'announce.catalog'>;
+export const ANNOUNCEMENT_TYPES = ['announce.blocklist', 'announce.fares', 'announce.keys', 'announce.catalog', 'announce.products'] as const;
+export type AnnouncementMessage = Envelope<(typeof ANNOUNCEMENT_TYPES)[number]>;
 export type ReplyMessage = Envelope<'settlement.result' | 'error' | 'receipt.ack'>;
 
 export interface HubClientOptions {
@@ -192,7 +193,7 @@ export class HubClient {
       return;
     }
     if (payload.length === 0) return; // a cleared retained message
-    const d = decodeMessage(raw, ['announce.blocklist', 'announce.fares', 'announce.keys', 'announce.catalog']);
+    const d = decodeMessage(raw, ANNOUNCEMENT_TYPES);
     if (!d.ok) {
       this.o.log.warn({ topic, code: d.code }, 'hub: unreadable announcement ignored');
       return;

@@ -65,6 +65,7 @@ export class Fixture {
         { sku: 'bread', name: 'Bread', priceMinor: 120, currency: 'EUR' },
       ],
       catalogVersion: 7,
+      ticketProducts: [{ name: 'day', priceMinor: 500, currency: 'EUR', validityMs: 24 * 3600_000, stations: [] }],
       faresVersion: 4,
       fares: FARES,
       limits: DEFAULT_RISK_LIMITS,

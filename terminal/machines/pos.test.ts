@@ -145,7 +145,7 @@ describe('POS', () => {
     const topup = run(f.ctx({ usage }), [{ e: 'topup', amountMinor: 2000, operatorId: 'alice', pin: '4711' }, tap()]);
     expect(kinds(topup.commands)).not.toContain('hub.request');
     expect(topup.commands).toContainEqual({ c: 'display', text: 'previous payment still pending — please wait', tone: 'error' });
-    const ticket = run(f.ctx({ usage }), [{ e: 'ticket.sell', product: 'day', priceMinor: 500 }, tap()]);
+    const ticket = run(f.ctx({ usage }), [{ e: 'ticket.sell', product: 'day' }, tap()]);
     expect(kinds(ticket.commands)).not.toContain('nfc.authorize');
     // Another wallet pays as usual.
     expect(kinds(run(f.ctx({ usage }), [{ e: 'item.add', sku: 'bread', qty: 1 }, { e: 'checkout' }, tap(f.card(other))]).commands)).toContain('nfc.authorize');
@@ -155,7 +155,7 @@ describe('POS', () => {
     const f = new Fixture();
     const w = f.wallet();
     const rid = f.id();
-    let r = run(f.ctx(), [{ e: 'ticket.sell', product: 'day', priceMinor: 500 }, { e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }]);
+    let r = run(f.ctx(), [{ e: 'ticket.sell', product: 'day' }, { e: 'tap', card: f.card(w), requestId: rid, recordId: f.id() }]);
     expect(r.commands.find((c) => c.c === 'nfc.authorize')).toEqual({ c: 'nfc.authorize', offer: { purpose: 'ticket', amountMinor: 500, currency: 'EUR', lines: [] } });
     r = run(f.ctx(), [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'ticket', amountMinor: 500, currency: 'EUR', lines: [] }) }], r.state);
     expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ op: { type: 'ticket.sale', product: 'day' }, offline: false });
@@ -171,7 +171,18 @@ describe('POS', () => {
     expect(r.state.s).toBe('idle');
     expect(r.commands).toContainEqual({ c: 'ticket.collected', ticketId: ticket.body.ticketId });
     expect(r.commands).toContainEqual({ c: 'display', text: 'ticket stored on your wallet', tone: 'ok' });
-    expect(run(f.ctx({ online: false }), [{ e: 'ticket.sell', product: 'day', priceMinor: 500 }]).state.s).toBe('idle');
+    expect(run(f.ctx({ online: false }), [{ e: 'ticket.sell', product: 'day' }]).state.s).toBe('idle');
+  });
+
+  it('ticket sale is priced by the announced products: an unknown product, or one in another currency, is refused', () => {
+    const f = new Fixture();
+    const dearer = run(f.ctx({ ticketProducts: [{ name: 'day', priceMinor: 650, currency: 'EUR', validityMs: 3600_000, stations: [] }] }), [{ e: 'ticket.sell', product: 'day' }]);
+    expect(dearer.state).toMatchObject({ s: 'awaiting.tap', mode: 'ticket', priceMinor: 650 });
+    for (const ticketProducts of [[], [{ name: 'day', priceMinor: 500, currency: 'USD', validityMs: 3600_000, stations: [] }]]) {
+      const r = run(f.ctx({ ticketProducts }), [{ e: 'ticket.sell', product: 'day' }]);
+      expect(r.state.s).toBe('idle');
+      expect(r.commands).toEqual([{ c: 'display', text: 'unknown ticket day', tone: 'error' }]);
+    }
   });
 
   it('ticket sale whose wallet left before the ticket was stored: no success shown, the ticket stays held until the next tap collects it', () => {
@@ -216,7 +227,7 @@ describe('POS', () => {
     it(`after ${failure.e} during a ticket sale, the next tap is still a ticket sale (not a purchase of an empty cart)`, () => {
       const f = new Fixture();
       const w = f.wallet({ offlineLimitMinor: 5000 });
-      let r = run(f.ctx(), [{ e: 'ticket.sell', product: 'day', priceMinor: 500 }, { e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }, failure]);
+      let r = run(f.ctx(), [{ e: 'ticket.sell', product: 'day' }, { e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }, failure]);
       expect(r.state).toEqual({ s: 'awaiting.tap', mode: 'ticket', product: 'day', priceMinor: 500, untilMs: T0 + 60_000 });
       // The hub went away meanwhile: offline a purchase would be accepted, printed and never ticketed.
       const offline = f.ctx({ online: false });

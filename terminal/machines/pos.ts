@@ -41,7 +41,7 @@ export type PosEvent =
   | { e: 'clear' }
   | { e: 'checkout' }
   | { e: 'topup'; amountMinor: number; operatorId: string; pin: string }
-  | { e: 'ticket.sell'; product: string; priceMinor: number }
+  | { e: 'ticket.sell'; product: string }
   /** A wallet-signed cancellation (from the wallet app) of a purchase made here. */
   | { e: 'cancel'; cancellation: Envelope<'cancellation'>; requestId: string }
   /** The outcome of an `nfc.store` of a ticket: `ok` = the wallet holds it now. */
@@ -157,9 +157,11 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
     case 'ticket.sell': {
       if (state.s !== 'idle') return step(state);
       if (!ctx.online) return step(state, [display('tickets need the hub', 'error')]);
-      if (!Number.isSafeInteger(event.priceMinor) || event.priceMinor < 1) return step(state, [display('invalid price', 'error')]);
-      return step({ s: 'awaiting.tap', mode: 'ticket', product: event.product, priceMinor: event.priceMinor, untilMs: nowMs + TAP_MS }, [
-        display(`${event.product}: ${price(event.priceMinor, ctx.currency)} — tap your wallet`),
+      // Priced by the hub's announced products, as articles by the catalog: the hub declines another price.
+      const product = ctx.ticketProducts.find((p) => p.name === event.product);
+      if (!product || product.currency !== ctx.currency) return step(state, [display(`unknown ticket ${event.product}`, 'error')]);
+      return step({ s: 'awaiting.tap', mode: 'ticket', product: product.name, priceMinor: product.priceMinor, untilMs: nowMs + TAP_MS }, [
+        display(`${product.name}: ${price(product.priceMinor, ctx.currency)} — tap your wallet`),
       ]);
     }
     case 'cancel': {

@@ -2,7 +2,7 @@
 // function: (state, event, context, nowMs) → next state + commands. Commands are carried out by
 // the runtime (terminal/runtime.ts), which turns their outcomes into new events.
 import { formatMoney } from '../../protocol/index.ts';
-import type { ArticleT, Body, Envelope, ErrorCode, FareTable, LineItemT, SettlementOpT } from '../../protocol/index.ts';
+import type { ArticleT, Body, Envelope, ErrorCode, FareTable, LineItemT, SettlementOpT, TicketProductT } from '../../protocol/index.ts';
 import type { RecordKindName } from '../../hardware/wallet-apdu/apdu.ts';
 import type { RiskLimits, UsageView } from '../policy/risk.ts';
 
@@ -40,6 +40,8 @@ export interface TerminalContext {
   catalog: readonly ArticleT[];
   /** The announced catalog's version (null before any): purchases carry it. */
   catalogVersion: number | null;
+  /** The hub's announced ticket products: a POS sells them at the hub's price. */
+  ticketProducts: readonly TicketProductT[];
   fares: FareTable | null;
   /** The announced fare table's version (null before any): fares carry it. */
   faresVersion: number | null;

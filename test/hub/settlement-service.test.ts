@@ -821,11 +821,13 @@ describe('top-ups, transfers, history, payouts', () => {
 });
 
 describe('announcements and restart', () => {
-  it('announces signed catalog, fares, keys and blocklist on their retained topics', () => {
+  it('announces signed catalog, fares, ticket products, keys and blocklist on their retained topics', () => {
     const byTopic = new Map(fx.hub.announcements().map((a) => [a.topic, a.payload]));
     const cat = decodeAndVerify(byTopic.get(topics.catalog('snacks')) ?? '', 'announce.catalog', fx.hub.hubPublicKey);
     expect(cat.ok && cat.value.body.articles.length).toBe(SNACKS.articles.length);
     expect(decodeAndVerify(byTopic.get(topics.announce('fares')) ?? '', 'announce.fares', fx.hub.hubPublicKey).ok).toBe(true);
+    const products = decodeAndVerify(byTopic.get(topics.announce('products')) ?? '', 'announce.products', fx.hub.hubPublicKey);
+    expect(products.ok && products.value.body).toMatchObject({ version: 1, products: PRODUCTS.products });
     const keys = decodeAndVerify(byTopic.get(topics.announce('keys')) ?? '', 'announce.keys', fx.hub.hubPublicKey);
     expect(keys.ok && keys.value.body.revokedTerminals).toContain('vend-doomed');
   });

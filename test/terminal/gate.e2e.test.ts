@@ -120,7 +120,7 @@ describe('gate terminals end to end', () => {
   it('tickets: sold at the POS (hub-signed, stored on the wallet), accepted at the entrance once, use reported', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const log = record(pos);
-    await pos.runtime.sellTicket('day', 500);
+    await pos.runtime.sellTicket('day');
     pos.tap(wallet);
     await eventually(() => log.commands.find((c) => c.c === 'print') && log.commands.at(-2)?.c === 'nfc.release', 8000, 'ticket receipt');
     await eventually(() => pos.runtime.machineState.s === 'idle');

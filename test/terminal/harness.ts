@@ -144,7 +144,9 @@ export class Site {
       config: { ...options.config, hub: { timeoutMs: 3000, retryMs: 300, reconnectPeriodMs: 100, ...options.config?.hub } },
     });
     this.terminals.push(t);
-    await eventually(() => t.runtime.isOnline && (options.kind === 'gate' ? t.runtime.fareTable !== null : t.runtime.articles.length > 0), 8000, 'terminal online with announcements');
+    const announced = (): boolean =>
+      options.kind === 'gate' ? t.runtime.fareTable !== null : t.runtime.articles.length > 0 && (options.kind !== 'pos' || t.runtime.products.length > 0);
+    await eventually(() => t.runtime.isOnline && announced(), 8000, 'terminal online with announcements');
     return t;
   }
 

@@ -222,7 +222,7 @@ describe('POS end to end', () => {
     const log = record(pos);
     site.faults.delayMs = 400; // an ordinary slow answer, well inside the deadline
     try {
-      await pos.runtime.sellTicket('day', 500);
+      await pos.runtime.sellTicket('day');
       pos.tap(wallet);
       await eventually(() => log.commands.find((c) => c.c === 'hub.request'), 8000, 'request');
       pos.remove(); // the customer lifts the wallet after it beeped
@@ -262,7 +262,7 @@ describe('POS end to end', () => {
     const log = record(slow);
     site.faults.delayMs = 1000;
     try {
-      await slow.runtime.sellTicket('day', 500);
+      await slow.runtime.sellTicket('day');
       slow.tap(wallet);
       await eventually(() => log.commands.find((c) => c.c === 'hub.abandon'), 8000, 'abandon');
       slow.remove();
@@ -322,7 +322,7 @@ describe('POS end to end', () => {
     site.faults.unavailableTerminal = busy.terminalId;
     site.faults.unavailable = 1;
     try {
-      await busy.runtime.sellTicket('day', 500);
+      await busy.runtime.sellTicket('day');
       busy.tap(wallet);
       await eventually(() => log.displays.includes('ticket stored on your wallet'), 8000, 'ticket stored');
       await eventually(() => busy.runtime.machineState.s === 'idle', 5000, 'idle');
@@ -480,7 +480,7 @@ describe('POS end to end', () => {
     const log = record(till);
     site.faults.delayMs = 400;
     try {
-      await till.runtime.sellTicket('day', 500);
+      await till.runtime.sellTicket('day');
       till.tap(wallet);
       await eventually(() => log.commands.find((c) => c.c === 'hub.request'), 8000, 'request');
       till.remove(); // gone before the ticket could be written, and never back
@@ -558,7 +558,7 @@ describe('POS end to end', () => {
 
   it('a power cut after the hub approved a ticket sale, before the POS kept the ticket: at start-up the ticket is held for the wallet to collect', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
-    const { second, dataDir } = await powerCutAfterApproval('pos-cut-ticket', (t) => t.runtime.sellTicket('day', 500), wallet);
+    const { second, dataDir } = await powerCutAfterApproval('pos-cut-ticket', (t) => t.runtime.sellTicket('day'), wallet);
     try {
       expect(second.started.store.heldTickets(wallet.publicKeyHex)).toHaveLength(1);
       expect(second.started.store.openVends()).toEqual([]);
@@ -589,5 +589,36 @@ describe('POS end to end', () => {
     await sleep(60);
     expect(await runKeypadLine(pos.runtime, 'status')).toMatch(/state=idle hub=online/);
     expect(await site.balance(wallet)).toBe(640);
+  });
+
+  it('ticket prices are the hub\'s: a new products import reaches the POS at once, and a restart without the hub keeps it', async () => {
+    const product = (priceMinor: number) => ({ products: [{ name: 'day', priceMinor, currency: 'EUR', validityMs: 24 * 3600_000, stations: [] }] });
+    const dataDir = mkdtempSync(join(tmpdir(), 'tapsettle-pos-products-'));
+    const till = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', terminalId: 'pos-products', dataDir });
+    let offline: SimulatedTerminal | undefined;
+    try {
+      await eventually(() => till.runtime.products.length === 1, 15_000, 'products announced');
+      expect(await runKeypadLine(till.runtime, 'ticket')).toBe('usage: ticket <product> (products: day)');
+      expect(await runKeypadLine(till.runtime, 'ticket week')).toBe('unknown ticket week');
+      site.hub.importProducts(product(650));
+      await eventually(() => till.runtime.products[0]?.priceMinor === 650, 8000, 'new price announced');
+      const wallet = await site.wallet({ balanceMinor: 1000 });
+      const log = record(till);
+      expect(await runKeypadLine(till.runtime, 'ticket day')).toBe('day: 6.50 EUR — tap your wallet');
+      till.tap(wallet);
+      await eventually(() => log.displays.at(-1) === 'ticket stored on your wallet', 8000, 'ticket stored');
+      till.remove();
+      log.stop();
+      expect(await site.balance(wallet)).toBe(350);
+      await till.close({ keepData: true });
+      // Started again with no hub to reach: the price in force is the stored announcement's.
+      offline = await startSimulatedTerminal({ kind: 'pos', hubUrl: 'mqtt://127.0.0.1:1', hub: site.hub, terminalId: 'pos-products', merchantId: 'merchant-pos', dataDir });
+      expect(offline.runtime.products).toEqual(product(650).products);
+    } finally {
+      site.hub.importProducts(product(500));
+      await offline?.close();
+      await till.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
