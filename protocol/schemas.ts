@@ -340,9 +340,11 @@ export const ErrorMessage = signedEnvelope('error', ErrorMessageBody);
 
 // ---------- retained hub announcements ----------
 
+/** Most wallets a blocklist announcement lists (≈ 67 bytes each: inside its MAX_BYTES). */
+export const MAX_ANNOUNCED_BLOCKLIST = 100_000;
 export const BlocklistBody = strictObject({
   version: Counter,
-  wallets: z.array(PublicKeyHex).max(100_000),
+  wallets: z.array(PublicKeyHex).max(MAX_ANNOUNCED_BLOCKLIST),
   time: TimeMs,
   hubKey: PublicKeyHex,
 });

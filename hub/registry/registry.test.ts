@@ -303,6 +303,24 @@ describe('registry', () => {
     expect(reg.blocklist()).toEqual([]);
   });
 
+  it('announces the blocklisted wallets whose license has not expired (and unknown ones), the newest first past the cap', () => {
+    const licensed = (notAfter: number) => {
+      const wallet = toHex(generateKeyPair().publicKey);
+      reg.insertWallet(issueWalletLicense(issuer, { wallet, notBefore: 0, notAfter, ageOver: 0, groups: [], offlineLimitMinor: 0, currency: 'EUR' }), {}, 1);
+      return wallet;
+    };
+    const expired = licensed(1_000);
+    const [older, newer, newest] = [licensed(1e13), licensed(1e13), 'cc'.repeat(32)];
+    reg.blocklistAdd(expired, 'lost', 10);
+    reg.blocklistAdd(older, 'lost', 11);
+    reg.blocklistAdd(newer, 'lost', 12);
+    reg.blocklistAdd(newest, 'lost', 13); // never registered here: listed, nothing says it expired
+    expect(reg.announcedBlocklist(500, 10)).toEqual({ wallets: [expired, older, newer, newest].sort(), leftOff: 0 });
+    expect(reg.announcedBlocklist(2_000, 10)).toEqual({ wallets: [older, newer, newest].sort(), leftOff: 0 });
+    expect(reg.announcedBlocklist(2_000, 2)).toEqual({ wallets: [newer, newest].sort(), leftOff: 1 });
+    expect(reg.isBlocklisted(expired)).toBe(true); // the hub itself still refuses it
+  });
+
   it('blocklists the wallets of overspent ledger rows it has not handled, never one it handled and an operator lifted', () => {
     const [handled, lost, lostAgain, listed] = ['a1', 'b2', 'c3', 'd4'].map((x) => x.repeat(32)) as [string, string, string, string];
     expect(reg.blocklistOverspent(handled, 3, 10)).toBe(true);

@@ -45,6 +45,9 @@ export interface TerminalRecord extends TerminalInfo {
   readonly revokedMs: number | null;
 }
 
+/** Blocklist rows whose wallet's license has not expired at `?` (or whose wallet is unknown here). */
+const UNEXPIRED_BLOCKLIST = "FROM blocklist b LEFT JOIN wallets w ON w.wallet = b.wallet WHERE w.license IS NULL OR json_extract(w.license, '$.body.notAfter') > ?";
+
 export interface WalletRecord {
   readonly wallet: string;
   readonly serial: string;
@@ -318,6 +321,8 @@ export class Registry implements TerminalDirectory {
       disclosureList: p('SELECT id, wallet, operator, reason, time_ms FROM disclosure_log ORDER BY id'),
       blockInsert: p('INSERT OR IGNORE INTO blocklist (wallet, reason, added_ms) VALUES (?, ?, ?)'),
       blockDelete: p('DELETE FROM blocklist WHERE wallet = ?'),
+      blockAnnounced: p(`SELECT b.wallet ${UNEXPIRED_BLOCKLIST} ORDER BY b.added_ms DESC, b.wallet LIMIT ?`).pluck(),
+      blockAnnouncedCount: p(`SELECT count(*) ${UNEXPIRED_BLOCKLIST}`).pluck(),
       overspendBlockInsert: p('INSERT OR IGNORE INTO overspend_blocks (seq) VALUES (?)'),
       overspendBlockGet: p('SELECT 1 FROM overspend_blocks WHERE seq = ?').pluck(),
       overspendBlockPrune: p('DELETE FROM overspend_blocks WHERE seq < ?'),
@@ -605,6 +610,18 @@ export class Registry implements TerminalDirectory {
 
   blocklist(): Array<{ wallet: string; reason: string }> {
     return [...this.#blocklist].map(([wallet, reason]) => ({ wallet, reason })).sort((a, b) => (a.wallet < b.wallet ? -1 : 1));
+  }
+
+  /**
+   * The blocklisted wallets terminals need to know, at most `cap`, sorted: those whose license has
+   * expired are left off (every terminal refuses an expired license anyway; a revoked wallet stays
+   * listed for good, so the list would otherwise only grow), and past `cap` the oldest entries.
+   * `leftOff` counts the unexpired ones that did not fit.
+   */
+  announcedBlocklist(nowMs: number, cap: number): { wallets: string[]; leftOff: number } {
+    const rows = this.#s.blockAnnounced!.all(nowMs, cap + 1) as string[];
+    const leftOff = rows.length > cap ? (this.#s.blockAnnouncedCount!.get(nowMs) as number) - cap : 0;
+    return { wallets: rows.slice(0, cap).sort(), leftOff };
   }
 
   blocklistVersion(): number {

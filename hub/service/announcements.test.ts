@@ -46,3 +46,27 @@ describe('keys announcement: the enrolled gates', () => {
     expect(v3.version).toBeGreaterThan(v2.version);
   });
 });
+
+describe('announcements: one that cannot be built', () => {
+  it('keeps its last bytes, and neither silences the others nor stops the hub from starting', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tapsettle-announce-bad-'));
+    let hub = await createHub({ dataDir: join(dir, 'hub'), holdReleaseIntervalMs: 0 });
+    try {
+      hub.importProducts({ products: [{ name: 'day', priceMinor: 500, currency: 'EUR', validityMs: 3600_000, stations: [] }] });
+      const products = () => hub.announcements().find((a) => a.topic === topics.announce('products'))?.payload;
+      const before = products();
+      // A row no announcement may carry (a negative price): its topic fails to sign.
+      hub.registry.db.prepare('UPDATE products SET product = ?').run(JSON.stringify({ name: 'day', priceMinor: -1, currency: 'EUR', validityMs: 3600_000, stations: [] }));
+      hub.importCatalog({ merchantId: 'snacks', articles: [{ sku: 'cola', name: 'Cola', priceMinor: 250, currency: 'EUR' }] });
+      expect(products()).toEqual(before);
+      expect(hub.announcements().some((a) => a.topic === topics.catalog('snacks'))).toBe(true);
+      await hub.close();
+      hub = await createHub({ dataDir: join(dir, 'hub'), holdReleaseIntervalMs: 0 });
+      expect(hub.announcements().map((a) => a.topic)).toEqual(expect.arrayContaining([topics.announce('blocklist'), topics.announce('keys'), topics.catalog('snacks')]));
+      expect(products()).toBeUndefined();
+    } finally {
+      await hub.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -7,8 +7,10 @@
  * bytes and is not republished. The keys announcement changes signer and list at window edges
  * without a new version: terminals apply the windows themselves and only keep the newer bytes.
  */
+import type { Logger } from 'pino';
 import {
   encodeMessage,
+  MAX_ANNOUNCED_BLOCKLIST,
   MAX_ANNOUNCED_GATES,
   signMessage,
   toHex,
@@ -27,14 +29,16 @@ export class Announcer {
   readonly #keyring: HubKeyring;
   readonly #clock: () => number;
   readonly #issuerKeys: readonly string[];
+  readonly #logger: Logger | undefined;
   readonly #current = new Map<string, Uint8Array>();
   readonly #listeners = new Set<(a: Announcement) => void>();
 
-  constructor(registry: Registry, keyring: HubKeyring, issuerKeys: readonly string[], clock: () => number) {
+  constructor(registry: Registry, keyring: HubKeyring, issuerKeys: readonly string[], clock: () => number, logger?: Logger) {
     this.#registry = registry;
     this.#keyring = keyring;
     this.#clock = clock;
     this.#issuerKeys = issuerKeys;
+    this.#logger = logger;
     for (const a of this.#build(clock())) this.#current.set(a.topic, a.payload);
   }
 
@@ -60,21 +64,46 @@ export class Announcer {
     return changed;
   }
 
+  /**
+   * Every topic on its own: one that cannot be built (a list past its schema's bound) is logged
+   * and keeps its last bytes; it must not silence the others, or stop the hub from starting.
+   */
   #build(now: number): Announcement[] {
-    const r = this.#registry;
     const signing = this.#keyring.signingKey(now);
-    const hubKey = toHex(signing.publicKey);
-    const sk = signing.secretKey;
+    const signer = { hubKey: toHex(signing.publicKey), sk: signing.secretKey };
+    const builders: Array<[string, () => Announcement[]]> = [
+      ['blocklist', () => [this.#blocklist(now, signer)]],
+      ['keys', () => [this.#keys(now)]],
+      ['fares', () => this.#fares(signer)],
+      ['products', () => this.#products(signer)],
+      ['catalogs', () => this.#catalogs(signer)],
+    ];
+    const out: Announcement[] = [];
+    for (const [name, build] of builders) {
+      try {
+        out.push(...build());
+      } catch (err) {
+        this.#logger?.error({ announcement: name, err }, 'announcement not built: terminals keep the previous one');
+      }
+    }
+    return out;
+  }
+
+  #blocklist(now: number, { hubKey, sk }: Signer): Announcement {
+    const r = this.#registry;
+    const { wallets, leftOff } = r.announcedBlocklist(now, MAX_ANNOUNCED_BLOCKLIST);
+    if (leftOff > 0) this.#logger?.error({ leftOff, cap: MAX_ANNOUNCED_BLOCKLIST }, 'blocklist longer than an announcement holds: the oldest entries are left off (the hub still refuses them online)');
+    return {
+      topic: topics.announce('blocklist'),
+      payload: encodeMessage(signMessage('announce.blocklist', { version: r.blocklistVersion(), wallets, time: r.meta('blocklist_time'), hubKey }, sk)),
+    };
+  }
+
+  #keys(now: number): Announcement {
+    const r = this.#registry;
     // The keys announcement is signed by the oldest active key: every terminal trusts that one.
     const anchor = this.#keyring.anchorKey(now);
     const ring = announcedAt(this.#keyring.keys(), now);
-    const out: Announcement[] = [];
-    out.push({
-      topic: topics.announce('blocklist'),
-      payload: encodeMessage(
-        signMessage('announce.blocklist', { version: r.blocklistVersion(), wallets: r.blocklist().map((b) => b.wallet), time: r.meta('blocklist_time'), hubKey }, sk),
-      ),
-    });
     const revoked = r.terminals().filter((t) => t.revoked);
     // Exit gates verify admission records against the enrolled gates' keys. Enrolling a gate does
     // not bump keys_version (only rotations and revocations do), so the version also counts every
@@ -86,7 +115,7 @@ export class Announcer {
       .slice(0, MAX_ANNOUNCED_GATES) // the newest; records of a gate left off pay the maximum fare
       .map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey }))
       .sort((a, b) => (a.terminalId < b.terminalId ? -1 : a.terminalId > b.terminalId ? 1 : 0));
-    out.push({
+    return {
       topic: topics.announce('keys'),
       payload: encodeMessage(
         signMessage(
@@ -103,29 +132,33 @@ export class Announcer {
           anchor.secretKey,
         ),
       ),
-    });
-    const fares = r.fareVersions().at(-1);
-    if (fares) {
-      out.push({
-        topic: topics.announce('fares'),
-        payload: encodeMessage(signMessage('announce.fares', { version: fares.version, table: fares.table, time: fares.timeMs, hubKey }, sk)),
-      });
-    }
-    const productsVersion = r.meta('products_version');
-    if (productsVersion > 0) {
-      out.push({
+    };
+  }
+
+  #fares({ hubKey, sk }: Signer): Announcement[] {
+    const fares = this.#registry.fareVersions().at(-1);
+    if (!fares) return [];
+    return [{ topic: topics.announce('fares'), payload: encodeMessage(signMessage('announce.fares', { version: fares.version, table: fares.table, time: fares.timeMs, hubKey }, sk)) }];
+  }
+
+  #products({ hubKey, sk }: Signer): Announcement[] {
+    const r = this.#registry;
+    const version = r.meta('products_version');
+    if (version === 0) return [];
+    return [
+      {
         topic: topics.announce('products'),
-        payload: encodeMessage(signMessage('announce.products', { version: productsVersion, products: r.products(), time: r.meta('products_time'), hubKey }, sk)),
-      });
-    }
-    for (const c of r.catalogs()) {
-      out.push({
-        topic: topics.catalog(c.merchantId),
-        payload: encodeMessage(
-          signMessage('announce.catalog', { merchantId: c.merchantId, version: c.version, articles: [...c.articles], time: c.timeMs, hubKey }, sk),
-        ),
-      });
-    }
-    return out;
+        payload: encodeMessage(signMessage('announce.products', { version, products: r.products(), time: r.meta('products_time'), hubKey }, sk)),
+      },
+    ];
+  }
+
+  #catalogs({ hubKey, sk }: Signer): Announcement[] {
+    return this.#registry.catalogs().map((c) => ({
+      topic: topics.catalog(c.merchantId),
+      payload: encodeMessage(signMessage('announce.catalog', { merchantId: c.merchantId, version: c.version, articles: [...c.articles], time: c.timeMs, hubKey }, sk)),
+    }));
   }
 }
+
+type Signer = { readonly hubKey: string; readonly sk: Uint8Array };
