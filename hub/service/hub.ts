@@ -209,7 +209,7 @@ export class Hub implements TerminalDirectory {
       logger: parts.logger,
       ...(parts.maxSkewMs !== undefined ? { maxSkewMs: parts.maxSkewMs } : {}),
     });
-    this.announcer = new Announcer(parts.registry, parts.keyring, issuerKeys, parts.clock);
+    this.announcer = new Announcer(parts.registry, parts.keyring, issuerKeys, parts.clock, parts.logger);
     this.#payouts = new PayoutDesk(
       { engine: parts.engine, registry: parts.registry, clearing: parts.clearing, clock: parts.clock, currency: parts.currency, logger: parts.logger },
       parts.payoutRetry,
