@@ -1009,8 +1009,15 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     // Only what is in force is kept: an older announcement delivered late (ignored here) must not
     // replace the stored copy, or an offline restart would go back to it (an unblocked wallet).
     // The version in force, re-signed (the hub re-signs under its new key when the old one retires), is.
-    if (this.applyAnnouncement(m) === 'stale') return void this.log.debug({ type: m.type, version: m.body.version }, 'older announcement ignored');
-    this.d.store.setKv(m.type === 'announce.catalog' ? `announce.catalog.${m.body.merchantId}` : m.type, JSON.stringify(m));
+    // One transaction: the key ring kept on its own (applyAnnouncement) and the announcement that
+    // carried it never disagree after a power cut. The same bytes again (every reconnect
+    // re-delivers the retained ones, the blocklist up to 8 MB) are not written again.
+    this.d.store.atomically(() => {
+      if (this.applyAnnouncement(m) === 'stale') return void this.log.debug({ type: m.type, version: m.body.version }, 'older announcement ignored');
+      const key = m.type === 'announce.catalog' ? `announce.catalog.${m.body.merchantId}` : m.type;
+      const raw = JSON.stringify(m);
+      if (this.d.store.getKv(key) !== raw) this.d.store.setKv(key, raw);
+    });
   }
 
   /**

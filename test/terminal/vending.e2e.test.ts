@@ -459,7 +459,12 @@ describe('vending terminal end to end', () => {
       const keys = (version: number, ring: string[]) =>
         signMessage('announce.keys', { version, hubKeys: ring.map((publicKey) => ({ publicKey, notBefore: 0, notAfter: Date.now() + 3600_000 })), issuerKeys: [], revokedTerminals: [], time: Date.now(), hubKey }, hub.secretKey);
       const v = 2 ** 40;
-      deliver(blocklist(v + 1, [victim.publicKeyHex]));
+      const newer = blocklist(v + 1, [victim.publicKeyHex]);
+      deliver(newer);
+      // Re-delivered on every reconnect: the same bytes are not written again.
+      t.started.store.db.exec("CREATE TEMP TABLE kv_writes (key TEXT); CREATE TEMP TRIGGER kv_written AFTER UPDATE ON main.kv BEGIN INSERT INTO kv_writes VALUES (new.key); END");
+      deliver(newer);
+      expect(t.started.store.db.prepare('SELECT count(*) FROM kv_writes').pluck().get()).toBe(0);
       deliver(blocklist(v, [])); // an older one delivered late
       deliver(keys(v + 1, [hubKey, extraKey]));
       deliver(keys(v, [hubKey]));
