@@ -496,3 +496,61 @@ describe('gate: exit — paid but nobody passed', () => {
     expect(kinds(r.commands)).not.toContain('paidExit.grant');
   });
 });
+
+describe('gate: exit — the request is priced at the time the wallet signed for', () => {
+  // A tap half a second before 13:00, the wallet's signature half a second after it.
+  const TAP = Date.UTC(2026, 10, 23, 12, 59, 59, 500);
+  const SIGNED = TAP + 1_000;
+  const BANDED = { ...FARES, timeBands: [{ fromMinute: 13 * 60, toMinute: 15 * 60, percent: 120 }] };
+  type HubRequest = Extract<Command, { c: 'hub.request' }>;
+
+  /** What the hub recomputes from the request (settlement-service: computeFare at op.exitTime). */
+  function hubFare(request: HubRequest | undefined): number {
+    if (request?.op.type !== 'fare') throw new Error('expected a fare request');
+    const e = request.op.entry?.body;
+    return computeFare(BANDED, e ? { station: e.station, time: e.time } : null, request.op.exitStation, request.op.exitTime).fareMinor;
+  }
+
+  function signedExit(f: Fixture, w: ReturnType<Fixture['wallet']>, card: ReturnType<Fixture['card']>): { offer: Extract<Command, { c: 'nfc.authorize' }>['offer']; request: HubRequest | undefined } {
+    const tapped = gateStep(GATE_IDLE, { e: 'tap', card, requestId: f.id(), recordId: f.id() }, exitCtx(f, { fares: BANDED }), TAP);
+    const offer = (tapped.commands.find((c) => c.c === 'nfc.authorize') as Extract<Command, { c: 'nfc.authorize' }>).offer;
+    // A new fare table version announced while the wallet signs: the request names the one priced by.
+    const signed = gateStep(tapped.state, { e: 'wallet.authorized', authorization: f.authorize(w, offer, SIGNED) }, exitCtx(f, { fares: BANDED, faresVersion: 5 }), SIGNED);
+    return { offer, request: signed.commands.find((c): c is HubRequest => c.c === 'hub.request') };
+  }
+
+  it('across a time band edge: exitTime is the tap, so the hub computes the fare the wallet signed', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const card = f.card(w, { admission: { recordId: 9, message: f.admission(w.hex, 'A', TAP - 20 * 60_000) }, statement: f.statement(w.hex, 1000) });
+    const { offer, request } = signedExit(f, w, card);
+    expect(offer.amountMinor).toBe(300); // 12:59: before the band
+    expect(request).toMatchObject({ amountMinor: 300, op: { exitTime: TAP, fareTableVersion: 4 } });
+    expect(hubFare(request)).toBe(300);
+  });
+
+  it('a trip that passes maxTripMs while the wallet signs: still the fare of the tap', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet();
+    const card = f.card(w, { admission: { recordId: 9, message: f.admission(w.hex, 'A', TAP - FARES.maxTripMs + 500) }, statement: f.statement(w.hex, 1000) });
+    const { offer, request } = signedExit(f, w, card);
+    expect(offer.amountMinor).toBe(300);
+    expect(hubFare(request)).toBe(300);
+  });
+
+  it('the statement is read after the band began: priced at the tap all the same', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet({ offlineLimitMinor: 100 });
+    const card = f.card(w, { admission: { recordId: 9, message: f.admission(w.hex, 'A', TAP - 20 * 60_000) }, statement: undefined });
+    const ctx = exitCtx(f, { fares: BANDED });
+    const tapped = gateStep(GATE_IDLE, { e: 'tap', card, requestId: f.id(), recordId: f.id() }, ctx, TAP);
+    expect(tapped.commands).toEqual([{ c: 'nfc.readStatement' }]);
+    const read = gateStep(tapped.state, { e: 'card.statement', statement: f.statement(w.hex, 5000) }, ctx, SIGNED);
+    const offer = (read.commands.find((c) => c.c === 'nfc.authorize') as Extract<Command, { c: 'nfc.authorize' }>).offer;
+    expect(offer.amountMinor).toBe(300);
+    const signed = gateStep(read.state, { e: 'wallet.authorized', authorization: f.authorize(w, offer, SIGNED + 500) }, ctx, SIGNED + 500);
+    const request = signed.commands.find((c): c is HubRequest => c.c === 'hub.request');
+    expect(request).toMatchObject({ amountMinor: 300, op: { exitTime: TAP } });
+    expect(hubFare(request)).toBe(300);
+  });
+});

@@ -25,6 +25,13 @@ export type GateState =
       license: Envelope<'wallet.license'>;
       entry: CardInfo['admission'];
       fare: FareQuote;
+      /**
+       * The exit's time and fare table version the fare was priced by (the tap): the request carries
+       * them, so the hub recomputes the fare the wallet signed — not one of a later time band, or
+       * of a trip grown past maxTripMs while the wallet was signing.
+       */
+      exitTimeMs: number;
+      fareTableVersion: number | null;
       /** True when the local policy covered the fare and the barrier opened before the signature. */
       opened: boolean;
       /** The customer already walked through while the wallet was still signing. */
@@ -34,7 +41,7 @@ export type GateState =
       untilMs: number;
     }
   /** The license's offline credit does not cover the fare: reading the wallet's statement. */
-  | { s: 'exit.reading'; tap: Extract<CommonEvent, { e: 'tap' }>; untilMs: number }
+  | { s: 'exit.reading'; tap: Extract<CommonEvent, { e: 'tap' }>; exitTimeMs: number; untilMs: number }
   | { s: 'exit.settling'; requestId: string; wallet: string; entry: CardInfo['admission']; untilMs: number }
   /**
    * Barrier open: waiting for the passage sensor (one passage per decision). `paid`: an exit the
@@ -152,8 +159,8 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         license,
         entry: state.entry?.message ?? null,
         exitStation: gate.station,
-        exitTime: nowMs,
-        ...(ctx.faresVersion === null ? {} : { fareTableVersion: ctx.faresVersion }),
+        exitTime: state.exitTimeMs,
+        ...(state.fareTableVersion === null ? {} : { fareTableVersion: state.fareTableVersion }),
       };
       const request = { c: 'hub.request' as const, requestId: state.requestId, op, wallet: license.body.wallet, amountMinor: state.fare.fareMinor };
       if (state.opened) {
@@ -172,7 +179,8 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       return state.opened ? unsigned(ctx, state, nowMs, `wallet declined: ${event.code}`) : deny(`wallet declined: ${event.code}`);
     case 'card.statement':
       if (state.s !== 'exit.reading') return step(state);
-      return exitTap({ ...state.tap, card: { ...state.tap.card, statement: event.statement } }, ctx, nowMs, gate.station);
+      // Still the exit of the tap: priced at the tap's time, however long the statement took to read.
+      return exitTap({ ...state.tap, card: { ...state.tap.card, statement: event.statement } }, ctx, nowMs, gate.station, state.exitTimeMs);
     case 'card.lost':
       if (state.s === 'exit.reading') return deny('card removed — tap again');
       if (state.s === 'exit.authorizing' && state.opened) return unsigned(ctx, state, nowMs, 'card removed before signing');
@@ -313,14 +321,15 @@ function entryTap(
   return step({ s: 'admitting', wallet, recordId: event.recordId, ticket, requestId: event.requestId, untilMs: nowMs + AUTHORIZE_MS }, [{ c: 'nfc.storeAdmission', body }]);
 }
 
-function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, station: string): Step<GateState> {
+/** `exitTimeMs`: when the customer tapped out (the trip's end and the fare's time band); `nowMs`: this step's time. */
+function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, station: string, exitTimeMs = nowMs): Step<GateState> {
   const lic = checkLicense(event.card.license, ctx, nowMs);
   if (!lic.ok) return deny(`wallet refused: ${lic.code}`);
   const wallet = lic.body.wallet;
   const entry = verifiedEntry(event.card.admission, wallet, ctx);
   const maxTripMs = ctx.fares?.maxTripMs ?? DEFAULT_MAX_TRIP_MS;
   const ticketId = entry?.message.body.ticketId;
-  if (entry && ticketId !== undefined && nowMs - entry.message.body.time <= maxTripMs) {
+  if (entry && ticketId !== undefined && exitTimeMs - entry.message.body.time <= maxTripMs) {
     // Entered on a ticket (its use was reported at the entrance): nothing to settle here.
     return passing(ctx, null, nowMs, [{ c: 'gate.open' }, ...consumeEntry(entry), { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { paid: { wallet, requestId: ticketId, kind: 'ticket', refundable: false } });
   }
@@ -345,7 +354,7 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
   if (!ctx.fares) return deny('no fare table yet');
   // No entry record (or a stale one): computeFare charges the maximum fare.
   const e = entry?.message.body;
-  const fare = computeFare(ctx.fares, e ? { station: e.station, time: e.time } : null, station, nowMs);
+  const fare = computeFare(ctx.fares, e ? { station: e.station, time: e.time } : null, station, exitTimeMs);
   // Suica-style: decide from the license, the deny list and (when the license's offline credit
   // does not cover the fare) the wallet's last hub-signed statement, and open BEFORE the wallet signs — the signature (≈1.5 KB over NFC) does not fit a 0.1 s
   // budget; it follows while the customer walks through, and the request goes out at once.
@@ -359,13 +368,23 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
     limits: ctx.limits,
     nowMs,
   });
-  if (risk.ok === 'need-statement') return step({ s: 'exit.reading', tap: event, untilMs: nowMs + AUTHORIZE_MS }, [{ c: 'nfc.readStatement' }]);
+  if (risk.ok === 'need-statement') return step({ s: 'exit.reading', tap: event, exitTimeMs, untilMs: nowMs + AUTHORIZE_MS }, [{ c: 'nfc.readStatement' }]);
   if (!risk.ok && !ctx.online) return deny(`see staff: ${risk.code}`);
   // Opened on the local decision: the signature consumes the entry record. Waiting for the hub: the
   // record stays until the hub approves (a declined fare must not cost the customer the entry).
   const consume = risk.ok === true && entry ? { consumeRecordId: entry.recordId } : {};
   const authorize: Command = { c: 'nfc.authorize', offer: { purpose: 'fare', amountMinor: fare.fareMinor, currency: fare.currency, lines: [] }, ...consume };
-  const next: GateState = { s: 'exit.authorizing', requestId: event.requestId, license: lic.license, entry, fare, opened: risk.ok === true, untilMs: nowMs + AUTHORIZE_MS };
+  const next: GateState = {
+    s: 'exit.authorizing',
+    requestId: event.requestId,
+    license: lic.license,
+    entry,
+    fare,
+    exitTimeMs,
+    fareTableVersion: ctx.faresVersion,
+    opened: risk.ok === true,
+    untilMs: nowMs + AUTHORIZE_MS,
+  };
   // A fare the local policy cannot cover waits for a verified hub approval.
   return step(next, risk.ok === true ? [{ c: 'gate.open' }, authorize, display(`fare ${price(fare.fareMinor, fare.currency)}`, 'ok')] : [authorize]);
 }
