@@ -157,6 +157,8 @@ export class Hub implements TerminalDirectory {
   readonly currency: string;
   /** The refund of each sale in progress (refund()). */
   readonly #refunding = new Map<string, Promise<Outcome>>();
+  /** The registration of each wallet key in progress (registerWallet()). */
+  readonly #registering = new Map<string, Promise<RegisteredWallet>>();
   readonly clock: () => number;
   readonly logger: Logger;
   readonly #keyring: HubKeyring;
@@ -437,19 +439,36 @@ export class Hub implements TerminalDirectory {
     if (JSON.stringify(identity).length > 4096) throw new InputError('identity', 'at most 4 KiB');
     const keyPair = input.publicKey === undefined ? generateKeyPair() : undefined;
     const wallet = input.publicKey ?? toHex((keyPair as KeyPair).publicKey);
+    // One registration of a key at a time: a second one waits for the first (it may fail) and is
+    // then refused like a later one, not by the registry's UNIQUE constraint after the ledger's await.
+    for (let pending = this.#registering.get(wallet); pending; pending = this.#registering.get(wallet)) await pending.catch(() => undefined);
     if (this.registry.wallet(wallet)) throw new InputError('publicKey', 'wallet is already registered');
+    const registering = this.#register(wallet, keyPair, { ageOver, groups, offlineLimitMinor, validityMs, identity });
+    this.#registering.set(wallet, registering);
+    try {
+      return await registering;
+    } finally {
+      if (this.#registering.get(wallet) === registering) this.#registering.delete(wallet);
+    }
+  }
+
+  async #register(
+    wallet: string,
+    keyPair: KeyPair | undefined,
+    input: { ageOver: number; groups: string[]; offlineLimitMinor: number; validityMs: number; identity: Record<string, unknown> },
+  ): Promise<RegisteredWallet> {
     const now = this.clock();
     const license = issueWalletLicense(this.#issuerKey, {
       wallet,
       notBefore: now - 60_000,
-      notAfter: now + validityMs,
-      ageOver,
-      groups,
-      offlineLimitMinor,
+      notAfter: now + input.validityMs,
+      ageOver: input.ageOver,
+      groups: input.groups,
+      offlineLimitMinor: input.offlineLimitMinor,
       currency: this.currency,
     });
     await this.engine.openWallet(wallet, this.currency);
-    this.registry.insertWallet(license, identity, now);
+    this.registry.insertWallet(license, input.identity, now);
     return keyPair ? { license, keyPair } : { license };
   }
 

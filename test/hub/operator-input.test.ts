@@ -1,7 +1,9 @@
 // Operator input the hub checks against what it holds (real hub, SQLite): enrolling a terminal
 // (everything the ledger would refuse about its merchant and a parent is refused first, naming the
-// field, and a refused enrollment opens no account), and ticket products against the fare table.
+// field, and a refused enrollment opens no account), ticket products against the fare table, and
+// wallet registrations of one key at once.
 import { afterEach, describe, expect, it } from 'vitest';
+import { generateKeyPair, toHex } from '../../protocol/index.ts';
 import { InputError } from '../../hub/service/input-error.ts';
 import { FARES, openHubFixture, PRODUCTS, register, runCliHere, type HubFixture } from './kit.ts';
 
@@ -66,5 +68,23 @@ describe('import-products', () => {
     f.hub.importFares(FARES);
     expect(() => f.hub.importProducts(product(['central', 'nowhere']))).toThrow(expect.objectContaining({ field: 'products.0.stations.1' }));
     expect(f.hub.importProducts(product(['central', 'harbor']))).toBe(2);
+  });
+});
+
+describe('register-wallet', () => {
+  it('two registrations of one key at once: one registers it, the other is refused as a second one in sequence is (InputError on publicKey)', async () => {
+    const f = (fx = await openHubFixture());
+    const publicKey = toHex(generateKeyPair().publicKey);
+    const settled = await Promise.allSettled([f.hub.registerWallet({ publicKey }), f.hub.registerWallet({ publicKey })]);
+    expect(settled.map((s) => s.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const refused = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')?.reason as unknown;
+    const sequential = await f.hub.registerWallet({ publicKey }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(sequential).toBeInstanceOf(InputError);
+    expect(refused).toBeInstanceOf(InputError);
+    expect(refused).toMatchObject({ code: 'INVALID_INPUT', field: 'publicKey', message: (sequential as Error).message });
+    expect(f.hub.registry.wallet(publicKey)).toBeDefined();
   });
 });
