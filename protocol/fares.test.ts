@@ -44,3 +44,15 @@ describe('computeFare', () => {
     );
   });
 });
+
+describe('computeFare: a time band across midnight', () => {
+  const night: FareTable = { ...table, utcOffsetMinutes: 0, timeBands: [{ fromMinute: 22 * 60, toMinute: 2 * 60, percent: 50 }] };
+  const at = (h: number, m: number) => Date.UTC(2026, 0, 5, h, m);
+  const fareAt = (exit: number) => computeFare(night, { station: 'a', time: exit - 600_000 }, 'b', exit).fareMinor;
+
+  it('fromMinute > toMinute spans midnight: from 22:00 up to (not including) 02:00', () => {
+    // base 150 + 1 zone × 80 = 230; at 50 %: 115.
+    for (const [h, m] of [[22, 0], [23, 59], [0, 0], [1, 59]] as const) expect(fareAt(at(h, m)), `${h}:${m}`).toBe(115);
+    for (const [h, m] of [[21, 59], [2, 0], [12, 0]] as const) expect(fareAt(at(h, m)), `${h}:${m}`).toBe(230);
+  });
+});

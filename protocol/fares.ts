@@ -25,10 +25,24 @@ function localMinuteOfDay(timeMs: number, utcOffsetMinutes: number): number {
   return ((minutes % MINUTES_PER_DAY) + MINUTES_PER_DAY) % MINUTES_PER_DAY;
 }
 
-/** Percent of the base fare for the band containing the exit's local time (100 when none). */
+interface TimeBand {
+  fromMinute: number;
+  toMinute: number;
+}
+
+/**
+ * [fromMinute, toMinute) of the local day; from > to spans midnight (22:00–02:00 is 1320 → 120).
+ * from == to is empty (the importer refuses it: whole day or nothing would be a guess).
+ */
+function inTimeBand(minute: number, band: TimeBand): boolean {
+  if (band.fromMinute <= band.toMinute) return minute >= band.fromMinute && minute < band.toMinute;
+  return minute >= band.fromMinute || minute < band.toMinute;
+}
+
+/** Percent of the base fare for the first band containing the exit's local time (100 when none). */
 function bandPercent(table: FareTable, exitTimeMs: number): number {
   const minute = localMinuteOfDay(exitTimeMs, table.utcOffsetMinutes);
-  const band = table.timeBands.find((b) => minute >= b.fromMinute && minute < b.toMinute);
+  const band = table.timeBands.find((b) => inTimeBand(minute, b));
   return band ? band.percent : 100;
 }
 

@@ -384,6 +384,7 @@ export const FareTableSchema = strictObject({
   maxTripMs: z.int().min(60_000).max(48 * 3600_000),
   /** Local time = UTC + offset, for time-of-day bands. */
   utcOffsetMinutes: z.int().min(-14 * 60).max(14 * 60),
+  /** [fromMinute, toMinute) of the local day; fromMinute > toMinute spans midnight (fares.ts). */
   timeBands: z
     .array(strictObject({ fromMinute: z.int().min(0).max(1439), toMinute: z.int().min(1).max(1440), percent: z.int().min(0).max(1000) }))
     .max(24),

@@ -42,3 +42,11 @@ describe('fare tables (seed 004 claim 11)', () => {
     expect(parseFareTableFile({ ...table, maxFareMinor: table.baseFareMinor }).ok).toBe(true);
   });
 });
+
+describe('fare tables: time bands', () => {
+  it('a band across midnight imports; an empty band (fromMinute == toMinute) is refused, naming the band', () => {
+    expect(parseFareTableFile({ ...table, timeBands: [{ fromMinute: 22 * 60, toMinute: 2 * 60, percent: 80 }] }).ok).toBe(true);
+    const empty = { ...table, timeBands: [table.timeBands[0], { fromMinute: 600, toMinute: 600, percent: 80 }] };
+    expect(parseFareTableFile(empty)).toMatchObject({ ok: false, field: 'timeBands.1.toMinute', message: expect.stringContaining('equals fromMinute') });
+  });
+});

@@ -15,8 +15,12 @@ export interface FareTableVersion {
 
 export function parseFareTableFile(raw: unknown): ParseResult<FareTable> {
   const r = parseWith(FareTableSchema, raw);
+  if (!r.ok) return r;
   // The wire accepts it (every fare is then the cap), but in a file it is a typo.
-  if (r.ok && r.value.maxFareMinor < r.value.baseFareMinor) return { ok: false, field: 'maxFareMinor', message: `below baseFareMinor (${r.value.baseFareMinor})` };
+  if (r.value.maxFareMinor < r.value.baseFareMinor) return { ok: false, field: 'maxFareMinor', message: `below baseFareMinor (${r.value.baseFareMinor})` };
+  // The wire accepts it (a band that matches no minute), but it says neither "all day" nor "never".
+  const empty = r.value.timeBands.findIndex((b) => b.fromMinute === b.toMinute);
+  if (empty >= 0) return { ok: false, field: `timeBands.${empty}.toMinute`, message: 'equals fromMinute: an empty band (fromMinute > toMinute spans midnight)' };
   return r;
 }
 
