@@ -167,6 +167,8 @@ export class Hub implements TerminalDirectory {
   readonly #verifier: SignatureVerifier;
   readonly #events: SettlementEvent[] = [];
   #timer: NodeJS.Timeout | undefined;
+  /** When each failing periodic task was last logged (releaseDueHolds). */
+  readonly #taskFailedMs = new Map<string, number>();
   readonly #payouts: PayoutDesk;
   readonly #lock: { release(): void };
   #closed = false;
@@ -632,14 +634,40 @@ export class Hub implements TerminalDirectory {
   /**
    * Moves holds whose window has ended to their merchants, and prunes replay state and incidents
    * past their retention: a bounded slice of each per call (the hold timer runs every second),
-   * never one long delete on the event loop.
+   * never one long delete on the event loop. Holds first, and each prune on its own: a registry
+   * that cannot commit (a full disk; each prune commits what is queued first) must not keep
+   * merchants from their money, nor one failed prune the others. A prune's failure is logged and
+   * tried again next tick; the release's is thrown (the timer logs it).
    */
   async releaseDueHolds(): Promise<{ releasedCount: number }> {
     const now = this.clock();
-    this.registry.pruneChallenges(now - REPLAY_STATE_RETENTION_MS, PRUNED_PER_TICK);
-    this.registry.pruneResults(now - REPLAY_STATE_RETENTION_MS, PRUNED_PER_TICK);
-    this.registry.pruneIncidents(now - INCIDENT_RETENTION_MS, PRUNED_PER_TICK);
-    return this.engine.releaseDueHolds(now);
+    let released: { releasedCount: number } | undefined;
+    let failure: unknown;
+    try {
+      released = await this.engine.releaseDueHolds(now);
+    } catch (err) {
+      failure = err;
+    }
+    const prunes: Array<[string, () => number]> = [
+      ['prune challenges', () => this.registry.pruneChallenges(now - REPLAY_STATE_RETENTION_MS, PRUNED_PER_TICK)],
+      ['prune results', () => this.registry.pruneResults(now - REPLAY_STATE_RETENTION_MS, PRUNED_PER_TICK)],
+      ['prune incidents', () => this.registry.pruneIncidents(now - INCIDENT_RETENTION_MS, PRUNED_PER_TICK)],
+    ];
+    for (const [task, prune] of prunes) {
+      try {
+        prune();
+        this.#taskFailedMs.delete(task);
+      } catch (err) {
+        // Once a minute while it keeps failing, not at every tick.
+        const last = this.#taskFailedMs.get(task);
+        if (last === undefined || now - last >= 60_000) {
+          this.#taskFailedMs.set(task, now);
+          this.logger.error({ err, task }, 'periodic task failed; tried again at the next tick');
+        }
+      }
+    }
+    if (released === undefined) throw failure;
+    return released;
   }
 
   /**
