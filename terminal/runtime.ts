@@ -24,7 +24,7 @@ import { POS_IDLE, pinMatches, posStep, type PosEvent, type PosState } from './m
 import { pinLockedUntil, recordPinAttempt, type PinAttempts } from './policy/pin-attempts.ts';
 import type { CardInfo, Command, PaidExit, Step, TerminalContext } from './machines/types.ts';
 import { VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './machines/vending.ts';
-import type { TerminalStore } from './store/terminal-store.ts';
+import type { OutboxEntry, TerminalStore } from './store/terminal-store.ts';
 import {
   addUnsignedPassage, hasUnsignedPassage, parseUnsignedPassages, unsignedPeriodMinor, unsignedWalletMinor, UNSIGNED_PASSAGES_KEY, type UnsignedPassage,
 } from './policy/unsigned.ts';
@@ -546,8 +546,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.d.store.setKv(`incident.${cmd.requestId}`, JSON.stringify({ ...cmd, timeMs: nowMs }));
         // Exposure that no outbox row carries: counted toward the wallet's and this terminal's
         // limits, and the wallet gets no more local decisions here (policy/unsigned.ts).
-        this.unsignedPassages = addUnsignedPassage(this.unsigned(), { requestId: cmd.requestId, wallet: cmd.wallet, amountMinor: cmd.amountMinor, timeMs: nowMs, uptimeMs: this.d.store.uptimeMs() });
-        this.d.store.setKv(UNSIGNED_PASSAGES_KEY, JSON.stringify(this.unsignedPassages));
+        this.countUnpaid({ requestId: cmd.requestId, wallet: cmd.wallet, amountMinor: cmd.amountMinor, timeMs: nowMs });
         this.log.warn({ requestId: cmd.requestId, kind: cmd.kind, wallet: `${cmd.wallet.slice(0, 12)}…`, amountMinor: cmd.amountMinor, detail: cmd.detail }, 'incident');
         // Reported to the hub for the operator, through the outbox like any request (re-sent until
         // answered, kept across restarts), under the id of the passage that went unpaid: its
@@ -707,7 +706,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       const tell = () => void this.post({ e: 'hub.error', requestId, code: isErrorCode(code) ? code : 'INTERNAL' });
       // The hub's own fault ("internal error; retry with the same request id"), not a refusal.
       if (isRetryLater(code)) return this.retryLater(requestId, entry.local, code, tell);
-      const first = this.d.store.complete(requestId, raw);
+      const first = this.completeRefused(entry, raw, code);
       this.hub.forget(requestId);
       this.log.warn({ requestId, code }, 'hub refused the request');
       this.emit('settled', requestId, 'error');
@@ -728,7 +727,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     if (check.body.status === 'declined' && code !== undefined && isRetryLater(code)) {
       return this.retryLater(requestId, entry.local, code, () => void this.post({ e: 'hub.result', result: reply }));
     }
-    const first = this.d.store.complete(requestId, raw);
+    const first = check.body.status === 'approved' ? this.d.store.complete(requestId, raw) : this.completeRefused(entry, raw, code ?? 'unknown');
     this.hub.forget(requestId);
     if (!first) return void log.debug('duplicate hub reply');
     log.info({ status: check.body.status, code: check.body.code, amountMinor: check.body.amountMinor, local: entry.local }, 'hub result');
@@ -738,6 +737,29 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     if (entry.state === 'abandoned' && check.body.status === 'approved' && check.body.amountMinor > 0) this.lateApproval(requestId, reply);
     else if (entry.state === 'abandoned' && check.body.status !== 'approved') this.lateDecline(requestId, check.body.code ?? 'unknown');
     void this.post({ e: 'hub.result', result: reply });
+  }
+
+  /**
+   * Stores the hub's final refusal of a request. A local decision (offline, or a gate's own) was
+   * acted on already: the goods or the passage went unpaid. Its outbox row no longer counts once
+   * answered, so the amount is kept as an unpaid passage in the same transaction: it still counts
+   * toward the wallet's offline credit, and the wallet gets no more local decisions here.
+   */
+  private completeRefused(entry: OutboxEntry, raw: string, code: string): boolean {
+    return this.d.store.atomically(() => {
+      const first = this.d.store.complete(entry.requestId, raw);
+      if (first && entry.local && entry.wallet !== null && entry.amountMinor > 0) {
+        this.countUnpaid({ requestId: entry.requestId, wallet: entry.wallet, amountMinor: entry.amountMinor, timeMs: this.clock(), inOutbox: true });
+        this.log.error({ requestId: entry.requestId, code, wallet: `${entry.wallet.slice(0, 12)}…`, amountMinor: entry.amountMinor }, 'the hub refused what this terminal accepted locally: unpaid, counted against the wallet');
+      }
+      return first;
+    });
+  }
+
+  /** Exposure no open outbox row carries (policy/unsigned.ts), kept in the store. */
+  private countUnpaid(passage: Omit<UnsignedPassage, 'uptimeMs'>): void {
+    this.unsignedPassages = addUnsignedPassage(this.unsigned(), { ...passage, uptimeMs: this.d.store.uptimeMs() });
+    this.d.store.setKv(UNSIGNED_PASSAGES_KEY, JSON.stringify(this.unsignedPassages));
   }
 
   /** The hub's signed answer to a completion receipt: verified, it ends the receipt's re-sends. */

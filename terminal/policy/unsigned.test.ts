@@ -21,6 +21,14 @@ describe('unsigned passages', () => {
     expect(hasUnsignedPassage(list, 'w3', 2 * DAY)).toBe(false);
   });
 
+  it('a local decision the hub refused counts toward the wallet, not again toward the period (its outbox row does)', () => {
+    const list = addUnsignedPassage([], { ...p('r1', 'w1', 400, DAY), inOutbox: true });
+    expect(unsignedWalletMinor(list, 'w1', DAY)).toBe(400);
+    expect(hasUnsignedPassage(list, 'w1', DAY)).toBe(true);
+    expect(unsignedPeriodMinor(list, DAY, DAY)).toBe(0);
+    expect(parseUnsignedPassages(JSON.stringify(list))).toEqual(list);
+  });
+
   it('survive a round trip through the store; expire after the retention; are bounded', () => {
     const list = addUnsignedPassage([], p('r1', 'w1', 600, 0));
     expect(parseUnsignedPassages(JSON.stringify(list))).toEqual(list);

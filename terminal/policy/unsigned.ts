@@ -1,5 +1,6 @@
 // Unsigned passages (pure): an exit gate opened on its local decision and the wallet never signed
-// the fare (card pulled away, declined, signed with another key). Nothing can be settled, so the
+// the fare (card pulled away, declined, signed with another key), or the hub refused what this
+// terminal accepted locally (a replayed entry record, say). Nothing can be settled, so the
 // fare is this terminal's loss: it counts as local exposure toward the wallet's offline credit and
 // the terminal's period budget, and the wallet gets no further local decision here while one is
 // on file (it pays with the hub's approval first). The runtime keeps the list in its durable store.
@@ -20,6 +21,8 @@ const UnsignedPassage = z.object({
   timeMs: z.number(),
   /** The terminal's running time (TerminalStore.uptimeMs): the period and the retention use it. */
   uptimeMs: z.number(),
+  /** Refused by the hub: its outbox row already counts toward the terminal's period budget. */
+  inOutbox: z.boolean().optional(),
 });
 export type UnsignedPassage = z.infer<typeof UnsignedPassage>;
 
@@ -50,7 +53,7 @@ export function unsignedWalletMinor(list: readonly UnsignedPassage[], wallet: st
 
 /** Unpaid fares let through in the current period of running time. */
 export function unsignedPeriodMinor(list: readonly UnsignedPassage[], uptimeNowMs: number, periodMs: number): number {
-  return list.reduce((s, x) => (x.uptimeMs > uptimeNowMs - periodMs ? s + x.amountMinor : s), 0);
+  return list.reduce((s, x) => (x.uptimeMs > uptimeNowMs - periodMs && !x.inOutbox ? s + x.amountMinor : s), 0);
 }
 
 export function hasUnsignedPassage(list: readonly UnsignedPassage[], wallet: string, uptimeNowMs: number): boolean {

@@ -210,6 +210,29 @@ describe('gate terminals end to end', () => {
     await eventually(async () => (await site.balance(wallet)) === 1000 - FARES.maxFareMinor, 8000, 'fare settled');
   });
 
+  it('a fare the hub refuses after the gate opened on its own decision (a replayed entry record) stays counted against the wallet: its next exit waits for the hub', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000, offlineLimitMinor: 5000 });
+    // Another exit of the same station: the gate that took the record remembers it, this one cannot.
+    const otherExit = await site.terminal({ kind: 'gate', merchantId: 'transit', gate: { station: 'south', mode: 'exit' } });
+    const store = otherExit.started.store;
+    await pass(gateIn, wallet);
+    const entry = admissions(wallet)[0]!.bytes;
+    await pass(gateOut, wallet);
+    await eventually(async () => (await site.balance(wallet)) === 1000 - TRIP_MINOR, 8000, 'first trip settled');
+    wallet.applet.records.store(RecordKind.Admission, entry, true); // a modified wallet keeps a copy
+    const replay = await pass(otherExit, wallet);
+    expect(replay.opened).toBe(true);
+    const request = replay.commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
+    expect(request).toMatchObject({ offline: true, amountMinor: TRIP_MINOR });
+    await eventually(() => store.get(request.requestId)?.state === 'done', 8000, 'refusal stored');
+    expect(JSON.parse(store.getKv('unsigned-passages') ?? '[]')).toContainEqual(expect.objectContaining({ requestId: request.requestId, wallet: wallet.publicKeyHex, amountMinor: TRIP_MINOR, inOutbox: true }));
+    expect(await site.balance(wallet)).toBe(1000 - TRIP_MINOR);
+    const next = await pass(otherExit, wallet);
+    const order = next.commands.map((c) => c.c);
+    expect(next.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: false });
+    expect(order.indexOf('gate.open')).toBeGreaterThan(order.indexOf('hub.request'));
+  });
+
   it('a forged admission record (signed by the customer, even claiming a ticket) is no record: no free exit, the maximum fare is settled', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const forger = generateKeyPair();
