@@ -2,7 +2,7 @@
 // single-use token per attempt, clean: false, a retained presence birth/will with a growing seq,
 // TCP no-delay, requests QoS 1 on the terminal's request topic, replies matched by request id.
 // Requests come from the durable outbox and are re-sent with the SAME bytes (same request id)
-// until a hub-signed result arrives; on reconnect the whole outbox (including offline
+// until a hub-signed result arrives (timed by a monotonic clock); on reconnect the whole outbox (including offline
 // authorizations) and unacknowledged receipts are forwarded. Completion receipts likewise go
 // out again until a hub-signed receipt.ack arrives: a PUBACK is delivery, never an answer.
 // Nothing here decides: replies and announcements are handed to the runtime, which verifies and acts.
@@ -26,7 +26,13 @@ export interface HubClientOptions {
   tls?: HubTlsOptions;
   store: TerminalStore;
   log: Logger;
+  /** Wall clock: only for protocol fields (connect token, presence time and seq). */
   clock: () => number;
+  /**
+   * Monotonic clock in ms for every re-send and probe timer (default `performance.now`): a wall
+   * clock stepped back by NTP (a Pi boots with a stale time) would hold re-sends for as long.
+   */
+  monotonicMs?: () => number;
   /** Re-send an unanswered request after this long (same bytes). */
   retryMs: number;
   reconnectPeriodMs: number;
@@ -65,9 +71,10 @@ export function retryIntervalMs(sends: number, retryMs: number): number {
 export class HubClient {
   private readonly client: MqttClient;
   private seq: number;
-  /** requestId → last time its bytes went out (in memory: after a restart everything is re-sent once). */
+  private readonly monotonicMs: () => number;
+  /** requestId → last time its bytes went out, monotonic ms (in memory: after a restart everything is re-sent once). */
   private readonly lastSentMs = new Map<string, number>();
-  /** Receipts published and not yet acknowledged by the hub, re-sent like requests. */
+  /** Receipts published and not yet acknowledged by the hub, re-sent like requests (monotonic ms). */
   private readonly unacknowledged = new Map<string, { envelope: string; lastSentMs: number; sends: number }>();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
@@ -83,6 +90,7 @@ export class HubClient {
   private hubDown: { sinceMs: number; probedMs: number; probes: number; probeId: string | undefined; alerted: boolean } | undefined;
 
   constructor(private readonly o: HubClientOptions) {
+    this.monotonicMs = o.monotonicMs ?? (() => performance.now());
     this.seq = o.store.nextPresenceSeq(o.clock());
     const id = o.terminalId;
     this.client = new MqttClient(hubStream(o.url, o.tls), {
@@ -227,7 +235,7 @@ export class HubClient {
     if (state === 'online') return this.hubIsUp('hub: the hub is back');
     if (!this.hubUp) return;
     this.hubUp = false;
-    const now = this.o.clock();
+    const now = this.monotonicMs();
     this.hubDown = { sinceMs: now, probedMs: now, probes: 0, probeId: undefined, alerted: false };
     this.o.log.warn({ hubUp: false }, 'hub: the hub is down (its broker is up): deciding offline');
     this.reportOnline();
@@ -280,7 +288,7 @@ export class HubClient {
 
   /** Publish a persisted request now (QoS 1). The outbox row must exist first. */
   send(requestId: string, envelope: string): void {
-    this.lastSentMs.set(requestId, this.o.clock());
+    this.lastSentMs.set(requestId, this.monotonicMs());
     if (!this.canSend) return; // forwarded when the broker and the hub are back
     this.o.store.countAttempt(requestId);
     this.client.publish(topics.request(this.o.terminalId), envelope, { qos: 1 }, (err) => {
@@ -296,7 +304,7 @@ export class HubClient {
   publishReceipt(requestId: string, envelope: string): void {
     const sends = this.unacknowledged.get(requestId)?.sends ?? 0;
     const canSend = this.canSend;
-    this.unacknowledged.set(requestId, { envelope, lastSentMs: this.o.clock(), sends: canSend ? sends + 1 : sends });
+    this.unacknowledged.set(requestId, { envelope, lastSentMs: this.monotonicMs(), sends: canSend ? sends + 1 : sends });
     if (!canSend) return; // forwarded when the broker and the hub are back
     this.client.publish(topics.receipt(this.o.terminalId), envelope, { qos: 1 }, (err) => {
       if (err) this.o.log.warn({ requestId, err: err.message }, 'hub: receipt publish failed; will retry');
@@ -316,7 +324,7 @@ export class HubClient {
   /** Re-send every open request whose last send is older than retryMs — same id, same bytes. */
   private retryDue(): void {
     if (this.closed || !this.client.connected) return;
-    const now = this.o.clock();
+    const now = this.monotonicMs();
     if (!this.hubUp) return this.probe(now);
     let budget = MAX_SENDS_PER_TICK;
     for (const e of this.o.store.open()) {
