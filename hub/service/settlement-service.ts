@@ -25,6 +25,7 @@ import {
   TICKET_NEVER_COLLECTED,
   toHex,
   withinSkew,
+  type ArticleT,
   type Body,
   type Envelope,
   type ErrorCode,
@@ -35,10 +36,10 @@ import type { Command, CommandKind, Outcome } from '../ledger/types.ts';
 import type { Freshness, Registry, ResultRecord, TerminalRecord } from '../registry/registry.ts';
 import type { HubKeys } from '../registry/hub-keyring.ts';
 import { voidTicketOf } from './ticket-void.ts';
-import { checkPrices, holdUntilMs } from '../rules/catalog.ts';
+import { checkPrices, holdUntilMs, type CatalogVersion } from '../rules/catalog.ts';
 import { fareTableAt, quoteFare } from '../rules/fare-tables.ts';
 import { blocklistAfterSettlement } from '../rules/offline-policy.ts';
-import { checkCustomer } from '../rules/restrictions.ts';
+import { checkCustomer, type RestrictionCheck } from '../rules/restrictions.ts';
 import { checkTicket, signTicket } from '../rules/tickets.ts';
 import { inlineResultSigner, type ResultSigner } from '../verify/result-signing.ts';
 import type { SignatureVerifier, VerifyItem } from '../verify/verifier.ts';
@@ -494,6 +495,8 @@ export class SettlementService {
     let cmd: Command;
     let claimed: Freshness;
     let product: ReturnType<Registry['product']>;
+    /** An offline sale to a customer the hub would have refused. */
+    let restricted: Extract<RestrictionCheck, { ok: false }> | undefined;
 
     if (op.type === 'purchase') {
       if (linesDigestOf(op.lines, memo) !== auth.linesDigest) return declined('AMOUNT_MISMATCH');
@@ -506,10 +509,15 @@ export class SettlementService {
         : this.#o.registry.latestCatalog(terminal.merchantId);
       const prices = checkPrices(catalog, op.lines, auth.amountMinor, auth.currency);
       if (!prices.ok) return declined(prices.code);
-      // An offline sale already happened: the hub settles it and judges the wallet afterwards.
-      if (!body.offline) {
-        const customer = checkCustomer({ ageOver: lic.ageOver, groups: lic.groups }, blocklisted, prices.articles);
-        if (!customer.ok) return declined(customer.code);
+      // seed 004 claim 14. An offline sale already happened (the goods are gone): the hub settles
+      // it and judges the customer afterwards, by the restrictions the machine knew and the ones
+      // in force now (the operator may have added one it had not heard of): a customer refused
+      // here is the operator's incident (#restrictedOffline).
+      const judged = body.offline ? withLatestRestrictions(prices.articles, this.#o.registry.latestCatalog(terminal.merchantId)) : prices.articles;
+      const customer = checkCustomer({ ageOver: lic.ageOver, groups: lic.groups }, blocklisted, judged);
+      if (!customer.ok) {
+        if (!body.offline) return declined(customer.code);
+        restricted = customer;
       }
       if (auth.amountMinor <= 0) return declined('AMOUNT_INVALID');
       claimed = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
@@ -588,9 +596,33 @@ export class SettlementService {
     if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistOverspent(wallet, outcome.seq, now)) {
       for (const cb of this.#blocklistListeners) cb();
     }
+    if (restricted) await this.#restrictedOffline(terminal, body, auth, restricted, now);
     const decision = await this.#approved(outcome, wallet, eid);
     if (op.type === 'ticket.sale' && product) decision.ticket = this.#issueTicket(product, wallet, body.requestId, outcome.atMs);
     return decision;
+  }
+
+  /**
+   * An offline sale settled for a customer the hub would have refused online (an age or group
+   * restriction, the blocklist): the goods went to someone they must not go to, and only the
+   * operator can follow it up. Recorded once (by request id), on disk before the answer.
+   */
+  async #restrictedOffline(
+    terminal: TerminalRecord,
+    body: RequestBody,
+    auth: Body<'wallet.authorization'>,
+    check: Extract<RestrictionCheck, { ok: false }>,
+    now: number,
+  ): Promise<void> {
+    const detail = `purchase decided without the hub, customer restricted: ${check.code} (${check.reason})`.slice(0, 200);
+    const incident = { requestId: body.requestId, terminalId: terminal.terminalId, wallet: auth.wallet, kind: 'restricted-offline', amountMinor: auth.amountMinor, currency: auth.currency, detail, timeMs: body.time, recordedMs: now };
+    if (this.#o.registry.putIncident(incident)) {
+      this.#o.logger.warn(
+        { terminalId: terminal.terminalId, requestId: body.requestId, wallet: shortWallet(auth.wallet), kind: incident.kind, code: check.code, reason: check.reason, amountMinor: auth.amountMinor },
+        'incident: an offline sale went to a customer the hub would have refused',
+      );
+    }
+    await this.#o.registry.durable();
   }
 
   /**
@@ -1062,6 +1094,23 @@ function refundsOnFailure(kind: TerminalRecord['kind'], op: string, reason: stri
     (kind === 'pos' && op === 'ticket.sale' && reason === TICKET_NEVER_COLLECTED) ||
     (kind === 'gate' && op === 'fare' && reason === PAID_EXIT_UNUSED)
   );
+}
+
+/**
+ * The articles an offline sale is judged by: as the machine priced them, and as the latest catalog
+ * has them (a restriction added since counts; one lifted since does not clear the old one).
+ */
+function withLatestRestrictions(articles: readonly ArticleT[], latest: CatalogVersion | undefined): ArticleT[] {
+  const now = new Map((latest?.articles ?? []).map((a) => [a.sku, a]));
+  return articles.flatMap((a) => {
+    const current = now.get(a.sku);
+    return current && current !== a ? [a, current] : [a];
+  });
+}
+
+/** A wallet named in a log line: its first 12 hex chars (never a full identifier in the logs). */
+function shortWallet(wallet: string): string {
+  return `${wallet.slice(0, 12)}…`;
 }
 
 /** The ledger row kinds each request settles as (none: the op moves no money, so a row under its id is another request's). */
