@@ -56,3 +56,43 @@ describe('computeFare: a time band across midnight', () => {
     for (const [h, m] of [[21, 59], [2, 0], [12, 0]] as const) expect(fareAt(at(h, m)), `${h}:${m}`).toBe(230);
   });
 });
+
+describe('computeFare: a table in an IANA time zone follows daylight saving time', () => {
+  // Europe/Berlin: CET (UTC+1) until 2026-03-29 01:00 UTC, then CEST (UTC+2) until 2026-10-25 01:00 UTC.
+  const { utcOffsetMinutes: _fixed, ...rest } = table;
+  const berlin: FareTable = { ...rest, timeZone: 'Europe/Berlin' };
+  const fareAt = (t: FareTable, exit: number) => computeFare(t, { station: 'a', time: exit - 600_000 }, 'b', exit).fareMinor;
+  const OFF_PEAK = 230;
+  const RUSH = 276; // 07:00–09:00 local at 120 %
+
+  it('the 07:00–09:00 band is 07:00–09:00 on the wall clock in winter and in summer', () => {
+    const cases: [string, number, number][] = [
+      ['Sat 28 Mar, 06:30 CET', Date.UTC(2026, 2, 28, 5, 30), OFF_PEAK],
+      ['Sat 28 Mar, 07:30 CET', Date.UTC(2026, 2, 28, 6, 30), RUSH],
+      ['Mon 30 Mar, 07:30 CEST', Date.UTC(2026, 2, 30, 5, 30), RUSH],
+      ['Mon 30 Mar, 09:30 CEST', Date.UTC(2026, 2, 30, 7, 30), OFF_PEAK],
+      ['Sat 24 Oct, 07:30 CEST', Date.UTC(2026, 9, 24, 5, 30), RUSH],
+      ['Mon 26 Oct, 07:30 CET', Date.UTC(2026, 9, 26, 6, 30), RUSH],
+      ['Mon 26 Oct, 06:30 CET', Date.UTC(2026, 9, 26, 5, 30), OFF_PEAK],
+    ];
+    for (const [what, exit, fare] of cases) expect(fareAt(berlin, exit), what).toBe(fare);
+    // The fixed UTC+1 of the same table is an hour off all summer.
+    expect(fareAt(table, Date.UTC(2026, 2, 30, 5, 30))).toBe(OFF_PEAK);
+  });
+
+  it('the clock jumps at the change: 01:59:59 CET is followed by 03:00 CEST', () => {
+    const night: FareTable = { ...berlin, timeBands: [{ fromMinute: 60, toMinute: 180, percent: 50 }] };
+    expect(fareAt(night, Date.UTC(2026, 2, 29, 0, 59, 59))).toBe(115);
+    expect(fareAt(night, Date.UTC(2026, 2, 29, 1, 0, 0))).toBe(OFF_PEAK);
+  });
+
+  it('is an integer within the cap at any time, also past the range of Date (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 4 * 3600_000 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (trip, exit) => {
+        const q = computeFare(berlin, { station: 'a', time: exit - trip }, 'c', exit);
+        expect(Number.isSafeInteger(q.fareMinor)).toBe(true);
+        expect(q.fareMinor).toBeLessThanOrEqual(berlin.maxFareMinor);
+      }),
+    );
+  });
+});

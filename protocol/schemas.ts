@@ -373,6 +373,25 @@ export const CatalogBody = strictObject({
 });
 export const Catalog = signedEnvelope('announce.catalog', CatalogBody);
 
+/**
+ * An IANA time zone name ("Europe/Berlin") this runtime's Intl knows (Node ships full ICU): a gate
+ * that does not know the zone refuses the table rather than fail to price every exit with it.
+ */
+export const TimeZoneName = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+){0,2}$/, 'expected an IANA time zone name like Europe/Berlin')
+  .max(64)
+  .refine(isKnownTimeZone, 'unknown time zone (not in this runtime\'s IANA database)');
+
+function isKnownTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const FareTableSchema = strictObject({
   currency: Currency,
   /** station id → zone number */
@@ -382,12 +401,18 @@ export const FareTableSchema = strictObject({
   maxFareMinor: AmountMinor,
   /** An entry older than this is stale: the maximum fare applies. */
   maxTripMs: z.int().min(60_000).max(48 * 3600_000),
-  /** Local time = UTC + offset, for time-of-day bands. */
-  utcOffsetMinutes: z.int().min(-14 * 60).max(14 * 60),
+  /** Local time = UTC + offset, for time-of-day bands: a table without a timeZone. */
+  utcOffsetMinutes: z.int().min(-14 * 60).max(14 * 60).optional(),
+  /** Local time in this IANA zone (daylight saving included): a table without a utcOffsetMinutes. */
+  timeZone: TimeZoneName.optional(),
   /** [fromMinute, toMinute) of the local day; fromMinute > toMinute spans midnight (fares.ts). */
   timeBands: z
     .array(strictObject({ fromMinute: z.int().min(0).max(1439), toMinute: z.int().min(1).max(1440), percent: z.int().min(0).max(1000) }))
     .max(24),
+}).superRefine((t, ctx) => {
+  // Exactly one clock for the bands: with both, which one a reader honours would be a guess.
+  if (t.timeZone !== undefined && t.utcOffsetMinutes !== undefined) ctx.addIssue({ code: 'custom', path: ['utcOffsetMinutes'], message: 'give timeZone or utcOffsetMinutes, not both' });
+  if (t.timeZone === undefined && t.utcOffsetMinutes === undefined) ctx.addIssue({ code: 'custom', path: ['utcOffsetMinutes'], message: 'required without timeZone' });
 });
 export const FaresBody = strictObject({
   version: Counter,

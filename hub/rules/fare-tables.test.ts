@@ -50,3 +50,15 @@ describe('fare tables: time bands', () => {
     expect(parseFareTableFile(empty)).toMatchObject({ ok: false, field: 'timeBands.1.toMinute', message: expect.stringContaining('equals fromMinute') });
   });
 });
+
+describe('fare tables: the clock of the time bands', () => {
+  const { utcOffsetMinutes: _fixed, ...zoneless } = table;
+
+  it('an IANA time zone instead of a fixed offset imports; both, neither, or a zone unknown to Intl is refused, naming the field', () => {
+    expect(parseFareTableFile({ ...zoneless, timeZone: 'Europe/Berlin' })).toMatchObject({ ok: true, value: { timeZone: 'Europe/Berlin' } });
+    expect(parseFareTableFile({ ...table, timeZone: 'Europe/Berlin' })).toMatchObject({ ok: false, field: 'utcOffsetMinutes', message: expect.stringContaining('not both') });
+    expect(parseFareTableFile(zoneless)).toMatchObject({ ok: false, field: 'utcOffsetMinutes' });
+    expect(parseFareTableFile({ ...zoneless, timeZone: 'Europe/Atlantis' })).toMatchObject({ ok: false, field: 'timeZone', message: expect.stringContaining('unknown time zone') });
+    expect(parseFareTableFile({ ...zoneless, timeZone: '+01:00' })).toMatchObject({ ok: false, field: 'timeZone' });
+  });
+});

@@ -156,7 +156,31 @@ export function buildSampleMessages(): Envelope<MessageType>[] {
     },
     terminal.secretKey,
   );
-  return [cert, license, offer, authorization, request, fareRequest, result, declined, statement, receipt, receiptAck, admission, ticket, cancellation, transfer, query, error, blocklist, catalog, fares, keys, products];
+  // Time bands on an IANA zone's wall clock (daylight saving included), one across midnight.
+  const zonedFares = signMessage(
+    'announce.fares',
+    {
+      version: 2,
+      table: {
+        currency: 'EUR',
+        stations: { central: 1, harbour: 2, airport: 4 },
+        baseFareMinor: 150,
+        perZoneMinor: 80,
+        maxFareMinor: 600,
+        maxTripMs: 3 * 3600_000,
+        timeZone: 'Europe/Berlin',
+        timeBands: [
+          { fromMinute: 420, toMinute: 540, percent: 120 },
+          { fromMinute: 1320, toMinute: 120, percent: 80 },
+        ],
+      },
+      time: T0 + 9000,
+      hubKey,
+    },
+    hub.secretKey,
+  );
+  // Appended only: the vectors before it stay byte for byte what other implementations check.
+  return [cert, license, offer, authorization, request, fareRequest, result, declined, statement, receipt, receiptAck, admission, ticket, cancellation, transfer, query, error, blocklist, catalog, fares, keys, products, zonedFares];
 }
 
 export interface MessageVector {
