@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Report } from './harness.ts';
 
-const GROUPS = ['protocol', 'engine', 'restore', 'mqtt', 'nfc', 'gate'] as const;
+const GROUPS = ['protocol', 'engine', 'restore', 'mqtt', 'nfc', 'gate', 'outbox'] as const;
 
 const report: Report = (name, value, unit) => console.log(`${name}: ${value} ${unit}`);
 

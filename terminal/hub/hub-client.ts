@@ -2,7 +2,8 @@
 // single-use token per attempt, clean: false, a retained presence birth/will with a growing seq,
 // TCP no-delay, requests QoS 1 on the terminal's request topic, replies matched by request id.
 // Requests come from the durable outbox and are re-sent with the SAME bytes (same request id)
-// until a hub-signed result arrives (timed by a monotonic clock); on reconnect the whole outbox (including offline
+// until a hub-signed result arrives, on a schedule kept in memory (a retry tick reads only the
+// envelopes due; a monotonic clock times it); on reconnect the whole outbox (including offline
 // authorizations) and unacknowledged receipts are forwarded. Completion receipts likewise go
 // out again until a hub-signed receipt.ack arrives: a PUBACK is delivery, never an answer.
 // Nothing here decides: replies and announcements are handed to the runtime, which verifies and acts.
@@ -68,12 +69,28 @@ export function retryIntervalMs(sends: number, retryMs: number): number {
   return Math.min(retryMs * 2 ** doublings, Math.max(retryMs, MAX_RETRY_INTERVAL_MS));
 }
 
+/** One open request's re-sends: when its bytes last went out (monotonic ms; unset: due now) and how often (counted sends). */
+interface RequestSends {
+  lastSentMs: number | undefined;
+  sends: number;
+}
+
 export class HubClient {
   private readonly client: MqttClient;
   private seq: number;
   private readonly monotonicMs: () => number;
-  /** requestId → last time its bytes went out, monotonic ms (in memory: after a restart everything is re-sent once). */
-  private readonly lastSentMs = new Map<string, number>();
+  /**
+   * The open requests' re-send schedule, oldest first, in memory (after a restart everything is
+   * re-sent once): loaded from the outbox at every forward, added to by `send`, dropped by
+   * `forget`. A retry tick reads from the store only the envelopes that are due.
+   */
+  private readonly requests = new Map<string, RequestSends>();
+  /**
+   * Sends not yet added to the outbox's attempt counts, written in one transaction per tick: the
+   * count only paces re-sends after a restart and raises the alert, so a crash losing one tick's
+   * worth costs nothing, while an fsync per send blocked the event loop for ~0.75 s a tick.
+   */
+  private readonly uncountedSends = new Map<string, number>();
   /** Receipts published and not yet acknowledged by the hub, re-sent like requests (monotonic ms). */
   private readonly unacknowledged = new Map<string, { envelope: string; lastSentMs: number; sends: number }>();
   private readonly timer: NodeJS.Timeout;
@@ -182,8 +199,22 @@ export class HubClient {
       // Receipts of requests the hub has not settled yet follow their result (runtime.onReply).
       if (this.o.store.receiptDeliverable(r.requestId)) this.publishReceipt(r.requestId, r.envelope);
     }
-    this.lastSentMs.clear();
+    this.loadRequests();
     this.retryDue();
+  }
+
+  /** The schedule afresh from the outbox: every open request due now, with its stored send count. */
+  private loadRequests(): void {
+    this.writeSendCounts();
+    this.requests.clear();
+    for (const r of this.o.store.openSends()) this.requests.set(r.requestId, { lastSentMs: undefined, sends: r.attempts });
+  }
+
+  /** The sends counted since the last write, added to the outbox's attempt counts (one transaction). */
+  private writeSendCounts(): void {
+    if (this.uncountedSends.size === 0) return;
+    this.o.store.countAttempts(this.uncountedSends);
+    this.uncountedSends.clear();
   }
 
   private onMessage(topic: string, payload: Buffer): void {
@@ -288,9 +319,12 @@ export class HubClient {
 
   /** Publish a persisted request now (QoS 1). The outbox row must exist first. */
   send(requestId: string, envelope: string): void {
-    this.lastSentMs.set(requestId, this.monotonicMs());
+    const request = this.requests.get(requestId) ?? { lastSentMs: undefined, sends: 0 };
+    this.requests.set(requestId, request);
+    request.lastSentMs = this.monotonicMs();
     if (!this.canSend) return; // forwarded when the broker and the hub are back
-    this.o.store.countAttempt(requestId);
+    request.sends += 1;
+    this.uncountedSends.set(requestId, (this.uncountedSends.get(requestId) ?? 0) + 1);
     this.client.publish(topics.request(this.o.terminalId), envelope, { qos: 1 }, (err) => {
       if (err) this.o.log.warn({ requestId, err: err.message }, 'hub: publish failed; will retry');
     });
@@ -317,31 +351,64 @@ export class HubClient {
     this.o.store.markReceiptAcknowledged(requestId);
   }
 
+  /** The request has its result: no more re-sends. */
   forget(requestId: string): void {
-    this.lastSentMs.delete(requestId);
+    this.requests.delete(requestId);
   }
 
-  /** Re-send every open request whose last send is older than retryMs — same id, same bytes. */
+  /**
+   * Re-send every open request whose last send is older than its retry interval — same id, same
+   * bytes — and every unacknowledged receipt likewise, at most MAX_SENDS_PER_TICK in all: a long
+   * offline backlog goes out in slices, oldest first, not all in one burst.
+   */
   private retryDue(): void {
     if (this.closed || !this.client.connected) return;
     const now = this.monotonicMs();
     if (!this.hubUp) return this.probe(now);
-    let budget = MAX_SENDS_PER_TICK;
-    for (const e of this.o.store.open()) {
-      const last = this.lastSentMs.get(e.requestId);
-      if (last !== undefined && now - last < retryIntervalMs(e.attempts, this.o.retryMs)) continue;
-      if (e.attempts + 1 === ALERT_AFTER_SENDS) {
-        this.o.log.error({ requestId: e.requestId, sends: e.attempts + 1 }, 'hub: request still without an answer; re-sent ever more slowly (is the hub failing it?)');
+    const sent = this.resendDueRequests(now, MAX_SENDS_PER_TICK);
+    this.resendDueReceipts(now, MAX_SENDS_PER_TICK - sent);
+    this.writeSendCounts();
+  }
+
+  /** At most `max` due requests re-sent, reading only their envelopes; how many went. */
+  private resendDueRequests(now: number, max: number): number {
+    const due = this.dueRequestIds(now, max);
+    if (due.length === 0) return 0;
+    const envelopes = this.o.store.openEnvelopes(due);
+    let sent = 0;
+    for (const requestId of due) {
+      const envelope = envelopes.get(requestId);
+      // Answered (or given up) without `forget`: nothing left to send.
+      if (envelope === undefined) {
+        this.requests.delete(requestId);
+        continue;
       }
-      this.send(e.requestId, e.envelope);
-      // A long offline backlog goes out in slices, oldest first, not all in one burst.
-      if (--budget === 0) return;
+      const sends = this.requests.get(requestId)?.sends ?? 0;
+      if (sends + 1 === ALERT_AFTER_SENDS) this.o.log.error({ requestId, sends: sends + 1 }, 'hub: request still without an answer; re-sent ever more slowly (is the hub failing it?)');
+      this.send(requestId, envelope);
+      sent += 1;
     }
+    return sent;
+  }
+
+  /** The ids of at most `max` open requests due for a send at `now`, oldest first (memory only). */
+  private dueRequestIds(now: number, max: number): string[] {
+    const due: string[] = [];
+    for (const [requestId, r] of this.requests) {
+      if (due.length === max) break;
+      if (r.lastSentMs === undefined || now - r.lastSentMs >= retryIntervalMs(r.sends, this.o.retryMs)) due.push(requestId);
+    }
+    return due;
+  }
+
+  private resendDueReceipts(now: number, max: number): void {
+    let budget = max;
     for (const [requestId, r] of this.unacknowledged) {
+      if (budget === 0) return;
       if (now - r.lastSentMs < retryIntervalMs(r.sends, this.o.retryMs)) continue;
       if (r.sends + 1 === ALERT_AFTER_SENDS) this.o.log.error({ requestId, sends: r.sends + 1 }, 'hub: receipt still not acknowledged; re-sent ever more slowly');
       this.publishReceipt(requestId, r.envelope);
-      if (--budget === 0) return;
+      budget -= 1;
     }
   }
 
@@ -349,6 +416,7 @@ export class HubClient {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.writeSendCounts();
     if (this.client.connected) {
       await this.client.publishAsync(topics.presence(this.o.terminalId), this.presence('offline'), { qos: 1, retain: true }).catch(() => undefined);
     }

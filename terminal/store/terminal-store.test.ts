@@ -51,6 +51,36 @@ describe('TerminalStore', () => {
     s.close();
   });
 
+  it("gives the re-send schedule the open requests' ids and send counts without envelopes, and only the due envelopes asked for", () => {
+    const path = join(tempDir(), 't.db');
+    let s = TerminalStore.open(path);
+    s.enqueue(entry(2, { createdMs: 900 })); // queued later, dated earlier: oldest by its date
+    s.enqueue(entry(1));
+    s.enqueue(entry(3));
+    s.complete(id(3), '{"r":3}');
+    s.abandon(id(1)); // given up by the customer, still forwarded
+    expect(s.openSends()).toEqual([
+      { requestId: id(2), attempts: 0 },
+      { requestId: id(1), attempts: 0 },
+    ]);
+    // Answered (3) or unknown (9) ids have nothing to send.
+    expect(s.openEnvelopes([id(1), id(3), id(9)])).toEqual(new Map([[id(1), entry(1).envelope]]));
+    expect(s.openEnvelopes([])).toEqual(new Map());
+    // A tick's sends, in one transaction; durable across a restart.
+    s.countAttempts(new Map([[id(1), 2], [id(2), 1]]));
+    s.countAttempts(new Map([[id(1), 1]]));
+    s.close();
+    s = TerminalStore.open(path);
+    expect(s.openSends()).toEqual([
+      { requestId: id(2), attempts: 1 },
+      { requestId: id(1), attempts: 3 },
+    ]);
+    expect(s.get(id(1))?.attempts).toBe(3);
+    s.close();
+    // A store closed first (a shutdown's last counts): nothing is written, nothing thrown.
+    expect(() => s.countAttempts(new Map([[id(1), 1]]))).not.toThrow();
+  });
+
   it('at a restart gives up the online requests still waiting, never a local decision', () => {
     const s = TerminalStore.open(join(tempDir(), 't.db'));
     s.enqueue(entry(1)); // local: decided here, keeps being forwarded

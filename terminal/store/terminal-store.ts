@@ -137,7 +137,9 @@ export class TerminalStore {
       open: p("SELECT * FROM outbox WHERE state <> 'done' ORDER BY created_ms, rowid"),
       oldestOpen: p("SELECT * FROM outbox WHERE state <> 'done' ORDER BY created_ms, rowid LIMIT 1"),
       openCount: p("SELECT count(*) AS n FROM outbox WHERE state <> 'done'"),
-      attempt: p('UPDATE outbox SET attempts = attempts + 1 WHERE request_id = ?'),
+      openSends: p("SELECT request_id, attempts FROM outbox WHERE state <> 'done' ORDER BY created_ms, rowid"),
+      openEnvelopes: p("SELECT request_id, envelope FROM outbox WHERE request_id IN (SELECT value FROM json_each(?)) AND state <> 'done'"),
+      attempts: p('UPDATE outbox SET attempts = attempts + ? WHERE request_id = ?'),
       abandon: p("UPDATE outbox SET state = 'abandoned' WHERE request_id = ? AND state = 'pending'"),
       abandonOnline: p("UPDATE outbox SET state = 'abandoned' WHERE state = 'pending' AND local = 0"),
       done: p("UPDATE outbox SET state = 'done', result = ? WHERE request_id = ? AND state <> 'done'"),
@@ -257,8 +259,31 @@ export class TerminalStore {
     return (this.st.openCount.get() as { n: number }).n;
   }
 
-  countAttempt(requestId: string): void {
-    this.st.attempt.run(requestId);
+  /**
+   * The open requests' ids and send counts, oldest first, without their envelopes: what the hub
+   * client's re-send schedule is loaded from (reading every envelope each retry tick froze the
+   * terminal for half a second with a full outbox).
+   */
+  openSends(): { requestId: string; attempts: number }[] {
+    return (this.st.openSends.all() as { request_id: string; attempts: number }[]).map((r) => ({ requestId: r.request_id, attempts: r.attempts }));
+  }
+
+  /** The envelopes of those of `requestIds` still open (requestId → envelope), read in one query. */
+  openEnvelopes(requestIds: readonly string[]): Map<string, string> {
+    const rows = this.st.openEnvelopes.all(JSON.stringify(requestIds)) as { request_id: string; envelope: string }[];
+    return new Map(rows.map((r) => [r.request_id, r.envelope]));
+  }
+
+  /**
+   * Adds sends to requests' attempt counts (requestId → sends), in one transaction: one fsync for
+   * a whole retry tick, not one per send. A store closed already (the terminal shutting down)
+   * keeps its counts: they only pace re-sends and raise the "no answer" alert.
+   */
+  countAttempts(sends: ReadonlyMap<string, number>): void {
+    if (sends.size === 0 || !this.db.open) return;
+    this.db.transaction(() => {
+      for (const [requestId, n] of sends) this.st.attempts.run(n, requestId);
+    })();
   }
 
   abandon(requestId: string): void {
