@@ -194,7 +194,7 @@ export class BatchBuilder {
       const entryId = this.post('payout', logged.seq, logged.currency, [[payer.num, -amount], [payee.num, amount]]);
       return approve(entryId, this.balance(payer.num), 'done');
     }
-    const held = logged.kind === 'purchase' && logged.holdUntilMs !== null;
+    const held = (logged.kind === 'purchase' || logged.kind === 'offline_purchase') && logged.holdUntilMs !== null;
     // seed 004 claim 24: withdraw from the payer first, into in-transit (or holds).
     const entryId = this.post(held ? 'hold' : 'withdraw', logged.seq, logged.currency, [
       [payer.num, -amount],

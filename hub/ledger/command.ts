@@ -47,7 +47,7 @@ export function assertCommand(cmd: Command): void {
         assertAmount('feeMinor', cmd.feeMinor, true);
         assert(cmd.feeMinor <= cmd.amountMinor, 'feeMinor (≤ amountMinor)', cmd.feeMinor);
       }
-      if (cmd.kind === 'purchase' && cmd.holdUntilMs !== undefined) assertAmount('holdUntilMs', cmd.holdUntilMs);
+      if (cmd.kind !== 'fare' && cmd.holdUntilMs !== undefined) assertAmount('holdUntilMs', cmd.holdUntilMs);
       return;
     case 'refund':
       assert(isRequestId(cmd.originalRequestId), 'originalRequestId', cmd.originalRequestId);
@@ -85,8 +85,10 @@ export function canonicalCommand(cmd: Command): string {
     case 'purchase':
       return JSON.stringify([1, cmd.kind, cmd.requestId, cmd.walletId, cmd.merchantId, cmd.amountMinor, cmd.currency, cmd.feeMinor ?? 0, cmd.holdUntilMs ?? null, memo]);
     case 'fare':
-    case 'offline_purchase':
       return JSON.stringify([1, cmd.kind, cmd.requestId, cmd.walletId, cmd.merchantId, cmd.amountMinor, cmd.currency, cmd.feeMinor ?? 0, memo]);
+    case 'offline_purchase':
+      // A hold is appended only when there is one: an unheld command hashes as it always has.
+      return JSON.stringify([1, cmd.kind, cmd.requestId, cmd.walletId, cmd.merchantId, cmd.amountMinor, cmd.currency, cmd.feeMinor ?? 0, memo, ...(cmd.holdUntilMs !== undefined ? [cmd.holdUntilMs] : [])]);
     case 'refund':
       return JSON.stringify([1, cmd.kind, cmd.requestId, cmd.originalRequestId, memo]);
     case 'topup':

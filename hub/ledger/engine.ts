@@ -86,7 +86,7 @@ export function outcomeFromRow(row: LogRow): Outcome {
     currency: row.currency,
     balanceAfterMinor: row.balanceAfterMinor,
     atMs: row.atMs,
-    ...(row.kind === 'purchase' && row.holdUntilMs !== null ? { holdUntilMs: row.holdUntilMs } : {}),
+    ...((row.kind === 'purchase' || row.kind === 'offline_purchase') && row.holdUntilMs !== null ? { holdUntilMs: row.holdUntilMs } : {}),
     ...(row.overspent ? { overspent: true as const } : {}),
   };
 }
@@ -716,8 +716,9 @@ export class Engine {
         if (cmd.feeMinor === undefined && cmd.holdUntilMs === undefined) return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency);
         return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency, { feeMinor: cmd.feeMinor ?? 0, holdUntilMs: cmd.holdUntilMs ?? null });
       case 'fare':
-      case 'offline_purchase':
         return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency, { feeMinor: cmd.feeMinor ?? 0 });
+      case 'offline_purchase':
+        return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency, { feeMinor: cmd.feeMinor ?? 0, holdUntilMs: cmd.holdUntilMs ?? null });
       case 'transfer':
         return row(num(cmd.fromWalletId), num(cmd.toWalletId), cmd.amountMinor, cmd.currency);
       case 'topup':

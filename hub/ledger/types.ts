@@ -32,7 +32,11 @@ export interface FareCommand extends CommandBase {
   readonly feeMinor?: number;
 }
 
-/** Uploaded offline authorization (seed 002): may overdraw; then the wallet is flagged. */
+/**
+ * Uploaded offline authorization (seed 002): may overdraw; then the wallet is flagged. With
+ * holdUntilMs the money waits in holds as a purchase's does (an offline sale whose cancellation
+ * window is still open when it is uploaded).
+ */
 export interface OfflinePurchaseCommand extends CommandBase {
   readonly kind: 'offline_purchase';
   readonly walletId: string;
@@ -40,6 +44,7 @@ export interface OfflinePurchaseCommand extends CommandBase {
   readonly amountMinor: number;
   readonly currency: string;
   readonly feeMinor?: number;
+  readonly holdUntilMs?: number;
 }
 
 /** Full reversal of a purchase/fare/offline_purchase by its request id, at most once. */

@@ -524,9 +524,20 @@ export class SettlementService {
       if (claimed === 'replay') return declined('REPLAY');
       // seed 004 claim 13: from signed times, so a retry computes the same command; the earlier of
       // the wallet's and the terminal's, so neither can stretch the window by dating ahead (within skew).
-      const holdUntil = body.offline ? undefined : holdUntilMs(prices.articles, Math.min(auth.time, body.time));
+      // An offline sale's window runs from its authorization too, as its buyer was told: held if it
+      // is still open when the hub hears of it, else settled straight through.
+      const windowEnd = holdUntilMs(prices.articles, Math.min(auth.time, body.time));
+      const holdUntil = body.offline && windowEnd !== undefined && windowEnd <= now ? undefined : windowEnd;
       cmd = body.offline
-        ? { kind: 'offline_purchase', requestId: eid, walletId: wallet, merchantId: terminal.merchantId, amountMinor: auth.amountMinor, currency: auth.currency }
+        ? {
+            kind: 'offline_purchase',
+            requestId: eid,
+            walletId: wallet,
+            merchantId: terminal.merchantId,
+            amountMinor: auth.amountMinor,
+            currency: auth.currency,
+            ...(holdUntil !== undefined ? { holdUntilMs: holdUntil } : {}),
+          }
         : {
             kind: 'purchase',
             requestId: eid,
