@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { computeFare } from './fares.ts';
+import { DEFAULT_MAX_SKEW_MS } from './replay.ts';
 import type { FareTable } from './schemas.ts';
 
 const table: FareTable = {
@@ -30,7 +31,7 @@ describe('computeFare', () => {
   it('charges the maximum fare for a missing, stale, future or unknown entry', () => {
     expect(computeFare(table, null, 'b', noon)).toMatchObject({ fareMinor: 400, reason: 'missing_entry' });
     expect(computeFare(table, { station: 'a', time: noon - 4 * 3600_000 }, 'b', noon)).toMatchObject({ fareMinor: 400, reason: 'stale_entry' });
-    expect(computeFare(table, { station: 'a', time: noon + 1 }, 'b', noon)).toMatchObject({ reason: 'stale_entry' });
+    expect(computeFare(table, { station: 'a', time: noon + DEFAULT_MAX_SKEW_MS + 1 }, 'b', noon)).toMatchObject({ reason: 'stale_entry' });
     expect(computeFare(table, { station: 'zz', time: noon - 1 }, 'b', noon)).toMatchObject({ fareMinor: 400, reason: 'unknown_station' });
   });
   it('never exceeds the maximum and is always an integer (property)', () => {
@@ -94,5 +95,16 @@ describe('computeFare: a table in an IANA time zone follows daylight saving time
         expect(q.fareMinor).toBeLessThanOrEqual(berlin.maxFareMinor);
       }),
     );
+  });
+});
+
+describe("computeFare: the entry gate's clock ahead of the exit's", () => {
+  it("an entry up to the protocol's clock skew in the future is a trip that started at the exit, not the maximum fare", () => {
+    for (const aheadMs of [1, 3_000, DEFAULT_MAX_SKEW_MS]) {
+      expect(computeFare(table, { station: 'a', time: noon + aheadMs }, 'b', noon), `${aheadMs} ms ahead`).toEqual({ fareMinor: 230, currency: 'EUR', reason: 'normal' });
+    }
+    // The band is still the exit's.
+    expect(computeFare(table, { station: 'a', time: rush + 3_000 }, 'b', rush).fareMinor).toBe(276);
+    expect(computeFare(table, { station: 'a', time: noon + DEFAULT_MAX_SKEW_MS + 1 }, 'b', noon)).toMatchObject({ fareMinor: 400, reason: 'stale_entry' });
   });
 });

@@ -3,6 +3,7 @@
  * absence) and the exit. Shared by the gate (local decision) and the hub (settlement), so both
  * compute the same amount from the same table version.
  */
+import { DEFAULT_MAX_SKEW_MS } from './replay.ts';
 import type { FareTable } from './schemas.ts';
 
 export type FareReason = 'normal' | 'missing_entry' | 'stale_entry' | 'unknown_station';
@@ -19,6 +20,13 @@ export interface FareEntry {
 }
 
 const MINUTES_PER_DAY = 1440;
+
+/**
+ * An entry this far in the future of the exit gate's clock is the two gates' clocks disagreeing
+ * (a Pi has no real-time clock), not a trip: the protocol's clock skew, the same constant on gate
+ * and hub (not a hub's configured maxSkewMs, which a gate cannot know).
+ */
+const ENTRY_CLOCK_SKEW_MS = DEFAULT_MAX_SKEW_MS;
 
 /** Date's range (ECMA-262 TimeClip, ±8.64e15 ms): Intl cannot place a time beyond it. */
 const MAX_DATE_MS = 8.64e15;
@@ -88,8 +96,10 @@ export function computeFare(table: FareTable, entry: FareEntry | null, exitStati
   const from = table.stations[entry.station];
   const to = table.stations[exitStation];
   if (from === undefined || to === undefined) return { ...max, reason: 'unknown_station' };
-  // An entry in the future (clock skew beyond reason) or too old is treated as stale.
-  if (exitTimeMs < entry.time || exitTimeMs - entry.time > table.maxTripMs) return { ...max, reason: 'stale_entry' };
+  // An entry further in the future than clocks disagree, or too old, is treated as stale; one
+  // within the skew started no later than the exit.
+  const tripMs = exitTimeMs - entry.time;
+  if (tripMs < -ENTRY_CLOCK_SKEW_MS || tripMs > table.maxTripMs) return { ...max, reason: 'stale_entry' };
   const zones = Math.abs(to - from);
   const base = table.baseFareMinor + zones * table.perZoneMinor;
   // Integer math only: round half up on the percent.
