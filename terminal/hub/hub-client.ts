@@ -48,6 +48,8 @@ export interface HubClientOptions {
 export const MAX_REFUSED_RECONNECT_MS = 60_000;
 /** Bound on re-sends per retry tick (TIGER_STYLE: a limit on everything). */
 const MAX_SENDS_PER_TICK = 256;
+/** The longest wait before setting a connection up again (subscribe, presence) after a failure. */
+export const MAX_SETUP_RETRY_MS = 60_000;
 /** Sends of one request at retryMs before the interval starts doubling. */
 const RETRIES_BEFORE_BACKOFF = 3;
 /** The longest wait between two sends of one request. */
@@ -67,6 +69,12 @@ export const HUB_DOWN_ALERT_MS = 15 * 60_000;
 export function retryIntervalMs(sends: number, retryMs: number): number {
   const doublings = Math.min(30, Math.max(0, sends - RETRIES_BEFORE_BACKOFF));
   return Math.min(retryMs * 2 ** doublings, Math.max(retryMs, MAX_RETRY_INTERVAL_MS));
+}
+
+/** How long to wait before setting a connection up again after `failures` failed setups: doubling from periodMs. */
+export function setupRetryMs(failures: number, periodMs: number): number {
+  const doublings = Math.min(30, Math.max(0, failures - 1));
+  return Math.min(periodMs * 2 ** doublings, Math.max(periodMs, MAX_SETUP_RETRY_MS));
 }
 
 /** One open request's re-sends: when its bytes last went out (monotonic ms; unset: due now) and how often (counted sends). */
@@ -97,6 +105,10 @@ export class HubClient {
   private closed = false;
   /** Subscribed after the last CONNACK (cleared when the connection closes). */
   private linked = false;
+  /** Counts CONNACKs: a setup (or its retry) of an earlier connection does not link this one. */
+  private connection = 0;
+  /** The next try at setting up the current connection, after a failed one. */
+  private setupRetry: NodeJS.Timeout | undefined;
   /**
    * The hub's own retained presence (its will says offline): with an external broker the broker
    * can be up while the hub is down, and then the terminal must decide as offline, not wait.
@@ -134,10 +146,12 @@ export class HubClient {
     });
     this.client.on('connect', () => {
       this.client.options.reconnectPeriod = o.reconnectPeriodMs;
-      void this.onConnect();
+      this.cancelSetupRetry();
+      void this.setUpLink(++this.connection, 0);
     });
     this.client.on('close', () => {
       this.linked = false;
+      this.cancelSetupRetry();
       this.reportOnline();
     });
     this.client.on('error', (err) => {
@@ -177,20 +191,41 @@ export class HubClient {
     return { topic: topics.presence(this.o.terminalId), payload: this.presence('offline'), qos: 1 as const, retain: true };
   }
 
-  private async onConnect(): Promise<void> {
+  /**
+   * After a CONNACK: subscribe, follow the hub's presence, publish the birth; then the link is up
+   * and the outbox goes out. A failed setup (a refused SUBACK, an ACL not loaded yet, a publish
+   * error) would leave the connection up and the terminal deciding offline until it dropped, so
+   * it is tried again on the same connection, ever more slowly, and logged each time; a new
+   * connection starts over.
+   */
+  private async setUpLink(connection: number, failures: number): Promise<void> {
     const id = this.o.terminalId;
     try {
       await this.client.subscribeAsync([topics.reply(id), topics.allAnnouncements], { qos: 1 });
       await this.followHubPresence();
       await this.client.publishAsync(topics.presence(id), this.presence('online'), { qos: 1, retain: true });
     } catch (err) {
-      this.o.log.warn({ err: (err as Error).message }, 'hub: setup after CONNACK failed');
+      if (!this.isCurrent(connection)) return; // the next CONNACK sets its own connection up
+      const retryInMs = setupRetryMs(failures + 1, this.o.reconnectPeriodMs);
+      this.o.log.error({ code: 'HUB_SETUP_FAILED', err: (err as Error).message, failures: failures + 1, retryInMs }, 'hub: subscribing after CONNACK failed; deciding offline, retrying');
+      this.setupRetry = setTimeout(() => void this.setUpLink(connection, failures + 1), retryInMs);
       return;
     }
+    if (!this.isCurrent(connection)) return;
     this.linked = true;
-    this.o.log.info({ seq: this.seq, open: this.o.store.openCount(), hubUp: this.hubUp }, 'hub: connected; forwarding outbox');
+    this.o.log.info({ seq: this.seq, open: this.o.store.openCount(), hubUp: this.hubUp, failedSetups: failures }, 'hub: connected; forwarding outbox');
     this.reportOnline();
     this.forward();
+  }
+
+  /** The connection `connection` is still the client's, and up. */
+  private isCurrent(connection: number): boolean {
+    return !this.closed && this.client.connected && connection === this.connection;
+  }
+
+  private cancelSetupRetry(): void {
+    clearTimeout(this.setupRetry);
+    this.setupRetry = undefined;
   }
 
   /** Forward every unacknowledged receipt and open request (offline authorizations included). */
@@ -416,6 +451,7 @@ export class HubClient {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.cancelSetupRetry();
     this.writeSendCounts();
     if (this.client.connected) {
       await this.client.publishAsync(topics.presence(this.o.terminalId), this.presence('offline'), { qos: 1, retain: true }).catch(() => undefined);
