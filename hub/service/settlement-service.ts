@@ -697,9 +697,9 @@ export class SettlementService {
   async #cancel(body: RequestBody, op: Extract<Op, { type: 'cancel' }>, now: number, declined: (c: ErrorCode) => Decision): Promise<Decision> {
     const c = op.cancellation.body;
     if (!body.offline && !withinSkew(c.time, now, this.#maxSkewMs)) return declined('STALE_TIMESTAMP');
-    const original = this.#o.registry.result(c.originalRequestId);
-    if (!original || original.status !== 'approved' || original.engineId === null) return declined('NOT_FOUND');
-    if (original.wallet !== c.wallet) return declined('NOT_PERMITTED');
+    const original = await this.#saleToCancel(c.originalRequestId, c.wallet);
+    if (!original) return declined('NOT_FOUND');
+    if (!original.paidByWallet) return declined('NOT_PERMITTED');
     if (original.op !== 'purchase' || original.holdUntilMs === null) return declined('NOT_CANCELLABLE');
     // seed 004 claim 13: the buyer may cancel until the window closes, judged when the hub hears of it.
     if (now >= original.holdUntilMs) return declined('CANCEL_WINDOW_CLOSED');
@@ -708,6 +708,31 @@ export class SettlementService {
     const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: eid, originalRequestId: original.engineId });
     if (outcome.status === 'declined') return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
     return await this.#approved(outcome, c.wallet, eid);
+  }
+
+  /**
+   * The approved settlement a buyer's cancellation names: its stored result, else the ledger's row
+   * (the stored result is written ~20 ms after the ledger's fsync, so a crash can lose it, and it is
+   * pruned after REPLAY_STATE_RETENTION_MS; a late retry may have stored a decline over it) — as
+   * the operator's refund finds it (Hub.#refund). The row names no request type: a purchase is a
+   * `purchase` or `offline_purchase` row (a ticket sale's or a gate's carries no hold).
+   */
+  async #saleToCancel(requestId: string, wallet: string): Promise<{ engineId: string; op: string; holdUntilMs: number | null; paidByWallet: boolean } | undefined> {
+    const stored = this.#o.registry.result(requestId);
+    if (stored && stored.status === 'approved' && stored.engineId !== null) {
+      return { engineId: stored.engineId, op: stored.op, holdUntilMs: stored.holdUntilMs, paidByWallet: stored.wallet === wallet };
+    }
+    const eid = engineRequestId(requestId);
+    if (!this.#o.engine.store.isLogged(eid)) return undefined;
+    const row = await ledgerDecision(this.#o.engine, requestId);
+    if (!row || row.state === 'declined') return undefined;
+    const payer = await this.#o.engine.getAccount(wallet);
+    return {
+      engineId: eid,
+      op: row.kind === 'purchase' || row.kind === 'offline_purchase' ? 'purchase' : row.kind,
+      holdUntilMs: row.holdUntilMs,
+      paidByWallet: payer !== null && payer.kind === 'wallet' && row.payerNum === payer.num,
+    };
   }
 
   async #topup(
