@@ -108,3 +108,12 @@ describe("computeFare: the entry gate's clock ahead of the exit's", () => {
     expect(computeFare(table, { station: 'a', time: noon + DEFAULT_MAX_SKEW_MS + 1 }, 'b', noon)).toMatchObject({ fareMinor: 400, reason: 'stale_entry' });
   });
 });
+
+describe('computeFare: an exit at the station of entry (an operator choice, protocol/README.md)', () => {
+  it('pays the base fare times its band for any trip up to maxTripMs, a minute included; the maximum past it', () => {
+    expect(computeFare(table, { station: 'b', time: noon - 60_000 }, 'b', noon)).toEqual({ fareMinor: 150, currency: 'EUR', reason: 'normal' });
+    expect(computeFare(table, { station: 'b', time: noon - table.maxTripMs }, 'b', noon).fareMinor).toBe(150);
+    expect(computeFare(table, { station: 'b', time: rush - 60_000 }, 'b', rush).fareMinor).toBe(180);
+    expect(computeFare(table, { station: 'b', time: noon - table.maxTripMs - 1 }, 'b', noon)).toMatchObject({ fareMinor: 400, reason: 'stale_entry' });
+  });
+});
