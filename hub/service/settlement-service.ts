@@ -444,8 +444,11 @@ export class SettlementService {
     if (!this.#o.issuerKeys.includes(lic.issuerKey)) return 'UNKNOWN_ISSUER';
     // An offline decision is judged at the time the wallet signed it (it was valid then).
     const at = body.offline ? auth.time : now;
-    if (at < lic.notBefore) return 'CERT_NOT_YET_VALID';
-    if (at > lic.notAfter) return 'CERT_EXPIRED';
+    // A trip's exit, by the license as it was at the entry: one that expired during the trip must
+    // not lock its customer in (the gate admitted them on it).
+    const validAt = at > lic.notAfter && op.type === 'fare' ? (this.#admittedAt(op, lic.wallet, at) ?? at) : at;
+    if (validAt < lic.notBefore) return 'CERT_NOT_YET_VALID';
+    if (validAt > lic.notAfter) return 'CERT_EXPIRED';
     const wallet = this.#o.registry.wallet(lic.wallet);
     if (!wallet) return 'UNKNOWN_WALLET';
     if (wallet.revokedMs !== null || wallet.serial !== lic.serial) return 'REVOKED';
@@ -455,6 +458,21 @@ export class SettlementService {
     if (auth.currency !== this.#o.currency || lic.currency !== this.#o.currency) return 'CURRENCY_MISMATCH';
     if (!body.offline && !withinSkew(auth.time, now, this.#maxSkewMs)) return 'STALE_TIMESTAMP';
     return null;
+  }
+
+  /**
+   * When the wallet entered on the fare's admission record, if that record is one the hub trusts:
+   * signed by an enrolled gate (its signature checked in the batch: a failure answered
+   * BAD_SIGNATURE before this runs) not revoked before it, for this wallet, no later than the exit.
+   * Undefined for a blocklisted wallet: a stolen wallet's license is not stretched (a revoked one is
+   * refused REVOKED anyway).
+   */
+  #admittedAt(op: Extract<Op, { type: 'fare' }>, wallet: string, exitAt: number): number | undefined {
+    const entry = op.entry?.body;
+    if (!entry || entry.wallet !== wallet || entry.time > exitAt || this.#o.registry.isBlocklisted(wallet)) return undefined;
+    const gate = this.#o.registry.terminal(entry.terminalId);
+    if (!gate || gate.kind !== 'gate' || (gate.revokedMs !== null && entry.time >= gate.revokedMs)) return undefined;
+    return entry.time;
   }
 
   /**
