@@ -33,7 +33,7 @@ import {
 } from '../../protocol/index.ts';
 import type { Engine } from '../ledger/engine.ts';
 import type { Command, CommandKind, Outcome } from '../ledger/types.ts';
-import type { Freshness, Registry, ResultRecord, TerminalRecord } from '../registry/registry.ts';
+import type { Freshness, IncidentRecord, Registry, ResultRecord, TerminalRecord } from '../registry/registry.ts';
 import type { HubKeys } from '../registry/hub-keyring.ts';
 import { voidTicketOf } from './ticket-void.ts';
 import { checkPrices, holdUntilMs, type CatalogVersion } from '../rules/catalog.ts';
@@ -124,6 +124,62 @@ const MAX_CACHED_LICENSES = 100_000;
 
 const TRANSIENT: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'INTERNAL', 'TIMEOUT']);
 
+const HOUR_MS = 3600_000;
+/** Incidents a terminal may cause per hour with uploads the hub cannot verify or read (#unverifiedIncident). */
+export const MAX_UNVERIFIED_INCIDENTS_PER_HOUR = 100;
+/** The incident kind of an offline upload whose terminal signature failed or was not checked, or that could not be read. */
+const UNVERIFIED_KIND = 'unverified-offline';
+/** Decode failures of bytes that still read as a request (JSON): its claims can be named. */
+const UNREADABLE_UPLOAD_CODES: ReadonlySet<ErrorCode> = new Set(['MALFORMED', 'WRONG_TYPE', 'UNSUPPORTED_VERSION']);
+
+/** What a decision made without the hub handed over (for an incident): a sale, a passage, a ticket's use. */
+function localDecisionClaim(op: Op, hubCurrency: string): { wallet: string; amountMinor: number; currency: string } | undefined {
+  switch (op.type) {
+    case 'purchase':
+    case 'fare': {
+      const a = op.authorization.body;
+      return { wallet: a.wallet, amountMinor: a.amountMinor, currency: a.currency };
+    }
+    case 'ticket.use':
+      return { wallet: op.ticket.body.wallet, amountMinor: 0, currency: hubCurrency };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Best effort, from bytes that failed to decode: an upload of something its terminal decided
+ * without the hub (`offline: true`, a request id) that handed something over — a sale, a fare, a
+ * ticket use, or an op type the hub cannot read — with the wallet and amount it claims. Undefined
+ * for anything else (an online request, an incident report, a top-up, ...).
+ */
+function sniffOfflineUpload(payload: Uint8Array, hubCurrency: string): { requestId: string; opType: string; wallet: string; amountMinor: number; currency: string; timeMs: number } | undefined {
+  if (payload.length > MAX_TERMINAL_PAYLOAD_BYTES) return undefined;
+  let body: Record<string, unknown>;
+  try {
+    const raw = JSON.parse(Buffer.from(payload).toString('utf8')) as { body?: unknown };
+    if (typeof raw?.body !== 'object' || raw.body === null) return undefined;
+    body = raw.body as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const requestId = body.requestId;
+  if (body.offline !== true || typeof requestId !== 'string' || !/^[0-9a-f]{32,64}$/.test(requestId)) return undefined;
+  const op = (typeof body.op === 'object' && body.op !== null ? body.op : {}) as Record<string, unknown>;
+  const type = typeof op.type === 'string' && Object.hasOwn(LEDGER_KINDS_OF, op.type) ? op.type : 'unreadable op';
+  if (type !== 'purchase' && type !== 'fare' && type !== 'ticket.use' && type !== 'unreadable op') return undefined;
+  const inner = (key: string): Record<string, unknown> => {
+    const env = op[key] as { body?: unknown } | undefined;
+    return typeof env?.body === 'object' && env.body !== null ? (env.body as Record<string, unknown>) : {};
+  };
+  const auth = inner('authorization');
+  const wallet = [auth.wallet, inner('ticket').wallet].find((w): w is string => typeof w === 'string' && /^[0-9a-f]{64}$/.test(w)) ?? '';
+  const amountMinor = Number.isSafeInteger(auth.amountMinor) && (auth.amountMinor as number) >= 0 ? (auth.amountMinor as number) : 0;
+  const currency = typeof auth.currency === 'string' && /^[A-Z]{3}$/.test(auth.currency) ? auth.currency : hubCurrency;
+  const timeMs = Number.isSafeInteger(body.time) && (body.time as number) >= 0 ? (body.time as number) : 0;
+  return { requestId, opType: type, wallet, amountMinor, currency, timeMs };
+}
+
 /** Best effort: the request id of bytes that failed to decode, so the error can name it. */
 function sniffRequestId(payload: Uint8Array): string | undefined {
   // Bytes no terminal may send (an external broker let them through) are not parsed at all.
@@ -159,6 +215,8 @@ export class SettlementService {
   readonly #inflight = new Map<string, Promise<Uint8Array>>();
   readonly #verifiedLicenses = new Map<string, string>();
   readonly #settlementListeners = new Set<(e: SettlementEvent) => void>();
+  /** Unverified incidents each terminal recorded in its current hour (#unverifiedIncident). */
+  readonly #unverifiedBudget = new Map<string, { hourStartMs: number; count: number; saidFull: boolean }>();
   readonly #blocklistListeners = new Set<() => void>();
 
   constructor(options: SettlementServiceOptions) {
@@ -249,7 +307,19 @@ export class SettlementService {
       return this.#error(terminalId, 'TOO_LARGE', `${payload.length} bytes > ${MAX_BYTES['settlement.request']}`, now, undefined);
     }
     const decoded = decodeMessage(payload, 'settlement.request');
-    if (!decoded.ok) return this.#error(terminalId, decoded.code, decoded.detail, now, sniffRequestId(payload));
+    if (!decoded.ok) {
+      const upload = UNREADABLE_UPLOAD_CODES.has(decoded.code) ? sniffOfflineUpload(payload, this.#o.currency) : undefined;
+      if (upload) {
+        const { opType, ...claim } = upload;
+        const detail = `${opType} decided without the hub, upload not readable: ${decoded.code}; wallet and amount as claimed`;
+        try {
+          await this.#unverifiedIncident({ terminalId, ...claim, kind: UNVERIFIED_KIND, detail, recordedMs: now }, decoded.code, opType);
+        } catch (err) {
+          this.#o.logger.error({ err, terminalId, requestId: upload.requestId }, 'incident for an unreadable offline upload not recorded');
+        }
+      }
+      return this.#error(terminalId, decoded.code, decoded.detail, now, sniffRequestId(payload));
+    }
     const req = decoded.value;
     const id = req.body.requestId;
     // Concurrent deliveries of one id (QoS 1 redelivery) wait for the first, then read its result.
@@ -921,8 +991,9 @@ export class SettlementService {
   /** Signs the result; stores it under the request id when the terminal was authenticated (hash given). */
   async #finish(req: Request, terminalId: string, d: Decision, log: () => Logger, hash?: string): Promise<Uint8Array> {
     const body = req.body;
-    // `hash`: the terminal's signature verified, so the report is the terminal's own.
-    if (hash !== undefined && body.offline && d.status === 'declined') await this.#declinedLocalDecision(terminalId, body, d);
+    // `hash`: the terminal's signature verified, so the report is the terminal's own; without it
+    // only the broker vouches for the sender (#unverifiedIncident).
+    if (body.offline && d.status === 'declined') await this.#declinedLocalDecision(terminalId, body, d, hash !== undefined);
     const key = this.#keyAt(this.#o.clock());
     const result: Omit<ResultBody, 'statement'> = {
       requestId: body.requestId,
@@ -975,18 +1046,50 @@ export class SettlementService {
   }
 
   /**
-   * A sale or fare the terminal decided without the hub (offline, or a gate's local decision) that
-   * the hub refuses for good (a fare priced by an older table, a replayed counter): the goods or
-   * the passage went unpaid, and only the operator can follow it up. Recorded as an incident
-   * (`tapsettle incidents`), on disk before the answer; a retry finds the stored answer.
+   * A sale, fare or ticket use the terminal decided without the hub (offline, or a gate's local
+   * decision) that the hub refuses for good (a fare priced by an older table, a replayed counter, a
+   * ticket used before): the goods or the passage went unpaid (or a ticket was used twice: fraud or
+   * a broken wallet), and only the operator can follow it up. Recorded as an incident (`tapsettle
+   * incidents`), on disk before the answer; a retry finds the stored answer. `verified` false: the
+   * terminal's signature was not checked or failed — recorded only for the terminal the broker
+   * authenticated, as unverified and bounded (#unverifiedIncident).
    */
-  async #declinedLocalDecision(terminalId: string, body: RequestBody, d: Decision): Promise<void> {
-    const op = body.op;
-    if (d.code === undefined || TRANSIENT.has(d.code) || (op.type !== 'purchase' && op.type !== 'fare')) return;
-    const a = op.authorization.body;
-    const detail = `${op.type} decided without the hub, declined: ${d.code}`;
-    const incident = { requestId: body.requestId, terminalId, wallet: a.wallet, kind: 'declined-offline', amountMinor: a.amountMinor, currency: a.currency, detail, timeMs: body.time, recordedMs: this.#o.clock() };
+  async #declinedLocalDecision(terminalId: string, body: RequestBody, d: Decision, verified: boolean): Promise<void> {
+    const claim = localDecisionClaim(body.op, this.#o.currency);
+    if (d.code === undefined || TRANSIENT.has(d.code) || !claim) return;
+    const now = this.#o.clock();
+    if (!verified) {
+      const detail = `${body.op.type} decided without the hub, declined before its terminal's signature held: ${d.code}; wallet and amount as claimed`;
+      return await this.#unverifiedIncident({ requestId: body.requestId, terminalId, ...claim, kind: UNVERIFIED_KIND, detail, timeMs: body.time, recordedMs: now }, d.code, body.op.type);
+    }
+    const detail = `${body.op.type} decided without the hub, declined: ${d.code}`;
+    const incident = { requestId: body.requestId, terminalId, ...claim, kind: 'declined-offline', detail, timeMs: body.time, recordedMs: now };
     if (this.#o.registry.putIncident(incident)) this.#o.logger.warn(incident, 'incident: a decision made without the hub was declined');
+    await this.#o.registry.durable();
+  }
+
+  /**
+   * An upload of something decided without the hub that the hub cannot verify or read, from the
+   * sender the broker authenticated (an enrolled terminal, not revoked): goods handed over unpaid,
+   * as far as the hub can tell. What it names (wallet, amount) is unverified, so a broken or hostile
+   * terminal could fill the operator's list with it: at most MAX_UNVERIFIED_INCIDENTS_PER_HOUR per
+   * terminal, the rest only logged. Logged at error; on disk before the answer.
+   */
+  async #unverifiedIncident(incident: IncidentRecord, code: ErrorCode, opType: string): Promise<void> {
+    const { terminalId, requestId } = incident;
+    const terminal = this.#o.registry.terminal(terminalId);
+    if (!terminal || terminal.revoked) return; // not a sender the broker lets in: nothing it says is recorded
+    let budget = this.#unverifiedBudget.get(terminalId);
+    if (!budget || incident.recordedMs - budget.hourStartMs >= HOUR_MS) this.#unverifiedBudget.set(terminalId, (budget = { hourStartMs: incident.recordedMs, count: 0, saidFull: false }));
+    const fields = { terminalId, requestId, kind: incident.kind, code, op: opType, wallet: shortWallet(incident.wallet), amountMinor: incident.amountMinor, currency: incident.currency };
+    if (budget.count >= MAX_UNVERIFIED_INCIDENTS_PER_HOUR) {
+      if (!budget.saidFull) this.#o.logger.error(fields, `more than ${MAX_UNVERIFIED_INCIDENTS_PER_HOUR} unverifiable offline uploads from this terminal this hour: not recorded as incidents (a broken or hostile terminal?)`);
+      budget.saidFull = true;
+      return;
+    }
+    if (!this.#o.registry.putIncident(incident)) return; // sent again: recorded already
+    budget.count++;
+    this.#o.logger.error(fields, 'incident: an upload of a decision made without the hub could not be verified or read: goods may have gone unpaid');
     await this.#o.registry.durable();
   }
 
