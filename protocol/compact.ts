@@ -54,7 +54,7 @@ export const FIELD_KEYS: readonly string[] = [
   'articles', 'baseFareMinor', 'perZoneMinor', 'maxFareMinor', 'maxTripMs', 'utcOffsetMinutes',
   'timeBands', 'fromMinute', 'toMinute', 'percent', 'table', 'hubKeys', 'issuerKeys',
   'revokedTerminals', 'catalogVersion', 'gates', 'detail', 'fareTableVersion', 'products',
-  'validityMs', 'timeZone',
+  'validityMs', 'timeZone', 'tickets',
 ];
 
 const KEY_INDEX = new Map(FIELD_KEYS.map((k, i) => [k, i]));

@@ -342,9 +342,14 @@ export const ErrorMessage = signedEnvelope('error', ErrorMessageBody);
 
 /** Most wallets a blocklist announcement lists (≈ 67 bytes each: inside its MAX_BYTES). */
 export const MAX_ANNOUNCED_BLOCKLIST = 100_000;
+/** Most voided tickets it lists (≈ 35 bytes each). */
+export const MAX_ANNOUNCED_VOID_TICKETS = 20_000;
+/** The deny list: wallets no terminal accepts, and tickets voided by a refund while still valid. */
 export const BlocklistBody = strictObject({
   version: Counter,
   wallets: z.array(PublicKeyHex).max(MAX_ANNOUNCED_BLOCKLIST),
+  /** Optional for announcements of older hubs. */
+  tickets: z.array(Nonce128).max(MAX_ANNOUNCED_VOID_TICKETS).optional(),
   time: TimeMs,
   hubKey: PublicKeyHex,
 });

@@ -149,7 +149,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   /** Hub key windows from the last keys announcement; until one arrives, only the pinned key. */
   private hubKeyRing: readonly HubKeyWindow[] | null = null;
   private issuerKeys: string[];
-  private blocklist = { version: -1, wallets: new Set<string>() };
+  /** The deny list in force: wallets, and tickets voided by a refund. */
+  private blocklist = { version: -1, wallets: new Set<string>(), tickets: new Set<string>() };
   private fares: { version: number; table: FareTable } | null = null;
   private catalog: { version: number; articles: ArticleT[] } | null = null;
   private ticketProducts: { version: number; products: TicketProductT[] } | null = null;
@@ -339,7 +340,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         // On the terminal's running time, not the wall clock: a clock step frees no budget (store).
         terminalPeriodMinor: () => store.terminalPeriodMinor(c.limits.periodMs) + unsignedPeriodMinor(this.unsigned(), store.uptimeMs(), c.limits.periodMs),
         unsignedPassage: (wallet) => hasUnsignedPassage(this.unsigned(), wallet, store.uptimeMs()),
-        ticketUsed: (id) => store.ticketUsed(id),
+        ticketUsed: (id) => store.ticketUsed(id) || this.blocklist.tickets.has(id),
         admissionUsed: (recordId) => store.ticketUsed(admissionKey(recordId)),
         abandonedFor: (wallet) => store.hasAbandoned(wallet),
         paidExit: (wallet, nowMs) => {
@@ -1065,8 +1066,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       case 'announce.blocklist': {
         const old = versus(this.blocklist.version);
         if (old) return old;
-        this.blocklist = { version: m.body.version, wallets: new Set(m.body.wallets) };
-        this.log.info({ version: m.body.version, size: m.body.wallets.length }, 'blocklist updated');
+        this.blocklist = { version: m.body.version, wallets: new Set(m.body.wallets), tickets: new Set(m.body.tickets) };
+        this.log.info({ version: m.body.version, size: m.body.wallets.length, voidedTickets: m.body.tickets?.length ?? 0 }, 'blocklist updated');
         return 'applied';
       }
       case 'announce.fares': {

@@ -488,6 +488,21 @@ describe('registry', () => {
     expect(reg.claimEntryRecord('e1', 'r9')).toBe('replay');
   });
 
+  it('a voided ticket is a new deny-list version (listed while recent); given back, another; a used one cannot be voided', () => {
+    expect(reg.voidTicket('t1', 'refund-1', 100)).toBe('fresh');
+    expect(reg.blocklistVersion()).toBe(1);
+    expect(reg.voidTicket('t1', 'refund-1', 101)).toBe('retry');
+    expect(reg.blocklistVersion()).toBe(1);
+    reg.claimTicketUse('t2', 'use-1', 'g-1', 'north', 102);
+    expect(reg.voidTicket('t2', 'refund-2', 103)).toBe('replay');
+    expect(reg.voidedTickets(0, 10)).toEqual(['t1']);
+    expect(reg.voidedTickets(100, 10)).toEqual([]); // voided before the horizon asked for
+    reg.unvoidTicket('t1', 'refund-1', 104);
+    expect(reg.blocklistVersion()).toBe(2);
+    expect(reg.voidedTickets(0, 10)).toEqual([]);
+    expect(reg.claimTicketUse('t1', 'use-2', 'g-1', 'north', 105)).toBe('fresh');
+  });
+
   it('versions catalogs per merchant and fare tables', () => {
     const art = [{ sku: 'x', name: 'X', priceMinor: 1, currency: 'EUR' }];
     expect(reg.putCatalog('m1', art, 1).version).toBe(1);

@@ -45,6 +45,10 @@ export interface TerminalRecord extends TerminalInfo {
   readonly revokedMs: number | null;
 }
 
+/** How ticket_uses records a use claimed by a refund (a voided ticket). */
+const VOID_TERMINAL = 'hub';
+const VOID_STATION = 'refund';
+
 /** Blocklist rows whose wallet's license has not expired at `?` (or whose wallet is unknown here). */
 const UNEXPIRED_BLOCKLIST = "FROM blocklist b LEFT JOIN wallets w ON w.wallet = b.wallet WHERE w.license IS NULL OR json_extract(w.license, '$.body.notAfter') > ?";
 
@@ -358,6 +362,7 @@ export class Registry implements TerminalDirectory {
       ticketGet: p('SELECT 1 FROM tickets WHERE ticket_id = ?'),
       ticketUseInsert: p('INSERT INTO ticket_uses (ticket_id, request_id, terminal_id, station, used_ms) VALUES (?, ?, ?, ?, ?)'),
       ticketUseRelease: p('DELETE FROM ticket_uses WHERE ticket_id = ? AND request_id = ?'),
+      ticketVoided: p(`SELECT ticket_id FROM ticket_uses WHERE terminal_id = '${VOID_TERMINAL}' AND station = '${VOID_STATION}' AND used_ms > ? ORDER BY used_ms DESC, ticket_id LIMIT ?`).pluck(),
       entryGet: p('SELECT request_id FROM entry_records WHERE record_id = ?'),
       entryInsert: p('INSERT INTO entry_records (record_id, request_id) VALUES (?, ?)'),
       entryRelease: p('DELETE FROM entry_records WHERE request_id = ?'),
@@ -1092,9 +1097,34 @@ export class Registry implements TerminalDirectory {
     this.#relaxed(() => this.#s.ticketInsert!.run(ticketId, wallet, product, requestId, issuedMs));
   }
 
-  /** Undoes a use claimed by `requestId` (a refund that was declined after it voided the ticket). */
+  /**
+   * A refund voids its sale's ticket: it claims the ticket's use (`replay`: used already) and, in
+   * the same transaction, makes a new version of the announced deny list, so gates deciding
+   * offline refuse the ticket too.
+   */
+  voidTicket(ticketId: string, refundId: string, nowMs: number): Freshness {
+    return this.transaction(() => {
+      const claimed = this.claimTicketUse(ticketId, refundId, VOID_TERMINAL, VOID_STATION, nowMs);
+      if (claimed === 'fresh') this.#blocklistChanged(nowMs);
+      return claimed;
+    });
+  }
+
+  /** Undoes a use claimed by `requestId` (a ticket.use the ledger then refused). */
   releaseTicketUse(ticketId: string, requestId: string): void {
     this.#relaxed(() => this.#s.ticketUseRelease!.run(ticketId, requestId));
+  }
+
+  /** Gives a voided ticket back (its refund was declined): the deny list no longer carries it. */
+  unvoidTicket(ticketId: string, refundId: string, nowMs: number): void {
+    this.transaction(() => {
+      if (this.#s.ticketUseRelease!.run(ticketId, refundId).changes > 0) this.#blocklistChanged(nowMs);
+    });
+  }
+
+  /** Tickets voided since `sinceMs` (older ones are past any ticket's validity), the newest `cap`. */
+  voidedTickets(sinceMs: number, cap: number): string[] {
+    return (this.#s.ticketVoided!.all(sinceMs, cap) as string[]).sort();
   }
 
   hasTicket(ticketId: string): boolean {

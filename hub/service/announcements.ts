@@ -12,6 +12,8 @@ import {
   encodeMessage,
   MAX_ANNOUNCED_BLOCKLIST,
   MAX_ANNOUNCED_GATES,
+  MAX_ANNOUNCED_VOID_TICKETS,
+  TICKET_HORIZON_MS,
   signMessage,
   toHex,
   topics,
@@ -92,10 +94,11 @@ export class Announcer {
   #blocklist(now: number, { hubKey, sk }: Signer): Announcement {
     const r = this.#registry;
     const { wallets, leftOff } = r.announcedBlocklist(now, MAX_ANNOUNCED_BLOCKLIST);
+    const tickets = r.voidedTickets(now - TICKET_HORIZON_MS, MAX_ANNOUNCED_VOID_TICKETS);
     if (leftOff > 0) this.#logger?.error({ leftOff, cap: MAX_ANNOUNCED_BLOCKLIST }, 'blocklist longer than an announcement holds: the oldest entries are left off (the hub still refuses them online)');
     return {
       topic: topics.announce('blocklist'),
-      payload: encodeMessage(signMessage('announce.blocklist', { version: r.blocklistVersion(), wallets, time: r.meta('blocklist_time'), hubKey }, sk)),
+      payload: encodeMessage(signMessage('announce.blocklist', { version: r.blocklistVersion(), wallets, ...(tickets.length > 0 ? { tickets } : {}), time: r.meta('blocklist_time'), hubKey }, sk)),
     };
   }
 

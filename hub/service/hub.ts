@@ -604,10 +604,14 @@ export class Hub implements TerminalDirectory {
     // The ticket's void is claimed under the first id whatever the attempt: asking again is a retry of it.
     const voided = await voidTicketOf(this.registry, requestId, stored?.op === 'ticket.sale', firstId, this.clock());
     if (voided === 'used') throw new OperationRefused('TICKET_USED', `the ticket of ${requestId} was used: not refunded`);
+    if (voided) this.announcer.refresh(); // the deny list now carries it: offline gates refuse it too
     const outcome = await this.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });
     // Not refunded (the merchant's balance short of it, say): the customer keeps a usable ticket.
     // Refunded already, by this or another path: the ticket stays void.
-    if (voided && outcome.status === 'declined' && outcome.code !== 'already_refunded') this.registry.releaseTicketUse(voided, firstId);
+    if (voided && outcome.status === 'declined' && outcome.code !== 'already_refunded') {
+      this.registry.unvoidTicket(voided, firstId, this.clock());
+      this.announcer.refresh();
+    }
     // A refunded fare paid for no exit: its entry record pays for one again (as after a receipt's
     // refund). Also when its stored result is gone (pruned, or lost in a crash): a sale that claimed
     // no record releases nothing.

@@ -1,22 +1,21 @@
 /**
  * A refunded ticket sale takes its ticket with it: the refund claims the ticket's single use
- * (durably, before the money moves back), so an online gate refuses it from then on (TICKET_USED),
- * and a ticket already used is not refunded. A gate deciding offline has not heard of it: it
- * admits the ticket once, and its later report is refused. Used by the operator's refund and by a
- * POS's failure receipt for a ticket never collected.
+ * (durably, before the money moves back), so the hub refuses it from then on (TICKET_USED), and a
+ * ticket already used is not refunded. The voided ticket is on the announced deny list
+ * (announce.blocklist `tickets`), which gates check offline too. Used by the operator's refund
+ * and by a POS's failure receipt for a ticket never collected.
  */
 import type { Registry } from '../registry/registry.ts';
 import { derivedId } from './engine-ids.ts';
 
 /**
  * `knownTicketSale`: the stored result says so; without it (pruned, or lost) the registry's ticket
- * record decides. Returns the voided ticket's id (give it back with `releaseTicketUse` if the
- * refund is then declined), 'used', or undefined when the sale sold no ticket.
+ * record decides. Returns the voided ticket's id (give it back with `registry.unvoidTicket` if the
+ * refund is then declined), 'used', or undefined when the sale sold no ticket. The caller
+ * re-announces the deny list.
  */
 export async function voidTicketOf(registry: Registry, requestId: string, knownTicketSale: boolean, refundId: string, nowMs: number): Promise<string | 'used' | undefined> {
   const ticketId = derivedId('ticket', requestId);
   if (!knownTicketSale && !registry.hasTicket(ticketId)) return undefined;
-  if (registry.claimTicketUse(ticketId, refundId, 'hub', 'refund', nowMs) === 'replay') return 'used';
-  await registry.durable();
-  return ticketId;
+  return registry.voidTicket(ticketId, refundId, nowMs) === 'replay' ? 'used' : ticketId;
 }

@@ -102,6 +102,7 @@ export function buildSampleMessages(): Envelope<MessageType>[] {
   const error = signMessage('error', { requestId: nonce(11), terminalId: 'pos-1', code: 'MALFORMED', message: 'op.type: invalid', time: T0 + 8000, hubKey }, hub.secretKey);
   const receiptAck = signMessage('receipt.ack', { requestId: nonce(4), terminalId: 'pos-1', status: 'recorded', time: T0 + 2100, hubKey }, hub.secretKey);
   const blocklist = signMessage('announce.blocklist', { version: 3, wallets: [toHex(wallet2.publicKey)], time: T0, hubKey }, hub.secretKey);
+  const denyList = signMessage('announce.blocklist', { version: 4, wallets: [toHex(wallet2.publicKey)], tickets: [nonce(13)], time: T0, hubKey }, hub.secretKey);
   const catalog = signMessage(
     'announce.catalog',
     {
@@ -180,7 +181,7 @@ export function buildSampleMessages(): Envelope<MessageType>[] {
     hub.secretKey,
   );
   // Appended only: the vectors before it stay byte for byte what other implementations check.
-  return [cert, license, offer, authorization, request, fareRequest, result, declined, statement, receipt, receiptAck, admission, ticket, cancellation, transfer, query, error, blocklist, catalog, fares, keys, products, zonedFares];
+  return [cert, license, offer, authorization, request, fareRequest, result, declined, statement, receipt, receiptAck, admission, ticket, cancellation, transfer, query, error, blocklist, catalog, fares, keys, products, zonedFares, denyList];
 }
 
 export interface MessageVector {

@@ -3,7 +3,7 @@
 import { rmSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { computeFare, encodeMessage, generateKeyPair, newChallenge, signMessage } from '../../protocol/index.ts';
+import { computeFare, decodeAnyForm, encodeMessage, generateKeyPair, newChallenge, signMessage } from '../../protocol/index.ts';
 import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import type { Command } from '../../terminal/machines/types.ts';
 import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
@@ -143,6 +143,32 @@ describe('gate terminals end to end', () => {
     const admission = second.commands.find((c) => c.c === 'nfc.storeAdmission') as Extract<Command, { c: 'nfc.storeAdmission' }>;
     expect(admission.body.ticketId).toBeUndefined();
     expect(await site.balance(wallet)).toBe(500);
+  });
+
+  it('a refunded ticket is on the announced deny list: the entrance (deciding on its own) does not admit on it', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(pos);
+    await pos.runtime.sellTicket('day');
+    pos.tap(wallet);
+    await eventually(() => log.commands.find((c) => c.c === 'print') && log.commands.at(-2)?.c === 'nfc.release', 8000, 'ticket receipt');
+    await eventually(() => pos.runtime.machineState.s === 'idle');
+    pos.remove();
+    log.stop();
+    const sale = log.commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
+    const [ticket] = wallet.applet.records.list(RecordKind.Ticket);
+    const decoded = decodeAnyForm(ticket!.bytes, 'ticket');
+    if (!decoded.ok) throw new Error(decoded.code);
+    const ticketId = decoded.value.body.ticketId;
+    expect(await site.hub.refund(sale.requestId)).toMatchObject({ status: 'approved' });
+    expect(await site.balance(wallet)).toBe(1000);
+    await eventually(() => gateIn.started.store.getKv('announce.blocklist')?.includes(ticketId), 8000, 'deny list announced');
+    const entry = await pass(gateIn, wallet);
+    expect(entry.commands.map((c) => c.c)).not.toContain('hub.request'); // no ticket.use
+    expect(entry.displays).not.toContain('welcome (ticket)');
+    const admission = entry.commands.find((c) => c.c === 'nfc.storeAdmission') as Extract<Command, { c: 'nfc.storeAdmission' }>;
+    expect(admission.body.ticketId).toBeUndefined(); // pay as you go
+    await pass(gateOut, wallet);
+    await eventually(async () => (await site.balance(wallet)) === 1000 - TRIP_MINOR, 8000, 'the trip paid');
   });
 
   it('card pulled at the exit after the barrier opened, before the wallet signed: incident, nothing settled, the trip stays open', async () => {
