@@ -335,6 +335,18 @@ describe('gate: exit — an unproven record is removed only as the barrier opens
     const waits = run(exitCtx(f, { gateKeys: new Map() }), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
     expect(kinds(waits.commands)).toEqual(['nfc.authorize']);
   });
+
+  it('an exit that opens once the statement is read removes it too, as the tap\'s own decision does', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet({ offlineLimitMinor: 100 });
+    const unknown = f.admission(w.hex, 'B', T0 - 60_000);
+    const ctx = exitCtx(f, { gateKeys: new Map() });
+    const tapped = run(ctx, [{ e: 'tap', card: f.card(w, { admission: { recordId: 6, message: unknown }, statement: undefined }), requestId: f.id(), recordId: f.id() }]);
+    expect(tapped.commands).toEqual([{ c: 'nfc.readStatement' }]);
+    const opened = run(ctx, [{ e: 'card.statement', statement: f.statement(w.hex, 5000) }], tapped.state);
+    expect(kinds(opened.commands).slice(0, 2)).toEqual(['gate.open', 'nfc.delete']);
+    expect(opened.commands).toContainEqual({ c: 'nfc.delete', recordId: 6 });
+  });
 });
 
 describe('gate: exit — a wallet with an unsigned passage on file', () => {

@@ -180,7 +180,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
     case 'card.statement':
       if (state.s !== 'exit.reading') return step(state);
       // Still the exit of the tap: priced at the tap's time, however long the statement took to read.
-      return exitTap({ ...state.tap, card: { ...state.tap.card, statement: event.statement } }, ctx, nowMs, gate.station, state.exitTimeMs);
+      return removeUnprovenRecord(state.tap, ctx, exitTap({ ...state.tap, card: { ...state.tap.card, statement: event.statement } }, ctx, nowMs, gate.station, state.exitTimeMs));
     case 'card.lost':
       if (state.s === 'exit.reading') return deny('card removed — tap again');
       if (state.s === 'exit.authorizing' && state.opened) return unsigned(ctx, state, nowMs, 'card removed before signing');
