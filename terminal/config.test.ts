@@ -64,6 +64,19 @@ describe('terminal config', () => {
     expect(issues({ ...base, extra: 1 })[0]).toMatch(/extra/);
   });
 
+  it('johnny-five needs exactly one of io.port and io.ioPlugin (neither was a TypeError at start); ioPluginExport only with a plugin', () => {
+    const gate = { barrier: { kind: 'relay', pin: 2 }, beam: { pin: 3, blockedLevel: 0 }, entryLed: 4, exitLed: 5, deniedLed: 6, buzzer: 7 };
+    expect(issues({ ...base, io: { kind: 'johnny-five', gate } })).toEqual([
+      'io.port: johnny-five needs io.port (a Firmata board on a serial port, e.g. /dev/ttyACM0) or io.ioPlugin (an IO plugin package)',
+    ]);
+    expect(issues({ ...base, io: { kind: 'johnny-five', port: '/dev/ttyACM0', ioPlugin: 'raspi-io', gate } })).toEqual([
+      "io.ioPlugin: give io.port (a Firmata board) or io.ioPlugin (the Pi's own GPIO), not both: the plugin would be used and the board ignored",
+    ]);
+    expect(issues({ ...base, io: { kind: 'johnny-five', port: '/dev/ttyACM0', ioPluginExport: 'RaspiIO', gate } })).toEqual(['io.ioPluginExport: only with io.ioPlugin']);
+    expect(issues({ ...base, io: { kind: 'johnny-five', ioPlugin: 'raspi-io', ioPluginExport: 'raspi-io', gate } })).toEqual(['io.ioPluginExport: expected a JavaScript export name (e.g. "RaspiIO")']);
+    expect(parseConfig({ ...base, io: { kind: 'johnny-five', ioPlugin: 'raspi-io', ioPluginExport: 'RaspiIO', gate } }, '/opt/t', {}).io).toMatchObject({ ioPlugin: 'raspi-io', ioPluginExport: 'RaspiIO' });
+  });
+
   it('only the config module reads the environment: TAPSETTLE_TERMINAL_LOG_LEVEL', () => {
     expect(parseConfig(base, '/opt/t', { TAPSETTLE_TERMINAL_LOG_LEVEL: 'debug' }).log.level).toBe('debug');
     expect(() => parseConfig(base, '/opt/t', { TAPSETTLE_TERMINAL_LOG_LEVEL: 'loud' })).toThrow(ConfigError);

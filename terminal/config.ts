@@ -44,9 +44,14 @@ const PosPins = z.strictObject({ greenLed: z.int().min(0), yellowLed: z.int().mi
 const JohnnyFive = z.strictObject({
   kind: z.literal('johnny-five'),
   /** Firmata board on a serial port; omit to use the Raspberry Pi's own GPIO through `ioPlugin`. */
-  port: z.string().optional(),
-  /** Name of an installed johnny-five IO plugin package (e.g. "raspi-io"). */
-  ioPlugin: z.string().optional(),
+  port: z.string().min(1).optional(),
+  /** Name of an installed johnny-five IO plugin package (e.g. "raspi-io"); instead of `port`. */
+  ioPlugin: z.string().min(1).optional(),
+  /**
+   * The plugin's export to construct. Omitted: its default export if that is a function, else its
+   * only exported function (raspi-io 11: `RaspiIO`). Only with `ioPlugin`.
+   */
+  ioPluginExport: z.string().regex(/^[A-Za-z_$][\w$]*$/, 'expected a JavaScript export name (e.g. "RaspiIO")').optional(),
   gate: GatePins.optional(),
   vending: VendingPins.optional(),
   pos: PosPins.optional(),
@@ -116,6 +121,19 @@ export const TerminalConfigSchema = z
   .superRefine((c, ctx) => {
     if (c.kind === 'gate' && !c.gate) ctx.addIssue({ code: 'custom', path: ['gate'], message: 'required when kind is "gate"' });
     if (c.io.kind === 'johnny-five' && !c.io[c.kind]) ctx.addIssue({ code: 'custom', path: ['io', c.kind], message: `pin map required for a ${c.kind} on johnny-five` });
+    if (c.io.kind === 'johnny-five' && (c.io.port === undefined) === (c.io.ioPlugin === undefined)) {
+      const both = c.io.port !== undefined;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['io', both ? 'ioPlugin' : 'port'],
+        message: both
+          ? 'give io.port (a Firmata board) or io.ioPlugin (the Pi\'s own GPIO), not both: the plugin would be used and the board ignored'
+          : 'johnny-five needs io.port (a Firmata board on a serial port, e.g. /dev/ttyACM0) or io.ioPlugin (an IO plugin package)',
+      });
+    }
+    if (c.io.kind === 'johnny-five' && c.io.ioPluginExport !== undefined && c.io.ioPlugin === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['io', 'ioPluginExport'], message: 'only with io.ioPlugin' });
+    }
     if (c.hub.caFile !== undefined && !c.hub.url.startsWith('mqtts://')) {
       ctx.addIssue({ code: 'custom', path: ['hub', 'caFile'], message: 'only for an mqtts:// hub.url: mqtt:// is plain TCP, no certificate is checked (use mqtts:// or remove caFile)' });
     }

@@ -1,7 +1,10 @@
 // Hardware chosen by config: a real PN532 on a serial path or the PN532 emulator on a pty; a
 // johnny-five board (Firmata over serial, or an IO plugin such as raspi-io) or the virtual IO
 // board. Simulator modules are imported only when the config asks for them.
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { HardwareError } from '../hardware/errors.ts';
 import { openJ5Board, type J5Board } from '../hardware/actuators/j5-board.ts';
 import { createJ5Gate, type J5GatePins } from '../hardware/actuators/j5-gate.ts';
 import { createJ5Pos, type J5PosPins } from '../hardware/actuators/j5-pos.ts';
@@ -12,7 +15,7 @@ import type { NfcReader } from '../hardware/nfc/nfc-reader.ts';
 import type { EmulatedReader } from '../simulators/pn532-emulator/start-emulated-reader.ts';
 import type { GateWalker, VendingMechanics } from '../simulators/virtual-io/sensor-sims.ts';
 import type { VirtualIo } from '../simulators/virtual-io/virtual-io.ts';
-import type { TerminalConfig } from './config.ts';
+import { ConfigError, type TerminalConfig } from './config.ts';
 import type { TerminalDevices } from './runtime.ts';
 
 /** Pin maps used on the virtual board (and a sane default wiring for a Pi + relay board). */
@@ -31,7 +34,88 @@ export interface OpenedHardware {
   close(): Promise<void>;
 }
 
-export async function openHardware(config: TerminalConfig, log: Logger): Promise<OpenedHardware> {
+/** A johnny-five IO plugin's class (or factory function: raspi-io's `RaspiIO` returns its IO object). */
+export type IoPluginClass = new () => unknown;
+
+/** Where `io.ioPlugin` is looked up: from this folder, the install's node_modules. Tests pass their own. */
+export type ResolveIoPlugin = (name: string) => string;
+const resolveFromInstall: ResolveIoPlugin = (name) => import.meta.resolve(name);
+
+/** The repository root (where `npm install` puts an IO plugin so that this module can import it). */
+export const INSTALL_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
+
+/**
+ * IO plugins that only work as root. raspi-io (11.x) drives the GPIO through the pigpio C library
+ * (raspi-gpio → pigpio), which maps the SoC's registers itself; its README: "this module must be
+ * run as root". The terminal's unit runs as User=tapsettle with NoNewPrivileges=true.
+ */
+const ROOT_ONLY_IO_PLUGINS: Readonly<Record<string, string>> = {
+  'raspi-io': 'raspi-io drives the GPIO through the pigpio C library, which must run as root (raspi-io\'s README)',
+};
+
+const pluginInvalid = (issue: string): ConfigError => new ConfigError('invalid terminal config', [`io.ioPlugin: ${issue}`]);
+
+/**
+ * The class to construct from an IO plugin module (what `import()` returns): `io.ioPluginExport`
+ * when the config names one; else a default export that is a function (a CommonJS
+ * `module.exports = class …`); else the module's only exported function (raspi-io 11:
+ * `require('raspi-io').RaspiIO`, no default). Anything else is a ConfigError naming the exports.
+ */
+export function pickIoPluginClass(name: string, mod: Record<string, unknown>, exportName?: string): IoPluginClass {
+  const def = mod['default'];
+  // A CommonJS module's exports are on `default`; Node also lifts the ones it detects to the namespace.
+  const named = new Map<string, unknown>(Object.entries(mod).filter(([k]) => k !== 'default'));
+  if (def !== null && typeof def === 'object') for (const [k, v] of Object.entries(def)) if (!named.has(k)) named.set(k, v);
+  const functions = [...named].filter(([, v]) => typeof v === 'function').map(([k]) => k);
+  const listed = functions.length > 0 ? `its exported functions: ${functions.join(', ')}` : 'it exports no function';
+  if (exportName !== undefined) {
+    const picked = exportName === 'default' ? def : named.get(exportName);
+    if (typeof picked === 'function') return picked as IoPluginClass;
+    throw new ConfigError('invalid terminal config', [`io.ioPluginExport: "${name}" has no exported class "${exportName}" (${listed})`]);
+  }
+  if (typeof def === 'function') return def as IoPluginClass;
+  if (functions.length === 1) return named.get(functions[0]!) as IoPluginClass;
+  throw pluginInvalid(
+    `"${name}" has no default export to construct and ${functions.length === 0 ? 'no exported function' : `several exported functions (${functions.join(', ')})`}: name the IO class in io.ioPluginExport`,
+  );
+}
+
+/**
+ * Imports `io.ioPlugin` and picks its IO class, without constructing it (that opens the GPIO, which
+ * the running service holds): a plugin that is not installed or does not load, an export that is
+ * not there, or — given the process's `uid` — a root-only plugin in a process that is not root, is
+ * a ConfigError (exit 78). `--check` and the start both run it (checkTerminalConfig) before
+ * anything is created.
+ */
+export async function loadIoPlugin(config: TerminalConfig, options: { resolve?: ResolveIoPlugin; uid?: number | undefined } = {}): Promise<IoPluginClass | undefined> {
+  if (config.io.kind !== 'johnny-five' || config.io.ioPlugin === undefined) return undefined;
+  const name = config.io.ioPlugin;
+  let url: string;
+  try {
+    url = (options.resolve ?? resolveFromInstall)(name);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND') throw pluginInvalid(`the IO plugin package "${name}" is not installed; install it with: cd ${INSTALL_DIR} && npm install ${name}`);
+    throw pluginInvalid(`cannot resolve "${name}": ${e.code ?? ''} ${e.message}`.replace(/ {2,}/g, ' '));
+  }
+  const why = ROOT_ONLY_IO_PLUGINS[name];
+  const uid = options.uid;
+  if (why !== undefined && uid !== undefined && uid !== 0) {
+    throw pluginInvalid(
+      `${why}, and this process runs as uid ${uid}, not root: under the terminal's unit (User=tapsettle, NoNewPrivileges=true) it cannot start. ` +
+        'Drive the actuators from an Arduino with StandardFirmata on USB instead (io.port, e.g. /dev/ttyACM0; no ioPlugin) — terminal/README.md, "Raspberry Pi OS install", step 3',
+    );
+  }
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(url)) as Record<string, unknown>;
+  } catch (err) {
+    throw pluginInvalid(`"${name}" is installed but does not load here: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return pickIoPluginClass(name, mod, config.io.ioPluginExport);
+}
+
+export async function openHardware(config: TerminalConfig, log: Logger, options: { resolveIoPlugin?: ResolveIoPlugin } = {}): Promise<OpenedHardware> {
   const closers: Array<() => Promise<void> | void> = [];
   const sim: OpenedHardware['sim'] = {};
   const close = async (): Promise<void> => {
@@ -84,9 +168,15 @@ export async function openHardware(config: TerminalConfig, log: Logger): Promise
       }
     } else {
       let io: unknown;
-      if (config.io.ioPlugin) {
-        const mod = (await import(config.io.ioPlugin)) as { default: new () => unknown };
-        io = new mod.default();
+      const IoPlugin = await loadIoPlugin(config, options.resolveIoPlugin ? { resolve: options.resolveIoPlugin } : {});
+      if (IoPlugin) {
+        try {
+          io = new IoPlugin();
+        } catch (err) {
+          // Loaded and checked (root included) by checkTerminalConfig before; the import is cached.
+      // The plugin's own start (its GPIO library) failed: the device's fault, as an unanswering board's.
+          throw new HardwareError('ACTUATOR_NOT_READY', `IO plugin "${config.io.ioPlugin}" failed to start`, { cause: err });
+        }
       }
       board = await openJ5Board({ ...(io !== undefined ? { io } : {}), ...(config.io.port !== undefined ? { port: config.io.port } : {}) });
       gatePins = config.io.gate;

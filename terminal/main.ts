@@ -68,7 +68,7 @@ let config: TerminalConfig | undefined;
 try {
   config = loadConfigFile(opts.config);
   if (opts.check) {
-    const { certificate } = checkTerminalConfig(config); // the same checks startTerminal runs before it touches anything
+    const { certificate } = await checkTerminalConfig(config); // the same checks startTerminal runs before it touches anything
     console.log(`config OK: ${config.terminalId} (${config.kind}) → ${config.hub.url}`);
     const warning = certificateWarning(certificate.body, Date.now());
     if (warning) console.error(`warning: ${warning.code}: ${warning.message}`);

@@ -1,15 +1,14 @@
 // Start a terminal from a validated config: keys and certificate from their files, the durable
 // store in dataDir, the hardware the config names, then the runtime.
 import { accessSync, constants as fsConstants, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { decodeMessage, fromHex, generateKeyPair, toHex, type Envelope, type KeyPair } from '../protocol/index.ts';
 import { isHardwareError } from '../hardware/errors.ts';
 import { certificateWarning } from './certificate-validity.ts';
 import { plainTransportWarning } from './hub/plain-transport.ts';
 import { ConfigError, type TerminalConfig } from './config.ts';
-import { openHardware, type OpenedHardware } from './devices.ts';
+import { loadIoPlugin, openHardware, type OpenedHardware, type ResolveIoPlugin } from './devices.ts';
 import { TerminalRuntime } from './runtime.ts';
 import { TerminalStore } from './store/terminal-store.ts';
 
@@ -76,38 +75,27 @@ export function readCertificate(path: string): Envelope<'terminal.certificate'> 
   return d.value;
 }
 
-/** The repository root (where `npm install` puts an IO plugin so that devices.ts can import it). */
-const INSTALL_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
-
-/**
- * `io.ioPlugin` must be a package devices.ts can import. Resolved from this folder (the same
- * node_modules lookup as devices.ts), without loading it: a plugin may touch the GPIO on import.
- */
-function checkIoPlugin(config: TerminalConfig): void {
-  if (config.io.kind !== 'johnny-five' || config.io.ioPlugin === undefined) return;
-  const name = config.io.ioPlugin;
-  try {
-    import.meta.resolve(name);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'ERR_MODULE_NOT_FOUND') throw invalid(`io.ioPlugin: the IO plugin package "${name}" is not installed; install it with: cd ${INSTALL_DIR} && npm install ${name}`);
-    throw invalid(`io.ioPlugin: cannot resolve "${name}": ${e.code ?? ''} ${e.message}`.replace(/ {2,}/g, ' '));
-  }
-}
-
 export interface TerminalCredentials {
   keys: KeyPair;
   certificate: Envelope<'terminal.certificate'>;
+}
+
+/** Test seams of checkTerminalConfig: where IO plugins are looked up, and the uid a root-only plugin is checked against. */
+export interface CheckOptions {
+  resolveIoPlugin?: ResolveIoPlugin;
+  uid?: number | undefined;
 }
 
 /**
  * Everything about a loaded config that can be checked without touching devices or dataDir,
  * run by `main.ts --check` and by startTerminal alike: the key and the certificate are read and
  * parsed, the key is the certificate's key, the certificate names this terminal id, merchant
- * and kind (TerminalRuntime keeps the same guard), and `io.ioPlugin` is installed. Every
- * problem is a ConfigError naming the field (exit 78: retrying does not help).
+ * and kind (TerminalRuntime keeps the same guard), and `io.ioPlugin` is installed, loads, has
+ * the IO class to construct and, when it needs root, runs as root (devices.ts `loadIoPlugin`; the
+ * class is not constructed: that opens the GPIO). Every problem is a ConfigError naming the
+ * field (exit 78: retrying does not help).
  */
-export function checkTerminalConfig(config: TerminalConfig): TerminalCredentials {
+export async function checkTerminalConfig(config: TerminalConfig, options: CheckOptions = {}): Promise<TerminalCredentials> {
   const keys = readTerminalKey(config.keyFile);
   const certificate = readCertificate(config.certificateFile);
   const c = certificate.body;
@@ -125,7 +113,7 @@ export function checkTerminalConfig(config: TerminalConfig): TerminalCredentials
     issues.push(`keyFile: ${config.keyFile} does not match certificateFile ${config.certificateFile}: its public key is ${publicKey}, the certificate's is ${c.publicKey}`);
   }
   if (issues.length > 0) throw new ConfigError('invalid terminal config', issues);
-  checkIoPlugin(config);
+  await loadIoPlugin(config, { ...(options.resolveIoPlugin ? { resolve: options.resolveIoPlugin } : {}), uid: 'uid' in options ? options.uid : process.getuid?.() });
   return { keys, certificate };
 }
 
@@ -202,7 +190,7 @@ function openStore(config: TerminalConfig): TerminalStore {
 export async function startTerminal(config: TerminalConfig, options: { log?: Logger; clock?: () => number; hardware?: OpenedHardware } = {}): Promise<StartedTerminal> {
   const log = options.log ?? pino({ level: config.log.level, base: { terminalId: config.terminalId } });
   // Config problems first (ConfigError), then the machine's: nothing is created before these pass.
-  const { keys, certificate } = checkTerminalConfig(config);
+  const { keys, certificate } = await checkTerminalConfig(config);
   if (!options.hardware) checkDevices(config);
   const store = openStore(config);
   let hardware: OpenedHardware;

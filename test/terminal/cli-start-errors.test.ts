@@ -7,11 +7,14 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, issueTerminalCertificate, toHex, type KeyPair } from '../../protocol/index.ts';
 import { ConfigError, parseConfig } from '../../terminal/config.ts';
+import { loadIoPlugin } from '../../terminal/devices.ts';
 import { checkTerminalConfig } from '../../terminal/start-terminal.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapsettle-cli-start-'));
@@ -169,20 +172,86 @@ describe('terminal CLI: --check and the start agree, and fail with one line and 
     expect(existing.stderr).toContain('refusing to overwrite');
   });
 
-  it('checkTerminalConfig (shared by --check and startTerminal) returns the key and certificate, or a ConfigError per field', () => {
+  it('checkTerminalConfig (shared by --check and startTerminal) returns the key and certificate, or a ConfigError per field', async () => {
     const load = (changes: Record<string, unknown>) => checkTerminalConfig(parseConfig({ ...base, ...changes }, dir, {}));
-    const { keys, certificate: cert } = load({});
+    const { keys, certificate: cert } = await load({});
     expect(toHex(keys.publicKey)).toBe(cert.body.publicKey);
-    const issues = (changes: Record<string, unknown>): string[] => {
+    const issues = async (changes: Record<string, unknown>): Promise<string[]> => {
       try {
-        load(changes);
+        await load(changes);
       } catch (err) {
         if (err instanceof ConfigError) return err.issues;
         throw err;
       }
       return [];
     };
-    expect(issues({ merchantId: 'canteen' })).toEqual([expect.stringMatching(/^certificateFile: .* is for merchantId "transit", the config has merchantId "canteen"/)]);
-    expect(issues({ keyFile: 'other.key', terminalId: 'gate-9' }).map((i) => i.split(':')[0])).toEqual(['certificateFile', 'keyFile']);
+    expect(await issues({ merchantId: 'canteen' })).toEqual([expect.stringMatching(/^certificateFile: .* is for merchantId "transit", the config has merchantId "canteen"/)]);
+    expect((await issues({ keyFile: 'other.key', terminalId: 'gate-9' })).map((i) => i.split(':')[0])).toEqual(['certificateFile', 'keyFile']);
+  });
+});
+
+/**
+ * IO plugin packages in a temp node_modules, shaped like the real ones: raspi-io 11 is CommonJS
+ * with `exports.RaspiIO` and no default export (`new mod.default()` was a TypeError at start,
+ * after a passing --check, restarted by systemd every 5 s).
+ */
+describe('io.ioPlugin: --check loads the plugin and checks its export, without constructing it', () => {
+  const root = join(dir, 'plugins');
+  const plugin = (name: string, source: string): void => {
+    const pkg = join(root, 'node_modules', name);
+    mkdirSync(join(pkg, 'dist'), { recursive: true });
+    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name, version: '1.0.0', main: 'dist/index.js' }));
+    writeFileSync(join(pkg, 'dist', 'index.js'), source);
+  };
+  const RASPI_IO = `"use strict";
+Object.defineProperty(exports, "__esModule", { value: true });
+function RaspiIO(options) { globalThis.__tapsettleConstructed = true; return { options }; }
+exports.RaspiIO = RaspiIO;
+`;
+  plugin('raspi-io', RASPI_IO);
+  plugin('tapsettle-test-io-default', 'module.exports = class BoardIo { constructor() { this.kind = "default"; } };\n');
+  plugin('tapsettle-test-io-two', 'exports.BoardIo = class BoardIo {};\nexports.LedIo = class LedIo {};\nexports.VERSION = 2;\n');
+  plugin('tapsettle-test-io-broken', 'throw new Error("libpigpio.so.1: cannot open shared object file: No such file or directory");\n');
+  const resolveIoPlugin = (name: string): string => pathToFileURL(createRequire(join(root, 'index.js')).resolve(name)).href;
+  const johnnyFive = (io: Record<string, unknown>) => parseConfig({ ...base, io: { kind: 'johnny-five', gate: GATE_PINS, ...io } }, dir, {});
+  const issues = async (io: Record<string, unknown>, uid = 0): Promise<string[]> => {
+    try {
+      await checkTerminalConfig(johnnyFive(io), { resolveIoPlugin, uid });
+    } catch (err) {
+      if (err instanceof ConfigError) return err.issues;
+      throw err;
+    }
+    return [];
+  };
+
+  it('raspi-io 11: its named export RaspiIO is the class, found without constructing it', async () => {
+    expect(await issues({ ioPlugin: 'raspi-io' })).toEqual([]);
+    expect((globalThis as { __tapsettleConstructed?: boolean }).__tapsettleConstructed).toBeUndefined();
+    const RaspiIO = await loadIoPlugin(johnnyFive({ ioPlugin: 'raspi-io' }), { resolve: resolveIoPlugin });
+    expect(RaspiIO?.name).toBe('RaspiIO');
+    expect(new RaspiIO!()).toEqual({ options: undefined });
+  });
+
+  it('raspi-io needs root (pigpio): refused as any other user, naming the Arduino/Firmata way', async () => {
+    expect(await issues({ ioPlugin: 'raspi-io' }, 999)).toEqual([
+      expect.stringMatching(/^io\.ioPlugin: raspi-io drives the GPIO through the pigpio C library, which must run as root .*runs as uid 999, not root.*StandardFirmata on USB instead \(io\.port/),
+    ]);
+    // Other plugins are not held to it.
+    expect(await issues({ ioPlugin: 'tapsettle-test-io-default' }, 999)).toEqual([]);
+  });
+
+  it('a default export that is a class is taken; several classes need io.ioPluginExport; a plugin that does not load is named', async () => {
+    expect((await loadIoPlugin(johnnyFive({ ioPlugin: 'tapsettle-test-io-default' }), { resolve: resolveIoPlugin }))?.name).toBe('BoardIo');
+    expect(await issues({ ioPlugin: 'tapsettle-test-io-two' })).toEqual([
+      'io.ioPlugin: "tapsettle-test-io-two" has no default export to construct and several exported functions (BoardIo, LedIo): name the IO class in io.ioPluginExport',
+    ]);
+    expect(await issues({ ioPlugin: 'tapsettle-test-io-two', ioPluginExport: 'LedIo' })).toEqual([]);
+    expect(await issues({ ioPlugin: 'tapsettle-test-io-two', ioPluginExport: 'VERSION' })).toEqual([
+      'io.ioPluginExport: "tapsettle-test-io-two" has no exported class "VERSION" (its exported functions: BoardIo, LedIo)',
+    ]);
+    expect(await issues({ ioPlugin: 'tapsettle-test-io-broken' })).toEqual([
+      'io.ioPlugin: "tapsettle-test-io-broken" is installed but does not load here: libpigpio.so.1: cannot open shared object file: No such file or directory',
+    ]);
+    expect(await issues({ ioPlugin: 'tapsettle-test-io-missing' })).toEqual([expect.stringMatching(/^io\.ioPlugin: the IO plugin package "tapsettle-test-io-missing" is not installed; install it with: cd .* && npm install tapsettle-test-io-missing$/)]);
   });
 });
