@@ -5,7 +5,6 @@
  */
 import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { x25519 } from '@noble/curves/ed25519.js';
 import { pino, type Logger } from 'pino';
 import {
   Name,
@@ -18,15 +17,14 @@ import {
   type Envelope,
   type KeyPair,
 } from '../../protocol/index.ts';
-import { CardAuthorizerSimulator } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
-import { SimulatedClearing, type ClearingAdapter } from '../clearing/clearing-adapter.ts';
+import { TransferFileClearing, type ClearingAdapter } from '../clearing/clearing-adapter.ts';
 import { PayoutDesk, payoutRetryOptions, type PayoutOutcome, type PayoutRetryOptions, type RetriedPayout } from '../clearing/payouts.ts';
 import { isMerchantId, isRequestId } from '../ledger/command.ts';
 import { Engine, type EngineOptions } from '../ledger/engine.ts';
 import { SqliteLedgerStore, type SqliteStoreOptions } from '../ledger/sqlite-store.ts';
 import { verifyLedger, type VerifyReport } from '../ledger/verify.ts';
 import type { Account, HistoryItem, HoldInfo, Outcome, SettlementSummary } from '../ledger/types.ts';
-import { loadOrCreateEd25519Key, loadOrCreateSecret } from '../registry/keys.ts';
+import { loadOrCreateEd25519Key } from '../registry/keys.ts';
 import { HubKeyring, nextKeyEdge, RotationError, type HubKeyWindow, type RotationPlan } from '../registry/hub-keyring.ts';
 import { voidTicketOf } from './ticket-void.ts';
 import { Registry, type IncidentRecord, type TerminalDirectory, type TerminalInfo, type TerminalKindT } from '../registry/registry.ts';
@@ -56,9 +54,12 @@ export interface CreateHubOptions {
   readonly currency?: string;
   /** Signature checks; the MQTT layer plugs a worker-thread pool here. Default inline. */
   readonly verifier?: SignatureVerifier;
-  /** Default: the in-process simulator with its X25519 key in `<dataDir>/card-authorizer.key`. */
+  /**
+   * The acquirer card top-ups go through. Default: none, and card top-ups are refused
+   * (NOT_PERMITTED): no simulator stands in for a real one unasked (tests pass CardAuthorizerSimulator).
+   */
   readonly cardAuthorizer?: CardAuthorizer;
-  /** Default: SimulatedClearing. */
+  /** Default: transfer instructions in `<dataDir>/payout-instructions/` (TransferFileClearing). */
   readonly clearing?: ClearingAdapter;
   /**
    * Payouts the clearing did not take are sent again at start and on this timer (hub/clearing
@@ -152,7 +153,7 @@ export class Hub implements TerminalDirectory {
   readonly engine: Engine;
   readonly service: SettlementService;
   readonly announcer: Announcer;
-  readonly cardAuthorizer: CardAuthorizer;
+  readonly cardAuthorizer: CardAuthorizer | undefined;
   readonly clearing: ClearingAdapter;
   readonly currency: string;
   /** The refund of each sale in progress (refund()). */
@@ -179,7 +180,7 @@ export class Hub implements TerminalDirectory {
     keyring: HubKeyring;
     issuerKey: KeyPair;
     verifier: SignatureVerifier;
-    cardAuthorizer: CardAuthorizer;
+    cardAuthorizer: CardAuthorizer | undefined;
     clearing: ClearingAdapter;
     currency: string;
     clock: () => number;
@@ -207,7 +208,7 @@ export class Hub implements TerminalDirectory {
       hubKeys: parts.keyring,
       issuerKeys,
       verifier: parts.verifier,
-      cardAuthorizer: parts.cardAuthorizer,
+      ...(parts.cardAuthorizer ? { cardAuthorizer: parts.cardAuthorizer } : {}),
       clock: parts.clock,
       currency: parts.currency,
       logger: parts.logger,
@@ -815,6 +816,9 @@ function checkValidityMs(validityMs: number): void {
 /** The registry's WAL is checkpointed off the event loop this often (registry.ts). */
 const REGISTRY_CHECKPOINT_MS = 200;
 
+/** Where the default clearing writes payout instructions, inside the data folder. */
+export const PAYOUT_INSTRUCTIONS_DIR = 'payout-instructions';
+
 /** The default settlement currency of a new hub. */
 export const DEFAULT_CURRENCY = 'EUR';
 
@@ -869,17 +873,14 @@ async function openHub(options: CreateHubOptions, clock: () => number, logger: L
     }
     throw err;
   }
-  const cardAuthorizer =
-    options.cardAuthorizer ??
-    new CardAuthorizerSimulator({ secretKey: loadOrCreateSecret(options.dataDir, 'card-authorizer-x25519', () => x25519.utils.randomSecretKey()) });
   const hub = new Hub({
     registry,
     engine,
     keyring,
     issuerKey,
     verifier: options.verifier ?? inlineVerifier,
-    cardAuthorizer,
-    clearing: options.clearing ?? new SimulatedClearing(),
+    cardAuthorizer: options.cardAuthorizer,
+    clearing: options.clearing ?? new TransferFileClearing(join(options.dataDir, PAYOUT_INSTRUCTIONS_DIR)),
     currency,
     clock,
     logger,

@@ -66,7 +66,8 @@ export interface SettlementServiceOptions {
   /** Issuer public keys (hex) whose licenses this hub accepts. */
   readonly issuerKeys: readonly string[];
   readonly verifier: SignatureVerifier;
-  readonly cardAuthorizer: CardAuthorizer;
+  /** None: card top-ups are refused (NOT_PERMITTED). */
+  readonly cardAuthorizer?: CardAuthorizer;
   readonly clock: () => number;
   readonly currency: string;
   readonly logger: Logger;
@@ -874,10 +875,15 @@ export class SettlementService {
     sealedCard: NonNullable<Extract<Op, { type: 'topup' }>['sealedCard']>,
     declined: (c: ErrorCode) => Decision,
   ): Promise<Decision> {
+    const authorizer = this.#o.cardAuthorizer;
+    if (!authorizer) {
+      this.#o.logger.warn({ requestId: body.requestId }, 'card top-up refused: this hub has no card authorizer');
+      return declined('NOT_PERMITTED');
+    }
     const card = { requestId: body.requestId, amountMinor: op.amountMinor, currency: op.currency, wallet: op.wallet };
     let auth: Awaited<ReturnType<CardAuthorizer['authorize']>>;
     try {
-      auth = await this.#o.cardAuthorizer.authorize({ ...card, sealedCard });
+      auth = await authorizer.authorize({ ...card, sealedCard });
     } catch (err) {
       // The id authorized other content before (its answer lost, no result stored): refused, nothing
       // credited, and no void — the original's own retry must still find its approval. Not stored
@@ -918,7 +924,7 @@ export class SettlementService {
   /** Voids a card authorization; false (logged) when the authorizer did not confirm it. */
   async #voidCard(card: Parameters<CardAuthorizer['void']>[0], reason: Parameters<CardAuthorizer['void']>[1], cause: unknown): Promise<boolean> {
     try {
-      await this.#o.cardAuthorizer.void(card, reason);
+      await this.#o.cardAuthorizer?.void(card, reason);
       this.#o.logger.warn({ requestId: card.requestId, amountMinor: card.amountMinor, reason, cause }, 'card authorization voided');
       return true;
     } catch (err) {

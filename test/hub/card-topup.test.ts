@@ -74,6 +74,17 @@ async function balance(f: HubFixture, w: TestWallet): Promise<number | undefined
 }
 
 describe('card top-up', () => {
+  it('a hub given no card authorizer refuses card top-ups (NOT_PERMITTED) and credits nothing: no simulator stands in unasked', async () => {
+    fx = await openHubFixture();
+    const pos = await enroll(fx.hub, 'pos-1', 'pos', 'cafe');
+    const w = await register(fx.hub);
+    const requestId = newRequestId(fx.now);
+    const anyKey = new CardAuthorizerSimulator().sealingPublicKey;
+    const req = cardTopup(fx, pos, w, 2000, requestId, sealCard({ pan: TEST_PAN_APPROVED, expiry: '12/30' }, anyKey, requestId));
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, req.bytes))).toMatchObject({ status: 'declined', code: 'NOT_PERMITTED' });
+    expect(await balance(fx, w)).toBe(0);
+  });
+
   it('normal path: approved, credited once, charged once; a retry gets the same bytes and charges nothing more', async () => {
     const auth = new LossyAuthorizer();
     const { fx: f, pos, w1 } = await setup(auth);

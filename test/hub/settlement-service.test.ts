@@ -18,7 +18,8 @@ import {
   type Envelope,
 } from '../../protocol/index.ts';
 import { TEST_PAN_APPROVED, TEST_PAN_DECLINED } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
-import type { SimulatedClearing } from '../../hub/clearing/clearing-adapter.ts';
+import { SimulatedClearing } from '../../hub/clearing/clearing-adapter.ts';
+import { CardAuthorizerSimulator } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
 import { DataDirBusyError } from '../../hub/service/data-dir-lock.ts';
 import { createHub } from '../../hub/service/hub.ts';
 import {
@@ -65,7 +66,7 @@ const hubLog: Array<{ msg: string; [k: string]: unknown }> = [];
 const logger = pino({ level: 'warn' }, { write: (line: string) => void hubLog.push(JSON.parse(line) as { msg: string }) });
 
 beforeAll(async () => {
-  fx = await openHubFixture({ logger });
+  fx = await openHubFixture({ logger, cardAuthorizer: new CardAuthorizerSimulator(), clearing: new SimulatedClearing() });
   pos = await enroll(fx.hub, 'pos-1', 'pos', 'snacks');
   vend = await enroll(fx.hub, 'vend-1', 'vending', 'snacks');
   gateIn = await enroll(fx.hub, 'gate-in', 'gate', 'transit');
@@ -750,7 +751,7 @@ describe('top-ups, transfers, history, payouts', () => {
 
   it('card top-up: the sealed card goes to the authorizer; a test PAN is declined', async () => {
     const w = await register(fx.hub);
-    const key = fx.hub.cardAuthorizer.sealingPublicKey;
+    const key = fx.hub.cardAuthorizer!.sealingPublicKey;
     const card = (pan: string) => {
       const requestId = newRequestId();
       const sealedCard = sealCard({ pan, expiry: '12/30' }, key, requestId);
