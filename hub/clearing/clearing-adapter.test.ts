@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -39,6 +39,11 @@ describe('TransferFileClearing', () => {
     // A new instance (the hub restarted) answers the same id from the file, and writes nothing more.
     expect(await new TransferFileClearing(dir).transfer(t)).toEqual({ ok: true, reference: `TRANSFER-${t.payoutId}` });
     expect(readdirSync(dir)).toEqual([`${t.payoutId}.json`]);
+    // Carried out and moved to done/: still known, never written for a second transfer.
+    mkdirSync(join(dir, 'done'));
+    renameSync(file, join(dir, 'done', `${t.payoutId}.json`));
+    expect(await new TransferFileClearing(dir).transfer(t)).toEqual({ ok: true, reference: `TRANSFER-${t.payoutId}` });
+    expect(readdirSync(dir)).toEqual(['done']);
   });
 
   it('refuses other content under a written id, an id that is not hex, and a folder it cannot write: never a success', async () => {

@@ -51,7 +51,9 @@ export class SimulatedClearing implements ClearingAdapter {
  * per payout, `<payoutId>.json` in `dir` (mode 0600, written whole and fsynced before the payout
  * counts as sent), holding the merchant, amount, currency and the payout id to quote as the
  * transfer's end-to-end reference. Idempotent: a payout id already written answers with its
- * first reference; other content under it is refused, never overwritten.
+ * first reference; other content under it is refused, never overwritten. The operator moves a file
+ * carried out to `done/`, where it still counts: a payout sent again (a restored registry) is
+ * answered from it, not written for a second transfer.
  */
 export class TransferFileClearing implements ClearingAdapter {
   readonly dir: string;
@@ -62,14 +64,17 @@ export class TransferFileClearing implements ClearingAdapter {
   async transfer(t: ClearingTransfer): Promise<ClearingResult> {
     // The id names a file: only what a payout id can be (32 hex chars), never a path.
     if (!/^[0-9a-f]{16,64}$/.test(t.payoutId)) return { ok: false, reason: 'payout id is not hex' };
-    const file = join(this.dir, `${t.payoutId}.json`);
+    const name = `${t.payoutId}.json`;
+    const file = join(this.dir, name);
     const instruction: TransferInstruction = { reference: `TRANSFER-${t.payoutId}`, payoutId: t.payoutId, merchantId: t.merchantId, amountMinor: t.amountMinor, currency: t.currency };
-    try {
-      const written = JSON.parse(await readFile(file, 'utf8')) as TransferInstruction;
-      const same = written.merchantId === t.merchantId && written.amountMinor === t.amountMinor && written.currency === t.currency;
-      return same ? { ok: true, reference: written.reference } : { ok: false, reason: 'payout id already written with other content' };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { ok: false, reason: `cannot read ${file}: ${(err as Error).message}` };
+    for (const known of [file, join(this.dir, 'done', name)]) {
+      try {
+        const written = JSON.parse(await readFile(known, 'utf8')) as TransferInstruction;
+        const same = written.merchantId === t.merchantId && written.amountMinor === t.amountMinor && written.currency === t.currency;
+        return same ? { ok: true, reference: written.reference } : { ok: false, reason: 'payout id already written with other content' };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { ok: false, reason: `cannot read ${known}: ${(err as Error).message}` };
+      }
     }
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
