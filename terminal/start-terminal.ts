@@ -70,9 +70,33 @@ export function readCertificate(path: string): Envelope<'terminal.certificate'> 
   } catch (err) {
     throw invalid(`certificateFile: cannot read ${path}: ${(err as Error).message}`);
   }
+  if (isEnrollmentOutput(text)) {
+    throw invalid(
+      `certificateFile: ${path} is enroll-terminal's output (or reissue-certificate's), not the certificate: save its \`certificate\` field as the file ` +
+        `(node -p 'JSON.stringify(JSON.parse(require("fs").readFileSync(0, "utf8")).certificate)' < output.json > terminal.cert.json), and its hubKey and issuerKey into the config`,
+    );
+  }
   const d = decodeMessage(text, 'terminal.certificate');
   if (!d.ok) throw invalid(`certificateFile: ${path} is not a terminal certificate: ${d.code} ${d.detail}`);
   return d.value;
+}
+
+/**
+ * The whole output of `tapsettle enroll-terminal` ({ terminalId, certificate, hubKey, … }) or
+ * `reissue-certificate` saved as the certificate: an object whose `certificate` is an object and
+ * that is no envelope itself (an envelope has `v` and `body`). Decoding it said only
+ * `UNSUPPORTED_VERSION v=undefined`.
+ */
+function isEnrollmentOutput(text: string): boolean {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return false;
+  const o = raw as Record<string, unknown>;
+  return o['certificate'] !== null && typeof o['certificate'] === 'object' && !('v' in o) && !('body' in o);
 }
 
 export interface TerminalCredentials {

@@ -263,7 +263,8 @@ function buildProgram(ctx: CliContext): Command {
           if (err instanceof InputError && err.field === 'publicKey') throw new InputError('public-key', err.message.slice('publicKey: '.length));
           throw err;
         });
-        print({ terminalId: input.terminalId, ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}), certificate, hubKey: hub.trustAnchorKey, openedMerchants });
+        // hubKey and issuerKey are the terminal config's hub.hubKey and hub.issuerKeys.
+        print({ terminalId: input.terminalId, ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}), certificate, hubKey: hub.trustAnchorKey, issuerKey: hub.issuerPublicKey, openedMerchants });
       });
     });
 
@@ -301,9 +302,9 @@ function buildProgram(ctx: CliContext): Command {
 
   program
     .command('hub-keys')
-    .description('the hub signing keys and their validity windows (the keys announcement lists the same)')
+    .description("the hub signing keys and their validity windows (the keys announcement lists the same), and the issuer key terminals trust wallets' licenses by")
     .action(async () => {
-      await withHub(ctx, program, (hub) => print({ signing: hub.hubPublicKey, trustAnchor: hub.trustAnchorKey, keys: hub.hubKeys() }));
+      await withHub(ctx, program, (hub) => print({ signing: hub.hubPublicKey, trustAnchor: hub.trustAnchorKey, keys: hub.hubKeys(), issuerKey: hub.issuerPublicKey }));
     });
 
   program

@@ -5,7 +5,7 @@
  * the config, its key and certificate and the command line; 69 (EX_UNAVAILABLE, restarted) for a
  * missing device; 73 (EX_CANTCREAT, restarted) for a dataDir that cannot be created.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -42,6 +42,12 @@ write('other.key', `${toHex(generateKeyPair().secretKey)}\n`);
 write('terminal.cert.json', certificate(terminal));
 write('other-terminal.cert.json', certificate(terminal, { terminalId: 'gate-4', kind: 'pos' }));
 write('expired.cert.json', certificate(terminal, { notAfter: now - 1000 }));
+// What `tapsettle enroll-terminal` prints, saved whole instead of its `certificate` field.
+const enrollOutput = JSON.stringify({ terminalId: 'gate-3', certificate: JSON.parse(certificate(terminal)) as unknown, hubKey: toHex(hub.publicKey), issuerKey: toHex(hub.publicKey), openedMerchants: [] }, null, 2);
+write('enrolled.json', `${enrollOutput}\n`);
+// The field extracted as the docs say (terminal/README.md step 6), and as `jq .certificate` would (indented).
+write('extracted.cert.json', execFileSync(process.execPath, ['-p', 'JSON.stringify(JSON.parse(require("fs").readFileSync(0, "utf8")).certificate)'], { input: enrollOutput, encoding: 'utf8' }));
+write('indented.cert.json', `${JSON.stringify(JSON.parse(certificate(terminal)), null, 2)}\n`);
 write('not-a-folder', 'x');
 
 const GATE_PINS = { barrier: { kind: 'relay', pin: 2 }, beam: { pin: 3, blockedLevel: 0 }, entryLed: 4, exitLed: 5, deniedLed: 6, buzzer: 7 };
@@ -127,6 +133,25 @@ describe('terminal CLI: --check and the start agree, and fail with one line and 
     expect(expired.status).toBe(0);
     expect(expired.stdout).toContain('config OK: gate-3 (gate)');
     expect(expired.stderr).toMatch(/^warning: CERT_EXPIRED: the certificate expired at .*reissue-certificate/);
+  });
+
+  it('enroll-terminal\'s whole output saved as the certificate: exit 78 saying to save its `certificate` field; the extracted or indented field passes', async () => {
+    const file = config({ certificateFile: 'enrolled.json' });
+    const [check, start, extracted, indented] = await Promise.all([
+      cli(['--config', file, '--check']),
+      cli(['--config', file]),
+      cli(['--config', config({ certificateFile: 'extracted.cert.json' }), '--check']),
+      cli(['--config', config({ certificateFile: 'indented.cert.json' }), '--check']),
+    ]);
+    expect(check.status, check.stderr).toBe(78);
+    expect(check.stderr).toContain(`certificateFile: ${join(dir, 'enrolled.json')} is enroll-terminal's output (or reissue-certificate's), not the certificate: save its \`certificate\` field`);
+    expect(check.stderr).not.toContain('UNSUPPORTED_VERSION');
+    expect(start.status, start.stderr).toBe(78);
+    expect(fatalLine(start)).toMatchObject({ code: 'CONFIG_INVALID', issues: [expect.stringContaining("is enroll-terminal's output")] });
+    for (const ok of [extracted, indented]) {
+      expect(ok.status, ok.stderr).toBe(0);
+      expect(ok.stdout).toContain('config OK: gate-3 (gate)');
+    }
   });
 
   it('an IO plugin that is not installed: exit 78 naming io.ioPlugin and how to install it', async () => {
