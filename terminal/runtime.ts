@@ -537,9 +537,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.d.store.markTicketUsed(admissionKey(cmd.recordId), nowMs);
         return;
       case 'paidExit.grant':
-        // Paid (or a ticket trip) but nobody passed, or a grant in use restated: the next exit of this wallet opens for free.
+        // Kept before the barrier opens for a paid exit, and again when nobody passed: until used
+        // up at the passage, the next exit of this wallet here opens for free (a power cut included).
         this.grantPaidExit(cmd, nowMs);
-        this.log.warn({ requestId: cmd.requestId, refundable: cmd.refundable }, 'paid exit granted: the next exit of this wallet here is paid');
+        this.log.debug({ requestId: cmd.requestId, refundable: cmd.refundable }, 'paid exit granted');
         return;
       case 'incident':
         // A UID that led to an unsigned passage is not trusted for the license cache any more.

@@ -7,6 +7,8 @@ import type { Command, TerminalContext } from './types.ts';
 /** The machine's default passage window: the barrier's 8 s, its 0.3 s close delay, a 2 s margin. */
 const WINDOW_MS = 8_000 + 300 + 2_000;
 const AFTER_WINDOW = T0 + WINDOW_MS + 1;
+/** A paid exit kept by the runtime (durable): before the barrier opens, and again when nobody passed. */
+const GRANT = (wallet: string, requestId: string, kind: 'fare' | 'ticket' = 'fare', refundable = kind === 'fare') => ({ c: 'paidExit.grant', wallet, requestId, kind, refundable });
 
 const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
 const entryCtx = (f: Fixture, over: Partial<TerminalContext> = {}): TerminalContext => f.ctx({ gate: { station: 'A', mode: 'entry' }, ...over });
@@ -127,7 +129,9 @@ describe('gate: exit', () => {
     expect(spec.amountMinor).toBe(300);
     expect(kinds(tapped.commands).slice(0, 2)).toEqual(['gate.open', 'nfc.authorize']);
     expect(tapped.commands[1]).toMatchObject({ consumeRecordId: 9 }); // the signature consumes the entry record
-    expect(authorized.commands[0]).toMatchObject({ c: 'hub.request', requestId: rid, offline: true, amountMinor: 300, op: { type: 'fare', entry, exitStation: 'C', exitTime: T0, fareTableVersion: 4 } });
+    // Kept before anything else: a power cut while the barrier is open must not charge the customer again.
+    expect(authorized.commands[0]).toEqual(GRANT(w.hex, rid));
+    expect(authorized.commands[1]).toMatchObject({ c: 'hub.request', requestId: rid, offline: true, amountMinor: 300, op: { type: 'fare', entry, exitStation: 'C', exitTime: T0, fareTableVersion: 4 } });
     expect(authorized.commands).toContainEqual({ c: 'nfc.delete', recordId: 9 });
     expect(authorized.state.s).toBe('passing');
   });
@@ -170,7 +174,7 @@ describe('gate: exit', () => {
     const declined = run(exitCtx(f), [{ e: 'hub.result', result: f.result(rid, { status: 'declined', code: 'INSUFFICIENT_FUNDS', withdrawal: 'none' }) }], authorized.state);
     expect(kinds(declined.commands)).toContain('gate.deny');
     const approved = run(exitCtx(f), [{ e: 'hub.result', result: f.result(rid) }], authorized.state);
-    expect(approved.commands[0]).toEqual({ c: 'gate.open' });
+    expect(approved.commands.slice(0, 2)).toEqual([GRANT(w.hex, rid), { c: 'gate.open' }]);
     expect(approved.commands).toContainEqual({ c: 'nfc.delete', recordId: 9 });
   });
 
@@ -188,9 +192,10 @@ describe('gate: exit', () => {
   it('entered on a ticket: opens without a fare', () => {
     const f = new Fixture('gate-out');
     const w = f.wallet();
-    const card = f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'A', T0 - 60_000, f.id()) } });
+    const ticketId = f.id();
+    const card = f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'A', T0 - 60_000, ticketId) } });
     const r = run(exitCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
-    expect(r.commands[0]).toEqual({ c: 'gate.open' });
+    expect(r.commands.slice(0, 2)).toEqual([GRANT(w.hex, ticketId, 'ticket'), { c: 'gate.open' }]);
     expect(kinds(r.commands)).not.toContain('hub.request');
   });
 
@@ -294,7 +299,7 @@ describe('gate: exit — admission records must verify (an enrolled gate signed 
     const trip = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission: { recordId: 9, message: f.admission(w.hex, 'A', T0 - 60_000) } }), requestId: f.id(), recordId: f.id() }]);
     expect(trip.commands.find((c) => c.c === 'nfc.authorize')).toMatchObject({ offer: { amountMinor: 300 }, consumeRecordId: 9 });
     const ticket = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'A', T0 - 60_000, f.id()) } }), requestId: f.id(), recordId: f.id() }]);
-    expect(ticket.commands[0]).toEqual({ c: 'gate.open' });
+    expect(kinds(ticket.commands).slice(0, 2)).toEqual(['paidExit.grant', 'gate.open']);
     expect(kinds(ticket.commands)).not.toContain('nfc.authorize');
   });
 });
@@ -368,7 +373,6 @@ describe('gate: exit — a wallet with an unsigned passage on file', () => {
 });
 
 describe('gate: exit — paid but nobody passed', () => {
-  const GRANT = (wallet: string, requestId: string, kind: 'fare' | 'ticket' = 'fare', refundable = kind === 'fare') => ({ c: 'paidExit.grant', wallet, requestId, kind, refundable });
 
   it('a hub-approved fare: the next exit of the wallet is granted as paid, and no receipt yet (the grant decides it)', () => {
     const f = new Fixture('gate-out');
@@ -406,7 +410,7 @@ describe('gate: exit — paid but nobody passed', () => {
     r = run(ctx, [{ e: 'tick' }], r.state, T0 + 10_001);
     expect(r.state.s).toBe('passing');
     r = run(ctx, [{ e: 'passage' }], r.state, T0 + 10_002);
-    expect(r.commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
+    expect(r.commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }, { c: 'paidExit.consume', wallet: w.hex, requestId: rid }]);
     // Nobody within the window and its margin: then the grant.
     const quiet = run(ctx, [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
     const signed = run(ctx, [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], quiet.state);
@@ -428,12 +432,13 @@ describe('gate: exit — paid but nobody passed', () => {
     r = run(exitCtx(f), [{ e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'fare', amountMinor: 600, currency: 'EUR', lines: [] }) }], r.state);
     expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true });
     expect(run(exitCtx(f), [{ e: 'tick' }], r.state, AFTER_WINDOW).commands).toEqual([GRANT(w.hex, rid)]);
-    expect(run(exitCtx(f), [{ e: 'passage' }], r.state).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
+    expect(run(exitCtx(f), [{ e: 'passage' }], r.state).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }, { c: 'paidExit.consume', wallet: w.hex, requestId: rid }]);
 
     const ticketId = f.id();
     const ticket = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'A', T0 - 60_000, ticketId) } }), requestId: f.id(), recordId: f.id() }]);
-    // A ticket trip paid no fare here: nothing to refund.
+    // A ticket trip paid no fare here: nothing to refund; through, its grant is used up.
     expect(run(exitCtx(f), [{ e: 'tick' }], ticket.state, AFTER_WINDOW).commands).toEqual([GRANT(w.hex, ticketId, 'ticket')]);
+    expect(run(exitCtx(f), [{ e: 'passage' }], ticket.state).commands).toEqual([{ c: 'paidExit.consume', wallet: w.hex, requestId: ticketId }]);
 
     // A late-approved fare whose record the hub claimed: the grant consumes the record, so granted
     // again it stands on nothing else and is refundable; its exit, made at last, is reported.
@@ -468,9 +473,9 @@ describe('gate: exit — paid but nobody passed', () => {
     const waiting = run(exitCtx(f), [{ e: 'tick' }], r.state, AFTER_WINDOW);
     expect(waiting.commands).toEqual([]);
     expect(waiting.state.s).toBe('passing');
-    expect(run(exitCtx(f), [{ e: 'passage' }], waiting.state, T0 + 30_000).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
+    expect(run(exitCtx(f), [{ e: 'passage' }], waiting.state, T0 + 30_000).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }, { c: 'paidExit.consume', wallet: w.hex, requestId: rid }]);
     // The barrier never reports them through: after two minutes, counted as through all the same.
-    expect(run(exitCtx(f), [{ e: 'tick' }], waiting.state, T0 + 7_000 + 120_000).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
+    expect(run(exitCtx(f), [{ e: 'tick' }], waiting.state, T0 + 7_000 + 120_000).commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }, { c: 'paidExit.consume', wallet: w.hex, requestId: rid }]);
   });
 
   it('no new decision while the barrier is still open for the last one: the tap is refused, nothing charged or opened', () => {

@@ -110,7 +110,12 @@ function passing(
   { paid, usingGrant = false, entered = false }: { paid?: PaidExit; usingGrant?: boolean; entered?: boolean | undefined } = {},
 ): Step<GateState> {
   const windowMs = entered ? inPassageMaxMs(ctx) : (ctx.gate?.passageTimeoutMs ?? PASSAGE_MS) + (ctx.gate?.closeDelayMs ?? CLOSE_DELAY_MS) + PASSAGE_MARGIN_MS;
-  return step({ s: 'passing', requestId, ...(paid ? { paid } : {}), ...(usingGrant ? { usingGrant } : {}), ...(entered ? { entered } : {}), untilMs: nowMs + windowMs }, commands);
+  // A paid exit is kept (paidExit.grant, durable) before the barrier opens and used up at the
+  // passage: a power cut while it is open must not lose it, or the customer, whose record is gone
+  // from the wallet, would pay again at the next tap.
+  const keep: Command[] = paid && !usingGrant ? [{ c: 'paidExit.grant', ...paid }] : [];
+  const granted = usingGrant || keep.length > 0;
+  return step({ s: 'passing', requestId, ...(paid ? { paid } : {}), ...(granted ? { usingGrant: true } : {}), ...(entered ? { entered } : {}), untilMs: nowMs + windowMs }, [...keep, ...commands]);
 }
 
 function inPassageMaxMs(ctx: TerminalContext): number {

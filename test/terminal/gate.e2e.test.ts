@@ -1,12 +1,14 @@
 // Ticket gates end to end (entry at "north", exit at "south") with a POS for top-ups and ticket
 // sales: real terminal runtimes on the PN532 emulator and the virtual board, a real hub.
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeFare, decodeAnyForm, encodeMessage, generateKeyPair, newChallenge, signMessage } from '../../protocol/index.ts';
 import { RecordKind } from '../../hardware/wallet-apdu/apdu.ts';
 import type { Command } from '../../terminal/machines/types.ts';
-import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
+import { startSimulatedTerminal, type SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import type { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
 import { startTerminal } from '../../terminal/start-terminal.ts';
 import { badSignatureCard, eventually, FARES, OPERATORS, Site } from './harness.ts';
@@ -294,7 +296,7 @@ describe('gate terminals end to end', () => {
     expect(exit.displays.some((d) => d.includes('BAD_SIGNATURE'))).toBe(true);
   });
 
-  it('a customer who stands in the beam past the passage window is through: reported passed, no paid exit granted (nor refunded later)', async () => {
+  it('a customer who stands in the beam past the passage window is through: reported passed, the paid exit kept while the barrier was open is used up (nor refunded later)', async () => {
     const slowWalk = await site.terminal({ kind: 'gate', merchantId: 'transit', gate: { station: 'south', mode: 'exit', passageTimeoutMs: 500 } });
     const wallet = await site.wallet({ balanceMinor: 1000 });
     expect((await pass(gateIn, wallet)).opened).toBe(true);
@@ -303,9 +305,47 @@ describe('gate terminals end to end', () => {
     const exit = await pass(slowWalk, wallet);
     expect(exit.opened).toBe(true);
     expect(exit.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'passed' });
-    expect(exit.commands.map((c) => c.c)).not.toContain('paidExit.grant');
+    // Kept before the barrier opened (a power cut then must not charge again), used up at the passage.
+    expect(exit.commands.filter((c) => c.c === 'paidExit.grant')).toHaveLength(1);
+    expect(exit.commands.map((c) => c.c)).toContain('paidExit.consume');
     expect(slowWalk.started.store.getKv(`paid-exit.${wallet.publicKeyHex}`)).toBeUndefined();
     await eventually(async () => (await site.balance(wallet)) === 1000 - TRIP_MINOR, 8000, 'fare settled');
+  });
+
+  it('a power cut while the barrier is open for a hub-approved fare: after the restart the customer leaves as paid, charged once', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tapsettle-gate-cut-'));
+    const exit = await site.terminal({ kind: 'gate', merchantId: 'transit', terminalId: 'gate-cut', gate: { station: 'south', mode: 'exit' }, dataDir });
+    let again: SimulatedTerminal | undefined;
+    try {
+      const wallet = await site.wallet({ balanceMinor: 1000, offlineLimitMinor: 0 }); // the exit waits for the hub
+      expect((await pass(gateIn, wallet)).opened).toBe(true);
+      const store = exit.started.store;
+      const setKv = store.setKv.bind(store);
+      let cut = false;
+      store.setKv = (key, value) => {
+        setKv(key, value);
+        if (!key.startsWith('paid-exit.')) return;
+        cut = true;
+        exit.runtime.simulatePowerCut(); // the grant is on disk; nothing more runs
+      };
+      exit.nextVisitor({ kind: 'nobody' });
+      exit.tap(wallet);
+      await eventually(() => cut, 8000, 'hub approval, grant kept');
+      exit.remove();
+      await eventually(async () => (await site.balance(wallet)) === 1000 - TRIP_MINOR, 8000, 'fare settled');
+      await exit.close({ keepData: true });
+      again = await startSimulatedTerminal({ kind: 'gate', hubUrl: site.url, hub: site.hub, terminalId: 'gate-cut', merchantId: 'transit', gate: { station: 'south', mode: 'exit' }, dataDir });
+      await eventually(() => again!.runtime.isOnline, 8000, 'restarted gate online');
+      const after = await pass(again, wallet);
+      expect(after.opened).toBe(true);
+      expect(after.displays).toContain('paid — goodbye');
+      expect(after.commands.map((c) => c.c)).not.toContain('hub.request');
+      expect(await site.balance(wallet)).toBe(1000 - TRIP_MINOR);
+    } finally {
+      await again?.close();
+      await exit.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('a tap while the barrier is still open for the last decision is refused, not decided (its admit would fail, or take the last passage for its own)', async () => {
