@@ -24,7 +24,7 @@ import { POS_IDLE, pinMatches, posStep, type PosEvent, type PosState } from './m
 import { pinLockedUntil, recordPinAttempt, type PinAttempts } from './policy/pin-attempts.ts';
 import type { CardInfo, Command, PaidExit, Step, TerminalContext } from './machines/types.ts';
 import { VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './machines/vending.ts';
-import type { OutboxEntry, TerminalStore } from './store/terminal-store.ts';
+import { MAX_OPEN_OUTBOX, type OutboxEntry, type TerminalStore } from './store/terminal-store.ts';
 import {
   addUnsignedPassage, hasUnsignedPassage, parseUnsignedPassages, unsignedPeriodMinor, unsignedWalletMinor, UNSIGNED_PASSAGES_KEY, type UnsignedPassage,
 } from './policy/unsigned.ts';
@@ -341,6 +341,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         terminalPeriodMinor: () => store.terminalPeriodMinor(c.limits.periodMs) + unsignedPeriodMinor(this.unsigned(), store.uptimeMs(), c.limits.periodMs),
         unsignedPassage: (wallet) => hasUnsignedPassage(this.unsigned(), wallet, store.uptimeMs()),
         ticketUsed: (id) => store.ticketUsed(id) || this.blocklist.tickets.has(id),
+        outboxRoom: () => MAX_OPEN_OUTBOX - store.openCount(),
         admissionUsed: (recordId) => store.ticketUsed(admissionKey(recordId)),
         abandonedFor: (wallet) => store.hasAbandoned(wallet),
         paidExit: (wallet, nowMs) => {

@@ -93,6 +93,18 @@ describe('gate: entry', () => {
     expect(r.commands).toEqual([{ c: 'receipt', requestId: rid, outcome: 'passed' }]);
   });
 
+  it('a ticket entry with no outbox row left to report its use is refused (see staff); without a ticket it enters as usual', () => {
+    const f = new Fixture('gate-in');
+    const w = f.wallet();
+    const full = f.ctx({ gate: { station: 'A', mode: 'entry' }, usage: { ...f.usage(), outboxRoom: () => 0 } });
+    const withTicket = run(full, [{ e: 'tap', card: f.card(w, { tickets: [{ recordId: 3, message: f.ticket(w.hex) }] }), requestId: f.id(), recordId: f.id() }]);
+    expect(kinds(withTicket.commands)).toContain('gate.deny');
+    expect(kinds(withTicket.commands)).not.toContain('nfc.storeAdmission');
+    expect(withTicket.commands).toContainEqual(expect.objectContaining({ c: 'display', text: 'see staff: OFFLINE_LIMIT' }));
+    const plain = run(full, [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }]);
+    expect(kinds(plain.commands)).toEqual(['nfc.storeAdmission']);
+  });
+
   it('a used, expired, foreign or forged ticket is ignored (pay-as-you-go entry instead)', () => {
     const f = new Fixture('gate-in');
     const w = f.wallet();

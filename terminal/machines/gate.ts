@@ -7,7 +7,7 @@
 // hub approval. The record counts only when it verifies against an enrolled gate's key (the hub's
 // keys announcement): a wallet can store any record, so one that does not is no record at all.
 import { computeFare, verifyMessage, type Envelope, type FareQuote } from '../../protocol/index.ts';
-import { checkLicense, decideGateLocal } from '../policy/risk.ts';
+import { checkLicense, decideGateLocal, outboxHasRoom } from '../policy/risk.ts';
 import { checkHubResult, checkTicket, isRetryLater } from './checks.ts';
 import { CHARGED_AT_MOST_ONCE_TEXT, PAYMENT_PENDING_TEXT, display, price, type CardInfo, type CommonEvent, type Command, type PaidExit, type Step, type TerminalContext } from './types.ts';
 
@@ -315,6 +315,9 @@ function entryTap(
       break;
     }
   }
+  // A ticket entry queues its use for the hub: with no row to queue it in, the use would go
+  // unreported and the ticket stay usable at other gates.
+  if (ticket && !outboxHasRoom(ctx.usage, 0)) return deny('see staff: OFFLINE_LIMIT');
   const body = {
     recordId: event.recordId,
     wallet,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Fixture, T0 } from '../machines/fixtures.ts';
-import { checkLicense, decideGateLocal, decideOffline, DEFAULT_RISK_LIMITS, trustedStatement, type UsageView } from './risk.ts';
+import { checkLicense, decideGateLocal, decideOffline, DEFAULT_RISK_LIMITS, OUTBOX_RESERVE, trustedStatement, type UsageView } from './risk.ts';
 
 function usage(local: number, period = 0, sinceStatement = local): UsageView {
   return { walletLocalMinor: (_w, since) => (since === undefined ? local : sinceStatement), terminalPeriodMinor: () => period, ticketUsed: () => false };
@@ -24,8 +24,21 @@ describe('risk policy', () => {
     expect(decideOffline(w.license.body, 500, 'EUR', usage(0), L, T0).ok).toBe(true);
     expect(decideOffline(w.license.body, 500, 'EUR', usage(600), L, T0)).toEqual({ ok: false, code: 'OFFLINE_LIMIT' });
     expect(decideOffline(w.license.body, 500, 'EUR', usage(0, L.terminalPeriodMinor - 499), L, T0)).toEqual({ ok: false, code: 'OFFLINE_LIMIT' });
-    expect(decideOffline(w.license.body, L.maxSingleMinor + 1, 'EUR', usage(0), { ...L }, T0).ok).toBe(false);
+    // A wallet whose own limit would allow it: the single-amount bound alone refuses.
+    const rich = f.wallet({ offlineLimitMinor: L.maxSingleMinor * 10 });
+    expect(decideOffline(rich.license.body, L.maxSingleMinor, 'EUR', usage(0), L, T0).ok).toBe(true);
+    expect(decideOffline(rich.license.body, L.maxSingleMinor + 1, 'EUR', usage(0), L, T0)).toEqual({ ok: false, code: 'OFFLINE_LIMIT' });
     expect(decideOffline(w.license.body, 10, 'USD', usage(0), L, T0)).toEqual({ ok: false, code: 'CURRENCY_MISMATCH' });
+  });
+
+  it('no local decision without room in the outbox to queue it (beyond the reserve)', () => {
+    const L = DEFAULT_RISK_LIMITS;
+    const room = (n: number): UsageView => ({ ...usage(0), outboxRoom: () => n });
+    expect(decideOffline(w.license.body, 500, 'EUR', room(OUTBOX_RESERVE + 1), L, T0).ok).toBe(true);
+    expect(decideOffline(w.license.body, 500, 'EUR', room(OUTBOX_RESERVE), L, T0)).toEqual({ ok: false, code: 'OFFLINE_LIMIT' });
+    const gate = (n: number) => decideGateLocal({ license: w.license.body, statement: null, fareMinor: 300, currency: 'EUR', hubKeys: [f.hubKey], usage: room(n), limits: L, nowMs: T0 });
+    expect(gate(OUTBOX_RESERVE + 1)).toEqual({ ok: true, basis: 'offline-limit' });
+    expect(gate(0)).toEqual({ ok: false, code: 'OFFLINE_LIMIT' });
   });
 
   it('statements count only when hub-signed, for this wallet, and fresh', () => {

@@ -56,6 +56,20 @@ export interface UsageView {
    * (policy/unsigned.ts). Such fares are also counted in walletLocalMinor / terminalPeriodMinor.
    */
   unsignedPassage?(wallet: string): boolean;
+  /**
+   * Rows left in the durable outbox (requests the hub has not answered). Whatever is accepted
+   * without the hub needs one, and a full outbox refuses the write after the goods or the passage
+   * were given: no local decision without room to queue it.
+   */
+  outboxRoom?(): number;
+}
+
+/** Outbox rows kept free for what is queued whatever the limits (ticket uses, incidents, online requests). */
+export const OUTBOX_RESERVE = 100;
+
+/** Room to queue one more request accepted without the hub, beyond the reserve. */
+export function outboxHasRoom(usage: UsageView, reserve = OUTBOX_RESERVE): boolean {
+  return (usage.outboxRoom?.() ?? Infinity) > reserve;
 }
 
 export type LicenseCheck = { ok: true; body: Body<'wallet.license'>; license: Envelope<'wallet.license'> } | { ok: false; code: ErrorCode };
@@ -76,7 +90,7 @@ export function checkLicense(
 export type RiskDecision = { ok: true; basis: 'statement' | 'offline-limit' } | { ok: false; code: ErrorCode };
 
 function withinTerminalLimits(amountMinor: number, usage: UsageView, limits: RiskLimits, nowMs: number): boolean {
-  return amountMinor <= limits.maxSingleMinor && usage.terminalPeriodMinor(nowMs) + amountMinor <= limits.terminalPeriodMinor;
+  return amountMinor <= limits.maxSingleMinor && usage.terminalPeriodMinor(nowMs) + amountMinor <= limits.terminalPeriodMinor && outboxHasRoom(usage);
 }
 
 /** Offline acceptance (hub unreachable): only the license's own offline limit backs it. */
