@@ -16,6 +16,7 @@ import type { RecordKindName } from '../hardware/wallet-apdu/apdu.ts';
 import type { Gate } from '../hardware/actuators/gate.ts';
 import type { Vending } from '../hardware/actuators/vending.ts';
 import type { Pos } from '../hardware/actuators/pos.ts';
+import { certificateWarning } from './certificate-validity.ts';
 import { readCaFile, type TerminalConfig } from './config.ts';
 import { ANNOUNCEMENT_TYPES, HubClient, type AnnouncementMessage, type ReplyMessage } from './hub/hub-client.ts';
 import { checkHubAnswer, checkHubResult, isRetryLater } from './machines/checks.ts';
@@ -209,7 +210,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     this.ticker = setInterval(() => {
       if (this.state.s !== 'idle') this.post({ e: 'tick' });
       if (++ticks % SAVE_UPTIME_TICKS === 0) deps.store.saveUptime();
-      if (ticks % PRUNE_TICKS === 0) this.pruneHistory();
+      if (ticks % PRUNE_TICKS === 0) {
+        this.pruneHistory();
+        this.warnCertificate();
+      }
     }, TICK_MS);
     this.tapLoop = onTap(deps.reader, (session) => this.onCard(session), {
       signal: this.abort.signal,
@@ -813,6 +817,15 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
    * the same; unused paid exits once expired; used admission records after a trip's longest
    * time; held tickets once expired. A failure is logged, never fatal: the terminal sells on.
    */
+  /**
+   * Hourly, as at start (start-terminal.ts): a terminal that runs for months must say so before and
+   * after its certificate expires, when wallets start refusing it.
+   */
+  private warnCertificate(): void {
+    const warning = certificateWarning(this.d.certificate.body, this.clock());
+    if (warning) this.log.warn({ code: warning.code, notBefore: warning.notBefore, notAfter: warning.notAfter }, warning.message);
+  }
+
   private pruneHistory(): void {
     try {
       this.pruneHistoryOnce();
