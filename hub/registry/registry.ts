@@ -319,6 +319,7 @@ export class Registry implements TerminalDirectory {
       walletInsert: p('INSERT INTO wallets (wallet, serial, license, registered_ms, revoked_ms) VALUES (?, ?, ?, ?, NULL)'),
       walletGet: p('SELECT * FROM wallets WHERE wallet = ?'),
       walletRevoke: p('UPDATE wallets SET revoked_ms = ? WHERE wallet = ? AND revoked_ms IS NULL'),
+      walletLicenseSet: p('UPDATE wallets SET serial = ?, license = ? WHERE wallet = ? AND revoked_ms IS NULL'),
       identityInsert: p('INSERT INTO identities (wallet, identity) VALUES (?, ?)'),
       identityGet: p('SELECT identity FROM identities WHERE wallet = ?'),
       disclosureInsert: p('INSERT INTO disclosure_log (wallet, operator, reason, time_ms) VALUES (?, ?, ?, ?)'),
@@ -580,6 +581,12 @@ export class Registry implements TerminalDirectory {
       registeredMs: r.registered_ms,
       revokedMs: r.revoked_ms,
     };
+  }
+
+  /** Puts a new license (its own serial) in force for an unrevoked wallet; false when revoked or unknown. */
+  replaceLicense(wallet: string, license: Envelope<'wallet.license'>): boolean {
+    this.#wallets.delete(wallet);
+    return this.transaction(() => this.#s.walletLicenseSet!.run(license.body.serial, JSON.stringify(license), wallet).changes > 0);
   }
 
   revokeWallet(wallet: string, nowMs: number): boolean {

@@ -107,6 +107,9 @@ export interface RegisterWalletInput {
   readonly validityMs?: number;
 }
 
+/** What a reissued license changes; anything left out is kept from the license in force. */
+export type ReissueLicenseInput = Pick<RegisterWalletInput, 'ageOver' | 'groups' | 'offlineLimitMinor' | 'validityMs'>;
+
 export interface RegisteredWallet {
   readonly license: Envelope<'wallet.license'>;
   readonly keyPair?: KeyPair;
@@ -429,15 +432,7 @@ export class Hub implements TerminalDirectory {
 
   async registerWallet(input: RegisterWalletInput = {}): Promise<RegisteredWallet> {
     if (input.publicKey !== undefined) assertWallet('publicKey', input.publicKey);
-    const ageOver = input.ageOver ?? 0;
-    if (!Number.isInteger(ageOver) || ageOver < 0 || ageOver > 150) throw new InputError('ageOver', 'expected an integer 0..150');
-    const groups = [...(input.groups ?? [])];
-    if (groups.length > 16) throw new InputError('groups', 'at most 16 groups');
-    groups.forEach((g, i) => assertName(`groups.${i}`, g));
-    const offlineLimitMinor = input.offlineLimitMinor ?? 0;
-    if (!Number.isSafeInteger(offlineLimitMinor) || offlineLimitMinor < 0) throw new InputError('offlineLimitMinor', 'expected an integer ≥ 0');
-    const validityMs = input.validityMs ?? 365 * DAY_MS;
-    checkValidityMs(validityMs);
+    const { ageOver, groups, offlineLimitMinor, validityMs } = licenseAttributes(input, { ageOver: 0, groups: [], offlineLimitMinor: 0 });
     const identity = input.identity ?? {};
     if (JSON.stringify(identity).length > 4096) throw new InputError('identity', 'at most 4 KiB');
     const keyPair = input.publicKey === undefined ? generateKeyPair() : undefined;
@@ -461,18 +456,41 @@ export class Hub implements TerminalDirectory {
     input: { ageOver: number; groups: string[]; offlineLimitMinor: number; validityMs: number; identity: Record<string, unknown> },
   ): Promise<RegisteredWallet> {
     const now = this.clock();
-    const license = issueWalletLicense(this.#issuerKey, {
-      wallet,
-      notBefore: now - 60_000,
-      notAfter: now + input.validityMs,
-      ageOver: input.ageOver,
-      groups: input.groups,
-      offlineLimitMinor: input.offlineLimitMinor,
-      currency: this.currency,
-    });
+    const license = this.#license(wallet, input, now);
     await this.engine.openWallet(wallet, this.currency);
     this.registry.insertWallet(license, input.identity, now);
     return keyPair ? { license, keyPair } : { license };
+  }
+
+  #license(wallet: string, a: { ageOver: number; groups: string[]; offlineLimitMinor: number; validityMs: number }, now: number): Envelope<'wallet.license'> {
+    return issueWalletLicense(this.#issuerKey, {
+      wallet,
+      notBefore: now - 60_000,
+      notAfter: now + a.validityMs,
+      ageOver: a.ageOver,
+      groups: a.groups,
+      offlineLimitMinor: a.offlineLimitMinor,
+      currency: this.currency,
+    });
+  }
+
+  /**
+   * A new license for a registered wallet, with a serial of its own: a renewal before the old one
+   * expires, or changed attributes (groups, age, offline limit). From then on the hub accepts only
+   * the new one (the old one's requests are refused REVOKED); terminals deciding offline honour the
+   * old one until it expires, as they know nothing of serials. Hand it to the wallet as at
+   * registration. A revoked wallet gets none.
+   */
+  reissueLicense(wallet: string, input: ReissueLicenseInput = {}): Envelope<'wallet.license'> {
+    assertWallet('wallet', wallet);
+    const current = this.registry.wallet(wallet);
+    if (!current) throw new OperationRefused('UNKNOWN_WALLET', 'wallet is not registered');
+    if (current.revokedMs !== null) throw new OperationRefused('REVOKED', 'the wallet is revoked: it gets no new license');
+    const b = current.license.body;
+    const license = this.#license(wallet, licenseAttributes(input, { ageOver: b.ageOver, groups: b.groups, offlineLimitMinor: b.offlineLimitMinor }), this.clock());
+    if (!this.registry.replaceLicense(wallet, license)) throw new OperationRefused('REVOKED', 'the wallet was revoked meanwhile');
+    this.logger.info({ wallet: `${wallet.slice(0, 12)}…`, serial: license.body.serial, notAfter: new Date(license.body.notAfter).toISOString() }, 'license reissued');
+    return license;
   }
 
   /** Revokes a wallet's license and blocklists it, so offline gates stop it too (announced). */
@@ -804,6 +822,23 @@ function ownerOnlyDataDir(dataDir: string, logger: Logger): void {
       'data folder: others can reach it and it cannot be made owner-only (another user owns it?): its SQLite WAL files (wallet names, balances) may be readable by them; chmod 700 it',
     );
   }
+}
+
+/** A license's attributes from operator input, each checked (InputError naming it); `kept` fills what is left out. */
+function licenseAttributes(
+  input: ReissueLicenseInput,
+  kept: { ageOver: number; groups: readonly string[]; offlineLimitMinor: number },
+): { ageOver: number; groups: string[]; offlineLimitMinor: number; validityMs: number } {
+  const ageOver = input.ageOver ?? kept.ageOver;
+  if (!Number.isInteger(ageOver) || ageOver < 0 || ageOver > 150) throw new InputError('ageOver', 'expected an integer 0..150');
+  const groups = [...(input.groups ?? kept.groups)];
+  if (groups.length > 16) throw new InputError('groups', 'at most 16 groups');
+  groups.forEach((g, i) => assertName(`groups.${i}`, g));
+  const offlineLimitMinor = input.offlineLimitMinor ?? kept.offlineLimitMinor;
+  if (!Number.isSafeInteger(offlineLimitMinor) || offlineLimitMinor < 0) throw new InputError('offlineLimitMinor', 'expected an integer ≥ 0');
+  const validityMs = input.validityMs ?? 365 * DAY_MS;
+  checkValidityMs(validityMs);
+  return { ageOver, groups, offlineLimitMinor, validityMs };
 }
 
 /** A license's or certificate's lifetime: at most 100 years (the CLI's --validity-days checks the same). */
