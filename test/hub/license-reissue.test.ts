@@ -3,8 +3,7 @@
 // new one. Real hub, real SQLite, requests signed as a terminal signs them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyWalletLicense } from '../../protocol/index.ts';
-import { OperationRefused } from '../../hub/service/errors.ts';
-import { InputError } from '../../hub/service/input-error.ts';
+import { InputError, OperationRefused } from '../../hub/service/input-error.ts';
 import { SNACKS, enroll, fundedWallet, openHubFixture, purchase, readResult, type HubFixture, type TestTerminal } from './kit.ts';
 
 const DAY = 24 * 3600_000;
