@@ -7,6 +7,7 @@
  * While a hub runs on the data dir, the commands that need the hub go to it over its admin
  * channel (hub/admin/admin-channel.ts) and act on its live state; the read-only ones read the files.
  */
+import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -454,11 +455,16 @@ function buildProgram(ctx: CliContext): Command {
           lookupTerminal: (id) => hub.lookupTerminal(id),
           listTerminals: () => hub.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, revoked: t.revoked })),
         };
-        const files = brokerInput(() =>
+        const files = brokerInput(tls, () =>
           writeMosquittoFiles({ dir: resolve(ctx.cwd, o['out'] as string), port, host: o['host'] as string, directory: listing, brokerUser: o['brokerUser'] as string, ...creds, ...(tls ? { tls } : {}) }),
         );
-        // The hub's config for this broker: mqtt { kind: external, url, username, passwordFile }.
-        print({ ...files, hubPasswordFile: creds.hubPasswordFile, hubConfig: { kind: 'external', url: files.url, username: files.hubUsername, passwordFile: creds.hubPasswordFile } });
+        // The hub's config for this broker: mqtt { kind: external, url, username, passwordFile, caFile? }.
+        const hubUrl = tls ? tlsHubUrl(tls.certFile, port) : undefined;
+        print({
+          ...files,
+          hubPasswordFile: creds.hubPasswordFile,
+          hubConfig: { kind: 'external', url: hubUrl?.url ?? files.url, username: files.hubUsername, passwordFile: creds.hubPasswordFile, ...(hubUrl?.caFile !== undefined ? { caFile: hubUrl.caFile } : {}) },
+        });
       });
     });
 
@@ -570,14 +576,40 @@ function buildProgram(ctx: CliContext): Command {
   return program;
 }
 
-/** What the broker's account cannot use is the operator's input to fix: exit 2, naming the option. */
-function brokerInput<T>(write: () => T): T {
+/** What the broker's account cannot use (or a file that is not there) is the operator's input to fix: exit 2, naming the option. */
+function brokerInput<T>(tls: { certFile: string; keyFile: string } | undefined, write: () => T): T {
   try {
     return write();
   } catch (err) {
     if (!(err instanceof BrokerAccountError)) throw err;
-    throw new InputError({ BROKER_USER_UNKNOWN: 'broker-user', BROKER_CANNOT_REACH: 'out', BROKER_CANNOT_READ: 'tls-cert/tls-key' }[err.code], err.message);
+    const file = err.path === tls?.certFile ? 'tls-cert' : err.path === tls?.keyFile ? 'tls-key' : 'tls-cert/tls-key';
+    throw new InputError({ BROKER_USER_UNKNOWN: 'broker-user', BROKER_CANNOT_REACH: 'out', BROKER_CANNOT_READ: file }[err.code], err.message);
   }
+}
+
+/**
+ * The URL the hub reaches a TLS listener by: the host name its certificate names (its first DNS
+ * name, else IP address, else CN), which the hub verifies as the kiosks do — the listener's
+ * address (0.0.0.0, 127.0.0.1) is not in the certificate. A self-signed certificate is also the
+ * CA the hub must trust (caFile); one a CA signed is left to Node's default CAs or the
+ * operator's caFile. Undefined when the certificate cannot be read here (Mosquitto reads it as
+ * its own account): the listener's URL is printed then.
+ */
+function tlsHubUrl(certFile: string, port: number): { url: string; caFile?: string } | undefined {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(readFileSync(certFile));
+  } catch {
+    return undefined;
+  }
+  const names = (cert.subjectAltName ?? '').split(/,\s*/);
+  const dns = names.find((n) => n.startsWith('DNS:'))?.slice(4);
+  const ip = names.find((n) => n.startsWith('IP Address:'))?.slice('IP Address:'.length);
+  const cn = /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1];
+  const host = dns ?? (ip !== undefined ? (ip.includes(':') ? `[${ip}]` : ip) : cn);
+  if (host === undefined) return undefined;
+  const selfSigned = cert.checkIssued(cert) && cert.verify(cert.publicKey);
+  return { url: `mqtts://${host}:${port}`, ...(selfSigned ? { caFile: certFile } : {}) };
 }
 
 export async function main(argv: readonly string[], ctx: CliContext = processContext(argv)): Promise<number> {

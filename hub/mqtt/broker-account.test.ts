@@ -50,4 +50,23 @@ describe('the account an external Mosquitto runs as', () => {
     // root passes every check, as the kernel lets it.
     expect(code(() => assertReadable(file, { name: 'root', uid: 0, gids: [0] }))).toBeUndefined();
   });
+
+  it('a file that is not there is refused as an unreadable one, naming it; a folder still to be made is no obstacle', () => {
+    const account = { name: 'broker', uid: 4242, gids: [4243] };
+    const missing = path.join(dir, 'no-such', 'key.pem');
+    expect(code(() => assertReadable(missing, account))).toBe('BROKER_CANNOT_READ');
+    try {
+      assertReadable(missing, account);
+    } catch (err) {
+      expect(err).toMatchObject({ path: missing, message: `${missing} does not exist (Mosquitto, running as "broker", is to read it)` });
+    }
+    const open = mkdtempSync(path.join(tmpdir(), 'tapsettle-broker-account-open-'));
+    try {
+      chmodSync(open, 0o711);
+      // mosquitto-files makes the --out folder (and its parents) itself.
+      expect(code(() => assertReachable(path.join(open, 'a', 'b'), account))).toBeUndefined();
+    } finally {
+      rmSync(open, { recursive: true, force: true });
+    }
+  });
 });

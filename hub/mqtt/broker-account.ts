@@ -19,10 +19,13 @@ export type BrokerAccountErrorCode = 'BROKER_USER_UNKNOWN' | 'BROKER_CANNOT_REAC
 
 export class BrokerAccountError extends Error {
   readonly code: BrokerAccountErrorCode;
-  constructor(code: BrokerAccountErrorCode, message: string) {
+  /** The file or folder concerned (which of the operator's options named it is the CLI's to say). */
+  readonly path: string | undefined;
+  constructor(code: BrokerAccountErrorCode, message: string, path?: string) {
     super(message);
     this.name = 'BrokerAccountError';
     this.code = code;
+    this.path = path;
   }
 }
 
@@ -48,22 +51,44 @@ function allows(st: Stats, account: BrokerAccount, bit: 4 | 1): boolean {
   return (st.mode & bit) !== 0;
 }
 
-/** Every folder from the root down to `dir` must let the account through. */
+/** The file's status, or undefined when it does not exist (ENOENT; ENOTDIR: a file on the way). */
+function statIfExists(p: string): Stats | undefined {
+  try {
+    return statSync(p);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Every folder from the root down to `dir` must let the account through. Folders that do not
+ * exist yet are skipped: the caller creates them (mkdir -p, mode 0755 under the usual umask).
+ */
 export function assertReachable(dir: string, account: BrokerAccount): void {
   const abs = path.resolve(dir);
   for (let d = abs; ; d = path.dirname(d)) {
-    if (!allows(statSync(d), account, 1)) {
-      throw new BrokerAccountError('BROKER_CANNOT_REACH', `Mosquitto runs as "${account.name}", which cannot enter ${d} (on the way to ${abs}): choose another folder, or let it through (chmod o+x ${d})`);
+    const st = statIfExists(d);
+    if (st && !allows(st, account, 1)) {
+      throw new BrokerAccountError('BROKER_CANNOT_REACH', `Mosquitto runs as "${account.name}", which cannot enter ${d} (on the way to ${abs}): choose another folder, or let it through (chmod o+x ${d})`, d);
     }
     if (path.dirname(d) === d) return;
   }
 }
 
-/** A file Mosquitto reads as the account: the operator's certificate or key, say. */
+/**
+ * A file Mosquitto reads as the account: the operator's certificate or key, say. A file that is
+ * not there is refused the same way (BROKER_CANNOT_READ): Mosquitto would fail at its start,
+ * saying so only in its log.
+ */
 export function assertReadable(file: string, account: BrokerAccount): void {
-  assertReachable(path.dirname(file), account);
-  if (!allows(statSync(file), account, 4)) {
-    throw new BrokerAccountError('BROKER_CANNOT_READ', `Mosquitto runs as "${account.name}", which cannot read ${file}: give it to that account or its group (chgrp ${account.name} ${file}; chmod 640 ${file})`);
+  const abs = path.resolve(file);
+  const st = statIfExists(abs);
+  if (!st) throw new BrokerAccountError('BROKER_CANNOT_READ', `${abs} does not exist (Mosquitto, running as "${account.name}", is to read it)`, abs);
+  assertReachable(path.dirname(abs), account);
+  if (!allows(st, account, 4)) {
+    throw new BrokerAccountError('BROKER_CANNOT_READ', `Mosquitto runs as "${account.name}", which cannot read ${abs}: give it to that account or its group (chgrp ${account.name} ${abs}; chmod 640 ${abs})`, abs);
   }
 }
 

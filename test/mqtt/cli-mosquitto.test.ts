@@ -4,14 +4,19 @@
  * broker password; a real Mosquitto started on those files lets exactly them in. Skipped (with a
  * message) without the binary.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupBrokerAccount } from '../../hub/mqtt/broker-account.ts';
 import { freePort, mosquittoAvailable, startMosquitto, type MosquittoProcess } from '../../hub/mqtt/mosquitto-process.ts';
 import { runCli } from '../hub/kit.ts';
+import { MqttClient } from 'mqtt';
+import { noDelayStreamBuilder } from '../../hub/mqtt/no-delay-stream.ts';
 import { tryConnect } from './fixtures.ts';
+
+const hasOpenssl = spawnSync('openssl', ['version'], { stdio: 'ignore' }).error === undefined;
 
 const available = mosquittoAvailable();
 if (!available) console.warn('test/mqtt/cli-mosquitto: SKIPPED — no `mosquitto` binary on PATH (Debian package `mosquitto`)');
@@ -99,5 +104,56 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
     writeFileSync(key, 'not really a key\n', { mode: 0o600 });
     expect(await cli('mosquitto-files', '--out', 'c', '--port', port, '--tls-cert', key, '--tls-key', key)).toMatchObject({ code: 2, stderr: expect.stringMatching(/cannot read .*server\.key/) as unknown as string });
     for (const d of ['a', path.join(closed, 'b'), 'c']) expect(existsSync(path.resolve(dir, d)), d).toBe(false);
+  });
+
+  it('refuses, writing nothing, a --tls-key or --tls-cert that is not there: exit 2 naming that option, as an unreadable one (it was exit 1 and a raw ENOENT)', async () => {
+    const cert = path.join(dir, 'present.pem');
+    writeFileSync(cert, 'a certificate\n', { mode: 0o644 });
+    // One after the other: each opens the hub's folder (hub.lock).
+    const noKey = await cli('mosquitto-files', '--out', 'd', '--port', '1884', '--tls-cert', cert, '--tls-key', path.join(dir, 'missing.key.pem'));
+    const noCert = await cli('mosquitto-files', '--out', 'e', '--port', '1884', '--tls-cert', 'missing.cert.pem', '--tls-key', cert);
+    expect(noKey).toMatchObject({ code: 2, stdout: '' });
+    expect(noKey.stderr).toMatch(new RegExp(`^error: invalid tls-key: ${path.join(dir, 'missing.key.pem')} does not exist`));
+    expect(noCert).toMatchObject({ code: 2, stdout: '' });
+    expect(noCert.stderr).toMatch(new RegExp(`^error: invalid tls-cert: ${path.join(dir, 'missing.cert.pem')} does not exist`));
+    expect(noKey.stderr + noCert.stderr).not.toContain('ENOENT');
+    for (const d of ['d', 'e']) expect(existsSync(path.join(dir, d)), d).toBe(false);
+  });
+
+  it.skipIf(!hasOpenssl)('a TLS listener: the printed hub config names the certificate\'s host and trusts the self-signed certificate, and the hub gets in with it', async () => {
+    // A self-signed certificate for a name, not for the listener's address (0.0.0.0 on a LAN hub).
+    const certFile = path.join(dir, 'broker.cert.pem');
+    const keyFile = path.join(dir, 'broker.key.pem');
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', keyFile, '-out', certFile], { stdio: 'pipe' });
+    expect(made.status, made.stderr.toString()).toBe(0);
+    chmodSync(keyFile, 0o640);
+    if (process.getuid?.() === 0) chownSync(keyFile, 0, lookupBrokerAccount('mosquitto').gids[0]!);
+    const port = await freePort();
+    const r = await cli('mosquitto-files', '--out', 'tls', '--port', String(port), '--host', '127.0.0.1', '--tls-cert', certFile, '--tls-key', keyFile);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    const out = JSON.parse(r.stdout) as { configPath: string; url: string; hubConfig: { url: string; caFile?: string; username: string; passwordFile: string } };
+    expect(out.url).toBe(`mqtts://127.0.0.1:${port}`); // where it listens
+    expect(out.hubConfig).toMatchObject({ kind: 'external', url: `mqtts://localhost:${port}`, caFile: certFile });
+    const broker = await startMosquitto(out.configPath, port);
+    try {
+      const password = readFileSync(out.hubConfig.passwordFile, 'utf8').trim();
+      const connect = (url: string): Promise<string> =>
+        new Promise((resolve) => {
+          const client = new MqttClient(noDelayStreamBuilder(url, { ca: readFileSync(certFile) }), { protocolVersion: 4, clientId: out.hubConfig.username, username: out.hubConfig.username, password, reconnectPeriod: 0 });
+          client.once('connect', () => {
+            client.end(true);
+            resolve('accepted');
+          });
+          client.once('error', (err) => {
+            client.end(true);
+            resolve(err.message);
+          });
+        });
+      expect(await connect(out.hubConfig.url)).toBe('accepted');
+      // The listener's own URL does not verify: the certificate does not name 127.0.0.1.
+      expect(await connect(out.url)).toMatch(/IP: 127\.0\.0\.1 is not in the cert's list/);
+    } finally {
+      await broker.stop();
+    }
   });
 });
