@@ -617,25 +617,15 @@ export class SettlementService {
       // is still open when the hub hears of it, else settled straight through.
       const windowEnd = holdUntilMs(prices.articles, Math.min(auth.time, body.time));
       const holdUntil = body.offline && windowEnd !== undefined && windowEnd <= now ? undefined : windowEnd;
-      cmd = body.offline
-        ? {
-            kind: 'offline_purchase',
-            requestId: eid,
-            walletId: wallet,
-            merchantId: terminal.merchantId,
-            amountMinor: auth.amountMinor,
-            currency: auth.currency,
-            ...(holdUntil !== undefined ? { holdUntilMs: holdUntil } : {}),
-          }
-        : {
-            kind: 'purchase',
-            requestId: eid,
-            walletId: wallet,
-            merchantId: terminal.merchantId,
-            amountMinor: auth.amountMinor,
-            currency: auth.currency,
-            ...(holdUntil !== undefined ? { holdUntilMs: holdUntil } : {}),
-          };
+      const base = {
+        requestId: eid,
+        walletId: wallet,
+        merchantId: terminal.merchantId,
+        amountMinor: auth.amountMinor,
+        currency: auth.currency,
+        ...(holdUntil !== undefined ? { holdUntilMs: holdUntil } : {}),
+      };
+      cmd = body.offline ? { kind: 'offline_purchase', ...base } : { kind: 'purchase', ...base };
     } else if (op.type === 'fare') {
       if (terminal.kind !== 'gate') return declined('NOT_PERMITTED');
       if (!body.offline && blocklisted) return declined('BLOCKLISTED');

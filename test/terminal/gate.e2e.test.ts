@@ -119,8 +119,8 @@ describe('gate terminals end to end', () => {
     expect(again.displays).toContain('already inside');
   });
 
-  it('tickets: sold at the POS (hub-signed, stored on the wallet), accepted at the entrance once, use reported', async () => {
-    const wallet = await site.wallet({ balanceMinor: 1000 });
+  /** A day ticket sold at the POS to `wallet` (stored on it); the sale's request. */
+  async function sellTicket(wallet: SimulatedWallet): Promise<Extract<Command, { c: 'hub.request' }>> {
     const log = record(pos);
     await pos.runtime.sellTicket('day');
     pos.tap(wallet);
@@ -128,6 +128,12 @@ describe('gate terminals end to end', () => {
     await eventually(() => pos.runtime.machineState.s === 'idle');
     pos.remove();
     log.stop();
+    return log.commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
+  }
+
+  it('tickets: sold at the POS (hub-signed, stored on the wallet), accepted at the entrance once, use reported', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    await sellTicket(wallet);
     const [ticket] = wallet.applet.records.list(RecordKind.Ticket);
     expect(ticket).toBeDefined();
     const copy = ticket!.bytes.slice();
@@ -149,14 +155,7 @@ describe('gate terminals end to end', () => {
 
   it('a refunded ticket is on the announced deny list: the entrance (deciding on its own) does not admit on it', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
-    const log = record(pos);
-    await pos.runtime.sellTicket('day');
-    pos.tap(wallet);
-    await eventually(() => log.commands.find((c) => c.c === 'print') && log.commands.at(-2)?.c === 'nfc.release', 8000, 'ticket receipt');
-    await eventually(() => pos.runtime.machineState.s === 'idle');
-    pos.remove();
-    log.stop();
-    const sale = log.commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
+    const sale = await sellTicket(wallet);
     const [ticket] = wallet.applet.records.list(RecordKind.Ticket);
     const decoded = decodeAnyForm(ticket!.bytes, 'ticket');
     if (!decoded.ok) throw new Error(decoded.code);
