@@ -16,7 +16,9 @@ import type { Demo, DemoOptions } from '../simulators/fleet/demo.ts';
 import { InputError } from '../hub/service/input-error.ts';
 import { HubConfigError, loadHubConfigFile, parseHubConfig, ZERO_CONFIG, type HubConfig } from './hub-config.ts';
 
-const USAGE = `usage: npm start -- [options]     (or: npx tsx bin/start.ts [options])
+const USAGE = `usage: npm start -- [options]
+   (that is: node --max-semi-space-size=64 --initial-old-space-size=1024 --import tsx bin/start.ts [options];
+    keep both V8 flags when you start the hub another way, e.g. from a systemd unit: README, "npm start")
 
   --config FILE      hub config file (JSON; see README "Configuration")
   --data-dir DIR     hub data folder (ledger, registry, keys)      default ./data/hub
@@ -39,33 +41,70 @@ function fail(message: string): never {
 
 function numberOption(name: string, raw: string | undefined, min: number, max: number): number | undefined {
   if (raw === undefined) return undefined;
-  if (!/^\d+(\.\d+)?$/.test(raw)) fail(`--${name} must be a number, got "${raw}"`);
+  if (!/^-?\d+(\.\d+)?$/.test(raw)) fail(`--${name} must be a number, got "${raw}"`);
   const value = Number(raw);
   if (value < min || value > max) fail(`--${name} must be between ${min} and ${max}, got ${raw}`);
   return value;
 }
 
+/** The options that take a number: a negative one after them is their value, for its range to be told. */
+const NUMBER_OPTIONS = new Set(['--port', '--mqtt-port', '--rate']);
+
+/**
+ * node:util's parseArgs takes `--rate -1` for an option without its value ("argument is
+ * ambiguous"): a negative number after a number option is joined to it (`--rate=-1`), so the
+ * range check says what is wrong with it.
+ */
+function joinNegativeNumbers(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (NUMBER_OPTIONS.has(arg) && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+/** parseArgs' own messages, in this command's words. */
+function usageMessage(err: unknown, argv: readonly string[], options: Readonly<Record<string, { type: string; short?: string }>>): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const ambiguous = /^Option '(--[\w-]+)' argument is ambiguous/.exec(message);
+  if (ambiguous) {
+    const option = ambiguous[1]!;
+    const next = argv[argv.indexOf(option) + 1] ?? '';
+    const known = Object.entries(options).flatMap(([name, o]) => [`--${name}`, ...(o.short !== undefined ? [`-${o.short}`] : [])]);
+    return known.includes(next.split('=')[0]!)
+      ? `${option} needs a value, got the option ${next}`
+      : `${option} ${next}: a value that starts with "-" is written ${option}=${next}`;
+  }
+  const missing = /^Option '(--[\w-]+) <value>' argument missing/.exec(message);
+  if (missing) return `${missing[1]} needs a value`;
+  return message.split('\n')[0]!;
+}
+
+const OPTIONS = {
+  config: { type: 'string' },
+  'data-dir': { type: 'string' },
+  port: { type: 'string' },
+  'mqtt-port': { type: 'string' },
+  host: { type: 'string' },
+  rate: { type: 'string' },
+  'no-customers': { type: 'boolean' },
+  'no-site': { type: 'boolean' },
+  'terminal-mode': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 function parse() {
+  const args = joinNegativeNumbers(process.argv.slice(2));
   try {
-    return parseArgs({
-      options: {
-        config: { type: 'string' },
-        'data-dir': { type: 'string' },
-        port: { type: 'string' },
-        'mqtt-port': { type: 'string' },
-        host: { type: 'string' },
-        rate: { type: 'string' },
-        'no-customers': { type: 'boolean' },
-        'no-site': { type: 'boolean' },
-        'terminal-mode': { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
+    return parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values;
   } catch (err) {
-    fail(err instanceof Error ? err.message : String(err));
+    fail(usageMessage(err, args, OPTIONS));
   }
 }
 

@@ -56,12 +56,17 @@ function processContext(argv: readonly string[]): CliContext {
   };
 }
 
+/**
+ * An integer option: digits only, at least `min` (1: "a positive integer"; 0: "0 or a positive
+ * integer"), at most 15 digits (exact as a double). One wording for every refusal, -5, 0 and 12.5
+ * alike, with what was given.
+ */
 function int(field: string, text: string | undefined, min = 1): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(text)) throw new InputError(field, `expected an integer, got ${JSON.stringify(text)}`);
-  const n = Number(text);
-  if (n < min) throw new InputError(field, `expected an integer ≥ ${min}`);
-  return n;
+  const expected = min === 1 ? 'expected a positive integer' : min === 0 ? 'expected 0 or a positive integer' : `expected an integer ≥ ${min}`;
+  if (!/^\d+$/.test(text) || Number(text) < min) throw new InputError(field, `${expected}, got ${JSON.stringify(text)}`);
+  if (text.length > 15) throw new InputError(field, `${expected} of at most 15 digits, got ${JSON.stringify(text)}`);
+  return Number(text);
 }
 
 /** Licenses and certificates: at most 100 years (a typo's extra digits are refused, not signed). */
