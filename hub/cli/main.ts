@@ -324,6 +324,29 @@ function buildProgram(ctx: CliContext): Command {
     });
 
   program
+    .command('reissue-license <wallet>')
+    .description("issue a registered wallet a new license (renewal, or changed attributes; what is not given is kept): the hub then takes only the new one")
+    .option('--age-over <years>', 'attested minimum age')
+    .option('--groups <list>', "comma-separated groups ('' for none)")
+    .option('--offline-limit <minor>', 'offline spending limit in minor units')
+    .option('--validity-days <days>', 'license validity from now', '365')
+    .action(async (wallet: string, o: Record<string, string | undefined>) => {
+      hex('wallet', wallet, 64);
+      const ageOver = int('age-over', o['ageOver'], 0);
+      const offlineLimitMinor = int('offline-limit', o['offlineLimit'], 0);
+      const input = {
+        ...(ageOver !== undefined ? { ageOver } : {}),
+        ...(o['groups'] !== undefined ? { groups: o['groups'].split(',').filter((g) => g.length > 0) } : {}),
+        ...(offlineLimitMinor !== undefined ? { offlineLimitMinor } : {}),
+        validityMs: validityMs(o['validityDays']),
+      };
+      await withHub(ctx, program, (hub) => {
+        const license = hub.reissueLicense(wallet, input);
+        print({ wallet, license, issuerKey: hub.issuerPublicKey });
+      });
+    });
+
+  program
     .command('revoke-wallet <wallet>')
     .description("revoke a wallet's license (it is also blocklisted and announced)")
     .action(async (wallet: string) => {

@@ -45,6 +45,19 @@ describe('hub CLI', () => {
     for (const f of ['hub-signing.key', 'issuer.key', 'registry.sqlite', 'ledger.sqlite']) expect(statSync(join(dir, 'hub', f)).mode & 0o777).toBe(0o600);
   });
 
+  it('reissues the license: attributes kept unless given, a new serial in force; bad input refused naming the option', async () => {
+    const r = await cli('reissue-license', wallet, '--groups', '', '--validity-days', '30');
+    expect(r.code).toBe(0);
+    const out = json<{ license: Envelope<'wallet.license'>; issuerKey: string }>(r.stdout);
+    expect(out.license.body).toMatchObject({ wallet, ageOver: 21, groups: [] });
+    expect(out.license.body.notAfter - out.license.body.notBefore).toBe(30 * 24 * 3600_000 + 60_000);
+    expect(verifyWalletLicense(out.license, { trustedIssuers: [out.issuerKey], nowMs: Date.now() }).ok).toBe(true);
+    const bad = await cli('reissue-license', wallet, '--offline-limit', '-5');
+    expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining('offline-limit')]);
+    const unknown = await cli('reissue-license', 'ab'.repeat(32));
+    expect([unknown.code, unknown.stdout + unknown.stderr]).toEqual([1, expect.stringContaining('UNKNOWN_WALLET')]);
+  });
+
   it('enrolls a terminal, tops up and shows the account', async () => {
     const e = await cli('enroll-terminal', '--id', 'pos-1', '--kind', 'pos', '--merchant', 'snacks');
     expect(e.code).toBe(0);
