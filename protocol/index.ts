@@ -15,3 +15,4 @@ export * from './connect-token.ts';
 export * from './compact.ts';
 export * from './hub-keys.ts';
 export * from './loopback.ts';
+export * from './strict-json.ts';

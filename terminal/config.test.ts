@@ -87,6 +87,10 @@ describe('terminal config', () => {
     writeFileSync(bad, '{ not json');
     expect(() => loadConfigFile(bad)).toThrow(/not JSON/);
     expect(() => loadConfigFile(join(dir, 'missing.json'))).toThrow(/cannot read/);
+    // A key given twice is refused, not the last one taken.
+    const twice = join(dir, 'twice.json');
+    writeFileSync(twice, JSON.stringify({ ...base, ...creds }).replace('{', '{"dataDir": "elsewhere",'));
+    expect(() => loadConfigFile(twice, {})).toThrow(/not JSON: duplicate key "dataDir"/);
     const good = join(dir, 'good.json');
     writeFileSync(good, JSON.stringify({ ...base, ...creds }));
     expect(loadConfigFile(good, {}).dataDir).toBe(join(dir, 'state'));

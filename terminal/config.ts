@@ -4,6 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { parseStrictJson } from '../protocol/index.ts';
 import { DEFAULT_RISK_LIMITS } from './policy/risk.ts';
 
 const Hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex chars (an Ed25519 public key)');
@@ -192,7 +193,7 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = parseStrictJson(text);
   } catch (err) {
     throw new ConfigError(`config file ${path} is not JSON: ${(err as Error).message}`);
   }
