@@ -46,6 +46,9 @@ export interface HubClientOptions {
 
 /** Longest wait between CONNECT attempts the broker keeps refusing (the period doubles from hub.reconnectPeriodMs). */
 export const MAX_REFUSED_RECONNECT_MS = 60_000;
+
+/** Node's and OpenSSL's codes for a peer certificate that failed verification. */
+const TLS_VERIFY_FAILURE = /^ERR_TLS_CERT|CERT_|_CERT$|SELF_SIGNED|ISSUER|SIGNATURE_FAILURE|HOSTNAME_MISMATCH/;
 /** Bound on re-sends per retry tick (TIGER_STYLE: a limit on everything). */
 const MAX_SENDS_PER_TICK = 256;
 /** The longest wait before setting a connection up again (subscribe, presence) after a failure. */
@@ -155,16 +158,29 @@ export class HubClient {
       this.reportOnline();
     });
     this.client.on('error', (err) => {
-      const refusal = (err as { code?: unknown }).code;
-      if (typeof refusal !== 'number') return void o.log.warn({ err: err.message }, 'hub: connection error');
-      // The broker refused this terminal: retried, ever more slowly, and said loudly.
-      const period = this.client.options.reconnectPeriod ?? o.reconnectPeriodMs;
-      this.client.options.reconnectPeriod = Math.min(Math.max(period, o.reconnectPeriodMs) * 2, Math.max(o.reconnectPeriodMs, MAX_REFUSED_RECONNECT_MS));
-      o.log.error({ err: err.message, returnCode: refusal, retryInMs: this.client.options.reconnectPeriod }, 'hub: CONNECT refused; retrying with a new token');
+      const code = (err as { code?: unknown }).code;
+      // The broker refused this terminal, or its certificate failed verification: neither mends
+      // itself in a second (a revoked key, a wrong caFile, a certificate for another name), so
+      // retried ever more slowly, and said loudly.
+      if (typeof code === 'number') {
+        o.log.error({ err: err.message, returnCode: code, retryInMs: this.backOff() }, 'hub: CONNECT refused; retrying');
+      } else if (typeof code === 'string' && TLS_VERIFY_FAILURE.test(code)) {
+        o.log.error({ err: err.message, code, retryInMs: this.backOff() }, "hub: the broker's certificate was refused (check hub.caFile and the name in the hub's certificate)");
+      } else {
+        o.log.warn({ err: err.message }, 'hub: connection error');
+      }
     });
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
     this.timer = setInterval(() => this.retryDue(), Math.max(50, Math.floor(o.retryMs / 4)));
     this.timer.unref();
+  }
+
+  /** Doubles the wait before the next CONNECT, from hub.reconnectPeriodMs up to MAX_REFUSED_RECONNECT_MS; the new wait. */
+  private backOff(): number {
+    const base = this.o.reconnectPeriodMs;
+    const period = this.client.options.reconnectPeriod ?? base;
+    this.client.options.reconnectPeriod = Math.min(Math.max(period, base) * 2, Math.max(base, MAX_REFUSED_RECONNECT_MS));
+    return this.client.options.reconnectPeriod;
   }
 
   /** Connected to the broker, subscribed, and the hub itself is up. */

@@ -48,7 +48,7 @@ describe('a terminal refused at CONNECT', () => {
       onAnnouncement: () => undefined,
       onOnlineChange: (up) => online.push(up),
     });
-    const refusals = () => records.filter((r) => r['msg'] === 'hub: CONNECT refused; retrying with a new token');
+    const refusals = () => records.filter((r) => r['msg'] === 'hub: CONNECT refused; retrying');
     // Refused (CONNACK 5, not authorized) three times: it did not give up after the first.
     await eventually(() => refusals().length >= 3, 5000);
     expect(client.online).toBe(false);

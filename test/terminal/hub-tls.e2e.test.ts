@@ -34,10 +34,10 @@ function makeCert(dir: string, name: string): { keyFile: string; certFile: strin
 }
 
 /** A warn-level logger whose lines the test can read (the hub client logs connection errors). */
-function capturingLog(): { log: Logger; lines: () => Array<{ msg: string; err?: string }> } {
+function capturingLog(): { log: Logger; lines: () => Array<{ msg: string; err?: string; retryInMs?: number }> } {
   const out: string[] = [];
   const log = pino({ level: 'warn' }, { write: (s: string) => void out.push(s) });
-  return { log, lines: () => out.map((s) => JSON.parse(s) as { msg: string; err?: string }) };
+  return { log, lines: () => out.map((s) => JSON.parse(s) as { msg: string; err?: string; retryInMs?: number }) };
 }
 
 describe.skipIf(!hasOpenssl)('terminal ↔ hub over TLS (mqtts://, hub.caFile)', () => {
@@ -120,9 +120,15 @@ describe.skipIf(!hasOpenssl)('terminal ↔ hub over TLS (mqtts://, hub.caFile)',
     const wrong = capturingLog();
     const none = capturingLog();
     const [withOtherCa, withDefaultCas] = await Promise.all([terminal(otherCa.certFile, wrong.log), terminal(undefined, none.log)]);
-    const refusals = (lines: () => Array<{ msg: string; err?: string }>) => lines().filter((l) => l.msg === 'hub: connection error' && /self[- ]signed|certificate/i.test(l.err ?? ''));
-    // Reconnecting every 100 ms: each attempt fails the TLS handshake on the certificate.
+    const refusals = (lines: () => Array<{ msg: string; err?: string; retryInMs?: number }>) =>
+      lines().filter((l) => l.msg.startsWith("hub: the broker's certificate was refused") && /self[- ]signed|certificate/i.test(l.err ?? ''));
+    // Each attempt fails the TLS handshake on the certificate, said as an error, and the next one
+    // waits twice as long (from reconnectPeriodMs 100 ms): not a warning every 100 ms for hours.
     await eventually(() => refusals(wrong.lines).length >= 3 && refusals(none.lines).length >= 3, 10_000, 'certificate refusals logged');
+    expect(refusals(wrong.lines).slice(0, 3).map((l) => l.retryInMs)).toEqual([200, 400, 800]);
+    const seen = refusals(wrong.lines).length;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(refusals(wrong.lines).length - seen).toBeLessThanOrEqual(2); // at most the 1.6 s wait's attempt (15 at 100 ms)
     expect(withOtherCa.runtime.isOnline).toBe(false);
     expect(withDefaultCas.runtime.isOnline).toBe(false);
     // Never got as far as the hub: no announcement ever arrived.
