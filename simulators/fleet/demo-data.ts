@@ -43,7 +43,7 @@ export const DEMO_FARES: FareTable = {
   perZoneMinor: 80,
   maxFareMinor: 600,
   maxTripMs: 2 * 3600_000,
-  utcOffsetMinutes: 60,
+  timeZone: 'Europe/Berlin',
   // Morning peak (07:00–09:00 local) costs 20 % more.
   timeBands: [{ fromMinute: 420, toMinute: 540, percent: 120 }],
 };
