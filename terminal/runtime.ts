@@ -20,10 +20,10 @@ import { certificateWarning } from './certificate-validity.ts';
 import { readCaFile, type TerminalConfig } from './config.ts';
 import { ANNOUNCEMENT_TYPES, HubClient, type AnnouncementMessage, type ReplyMessage } from './hub/hub-client.ts';
 import { checkHubAnswer, checkHubResult, isRetryLater } from './machines/checks.ts';
-import { DEFAULT_MAX_TRIP_MS, GATE_IDLE, gateStep, type GateEvent, type GateState } from './machines/gate.ts';
+import { DEFAULT_MAX_TRIP_MS, GATE_IDLE, gateStep, parseEntryRetaps, rememberEntryRetap, type GateEvent, type GateState } from './machines/gate.ts';
 import { POS_IDLE, pinMatches, posStep, type PosEvent, type PosState } from './machines/pos.ts';
 import { pinLockedUntil, recordPinAttempt, type PinAttempts } from './policy/pin-attempts.ts';
-import type { CardInfo, Command, PaidExit, Step, TerminalContext } from './machines/types.ts';
+import type { CardInfo, Command, EntryRetap, PaidExit, Step, TerminalContext } from './machines/types.ts';
 import { VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './machines/vending.ts';
 import { MAX_OPEN_OUTBOX, type OutboxEntry, type TerminalStore } from './store/terminal-store.ts';
 import {
@@ -63,6 +63,8 @@ const TAP_SESSION_MS = 15_000;
 /** How long a paid exit (a late-approved fare, paid but not passed) lets its wallet out without a new charge; a fare's left unused is then refunded. */
 const PAID_EXIT_VALID_MS = 3 * 3600_000;
 const PAID_EXIT_PREFIX = 'paid-exit.';
+/** Entry gate: the admission records whose holder did not go in (gate.ts `entry.remember`), one JSON list. */
+const ENTRY_RETAPS_KEY = 'entry-retaps';
 
 type ReceiptOutcome = 'dispensed' | 'passed' | 'delivered' | 'failed';
 interface StoredReceipt {
@@ -160,6 +162,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private gateKeys: ReadonlyMap<string, string> | undefined;
   /** Gate: unsigned passages (policy/unsigned.ts), loaded from the store on first use. */
   private unsignedPassages: UnsignedPassage[] | undefined;
+  /** Entry gate: records whose holder did not go in (kv `entry-retaps`, bounded), loaded on first use. */
+  private entryRetaps: EntryRetap[] | undefined;
   private online = false;
   private closed = false;
   /** Gate: licenses by card UID (bounded), so a returning card skips ≈480 bytes of NFC. */
@@ -366,11 +370,16 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
               closeDelayMs: c.gate.closeDelayMs,
               inPassageMaxMs: c.gate.inPassageMaxMs,
               barrierBusy: () => this.d.devices.gate?.isOpen === true,
+              entryRetap: (wallet: string) => this.retaps().find((r) => r.wallet === wallet),
             },
           }
         : {}),
       ...(this.gateKeys ? { gateKeys: this.gateKeys } : {}),
     };
+  }
+
+  private retaps(): EntryRetap[] {
+    return (this.entryRetaps ??= parseEntryRetaps(this.d.store.getKv(ENTRY_RETAPS_KEY)));
   }
 
   private unsigned(): UnsignedPassage[] {
@@ -461,7 +470,13 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       case 'nfc.delete': {
         const card = this.current?.card;
         // Already consumed by the wallet's signature (AUTHORIZE with a record id): no extra APDU.
-        if (card && !this.current?.consumed.has(cmd.recordId)) await card.deleteRecord(cmd.recordId).catch(() => undefined);
+        if (card && !this.current?.consumed.has(cmd.recordId)) {
+          await card.deleteRecord(cmd.recordId).catch((err: unknown) => {
+            // The record stays on the wallet: an admission record an exit let the wallet out on then
+            // keeps its next entry refused "already inside" for the trip's longest time (README).
+            this.log.warn({ recordId: cmd.recordId, err: (err as Error).message }, 'record not deleted from the wallet (card gone?)');
+          });
+        }
         return;
       }
       case 'nfc.release':
@@ -537,6 +552,22 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       case 'paidExit.consume':
         if (this.paidExitGrant(cmd.wallet)?.requestId === cmd.requestId) this.d.store.deleteKv(`${PAID_EXIT_PREFIX}${cmd.wallet}`);
         return;
+      case 'entry.remember': {
+        // Durable before the next tap is decided (events are handled one at a time): another
+        // wallet's tap, a deny or a restart in between does not lose it.
+        const { c: _c, ...retap } = cmd;
+        this.entryRetaps = rememberEntryRetap(this.retaps(), retap, nowMs);
+        this.d.store.setKv(ENTRY_RETAPS_KEY, JSON.stringify(this.entryRetaps));
+        this.log.info({ recordId: cmd.recordId, kind: cmd.kind }, 'entry remembered: its holder did not go in');
+        return;
+      }
+      case 'entry.forget': {
+        const kept = this.retaps().filter((r) => r.wallet !== cmd.wallet);
+        if (kept.length === this.retaps().length) return;
+        this.entryRetaps = kept;
+        this.d.store.setKv(ENTRY_RETAPS_KEY, JSON.stringify(kept));
+        return;
+      }
       case 'admission.used':
         // Kept with the used tickets (the same durable set of ids, anti-reuse while the hub is away).
         this.d.store.markTicketUsed(admissionKey(cmd.recordId), nowMs);

@@ -5,7 +5,7 @@ import {
   type Body, type Envelope, type FareTable, type KeyPair,
 } from '../../protocol/index.ts';
 import { DEFAULT_RISK_LIMITS, type UsageView } from '../policy/risk.ts';
-import type { CardInfo, OfferSpec, TerminalContext } from './types.ts';
+import type { CardInfo, Command, EntryRetap, OfferSpec, TerminalContext } from './types.ts';
 
 export const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
 
@@ -31,6 +31,8 @@ export class Fixture {
   readonly unsignedWallets = new Set<string>();
   /** Admission records this (exit) gate already let a wallet out on. */
   readonly usedAdmissions = new Set<string>();
+  /** What an entry gate remembers of records whose holder did not go in (by wallet), as the runtime keeps it. */
+  readonly entryRetaps = new Map<string, EntryRetap>();
   private n = 0;
 
   constructor(readonly terminalId = 'term-1', readonly merchantId = 'shop-1') {}
@@ -47,6 +49,19 @@ export class Fixture {
       unsignedPassage: (w) => this.unsignedWallets.has(w),
       admissionUsed: (recordId) => this.usedAdmissions.has(recordId),
     };
+  }
+
+  /** Carries out what the runtime keeps for the gate's `entry.remember` / `entry.forget` commands. */
+  keep(commands: readonly Command[]): void {
+    for (const c of commands) {
+      if (c.c === 'entry.remember') this.entryRetaps.set(c.wallet, { wallet: c.wallet, recordId: c.recordId, kind: c.kind, untilMs: c.untilMs });
+      if (c.c === 'entry.forget') this.entryRetaps.delete(c.wallet);
+    }
+  }
+
+  /** An entry gate at `station` whose memory of records not gone in with is this fixture's. */
+  entryGate(station = 'A'): NonNullable<TerminalContext['gate']> {
+    return { station, mode: 'entry', entryRetap: (wallet) => this.entryRetaps.get(wallet) };
   }
 
   ctx(over: Partial<TerminalContext> = {}): TerminalContext {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { computeFare, generateKeyPair, signMessage } from '../../protocol/index.ts';
 import { FARES, Fixture, T0 } from './fixtures.ts';
-import { ENTRY_RETAP_MS, GATE_IDLE, gateStep, type GateEvent, type GateState } from './gate.ts';
+import { ENTRY_RETAP_MS, ENTRY_UNPASSED_MS, GATE_IDLE, gateStep, MAX_ENTRY_RETAPS, parseEntryRetaps, rememberEntryRetap, type GateEvent, type GateState } from './gate.ts';
 import type { Command, TerminalContext } from './types.ts';
 
 /** The machine's default passage window: the barrier's 8 s, its 0.3 s close delay, a 2 s margin. */
@@ -11,7 +11,7 @@ const AFTER_WINDOW = T0 + WINDOW_MS + 1;
 const GRANT = (wallet: string, requestId: string, kind: 'fare' | 'ticket' = 'fare', refundable = kind === 'fare') => ({ c: 'paidExit.grant', wallet, requestId, kind, refundable });
 
 const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
-const entryCtx = (f: Fixture, over: Partial<TerminalContext> = {}): TerminalContext => f.ctx({ gate: { station: 'A', mode: 'entry' }, ...over });
+const entryCtx = (f: Fixture, over: Partial<TerminalContext> = {}): TerminalContext => f.ctx({ gate: f.entryGate(), ...over });
 const exitCtx = (f: Fixture, over: Partial<TerminalContext> = {}): TerminalContext => f.ctx({ gate: { station: 'C', mode: 'exit' }, ...over });
 
 function run(ctx: TerminalContext, events: GateEvent[], start: GateState = GATE_IDLE, nowMs = T0): { state: GateState; commands: Command[] } {
@@ -55,14 +55,124 @@ describe('gate: entry', () => {
     const written = f.card(w, { admission: { recordId: 3, message: signMessage('gate.admission', { recordId, wallet: w.hex, terminalId: 'gate-in', station: 'A', time: T0 }, f.terminal.secretKey) } });
     const other = f.card(w, { admission: { recordId: 3, message: f.admission(w.hex, 'A', T0) } });
     for (const [at, lost] of [[T0, { e: 'card.lost' }], [T0 + 10_000, { e: 'tick' }]] as const) {
+      f.entryRetaps.clear();
       const given = run(entryCtx(f), [lost], tapped, at);
-      expect(kinds(given.commands)).toEqual(['gate.deny', 'nfc.release', 'display']);
-      expect(given.state).toEqual({ s: 'idle', unopened: { wallet: w.hex, recordId, untilMs: at + ENTRY_RETAP_MS } });
-      expect(run(entryCtx(f), [{ e: 'tap', card: written, requestId: f.id(), recordId: f.id() }], given.state, at + 5_000).state.s).toBe('admitting');
+      // Remembered apart from the machine's state (the runtime keeps it durably), before the deny.
+      expect(given.commands[0]).toEqual({ c: 'entry.remember', wallet: w.hex, recordId, kind: 'unopened', untilMs: at + ENTRY_RETAP_MS });
+      expect(kinds(given.commands)).toEqual(['entry.remember', 'gate.deny', 'nfc.release', 'display']);
+      expect(given.state).toEqual(GATE_IDLE);
+      f.keep(given.commands);
+      expect(run(entryCtx(f), [{ e: 'tap', card: written, requestId: f.id(), recordId: f.id() }], given.state, at + 5_000).state).toMatchObject({ s: 'admitting', retap: true });
       // Past the minute, or another record of the wallet: anti-passback as ever.
       expect(kinds(run(entryCtx(f), [{ e: 'tap', card: written, requestId: f.id(), recordId: f.id() }], given.state, at + ENTRY_RETAP_MS + 1).commands)).toContain('gate.deny');
       expect(kinds(run(entryCtx(f), [{ e: 'tap', card: other, requestId: f.id(), recordId: f.id() }], given.state, at + 5_000).commands)).toContain('gate.deny');
     }
+  });
+
+  it("the retry window survives another wallet's entry, a deny and a restart; the retry through, the wallet is inside", () => {
+    const f = new Fixture('gate-in');
+    const [a, b, c] = [f.wallet(), f.wallet(), f.wallet()];
+    const recordId = f.id();
+    const aTapped = run(entryCtx(f), [{ e: 'tap', card: f.card(a), requestId: f.id(), recordId }]);
+    const aLost = run(entryCtx(f), [{ e: 'card.lost' }], aTapped.state);
+    f.keep(aLost.commands);
+    // B enters and passes; C is refused (already inside) — both from the idle state A's loss left.
+    const bIn = run(entryCtx(f), [{ e: 'tap', card: f.card(b), requestId: f.id(), recordId: f.id() }, { e: 'wallet.stored' }, { e: 'passage' }], aLost.state, T0 + 1_000);
+    expect(bIn.state).toEqual(GATE_IDLE);
+    expect(kinds(bIn.commands)).not.toContain('entry.forget');
+    const cInside = f.card(c, { admission: { recordId: 2, message: f.admission(c.hex, 'B', T0 - 60_000) } });
+    const cDenied = run(entryCtx(f), [{ e: 'tap', card: cInside, requestId: f.id(), recordId: f.id() }], bIn.state, T0 + 2_000);
+    expect(cDenied.commands).toContainEqual({ c: 'display', text: 'already inside', tone: 'error' });
+    // A restart: the machine starts idle again; the runtime's memory is what carries the retry.
+    const aRecord = f.card(a, { admission: { recordId: 3, message: signMessage('gate.admission', { recordId, wallet: a.hex, terminalId: 'gate-in', station: 'A', time: T0 }, f.terminal.secretKey) } });
+    const retried = run(entryCtx(f), [{ e: 'tap', card: aRecord, requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 5_000);
+    expect(kinds(retried.commands)).toEqual(['nfc.storeAdmission']);
+    const through = run(entryCtx(f), [{ e: 'wallet.stored' }, { e: 'passage' }], retried.state, T0 + 5_100);
+    expect(through.commands).toContainEqual({ c: 'entry.forget', wallet: a.hex });
+    f.keep(through.commands);
+    // In for real now: the record on the wallet (the retry's) keeps it out, within the minute too.
+    const rewritten = f.card(a, { admission: { recordId: 3, message: signMessage('gate.admission', { recordId, wallet: a.hex, terminalId: 'gate-in', station: 'A', time: T0 + 5_000 }, f.terminal.secretKey) } });
+    expect(kinds(run(entryCtx(f), [{ e: 'tap', card: rewritten, requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 10_000).commands)).toContain('gate.deny');
+  });
+
+  it("opened, nobody passed (the customer turned back): remembered; the same wallet's retap here is let in again on the same record, nothing written; through, anti-passback holds", () => {
+    const f = new Fixture('gate-in');
+    const w = f.wallet();
+    const recordId = f.id();
+    const opened = run(entryCtx(f), [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId }, { e: 'wallet.stored' }]);
+    expect(opened.state).toMatchObject({ s: 'passing', admitted: { wallet: w.hex, recordId } });
+    const nobody = run(entryCtx(f), [{ e: 'tick' }], opened.state, AFTER_WINDOW);
+    expect(nobody.state).toEqual(GATE_IDLE);
+    expect(nobody.commands).toEqual([{ c: 'entry.remember', wallet: w.hex, recordId, kind: 'unpassed', untilMs: AFTER_WINDOW + ENTRY_UNPASSED_MS }]);
+    f.keep(nobody.commands);
+    const onWallet = f.card(w, { admission: { recordId: 3, message: signMessage('gate.admission', { recordId, wallet: w.hex, terminalId: 'gate-in', station: 'A', time: T0 }, f.terminal.secretKey) } });
+    // Another wallet in between changes nothing.
+    const other = f.wallet();
+    run(entryCtx(f), [{ e: 'tap', card: f.card(other), requestId: f.id(), recordId: f.id() }, { e: 'wallet.stored' }, { e: 'passage' }], GATE_IDLE, T0 + 60_000);
+    const again = run(entryCtx(f), [{ e: 'tap', card: onWallet, requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 5 * 60_000);
+    expect(again.commands).toEqual([{ c: 'gate.open' }, { c: 'nfc.release' }, { c: 'display', text: 'welcome', tone: 'ok' }]);
+    // Nobody again: remembered again, from this opening.
+    const stillNobody = run(entryCtx(f), [{ e: 'tick' }], again.state, T0 + 5 * 60_000 + WINDOW_MS + 1);
+    expect(stillNobody.commands).toEqual([{ c: 'entry.remember', wallet: w.hex, recordId, kind: 'unpassed', untilMs: T0 + 5 * 60_000 + WINDOW_MS + 1 + ENTRY_UNPASSED_MS }]);
+    // Through this time: forgotten, and the record keeps the wallet out as any fresh one.
+    const through = run(entryCtx(f), [{ e: 'passage' }], again.state, T0 + 5 * 60_000 + 2_000);
+    expect(through.commands).toEqual([{ c: 'entry.forget', wallet: w.hex }]);
+    f.keep(through.commands);
+    expect(run(entryCtx(f), [{ e: 'tap', card: onWallet, requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 6 * 60_000).commands).toContainEqual({ c: 'display', text: 'already inside', tone: 'error' });
+  });
+
+  it('an opening nobody passed is let in again only for that record, that wallet, here, within the window', () => {
+    const f = new Fixture('gate-in');
+    const w = f.wallet();
+    const recordId = f.id();
+    f.entryRetaps.set(w.hex, { wallet: w.hex, recordId, kind: 'unpassed', untilMs: T0 + ENTRY_UNPASSED_MS });
+    const record = (over: Partial<{ recordId: string; wallet: string; terminalId: string }> = {}) =>
+      f.card(w, { admission: { recordId: 3, message: signMessage('gate.admission', { recordId, wallet: w.hex, terminalId: 'gate-in', station: 'A', time: T0 - 60_000, ...over }, f.terminal.secretKey) } });
+    const tap = (card: ReturnType<Fixture['card']>, at = T0 + 60_000) => run(entryCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }], GATE_IDLE, at);
+    expect(kinds(tap(record()).commands)).toEqual(['gate.open', 'nfc.release', 'display']);
+    const denied = [
+      tap(record(), T0 + ENTRY_UNPASSED_MS + 1), // past the window
+      tap(record({ recordId: f.id() })), // another record
+      tap(record({ terminalId: 'gate-other' })), // another gate's record of that id
+      tap(f.card(f.wallet(), { admission: record().admission })), // another wallet carrying it
+    ];
+    for (const d of denied) expect(kinds(d.commands)).not.toContain('gate.open');
+  });
+
+  it('a ticket entry nobody passed: its use stands (reported, a failed receipt for that opening); the retap is let in on the record without using anything again', () => {
+    const f = new Fixture('gate-in');
+    const w = f.wallet();
+    const ticket = f.ticket(w.hex);
+    const rid = f.id();
+    const recordId = f.id();
+    const stored = run(entryCtx(f), [{ e: 'tap', card: f.card(w, { tickets: [{ recordId: 7, message: ticket }] }), requestId: rid, recordId }, { e: 'wallet.stored' }]);
+    expect(kinds(stored.commands)).toEqual(expect.arrayContaining(['ticket.markUsed', 'hub.request', 'nfc.delete']));
+    const nobody = run(entryCtx(f), [{ e: 'tick' }], stored.state, AFTER_WINDOW);
+    expect(nobody.commands).toEqual([
+      { c: 'entry.remember', wallet: w.hex, recordId, kind: 'unpassed', untilMs: AFTER_WINDOW + ENTRY_UNPASSED_MS },
+      { c: 'receipt', requestId: rid, outcome: 'failed', reason: 'no passage' },
+    ]);
+    f.keep(nobody.commands);
+    f.usedTickets.add(ticket.body.ticketId); // ticket.markUsed, as the runtime keeps it
+    // The ticket is gone from the wallet; its admission record (with the ticket id) is there.
+    const onWallet = f.card(w, { admission: { recordId: 3, message: signMessage('gate.admission', { recordId, wallet: w.hex, terminalId: 'gate-in', station: 'A', time: T0, ticketId: ticket.body.ticketId }, f.terminal.secretKey) } });
+    const again = run(entryCtx(f), [{ e: 'tap', card: onWallet, requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 120_000);
+    expect(again.commands).toEqual([{ c: 'gate.open' }, { c: 'nfc.release' }, { c: 'display', text: 'welcome (ticket)', tone: 'ok' }]);
+    // Through: nothing reported (the ticket's use was), the memory is over.
+    expect(run(entryCtx(f), [{ e: 'passage' }], again.state, T0 + 121_000).commands).toEqual([{ c: 'entry.forget', wallet: w.hex }]);
+  });
+
+  it('the remembered records: one per wallet (the latest), expired ones dropped, at most MAX_ENTRY_RETAPS, read back as kept', () => {
+    let list = rememberEntryRetap([], { wallet: 'w1', recordId: 'r1', kind: 'unopened', untilMs: T0 + 1 }, T0);
+    list = rememberEntryRetap(list, { wallet: 'w1', recordId: 'r2', kind: 'unpassed', untilMs: T0 + 10 }, T0);
+    expect(list).toEqual([{ wallet: 'w1', recordId: 'r2', kind: 'unpassed', untilMs: T0 + 10 }]);
+    list = rememberEntryRetap(list, { wallet: 'w2', recordId: 'r3', kind: 'unopened', untilMs: T0 + 100 }, T0 + 11);
+    expect(list.map((r) => r.wallet)).toEqual(['w2']);
+    for (let i = 0; i < MAX_ENTRY_RETAPS + 5; i++) list = rememberEntryRetap(list, { wallet: `x${i}`, recordId: `r${i}`, kind: 'unpassed', untilMs: T0 + 1000 }, T0 + 12);
+    expect(list).toHaveLength(MAX_ENTRY_RETAPS);
+    expect(list.at(-1)?.wallet).toBe(`x${MAX_ENTRY_RETAPS + 4}`);
+    expect(parseEntryRetaps(JSON.stringify(list))).toEqual(list);
+    for (const bad of [undefined, '', '{', '{}', '[{"wallet":1}]']) expect(parseEntryRetaps(bad)).toEqual([]);
   });
 
   it('denies blocklisted wallets and anti-passback (already inside)', () => {

@@ -9,16 +9,16 @@
 import { computeFare, verifyMessage, type Envelope, type FareQuote } from '../../protocol/index.ts';
 import { checkLicense, decideGateLocal, outboxHasRoom } from '../policy/risk.ts';
 import { checkHubResult, checkTicket, isRetryLater } from './checks.ts';
-import { CHARGED_AT_MOST_ONCE_TEXT, PAYMENT_PENDING_TEXT, display, price, type CardInfo, type CommonEvent, type Command, type PaidExit, type Step, type TerminalContext } from './types.ts';
+import { CHARGED_AT_MOST_ONCE_TEXT, PAYMENT_PENDING_TEXT, display, price, type CardInfo, type CommonEvent, type Command, type EntryRetap, type PaidExit, type Step, type TerminalContext } from './types.ts';
 
 export type GateState =
+  | { s: 'idle' }
   /**
-   * `unopened`: the admission record the last entry tap wrote that never opened the barrier (the
-   * wallet's answer to the write was lost: pulled away, RF error). On the wallet it would read as
-   * "already inside"; the same wallet tapping again soon is that entry's retry.
+   * Entry: the admission record `recordId` is being written. `retap`: this entry is the retry of
+   * one whose write went unanswered (ctx.gate.entryRetap): what the gate remembers of it is over
+   * once the wallet is through.
    */
-  | { s: 'idle'; unopened?: { wallet: string; recordId: string; untilMs: number } }
-  | { s: 'admitting'; wallet: string; recordId: string; ticket: { recordId: number; message: Envelope<'ticket'> } | null; requestId: string; untilMs: number }
+  | { s: 'admitting'; wallet: string; recordId: string; ticket: { recordId: number; message: Envelope<'ticket'> } | null; requestId: string; retap?: true; untilMs: number }
   | {
       s: 'exit.authorizing';
       requestId: string;
@@ -52,8 +52,18 @@ export type GateState =
    * however long they stay, and so does the machine (it must not grant, and later refund, an exit
    * that is being made). `usingGrant`: the exit is made on the wallet's paid-exit grant, which
    * stays stored until the passage (a power cut while the barrier is open must not lose it).
+   * `admitted`: an entry, on that admission record of that wallet: when nobody passes, the gate
+   * remembers it (`unpassed`) and the wallet's retap here is let in again on it; `retap`: the gate
+   * remembered this wallet's record before this opening (forgotten once the wallet is through).
    */
-  | { s: 'passing'; requestId: string | null; paid?: PaidExit; usingGrant?: boolean; entered?: boolean; untilMs: number };
+  | { s: 'passing'; requestId: string | null; paid?: PaidExit; usingGrant?: boolean; entered?: boolean; admitted?: Admitted; untilMs: number };
+
+/** An entry's admission record the barrier opened for. */
+interface Admitted {
+  wallet: string;
+  recordId: string;
+  retap?: true;
+}
 
 /** `passage.entered`: someone blocked the beam (the barrier's onEntered); `passage`: they are through and it closed. */
 export type GateEvent = CommonEvent | { e: 'passage.entered' } | { e: 'passage' };
@@ -89,11 +99,59 @@ function deny(text: string): Step<GateState> {
 
 /** How long an entry whose record write went unanswered may be retried by the same wallet. */
 export const ENTRY_RETAP_MS = 60_000;
+/**
+ * How long after an opening nobody passed through the same wallet is let in again on that record
+ * (ctx.gate.entryRetap `unpassed`). A customer who turned back (forgot something, the train was
+ * announced late, a companion was not ready) comes back within minutes; past this the record's
+ * trip, which counts from the first opening, would be too old to be worth reusing (its fare turns
+ * to the maximum one once maxTripMs has passed), and "already inside" holds as for any fresh record
+ * until the record goes stale.
+ */
+export const ENTRY_UNPASSED_MS = 30 * 60_000;
+/**
+ * Most records an entry gate remembers at once (the oldest go first): lost writes and openings
+ * nobody passed are rare, and each is kept for minutes, so this bounds the store and a tap's
+ * lookup without dropping one that matters.
+ */
+export const MAX_ENTRY_RETAPS = 64;
 
-/** An entry given up after its record was written, perhaps: the same wallet's next tap retries it. */
+/** The remembered records with `r` in place of the wallet's earlier one, expired ones dropped, bounded. */
+export function rememberEntryRetap(list: readonly EntryRetap[], r: EntryRetap, nowMs: number): EntryRetap[] {
+  const kept = list.filter((x) => x.wallet !== r.wallet && x.untilMs >= nowMs);
+  return [...kept, r].slice(-MAX_ENTRY_RETAPS);
+}
+
+/** The remembered records as kept (JSON); anything unreadable is no memory (anti-passback as ever). */
+export function parseEntryRetaps(raw: string | undefined): EntryRetap[] {
+  if (raw === undefined) return [];
+  try {
+    const v: unknown = JSON.parse(raw);
+    if (!Array.isArray(v)) return [];
+    return v
+      .filter(
+        (x): x is EntryRetap =>
+          typeof x === 'object' &&
+          x !== null &&
+          typeof (x as EntryRetap).wallet === 'string' &&
+          typeof (x as EntryRetap).recordId === 'string' &&
+          ((x as EntryRetap).kind === 'unopened' || (x as EntryRetap).kind === 'unpassed') &&
+          typeof (x as EntryRetap).untilMs === 'number',
+      )
+      .map(({ wallet, recordId, kind, untilMs }) => ({ wallet, recordId, kind, untilMs }))
+      .slice(-MAX_ENTRY_RETAPS);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * An entry given up after its record was written, perhaps: remembered (durably, apart from the
+ * machine's state, so another wallet's tap, a deny or a restart in between does not lose it), the
+ * same wallet's next tap carrying that record within ENTRY_RETAP_MS retries it.
+ */
 function denyUnopened(state: GateState & { s: 'admitting' }, nowMs: number, text: string): Step<GateState> {
   const d = deny(text);
-  return step({ s: 'idle', unopened: { wallet: state.wallet, recordId: state.recordId, untilMs: nowMs + ENTRY_RETAP_MS } }, d.commands);
+  return step(d.state, [{ c: 'entry.remember', wallet: state.wallet, recordId: state.recordId, kind: 'unopened', untilMs: nowMs + ENTRY_RETAP_MS }, ...d.commands]);
 }
 
 /** The hub declined the fare. "Retry later" is given up on at once (a late approval grants a paid exit). */
@@ -107,7 +165,7 @@ function passing(
   requestId: string | null,
   nowMs: number,
   commands: Command[],
-  { paid, usingGrant = false, entered = false }: { paid?: PaidExit; usingGrant?: boolean; entered?: boolean | undefined } = {},
+  { paid, usingGrant = false, entered = false, admitted }: { paid?: PaidExit; usingGrant?: boolean; entered?: boolean | undefined; admitted?: Admitted } = {},
 ): Step<GateState> {
   const windowMs = entered ? inPassageMaxMs(ctx) : (ctx.gate?.passageTimeoutMs ?? PASSAGE_MS) + (ctx.gate?.closeDelayMs ?? CLOSE_DELAY_MS) + PASSAGE_MARGIN_MS;
   // A paid exit is kept (paidExit.grant, durable) before the barrier opens and used up at the
@@ -115,17 +173,21 @@ function passing(
   // from the wallet, would pay again at the next tap.
   const keep: Command[] = paid && !usingGrant ? [{ c: 'paidExit.grant', ...paid }] : [];
   const granted = usingGrant || keep.length > 0;
-  return step({ s: 'passing', requestId, ...(paid ? { paid } : {}), ...(granted ? { usingGrant: true } : {}), ...(entered ? { entered } : {}), untilMs: nowMs + windowMs }, [...keep, ...commands]);
+  return step(
+    { s: 'passing', requestId, ...(paid ? { paid } : {}), ...(granted ? { usingGrant: true } : {}), ...(entered ? { entered } : {}), ...(admitted ? { admitted } : {}), untilMs: nowMs + windowMs },
+    [...keep, ...commands],
+  );
 }
 
 function inPassageMaxMs(ctx: TerminalContext): number {
   return ctx.gate?.inPassageMaxMs ?? IN_PASSAGE_MAX_MS;
 }
 
-/** Through: the fare's passage is reported, and a grant the exit was made on is used up. */
+/** Through: the fare's passage is reported, a grant the exit was made on is used up, a remembered entry is over. */
 function passed(state: GateState & { s: 'passing' }): Step<GateState> {
   const commands: Command[] = state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'passed' }] : [];
   if (state.usingGrant && state.paid) commands.push({ c: 'paidExit.consume', wallet: state.paid.wallet, requestId: state.paid.requestId });
+  if (state.admitted?.retap) commands.push({ c: 'entry.forget', wallet: state.admitted.wallet });
   return step(GATE_IDLE, commands);
 }
 
@@ -138,7 +200,7 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       // No new decision while the barrier is open for the last one: it could not open for this
       // one, and the last one's passage would be taken for this one's.
       if (gate.barrierBusy?.()) return deny('please wait');
-      return gate.mode === 'entry' ? entryTap(event, ctx, nowMs, gate.station, state.unopened) : removeUnprovenRecord(event, ctx, exitTap(event, ctx, nowMs, gate.station));
+      return gate.mode === 'entry' ? entryTap(event, ctx, nowMs, gate) : removeUnprovenRecord(event, ctx, exitTap(event, ctx, nowMs, gate.station));
     case 'wallet.stored': {
       if (state.s !== 'admitting') return step(state);
       const commands: Command[] = [{ c: 'gate.open' }];
@@ -152,7 +214,8 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         );
       }
       commands.push({ c: 'nfc.release' }, display(state.ticket ? 'welcome (ticket)' : 'welcome', 'ok'));
-      return passing(ctx, state.ticket ? state.requestId : null, nowMs, commands);
+      const admitted: Admitted = { wallet: state.wallet, recordId: state.recordId, ...(state.retap ? { retap: true as const } : {}) };
+      return passing(ctx, state.ticket ? state.requestId : null, nowMs, commands, { admitted });
     }
     case 'wallet.authorized': {
       if (state.s !== 'exit.authorizing') return step(state);
@@ -225,7 +288,14 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
         // Paid but not through (hesitated past the window, the beam missed): never charge twice.
         // The grant decides the fare's receipt: passed on it, or failed (refunded) once it expires.
         if (state.paid) return step(GATE_IDLE, [{ c: 'paidExit.grant', ...state.paid }]);
-        return step(GATE_IDLE, state.requestId ? [{ c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no passage' }] : []);
+        // An entry nobody went through (the customer turned back): its record stays on the wallet,
+        // where it reads as "already inside"; remembered, the wallet's retap here lets it in on it.
+        const commands: Command[] = state.admitted
+          ? [{ c: 'entry.remember', wallet: state.admitted.wallet, recordId: state.admitted.recordId, kind: 'unpassed', untilMs: nowMs + ENTRY_UNPASSED_MS }]
+          : [];
+        // A ticket's use stands (reported, the ticket gone from the wallet): this opening is reported failed.
+        if (state.requestId) commands.push({ c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no passage' });
+        return step(GATE_IDLE, commands);
       }
       if (state.s === 'exit.authorizing' && state.opened) return unsigned(ctx, state, nowMs, 'wallet did not sign in time');
       if (state.s === 'admitting') return denyUnopened(state, nowMs, 'timed out');
@@ -290,23 +360,30 @@ function consumeEntry(entry: CardInfo['admission']): Command[] {
   return entry ? [{ c: 'nfc.delete', recordId: entry.recordId }, { c: 'admission.used', recordId: entry.message.body.recordId }] : [];
 }
 
-function entryTap(
-  event: Extract<GateEvent, { e: 'tap' }>,
-  ctx: TerminalContext,
-  nowMs: number,
-  station: string,
-  unopened: (GateState & { s: 'idle' })['unopened'],
-): Step<GateState> {
+function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, gate: NonNullable<TerminalContext['gate']>): Step<GateState> {
+  const station = gate.station;
   const lic = checkLicense(event.card.license, ctx, nowMs);
   if (!lic.ok) return deny(`wallet refused: ${lic.code}`);
   const wallet = lic.body.wallet;
   const prior = event.card.admission?.message.body;
   const maxTripMs = ctx.fares?.maxTripMs ?? DEFAULT_MAX_TRIP_MS;
-  // The record this gate wrote a moment ago without opening: a retry of that entry, not a passback
-  // (the write replaces it).
-  const retry = unopened !== undefined && prior?.recordId === unopened.recordId && prior.wallet === unopened.wallet && nowMs <= unopened.untilMs;
-  // Anti-passback: a fresh admission record means this wallet is already inside.
-  if (!retry && prior && prior.wallet === wallet && nowMs - prior.time <= maxTripMs && prior.time <= nowMs + 60_000) return deny('already inside');
+  // Anti-passback: a fresh admission record means this wallet is already inside…
+  const inside = prior !== undefined && prior.wallet === wallet && nowMs - prior.time <= maxTripMs && prior.time <= nowMs + 60_000;
+  // …unless it is one this gate wrote and remembers its holder did not go in with (looked up only
+  // then: the common tap never reads the memory).
+  const memo = inside ? gate.entryRetap?.(wallet) : undefined;
+  const retap = memo !== undefined && memo.recordId === prior?.recordId && prior.terminalId === ctx.terminalId && nowMs <= memo.untilMs ? memo : undefined;
+  // Opened on it, nobody passed: in again on the same record. Nothing is written or used again
+  // (a ticket's use stands, reported at the first opening): the record is still good for one exit
+  // only (exit gates remember the records they let out on, the hub claims a fare's record once),
+  // so letting in again on it admits no one a trip that is not paid for at the exit.
+  if (retap?.kind === 'unpassed' && prior) {
+    const commands: Command[] = [{ c: 'gate.open' }, { c: 'nfc.release' }, display(prior.ticketId === undefined ? 'welcome' : 'welcome (ticket)', 'ok')];
+    return passing(ctx, null, nowMs, commands, { admitted: { wallet, recordId: prior.recordId, retap: true } });
+  }
+  // Any other fresh record: already inside. One remembered as written without opening (its answer
+  // lost) is that entry's retry, not a passback: written again, the new record replacing it.
+  if (inside && retap === undefined) return deny('already inside');
   let ticket: CardInfo['tickets'][number] | null = null;
   for (const t of event.card.tickets) {
     const ok = checkTicket(t.message, { wallet, station, ticketKeysAt: ctx.ticketKeysAt, nowMs, used: (id) => ctx.usage.ticketUsed(id) });
@@ -326,7 +403,9 @@ function entryTap(
     time: nowMs,
     ...(ticket ? { ticketId: ticket.message.body.ticketId } : {}),
   };
-  return step({ s: 'admitting', wallet, recordId: event.recordId, ticket, requestId: event.requestId, untilMs: nowMs + AUTHORIZE_MS }, [{ c: 'nfc.storeAdmission', body }]);
+  return step({ s: 'admitting', wallet, recordId: event.recordId, ticket, requestId: event.requestId, ...(retap ? { retap: true as const } : {}), untilMs: nowMs + AUTHORIZE_MS }, [
+    { c: 'nfc.storeAdmission', body },
+  ]);
 }
 
 /** `exitTimeMs`: when the customer tapped out (the trip's end and the fare's time band); `nowMs`: this step's time. */

@@ -57,6 +57,11 @@ export interface TerminalContext {
     inPassageMaxMs?: number;
     /** The barrier is still open from the last decision (someone in the beam, its close delay). */
     barrierBusy?: () => boolean;
+    /**
+     * Entry gate: what this gate remembers of the wallet's last admission record whose holder did
+     * not go in (`entry.remember`, kept durably by the runtime); the machine checks `untilMs`.
+     */
+    entryRetap?: (wallet: string) => EntryRetap | undefined;
   };
   /**
    * Exit gate: the enrolled gates' keys (terminal id → public key hex) from the hub's keys
@@ -119,6 +124,10 @@ export type Command =
   | { c: 'admission.used'; recordId: string }
   /** This wallet's exit was paid (or its trip settled) but it did not pass: its next exit is paid. */
   | ({ c: 'paidExit.grant' } & PaidExit)
+  /** Entry gate: remember (durably, one per wallet, bounded) an admission record whose holder did not go in. */
+  | ({ c: 'entry.remember' } & EntryRetap)
+  /** Entry gate: the wallet went in; what was remembered for it is over. */
+  | { c: 'entry.forget'; wallet: string }
   /** Something the operator must look at (kept durably, logged). */
   | { c: 'incident'; kind: 'unsigned-passage'; requestId: string; wallet: string; amountMinor: number; detail: string };
 
@@ -140,6 +149,21 @@ export interface PaidExit {
   kind: 'fare' | 'ticket';
   refundable: boolean;
   onRecord?: string;
+}
+
+/**
+ * An entry gate's memory of an admission record it wrote to `wallet` whose holder did not go in
+ * (gate.ts entryTap). `unopened`: the write's answer was lost (card pulled, RF error), so the
+ * barrier never opened, but the record may be on the wallet: a retap carrying it is that entry's
+ * retry. `unpassed`: the barrier opened and nobody passed (the customer turned back): a retap
+ * carrying it is admitted again on the same record, nothing written or used again. Until
+ * `untilMs` (this gate's clock).
+ */
+export interface EntryRetap {
+  wallet: string;
+  recordId: string;
+  kind: 'unopened' | 'unpassed';
+  untilMs: number;
 }
 
 /** Events every machine understands; kind-specific ones are added by each machine. */

@@ -207,6 +207,94 @@ describe('gate terminals end to end', () => {
     expect(await site.balance(wallet)).toBe(1000 - TRIP_MINOR);
   });
 
+  /** An entry whose write answer is lost: the wallet stored the record, the gate never heard so. */
+  async function lostEntry(gate: SimulatedTerminal, wallet: SimulatedWallet): Promise<void> {
+    const pull = (c: Command) => {
+      if (c.c === 'nfc.storeAdmission') gate.pullAfterNextExchange();
+    };
+    gate.runtime.on('command', pull);
+    const lost = await pass(gate, wallet);
+    gate.runtime.off('command', pull);
+    expect(lost.opened).toBe(false);
+    expect(admissions(wallet)).toHaveLength(1);
+  }
+
+  it("entry: a lost write answer's retry survives another customer's entry, a refusal and the gate's restart (kept in its store)", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tapsettle-gate-retap-'));
+    const options = { kind: 'gate', merchantId: 'transit', terminalId: 'gate-retap', gate: { station: 'north', mode: 'entry' }, dataDir } as const;
+    let entry = await site.terminal(options);
+    try {
+      const [a, b, c] = [await site.wallet({ balanceMinor: 1000 }), await site.wallet({ balanceMinor: 1000 }), await site.wallet({ balanceMinor: 1000 })];
+      await lostEntry(entry, a);
+      // B goes in, C (inside already) is refused, in between.
+      expect((await pass(entry, b)).opened).toBe(true);
+      expect((await pass(gateIn, c)).opened).toBe(true);
+      expect((await pass(entry, c)).displays).toContain('already inside');
+      const retried = await pass(entry, a);
+      expect(retried.opened).toBe(true);
+      expect(retried.commands.map((x) => x.c)).toContain('entry.forget');
+      expect((await pass(entry, a)).displays).toContain('already inside'); // in for real now
+      // Lost again for another wallet, and the gate restarts before it retaps.
+      const d = await site.wallet({ balanceMinor: 1000 });
+      await lostEntry(entry, d);
+      await entry.close({ keepData: true });
+      entry = await startSimulatedTerminal({ ...options, hubUrl: site.url, hub: site.hub });
+      await eventually(() => entry.runtime.isOnline, 8000, 'restarted gate online');
+      expect((await pass(entry, d)).opened).toBe(true);
+      expect(admissions(d)).toHaveLength(1);
+      expect((await pass(gateOut, d)).opened).toBe(true);
+      await eventually(async () => (await site.balance(d)) === 1000 - TRIP_MINOR, 8000, 'the trip paid once');
+    } finally {
+      await entry.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('entry: the barrier opened and nobody passed (turned back): the retap there lets the customer in on the same record; the trip is paid once at the exit', async () => {
+    // The machine's window: 0.5 s + 0.3 s close delay + 2 s.
+    const entry = await site.terminal({ kind: 'gate', merchantId: 'transit', gate: { station: 'north', mode: 'entry', passageTimeoutMs: 500 } });
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    entry.nextVisitor({ kind: 'nobody' });
+    const turnedBack = await pass(entry, wallet);
+    expect(turnedBack.opened).toBe(true);
+    const [record] = admissions(wallet);
+    expect(record).toBeDefined();
+    // Elsewhere (another entry gate) the record still reads "already inside": this gate remembers.
+    expect((await pass(gateIn, wallet)).displays).toContain('already inside');
+    const again = await pass(entry, wallet);
+    expect(again.opened).toBe(true);
+    expect(again.commands.map((c) => c.c)).not.toContain('nfc.storeAdmission'); // nothing written again
+    expect(admissions(wallet).map((r) => Buffer.from(r.bytes).toString('hex'))).toEqual([Buffer.from(record!.bytes).toString('hex')]);
+    expect((await pass(entry, wallet)).displays).toContain('already inside'); // through this time
+    expect((await pass(gateOut, wallet)).opened).toBe(true);
+    await eventually(async () => (await site.balance(wallet)) === 1000 - TRIP_MINOR, 8000, 'the trip paid');
+    // The record was good for one exit: a copy written back opens nothing for free (maximum fare).
+    wallet.applet.records.store(RecordKind.Admission, record!.bytes, true);
+    const copy = await pass(gateOut, wallet);
+    expect(copy.commands.find((c) => c.c === 'hub.request')).toMatchObject({ amountMinor: FARES.maxFareMinor, op: { entry: null } });
+  });
+
+  it('entry on a ticket, nobody passed: the ticket stays used (no refund), the retap lets the customer in on its record, the exit is free', async () => {
+    const entry = await site.terminal({ kind: 'gate', merchantId: 'transit', gate: { station: 'north', mode: 'entry', passageTimeoutMs: 500 } });
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    await sellTicket(wallet);
+    entry.nextVisitor({ kind: 'nobody' });
+    const turnedBack = await pass(entry, wallet);
+    expect(turnedBack.opened).toBe(true);
+    expect(turnedBack.commands.find((c) => c.c === 'hub.request')).toMatchObject({ op: { type: 'ticket.use' } });
+    expect(turnedBack.commands).toContainEqual(expect.objectContaining({ c: 'receipt', outcome: 'failed', reason: 'no passage' }));
+    expect(wallet.applet.records.list(RecordKind.Ticket)).toHaveLength(0);
+    const again = await pass(entry, wallet);
+    expect(again.opened).toBe(true);
+    expect(again.displays).toContain('welcome (ticket)');
+    expect(again.commands.map((c) => c.c)).not.toContain('hub.request'); // the ticket is not used again
+    const exit = await pass(gateOut, wallet);
+    expect(exit.opened).toBe(true);
+    expect(exit.displays).toContain('goodbye (ticket)');
+    await eventually(() => entry.started.store.openCount() === 0, 8000, 'ticket use settled');
+    expect(await site.balance(wallet)).toBe(500); // the ticket, nothing more, nothing back
+  });
+
   it('after an unsigned passage the wallet exposure is counted in the store and its next exit waits for the hub (no local decision)', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000, offlineLimitMinor: 5000 });
     const store = gateOut.started.store;
