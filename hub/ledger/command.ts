@@ -8,6 +8,8 @@ const CURRENCY_RE = /^[A-Z]{3}$/;
 const WALLET_ID_RE = /^[0-9a-f]{64}$/;
 const MERCHANT_ID_RE = /^[a-z0-9][a-z0-9._:-]{0,63}$/;
 const MAX_MEMO_CHARS = 320;
+/** Longest hold given as a length (a year and a day): a bound, and logged time + it stays a safe integer. */
+export const MAX_HOLD_MS = 366 * 24 * 3600_000;
 
 export function isRequestId(v: unknown): v is string {
   return typeof v === 'string' && REQUEST_ID_RE.test(v);
@@ -47,7 +49,14 @@ export function assertCommand(cmd: Command): void {
         assertAmount('feeMinor', cmd.feeMinor, true);
         assert(cmd.feeMinor <= cmd.amountMinor, 'feeMinor (≤ amountMinor)', cmd.feeMinor);
       }
-      if (cmd.kind !== 'fare' && cmd.holdUntilMs !== undefined) assertAmount('holdUntilMs', cmd.holdUntilMs);
+      if (cmd.kind !== 'fare') {
+        if (cmd.holdUntilMs !== undefined) assertAmount('holdUntilMs', cmd.holdUntilMs);
+        if (cmd.holdMs !== undefined) {
+          assertAmount('holdMs', cmd.holdMs);
+          assert(cmd.holdMs <= MAX_HOLD_MS, `holdMs (≤ ${MAX_HOLD_MS})`, cmd.holdMs);
+          assert(cmd.holdUntilMs === undefined, 'holdMs (not with holdUntilMs)', cmd.holdMs);
+        }
+      }
       return;
     case 'refund':
       assert(isRequestId(cmd.originalRequestId), 'originalRequestId', cmd.originalRequestId);
@@ -83,11 +92,19 @@ export function canonicalCommand(cmd: Command): string {
   const memo = cmd.memo ?? null;
   switch (cmd.kind) {
     case 'purchase':
+      // A hold given as a length is appended, tagged, only when there is one: every other purchase
+      // hashes as it always has (a retry of one an older hub logged still matches).
+      if (cmd.holdMs !== undefined) {
+        return JSON.stringify([1, cmd.kind, cmd.requestId, cmd.walletId, cmd.merchantId, cmd.amountMinor, cmd.currency, cmd.feeMinor ?? 0, null, memo, 'holdMs', cmd.holdMs]);
+      }
       return JSON.stringify([1, cmd.kind, cmd.requestId, cmd.walletId, cmd.merchantId, cmd.amountMinor, cmd.currency, cmd.feeMinor ?? 0, cmd.holdUntilMs ?? null, memo]);
     case 'fare':
       return JSON.stringify([1, cmd.kind, cmd.requestId, cmd.walletId, cmd.merchantId, cmd.amountMinor, cmd.currency, cmd.feeMinor ?? 0, memo]);
     case 'offline_purchase':
-      // A hold is appended only when there is one: an unheld command hashes as it always has.
+      // A hold is appended only when there is one (a length tagged): an unheld command hashes as it always has.
+      if (cmd.holdMs !== undefined) {
+        return JSON.stringify([1, cmd.kind, cmd.requestId, cmd.walletId, cmd.merchantId, cmd.amountMinor, cmd.currency, cmd.feeMinor ?? 0, memo, 'holdMs', cmd.holdMs]);
+      }
       return JSON.stringify([1, cmd.kind, cmd.requestId, cmd.walletId, cmd.merchantId, cmd.amountMinor, cmd.currency, cmd.feeMinor ?? 0, memo, ...(cmd.holdUntilMs !== undefined ? [cmd.holdUntilMs] : [])]);
     case 'refund':
       return JSON.stringify([1, cmd.kind, cmd.requestId, cmd.originalRequestId, memo]);

@@ -1,6 +1,7 @@
 // Property: random sequences of purchases, holds, cancellations, refunds, top-ups, transfers,
 // payouts, duplicate deliveries and crashes (including right after a log or withdraw commit)
-// keep money conserved and settle each request id at most once.
+// keep money conserved and settle each request id at most once; a hold given as a length ends
+// that long after the command was logged, whenever its outcome is learned.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Engine, EngineHooks } from './engine.ts';
@@ -14,21 +15,25 @@ const MERCHANTS = ['shop', 'mall', 'mall.cafe'];
 
 type Op =
   | { t: 'topup'; w: number; amt: number }
-  | { t: 'purchase'; w: number; m: number; amt: number; holdMs: number | null }
-  | { t: 'offline'; w: number; m: number; amt: number }
+  | { t: 'purchase'; w: number; m: number; amt: number; hold: Hold | null }
+  | { t: 'offline'; w: number; m: number; amt: number; hold: Hold | null }
   | { t: 'transfer'; from: number; to: number; amt: number }
   | { t: 'payout'; m: number; amt: number }
   | { t: 'refund'; pick: number }
   | { t: 'dup'; pick: number; alter: boolean };
 
+/** A cancellation window: an end (holdUntilMs, now + ms) or a length (holdMs: ms from the log time). */
+type Hold = { ms: number; as: 'until' | 'length' };
+
 type Step = { t: 'batch'; ops: Op[] } | { t: 'crash'; hook: EngineHooks['stopAfter'] | 'none' } | { t: 'time'; ms: number } | { t: 'release' };
 
 const amt = fc.integer({ min: 1, max: 500 });
 const idx3 = fc.integer({ min: 0, max: 2 });
+const holdArb = fc.option(fc.record({ ms: fc.integer({ min: 1, max: 5000 }), as: fc.constantFrom('until' as const, 'length' as const) }), { nil: null });
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ t: fc.constant('topup' as const), w: idx3, amt: fc.integer({ min: 1, max: 2000 }) }),
-  fc.record({ t: fc.constant('purchase' as const), w: idx3, m: idx3, amt, holdMs: fc.option(fc.integer({ min: 1, max: 5000 }), { nil: null }) }),
-  fc.record({ t: fc.constant('offline' as const), w: idx3, m: idx3, amt }),
+  fc.record({ t: fc.constant('purchase' as const), w: idx3, m: idx3, amt, hold: holdArb }),
+  fc.record({ t: fc.constant('offline' as const), w: idx3, m: idx3, amt, hold: holdArb }),
   fc.record({ t: fc.constant('transfer' as const), from: idx3, to: idx3, amt }),
   fc.record({ t: fc.constant('payout' as const), m: idx3, amt }),
   fc.record({ t: fc.constant('refund' as const), pick: fc.nat() }),
@@ -64,7 +69,11 @@ describe.each(['full', 'pipelined', 'writer-thread'] as const)('engine propertie
           /** Altered copies sent under an existing id (a buggy or hostile terminal). */
           const altered = new Map<string, Command>();
           const purchases: string[] = [];
+          /** The clock when each command was first sent: a length hold runs from its log time, not before. */
+          const sentAt = new Map<string, number>();
 
+          const holdFields = (hold: Hold | null): { holdUntilMs?: number; holdMs?: number } =>
+            hold === null ? {} : hold.as === 'until' ? { holdUntilMs: clock.now() + hold.ms } : { holdMs: hold.ms };
           const deliver = async (cmds: Command[]): Promise<void> => {
             const mismatched: string[] = [];
             const results = await Promise.allSettled(cmds.map((c) => engine.submit(c)));
@@ -122,12 +131,12 @@ describe.each(['full', 'pipelined', 'writer-thread'] as const)('engine propertie
                       merchantId: MERCHANTS[op.m] as string,
                       amountMinor: op.amt,
                       currency: 'EUR',
-                      ...(op.holdMs !== null ? { holdUntilMs: clock.now() + op.holdMs } : {}),
+                      ...holdFields(op.hold),
                     };
                     purchases.push(requestId);
                     break;
                   case 'offline':
-                    c = { kind: 'offline_purchase', requestId, walletId: WALLETS[op.w] as string, merchantId: MERCHANTS[op.m] as string, amountMinor: op.amt, currency: 'EUR' };
+                    c = { kind: 'offline_purchase', requestId, walletId: WALLETS[op.w] as string, merchantId: MERCHANTS[op.m] as string, amountMinor: op.amt, currency: 'EUR', ...holdFields(op.hold) };
                     purchases.push(requestId);
                     break;
                   case 'transfer':
@@ -147,7 +156,10 @@ describe.each(['full', 'pipelined', 'writer-thread'] as const)('engine propertie
                   }
                 }
                 if (!c) continue;
-                if (op.t !== 'dup') sent.push(c);
+                if (op.t !== 'dup') {
+                  sent.push(c);
+                  sentAt.set(c.requestId, clock.now());
+                }
                 cmds.push(c);
               }
               if (engine.store !== undefined) await deliver(cmds);
@@ -172,6 +184,15 @@ describe.each(['full', 'pipelined', 'writer-thread'] as const)('engine propertie
           expect(db.prepare('SELECT COUNT(*) AS n FROM settlement_log').get()).toEqual({ n: new Set(sent.map((c) => c.requestId)).size });
           expect(db.prepare('SELECT seq, COUNT(*) AS n FROM journal_entries WHERE seq > 0 AND kind IN (0, 2, 4, 5, 6) GROUP BY seq HAVING n > 1').all()).toEqual([]);
           expect(db.prepare("SELECT seq, COUNT(*) AS n FROM journal_entries WHERE seq > 0 AND kind = 1 GROUP BY seq HAVING n > 1").all()).toEqual([]);
+          // A length hold ends holdMs after the turn that logged it: not before it was sent, not after
+          // the outcome was decided (a recovery decides later than it logged: the hold stays).
+          for (const c of sent) {
+            const o = first.get(c.requestId);
+            if ((c.kind !== 'purchase' && c.kind !== 'offline_purchase') || c.holdMs === undefined || o?.status !== 'approved') continue;
+            const loggedAt = (o.holdUntilMs ?? NaN) - c.holdMs;
+            expect(loggedAt).toBeGreaterThanOrEqual(sentAt.get(c.requestId) as number);
+            expect(loggedAt).toBeLessThanOrEqual(o.atMs);
+          }
           const refunds = sent.filter((c): c is Extract<Command, { kind: 'refund' }> => c.kind === 'refund' && first.get(c.requestId)?.status === 'approved');
           expect(new Set(refunds.map((r) => r.originalRequestId)).size).toBe(refunds.length);
         } finally {

@@ -4,7 +4,8 @@ import type { Engine } from './engine.ts';
 import { LedgerError } from './errors.ts';
 import type { SqliteLedgerStore } from './sqlite-store.ts';
 import { manualClock, rid, tempLedger, walletId, type TempLedger } from './test-helpers.ts';
-import type { ApprovedOutcome, Command, Outcome, PurchaseCommand } from './types.ts';
+import { MAX_HOLD_MS } from './command.ts';
+import type { ApprovedOutcome, Command, OfflinePurchaseCommand, Outcome, PurchaseCommand } from './types.ts';
 import { verifyLedger } from './verify.ts';
 
 const W1 = walletId(1);
@@ -366,6 +367,89 @@ describe('Engine', () => {
     expect(approved(await engine.submit(t)).balanceAfterMinor).toBe(1000);
     expect((await engine.recentSettlements(1))[0]).toMatchObject({ status: 'approved', state: 'done' });
     await expectVerified(engine);
+  });
+});
+
+describe('Engine, a hold given as a length (holdMs: seed 004 claim 13, a fixed period after the purchase)', () => {
+  const WINDOW = 5 * 60_000;
+  const offline = (amountMinor: number, extra: Partial<OfflinePurchaseCommand> = {}): OfflinePurchaseCommand => ({
+    kind: 'offline_purchase',
+    requestId: rid(),
+    walletId: W1,
+    merchantId: 'shop',
+    amountMinor,
+    currency: 'EUR',
+    ...extra,
+  });
+
+  it('ends holdMs after the engine logged the command (its own clock): the outcome, the pending hold and the release agree', async () => {
+    const clock = manualClock();
+    const e = await setup({ clock: clock.now });
+    await e.submit(topup(W1, 1000));
+    clock.advance(7_000);
+    const loggedAt = clock.now();
+    const p = approved(await e.submit(purchase(300, { holdMs: WINDOW })));
+    expect(p).toMatchObject({ atMs: loggedAt, holdUntilMs: loggedAt + WINDOW });
+    const o = approved(await e.submit(offline(200, { holdMs: WINDOW })));
+    expect(o.holdUntilMs).toBe(loggedAt + WINDOW);
+    expect((await e.pendingHolds()).map((h) => [h.requestId, h.releaseAtMs])).toEqual([
+      [p.requestId, loggedAt + WINDOW],
+      [o.requestId, loggedAt + WINDOW],
+    ]);
+    expect(await e.releaseDueHolds(loggedAt + WINDOW - 1)).toEqual({ releasedCount: 0 });
+    expect(await e.releaseDueHolds(loggedAt + WINDOW)).toEqual({ releasedCount: 2 });
+    expect(await balance(e, 'shop')).toBe(500);
+    await expectVerified(e);
+  });
+
+  it('a retry of the same command later gets the same outcome and hold (same content hash: not duplicate_mismatch); another length is another content', async () => {
+    const clock = manualClock();
+    const e = await setup({ clock: clock.now });
+    await e.submit(topup(W1, 1000));
+    const loggedAt = clock.now();
+    const cmd = purchase(300, { holdMs: WINDOW });
+    const first = approved(await e.submit(cmd));
+    clock.advance(90_000);
+    expect(await e.submit({ ...cmd })).toEqual(first);
+    expect(first.holdUntilMs).toBe(loggedAt + WINDOW);
+    expect(await e.submit({ ...cmd, holdMs: WINDOW + 1 })).toMatchObject({ status: 'declined', code: 'duplicate_mismatch' });
+    expect(await e.submit({ ...cmd, holdMs: undefined, holdUntilMs: loggedAt + WINDOW })).toMatchObject({ status: 'declined', code: 'duplicate_mismatch' });
+    expect(await balance(e, W1)).toBe(700);
+    await expectVerified(e);
+  });
+
+  it('keeps the logged hold time across recovery after a stop right after the log commit (not the recovery time)', async () => {
+    const clock = manualClock();
+    ledger = tempLedger();
+    let e = await ledger.openEngine({ clock: clock.now });
+    await e.openWallet(W1, 'EUR');
+    await e.openMerchant('shop', { currency: 'EUR' });
+    await e.submit(topup(W1, 1000));
+    await e.close();
+    e = await ledger.openEngine({ clock: clock.now, hooks: { stopAfter: 'log' } });
+    const loggedAt = clock.now();
+    const cmd = purchase(300, { holdMs: WINDOW });
+    await expect(e.submit(cmd)).rejects.toMatchObject({ code: 'engine_closed' });
+    // Down for two minutes: recovery settles the logged row then.
+    clock.advance(120_000);
+    engine = await ledger.openEngine({ clock: clock.now });
+    const retried = approved(await engine.submit(cmd));
+    expect(retried.atMs).toBe(loggedAt + 120_000);
+    expect(retried.holdUntilMs).toBe(loggedAt + WINDOW);
+    expect((await engine.pendingHolds()).map((h) => h.releaseAtMs)).toEqual([loggedAt + WINDOW]);
+    expect(await engine.releaseDueHolds(loggedAt + WINDOW - 1)).toEqual({ releasedCount: 0 });
+    expect(await engine.releaseDueHolds(loggedAt + WINDOW)).toEqual({ releasedCount: 1 });
+    expect(await balance(engine, 'shop')).toBe(300);
+    await expectVerified(engine);
+  });
+
+  it('rejects a malformed length, and a length with an end (programmer errors)', async () => {
+    const e = await setup();
+    expect(() => e.submit(purchase(1, { holdMs: 0 }))).toThrow(/holdMs/);
+    expect(() => e.submit(purchase(1, { holdMs: 1.5 }))).toThrow(/holdMs/);
+    expect(() => e.submit(purchase(1, { holdMs: MAX_HOLD_MS + 1 }))).toThrow(/holdMs/);
+    expect(() => e.submit(purchase(1, { holdMs: 1000, holdUntilMs: Date.now() }))).toThrow(/holdMs/);
+    expect(() => e.submit(offline(1, { holdMs: -1 }))).toThrow(/holdMs/);
   });
 });
 

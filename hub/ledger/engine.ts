@@ -12,7 +12,9 @@ import {
   type Command,
   type HistoryItem,
   type HoldInfo,
+  type OfflinePurchaseCommand,
   type Outcome,
+  type PurchaseCommand,
   type SettlementSummary,
   type SystemKind,
 } from './types.ts';
@@ -89,6 +91,17 @@ export function outcomeFromRow(row: LogRow): Outcome {
     ...((row.kind === 'purchase' || row.kind === 'offline_purchase') && row.holdUntilMs !== null ? { holdUntilMs: row.holdUntilMs } : {}),
     ...(row.overspent ? { overspent: true as const } : {}),
   };
+}
+
+/**
+ * seed 004 claim 13: the end of a command's cancellation window, as its log row keeps it. A length
+ * (holdMs) runs from `loggedMs`, the time of the turn that logs the row: the ledger's own clock,
+ * not a device's. The row stores the absolute time, so a recovery that settles the row later, a
+ * duplicate answered from it and the release all use the time it was logged with.
+ */
+function holdUntilMs(cmd: PurchaseCommand | OfflinePurchaseCommand, loggedMs: number): number | null {
+  if (cmd.holdMs !== undefined) return loggedMs + cmd.holdMs;
+  return cmd.holdUntilMs ?? null;
 }
 
 export class Engine {
@@ -713,12 +726,12 @@ export class Engine {
       });
     switch (cmd.kind) {
       case 'purchase':
-        if (cmd.feeMinor === undefined && cmd.holdUntilMs === undefined) return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency);
-        return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency, { feeMinor: cmd.feeMinor ?? 0, holdUntilMs: cmd.holdUntilMs ?? null });
+        if (cmd.feeMinor === undefined && cmd.holdUntilMs === undefined && cmd.holdMs === undefined) return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency);
+        return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency, { feeMinor: cmd.feeMinor ?? 0, holdUntilMs: holdUntilMs(cmd, nowMs) });
       case 'fare':
         return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency, { feeMinor: cmd.feeMinor ?? 0 });
       case 'offline_purchase':
-        return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency, { feeMinor: cmd.feeMinor ?? 0, holdUntilMs: cmd.holdUntilMs ?? null });
+        return row(num(cmd.walletId), num(cmd.merchantId), cmd.amountMinor, cmd.currency, { feeMinor: cmd.feeMinor ?? 0, holdUntilMs: holdUntilMs(cmd, nowMs) });
       case 'transfer':
         return row(num(cmd.fromWalletId), num(cmd.toWalletId), cmd.amountMinor, cmd.currency);
       case 'topup':

@@ -10,8 +10,23 @@ interface CommandBase {
   readonly memo?: string;
 }
 
-/** wallet → merchant. With holdUntilMs the money waits in holds (seed 004 claim 13). */
-export interface PurchaseCommand extends CommandBase {
+/**
+ * A cancellation window (seed 004 claim 13): the money waits in holds until it ends, then goes to
+ * the merchant. At most one of the two fields.
+ */
+interface HoldFields {
+  /** The window's end, absolute (a time the sender knows, e.g. an offline sale's signed time + window). */
+  readonly holdUntilMs?: number;
+  /**
+   * The window's length: it ends holdMs after the ledger logs the command (the engine's clock, the
+   * row's time; kept as that absolute time in the row, so recovery and duplicates get the same).
+   * Unlike holdUntilMs it is the same on every retry, so the content hash is too.
+   */
+  readonly holdMs?: number;
+}
+
+/** wallet → merchant. With a hold the money waits in holds (seed 004 claim 13). */
+export interface PurchaseCommand extends CommandBase, HoldFields {
   readonly kind: 'purchase';
   readonly walletId: string;
   readonly merchantId: string;
@@ -19,7 +34,6 @@ export interface PurchaseCommand extends CommandBase {
   readonly currency: string;
   /** Part of amountMinor the merchant pays to the fees account on deposit. */
   readonly feeMinor?: number;
-  readonly holdUntilMs?: number;
 }
 
 /** wallet → transit merchant (gate exit fare, seed 004 claim 11). */
@@ -33,18 +47,17 @@ export interface FareCommand extends CommandBase {
 }
 
 /**
- * Uploaded offline authorization (seed 002): may overdraw; then the wallet is flagged. With
- * holdUntilMs the money waits in holds as a purchase's does (an offline sale whose cancellation
- * window is still open when it is uploaded).
+ * Uploaded offline authorization (seed 002): may overdraw; then the wallet is flagged. With a
+ * hold the money waits in holds as a purchase's does (an offline sale whose cancellation window
+ * is still open when it is uploaded).
  */
-export interface OfflinePurchaseCommand extends CommandBase {
+export interface OfflinePurchaseCommand extends CommandBase, HoldFields {
   readonly kind: 'offline_purchase';
   readonly walletId: string;
   readonly merchantId: string;
   readonly amountMinor: number;
   readonly currency: string;
   readonly feeMinor?: number;
-  readonly holdUntilMs?: number;
 }
 
 /** Full reversal of a purchase/fare/offline_purchase by its request id, at most once. */
@@ -119,7 +132,7 @@ export interface ApprovedOutcome {
   /** Balance of the paying side after the withdrawal (the wallet's, for topup and refund). */
   readonly balanceAfterMinor: number;
   readonly atMs: number;
-  /** Set when the money waits in holds until this time (cancellation window). */
+  /** Set when the money waits in holds until this time (cancellation window; a holdMs made absolute at logging). */
   readonly holdUntilMs?: number;
   /** Set on offline_purchase that overdrew: the caller should blocklist the wallet (seed 002). */
   readonly overspent?: true;

@@ -611,19 +611,31 @@ export class SettlementService {
       if (auth.amountMinor <= 0) return declined('AMOUNT_INVALID');
       claimed = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
       if (claimed === 'replay') return declined('REPLAY');
-      // seed 004 claim 13: from signed times, so a retry computes the same command; the earlier of
-      // the wallet's and the terminal's, so neither can stretch the window by dating ahead (within skew).
-      // An offline sale's window runs from its authorization too, as its buyer was told: held if it
-      // is still open when the hub hears of it, else settled straight through.
-      const windowEnd = holdUntilMs(prices.articles, Math.min(auth.time, body.time));
-      const holdUntil = body.offline && windowEnd !== undefined && windowEnd <= now ? undefined : windowEnd;
+      // seed 004 claim 13: a fixed period after the purchase. Online, the purchase is when the
+      // ledger logs it, by the hub's own clock: the command carries the window's length and the
+      // ledger ends it that long after its log time (kept in the row, the same for a retry, the
+      // release and a cancel). Not from the devices' signed times: each may be off by up to the
+      // allowed skew, and a slow one shortened the window or closed it on arrival.
+      // An offline sale happened at the kiosk, before the hub could log it: its window runs from
+      // its authorization, the earlier of the wallet's and the terminal's signed times (neither can
+      // stretch it by dating ahead), as its buyer was told: held if it is still open when the hub
+      // hears of it, else settled straight through. Those times are not checked against the skew
+      // (the sale may be days old): one not before the hub's now is a kiosk clock ahead, and the
+      // sale was no later than its upload, so its window runs from the logging, as online.
+      const windowMs = holdUntilMs(prices.articles, 0); // the longest window of the articles bought
+      let hold: { holdMs: number } | { holdUntilMs: number } | undefined;
+      if (windowMs !== undefined) {
+        const soldAt = Math.min(auth.time, body.time);
+        if (!body.offline || soldAt >= now) hold = { holdMs: windowMs };
+        else if (soldAt + windowMs > now) hold = { holdUntilMs: soldAt + windowMs };
+      }
       const base = {
         requestId: eid,
         walletId: wallet,
         merchantId: terminal.merchantId,
         amountMinor: auth.amountMinor,
         currency: auth.currency,
-        ...(holdUntil !== undefined ? { holdUntilMs: holdUntil } : {}),
+        ...hold,
       };
       cmd = body.offline ? { kind: 'offline_purchase', ...base } : { kind: 'purchase', ...base };
     } else if (op.type === 'fare') {

@@ -13,6 +13,11 @@ const run = Number(runArg);
 const WALLETS = 200;
 const IN_FLIGHT = 64;
 
+/**
+ * Purchases with a cancellation window given as its length: it ends this long after the row is
+ * logged. engine-crash.test.ts checks these holds with its own copy (importing this file runs it).
+ */
+const HOLD_MS = 3_600_000;
 const walletId = (n: number): string => n.toString(16).padStart(64, 'c');
 /** Deterministic ids: run r, counter i. A run first re-sends the previous run's first ids (terminal retries). */
 const requestId = (r: number, i: number): string => `${r.toString(16).padStart(8, '0')}${i.toString(16).padStart(24, '0')}`;
@@ -29,6 +34,8 @@ function commandFor(r: number, i: number): Command {
       return { kind: 'purchase', requestId: id, walletId: w, merchantId: 'mall.cafe', amountMinor: 1 + (i % 90), currency: 'EUR', feeMinor: 1 };
     case 3:
       return { kind: 'refund', requestId: id, originalRequestId: requestId(r, i - 1) };
+    case 4:
+      return { kind: 'purchase', requestId: id, walletId: w, merchantId: 'shop', amountMinor: 1 + (i % 40), currency: 'EUR', holdMs: HOLD_MS };
     default:
       return { kind: 'purchase', requestId: id, walletId: w, merchantId: 'shop', amountMinor: 1 + (i % 50), currency: 'EUR' };
   }

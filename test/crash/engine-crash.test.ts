@@ -12,6 +12,8 @@ import { verifyLedger } from '../../hub/ledger/verify.ts';
 
 const CHILD = fileURLToPath(new URL('./engine-child.ts', import.meta.url));
 const KILLS = 5;
+/** engine-child.ts's purchases with a cancellation window given as its length. */
+const HOLD_MS = 3_600_000;
 const children = new Set<ChildProcess>();
 const dirs: string[] = [];
 
@@ -85,16 +87,27 @@ describe('engine crash test (SIGKILL under load)', () => {
       const approvals = [...reported.values()].filter((o) => o.status === 'approved');
       expect(approvals.length).toBeGreaterThan(100);
       const logs = await store.logByRequestIds([...reported.keys()]);
+      const holds = await store.holdsBySeqs([...logs.values()].map((r) => r.seq));
+      let held = 0;
       for (const o of reported.values()) {
         const row = logs.get(o.requestId);
         expect(row, o.requestId).toBeDefined();
         if (o.status === 'approved') {
           expect(row).toMatchObject({ seq: o.seq, entryId: o.entryId, balanceAfterMinor: o.balanceAfterMinor });
+          if (o.holdUntilMs !== undefined) {
+            // Logged and withdrawn in one commit: the window ends HOLD_MS after that turn, and the
+            // row, a retry's answer after a crash (compared above) and the release time all say so.
+            held++;
+            expect(o.holdUntilMs).toBe(o.atMs + HOLD_MS);
+            expect(row?.holdUntilMs).toBe(o.holdUntilMs);
+            expect(holds.get(o.seq)?.releaseAtMs).toBe(o.holdUntilMs); // an hour: none released yet
+          }
           expect(row?.state).not.toBe('declined');
         } else {
           expect(row).toMatchObject({ state: 'declined', code: o.code });
         }
       }
+      expect(held).toBeGreaterThan(0); // a tenth of the commands (more than 100 approvals, above)
       // Exactly once: one withdrawal-type journal entry per approved seq, one deposit at most.
       const perSeq = store.db
         .prepare('SELECT seq, COUNT(*) AS n FROM journal_entries WHERE seq > 0 AND kind IN (0, 2, 4, 5, 6) GROUP BY seq HAVING n != 1')
