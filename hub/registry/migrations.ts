@@ -177,4 +177,17 @@ export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
       CREATE INDEX entry_records_request ON entry_records (request_id);
     `,
   },
+  {
+    version: 6,
+    name: 'superseded-licenses',
+    sql: `
+      -- A wallet's licenses replaced by a reissue: still honoured until they expire (terminals
+      -- deciding offline accept them, and the wallet may not hold its new one yet).
+      CREATE TABLE superseded_licenses (
+        serial TEXT PRIMARY KEY,
+        wallet TEXT NOT NULL,
+        superseded_ms INTEGER NOT NULL
+      );
+    `,
+  },
 ];

@@ -320,6 +320,8 @@ export class Registry implements TerminalDirectory {
       walletGet: p('SELECT * FROM wallets WHERE wallet = ?'),
       walletRevoke: p('UPDATE wallets SET revoked_ms = ? WHERE wallet = ? AND revoked_ms IS NULL'),
       walletLicenseSet: p('UPDATE wallets SET serial = ?, license = ? WHERE wallet = ? AND revoked_ms IS NULL'),
+      supersededInsert: p('INSERT OR IGNORE INTO superseded_licenses (serial, wallet, superseded_ms) VALUES (?, ?, ?)'),
+      supersededGet: p('SELECT 1 FROM superseded_licenses WHERE serial = ? AND wallet = ?'),
       identityInsert: p('INSERT INTO identities (wallet, identity) VALUES (?, ?)'),
       identityGet: p('SELECT identity FROM identities WHERE wallet = ?'),
       disclosureInsert: p('INSERT INTO disclosure_log (wallet, operator, reason, time_ms) VALUES (?, ?, ?, ?)'),
@@ -583,10 +585,24 @@ export class Registry implements TerminalDirectory {
     };
   }
 
-  /** Puts a new license (its own serial) in force for an unrevoked wallet; false when revoked or unknown. */
-  replaceLicense(wallet: string, license: Envelope<'wallet.license'>): boolean {
+  /**
+   * Puts a new license (its own serial) in force for an unrevoked wallet; false when revoked or
+   * unknown. The one it replaces is kept as superseded (isSupersededLicense), in the same transaction.
+   */
+  replaceLicense(wallet: string, license: Envelope<'wallet.license'>, nowMs: number): boolean {
+    const old = this.wallet(wallet);
     this.#wallets.delete(wallet);
-    return this.transaction(() => this.#s.walletLicenseSet!.run(license.body.serial, JSON.stringify(license), wallet).changes > 0);
+    if (!old) return false;
+    return this.transaction(() => {
+      if (this.#s.walletLicenseSet!.run(license.body.serial, JSON.stringify(license), wallet).changes === 0) return false;
+      this.#s.supersededInsert!.run(old.serial, wallet, nowMs);
+      return true;
+    });
+  }
+
+  /** `serial` is a license of this wallet that a reissue replaced (honoured until it expires). */
+  isSupersededLicense(wallet: string, serial: string): boolean {
+    return this.#s.supersededGet!.get(serial, wallet) !== undefined;
   }
 
   revokeWallet(wallet: string, nowMs: number): boolean {

@@ -476,10 +476,11 @@ export class Hub implements TerminalDirectory {
 
   /**
    * A new license for a registered wallet, with a serial of its own: a renewal before the old one
-   * expires, or changed attributes (groups, age, offline limit). From then on the hub accepts only
-   * the new one (the old one's requests are refused REVOKED); terminals deciding offline honour the
-   * old one until it expires, as they know nothing of serials. Hand it to the wallet as at
-   * registration. A revoked wallet gets none.
+   * expires, or changed attributes (groups, age, offline limit). The old one is still honoured
+   * until it expires, as terminals deciding offline do (the wallet may not hold the new one yet;
+   * what was sold on it must settle), but the hub judges restrictions by the new one's attributes
+   * from now on. To stop a license, revoke the wallet. Hand it to the wallet as at registration.
+   * A revoked wallet gets none.
    */
   reissueLicense(wallet: string, input: ReissueLicenseInput = {}): Envelope<'wallet.license'> {
     assertWallet('wallet', wallet);
@@ -488,7 +489,7 @@ export class Hub implements TerminalDirectory {
     if (current.revokedMs !== null) throw new OperationRefused('REVOKED', 'the wallet is revoked: it gets no new license');
     const b = current.license.body;
     const license = this.#license(wallet, licenseAttributes(input, { ageOver: b.ageOver, groups: b.groups, offlineLimitMinor: b.offlineLimitMinor }), this.clock());
-    if (!this.registry.replaceLicense(wallet, license)) throw new OperationRefused('REVOKED', 'the wallet was revoked meanwhile');
+    if (!this.registry.replaceLicense(wallet, license, this.clock())) throw new OperationRefused('REVOKED', 'the wallet was revoked meanwhile');
     this.logger.info({ wallet: `${wallet.slice(0, 12)}…`, serial: license.body.serial, notAfter: new Date(license.body.notAfter).toISOString() }, 'license reissued');
     return license;
   }

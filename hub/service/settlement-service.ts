@@ -522,7 +522,9 @@ export class SettlementService {
     if (validAt > lic.notAfter) return 'CERT_EXPIRED';
     const wallet = this.#o.registry.wallet(lic.wallet);
     if (!wallet) return 'UNKNOWN_WALLET';
-    if (wallet.revokedMs !== null || wallet.serial !== lic.serial) return 'REVOKED';
+    // A license a reissue replaced is still honoured until it expires (as terminals do); any other
+    // serial was never this hub's for the wallet.
+    if (wallet.revokedMs !== null || (wallet.serial !== lic.serial && !this.#o.registry.isSupersededLicense(lic.wallet, lic.serial))) return 'REVOKED';
     if (auth.wallet !== lic.wallet) return 'MALFORMED';
     if (auth.terminalId !== terminal.terminalId || auth.merchantId !== terminal.merchantId) return 'TERMINAL_MISMATCH';
     if (auth.purpose !== purpose) return 'AMOUNT_MISMATCH';
@@ -603,7 +605,9 @@ export class SettlementService {
       // in force now (the operator may have added one it had not heard of): a customer refused
       // here is the operator's incident (#restrictedOffline).
       const judged = body.offline ? withLatestRestrictions(prices.articles, this.#o.registry.latestCatalog(terminal.merchantId)) : prices.articles;
-      const customer = checkCustomer({ ageOver: lic.ageOver, groups: lic.groups }, blocklisted, judged);
+      // By the license in force (a reissue may have changed groups or age since the one presented).
+      const inForce = this.#o.registry.wallet(wallet)?.license.body ?? lic;
+      const customer = checkCustomer({ ageOver: inForce.ageOver, groups: inForce.groups }, blocklisted, judged);
       if (!customer.ok) {
         if (!body.offline) return declined(customer.code);
         restricted = customer;
