@@ -275,16 +275,8 @@ async function main(): Promise<void> {
     } else throw err;
   }
 
-  const what = config.site.enabled ? (demo.created ? 'new site created in' : 'reusing') : 'hub only, data in';
-  console.log(`tapsettle is running (${what} ${demo.dataDir})`);
-  const everyInterface = demo.dashboardHost === '0.0.0.0' || demo.dashboardHost === '::';
-  console.log(`  dashboard  ${demo.dashboardUrl}${everyInterface ? ' (every interface of this machine, no authentication)' : ''}`);
-  const brokerEverywhere = config.mqtt.kind === 'embedded' && (config.mqtt.host === '0.0.0.0' || config.mqtt.host === '::');
-  console.log(`  mqtt       ${demo.mqttUrl}${brokerEverywhere ? ` (listening on every interface, ${config.mqtt.host}: kiosks use this machine's address)` : ''}`);
-  if (demo.adminSocket) console.log(`  admin      ${demo.adminSocket} (operator commands such as \`${cliCommand('blocklist add WALLET', demo.dataDir)}\` act on this hub)`);
-  if (demo.terminals.length > 0) console.log(`  terminals  ${demo.terminals.map((t) => `${t.terminalId} (${t.kind})`).join(', ')}`);
-  console.log('Press Ctrl-C to stop.');
-
+  // The handlers before the banner: a Ctrl-C as soon as it is printed stops the hub cleanly (until
+  // process.on is called, SIGINT's default action kills the process at once).
   const status = setInterval(() => {
     void demo.source.snapshot().then((s) => {
       const t = s.throughput;
@@ -317,6 +309,16 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+
+  const what = config.site.enabled ? (demo.created ? 'new site created in' : 'reusing') : 'hub only, data in';
+  console.log(`tapsettle is running (${what} ${demo.dataDir})`);
+  const everyInterface = demo.dashboardHost === '0.0.0.0' || demo.dashboardHost === '::';
+  console.log(`  dashboard  ${demo.dashboardUrl}${everyInterface ? ' (every interface of this machine, no authentication)' : ''}`);
+  const brokerEverywhere = config.mqtt.kind === 'embedded' && (config.mqtt.host === '0.0.0.0' || config.mqtt.host === '::');
+  console.log(`  mqtt       ${demo.mqttUrl}${brokerEverywhere ? ` (listening on every interface, ${config.mqtt.host}: kiosks use this machine's address)` : ''}`);
+  if (demo.adminSocket) console.log(`  admin      ${demo.adminSocket} (operator commands such as \`${cliCommand('blocklist add WALLET', demo.dataDir)}\` act on this hub)`);
+  if (demo.terminals.length > 0) console.log(`  terminals  ${demo.terminals.map((t) => `${t.terminalId} (${t.kind})`).join(', ')}`);
+  console.log('Press Ctrl-C to stop.');
 }
 
 main().catch((err: unknown) => {
