@@ -8,11 +8,13 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import type { Demo, DemoOptions } from '../simulators/fleet/demo.ts';
+import { noDelayStreamBuilder, parseBrokerUrl } from '../hub/mqtt/no-delay-stream.ts';
 import { InputError } from '../hub/service/input-error.ts';
 import { HubConfigError, loadHubConfigFile, parseHubConfig, ZERO_CONFIG, type HubConfig } from './hub-config.ts';
 
@@ -221,6 +223,106 @@ function checkDataDir(field: string, dataDir: string): void {
   }
 }
 
+/** A port the config or a flag names: where it comes from, for a refusal to name. */
+interface PortSetting {
+  /** `mqtt.port` / `dashboard.port` (from the config file or its default) or the flag that set it. */
+  readonly field: string;
+  /** The command-line flag that overrides the config's field. */
+  readonly flag: '--mqtt-port' | '--port';
+  /** The config field (or flag) of the address it binds. */
+  readonly hostField: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Binds host:port and holds it (the caller closes it), or the bind's error. */
+function bindProbe(host: string, port: number): Promise<net.Server | NodeJS.ErrnoException> {
+  const server = net.createServer();
+  return new Promise((resolve) => {
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err));
+    server.listen({ host, port, exclusive: true }, () => resolve(server));
+  });
+}
+
+const closeServer = (server: net.Server): Promise<void> => new Promise((resolve) => server.close(() => resolve()));
+
+/** Why `s` cannot be bound, in the operator's words: the field, and the flag that overrides it. */
+function bindRefusal(s: PortSetting, err: NodeJS.ErrnoException, configFile: string | undefined): string {
+  const where = `${s.host}:${s.port}`;
+  const fromFlag = s.field === s.flag;
+  const instead = fromFlag ? `choose another ${s.flag} (0 = any free port)` : `set another ${s.field}${configFile !== undefined ? ` in ${configFile}` : ''}, or override it with ${s.flag} N (0 = any free port)`;
+  if (err.code === 'EADDRINUSE') {
+    const who = s.port === 1883 ? " (a Mosquitto? Debian's mosquitto.service holds 1883)" : s.port === 8883 ? ' (a Mosquitto?)' : '';
+    return `${s.field}: ${where} is already in use by another program${who}: stop it, or ${instead}`;
+  }
+  if (err.code === 'EACCES') return `${s.field}: cannot bind ${where}: EACCES (a port below 1024 needs privileges): ${instead}`;
+  if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') {
+    return `${s.hostField}: cannot bind ${where}: ${err.code} (${s.host} is not an address of this machine)`;
+  }
+  return `${s.field}: cannot bind ${where}: ${errCode(err)}`;
+}
+
+/**
+ * The ports the config or the flags name (a free port, 0, needs no check) are bound and let go
+ * before anything is created: a port another program holds is refused naming its field and flag
+ * (exit 2) instead of failing half-way, after a new hub's keys and ledger were made. The broker's
+ * port stays held while the dashboard's is tried, as at the real start: one port named twice is
+ * refused too. Returns the settings whose port is taken, for `npm start`'s default dashboard port.
+ */
+async function checkPorts(settings: readonly PortSetting[], configFile: string | undefined, mayTake: (s: PortSetting) => boolean): Promise<PortSetting[]> {
+  const held: net.Server[] = [];
+  const taken: PortSetting[] = [];
+  try {
+    for (const s of settings) {
+      if (s.port === 0) continue;
+      const r = await bindProbe(s.host, s.port);
+      if (r instanceof net.Server) held.push(r);
+      else if (r.code === 'EADDRINUSE' && mayTake(s)) taken.push(s);
+      else fail(`${bindRefusal(s, r, configFile)}; nothing was started or created`);
+    }
+  } finally {
+    await Promise.all(held.map(closeServer));
+  }
+  return taken;
+}
+
+/** How long reaching an external broker may take (the hub's own connect timeout). */
+const BROKER_PROBE_TIMEOUT_MS = 10_000;
+
+/**
+ * Opens a connection to the external broker (TLS verified as the hub's own connection is) and
+ * closes it: a broker that is down, or a name that does not resolve, is refused naming mqtt.url
+ * before anything is created.
+ */
+function reachBroker(url: string, ca: Buffer | undefined): Promise<NodeJS.ErrnoException | undefined> {
+  const secure = parseBrokerUrl(url).tls;
+  const socket = noDelayStreamBuilder(url, ca ? { ca } : {})() as net.Socket;
+  return new Promise((resolve) => {
+    const done = (err?: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.removeAllListeners();
+      socket.on('error', () => undefined);
+      socket.destroy();
+      resolve(err);
+    };
+    const timer = setTimeout(() => done(Object.assign(new Error(`no connection within ${BROKER_PROBE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })), BROKER_PROBE_TIMEOUT_MS);
+    socket.once(secure ? 'secureConnect' : 'connect', () => done());
+    socket.once('error', (err: NodeJS.ErrnoException) => done(err));
+  });
+}
+
+function brokerRefusal(url: string, err: NodeJS.ErrnoException): string {
+  const hint =
+    err.code === 'ECONNREFUSED'
+      ? 'nothing listens there: start the broker, e.g. systemctl start mosquitto, or fix mqtt.url'
+      : err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN'
+        ? 'the host name does not resolve: fix mqtt.url (or DNS, /etc/hosts)'
+        : typeof err.code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO|HOSTNAME|ALTNAME/.test(err.code)
+          ? "the broker's certificate did not verify: mqtt.url must name a host in it, and mqtt.caFile the CA it chains to"
+          : 'fix mqtt.url or start the broker';
+  return `mqtt.url: cannot reach the broker at ${url}: ${err.message} (${hint})`;
+}
+
 /** The operator CLI's default data folder, run from the install folder (where `npx tapsettle` works). */
 const CLI_DEFAULT_DATA_DIR = resolve(fileURLToPath(new URL('..', import.meta.url)), 'data/hub');
 const shellWord = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
@@ -240,6 +342,33 @@ async function main(): Promise<void> {
   const dataDirField = args['data-dir'] !== undefined || args.config === undefined ? '--data-dir' : 'dataDir';
   checkDataDir(dataDirField, config.dataDir);
   const files = readConfigFiles(config);
+
+  // The network before the data folder: a port another program holds, or an external broker that
+  // is down, is refused (exit 2) before a new hub's keys and ledger are made.
+  const mqttPort: PortSetting | undefined =
+    config.mqtt.kind === 'embedded'
+      ? {
+          field: args['mqtt-port'] !== undefined ? '--mqtt-port' : 'mqtt.port',
+          flag: '--mqtt-port',
+          hostField: args.host !== undefined ? '--host' : 'mqtt.host',
+          host: config.mqtt.host,
+          port: config.mqtt.port,
+        }
+      : undefined;
+  const dashboardPort: PortSetting = {
+    field: args.port !== undefined ? '--port' : 'dashboard.port',
+    flag: '--port',
+    hostField: 'dashboard.host',
+    host: config.dashboard.host,
+    port: config.dashboard.port,
+  };
+  // Without a config the default dashboard port is a convenience: taken, the dashboard takes any free port.
+  const defaultDashboardPort = args.port === undefined && args.config === undefined;
+  await checkPorts([...(mqttPort ? [mqttPort] : []), dashboardPort], args.config, (s) => s === dashboardPort && defaultDashboardPort);
+  if (config.mqtt.kind === 'external') {
+    const unreachable = await reachBroker(config.mqtt.url, files.externalMqtt?.tls?.ca);
+    if (unreachable) fail(`${brokerRefusal(config.mqtt.url, unreachable)}; nothing was started or created`);
+  }
   const options: DemoOptions = {
     dataDir: config.dataDir,
     currency: config.currency,
@@ -264,9 +393,16 @@ async function main(): Promise<void> {
     demo = await startDemo(options);
   } catch (err) {
     // The default dashboard port is a convenience: if something else holds it, take any free port.
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && args.port === undefined && args.config === undefined) {
+    const e = err as NodeJS.ErrnoException & { port?: number };
+    // A port taken between the check above and the real bind.
+    const unbound = e.syscall !== 'listen' ? undefined : mqttPort !== undefined && e.port === mqttPort.port ? mqttPort : e.port === dashboardPort.port ? dashboardPort : undefined;
+    if (e.code === 'EADDRINUSE' && args.port === undefined && args.config === undefined) {
       console.error(`tapsettle: port ${options.dashboardPort} is taken; the dashboard uses a free port instead`);
       demo = await startDemo({ ...options, dashboardPort: 0 });
+    } else if (unbound) {
+      fail(bindRefusal(unbound, e, args.config));
+    } else if (config.mqtt.kind === 'external' && e.syscall !== undefined && ['connect', 'getaddrinfo'].includes(e.syscall)) {
+      fail(brokerRefusal(config.mqtt.url, e));
     } else if (err instanceof DemoDataDirError) {
       fail(`${dataDirField}: ${err.message}`);
     } else if (err instanceof InputError) {

@@ -1,14 +1,19 @@
 /**
  * `npm start` (bin/start.ts) with files the config names that cannot be used (TLS key and
- * certificate, broker password, CA) or an unusable data folder: exit 2, the message names the
- * field, and nothing is created. And the start banner's CLI command carries the data folder when
+ * certificate, broker password, CA), an unusable data folder, a port another program holds or an
+ * external broker that is down: exit 2, the message names the field (and the flag that overrides
+ * it), and nothing is created. And the start banner's CLI command carries the data folder when
  * it is not the CLI's default, with `--data-dir` after the command name (where npm leaves it).
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../hub/mqtt/mosquitto-process.ts';
+import { createHub } from '../../hub/service/hub.ts';
 import { spawnTs, type Spawned } from './process.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapsettle-start-files-'));
@@ -27,11 +32,18 @@ const file = (name: string, content: string | Buffer): string => {
 
 let n = 0;
 /** Runs bin/start.ts on a config (its dataDir a fresh folder name); returns exit code, stderr and the data folder. */
-async function startWith(config: Record<string, unknown>): Promise<{ code: number | string; stderr: string; dataDir: string }> {
+async function startWith(config: Record<string, unknown>, flags: string[] = []): Promise<{ code: number | string; stderr: string; dataDir: string; configFile: string }> {
   const dataDir = join(dir, `data-${++n}`);
-  const cfg = file(`hub-${n}.json`, JSON.stringify({ dataDir, dashboard: { port: 0 }, site: { enabled: false }, verifierThreads: 0, ...config }));
-  const p = spawnTs('bin/start.ts', ['--config', cfg]);
-  return { code: await p.exited(), stderr: p.stderr(), dataDir };
+  const configFile = file(`hub-${n}.json`, JSON.stringify({ dataDir, dashboard: { port: 0 }, site: { enabled: false }, verifierThreads: 0, ...config }));
+  const p = spawnTs('bin/start.ts', ['--config', configFile, ...flags]);
+  return { code: await p.exited(), stderr: p.stderr(), dataDir, configFile };
+}
+
+/** A port some other program holds (a server of ours on port 0). */
+async function holdPort(): Promise<{ port: number; release(): Promise<void> }> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as net.AddressInfo).port, release: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
 const embeddedTls = (keyFile: string, certFile: string) => ({ mqtt: { kind: 'embedded', port: 0, tls: { keyFile, certFile } } });
@@ -91,6 +103,69 @@ describe('npm start: files the config names', () => {
     expect(existsSync(join(plain, 'hub'))).toBe(false);
     expect(readdirSync(dir).filter((f) => f.startsWith('data-'))).toEqual([]);
   }, 60_000);
+});
+
+describe('npm start: ports taken and a broker that is down', () => {
+  it('a port the config names that another program holds: exit 2 naming the field and the flag that overrides it; nothing created', async () => {
+    const held = await holdPort();
+    try {
+      const P = held.port;
+      const cases: Array<[Record<string, unknown>, string[], (configFile: string) => string]> = [
+        [{ mqtt: { kind: 'embedded', port: P } }, [], (f) => `mqtt.port: 127.0.0.1:${P} is already in use by another program: stop it, or set another mqtt.port in ${f}, or override it with --mqtt-port N (0 = any free port); nothing was started or created`],
+        [{ dashboard: { port: P } }, [], (f) => `dashboard.port: 127.0.0.1:${P} is already in use by another program: stop it, or set another dashboard.port in ${f}, or override it with --port N (0 = any free port)`],
+        [{}, ['--mqtt-port', String(P)], () => `--mqtt-port: 127.0.0.1:${P} is already in use by another program: stop it, or choose another --mqtt-port (0 = any free port)`],
+        [{}, ['--port', String(P)], () => `--port: 127.0.0.1:${P} is already in use by another program: stop it, or choose another --port (0 = any free port)`],
+        // The demo site too: its marker is not written either.
+        [{ dashboard: { port: P }, site: { enabled: true, terminalMode: 'direct', customersPerS: 0 } }, [], () => `dashboard.port: 127.0.0.1:${P} is already in use`],
+      ];
+      for (const [config, flags, message] of cases) {
+        const r = await startWith(config, flags);
+        expect(r.stderr, JSON.stringify([config, flags])).toContain(`tapsettle start: ${message(r.configFile)}`);
+        expect(r.code).toBe(2);
+        expect(existsSync(r.dataDir)).toBe(false);
+      }
+    } finally {
+      await held.release();
+    }
+  }, 120_000);
+
+  it('one port named for both the broker and the dashboard is refused naming dashboard.port', async () => {
+    const port = await freePort();
+    const r = await startWith({ mqtt: { kind: 'embedded', port }, dashboard: { port } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`dashboard.port: 127.0.0.1:${port} is already in use`);
+    expect(existsSync(r.dataDir)).toBe(false);
+  }, 30_000);
+
+  it('an empty data folder stays empty, and an existing hub\'s folder is left as it was', async () => {
+    const held = await holdPort();
+    try {
+      const empty = join(dir, 'empty-for-busy-port');
+      mkdirSync(empty);
+      const r = await startWith({ dataDir: empty, mqtt: { kind: 'embedded', port: held.port } });
+      expect(r.code).toBe(2);
+      expect(readdirSync(empty)).toEqual([]);
+
+      const hubDir = join(dir, 'hub-for-busy-port');
+      await (await createHub({ dataDir: hubDir, logger: pino({ level: 'silent' }), holdReleaseIntervalMs: 0 })).close();
+      const before = readdirSync(hubDir).sort();
+      const again = await startWith({ dataDir: hubDir, dashboard: { port: held.port } });
+      expect(again.code).toBe(2);
+      expect(again.stderr).toContain(`dashboard.port: 127.0.0.1:${held.port} is already in use`);
+      expect(readdirSync(hubDir).sort()).toEqual(before);
+    } finally {
+      await held.release();
+    }
+  }, 60_000);
+
+  it('an external broker that is down: exit 2 naming mqtt.url, before a hub is created', async () => {
+    const password = file('broker-down-password', `${randomBytes(16).toString('hex')}\n`);
+    const url = `mqtt://127.0.0.1:${await freePort()}`;
+    const r = await startWith({ mqtt: { kind: 'external', url, username: 'hub@tapsettle', passwordFile: password } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`^tapsettle start: mqtt\\.url: cannot reach the broker at ${url}: connect ECONNREFUSED .*nothing listens there`));
+    expect(existsSync(r.dataDir)).toBe(false);
+  }, 30_000);
 });
 
 describe('npm start: the banner names the data folder for the CLI', () => {
