@@ -536,13 +536,15 @@ export class SettlementService {
   /**
    * When the wallet entered on the fare's admission record, if that record is one the hub trusts:
    * signed by an enrolled gate (its signature checked in the batch: a failure answered
-   * BAD_SIGNATURE before this runs) not revoked before it, for this wallet, no later than the exit.
-   * Undefined for a blocklisted wallet: a stolen wallet's license is not stretched (a revoked one is
-   * refused REVOKED anyway).
+   * BAD_SIGNATURE before this runs) not revoked before it, for this wallet, no later than the exit
+   * and within the fare table's longest trip (an old record, say a ticket trip's never claimed,
+   * must not stretch a license for good). Undefined for a blocklisted wallet: a stolen wallet's
+   * license is not stretched (a revoked one is refused REVOKED anyway).
    */
   #admittedAt(op: Extract<Op, { type: 'fare' }>, wallet: string, exitAt: number): number | undefined {
     const entry = op.entry?.body;
-    if (!entry || entry.wallet !== wallet || entry.time > exitAt || this.#o.registry.isBlocklisted(wallet)) return undefined;
+    const maxTripMs = fareTableAt(this.#o.registry.fareVersions(), exitAt)?.table.maxTripMs;
+    if (!entry || maxTripMs === undefined || entry.wallet !== wallet || entry.time > exitAt || exitAt - entry.time > maxTripMs || this.#o.registry.isBlocklisted(wallet)) return undefined;
     const gate = this.#o.registry.terminal(entry.terminalId);
     if (!gate || gate.kind !== 'gate' || (gate.revokedMs !== null && entry.time >= gate.revokedMs)) return undefined;
     return entry.time;

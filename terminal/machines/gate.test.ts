@@ -384,6 +384,21 @@ describe('gate: exit', () => {
   });
 });
 
+describe('gate: exit — a license that expired during the trip', () => {
+  it('is judged at the verified entry of this trip: the customer is not locked in; without such an entry it is refused', () => {
+    const f = new Fixture('gate-out');
+    const w = f.wallet({ notAfter: T0 - 10 * 60_000 }); // expired 10 minutes ago
+    const entered = f.admission(w.hex, 'A', T0 - 50 * 60_000); // while it was valid
+    const out = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission: { recordId: 9, message: entered } }), requestId: f.id(), recordId: f.id() }]);
+    expect(kinds(out.commands)).not.toContain('gate.deny');
+    expect(out.commands.find((c) => c.c === 'nfc.authorize')).toMatchObject({ offer: { purpose: 'fare', amountMinor: 300 } });
+    for (const admission of [null, { recordId: 9, message: f.admission(w.hex, 'A', T0 - 5 * 60_000) }, { recordId: 9, message: f.admission(w.hex, 'A', T0 - FARES.maxTripMs - 60_000) }]) {
+      const refused = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission }), requestId: f.id(), recordId: f.id() }]);
+      expect(refused.commands).toContainEqual(expect.objectContaining({ c: 'display', text: 'wallet refused: CERT_EXPIRED' }));
+    }
+  });
+});
+
 describe('gate: exit — admission records must verify (an enrolled gate signed them)', () => {
   it('a forged ticket record (any key, unknown gate, or no gate list yet) is no record: no free exit, the maximum fare, entry null', () => {
     const f = new Fixture('gate-out');

@@ -408,13 +408,26 @@ function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext,
   ]);
 }
 
+/**
+ * The wallet's license at an exit. One that expired during the trip does not lock its customer in:
+ * it is judged at the time of a verified entry record of this trip (the hub does the same).
+ */
+function exitLicense(card: CardInfo, ctx: TerminalContext, nowMs: number, exitTimeMs: number, maxTripMs: number): ReturnType<typeof checkLicense> {
+  const lic = checkLicense(card.license, ctx, nowMs);
+  if (lic.ok || lic.code !== 'CERT_EXPIRED' || !card.license) return lic;
+  const entered = verifiedEntry(card.admission, card.license.body.wallet, ctx)?.message.body.time;
+  if (entered === undefined || exitTimeMs - entered > maxTripMs || entered > exitTimeMs) return lic;
+  const atEntry = checkLicense(card.license, ctx, entered);
+  return atEntry.ok ? atEntry : lic;
+}
+
 /** `exitTimeMs`: when the customer tapped out (the trip's end and the fare's time band); `nowMs`: this step's time. */
 function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, station: string, exitTimeMs = nowMs): Step<GateState> {
-  const lic = checkLicense(event.card.license, ctx, nowMs);
+  const maxTripMs = ctx.fares?.maxTripMs ?? DEFAULT_MAX_TRIP_MS;
+  const lic = exitLicense(event.card, ctx, nowMs, exitTimeMs, maxTripMs);
   if (!lic.ok) return deny(`wallet refused: ${lic.code}`);
   const wallet = lic.body.wallet;
   const entry = verifiedEntry(event.card.admission, wallet, ctx);
-  const maxTripMs = ctx.fares?.maxTripMs ?? DEFAULT_MAX_TRIP_MS;
   const ticketId = entry?.message.body.ticketId;
   if (entry && ticketId !== undefined && exitTimeMs - entry.message.body.time <= maxTripMs) {
     // Entered on a ticket (its use was reported at the entrance): nothing to settle here.

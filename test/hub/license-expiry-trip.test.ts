@@ -56,6 +56,9 @@ describe('a license that expires during a trip', () => {
     expect(await settle(exitFare(w, entry, 350))).toMatchObject({ status: 'approved', amountMinor: 350 });
     expect(await settle(exitFare(w, offlineEntry, 350, true))).toMatchObject({ status: 'approved', amountMinor: 350 });
     expect(await settle(exitFare(w, null, 800))).toMatchObject({ status: 'declined', code: 'CERT_EXPIRED' });
+    // A record older than the longest trip (one never claimed, say a ticket trip's) stretches nothing.
+    const stale = admissionRecord(gateIn, w, 'central', fx.now - FARES.maxTripMs - MIN);
+    expect(await settle(exitFare(w, stale, FARES.maxFareMinor))).toMatchObject({ status: 'declined', code: 'CERT_EXPIRED' });
     const afterExpiry = admissionRecord(gateIn, w, 'central', fx.now - 5 * MIN);
     expect(await settle(exitFare(w, afterExpiry, 350))).toMatchObject({ status: 'declined', code: 'CERT_EXPIRED' });
     // Anything else needs a license valid now.
