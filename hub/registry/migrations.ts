@@ -186,8 +186,10 @@ export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
       CREATE TABLE superseded_licenses (
         serial TEXT PRIMARY KEY,
         wallet TEXT NOT NULL,
+        not_after_ms INTEGER NOT NULL,
         superseded_ms INTEGER NOT NULL
       );
+      CREATE INDEX superseded_licenses_wallet ON superseded_licenses (wallet, not_after_ms);
     `,
   },
 ];

@@ -488,6 +488,24 @@ describe('registry', () => {
     expect(reg.claimEntryRecord('e1', 'r9')).toBe('replay');
   });
 
+  it('a blocklisted wallet stays announced while any license of it (in force or replaced) is unexpired; a reissue of a listed wallet is a new version', () => {
+    const wallet = toHex(generateKeyPair().publicKey);
+    const license = (notAfter: number) => issueWalletLicense(issuer, { wallet, notBefore: 0, notAfter, ageOver: 0, groups: [], offlineLimitMinor: 0, currency: 'EUR' });
+    reg.insertWallet(license(5_000), {}, 1);
+    reg.blocklistAdd(wallet, 'overspent', 10);
+    const v = reg.blocklistVersion();
+    // Reissued with a shorter life: the replaced one (until 5,000) is still honoured offline.
+    expect(reg.replaceLicense(wallet, license(3_000), 20)).toBe(true);
+    expect(reg.isSupersededLicense(wallet, reg.wallet(wallet)!.serial)).toBe(false);
+    expect(reg.blocklistVersion()).toBe(v + 1);
+    expect(reg.announcedBlocklist(4_000, 10).wallets).toEqual([wallet]);
+    expect(reg.announcedBlocklist(6_000, 10).wallets).toEqual([]);
+    // Both expired, then renewed: listed again under a newer version than the one that left it off.
+    expect(reg.replaceLicense(wallet, license(9_000), 30)).toBe(true);
+    expect(reg.blocklistVersion()).toBe(v + 2);
+    expect(reg.announcedBlocklist(6_000, 10).wallets).toEqual([wallet]);
+  });
+
   it('a voided ticket is a new deny-list version (listed while recent); given back, another; a used one cannot be voided', () => {
     expect(reg.voidTicket('t1', 'refund-1', 100)).toBe('fresh');
     expect(reg.blocklistVersion()).toBe(1);

@@ -49,8 +49,13 @@ export interface TerminalRecord extends TerminalInfo {
 const VOID_TERMINAL = 'hub';
 const VOID_STATION = 'refund';
 
-/** Blocklist rows whose wallet's license has not expired at `?` (or whose wallet is unknown here). */
-const UNEXPIRED_BLOCKLIST = "FROM blocklist b LEFT JOIN wallets w ON w.wallet = b.wallet WHERE w.license IS NULL OR json_extract(w.license, '$.body.notAfter') > ?";
+/**
+ * Blocklist rows whose wallet holds a license not expired at `?` — the one in force, or one a
+ * reissue replaced, which terminals still honour — or whose wallet is unknown here.
+ */
+const UNEXPIRED_BLOCKLIST = `FROM blocklist b LEFT JOIN wallets w ON w.wallet = b.wallet
+  WHERE w.license IS NULL OR max(json_extract(w.license, '$.body.notAfter'),
+    coalesce((SELECT max(s.not_after_ms) FROM superseded_licenses s WHERE s.wallet = b.wallet), 0)) > ?`;
 
 export interface WalletRecord {
   readonly wallet: string;
@@ -320,7 +325,7 @@ export class Registry implements TerminalDirectory {
       walletGet: p('SELECT * FROM wallets WHERE wallet = ?'),
       walletRevoke: p('UPDATE wallets SET revoked_ms = ? WHERE wallet = ? AND revoked_ms IS NULL'),
       walletLicenseSet: p('UPDATE wallets SET serial = ?, license = ? WHERE wallet = ? AND revoked_ms IS NULL'),
-      supersededInsert: p('INSERT OR IGNORE INTO superseded_licenses (serial, wallet, superseded_ms) VALUES (?, ?, ?)'),
+      supersededInsert: p('INSERT OR IGNORE INTO superseded_licenses (serial, wallet, not_after_ms, superseded_ms) VALUES (?, ?, ?, ?)'),
       supersededGet: p('SELECT 1 FROM superseded_licenses WHERE serial = ? AND wallet = ?'),
       identityInsert: p('INSERT INTO identities (wallet, identity) VALUES (?, ?)'),
       identityGet: p('SELECT identity FROM identities WHERE wallet = ?'),
@@ -595,7 +600,10 @@ export class Registry implements TerminalDirectory {
     if (!old) return false;
     return this.transaction(() => {
       if (this.#s.walletLicenseSet!.run(license.body.serial, JSON.stringify(license), wallet).changes === 0) return false;
-      this.#s.supersededInsert!.run(old.serial, wallet, nowMs);
+      this.#s.supersededInsert!.run(old.serial, wallet, old.license.body.notAfter, nowMs);
+      // Which blocklisted wallets are announced depends on their licenses' expiry: a new version,
+      // or a terminal holding this version without the wallet would never take it back.
+      if (this.#blocklist.has(wallet)) this.#blocklistChanged(nowMs);
       return true;
     });
   }
