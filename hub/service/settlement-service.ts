@@ -294,10 +294,14 @@ export class SettlementService {
     return () => this.#settlementListeners.delete(cb);
   }
 
-  /** Called when the service itself changed the blocklist (offline overspend). */
+  /** Called when the service itself changed the deny list (offline overspend, a ticket voided or given back). */
   onBlocklistChange(cb: () => void): () => void {
     this.#blocklistListeners.add(cb);
     return () => this.#blocklistListeners.delete(cb);
+  }
+
+  #blocklistChanged(): void {
+    for (const cb of this.#blocklistListeners) cb();
   }
 
   // ---------------------------------------------------------------- requests
@@ -701,9 +705,7 @@ export class SettlementService {
       if (entryRecord !== undefined) await this.#o.registry.releaseEntryRecordOf(body.requestId);
       return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
     }
-    if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistOverspent(wallet, outcome.seq, now)) {
-      for (const cb of this.#blocklistListeners) cb();
-    }
+    if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistOverspent(wallet, outcome.seq, now)) this.#blocklistChanged();
     if (restricted) await this.#restrictedOffline(terminal, body, auth, restricted, now);
     const decision = await this.#approved(outcome, wallet, eid);
     if (op.type === 'ticket.sale' && product) decision.ticket = this.#issueTicket(product, wallet, body.requestId, outcome.atMs);
@@ -1233,12 +1235,16 @@ export class SettlementService {
     // one is gone); one the customer used after all is kept, paid.
     const voided = terminal.kind === 'pos' ? await voidTicketOf(this.#o.registry, r.requestId, original.op === 'ticket.sale', firstId, now) : undefined;
     if (voided === 'used') return notRefunded({ ticket: 'used' }, 'failure receipt for a ticket sale whose ticket was used: recorded, not refunded');
+    if (voided !== undefined) this.#blocklistChanged(); // on the deny list: offline gates refuse it too
     const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });
     if (outcome.status === 'declined') {
       // Refunded already (by an earlier attempt, or the operator): the customer has the money back.
       if (outcome.code === 'already_refunded') return { status: 'duplicate', requestId: r.requestId };
       // Not refunded (yet): the customer keeps a usable ticket meanwhile.
-      if (voided !== undefined) this.#o.registry.releaseTicketUse(voided, firstId);
+      if (voided !== undefined) {
+        this.#o.registry.unvoidTicket(voided, firstId, now);
+        this.#blocklistChanged();
+      }
       this.#o.logger.warn({ terminalId, requestId: r.requestId, code: outcome.code }, 'refund after failure receipt declined');
       // Short of funds now, not for ever: UNAVAILABLE keeps the terminal re-sending the receipt
       // (its backoff paces the attempts) until the merchant's account covers the refund.

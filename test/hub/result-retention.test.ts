@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { derivedId } from '../../hub/service/engine-ids.ts';
-import { PAID_EXIT_UNUSED, TICKET_NEVER_COLLECTED } from '../../protocol/index.ts';
+import { decodeAndVerify, PAID_EXIT_UNUSED, TICKET_NEVER_COLLECTED, topics } from '../../protocol/index.ts';
 import { FARES, PRODUCTS, SNACKS, authorize, cashTopup, enroll, historyQuery, openHubFixture, purchase, readResult, receipt, register, signRequest, transfer, type HubFixture, type TestTerminal } from './kit.ts';
 
 const DAY = 24 * 3600_000;
@@ -200,8 +200,18 @@ describe('result retention', () => {
       return { sale, use, balance: async () => (await fx.hub.showAccount(w.id))?.account.balanceMinor };
     };
     const uncollected = await sell();
+    const denyList = () => {
+      const a = fx.hub.announcements().find((x) => x.topic === topics.announce('blocklist'));
+      const d = decodeAndVerify(a?.payload ?? new Uint8Array(), 'announce.blocklist', fx.hub.hubPublicKey);
+      if (!d.ok) throw new Error(d.code);
+      return d.value.body;
+    };
+    const before = denyList().version;
     const failed = receipt(till, uncollected.sale.requestId, 'failed', fx.now, TICKET_NEVER_COLLECTED);
     expect(await fx.hub.handleReceipt(till.id, failed)).toMatchObject({ status: 'refunded' });
+    // Announced at once on the deny list: a gate deciding offline refuses the ticket too.
+    const voidedTicket = readResult(fx.hub, await fx.hub.handleRequest(till.id, uncollected.sale.bytes)).ticket!.body.ticketId;
+    expect(denyList()).toMatchObject({ version: before + 1, tickets: expect.arrayContaining([voidedTicket]) });
     expect(await fx.hub.handleReceipt(till.id, failed)).toMatchObject({ status: 'duplicate' });
     expect(await uncollected.balance()).toBe(1000);
     expect(readResult(fx.hub, await fx.hub.handleRequest(gate.id, uncollected.use.bytes)).code).toBe('TICKET_USED');
