@@ -356,15 +356,17 @@ async function main(): Promise<void> {
         }
       : undefined;
   const dashboardPort: PortSetting = {
-    field: args.port !== undefined ? '--port' : 'dashboard.port',
+    field: args.port !== undefined || args.config === undefined ? '--port' : 'dashboard.port',
     flag: '--port',
     hostField: 'dashboard.host',
     host: config.dashboard.host,
     port: config.dashboard.port,
   };
-  // Without a config the default dashboard port is a convenience: taken, the dashboard takes any free port.
+  // Without a config the default dashboard port is a convenience: taken, the dashboard takes any
+  // free port — known before the demo is built, so it is built once.
   const defaultDashboardPort = args.port === undefined && args.config === undefined;
-  await checkPorts([...(mqttPort ? [mqttPort] : []), dashboardPort], args.config, (s) => s === dashboardPort && defaultDashboardPort);
+  const taken = await checkPorts([...(mqttPort ? [mqttPort] : []), dashboardPort], args.config, (s) => s === dashboardPort && defaultDashboardPort);
+  if (taken.includes(dashboardPort)) console.error(`tapsettle: port ${dashboardPort.port} is taken; the dashboard uses a free port instead`);
   if (config.mqtt.kind === 'external') {
     const unreachable = await reachBroker(config.mqtt.url, files.externalMqtt?.tls?.ca);
     if (unreachable) fail(`${brokerRefusal(config.mqtt.url, unreachable)}; nothing was started or created`);
@@ -378,7 +380,7 @@ async function main(): Promise<void> {
     mqttPort: config.mqtt.kind === 'embedded' ? config.mqtt.port : 0,
     ...files,
     dashboardHost: config.dashboard.host,
-    dashboardPort: config.dashboard.port,
+    dashboardPort: taken.includes(dashboardPort) ? 0 : config.dashboard.port,
     site: config.site.enabled,
     actionsPerS: config.site.customersPerS,
     terminalMode: config.site.terminalMode,
@@ -392,14 +394,10 @@ async function main(): Promise<void> {
   try {
     demo = await startDemo(options);
   } catch (err) {
-    // The default dashboard port is a convenience: if something else holds it, take any free port.
     const e = err as NodeJS.ErrnoException & { port?: number };
     // A port taken between the check above and the real bind.
     const unbound = e.syscall !== 'listen' ? undefined : mqttPort !== undefined && e.port === mqttPort.port ? mqttPort : e.port === dashboardPort.port ? dashboardPort : undefined;
-    if (e.code === 'EADDRINUSE' && args.port === undefined && args.config === undefined) {
-      console.error(`tapsettle: port ${options.dashboardPort} is taken; the dashboard uses a free port instead`);
-      demo = await startDemo({ ...options, dashboardPort: 0 });
-    } else if (unbound) {
+    if (unbound) {
       fail(bindRefusal(unbound, e, args.config));
     } else if (config.mqtt.kind === 'external' && e.syscall !== undefined && ['connect', 'getaddrinfo'].includes(e.syscall)) {
       fail(brokerRefusal(config.mqtt.url, e));

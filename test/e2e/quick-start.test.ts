@@ -2,9 +2,11 @@
  * `npm start` smoke test: the real entry (bin/start.ts) with a temp data folder and free ports.
  * It must print the dashboard URL, serve the page and its JSON/SSE endpoints, settle money from
  * the simulated site, show it live in Chromium, stop cleanly on SIGINT, leave a ledger that
- * verify-ledger accepts, and come back up on the same data folder.
+ * verify-ledger accepts, and come back up on the same data folder. With the default dashboard
+ * port taken, it builds a new site once, on a free port, and says so truthfully.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -121,6 +123,33 @@ describe('npm start (bin/start.ts)', () => {
     expect(snap.throughput.totalSettled).toBeGreaterThan(snap.throughput.totalDeclined);
     expect(await stop(running)).toBe(0);
   }, 90_000);
+
+  // The one test that needs a fixed port: the default dashboard port, 4600, held by someone else.
+  it('with port 4600 taken, builds a new site once on a free port and says it is new', async () => {
+    const holder = net.createServer();
+    const held = await new Promise<boolean>((resolve) => {
+      holder.once('error', () => resolve(false)); // taken already by another program: just as good
+      holder.listen(4600, '127.0.0.1', () => resolve(true));
+    });
+    const fresh = mkdtempSync(join(tmpdir(), 'tapsettle-start-4600-'));
+    try {
+      const p = spawnTs('bin/start.ts', ['--data-dir', fresh, '--terminal-mode', 'direct', '--no-customers', '--log-level', 'error']);
+      try {
+        const url = (await p.waitFor(URL_LINE, 30_000))[1]!;
+        await p.waitFor(/Press Ctrl-C/, 10_000);
+        expect(new URL(url).port).not.toBe('4600');
+        expect(p.stdout()).toContain(`tapsettle is running (new site created in ${fresh})`);
+        expect(p.stderr().match(/port 4600 is taken; the dashboard uses a free port instead/g)).toHaveLength(1);
+        expect((await snapshot(url)).terminals).toHaveLength(4);
+        expect(await stop(p)).toBe(0);
+      } finally {
+        if (p.child.exitCode === null) p.child.kill('SIGKILL');
+      }
+    } finally {
+      if (held) await new Promise((resolve) => holder.close(resolve));
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('rejects a bad option with exit code 2', async () => {
     const p = spawnTs('bin/start.ts', ['--port', 'eighty']);
