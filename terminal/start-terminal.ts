@@ -211,8 +211,14 @@ function openStore(config: TerminalConfig): TerminalStore {
   }
 }
 
+/**
+ * `options.log` must not bind `terminalId`: the runtime binds it (with `kind`) to its own lines and
+ * this function to the rest (the devices', its own), so each line carries it once — a child bound
+ * again repeats the key in the JSON line.
+ */
 export async function startTerminal(config: TerminalConfig, options: { log?: Logger; clock?: () => number; hardware?: OpenedHardware } = {}): Promise<StartedTerminal> {
-  const log = options.log ?? pino({ level: config.log.level, base: { terminalId: config.terminalId } });
+  const base = options.log ?? pino({ level: config.log.level, base: {} });
+  const log = base.child({ terminalId: config.terminalId });
   // Config problems first (ConfigError), then the machine's: nothing is created before these pass.
   const { keys, certificate } = await checkTerminalConfig(config);
   if (!options.hardware) checkDevices(config);
@@ -226,7 +232,7 @@ export async function startTerminal(config: TerminalConfig, options: { log?: Log
   }
   let runtime: TerminalRuntime;
   try {
-    runtime = TerminalRuntime.start({ config, keys, certificate, reader: hardware.reader, devices: hardware.devices, store, log, ...(options.clock ? { clock: options.clock } : {}) });
+    runtime = TerminalRuntime.start({ config, keys, certificate, reader: hardware.reader, devices: hardware.devices, store, log: base, ...(options.clock ? { clock: options.clock } : {}) });
   } catch (err) {
     await hardware.close();
     store.close();
@@ -242,9 +248,17 @@ export async function startTerminal(config: TerminalConfig, options: { log?: Log
     hardware,
     store,
     async close() {
-      await runtime.close();
-      await hardware.close();
-      store.close();
+      // The runtime first (it stops reading taps and finishes a dispense), then the devices it
+      // used, the store last; each even if the one before failed.
+      try {
+        await runtime.close();
+      } finally {
+        try {
+          await hardware.close();
+        } finally {
+          store.close();
+        }
+      }
     },
   };
 }

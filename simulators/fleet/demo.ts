@@ -169,7 +169,8 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
               issuerKey: hub.issuerPublicKey,
               ...(gateMode && 'gateMode' in gateMode ? { gateMode: gateMode.gateMode } : {}),
               dataDir: join(dataDir, 'site', t.terminalId),
-              log: o.logger.child({ part: 'terminal', terminalId: t.terminalId }),
+              // startTerminal and the runtime bind terminalId themselves (once per line).
+              log: o.logger.child({ part: 'terminal' }),
             })
           : await startDirectTerminal({ ...common, url: server.url, currency: hub.currency, fares, trustedHubKeys: () => hubKeysTrustedAt(hub.hubKeys(), Date.now(), DEFAULT_MAX_SKEW_MS) });
       terminals.push(terminal);

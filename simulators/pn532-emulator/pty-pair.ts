@@ -29,9 +29,13 @@ wait $S
 /** Spawn `socat pty,raw,echo=0,link=A pty,raw,echo=0,link=B` and wait until both links exist. */
 export async function openPtyPair(devicePath: string, hostPath: string, timeoutMs = 5000): Promise<PtyPair> {
   // socat runs under a small sh watchdog that stops it when this process is gone, even after a
-  // SIGKILL (no orphaned socat holding ptys after a crashed test run).
+  // SIGKILL (no orphaned socat holding ptys after a crashed test run). In a process group of its
+  // own (detached): a Ctrl-C or a SIGTERM sent to this process's group (a terminal, `npm start`,
+  // `timeout`) reaches this process, which closes its reader first and then the pair; had it
+  // reached socat too, the reader's line would die mid-close and be logged as an unplugged reader.
   const child: ChildProcess = spawn('sh', ['-c', WATCHDOG, 'pty-pair', String(process.pid), devicePath, hostPath], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
   });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {

@@ -14,9 +14,13 @@ export interface Spawned {
   exited(): Promise<number | string>;
 }
 
-/** `node --import tsx <entry>` — what `npx tsx <entry>` runs, minus npx's own process in between. */
-export function spawnTs(entry: string, args: readonly string[]): Spawned {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * `node --import tsx <entry>` — what `npx tsx <entry>` runs, minus npx's own process in between.
+ * `detached`: in a process group of its own, as a shell job is (`process.kill(-pid, signal)` is
+ * then the Ctrl-C or the `kill %1` that reaches the process and every child it started).
+ */
+export function spawnTs(entry: string, args: readonly string[], options: { detached?: boolean } = {}): Spawned {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
   let out = '';
   let err = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
