@@ -55,11 +55,22 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
   const connect: HubEnv['connect'] = (t, o = {}) =>
     connectTerminal({ url, terminalId: t.terminalId, password: brokerPasswordFor(brokerSecret, t.terminalId), ...o });
 
-  it('writes mosquitto_passwd-compatible $7$ hashes and the ACL patterns', () => {
+  const aclWarning = /ACL pattern .* does not contain '%c' or '%u'/;
+
+  it('writes mosquitto_passwd-compatible $7$ hashes and the ACL: patterns on %u, the shared topics as topic lines per terminal', () => {
     expect(mosquittoPasswordHash('secret', Buffer.alloc(12, 1), 101)).toMatch(/^\$7\$101\$AQEBAQEBAQEBAQEB\$[A-Za-z0-9+/]{86}==$/);
     const acl = readFileSync(path.join(dir, 'acl'), 'utf8');
     expect(acl).toContain('pattern write tapsettle/v1/terminal/%u/request');
     expect(acl).toContain('pattern read tapsettle/v1/terminal/%u/reply');
+    // Every pattern names the client: a pattern without %u or %c draws a warning at every (re)load.
+    for (const line of acl.split('\n').filter((l) => l.startsWith('pattern '))) expect(line).toContain('/%u/');
+    // A topic line before any user line would be for anonymous clients only: one block per enrolled terminal.
+    for (const id of ['pos-1', 'vend-2', 'gate-3', 'pos-later']) {
+      expect(acl).toContain(`\nuser ${id}\ntopic read tapsettle/v1/hub/announce/#\ntopic read tapsettle/v1/hub/presence\n`);
+    }
+    expect(acl).not.toContain('user pos-revoked');
+    expect(readFileSync(logPath, 'utf8')).toMatch(/Config loaded from/);
+    expect(readFileSync(logPath, 'utf8')).not.toMatch(aclWarning);
     const passwd = readFileSync(path.join(dir, 'passwd'), 'utf8');
     expect(passwd).toContain('pos-1:$7$');
     expect(passwd).not.toContain('pos-revoked');
@@ -94,6 +105,9 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
         // Mosquitto checks every connected client against the reloaded password file.
         await eventually(() => closed, 3000);
         expect([4, 5]).toContain(await tryConnect(url, 'pos-later', brokerPasswordFor(brokerSecret, 'pos-later')));
+        expect(readFileSync(path.join(dir, 'acl'), 'utf8')).not.toContain('user pos-later');
+        expect(readFileSync(logPath, 'utf8')).toMatch(/Reloading config/);
+        expect(readFileSync(logPath, 'utf8')).not.toMatch(aclWarning);
         // Another terminal's session, and the hub's, stay: a request on that same session is answered.
         const req = purchase(purchaseParty(terminals[0]!));
         expect((await other.request(req.bytes, req.requestId, 5000)).length).toBeGreaterThan(0);
@@ -103,6 +117,31 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
         await other.close();
       }
     });
+  });
+
+  it("a terminal reads the hub's presence and the announcements (topic lines), and its own reply but not another's (patterns)", async () => {
+    const t = terminals[1]!;
+    const c = await connect(t, { subscribeAnnouncements: true });
+    const seen = new Map<string, string>();
+    c.client.on('message', (topic, payload) => seen.set(topic, payload.toString('utf8')));
+    try {
+      handler.announce({ topic: topics.announce('fares'), payload: Buffer.from('{"fares":"topic-line"}') });
+      await c.client.subscribeAsync([topics.hubPresence, topics.reply('pos-1')], { qos: 1 });
+      await eventually(() => seen.get(topics.hubPresence)?.includes('"state":"online"'), 3000);
+      await eventually(() => c.announcements().get(topics.announce('fares'))?.toString() === '{"fares":"topic-line"}', 3000);
+      // pos-1's reply is not delivered to vend-2 (Mosquitto grants the SUBSCRIBE and delivers nothing).
+      const other = await connect(terminals[0]!);
+      try {
+        const req = purchase(purchaseParty(terminals[0]!));
+        expect((await other.request(req.bytes, req.requestId, 5000)).length).toBeGreaterThan(0);
+        await new Promise((r) => setTimeout(r, 200));
+        expect(seen.has(topics.reply('pos-1'))).toBe(false);
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await c.close();
+    }
   });
 
   it('answers a denied publish with a failure PUBACK code and never delivers it', async () => {
