@@ -14,27 +14,30 @@ const USAGE = `usage: tapsettle <command> [options]
 
 Start the whole demo system with: npm start`;
 
+const HELP = new Set(['--help', '-h', 'help']);
+
+/**
+ * Exit codes as the operator CLI's: 0 done (and help asked for), 2 a usage error — no command, a
+ * command group without its subcommand (`tapsettle blocklist`), an unknown command.
+ */
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === 'sim') {
+  if (command === 'sim' || (command === 'help' && rest[0] === 'sim')) {
     const { runSimCli } = await import('../simulators/fleet/sim-cli.ts');
-    return runSimCli(rest);
+    return runSimCli(command === 'sim' ? rest : ['--help']);
   }
   const cliUrl = new URL('../hub/cli/main.ts', import.meta.url);
   if (!existsSync(cliUrl)) {
-    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    if (command !== undefined && HELP.has(command)) {
       console.log(USAGE);
       return 0;
     }
-    console.error(`tapsettle: unknown command "${command}"\n\n${USAGE}`);
+    console.error(command === undefined ? USAGE : `tapsettle: unknown command "${command}"\n\n${USAGE}`);
     return 2;
   }
-  if (command === undefined) {
-    console.log(USAGE);
-    console.log('');
-  }
+  // The operator CLI lists every command, sim included; with none given it says so on stderr (exit 2).
   const cli = (await import(cliUrl.href)) as { main: (argv: readonly string[]) => Promise<number> };
-  return cli.main([process.argv[0] ?? 'node', 'tapsettle', ...(command === undefined ? ['--help'] : argv)]);
+  return cli.main([process.argv[0] ?? 'node', 'tapsettle', ...argv]);
 }
 
 process.exitCode = await main(process.argv.slice(2));

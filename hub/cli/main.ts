@@ -188,14 +188,15 @@ function buildProgram(ctx: CliContext): Command {
   };
   const program = new Command();
   program
-    .name('tapsettle-hub')
-    .description('Operator commands for the tapsettle settlement hub')
+    .name('tapsettle')
+    .description('Operator commands for the tapsettle settlement hub, and its fleet/load simulator (sim)')
     .option('--data-dir <dir>', 'hub data folder (keys, registry, ledger)', './data/hub')
     .option('--init', 'create a new hub in --data-dir if there is none (otherwise a folder without a hub is refused)')
     .option('--currency <code>', "the hub's currency: a new hub's with --init (default EUR), or which one of a ledger that holds several")
     .configureOutput({ writeOut: (text) => ctx.out(text), writeErr: (text) => ctx.err(text) })
     .exitOverride()
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .addHelpText('after', '\nStart the whole demo system (hub, dashboard, simulated site) with: npm start');
 
   program
     .command('register-wallet')
@@ -512,7 +513,13 @@ function buildProgram(ctx: CliContext): Command {
     .option('--reason <text>', 'why', 'operator')
     .action(async (wallet: string, o: { reason: string }) => {
       hex('wallet', wallet, 64);
-      await withHub(ctx, program, (hub) => print({ wallet, added: hub.blocklistAdd(wallet, o.reason) }));
+      await withHub(ctx, program, (hub) => {
+        print({ wallet, added: hub.blocklistAdd(wallet, o.reason) });
+        // Added all the same: a lost card may be blocklisted before its registration is imported.
+        if (!hub.registry.wallet(wallet)) {
+          ctx.err(`warning: wallet ${wallet.slice(0, 16)}… is not registered with this hub (a typo?); blocklisted anyway, as a card may be blocklisted before its registration is imported\n`);
+        }
+      });
     });
   bl.command('remove <wallet>').action(async (wallet: string) => {
     hex('wallet', wallet, 64);
@@ -601,6 +608,18 @@ function buildProgram(ctx: CliContext): Command {
       await withHub(ctx, program, (hub) => print(hub.registry.disclosureLog()));
     });
 
+  // Listed here for the help; the `tapsettle` command (bin/tapsettle.ts) runs it before this CLI.
+  program
+    .command('sim')
+    .description('fleet/load simulator: a throw-away hub, simulated terminals and a load generator (tapsettle sim --help)')
+    .usage('[options]')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(() => {
+      throw new InputError('command', 'sim is run by the tapsettle command (bin/tapsettle.js): tapsettle sim --help');
+    });
+
   return program;
 }
 
@@ -647,7 +666,9 @@ export async function main(argv: readonly string[], ctx: CliContext = processCon
     return ctx.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      // Help asked for (--help, `help`) is exit 0; help shown because a command is missing
+      // (`tapsettle`, `tapsettle blocklist`) is a usage error, as an unknown command is.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || (err.code === 'commander.help' && err.exitCode === 0)) return 0;
       return EXIT_BAD_INPUT;
     }
     if (err instanceof InputError) {
