@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { parseStrictJson } from '../protocol/index.ts';
 import { payoutRetryOptions } from '../hub/clearing/payouts.ts';
 import { InputError } from '../hub/service/input-error.ts';
 
@@ -117,7 +118,7 @@ export function loadHubConfigFile(file: string): HubConfig {
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = parseStrictJson(text);
   } catch (err) {
     throw new HubConfigError(`hub config ${file} is not JSON: ${(err as Error).message}`);
   }

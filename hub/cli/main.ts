@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
-import { TICKET_HORIZON_MS, toHex } from '../../protocol/index.ts';
+import { parseStrictJson, TICKET_HORIZON_MS, toHex } from '../../protocol/index.ts';
 import { SqliteLedgerStore } from '../ledger/sqlite-store.ts';
 import type { Outcome } from '../ledger/types.ts';
 import { BPS_DENOMINATOR } from '../ledger/split.ts';
@@ -95,7 +95,7 @@ function readJson(field: string, cwd: string, file: string): unknown {
     throw new InputError(field, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
   try {
-    return JSON.parse(text) as unknown;
+    return parseStrictJson(text);
   } catch (err) {
     throw new InputError(field, `${file} is not JSON: ${(err as Error).message}`);
   }

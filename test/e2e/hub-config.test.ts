@@ -48,6 +48,9 @@ describe('hub config', () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, '{ not json');
     expect(() => loadHubConfigFile(bad)).toThrow(/is not JSON/);
+    const twice = join(dir, 'twice.json');
+    writeFileSync(twice, '{"dashboard": {"port": 4600}, "dashboard": {"port": 0}}');
+    expect(() => loadHubConfigFile(twice)).toThrow(/is not JSON: duplicate key "dashboard" at line 1/);
     expect(() => loadHubConfigFile(join(dir, 'missing.json'))).toThrow(/ENOENT/);
   });
 

@@ -77,8 +77,11 @@ describe('hub CLI', () => {
     writeFileSync(bad, JSON.stringify({ merchantId: 'snacks', articles: [{ ...SNACKS.articles[0], priceMinor: -5 }] }));
     const notJson = join(dir, 'not.json');
     writeFileSync(notJson, '{ nope');
+    // A price typed twice: refused, not the last one taken.
+    const twice = join(dir, 'twice-catalog.json');
+    writeFileSync(twice, '{"merchantId": "snacks", "articles": [{"sku": "cola", "name": "Cola", "priceMinor": 250, "priceMinor": 25, "currency": "EUR"}]}');
     // Independent refusals run side by side (each is a process start).
-    const [amount, huge, kind, missing, cat, fares, refund] = await Promise.all([
+    const [amount, huge, kind, missing, cat, fares, refund, dup] = await Promise.all([
       cli('top-up', '--wallet', wallet, '--amount', '12.5', '--operator', 'op'),
       // A few digits too many: refused, not minted.
       cli('top-up', '--wallet', wallet, '--amount', '999999999999999', '--operator', 'op'),
@@ -88,7 +91,9 @@ describe('hub CLI', () => {
       cli('import-fares', notJson),
       // Valid input, unknown request: refused (1), not bad input (2). The only one here that opens the hub.
       cli('refund', 'ab'.repeat(16)),
+      cli('import-catalog', twice),
     ]);
+    expect([dup.code, dup.stderr]).toEqual([2, expect.stringContaining('duplicate key "priceMinor" at line 1')]);
     expect(refund.code).toBe(1);
     expect(refund.stderr).toContain('NOT_FOUND');
     expect(amount.code).toBe(2);
