@@ -186,9 +186,18 @@ export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
       CREATE TABLE superseded_licenses (
         serial TEXT PRIMARY KEY,
         wallet TEXT NOT NULL,
-        not_after_ms INTEGER NOT NULL,
         superseded_ms INTEGER NOT NULL
       );
+    `,
+  },
+  {
+    version: 7,
+    name: 'superseded-licenses-expiry',
+    sql: `
+      -- Until when a replaced license is honoured (its notAfter): a blocklisted wallet stays
+      -- announced while any of its licenses is unexpired. Rows from version 6 alone (none outside
+      -- development) count as expired.
+      ALTER TABLE superseded_licenses ADD COLUMN not_after_ms INTEGER NOT NULL DEFAULT 0;
       CREATE INDEX superseded_licenses_wallet ON superseded_licenses (wallet, not_after_ms);
     `,
   },

@@ -377,6 +377,26 @@ describe('registry', () => {
     }
   });
 
+  it('a registry with superseded licenses from before their expiry column opens, and reissues again', () => {
+    const upgraded = join(dir, 'v6.sqlite');
+    const db = new Database(upgraded);
+    migrateRegistry(db, REGISTRY_MIGRATIONS.filter((m) => m.version <= 6));
+    db.prepare('INSERT INTO superseded_licenses (serial, wallet, superseded_ms) VALUES (?, ?, ?)').run('s0', 'cd'.repeat(32), 5);
+    db.close();
+    const old = Registry.open(upgraded);
+    try {
+      expect(old.supersededAt('cd'.repeat(32), 's0')).toBe(5);
+      const wallet = toHex(generateKeyPair().publicKey);
+      const license = (notAfter: number) => issueWalletLicense(issuer, { wallet, notBefore: 0, notAfter, ageOver: 0, groups: [], offlineLimitMinor: 0, currency: 'EUR' });
+      old.insertWallet(license(5_000), {}, 1);
+      expect(old.replaceLicense(wallet, license(9_000), 10)).toBe(true);
+      old.blocklistAdd(wallet, 'lost', 11);
+      expect(old.announcedBlocklist(6_000, 10).wallets).toEqual([wallet]);
+    } finally {
+      old.close();
+    }
+  });
+
   it('durable(): commits the queued claims at once and fsyncs, on a file or in memory', async () => {
     expect(reg.claimFreshness({ challenge: 'c1'.repeat(16), wallet: 'w1'.repeat(32), requestId: 'r1'.repeat(16), nowMs: 1 })).toBe('fresh');
     const other = new Database(file, { readonly: true });

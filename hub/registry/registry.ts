@@ -326,7 +326,7 @@ export class Registry implements TerminalDirectory {
       walletRevoke: p('UPDATE wallets SET revoked_ms = ? WHERE wallet = ? AND revoked_ms IS NULL'),
       walletLicenseSet: p('UPDATE wallets SET serial = ?, license = ? WHERE wallet = ? AND revoked_ms IS NULL'),
       supersededInsert: p('INSERT OR IGNORE INTO superseded_licenses (serial, wallet, not_after_ms, superseded_ms) VALUES (?, ?, ?, ?)'),
-      supersededGet: p('SELECT 1 FROM superseded_licenses WHERE serial = ? AND wallet = ?'),
+      supersededGet: p('SELECT superseded_ms FROM superseded_licenses WHERE serial = ? AND wallet = ?').pluck(),
       identityInsert: p('INSERT INTO identities (wallet, identity) VALUES (?, ?)'),
       identityGet: p('SELECT identity FROM identities WHERE wallet = ?'),
       disclosureInsert: p('INSERT INTO disclosure_log (wallet, operator, reason, time_ms) VALUES (?, ?, ?, ?)'),
@@ -610,7 +610,12 @@ export class Registry implements TerminalDirectory {
 
   /** `serial` is a license of this wallet that a reissue replaced (honoured until it expires). */
   isSupersededLicense(wallet: string, serial: string): boolean {
-    return this.#s.supersededGet!.get(serial, wallet) !== undefined;
+    return this.supersededAt(wallet, serial) !== undefined;
+  }
+
+  /** When a reissue replaced this license of the wallet; undefined if it never did. */
+  supersededAt(wallet: string, serial: string): number | undefined {
+    return this.#s.supersededGet!.get(serial, wallet) as number | undefined;
   }
 
   revokeWallet(wallet: string, nowMs: number): boolean {

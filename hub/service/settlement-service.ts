@@ -537,6 +537,14 @@ export class SettlementService {
     return null;
   }
 
+  /** The wallet's license in force at `atMs`: the one presented, unless a reissue had replaced it by then. */
+  #licenseInForce(presented: Body<'wallet.license'>, atMs: number): Body<'wallet.license'> {
+    const current = this.#o.registry.wallet(presented.wallet)?.license.body;
+    if (!current || current.serial === presented.serial) return presented;
+    const replacedMs = this.#o.registry.supersededAt(presented.wallet, presented.serial);
+    return replacedMs !== undefined && atMs < replacedMs ? presented : current;
+  }
+
   /**
    * When the wallet entered on the fare's admission record, if that record is one the hub trusts:
    * signed by an enrolled gate (its signature checked in the batch: a failure answered
@@ -611,8 +619,9 @@ export class SettlementService {
       // in force now (the operator may have added one it had not heard of): a customer refused
       // here is the operator's incident (#restrictedOffline).
       const judged = body.offline ? withLatestRestrictions(prices.articles, this.#o.registry.latestCatalog(terminal.merchantId)) : prices.articles;
-      // By the license in force (a reissue may have changed groups or age since the one presented).
-      const inForce = this.#o.registry.wallet(wallet)?.license.body ?? lic;
+      // By the license in force when the customer bought (a reissue may have changed groups or age
+      // since the one presented): an offline sale at the wallet's signing time.
+      const inForce = this.#licenseInForce(lic, body.offline ? auth.time : now);
       const customer = checkCustomer({ ageOver: inForce.ageOver, groups: inForce.groups }, blocklisted, judged);
       if (!customer.ok) {
         if (!body.offline) return declined(customer.code);
@@ -1235,21 +1244,19 @@ export class SettlementService {
     // one is gone); one the customer used after all is kept, paid.
     const voided = terminal.kind === 'pos' ? await voidTicketOf(this.#o.registry, r.requestId, original.op === 'ticket.sale', firstId, now) : undefined;
     if (voided === 'used') return notRefunded({ ticket: 'used' }, 'failure receipt for a ticket sale whose ticket was used: recorded, not refunded');
-    if (voided !== undefined) this.#blocklistChanged(); // on the deny list: offline gates refuse it too
     const outcome = await this.#o.engine.submit({ kind: 'refund', requestId: refundId, originalRequestId: original.engineId });
     if (outcome.status === 'declined') {
       // Refunded already (by an earlier attempt, or the operator): the customer has the money back.
       if (outcome.code === 'already_refunded') return { status: 'duplicate', requestId: r.requestId };
       // Not refunded (yet): the customer keeps a usable ticket meanwhile.
-      if (voided !== undefined) {
-        this.#o.registry.unvoidTicket(voided, firstId, now);
-        this.#blocklistChanged();
-      }
+      // Not announced void meanwhile: the terminal re-sends the receipt until the merchant can pay.
+      if (voided !== undefined) this.#o.registry.unvoidTicket(voided, firstId, now);
       this.#o.logger.warn({ terminalId, requestId: r.requestId, code: outcome.code }, 'refund after failure receipt declined');
       // Short of funds now, not for ever: UNAVAILABLE keeps the terminal re-sending the receipt
       // (its backoff paces the attempts) until the merchant's account covers the refund.
       return reject(outcome.code === 'insufficient_funds' ? 'UNAVAILABLE' : mapDecline(outcome.code));
     }
+    if (voided !== undefined) this.#blocklistChanged(); // refunded: on the deny list, so offline gates refuse the ticket too
     // Refunded: the customer owes the exit its record was claimed for (a later fare on it is charged).
     if (terminal.kind === 'gate') await this.#o.registry.releaseEntryRecordOf(r.requestId);
     // The first id again, after its refund: a re-sent receipt (its ack was lost).

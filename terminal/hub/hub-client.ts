@@ -48,7 +48,7 @@ export interface HubClientOptions {
 export const MAX_REFUSED_RECONNECT_MS = 60_000;
 
 /** Node's and OpenSSL's codes for a peer certificate that failed verification. */
-const TLS_VERIFY_FAILURE = /^ERR_TLS_CERT|CERT_|_CERT$|SELF_SIGNED|ISSUER|SIGNATURE_FAILURE|HOSTNAME_MISMATCH/;
+const TLS_VERIFY_FAILURE = /^ERR_TLS_CERT|CERT_|_CERT$|SELF_SIGNED|ISSUER|SIGNATURE_FAILURE|HOSTNAME_MISMATCH|UNABLE_TO_VERIFY|INVALID_CA|CERT_CHAIN/;
 /** Bound on re-sends per retry tick (TIGER_STYLE: a limit on everything). */
 const MAX_SENDS_PER_TICK = 256;
 /** The longest wait before setting a connection up again (subscribe, presence) after a failure. */

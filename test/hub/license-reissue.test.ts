@@ -59,6 +59,21 @@ describe('reissue a wallet license', () => {
     expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(pos, holder, [{ sku: 'chips', qty: 1, unitMinor: 180 }], fx.now).bytes)).status).toBe('approved');
   });
 
+  it('an offline sale is judged by the license in force when the wallet signed it: before the reissue the old one, after it the new one', async () => {
+    const w = await fundedWallet(fx, pos, 2000, { groups: ['staff'] });
+    const signedBefore = purchase(pos, w, meal, fx.now, { offline: true }); // sold at the kiosk, staff then
+    fx.advance(60_000);
+    fx.hub.reissueLicense(w.id, { groups: [] });
+    fx.advance(60_000);
+    const signedAfter = purchase(pos, w, meal, fx.now, { offline: true }); // the old license, a staff meal it no longer allows
+    for (const sale of [signedBefore, signedAfter]) expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, sale.bytes)).status).toBe('approved');
+    const flagged = fx.hub.incidents({ wallet: w.id }).map((i) => [i.requestId, i.kind]);
+    expect(flagged).toEqual([[signedAfter.requestId, 'restricted-offline']]);
+    // A revoked wallet's replaced license is refused like its current one.
+    fx.hub.revokeWallet(w.id);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, purchase(pos, w, [{ sku: 'cola', qty: 1, unitMinor: 250 }], fx.now, { offline: true }).bytes))).toMatchObject({ status: 'declined', code: 'REVOKED' });
+  });
+
   it('refuses an unknown or revoked wallet and bad attributes, changing nothing', async () => {
     const w = await fundedWallet(fx, pos, 0);
     expect(() => fx.hub.reissueLicense('ab'.repeat(32))).toThrow(expect.objectContaining({ code: 'UNKNOWN_WALLET' }));
