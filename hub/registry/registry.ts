@@ -1199,6 +1199,16 @@ export class Registry implements TerminalDirectory {
     await this.durable();
   }
 
+  /** `requestId`'s exit was made on the entry record another fare claimed (entryRecordContestedBy). */
+  contestEntryRecord(recordId: string, requestId: string): void {
+    this.#relaxed(() => this.#s.entryContest!.run(requestId, recordId));
+  }
+
+  /** The request that claimed an entry record, if one did. */
+  entryRecordClaimant(recordId: string): string | undefined {
+    return (this.#s.entryGet!.get(recordId) as { request_id: string } | undefined)?.request_id;
+  }
+
   /** The locally decided fare that exited on the entry record `requestId` claimed, if one did. */
   entryRecordContestedBy(requestId: string): string | undefined {
     return (this.#s.entryContestedBy!.get(requestId) as { contested_by: string } | undefined)?.contested_by;

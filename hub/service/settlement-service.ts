@@ -537,6 +537,32 @@ export class SettlementService {
     return null;
   }
 
+  /**
+   * A fare's passage reported after another gate let the customer out on its entry record as paid
+   * here (#paidOnRecordElsewhere): two exits on one record. The operator's incident, for the fare
+   * the other exit would have charged.
+   */
+  async #doubleExit(terminal: TerminalRecord, requestId: string, now: number): Promise<void> {
+    const other = this.#o.registry.entryRecordContestedBy(requestId);
+    const fare = this.#o.registry.result(requestId);
+    if (other === undefined || !fare?.wallet) return;
+    const detail = `two exits on one entry record: this fare's passage was reported after ${other} left on its record`.slice(0, 200);
+    const incident = { requestId: other, terminalId: terminal.terminalId, wallet: fare.wallet, kind: 'double-exit', amountMinor: fare.amountMinor, currency: fare.currency, detail, timeMs: now, recordedMs: now };
+    if (this.#o.registry.putIncident(incident)) this.#o.logger.error({ terminalId: terminal.terminalId, requestId, other, wallet: shortWallet(fare.wallet) }, 'incident: two exits on one entry record');
+    await this.#o.registry.durable();
+  }
+
+  /**
+   * The entry record's claim is an approved fare of this wallet whose gate reported no passage
+   * (yet): the customer paid for this trip there and left here. Once that gate reports `passed`,
+   * it was two exits on one record (#receipt records an incident).
+   */
+  #paidOnRecordElsewhere(recordId: string, wallet: string): boolean {
+    const claimant = this.#o.registry.entryRecordClaimant(recordId);
+    const paid = claimant === undefined ? undefined : this.#o.registry.result(claimant);
+    return paid?.status === 'approved' && paid.op === 'fare' && paid.wallet === wallet && !this.#o.registry.receiptOutcomes(paid.requestId).includes('passed');
+  }
+
   /** The wallet's license in force at `atMs`: the one presented, unless a reissue had replaced it by then. */
   #licenseInForce(presented: Body<'wallet.license'>, atMs: number): Body<'wallet.license'> {
     const current = this.#o.registry.wallet(presented.wallet)?.license.body;
@@ -681,7 +707,16 @@ export class SettlementService {
       if (quote.fareMinor !== auth.amountMinor) return declined('AMOUNT_MISMATCH');
       claimed = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
       if (claimed === 'replay') return declined('REPLAY');
-      if (op.entry && this.#o.registry.claimEntryRecord(op.entry.body.recordId, body.requestId, body.offline === true) === 'replay') return declined('REPLAY');
+      if (op.entry && this.#o.registry.claimEntryRecord(op.entry.body.recordId, body.requestId, body.offline === true) === 'replay') {
+        if (!this.#paidOnRecordElsewhere(op.entry.body.recordId, wallet)) return declined('REPLAY');
+        // The same trip, paid once: the customer leaves here on a record whose fare another exit
+        // took, where nobody passed (its hub-approved fare could not delete the record). The record
+        // is contested by this exit: that fare's unused paid exit is not refunded.
+        if (!body.offline) this.#o.registry.contestEntryRecord(op.entry.body.recordId, body.requestId);
+        await this.#o.registry.durable();
+        this.#o.logger.info({ requestId: body.requestId, paidBy: this.#o.registry.entryRecordClaimant(op.entry.body.recordId) }, 'exit on a record whose fare was paid at another gate: approved, nothing charged');
+        return { status: 'approved', withdrawal: 'none', amountMinor: 0, currency: auth.currency, timeMs: now, wallet, cache: true };
+      }
       if (quote.fareMinor === 0) {
         // No ledger row carries these claims: they are on disk before the gate hears of them.
         await this.#o.registry.durable();
@@ -1225,6 +1260,7 @@ export class SettlementService {
     if (typeof original === 'string') return reject(original);
     const first = this.#o.registry.putReceipt(r.requestId, r.outcome, terminalId, now);
     const recorded: ReceiptOutcome = { status: first ? 'recorded' : 'duplicate', requestId: r.requestId };
+    if (first && r.outcome === 'passed' && terminal.kind === 'gate') await this.#doubleExit(terminal, r.requestId, now);
     /** A failure receipt that would refund, kept without a refund: said once, at its first arrival. */
     const notRefunded = (why: Record<string, string>, msg: string): ReceiptOutcome => {
       if (first) this.#o.logger.warn({ terminalId, requestId: r.requestId, ...why }, msg);

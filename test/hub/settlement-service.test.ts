@@ -577,14 +577,16 @@ describe('gates, fares and tickets', () => {
     const w = await funded(2000);
     const entry = entryRecord(w, 'central', fx.now - 20 * 60_000);
     // central (0) → harbor (2): 150 + 2 × 100
-    const r = readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes));
+    const paid = fareRequest(w, entry, 'harbor', 350);
+    const r = readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, paid.bytes));
     expect(r).toMatchObject({ status: 'approved', amountMinor: 350 });
     expect(r.statement?.body.balanceMinor).toBe(1650);
+    await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, paid.requestId, 'passed', fx.now));
     const none = readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, null, 'harbor', 800).bytes));
     expect(none).toMatchObject({ status: 'approved', amountMinor: 800 });
     // The gate computed the normal fare for a missing entry: the hub does not agree.
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, null, 'harbor', 350).bytes)).code).toBe('AMOUNT_MISMATCH');
-    // One entry record pays for one exit only.
+    // One entry record pays for one exit only (the customer passed where it paid).
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes)).code).toBe('REPLAY');
     expect(await balanceOf(w)).toBe(850);
   });
@@ -615,39 +617,49 @@ describe('gates, fares and tickets', () => {
     const entry = entryRecord(w, 'central', fx.now - 20 * 60_000);
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes)).code).toBe('INSUFFICIENT_FUNDS');
     expect(readResult(fx.hub, await fx.hub.handleRequest(pos.id, cashTopup(pos, w, 1000, fx.now).bytes)).status).toBe('approved');
-    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes))).toMatchObject({ status: 'approved', amountMinor: 350 });
+    const paid = fareRequest(w, entry, 'harbor', 350);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, paid.bytes))).toMatchObject({ status: 'approved', amountMinor: 350 });
+    await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, paid.requestId, 'passed', fx.now));
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, entry, 'harbor', 350).bytes)).code).toBe('REPLAY');
     expect(await balanceOf(w)).toBe(750);
   });
 
-  it("a fare whose entry record a gate later let the customer out on (a local decision the hub declines REPLAY) is not refunded when its paid exit expires unused; an online REPLAY changes nothing, and a refunded fare gives its record back", async () => {
+  it("an exit on a record whose fare another gate took, where nobody passed, is the same trip paid once: approved for nothing (local or online), that fare's unused paid exit not refunded; once its passage is reported, a second exit is a REPLAY, and a late passage is a double-exit incident", async () => {
     const w = await funded(2000);
+    // Paid at one gate (approved), the record left on the wallet, nobody passed there; another gate
+    // opened on its own decision, then asked the hub.
     const left = entryRecord(w, 'central', fx.now - 20 * 60_000);
     const fare = fareRequest(w, left, 'harbor', 350);
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fare.bytes)).status).toBe('approved');
-    // The record stayed on the wallet; another gate opened on it, then asked the hub.
-    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, left, 'harbor', 350, true).bytes)).code).toBe('REPLAY');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, left, 'harbor', 350, true).bytes))).toMatchObject({ status: 'approved', amountMinor: 0 });
     expect(await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, fare.requestId, 'failed', fx.now, PAID_EXIT_UNUSED))).toMatchObject({ status: 'recorded' });
     expect(await balanceOf(w)).toBe(1650);
 
+    // A gate that waited for the hub is let open too: the customer leaves there, paid once.
     const kept = entryRecord(w, 'central', fx.now - 10 * 60_000);
     const other = fareRequest(w, kept, 'harbor', 350);
     expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, other.bytes)).status).toBe('approved');
-    // A gate that waited for the hub was refused: it did not open, the customer did not leave there.
-    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, kept, 'harbor', 350).bytes)).code).toBe('REPLAY');
-    expect(await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, other.requestId, 'failed', fx.now, PAID_EXIT_UNUSED))).toMatchObject({ status: 'refunded' });
-    expect(await balanceOf(w)).toBe(1650);
-    // Refunded, the fare gives its record back: an exit made on it later is charged, once — also
-    // when that exit was a gate's local decision that reached the hub only after the refund.
-    const later = fareRequest(w, kept, 'harbor', 350, true);
-    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, later.bytes))).toMatchObject({ status: 'approved', amountMinor: 350 });
-    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, kept, 'harbor', 350).bytes)).code).toBe('REPLAY');
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, kept, 'harbor', 350).bytes))).toMatchObject({ status: 'approved', amountMinor: 0 });
+    expect(await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, other.requestId, 'failed', fx.now, PAID_EXIT_UNUSED))).toMatchObject({ status: 'recorded' });
     expect(await balanceOf(w)).toBe(1300);
-    // So does an operator's refund, also of a fare whose stored result is gone (pruned, or a crash).
-    fx.hub.registry.db.prepare('DELETE FROM results WHERE request_id = ?').run(later.requestId);
-    expect(await fx.hub.refund(later.requestId)).toMatchObject({ status: 'approved' });
-    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, kept, 'harbor', 350).bytes))).toMatchObject({ status: 'approved', amountMinor: 350 });
-    expect(await balanceOf(w)).toBe(1300);
+
+    // Passed where it was paid: a second exit on the record is a REPLAY (a copy of the record).
+    const passedRecord = entryRecord(w, 'central', fx.now - 5 * 60_000);
+    const passedFare = fareRequest(w, passedRecord, 'harbor', 350);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, passedFare.bytes)).status).toBe('approved');
+    await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, passedFare.requestId, 'passed', fx.now));
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareRequest(w, passedRecord, 'harbor', 350, true).bytes)).code).toBe('REPLAY');
+    expect(await balanceOf(w)).toBe(950);
+
+    // Its passage reported only after another gate let the customer out on the record: two exits.
+    const twice = entryRecord(w, 'central', fx.now - 4 * 60_000);
+    const first = fareRequest(w, twice, 'harbor', 350);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, first.bytes)).status).toBe('approved');
+    const second = fareRequest(w, twice, 'harbor', 350, true);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, second.bytes))).toMatchObject({ status: 'approved', amountMinor: 0 });
+    await fx.hub.handleReceipt(gateOut.id, receipt(gateOut, first.requestId, 'passed', fx.now));
+    expect(fx.hub.incidents({ wallet: w.id })).toContainEqual(expect.objectContaining({ requestId: second.requestId, kind: 'double-exit', amountMinor: 350 }));
+    expect(await balanceOf(w)).toBe(600);
   });
 
   it('a fare the gate decided locally that the hub declines is an incident for the operator (the passage went unpaid); an online decline is not', async () => {
