@@ -70,3 +70,33 @@ describe('announcements: one that cannot be built', () => {
     }
   });
 });
+
+describe('deny list: a blocklisted wallet whose license expired', () => {
+  it('stays announced for the longest trip after the expiry (an exit gate honours a license that expired during the trip), then drops off', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tapsettle-announce-expiry-'));
+    let now = Date.UTC(2026, 11, 1, 12);
+    const hub = await createHub({ dataDir: join(dir, 'hub'), holdReleaseIntervalMs: 0, clock: () => now });
+    try {
+      const HOUR = 3600_000;
+      hub.importFares({ currency: 'EUR', stations: { a: 0, b: 1 }, baseFareMinor: 100, perZoneMinor: 50, maxFareMinor: 300, maxTripMs: 2 * HOUR, utcOffsetMinutes: 0, timeBands: [] });
+      const { license } = await hub.registerWallet({ validityMs: 24 * HOUR });
+      const wallet = license.body.wallet;
+      hub.blocklistAdd(wallet, 'lost');
+      const listed = () => {
+        const a = hub.announcements().find((x) => x.topic === topics.announce('blocklist'));
+        const d = decodeAndVerify(a?.payload ?? new Uint8Array(), 'announce.blocklist', hub.trustAnchorKey);
+        if (!d.ok) throw new Error(d.code);
+        return d.value.body.wallets.includes(wallet);
+      };
+      now = license.body.notAfter + 1 * HOUR;
+      hub.announcer.refresh();
+      expect(listed()).toBe(true);
+      now = license.body.notAfter + 3 * HOUR;
+      hub.announcer.refresh();
+      expect(listed()).toBe(false);
+    } finally {
+      await hub.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

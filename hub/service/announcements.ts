@@ -93,7 +93,10 @@ export class Announcer {
 
   #blocklist(now: number, { hubKey, sk }: Signer): Announcement {
     const r = this.#registry;
-    const { wallets, leftOff } = r.announcedBlocklist(now, MAX_ANNOUNCED_BLOCKLIST);
+    // Listed for a trip's length past its licenses' expiry: an exit gate still honours a license
+    // that expired during the trip (unless the wallet is listed), as the hub does.
+    const longestTripMs = r.fareVersions().at(-1)?.table.maxTripMs ?? 0;
+    const { wallets, leftOff } = r.announcedBlocklist(now - longestTripMs, MAX_ANNOUNCED_BLOCKLIST);
     const tickets = r.voidedTickets(now - TICKET_HORIZON_MS, MAX_ANNOUNCED_VOID_TICKETS);
     if (leftOff > 0) this.#logger?.error({ leftOff, cap: MAX_ANNOUNCED_BLOCKLIST }, 'blocklist longer than an announcement holds: the oldest entries are left off (the hub still refuses them online)');
     return {
