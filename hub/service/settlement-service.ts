@@ -555,12 +555,13 @@ export class SettlementService {
   /**
    * The entry record's claim is an approved fare of this wallet whose gate reported no passage
    * (yet): the customer paid for this trip there and left here. Once that gate reports `passed`,
-   * it was two exits on one record (#receipt records an incident).
+   * it was two exits on one record (#receipt records an incident). That fare's request id, or undefined.
    */
-  #paidOnRecordElsewhere(recordId: string, wallet: string): boolean {
+  #paidOnRecordElsewhere(recordId: string, wallet: string): string | undefined {
     const claimant = this.#o.registry.entryRecordClaimant(recordId);
     const paid = claimant === undefined ? undefined : this.#o.registry.result(claimant);
-    return paid?.status === 'approved' && paid.op === 'fare' && paid.wallet === wallet && !this.#o.registry.receiptOutcomes(paid.requestId).includes('passed');
+    const elsewhere = paid?.status === 'approved' && paid.op === 'fare' && paid.wallet === wallet && !this.#o.registry.receiptOutcomes(paid.requestId).includes('passed');
+    return elsewhere ? paid.requestId : undefined;
   }
 
   /** The wallet's license in force at `atMs`: the one presented, unless a reissue had replaced it by then. */
@@ -708,13 +709,14 @@ export class SettlementService {
       claimed = this.#claim(auth.challenge, wallet, body.requestId, now, auth.counter);
       if (claimed === 'replay') return declined('REPLAY');
       if (op.entry && this.#o.registry.claimEntryRecord(op.entry.body.recordId, body.requestId, body.offline === true) === 'replay') {
-        if (!this.#paidOnRecordElsewhere(op.entry.body.recordId, wallet)) return declined('REPLAY');
+        const paidBy = this.#paidOnRecordElsewhere(op.entry.body.recordId, wallet);
+        if (paidBy === undefined) return declined('REPLAY');
         // The same trip, paid once: the customer leaves here on a record whose fare another exit
         // took, where nobody passed (its hub-approved fare could not delete the record). The record
         // is contested by this exit: that fare's unused paid exit is not refunded.
         if (!body.offline) this.#o.registry.contestEntryRecord(op.entry.body.recordId, body.requestId);
         await this.#o.registry.durable();
-        this.#o.logger.info({ requestId: body.requestId, paidBy: this.#o.registry.entryRecordClaimant(op.entry.body.recordId) }, 'exit on a record whose fare was paid at another gate: approved, nothing charged');
+        this.#o.logger.info({ requestId: body.requestId, paidBy }, 'exit on a record whose fare was paid at another gate: approved, nothing charged');
         return { status: 'approved', withdrawal: 'none', amountMinor: 0, currency: auth.currency, timeMs: now, wallet, cache: true };
       }
       if (quote.fareMinor === 0) {
