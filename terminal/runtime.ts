@@ -210,6 +210,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     });
     this.recoverSales();
     this.pruneHistory();
+    this.warnCertificate();
     let ticks = 0;
     this.ticker = setInterval(() => {
       if (this.state.s !== 'idle') this.post({ e: 'tick' });
@@ -849,8 +850,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
    * time; held tickets once expired. A failure is logged, never fatal: the terminal sells on.
    */
   /**
-   * Hourly, as at start (start-terminal.ts): a terminal that runs for months must say so before and
-   * after its certificate expires, when wallets start refusing it.
+   * At start and hourly: a terminal that runs for months must say so before and after its
+   * certificate expires, when wallets start refusing it.
    */
   private warnCertificate(): void {
     const warning = certificateWarning(this.d.certificate.body, this.clock());

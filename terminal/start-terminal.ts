@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { decodeMessage, fromHex, generateKeyPair, toHex, type Envelope, type KeyPair } from '../protocol/index.ts';
 import { isHardwareError } from '../hardware/errors.ts';
-import { certificateWarning } from './certificate-validity.ts';
 import { plainTransportWarning } from './hub/plain-transport.ts';
 import { ConfigError, type TerminalConfig } from './config.ts';
 import { loadIoPlugin, openHardware, type OpenedHardware, type ResolveIoPlugin } from './devices.ts';
@@ -239,8 +238,6 @@ export async function startTerminal(config: TerminalConfig, options: { log?: Log
     throw err;
   }
   log.info({ kind: config.kind, hub: config.hub.url, nfc: config.nfc.kind, io: config.io.kind }, 'terminal started');
-  const warning = certificateWarning(certificate.body, (options.clock ?? Date.now)());
-  if (warning) log.warn({ code: warning.code, notBefore: warning.notBefore, notAfter: warning.notAfter }, warning.message);
   const plain = plainTransportWarning(config.hub.url);
   if (plain) log.warn({ code: plain.code, hub: config.hub.url }, plain.message);
   return {
