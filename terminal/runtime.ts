@@ -153,11 +153,11 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private hubKeyRing: readonly HubKeyWindow[] | null = null;
   private issuerKeys: string[];
   /** The deny list in force: wallets, and tickets voided by a refund. */
-  private blocklist = { version: -1, wallets: new Set<string>(), tickets: new Set<string>() };
-  private fares: { version: number; table: FareTable } | null = null;
-  private catalog: { version: number; articles: ArticleT[] } | null = null;
-  private ticketProducts: { version: number; products: TicketProductT[] } | null = null;
-  private keysVersion = -1;
+  private blocklist = { version: -1, time: -1, wallets: new Set<string>(), tickets: new Set<string>() };
+  private fares: { version: number; time: number; table: FareTable } | null = null;
+  private catalog: { version: number; time: number; articles: ArticleT[] } | null = null;
+  private ticketProducts: { version: number; time: number; products: TicketProductT[] } | null = null;
+  private keys = { version: -1, time: -1 };
   /** Exit gates: the enrolled gates' keys from the keys announcement (admission records). */
   private gateKeys: ReadonlyMap<string, string> | undefined;
   /** Gate: unsigned passages (policy/unsigned.ts), loaded from the store on first use. */
@@ -1091,17 +1091,22 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   }
 
   /**
-   * Applies a verified announcement when it is newer than the one in force: `applied`; the version
-   * in force again: `current` (nothing to apply); an older one, or not for this terminal: `stale`.
+   * Applies a verified announcement when it is newer than the one in force: `applied`; the one in
+   * force again: `current` (nothing to apply); an older one, or not for this terminal: `stale`.
+   * Newer is a higher version or a later time: a hub whose registry was restored from a backup
+   * announces versions this terminal has passed already, and only their time tells them apart
+   * (a hub clock set back is the other way round). Only a replay of a message signed before the
+   * restore could win against this; announcement topics are the hub's alone to publish.
    */
   private applyAnnouncement(m: AnnouncementMessage): 'applied' | 'current' | 'stale' {
-    const versus = (inForce: number | undefined): 'current' | 'stale' | undefined =>
-      inForce === undefined || m.body.version > inForce ? undefined : m.body.version === inForce ? 'current' : 'stale';
+    const { version, time } = m.body;
+    const versus = (inForce: { version: number; time: number } | null): 'current' | 'stale' | undefined =>
+      inForce === null || version > inForce.version || time > inForce.time ? undefined : version === inForce.version && time === inForce.time ? 'current' : 'stale';
     switch (m.type) {
       case 'announce.keys': {
-        const old = versus(this.keysVersion);
+        const old = versus(this.keys);
         if (old) return old;
-        this.keysVersion = m.body.version;
+        this.keys = { version, time };
         // Rotation: the ring was announced under a key we already trust. It is kept on its own
         // too, so a restart after that key retired still trusts its successor.
         this.hubKeyRing = m.body.hubKeys;
@@ -1111,29 +1116,29 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         return 'applied';
       }
       case 'announce.blocklist': {
-        const old = versus(this.blocklist.version);
+        const old = versus(this.blocklist);
         if (old) return old;
-        this.blocklist = { version: m.body.version, wallets: new Set(m.body.wallets), tickets: new Set(m.body.tickets) };
-        this.log.info({ version: m.body.version, size: m.body.wallets.length, voidedTickets: m.body.tickets?.length ?? 0 }, 'blocklist updated');
+        this.blocklist = { version, time, wallets: new Set(m.body.wallets), tickets: new Set(m.body.tickets) };
+        this.log.info({ version, size: m.body.wallets.length, voidedTickets: m.body.tickets?.length ?? 0 }, 'blocklist updated');
         return 'applied';
       }
       case 'announce.fares': {
-        const old = versus(this.fares?.version);
+        const old = versus(this.fares);
         if (old) return old;
-        this.fares = { version: m.body.version, table: m.body.table };
+        this.fares = { version, time, table: m.body.table };
         return 'applied';
       }
       case 'announce.products': {
-        const old = versus(this.ticketProducts?.version);
+        const old = versus(this.ticketProducts);
         if (old) return old;
-        this.ticketProducts = { version: m.body.version, products: m.body.products };
+        this.ticketProducts = { version, time, products: m.body.products };
         return 'applied';
       }
       case 'announce.catalog': {
         if (m.body.merchantId !== this.config.merchantId) return 'stale';
-        const old = versus(this.catalog?.version);
+        const old = versus(this.catalog);
         if (old) return old;
-        this.catalog = { version: m.body.version, articles: m.body.articles };
+        this.catalog = { version, time, articles: m.body.articles };
         return 'applied';
       }
     }

@@ -455,10 +455,13 @@ describe('vending terminal end to end', () => {
       const victim = await site.wallet({ balanceMinor: 0 });
       const extraKey = toHex(generateKeyPair().publicKey);
       const deliver = (m: Envelope<'announce.blocklist'> | Envelope<'announce.keys'>) => (t.runtime as unknown as { onAnnouncement(m: unknown): void }).onAnnouncement(m);
-      const blocklist = (version: number, wallets: string[]) => signMessage('announce.blocklist', { version, wallets, time: Date.now(), hubKey }, hub.secretKey);
-      const keys = (version: number, ring: string[]) =>
-        signMessage('announce.keys', { version, hubKeys: ring.map((publicKey) => ({ publicKey, notBefore: 0, notAfter: Date.now() + 3600_000 })), issuerKeys: [], revokedTerminals: [], time: Date.now(), hubKey }, hub.secretKey);
       const v = 2 ** 40;
+      // An older one is older by version and by time (a restored hub's is older by version only).
+      const base = Date.now();
+      const at = (version: number): number => base + version - v;
+      const blocklist = (version: number, wallets: string[]) => signMessage('announce.blocklist', { version, wallets, time: at(version), hubKey }, hub.secretKey);
+      const keys = (version: number, ring: string[]) =>
+        signMessage('announce.keys', { version, hubKeys: ring.map((publicKey) => ({ publicKey, notBefore: 0, notAfter: Date.now() + 3600_000 })), issuerKeys: [], revokedTerminals: [], time: at(version), hubKey }, hub.secretKey);
       const newer = blocklist(v + 1, [victim.publicKeyHex]);
       deliver(newer);
       // Re-delivered on every reconnect: the same bytes are not written again.
