@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { sha256, signMessage, toHex, utf8 } from '../../protocol/index.ts';
 import { Fixture, T0 } from './fixtures.ts';
 import { COLLECT_TICKET_TEXT, POS_IDLE, posStep, type PosEvent, type PosOperator, type PosState } from './pos.ts';
-import { CHARGED_AT_MOST_ONCE_TEXT, HUB_BUSY_TEXT, NOT_CHARGED_TEXT, TOPUP_PENDING_TEXT, type Command, type TerminalContext } from './types.ts';
+import { CHARGED_AT_MOST_ONCE_TEXT, FOREIGN_SIGNATURE_TEXT, HUB_BUSY_TEXT, NOT_CHARGED_TEXT, TOPUP_PENDING_TEXT, type Command, type TerminalContext } from './types.ts';
 
 const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
 const operators: PosOperator[] = [{ id: 'alice', pinSha256: toHex(sha256(utf8('4711'))) }];
@@ -240,6 +240,30 @@ describe('POS', () => {
       expect(r.commands).not.toContainEqual(expect.objectContaining({ c: 'display', tone: 'ok' }));
     });
   }
+
+  it('a signature by another key than the license shown (a copied license) sells nothing, offline or online, purchase or ticket', () => {
+    const f = new Fixture();
+    const owner = f.wallet({ offlineLimitMinor: 5000 });
+    const copier = f.wallet({ offlineLimitMinor: 5000 });
+    const lines = [{ sku: 'bread', qty: 2, unitMinor: 120 }];
+    for (const online of [false, true]) {
+      const ctx = f.ctx({ online });
+      let r = run(ctx, [{ e: 'item.add', sku: 'bread', qty: 2 }, { e: 'checkout' }, { e: 'tap', card: f.card(owner), requestId: f.id(), recordId: f.id() }]);
+      r = run(ctx, [{ e: 'wallet.authorized', authorization: f.authorize(copier, { purpose: 'purchase', amountMinor: 240, currency: 'EUR', lines }) }], r.state);
+      expect(kinds(r.commands)).not.toContain('hub.request');
+      expect(kinds(r.commands)).not.toContain('print');
+      expect(r.commands).toContainEqual({ c: 'display', text: FOREIGN_SIGNATURE_TEXT, tone: 'error' });
+      expect(r.state).toEqual({ s: 'awaiting.tap', mode: 'purchase', lines, totalMinor: 240, untilMs: T0 + 60_000 });
+      // The owner's own signature is still taken on the next tap.
+      r = run(ctx, [{ e: 'tap', card: f.card(owner), requestId: f.id(), recordId: f.id() }], r.state);
+      r = run(ctx, [{ e: 'wallet.authorized', authorization: f.authorize(owner, { purpose: 'purchase', amountMinor: 240, currency: 'EUR', lines }) }], r.state);
+      expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: !online });
+    }
+    let r = run(f.ctx(), [{ e: 'ticket.sell', product: 'day' }, { e: 'tap', card: f.card(owner), requestId: f.id(), recordId: f.id() }]);
+    r = run(f.ctx(), [{ e: 'wallet.authorized', authorization: f.authorize(copier, { purpose: 'ticket', amountMinor: 500, currency: 'EUR', lines: [] }) }], r.state);
+    expect(kinds(r.commands)).not.toContain('hub.request');
+    expect(r.state).toEqual({ s: 'awaiting.tap', mode: 'ticket', product: 'day', priceMinor: 500, untilMs: T0 + 60_000 });
+  });
 
   it('after a wallet decline or a pulled card during a purchase, the same cart waits for the next tap', () => {
     const f = new Fixture();

@@ -5,7 +5,7 @@
 import { sha256, toHex, utf8, linesTotalMinor, type Body, type Envelope, type LineItemT } from '../../protocol/index.ts';
 import { checkLicense, decideOffline } from '../policy/risk.ts';
 import { checkHubResult, isRetryLater, restrictionAllows } from './checks.ts';
-import { CHARGED_AT_MOST_ONCE_TEXT, HUB_BUSY_TEXT, NOT_CHARGED_TEXT, PAYMENT_PENDING_TEXT, TOPUP_PENDING_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { CHARGED_AT_MOST_ONCE_TEXT, FOREIGN_SIGNATURE_TEXT, HUB_BUSY_TEXT, NOT_CHARGED_TEXT, PAYMENT_PENDING_TEXT, TOPUP_PENDING_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export interface PosOperator {
   id: string;
@@ -211,6 +211,10 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
     case 'wallet.authorized': {
       if (state.s === 'collecting') return collect(state, event.authorization, ctx, nowMs);
       if (state.s !== 'authorizing') return step(state);
+      // As at the vending machine: offline only this ties the signing key to the license shown.
+      if (event.authorization.body.wallet !== state.license.body.wallet) {
+        return step(tapAgain(state, nowMs), [display(FOREIGN_SIGNATURE_TEXT, 'error'), { c: 'nfc.release' }]);
+      }
       if (state.product !== undefined) {
         const op = { type: 'ticket.sale' as const, authorization: event.authorization, license: state.license, product: state.product };
         return step({ s: 'settling', kind: 'ticket', requestId: state.requestId, lines: [], untilMs: nowMs + ctx.timeouts.hubMs }, [

@@ -196,6 +196,8 @@ export const HUB_BUSY_TEXT = 'hub busy — waiting for its answer…';
  * the cashier until the late slip (made, or not made: give it back) arrives.
  */
 export const TOPUP_PENDING_TEXT = 'no answer from the hub — keep the cash: a slip prints when the hub answers';
+/** The wallet signed with another key than its license's (a copied license): nothing sold. */
+export const FOREIGN_SIGNATURE_TEXT = 'wallet signature does not match its license — not accepted';
 /** An attempt given up on whose late approval stands once (a top-up, a ticket, a fare): no second one meanwhile. */
 export const CHARGED_AT_MOST_ONCE_TEXT = 'no answer from the hub — you will not be charged twice';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../protocol/index.ts';
 import { Fixture, T0 } from './fixtures.ts';
-import { display, HUB_BUSY_TEXT, type Command } from './types.ts';
+import { display, FOREIGN_SIGNATURE_TEXT, HUB_BUSY_TEXT, type Command } from './types.ts';
 import { DEVICE_VERDICT_GRACE_MS, VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './vending.ts';
 
 const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
@@ -159,6 +159,23 @@ describe('vending machine', () => {
     const minor = f.wallet({ ageOver: 16 });
     r = run(f, [{ e: 'select', sku: 'beer' }, { e: 'tap', card: f.card(minor), requestId: f.id(), recordId: f.id() }], offline);
     expect(kinds(r.commands)).not.toContain('nfc.authorize');
+  });
+
+  it('a signature by another key than the license shown (a copied license) vends nothing, offline or online', () => {
+    const f = new Fixture();
+    const adult = f.wallet({ ageOver: 21 });
+    const minor = f.wallet({ ageOver: 16 });
+    const spec = { purpose: 'purchase' as const, amountMinor: 400, currency: 'EUR', lines: [{ sku: 'beer', qty: 1, unitMinor: 400 }] };
+    for (const online of [false, true]) {
+      // The minor shows the adult's license and signs with their own key.
+      let r = run(f, [{ e: 'select', sku: 'beer' }, { e: 'tap', card: f.card(adult), requestId: f.id(), recordId: f.id() }], f.ctx({ online }));
+      expect(r.state.s).toBe('authorizing');
+      r = run(f, [{ e: 'wallet.authorized', authorization: f.authorize(minor, spec) }], f.ctx({ online }), r.state);
+      expect(r.state.s).toBe('selected');
+      expect(kinds(r.commands)).not.toContain('vend');
+      expect(kinds(r.commands)).not.toContain('hub.request');
+      expect(r.commands).toContainEqual({ c: 'display', text: FOREIGN_SIGNATURE_TEXT, tone: 'error' });
+    }
   });
 
   it('the link drops between the tap and the signature: the restriction is checked at the offline decision', () => {

@@ -5,7 +5,7 @@
 import type { ArticleT, Envelope } from '../../protocol/index.ts';
 import { checkLicense, decideOffline } from '../policy/risk.ts';
 import { checkHubResult, isRetryLater, restrictionAllows } from './checks.ts';
-import { HUB_BUSY_TEXT, NOT_CHARGED_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
+import { FOREIGN_SIGNATURE_TEXT, HUB_BUSY_TEXT, NOT_CHARGED_TEXT, catalogVersionOf, display, price, type CommonEvent, type Command, type Step, type TerminalContext } from './types.ts';
 
 export type VendingState =
   | { s: 'idle' }
@@ -62,6 +62,11 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
       if (state.s !== 'authorizing') return step(state);
       const a = state.article;
       const license = state.license;
+      // The signature checks out against the key the authorization names; offline nothing else
+      // ties that key to the license shown (its age, its limit), so a copied license would buy.
+      if (event.authorization.body.wallet !== license.body.wallet) {
+        return step({ s: 'selected', article: a, untilMs: nowMs + SELECTION_MS }, [display(FOREIGN_SIGNATURE_TEXT, 'error'), { c: 'nfc.release' }]);
+      }
       const op = { type: 'purchase' as const, authorization: event.authorization, license, lines: [{ sku: a.sku, qty: 1, unitMinor: a.priceMinor }], ...catalogVersionOf(ctx) };
       const request = { c: 'hub.request' as const, requestId: state.requestId, op, wallet: license.body.wallet, amountMinor: a.priceMinor };
       if (ctx.online) {
