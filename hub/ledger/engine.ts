@@ -577,10 +577,13 @@ export class Engine {
       b.setRow(settled);
       outcomes.push(outcomeFromRow(settled));
     }
-    // Recovery restarts after the last seq with nothing left to deposit.
+    // Recovery restarts after the last seq with nothing left to deposit, and before the recovered
+    // rows this turn leaves to later ones (at most maxBatch a turn): a crash now must find them again.
     let firstPending = Infinity;
     for (const seq of b.newPending.keys()) firstPending = Math.min(firstPending, seq);
     for (const seq of this.#notYetDurable.keys()) firstPending = Math.min(firstPending, seq);
+    const waiting = this.#recovered[0]; // in seq order (unfinishedLog's; a failed turn puts its rows back in front)
+    if (waiting) firstPending = Math.min(firstPending, waiting.seq);
     b.write.settledThroughSeq = firstPending !== Infinity ? firstPending - 1 : b.nextSeq - 1;
     return { builder: b, outcomes, released, stopAfterLog };
   }
