@@ -23,7 +23,7 @@ import { checkHubAnswer, checkHubResult, isRetryLater } from './machines/checks.
 import { DEFAULT_MAX_TRIP_MS, GATE_IDLE, gateStep, parseEntryRetaps, rememberEntryRetap, type GateEvent, type GateState } from './machines/gate.ts';
 import { POS_IDLE, pinMatches, posStep, type PosEvent, type PosState } from './machines/pos.ts';
 import { pinLockedUntil, recordPinAttempt, type PinAttempts } from './policy/pin-attempts.ts';
-import type { CardInfo, Command, EntryRetap, PaidExit, Step, TerminalContext } from './machines/types.ts';
+import { price, type CardInfo, type Command, type EntryRetap, type PaidExit, type Step, type TerminalContext } from './machines/types.ts';
 import { VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './machines/vending.ts';
 import { MAX_OPEN_OUTBOX, type OutboxEntry, type TerminalStore } from './store/terminal-store.ts';
 import {
@@ -951,7 +951,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       } else if (pos && approval) {
         this.log.error({ requestId: v.requestId, amountMinor: approval.body.amountMinor }, 'restart: sale approved as the power went, never shown; failure receipt (refund)');
         this.sendReceipt(v.requestId, 'failed', POWER_LOST_BEFORE_SHOWN, nowMs);
-        void this.execute({ c: 'print', lines: ['POWER LOST — SALE REVERSED', `ref ${v.requestId}`, `REFUND ${approval.body.amountMinor} ${approval.body.currency}`] }, nowMs);
+        void this.execute({ c: 'print', lines: ['POWER LOST — SALE REVERSED', `ref ${v.requestId}`, `REFUND ${price(approval.body.amountMinor, approval.body.currency)}`] }, nowMs);
       } else if (entry?.state === 'done' ? approval !== undefined : entry?.local === true) {
         this.log.error({ requestId: v.requestId }, 'restart: sale stood but nothing was dispensed; failure receipt (refund)');
         this.sendReceipt(v.requestId, 'failed', 'power lost before dispense', nowMs);
@@ -1026,14 +1026,14 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         // as a failed vend (the hub refunds). The slip is the cashier's record of it.
         this.log.warn({ requestId, amountMinor: result.body.amountMinor }, 'late approval at the POS: reversed');
         void this.execute({ c: 'receipt', requestId, outcome: 'failed', reason: 'abandoned after hub timeout' }, this.clock());
-        void this.execute({ c: 'print', lines: ['LATE APPROVAL REVERSED', `ref ${requestId}`, `REFUND ${result.body.amountMinor} ${result.body.currency}`] }, this.clock());
+        void this.execute({ c: 'print', lines: ['LATE APPROVAL REVERSED', `ref ${requestId}`, `REFUND ${price(result.body.amountMinor, result.body.currency)}`] }, this.clock());
         return;
       }
       // A top-up or a ticket stands once: the POS refused new ones for this wallet while this
       // one was unanswered (usage.abandonedFor), so print the receipt late; the wallet may pay again.
       const label = type === 'topup' ? 'TOP-UP' : type === 'ticket.sale' ? 'TICKET' : 'TOTAL';
       const ticket = result.body.ticket;
-      const lines = ['LATE APPROVAL', `ref ${requestId}`, `${label} ${result.body.amountMinor} ${result.body.currency}`];
+      const lines = ['LATE APPROVAL', `ref ${requestId}`, `${label} ${price(result.body.amountMinor, result.body.currency)}`];
       if (ticket) {
         // A paid ticket is never thrown away: kept here until the wallet's next tap at this POS collects it.
         void this.execute({ c: 'ticket.hold', ticket, requestId }, this.clock());
@@ -1070,7 +1070,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     if (!request.ok || request.value.body.op.type !== 'topup') return;
     const op = request.value.body.op;
     this.log.warn({ requestId, code, amountMinor: op.amountMinor }, 'late decline of a cash top-up at the POS: slip printed');
-    void this.execute({ c: 'print', lines: ['LATE DECLINE', `ref ${requestId}`, `TOP-UP ${op.amountMinor} ${op.currency} NOT MADE (${code})`, 'give the cash back'] }, this.clock());
+    void this.execute({ c: 'print', lines: ['LATE DECLINE', `ref ${requestId}`, `TOP-UP ${price(op.amountMinor, op.currency)} NOT MADE (${code})`, 'give the cash back'] }, this.clock());
   }
 
   private onAnnouncement(m: AnnouncementMessage): void {

@@ -34,7 +34,8 @@ describe('POS', () => {
     r = run(ctx, [{ e: 'hub.result', result: f.result(rid, { amountMinor: 490, statement: st, holdUntil: T0 + 600_000 }) }], r.state);
     expect(r.state.s).toBe('idle');
     const print = r.commands.find((c) => c.c === 'print') as Extract<Command, { c: 'print' }>;
-    expect(print.lines.join('\n')).toContain('TOTAL 490 EUR');
+    // Every amount on the slip as on the display: decimal, with the currency, never minor units.
+    expect(print.lines).toEqual(expect.arrayContaining(['2 x bread @ 1.20 EUR', '1 x cola @ 2.50 EUR', 'TOTAL 4.90 EUR', 'balance 5.10 EUR']));
     expect(print.lines.join('\n')).toContain('cancellable until');
     expect(r.commands).toContainEqual({ c: 'nfc.store', kind: 'BalanceStatement', message: st, replace: true });
   });
@@ -69,7 +70,7 @@ describe('POS', () => {
     let r = run(f.ctx(), [{ e: 'cancel', cancellation, requestId: rid }]);
     expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ requestId: rid, op: { type: 'cancel', cancellation } });
     r = run(f.ctx(), [{ e: 'hub.result', result: f.result(rid, { amountMinor: 490 }) }], r.state);
-    expect((r.commands.find((c) => c.c === 'print') as Extract<Command, { c: 'print' }>).lines.join()).toContain('REFUND 490');
+    expect((r.commands.find((c) => c.c === 'print') as Extract<Command, { c: 'print' }>).lines).toContain('REFUND 4.90 EUR');
     const closed = run(f.ctx(), [{ e: 'cancel', cancellation, requestId: f.id() }]);
     const declined = run(f.ctx(), [{ e: 'hub.result', result: f.result((closed.state as { requestId: string }).requestId, { status: 'declined', code: 'CANCEL_WINDOW_CLOSED', withdrawal: 'none' }) }], closed.state);
     expect(kinds(declined.commands)).not.toContain('print');
@@ -87,7 +88,9 @@ describe('POS', () => {
       { e: 'wallet.authorized', authorization: f.authorize(w, { purpose: 'purchase', amountMinor: 120, currency: 'EUR', lines }) },
     ]);
     expect(r.commands.find((c) => c.c === 'hub.request')).toMatchObject({ offline: true });
-    expect((r.commands.find((c) => c.c === 'print') as Extract<Command, { c: 'print' }>).lines.join()).toContain('OFFLINE');
+    const slip = (r.commands.find((c) => c.c === 'print') as Extract<Command, { c: 'print' }>).lines;
+    expect(slip).toContain('OFFLINE — settles when the hub is back');
+    expect(slip).toEqual(expect.arrayContaining(['1 x bread @ 1.20 EUR', 'TOTAL 1.20 EUR']));
   });
 
   it('hub silent: abandon, print nothing', () => {

@@ -113,14 +113,19 @@ export function pinMatches(operators: readonly PosOperator[], operatorId: string
   return op !== undefined && op.pinSha256 === toHex(sha256(utf8(pin)));
 }
 
+/** A slip's line item: `2 x bread @ 1.20 EUR`. */
+function lineItemText(l: LineItemT, currency: string): string {
+  return `${l.qty} x ${l.sku} @ ${price(l.unitMinor, currency)}`;
+}
+
 function receiptLines(ctx: TerminalContext, kind: SettleKind, lines: LineItemT[], r: Body<'settlement.result'>): string[] {
   const out = [`${ctx.merchantId} — terminal ${ctx.terminalId}`];
-  for (const l of lines) out.push(`${l.qty} x ${l.sku} @ ${l.unitMinor}`);
+  for (const l of lines) out.push(lineItemText(l, r.currency));
   const label = { purchase: 'TOTAL', topup: 'TOP-UP', cancel: 'REFUND', ticket: 'TICKET' }[kind];
-  out.push(`${label} ${r.amountMinor} ${r.currency}`);
+  out.push(`${label} ${price(r.amountMinor, r.currency)}`);
   if (r.ticket) out.push(`ticket ${r.ticket.body.product} valid until ${new Date(r.ticket.body.validUntil).toISOString()}`);
   if (r.holdUntil !== undefined) out.push(`cancellable until ${new Date(r.holdUntil).toISOString()}`);
-  if (r.statement) out.push(`balance ${r.statement.body.balanceMinor} ${r.statement.body.currency}`);
+  if (r.statement) out.push(`balance ${price(r.statement.body.balanceMinor, r.statement.body.currency)}`);
   out.push(`ref ${r.requestId}`);
   return out;
 }
@@ -239,7 +244,7 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       return step(POS_IDLE, [
         { ...request, offline: true },
         { c: 'nfc.release' },
-        { c: 'print', lines: [`${ctx.merchantId} — terminal ${ctx.terminalId}`, ...state.lines.map((l) => `${l.qty} x ${l.sku} @ ${l.unitMinor}`), `TOTAL ${state.totalMinor} ${ctx.currency}`, 'OFFLINE — settles when the hub is back', `ref ${state.requestId}`] },
+        { c: 'print', lines: [`${ctx.merchantId} — terminal ${ctx.terminalId}`, ...state.lines.map((l) => lineItemText(l, ctx.currency)), `TOTAL ${price(state.totalMinor, ctx.currency)}`, 'OFFLINE — settles when the hub is back', `ref ${state.requestId}`] },
         display('paid (offline)', 'ok'),
       ]);
     }

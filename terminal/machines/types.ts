@@ -1,7 +1,6 @@
 // Shared vocabulary of the three terminal state machines (vending, gate, POS). A machine is a pure
 // function: (state, event, context, nowMs) → next state + commands. Commands are carried out by
 // the runtime (terminal/runtime.ts), which turns their outcomes into new events.
-import { formatMoney } from '../../protocol/index.ts';
 import type { ArticleT, Body, Envelope, ErrorCode, FareTable, LineItemT, SettlementOpT, TicketProductT } from '../../protocol/index.ts';
 import type { RecordKindName } from '../../hardware/wallet-apdu/apdu.ts';
 import type { RiskLimits, UsageView } from '../policy/risk.ts';
@@ -18,11 +17,43 @@ export interface CardInfo {
   statement: Envelope<'balance.statement'> | null | undefined;
 }
 
-/** Read-only view of the terminal's world handed to every step. */
-/** A customer-facing amount: `3.20 EUR`, never the raw minor units. */
-export function price(amountMinor: number, currency: string): string {
-  return formatMoney({ amountMinor, currency });
+/** Currencies whose decimal places were looked up (bounded: a terminal sees one or two). */
+const minorDigitsCache = new Map<string, number>();
+const MINOR_DIGITS_CACHE_MAX = 64;
+
+/**
+ * The currency's decimal places, its ISO 4217 minor unit (JPY 0, EUR 2, KWD and BHD 3), from
+ * Node's ICU (full ICU ships with Node). A code ICU does not know gets ICU's default, 2.
+ */
+export function minorDigits(currency: string): number {
+  const cached = minorDigitsCache.get(currency);
+  if (cached !== undefined) return cached;
+  let digits = 2;
+  try {
+    digits = new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+  } catch {
+    // Not a well-formed currency code (RangeError): the schemas allow none, so the default stands.
+  }
+  if (minorDigitsCache.size >= MINOR_DIGITS_CACHE_MAX) minorDigitsCache.clear();
+  minorDigitsCache.set(currency, digits);
+  return digits;
 }
+
+/**
+ * A customer-facing amount — on the display and on every slip line: `4.90 EUR`, `500 JPY`,
+ * `1.250 KWD`, never the raw minor units. Integer arithmetic only (money is integer minor units).
+ */
+export function price(amountMinor: number, currency: string): string {
+  if (!Number.isSafeInteger(amountMinor)) throw new TypeError(`price: amountMinor must be a safe integer, got ${amountMinor}`);
+  const digits = minorDigits(currency);
+  const sign = amountMinor < 0 ? '-' : '';
+  const abs = BigInt(Math.abs(amountMinor));
+  if (digits === 0) return `${sign}${abs} ${currency}`;
+  const unit = 10n ** BigInt(digits);
+  return `${sign}${abs / unit}.${String(abs % unit).padStart(digits, '0')} ${currency}`;
+}
+
+/** Read-only view of the terminal's world handed to every step. */
 
 export interface TerminalContext {
   terminalId: string;

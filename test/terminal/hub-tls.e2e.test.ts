@@ -109,7 +109,7 @@ describe.skipIf(!hasOpenssl)('terminal ↔ hub over TLS (mqtts://, hub.caFile)',
 
     // The hub-signed result came back over TLS and was verified (no OFFLINE receipt: online).
     expect(settled.map(([, status]) => status)).toEqual(['approved']);
-    expect(prints[0]!.join('\n')).toContain('TOTAL 490 EUR');
+    expect(prints[0]!.join('\n')).toContain('TOTAL 4.90 EUR');
     expect(prints[0]!.join('\n')).not.toMatch(/OFFLINE/);
     expect(wallet.applet.records.list(RecordKind.BalanceStatement)).toHaveLength(1);
     const account = await hub.showAccount(wallet.publicKeyHex);

@@ -68,8 +68,8 @@ describe('POS end to end', () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const log = await sale(pos, wallet);
     expect(log.prints).toHaveLength(1);
-    expect(log.prints[0]!.join('\n')).toContain('TOTAL 490 EUR');
-    expect(log.prints[0]!.join('\n')).toContain('balance 510 EUR');
+    // The slip's amounts as the display shows them (decimal, with the currency), never minor units.
+    expect(log.prints[0]!).toEqual(expect.arrayContaining(['2 x bread @ 1.20 EUR', '1 x cola @ 2.50 EUR', 'TOTAL 4.90 EUR', 'balance 5.10 EUR']));
     expect(log.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'delivered' });
     expect(statements(wallet)).toHaveLength(1);
     expect(await site.balance(wallet)).toBe(510);
@@ -128,7 +128,7 @@ describe('POS end to end', () => {
     await pos.runtime.cancelPurchase(cancellation);
     await eventually(() => c.prints.length > 0 || c.displays.some((d) => d.startsWith('declined')), 8000, 'cancel result');
     c.stop();
-    expect(c.prints[0]!.join('\n')).toContain('REFUND 120');
+    expect(c.prints[0]!.join('\n')).toContain('REFUND 1.20 EUR');
     expect(await site.balance(wallet)).toBe(1000);
   });
 
@@ -207,7 +207,7 @@ describe('POS end to end', () => {
     }
     log.stop();
     const requestId = (log.commands.find((c) => c.c === 'hub.request') as { requestId: string }).requestId;
-    expect(log.prints[0]!.slice(0, 3)).toEqual(['LATE APPROVAL REVERSED', `ref ${requestId}`, 'REFUND 250 EUR']);
+    expect(log.prints[0]!.slice(0, 3)).toEqual(['LATE APPROVAL REVERSED', `ref ${requestId}`, 'REFUND 2.50 EUR']);
     expect(log.commands.filter((c) => c.c === 'hub.request')).toHaveLength(1);
     expect(log.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'failed' });
     // The failure receipt refunds the charge once; retries with the same id charge nothing again.
@@ -311,7 +311,7 @@ describe('POS end to end', () => {
     expect(await site.balance(wallet)).toBe(1000);
     // Answered: the next purchase goes through.
     const next = await sale(slow, wallet, [['cola', 1]]);
-    expect(next.prints[0]!.join('\n')).toContain('TOTAL 250 EUR');
+    expect(next.prints[0]!.join('\n')).toContain('TOTAL 2.50 EUR');
     expect(await site.balance(wallet)).toBe(750);
   });
 
@@ -369,7 +369,7 @@ describe('POS end to end', () => {
     await eventually(() => log.prints.find((p) => p[0] === 'LATE APPROVAL'), 8000, 'late top-up receipt');
     log.stop();
     expect(log.displays.filter((d) => d.includes('declined'))).toEqual([]);
-    expect(log.prints.find((p) => p[0] === 'LATE APPROVAL')).toContain('TOP-UP 700 EUR');
+    expect(log.prints.find((p) => p[0] === 'LATE APPROVAL')).toContain('TOP-UP 7.00 EUR');
     await sleep(300);
     expect(await site.balance(wallet)).toBe(700);
   });
@@ -392,7 +392,7 @@ describe('POS end to end', () => {
     }
     const slip = await eventually(() => log.prints.find((p) => p[0] === 'LATE DECLINE'), 8000, 'late decline slip');
     log.stop();
-    expect(slip).toContain('TOP-UP 700 EUR NOT MADE (REVOKED)');
+    expect(slip).toContain('TOP-UP 7.00 EUR NOT MADE (REVOKED)');
     expect(await site.balance(wallet)).toBe(0);
   });
 
