@@ -18,6 +18,9 @@ export const HARDWARE_ERROR_CODES = {
   ACTUATOR_NOT_READY: 'the johnny-five board did not become ready in time',
   ACTUATOR_BUSY: 'the actuator is already doing this (a gate passage is in progress)',
   ACTUATOR_CLOSED: 'the actuator was closed',
+  ACTUATOR_LINK_LOST: 'the link to the johnny-five board (its serial port or IO plugin) was lost after start: nothing can be switched or read any more',
+  VENDING_SLOT_UNKNOWN: 'a dispense on a slot the vending machine does not have (slots are 0..slotCount-1)',
+  DROP_SENSOR_BLOCKED: 'the drop sensor did not read clear before the motor would start (beam blocked, or no reading yet): nothing was run',
 } as const;
 
 export type HardwareErrorCode = keyof typeof HARDWARE_ERROR_CODES;

@@ -9,7 +9,8 @@ export { WALLET_AID, RecordKind, Sw, type RecordKindName } from './wallet-apdu/a
 export { GateController, DEFAULT_GATE_TIMING, type Gate, type GateHardware, type GateTiming, type GateDirection, type PassageResult } from './actuators/gate.ts';
 export { VendingController, DEFAULT_DISPENSE_TIMEOUT_MS, type Vending, type VendingHardware, type DispenseResult } from './actuators/vending.ts';
 export { PosController, ConsoleDisplay, DISPLAY_WIDTH, type Pos, type PosHardware, type PosStatus, type BeepPattern, type DisplayLine } from './actuators/pos.ts';
-export { openJ5Board, type J5Board, type J5BoardOptions } from './actuators/j5-board.ts';
+export { openJ5Board, DEFAULT_HEARTBEAT_MS, type J5Board, type J5BoardOptions } from './actuators/j5-board.ts';
+export { LinkWatch, type HardwareLink } from './actuators/board-link.ts';
 export { createJ5Gate, type J5GatePins } from './actuators/j5-gate.ts';
 export { createJ5Vending, type J5VendingPins } from './actuators/j5-vending.ts';
 export { createJ5Pos, type J5PosPins } from './actuators/j5-pos.ts';

@@ -132,10 +132,15 @@ export type VendingHarness = {
   vending: Vending;
   slot(slot: number, behaviour: SlotBehaviour): void;
   motorOn(slot: number): boolean;
+  /** Hardware with a drop-sensor level (describeVendingContract's `dropSensor`): hold the beam blocked or clear. */
+  setDropBeam?(blocked: boolean): void;
+  /** With `setDropBeam`: whether the slot's motor was ever switched on since the harness was made. */
+  motorEverOn?(slot: number): boolean;
   close(): Promise<void>;
 };
 
-export function describeVendingContract(name: string, make: () => Promise<VendingHarness>): void {
+/** `dropSensor`: the hardware reads the drop sensor's level, so the harness has setDropBeam and motorEverOn. */
+export function describeVendingContract(name: string, make: () => Promise<VendingHarness>, features: { dropSensor?: boolean } = {}): void {
   describe(`Vending contract: ${name}`, () => {
     let h: VendingHarness;
     beforeEach(async () => {
@@ -170,9 +175,31 @@ export function describeVendingContract(name: string, make: () => Promise<Vendin
       expect(b.kind).toBe('failed');
     });
 
-    it('rejects a slot that does not exist as a programmer error', () => {
-      expect(() => h.vending.dispense(h.vending.slotCount)).toThrow(RangeError);
+    it('rejects a slot the machine does not have with VENDING_SLOT_UNKNOWN, never a synchronous throw, and vends on', async () => {
+      for (const slot of [h.vending.slotCount, -1, 0.5, Number.NaN]) {
+        let dispensing: Promise<unknown> | undefined;
+        expect(() => (dispensing = h.vending.dispense(slot, { timeoutMs: 50 }))).not.toThrow();
+        await expect(dispensing).rejects.toMatchObject({ code: 'VENDING_SLOT_UNKNOWN' });
+      }
+      for (let s = 0; s < h.vending.slotCount; s++) expect(h.motorOn(s)).toBe(false);
+      h.slot(0, { kind: 'drops', afterMs: 20 });
+      expect(await h.vending.dispense(0, { timeoutMs: 1000 })).toMatchObject({ kind: 'dispensed', slot: 0 });
     });
+
+    if (features.dropSensor) {
+      it('refuses to run the motor while the drop sensor reads blocked: failed, DROP_SENSOR_BLOCKED, then vends once it is clear', async () => {
+        h.slot(1, { kind: 'drops', afterMs: 20 });
+        h.setDropBeam!(true);
+        await new Promise((r) => setTimeout(r, 50)); // the blocked level reaches the host
+        expect(await h.vending.dispense(1, { timeoutMs: 1000 })).toEqual({ kind: 'failed', slot: 1, reason: 'drop-sensor-blocked', code: 'DROP_SENSOR_BLOCKED' });
+        await new Promise((r) => setTimeout(r, 50)); // a motor write, had there been one, would have landed
+        expect(h.motorEverOn!(1)).toBe(false);
+        h.setDropBeam!(false);
+        await new Promise((r) => setTimeout(r, 50));
+        expect(await h.vending.dispense(1, { timeoutMs: 1000 })).toMatchObject({ kind: 'dispensed', slot: 1 });
+        expect(h.motorEverOn!(1)).toBe(true);
+      });
+    }
   });
 }
 

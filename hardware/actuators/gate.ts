@@ -1,6 +1,7 @@
 // Gate: barrier + passage beam + entry/exit LEDs + buzzer (seed 004 claim 11 entrance-exit control).
 // The logic lives here once; GateHardware is the thin part a board (johnny-five) or a simulator provides.
 import { HardwareError } from '../errors.ts';
+import type { HardwareLink } from './board-link.ts';
 
 export type GateDirection = 'entry' | 'exit';
 
@@ -45,6 +46,8 @@ export interface GateHardware {
   beamBlocked(): boolean;
   /** Subscribe to beam changes; returns an unsubscribe function. */
   onBeamChange(listener: (blocked: boolean) => void): () => void;
+  /** The board link, when the hardware has one that can be lost. */
+  readonly link?: HardwareLink;
   dispose(): Promise<void>;
 }
 
@@ -71,6 +74,10 @@ export class GateController implements Gate {
   constructor(private readonly hw: GateHardware, timing: Partial<GateTiming> = {}) {
     this.timing = { ...DEFAULT_GATE_TIMING, ...timing };
     hw.setBarrier(false);
+    // A lost board reports no beam any more: wake a passage waiting on it (admit then rejects).
+    hw.link?.onLost(() => {
+      for (const wake of [...this.onClose]) wake();
+    });
   }
 
   get isOpen(): boolean {
@@ -84,6 +91,7 @@ export class GateController implements Gate {
   async admit(options: AdmitOptions = {}): Promise<PassageResult> {
     if (this.closed) throw new HardwareError('ACTUATOR_CLOSED', 'Gate.admit: the gate was closed');
     if (this.busy) throw new HardwareError('ACTUATOR_BUSY', 'Gate.admit: a passage is already in progress');
+    this.throwIfLost();
     this.busy = true;
     const direction = options.direction ?? 'entry';
     const timeoutMs = options.passageTimeoutMs ?? this.timing.passageTimeoutMs;
@@ -100,15 +108,18 @@ export class GateController implements Gate {
         options.onEntered?.();
       };
       if (this.hw.beamBlocked() || (await this.waitBeam(true, timeoutMs))) enter();
+      this.throwIfLost();
       // Never close on a person: wait until the beam stayed clear for the whole close delay. The
       // barrier is still open meanwhile, so someone who steps in now goes through too.
       while (!this.closed) {
         if (this.hw.beamBlocked()) {
           enter();
           await this.waitBeam(false, Infinity);
+          this.throwIfLost();
           if (this.closed) break;
         }
         const blockedAgain = await this.waitBeam(true, this.timing.closeDelayMs);
+        this.throwIfLost();
         if (blockedAgain) enter();
         if (!blockedAgain && !this.hw.beamBlocked()) break;
       }
@@ -147,9 +158,15 @@ export class GateController implements Gate {
     this.hw.setBuzzer(false);
   }
 
-  /** Resolve true when the beam reaches `blocked`, false after `timeoutMs`. */
+  /** A passage cannot be seen through on a lost board: its outcome is unknown, not 'timeout'. */
+  private throwIfLost(): void {
+    const lost = this.hw.link?.lost;
+    if (lost !== undefined) throw lost;
+  }
+
+  /** Resolve true when the beam reaches `blocked`, false after `timeoutMs` (or on close / a lost link). */
   private waitBeam(blocked: boolean, timeoutMs: number): Promise<boolean> {
-    if (this.closed) return Promise.resolve(false);
+    if (this.closed || this.hw.link?.lost !== undefined) return Promise.resolve(false);
     if (this.hw.beamBlocked() === blocked) return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = Number.isFinite(timeoutMs) ? setTimeout(() => finish(false), timeoutMs) : undefined;

@@ -45,18 +45,20 @@ describeVendingContract('johnny-five relays on VirtualIo', async () => {
   const board = await openJ5Board({ io });
   const motorPins = [3, 4, 11];
   const mechanics = attachVendingMechanics(io, { motorPins, dropPin: 12, activeLevel: 1 });
-  await new Promise((r) => setTimeout(r, 20));
   const vending = createJ5Vending(board, { motorPins, drop: { pin: 12, activeLevel: 1 } });
+  await new Promise((r) => setTimeout(r, 20)); // the first drop-sensor reading: until then it is not known clear
   return {
     vending,
     slot: (slot, b) => mechanics.setSlot(slot, b),
     motorOn: (slot) => io.value(motorPins[slot]!) === 1,
+    setDropBeam: (blocked) => io.setInput(12, blocked ? 1 : 0),
+    motorEverOn: (slot) => io.writesTo(motorPins[slot]!, 'digital').some((w) => w.value === 1),
     close: async () => {
       mechanics.detach();
       await vending.close();
     },
   };
-});
+}, { dropSensor: true });
 
 describePosContract('johnny-five LEDs on VirtualIo', async () => {
   const io = new VirtualIo();

@@ -91,11 +91,13 @@ if (!noSocat) {
       vending,
       slot: (slot, b) => mechanics.setSlot(slot, b),
       motorOn: (slot) => io.value(motorPins[slot]!) === 1,
+      setDropBeam: (blocked) => io.setInput(12, blocked ? 1 : 0),
+      motorEverOn: (slot) => io.writesTo(motorPins[slot]!, 'digital').some((w) => w.value === 1),
       close: async () => {
         mechanics.detach();
         await vending.close();
         await emulated.close();
       },
     };
-  });
+  }, { dropSensor: true });
 }

@@ -2,6 +2,7 @@
 import five from 'johnny-five';
 import type { Servo, Relay, Led } from 'johnny-five';
 import { GateController, type Gate, type GateHardware, type GateTiming } from './gate.ts';
+import type { HardwareLink } from './board-link.ts';
 import type { J5Board } from './j5-board.ts';
 
 /** The part of the IO plugin surface used for the beam input. */
@@ -29,8 +30,10 @@ export class J5GateHardware implements GateHardware {
   private readonly leds: Record<'entry' | 'exit' | 'denied', Led>;
   private readonly buzzer: Led;
   private readonly listeners = new Set<(blocked: boolean) => void>();
+  readonly link: HardwareLink;
 
   constructor(board: J5Board, private readonly pins: J5GatePins) {
+    this.link = board;
     const b = pins.barrier;
     if (b.kind === 'servo') this.servo = new five.Servo({ pin: b.pin, board, startAt: b.closedDeg });
     else this.relay = new five.Relay({ pin: b.pin, board, type: 'NO' });
@@ -54,6 +57,8 @@ export class J5GateHardware implements GateHardware {
   }
 
   setBarrier(open: boolean): void {
+    // Writes on a lost link would queue for ever on the closed port: nothing can be switched now.
+    if (this.link.lost !== undefined) return;
     const b = this.pins.barrier;
     if (b.kind === 'servo') this.servo?.to(open ? b.openDeg : b.closedDeg);
     else if (open) this.relay?.close(); // energize the NO relay: barrier motor opens
@@ -61,11 +66,13 @@ export class J5GateHardware implements GateHardware {
   }
 
   setLed(led: 'entry' | 'exit' | 'denied', on: boolean): void {
+    if (this.link.lost !== undefined) return;
     if (on) this.leds[led].on();
     else this.leds[led].off();
   }
 
   setBuzzer(on: boolean): void {
+    if (this.link.lost !== undefined) return;
     if (on) this.buzzer.on();
     else this.buzzer.off();
   }
@@ -84,6 +91,7 @@ export class J5GateHardware implements GateHardware {
     this.listeners.clear();
     // Fail-secure: the board keeps its pins after the host exits; the barrier must be left closed.
     this.setBarrier(false);
+    if (this.link.lost !== undefined) return;
     for (const led of [...Object.values(this.leds), this.buzzer]) led.off();
   }
 

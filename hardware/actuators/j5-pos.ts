@@ -10,7 +10,7 @@ export class J5PosHardware implements PosHardware {
   private readonly leds: Record<'green' | 'yellow' | 'red', Led>;
   private readonly buzzer: Led;
 
-  constructor(board: J5Board, pins: J5PosPins, readonly display: DisplayLine = new ConsoleDisplay()) {
+  constructor(private readonly board: J5Board, pins: J5PosPins, readonly display: DisplayLine = new ConsoleDisplay()) {
     this.leds = {
       green: new five.Led({ pin: pins.greenLed, board }),
       yellow: new five.Led({ pin: pins.yellowLed, board }),
@@ -20,16 +20,20 @@ export class J5PosHardware implements PosHardware {
   }
 
   setLed(led: 'green' | 'yellow' | 'red', on: boolean): void {
+    // LEDs and buzzer are feedback: on a lost link they are skipped (a write would queue for ever).
+    if (this.board.lost !== undefined) return;
     if (on) this.leds[led].on();
     else this.leds[led].off();
   }
 
   setBuzzer(on: boolean): void {
+    if (this.board.lost !== undefined) return;
     if (on) this.buzzer.on();
     else this.buzzer.off();
   }
 
   async dispose(): Promise<void> {
+    if (this.board.lost !== undefined) return;
     for (const led of [...Object.values(this.leds), this.buzzer]) led.off();
   }
 }

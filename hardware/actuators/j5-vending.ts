@@ -2,6 +2,7 @@
 import five from 'johnny-five';
 import type { Relay } from 'johnny-five';
 import { VendingController, type Vending, type VendingHardware } from './vending.ts';
+import type { HardwareLink } from './board-link.ts';
 import type { J5Board } from './j5-board.ts';
 
 /** The part of the IO plugin surface used for the drop sensor. */
@@ -22,21 +23,27 @@ export class J5VendingHardware implements VendingHardware {
   private readonly motors: Relay[];
   private disposed = false;
   private readonly listeners = new Set<() => void>();
+  /** The drop sensor's last level; undefined until the board's first report. */
+  private dropLevel: number | undefined;
+  private readonly activeLevel: 0 | 1;
+  readonly link: HardwareLink;
 
   constructor(board: J5Board, pins: J5VendingPins) {
+    this.link = board;
+    this.activeLevel = pins.drop.activeLevel;
     if (pins.motorPins.length === 0) throw new RangeError('pins.motorPins must name at least one slot');
     this.motors = pins.motorPins.map((pin) => new five.Relay({ pin, board, type: 'NO' }));
     // The drop sensor pulse can be a few ms long: johnny-five's Button debounces (7 ms) and Pin
     // polls (20 ms), both can miss it, so read every report of the IO plugin and catch the edge.
     const io = board.io as DigitalInputIo;
     io.pinMode(pins.drop.pin, io.MODES.INPUT);
-    let last: number | undefined;
     io.digitalRead(pins.drop.pin, (value) => {
+      const last = this.dropLevel;
       const active = value === pins.drop.activeLevel;
       if (active && last !== undefined && last !== pins.drop.activeLevel && !this.disposed) {
         for (const l of [...this.listeners]) l();
       }
-      last = value;
+      this.dropLevel = value;
     });
   }
 
@@ -44,9 +51,16 @@ export class J5VendingHardware implements VendingHardware {
     return this.motors.length;
   }
 
+  dropSensorClear(): boolean {
+    // A lost board's last reading is stale: the beam may be blocked by now.
+    return this.link.lost === undefined && this.dropLevel !== undefined && this.dropLevel !== this.activeLevel;
+  }
+
   setMotor(slot: number, on: boolean): void {
     const relay = this.motors[slot];
     if (relay === undefined) throw new RangeError(`no motor for slot ${slot}`);
+    // A write on a lost link would wait for ever on the closed port: nothing can be switched now.
+    if (this.link.lost !== undefined) return;
     if (on) relay.close();
     else relay.open();
   }
@@ -59,7 +73,7 @@ export class J5VendingHardware implements VendingHardware {
   async dispose(): Promise<void> {
     this.disposed = true;
     this.listeners.clear();
-    for (const m of this.motors) m.open();
+    for (let slot = 0; slot < this.motors.length; slot++) this.setMotor(slot, false);
   }
 }
 

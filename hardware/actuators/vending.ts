@@ -1,13 +1,21 @@
 // Vending: one motor/relay per slot and a drop sensor (seed 004 claim 10; MDB vend success/failure).
+import { HardwareError } from '../errors.ts';
+import type { HardwareLink } from './board-link.ts';
 
 export type DispenseResult =
   | { kind: 'dispensed'; slot: number; dropMs: number }
   /** No article fell within the timeout: the sale must be refunded (failed dispense). */
-  | { kind: 'failed'; slot: number; reason: 'no-drop' };
+  | { kind: 'failed'; slot: number; reason: 'no-drop' }
+  /** The drop sensor did not read clear, so a drop could not be seen: nothing ran; refund it. */
+  | { kind: 'failed'; slot: number; reason: 'drop-sensor-blocked'; code: 'DROP_SENSOR_BLOCKED' };
 
 export interface Vending {
+  /** Slots are 0..slotCount-1; a dispense on any other is rejected with VENDING_SLOT_UNKNOWN. */
   readonly slotCount: number;
-  /** Run the slot's motor until the drop sensor fires or the timeout passes. One at a time. */
+  /**
+   * Run the slot's motor until the drop sensor fires or the timeout passes. One at a time. Never
+   * throws synchronously: an unknown slot or a lost board link is a rejection (HardwareError).
+   */
   dispense(slot: number, options?: { timeoutMs?: number }): Promise<DispenseResult>;
   close(): Promise<void>;
 }
@@ -17,6 +25,13 @@ export interface VendingHardware {
   setMotor(slot: number, on: boolean): void;
   /** Subscribe to drop-sensor pulses (an article crossed the drop beam). */
   onDrop(listener: () => void): () => void;
+  /**
+   * True only while the drop sensor's last reading is clear (false while blocked or before its
+   * first reading). Hardware with no sensor level to read (the in-memory simulator) omits it.
+   */
+  dropSensorClear?(): boolean;
+  /** The board link, when the hardware has one that can be lost. */
+  readonly link?: HardwareLink;
   dispose(): Promise<void>;
 }
 
@@ -34,7 +49,10 @@ export class VendingController implements Vending {
   }
 
   dispense(slot: number, options: { timeoutMs?: number } = {}): Promise<DispenseResult> {
-    if (!Number.isInteger(slot) || slot < 0 || slot >= this.hw.slotCount) throw new RangeError(`slot must be 0..${this.hw.slotCount - 1}, got ${slot}`);
+    // A rejection, not a throw: the caller (the runtime) turns it into a failed, refunded sale.
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.hw.slotCount) {
+      return Promise.reject(new HardwareError('VENDING_SLOT_UNKNOWN', `Vending.dispense: slot must be 0..${this.hw.slotCount - 1}, got ${slot}`));
+    }
     const run = this.queue.then(() => this.runMotor(slot, options.timeoutMs ?? this.defaultTimeoutMs));
     this.queue = run.catch(() => undefined);
     return run;
@@ -46,17 +64,28 @@ export class VendingController implements Vending {
   }
 
   private runMotor(slot: number, timeoutMs: number): Promise<DispenseResult> {
+    const hw = this.hw;
+    const lost = hw.link?.lost;
+    if (lost !== undefined) return Promise.reject(lost);
+    // A beam that is already blocked (an article stuck in the chute, dirt, a dead sensor) would
+    // hide the drop: the motor would run blind. Refuse before anything turns; the sale is refunded.
+    if (hw.dropSensorClear !== undefined && !hw.dropSensorClear()) {
+      return Promise.resolve({ kind: 'failed', slot, reason: 'drop-sensor-blocked', code: 'DROP_SENSOR_BLOCKED' });
+    }
     const t0 = performance.now();
-    return new Promise((resolve) => {
-      const off = this.hw.onDrop(() => finish(true));
+    return new Promise((resolve, reject) => {
+      const offDrop = hw.onDrop(() => finish(true));
+      // A board gone mid-dispense can neither stop the motor nor see the drop: say so at once.
+      const offLost = hw.link?.onLost((err) => finish(err));
       const timer = setTimeout(() => finish(false), timeoutMs);
-      this.hw.setMotor(slot, true);
-      const hw = this.hw;
-      function finish(dropped: boolean): void {
+      hw.setMotor(slot, true);
+      function finish(outcome: boolean | HardwareError): void {
         clearTimeout(timer);
-        off();
+        offDrop();
+        offLost?.();
         hw.setMotor(slot, false);
-        resolve(dropped ? { kind: 'dispensed', slot, dropMs: Math.round(performance.now() - t0) } : { kind: 'failed', slot, reason: 'no-drop' });
+        if (outcome instanceof HardwareError) reject(outcome);
+        else resolve(outcome ? { kind: 'dispensed', slot, dropMs: Math.round(performance.now() - t0) } : { kind: 'failed', slot, reason: 'no-drop' });
       }
     });
   }
