@@ -166,6 +166,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private entryRetaps: EntryRetap[] | undefined;
   private online = false;
   private closed = false;
+  /** simulatePowerCut: not even the commands of the event in hand run on. */
+  private poweredOff = false;
   /** Gate: licenses by card UID (bounded), so a returning card skips ≈480 bytes of NFC. */
   private readonly licenseByUid = new Map<string, Uint8Array>();
   lastDisplay = '';
@@ -413,7 +415,11 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     const { state, commands } = this.stepMachine(event, nowMs);
     this.state = state;
     if (state !== before) this.emit('state', state);
-    for (const command of commands) await this.execute(command, nowMs);
+    for (const command of commands) {
+      // A power cut stops everything, the rest of this event's commands included.
+      if (this.poweredOff) return;
+      await this.execute(command, nowMs);
+    }
   }
 
   private async execute(cmd: Command, nowMs: number): Promise<void> {
@@ -1186,8 +1192,12 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     await this.queue.catch(() => undefined);
   }
 
-  /** Test hook: from now on nothing is handled, as after a power cut; close() then waits for nothing. */
+  /**
+   * Test hook: from now on nothing is handled, as after a power cut — not even the rest of the
+   * commands of the event being handled; close() then waits for nothing.
+   */
   simulatePowerCut(): void {
+    this.poweredOff = true;
     this.closed = true;
     clearInterval(this.ticker);
   }

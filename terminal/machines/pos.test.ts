@@ -38,6 +38,10 @@ describe('POS', () => {
     expect(print.lines).toEqual(expect.arrayContaining(['2 x bread @ 1.20 EUR', '1 x cola @ 2.50 EUR', 'TOTAL 4.90 EUR', 'balance 5.10 EUR']));
     expect(print.lines.join('\n')).toContain('cancellable until');
     expect(r.commands).toContainEqual({ c: 'nfc.store', kind: 'BalanceStatement', message: st, replace: true });
+    // Print, then the delivered receipt (it closes the open sale), and only then the wallet write:
+    // a power cut during that write must not make start-up recovery reverse a printed sale.
+    expect(kinds(r.commands).slice(0, 3)).toEqual(['print', 'receipt', 'nfc.store']);
+    expect(r.commands[1]).toEqual({ c: 'receipt', requestId: rid, outcome: 'delivered' });
   });
 
   it('prints nothing on a forged or foreign result', () => {

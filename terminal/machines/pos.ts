@@ -270,11 +270,15 @@ export function posStep(state: PosState, event: PosEvent, ctx: TerminalContext, 
       // The ticket is kept durably first; the wallet in the field gets it, or a later tap collects it.
       if (r.body.ticket) return deliver([r.body.ticket], [], nowMs, [printed, { c: 'ticket.hold', ticket: r.body.ticket, requestId: state.requestId }, ...statement]);
       if (state.kind === 'ticket') return step(POS_IDLE, [printed, ...statement, { c: 'nfc.release' }, display('paid, but the hub sent no ticket — ask staff', 'error')]);
+      // The sale is shown once its slip is printed: its `delivered` receipt (which closes the open
+      // sale, the runtime's start-up recovery) is recorded right then, before the statement goes to
+      // the wallet — several NFC exchanges, up to the exchange timeout each if the card leaves. A
+      // power cut during that write must not reverse a sale whose slip and goods the customer has.
       return step(POS_IDLE, [
         printed,
+        ...(state.kind === 'purchase' ? [{ c: 'receipt' as const, requestId: state.requestId, outcome: 'delivered' as const }] : []),
         ...statement,
         { c: 'nfc.release' },
-        ...(state.kind === 'purchase' ? [{ c: 'receipt' as const, requestId: state.requestId, outcome: 'delivered' as const }] : []),
         display({ purchase: 'paid', topup: 'topped up', cancel: 'refunded', ticket: 'ticket stored on your wallet' }[state.kind], 'ok'),
       ]);
     }

@@ -556,6 +556,40 @@ describe('POS end to end', () => {
     }
   });
 
+  it('a power cut while the hub statement is written to the wallet, after the slip printed: the sale stands (delivered), start-up recovery does not reverse it', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const name = 'pos-cut-statement';
+    const dataDir = mkdtempSync(join(tmpdir(), `tapsettle-${name}-`));
+    const first = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', terminalId: name, dataDir });
+    const log = record(first);
+    // The cut comes as the wallet write starts (several NFC exchanges, seconds if the card leaves).
+    const cut = (c: Command) => {
+      if (c.c === 'nfc.store' && c.kind === 'BalanceStatement') first.runtime.simulatePowerCut();
+    };
+    first.runtime.on('command', cut);
+    await first.runtime.addItem('cola', 1);
+    await first.runtime.checkout();
+    first.tap(wallet);
+    await eventually(() => log.commands.some((c) => c.c === 'nfc.store'), 8000, 'statement write begun');
+    const { requestId } = log.commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
+    first.runtime.off('command', cut);
+    first.remove();
+    log.stop();
+    await first.close({ keepData: true });
+    expect(log.prints).toHaveLength(1); // the customer has the slip (and the goods)
+    const second = await startSimulatedTerminal({ kind: 'pos', hubUrl: site.url, hub: site.hub, terminalId: name, merchantId: 'merchant-pos', dataDir, config: { hub: { reconnectPeriodMs: 100, retryMs: 300 } } });
+    try {
+      const receipt = decodeMessage(second.started.store.getReceipt(requestId)?.envelope ?? '', 'completion.receipt');
+      expect(receipt.ok && receipt.value.body).toMatchObject({ requestId, outcome: 'delivered' });
+      expect(second.started.store.openVends()).toEqual([]);
+      await eventually(() => second.started.store.getReceipt(requestId)?.acknowledged, 15_000, 'receipt acknowledged');
+      expect(await site.balance(wallet)).toBe(750);
+    } finally {
+      await second.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('a power cut after the hub approved a ticket sale, before the POS kept the ticket: at start-up the ticket is held for the wallet to collect', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const { second, dataDir } = await powerCutAfterApproval('pos-cut-ticket', (t) => t.runtime.sellTicket('day'), wallet);
