@@ -32,6 +32,7 @@ import {
   type KeyPair,
 } from '../../protocol/index.ts';
 import type { Engine } from '../ledger/engine.ts';
+import { LedgerError } from '../ledger/errors.ts';
 import type { Command, CommandKind, Outcome } from '../ledger/types.ts';
 import type { Freshness, IncidentRecord, Registry, ResultRecord, TerminalRecord } from '../registry/registry.ts';
 import type { HubKeys } from '../registry/hub-keyring.ts';
@@ -124,6 +125,22 @@ interface SignatureChecks {
 const MAX_CACHED_LICENSES = 100_000;
 
 const TRANSIENT: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'INTERNAL', 'TIMEOUT']);
+
+/**
+ * Card top-ups whose ledger command failed after the engine took it, remembered at most (past it,
+ * no ledger failure of a card top-up voids: #cardTopup). Each stays until its retry is decided.
+ */
+const MAX_MAYBE_LOGGED_TOPUPS = 10_000;
+
+/**
+ * Ledger failures that come before the engine takes a command (engine.ts `submit`: the queue is
+ * full, or the engine is closed or stopped and drops its queue): nothing of it was written.
+ * Every other failure (`store_failed`: a commit, or its fsync, failed; anything unknown) may have
+ * left the command's frames in the WAL, and SQLite's recovery at the next open may keep them.
+ */
+function failedBeforeHandOver(err: unknown): boolean {
+  return err instanceof LedgerError && (err.code === 'queue_full' || err.code === 'engine_closed');
+}
 
 const HOUR_MS = 3600_000;
 /** Incidents a terminal may cause per hour with uploads the hub cannot verify or read (#unverifiedIncident). */
@@ -219,6 +236,13 @@ export class SettlementService {
   /** Unverified incidents each terminal recorded in its current hour (#unverifiedIncident). */
   readonly #unverifiedBudget = new Map<string, { hourStartMs: number; count: number; saidFull: boolean }>();
   readonly #blocklistListeners = new Set<() => void>();
+  /**
+   * Request ids of card top-ups the ledger may have logged though it failed them (a commit or its
+   * fsync failed after the engine took the command): their authorization is never voided by this
+   * process (a retry's own failure included), since the ledger's recovery may still credit them.
+   * In memory: after a restart the ledger's recovered log answers for them.
+   */
+  readonly #maybeLoggedTopups = new Set<string>();
 
   constructor(options: SettlementServiceOptions) {
     this.#o = options;
@@ -394,7 +418,10 @@ export class SettlementService {
     // negative cache, so only a request the ledger has waits for it.
     if (this.#o.engine.store.isLogged(engineRequestId(body.requestId))) {
       const settled = await this.#settledInLedger(body);
-      if (settled) return await this.#finish(req, terminalId, settled, log, hash);
+      if (settled) {
+        this.#maybeLoggedTopups.delete(body.requestId);
+        return await this.#finish(req, terminalId, settled, log, hash);
+      }
     }
     const op = body.op;
     if ((op.type === 'purchase' || op.type === 'fare' || op.type === 'ticket.sale') && this.#o.issuerKeys.includes(op.license.body.issuerKey)) {
@@ -918,8 +945,9 @@ export class SettlementService {
    * Card top-up: the authorization is bound to the request id, amount, currency, wallet and
    * sealed card (card-authorizer.ts), then the ledger credits. Nothing credited without a charge:
    * the ledger credits only after an approval of this very content, and no void is sent once the
-   * ledger may have logged the credit (its recovery would still credit it). Nothing charged
-   * without a credit: an approval the ledger declines, or fails before logging, is voided, and so
+   * ledger may have logged the credit (its recovery would still credit it): not after any ledger
+   * failure once the engine took the command (#maybeLoggedTopups). Nothing charged without a
+   * credit: an approval the ledger declines, or refuses before taking it, is voided, and so
    * is an authorization whose answer was lost (a timeout reversal). A void that fails leaves the
    * authorization standing: the terminal's retry (the answer was INTERNAL, not stored) gets the
    * approval replayed and the ledger credits it; after a ledger decline it is logged for the
@@ -945,8 +973,9 @@ export class SettlementService {
       // credited, and no void — the original's own retry must still find its approval. Not stored
       // under the id, for that retry.
       if (err instanceof Error && 'code' in err && err.code === 'idempotency_mismatch') return { ...declined('DUPLICATE_MISMATCH'), cache: false };
-      // Charged or not, the hub can't tell: give it back, then answer INTERNAL (not stored).
-      await this.#voidCard(card, 'no_answer', err);
+      // Charged or not, the hub can't tell: give it back, then answer INTERNAL (not stored) —
+      // unless an earlier attempt's credit may be in the ledger (#maybeLoggedTopups).
+      if (!this.#maybeLoggedTopups.has(body.requestId)) await this.#voidCard(card, 'no_answer', err);
       throw err;
     }
     if (!auth.approved) return declined('CARD_DECLINED');
@@ -955,12 +984,28 @@ export class SettlementService {
     try {
       outcome = await this.#o.engine.submit({ kind: 'topup', requestId: eid, walletId: op.wallet, amountMinor: op.amountMinor, currency: op.currency, source: 'card' });
     } catch (err) {
-      // queue_full, closed, a failed turn: nothing logged, the card is given back. A command the
-      // ledger logged (a crash hook, an fsync that failed after the write) is settled by its
-      // recovery: that charge stays, and a retry gets the ledger's answer.
-      if (!this.#ledgerMayHaveLogged(eid)) await this.#voidCard(card, 'ledger_failed', err);
-      throw err;
+      // Refused before the engine took it (queue full, closed) and no row: nothing logged, the
+      // card is given back. Any later failure (a commit or its fsync failed, SQLite's error after
+      // the frames were written: neither this connection nor isLogged sees them, yet the WAL
+      // recovery at the next open may keep them) may have logged the credit: no void, "ask
+      // again", and the id is remembered so that no later failure of its retries voids it either.
+      // The retry after the restart gets the ledger's answer (credited by its recovery, or judged
+      // anew: the authorization replays, the ledger credits); a terminal that never retries leaves
+      // it to `reconcile-cards` (charged, not credited: reversed at the acquirer).
+      const maybeLogged =
+        !failedBeforeHandOver(err) || this.#maybeLoggedTopups.has(body.requestId) || this.#maybeLoggedTopups.size >= MAX_MAYBE_LOGGED_TOPUPS || this.#ledgerMayHaveLogged(eid);
+      if (!maybeLogged) {
+        await this.#voidCard(card, 'ledger_failed', err);
+        throw err;
+      }
+      if (this.#maybeLoggedTopups.size < MAX_MAYBE_LOGGED_TOPUPS) this.#maybeLoggedTopups.add(body.requestId);
+      this.#o.logger.error(
+        { err, requestId: body.requestId, amountMinor: op.amountMinor, currency: op.currency },
+        'card top-up: the ledger failed after taking the credit and may have logged it; authorization NOT voided (the retry gets the ledger\'s answer; else reconcile-cards)',
+      );
+      return declined('UNAVAILABLE');
     }
+    this.#maybeLoggedTopups.delete(body.requestId);
     if (outcome.status === 'declined') {
       await this.#voidCard(card, 'ledger_declined', outcome.code);
       return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };

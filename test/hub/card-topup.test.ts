@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { newRequestId, sealCard, type SealedCardT } from '../../protocol/index.ts';
 import type { CardAuthorizationBinding, CardAuthorizationRequest, CardAuthorizer, CardVoidReason } from '../../hub/service/card-authorizer.ts';
@@ -21,11 +22,14 @@ class LossyAuthorizer implements CardAuthorizer {
   readonly authorizeCalls: CardAuthorizationRequest[] = [];
   /** Voids the authorizer received (acknowledged or not). */
   readonly voided: Array<{ requestId: string; reason: CardVoidReason }> = [];
-  constructor(private lose: { authorize?: number; void?: number } = {}) {}
+  constructor(public lose: { authorize?: number; void?: number } = {}) {}
+  /** Called after the authorizer approved, before the answer is returned (the hub then submits the credit). */
+  onApproved: (() => void) | undefined;
 
   async authorize(request: CardAuthorizationRequest) {
     this.authorizeCalls.push(request);
     const answer = await this.sim.authorize(request);
+    if (answer.approved) this.onApproved?.();
     if ((this.lose.authorize ?? 0) > 0) {
       this.lose = { ...this.lose, authorize: (this.lose.authorize ?? 0) - 1 };
       throw Object.assign(new Error('ETIMEDOUT'), { code: 'ETIMEDOUT' });
@@ -185,6 +189,88 @@ describe('card top-up', () => {
     expect(readResult(hub, await hub.handleRequest(pos.id, req.bytes))).toMatchObject({ status: 'approved', amountMinor: 1000 });
     expect(await balance(f, w1)).toBe(1000);
     expect(auth.charged()).toEqual({ [requestId]: 1000 });
+  });
+});
+
+/**
+ * The ledger's fault: its next journal entry id is taken from a second connection, so the commit
+ * that carries the card credit fails inside SQLite after the engine took the command, as a commit
+ * whose fsync fails does (EIO, disk full): the engine reports store_failed and its connection sees
+ * no row. (Whether SQLite's recovery then keeps the frames is for the next open to say; here it
+ * does not, and the stand-in row is removed by `undo` before anything else commits.)
+ */
+function takeNextEntryId(ledgerFile: string): { undo: () => void } {
+  const side = new Database(ledgerFile);
+  const next = (side.prepare('SELECT COALESCE(MAX(id), 0) AS m FROM journal_entries').get() as { m: number }).m + 1;
+  side.prepare("INSERT INTO journal_entries (id, seq, kind, currency, at_ms) VALUES (?, 0, 0, 'EUR', 0)").run(next);
+  side.close();
+  return {
+    undo: () => {
+      const db = new Database(ledgerFile);
+      db.prepare('DELETE FROM journal_entries WHERE id = ?').run(next);
+      db.close();
+    },
+  };
+}
+
+describe('card top-up, the ledger failing after it took the credit (a commit or its fsync failed)', () => {
+  it('writer thread: not voided, answered UNAVAILABLE, its retry neither; after the restart the retry is credited what the card was charged', async () => {
+    const auth = new LossyAuthorizer();
+    const { fx: f, pos, w1, w2 } = await setup(auth);
+    await f.hub.engine.flush();
+    const fault = takeNextEntryId(join(f.dir, 'ledger.sqlite'));
+    // Four cash credits in the same turn as the card's: five rows go to the writer thread (one
+    // would commit on the engine's thread), whose transaction fails; the engine stops.
+    const fillers: Array<Promise<unknown>> = [];
+    auth.onApproved = () => {
+      auth.onApproved = undefined;
+      for (let i = 0; i < 4; i++) fillers.push(f.hub.engine.submit({ kind: 'topup', requestId: newRequestId(f.now).slice(0, 32), walletId: w2.id, amountMinor: 1, currency: 'EUR', source: 'cash' }));
+    };
+    const requestId = newRequestId(f.now);
+    const req = cardTopup(f, pos, w1, 1000, requestId, sealCard({ pan: TEST_PAN_APPROVED, expiry: '12/30' }, auth.sealingPublicKey, requestId));
+    expect(readResult(f.hub, await f.hub.handleRequest(pos.id, req.bytes))).toMatchObject({ status: 'declined', code: 'UNAVAILABLE' });
+    expect((await Promise.allSettled(fillers)).map((r) => (r.status === 'rejected' ? (r.reason as LedgerError).code : r.status))).toEqual(Array(4).fill('store_failed'));
+    expect(auth.voided).toEqual([]);
+    // The same process again (its engine stopped: engine_closed, before any hand-over): still
+    // "ask again", still not voided — the first attempt's frames may be in the WAL.
+    expect(readResult(f.hub, await f.hub.handleRequest(pos.id, req.bytes)).code).toBe('UNAVAILABLE');
+    expect(auth.voided).toEqual([]);
+    expect(auth.charged()).toEqual({ [requestId]: 1000 });
+
+    await f.hub.close();
+    fault.undo();
+    const hub = await createHub({ dataDir: f.dir, clock: () => f.now, holdReleaseIntervalMs: 0, cardAuthorizer: auth });
+    (f as { hub: typeof hub }).hub = hub;
+    expect(readResult(hub, await hub.handleRequest(pos.id, req.bytes))).toMatchObject({ status: 'approved', amountMinor: 1000 });
+    expect(await balance(f, w1)).toBe(1000);
+    expect(auth.charged()).toEqual({ [requestId]: 1000 });
+    expect(auth.voided).toEqual([]);
+  });
+
+  it("the engine's own thread: not voided, and no later failure of its retries voids it (a lost authorizer answer, a full queue); once the ledger takes it, credited", async () => {
+    const auth = new LossyAuthorizer();
+    const { fx: f, pos, w1 } = await setup(auth);
+    await f.hub.engine.flush();
+    await new Promise((r) => setTimeout(r, 20)); // quiet: the one-row batch commits on the engine's thread
+    const fault = takeNextEntryId(join(f.dir, 'ledger.sqlite'));
+    const requestId = newRequestId(f.now);
+    const req = cardTopup(f, pos, w1, 1000, requestId, sealCard({ pan: TEST_PAN_APPROVED, expiry: '12/30' }, auth.sealingPublicKey, requestId));
+    const ask = async () => readResult(f.hub, await f.hub.handleRequest(pos.id, req.bytes)).code;
+    expect(await ask()).toBe('UNAVAILABLE');
+    expect(auth.voided).toEqual([]);
+    fault.undo();
+    // Retries that fail before the ledger takes them: the first attempt may still be in the WAL.
+    auth.lose = { authorize: 1 };
+    expect(await ask()).toBe('INTERNAL');
+    vi.spyOn(f.hub.engine, 'submit').mockRejectedValueOnce(new LedgerError('queue_full', 'test'));
+    expect(await ask()).toBe('UNAVAILABLE');
+    expect(auth.voided).toEqual([]);
+    // The ledger takes it: credited once, what the card was charged.
+    const approved = readResult(f.hub, await f.hub.handleRequest(pos.id, req.bytes));
+    expect(approved).toMatchObject({ status: 'approved', amountMinor: 1000 });
+    expect(await balance(f, w1)).toBe(1000);
+    expect(auth.charged()).toEqual({ [requestId]: 1000 });
+    expect(auth.voided).toEqual([]);
   });
 });
 
