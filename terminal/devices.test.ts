@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isSocatAvailable } from '../simulators/pn532-emulator/pty-pair.ts';
+import { startEmulatedFirmataBoard } from '../simulators/virtual-io/firmata-board-emulator.ts';
 import { VirtualIo } from '../simulators/virtual-io/virtual-io.ts';
 import { parseConfig } from './config.ts';
 import { openHardware, VIRTUAL_PINS, type OpenedHardware } from './devices.ts';
@@ -89,6 +90,33 @@ describe.skipIf(!isSocatAvailable())('openHardware (emulated PN532, virtual boar
       expect(hardware.devices.gate).toBeDefined();
     } finally {
       rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.skipIf(!isSocatAvailable())('openHardware (a Firmata board on a pty)', () => {
+  it('hands the board\'s loss on as hardware.board (ACTUATOR_LINK_LOST); the vending actuator then fails at once', async () => {
+    const emulated = await startEmulatedFirmataBoard();
+    let hardware: OpenedHardware | undefined;
+    try {
+      const config = parseConfig({
+        terminalId: 'vend-1', kind: 'vending', merchantId: 'kiosk', dataDir: 'state', keyFile: 'terminal.key', certificateFile: 'terminal.cert.json',
+        hub: { url: 'mqtt://hub.local:1883', hubKey: KEY, issuerKeys: [KEY] },
+        nfc: { kind: 'emulated' }, io: { kind: 'johnny-five', port: emulated.path, vending: { motorPins: [4, 7], drop: { pin: 12, activeLevel: 1 } } },
+      }, '/tmp', {});
+      hardware = await openHardware(config, memoryLog().log);
+      const vending = hardware.devices.vending!;
+      expect(vending.slotCount).toBe(2);
+      expect(hardware.board.lost).toBeUndefined();
+      const lost = new Promise<unknown>((resolve) => hardware!.board.onLost(resolve));
+      await emulated.close(); // the Arduino's USB cable pulled
+      await expect(lost).resolves.toMatchObject({ code: 'ACTUATOR_LINK_LOST' });
+      const t0 = performance.now();
+      await expect(vending.dispense(0, { timeoutMs: 3000 })).rejects.toMatchObject({ code: 'ACTUATOR_LINK_LOST' });
+      expect(performance.now() - t0).toBeLessThan(500);
+    } finally {
+      await hardware?.close();
+      await emulated.close();
     }
   });
 });

@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { HardwareError } from '../hardware/errors.ts';
+import type { HardwareLink } from '../hardware/actuators/board-link.ts';
 import { openJ5Board, type J5Board } from '../hardware/actuators/j5-board.ts';
 import { createJ5Gate, type J5GatePins } from '../hardware/actuators/j5-gate.ts';
 import { createJ5Pos, type J5PosPins } from '../hardware/actuators/j5-pos.ts';
@@ -31,6 +32,11 @@ export interface OpenedHardware {
   devices: TerminalDevices;
   /** Present when simulated: the emulator to tap wallets on, the virtual board and its physics. */
   sim: { emulator?: EmulatedReader; io?: VirtualIo; walker?: GateWalker; mechanics?: VendingMechanics };
+  /**
+   * The actuator board's link (ACTUATOR_LINK_LOST). Unlike the NFC reader it is not reconnected:
+   * johnny-five cannot re-open a board, so the process must restart (start-terminal.ts exits).
+   */
+  readonly board: HardwareLink;
   close(): Promise<void>;
 }
 
@@ -197,7 +203,7 @@ export async function openHardware(config: TerminalConfig, log: Logger, options:
       await devices.vending?.close();
       await devices.pos?.close();
     });
-    return { reader, devices, sim, close };
+    return { reader, devices, sim, board, close };
   } catch (err) {
     await close();
     throw err;

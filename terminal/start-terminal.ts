@@ -4,7 +4,7 @@ import { accessSync, constants as fsConstants, mkdirSync, readFileSync, statSync
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { decodeMessage, fromHex, generateKeyPair, toHex, type Envelope, type KeyPair } from '../protocol/index.ts';
-import { isHardwareError } from '../hardware/errors.ts';
+import { isHardwareError, type HardwareError } from '../hardware/errors.ts';
 import { plainTransportWarning } from './hub/plain-transport.ts';
 import { ConfigError, type TerminalConfig } from './config.ts';
 import { loadIoPlugin, openHardware, type OpenedHardware, type ResolveIoPlugin } from './devices.ts';
@@ -42,6 +42,15 @@ export class StartError extends Error {
 export function isStartError(err: unknown, code?: StartErrorCode): err is StartError {
   return err instanceof StartError && (code === undefined || err.code === code);
 }
+/**
+ * Exit code when the actuator board's link is lost while running: EX_UNAVAILABLE (69), as a board
+ * missing at start (terminal/main.ts), so the unit restarts the terminal.
+ */
+export const BOARD_LOST_EXIT_CODE = 69;
+
+/** How long a terminal whose board is gone may take to close before it exits anyway. */
+const BOARD_LOST_CLOSE_BOUND_MS = 8000;
+
 export interface StartedTerminal {
   runtime: TerminalRuntime;
   hardware: OpenedHardware;
@@ -215,7 +224,11 @@ function openStore(config: TerminalConfig): TerminalStore {
  * this function to the rest (the devices', its own), so each line carries it once — a child bound
  * again repeats the key in the JSON line.
  */
-export async function startTerminal(config: TerminalConfig, options: { log?: Logger; clock?: () => number; hardware?: OpenedHardware } = {}): Promise<StartedTerminal> {
+export async function startTerminal(
+  config: TerminalConfig,
+  /** `exit`: what ends the process when the board is lost (default process.exit; tests pass their own). */
+  options: { log?: Logger; clock?: () => number; hardware?: OpenedHardware; exit?: (code: number) => void } = {},
+): Promise<StartedTerminal> {
   const base = options.log ?? pino({ level: config.log.level, base: {} });
   const log = base.child({ terminalId: config.terminalId });
   // Config problems first (ConfigError), then the machine's: nothing is created before these pass.
@@ -240,11 +253,13 @@ export async function startTerminal(config: TerminalConfig, options: { log?: Log
   log.info({ kind: config.kind, hub: config.hub.url, nfc: config.nfc.kind, io: config.io.kind }, 'terminal started');
   const plain = plainTransportWarning(config.hub.url);
   if (plain) log.warn({ code: plain.code, hub: config.hub.url }, plain.message);
-  return {
+  let stopWatchingBoard = (): void => undefined;
+  const terminal: StartedTerminal = {
     runtime,
     hardware,
     store,
     async close() {
+      stopWatchingBoard(); // a board closed after a deliberate stop is no reason to exit 69
       // The runtime first (it stops reading taps and finishes a dispense), then the devices it
       // used, the store last; each even if the one before failed.
       try {
@@ -258,4 +273,26 @@ export async function startTerminal(config: TerminalConfig, options: { log?: Log
       }
     },
   };
+  stopWatchingBoard = exitWhenBoardLost(terminal, log, options.exit ?? ((code) => process.exit(code)));
+  return terminal;
+}
+
+/**
+ * A board whose link is gone cannot be reopened by johnny-five, and a motor or barrier it left on
+ * stays on until its firmware acts (hardware/README.md, "Lost board link"). Say so once, close
+ * what can be closed (a dispense in progress ends at once as failed; the store recovers open
+ * sales at the next start), and exit EX_UNAVAILABLE: systemd restarts the terminal.
+ */
+function exitWhenBoardLost(terminal: StartedTerminal, log: Logger, exit: (code: number) => void): () => void {
+  return terminal.hardware.board.onLost((err: HardwareError) => {
+    log.fatal({ code: err.code, err, exitCode: BOARD_LOST_EXIT_CODE }, 'actuator board lost: nothing can be switched or read; exiting for systemd to restart the terminal');
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, BOARD_LOST_CLOSE_BOUND_MS)));
+    const closing = terminal.close().catch((closeErr: unknown) => log.error({ err: closeErr }, 'close after the board was lost failed'));
+    void Promise.race([closing, bound]).then(() => {
+      clearTimeout(timer);
+      log.flush();
+      exit(BOARD_LOST_EXIT_CODE);
+    });
+  });
 }
