@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import {
-  checkAuthorization, createOffer, decodeAnyForm, decodeMessage, DEFAULT_MAX_SKEW_MS, encodeCompact, HubKeyRing, hubKeysTrustedAt, isErrorCode, PublicKeyHex, ticketKeysAt, encodeMessage, newChallenge, newRequestId,
+  checkAuthorization, createOffer, decodeAnyForm, decodeMessage, DEFAULT_MAX_SKEW_MS, encodeCompact, HubKeyRing, hubKeysTrustedAt, PublicKeyHex, ticketKeysAt, encodeMessage, newChallenge, newRequestId,
   PAID_EXIT_UNUSED, signMessage, TICKET_NEVER_COLLECTED, toHex, verifyMessage, type ArticleT, type TicketProductT, type Envelope, type FareTable, type HubKeyWindow, type KeyPair,
 } from '../protocol/index.ts';
 import { isHardwareError } from '../hardware/errors.ts';
@@ -19,7 +19,7 @@ import type { Pos } from '../hardware/actuators/pos.ts';
 import { certificateWarning } from './certificate-validity.ts';
 import { readCaFile, type TerminalConfig } from './config.ts';
 import { ANNOUNCEMENT_TYPES, HubClient, type AnnouncementMessage, type ReplyMessage } from './hub/hub-client.ts';
-import { checkHubAnswer, checkHubResult, isRetryLater } from './machines/checks.ts';
+import { checkHubAnswer, checkHubResult, hubErrorEvent, isRetryLater } from './machines/checks.ts';
 import { DEFAULT_MAX_TRIP_MS, GATE_IDLE, gateStep, parseEntryRetaps, rememberEntryRetap, type GateEvent, type GateState } from './machines/gate.ts';
 import { POS_IDLE, pinMatches, posStep, type PosEvent, type PosState } from './machines/pos.ts';
 import { pinLockedUntil, recordPinAttempt, type PinAttempts } from './policy/pin-attempts.ts';
@@ -748,7 +748,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       const { requestId, code } = checked.body;
       const entry = requestId === undefined ? undefined : this.d.store.get(requestId);
       if (requestId === undefined || !entry) return void this.log.warn({ code }, 'hub error');
-      const tell = () => void this.post({ e: 'hub.error', requestId, code: isErrorCode(code) ? code : 'INTERNAL' });
+      // The code as the hub sent it: one this version does not know is a final refusal, as stored below.
+      const tell = () => void this.post(hubErrorEvent(requestId, code));
       // The hub's own fault ("internal error; retry with the same request id"), not a refusal.
       if (isRetryLater(code)) return this.retryLater(requestId, entry.local, code, tell);
       const first = this.completeRefused(entry, raw, code);
@@ -824,8 +825,9 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   /**
    * "Retry later with the same request id" (a busy or failing hub): not an answer, the request
    * stays pending in the outbox and is re-sent. A local decision has nothing to tell; for a
-   * customer-facing attempt the machine decides (`tell`): a POS waits on until its deadline, a
-   * vending machine or a gate gives up at once (`hub.abandon`: a later approval is undone).
+   * customer-facing attempt the machine decides (`tell`): a POS and a vending machine show "hub
+   * busy" and wait on, their deadline giving up as on a silent hub; a gate, its customer in a
+   * 0.2 s passage, gives up at once (`hub.abandon`: a later approval is undone).
    */
   private retryLater(requestId: string, local: boolean, code: string, tell: () => void): void {
     this.log.warn({ requestId, code, local }, 'hub busy: the request stays in the outbox');

@@ -32,6 +32,16 @@ export function isRetryLater(code: string | undefined): boolean {
   return code !== undefined && RETRY_LATER_CODES.has(code);
 }
 
+/**
+ * What a machine is told of a verified hub error: the hub's own code. One this version does not
+ * know (a newer hub) is a final refusal — the runtime stores it as one — never turned into a
+ * retry-later code: the customer would watch "hub busy" for the whole deadline and a POS cashier
+ * would be told to keep cash for a top-up the hub has refused for good.
+ */
+export function hubErrorEvent(requestId: string, code: string): { e: 'hub.error'; requestId: string; code: string } {
+  return { e: 'hub.error', requestId, code };
+}
+
 export function checkHubResult(
   result: Envelope<'settlement.result'>,
   expected: { requestId: string; terminalId: string },

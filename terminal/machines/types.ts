@@ -208,7 +208,11 @@ export type CommonEvent =
   | { e: 'card.statement'; statement: Envelope<'balance.statement'> | null }
   /** Raw hub reply for a request; the machine verifies it itself before acting. */
   | { e: 'hub.result'; result: Envelope<'settlement.result'> }
-  | { e: 'hub.error'; requestId: string; code: ErrorCode }
+  /**
+   * A hub-signed error: `code` as the hub sent it, which may be one this version does not know
+   * (a newer hub) — a final refusal then, as every code but the retry-later ones (checks.ts).
+   */
+  | { e: 'hub.error'; requestId: string; code: ErrorCode | (string & {}) }
   | { e: 'tick' };
 
 export interface Step<S> {
