@@ -22,18 +22,36 @@ export class BatchBuilder {
   readonly newPending = new Map<number, LogRow>();
   /** Seqs deposited by this batch (the engine drops them from its pending sets after commit). */
   readonly depositedSeqs: number[] = [];
+  /**
+   * The credits of this batch's withdrawals (newPending) per account: deposited in a later turn.
+   * The engine counts them as incoming (`incomingMinor` of the next batches) until they are.
+   */
+  readonly pendingCreditsMinor = new Map<number, number>();
   nextSeq: number;
   nextEntryId: number;
   readonly #accounts: Map<number, Account>;
   readonly #balances = new Map<number, number>();
   readonly #system: ReadonlyMap<string, SystemNums>;
+  readonly #incoming: ReadonlyMap<number, number>;
 
-  constructor(args: { nowMs: number; nextSeq: number; nextEntryId: number; accounts: Map<number, Account>; system: ReadonlyMap<string, SystemNums> }) {
+  /**
+   * `incomingMinor`: per account, the credits of withdrawals decided in earlier batches whose
+   * deposits this batch does not post (their commit is not durable yet): a balance limit counts them.
+   */
+  constructor(args: {
+    nowMs: number;
+    nextSeq: number;
+    nextEntryId: number;
+    accounts: Map<number, Account>;
+    system: ReadonlyMap<string, SystemNums>;
+    incomingMinor: ReadonlyMap<number, number>;
+  }) {
     this.nowMs = args.nowMs;
     this.nextSeq = args.nextSeq;
     this.nextEntryId = args.nextEntryId;
     this.#accounts = args.accounts;
     this.#system = args.system;
+    this.#incoming = args.incomingMinor;
   }
 
   #byId: Map<string, Account> | null = null;
@@ -79,6 +97,30 @@ export class BatchBuilder {
       this.write.postings.push({ entryId: id, accountNum: num, amountMinor: amount });
     }
     return id;
+  }
+
+  /**
+   * Whether `amountMinor` more fits account `num`: its balance, plus every credit on its way to it
+   * (deposits of withdrawals not yet posted), plus this, stays a safe integer. Checked when a
+   * withdrawal is decided, so a later deposit can never leave the range (a failing deposit would
+   * fail every later turn: each carries the pending deposits).
+   */
+  #fits(num: number, amountMinor: number): boolean {
+    return this.balance(num) + (this.#incoming.get(num) ?? 0) + (this.pendingCreditsMinor.get(num) ?? 0) + amountMinor <= MAX;
+  }
+
+  /** Whether every credit of `row`'s deposit (or release) fits its account (#fits). */
+  creditsFit(row: LogRow, credits: ReadonlyArray<readonly [number, number]> = this.#credits(row)): boolean {
+    for (const [num, amount] of credits) if (!this.#fits(num, amount)) return false;
+    return true;
+  }
+
+  #countPending(credits: ReadonlyArray<readonly [number, number]>, sign: 1 | -1): void {
+    for (const [num, amount] of credits) {
+      const left = (this.pendingCreditsMinor.get(num) ?? 0) + sign * amount;
+      if (left === 0) this.pendingCreditsMinor.delete(num);
+      else this.pendingCreditsMinor.set(num, left);
+    }
   }
 
   setRow(row: LogRow): void {
@@ -182,19 +224,24 @@ export class BatchBuilder {
     if (payer.currency !== logged.currency || payee.currency !== logged.currency) return decline('currency_mismatch');
     const payerBalance = this.balance(payer.num);
     if (logged.kind === 'topup') {
-      if (payerBalance - amount < -MAX || this.balance(payee.num) + amount > MAX) return decline('balance_limit');
+      if (payerBalance - amount < -MAX || !this.#fits(payee.num, amount)) return decline('balance_limit');
       const entryId = this.post('topup', logged.seq, logged.currency, [[payer.num, -amount], [payee.num, amount]]);
       return approve(entryId, this.balance(payee.num), 'done');
     }
     const overdraw = logged.kind === 'offline_purchase';
     if (payerBalance < amount && !overdraw) return decline('insufficient_funds');
-    if (payerBalance - amount < -MAX || this.balance(payee.num) + amount > MAX) return decline('balance_limit');
+    if (payerBalance - amount < -MAX) return decline('balance_limit');
     const sys = this.system(logged.currency);
     if (logged.kind === 'payout') {
+      if (!this.#fits(payee.num, amount)) return decline('balance_limit');
       const entryId = this.post('payout', logged.seq, logged.currency, [[payer.num, -amount], [payee.num, amount]]);
       return approve(entryId, this.balance(payer.num), 'done');
     }
     const held = (logged.kind === 'purchase' || logged.kind === 'offline_purchase') && logged.holdUntilMs !== null;
+    // The money's way: in-transit (or holds) now, the payee's credits later (a release is checked
+    // again when it is due: engine #compute).
+    const credits = this.#credits(logged);
+    if (!this.#fits(held ? sys.holds : sys.in_transit, amount) || !this.creditsFit(logged, credits)) return decline('balance_limit');
     // seed 004 claim 24: withdraw from the payer first, into in-transit (or holds).
     const entryId = this.post(held ? 'hold' : 'withdraw', logged.seq, logged.currency, [
       [payer.num, -amount],
@@ -214,6 +261,7 @@ export class BatchBuilder {
     }
     const row = approve(entryId, after, 'withdrawn', overspent);
     this.newPending.set(row.seq, row);
+    this.#countPending(credits, 1);
     return row;
   }
 
@@ -228,6 +276,7 @@ export class BatchBuilder {
     if (!wallet) throw new Error(`wallet of seq ${orig.seq} not loaded`);
     const sys = this.system(orig.currency);
     const amount = orig.amountMinor;
+    if (!this.#fits(wallet.num, amount)) return decline('balance_limit');
     let entryId: number;
     if (orig.state === 'held') {
       // Not released yet: the money comes back from the holds. Whether a buyer's cancellation is
@@ -240,7 +289,7 @@ export class BatchBuilder {
       // Released to the merchant (after its window) or deposited: back from the payee's credits.
       if (orig.state === 'withdrawn') {
         // Still in transit (same or previous batch): deposit first so the reversal mirrors it.
-        this.newPending.delete(orig.seq);
+        if (this.newPending.delete(orig.seq)) this.#countPending(this.#credits(orig), -1);
         this.deposit(orig);
       }
       const credits = this.#credits(orig);

@@ -133,6 +133,12 @@ export class Engine {
   #idleWaiters: Array<() => void> = [];
   /** Withdrawn in a commit not yet on disk: their deposits wait for the reply (claim 24). */
   readonly #notYetDurable = new Map<number, LogRow>();
+  /**
+   * Per account, the credits of those withdrawals (BatchBuilder.pendingCreditsMinor of the batches
+   * not yet durable): a turn deposits every other pending deposit before it decides anything, so a
+   * balance limit checks balance + these (the deposit of a withdrawal must never leave the range).
+   */
+  readonly #incomingMinor = new Map<number, number>();
   #inflightDurable = 0;
   #lastError: unknown = null;
   /** Set when a batch applied in memory failed to become durable: nothing decided after it may commit. */
@@ -530,7 +536,14 @@ export class Engine {
     accounts: Map<number, Account>;
   }): Computed {
     const { nowMs, items } = args;
-    const b = new BatchBuilder({ nowMs, nextSeq: this.#nextSeq, nextEntryId: this.#nextEntryId, accounts: args.accounts, system: this.#system });
+    const b = new BatchBuilder({
+      nowMs,
+      nextSeq: this.#nextSeq,
+      nextEntryId: this.#nextEntryId,
+      accounts: args.accounts,
+      system: this.#system,
+      incomingMinor: this.#incomingMinor,
+    });
     for (const r of args.originals.values()) b.setRow(r);
     for (const r of args.known.values()) b.setRow(r);
     for (const r of args.bySeq.values()) if (!b.rowsBySeq.has(r.seq)) b.setRow(r);
@@ -541,7 +554,8 @@ export class Engine {
     let released = 0;
     for (const h of args.dueHolds) {
       const r = b.rowsBySeq.get(h.seq);
-      if (r && r.state === 'held') {
+      // A release that would overflow a payee waits (stays due) until a payout makes room.
+      if (r && r.state === 'held' && b.creditsFit(r)) {
         b.release(r);
         released++;
       }
@@ -605,6 +619,7 @@ export class Engine {
       this.#notYetDurable.delete(seq);
     }
     for (const [seq, row] of b.newPending) this.#notYetDurable.set(seq, row);
+    this.#addIncoming(b.pendingCreditsMinor, 1);
     // Live balances are kept apart from the (static) cached account objects: no copy per change.
     for (const [num, balanceMinor] of b.write.balances) if (this.#cache.has(num)) this.#balances.set(num, balanceMinor);
     for (const [num, flags] of b.write.flags) {
@@ -619,7 +634,8 @@ export class Engine {
       .then(
         () => {
           // Durable: only now may anyone learn the outcome (seed 004 claim 25), and only after
-          // that reply may the deposits follow (claim 24).
+          // that reply may the deposits follow (claim 24). The next turn posts them first.
+          this.#addIncoming(b.pendingCreditsMinor, -1);
           for (const [seq, row] of b.newPending) {
             // (A refund may have deposited it already, ahead of its turn.)
             if (this.#notYetDurable.delete(seq)) this.#pendingDeposits.set(seq, row);
@@ -643,6 +659,14 @@ export class Engine {
         this.#afterWork();
       });
     if (this.#hooks.stopAfter === 'withdraw' && items.length > 0) void this.#stop();
+  }
+
+  #addIncoming(credits: ReadonlyMap<number, number>, sign: 1 | -1): void {
+    for (const [num, amount] of credits) {
+      const left = (this.#incomingMinor.get(num) ?? 0) + sign * amount;
+      if (left === 0) this.#incomingMinor.delete(num);
+      else this.#incomingMinor.set(num, left);
+    }
   }
 
   /**
