@@ -94,6 +94,20 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
     expect(await cli('mosquitto-files', '--out', 'x', '--port', '70000')).toMatchObject({ code: 2, stderr: expect.stringMatching(/invalid port/) as unknown as string });
   });
 
+  it("refuses, writing nothing, a hub password file cut short (empty after a power cut): its empty password never reaches passwd", async () => {
+    const saved = readFileSync(files.hubPasswordFile, 'utf8');
+    try {
+      writeFileSync(files.hubPasswordFile, '', { mode: 0o600 });
+      const r = await cli('mosquitto-files', '--out', 'cut', '--port', '1884');
+      expect(r).toMatchObject({ code: 1, stdout: '' });
+      expect(r.stderr).toContain(`key file ${files.hubPasswordFile}: expected the hub's broker password`);
+      expect(r.stderr).toContain('delete it, run `tapsettle mosquitto-files` again');
+      expect(existsSync(path.join(dir, 'cut'))).toBe(false);
+    } finally {
+      writeFileSync(files.hubPasswordFile, saved, { mode: 0o600 });
+    }
+  });
+
   it('refuses, writing nothing, files the broker’s account could not use: an unknown account, a folder it cannot enter, a key it cannot read', async () => {
     const port = '1884';
     expect(await cli('mosquitto-files', '--out', 'a', '--port', port, '--broker-user', 'no-such-account')).toMatchObject({ code: 2, stderr: expect.stringMatching(/invalid broker-user: no account "no-such-account"/) as unknown as string });
