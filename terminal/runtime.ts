@@ -364,6 +364,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       },
       timeouts: { hubMs: c.hub.timeoutMs, dropMs: c.vending?.dropTimeoutMs ?? 4000, tapMs: 10_000 },
       ...(c.kind === 'pos' ? { heldTickets: (wallet: string) => this.heldTickets(wallet) } : {}),
+      ...(c.kind === 'vending' ? { vending: { slotCount: this.slotCount() } } : {}),
       ...(c.gate
         ? {
             gate: {
@@ -379,6 +380,11 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         : {}),
       ...(this.gateKeys ? { gateKeys: this.gateKeys } : {}),
     };
+  }
+
+  /** Vending: the slots this machine has — the config's, and no more than its dispenser has. */
+  private slotCount(): number {
+    return Math.min(this.config.vending?.slotCount ?? 8, this.d.devices.vending?.slotCount ?? Number.POSITIVE_INFINITY);
   }
 
   private retaps(): EntryRetap[] {
@@ -1147,6 +1153,11 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         const old = versus(this.catalog);
         if (old) return old;
         this.catalog = { version, time, articles: m.body.articles };
+        if (this.config.kind === 'vending') {
+          const slotCount = this.slotCount();
+          const unfitted = m.body.articles.filter((a) => a.slot !== undefined && a.slot >= slotCount).map((a) => ({ sku: a.sku, slot: a.slot }));
+          if (unfitted.length > 0) this.log.warn({ slotCount, articles: unfitted.slice(0, 32) }, 'catalog names slots this machine does not have: those articles are refused at selection');
+        }
         return 'applied';
       }
     }

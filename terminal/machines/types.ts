@@ -99,6 +99,12 @@ export interface TerminalContext {
    * announcement; an admission record verifies against them or counts as no record.
    */
   gateKeys?: ReadonlyMap<string, string>;
+  /**
+   * Vending: the machine has slots 0..slotCount-1 (config `vending.slotCount`, and no more than
+   * its dispenser has). A hub catalog may name any slot 0..255: an article on a slot beyond these
+   * is refused at selection, before anything is charged.
+   */
+  vending?: { slotCount: number };
   /** POS: hub-signed tickets sold here and held for this wallet until its next tap collects them. */
   heldTickets?: (wallet: string) => readonly Envelope<'ticket'>[];
 }

@@ -40,6 +40,21 @@ describe('vending machine', () => {
     expect(r.commands).toContainEqual({ c: 'receipt', requestId: rid, outcome: 'dispensed' });
   });
 
+  it('refuses to select an article on a slot the machine does not have: nothing asked of the wallet, nothing charged', () => {
+    const f = new Fixture();
+    const ctx = f.ctx({ vending: { slotCount: 4 } }); // slots 0..3: cola is on 3, beer on 4
+    const refused = run(f, [{ e: 'select', sku: 'beer' }], ctx);
+    expect(refused.state).toEqual(VENDING_IDLE);
+    expect(refused.commands).toEqual([display('Beer: not available at this machine — choose another', 'error')]);
+    // A tap after it starts nothing.
+    const tapped = run(f, [{ e: 'select', sku: 'beer' }, { e: 'tap', card: f.card(f.wallet({ ageOver: 30 })), requestId: f.id(), recordId: f.id() }], ctx);
+    expect(kinds(tapped.commands)).not.toContain('nfc.authorize');
+    // The machine's own slots sell; a refused choice leaves a selection made before as it was.
+    const cola = run(f, [{ e: 'select', sku: 'cola' }], ctx);
+    expect(cola.state.s).toBe('selected');
+    expect(run(f, [{ e: 'select', sku: 'beer' }], ctx, cola.state).state).toEqual(cola.state);
+  });
+
   it('never vends on a result signed by an untrusted key, for another request, or for another terminal', () => {
     const f = new Fixture();
     const rid = f.id();

@@ -40,6 +40,8 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
       const article = ctx.catalog.find((a) => a.sku === event.sku);
       if (!article || article.slot === undefined) return step(state, [display(`unknown article ${event.sku}`, 'error')]);
       if (article.currency !== ctx.currency) return step(state, [display('article priced in another currency', 'error')]);
+      // A slot this machine does not have: refused now, not after the charge (the dispense would fail).
+      if (ctx.vending && article.slot >= ctx.vending.slotCount) return step(state, [display(`${article.name}: not available at this machine — choose another`, 'error')]);
       return step({ s: 'selected', article, untilMs: nowMs + SELECTION_MS }, [display(`${article.name}: ${price(article.priceMinor, article.currency)} — tap your wallet`)]);
     }
     case 'cancel':

@@ -102,6 +102,25 @@ describe('vending terminal end to end', () => {
     await eventually(() => idle(vm));
   });
 
+  it('an article on a slot the machine does not have (the hub allows 0..255) is refused at selection: nothing charged, nothing half-done', async () => {
+    const small = await site.terminal({ kind: 'vending', config: { vending: { slotCount: 2, dropTimeoutMs: 800 } } }); // slots 0, 1: beer is on 2
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(small);
+    await small.runtime.select('beer');
+    expect(small.runtime.lastDisplay).toBe('Beer: not available at this machine — choose another');
+    expect(small.runtime.machineState.s).toBe('idle');
+    small.tap(wallet);
+    await sleep(300);
+    small.remove();
+    expect(log.commands.map((c) => c.c)).not.toContain('nfc.authorize');
+    expect(log.commands.map((c) => c.c)).not.toContain('hub.request');
+    expect(small.started.store.openVends()).toEqual([]);
+    expect(await site.balance(wallet)).toBe(1000);
+    // Its own slots sell.
+    await sellCola(small, wallet, log);
+    expect(log.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'dispensed' });
+  });
+
   it('a failure receipt the hub loses after its PUBACK is re-sent until the hub acknowledges it: refunded once', async () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const log = record(vm);
