@@ -211,6 +211,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       },
     });
     this.recoverSales();
+    this.printKeptSlipsWhenHeard();
     this.pruneHistory();
     this.warnCertificate();
     let ticks = 0;
@@ -548,10 +549,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         return;
       }
       case 'print':
-        this.emit('print', cmd.lines);
-        if (this.d.devices.print) this.d.devices.print(cmd.lines);
-        else this.log.info({ receipt: cmd.lines }, 'receipt');
-        return;
+        return this.printSlip(cmd.lines);
       case 'ticket.hold':
         this.d.store.holdTicket(cmd.ticket.body.ticketId, cmd.ticket.body.wallet, Buffer.from(encodeMessage(cmd.ticket)).toString('utf8'), nowMs, cmd.requestId);
         return;
@@ -609,6 +607,45 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         );
         return;
     }
+  }
+
+  /** To the 'print' listeners (keypad console, UI) and the printer device; without one, to the log. */
+  private printSlip(lines: string[]): void {
+    this.emit('print', lines);
+    if (this.d.devices.print) this.d.devices.print(lines);
+    else this.log.info({ receipt: lines }, 'receipt');
+  }
+
+  /**
+   * Slips kept in the store because nothing could print them when they were made (start-up
+   * recovery runs in the constructor, before anyone can listen): printed now, oldest first, each
+   * deleted once printed (a crash in between prints it twice rather than never).
+   */
+  private flushSlips(): void {
+    if (this.closed) return;
+    for (const slip of this.d.store.keptSlips()) {
+      this.emit('command', { c: 'print', lines: slip.lines }, this.clock());
+      this.printSlip(slip.lines);
+      this.d.store.slipPrinted(slip.id);
+    }
+  }
+
+  /**
+   * Kept slips go to the printer device at once when there is one; otherwise to the first 'print'
+   * listener to attach (the keypad console, a UI), right after it has attached.
+   */
+  private printKeptSlipsWhenHeard(): void {
+    if (this.d.devices.print) return this.flushSlips();
+    const kept = this.d.store.keptSlips().length;
+    if (kept > 0) this.log.warn({ slips: kept }, 'slips kept until something prints them (a print listener: the keypad console, a UI)');
+    // Node's own event (emitted before the listener is added): untyped in RuntimeEvents.
+    const emitter = this as EventEmitter;
+    const onListener = (name: string | symbol): void => {
+      if (name !== 'print') return;
+      emitter.off('newListener', onListener);
+      queueMicrotask(() => this.flushSlips());
+    };
+    emitter.on('newListener', onListener);
   }
 
   // ---------- NFC ----------
@@ -963,9 +1000,15 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.log.error({ requestId: v.requestId, ticketId: approval.body.ticket.body.ticketId }, 'restart: ticket sale approved as the power went; ticket held for its wallet');
         this.d.store.holdTicket(approval.body.ticket.body.ticketId, approval.body.ticket.body.wallet, Buffer.from(encodeMessage(approval.body.ticket)).toString('utf8'), nowMs, v.requestId);
       } else if (pos && approval) {
-        this.log.error({ requestId: v.requestId, amountMinor: approval.body.amountMinor }, 'restart: sale approved as the power went, never shown; failure receipt (refund)');
-        this.sendReceipt(v.requestId, 'failed', POWER_LOST_BEFORE_SHOWN, nowMs);
-        void this.execute({ c: 'print', lines: ['POWER LOST — SALE REVERSED', `ref ${v.requestId}`, `REFUND ${price(approval.body.amountMinor, approval.body.currency)}`] }, nowMs);
+        // The cashier's slip is kept with the receipt (one transaction): nothing can print it yet
+        // (the constructor runs before any listener attaches), so it waits in the store (flushSlips).
+        const slip = ['POWER LOST — SALE REVERSED', `ref ${v.requestId}`, `REFUND ${price(approval.body.amountMinor, approval.body.currency)}`];
+        this.log.error({ requestId: v.requestId, amountMinor: approval.body.amountMinor, slip }, 'restart: sale approved as the power went, never shown; failure receipt (refund)');
+        const receipt = this.d.store.atomically(() => {
+          this.d.store.keepSlip(slip, nowMs);
+          return this.recordReceipt(v.requestId, 'failed', POWER_LOST_BEFORE_SHOWN, nowMs);
+        });
+        this.deliverReceipt(receipt);
       } else if (entry?.state === 'done' ? approval !== undefined : entry?.local === true) {
         this.log.error({ requestId: v.requestId }, 'restart: sale stood but nothing was dispensed; failure receipt (refund)');
         this.sendReceipt(v.requestId, 'failed', 'power lost before dispense', nowMs);

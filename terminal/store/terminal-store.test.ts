@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Body } from '../../protocol/index.ts';
 import { decideOffline, DEFAULT_RISK_LIMITS } from '../policy/risk.ts';
-import { TerminalStore } from './terminal-store.ts';
+import { MAX_KEPT_SLIPS, STORE_SCHEMA_VERSION, TerminalStore } from './terminal-store.ts';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -183,6 +183,46 @@ describe('TerminalStore', () => {
     mono = 60_000;
     expect(s.terminalPeriodMinor(60_000)).toBe(100);
     s.close();
+  });
+
+  it('versioned migrations: a store from before them (user_version 0) is brought up to date once, its data kept; a newer store opens as it is', () => {
+    const path = join(tempDir(), 't.db');
+    const old = new Database(path);
+    old.exec('CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    old.prepare("INSERT INTO kv (key, value) VALUES ('k', 'v')").run();
+    old.close();
+    const s = TerminalStore.open(path);
+    expect(s.db.pragma('user_version', { simple: true })).toBe(STORE_SCHEMA_VERSION);
+    expect(STORE_SCHEMA_VERSION).toBeGreaterThanOrEqual(2);
+    expect(s.getKv('k')).toBe('v');
+    expect(s.keptSlips()).toEqual([]);
+    s.close();
+    // Again: nothing left to run (a migration that ran twice would fail: CREATE TABLE slips exists).
+    const again = TerminalStore.open(path);
+    expect(again.db.pragma('user_version', { simple: true })).toBe(STORE_SCHEMA_VERSION);
+    again.db.pragma(`user_version = ${STORE_SCHEMA_VERSION + 5}`); // written by a later version
+    again.close();
+    const rolledBack = TerminalStore.open(path);
+    expect(rolledBack.getKv('k')).toBe('v');
+    rolledBack.close();
+  });
+
+  it('keeps a slip until it is printed, across a restart; bounded, the oldest dropped first', () => {
+    const path = join(tempDir(), 't.db');
+    const s = TerminalStore.open(path);
+    s.keepSlip(['POWER LOST — SALE REVERSED', 'ref 1', 'REFUND 2.50 EUR'], 1000);
+    s.keepSlip(['second'], 2000);
+    s.close();
+    const again = TerminalStore.open(path);
+    const kept = again.keptSlips();
+    expect(kept.map((k) => k.lines)).toEqual([['POWER LOST — SALE REVERSED', 'ref 1', 'REFUND 2.50 EUR'], ['second']]);
+    again.slipPrinted(kept[0]!.id);
+    expect(again.keptSlips().map((k) => k.lines)).toEqual([['second']]);
+    for (let n = 0; n < MAX_KEPT_SLIPS; n++) again.keepSlip([`slip ${n}`], 3000 + n);
+    const bounded = again.keptSlips();
+    expect(bounded).toHaveLength(MAX_KEPT_SLIPS);
+    expect(bounded[0]!.lines).toEqual(['slip 0']);
+    again.close();
   });
 
   it('power loss: a torn WAL tail loses at most the last commit, never part of one', () => {

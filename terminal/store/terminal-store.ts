@@ -71,6 +71,53 @@ CREATE INDEX IF NOT EXISTS held_tickets_wallet ON held_tickets (wallet);
 `;
 /** After the migration below (a store from before `uptime_ms` gets the column first). */
 const PERIOD_INDEX = 'CREATE INDEX IF NOT EXISTS outbox_period ON outbox (uptime_ms) WHERE local = 1';
+
+/**
+ * The store's migrations, in order: the store's `PRAGMA user_version` is how many have run. Each
+ * runs once, in one transaction with its version bump (a power cut leaves it done or not begun).
+ * Append only: a migration that shipped is never edited. A store of a newer version (a rolled back
+ * terminal) is opened as it is: the tables this version knows are unchanged by later ones.
+ */
+const MIGRATIONS: readonly { readonly name: string; readonly up: (db: Database.Database) => void }[] = [
+  {
+    // Stores from before versioned migrations (user_version 0) hold this schema wholly or in part:
+    // idempotent, it completes whatever they lack.
+    name: 'base schema',
+    up: (db) => {
+      db.exec(SCHEMA);
+      // A store from before the running-time column: its rows count as queued at running time 0,
+      // i.e. in the period for the first period of running time after the upgrade (never less).
+      const columns = db.prepare('PRAGMA table_info(outbox)').all() as { name: string }[];
+      if (!columns.some((c) => c.name === 'uptime_ms')) db.exec('ALTER TABLE outbox ADD COLUMN uptime_ms INTEGER NOT NULL DEFAULT 0');
+      const held = db.prepare('PRAGMA table_info(held_tickets)').all() as { name: string }[];
+      if (!held.some((c) => c.name === 'request_id')) db.exec('ALTER TABLE held_tickets ADD COLUMN request_id TEXT');
+      db.exec(PERIOD_INDEX);
+    },
+  },
+  {
+    // Slips made before anything could print them (start-up recovery's "POWER LOST — SALE
+    // REVERSED"), kept until printed: `lines` is the slip as a JSON array of strings.
+    name: 'slips kept until printed',
+    up: (db) => db.exec('CREATE TABLE slips (id INTEGER PRIMARY KEY AUTOINCREMENT, lines TEXT NOT NULL, created_ms INTEGER NOT NULL)'),
+  },
+];
+
+/** The schema version this code writes (`PRAGMA user_version` after `TerminalStore.open`). */
+export const STORE_SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Runs the migrations `db` has not had yet (see MIGRATIONS). */
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      MIGRATIONS[v]!.up(db);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+/** Most slips kept unprinted (TIGER_STYLE: a bound on everything); the oldest are printed first. */
+export const MAX_KEPT_SLIPS = 256;
 /** kv key of the running-time counter, saved now and then (`saveUptime`) and at close. */
 const UPTIME_KEY = 'uptime.ms';
 
@@ -174,6 +221,11 @@ export class TerminalStore {
       deleteReceipt: p('DELETE FROM receipts WHERE request_id = ?'),
       pruneKv: p("DELETE FROM kv WHERE key >= ? AND key < ? AND json_extract(value, '$.timeMs') < ?"),
       kvBefore: p("SELECT key, value FROM kv WHERE key >= ? AND key < ? AND json_extract(value, '$.timeMs') < ? ORDER BY key"),
+      slipAdd: p('INSERT INTO slips (lines, created_ms) VALUES (?, ?)'),
+      slipsKept: p('SELECT id, lines, created_ms FROM slips ORDER BY id LIMIT ?'),
+      slipCount: p('SELECT count(*) AS n FROM slips'),
+      slipDropOldest: p('DELETE FROM slips WHERE id = (SELECT min(id) FROM slips)'),
+      slipPrinted: p('DELETE FROM slips WHERE id = ?'),
     };
     this.monotonicMs = options.monotonicMs ?? (() => performance.now());
     const maxRow = (db.prepare('SELECT coalesce(max(uptime_ms), 0) AS m FROM outbox').get() as { m: number }).m;
@@ -186,14 +238,7 @@ export class TerminalStore {
     db.pragma('journal_mode = WAL');
     // FULL: the WAL is fsync'd at every commit, so a returned write survives a power cut.
     db.pragma('synchronous = FULL');
-    db.exec(SCHEMA);
-    // A store from before the running-time column: its rows count as queued at running time 0,
-    // i.e. in the period for the first period of running time after the upgrade (never less).
-    const columns = db.prepare('PRAGMA table_info(outbox)').all() as { name: string }[];
-    if (!columns.some((c) => c.name === 'uptime_ms')) db.exec('ALTER TABLE outbox ADD COLUMN uptime_ms INTEGER NOT NULL DEFAULT 0');
-    const held = db.prepare('PRAGMA table_info(held_tickets)').all() as { name: string }[];
-    if (!held.some((c) => c.name === 'request_id')) db.exec('ALTER TABLE held_tickets ADD COLUMN request_id TEXT');
-    db.exec(PERIOD_INDEX);
+    migrate(db);
     return new TerminalStore(db, options);
   }
 
@@ -425,6 +470,26 @@ export class TerminalStore {
 
   ticketUsed(ticketId: string): boolean {
     return this.st.ticketUsed.get(ticketId) !== undefined;
+  }
+
+  /**
+   * Keeps a slip until it is printed (`slipPrinted`): one made when nothing could print it yet.
+   * At most MAX_KEPT_SLIPS: beyond, the oldest goes (its lines are in the log too).
+   */
+  keepSlip(lines: readonly string[], nowMs: number): void {
+    this.db.transaction(() => {
+      if ((this.st.slipCount.get() as { n: number }).n >= MAX_KEPT_SLIPS) this.st.slipDropOldest.run();
+      this.st.slipAdd.run(JSON.stringify(lines), nowMs);
+    })();
+  }
+
+  /** The slips kept unprinted, oldest first. */
+  keptSlips(): { id: number; lines: string[]; createdMs: number }[] {
+    return (this.st.slipsKept.all(MAX_KEPT_SLIPS) as { id: number; lines: string; created_ms: number }[]).map((r) => ({ id: r.id, lines: JSON.parse(r.lines) as string[], createdMs: r.created_ms }));
+  }
+
+  slipPrinted(id: number): void {
+    this.st.slipPrinted.run(id);
   }
 
   /** Runs `fn`'s writes as one transaction: all of them survive a crash, or none. */

@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +13,7 @@ import { COLLECT_TICKET_TEXT } from '../../terminal/machines/pos.ts';
 import { HUB_BUSY_TEXT, NOT_CHARGED_TEXT, TOPUP_PENDING_TEXT, type Command } from '../../terminal/machines/types.ts';
 import { startSimulatedTerminal, type SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
-import { runKeypadLine } from '../../terminal/keypad.ts';
+import { attachKeypad, runKeypadLine } from '../../terminal/keypad.ts';
 import { startTerminal } from '../../terminal/start-terminal.ts';
 import { POWER_LOST_BEFORE_SHOWN } from '../../terminal/runtime.ts';
 import { PIN_MAX_FAILURES } from '../../terminal/policy/pin-attempts.ts';
@@ -545,6 +546,21 @@ describe('POS end to end', () => {
     const wallet = await site.wallet({ balanceMinor: 1000 });
     const { requestId, second, dataDir } = await powerCutAfterApproval('pos-cut-sale', async (t) => (await t.runtime.addItem('cola', 1), await t.runtime.checkout()), wallet);
     try {
+      // The cashier's console attaches after the start (as main.ts --keypad does): recovery ran in
+      // the constructor, and its slip still reaches the console, once.
+      const input = new PassThrough();
+      const output = new PassThrough();
+      let consoleText = '';
+      output.on('data', (chunk: Buffer) => (consoleText += chunk.toString('utf8')));
+      const detach = attachKeypad(second.runtime, input, output);
+      await eventually(() => consoleText.includes('| POWER LOST — SALE REVERSED'), 8000, 'reversal slip on the console');
+      expect(consoleText).toContain(`| ref ${requestId}\n| REFUND 2.50 EUR`);
+      expect(second.started.store.keptSlips()).toEqual([]);
+      const later = record(second);
+      await sleep(50);
+      later.stop();
+      detach();
+      expect(later.prints).toEqual([]);
       const receipt = decodeMessage(second.started.store.getReceipt(requestId)?.envelope ?? '', 'completion.receipt');
       expect(receipt.ok && receipt.value.body).toMatchObject({ requestId, outcome: 'failed', reason: POWER_LOST_BEFORE_SHOWN });
       await eventually(() => second.started.store.getReceipt(requestId)?.acknowledged, 15_000, 'receipt acknowledged');
