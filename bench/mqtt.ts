@@ -50,9 +50,9 @@ import { decodeMessage, encodeMessage, fromHex, generateKeyPair, signingBytes, t
 import { createHub, type Hub } from '../hub/service/index.ts';
 import { SqliteLedgerStore, type WriterCommitTimes } from '../hub/ledger/sqlite-store.ts';
 import { createHubServer, type HubServer } from '../hub/mqtt/hub-server.ts';
-import { HUB_USERNAME, brokerPasswordFor, writeMosquittoFiles } from '../hub/mqtt/mosquitto-config.ts';
+import { HUB_USERNAME, brokerPasswordFor, writeMosquittoFiles, type MosquittoDirectory } from '../hub/mqtt/mosquitto-config.ts';
 import { freePort, mosquittoAvailable, startMosquitto } from '../hub/mqtt/mosquitto-process.ts';
-import type { SettlementHandler, TerminalListing, TerminalLookup } from '../hub/mqtt/types.ts';
+import type { SettlementHandler, TerminalLookup } from '../hub/mqtt/types.ts';
 import { inlineVerifier, type SignatureVerifier } from '../hub/verify/verifier.ts';
 import { fastSignMessage, nodeSigningKey } from '../simulators/load/purchase-request.ts';
 import { WorkerVerifier } from '../hub/verify/worker-verifier.ts';
@@ -381,9 +381,8 @@ export async function run(report: Report): Promise<void> {
       const port = await freePort();
       const brokerSecret = randomBytes(32);
       const hubPassword = randomBytes(16).toString('hex');
-      const listing: TerminalListing = {
-        lookupTerminal: (id) => hub.lookupTerminal(id),
-        listTerminals: () => hub.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, revoked: t.revoked })),
+      const listing: MosquittoDirectory = {
+        listTerminals: () => hub.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, serial: t.serial, revoked: t.revoked })),
       };
       // Started as root, Mosquitto switches to its own account, which must get through this folder.
       chmodSync(dir, 0o711);
@@ -392,7 +391,7 @@ export async function run(report: Report): Promise<void> {
       try {
         const server = await createHubServer({ service: traced(hub), directory: hub, logger, external: { url: files.url, username: HUB_USERNAME, password: hubPassword } });
         try {
-          await runPhases('mqtt.mosquitto.', server, files.url, hub.hubPublicKey, fleet, (id) => brokerPasswordFor(brokerSecret, id), dir, report, ledgerCommitsOf(hub));
+          await runPhases('mqtt.mosquitto.', server, files.url, hub.hubPublicKey, fleet, (id) => brokerPasswordFor(brokerSecret, hub.registry.terminal(id)!), dir, report, ledgerCommitsOf(hub));
         } finally {
           await server.close();
         }

@@ -22,9 +22,8 @@ import { parseCatalogFile } from '../rules/catalog.ts';
 import { parseFareTableFile } from '../rules/fare-tables.ts';
 import { parseTicketProductsFile } from '../rules/tickets.ts';
 import { sendAdminRequest, type AdminReply, type AdminRequest, type AdminRunner } from '../admin/admin-channel.ts';
-import { brokerPasswordFor, writeMosquittoFiles } from '../mqtt/mosquitto-config.ts';
-import { mosquittoCredentials } from '../mqtt/mosquitto-credentials.ts';
-import type { TerminalListing } from '../mqtt/types.ts';
+import { brokerPasswordFor, writeMosquittoFiles, type MosquittoDirectory } from '../mqtt/mosquitto-config.ts';
+import { existingBrokerSecret, mosquittoCredentials } from '../mqtt/mosquitto-credentials.ts';
 import { mapDecline } from '../service/decline-codes.ts';
 import { createHub, DEFAULT_CURRENCY, MAX_OPERATOR_TOPUP_MINOR, type Hub } from '../service/hub.ts';
 import { EXIT_BAD_INPUT, EXIT_PENDING, EXIT_REFUSED } from './exit-codes.ts';
@@ -270,8 +269,19 @@ function buildProgram(ctx: CliContext): Command {
           if (err instanceof InputError && err.field === 'publicKey') throw new InputError('public-key', err.message.slice('publicKey: '.length));
           throw err;
         });
-        // hubKey and issuerKey are the terminal config's hub.hubKey and hub.issuerKeys.
-        print({ terminalId: input.terminalId, ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}), certificate, hubKey: hub.trustAnchorKey, issuerKey: hub.issuerPublicKey, openedMerchants });
+        // hubKey and issuerKey are the terminal config's hub.hubKey and hub.issuerKeys; brokerPassword
+        // its hub.password behind an external Mosquitto (once one is set up: then rerun mosquitto-files).
+        const brokerPassword = brokerPasswordOf(dataDirOf(ctx, program), certificate.body);
+        print({
+          terminalId: input.terminalId,
+          ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}),
+          certificate,
+          hubKey: hub.trustAnchorKey,
+          issuerKey: hub.issuerPublicKey,
+          openedMerchants,
+          ...(brokerPassword !== undefined ? { brokerPassword } : {}),
+        });
+        if (brokerPassword !== undefined) ctx.err(MOSQUITTO_RERUN);
       });
     });
 
@@ -303,7 +313,11 @@ function buildProgram(ctx: CliContext): Command {
     .action(async (terminalId: string, o: Record<string, string | undefined>) => {
       const validity = validityMs(o['validityDays']);
       await withHub(ctx, program, (hub) => {
-        print({ terminalId, certificate: hub.reissueCertificate(terminalId, validity), hubKey: hub.trustAnchorKey });
+        const certificate = hub.reissueCertificate(terminalId, validity);
+        // The broker password is bound to the certificate: a new serial, a new password.
+        const brokerPassword = brokerPasswordOf(dataDirOf(ctx, program), certificate.body);
+        print({ terminalId, certificate, hubKey: hub.trustAnchorKey, ...(brokerPassword !== undefined ? { brokerPassword } : {}) });
+        if (brokerPassword !== undefined) ctx.err(MOSQUITTO_RERUN);
       });
     });
 
@@ -480,9 +494,8 @@ function buildProgram(ctx: CliContext): Command {
       const tls = o['tlsCert'] !== undefined ? { certFile: resolve(ctx.cwd, o['tlsCert']), keyFile: resolve(ctx.cwd, o['tlsKey'] as string) } : undefined;
       await withHub(ctx, program, (hub) => {
         const creds = mosquittoCredentials(dataDirOf(ctx, program));
-        const listing: TerminalListing = {
-          lookupTerminal: (id) => hub.lookupTerminal(id),
-          listTerminals: () => hub.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, revoked: t.revoked })),
+        const listing: MosquittoDirectory = {
+          listTerminals: () => hub.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, serial: t.serial, revoked: t.revoked })),
         };
         const files = brokerInput(tls, () =>
           writeMosquittoFiles({ dir: resolve(ctx.cwd, o['out'] as string), port, host: o['host'] as string, directory: listing, brokerUser: o['brokerUser'] as string, ...creds, ...(tls ? { tls } : {}) }),
@@ -502,9 +515,9 @@ function buildProgram(ctx: CliContext): Command {
     .description("an enrolled terminal's password for an external Mosquitto (its terminal.json hub.password)")
     .action(async (terminalId: string) => {
       await withHub(ctx, program, (hub) => {
-        const terminal = hub.lookupTerminal(terminalId);
+        const terminal = hub.registry.terminal(terminalId);
         if (!terminal || terminal.revoked) throw new OperationRefused('NOT_FOUND', `${terminalId} is not an enrolled terminal`);
-        print({ terminalId, password: brokerPasswordFor(mosquittoCredentials(dataDirOf(ctx, program)).brokerSecret, terminalId) });
+        print({ terminalId, password: brokerPasswordFor(mosquittoCredentials(dataDirOf(ctx, program)).brokerSecret, terminal) });
       });
     });
 
@@ -621,6 +634,16 @@ function buildProgram(ctx: CliContext): Command {
     });
 
   return program;
+}
+
+/** Told with every new broker password (enroll-terminal, reissue-certificate): Mosquitto knows it only from its passwd file. */
+const MOSQUITTO_RERUN =
+  "note: this terminal's broker password (brokerPassword, its terminal.json hub.password) is bound to this certificate: run `tapsettle mosquitto-files` again and reload Mosquitto (kill -HUP); its old password is refused from then on\n";
+
+/** A terminal's broker password for its certificate, when this data folder has a broker secret (an external Mosquitto). */
+function brokerPasswordOf(dataDir: string, cert: { terminalId: string; publicKey: string; serial: string }): string | undefined {
+  const secret = existingBrokerSecret(dataDir);
+  return secret === undefined ? undefined : brokerPasswordFor(secret, cert);
 }
 
 /** What the broker's account cannot use (or a file that is not there) is the operator's input to fix: exit 2, naming the option. */

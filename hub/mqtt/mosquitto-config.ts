@@ -4,7 +4,9 @@
  * 44–88 ms on loopback), a password file in mosquitto_passwd's `$7$` format (PBKDF2-SHA512), and
  * an ACL file with the same rules the embedded broker enforces (acl.ts).
  * Mosquitto cannot check Ed25519 connect tokens, so each terminal gets a broker password the hub
- * derives from a secret: HMAC-SHA256(brokerSecret, "tapsettle/mqtt-password/" + terminalId).
+ * derives from a secret and the terminal's current certificate: HMAC-SHA256(brokerSecret,
+ * "tapsettle/mqtt-password/v2" \n terminalId \n publicKey \n certificate serial). Reissuing one
+ * terminal's certificate (a new serial) or enrolling it with a new key rotates its password alone.
  */
 import { createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -14,14 +16,40 @@ import path from 'node:path';
 import { MAX_MESSAGE_BYTES, TOPIC_ROOT, isLoopbackHost } from '../../protocol/index.ts';
 import { assertReachable, assertReadable, canChown, giveTo, lookupBrokerAccount } from './broker-account.ts';
 import { HUB_CLIENT_ID } from './hub-transport.ts';
-import type { TerminalListing } from './types.ts';
 
 /** The hub's own broker account; '@' can't occur in a terminal id, so it never collides with one. */
 export const HUB_USERNAME = HUB_CLIENT_ID;
 
-export function brokerPasswordFor(brokerSecret: Uint8Array, terminalId: string): string {
+/**
+ * What a terminal's broker password is bound to: its id and its current certificate (the key it
+ * certifies and its serial), as the registry holds them (`registry.terminal(id)`).
+ */
+export interface BrokerPasswordSubject {
+  readonly terminalId: string;
+  /** The enrolled Ed25519 public key (64 lowercase hex chars). */
+  readonly publicKey: string;
+  /** The serial of the terminal's current certificate (a new one at every reissue). */
+  readonly serial: string;
+}
+
+/** The terminals an external Mosquitto gets accounts for (revoked ones get none). */
+export interface MosquittoDirectory {
+  listTerminals(): Iterable<BrokerPasswordSubject & { readonly revoked: boolean }>;
+}
+
+/**
+ * A terminal's password for an external Mosquitto. Bound to its certificate: a copied
+ * terminal.json is shut out by reissuing that one terminal's certificate (or re-enrolling it with
+ * a new key) and rewriting the broker's files (`mosquitto-files`, then SIGHUP), not by rotating
+ * the whole fleet's broker secret.
+ */
+export function brokerPasswordFor(brokerSecret: Uint8Array, subject: BrokerPasswordSubject): string {
   if (brokerSecret.length < 16) throw new TypeError('brokerPasswordFor: brokerSecret must be at least 16 bytes');
-  return createHmac('sha256', brokerSecret).update(`tapsettle/mqtt-password/${terminalId}`).digest('hex');
+  const { terminalId, publicKey, serial } = subject;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(terminalId)) throw new TypeError(`brokerPasswordFor: terminalId=${terminalId}`);
+  if (!/^[0-9a-f]{64}$/.test(publicKey)) throw new TypeError('brokerPasswordFor: publicKey must be 64 lowercase hex chars');
+  if (!/^[0-9a-f]{32,64}$/.test(serial)) throw new TypeError('brokerPasswordFor: serial must be a certificate serial (lowercase hex)');
+  return createHmac('sha256', brokerSecret).update(`tapsettle/mqtt-password/v2\n${terminalId}\n${publicKey}\n${serial}`).digest('hex');
 }
 
 /** mosquitto_passwd's default: `$7$<iterations>$<base64 salt(12)>$<base64 PBKDF2-SHA512(64)>`. */
@@ -35,7 +63,7 @@ export interface MosquittoFilesOptions {
   readonly dir: string;
   readonly port: number;
   readonly host?: string;
-  readonly directory: TerminalListing;
+  readonly directory: MosquittoDirectory;
   readonly brokerSecret: Uint8Array;
   readonly hubPassword: string;
   /**
@@ -98,6 +126,9 @@ export function mosquittoAcl(terminalIds: readonly string[]): string {
 
 export function writeMosquittoFiles(options: MosquittoFilesOptions): MosquittoFiles {
   const host = options.host ?? '127.0.0.1';
+  // An empty or short hub password hashed into passwd would open the hub's account (readwrite on
+  // every topic): never written (mosquitto-credentials.ts refuses a damaged password file first).
+  if (!/^\S{16,}$/.test(options.hubPassword)) throw new TypeError('writeMosquittoFiles: hubPassword must be at least 16 non-blank chars');
   // Checked before anything is written: a broker that cannot read its files would fail only at its
   // start (or, for a reload, keep running on the old ones).
   const account = lookupBrokerAccount(options.brokerUser ?? (canChown() ? 'mosquitto' : userInfo().username));
@@ -110,9 +141,10 @@ export function writeMosquittoFiles(options: MosquittoFilesOptions): MosquittoFi
   const logPath = path.join(options.dir, 'mosquitto.log');
   // Revoked terminals get no account: once the broker reloads (SIGHUP) it closes their open
   // sessions and refuses them at CONNECT.
-  const terminalIds = [...options.directory.listTerminals()].filter((t) => !t.revoked).map((t) => t.terminalId);
+  const enrolled = [...options.directory.listTerminals()].filter((t) => !t.revoked);
+  const terminalIds = enrolled.map((t) => t.terminalId);
   const lines = [`${HUB_USERNAME}:${mosquittoPasswordHash(options.hubPassword)}`];
-  for (const id of terminalIds) lines.push(`${id}:${mosquittoPasswordHash(brokerPasswordFor(options.brokerSecret, id))}`);
+  for (const t of enrolled) lines.push(`${t.terminalId}:${mosquittoPasswordHash(brokerPasswordFor(options.brokerSecret, t))}`);
   const maxPacketBytes = options.maxPacketBytes ?? MAX_MESSAGE_BYTES + 1024;
   const config = [
     '# generated by tapsettle hub/mqtt/mosquitto-config.ts — do not edit',

@@ -34,6 +34,17 @@ export function mosquittoCredentials(dataDir: string): MosquittoCredentials {
 }
 
 /**
+ * The broker secret when this data folder has one (`mosquitto-files` or `broker-password` made it:
+ * an external Mosquitto is in use), else undefined — never made here: a hub on the embedded broker
+ * needs none. What prints a certificate (enroll, reissue) prints the terminal's broker password
+ * with it only then.
+ */
+export function existingBrokerSecret(dataDir: string): Uint8Array | undefined {
+  if (!existsSync(join(dataDir, 'mosquitto-broker.key'))) return undefined;
+  return loadOrCreateSecret(dataDir, 'mosquitto-broker', () => randomBytes(32));
+}
+
+/**
  * The hub's broker password from its file, exactly as `mosquittoCredentials` writes it. Anything
  * else — an empty file (a power cut between its creation and its write), a short or edited one —
  * is refused (KeyFileError, KEY_FILE_INVALID), never used: an empty password hashed into Mosquitto's

@@ -88,6 +88,30 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
     expect(JSON.parse((await cli('broker-password', 'pos-1')).stdout)).toEqual({ terminalId: 'pos-1', password });
   });
 
+  it("reissue-certificate rotates that one terminal's broker password: printed with the certificate, refused in its old form once mosquitto-files is rerun and Mosquitto reloaded; enroll-terminal prints a new terminal's", async () => {
+    const old = (JSON.parse((await cli('broker-password', 'pos-1')).stdout) as { password: string }).password;
+    const reissued = await cli('reissue-certificate', 'pos-1');
+    expect(reissued.code).toBe(0);
+    expect(reissued.stderr).toContain('run `tapsettle mosquitto-files` again and reload Mosquitto');
+    const { brokerPassword, certificate } = JSON.parse(reissued.stdout) as { brokerPassword: string; certificate: { body: { serial: string } } };
+    expect(brokerPassword).toMatch(/^[0-9a-f]{64}$/);
+    expect(brokerPassword).not.toBe(old);
+    expect(JSON.parse((await cli('broker-password', 'pos-1')).stdout)).toEqual({ terminalId: 'pos-1', password: brokerPassword });
+    // Until the files are rewritten the broker knows only the old one.
+    expect(await tryConnect(files.url, 'pos-1', brokerPassword)).not.toBe('accepted');
+    const enrolled = await cli('enroll-terminal', '--id', 'pos-3', '--kind', 'pos', '--merchant', 'shop');
+    expect(enrolled.code).toBe(0);
+    const pos3 = (JSON.parse(enrolled.stdout) as { brokerPassword: string }).brokerPassword;
+    expect(pos3).toMatch(/^[0-9a-f]{64}$/);
+    expect(new Set([old, brokerPassword, pos3]).size).toBe(3);
+    expect((await cli('mosquitto-files', '--out', 'mosquitto', '--port', new URL(files.url).port)).code).toBe(0);
+    mosquitto!.reload();
+    await expect.poll(() => tryConnect(files.url, 'pos-1', brokerPassword), { timeout: 5000 }).toBe('accepted');
+    expect(await tryConnect(files.url, 'pos-1', old)).not.toBe('accepted');
+    expect(await tryConnect(files.url, 'pos-3', pos3)).toBe('accepted');
+    expect(certificate.body.serial).toMatch(/^[0-9a-f]{32,64}$/);
+  });
+
   it('refuses a revoked or unknown terminal and a bad port with the CLI’s exit codes', async () => {
     expect(await cli('broker-password', 'pos-2')).toMatchObject({ code: 1, stderr: expect.stringMatching(/refused: NOT_FOUND/) as unknown as string });
     expect(await cli('broker-password', 'nobody')).toMatchObject({ code: 1 });

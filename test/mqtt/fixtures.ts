@@ -4,6 +4,7 @@
  * answers duplicates with the original reply, signs every reply with the hub key). It stands in
  * for hub/service so the transport can be tested on its own.
  */
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { Writable } from 'node:stream';
 import { MqttClient } from 'mqtt';
@@ -31,9 +32,21 @@ export interface TestTerminal {
 }
 
 export class MemoryDirectory implements TerminalListing {
-  private readonly terminals = new Map<string, { publicKey: string; revoked: boolean }>();
+  /** `serial` stands for the terminal's current certificate (its broker password is bound to it). */
+  private readonly terminals = new Map<string, { publicKey: string; serial: string; revoked: boolean }>();
   add(t: TestTerminal): void {
-    this.terminals.set(t.terminalId, { publicKey: toHex(t.keys.publicKey), revoked: false });
+    this.terminals.set(t.terminalId, { publicKey: toHex(t.keys.publicKey), serial: randomBytes(16).toString('hex'), revoked: false });
+  }
+  /** A new certificate for the terminal (reissued, same key): a new serial. */
+  reissue(terminalId: string): void {
+    const t = this.terminals.get(terminalId);
+    if (t) t.serial = randomBytes(16).toString('hex');
+  }
+  /** What its broker password derives from (hub/mqtt/mosquitto-config.ts brokerPasswordFor). */
+  subject(terminalId: string): { terminalId: string; publicKey: string; serial: string } {
+    const t = this.terminals.get(terminalId);
+    if (!t) throw new Error(`no terminal ${terminalId}`);
+    return { terminalId, publicKey: t.publicKey, serial: t.serial };
   }
   revoke(terminalId: string): void {
     const t = this.terminals.get(terminalId);

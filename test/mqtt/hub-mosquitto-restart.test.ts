@@ -84,7 +84,7 @@ describe.skipIf(!available)('hub over an external Mosquitto that restarts', () =
       await client.endAsync(true);
     }
   }
-  const terminalView = () => retainedNow(terminal.terminalId, brokerPasswordFor(brokerSecret, terminal.terminalId), topics.allAnnouncements);
+  const terminalView = () => retainedNow(terminal.terminalId, brokerPasswordFor(brokerSecret, directory.subject(terminal.terminalId)), topics.allAnnouncements);
   const hubPresence = async () => (await retainedNow('observer', observerPassword, topics.hubPresence)).get(topics.hubPresence);
 
   it('after a broker restart, a terminal subscribing later gets the blocklist, keys and fares again, and the hub is online', async () => {
@@ -115,7 +115,7 @@ describe.skipIf(!available)('hub over an external Mosquitto that restarts', () =
     // The outage was told once, not at every reconnect attempt.
     expect(records.filter((r) => r['msg'] === 'mqtt: connection to the broker lost; reconnecting')).toHaveLength(1);
     // The broker lost the hub's subscriptions too (MQTT.js subscribes again): requests are answered.
-    const c = await connectTerminal({ url, terminalId: terminal.terminalId, password: brokerPasswordFor(brokerSecret, terminal.terminalId), reconnectPeriodMs: 0 });
+    const c = await connectTerminal({ url, terminalId: terminal.terminalId, password: brokerPasswordFor(brokerSecret, directory.subject(terminal.terminalId)), reconnectPeriodMs: 0 });
     try {
       const req = purchase(purchaseParty(terminal));
       expect(decodeAndVerify(await c.request(req.bytes, req.requestId, 5000), 'settlement.result', handler.hubKeyHex).ok).toBe(true);

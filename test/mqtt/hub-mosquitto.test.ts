@@ -53,7 +53,7 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
   });
 
   const connect: HubEnv['connect'] = (t, o = {}) =>
-    connectTerminal({ url, terminalId: t.terminalId, password: brokerPasswordFor(brokerSecret, t.terminalId), ...o });
+    connectTerminal({ url, terminalId: t.terminalId, password: brokerPasswordFor(brokerSecret, directory.subject(t.terminalId)), ...o });
 
   const aclWarning = /ACL pattern .* does not contain '%c' or '%u'/;
 
@@ -79,16 +79,43 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
 
   describe('authentication at CONNECT', () => {
     it('accepts the derived per-terminal password', async () => {
-      expect(await tryConnect(url, 'pos-1', brokerPasswordFor(brokerSecret, 'pos-1'))).toBe('accepted');
+      expect(await tryConnect(url, 'pos-1', brokerPasswordFor(brokerSecret, directory.subject('pos-1')))).toBe('accepted');
     });
     it.each([
-      ['an unknown terminal', 'stranger-9', () => brokerPasswordFor(brokerSecret, 'stranger-9')],
-      ['a revoked terminal', 'pos-revoked', () => brokerPasswordFor(brokerSecret, 'pos-revoked')],
-      ['a wrong password', 'pos-1', () => brokerPasswordFor(brokerSecret, 'vend-2')],
-      ['a password derived from another secret', 'pos-1', () => brokerPasswordFor(randomBytes(32), 'pos-1')],
+      ['an unknown terminal', 'stranger-9', () => brokerPasswordFor(brokerSecret, { ...directory.subject('pos-1'), terminalId: 'stranger-9' })],
+      ['a revoked terminal', 'pos-revoked', () => brokerPasswordFor(brokerSecret, directory.subject('pos-revoked'))],
+      ['a wrong password', 'pos-1', () => brokerPasswordFor(brokerSecret, directory.subject('vend-2'))],
+      ['a password derived from another secret', 'pos-1', () => brokerPasswordFor(randomBytes(32), directory.subject('pos-1'))],
+      ['the password of the same id and key under another certificate', 'pos-1', () => brokerPasswordFor(brokerSecret, { ...directory.subject('pos-1'), serial: randomBytes(16).toString('hex') })],
     ])('refuses %s (CONNACK 4/5)', async (_name, username, password) => {
       const code = await tryConnect(url, username, password());
       expect([4, 5]).toContain(code);
+    });
+    it("a terminal whose certificate was reissued (its terminal.json leaked): once the files are regenerated and SIGHUP, its old password's session is closed and the old password refused; the new one gets in, the others' sessions stay", async () => {
+      const t = terminals[1]!; // vend-2
+      const old = brokerPasswordFor(brokerSecret, directory.subject(t.terminalId));
+      const open = await connect(t, { reconnectPeriodMs: 0 });
+      const other = await connect(terminals[2]!, { reconnectPeriodMs: 0 });
+      let closed = false;
+      let otherClosed = false;
+      open.client.on('close', () => (closed = true));
+      other.client.on('close', () => (otherClosed = true));
+      try {
+        directory.reissue(t.terminalId);
+        const fresh = brokerPasswordFor(brokerSecret, directory.subject(t.terminalId));
+        expect(fresh).not.toBe(old);
+        writeMosquittoFiles({ dir, port: Number(new URL(url).port), directory, brokerSecret, hubPassword });
+        mosquitto.reload();
+        await eventually(() => closed, 3000);
+        expect([4, 5]).toContain(await tryConnect(url, t.terminalId, old));
+        expect(await tryConnect(url, t.terminalId, fresh)).toBe('accepted');
+        const req = purchase(purchaseParty(terminals[2]!));
+        expect((await other.request(req.bytes, req.requestId, 5000)).length).toBeGreaterThan(0);
+        expect(otherClosed).toBe(false);
+      } finally {
+        await open.close();
+        await other.close();
+      }
     });
     it('closes the open session of a terminal revoked while the broker runs, and refuses it after, once the files are regenerated and SIGHUP', async () => {
       const later = terminals[4]!;
@@ -104,7 +131,7 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
         mosquitto.reload();
         // Mosquitto checks every connected client against the reloaded password file.
         await eventually(() => closed, 3000);
-        expect([4, 5]).toContain(await tryConnect(url, 'pos-later', brokerPasswordFor(brokerSecret, 'pos-later')));
+        expect([4, 5]).toContain(await tryConnect(url, 'pos-later', brokerPasswordFor(brokerSecret, directory.subject('pos-later'))));
         expect(readFileSync(path.join(dir, 'acl'), 'utf8')).not.toContain('user pos-later');
         expect(readFileSync(logPath, 'utf8')).toMatch(/Reloading config/);
         expect(readFileSync(logPath, 'utf8')).not.toMatch(aclWarning);
@@ -179,7 +206,7 @@ describe.skipIf(!available)('hub over an external Mosquitto broker', () => {
     v.client.on('close', () => (victimClosed = true));
     try {
       // Accepted as itself: the broker replaces the client id with the username.
-      for (const clientId of [victim.terminalId, HUB_USERNAME]) expect(await tryConnect(url, 'vend-2', brokerPasswordFor(brokerSecret, 'vend-2'), { clientId })).toBe('accepted');
+      for (const clientId of [victim.terminalId, HUB_USERNAME]) expect(await tryConnect(url, 'vend-2', brokerPasswordFor(brokerSecret, directory.subject('vend-2')), { clientId })).toBe('accepted');
       await new Promise((r) => setTimeout(r, 300));
       expect(victimClosed).toBe(false);
       const req = purchase(purchaseParty(victim));
