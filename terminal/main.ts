@@ -4,8 +4,8 @@
 //   --keypad          cashier/customer commands on stdin (terminal/keypad.ts)
 //   --keygen FILE     create the terminal's Ed25519 secret key (mode 0600) and print its public key
 // Exit codes (terminal/README.md, "Starting, --check and exit codes"): 0 ok; 1 crash (a bug: stack trace, restarted);
-// 69 EX_UNAVAILABLE a device the config names is missing or does not answer (restarted: a USB
-// adapter may appear later); 73 EX_CANTCREAT dataDir cannot be created or opened (restarted);
+// 69 EX_UNAVAILABLE a device the config names is missing or does not answer, or the actuator
+// board's link is lost while running (restarted: a USB adapter may appear later); 73 EX_CANTCREAT dataDir cannot be created or opened (restarted);
 // 78 EX_CONFIG the config, its key/certificate or the command line is wrong (not restarted).
 import { writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
