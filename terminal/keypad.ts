@@ -1,6 +1,6 @@
 // The cashier's / customer's keypad as a text console (stdin lines), for a POS or vending unit
 // without a dedicated keypad, and for trying a terminal by hand:
-//   vending:  select <sku> | cancel
+//   vending:  select <sku> | cancel | slot-reset <slot> (operator: a slot out of order back in service)
 //   pos:      add <sku> [qty] | checkout | clear | topup <amountMinor> <operatorId> <pin> | ticket <product>
 //   any:      status | help
 import { createInterface } from 'node:readline';
@@ -8,7 +8,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { TerminalRuntime } from './runtime.ts';
 
 const HELP = {
-  vending: 'select <sku> | cancel | status',
+  vending: 'select <sku> | cancel | slot-reset <slot> | status',
   pos: 'add <sku> [qty] | checkout | clear | topup <amountMinor> <operatorId> <pin> | ticket <product> | status',
   gate: 'status (a gate has no keypad: tap a wallet)',
 } as const;
@@ -26,6 +26,12 @@ export async function runKeypadLine(runtime: TerminalRuntime, line: string): Pro
     case 'vending:cancel':
       await runtime.cancelSelection();
       return runtime.lastDisplay;
+    case 'vending:slot-reset': {
+      const slot = int(args[0]);
+      if (slot === undefined || args.length > 1) return 'usage: slot-reset <slot>';
+      const failures = runtime.resetSlot(slot);
+      return failures > 0 ? `slot ${slot} back in service (${failures} failed vend${failures === 1 ? '' : 's'} cleared)` : `slot ${slot} was in service`;
+    }
     case 'pos:add': {
       const qty = args[1] === undefined ? 1 : int(args[1]);
       if (!args[0] || qty === undefined) return 'usage: add <sku> [qty]';
@@ -50,7 +56,11 @@ export async function runKeypadLine(runtime: TerminalRuntime, line: string): Pro
       return runtime.lastDisplay;
     }
     default:
-      if (cmd === 'status') return `${runtime.config.terminalId} ${kind} state=${runtime.machineState.s} hub=${runtime.isOnline ? 'online' : 'OFFLINE'} articles=${runtime.articles.length}`;
+      if (cmd === 'status') {
+        const line = `${runtime.config.terminalId} ${kind} state=${runtime.machineState.s} hub=${runtime.isOnline ? 'online' : 'OFFLINE'} articles=${runtime.articles.length}`;
+        const out = runtime.slotsOutOfOrder;
+        return out.length > 0 ? `${line} out-of-order=${out.map((f) => f.slot).join(',')}` : line;
+      }
       return `commands: ${HELP[kind]}`;
   }
 }

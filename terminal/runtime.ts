@@ -24,8 +24,8 @@ import { DEFAULT_MAX_TRIP_MS, GATE_IDLE, gateStep, parseEntryRetaps, rememberEnt
 import { POS_IDLE, pinMatches, posStep, type PosEvent, type PosState } from './machines/pos.ts';
 import { pinLockedUntil, recordPinAttempt, type PinAttempts } from './policy/pin-attempts.ts';
 import { price, type CardInfo, type Command, type EntryRetap, type PaidExit, type Step, type TerminalContext } from './machines/types.ts';
-import { VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './machines/vending.ts';
-import { MAX_OPEN_OUTBOX, type OutboxEntry, type TerminalStore } from './store/terminal-store.ts';
+import { SLOT_OUT_OF_ORDER_AFTER, VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './machines/vending.ts';
+import { MAX_OPEN_OUTBOX, type OutboxEntry, type SlotFault, type TerminalStore } from './store/terminal-store.ts';
 import {
   addUnsignedPassage, hasUnsignedPassage, parseUnsignedPassages, unsignedPeriodMinor, unsignedWalletMinor, UNSIGNED_PASSAGES_KEY, type UnsignedPassage,
 } from './policy/unsigned.ts';
@@ -309,6 +309,23 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     return this.post({ e: 'topup', amountMinor, operatorId, pin });
   }
 
+  /**
+   * Vending, the operator: puts a slot taken out of order by a failed vend back in service (the
+   * jam cleared, the slot refilled). Returns the failures it had (0: it was in service).
+   */
+  resetSlot(slot: number): number {
+    if (this.config.kind !== 'vending') throw new TypeError(`resetSlot: a ${this.config.kind} has no slots`);
+    if (!Number.isInteger(slot) || slot < 0) throw new RangeError(`resetSlot: slot must be an integer ≥ 0, got ${slot}`);
+    const failures = this.d.store.resetSlot(slot);
+    if (failures > 0) this.log.info({ code: 'VENDING_SLOT_RESET', slot, failures }, `slot ${slot} back in service (operator reset)`);
+    return failures;
+  }
+
+  /** Vending: the slots out of order (failed vends since their last reset), by slot number. */
+  get slotsOutOfOrder(): readonly SlotFault[] {
+    return this.config.kind === 'vending' ? this.d.store.slotFaults().filter((f) => f.failures >= SLOT_OUT_OF_ORDER_AFTER) : [];
+  }
+
   /** Ticket vending: sell a hub product at its announced price; the hub signs the ticket, the wallet keeps it. */
   sellTicket(product: string): Promise<void> {
     return this.post({ e: 'ticket.sell', product });
@@ -365,7 +382,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       },
       timeouts: { hubMs: c.hub.timeoutMs, dropMs: c.vending?.dropTimeoutMs ?? 4000, tapMs: 10_000 },
       ...(c.kind === 'pos' ? { heldTickets: (wallet: string) => this.heldTickets(wallet) } : {}),
-      ...(c.kind === 'vending' ? { vending: { slotCount: this.slotCount() } } : {}),
+      ...(c.kind === 'vending' ? { vending: { slotCount: this.slotCount(), slotFailures: (slot: number) => store.slotFailures(slot) } } : {}),
       ...(c.gate
         ? {
             gate: {
@@ -537,10 +554,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.d.store.markVendStarted(cmd.requestId, cmd.slot, nowMs);
         const dispensing = vending
           .dispense(cmd.slot, { timeoutMs: this.config.vending?.dropTimeoutMs ?? 4000 })
-          .then((r) => this.post(r.kind === 'dispensed' ? { e: 'drop' } : { e: 'dispense.failed' }))
+          .then((r) => this.post(r.kind === 'dispensed' ? { e: 'drop' } : { e: 'dispense.failed', reason: r.reason }))
           .catch((err: unknown) => {
-            this.log.error({ err }, 'dispense failed');
-            return this.post({ e: 'dispense.failed' });
+            this.log.error({ err, slot: cmd.slot, requestId: cmd.requestId }, 'dispense failed');
+            return this.post({ e: 'dispense.failed', reason: isHardwareError(err) ? err.code : 'dispense error' });
           });
         this.dispensing = dispensing;
         void dispensing.finally(() => {
@@ -550,6 +567,13 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       }
       case 'print':
         return this.printSlip(cmd.lines);
+      case 'slot.failed': {
+        const failures = this.d.store.recordSlotFailure(cmd.slot, nowMs, cmd.reason, cmd.requestId);
+        const fields = { code: 'VENDING_SLOT_FAILED', slot: cmd.slot, failures, reason: cmd.reason, requestId: cmd.requestId };
+        if (failures >= SLOT_OUT_OF_ORDER_AFTER) this.log.error({ ...fields, outOfOrder: true }, `vend failed: slot ${cmd.slot} out of order until an operator resets it (keypad: slot-reset ${cmd.slot})`);
+        else this.log.warn({ ...fields, outOfOrder: false }, 'vend failed');
+        return;
+      }
       case 'ticket.hold':
         this.d.store.holdTicket(cmd.ticket.body.ticketId, cmd.ticket.body.wallet, Buffer.from(encodeMessage(cmd.ticket)).toString('utf8'), nowMs, cmd.requestId);
         return;

@@ -150,7 +150,11 @@ export async function startRuntimeTerminal(o: RuntimeTerminalOptions): Promise<S
         if (r.status === 'approved' && r.prints.some((p) => p.join('\n').includes('cancellable until'))) wallet.cancellable.set(r.requestId, Date.now() + 80_000);
         return r;
       } finally {
-        if (options.dispenseFails && slot !== undefined) sim.setSlot(slot, { kind: 'drops', afterMs: 40 });
+        if (options.dispenseFails && slot !== undefined) {
+          sim.setSlot(slot, { kind: 'drops', afterMs: 40 });
+          // The failed vend took the slot out of order: the operator clears the jam and resets it.
+          if (o.kind === 'vending') rt.resetSlot(slot);
+        }
       }
     },
     async topupCash(wallet, amountMinor) {

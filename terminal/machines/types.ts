@@ -102,9 +102,10 @@ export interface TerminalContext {
   /**
    * Vending: the machine has slots 0..slotCount-1 (config `vending.slotCount`, and no more than
    * its dispenser has). A hub catalog may name any slot 0..255: an article on a slot beyond these
-   * is refused at selection, before anything is charged.
+   * is refused at selection, before anything is charged. `slotFailures`: the slot's failed vends
+   * since an operator last reset it (kept durably by the runtime, `slot.failed`).
    */
-  vending?: { slotCount: number };
+  vending?: { slotCount: number; slotFailures?: (slot: number) => number };
   /** POS: hub-signed tickets sold here and held for this wallet until its next tap collects them. */
   heldTickets?: (wallet: string) => readonly Envelope<'ticket'>[];
 }
@@ -152,6 +153,8 @@ export type Command =
   | { c: 'gate.deny' }
   /** Drive the slot's motor; the runtime first records durably that this request's vend started. */
   | { c: 'vend'; slot: number; requestId: string }
+  /** Vending: this vend failed (no drop, or the dispense failed): counted durably against the slot (vending.ts SLOT_OUT_OF_ORDER_AFTER). */
+  | { c: 'slot.failed'; slot: number; requestId: string; reason: string }
   | { c: 'print'; lines: string[] }
   | { c: 'ticket.markUsed'; ticketId: string }
   /** The late-approved exit fare of this wallet has been used to let it out. */

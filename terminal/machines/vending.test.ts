@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../protocol/index.ts';
 import { Fixture, T0 } from './fixtures.ts';
 import { display, FOREIGN_SIGNATURE_TEXT, HUB_BUSY_TEXT, type Command } from './types.ts';
-import { DEVICE_VERDICT_GRACE_MS, VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './vending.ts';
+import { DEVICE_VERDICT_GRACE_MS, SLOT_OUT_OF_ORDER_AFTER, VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './vending.ts';
 
 const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
 
@@ -91,6 +91,28 @@ describe('vending machine', () => {
     // The dispenser's own verdict (dispense.failed) gives the same failure receipt, before the backstop.
     const failed = vendingStep(s, { e: 'dispense.failed' }, f.ctx(), T0 + 10);
     expect(failed.commands).toContainEqual({ c: 'receipt', requestId: rid, outcome: 'failed', reason: 'no drop detected' });
+  });
+
+  it('a failed vend is counted against its slot; a slot out of order refuses its articles at selection until reset, the others sell', () => {
+    const f = new Fixture();
+    const rid = f.id();
+    const s: VendingState = { s: 'dispensing', article: f.ctx().catalog[0]!, requestId: rid, untilMs: T0 + 2000 }; // cola, slot 3
+    expect(vendingStep(s, { e: 'dispense.failed', reason: 'no-drop' }, f.ctx(), T0 + 10).commands).toContainEqual({ c: 'slot.failed', slot: 3, requestId: rid, reason: 'no-drop' });
+    expect(vendingStep(s, { e: 'dispense.failed', reason: 'drop-sensor-blocked' }, f.ctx(), T0 + 10).commands).toContainEqual({ c: 'slot.failed', slot: 3, requestId: rid, reason: 'drop-sensor-blocked' });
+    expect(vendingStep(s, { e: 'tick' }, f.ctx(), T0 + 2000).commands).toContainEqual({ c: 'slot.failed', slot: 3, requestId: rid, reason: 'no answer from the dispenser' });
+    // A drop counts nothing.
+    expect(kinds(vendingStep(s, { e: 'drop' }, f.ctx(), T0 + 10).commands)).not.toContain('slot.failed');
+
+    const failures = new Map<number, number>();
+    const ctx = () => f.ctx({ vending: { slotCount: 8, slotFailures: (slot) => failures.get(slot) ?? 0 } });
+    expect(run(f, [{ e: 'select', sku: 'cola' }], ctx()).state.s).toBe('selected');
+    failures.set(3, SLOT_OUT_OF_ORDER_AFTER);
+    const refused = run(f, [{ e: 'select', sku: 'cola' }], ctx());
+    expect(refused.state).toEqual(VENDING_IDLE);
+    expect(refused.commands).toEqual([display('Cola: out of order — choose another', 'error')]);
+    expect(run(f, [{ e: 'select', sku: 'beer' }], ctx()).state.s).toBe('selected'); // slot 4
+    failures.delete(3); // the operator's reset
+    expect(run(f, [{ e: 'select', sku: 'cola' }], ctx()).state.s).toBe('selected');
   });
 
   it("the machine's deadline leaves the dispenser its whole window: a drop late in it is a sale, not a refund", () => {

@@ -14,7 +14,8 @@ export type VendingState =
   | { s: 'settling'; article: ArticleT; requestId: string; untilMs: number }
   | { s: 'dispensing'; article: ArticleT; requestId: string; untilMs: number };
 
-export type VendingEvent = CommonEvent | { e: 'select'; sku: string } | { e: 'cancel' } | { e: 'drop' } | { e: 'dispense.failed' };
+/** `dispense.failed`: `reason`, the dispenser's (its result's reason, or its error's code). */
+export type VendingEvent = CommonEvent | { e: 'select'; sku: string } | { e: 'cancel' } | { e: 'drop' } | { e: 'dispense.failed'; reason?: string };
 
 export const VENDING_IDLE: VendingState = { s: 'idle' };
 
@@ -33,6 +34,24 @@ function step(state: VendingState, commands: Command[] = []): Step<VendingState>
  */
 export const DEVICE_VERDICT_GRACE_MS = 5000;
 
+/**
+ * A slot is out of order — its articles refused at selection ("out of order") until an operator
+ * resets it (keypad `slot-reset <n>`) — after this many failed vends since its last reset: one.
+ * A failed vend is not a glitch to wait out: the dispenser ran the motor for its whole window (a
+ * full turn of the spiral) and the drop sensor saw nothing, or the dispense could not run at all,
+ * so the slot is empty, jammed or broken far more often than the beam missed a falling article.
+ * Every further customer on it would be charged, wait ≈9 s and be refunded — offline, only once
+ * the hub is back, hours later perhaps. A false "out of order" costs one idle slot until the
+ * operator comes, told by an error log; guaranteed-vend systems likewise disable a selection
+ * after an undetected vend. (Two in a row would only charge and refund one more customer.)
+ */
+export const SLOT_OUT_OF_ORDER_AFTER = 1;
+
+/** Whether the slot is out of order (SLOT_OUT_OF_ORDER_AFTER). */
+export function slotOutOfOrder(ctx: TerminalContext, slot: number): boolean {
+  return (ctx.vending?.slotFailures?.(slot) ?? 0) >= SLOT_OUT_OF_ORDER_AFTER;
+}
+
 export function vendingStep(state: VendingState, event: VendingEvent, ctx: TerminalContext, nowMs: number): Step<VendingState> {
   switch (event.e) {
     case 'select': {
@@ -42,6 +61,8 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
       if (article.currency !== ctx.currency) return step(state, [display('article priced in another currency', 'error')]);
       // A slot this machine does not have: refused now, not after the charge (the dispense would fail).
       if (ctx.vending && article.slot >= ctx.vending.slotCount) return step(state, [display(`${article.name}: not available at this machine — choose another`, 'error')]);
+      // A slot whose vend failed: no one else is charged for it until an operator has seen to it.
+      if (slotOutOfOrder(ctx, article.slot)) return step(state, [display(`${article.name}: out of order — choose another`, 'error')]);
       return step({ s: 'selected', article, untilMs: nowMs + SELECTION_MS }, [display(`${article.name}: ${price(article.priceMinor, article.currency)} — tap your wallet`)]);
     }
     case 'cancel':
@@ -129,8 +150,14 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
     case 'tick':
       if (state.s === 'idle' || (event.e === 'tick' && nowMs < state.untilMs) || (event.e === 'dispense.failed' && state.s !== 'dispensing')) return step(state);
       if (state.s === 'dispensing') {
-        // No drop within the timeout: a failed dispense, reported so the hub refunds (seed 003 fourth signature).
-        return step(VENDING_IDLE, [{ c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no drop detected' }, display('dispense failed — refunded', 'error')]);
+        // No drop within the timeout: a failed dispense, reported so the hub refunds (seed 003 fourth
+        // signature); the slot is counted out of order (SLOT_OUT_OF_ORDER_AFTER).
+        const reason = event.e === 'dispense.failed' ? (event.reason ?? 'no-drop') : 'no answer from the dispenser';
+        return step(VENDING_IDLE, [
+          { c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no drop detected' },
+          { c: 'slot.failed', slot: state.article.slot ?? 0, requestId: state.requestId, reason },
+          display('dispense failed — refunded', 'error'),
+        ]);
       }
       if (state.s === 'settling') {
         // A late approval is reversed by a failure receipt (the hub refunds), so: not charged.

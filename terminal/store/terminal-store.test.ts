@@ -193,7 +193,8 @@ describe('TerminalStore', () => {
     old.close();
     const s = TerminalStore.open(path);
     expect(s.db.pragma('user_version', { simple: true })).toBe(STORE_SCHEMA_VERSION);
-    expect(STORE_SCHEMA_VERSION).toBeGreaterThanOrEqual(2);
+    expect(STORE_SCHEMA_VERSION).toBeGreaterThanOrEqual(3);
+    expect(s.slotFaults()).toEqual([]);
     expect(s.getKv('k')).toBe('v');
     expect(s.keptSlips()).toEqual([]);
     s.close();
@@ -222,6 +223,26 @@ describe('TerminalStore', () => {
     const bounded = again.keptSlips();
     expect(bounded).toHaveLength(MAX_KEPT_SLIPS);
     expect(bounded[0]!.lines).toEqual(['slip 0']);
+    again.close();
+  });
+
+  it('counts failed vends per slot durably until an operator resets the slot', () => {
+    const path = join(tempDir(), 't.db');
+    const s = TerminalStore.open(path);
+    expect(s.slotFailures(1)).toBe(0);
+    expect(s.recordSlotFailure(1, 1000, 'no-drop', id(1))).toBe(1);
+    expect(s.recordSlotFailure(1, 2000, 'DROP_SENSOR_BLOCKED', id(2))).toBe(2);
+    expect(s.recordSlotFailure(4, 3000, 'no-drop', null)).toBe(1);
+    s.close();
+    const again = TerminalStore.open(path);
+    expect(again.slotFaults()).toEqual([
+      { slot: 1, failures: 2, firstMs: 1000, lastMs: 2000, lastReason: 'DROP_SENSOR_BLOCKED', lastRequestId: id(2) },
+      { slot: 4, failures: 1, firstMs: 3000, lastMs: 3000, lastReason: 'no-drop', lastRequestId: null },
+    ]);
+    expect(again.resetSlot(1)).toBe(2);
+    expect(again.resetSlot(1)).toBe(0);
+    expect(again.slotFailures(1)).toBe(0);
+    expect(again.slotFaults().map((f) => f.slot)).toEqual([4]);
     again.close();
   });
 

@@ -100,6 +100,14 @@ const MIGRATIONS: readonly { readonly name: string; readonly up: (db: Database.D
     name: 'slips kept until printed',
     up: (db) => db.exec('CREATE TABLE slips (id INTEGER PRIMARY KEY AUTOINCREMENT, lines TEXT NOT NULL, created_ms INTEGER NOT NULL)'),
   },
+  {
+    // Vending: failed vends per slot since an operator last reset it (a slot with any is out of
+    // order: the vending machine refuses its articles at selection). last_*: the latest failure.
+    name: 'vending slot faults',
+    up: (db) =>
+      db.exec(`CREATE TABLE slot_faults (slot INTEGER PRIMARY KEY, failures INTEGER NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,
+        last_reason TEXT NOT NULL, last_request_id TEXT)`),
+  },
 ];
 
 /** The schema version this code writes (`PRAGMA user_version` after `TerminalStore.open`). */
@@ -114,6 +122,16 @@ function migrate(db: Database.Database): void {
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
+}
+
+/** A vending slot's failed vends since an operator last reset it. */
+export interface SlotFault {
+  slot: number;
+  failures: number;
+  firstMs: number;
+  lastMs: number;
+  lastReason: string;
+  lastRequestId: string | null;
 }
 
 /** Most slips kept unprinted (TIGER_STYLE: a bound on everything); the oldest are printed first. */
@@ -159,6 +177,12 @@ export interface VendEntry {
   slot: number | null;
   /** The motor was driven (`markVendStarted`): something may have left the machine. */
   started: boolean;
+}
+
+type SlotFaultRow = { slot: number; failures: number; first_ms: number; last_ms: number; last_reason: string; last_request_id: string | null };
+
+function toSlotFault(r: SlotFaultRow): SlotFault {
+  return { slot: r.slot, failures: r.failures, firstMs: r.first_ms, lastMs: r.last_ms, lastReason: r.last_reason, lastRequestId: r.last_request_id };
 }
 
 export interface TerminalStoreOptions {
@@ -226,6 +250,13 @@ export class TerminalStore {
       slipCount: p('SELECT count(*) AS n FROM slips'),
       slipDropOldest: p('DELETE FROM slips WHERE id = (SELECT min(id) FROM slips)'),
       slipPrinted: p('DELETE FROM slips WHERE id = ?'),
+      slotFail: p(
+        'INSERT INTO slot_faults (slot, failures, first_ms, last_ms, last_reason, last_request_id) VALUES (?, 1, ?, ?, ?, ?) ' +
+          'ON CONFLICT (slot) DO UPDATE SET failures = failures + 1, last_ms = excluded.last_ms, last_reason = excluded.last_reason, last_request_id = excluded.last_request_id RETURNING failures',
+      ),
+      slotFault: p('SELECT * FROM slot_faults WHERE slot = ?'),
+      slotFaults: p('SELECT * FROM slot_faults ORDER BY slot'),
+      slotReset: p('DELETE FROM slot_faults WHERE slot = ? RETURNING failures'),
     };
     this.monotonicMs = options.monotonicMs ?? (() => performance.now());
     const maxRow = (db.prepare('SELECT coalesce(max(uptime_ms), 0) AS m FROM outbox').get() as { m: number }).m;
@@ -490,6 +521,26 @@ export class TerminalStore {
 
   slipPrinted(id: number): void {
     this.st.slipPrinted.run(id);
+  }
+
+  /** Vending: a vend on `slot` failed (fsync'd); the slot's failures since its last reset. */
+  recordSlotFailure(slot: number, nowMs: number, reason: string, requestId: string | null): number {
+    return (this.st.slotFail.get(slot, nowMs, nowMs, reason.slice(0, 200), requestId) as { failures: number }).failures;
+  }
+
+  /** The slot's failed vends since an operator last reset it (0: in service). */
+  slotFailures(slot: number): number {
+    return (this.st.slotFault.get(slot) as SlotFaultRow | undefined)?.failures ?? 0;
+  }
+
+  /** Every slot with failed vends, by slot number. */
+  slotFaults(): SlotFault[] {
+    return (this.st.slotFaults.all() as SlotFaultRow[]).map(toSlotFault);
+  }
+
+  /** An operator put the slot back in service; the failures it had (0: it had none). */
+  resetSlot(slot: number): number {
+    return (this.st.slotReset.get(slot) as { failures: number } | undefined)?.failures ?? 0;
   }
 
   /** Runs `fn`'s writes as one transaction: all of them survive a crash, or none. */

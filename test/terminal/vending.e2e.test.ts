@@ -10,6 +10,7 @@ import { startSimulatedTerminal } from '../../simulators/site/start-simulated-te
 import { HUB_BUSY_TEXT, type Command } from '../../terminal/machines/types.ts';
 import type { SimulatedTerminal } from '../../simulators/site/start-simulated-terminal.ts';
 import type { SimulatedWallet } from '../../simulators/wallet/simulated-wallet.ts';
+import { runKeypadLine } from '../../terminal/keypad.ts';
 import { badSignatureCard, eventually, Site, tapAfresh } from './harness.ts';
 
 function record(t: SimulatedTerminal): { commands: Command[]; displays: string[] } {
@@ -100,6 +101,7 @@ describe('vending terminal end to end', () => {
     expect(log.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'failed' });
     await eventually(async () => (await site.balance(wallet)) === 1000, 8000, 'refund');
     await eventually(() => idle(vm));
+    expect(vm.runtime.resetSlot(1)).toBe(1); // the jam cleared: the operator puts the slot back in service
   });
 
   it('an article on a slot the machine does not have (the hub allows 0..255) is refused at selection: nothing charged, nothing half-done', async () => {
@@ -116,9 +118,50 @@ describe('vending terminal end to end', () => {
     expect(log.commands.map((c) => c.c)).not.toContain('hub.request');
     expect(small.started.store.openVends()).toEqual([]);
     expect(await site.balance(wallet)).toBe(1000);
-    // Its own slots sell.
+    // Its own slots sell (once the reader has seen the card leave: a new tap, a new session).
+    await sleep(300);
     await sellCola(small, wallet, log);
     expect(log.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'dispensed' });
+  });
+
+  it('a jammed slot is out of order after its failed vend: the next customer is refused before any charge, across a restart, until the operator resets it', async () => {
+    const name = 'vm-slot-out';
+    const dataDir = mkdtempSync(join(tmpdir(), `tapsettle-${name}-`));
+    const first = await site.terminal({ kind: 'vending', terminalId: name, dataDir, config: { vending: { dropTimeoutMs: 800 } } });
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(first);
+    first.setSlot(1, { kind: 'jammed' });
+    await sellCola(first, wallet, log);
+    expect(log.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'failed' });
+    expect(log.commands.find((c) => c.c === 'slot.failed')).toMatchObject({ slot: 1, reason: 'no-drop' });
+    await eventually(async () => (await site.balance(wallet)) === 1000, 8000, 'refund');
+    await eventually(() => idle(first));
+    // The next customer: refused at the choice, nothing asked of the wallet, nothing charged.
+    await first.runtime.select('cola');
+    expect(first.runtime.lastDisplay).toBe('Cola: out of order — choose another');
+    expect(first.runtime.machineState.s).toBe('idle');
+    expect(await runKeypadLine(first.runtime, 'status')).toMatch(/out-of-order=1$/);
+    await first.runtime.select('beer'); // slot 2 sells on
+    expect(first.runtime.machineState.s).toBe('selected');
+    await first.runtime.cancelSelection();
+    expect(log.commands.filter((c) => c.c === 'hub.request')).toHaveLength(1);
+    await first.close({ keepData: true });
+    const second = await startSimulatedTerminal({ kind: 'vending', hubUrl: site.url, hub: site.hub, terminalId: name, merchantId: 'merchant-vending', dataDir, config: { vending: { dropTimeoutMs: 800 } } });
+    try {
+      await eventually(() => second.runtime.isOnline && second.runtime.articles.length > 0, 8000, 'restarted machine online');
+      await second.runtime.select('cola');
+      expect(second.runtime.lastDisplay).toBe('Cola: out of order — choose another');
+      // The operator cleared the jam and puts the slot back in service from the keypad.
+      expect(await runKeypadLine(second.runtime, 'slot-reset 1')).toBe('slot 1 back in service (1 failed vend cleared)');
+      expect(await runKeypadLine(second.runtime, 'slot-reset 1')).toBe('slot 1 was in service');
+      const after = record(second);
+      await sellCola(second, wallet, after);
+      expect(after.commands.find((c) => c.c === 'receipt')).toMatchObject({ outcome: 'dispensed' });
+      expect(await site.balance(wallet)).toBe(750);
+    } finally {
+      await second.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('a failure receipt the hub loses after its PUBACK is re-sent until the hub acknowledges it: refunded once', async () => {
@@ -149,6 +192,7 @@ describe('vending terminal end to end', () => {
       vm.setSlot(1, { kind: 'drops', afterMs: 40 });
     }
     await eventually(() => idle(vm));
+    vm.runtime.resetSlot(1);
   });
 
   it("the hub's approval and the machine's deadline cross: nothing dispensed, the approval undone by a failure receipt", async () => {
@@ -618,5 +662,6 @@ describe('vending terminal end to end', () => {
     }
     await eventually(() => vm.started.store.openCount() === 0 && vm.started.store.pendingReceipts().length === 0, 15_000, 'sale and receipt forwarded');
     await eventually(async () => (await site.balance(wallet)) === 1000, 8000, 'refunded');
+    vm.runtime.resetSlot(1);
   });
 });
