@@ -17,7 +17,7 @@ import { attachKeypad, runKeypadLine } from '../../terminal/keypad.ts';
 import { startTerminal } from '../../terminal/start-terminal.ts';
 import { POWER_LOST_BEFORE_SHOWN } from '../../terminal/runtime.ts';
 import { PIN_MAX_FAILURES } from '../../terminal/policy/pin-attempts.ts';
-import { badSignatureCard, eventually, OPERATORS, Site } from './harness.ts';
+import { badSignatureCard, eventually, OPERATORS, Site, tapAfresh } from './harness.ts';
 
 type Log = { commands: Command[]; displays: string[]; prints: string[][]; stop(): void };
 /** What a sale needs of a terminal (a simulated one, or a runtime started here on its reader). */
@@ -357,8 +357,9 @@ describe('POS end to end', () => {
       busy.remove();
       await sleep(60);
       // Another try for the same wallet while the first is re-sent: refused (it may yet be made).
+      // A new tap once the reader has seen the card leave (a loaded machine polls late).
       await busy.runtime.topUp(700, 'alice', '4711');
-      busy.tap(wallet);
+      await tapAfresh(busy, wallet);
       await eventually(() => log.displays.includes(PENDING_TEXT), 8000, 'refused while pending');
       busy.remove();
       await busy.runtime.clear();
