@@ -15,6 +15,7 @@ import type {
   DiscrepancyEntry,
   HoldRow,
   LedgerStore,
+  LogCheckRow,
   LogRow,
   MemoRow,
   NewAccount,
@@ -26,6 +27,31 @@ import { WriterThread, type CommitTimes } from './writer-thread.ts';
 import type { Account, AccountKind, DeclineCode, HistoryItem, HoldInfo, SettlementSummary } from './types.ts';
 
 type Row = Record<string, unknown>;
+
+/** One raw row of the logCheck statement, in its column order. */
+type LogCheckDbRow = [
+  seq: number,
+  kind: number,
+  payerNum: number | null,
+  payeeNum: number | null,
+  amountMinor: number,
+  feeMinor: number,
+  currency: string,
+  holdUntilMs: number | null,
+  refSeq: number | null,
+  state: number,
+  code: string | null,
+  entryId: number | null,
+  balanceAfterMinor: number | null,
+  overspent: number,
+  refundedBySeq: number | null,
+  entrySeq: number | null,
+  entryKind: number | null,
+  entryCurrency: string | null,
+  payerLeg: number | null,
+  payeeLeg: number | null,
+  holdOpen: number,
+];
 
 interface AccountDbRow {
   num: number;
@@ -154,6 +180,9 @@ export interface WriterCommitTimes extends CommitTimes {
   readonly committedHere: number;
 }
 
+/** The snapshot's memory map (readSnapshot): verify's random postings lookups read pages without a copy. */
+const SNAPSHOT_MMAP_BYTES = 1 << 30;
+
 /** Room for this many new ids (~1.2 MB) in the request-id filter's first layer; it grows by layers. */
 const LOGGED_IDS_HEADROOM = 1 << 20;
 
@@ -229,6 +258,21 @@ export class SqliteLedgerStore implements LedgerStore {
       refundMark: p('UPDATE settlement_log SET refunded_by_seq = ? WHERE seq = ?'),
       balance: p('UPDATE accounts SET balance_minor = ? WHERE num = ?'),
       flags: p('UPDATE accounts SET flags = ? WHERE num = ?'),
+      // Primary-key lookups only: the entry, the payer's posting to it (postings are keyed
+      // (account, entry)), the payee's for the kinds whose entry credits the payee, the open hold
+      // of a row with a window. Paged by seq.
+      logCheck: p(
+        `SELECT l.seq, l.kind, l.payer_num, l.payee_num, l.amount_minor, l.fee_minor, l.currency, l.hold_until_ms, l.ref_seq, l.state,
+           l.code, l.entry_id, l.balance_after_minor, l.overspent, l.refunded_by_seq, e.seq AS entry_seq, e.kind AS entry_kind,
+           e.currency AS entry_currency, p.amount_minor AS payer_leg, q.amount_minor AS payee_leg, h.seq IS NOT NULL AS hold_open
+         FROM settlement_log l
+         LEFT JOIN journal_entries e ON e.id = l.entry_id
+         LEFT JOIN postings p ON p.account_num = l.payer_num AND p.entry_id = l.entry_id
+         LEFT JOIN postings q ON l.kind IN (${commandKindCode.encode('topup')}, ${commandKindCode.encode('payout')}, ${commandKindCode.encode('refund')})
+           AND q.account_num = l.payee_num AND q.entry_id = l.entry_id
+         LEFT JOIN holds h ON l.hold_until_ms IS NOT NULL AND h.seq = l.seq
+         WHERE l.seq > ? ORDER BY l.seq LIMIT ?`,
+      ).raw(),
       holdInsert: p('INSERT INTO holds (seq, release_at_ms) VALUES (?, ?)'),
       holdDelete: p('DELETE FROM holds WHERE seq = ?'),
     };
@@ -638,6 +682,58 @@ export class SqliteLedgerStore implements LedgerStore {
     return this.db
       .prepare('SELECT l.currency, SUM(l.amount_minor) AS amountMinor FROM holds h JOIN settlement_log l ON l.seq = h.seq GROUP BY l.currency ORDER BY l.currency')
       .all() as CurrencyTotal[];
+  }
+
+  async logCheckPage(afterSeq: number, limit: number): Promise<LogCheckRow[]> {
+    await this.#drain();
+    // Raw rows (arrays): a million rows as named objects cost seconds more.
+    const rows = this.#s.logCheck.all(afterSeq, limit) as LogCheckDbRow[];
+    const out: LogCheckRow[] = [];
+    for (const r of rows) {
+      out.push({
+        seq: r[0],
+        kind: commandKindCode.decode(r[1]),
+        payerNum: r[2],
+        payeeNum: r[3],
+        amountMinor: r[4],
+        feeMinor: r[5],
+        currency: r[6],
+        holdUntilMs: r[7],
+        refSeq: r[8],
+        state: logStateCode.decode(r[9]),
+        code: r[10] as DeclineCode | null,
+        entryId: r[11],
+        balanceAfterMinor: r[12],
+        overspent: r[13] !== 0,
+        refundedBySeq: r[14],
+        entrySeq: r[15],
+        entryKind: r[16] === null ? null : entryKindCode.decode(r[16]),
+        entryCurrency: r[17],
+        payerLegMinor: r[18],
+        payeeLegMinor: r[19],
+        holdOpen: r[20] !== 0,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * A second, read-only connection in one read transaction: WAL keeps its snapshot while the
+   * engine commits (checkpoints stop at it until it ends). An in-memory store has no second
+   * connection: `read` runs on this one, as before.
+   */
+  async readSnapshot<T>(read: (view: LedgerStore) => Promise<T>): Promise<T> {
+    await this.#drain();
+    if (this.db.memory) return read(this);
+    const view = SqliteLedgerStore.open(this.db.name, { readonly: true, writerThread: false, backgroundCheckpointMs: 0, mmapBytes: SNAPSHOT_MMAP_BYTES });
+    try {
+      view.db.exec('BEGIN');
+      view.#s.lastSeq.get(); // the snapshot is taken at the transaction's first read
+      return await read(view);
+    } finally {
+      if (view.db.inTransaction) view.db.exec('COMMIT');
+      await view.close();
+    }
   }
 
   async close(): Promise<void> {

@@ -89,6 +89,32 @@ export function describeLedgerStoreContract(name: string, makeFactory: () => Sto
       });
     }
 
+    it('logCheckPage: log rows after a seq, paged, with their entry, payer and payee postings and open hold', () =>
+      withStore(async (s) => {
+        const a = await accounts(s);
+        await s.commitBatch(topupWrite(1, 1, a, 100));
+        await s.commitBatch(write({ logInserts: [row(2, { state: 'declined', code: 'unknown_account' })], settledThroughSeq: 2 }));
+        const [topup, declined] = await s.logCheckPage(0, 10);
+        expect(topup).toMatchObject({ seq: 1, kind: 'topup', state: 'done', entryId: 1, entrySeq: 1, entryKind: 'topup', entryCurrency: 'EUR', payerLegMinor: -100, payeeLegMinor: 100, holdOpen: false });
+        expect(declined).toMatchObject({ seq: 2, state: 'declined', code: 'unknown_account', entryId: null, entrySeq: null, entryKind: null, payerLegMinor: null, payeeLegMinor: null });
+        expect((await s.logCheckPage(0, 1)).map((r) => r.seq)).toEqual([1]);
+        expect((await s.logCheckPage(1, 10)).map((r) => r.seq)).toEqual([2]);
+        expect(await s.logCheckPage(2, 10)).toEqual([]);
+      }));
+
+    it('readSnapshot: every read of the view sees the store as it was when read began', () =>
+      withStore(async (s) => {
+        const a = await accounts(s);
+        await s.commitBatch(topupWrite(1, 1, a, 100));
+        const seen = await s.readSnapshot(async (view) => {
+          const before = (await view.counters()).lastSeq;
+          await (await s.commitBatch(topupWrite(2, 2, a, 200))).durable;
+          return { before, after: (await view.counters()).lastSeq, rows: (await view.logCheckPage(0, 10)).length, sums: (await view.postingSumsByAccount()).get(a.wallet) };
+        });
+        expect(seen).toEqual({ before: 1, after: 1, rows: 1, sums: 100 });
+        expect((await s.counters()).lastSeq).toBe(2);
+      }));
+
     it('starts empty', () =>
       withStore(async (s) => {
         expect(await s.counters()).toEqual({ lastSeq: 0, lastEntryId: 0, settledThroughSeq: 0 });

@@ -126,6 +126,38 @@ export interface MemoRow {
   readonly refundedBySeq: number | null;
 }
 
+/**
+ * A settlement-log row with the journal facts verifyLedger checks it against (logCheckPage): the
+ * entry its entryId names and that entry's postings to the row's payer and payee.
+ */
+export interface LogCheckRow {
+  readonly seq: number;
+  readonly kind: CommandKind;
+  readonly payerNum: number | null;
+  readonly payeeNum: number | null;
+  readonly amountMinor: number;
+  readonly feeMinor: number;
+  readonly currency: string;
+  readonly holdUntilMs: number | null;
+  readonly refSeq: number | null;
+  readonly state: LogState;
+  readonly code: DeclineCode | null;
+  readonly entryId: number | null;
+  readonly balanceAfterMinor: number | null;
+  readonly overspent: boolean;
+  readonly refundedBySeq: number | null;
+  /** The entry `entryId` names: its seq, kind and currency (all null: no such entry, or no entryId). */
+  readonly entrySeq: number | null;
+  readonly entryKind: EntryKind | null;
+  readonly entryCurrency: string | null;
+  /** That entry's posting to payerNum (null: none). */
+  readonly payerLegMinor: number | null;
+  /** For a topup, payout or refund (whose entry credits the payee): that entry's posting to payeeNum; otherwise null. */
+  readonly payeeLegMinor: number | null;
+  /** For a row with a window (holdUntilMs): whether the holds table has a row for its seq; otherwise false. */
+  readonly holdOpen: boolean;
+}
+
 export interface LedgerStore {
   counters(): Promise<StoreCounters>;
   /** Inserts the account, or returns the existing one with that id (idempotent). */
@@ -180,6 +212,14 @@ export interface LedgerStore {
   inTransitTotals(): Promise<CurrencyTotal[]>;
   /** Σ amount of open holds, per currency. */
   heldTotals(): Promise<CurrencyTotal[]>;
+  /** Up to `limit` log rows with seq > afterSeq, in seq order, with their journal facts (paged by seq). */
+  logCheckPage(afterSeq: number, limit: number): Promise<LogCheckRow[]>;
+  /**
+   * Runs `read` on a view of the store whose every read sees one snapshot (batches committed
+   * meanwhile are not seen; the view is read-only and valid only until `read` settles).
+   * verifyLedger reads through it, so a running engine does not make it see half a batch.
+   */
+  readSnapshot<T>(read: (view: LedgerStore) => Promise<T>): Promise<T>;
 
   close(): Promise<void>;
 }
