@@ -153,7 +153,10 @@ export async function startRuntimeTerminal(o: RuntimeTerminalOptions): Promise<S
         if (options.dispenseFails && slot !== undefined) {
           sim.setSlot(slot, { kind: 'drops', afterMs: 40 });
           // The failed vend took the slot out of order: the operator clears the jam and resets it.
-          if (o.kind === 'vending') rt.resetSlot(slot);
+          if (o.kind === 'vending') {
+            await rt.settle(); // the failure counted first
+            rt.resetSlot(slot);
+          }
         }
       }
     },
