@@ -1,7 +1,7 @@
 // Pure settlement of one engine turn: takes the accounts and log rows the store loaded, the time
 // and the id counters, and produces outcomes plus one write set. No I/O here.
 import { depositCredits } from './split.ts';
-import { emptyBatchWrite, logRow, withOutcome, type BatchWrite, type LogRow } from './store.ts';
+import { emptyBatchWrite, logRow, withOutcome, type BatchWrite, type LogCheckRow, type LogRow } from './store.ts';
 import { ACCOUNT_FLAG_OVERSPENT, type Account, type DeclineCode, type EntryKind, type SystemKind } from './types.ts';
 
 export type SystemNums = Readonly<Record<SystemKind, number>>;
@@ -33,10 +33,13 @@ export class BatchBuilder {
   readonly #balances = new Map<number, number>();
   readonly #system: ReadonlyMap<string, SystemNums>;
   readonly #incoming: ReadonlyMap<number, number>;
+  readonly #journal: ReadonlyMap<number, Pick<LogCheckRow, 'entrySeq' | 'payerLegMinor'>>;
 
   /**
    * `incomingMinor`: per account, the credits of withdrawals decided in earlier batches whose
    * deposits this batch does not post (their commit is not durable yet): a balance limit counts them.
+   * `originalsJournal`: by seq, the journal facts (LedgerStore.logCheckPage) of every refund
+   * original the engine loaded from the store: a refund trusts such a row only if they agree.
    */
   constructor(args: {
     nowMs: number;
@@ -45,6 +48,7 @@ export class BatchBuilder {
     accounts: Map<number, Account>;
     system: ReadonlyMap<string, SystemNums>;
     incomingMinor: ReadonlyMap<number, number>;
+    originalsJournal?: ReadonlyMap<number, Pick<LogCheckRow, 'entrySeq' | 'payerLegMinor'>>;
   }) {
     this.nowMs = args.nowMs;
     this.nextSeq = args.nextSeq;
@@ -52,6 +56,7 @@ export class BatchBuilder {
     this.#accounts = args.accounts;
     this.#system = args.system;
     this.#incoming = args.incomingMinor;
+    this.#journal = args.originalsJournal ?? new Map();
   }
 
   #byId: Map<string, Account> | null = null;
@@ -272,6 +277,11 @@ export class BatchBuilder {
     if (orig.state === 'declined' || orig.state === 'logged') return decline('not_found');
     if (orig.kind !== 'purchase' && orig.kind !== 'fare' && orig.kind !== 'offline_purchase') return decline('not_refundable');
     if (orig.refundedBySeq !== null) return decline('already_refunded');
+    // The amount and payer given back are the original row's columns: only if its own journal
+    // entry withdrew exactly that from that payer (a row read from the store; one decided in this
+    // batch is this batch's own). A row that disagrees is not refunded (verifyLedger names it).
+    const j = this.#journal.get(orig.seq);
+    if (j && (j.entrySeq !== orig.seq || j.payerLegMinor !== -orig.amountMinor)) return decline('not_refundable');
     const wallet = this.account(orig.payerNum);
     if (!wallet) throw new Error(`wallet of seq ${orig.seq} not loaded`);
     const sys = this.system(orig.currency);

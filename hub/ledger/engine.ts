@@ -5,7 +5,7 @@ import { BPS_DENOMINATOR } from './split.ts';
 import { BatchBuilder, systemAccountId, type SystemNums } from './batch.ts';
 import { assertCommand, commandHash, isCurrencyCode, isMerchantId, isWalletId } from './command.ts';
 import { DuplicateRequestError, LedgerError } from './errors.ts';
-import { emptyBatchWrite, logRow, type CommitReceipt, type HoldRow, type LedgerStore, type LogRow } from './store.ts';
+import { emptyBatchWrite, logRow, type CommitReceipt, type HoldRow, type LedgerStore, type LogCheckRow, type LogRow } from './store.ts';
 import {
   SYSTEM_KINDS,
   type Account,
@@ -468,6 +468,17 @@ export class Engine {
       const extraSeqs = dueHolds.map((h) => h.seq);
       for (const r of recovered) if (r.refSeq !== null) extraSeqs.push(r.refSeq);
       const bySeq = extraSeqs.length > 0 ? await store.logBySeqs(extraSeqs) : new Map<number, LogRow>();
+      // The journal facts of the refunds' originals (a refund checks the row against them).
+      const originalsJournal = new Map<number, LogCheckRow>();
+      const refundOriginals = [...originals.values()];
+      for (const r of recovered) {
+        const o = r.kind === 'refund' && r.refSeq !== null ? bySeq.get(r.refSeq) : undefined;
+        if (o) refundOriginals.push(o);
+      }
+      for (const o of refundOriginals) {
+        const [facts] = await store.logCheckPage(o.seq - 1, 1);
+        if (facts?.seq === o.seq) originalsJournal.set(o.seq, facts);
+      }
       const nums = new Set<number>();
       const rowNums = (r: LogRow, payer: boolean): void => {
         if (r.currency === '') return;
@@ -489,7 +500,7 @@ export class Engine {
       let known = new Map<string, LogRow>();
       let receipt: CommitReceipt;
       for (;;) {
-        const b = this.#compute({ nowMs, items, recovered, dueHolds, originals, bySeq, known, accounts });
+        const b = this.#compute({ nowMs, items, recovered, dueHolds, originals, bySeq, known, accounts, originalsJournal });
         try {
           this.#assertMayCommit();
           if (b.stopAfterLog) {
@@ -534,6 +545,7 @@ export class Engine {
     bySeq: Map<number, LogRow>;
     known: Map<string, LogRow>;
     accounts: Map<number, Account>;
+    originalsJournal: ReadonlyMap<number, LogCheckRow>;
   }): Computed {
     const { nowMs, items } = args;
     const b = new BatchBuilder({
@@ -543,6 +555,7 @@ export class Engine {
       accounts: args.accounts,
       system: this.#system,
       incomingMinor: this.#incomingMinor,
+      originalsJournal: args.originalsJournal,
     });
     for (const r of args.originals.values()) b.setRow(r);
     for (const r of args.known.values()) b.setRow(r);

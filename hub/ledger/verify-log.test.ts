@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOG_ENTRY_FIELDS, LOG_ROW_REASONS, REFUND_LINK_REASONS, verifyLedger, type Discrepancy } from './verify.ts';
 import { SqliteLedgerStore } from './sqlite-store.ts';
+import { Engine } from './engine.ts';
 import { rid, tempLedger, walletId, type TempLedger } from './test-helpers.ts';
 import type { Outcome } from './types.ts';
 import { readFileSync } from 'node:fs';
@@ -17,6 +18,8 @@ const W3 = walletId(3);
 let ledger: TempLedger;
 /** Seqs of the template's rows. */
 const seq = { P: 0, R: 0, Q: 0, H: 0, O: 0 };
+/** Request ids of the refunded purchase P and the purchase Q. */
+const req = { P: '', Q: '' };
 let copies = 0;
 
 function seqOf(o: Outcome): number {
@@ -34,14 +37,15 @@ beforeAll(async () => {
     e.submit({ kind: 'purchase', requestId: rid(), walletId: walletIdHex, merchantId: 'shop', amountMinor, currency: 'EUR', ...extra });
   // The reviewer's ledger: a purchase of 300, refunded once; the shop has 5000 more.
   await e.submit({ kind: 'topup', requestId: rid(), walletId: W1, amountMinor: 1000, currency: 'EUR', source: 'cash' });
-  const p = rid();
+  const p = (req.P = rid());
   seq.P = seqOf(await e.submit({ kind: 'purchase', requestId: p, walletId: W1, merchantId: 'shop', amountMinor: 300, currency: 'EUR' }));
   await e.submit({ kind: 'topup', requestId: rid(), walletId: W2, amountMinor: 5000, currency: 'EUR', source: 'card' });
   await buy(W2, 5000);
   await e.settled();
   seq.R = seqOf(await e.submit({ kind: 'refund', requestId: rid(), originalRequestId: p }));
   // More rows to tamper: a purchase with a fee, one in a cancellation window, an overdraft.
-  seq.Q = seqOf(await buy(W1, 100, { feeMinor: 10 }));
+  req.Q = rid();
+  seq.Q = seqOf(await buy(W1, 100, { feeMinor: 10, requestId: req.Q }));
   seq.H = seqOf(await buy(W1, 50, { holdUntilMs: Date.now() + 3_600_000 }));
   seq.O = seqOf(await e.submit({ kind: 'offline_purchase', requestId: rid(), walletId: W3, merchantId: 'shop', amountMinor: 20, currency: 'EUR' }));
   await e.close();
@@ -49,14 +53,24 @@ beforeAll(async () => {
 
 afterAll(() => ledger.cleanup());
 
-/** A copy of the template ledger with `sql` applied, verified. */
-async function tampered(sql: (num: (id: string) => number) => string): Promise<{ ok: boolean; discrepancies: Discrepancy[] }> {
+/** A copy of the template ledger with `sql` applied. */
+function tamperedFile(sql: (num: (id: string) => number) => string): string {
   const file = join(ledger.dir, `copy-${++copies}.db`);
   copyFileSync(ledger.file, file);
   const store = SqliteLedgerStore.open(file, { writerThread: false, backgroundCheckpointMs: 0 });
   try {
     const num = (id: string): number => store.db.prepare('SELECT num FROM account_ids WHERE id = ?').pluck().get(id) as number;
     store.db.exec(sql(num));
+  } finally {
+    store.db.close();
+  }
+  return file;
+}
+
+/** A copy of the template ledger with `sql` applied, verified. */
+async function tampered(sql: (num: (id: string) => number) => string): Promise<{ ok: boolean; discrepancies: Discrepancy[] }> {
+  const store = SqliteLedgerStore.open(tamperedFile(sql), { writerThread: false, backgroundCheckpointMs: 0 });
+  try {
     return await verifyLedger(store);
   } finally {
     await store.close();
@@ -117,5 +131,37 @@ describe('verifyLedger: the settlement log against the journal', () => {
     const readme = readFileSync(new URL('./README.md', import.meta.url), 'utf8');
     const kinds = ['log_row_invalid', 'log_entry_mismatch', 'refund_link', 'log_balance_mismatch', 'flag_mismatch'];
     for (const code of [...kinds, ...Object.keys(LOG_ROW_REASONS), ...Object.keys(LOG_ENTRY_FIELDS), ...Object.keys(REFUND_LINK_REASONS)]) expect(readme).toContain(`\`${code}\``);
+  });
+});
+
+describe('a refund of a tampered original', () => {
+  async function refundOn(file: string, originalRequestId: string): Promise<{ outcome: Outcome; w1: number | undefined; w2: number | undefined }> {
+    const e = await Engine.open(SqliteLedgerStore.open(file, { writerThread: false, backgroundCheckpointMs: 0 }));
+    try {
+      const outcome = await e.submit({ kind: 'refund', requestId: rid(), originalRequestId });
+      await e.settled();
+      return { outcome, w1: (await e.getAccount(W1))?.balanceMinor, w2: (await e.getAccount(W2))?.balanceMinor };
+    } finally {
+      await e.close();
+    }
+  }
+
+  it("reviewer's case: the second refund under a new id is declined, not approved for the raised amount", async () => {
+    const file = tamperedFile(() => `UPDATE settlement_log SET refunded_by_seq = NULL, amount_minor = 3000 WHERE seq = ${seq.P}`);
+    const r = await refundOn(file, req.P);
+    expect(r.outcome).toMatchObject({ status: 'declined', code: 'not_refundable' });
+    expect(r.w1).toBe(850);
+  });
+
+  it("a purchase whose payer was rewritten is not refunded to the new payer", async () => {
+    const file = tamperedFile((num) => `UPDATE settlement_log SET payer_num = ${num(W2)} WHERE seq = ${seq.Q}`);
+    const r = await refundOn(file, req.Q);
+    expect(r.outcome).toMatchObject({ status: 'declined', code: 'not_refundable' });
+    expect(r.w2).toBe(0);
+  });
+
+  it('an untampered original is refunded as before', async () => {
+    const r = await refundOn(tamperedFile(() => 'SELECT 1'), req.Q);
+    expect(r.outcome).toMatchObject({ status: 'approved', amountMinor: 100, balanceAfterMinor: 950 });
   });
 });
