@@ -382,7 +382,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       },
       timeouts: { hubMs: c.hub.timeoutMs, dropMs: c.vending?.dropTimeoutMs ?? 4000, tapMs: 10_000 },
       ...(c.kind === 'pos' ? { heldTickets: (wallet: string) => this.heldTickets(wallet) } : {}),
-      ...(c.kind === 'vending' ? { vending: { slotCount: this.slotCount(), slotFailures: (slot: number) => store.slotFailures(slot) } } : {}),
+      ...(c.kind === 'vending' ? { vending: { slotCount: this.slotCount(), slotFailures: (slot: number) => store.slotFailures(slot), ready: () => this.d.devices.vending?.ready() ?? true } } : {}),
       ...(c.gate
         ? {
             gate: {
@@ -554,7 +554,10 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         this.d.store.markVendStarted(cmd.requestId, cmd.slot, nowMs);
         const dispensing = vending
           .dispense(cmd.slot, { timeoutMs: this.config.vending?.dropTimeoutMs ?? 4000 })
-          .then((r) => this.post(r.kind === 'dispensed' ? { e: 'drop' } : { e: 'dispense.failed', reason: r.reason }))
+          .then((r) => {
+            if (r.kind === 'failed' && 'code' in r) this.log.error({ code: r.code, slot: cmd.slot, requestId: cmd.requestId }, 'drop sensor blocked: nothing vended, refunded; no sale starts until it reads clear');
+            return this.post(r.kind === 'dispensed' ? { e: 'drop' } : { e: 'dispense.failed', reason: r.reason });
+          })
           .catch((err: unknown) => {
             this.log.error({ err, slot: cmd.slot, requestId: cmd.requestId }, 'dispense failed');
             return this.post({ e: 'dispense.failed', reason: isHardwareError(err) ? err.code : 'dispense error' });

@@ -191,11 +191,13 @@ export function describeVendingContract(name: string, make: () => Promise<Vendin
         h.slot(1, { kind: 'drops', afterMs: 20 });
         h.setDropBeam!(true);
         await new Promise((r) => setTimeout(r, 50)); // the blocked level reaches the host
+        expect(h.vending.ready()).toBe(false); // what the terminal asks before it charges anyone
         expect(await h.vending.dispense(1, { timeoutMs: 1000 })).toEqual({ kind: 'failed', slot: 1, reason: 'drop-sensor-blocked', code: 'DROP_SENSOR_BLOCKED' });
         await new Promise((r) => setTimeout(r, 50)); // a motor write, had there been one, would have landed
         expect(h.motorEverOn!(1)).toBe(false);
         h.setDropBeam!(false);
         await new Promise((r) => setTimeout(r, 50));
+        expect(h.vending.ready()).toBe(true);
         expect(await h.vending.dispense(1, { timeoutMs: 1000 })).toMatchObject({ kind: 'dispensed', slot: 1 });
         expect(h.motorEverOn!(1)).toBe(true);
       });

@@ -17,6 +17,11 @@ export interface Vending {
    * throws synchronously: an unknown slot or a lost board link is a rejection (HardwareError).
    */
   dispense(slot: number, options?: { timeoutMs?: number }): Promise<DispenseResult>;
+  /**
+   * Whether a dispense could see its drop now: the drop sensor reads clear and the board link is
+   * up (true for hardware with no sensor level to read). Asked before a sale is charged.
+   */
+  ready(): boolean;
   close(): Promise<void>;
 }
 
@@ -46,6 +51,10 @@ export class VendingController implements Vending {
 
   get slotCount(): number {
     return this.hw.slotCount;
+  }
+
+  ready(): boolean {
+    return this.hw.link?.lost === undefined && (this.hw.dropSensorClear?.() ?? true);
   }
 
   dispense(slot: number, options: { timeoutMs?: number } = {}): Promise<DispenseResult> {

@@ -103,9 +103,10 @@ export interface TerminalContext {
    * Vending: the machine has slots 0..slotCount-1 (config `vending.slotCount`, and no more than
    * its dispenser has). A hub catalog may name any slot 0..255: an article on a slot beyond these
    * is refused at selection, before anything is charged. `slotFailures`: the slot's failed vends
-   * since an operator last reset it (kept durably by the runtime, `slot.failed`).
+   * since an operator last reset it (kept durably by the runtime, `slot.failed`). `ready`: whether
+   * the dispenser could see a drop now (drop sensor clear, board link up): no sale starts while not.
    */
-  vending?: { slotCount: number; slotFailures?: (slot: number) => number };
+  vending?: { slotCount: number; slotFailures?: (slot: number) => number; ready?: () => boolean };
   /** POS: hub-signed tickets sold here and held for this wallet until its next tap collects them. */
   heldTickets?: (wallet: string) => readonly Envelope<'ticket'>[];
 }

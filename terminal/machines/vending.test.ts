@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../protocol/index.ts';
 import { Fixture, T0 } from './fixtures.ts';
 import { display, FOREIGN_SIGNATURE_TEXT, HUB_BUSY_TEXT, type Command } from './types.ts';
-import { DEVICE_VERDICT_GRACE_MS, SLOT_OUT_OF_ORDER_AFTER, VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './vending.ts';
+import { DEVICE_VERDICT_GRACE_MS, DISPENSER_NOT_READY_TEXT, SLOT_OUT_OF_ORDER_AFTER, VENDING_IDLE, vendingStep, type VendingEvent, type VendingState } from './vending.ts';
 
 const kinds = (cs: Command[]): string[] => cs.map((c) => c.c);
 
@@ -98,7 +98,10 @@ describe('vending machine', () => {
     const rid = f.id();
     const s: VendingState = { s: 'dispensing', article: f.ctx().catalog[0]!, requestId: rid, untilMs: T0 + 2000 }; // cola, slot 3
     expect(vendingStep(s, { e: 'dispense.failed', reason: 'no-drop' }, f.ctx(), T0 + 10).commands).toContainEqual({ c: 'slot.failed', slot: 3, requestId: rid, reason: 'no-drop' });
-    expect(vendingStep(s, { e: 'dispense.failed', reason: 'drop-sensor-blocked' }, f.ctx(), T0 + 10).commands).toContainEqual({ c: 'slot.failed', slot: 3, requestId: rid, reason: 'drop-sensor-blocked' });
+    // A drop sensor that went blocked before the motor: refunded, and not the slot's fault.
+    const blocked = vendingStep(s, { e: 'dispense.failed', reason: 'drop-sensor-blocked' }, f.ctx(), T0 + 10).commands;
+    expect(blocked).toContainEqual({ c: 'receipt', requestId: rid, outcome: 'failed', reason: 'drop sensor blocked' });
+    expect(kinds(blocked)).not.toContain('slot.failed');
     expect(vendingStep(s, { e: 'tick' }, f.ctx(), T0 + 2000).commands).toContainEqual({ c: 'slot.failed', slot: 3, requestId: rid, reason: 'no answer from the dispenser' });
     // A drop counts nothing.
     expect(kinds(vendingStep(s, { e: 'drop' }, f.ctx(), T0 + 10).commands)).not.toContain('slot.failed');
@@ -113,6 +116,24 @@ describe('vending machine', () => {
     expect(run(f, [{ e: 'select', sku: 'beer' }], ctx()).state.s).toBe('selected'); // slot 4
     failures.delete(3); // the operator's reset
     expect(run(f, [{ e: 'select', sku: 'cola' }], ctx()).state.s).toBe('selected');
+  });
+
+  it('a dispenser that is not ready (drop sensor blocked, board gone) starts no sale: refused at selection and at the tap', () => {
+    const f = new Fixture();
+    const w = f.wallet();
+    let ready = true;
+    const ctx = () => f.ctx({ vending: { slotCount: 8, ready: () => ready } });
+    const selected = run(f, [{ e: 'select', sku: 'cola' }], ctx());
+    expect(selected.state.s).toBe('selected');
+    ready = false;
+    const atTap = run(f, [{ e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], ctx(), selected.state);
+    expect(atTap.state).toEqual(VENDING_IDLE);
+    expect(atTap.commands).toEqual([display(DISPENSER_NOT_READY_TEXT, 'error'), { c: 'nfc.release' }]);
+    const atSelect = run(f, [{ e: 'select', sku: 'cola' }], ctx());
+    expect(atSelect.state).toEqual(VENDING_IDLE);
+    expect(atSelect.commands).toEqual([display(DISPENSER_NOT_READY_TEXT, 'error')]);
+    ready = true; // the beam reads clear again: sales go on, no operator reset needed
+    expect(run(f, [{ e: 'select', sku: 'cola' }, { e: 'tap', card: f.card(w), requestId: f.id(), recordId: f.id() }], ctx()).state.s).toBe('authorizing');
   });
 
   it("the machine's deadline leaves the dispenser its whole window: a drop late in it is a sale, not a refund", () => {

@@ -19,6 +19,9 @@ export type VendingEvent = CommonEvent | { e: 'select'; sku: string } | { e: 'ca
 
 export const VENDING_IDLE: VendingState = { s: 'idle' };
 
+/** The dispenser's reason when its drop sensor was not clear (hardware DispenseResult). */
+const DROP_SENSOR_BLOCKED_REASON = 'drop-sensor-blocked';
+
 const SELECTION_MS = 60_000;
 const AUTHORIZE_MS = 10_000;
 
@@ -47,6 +50,14 @@ export const DEVICE_VERDICT_GRACE_MS = 5000;
  */
 export const SLOT_OUT_OF_ORDER_AFTER = 1;
 
+/** Shown while the dispenser could not see a drop (its drop sensor blocked, its board gone). */
+export const DISPENSER_NOT_READY_TEXT = 'out of order — dispenser not ready, please call staff';
+
+/** Whether the dispenser could vend now (VendingContext.ready); true where nothing says otherwise. */
+function dispenserReady(ctx: TerminalContext): boolean {
+  return ctx.vending?.ready?.() ?? true;
+}
+
 /** Whether the slot is out of order (SLOT_OUT_OF_ORDER_AFTER). */
 export function slotOutOfOrder(ctx: TerminalContext, slot: number): boolean {
   return (ctx.vending?.slotFailures?.(slot) ?? 0) >= SLOT_OUT_OF_ORDER_AFTER;
@@ -63,6 +74,8 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
       if (ctx.vending && article.slot >= ctx.vending.slotCount) return step(state, [display(`${article.name}: not available at this machine — choose another`, 'error')]);
       // A slot whose vend failed: no one else is charged for it until an operator has seen to it.
       if (slotOutOfOrder(ctx, article.slot)) return step(state, [display(`${article.name}: out of order — choose another`, 'error')]);
+      // A blocked drop sensor fails every slot's vend alike: no sale is charged while it lasts.
+      if (!dispenserReady(ctx)) return step(state, [display(DISPENSER_NOT_READY_TEXT, 'error')]);
       return step({ s: 'selected', article, untilMs: nowMs + SELECTION_MS }, [display(`${article.name}: ${price(article.priceMinor, article.currency)} — tap your wallet`)]);
     }
     case 'cancel':
@@ -70,6 +83,7 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
       return step(state);
     case 'tap': {
       if (state.s !== 'selected') return step(state, [{ c: 'nfc.release' }]);
+      if (!dispenserReady(ctx)) return step(VENDING_IDLE, [display(DISPENSER_NOT_READY_TEXT, 'error'), { c: 'nfc.release' }]);
       const lic = checkLicense(event.card.license, ctx, nowMs);
       if (!lic.ok) return step(state, [display(`wallet refused: ${lic.code}`, 'error'), { c: 'nfc.release' }]);
       const a = state.article;
@@ -153,9 +167,11 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
         // No drop within the timeout: a failed dispense, reported so the hub refunds (seed 003 fourth
         // signature); the slot is counted out of order (SLOT_OUT_OF_ORDER_AFTER).
         const reason = event.e === 'dispense.failed' ? (event.reason ?? 'no-drop') : 'no answer from the dispenser';
+        // The sensor went blocked between the tap and the motor: nothing ran, the slot is not at fault.
+        const slotAtFault = reason !== DROP_SENSOR_BLOCKED_REASON;
         return step(VENDING_IDLE, [
-          { c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: 'no drop detected' },
-          { c: 'slot.failed', slot: state.article.slot ?? 0, requestId: state.requestId, reason },
+          { c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: slotAtFault ? 'no drop detected' : 'drop sensor blocked' },
+          ...(slotAtFault ? [{ c: 'slot.failed' as const, slot: state.article.slot ?? 0, requestId: state.requestId, reason }] : []),
           display('dispense failed — refunded', 'error'),
         ]);
       }
