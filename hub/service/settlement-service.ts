@@ -751,6 +751,9 @@ export class SettlementService {
         await this.#o.registry.durable();
         return { status: 'approved', withdrawal: 'none', amountMinor: 0, currency: auth.currency, timeMs: now, wallet, cache: true };
       }
+      // A passage the gate let through offline already happened: settled, and the blocklisted
+      // wallet's trip is the operator's incident, as an offline sale's is (#restrictedOffline).
+      if (body.offline && blocklisted) restricted = { ok: false, code: 'BLOCKLISTED', reason: 'wallet is on the blocklist' };
       const base = { requestId: eid, walletId: wallet, merchantId: terminal.merchantId, amountMinor: quote.fareMinor, currency: quote.currency };
       cmd = body.offline ? { kind: 'offline_purchase', ...base } : { kind: 'fare', ...base };
     } else {
@@ -779,30 +782,31 @@ export class SettlementService {
       return { ...declined(mapDecline(outcome.code)), timeMs: outcome.atMs };
     }
     if (blocklistAfterSettlement(outcome) && this.#o.registry.blocklistOverspent(wallet, outcome.seq, now)) this.#blocklistChanged();
-    if (restricted) await this.#restrictedOffline(terminal, body, auth, restricted, now);
+    if (restricted) await this.#restrictedOffline(terminal, body, op.type === 'fare' ? 'fare' : 'purchase', auth, restricted, now);
     const decision = await this.#approved(outcome, wallet, eid);
     if (op.type === 'ticket.sale' && product) decision.ticket = this.#issueTicket(product, wallet, body.requestId, outcome.atMs);
     return decision;
   }
 
   /**
-   * An offline sale settled for a customer the hub would have refused online (an age or group
-   * restriction, the blocklist): the goods went to someone they must not go to, and only the
-   * operator can follow it up. Recorded once (by request id), on disk before the answer.
+   * An offline sale or gate passage settled for a customer the hub would have refused online (an
+   * age or group restriction, the blocklist): the goods went, or the person passed, where they
+   * must not, and only the operator can follow it up. Recorded once (by request id), on disk before the answer.
    */
   async #restrictedOffline(
     terminal: TerminalRecord,
     body: RequestBody,
+    what: 'purchase' | 'fare',
     auth: Body<'wallet.authorization'>,
     check: Extract<RestrictionCheck, { ok: false }>,
     now: number,
   ): Promise<void> {
-    const detail = `purchase decided without the hub, customer restricted: ${check.code} (${check.reason})`.slice(0, 200);
+    const detail = `${what} decided without the hub, customer restricted: ${check.code} (${check.reason})`.slice(0, 200);
     const incident = { requestId: body.requestId, terminalId: terminal.terminalId, wallet: auth.wallet, kind: 'restricted-offline', amountMinor: auth.amountMinor, currency: auth.currency, detail, timeMs: body.time, recordedMs: now };
     if (this.#o.registry.putIncident(incident)) {
       this.#o.logger.warn(
         { terminalId: terminal.terminalId, requestId: body.requestId, wallet: shortWallet(auth.wallet), kind: incident.kind, code: check.code, reason: check.reason, amountMinor: auth.amountMinor },
-        'incident: an offline sale went to a customer the hub would have refused',
+        `incident: an offline ${what === 'fare' ? 'passage' : 'sale'} went to a customer the hub would have refused`,
       );
     }
     await this.#o.registry.durable();

@@ -4,7 +4,7 @@
 // would have refused online is the operator's incident (`restricted-offline`), logged at warn.
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SNACKS, enroll, fundedWallet, openHubFixture, purchase, readResult, type HubFixture, type TestTerminal, type TestWallet } from './kit.ts';
+import { FARES, SNACKS, admissionRecord, authorize, enroll, fundedWallet, openHubFixture, purchase, readResult, signRequest, type HubFixture, type TestTerminal, type TestWallet } from './kit.ts';
 
 const HOUR = 3600_000;
 const BEER = [{ sku: 'beer', qty: 1, unitMinor: 400 }];
@@ -80,5 +80,30 @@ describe('offline sales and customer restrictions', () => {
     expect(incidentOf(meal.requestId)).toMatchObject({ kind: 'restricted-offline', wallet: guest.id, amountMinor: 300, detail: expect.stringContaining('RESTRICTED (staff-meal: member of staff required)') });
     expect(incidentOf(cola.requestId)).toMatchObject({ kind: 'restricted-offline', wallet: stolen.id, amountMinor: 250, detail: expect.stringContaining('BLOCKLISTED') });
     expect(await balance(stolen)).toBe(1750);
+  });
+
+  it('a fare a gate let through offline for a blocklisted wallet: settled (the trip happened), and an incident; a listed wallet online is refused', async () => {
+    fx.hub.importFares(FARES);
+    const gateIn = await enroll(fx.hub, 'gate-in', 'gate', 'transit');
+    const gateOut = await enroll(fx.hub, 'gate-out', 'gate', 'transit');
+    const fareOf = (w: TestWallet, offline: boolean) => {
+      const entry = admissionRecord(gateIn, w, 'central', fx.now - 600_000);
+      const op = { type: 'fare' as const, authorization: authorize(gateOut, w, 'fare', 350, [], fx.now), license: w.license, entry, exitStation: 'harbor', exitTime: fx.now };
+      return signRequest(gateOut, op, fx.now, { offline });
+    };
+    const stolen = await funded({});
+    const honest = await funded({});
+    const stolenTrip = fareOf(stolen, true);
+    const honestTrip = fareOf(honest, true);
+    fx.hub.blocklistAdd(stolen.id, 'stolen');
+    fx.advance(HOUR);
+    hubLog.length = 0;
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, stolenTrip.bytes))).toMatchObject({ status: 'approved', amountMinor: 350 });
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, honestTrip.bytes))).toMatchObject({ status: 'approved', amountMinor: 350 });
+    expect(incidentOf(stolenTrip.requestId)).toMatchObject({ kind: 'restricted-offline', terminalId: 'gate-out', wallet: stolen.id, amountMinor: 350, detail: expect.stringMatching(/^fare decided without the hub.*BLOCKLISTED/) });
+    expect(incidentOf(honestTrip.requestId)).toBeUndefined();
+    expect(hubLog).toContainEqual(expect.objectContaining({ level: 40, requestId: stolenTrip.requestId, code: 'BLOCKLISTED', msg: 'incident: an offline passage went to a customer the hub would have refused' }));
+    expect(await balance(stolen)).toBe(2000 - 350);
+    expect(readResult(fx.hub, await fx.hub.handleRequest(gateOut.id, fareOf(stolen, false).bytes)).code).toBe('BLOCKLISTED');
   });
 });
