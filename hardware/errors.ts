@@ -21,6 +21,9 @@ export const HARDWARE_ERROR_CODES = {
   ACTUATOR_LINK_LOST: 'the link to the johnny-five board (its serial port or IO plugin) was lost after start: nothing can be switched or read any more',
   VENDING_SLOT_UNKNOWN: 'a dispense on a slot the vending machine does not have (slots are 0..slotCount-1)',
   DROP_SENSOR_BLOCKED: 'the drop sensor did not read clear before the motor would start (beam blocked, or no reading yet): nothing was run',
+  PRINTER_UNAVAILABLE: 'the receipt printer (its serial port or printer device) could not be opened at start',
+  PRINTER_WRITE_FAILED: 'a slip could not be written to the receipt printer (link lost, write error or timeout); the next slip reopens the link',
+  PRINTER_CLOSED: 'the receipt printer was closed',
 } as const;
 
 export type HardwareErrorCode = keyof typeof HARDWARE_ERROR_CODES;

@@ -14,3 +14,8 @@ export { LinkWatch, type HardwareLink } from './actuators/board-link.ts';
 export { createJ5Gate, type J5GatePins } from './actuators/j5-gate.ts';
 export { createJ5Vending, type J5VendingPins } from './actuators/j5-vending.ts';
 export { createJ5Pos, type J5PosPins } from './actuators/j5-pos.ts';
+export {
+  encodeSlip, encodeLine, printableLine, DEFAULT_FEED_LINES, DEFAULT_WRITE_TIMEOUT_MS, type ReceiptPrinter, type LinkedPrinterOptions,
+} from './printer/receipt-printer.ts';
+export { SerialReceiptPrinter, DEFAULT_PRINTER_BAUD_RATE, type SerialReceiptPrinterOptions } from './printer/serial-receipt-printer.ts';
+export { DeviceReceiptPrinter, type DeviceReceiptPrinterOptions } from './printer/device-receipt-printer.ts';

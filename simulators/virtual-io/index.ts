@@ -4,3 +4,4 @@ export {
   MemoryGateHardware, MemoryVendingHardware, MemoryPosHardware, MemoryDisplay, createMemoryGate, createMemoryVending, createMemoryPos,
 } from './memory-actuators.ts';
 export { FirmataBoardEmulator, startEmulatedFirmataBoard, type EmulatedFirmataBoard } from './firmata-board-emulator.ts';
+export { MemoryReceiptPrinter } from './memory-receipt-printer.ts';
