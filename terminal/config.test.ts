@@ -103,6 +103,44 @@ describe('terminal config', () => {
     expect(no.stderr).toContain('kind: ');
   });
 
+  describe('printer (ESC/POS receipt printer)', () => {
+    const { gate: _gate, ...noGate } = base;
+    const pos = { ...noGate, terminalId: 'pos-1', kind: 'pos', merchantId: 'canteen', pos: {} };
+
+    it('is optional; the link follows the path unless printer.kind says; baudRate is left to the driver (19200) unless given', () => {
+      expect(parseConfig(pos, '/opt/t', {}).printer).toBeUndefined();
+      expect(parseConfig({ ...pos, printer: { path: '/dev/usb/lp0' } }, '/opt/t', {}).printer).toEqual({ path: '/dev/usb/lp0', kind: 'device' });
+      expect(parseConfig({ ...pos, printer: { path: '/dev/lp1' } }, '/opt/t', {}).printer).toEqual({ path: '/dev/lp1', kind: 'device' });
+      expect(parseConfig({ ...pos, printer: { path: '/dev/ttyUSB1' } }, '/opt/t', {}).printer).toEqual({ path: '/dev/ttyUSB1', kind: 'serial' });
+      const c = parseConfig({ ...pos, printer: { path: '/dev/receipt-printer', kind: 'serial', baudRate: 9600 } }, '/opt/t', {});
+      expect(c.printer).toEqual({ path: '/dev/receipt-printer', kind: 'serial', baudRate: 9600 });
+      expect(Object.isFrozen(c.printer)).toBe(true);
+      expect(parseConfig({ ...pos, kind: 'vending', printer: { path: '/dev/usb/lp0' } }, '/opt/t', {}).printer?.kind).toBe('device');
+    });
+
+    it('names each bad printer field', () => {
+      expect(issues({ ...pos, printer: { path: '' } })).toEqual(['printer.path: Too small: expected string to have >=1 characters']);
+      expect(issues({ ...pos, printer: { path: '/dev/ttyUSB1', baudRate: 12345 } })).toEqual([
+        'printer.baudRate: expected one of 2400, 4800, 9600, 19200, 38400, 57600, 115200 (the rate on the printer\'s self-test page)',
+      ]);
+      expect(issues({ ...pos, printer: { path: '/dev/usb/lp0', kind: 'usb' } })).toEqual(['printer.kind: Invalid option: expected one of "serial"|"device"']);
+      expect(issues({ ...pos, printer: { path: '/dev/usb/lp0', cut: true } })).toEqual(['printer: Unrecognized key: "cut"']);
+      expect(issues({ ...pos, printer: { path: '/dev/usb/lp0', baudRate: 9600 } })).toEqual([
+        'printer.baudRate: only for a serial printer: /dev/usb/lp0 is a printer device (USB printer class) with no baud rate; remove baudRate, or set printer.kind to "serial" if it is a serial port',
+      ]);
+      expect(issues({ ...pos, printer: { path: '/dev/usb/lp0', kind: 'serial', baudRate: 9600 } })).toEqual([]);
+      expect(issues({ ...base, printer: { path: '/dev/usb/lp0' } })).toEqual(['printer: a gate prints no slips: only a pos or vending terminal has a printer']);
+    });
+
+    it('--check refuses a bad printer section with exit 78, naming the field', () => {
+      const file = join(dir, 'printer.json');
+      writeFileSync(file, JSON.stringify({ ...pos, ...creds, printer: { path: '/dev/usb/lp0', baudRate: 19200 } }));
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'terminal/main.ts', '--config', file, '--check'], { encoding: 'utf8' });
+      expect(r.status).toBe(78);
+      expect(r.stderr).toContain('printer.baudRate: only for a serial printer');
+    });
+  });
+
   describe('hub.caFile (mqtts://)', () => {
     // A real CA certificate in PEM (Node's bundled roots), so no openssl is needed here.
     const caPem = rootCertificates[0]!;

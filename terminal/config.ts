@@ -59,6 +59,30 @@ const JohnnyFive = z.strictObject({
 });
 const VirtualIo = z.strictObject({ kind: z.literal('virtual') });
 
+/** Serial line rates an ESC/POS printer's interface offers (its self-test page prints the one set). */
+const PRINTER_BAUD_RATES = [2400, 4800, 9600, 19_200, 38_400, 57_600, 115_200] as const;
+/**
+ * The ESC/POS receipt printer (hardware/README.md, "Receipt printer"). Omitted: slips go to the
+ * runtime's `print` listeners (keypad console) and the log only.
+ */
+const Printer = z.strictObject({
+  /** /dev/usb/lp0 (USB printer class), /dev/ttyUSB1 or /dev/serial0 (serial), a udev symlink. */
+  path: z.string().min(1),
+  /** Omitted: 'device' for a path under /dev/usb/ or named lp<n>, else 'serial'. */
+  kind: z.enum(['serial', 'device']).optional(),
+  /** Serial only; omitted: 19200 (hardware/printer/serial-receipt-printer.ts). */
+  baudRate: z
+    .int()
+    .refine((n) => (PRINTER_BAUD_RATES as readonly number[]).includes(n), `expected one of ${PRINTER_BAUD_RATES.join(', ')} (the rate on the printer's self-test page)`)
+    .optional(),
+});
+export type PrinterConfig = z.infer<typeof Printer>;
+
+/** The printer's link: `printer.kind`, or from the path (/dev/usb/lp0, /dev/lp0 → device). */
+export function printerKind(printer: PrinterConfig): 'serial' | 'device' {
+  return printer.kind ?? (/^\/dev\/usb\//.test(printer.path) || /(^|\/)lp\d+$/.test(printer.path) ? 'device' : 'serial');
+}
+
 export const TerminalConfigSchema = z
   .strictObject({
     terminalId: Id,
@@ -117,6 +141,7 @@ export const TerminalConfigSchema = z
         maxSingleMinor: z.int().min(0).default(DEFAULT_RISK_LIMITS.maxSingleMinor),
       })
       .default(DEFAULT_RISK_LIMITS),
+    printer: Printer.optional(),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   })
   .superRefine((c, ctx) => {
@@ -134,6 +159,16 @@ export const TerminalConfigSchema = z
     }
     if (c.io.kind === 'johnny-five' && c.io.ioPluginExport !== undefined && c.io.ioPlugin === undefined) {
       ctx.addIssue({ code: 'custom', path: ['io', 'ioPluginExport'], message: 'only with io.ioPlugin' });
+    }
+    if (c.printer !== undefined && c.kind === 'gate') {
+      ctx.addIssue({ code: 'custom', path: ['printer'], message: 'a gate prints no slips: only a pos or vending terminal has a printer' });
+    }
+    if (c.printer?.baudRate !== undefined && printerKind(c.printer) === 'device') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['printer', 'baudRate'],
+        message: `only for a serial printer: ${c.printer.path} is a printer device (USB printer class) with no baud rate; remove baudRate, or set printer.kind to "serial" if it is a serial port`,
+      });
     }
     if (c.hub.caFile !== undefined && !c.hub.url.startsWith('mqtts://')) {
       ctx.addIssue({ code: 'custom', path: ['hub', 'caFile'], message: 'only for an mqtts:// hub.url: mqtt:// is plain TCP, no certificate is checked (use mqtts:// or remove caFile)' });
@@ -180,6 +215,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), env: NodeJS.P
     keyFile: abs(c.keyFile),
     certificateFile: abs(c.certificateFile),
     hub: { ...c.hub, ...(c.hub.caFile !== undefined ? { caFile: abs(c.hub.caFile) } : {}) },
+    ...(c.printer !== undefined ? { printer: { ...c.printer, kind: printerKind(c.printer) } } : {}),
     ...(log?.success ? { log: log.data } : {}),
   });
 }

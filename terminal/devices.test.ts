@@ -1,18 +1,24 @@
 // openHardware on the emulated PN532 and the virtual board: an unplugged reader is logged; an IO
-// plugin shaped like raspi-io 11 (a named export, no default) drives the board.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// plugin shaped like raspi-io 11 (a named export, no default) drives the board; a configured
+// receipt printer becomes devices.print, its failures are logged and its slips reprinted, and a
+// missing one stops the start with DEVICE_UNAVAILABLE (exit 69).
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { generateKeyPair, issueTerminalCertificate, toHex } from '../protocol/index.ts';
+import { decodeSlips } from '../hardware/printer/receipt-printer.contract.ts';
 import { isSocatAvailable } from '../simulators/pn532-emulator/pty-pair.ts';
+import { MemoryReceiptPrinter } from '../simulators/virtual-io/memory-receipt-printer.ts';
 import { startEmulatedFirmataBoard } from '../simulators/virtual-io/firmata-board-emulator.ts';
 import { VirtualIo } from '../simulators/virtual-io/virtual-io.ts';
 import { parseConfig } from './config.ts';
-import { openHardware, VIRTUAL_PINS, type OpenedHardware } from './devices.ts';
+import { openHardware, slipPrinter, VIRTUAL_PINS, type OpenedHardware } from './devices.ts';
+import { isStartError, startTerminal } from './start-terminal.ts';
 
 const KEY = 'a'.repeat(64);
 
@@ -118,5 +124,114 @@ describe.skipIf(!isSocatAvailable())('openHardware (a Firmata board on a pty)', 
       await hardware?.close();
       await emulated.close();
     }
+  });
+});
+
+type LogRecord = { level: number; msg: string; code?: string; receipt?: string[] };
+function recordingLog(): { log: pino.Logger; records: LogRecord[] } {
+  const records: LogRecord[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) records.push(JSON.parse(line) as LogRecord);
+      done();
+    },
+  });
+  return { log: pino({ level: 'info' }, stream), records };
+}
+
+describe('slipPrinter (devices.print on a ReceiptPrinter)', () => {
+  it('prints slips in order; a failed one is logged at error with its lines, kept, and printed as a REPRINT before the next slip', async () => {
+    const printer = new MemoryReceiptPrinter();
+    const { log, records } = recordingLog();
+    const slips = slipPrinter(printer, log, { now: () => Date.UTC(2026, 11, 2, 18, 10), retryMs: 60_000 });
+    slips.print(['TOTAL 4.90 EUR']);
+    await waitFor(() => printer.slips.length === 1);
+    printer.failWrites = true;
+    slips.print(['LATE DECLINE', 'give the cash back']);
+    await waitFor(() => records.some((r) => r.level === 50));
+    expect(records.find((r) => r.level === 50)).toMatchObject({ code: 'PRINTER_WRITE_FAILED', receipt: ['LATE DECLINE', 'give the cash back'] });
+    expect(slips.unprinted.map((s) => s.lines)).toEqual([['LATE DECLINE', 'give the cash back']]);
+    printer.failWrites = false;
+    slips.print(['next customer']);
+    await waitFor(() => printer.slips.length === 3);
+    expect(printer.slips).toEqual([['TOTAL 4.90 EUR'], ['REPRINT 2026-12-02 18:10 UTC', 'LATE DECLINE', 'give the cash back'], ['next customer']]);
+    expect(slips.unprinted).toEqual([]);
+    await slips.close();
+    expect(() => slips.print(['after close'])).not.toThrow();
+    expect(records.at(-1)).toMatchObject({ level: 50, code: 'PRINTER_CLOSED', receipt: ['after close'] });
+  });
+
+  it('retries unprinted slips on its own after retryMs; keeps at most maxUnprinted, logging the one it drops', async () => {
+    const printer = new MemoryReceiptPrinter();
+    const { log, records } = recordingLog();
+    printer.failWrites = true;
+    const slips = slipPrinter(printer, log, { retryMs: 30, maxUnprinted: 2 });
+    for (const n of [1, 2, 3]) slips.print([`slip ${n}`]);
+    await waitFor(() => records.some((r) => /dropped/.test(r.msg)));
+    expect(records.find((r) => /dropped/.test(r.msg))).toMatchObject({ level: 50, receipt: ['slip 1'] });
+    printer.failWrites = false;
+    await waitFor(() => printer.slips.length === 2); // no new slip: the timer prints them
+    expect(printer.slips.map((s) => s.slice(1))).toEqual([['slip 2'], ['slip 3']]);
+    expect(printer.slips.every((s) => s[0]!.startsWith('REPRINT '))).toBe(true);
+    await slips.close();
+  });
+});
+
+describe.skipIf(!isSocatAvailable())('openHardware with a receipt printer', () => {
+  const posConfig = (printer: Record<string, unknown>, dir = '/tmp'): ReturnType<typeof parseConfig> =>
+    parseConfig({
+      terminalId: 'pos-1', kind: 'pos', merchantId: 'canteen', dataDir: 'state', keyFile: 'terminal.key', certificateFile: 'terminal.cert.json',
+      hub: { url: 'mqtt://127.0.0.1:1', hubKey: KEY, issuerKeys: [KEY] }, nfc: { kind: 'emulated' }, io: { kind: 'virtual' }, pos: {}, printer, log: { level: 'silent' },
+    }, dir, {});
+
+  it('sets devices.print to the printer device: the slip reaches it as ESC/POS', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tapsettle-devices-printer-'));
+    let hardware: OpenedHardware | undefined;
+    try {
+      const lp = join(dir, 'lp0');
+      writeFileSync(lp, '');
+      hardware = await openHardware(posConfig({ path: lp, kind: 'device' }), memoryLog().log);
+      hardware.devices.print!(['POWER LOST — SALE REVERSED', 'REFUND 4.90 EUR']);
+      await waitFor(() => decodeSlips(readFileSync(lp)).length === 1);
+      expect(decodeSlips(readFileSync(lp))).toEqual([['POWER LOST - SALE REVERSED', 'REFUND 4.90 EUR']]);
+    } finally {
+      await hardware?.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('without a printer section devices.print stays unset (slips go to print listeners and the log)', async () => {
+    const hardware = await openHardware(parseConfig({ ...posConfig({ path: '/dev/usb/lp0' }), printer: undefined }, '/tmp', {}), memoryLog().log);
+    try {
+      expect(hardware.devices.print).toBeUndefined();
+    } finally {
+      await hardware.close();
+    }
+  });
+
+  describe('startTerminal', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tapsettle-start-printer-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const keys = generateKeyPair();
+    writeFileSync(join(dir, 'terminal.key'), `${toHex(keys.secretKey)}\n`, { mode: 0o600 });
+    const cert = issueTerminalCertificate(generateKeyPair(), {
+      terminalId: 'pos-1', kind: 'pos', merchantId: 'canteen', publicKey: toHex(keys.publicKey), notBefore: Date.now() - 60_000, notAfter: Date.now() + 86_400_000,
+    });
+    writeFileSync(join(dir, 'terminal.cert.json'), JSON.stringify(cert));
+
+    it('a missing printer path is DEVICE_UNAVAILABLE naming printer.path, before dataDir is created', async () => {
+      const missing = join(dir, 'usb', 'lp0');
+      const err = await startTerminal(posConfig({ path: missing, kind: 'device' }, dir), { log: memoryLog().log }).then(() => undefined, (e: unknown) => e);
+      expect(isStartError(err, 'DEVICE_UNAVAILABLE')).toBe(true);
+      expect(err).toMatchObject({ field: 'printer.path', path: missing, message: `printer.path: ${missing} does not exist (receipt printer not connected?)` });
+      expect(existsSync(join(dir, 'state'))).toBe(false);
+    });
+
+    it('a printer that cannot be opened (/dev/null is no serial port) is DEVICE_UNAVAILABLE [PRINTER_UNAVAILABLE], and the start cleans up', async () => {
+      const err = await startTerminal(posConfig({ path: '/dev/null', kind: 'serial' }, dir), { log: memoryLog().log }).then(() => undefined, (e: unknown) => e);
+      expect(isStartError(err, 'DEVICE_UNAVAILABLE')).toBe(true);
+      expect(err).toMatchObject({ field: 'printer.path', path: '/dev/null' });
+      expect((err as Error).message).toContain('[PRINTER_UNAVAILABLE]');
+    });
   });
 });

@@ -1,10 +1,14 @@
 // Hardware chosen by config: a real PN532 on a serial path or the PN532 emulator on a pty; a
 // johnny-five board (Firmata over serial, or an IO plugin such as raspi-io) or the virtual IO
-// board. Simulator modules are imported only when the config asks for them.
+// board; an ESC/POS receipt printer (serial port or /dev/usb/lp0) when the config has `printer`.
+// Simulator modules are imported only when the config asks for them.
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { HardwareError } from '../hardware/errors.ts';
+import { HardwareError, isHardwareError } from '../hardware/errors.ts';
+import { DeviceReceiptPrinter } from '../hardware/printer/device-receipt-printer.ts';
+import type { ReceiptPrinter } from '../hardware/printer/receipt-printer.ts';
+import { SerialReceiptPrinter } from '../hardware/printer/serial-receipt-printer.ts';
 import type { HardwareLink } from '../hardware/actuators/board-link.ts';
 import { openJ5Board, type J5Board } from '../hardware/actuators/j5-board.ts';
 import { createJ5Gate, type J5GatePins } from '../hardware/actuators/j5-gate.ts';
@@ -16,7 +20,7 @@ import type { NfcReader } from '../hardware/nfc/nfc-reader.ts';
 import type { EmulatedReader } from '../simulators/pn532-emulator/start-emulated-reader.ts';
 import type { GateWalker, VendingMechanics } from '../simulators/virtual-io/sensor-sims.ts';
 import type { VirtualIo } from '../simulators/virtual-io/virtual-io.ts';
-import { ConfigError, type TerminalConfig } from './config.ts';
+import { ConfigError, printerKind, type TerminalConfig } from './config.ts';
 import type { TerminalDevices } from './runtime.ts';
 
 /** Pin maps used on the virtual board (and a sane default wiring for a Pi + relay board). */
@@ -190,6 +194,20 @@ export async function openHardware(config: TerminalConfig, log: Logger, options:
       posPins = config.io.pos ? { ...config.io.pos } : undefined;
     }
     const devices: TerminalDevices = {};
+
+    // ---- receipt printer (ESC/POS) ----
+    // Without one the runtime's slips go to its 'print' listeners (keypad console, simulators) and the log.
+    if (config.printer !== undefined) {
+      const { path } = config.printer;
+      const receiptPrinter =
+        printerKind(config.printer) === 'device'
+          ? await DeviceReceiptPrinter.open({ path })
+          : await SerialReceiptPrinter.open({ path, ...(config.printer.baudRate !== undefined ? { baudRate: config.printer.baudRate } : {}) });
+      const slips = slipPrinter(receiptPrinter, log.child({ printerPath: path }));
+      devices.print = (lines) => slips.print(lines);
+      closers.push(() => slips.close());
+    }
+
     if (config.kind === 'gate' && gatePins) devices.gate = createJ5Gate(board, gatePins, { passageTimeoutMs: config.gate?.passageTimeoutMs ?? 8000, closeDelayMs: config.gate?.closeDelayMs ?? 300 });
     if (config.kind === 'vending' && vendingPins) devices.vending = createJ5Vending(board, vendingPins, config.vending?.dropTimeoutMs ?? 4000);
     if (config.kind === 'pos' && posPins) {
@@ -208,6 +226,109 @@ export async function openHardware(config: TerminalConfig, log: Logger, options:
     await close();
     throw err;
   }
+}
+
+export interface SlipPrinter {
+  /** Hands a slip to the printer; never throws (TerminalDevices.print is synchronous). */
+  print(lines: string[]): void;
+  /** Slips not printed yet (their write failed), oldest first. */
+  readonly unprinted: ReadonlyArray<{ lines: readonly string[]; failedAtMs: number }>;
+  /** Prints what is queued, logs what is still unprinted, closes the printer. */
+  close(): Promise<void>;
+}
+
+/** How long unprinted slips wait before they are tried again without a new slip to carry them. */
+export const SLIP_RETRY_MS = 30_000;
+/** Unprinted slips kept in memory at most; beyond it the oldest is dropped (logged at error with its lines). */
+export const MAX_UNPRINTED_SLIPS = 32;
+
+/**
+ * The runtime's `devices.print` on a ReceiptPrinter. The runtime hands a slip over and goes on
+ * (the call is synchronous), so a slip whose write fails (PRINTER_WRITE_FAILED: unplugged, out of
+ * paper on usblp, a timeout) is not lost silently: it is logged at error with its lines (`receipt`)
+ * and kept in memory, then printed again, marked REPRINT with the time it failed, before the next
+ * slip or after `retryMs`, once the printer takes slips again. Kept in memory only: a restart loses
+ * them (their lines are in the log); keeping them durably needs the runtime (terminal/README.md).
+ */
+export function slipPrinter(
+  printer: ReceiptPrinter,
+  log: Logger,
+  options: { retryMs?: number; maxUnprinted?: number; now?: () => number } = {},
+): SlipPrinter {
+  const retryMs = options.retryMs ?? SLIP_RETRY_MS;
+  const maxUnprinted = options.maxUnprinted ?? MAX_UNPRINTED_SLIPS;
+  const now = options.now ?? Date.now;
+  const unprinted: Array<{ lines: readonly string[]; failedAtMs: number }> = [];
+  let queue: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const errFields = (err: unknown): Record<string, unknown> => ({ code: isHardwareError(err) ? err.code : 'PRINTER_WRITE_FAILED', err });
+  const keep = (lines: readonly string[], err: unknown): void => {
+    unprinted.push({ lines, failedAtMs: now() });
+    log.error({ ...errFields(err), receipt: lines, unprinted: unprinted.length }, 'slip not printed: kept, printed again (REPRINT) once the printer takes slips');
+    while (unprinted.length > maxUnprinted) {
+      const dropped = unprinted.shift()!;
+      log.error({ code: 'PRINTER_WRITE_FAILED', receipt: dropped.lines, failedAtMs: dropped.failedAtMs }, `slip dropped unprinted: more than ${maxUnprinted} waiting`);
+    }
+    schedule();
+  };
+  const schedule = (): void => {
+    if (closed || timer !== undefined || unprinted.length === 0) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      enqueue(undefined);
+    }, retryMs);
+    timer.unref();
+  };
+  /** Unprinted slips first, oldest first; false when the printer still fails (the rest stay kept). */
+  const reprint = async (): Promise<boolean> => {
+    while (unprinted.length > 0) {
+      const slip = unprinted[0]!;
+      const stamp = new Date(slip.failedAtMs).toISOString().slice(0, 16).replace('T', ' ');
+      try {
+        await printer.print([`REPRINT ${stamp} UTC`, ...slip.lines]);
+      } catch (err) {
+        log.warn({ ...errFields(err), unprinted: unprinted.length }, 'printer still failing: unprinted slips kept');
+        return false;
+      }
+      unprinted.shift();
+      log.info({ receipt: slip.lines, failedAtMs: slip.failedAtMs }, 'unprinted slip printed (REPRINT)');
+    }
+    return true;
+  };
+  const enqueue = (lines: readonly string[] | undefined): void => {
+    queue = queue.then(async () => {
+      const ok = await reprint();
+      if (lines === undefined) return;
+      if (!ok) return keep(lines, new HardwareError('PRINTER_WRITE_FAILED', 'the printer failed the slips before this one'));
+      try {
+        await printer.print(lines);
+      } catch (err) {
+        keep(lines, err);
+      }
+    }).finally(schedule);
+  };
+
+  return {
+    print(lines) {
+      if (closed) {
+        log.error({ code: 'PRINTER_CLOSED', receipt: lines }, 'slip after the printer was closed: not printed');
+        return;
+      }
+      enqueue([...lines]);
+    },
+    unprinted,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearTimeout(timer);
+      timer = undefined;
+      await queue;
+      if (unprinted.length > 0) log.error({ code: 'PRINTER_WRITE_FAILED', slips: unprinted.map((s) => s.lines) }, `${unprinted.length} slip(s) never printed`);
+      await printer.close();
+    },
+  };
 }
 
 /**

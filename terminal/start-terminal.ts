@@ -6,7 +6,7 @@ import { pino, type Logger } from 'pino';
 import { decodeMessage, fromHex, generateKeyPair, toHex, type Envelope, type KeyPair } from '../protocol/index.ts';
 import { isHardwareError, type HardwareError } from '../hardware/errors.ts';
 import { plainTransportWarning } from './hub/plain-transport.ts';
-import { ConfigError, type TerminalConfig } from './config.ts';
+import { ConfigError, printerKind, type TerminalConfig } from './config.ts';
 import { loadIoPlugin, openHardware, type OpenedHardware, type ResolveIoPlugin } from './devices.ts';
 import { TerminalRuntime } from './runtime.ts';
 import { TerminalStore } from './store/terminal-store.ts';
@@ -18,7 +18,7 @@ import { TerminalStore } from './store/terminal-store.ts';
  * a code the systemd unit restarts on (terminal/README.md, "Starting, --check and exit codes").
  */
 export const START_ERROR_CODES = {
-  DEVICE_UNAVAILABLE: 'a device the config names (nfc.path, io.port, the IO board) is missing, not accessible or does not answer',
+  DEVICE_UNAVAILABLE: 'a device the config names (nfc.path, io.port, the IO board, printer.path) is missing, not accessible or does not answer',
   DATA_DIR_UNAVAILABLE: 'dataDir cannot be created, or the store in it cannot be opened',
 } as const;
 
@@ -155,7 +155,7 @@ export async function checkTerminalConfig(config: TerminalConfig, options: Check
  * and johnny-five's Firmata would otherwise die on an unhandled 'error' event. A path that
  * exists but is no device (a file, a folder) is a ConfigError.
  */
-function checkDevicePath(field: string, path: string, what: string): void {
+function checkDevicePath(field: string, path: string, what: string, kindOfDevice = 'a serial device (a character device such as /dev/serial0 or /dev/ttyUSB0)', group = 'dialout'): void {
   let isDevice: boolean;
   try {
     isDevice = statSync(path).isCharacterDevice();
@@ -163,15 +163,22 @@ function checkDevicePath(field: string, path: string, what: string): void {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const hint =
-      e.code === 'ENOENT' ? `does not exist (${what} not connected?)` : e.code === 'EACCES' ? 'is not readable and writable by this user (in the dialout group?)' : `cannot be opened: ${e.message}`;
+      e.code === 'ENOENT' ? `does not exist (${what} not connected?)` : e.code === 'EACCES' ? `is not readable and writable by this user (in the ${group} group?)` : `cannot be opened: ${e.message}`;
     throw new StartError('DEVICE_UNAVAILABLE', field, path, `${field}: ${path} ${hint}`, { cause: err });
   }
-  if (!isDevice) throw invalid(`${field}: ${path} is not a serial device (a character device such as /dev/serial0 or /dev/ttyUSB0)`);
+  if (!isDevice) throw invalid(`${field}: ${path} is not ${kindOfDevice}`);
 }
 
 function checkDevices(config: TerminalConfig): void {
   if (config.nfc.kind === 'pn532') checkDevicePath('nfc.path', config.nfc.path, 'PN532');
   if (config.io.kind === 'johnny-five' && config.io.port !== undefined) checkDevicePath('io.port', config.io.port, 'Firmata board');
+  if (config.printer !== undefined) {
+    if (printerKind(config.printer) === 'device') {
+      checkDevicePath('printer.path', config.printer.path, 'receipt printer', 'a printer device (a character device such as /dev/usb/lp0)', 'lp');
+    } else {
+      checkDevicePath('printer.path', config.printer.path, 'receipt printer');
+    }
+  }
 }
 
 /** The innermost message of an error's cause chain (the OS's or the driver's own words). */
@@ -189,6 +196,9 @@ function deviceError(config: TerminalConfig, err: unknown): unknown {
   if (err.code.startsWith('NFC_')) {
     field = config.nfc.kind === 'pn532' ? 'nfc.path' : 'nfc';
     path = config.nfc.kind === 'pn532' ? config.nfc.path : '(emulated PN532)';
+  } else if (err.code.startsWith('PRINTER_') && config.printer !== undefined) {
+    field = 'printer.path';
+    path = config.printer.path;
   } else if (config.io.kind === 'johnny-five') {
     field = config.io.port !== undefined ? 'io.port' : config.io.ioPlugin !== undefined ? 'io.ioPlugin' : 'io';
     path = config.io.port ?? config.io.ioPlugin ?? '(johnny-five default)';
@@ -250,7 +260,7 @@ export async function startTerminal(
     store.close();
     throw err;
   }
-  log.info({ kind: config.kind, hub: config.hub.url, nfc: config.nfc.kind, io: config.io.kind }, 'terminal started');
+  log.info({ kind: config.kind, hub: config.hub.url, nfc: config.nfc.kind, io: config.io.kind, printer: config.printer ? `${printerKind(config.printer)} ${config.printer.path}` : 'none' }, 'terminal started');
   const plain = plainTransportWarning(config.hub.url);
   if (plain) log.warn({ code: plain.code, hub: config.hub.url }, plain.message);
   let stopWatchingBoard = (): void => undefined;
