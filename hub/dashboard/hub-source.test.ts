@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeMessage, newRequestId, signMessage, toHex } from '../../protocol/index.ts';
 import { makePurchaseRequest, nodeSigningKey } from '../../simulators/load/purchase-request.ts';
 import { createHub, type Hub } from '../service/hub.ts';
-import { createHubSource, type HubSource } from './hub-source.ts';
+import { VERIFY_DUTY_FACTOR, createHubSource, nextVerifyDelayMs, type HubSource } from './hub-source.ts';
 import { instrumentHandler } from './instrument.ts';
 import { LiveMeter } from './live-meter.ts';
 
@@ -103,5 +103,20 @@ describe('createHubSource on a real hub', () => {
       { requestId: newer.requestId, terminalId: 'gate-out', wallet, kind: 'unsigned-passage', amountMinor: 450, currency: 'EUR', detail: 'wallet did not sign in time', timeMs: expect.any(Number) },
       expect.objectContaining({ requestId: older.requestId, amountMinor: 300 }),
     ]);
+  });
+
+  it('verifies again in the background, and less often when a verify takes long (a large ledger on the hub thread)', async () => {
+    expect(nextVerifyDelayMs(5_000, 10)).toBe(5_000);
+    expect(nextVerifyDelayMs(5_000, 3_000)).toBe(3_000 * VERIFY_DUTY_FACTOR);
+    const fast = createHubSource({ hub, meter, verifyIntervalMs: 20 });
+    try {
+      const first = await fast.verifyNow();
+      await new Promise((r) => setTimeout(r, 400));
+      const later = (await fast.snapshot()).verify;
+      expect(later?.ok).toBe(true);
+      expect(later!.checkedAtMs).toBeGreaterThan(first.checkedAtMs);
+    } finally {
+      fast.close();
+    }
   });
 });

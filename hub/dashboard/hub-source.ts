@@ -2,7 +2,8 @@
  * The real hub as a DashboardSource: ledger reads from the Hub (hub/service), terminal presence
  * from the MQTT server (hub/mqtt), live throughput/latency from a LiveMeter fed by
  * `instrumentHandler`, and the verify-ledger result recomputed in the background every
- * `verifyIntervalMs` (it reads the whole journal, so never once per page refresh).
+ * `verifyIntervalMs`, or less often on a ledger that takes long to verify (nextVerifyDelayMs; it
+ * reads the whole journal, so never once per page refresh).
  */
 import type { Hub } from '../service/hub.ts';
 import type { HubServer } from '../mqtt/hub-server.ts';
@@ -34,6 +35,19 @@ const MAX_LISTED = 200;
 /** Incidents listed on the page, the latest (the CLI lists any: `tapsettle incidents`). */
 const MAX_INCIDENTS = 20;
 
+/**
+ * Verify reads the whole ledger on the hub's own thread (in pages, yielding between them): on a
+ * large ledger it takes seconds (~6-10 s of CPU per million log rows on the development VM). The
+ * next run waits at least this many times the last one's duration, so verifying never takes more
+ * than a twentieth of the hub's time from settling.
+ */
+export const VERIFY_DUTY_FACTOR = 20;
+
+/** The wait before the next background verify: the interval, or longer after a slow run. */
+export function nextVerifyDelayMs(intervalMs: number, lastDurationMs: number): number {
+  return Math.max(intervalMs, Math.ceil(lastDurationMs * VERIFY_DUTY_FACTOR));
+}
+
 export function createHubSource(options: HubSourceOptions): HubSource {
   const { hub, meter } = options;
   const clock = options.clock ?? Date.now;
@@ -59,19 +73,33 @@ export function createHubSource(options: HubSourceOptions): HubSource {
     for (const l of listeners) l();
   });
 
+  let lastVerifyMs = 0;
   const verifyNow = (): Promise<DashboardVerify> => {
+    const t0 = performance.now();
     verifying ??= hub
       .verifyLedger()
       .then((report): DashboardVerify => {
         verify = { ok: report.ok, checkedAtMs: clock(), detail: describeReport(report) };
         return verify;
       })
-      .finally(() => (verifying = undefined));
+      .finally(() => {
+        lastVerifyMs = performance.now() - t0;
+        verifying = undefined;
+      });
     return verifying;
   };
-  const timer = setInterval(() => void verifyNow().catch(onError), options.verifyIntervalMs ?? 5_000);
-  timer.unref();
-  void verifyNow().catch(onError);
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const verifyAndReschedule = (): void => {
+    void verifyNow()
+      .catch(onError)
+      .finally(() => {
+        if (closed) return;
+        timer = setTimeout(verifyAndReschedule, nextVerifyDelayMs(options.verifyIntervalMs ?? 5_000, lastVerifyMs));
+        timer.unref();
+      });
+  };
+  verifyAndReschedule();
 
   const terminals = (): DashboardTerminal[] => {
     const presence = new Map((options.server?.()?.presence() ?? []).map((p) => [p.terminalId, p]));
@@ -143,7 +171,8 @@ export function createHubSource(options: HubSourceOptions): HubSource {
     },
     verifyNow,
     close() {
-      clearInterval(timer);
+      closed = true;
+      clearTimeout(timer);
       stopEvents();
       listeners.clear();
     },
