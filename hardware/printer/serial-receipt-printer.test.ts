@@ -8,7 +8,7 @@ import { SerialPort } from 'serialport';
 import { describe, expect, it } from 'vitest';
 import { isSocatAvailable, openPtyPair, type PtyPair } from '../../simulators/pn532-emulator/pty-pair.ts';
 import { decodeSlips, describeReceiptPrinterContract, type ReceiptPrinterHarness } from './receipt-printer.contract.ts';
-import { SerialReceiptPrinter } from './serial-receipt-printer.ts';
+import { DEFAULT_PRINTER_BAUD_RATE, SerialReceiptPrinter } from './serial-receipt-printer.ts';
 
 const noSocat = !isSocatAvailable();
 
@@ -78,6 +78,20 @@ describe.skipIf(noSocat)('SerialReceiptPrinter on a pty', () => {
       const deadline = Date.now() + 3000;
       while (end.bytes().length < expected.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       expect(end.bytes().toString('hex')).toBe(expected.toString('hex'));
+    } finally {
+      await printer.close();
+      await end.close();
+    }
+  });
+});
+
+describe.skipIf(noSocat || spawnSync('stty', ['--version'], { stdio: 'ignore' }).status !== 0)('SerialReceiptPrinter line settings', () => {
+  it('opens at 19200 baud when no rate is given (DEFAULT_PRINTER_BAUD_RATE)', async () => {
+    const end = await ptyPrinterEnd();
+    const printer = await SerialReceiptPrinter.open({ path: end.hostPath });
+    try {
+      expect(spawnSync('stty', ['-F', end.hostPath, 'speed'], { encoding: 'utf8' }).stdout.trim()).toBe(String(DEFAULT_PRINTER_BAUD_RATE));
+      expect(DEFAULT_PRINTER_BAUD_RATE).toBe(19_200);
     } finally {
       await printer.close();
       await end.close();
