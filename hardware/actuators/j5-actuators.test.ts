@@ -45,7 +45,7 @@ describeVendingContract('johnny-five relays on VirtualIo', async () => {
   const board = await openJ5Board({ io });
   const motorPins = [3, 4, 11];
   const mechanics = attachVendingMechanics(io, { motorPins, dropPin: 12, activeLevel: 1 });
-  const vending = createJ5Vending(board, { motorPins, drop: { pin: 12, activeLevel: 1 } });
+  const vending = createJ5Vending(board, { motorPins, drop: { pin: 12, activeLevel: 1, stuckAfterMs: 30 } });
   await new Promise((r) => setTimeout(r, 20)); // the first drop-sensor reading: until then it is not known clear
   return {
     vending,
@@ -72,6 +72,28 @@ describePosContract('johnny-five LEDs on VirtualIo', async () => {
     displayed: () => display.lines,
     close: () => pos.close(),
   };
+});
+
+describe('the drop sensor of a johnny-five vending machine', () => {
+  it('a beam blocked as briefly as a falling article blocks it leaves the machine ready; blocked for longer, it is stuck', async () => {
+    const io = new VirtualIo();
+    const board = await openJ5Board({ io });
+    const vending = createJ5Vending(board, { motorPins: [3], drop: { pin: 12, activeLevel: 1, stuckAfterMs: 300 } });
+    try {
+      await new Promise((r) => setTimeout(r, 20)); // the first reading
+      expect(vending.ready()).toBe(true);
+      io.setInput(12, 1); // an article (the previous sale's) crossing the beam
+      await new Promise((r) => setTimeout(r, 40));
+      expect(vending.ready()).toBe(true); // a customer quick on the keypad is not refused
+      await new Promise((r) => setTimeout(r, 400));
+      expect(vending.ready()).toBe(false); // still blocked: something sits in the beam
+      io.setInput(12, 0);
+      await new Promise((r) => setTimeout(r, 40));
+      expect(vending.ready()).toBe(true);
+    } finally {
+      await vending.close();
+    }
+  });
 });
 
 describe('VirtualIo as a johnny-five IO plugin', () => {

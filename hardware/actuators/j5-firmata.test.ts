@@ -85,7 +85,7 @@ if (!noSocat) {
     const io = emulated.board.io;
     const motorPins = [4, 7, 8];
     const mechanics = attachVendingMechanics(io, { motorPins, dropPin: 12, activeLevel: 1 });
-    const vending = createJ5Vending(board, { motorPins, drop: { pin: 12, activeLevel: 1 } });
+    const vending = createJ5Vending(board, { motorPins, drop: { pin: 12, activeLevel: 1, stuckAfterMs: 30 } });
     await new Promise((r) => setTimeout(r, 100));
     return {
       vending,

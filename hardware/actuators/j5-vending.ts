@@ -15,9 +15,20 @@ type DigitalInputIo = {
 export type J5VendingPins = {
   /** One motor relay per slot, slot i on motorPins[i]. */
   motorPins: readonly number[];
-  /** Drop sensor (IR curtain) input; `activeLevel` is the level while an article crosses it. */
-  drop: { pin: number; activeLevel: 0 | 1 };
+  /**
+   * Drop sensor (IR curtain) input; `activeLevel` is the level while an article crosses it.
+   * `stuckAfterMs` (default DROP_BEAM_STUCK_MS): blocked longer than this, the beam is stuck.
+   */
+  drop: { pin: number; activeLevel: 0 | 1; stuckAfterMs?: number };
 };
+
+/**
+ * An article crossing the drop beam blocks it for tens of milliseconds; blocked for longer,
+ * something sits in it (an article caught in the chute, dirt, a dead sensor) and no drop can be
+ * seen. A beam blocked for less is an article falling (the previous sale's, a customer quick on
+ * the keypad): not a reason to refuse a sale or fail a paid vend.
+ */
+export const DROP_BEAM_STUCK_MS = 1000;
 
 export class J5VendingHardware implements VendingHardware {
   private readonly motors: Relay[];
@@ -26,11 +37,15 @@ export class J5VendingHardware implements VendingHardware {
   /** The drop sensor's last level; undefined until the board's first report. */
   private dropLevel: number | undefined;
   private readonly activeLevel: 0 | 1;
+  private readonly stuckAfterMs: number;
+  /** When the beam last went from clear to blocked (performance.now()). */
+  private blockedSinceMs = 0;
   readonly link: HardwareLink;
 
   constructor(board: J5Board, pins: J5VendingPins) {
     this.link = board;
     this.activeLevel = pins.drop.activeLevel;
+    this.stuckAfterMs = pins.drop.stuckAfterMs ?? DROP_BEAM_STUCK_MS;
     if (pins.motorPins.length === 0) throw new RangeError('pins.motorPins must name at least one slot');
     this.motors = pins.motorPins.map((pin) => new five.Relay({ pin, board, type: 'NO' }));
     // The drop sensor pulse can be a few ms long: johnny-five's Button debounces (7 ms) and Pin
@@ -40,6 +55,7 @@ export class J5VendingHardware implements VendingHardware {
     io.digitalRead(pins.drop.pin, (value) => {
       const last = this.dropLevel;
       const active = value === pins.drop.activeLevel;
+      if (active && last !== pins.drop.activeLevel) this.blockedSinceMs = performance.now();
       if (active && last !== undefined && last !== pins.drop.activeLevel && !this.disposed) {
         for (const l of [...this.listeners]) l();
       }
@@ -53,7 +69,8 @@ export class J5VendingHardware implements VendingHardware {
 
   dropSensorClear(): boolean {
     // A lost board's last reading is stale: the beam may be blocked by now.
-    return this.link.lost === undefined && this.dropLevel !== undefined && this.dropLevel !== this.activeLevel;
+    if (this.link.lost !== undefined || this.dropLevel === undefined) return false;
+    return this.dropLevel !== this.activeLevel || performance.now() - this.blockedSinceMs < this.stuckAfterMs;
   }
 
   setMotor(slot: number, on: boolean): void {

@@ -31,8 +31,9 @@ export interface VendingHardware {
   /** Subscribe to drop-sensor pulses (an article crossed the drop beam). */
   onDrop(listener: () => void): () => void;
   /**
-   * True only while the drop sensor's last reading is clear (false while blocked or before its
-   * first reading). Hardware with no sensor level to read (the in-memory simulator) omits it.
+   * True while the drop sensor can see a drop: its last reading is clear, or blocked only as long
+   * as a falling article blocks it (false once stuck blocked, and before its first reading).
+   * Hardware with no sensor level to read (the in-memory simulator) omits it.
    */
   dropSensorClear?(): boolean;
   /** The board link, when the hardware has one that can be lost. */
