@@ -144,20 +144,22 @@ describe('slipPrinter (devices.print on a ReceiptPrinter)', () => {
     const printer = new MemoryReceiptPrinter();
     const { log, records } = recordingLog();
     const slips = slipPrinter(printer, log, { now: () => Date.UTC(2026, 11, 2, 18, 10), retryMs: 60_000 });
-    slips.print(['TOTAL 4.90 EUR']);
-    await waitFor(() => printer.slips.length === 1);
+    await slips.print(['TOTAL 4.90 EUR']); // resolves once printed
+    expect(printer.slips).toHaveLength(1);
     printer.failWrites = true;
-    slips.print(['LATE DECLINE', 'give the cash back']);
+    let lateDeclinePrinted = false;
+    const lateDecline = slips.print(['LATE DECLINE', 'give the cash back']).then(() => (lateDeclinePrinted = true));
     await waitFor(() => records.some((r) => r.level === 50));
     expect(records.find((r) => r.level === 50)).toMatchObject({ code: 'PRINTER_WRITE_FAILED', receipt: ['LATE DECLINE', 'give the cash back'] });
     expect(slips.unprinted.map((s) => s.lines)).toEqual([['LATE DECLINE', 'give the cash back']]);
+    expect(lateDeclinePrinted).toBe(false); // the runtime keeps it in its store meanwhile
     printer.failWrites = false;
-    slips.print(['next customer']);
-    await waitFor(() => printer.slips.length === 3);
+    await slips.print(['next customer']);
+    await lateDecline; // resolved by its REPRINT
     expect(printer.slips).toEqual([['TOTAL 4.90 EUR'], ['REPRINT 2026-12-02 18:10 UTC', 'LATE DECLINE', 'give the cash back'], ['next customer']]);
     expect(slips.unprinted).toEqual([]);
     await slips.close();
-    expect(() => slips.print(['after close'])).not.toThrow();
+    await expect(slips.print(['after close'])).rejects.toMatchObject({ code: 'PRINTER_CLOSED' });
     expect(records.at(-1)).toMatchObject({ level: 50, code: 'PRINTER_CLOSED', receipt: ['after close'] });
   });
 
@@ -166,14 +168,24 @@ describe('slipPrinter (devices.print on a ReceiptPrinter)', () => {
     const { log, records } = recordingLog();
     printer.failWrites = true;
     const slips = slipPrinter(printer, log, { retryMs: 30, maxUnprinted: 2 });
-    for (const n of [1, 2, 3]) slips.print([`slip ${n}`]);
-    await waitFor(() => records.some((r) => /dropped/.test(r.msg)));
+    const [first, second, third] = [1, 2, 3].map((n) => slips.print([`slip ${n}`]));
+    await expect(first).rejects.toMatchObject({ code: 'PRINTER_WRITE_FAILED' }); // dropped: the runtime's store still has it
     expect(records.find((r) => /dropped/.test(r.msg))).toMatchObject({ level: 50, receipt: ['slip 1'] });
     printer.failWrites = false;
-    await waitFor(() => printer.slips.length === 2); // no new slip: the timer prints them
+    await Promise.all([second, third]); // no new slip: the timer prints them
     expect(printer.slips.map((s) => s.slice(1))).toEqual([['slip 2'], ['slip 3']]);
     expect(printer.slips.every((s) => s[0]!.startsWith('REPRINT '))).toBe(true);
     await slips.close();
+  });
+
+  it('a slip still unprinted when the printer closes is given up (rejected), so the runtime keeps it for the next start', async () => {
+    const printer = new MemoryReceiptPrinter();
+    printer.failWrites = true;
+    const slips = slipPrinter(printer, recordingLog().log, { retryMs: 60_000 });
+    const unprinted = slips.print(['REFUND 4.90 EUR']);
+    await waitFor(() => slips.unprinted.length === 1);
+    await slips.close();
+    await expect(unprinted).rejects.toMatchObject({ code: 'PRINTER_CLOSED' });
   });
 });
 
@@ -191,7 +203,7 @@ describe.skipIf(!isSocatAvailable())('openHardware with a receipt printer', () =
       const lp = join(dir, 'lp0');
       writeFileSync(lp, '');
       hardware = await openHardware(posConfig({ path: lp, kind: 'device' }), memoryLog().log);
-      hardware.devices.print!(['POWER LOST — SALE REVERSED', 'REFUND 4.90 EUR']);
+      await hardware.devices.print!(['POWER LOST — SALE REVERSED', 'REFUND 4.90 EUR']);
       await waitFor(() => decodeSlips(readFileSync(lp)).length === 1);
       expect(decodeSlips(readFileSync(lp))).toEqual([['POWER LOST - SALE REVERSED', 'REFUND 4.90 EUR']]);
     } finally {

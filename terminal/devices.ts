@@ -229,8 +229,12 @@ export async function openHardware(config: TerminalConfig, log: Logger, options:
 }
 
 export interface SlipPrinter {
-  /** Hands a slip to the printer; never throws (TerminalDevices.print is synchronous). */
-  print(lines: string[]): void;
+  /**
+   * Hands a slip to the printer; never throws. Resolves once it is printed (at once, or later as a
+   * REPRINT); rejects when it will not be (dropped past maxUnprinted, or the printer closed first):
+   * the runtime keeps the slip in its store until this resolves.
+   */
+  print(lines: string[]): Promise<void>;
   /** Slips not printed yet (their write failed), oldest first. */
   readonly unprinted: ReadonlyArray<{ lines: readonly string[]; failedAtMs: number }>;
   /** Prints what is queued, logs what is still unprinted, closes the printer. */
@@ -243,12 +247,11 @@ export const SLIP_RETRY_MS = 30_000;
 export const MAX_UNPRINTED_SLIPS = 32;
 
 /**
- * The runtime's `devices.print` on a ReceiptPrinter. The runtime hands a slip over and goes on
- * (the call is synchronous), so a slip whose write fails (PRINTER_WRITE_FAILED: unplugged, out of
- * paper on usblp, a timeout) is not lost silently: it is logged at error with its lines (`receipt`)
- * and kept in memory, then printed again, marked REPRINT with the time it failed, before the next
- * slip or after `retryMs`, once the printer takes slips again. Kept in memory only: a restart loses
- * them (their lines are in the log); keeping them durably needs the runtime (terminal/README.md).
+ * The runtime's `devices.print` on a ReceiptPrinter. A slip whose write fails (PRINTER_WRITE_FAILED:
+ * unplugged, out of paper on usblp, a timeout) is logged at error with its lines (`receipt`) and
+ * kept here, then printed again, marked REPRINT with the time it failed, before the next slip or
+ * after `retryMs`, once the printer takes slips again. Each slip's promise says when it is printed
+ * (or given up): the runtime keeps the slip in its store until then, for the next start.
  */
 export function slipPrinter(
   printer: ReceiptPrinter,
@@ -258,18 +261,21 @@ export function slipPrinter(
   const retryMs = options.retryMs ?? SLIP_RETRY_MS;
   const maxUnprinted = options.maxUnprinted ?? MAX_UNPRINTED_SLIPS;
   const now = options.now ?? Date.now;
-  const unprinted: Array<{ lines: readonly string[]; failedAtMs: number }> = [];
+  type Job = { lines: readonly string[]; printed: () => void; given: (err: unknown) => void };
+  type Unprinted = { lines: readonly string[]; failedAtMs: number; printed: () => void; given: (err: unknown) => void };
+  const unprinted: Unprinted[] = [];
   let queue: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
 
   const errFields = (err: unknown): Record<string, unknown> => ({ code: isHardwareError(err) ? err.code : 'PRINTER_WRITE_FAILED', err });
-  const keep = (lines: readonly string[], err: unknown): void => {
-    unprinted.push({ lines, failedAtMs: now() });
-    log.error({ ...errFields(err), receipt: lines, unprinted: unprinted.length }, 'slip not printed: kept, printed again (REPRINT) once the printer takes slips');
+  const keep = (slip: Job, err: unknown): void => {
+    unprinted.push({ lines: slip.lines, failedAtMs: now(), printed: slip.printed, given: slip.given });
+    log.error({ ...errFields(err), receipt: slip.lines, unprinted: unprinted.length }, 'slip not printed: kept, printed again (REPRINT) once the printer takes slips');
     while (unprinted.length > maxUnprinted) {
       const dropped = unprinted.shift()!;
       log.error({ code: 'PRINTER_WRITE_FAILED', receipt: dropped.lines, failedAtMs: dropped.failedAtMs }, `slip dropped unprinted: more than ${maxUnprinted} waiting`);
+      dropped.given(new HardwareError('PRINTER_WRITE_FAILED', `more than ${maxUnprinted} slips waiting for the printer`));
     }
     schedule();
   };
@@ -293,19 +299,21 @@ export function slipPrinter(
         return false;
       }
       unprinted.shift();
+      slip.printed();
       log.info({ receipt: slip.lines, failedAtMs: slip.failedAtMs }, 'unprinted slip printed (REPRINT)');
     }
     return true;
   };
-  const enqueue = (lines: readonly string[] | undefined): void => {
+  const enqueue = (slip: Job | undefined): void => {
     queue = queue.then(async () => {
       const ok = await reprint();
-      if (lines === undefined) return;
-      if (!ok) return keep(lines, new HardwareError('PRINTER_WRITE_FAILED', 'the printer failed the slips before this one'));
+      if (slip === undefined) return;
+      if (!ok) return keep(slip, new HardwareError('PRINTER_WRITE_FAILED', 'the printer failed the slips before this one'));
       try {
-        await printer.print(lines);
+        await printer.print(slip.lines);
+        slip.printed();
       } catch (err) {
-        keep(lines, err);
+        keep(slip, err);
       }
     }).finally(schedule);
   };
@@ -314,9 +322,9 @@ export function slipPrinter(
     print(lines) {
       if (closed) {
         log.error({ code: 'PRINTER_CLOSED', receipt: lines }, 'slip after the printer was closed: not printed');
-        return;
+        return Promise.reject(new HardwareError('PRINTER_CLOSED', 'the printer was closed'));
       }
-      enqueue([...lines]);
+      return new Promise<void>((printed, given) => enqueue({ lines: [...lines], printed, given }));
     },
     unprinted,
     async close() {
@@ -325,7 +333,8 @@ export function slipPrinter(
       clearTimeout(timer);
       timer = undefined;
       await queue;
-      if (unprinted.length > 0) log.error({ code: 'PRINTER_WRITE_FAILED', slips: unprinted.map((s) => s.lines) }, `${unprinted.length} slip(s) never printed`);
+      if (unprinted.length > 0) log.error({ code: 'PRINTER_WRITE_FAILED', slips: unprinted.map((s) => s.lines) }, `${unprinted.length} slip(s) not printed: kept in the store for the next start`);
+      for (const slip of unprinted.splice(0)) slip.given(new HardwareError('PRINTER_CLOSED', 'the printer was closed first'));
       await printer.close();
     },
   };

@@ -37,8 +37,11 @@ export interface TerminalDevices {
   gate?: Gate;
   vending?: Vending;
   pos?: Pos;
-  /** Receipt printer; default: the log. */
-  print?: (lines: string[]) => void;
+  /**
+   * Receipt printer; default: the log. Resolves once the slip is printed, rejects when it will not
+   * be: the runtime keeps each slip in its store until then (printed at the next start otherwise).
+   */
+  print?: (lines: string[]) => Promise<void>;
 }
 
 export interface TerminalRuntimeDeps {
@@ -639,8 +642,21 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   /** To the 'print' listeners (keypad console, UI) and the printer device; without one, to the log. */
   private printSlip(lines: string[]): void {
     this.emit('print', lines);
-    if (this.d.devices.print) this.d.devices.print(lines);
-    else this.log.info({ receipt: lines }, 'receipt');
+    const print = this.d.devices.print;
+    if (!print) return void this.log.info({ receipt: lines }, 'receipt');
+    // Kept until the printer has it: a slip that fails (paper out, unplugged) is re-printed by
+    // the printer once it takes slips, and by the next start if this process ends first.
+    this.toPrinter(print, lines, this.d.store.keepSlip(lines, this.clock()));
+  }
+
+  private toPrinter(print: (lines: string[]) => Promise<void>, lines: string[], slipId: number): void {
+    print(lines).then(
+      () => {
+        // The printer finishes its queue after the runtime closed, the store still open.
+        if (this.d.store.db.open) this.d.store.slipPrinted(slipId);
+      },
+      (err: unknown) => this.log.warn({ err, slipId }, 'slip not printed: kept in the store, printed at the next start'),
+    );
   }
 
   /**
@@ -650,10 +666,15 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
    */
   private flushSlips(): void {
     if (this.closed) return;
+    const print = this.d.devices.print;
     for (const slip of this.d.store.keptSlips()) {
       this.emit('command', { c: 'print', lines: slip.lines }, this.clock());
-      this.printSlip(slip.lines);
-      this.d.store.slipPrinted(slip.id);
+      this.emit('print', slip.lines);
+      if (print) this.toPrinter(print, slip.lines, slip.id);
+      else {
+        this.log.info({ receipt: slip.lines }, 'receipt');
+        this.d.store.slipPrinted(slip.id);
+      }
     }
   }
 

@@ -504,13 +504,14 @@ export class TerminalStore {
   }
 
   /**
-   * Keeps a slip until it is printed (`slipPrinted`): one made when nothing could print it yet.
+   * Keeps a slip until it is printed (`slipPrinted`): one made when nothing could print it yet, or
+   * handed to a printer that has not printed it yet. Returns its id.
    * At most MAX_KEPT_SLIPS: beyond, the oldest goes (its lines are in the log too).
    */
-  keepSlip(lines: readonly string[], nowMs: number): void {
-    this.db.transaction(() => {
+  keepSlip(lines: readonly string[], nowMs: number): number {
+    return this.db.transaction(() => {
       if ((this.st.slipCount.get() as { n: number }).n >= MAX_KEPT_SLIPS) this.st.slipDropOldest.run();
-      this.st.slipAdd.run(JSON.stringify(lines), nowMs);
+      return Number(this.st.slipAdd.run(JSON.stringify(lines), nowMs).lastInsertRowid);
     })();
   }
 

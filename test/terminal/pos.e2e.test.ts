@@ -672,4 +672,27 @@ describe('POS end to end', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('a slip the receipt printer could not print is kept in the store and printed at the next start', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tapsettle-pos-printer-'));
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    try {
+      // /dev/full: every write fails (ENOSPC), as a printer out of paper or unplugged does.
+      const jammed = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', terminalId: 'pos-paper', dataDir, config: { printer: { path: '/dev/full', kind: 'device' } } });
+      const log = await sale(jammed, wallet, [['cola', 1]]);
+      expect(log.prints.at(-1)).toContain('TOTAL 2.50 EUR');
+      await eventually(() => jammed.started.store.keptSlips().length === 1, 8000, 'slip kept unprinted');
+      expect(jammed.started.store.keptSlips()[0]?.lines).toContain('TOTAL 2.50 EUR');
+      await jammed.close({ keepData: true });
+      // Back with a printer that takes it (/dev/null: every write succeeds).
+      const again = await startSimulatedTerminal({ kind: 'pos', hubUrl: site.url, hub: site.hub, terminalId: 'pos-paper', merchantId: 'merchant-pos', dataDir, config: { printer: { path: '/dev/null', kind: 'device' } } });
+      try {
+        await eventually(() => again.started.store.keptSlips().length === 0, 8000, 'kept slip printed at start');
+      } finally {
+        await again.close({ keepData: true });
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
