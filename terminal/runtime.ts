@@ -511,7 +511,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         if (card && !this.current?.consumed.has(cmd.recordId)) {
           await card.deleteRecord(cmd.recordId).catch((err: unknown) => {
             // The record stays on the wallet: an admission record an exit let the wallet out on then
-            // keeps its next entry refused "already inside" for the trip's longest time (README).
+            // reads as "already inside" at the next entry, which asks the hub online (README).
             this.log.warn({ recordId: cmd.recordId, err: (err as Error).message }, 'record not deleted from the wallet (card gone?)');
           });
         }
