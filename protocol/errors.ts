@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   NOT_FOUND: 'No settlement with this request id exists.',
   TICKET_USED: 'The ticket was already used.',
   TICKET_INVALID: 'The ticket is not valid here or now.',
+  NOT_CONSUMED: 'The admission record was not consumed by any exit the hub knows.',
   OFFLINE_LIMIT: 'The offline spending limit is exhausted.',
   NOT_PERMITTED: 'This terminal or operator may not perform this operation.',
   CARD_DECLINED: 'The card authorizer declined the payment.',

@@ -228,6 +228,20 @@ export const SettlementOp = z.discriminatedUnion('type', [
    * records it for the operator. `amountMinor` is the fare left open (the trip stays open on the
    * wallet: its next exit charges it).
    */
+  /**
+   * An exit gate let a wallet out on a ticket trip's admission record (`entry`, signed by the
+   * entrance, carrying its `ticketId`): no fare, but the record is consumed, and the hub records it
+   * as the record's claim (a second exit on it is a REPLAY and the operator's incident). Reported
+   * through the outbox like a fare decided without the hub; answered `approved` for 0.
+   */
+  strictObject({ type: z.literal('ticket.exit'), entry: GateAdmission, exitStation: Name, exitTime: TimeMs }),
+  /**
+   * An entrance's question on its "already inside" path: was this admission record (found fresh
+   * on the wallet) consumed by an exit the hub knows (a fare it claimed it for, a ticket exit)?
+   * Online only, never queued; no money. Answered `approved` for 0 (consumed) or declined
+   * `NOT_CONSUMED` (not consumed, or unknown); the result names the record (`recordId`).
+   */
+  strictObject({ type: z.literal('admission.check'), entry: GateAdmission }),
   strictObject({
     type: z.literal('incident'),
     kind: z.enum(['unsigned-passage']),
@@ -283,6 +297,8 @@ export const SettlementResultBody = strictObject({
   holdUntil: TimeMs.optional(),
   statement: BalanceStatement.optional(),
   ticket: Ticket.optional(),
+  /** The admission record an `admission.check` asked about (only in its answer). */
+  recordId: Nonce128.optional(),
   hubKey: PublicKeyHex,
 });
 export const SettlementResult = signedEnvelope('settlement.result', SettlementResultBody);

@@ -68,6 +68,11 @@ const PAID_EXIT_VALID_MS = 3 * 3600_000;
 const PAID_EXIT_PREFIX = 'paid-exit.';
 /** Entry gate: the admission records whose holder did not go in (gate.ts `entry.remember`), one JSON list. */
 const ENTRY_RETAPS_KEY = 'entry-retaps';
+/**
+ * Questions asked of the hub (`hub.ask`) whose answer has not come, at most: an entrance asks one
+ * at a time and waits under a second, so a few cover answers that never come (the oldest go).
+ */
+const MAX_OPEN_QUESTIONS = 16;
 
 type ReceiptOutcome = 'dispensed' | 'passed' | 'delivered' | 'failed';
 interface StoredReceipt {
@@ -165,6 +170,8 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
   private gateKeys: ReadonlyMap<string, string> | undefined;
   /** Gate: unsigned passages (policy/unsigned.ts), loaded from the store on first use. */
   private unsignedPassages: UnsignedPassage[] | undefined;
+  /** Entry gate: ids of questions asked of the hub (`hub.ask`), awaiting their answer; bounded. */
+  private readonly questions = new Set<string>();
   /** Entry gate: records whose holder did not go in (kv `entry-retaps`, bounded), loaded on first use. */
   private entryRetaps: EntryRetap[] | undefined;
   private online = false;
@@ -507,7 +514,7 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
         if (card && !this.current?.consumed.has(cmd.recordId)) {
           await card.deleteRecord(cmd.recordId).catch((err: unknown) => {
             // The record stays on the wallet: an admission record an exit let the wallet out on then
-            // keeps its next entry refused "already inside" for the trip's longest time (README).
+            // reads as "already inside" at the next entry, which asks the hub online (README).
             this.log.warn({ recordId: cmd.recordId, err: (err as Error).message }, 'record not deleted from the wallet (card gone?)');
           });
         }
@@ -519,6 +526,20 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       case 'hub.request':
         this.queueRequest(cmd, nowMs, this.opensSale(cmd));
         return;
+      case 'hub.ask': {
+        // Terminal-signed like every request, but for the customer at the barrier only: not in the
+        // outbox, sent once; the machine's deadline stands for an answer that does not come.
+        const request = signMessage('settlement.request', { requestId: cmd.requestId, terminalId: this.config.terminalId, time: nowMs, offline: false, op: cmd.op }, this.d.keys.secretKey);
+        if (this.questions.size >= MAX_OPEN_QUESTIONS) this.questions.delete(this.questions.values().next().value as string);
+        this.questions.add(cmd.requestId);
+        const sent = this.hub.ask(cmd.requestId, Buffer.from(encodeMessage(request)).toString('utf8'));
+        this.log.info({ requestId: cmd.requestId, op: cmd.op.type, recordId: cmd.op.entry.body.recordId, sent }, 'question to the hub');
+        if (!sent) {
+          this.questions.delete(cmd.requestId);
+          void this.post(hubErrorEvent(cmd.requestId, 'UNAVAILABLE'));
+        }
+        return;
+      }
       case 'hub.abandon': {
         // The machine's deadline and the hub's result can cross: the result was recorded while
         // the deadline waited in the event queue, and the machine has now given up on it anyway.
@@ -749,7 +770,9 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     const finished = new Promise<void>((resolve) => (done = resolve));
     this.current = { card, session, done, v2, walletKeyHex: info.license?.body.wallet, consumed: new Set() };
     try {
-      await this.post({ e: 'tap', card: info, requestId: newRequestId(), recordId: newChallenge() });
+      // An entrance may ask the hub about the record on the wallet ("already inside"): under an id of its own.
+      const checkId = this.config.gate?.mode === 'entry' ? { checkId: newRequestId() } : {};
+      await this.post({ e: 'tap', card: info, requestId: newRequestId(), recordId: newChallenge(), ...checkId });
       await finished;
     } finally {
       clearTimeout(timer);
@@ -837,6 +860,11 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
       // An error about another terminal's bytes (one that claimed our request id) is not ours either.
       if (!checked.ok) return void this.log.warn({ code: checked.code, errorCode: reply.body.code }, 'hub error reply not verified; ignored');
       const { requestId, code } = checked.body;
+      // A question's (an older hub cannot read it: MALFORMED): the machine refuses as without the hub.
+      if (requestId !== undefined && this.questions.delete(requestId)) {
+        this.log.warn({ requestId, code }, 'hub could not answer the question');
+        return void this.post(hubErrorEvent(requestId, code));
+      }
       const entry = requestId === undefined ? undefined : this.d.store.get(requestId);
       if (requestId === undefined || !entry) return void this.log.warn({ code }, 'hub error');
       // The code as the hub sent it: one this version does not know is a final refusal, as stored below.
@@ -853,6 +881,11 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     }
     const requestId = reply.body.requestId;
     const log = this.log.child({ requestId });
+    if (this.questions.delete(requestId)) {
+      // A question's answer: nothing stored; the machine verifies it and acts only within its deadline.
+      log.info({ status: reply.body.status, code: reply.body.code, recordId: reply.body.recordId }, 'hub answered the question');
+      return void this.post({ e: 'hub.result', result: reply });
+    }
     const entry = this.d.store.get(requestId);
     const check = checkHubResult(reply, { requestId, terminalId: this.config.terminalId }, this.hubKeys);
     if (!check.ok || !entry) {

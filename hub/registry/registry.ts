@@ -1209,6 +1209,19 @@ export class Registry implements TerminalDirectory {
     return (this.#s.entryGet!.get(recordId) as { request_id: string } | undefined)?.request_id;
   }
 
+  /**
+   * The exit that consumed an entry record, as far as the hub knows: the request that claimed it
+   * (a fare, a ticket exit) once its stored result approved it. None for a record never claimed, a
+   * claim given back (its fare declined or refunded: releaseEntryRecordOf) and a claim whose
+   * request is still being decided (an entrance asking then is told "not consumed", as before the
+   * exit). An entrance asks this on its "already inside" path (SettlementService `admission.check`).
+   */
+  entryRecordConsumedBy(recordId: string): string | undefined {
+    const claimant = this.entryRecordClaimant(recordId);
+    if (claimant === undefined) return undefined;
+    return this.result(claimant)?.status === 'approved' ? claimant : undefined;
+  }
+
   /** The locally decided fare that exited on the entry record `requestId` claimed, if one did. */
   entryRecordContestedBy(requestId: string): string | undefined {
     return (this.#s.entryContestedBy!.get(requestId) as { contested_by: string } | undefined)?.contested_by;

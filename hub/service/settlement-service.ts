@@ -45,6 +45,7 @@ import { checkTicket, signTicket } from '../rules/tickets.ts';
 import { inlineResultSigner, type ResultSigner } from '../verify/result-signing.ts';
 import type { SignatureVerifier, VerifyItem } from '../verify/verifier.ts';
 import type { CardAuthorizer } from './card-authorizer.ts';
+import { AdmissionRecords, type AdmissionAnswer } from './admission-records.ts';
 import { CanonicalMemo } from './canonical-memo.ts';
 import { claimMemo } from './claim-memo.ts';
 import { mapDecline } from './decline-codes.ts';
@@ -111,6 +112,8 @@ interface Decision {
   /** Signed and embedded with the result. */
   statement?: Body<'balance.statement'>;
   ticket?: Envelope<'ticket'>;
+  /** The admission record an `admission.check` asked about. */
+  recordId?: string;
   wallet?: string;
   engineId?: string;
   cache: boolean;
@@ -243,9 +246,12 @@ export class SettlementService {
    * In memory: after a restart the ledger's recovered log answers for them.
    */
   readonly #maybeLoggedTopups = new Set<string>();
+  /** Ticket exits and entrances' questions about admission records (admission-records.ts). */
+  readonly #admissions: AdmissionRecords;
 
   constructor(options: SettlementServiceOptions) {
     this.#o = options;
+    this.#admissions = new AdmissionRecords({ registry: options.registry, logger: options.logger, currency: options.currency });
     this.#maxSkewMs = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
     this.#maxTopupMinor = options.maxTopupMinor ?? 100_000_00;
   }
@@ -470,6 +476,13 @@ export class SettlementService {
         }
         break;
       }
+      case 'ticket.exit':
+      case 'admission.check': {
+        // A gate the registry does not know is answered UNKNOWN_TERMINAL (admission-records.ts).
+        const gate = this.#o.registry.terminal(op.entry.body.terminalId);
+        if (gate) add('entry', op.entry, gate.publicKey);
+        break;
+      }
       case 'ticket.use':
         add('ticket', op.ticket, op.ticket.body.hubKey);
         break;
@@ -517,7 +530,18 @@ export class SettlementService {
         // Only a gate lets someone through unpaid: no other kind writes the operator's incident list.
         if (terminal.kind !== 'gate') return declined('NOT_PERMITTED');
         return this.#incident(terminal, body, op, now);
+      case 'ticket.exit':
+        return this.#admissionDecision(await this.#admissions.ticketExit(terminal, body, op, now), now, declined);
+      case 'admission.check':
+        return this.#admissionDecision(this.#admissions.check(terminal, body, op, now), now, declined);
     }
+  }
+
+  /** An admission record's answer (admission-records.ts) as a result: for 0, no money, naming the record asked about. */
+  #admissionDecision(a: AdmissionAnswer, now: number, declined: (c: ErrorCode) => Decision): Decision {
+    const named = a.recordId !== undefined ? { recordId: a.recordId } : {};
+    if (a.status === 'declined') return { ...declined(a.code), ...named };
+    return { status: 'approved', withdrawal: 'none', amountMinor: 0, currency: this.#o.currency, timeMs: now, wallet: a.wallet, cache: true, ...named };
   }
 
   /**
@@ -1119,6 +1143,7 @@ export class SettlementService {
       time: d.timeMs,
       ...(d.holdUntil !== undefined ? { holdUntil: d.holdUntil } : {}),
       ...(d.ticket ? { ticket: d.ticket } : {}),
+      ...(d.recordId !== undefined ? { recordId: d.recordId } : {}),
       hubKey: key.hex,
     };
     // The statement named the key active when it was built; a window edge since then moves it to this one.
@@ -1395,4 +1420,6 @@ const LEDGER_KINDS_OF: Record<RequestBody['op']['type'], readonly CommandKind[]>
   'ticket.use': [],
   history: [],
   incident: [],
+  'ticket.exit': [],
+  'admission.check': [],
 };

@@ -180,8 +180,27 @@ export function buildSampleMessages(): Envelope<MessageType>[] {
     },
     hub.secretKey,
   );
+  // A ticket trip's exit, reported by the exit gate (the record's claim at the hub), and an
+  // entrance's question about a record on its "already inside" path with the hub's two answers.
+  const ticketAdmission = signMessage('gate.admission', { recordId: nonce(14), wallet: walletHex, terminalId: 'gate-a', station: 'central', time: T0 + 2000, ticketId: nonce(7) }, terminal.secretKey);
+  const ticketExit = signMessage(
+    'settlement.request',
+    { requestId: nonce(15), terminalId: 'gate-b', time: T0 + 3000, offline: true, op: { type: 'ticket.exit', entry: ticketAdmission, exitStation: 'harbour', exitTime: T0 + 3000 } },
+    terminal.secretKey,
+  );
+  const admissionCheck = signMessage('settlement.request', { requestId: nonce(16), terminalId: 'gate-a', time: T0 + 4000, offline: false, op: { type: 'admission.check', entry: admission } }, terminal.secretKey);
+  const consumed = signMessage(
+    'settlement.result',
+    { requestId: nonce(16), terminalId: 'gate-a', status: 'approved', withdrawal: 'none', amountMinor: 0, currency: 'EUR', time: T0 + 4000, recordId: nonce(6), hubKey },
+    hub.secretKey,
+  );
+  const notConsumed = signMessage(
+    'settlement.result',
+    { requestId: nonce(17), terminalId: 'gate-a', status: 'declined', code: 'NOT_CONSUMED', withdrawal: 'none', amountMinor: 0, currency: 'EUR', time: T0 + 4000, recordId: nonce(14), hubKey },
+    hub.secretKey,
+  );
   // Appended only: the vectors before it stay byte for byte what other implementations check.
-  return [cert, license, offer, authorization, request, fareRequest, result, declined, statement, receipt, receiptAck, admission, ticket, cancellation, transfer, query, error, blocklist, catalog, fares, keys, products, zonedFares, denyList];
+  return [cert, license, offer, authorization, request, fareRequest, result, declined, statement, receipt, receiptAck, admission, ticket, cancellation, transfer, query, error, blocklist, catalog, fares, keys, products, zonedFares, denyList, ticketAdmission, ticketExit, admissionCheck, consumed, notConsumed];
 }
 
 export interface MessageVector {

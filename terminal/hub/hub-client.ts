@@ -382,6 +382,20 @@ export class HubClient {
   }
 
   /**
+   * Publish a question for the customer at the barrier (QoS 1, the request topic), once: not
+   * persisted, not re-sent — it matters only within the machine's deadline of under a second, and
+   * its id is never reused. False when it cannot go now (broker or hub down): the caller answers
+   * for the hub at once.
+   */
+  ask(requestId: string, envelope: string): boolean {
+    if (this.closed || !this.canSend) return false;
+    this.client.publish(topics.request(this.o.terminalId), envelope, { qos: 1 }, (err) => {
+      if (err) this.o.log.warn({ requestId, err: err.message }, 'hub: question not published');
+    });
+    return true;
+  }
+
+  /**
    * Publish a persisted completion receipt (QoS 1), and again every retry interval until the
    * runtime has verified the hub's receipt.ack (receiptAcknowledged): a hub that drops it while
    * overloaded or closing, or crashes before its refund is durable, gets it again.

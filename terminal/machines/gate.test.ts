@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { computeFare, generateKeyPair, signMessage } from '../../protocol/index.ts';
 import { FARES, Fixture, T0 } from './fixtures.ts';
-import { ENTRY_RETAP_MS, ENTRY_UNPASSED_MS, GATE_IDLE, gateStep, MAX_ENTRY_RETAPS, parseEntryRetaps, rememberEntryRetap, type GateEvent, type GateState } from './gate.ts';
+import { ENTRY_CHECK_MS, ENTRY_RETAP_MS, ENTRY_UNPASSED_MS, GATE_IDLE, gateStep, MAX_ENTRY_RETAPS, parseEntryRetaps, rememberEntryRetap, type GateEvent, type GateState } from './gate.ts';
 import type { Command, TerminalContext } from './types.ts';
 
 /** The machine's default passage window: the barrier's 8 s, its 0.3 s close delay, a 2 s margin. */
@@ -311,14 +311,21 @@ describe('gate: exit', () => {
     expect(noStatement.commands[0]).toEqual({ c: 'gate.open' });
   });
 
-  it('entered on a ticket: opens without a fare', () => {
+  it('entered on a ticket: opens without a fare, and reports the exit (the hub claims the record) after the barrier and the delete', () => {
     const f = new Fixture('gate-out');
     const w = f.wallet();
     const ticketId = f.id();
-    const card = f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'A', T0 - 60_000, ticketId) } });
-    const r = run(exitCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }]);
+    const record = f.admission(w.hex, 'A', T0 - 60_000, ticketId);
+    const card = f.card(w, { admission: { recordId: 4, message: record } });
+    const requestId = f.id();
+    const r = run(exitCtx(f), [{ e: 'tap', card, requestId, recordId: f.id() }], GATE_IDLE, T0 + 5);
     expect(r.commands.slice(0, 2)).toEqual([GRANT(w.hex, ticketId, 'ticket'), { c: 'gate.open' }]);
-    expect(kinds(r.commands)).not.toContain('hub.request');
+    expect(kinds(r.commands)).toEqual(['paidExit.grant', 'gate.open', 'nfc.delete', 'admission.used', 'hub.request', 'nfc.release', 'display']);
+    // Through the outbox as decided here (the barrier is open): no money, the record and the exit's time and station.
+    expect(r.commands.find((c) => c.c === 'hub.request')).toEqual({
+      c: 'hub.request', requestId, op: { type: 'ticket.exit', entry: record, exitStation: 'C', exitTime: T0 + 5 }, offline: true, wallet: w.hex, amountMinor: 0,
+    });
+    expect(kinds(r.commands)).not.toContain('nfc.authorize');
   });
 
   it('hub silent while a fare waits: abandon and stay closed', () => {
@@ -438,6 +445,122 @@ describe('gate: exit — admission records must verify (an enrolled gate signed 
     const ticket = run(exitCtx(f), [{ e: 'tap', card: f.card(w, { admission: { recordId: 4, message: f.admission(w.hex, 'A', T0 - 60_000, f.id()) } }), requestId: f.id(), recordId: f.id() }]);
     expect(kinds(ticket.commands).slice(0, 2)).toEqual(['paidExit.grant', 'gate.open']);
     expect(kinds(ticket.commands)).not.toContain('nfc.authorize');
+  });
+});
+
+describe('gate: entry — a record on the wallet that an exit consumed but could not delete', () => {
+  /** The wallet carries a fresh record of a trip (an hour old) written by another entrance. */
+  function leftover(f: Fixture) {
+    const w = f.wallet();
+    const record = f.admission(w.hex, 'B', T0 - 3600_000);
+    return { w, record, card: f.card(w, { admission: { recordId: 2, message: record } }) };
+  }
+  const consumed = (f: Fixture, checkId: string, recordId: string) => f.result(checkId, { terminalId: 'gate-in', withdrawal: 'none', amountMinor: 0, recordId });
+  const notConsumed = (f: Fixture, checkId: string, recordId: string) => f.result(checkId, { terminalId: 'gate-in', status: 'declined', code: 'NOT_CONSUMED', withdrawal: 'none', amountMinor: 0, recordId });
+
+  it('online, "already inside" asks the hub first (checking…), card kept in the field; no money, nothing queued', () => {
+    const f = new Fixture('gate-in');
+    const { card, record } = leftover(f);
+    const checkId = f.id();
+    const r = run(entryCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id(), checkId }]);
+    expect(r.state).toMatchObject({ s: 'entry.checking', requestId: checkId, asked: record.body.recordId, untilMs: T0 + ENTRY_CHECK_MS });
+    expect(r.commands).toEqual([{ c: 'hub.ask', requestId: checkId, op: { type: 'admission.check', entry: record } }, { c: 'display', text: 'checking…', tone: 'info' }]);
+    expect(ENTRY_CHECK_MS).toBeLessThanOrEqual(1_000);
+  });
+
+  it('consumed → admitted exactly as a normal entry: a fresh record replaces the old one, then the barrier opens', () => {
+    const f = new Fixture('gate-in');
+    const { w, card, record } = leftover(f);
+    const [checkId, recordId] = [f.id(), f.id()];
+    let r = run(entryCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId, checkId }]);
+    r = run(entryCtx(f), [{ e: 'hub.result', result: consumed(f, checkId, record.body.recordId) }], r.state, T0 + 40);
+    expect(r.state.s).toBe('admitting');
+    expect(r.commands).toEqual([{ c: 'nfc.storeAdmission', body: { recordId, wallet: w.hex, terminalId: 'gate-in', station: 'A', time: T0 + 40 } }]);
+    r = run(entryCtx(f), [{ e: 'wallet.stored' }, { e: 'passage' }], r.state, T0 + 80);
+    expect(kinds(r.commands)).toEqual(['gate.open', 'nfc.release', 'display']);
+    expect(r.state).toEqual(GATE_IDLE);
+  });
+
+  it('consumed, with a valid ticket on the wallet: admitted on the ticket as usual (its use reported)', () => {
+    const f = new Fixture('gate-in');
+    const { w, record } = leftover(f);
+    const ticket = f.ticket(w.hex);
+    const card = f.card(w, { admission: { recordId: 2, message: record }, tickets: [{ recordId: 5, message: ticket }] });
+    const [checkId, requestId] = [f.id(), f.id()];
+    let r = run(entryCtx(f), [{ e: 'tap', card, requestId, recordId: f.id(), checkId }]);
+    r = run(entryCtx(f), [{ e: 'hub.result', result: consumed(f, checkId, record.body.recordId) }, { e: 'wallet.stored' }], r.state);
+    expect(r.commands).toContainEqual(expect.objectContaining({ c: 'hub.request', requestId, op: expect.objectContaining({ type: 'ticket.use' }) }));
+    expect(requestId).not.toBe(checkId);
+  });
+
+  it('not consumed, an answer about another record, or a hub error (an older hub: MALFORMED) → "already inside"', () => {
+    const f = new Fixture('gate-in');
+    const { card, record } = leftover(f);
+    const checkId = f.id();
+    const asking = run(entryCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id(), checkId }]).state;
+    for (const ev of [
+      { e: 'hub.result', result: notConsumed(f, checkId, record.body.recordId) },
+      { e: 'hub.result', result: consumed(f, checkId, f.id()) },
+      { e: 'hub.error', requestId: checkId, code: 'MALFORMED' },
+      { e: 'hub.error', requestId: checkId, code: 'UNAVAILABLE' },
+    ] satisfies GateEvent[]) {
+      const r = run(entryCtx(f), [ev], asking);
+      expect(r.state).toEqual(GATE_IDLE);
+      expect(kinds(r.commands)).toEqual(['gate.deny', 'nfc.release', 'display']);
+      expect(r.commands).toContainEqual({ c: 'display', text: 'already inside', tone: 'error' });
+    }
+  });
+
+  it('an unverified answer (another key, another request) is no answer: still checking until the deadline', () => {
+    const f = new Fixture('gate-in');
+    const { card, record } = leftover(f);
+    const checkId = f.id();
+    const asking = run(entryCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id(), checkId }]).state;
+    const forged = f.result(checkId, { terminalId: 'gate-in', withdrawal: 'none', amountMinor: 0, recordId: record.body.recordId }, generateKeyPair());
+    expect(run(entryCtx(f), [{ e: 'hub.result', result: forged }], asking).state).toEqual(asking);
+    expect(run(entryCtx(f), [{ e: 'hub.result', result: consumed(f, f.id(), record.body.recordId) }], asking).state).toEqual(asking);
+    // Another result for this terminal's other request is ignored too.
+    expect(kinds(run(entryCtx(f), [{ e: 'hub.result', result: consumed(f, f.id(), record.body.recordId) }], asking).commands)).not.toContain('nfc.storeAdmission');
+  });
+
+  it('no answer within the deadline → "already inside"; a late answer after it changes nothing', () => {
+    const f = new Fixture('gate-in');
+    const { card, record } = leftover(f);
+    const checkId = f.id();
+    const asking = run(entryCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id(), checkId }]).state;
+    expect(run(entryCtx(f), [{ e: 'tick' }], asking, T0 + ENTRY_CHECK_MS - 1).state).toEqual(asking);
+    const late = run(entryCtx(f), [{ e: 'tick' }], asking, T0 + ENTRY_CHECK_MS);
+    expect(late.state).toEqual(GATE_IDLE);
+    expect(late.commands).toContainEqual({ c: 'display', text: 'already inside', tone: 'error' });
+    const after = run(entryCtx(f), [{ e: 'hub.result', result: consumed(f, checkId, record.body.recordId) }], late.state, T0 + ENTRY_CHECK_MS + 50);
+    expect(after).toEqual({ state: GATE_IDLE, commands: [] });
+    // Nor does it let in the next wallet tapping meanwhile: its own tap, its own question.
+    const next = leftover(f);
+    const nextId = f.id();
+    const asking2 = run(entryCtx(f), [{ e: 'tap', card: next.card, requestId: f.id(), recordId: f.id(), checkId: nextId }], GATE_IDLE, T0 + 2_000).state;
+    expect(run(entryCtx(f), [{ e: 'hub.result', result: consumed(f, checkId, record.body.recordId) }], asking2, T0 + 2_010).state).toEqual(asking2);
+  });
+
+  it('offline, or the card removed while checking → refused at once, nothing asked', () => {
+    const f = new Fixture('gate-in');
+    const { card } = leftover(f);
+    const offline = run(entryCtx(f, { online: false }), [{ e: 'tap', card, requestId: f.id(), recordId: f.id(), checkId: f.id() }]);
+    expect(kinds(offline.commands)).toEqual(['gate.deny', 'nfc.release', 'display']);
+    expect(offline.commands).toContainEqual({ c: 'display', text: 'already inside', tone: 'error' });
+    const asking = run(entryCtx(f), [{ e: 'tap', card, requestId: f.id(), recordId: f.id(), checkId: f.id() }]).state;
+    const lost = run(entryCtx(f), [{ e: 'card.lost' }], asking);
+    expect(lost.state).toEqual(GATE_IDLE);
+    expect(kinds(lost.commands)).toEqual(['gate.deny', 'nfc.release', 'display']);
+  });
+
+  it('a record this gate remembers (unopened, unpassed) goes its own way: no question', () => {
+    const f = new Fixture('gate-in');
+    const w = f.wallet();
+    const recordId = f.id();
+    const onWallet = f.card(w, { admission: { recordId: 3, message: signMessage('gate.admission', { recordId, wallet: w.hex, terminalId: 'gate-in', station: 'A', time: T0 }, f.terminal.secretKey) } });
+    f.keep([{ c: 'entry.remember', wallet: w.hex, recordId, kind: 'unpassed', untilMs: T0 + ENTRY_UNPASSED_MS }]);
+    const r = run(entryCtx(f), [{ e: 'tap', card: onWallet, requestId: f.id(), recordId: f.id(), checkId: f.id() }], GATE_IDLE, T0 + 60_000);
+    expect(kinds(r.commands)).toEqual(['gate.open', 'nfc.release', 'display']);
   });
 });
 

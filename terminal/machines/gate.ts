@@ -19,6 +19,13 @@ export type GateState =
    * once the wallet is through.
    */
   | { s: 'admitting'; wallet: string; recordId: string; ticket: { recordId: number; message: Envelope<'ticket'> } | null; requestId: string; retap?: true; untilMs: number }
+  /**
+   * Entry, "already inside": the wallet carries a fresh admission record (`asked`) this gate cannot
+   * tell from a trip still under way. The hub is asked (`requestId`) whether an exit consumed it
+   * (an exit whose delete failed leaves a finished trip's record on the wallet); consumed → the tap
+   * is admitted as a normal entry (a fresh record replaces the old one), else "already inside".
+   */
+  | { s: 'entry.checking'; tap: Extract<CommonEvent, { e: 'tap' }>; requestId: string; asked: string; untilMs: number }
   | {
       s: 'exit.authorizing';
       requestId: string;
@@ -96,6 +103,16 @@ function step(state: GateState, commands: Command[] = []): Step<GateState> {
 function deny(text: string): Step<GateState> {
   return step(GATE_IDLE, [{ c: 'gate.deny' }, { c: 'nfc.release' }, display(text, 'error')]);
 }
+
+/**
+ * How long an entrance waits for the hub's answer whether a record on the wallet was consumed
+ * (`entry.checking`). A rare path (an exit could not delete the record), shown as "checking…":
+ * the answer is a registry read and a signature at the hub, a few ms on a site's network; with the
+ * runtime's 100 ms tick and the record's write after it, the customer waits under a second.
+ */
+export const ENTRY_CHECK_MS = 800;
+/** What an entrance says when the wallet's record shows a trip still under way. */
+export const ALREADY_INSIDE_TEXT = 'already inside';
 
 /** How long an entry whose record write went unanswered may be retried by the same wallet. */
 export const ENTRY_RETAP_MS = 60_000;
@@ -253,9 +270,10 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       if (state.s === 'exit.reading') return deny('card removed — tap again');
       if (state.s === 'exit.authorizing' && state.opened) return unsigned(ctx, state, nowMs, 'card removed before signing');
       if (state.s === 'admitting') return denyUnopened(state, nowMs, 'card removed — tap again');
-      if (state.s === 'exit.authorizing') return deny('card removed — tap again');
+      if (state.s === 'exit.authorizing' || state.s === 'entry.checking') return deny('card removed — tap again');
       return step(state);
     case 'hub.result': {
+      if (state.s === 'entry.checking' && event.result.body.requestId === state.requestId) return checked(state, event.result, ctx, nowMs, gate);
       if (state.s !== 'exit.settling' || event.result.body.requestId !== state.requestId) return step(state);
       const r = checkHubResult(event.result, { requestId: state.requestId, terminalId: ctx.terminalId }, ctx.hubKeys);
       if (!r.ok) return step(state, [display(`ignored hub reply: ${r.code}`, 'error')]);
@@ -266,6 +284,8 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       return passing(ctx, state.requestId, nowMs, commands, { paid: { wallet: state.wallet, requestId: state.requestId, kind: 'fare', refundable: true } });
     }
     case 'hub.error':
+      // No answer the entrance can use (an older hub: MALFORMED; not sent: UNAVAILABLE): as offline.
+      if (state.s === 'entry.checking' && event.requestId === state.requestId) return deny(ALREADY_INSIDE_TEXT);
       if (state.s !== 'exit.settling' || event.requestId !== state.requestId) return step(state);
       return declined(state.requestId, event.code);
     case 'passage.entered':
@@ -299,6 +319,8 @@ export function gateStep(state: GateState, event: GateEvent, ctx: TerminalContex
       }
       if (state.s === 'exit.authorizing' && state.opened) return unsigned(ctx, state, nowMs, 'wallet did not sign in time');
       if (state.s === 'admitting') return denyUnopened(state, nowMs, 'timed out');
+      // The hub did not answer in time: as offline, anti-passback holds (a late answer changes nothing).
+      if (state.s === 'entry.checking') return deny(ALREADY_INSIDE_TEXT);
       return deny('timed out');
   }
 }
@@ -360,7 +382,21 @@ function consumeEntry(entry: CardInfo['admission']): Command[] {
   return entry ? [{ c: 'nfc.delete', recordId: entry.recordId }, { c: 'admission.used', recordId: entry.message.body.recordId }] : [];
 }
 
-function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, gate: NonNullable<TerminalContext['gate']>): Step<GateState> {
+/**
+ * The hub's answer to an entrance's question (entry.checking): verified (hub key, request id, this
+ * terminal) and naming the record asked about. Consumed → the tap goes on as an entry, past
+ * anti-passback for that record only; anything else → "already inside", as without the hub.
+ */
+function checked(state: GateState & { s: 'entry.checking' }, result: Envelope<'settlement.result'>, ctx: TerminalContext, nowMs: number, gate: NonNullable<TerminalContext['gate']>): Step<GateState> {
+  const r = checkHubResult(result, { requestId: state.requestId, terminalId: ctx.terminalId }, ctx.hubKeys);
+  // Not verified: not an answer; the deadline still holds.
+  if (!r.ok) return step(state, [display(`ignored hub reply: ${r.code}`, 'error')]);
+  if (r.body.status !== 'approved' || r.body.recordId !== state.asked) return deny(ALREADY_INSIDE_TEXT);
+  return entryTap(state.tap, ctx, nowMs, gate, state.asked);
+}
+
+/** `consumed`: the hub said an exit consumed this record (entry.checking): it is no trip under way. */
+function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, nowMs: number, gate: NonNullable<TerminalContext['gate']>, consumed?: string): Step<GateState> {
   const station = gate.station;
   const lic = checkLicense(event.card.license, ctx, nowMs);
   if (!lic.ok) return deny(`wallet refused: ${lic.code}`);
@@ -368,7 +404,7 @@ function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext,
   const prior = event.card.admission?.message.body;
   const maxTripMs = ctx.fares?.maxTripMs ?? DEFAULT_MAX_TRIP_MS;
   // Anti-passback: a fresh admission record means this wallet is already inside…
-  const inside = prior !== undefined && prior.wallet === wallet && nowMs - prior.time <= maxTripMs && prior.time <= nowMs + 60_000;
+  const inside = prior !== undefined && prior.wallet === wallet && nowMs - prior.time <= maxTripMs && prior.time <= nowMs + 60_000 && prior.recordId !== consumed;
   // …unless it is one this gate wrote and remembers its holder did not go in with (looked up only
   // then: the common tap never reads the memory).
   const memo = inside ? gate.entryRetap?.(wallet) : undefined;
@@ -383,7 +419,17 @@ function entryTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext,
   }
   // Any other fresh record: already inside. One remembered as written without opening (its answer
   // lost) is that entry's retry, not a passback: written again, the new record replacing it.
-  if (inside && retap === undefined) return deny('already inside');
+  // Online, the hub is asked first whether an exit consumed it (its delete failed: the card was
+  // pulled during "checking…", an RF error): a finished trip's record must not lock its customer
+  // out for the trip's longest time.
+  if (inside && retap === undefined) {
+    const record = event.card.admission?.message;
+    if (!ctx.online || event.checkId === undefined || !record) return deny(ALREADY_INSIDE_TEXT);
+    return step({ s: 'entry.checking', tap: event, requestId: event.checkId, asked: record.body.recordId, untilMs: nowMs + ENTRY_CHECK_MS }, [
+      { c: 'hub.ask', requestId: event.checkId, op: { type: 'admission.check', entry: record } },
+      display('checking…'),
+    ]);
+  }
   let ticket: CardInfo['tickets'][number] | null = null;
   for (const t of event.card.tickets) {
     const ok = checkTicket(t.message, { wallet, station, ticketKeysAt: ctx.ticketKeysAt, nowMs, used: (id) => ctx.usage.ticketUsed(id) });
@@ -430,8 +476,12 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
   const entry = verifiedEntry(event.card.admission, wallet, ctx);
   const ticketId = entry?.message.body.ticketId;
   if (entry && ticketId !== undefined && exitTimeMs - entry.message.body.time <= maxTripMs) {
-    // Entered on a ticket (its use was reported at the entrance): nothing to settle here.
-    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, ...consumeEntry(entry), { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { paid: { wallet, requestId: ticketId, kind: 'ticket', refundable: false } });
+    // Entered on a ticket (its use was reported at the entrance): nothing to settle here. The
+    // exit is reported (through the outbox, as decided here): the hub then knows the record is
+    // consumed — a second exit on it is its REPLAY, and an entrance that finds it left on the
+    // wallet (the delete failed) is told so instead of refusing "already inside".
+    const report: Command = { c: 'hub.request', requestId: event.requestId, op: { type: 'ticket.exit', entry: entry.message, exitStation: station, exitTime: exitTimeMs }, offline: true, wallet, amountMinor: 0 };
+    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, ...consumeEntry(entry), report, { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { paid: { wallet, requestId: ticketId, kind: 'ticket', refundable: false } });
   }
   const granted = ctx.usage.paidExit?.(wallet, nowMs);
   // A grant resting on an admission record holds only while the wallet still carries that record.

@@ -147,6 +147,13 @@ export type Command =
   | { c: 'nfc.release' }
   /** Sign, persist in the outbox, then send (a request id is persisted BEFORE it is sent). */
   | { c: 'hub.request'; requestId: string; op: SettlementOpT; offline: boolean; wallet: string | null; amountMinor: number }
+  /**
+   * Entry gate: ask the hub a question for the customer at the barrier (whether an admission
+   * record was consumed). Signed and published once, never stored in the outbox nor re-sent: it
+   * matters only within the machine's deadline. Answered by hub.result / hub.error (the machine
+   * verifies the result); when it cannot be sent, at once by hub.error UNAVAILABLE.
+   */
+  | { c: 'hub.ask'; requestId: string; op: Extract<SettlementOpT, { type: 'admission.check' }> }
   /** The customer gave up waiting (timeout, or a "retry later" the machine does not wait through): a late approval is undone. */
   | { c: 'hub.abandon'; requestId: string }
   | { c: 'receipt'; requestId: string; outcome: Body<'completion.receipt'>['outcome']; reason?: string }
@@ -209,8 +216,12 @@ export interface EntryRetap {
 
 /** Events every machine understands; kind-specific ones are added by each machine. */
 export type CommonEvent =
-  /** A wallet entered the field; ids are minted by the runtime so the machine stays deterministic. */
-  | { e: 'tap'; card: CardInfo; requestId: string; recordId: string }
+  /**
+   * A wallet entered the field; ids are minted by the runtime so the machine stays deterministic.
+   * `checkId`: the request id an entrance asks the hub under about the admission record found on
+   * the wallet (gate.ts, "already inside"); without it the entrance does not ask.
+   */
+  | { e: 'tap'; card: CardInfo; requestId: string; recordId: string; checkId?: string }
   | { e: 'wallet.authorized'; authorization: Envelope<'wallet.authorization'> }
   | { e: 'wallet.declined'; code: string }
   | { e: 'wallet.stored' }

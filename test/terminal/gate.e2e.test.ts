@@ -143,7 +143,8 @@ describe('gate terminals end to end', () => {
     expect(wallet.applet.records.list(RecordKind.Ticket)).toHaveLength(0);
     const exit = await pass(gateOut, wallet);
     expect(exit.opened).toBe(true);
-    expect(exit.commands.map((c) => c.c)).not.toContain('hub.request'); // the ticket covers the trip
+    // The ticket covers the trip: no fare, but the exit is reported (the hub claims the record).
+    expect(exit.commands.filter((c) => c.c === 'hub.request')).toEqual([expect.objectContaining({ offline: true, amountMinor: 0, op: expect.objectContaining({ type: 'ticket.exit', exitStation: 'south' }) })]);
     await eventually(() => gateIn.started.store.openCount() === 0, 8000, 'ticket use settled');
     // A copied ticket does not admit a second time: pay-as-you-go entry instead.
     wallet.applet.records.store(RecordKind.Ticket, copy, false);
@@ -532,5 +533,126 @@ describe('gate terminals end to end', () => {
       await again.close();
       rmSync(slowExit.dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+// A finished trip's admission record left on the wallet because the exit could not delete it (the
+// card pulled during "checking…" while a fare waited for the hub; a ticket trip's exit whose delete
+// failed): the next entry, online, asks the hub whether an exit consumed it and admits with a fresh
+// record; offline it is refused "already inside", as before.
+describe('gate terminals end to end: a consumed record the exit could not delete', () => {
+  let site: Site;
+  let gateIn: SimulatedTerminal;
+  let gateOut: SimulatedTerminal;
+  let pos: SimulatedTerminal;
+
+  beforeAll(async () => {
+    site = await Site.start();
+    gateIn = await site.terminal({ kind: 'gate', merchantId: 'transit', gate: { station: 'north', mode: 'entry' } });
+    gateOut = await site.terminal({ kind: 'gate', merchantId: 'transit', gate: { station: 'south', mode: 'exit' } });
+    pos = await site.terminal({ kind: 'pos', merchantId: 'merchant-pos', config: { pos: { operators: OPERATORS } } });
+  });
+  afterAll(async () => {
+    await site?.close();
+  });
+
+  const recordIds = (w: SimulatedWallet): string[] =>
+    admissions(w).map((r) => {
+      const d = decodeAnyForm(r.bytes, 'gate.admission');
+      if (!d.ok) throw new Error(d.code);
+      return d.value.body.recordId;
+    });
+
+  /** In at the entrance, out at the exit on a fare the hub must approve, the card pulled during "checking…": the record stays. */
+  async function leftWithRecordOnWallet(): Promise<{ wallet: SimulatedWallet; recordId: string }> {
+    const wallet = await site.wallet({ balanceMinor: 1000, offlineLimitMinor: 0 }); // the exit waits for the hub
+    expect((await pass(gateIn, wallet)).opened).toBe(true);
+    const [recordId] = recordIds(wallet);
+    const log = record(gateOut);
+    site.faults.delayMs = 400;
+    try {
+      gateOut.tap(wallet);
+      await eventually(() => log.displays.includes('checking…'), 8000, 'exit waiting for the hub');
+      gateOut.remove(); // the customer pulls the card while the fare waits
+      await eventually(() => log.commands.some((c) => c.c === 'gate.open'), 8000, 'hub approval opens the barrier');
+      await eventually(() => gateOut.runtime.machineState.s === 'idle', 12_000, 'exit idle');
+      await gateOut.runtime.settle();
+    } finally {
+      site.faults.delayMs = 0;
+      log.stop();
+    }
+    await sleep(60);
+    // Charged once, passed, and the record of the finished trip is still on the wallet.
+    await eventually(async () => (await site.balance(wallet)) === 1000 - TRIP_MINOR, 8000, 'fare settled');
+    expect(log.commands).toContainEqual(expect.objectContaining({ c: 'receipt', outcome: 'passed' }));
+    expect(recordIds(wallet)).toEqual([recordId]);
+    return { wallet, recordId: recordId! };
+  }
+
+  it('fare approved while the card was pulled: the next entry online asks the hub and admits with a fresh record; offline the same entry is refused "already inside"', async () => {
+    const online = await leftWithRecordOnWallet();
+    const offline = await leftWithRecordOnWallet();
+
+    const entry = await pass(gateIn, online.wallet);
+    expect(entry.opened).toBe(true);
+    expect(entry.displays).toContain('checking…');
+    expect(entry.commands.find((c) => c.c === 'hub.ask')).toMatchObject({ op: { type: 'admission.check', entry: { body: { recordId: online.recordId } } } });
+    const written = entry.commands.find((c) => c.c === 'nfc.storeAdmission') as Extract<Command, { c: 'nfc.storeAdmission' }>;
+    // The fresh record replaced the old one on the wallet; no money moved for the question.
+    expect(recordIds(online.wallet)).toEqual([written.body.recordId]);
+    expect(written.body.recordId).not.toBe(online.recordId);
+    expect(await site.balance(online.wallet)).toBe(1000 - TRIP_MINOR);
+    // The question was never put in the outbox.
+    expect(gateIn.started.store.get(entry.commands.find((c) => c.c === 'hub.ask')!.requestId)).toBeUndefined();
+
+    const url = await site.stopServer();
+    try {
+      await eventually(() => !gateIn.runtime.isOnline, 8000, 'entrance offline');
+      const refused = await pass(gateIn, offline.wallet);
+      expect(refused.opened).toBe(false);
+      expect(refused.displays).toContain('already inside');
+      expect(refused.commands.map((c) => c.c)).not.toContain('hub.ask');
+      expect(recordIds(offline.wallet)).toEqual([offline.recordId]);
+    } finally {
+      await site.restartServer(url);
+    }
+    await eventually(() => gateIn.runtime.isOnline, 8000, 'entrance online again');
+    // Back online, the same wallet is let in.
+    expect((await pass(gateIn, offline.wallet)).opened).toBe(true);
+  });
+
+  it('a record no exit consumed (still travelling, or passed back over the barrier): asked online, refused "already inside"', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    expect((await pass(gateIn, wallet)).opened).toBe(true);
+    const again = await pass(gateIn, wallet);
+    expect(again.opened).toBe(false);
+    expect(again.commands.map((c) => c.c)).toContain('hub.ask');
+    expect(again.displays).toContain('already inside');
+  });
+
+  it('a ticket trip\'s exit is reported; its record left on the wallet is then no bar to the next entry online', async () => {
+    const wallet = await site.wallet({ balanceMinor: 1000 });
+    const log = record(pos);
+    await pos.runtime.sellTicket('day');
+    pos.tap(wallet);
+    await eventually(() => log.commands.find((c) => c.c === 'print') && log.commands.at(-2)?.c === 'nfc.release', 8000, 'ticket receipt');
+    await eventually(() => pos.runtime.machineState.s === 'idle');
+    pos.remove();
+    log.stop();
+    expect((await pass(gateIn, wallet)).opened).toBe(true);
+    const [onWallet] = admissions(wallet);
+    const leftover = onWallet!.bytes.slice();
+    const exit = await pass(gateOut, wallet);
+    expect(exit.opened).toBe(true);
+    const report = exit.commands.find((c) => c.c === 'hub.request') as Extract<Command, { c: 'hub.request' }>;
+    expect(report).toMatchObject({ offline: true, amountMinor: 0, op: { type: 'ticket.exit', exitStation: 'south' } });
+    await eventually(() => gateOut.started.store.get(report.requestId)?.state === 'done', 8000, 'ticket exit recorded by the hub');
+    // The delete did not reach the wallet (written back here): the finished trip's record is on it.
+    wallet.applet.records.store(RecordKind.Admission, leftover, true);
+    const entry = await pass(gateIn, wallet);
+    expect(entry.opened).toBe(true);
+    expect(entry.commands.map((c) => c.c)).toContain('hub.ask');
+    expect(admissions(wallet)).toHaveLength(1);
+    expect(await site.balance(wallet)).toBe(500);
   });
 });
