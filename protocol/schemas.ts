@@ -223,12 +223,6 @@ export const SettlementOp = z.discriminatedUnion('type', [
   strictObject({ type: z.literal('transfer'), transfer: Transfer }),
   strictObject({ type: z.literal('history'), query: HistoryQuery }),
   /**
-   * Terminal-signed report of what could not be settled: a gate opened on its local decision and
-   * the wallet never signed (pulled away). Nothing moves without the wallet's signature; the hub
-   * records it for the operator. `amountMinor` is the fare left open (the trip stays open on the
-   * wallet: its next exit charges it).
-   */
-  /**
    * An exit gate let a wallet out on a ticket trip's admission record (`entry`, signed by the
    * entrance, carrying its `ticketId`): no fare, but the record is consumed, and the hub records it
    * as the record's claim (a second exit on it is a REPLAY and the operator's incident). Reported
@@ -242,6 +236,12 @@ export const SettlementOp = z.discriminatedUnion('type', [
    * `NOT_CONSUMED` (not consumed, or unknown); the result names the record (`recordId`).
    */
   strictObject({ type: z.literal('admission.check'), entry: GateAdmission }),
+  /**
+   * Terminal-signed report of what could not be settled: a gate opened on its local decision and
+   * the wallet never signed (pulled away). Nothing moves without the wallet's signature; the hub
+   * records it for the operator. `amountMinor` is the fare left open (the trip stays open on the
+   * wallet: its next exit charges it).
+   */
   strictObject({
     type: z.literal('incident'),
     kind: z.enum(['unsigned-passage']),

@@ -881,8 +881,12 @@ export class TerminalRuntime extends EventEmitter<RuntimeEvents> {
     }
     const requestId = reply.body.requestId;
     const log = this.log.child({ requestId });
-    if (this.questions.delete(requestId)) {
-      // A question's answer: nothing stored; the machine verifies it and acts only within its deadline.
+    if (this.questions.has(requestId)) {
+      // A question's answer: nothing stored; the machine verifies it too and acts only within its
+      // deadline. One that does not verify (corrupted, another's) leaves the question open for the real answer.
+      const answer = checkHubResult(reply, { requestId, terminalId: this.config.terminalId }, this.hubKeys);
+      if (!answer.ok) return void log.warn({ code: answer.code }, 'answer to the question not verified; ignored');
+      this.questions.delete(requestId);
       log.info({ status: reply.body.status, code: reply.body.code, recordId: reply.body.recordId }, 'hub answered the question');
       return void this.post({ e: 'hub.result', result: reply });
     }

@@ -320,12 +320,17 @@ describe('gate: exit', () => {
     const requestId = f.id();
     const r = run(exitCtx(f), [{ e: 'tap', card, requestId, recordId: f.id() }], GATE_IDLE, T0 + 5);
     expect(r.commands.slice(0, 2)).toEqual([GRANT(w.hex, ticketId, 'ticket'), { c: 'gate.open' }]);
-    expect(kinds(r.commands)).toEqual(['paidExit.grant', 'gate.open', 'nfc.delete', 'admission.used', 'hub.request', 'nfc.release', 'display']);
+    expect(kinds(r.commands)).toEqual(['paidExit.grant', 'gate.open', 'nfc.delete', 'admission.used', 'nfc.release', 'display', 'hub.request']);
     // Through the outbox as decided here (the barrier is open): no money, the record and the exit's time and station.
     expect(r.commands.find((c) => c.c === 'hub.request')).toEqual({
       c: 'hub.request', requestId, op: { type: 'ticket.exit', entry: record, exitStation: 'C', exitTime: T0 + 5 }, offline: true, wallet: w.hex, amountMinor: 0,
     });
     expect(kinds(r.commands)).not.toContain('nfc.authorize');
+    // A full outbox lets the ticket holder out all the same, unreported (the write would fail after the barrier opened).
+    const full = exitCtx(f);
+    const fullCtx = { ...full, usage: { ...full.usage, outboxRoom: () => 0 } };
+    const unreported = run(fullCtx, [{ e: 'tap', card, requestId: f.id(), recordId: f.id() }], GATE_IDLE, T0 + 5);
+    expect(kinds(unreported.commands)).toEqual(['paidExit.grant', 'gate.open', 'nfc.delete', 'admission.used', 'nfc.release', 'display']);
   });
 
   it('hub silent while a fare waits: abandon and stay closed', () => {

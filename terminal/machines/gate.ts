@@ -480,8 +480,13 @@ function exitTap(event: Extract<GateEvent, { e: 'tap' }>, ctx: TerminalContext, 
     // exit is reported (through the outbox, as decided here): the hub then knows the record is
     // consumed — a second exit on it is its REPLAY, and an entrance that finds it left on the
     // wallet (the delete failed) is told so instead of refusing "already inside".
-    const report: Command = { c: 'hub.request', requestId: event.requestId, op: { type: 'ticket.exit', entry: entry.message, exitStation: station, exitTime: exitTimeMs }, offline: true, wallet, amountMinor: 0 };
-    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, ...consumeEntry(entry), report, { c: 'nfc.release' }, display('goodbye (ticket)', 'ok')], { paid: { wallet, requestId: ticketId, kind: 'ticket', refundable: false } });
+    // Last, and only with a row free in the outbox (the reserve is kept for such reports): a full
+    // outbox must not keep a ticket holder in, nor fail the step after the barrier opened. Left
+    // unreported, the record is what it was before these reports: unknown to the hub.
+    const report: Command[] = outboxHasRoom(ctx.usage, 0)
+      ? [{ c: 'hub.request', requestId: event.requestId, op: { type: 'ticket.exit', entry: entry.message, exitStation: station, exitTime: exitTimeMs }, offline: true, wallet, amountMinor: 0 }]
+      : [];
+    return passing(ctx, null, nowMs, [{ c: 'gate.open' }, ...consumeEntry(entry), { c: 'nfc.release' }, display('goodbye (ticket)', 'ok'), ...report], { paid: { wallet, requestId: ticketId, kind: 'ticket', refundable: false } });
   }
   const granted = ctx.usage.paidExit?.(wallet, nowMs);
   // A grant resting on an admission record holds only while the wallet still carries that record.

@@ -102,6 +102,12 @@ describe('vending machine', () => {
     const blocked = vendingStep(s, { e: 'dispense.failed', reason: 'drop-sensor-blocked' }, f.ctx(), T0 + 10).commands;
     expect(blocked).toContainEqual({ c: 'receipt', requestId: rid, outcome: 'failed', reason: 'drop sensor blocked' });
     expect(kinds(blocked)).not.toContain('slot.failed');
+    // Nor a board lost mid-dispense (the terminal restarts on it), nor a slot the dispenser does not have.
+    for (const reason of ['ACTUATOR_LINK_LOST', 'VENDING_SLOT_UNKNOWN']) {
+      const failed = vendingStep(s, { e: 'dispense.failed', reason }, f.ctx(), T0 + 10).commands;
+      expect(failed).toContainEqual({ c: 'receipt', requestId: rid, outcome: 'failed', reason: 'no drop detected' });
+      expect(kinds(failed)).not.toContain('slot.failed');
+    }
     expect(vendingStep(s, { e: 'tick' }, f.ctx(), T0 + 2000).commands).toContainEqual({ c: 'slot.failed', slot: 3, requestId: rid, reason: 'no answer from the dispenser' });
     // A drop counts nothing.
     expect(kinds(vendingStep(s, { e: 'drop' }, f.ctx(), T0 + 10).commands)).not.toContain('slot.failed');

@@ -19,8 +19,8 @@ export type VendingEvent = CommonEvent | { e: 'select'; sku: string } | { e: 'ca
 
 export const VENDING_IDLE: VendingState = { s: 'idle' };
 
-/** The dispenser's reason when its drop sensor was not clear (hardware DispenseResult). */
-const DROP_SENSOR_BLOCKED_REASON = 'drop-sensor-blocked';
+/** The dispenser's reason when the motor ran its window and no article crossed the drop beam (hardware DispenseResult). */
+const NO_DROP_REASON = 'no-drop';
 
 const SELECTION_MS = 60_000;
 const AUTHORIZE_MS = 10_000;
@@ -167,10 +167,12 @@ export function vendingStep(state: VendingState, event: VendingEvent, ctx: Termi
         // No drop within the timeout: a failed dispense, reported so the hub refunds (seed 003 fourth
         // signature); the slot is counted out of order (SLOT_OUT_OF_ORDER_AFTER).
         const reason = event.e === 'dispense.failed' ? (event.reason ?? 'no-drop') : 'no answer from the dispenser';
-        // The sensor went blocked between the tap and the motor: nothing ran, the slot is not at fault.
-        const slotAtFault = reason !== DROP_SENSOR_BLOCKED_REASON;
+        // A motor that ran its window with no drop seen (or a dispenser that never said how its
+        // vend went) leaves the slot suspect: empty or jammed. Not a sensor stuck before the motor
+        // (nothing ran), a board lost mid-dispense (the terminal restarts on it) or an unknown slot.
+        const slotAtFault = event.e === 'tick' || reason === NO_DROP_REASON;
         return step(VENDING_IDLE, [
-          { c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: slotAtFault ? 'no drop detected' : 'drop sensor blocked' },
+          { c: 'receipt', requestId: state.requestId, outcome: 'failed', reason: reason === 'drop-sensor-blocked' ? 'drop sensor blocked' : 'no drop detected' },
           ...(slotAtFault ? [{ c: 'slot.failed' as const, slot: state.article.slot ?? 0, requestId: state.requestId, reason }] : []),
           display('dispense failed — refunded', 'error'),
         ]);
