@@ -483,10 +483,10 @@ describe('Engine, after the writer thread failed a batch', () => {
     engine = undefined;
 
     expect(settledN.map((s) => s.status)).toEqual(Array(5).fill('rejected'));
-    // store_failed when decided on top of the failed batch (the case at stake); engine_closed
+    // not_committed when decided on top of the failed batch (the case at stake); engine_closed
     // when the writer failed first (a loaded machine) and the refund was still queued.
     expect(settledB.status).toBe('rejected');
-    expect(['store_failed', 'engine_closed']).toContain((settledB as PromiseRejectedResult).reason?.code);
+    expect(['not_committed', 'engine_closed']).toContain((settledB as PromiseRejectedResult).reason?.code);
     const side = new Database(ledger.file);
     side.prepare('DELETE FROM journal_entries WHERE id = ?').run(taken); // the stand-in fault, not the ledger's
     side.close();

@@ -532,7 +532,8 @@ export class Engine {
    * durable): once one of those failed, or the engine stopped meanwhile, this one must not commit.
    */
   #assertMayCommit(): void {
-    if (this.#failure) throw new LedgerError('store_failed', 'a batch this one was decided on top of failed to commit', { cause: this.#failure });
+    // Refused before any write: its callers may treat it as never logged (a card top-up is voided).
+    if (this.#failure) throw new LedgerError('not_committed', 'a batch this one was decided on top of failed to commit', { cause: this.#failure });
     if (this.#closed) throw new LedgerError('engine_closed', 'stopped before this batch was committed');
   }
 

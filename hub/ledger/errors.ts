@@ -5,7 +5,8 @@ export const LEDGER_ERROR_CODES = {
   queue_full: 'More commands are waiting than the engine accepts (maxQueue); retry later with the same request id.',
   schema_too_new: 'The database was migrated by a newer version of the hub than this one.',
   account_conflict: 'An account with that id already exists with another kind, currency or parent.',
-  store_failed: 'The store failed to commit a batch; nothing of it was applied.',
+  store_failed: 'The store failed to commit a batch; nothing of it was applied (though a failed fsync may leave it in the WAL for recovery to keep).',
+  not_committed: 'A batch decided on top of one that failed to commit was refused before it was written; nothing of it is anywhere.',
   duplicate_request: 'A batch tried to log request ids that are already logged; nothing of it was applied (the engine retries with them).',
 } as const;
 

@@ -137,12 +137,13 @@ const MAX_MAYBE_LOGGED_TOPUPS = 10_000;
 
 /**
  * Ledger failures that come before the engine takes a command (engine.ts `submit`: the queue is
- * full, or the engine is closed or stopped and drops its queue): nothing of it was written.
+ * full, or the engine is closed or stopped and drops its queue) or before its batch is written
+ * (`not_committed`: decided on top of a batch that failed): nothing of it was written.
  * Every other failure (`store_failed`: a commit, or its fsync, failed; anything unknown) may have
  * left the command's frames in the WAL, and SQLite's recovery at the next open may keep them.
  */
-function failedBeforeHandOver(err: unknown): boolean {
-  return err instanceof LedgerError && (err.code === 'queue_full' || err.code === 'engine_closed');
+export function failedBeforeHandOver(err: unknown): boolean {
+  return err instanceof LedgerError && (err.code === 'queue_full' || err.code === 'engine_closed' || err.code === 'not_committed');
 }
 
 const HOUR_MS = 3600_000;

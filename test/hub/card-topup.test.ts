@@ -12,6 +12,7 @@ import { newRequestId, sealCard, type SealedCardT } from '../../protocol/index.t
 import type { CardAuthorizationBinding, CardAuthorizationRequest, CardAuthorizer, CardVoidReason } from '../../hub/service/card-authorizer.ts';
 import { LedgerError } from '../../hub/ledger/errors.ts';
 import { createHub } from '../../hub/service/hub.ts';
+import { failedBeforeHandOver } from '../../hub/service/settlement-service.ts';
 import { CardAuthorizerSimulator, TEST_PAN_APPROVED, TEST_PAN_DECLINED } from '../../simulators/card-authorizer/card-authorizer-simulator.ts';
 import { enroll, openHubFixture, readResult, register, runCli, runCliHere, signRequest, type HubFixture, type TestTerminal, type TestWallet } from './kit.ts';
 
@@ -363,5 +364,13 @@ describe('card top-ups reconciled with the acquirer (`reconcile-cards`, the oper
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('which ledger failures leave nothing written (a card top-up is voided only after one of them)', () => {
+  it('refused before the engine took it, or before its batch was written: voidable; a failed commit or fsync: may be in the WAL', () => {
+    for (const code of ['queue_full', 'engine_closed', 'not_committed'] as const) expect(failedBeforeHandOver(new LedgerError(code, 'x'))).toBe(true);
+    expect(failedBeforeHandOver(new LedgerError('store_failed', 'the commit failed before it was durable'))).toBe(false);
+    expect(failedBeforeHandOver(new Error('anything else'))).toBe(false);
   });
 });
