@@ -130,22 +130,8 @@ export interface MemoRow {
  * A settlement-log row with the journal facts verifyLedger checks it against (logCheckPage): the
  * entry its entryId names and that entry's postings to the row's payer and payee.
  */
-export interface LogCheckRow {
-  readonly seq: number;
-  readonly kind: CommandKind;
-  readonly payerNum: number | null;
-  readonly payeeNum: number | null;
-  readonly amountMinor: number;
-  readonly feeMinor: number;
-  readonly currency: string;
-  readonly holdUntilMs: number | null;
-  readonly refSeq: number | null;
-  readonly state: LogState;
-  readonly code: DeclineCode | null;
-  readonly entryId: number | null;
-  readonly balanceAfterMinor: number | null;
-  readonly overspent: boolean;
-  readonly refundedBySeq: number | null;
+export interface LogCheckRow
+  extends Omit<LogRow, 'requestId' | 'hash' | 'memo' | 'atMs'> {
   /** The entry `entryId` names: its seq, kind and currency (all null: no such entry, or no entryId). */
   readonly entrySeq: number | null;
   readonly entryKind: EntryKind | null;
