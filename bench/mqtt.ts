@@ -382,7 +382,8 @@ export async function run(report: Report): Promise<void> {
       const brokerSecret = randomBytes(32);
       const hubPassword = randomBytes(16).toString('hex');
       const listing: MosquittoDirectory = {
-        listTerminals: () => hub.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, serial: t.serial, revoked: t.revoked })),
+        listTerminals: () =>
+          hub.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, serial: t.serial, brokerPasswordScheme: t.brokerPasswordScheme, revoked: t.revoked })),
       };
       // Started as root, Mosquitto switches to its own account, which must get through this folder.
       chmodSync(dir, 0o711);

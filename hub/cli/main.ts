@@ -22,7 +22,7 @@ import { parseCatalogFile } from '../rules/catalog.ts';
 import { parseFareTableFile } from '../rules/fare-tables.ts';
 import { parseTicketProductsFile } from '../rules/tickets.ts';
 import { sendAdminRequest, type AdminReply, type AdminRequest, type AdminRunner } from '../admin/admin-channel.ts';
-import { brokerPasswordFor, writeMosquittoFiles, type MosquittoDirectory } from '../mqtt/mosquitto-config.ts';
+import { brokerPasswordFor, writeMosquittoFiles, type BrokerPasswordSubject, type MosquittoDirectory } from '../mqtt/mosquitto-config.ts';
 import { existingBrokerSecret, mosquittoCredentials } from '../mqtt/mosquitto-credentials.ts';
 import { mapDecline } from '../service/decline-codes.ts';
 import { createHub, DEFAULT_CURRENCY, MAX_OPERATOR_TOPUP_MINOR, type Hub } from '../service/hub.ts';
@@ -271,7 +271,8 @@ function buildProgram(ctx: CliContext): Command {
         });
         // hubKey and issuerKey are the terminal config's hub.hubKey and hub.issuerKeys; brokerPassword
         // its hub.password behind an external Mosquitto (once one is set up: then rerun mosquitto-files).
-        const brokerPassword = brokerPasswordOf(dataDirOf(ctx, program), certificate.body);
+        // From the registry's record, as mosquitto-files writes it (a new terminal: scheme 2).
+        const brokerPassword = brokerPasswordOf(dataDirOf(ctx, program), hub.registry.terminal(input.terminalId));
         print({
           terminalId: input.terminalId,
           ...(keyPair ? { secretKey: toHex(keyPair.secretKey) } : {}),
@@ -314,8 +315,9 @@ function buildProgram(ctx: CliContext): Command {
       const validity = validityMs(o['validityDays']);
       await withHub(ctx, program, (hub) => {
         const certificate = hub.reissueCertificate(terminalId, validity);
-        // The broker password is bound to the certificate: a new serial, a new password.
-        const brokerPassword = brokerPasswordOf(dataDirOf(ctx, program), certificate.body);
+        // The broker password is bound to the certificate: a new serial, a new password (a terminal on
+        // the legacy id-only password moves to the certificate-bound one here).
+        const brokerPassword = brokerPasswordOf(dataDirOf(ctx, program), hub.registry.terminal(terminalId));
         print({ terminalId, certificate, hubKey: hub.trustAnchorKey, ...(brokerPassword !== undefined ? { brokerPassword } : {}) });
         if (brokerPassword !== undefined) ctx.err(MOSQUITTO_RERUN);
       });
@@ -479,7 +481,7 @@ function buildProgram(ctx: CliContext): Command {
   program
     .command('mosquitto-files')
     .description(
-      'write mosquitto.conf with its password and ACL files for every enrolled terminal, for an external Mosquitto; rerun after enrolling or revoking a terminal, then reload Mosquitto (kill -HUP)',
+      'write mosquitto.conf with its password and ACL files for every enrolled terminal (each with the password it was given), for an external Mosquitto; rerun after enrolling, revoking or reissuing a terminal, then reload Mosquitto (kill -HUP)',
     )
     .requiredOption('--out <dir>', 'folder for the files (Mosquitto must be able to read it)')
     .requiredOption('--port <n>', 'port Mosquitto listens on')
@@ -495,18 +497,22 @@ function buildProgram(ctx: CliContext): Command {
       await withHub(ctx, program, (hub) => {
         const creds = mosquittoCredentials(dataDirOf(ctx, program));
         const listing: MosquittoDirectory = {
-          listTerminals: () => hub.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, serial: t.serial, revoked: t.revoked })),
+          listTerminals: () =>
+            hub.registry.terminals().map((t) => ({ terminalId: t.terminalId, publicKey: t.publicKey, serial: t.serial, brokerPasswordScheme: t.brokerPasswordScheme, revoked: t.revoked })),
         };
         const files = brokerInput(tls, () =>
           writeMosquittoFiles({ dir: resolve(ctx.cwd, o['out'] as string), port, host: o['host'] as string, directory: listing, brokerUser: o['brokerUser'] as string, ...creds, ...(tls ? { tls } : {}) }),
         );
         // The hub's config for this broker: mqtt { kind: external, url, username, passwordFile, caFile? }.
         const hubUrl = tls ? tlsHubUrl(tls.certFile, port) : undefined;
+        const legacy = files.legacyPasswordTerminals;
         print({
           ...files,
+          legacyPasswordCount: legacy.length,
           hubPasswordFile: creds.hubPasswordFile,
           hubConfig: { kind: 'external', url: hubUrl?.url ?? files.url, username: files.hubUsername, passwordFile: creds.hubPasswordFile, ...(hubUrl?.caFile !== undefined ? { caFile: hubUrl.caFile } : {}) },
         });
+        if (legacy.length > 0) ctx.err(legacyPasswordsNote(legacy));
       });
     });
 
@@ -517,7 +523,9 @@ function buildProgram(ctx: CliContext): Command {
       await withHub(ctx, program, (hub) => {
         const terminal = hub.registry.terminal(terminalId);
         if (!terminal || terminal.revoked) throw new OperationRefused('NOT_FOUND', `${terminalId} is not an enrolled terminal`);
-        print({ terminalId, password: brokerPasswordFor(mosquittoCredentials(dataDirOf(ctx, program)).brokerSecret, terminal) });
+        // By the terminal's own scheme: what mosquitto-files writes into passwd for it.
+        print({ terminalId, password: brokerPasswordFor(mosquittoCredentials(dataDirOf(ctx, program)).brokerSecret, terminal), scheme: terminal.brokerPasswordScheme });
+        if (terminal.brokerPasswordScheme === 1) ctx.err(legacyPasswordsNote([terminalId]));
       });
     });
 
@@ -640,10 +648,26 @@ function buildProgram(ctx: CliContext): Command {
 const MOSQUITTO_RERUN =
   "note: this terminal's broker password (brokerPassword, its terminal.json hub.password) is bound to this certificate: run `tapsettle mosquitto-files` again and reload Mosquitto (kill -HUP); its old password is refused from then on\n";
 
-/** A terminal's broker password for its certificate, when this data folder has a broker secret (an external Mosquitto). */
-function brokerPasswordOf(dataDir: string, cert: { terminalId: string; publicKey: string; serial: string }): string | undefined {
+/**
+ * What mosquitto-files and broker-password tell about terminals still on the legacy broker
+ * password (scheme 1: derived from the id alone, as by hubs before 2026-12-02). They keep working;
+ * each moves to the certificate-bound one alone.
+ */
+function legacyPasswordsNote(terminalIds: readonly string[]): string {
+  const shown = terminalIds.slice(0, 5).join(', ') + (terminalIds.length > 5 ? `, … (${terminalIds.length - 5} more: legacyPasswordTerminals)` : '');
+  const one = terminalIds.length === 1 ? terminalIds[0] : '<id>';
+  return (
+    `note: ${terminalIds.length} terminal${terminalIds.length === 1 ? '' : 's'} still on the legacy broker password (derived from the terminal id alone, as before 2026-12-02; unchanged, it keeps working): ${shown}. ` +
+    `A leaked one can be rotated only by moving that terminal to a password bound to its certificate: \`tapsettle reissue-certificate ${one}\`, ` +
+    'install the printed certificate and give the terminal the printed brokerPassword (its terminal.json hub.password), then run `tapsettle mosquitto-files` again and reload Mosquitto (kill -HUP)\n'
+  );
+}
+
+/** A terminal's broker password by its registry record (its scheme), when this data folder has a broker secret (an external Mosquitto). */
+function brokerPasswordOf(dataDir: string, terminal: BrokerPasswordSubject | undefined): string | undefined {
+  if (terminal === undefined) throw new Error('brokerPasswordOf: terminal is not in the registry');
   const secret = existingBrokerSecret(dataDir);
-  return secret === undefined ? undefined : brokerPasswordFor(secret, cert);
+  return secret === undefined ? undefined : brokerPasswordFor(secret, terminal);
 }
 
 /** What the broker's account cannot use (or a file that is not there) is the operator's input to fix: exit 2, naming the option. */

@@ -4,9 +4,13 @@
  * 44–88 ms on loopback), a password file in mosquitto_passwd's `$7$` format (PBKDF2-SHA512), and
  * an ACL file with the same rules the embedded broker enforces (acl.ts).
  * Mosquitto cannot check Ed25519 connect tokens, so each terminal gets a broker password the hub
- * derives from a secret and the terminal's current certificate: HMAC-SHA256(brokerSecret,
- * "tapsettle/mqtt-password/v2" \n terminalId \n publicKey \n certificate serial). Reissuing one
- * terminal's certificate (a new serial) or enrolling it with a new key rotates its password alone.
+ * derives from a secret, by the scheme the registry keeps for that terminal:
+ * - 2 (terminals enrolled or reissued since 2026-12-02): from its current certificate,
+ *   HMAC-SHA256(brokerSecret, "tapsettle/mqtt-password/v2" \n terminalId \n publicKey \n serial).
+ *   Reissuing one terminal's certificate (a new serial) rotates its password alone.
+ * - 1 (legacy: terminals enrolled before, until reissued): from its id alone,
+ *   HMAC-SHA256(brokerSecret, "tapsettle/mqtt-password/" + terminalId), unchanged, so upgrading
+ *   the hub changes no terminal's password (no fleet-wide flag day at the next mosquitto-files).
  */
 import { createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -21,8 +25,17 @@ import { HUB_CLIENT_ID } from './hub-transport.ts';
 export const HUB_USERNAME = HUB_CLIENT_ID;
 
 /**
- * What a terminal's broker password is bound to: its id and its current certificate (the key it
- * certifies and its serial), as the registry holds them (`registry.terminal(id)`).
+ * How a terminal's broker password is derived (the registry's `terminals.broker_password_scheme`):
+ * 1 = its id alone (enrolled before 2026-12-02, kept until its certificate is reissued), 2 = its
+ * id and current certificate.
+ */
+export type BrokerPasswordScheme = 1 | 2;
+/** What enrollment and `reissue-certificate` give a terminal. */
+export const CURRENT_BROKER_PASSWORD_SCHEME = 2 satisfies BrokerPasswordScheme;
+
+/**
+ * What a terminal's broker password is derived from: its id, its current certificate (the key it
+ * certifies and its serial) and its scheme, as the registry holds them (`registry.terminal(id)`).
  */
 export interface BrokerPasswordSubject {
   readonly terminalId: string;
@@ -30,6 +43,8 @@ export interface BrokerPasswordSubject {
   readonly publicKey: string;
   /** The serial of the terminal's current certificate (a new one at every reissue). */
   readonly serial: string;
+  /** 1: from the id alone (legacy); 2: from the id, key and serial. */
+  readonly brokerPasswordScheme: BrokerPasswordScheme;
 }
 
 /** The terminals an external Mosquitto gets accounts for (revoked ones get none). */
@@ -38,18 +53,26 @@ export interface MosquittoDirectory {
 }
 
 /**
- * A terminal's password for an external Mosquitto. Bound to its certificate: a copied
- * terminal.json is shut out by reissuing that one terminal's certificate (or re-enrolling it with
- * a new key) and rewriting the broker's files (`mosquitto-files`, then SIGHUP), not by rotating
- * the whole fleet's broker secret.
+ * A terminal's password for an external Mosquitto, by its scheme. Scheme 2 is bound to its
+ * certificate: a copied terminal.json is shut out by reissuing that one terminal's certificate
+ * (or re-enrolling it with a new key) and rewriting the broker's files (`mosquitto-files`, then
+ * SIGHUP), not by rotating the whole fleet's broker secret. Scheme 1 is the derivation of hubs
+ * before 2026-12-02, byte for byte, for the terminals they enrolled; a reissue moves one to 2.
  */
 export function brokerPasswordFor(brokerSecret: Uint8Array, subject: BrokerPasswordSubject): string {
   if (brokerSecret.length < 16) throw new TypeError('brokerPasswordFor: brokerSecret must be at least 16 bytes');
-  const { terminalId, publicKey, serial } = subject;
+  const { terminalId, publicKey, serial, brokerPasswordScheme } = subject;
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(terminalId)) throw new TypeError(`brokerPasswordFor: terminalId=${terminalId}`);
   if (!/^[0-9a-f]{64}$/.test(publicKey)) throw new TypeError('brokerPasswordFor: publicKey must be 64 lowercase hex chars');
   if (!/^[0-9a-f]{32,64}$/.test(serial)) throw new TypeError('brokerPasswordFor: serial must be a certificate serial (lowercase hex)');
-  return createHmac('sha256', brokerSecret).update(`tapsettle/mqtt-password/v2\n${terminalId}\n${publicKey}\n${serial}`).digest('hex');
+  switch (brokerPasswordScheme) {
+    case 1:
+      return createHmac('sha256', brokerSecret).update(`tapsettle/mqtt-password/${terminalId}`).digest('hex');
+    case 2:
+      return createHmac('sha256', brokerSecret).update(`tapsettle/mqtt-password/v2\n${terminalId}\n${publicKey}\n${serial}`).digest('hex');
+    default:
+      throw new TypeError(`brokerPasswordFor: brokerPasswordScheme=${String(brokerPasswordScheme)} (expected 1 or 2)`);
+  }
 }
 
 /** mosquitto_passwd's default: `$7$<iterations>$<base64 salt(12)>$<base64 PBKDF2-SHA512(64)>`. */
@@ -96,6 +119,11 @@ export interface MosquittoFiles {
   readonly chownCommand?: string;
   /** A plain-TCP listener beyond this machine: terminals' passwords and requests cross the network in clear. */
   readonly warning?: string;
+  /**
+   * The unrevoked terminals written with the legacy id-only password (scheme 1), sorted: each
+   * moves to scheme 2 when its certificate is reissued (`reissue-certificate`).
+   */
+  readonly legacyPasswordTerminals: readonly string[];
 }
 
 /**
@@ -144,7 +172,9 @@ export function writeMosquittoFiles(options: MosquittoFilesOptions): MosquittoFi
   const enrolled = [...options.directory.listTerminals()].filter((t) => !t.revoked);
   const terminalIds = enrolled.map((t) => t.terminalId);
   const lines = [`${HUB_USERNAME}:${mosquittoPasswordHash(options.hubPassword)}`];
+  // Each by its own scheme: a terminal enrolled before scheme 2 keeps the password it was given.
   for (const t of enrolled) lines.push(`${t.terminalId}:${mosquittoPasswordHash(brokerPasswordFor(options.brokerSecret, t))}`);
+  const legacyPasswordTerminals = enrolled.filter((t) => t.brokerPasswordScheme === 1).map((t) => t.terminalId).sort();
   const maxPacketBytes = options.maxPacketBytes ?? MAX_MESSAGE_BYTES + 1024;
   const config = [
     '# generated by tapsettle hub/mqtt/mosquitto-config.ts — do not edit',
@@ -194,6 +224,7 @@ export function writeMosquittoFiles(options: MosquittoFilesOptions): MosquittoFi
     url: `${options.tls ? 'mqtts' : 'mqtt'}://${host}:${options.port}`,
     hubUsername: HUB_USERNAME,
     brokerUser: account.name,
+    legacyPasswordTerminals,
     ...(!options.tls && !isLoopbackHost(host)
       ? { warning: `plain TCP on ${host}: terminals' broker passwords and every request and reply cross the network unencrypted; give --tls-cert and --tls-key` }
       : {}),

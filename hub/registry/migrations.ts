@@ -201,4 +201,16 @@ export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
       CREATE INDEX superseded_licenses_wallet ON superseded_licenses (wallet, not_after_ms);
     `,
   },
+  {
+    version: 8,
+    name: 'terminal-broker-password-scheme',
+    sql: `
+      -- How each terminal's external-Mosquitto password is derived (hub/mqtt/mosquitto-config.ts
+      -- brokerPasswordFor): 1 = its id alone, as every hub before this version did, 2 = its id,
+      -- key and current certificate serial. Terminals enrolled before get 1 (the default), so their
+      -- passwords stay as handed out; insertTerminal writes 2 and replaceCertificate (a reissue)
+      -- sets 2: each moves alone, never the whole fleet at once.
+      ALTER TABLE terminals ADD COLUMN broker_password_scheme INTEGER NOT NULL DEFAULT 1 CHECK (broker_password_scheme IN (1, 2));
+    `,
+  },
 ];

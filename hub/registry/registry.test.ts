@@ -397,6 +397,45 @@ describe('registry', () => {
     }
   });
 
+  it('a terminal enrolled at registry version 7 keeps the legacy broker password scheme (1) through the migration, until a reissue moves it to 2; new enrollments get 2', () => {
+    const upgraded = join(dir, 'v7.sqlite');
+    const db = new Database(upgraded);
+    migrateRegistry(db, REGISTRY_MIGRATIONS.filter((m) => m.version <= 7)); // a registry written by the previous hub
+    const keys = { old: generateKeyPair(), kept: generateKeyPair(), fresh: generateKeyPair() };
+    const cert = (terminalId: string, k: { publicKey: Uint8Array }) =>
+      issueTerminalCertificate(hub, { terminalId, kind: 'pos', merchantId: 'shop', publicKey: toHex(k.publicKey), notBefore: 0, notAfter: 1e13 });
+    const insertV7 = db.prepare('INSERT INTO terminals (terminal_id, kind, merchant_id, public_key, serial, certificate, enrolled_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)');
+    for (const [id, k] of [['pos-old', keys.old], ['pos-kept', keys.kept]] as const) {
+      const c = cert(id, k);
+      insertV7.run(id, 'pos', 'shop', toHex(k.publicKey), c.body.serial, JSON.stringify(c), 1);
+    }
+    db.close();
+    let old = Registry.open(upgraded);
+    try {
+      expect(old.db.prepare('SELECT MAX(version) FROM schema_migrations').pluck().get()).toBe(REGISTRY_MIGRATIONS.at(-1)!.version);
+      expect(old.terminal('pos-old')?.brokerPasswordScheme).toBe(1);
+      expect(old.terminal('pos-kept')?.brokerPasswordScheme).toBe(1);
+      expect(old.insertTerminal(cert('pos-new', keys.fresh), 2).brokerPasswordScheme).toBe(2);
+      const reissued = cert('pos-old', keys.old);
+      expect(old.replaceCertificate(reissued)).toMatchObject({ serial: reissued.body.serial, brokerPasswordScheme: 2 });
+      expect(old.terminal('pos-old')?.brokerPasswordScheme).toBe(2);
+      expect(old.revokeTerminal('pos-kept', 3)).toBe(true);
+      expect(old.terminal('pos-kept')?.brokerPasswordScheme).toBe(1); // a revocation moves nothing
+      // Another key is not a reissue: refused, and the scheme stays.
+      expect(old.replaceCertificate(cert('pos-new', keys.old))).toBeUndefined();
+      // Only 1 and 2 are schemes.
+      expect(() => old.db.prepare("UPDATE terminals SET broker_password_scheme = 3 WHERE terminal_id = 'pos-new'").run()).toThrow(/CHECK constraint/);
+    } finally {
+      old.close();
+    }
+    old = Registry.open(upgraded); // as written to the file
+    try {
+      expect(Object.fromEntries(old.terminals().map((t) => [t.terminalId, t.brokerPasswordScheme]))).toEqual({ 'pos-old': 2, 'pos-kept': 1, 'pos-new': 2 });
+    } finally {
+      old.close();
+    }
+  });
+
   it('durable(): commits the queued claims at once and fsyncs, on a file or in memory', async () => {
     expect(reg.claimFreshness({ challenge: 'c1'.repeat(16), wallet: 'w1'.repeat(32), requestId: 'r1'.repeat(16), nowMs: 1 })).toBe('fresh');
     const other = new Database(file, { readonly: true });

@@ -40,6 +40,12 @@ export interface TerminalDirectory {
 export interface TerminalRecord extends TerminalInfo {
   readonly terminalId: string;
   readonly serial: string;
+  /**
+   * How its external-Mosquitto password is derived (hub/mqtt/mosquitto-config.ts
+   * brokerPasswordFor): 1 = from its id alone (enrolled before registry version 8, until its
+   * certificate is reissued), 2 = from its id, key and certificate serial.
+   */
+  readonly brokerPasswordScheme: 1 | 2;
   readonly certificate: Envelope<'terminal.certificate'>;
   readonly enrolledMs: number;
   readonly revokedMs: number | null;
@@ -193,6 +199,7 @@ interface TerminalRow {
   certificate: string;
   enrolled_ms: number;
   revoked_ms: number | null;
+  broker_password_scheme: 1 | 2;
 }
 
 function toTerminal(r: TerminalRow): TerminalRecord {
@@ -206,6 +213,7 @@ function toTerminal(r: TerminalRow): TerminalRecord {
     enrolledMs: r.enrolled_ms,
     revokedMs: r.revoked_ms,
     revoked: r.revoked_ms !== null,
+    brokerPasswordScheme: r.broker_password_scheme,
   };
 }
 
@@ -317,10 +325,12 @@ export class Registry implements TerminalDirectory {
       syncFull: p('PRAGMA synchronous = FULL'),
       metaSet: p('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
       termInsert: p(
-        'INSERT INTO terminals (terminal_id, kind, merchant_id, public_key, serial, certificate, enrolled_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)',
+        // The scheme named: the column's default (1) is for the rows enrolled before it existed.
+        'INSERT INTO terminals (terminal_id, kind, merchant_id, public_key, serial, certificate, enrolled_ms, revoked_ms, broker_password_scheme) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 2)',
       ),
       termRevoke: p('UPDATE terminals SET revoked_ms = ? WHERE terminal_id = ? AND revoked_ms IS NULL'),
-      termCertificate: p('UPDATE terminals SET serial = ?, certificate = ? WHERE terminal_id = ? AND public_key = ? AND revoked_ms IS NULL'),
+      // A new certificate moves a legacy (id-only) broker password to the certificate-bound one.
+      termCertificate: p('UPDATE terminals SET serial = ?, certificate = ?, broker_password_scheme = 2 WHERE terminal_id = ? AND public_key = ? AND revoked_ms IS NULL'),
       walletInsert: p('INSERT INTO wallets (wallet, serial, license, registered_ms, revoked_ms) VALUES (?, ?, ?, ?, NULL)'),
       walletGet: p('SELECT * FROM wallets WHERE wallet = ?'),
       walletRevoke: p('UPDATE wallets SET revoked_ms = ? WHERE wallet = ? AND revoked_ms IS NULL'),
@@ -524,18 +534,23 @@ export class Registry implements TerminalDirectory {
       certificate: JSON.stringify(cert),
       enrolled_ms: nowMs,
       revoked_ms: null,
+      broker_password_scheme: 2,
     });
     this.#terminals.set(b.terminalId, rec);
     return rec;
   }
 
-  /** A new certificate for an enrolled, unrevoked terminal with the same key (after a hub key rotation). */
+  /**
+   * A new certificate for an enrolled, unrevoked terminal with the same key (after a hub key
+   * rotation, or to rotate its broker password). Its broker password scheme becomes 2 (bound to
+   * the new certificate), from 1 too.
+   */
   replaceCertificate(cert: Envelope<'terminal.certificate'>): TerminalRecord | undefined {
     const b = cert.body;
     const t = this.#terminals.get(b.terminalId);
     if (!t || t.revoked || t.publicKey !== b.publicKey) return undefined;
     if (this.#s.termCertificate!.run(b.serial, JSON.stringify(cert), b.terminalId, b.publicKey).changes !== 1) return undefined;
-    const rec = { ...t, serial: b.serial, certificate: cert };
+    const rec = { ...t, serial: b.serial, certificate: cert, brokerPasswordScheme: 2 as const };
     this.#terminals.set(b.terminalId, rec);
     return rec;
   }

@@ -5,11 +5,15 @@
  * message) without the binary.
  */
 import { spawnSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupBrokerAccount } from '../../hub/mqtt/broker-account.ts';
+import { HUB_USERNAME, mosquittoPasswordHash, writeMosquittoFiles } from '../../hub/mqtt/mosquitto-config.ts';
+import { mosquittoCredentials } from '../../hub/mqtt/mosquitto-credentials.ts';
+import Database from 'better-sqlite3';
 import { freePort, mosquittoAvailable, startMosquitto, type MosquittoProcess } from '../../hub/mqtt/mosquitto-process.ts';
 import { runCli } from '../hub/kit.ts';
 import { MqttClient } from 'mqtt';
@@ -85,7 +89,9 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
     expect(await tryConnect(files.url, 'pos-1', `${password}x`)).not.toBe('accepted');
     expect(await tryConnect(files.url, files.hubUsername, readFileSync(files.hubPasswordFile, 'utf8').trim())).toBe('accepted');
     // The same password again: the secret it derives from is kept in the data folder.
-    expect(JSON.parse((await cli('broker-password', 'pos-1')).stdout)).toEqual({ terminalId: 'pos-1', password });
+    const again = await cli('broker-password', 'pos-1');
+    expect(JSON.parse(again.stdout)).toEqual({ terminalId: 'pos-1', password, scheme: 2 }); // enrolled by this hub: bound to its certificate
+    expect(again.stderr).toBe('');
   });
 
   it("reissue-certificate rotates that one terminal's broker password: printed with the certificate, refused in its old form once mosquitto-files is rerun and Mosquitto reloaded; enroll-terminal prints a new terminal's", async () => {
@@ -96,7 +102,7 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
     const { brokerPassword, certificate } = JSON.parse(reissued.stdout) as { brokerPassword: string; certificate: { body: { serial: string } } };
     expect(brokerPassword).toMatch(/^[0-9a-f]{64}$/);
     expect(brokerPassword).not.toBe(old);
-    expect(JSON.parse((await cli('broker-password', 'pos-1')).stdout)).toEqual({ terminalId: 'pos-1', password: brokerPassword });
+    expect(JSON.parse((await cli('broker-password', 'pos-1')).stdout)).toEqual({ terminalId: 'pos-1', password: brokerPassword, scheme: 2 });
     // Until the files are rewritten the broker knows only the old one.
     expect(await tryConnect(files.url, 'pos-1', brokerPassword)).not.toBe('accepted');
     const enrolled = await cli('enroll-terminal', '--id', 'pos-3', '--kind', 'pos', '--merchant', 'shop');
@@ -193,5 +199,102 @@ describe.skipIf(!available)('CLI: files and passwords for an external Mosquitto'
     } finally {
       await broker.stop();
     }
+  });
+});
+
+describe.skipIf(!available)('CLI: a fleet enrolled before certificate-bound broker passwords (registry version 7), upgraded', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tapsettle-cli-mosquitto-legacy-'));
+  const dataDir = path.join(dir, 'hub');
+  const cli = (...args: string[]) => runCli(dataDir, args, { cwd: dir });
+  let mosquitto: MosquittoProcess | undefined;
+  let url: string;
+  let port: number;
+  let brokerSecret: Uint8Array;
+  /** The derivation of every hub before 2026-12-02 (git show 977eedb^:hub/mqtt/mosquitto-config.ts), written out here, not imported. */
+  const idOnly = (id: string) => createHmac('sha256', brokerSecret).update(`tapsettle/mqtt-password/${id}`).digest('hex');
+  const certificateBound = (id: string, publicKey: string, serial: string) =>
+    createHmac('sha256', brokerSecret).update(`tapsettle/mqtt-password/v2\n${id}\n${publicKey}\n${serial}`).digest('hex');
+  /** A terminal's connection held across reloads: Mosquitto closes it if its password stops matching. */
+  let held: MqttClient | undefined;
+  let heldCloses = 0;
+
+  beforeAll(async () => {
+    chmodSync(dir, 0o711);
+    for (const [i, id] of ['pos-a', 'pos-b', 'pos-c'].entries()) expect((await cli('enroll-terminal', ...(i === 0 ? ['--init'] : []), '--id', id, '--kind', 'pos', '--merchant', 'shop')).code).toBe(0);
+    // The registry as the previous hub left it: version 7, no scheme column.
+    const db = new Database(path.join(dataDir, 'registry.sqlite'));
+    db.exec('ALTER TABLE terminals DROP COLUMN broker_password_scheme; DELETE FROM schema_migrations WHERE version >= 8');
+    db.close();
+    // ...and the broker it ran: every terminal on its id-only password, the terminals connected.
+    const creds = mosquittoCredentials(dataDir);
+    brokerSecret = creds.brokerSecret;
+    port = await freePort();
+    // Config and ACL as this code writes them; the passwd file as the previous hub did.
+    const none = { listTerminals: () => [] };
+    const files = writeMosquittoFiles({ dir: path.join(dir, 'mosquitto'), port, directory: none, brokerSecret, hubPassword: creds.hubPassword });
+    writeFileSync(files.passwordPath, [HUB_USERNAME, 'pos-a', 'pos-b', 'pos-c'].map((u) => `${u}:${mosquittoPasswordHash(u === HUB_USERNAME ? creds.hubPassword : idOnly(u))}\n`).join(''), { mode: 0o600 });
+    url = files.url;
+    mosquitto = await startMosquitto(files.configPath, port);
+    for (const id of ['pos-a', 'pos-c']) expect(await tryConnect(url, id, idOnly(id))).toBe('accepted');
+    held = new MqttClient(noDelayStreamBuilder(url), { protocolVersion: 4, clientId: 'pos-b', username: 'pos-b', password: idOnly('pos-b'), reconnectPeriod: 0 });
+    held.on('close', () => void heldCloses++);
+    await new Promise<void>((resolve, reject) => {
+      held!.once('connect', () => resolve());
+      held!.once('error', reject);
+    });
+  });
+
+  afterAll(async () => {
+    held?.end(true);
+    await mosquitto?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the first mosquitto-files after the upgrade (revoking a stolen terminal) keeps every other terminal on the password it holds, and says how many are on the legacy scheme and how to move one', async () => {
+    expect((await cli('revoke-terminal', 'pos-c')).code).toBe(0);
+    const r = await cli('mosquitto-files', '--out', 'mosquitto', '--port', String(port));
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ legacyPasswordCount: 2, legacyPasswordTerminals: ['pos-a', 'pos-b'] });
+    expect(r.stderr).toContain('note: 2 terminals still on the legacy broker password');
+    expect(r.stderr).toContain('pos-a, pos-b');
+    expect(r.stderr).toContain('`tapsettle reissue-certificate <id>`');
+    expect(r.stderr).toContain('brokerPassword');
+    mosquitto!.reload();
+    // The reload has happened once the revoked terminal is refused.
+    await expect.poll(() => tryConnect(url, 'pos-c', idOnly('pos-c')), { timeout: 5000 }).not.toBe('accepted');
+    expect(await tryConnect(url, 'pos-a', idOnly('pos-a'))).toBe('accepted');
+    expect(held!.connected).toBe(true);
+    expect(heldCloses).toBe(0);
+  });
+
+  it('broker-password prints a legacy terminal’s id-only password, scheme 1, with how to move it', async () => {
+    const r = await cli('broker-password', 'pos-a');
+    expect(JSON.parse(r.stdout)).toEqual({ terminalId: 'pos-a', password: idOnly('pos-a'), scheme: 1 });
+    expect(r.stderr).toContain('note: 1 terminal still on the legacy broker password');
+    expect(r.stderr).toContain('`tapsettle reissue-certificate pos-a`');
+  });
+
+  it('reissue-certificate moves that one terminal to the certificate-bound password: its old one is refused after mosquitto-files and a reload, the other legacy terminal keeps its own; a new enrollment is bound too', async () => {
+    const reissued = await cli('reissue-certificate', 'pos-a');
+    expect(reissued.code).toBe(0);
+    const { brokerPassword, certificate } = JSON.parse(reissued.stdout) as { brokerPassword: string; certificate: { body: { publicKey: string; serial: string } } };
+    expect(brokerPassword).toBe(certificateBound('pos-a', certificate.body.publicKey, certificate.body.serial));
+    const after = await cli('broker-password', 'pos-a');
+    expect(JSON.parse(after.stdout)).toEqual({ terminalId: 'pos-a', password: brokerPassword, scheme: 2 });
+    expect(after.stderr).toBe('');
+    const enrolled = await cli('enroll-terminal', '--id', 'pos-d', '--kind', 'pos', '--merchant', 'shop');
+    const pos4 = JSON.parse(enrolled.stdout) as { brokerPassword: string; certificate: { body: { publicKey: string; serial: string } } };
+    expect(pos4.brokerPassword).toBe(certificateBound('pos-d', pos4.certificate.body.publicKey, pos4.certificate.body.serial));
+    expect(JSON.parse((await cli('broker-password', 'pos-d')).stdout)).toMatchObject({ scheme: 2 });
+
+    const r = await cli('mosquitto-files', '--out', 'mosquitto', '--port', String(port));
+    expect(JSON.parse(r.stdout)).toMatchObject({ legacyPasswordCount: 1, legacyPasswordTerminals: ['pos-b'] });
+    expect(r.stderr).toContain('note: 1 terminal still on the legacy broker password');
+    mosquitto!.reload();
+    await expect.poll(() => tryConnect(url, 'pos-a', brokerPassword), { timeout: 5000 }).toBe('accepted');
+    expect(await tryConnect(url, 'pos-a', idOnly('pos-a'))).not.toBe('accepted');
+    expect(await tryConnect(url, 'pos-d', pos4.brokerPassword)).toBe('accepted');
+    expect(held!.connected).toBe(true);
+    expect(heldCloses).toBe(0);
   });
 });

@@ -23,6 +23,7 @@ import {
 } from '../../protocol/index.ts';
 import type { SignatureVerifier } from '../../hub/verify/verifier.ts';
 import { noDelayStreamBuilder } from '../../hub/mqtt/no-delay-stream.ts';
+import type { BrokerPasswordScheme, BrokerPasswordSubject } from '../../hub/mqtt/mosquitto-config.ts';
 import type { Announcement, SettlementHandler, TerminalListing } from '../../hub/mqtt/types.ts';
 import { makePurchaseRequest, nodeSigningKey, type PurchaseParty } from '../../simulators/load/purchase-request.ts';
 
@@ -32,21 +33,27 @@ export interface TestTerminal {
 }
 
 export class MemoryDirectory implements TerminalListing {
-  /** `serial` stands for the terminal's current certificate (its broker password is bound to it). */
-  private readonly terminals = new Map<string, { publicKey: string; serial: string; revoked: boolean }>();
-  add(t: TestTerminal): void {
-    this.terminals.set(t.terminalId, { publicKey: toHex(t.keys.publicKey), serial: randomBytes(16).toString('hex'), revoked: false });
+  /**
+   * `serial` stands for the terminal's current certificate (a scheme 2 broker password is bound to
+   * it); scheme 1 is the legacy id-only password of terminals enrolled before 2026-12-02.
+   */
+  private readonly terminals = new Map<string, { publicKey: string; serial: string; brokerPasswordScheme: BrokerPasswordScheme; revoked: boolean }>();
+  add(t: TestTerminal, brokerPasswordScheme: BrokerPasswordScheme = 2): void {
+    this.terminals.set(t.terminalId, { publicKey: toHex(t.keys.publicKey), serial: randomBytes(16).toString('hex'), brokerPasswordScheme, revoked: false });
   }
-  /** A new certificate for the terminal (reissued, same key): a new serial. */
+  /** A new certificate for the terminal (reissued, same key): a new serial, and scheme 2 (as the registry does). */
   reissue(terminalId: string): void {
     const t = this.terminals.get(terminalId);
-    if (t) t.serial = randomBytes(16).toString('hex');
+    if (t) {
+      t.serial = randomBytes(16).toString('hex');
+      t.brokerPasswordScheme = 2;
+    }
   }
   /** What its broker password derives from (hub/mqtt/mosquitto-config.ts brokerPasswordFor). */
-  subject(terminalId: string): { terminalId: string; publicKey: string; serial: string } {
+  subject(terminalId: string): BrokerPasswordSubject {
     const t = this.terminals.get(terminalId);
     if (!t) throw new Error(`no terminal ${terminalId}`);
-    return { terminalId, publicKey: t.publicKey, serial: t.serial };
+    return { terminalId, publicKey: t.publicKey, serial: t.serial, brokerPasswordScheme: t.brokerPasswordScheme };
   }
   revoke(terminalId: string): void {
     const t = this.terminals.get(terminalId);
